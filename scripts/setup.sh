@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Sets up everything consentry needs on Debian 12 with Node 20 and npm, idempotently:
+#   1. Debian packages: the mediasoup worker's build deps, ffmpeg, chromium, flite
+#   2. moto (local S3 API server for tests and the demo), from pip
+#   3. the mediasoup worker, built from the npm package against Debian's libraries
+#      (cached in ~/.cache/consentry, keyed by mediasoup version + patch hash)
+#   4. npm dependencies (npm ci), with the built worker placed where mediasoup looks for it
+#   5. the server (tsc) and browser client (vite) builds
+# A warm run takes a few seconds. Set CONSENTRY_SKIP_APT=1 to skip step 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+start=$(date +%s)
+
+APT_PACKAGES=(
+	g++ make pkg-config python3 python3-venv meson ninja-build
+	libuv1-dev libssl-dev libsrtp2-dev libflatbuffers-dev flatbuffers-compiler libabsl-dev
+	ffmpeg chromium flite
+)
+MOTO_VERSION=5.2.1
+export CONSENTRY_CACHE_DIR="${CONSENTRY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/consentry}"
+mkdir -p "$CONSENTRY_CACHE_DIR"
+
+# 1. Debian packages -------------------------------------------------------------
+if [[ "${CONSENTRY_SKIP_APT:-}" != 1 ]]; then
+	missing=()
+	for p in "${APT_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		log "installing Debian packages: ${missing[*]}"
+		SUDO=""
+		[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+fi
+
+# 2. moto_server (S3 API for tests and the demo) ---------------------------------
+# pip's default index may be unreachable: --retries 0 --timeout 3 falls straight through
+# to the machine's local wheel mirror when one is configured.
+if ! command -v moto_server >/dev/null 2>&1 && [[ ! -x "$CONSENTRY_CACHE_DIR/venv/bin/moto_server" ]]; then
+	log "installing moto[server]==$MOTO_VERSION into $CONSENTRY_CACHE_DIR/venv"
+	python3 -m venv "$CONSENTRY_CACHE_DIR/venv"
+	"$CONSENTRY_CACHE_DIR/venv/bin/pip" install -q --retries 0 --timeout 3 "moto[server]==$MOTO_VERSION"
+fi
+
+# 3. mediasoup worker --------------------------------------------------------------
+WORKER_BIN=$(scripts/mediasoup-worker/build.sh | tail -1)
+export MEDIASOUP_WORKER_BIN="$WORKER_BIN" # also makes `npm ci` skip mediasoup's download
+
+# 4. npm dependencies ----------------------------------------------------------------
+LOCK_HASH=$(sha256sum package-lock.json | cut -c1-64)
+if [[ "$(cat node_modules/.consentry-lock-hash 2>/dev/null)" != "$LOCK_HASH" ]]; then
+	log "installing npm dependencies (npm ci)"
+	npm ci --no-audit --no-fund --loglevel=error
+	echo "$LOCK_HASH" >node_modules/.consentry-lock-hash
+fi
+# mediasoup looks for its worker here when MEDIASOUP_WORKER_BIN is unset.
+DEST=node_modules/mediasoup/worker/out/Release/mediasoup-worker
+if ! cmp -s "$WORKER_BIN" "$DEST" 2>/dev/null; then
+	mkdir -p "$(dirname "$DEST")"
+	cp "$WORKER_BIN" "$DEST.tmp" && mv "$DEST.tmp" "$DEST"
+fi
+
+# 5. builds ------------------------------------------------------------------------------
+log "building server and client"
+npx --no-install tsc -p tsconfig.build.json
+npx --no-install vite build --logLevel error
+
+log "ready in $(($(date +%s) - start)) s (worker: $WORKER_BIN)"

@@ -1,0 +1,99 @@
+import { existsSync, readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import fastifyStatic from "@fastify/static";
+import Fastify, { type FastifyInstance } from "fastify";
+import { Server as IoServer } from "socket.io";
+import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
+import type { GatewayConfig } from "./config.js";
+import { ConsentryError, toPublicError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { RoomRegistry } from "./sfu/RoomRegistry.js";
+import { WorkerPool } from "./sfu/WorkerPool.js";
+import { SignalingServer } from "./signaling/SignalingServer.js";
+
+/**
+ * The gateway process: HTTP (client assets, REST API, health), socket.io
+ * signaling and the mediasoup workers behind it.
+ */
+export class Gateway {
+	readonly http: FastifyInstance;
+	readonly io: IoServer<ClientEvents, ServerEvents>;
+	readonly pool: WorkerPool;
+	readonly rooms: RoomRegistry;
+	readonly #log: Logger;
+
+	private constructor(
+		http: FastifyInstance,
+		io: IoServer<ClientEvents, ServerEvents>,
+		pool: WorkerPool,
+		rooms: RoomRegistry,
+		log: Logger,
+	) {
+		this.http = http;
+		this.io = io;
+		this.pool = pool;
+		this.rooms = rooms;
+		this.#log = log;
+	}
+
+	static async create(config: GatewayConfig, log: Logger): Promise<Gateway> {
+		const pool = await WorkerPool.create(
+			{ numWorkers: config.mediasoup.numWorkers, workerBin: config.mediasoup.workerBin },
+			log,
+		);
+		const http = Fastify({
+			loggerInstance: log.child({ component: "http" }),
+			bodyLimit: 64 * 1024,
+			...(config.http.tls
+				? { https: { cert: readFileSync(config.http.tls.certFile), key: readFileSync(config.http.tls.keyFile) } }
+				: {}),
+		}) as unknown as FastifyInstance;
+
+		http.setErrorHandler((err, _req, reply) => {
+			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
+			const status = (err as { statusCode?: number }).statusCode;
+			if (status && status >= 400 && status < 500) {
+				return reply.status(status).send({ code: "invalid_request", message: (err as Error).message });
+			}
+			log.error({ err }, "unhandled HTTP error");
+			return reply.status(500).send(toPublicError(err));
+		});
+		http.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: "not_found", message: "No such page." }));
+
+		http.get("/healthz", async () => ({ ok: true, workers: pool.size, rooms: rooms.size }));
+
+		if (existsSync(config.clientDir)) {
+			await http.register(fastifyStatic, { root: config.clientDir, index: "index.html" });
+		} else {
+			log.warn({ clientDir: config.clientDir }, "client not built; run `npm run build:client`");
+		}
+
+		const io = new IoServer<ClientEvents, ServerEvents>(http.server, {
+			serveClient: false,
+			maxHttpBufferSize: 256 * 1024,
+			pingInterval: 10_000,
+			pingTimeout: 10_000,
+		});
+		const rooms = new RoomRegistry(pool, config.rtc, log);
+		new SignalingServer(io, rooms, log);
+
+		await http.listen({ host: config.http.host, port: config.http.port });
+		return new Gateway(http, io, pool, rooms, log);
+	}
+
+	/** The base URL the gateway listens on. */
+	get url(): string {
+		const addr = this.http.server.address() as AddressInfo;
+		const scheme = "key" in (this.http.initialConfig as object) ? "https" : "http";
+		const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+		return `${scheme}://${host}:${addr.port}`;
+	}
+
+	async close(): Promise<void> {
+		this.#log.info("gateway closing");
+		await this.rooms.closeAll();
+		this.io.close();
+		await this.http.close();
+		this.pool.close();
+	}
+}

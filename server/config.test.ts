@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
+
+const bin = process.execPath; // any executable file will do for these checks
+
+describe("loadConfig", () => {
+	it("applies defaults bound to loopback", () => {
+		const c = loadConfig({ MEDIASOUP_WORKER_BIN: bin });
+		expect(c.http.host).toBe("127.0.0.1");
+		expect(c.rtc.listenIp).toBe("127.0.0.1");
+		expect(c.mediasoup.numWorkers).toBeGreaterThan(0);
+		expect(c.http.tls).toBeUndefined();
+	});
+
+	it("names every bad variable at once", () => {
+		try {
+			loadConfig({
+				MEDIASOUP_WORKER_BIN: bin,
+				CONSENTRY_HTTP_PORT: "http",
+				CONSENTRY_RTC_MIN_PORT: "50000",
+				CONSENTRY_RTC_MAX_PORT: "40000",
+			});
+			expect.unreachable();
+		} catch (err) {
+			expect(err).toBeInstanceOf(ConfigError);
+			expect((err as Error).message).toContain("CONSENTRY_HTTP_PORT");
+		}
+		expect(() =>
+			loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_RTC_MIN_PORT: "50000", CONSENTRY_RTC_MAX_PORT: "40000" }),
+		).toThrow(/CONSENTRY_RTC_MIN_PORT must be <= CONSENTRY_RTC_MAX_PORT/);
+	});
+
+	it("refuses a missing or non-executable worker binary with the fix", () => {
+		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: "/nonexistent/worker" })).toThrow(/scripts\/setup.sh/);
+	});
+
+	it("requires TLS certificate and key together", () => {
+		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_TLS_CERT_FILE: "/x.pem" })).toThrow(/both/);
+	});
+});

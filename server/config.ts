@@ -1,0 +1,83 @@
+import { accessSync, constants as fsConstants } from "node:fs";
+import os from "node:os";
+import * as mediasoup from "mediasoup";
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+import { defaultClientDir } from "./paths.js";
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** Every environment variable the gateway reads, with its default. */
+const EnvSchema = z
+	.object({
+		CONSENTRY_HTTP_HOST: z.string().default("127.0.0.1"),
+		CONSENTRY_HTTP_PORT: port.default(8080),
+		CONSENTRY_TLS_CERT_FILE: z.string().optional(),
+		CONSENTRY_TLS_KEY_FILE: z.string().optional(),
+		CONSENTRY_RTC_LISTEN_IP: z.string().default("127.0.0.1"),
+		CONSENTRY_RTC_ANNOUNCED_ADDRESS: z.string().optional(),
+		CONSENTRY_RTC_MIN_PORT: port.default(40000),
+		CONSENTRY_RTC_MAX_PORT: port.default(40999),
+		CONSENTRY_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+		CONSENTRY_CLIENT_DIR: z.string().optional(),
+		/** Defaults to where scripts/setup.sh puts the worker it built: mediasoup's own default path. */
+		MEDIASOUP_WORKER_BIN: z.string().min(1).optional(),
+	})
+	.refine((e) => e.CONSENTRY_RTC_MIN_PORT <= e.CONSENTRY_RTC_MAX_PORT, {
+		message: "CONSENTRY_RTC_MIN_PORT must be <= CONSENTRY_RTC_MAX_PORT",
+		path: ["CONSENTRY_RTC_MIN_PORT"],
+	})
+	.refine((e) => Boolean(e.CONSENTRY_TLS_CERT_FILE) === Boolean(e.CONSENTRY_TLS_KEY_FILE), {
+		message: "set both CONSENTRY_TLS_CERT_FILE and CONSENTRY_TLS_KEY_FILE, or neither",
+		path: ["CONSENTRY_TLS_CERT_FILE"],
+	});
+
+export interface GatewayConfig {
+	http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
+	rtc: { listenIp: string; announcedAddress?: string; minPort: number; maxPort: number };
+	mediasoup: { workerBin: string; numWorkers: number };
+	logLevel: string;
+	/** Directory holding the built browser client (vite build output). */
+	clientDir: string;
+}
+
+/** Reads and validates the configuration; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+	const parsed = EnvSchema.safeParse(env);
+	if (!parsed.success) {
+		const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(env)"}: ${i.message}`);
+		throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+	}
+	const e = parsed.data;
+	const workerBin = e.MEDIASOUP_WORKER_BIN ?? mediasoup.workerBin;
+	try {
+		accessSync(workerBin, fsConstants.X_OK);
+	} catch (cause) {
+		throw new ConfigError(
+			`the mediasoup worker binary ${workerBin} is not an executable file; run scripts/setup.sh to build it (or set MEDIASOUP_WORKER_BIN)`,
+			{ cause },
+		);
+	}
+	return {
+		http: {
+			host: e.CONSENTRY_HTTP_HOST,
+			port: e.CONSENTRY_HTTP_PORT,
+			...(e.CONSENTRY_TLS_CERT_FILE && e.CONSENTRY_TLS_KEY_FILE
+				? { tls: { certFile: e.CONSENTRY_TLS_CERT_FILE, keyFile: e.CONSENTRY_TLS_KEY_FILE } }
+				: {}),
+		},
+		rtc: {
+			listenIp: e.CONSENTRY_RTC_LISTEN_IP,
+			...(e.CONSENTRY_RTC_ANNOUNCED_ADDRESS ? { announcedAddress: e.CONSENTRY_RTC_ANNOUNCED_ADDRESS } : {}),
+			minPort: e.CONSENTRY_RTC_MIN_PORT,
+			maxPort: e.CONSENTRY_RTC_MAX_PORT,
+		},
+		mediasoup: {
+			workerBin,
+			numWorkers: e.CONSENTRY_WORKERS ?? os.availableParallelism(),
+		},
+		logLevel: e.CONSENTRY_LOG_LEVEL,
+		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
+	};
+}

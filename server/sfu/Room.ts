@@ -1,0 +1,204 @@
+import { EventEmitter } from "node:events";
+import type { types as ms } from "mediasoup";
+import type { MediaSource, ServerEvents, TransportInfo } from "../../shared/protocol.js";
+import { ConflictError, ForbiddenError, ValidationError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { mediaCodecs } from "./mediaCodecs.js";
+import type { Peer } from "./Peer.js";
+import type { RoomEvents, RoomOptions, RtcListenOptions } from "./RoomTypes.js";
+
+/**
+ * The media side of one meeting: a mediasoup router and the peers connected to
+ * it. Every producer is forwarded to every other peer that can receive it.
+ */
+export class Room extends EventEmitter<RoomEvents> {
+	readonly meetingId: string;
+	readonly router: ms.Router;
+	readonly #rtc: RtcListenOptions;
+	readonly #log: Logger;
+	readonly #peers = new Map<string, Peer>();
+	readonly #speakerObserver: ms.ActiveSpeakerObserver;
+	#closed = false;
+
+	private constructor(options: RoomOptions, router: ms.Router, speakerObserver: ms.ActiveSpeakerObserver) {
+		super();
+		this.meetingId = options.meetingId;
+		this.router = router;
+		this.#rtc = options.rtc;
+		this.#log = options.log.child({ component: "Room", meetingId: options.meetingId });
+		this.#speakerObserver = speakerObserver;
+		router.on("workerclose", () => {
+			this.#log.error("media worker died; asking peers to reconnect");
+			this.broadcast("reconnect", { reason: "media_worker_restarted" });
+			this.close();
+		});
+		router.observer.once("close", () => this.close());
+		speakerObserver.on("dominantspeaker", ({ producer }) => {
+			const peerId = (producer.appData as { peerId?: string }).peerId ?? null;
+			this.broadcast("activeSpeaker", { peerId });
+		});
+	}
+
+	static async create(options: RoomOptions): Promise<Room> {
+		const router = await options.pool.createRouter({ mediaCodecs, appData: { meetingId: options.meetingId } });
+		const observer = await router.createActiveSpeakerObserver({ interval: 300 });
+		return new Room(options, router, observer);
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	get peers(): ReadonlyMap<string, Peer> {
+		return this.#peers;
+	}
+
+	addPeer(peer: Peer): void {
+		if (this.#closed) throw new ConflictError("meeting_closed", "This meeting's media session has closed; rejoin.");
+		if (this.#peers.has(peer.id)) throw new ConflictError("already_joined", "This connection already joined.");
+		this.#peers.set(peer.id, peer);
+		this.broadcast("peerJoined", peer.info(), peer.id);
+		this.#log.debug({ peerId: peer.id }, "peer joined");
+	}
+
+	removePeer(peerId: string): void {
+		const peer = this.#peers.get(peerId);
+		if (!peer) return;
+		this.#peers.delete(peerId);
+		peer.close();
+		this.broadcast("peerLeft", { peerId });
+		this.#log.debug({ peerId }, "peer left");
+		if (this.#peers.size === 0) this.close();
+	}
+
+	async createWebRtcTransport(peer: Peer, direction: "send" | "recv"): Promise<TransportInfo> {
+		if (peer.transports.size >= 4)
+			throw new ConflictError("too_many_transports", "A peer may hold at most 4 transports.");
+		const portRange = { min: this.#rtc.minPort, max: this.#rtc.maxPort };
+		const listen = (protocol: "udp" | "tcp"): ms.TransportListenInfo => ({
+			protocol,
+			ip: this.#rtc.listenIp,
+			...(this.#rtc.announcedAddress ? { announcedAddress: this.#rtc.announcedAddress } : {}),
+			portRange,
+		});
+		const transport = await this.router.createWebRtcTransport({
+			listenInfos: [listen("udp"), listen("tcp")],
+			enableUdp: true,
+			enableTcp: true,
+			preferUdp: true,
+			initialAvailableOutgoingBitrate: 1_000_000,
+			appData: { peerId: peer.id, direction },
+		});
+		peer.transports.set(transport.id, transport);
+		transport.observer.once("close", () => peer.transports.delete(transport.id));
+		transport.on("dtlsstatechange", (state) => {
+			if (state === "failed" || state === "closed") this.#log.warn({ peerId: peer.id, state }, "transport DTLS ended");
+		});
+		return {
+			id: transport.id,
+			iceParameters: transport.iceParameters,
+			iceCandidates: transport.iceCandidates,
+			dtlsParameters: transport.dtlsParameters,
+		};
+	}
+
+	async connectWebRtcTransport(peer: Peer, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
+		await peer.transport(transportId).connect({ dtlsParameters });
+	}
+
+	/** Records what this peer can receive and starts forwarding every existing producer to it. */
+	async setRtpCapabilities(peer: Peer, rtpCapabilities: ms.RtpCapabilities): Promise<void> {
+		peer.rtpCapabilities = rtpCapabilities;
+		for (const other of this.#peers.values()) {
+			if (other === peer) continue;
+			for (const producer of other.producers.values()) await this.#consume(peer, producer);
+		}
+	}
+
+	async produce(
+		peer: Peer,
+		transportId: string,
+		kind: ms.MediaKind,
+		rtpParameters: ms.RtpParameters,
+		source: MediaSource,
+	): Promise<string> {
+		const transport = peer.transport(transportId);
+		if (transport.appData.direction !== "send")
+			throw new ForbiddenError("wrong_transport", "Produce on a send transport.");
+		if ((source === "mic") !== (kind === "audio")) {
+			throw new ValidationError(`a ${source} source cannot carry ${kind}`);
+		}
+		for (const p of peer.producers.values()) {
+			if (p.appData.source === source) throw new ConflictError("source_busy", `This peer already sends its ${source}.`);
+		}
+		let producer: ms.Producer<{ source: MediaSource; peerId: string }>;
+		try {
+			producer = await transport.produce({ kind, rtpParameters, appData: { source, peerId: peer.id } });
+		} catch (err) {
+			if (err instanceof TypeError) throw new ValidationError(`rejected RTP parameters: ${err.message}`);
+			throw err;
+		}
+		peer.producers.set(producer.id, producer);
+		producer.observer.once("close", () => peer.producers.delete(producer.id));
+		if (kind === "audio") await this.#speakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);
+		for (const other of this.#peers.values()) {
+			if (other !== peer) await this.#consume(other, producer);
+		}
+		return producer.id;
+	}
+
+	async resumeConsumer(peer: Peer, consumerId: string): Promise<void> {
+		await peer.consumer(consumerId).resume();
+	}
+
+	/** Sends an event to every peer in the room, except `exceptPeerId`. */
+	broadcast<E extends keyof ServerEvents>(
+		event: E,
+		payload: Parameters<ServerEvents[E]>[0],
+		exceptPeerId?: string,
+	): void {
+		for (const peer of this.#peers.values()) {
+			if (peer.id !== exceptPeerId) peer.notify(event, ...([payload] as Parameters<ServerEvents[E]>));
+		}
+	}
+
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		for (const peer of this.#peers.values()) peer.close();
+		this.#peers.clear();
+		this.router.close();
+		this.emit("close");
+	}
+
+	async #consume(peer: Peer, producer: ms.Producer<{ source: MediaSource; peerId: string }>): Promise<void> {
+		const transport = peer.recvTransport();
+		if (!peer.rtpCapabilities || !transport || peer.closed) return;
+		if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: peer.rtpCapabilities })) return;
+		const consumer = await transport.consume({
+			producerId: producer.id,
+			rtpCapabilities: peer.rtpCapabilities,
+			paused: true,
+			appData: { peerId: peer.id },
+		});
+		peer.consumers.set(consumer.id, consumer);
+		const gone = () => {
+			if (peer.consumers.delete(consumer.id)) peer.notify("consumerClosed", { consumerId: consumer.id });
+		};
+		consumer.on("transportclose", () => peer.consumers.delete(consumer.id));
+		consumer.on("producerclose", gone);
+		consumer.on("producerpause", () => peer.notify("consumerPaused", { consumerId: consumer.id }));
+		consumer.on("producerresume", () => peer.notify("consumerResumed", { consumerId: consumer.id }));
+		peer.notify("newConsumer", {
+			peerId: producer.appData.peerId,
+			producerId: producer.id,
+			consumerId: consumer.id,
+			kind: consumer.kind,
+			source: producer.appData.source,
+			rtpParameters: consumer.rtpParameters,
+			producerPaused: consumer.producerPaused,
+		});
+		if (consumer.kind === "video")
+			await consumer.setPreferredLayers({ spatialLayer: 2, temporalLayer: 2 }).catch(() => undefined);
+	}
+}

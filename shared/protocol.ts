@@ -1,0 +1,177 @@
+/**
+ * The signaling protocol between the browser client and the gateway, shared by
+ * both sides. Client → server messages are requests with an acknowledgement
+ * (socket.io ack); server → client messages are events. Every request body is
+ * validated on the server with the zod schema below before any handler runs.
+ */
+import { z } from "zod";
+
+const Id = z.string().min(1).max(128);
+const Loose = <T extends z.ZodRawShape>(shape: T) => z.looseObject(shape);
+
+export const MediaSource = z.enum(["mic", "camera", "screen"]);
+export type MediaSource = z.infer<typeof MediaSource>;
+
+const DtlsParameters = z.object({
+	role: z.enum(["auto", "client", "server"]).optional(),
+	fingerprints: z
+		.array(
+			z.object({
+				algorithm: z.enum(["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"]),
+				value: z.string().min(1).max(256),
+			}),
+		)
+		.min(1)
+		.max(8),
+});
+
+const RtcpFeedback = z.object({ type: z.string().max(64), parameter: z.string().max(64).optional() });
+const Parameters = z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional();
+
+const RtpCodecParameters = Loose({
+	mimeType: z.string().max(64),
+	payloadType: z.number().int().min(0).max(127),
+	clockRate: z.number().int().positive(),
+	channels: z.number().int().positive().max(8).optional(),
+	parameters: Parameters,
+	rtcpFeedback: z.array(RtcpFeedback).max(32).optional(),
+});
+
+/** Shape-checked here; mediasoup's ORTC layer then validates the semantics. */
+const RtpParameters = Loose({
+	mid: z.string().max(32).optional(),
+	codecs: z.array(RtpCodecParameters).min(1).max(32),
+	headerExtensions: z
+		.array(Loose({ uri: z.string().max(256), id: z.number().int().min(1).max(255) }))
+		.max(32)
+		.optional(),
+	encodings: z
+		.array(
+			Loose({
+				ssrc: z.number().int().nonnegative().optional(),
+				rid: z.string().max(32).optional(),
+				scalabilityMode: z.string().max(16).optional(),
+				maxBitrate: z.number().nonnegative().optional(),
+			}),
+		)
+		.max(8)
+		.optional(),
+	rtcp: Loose({ cname: z.string().max(256).optional(), reducedSize: z.boolean().optional() }).optional(),
+});
+
+const RtpCapabilities = Loose({
+	codecs: z
+		.array(
+			Loose({
+				kind: z.enum(["audio", "video"]),
+				mimeType: z.string().max(64),
+				clockRate: z.number().int().positive(),
+				preferredPayloadType: z.number().int().min(0).max(127).optional(),
+				channels: z.number().int().positive().max(8).optional(),
+				parameters: Parameters,
+				rtcpFeedback: z.array(RtcpFeedback).max(32).optional(),
+			}),
+		)
+		.max(64)
+		.optional(),
+	headerExtensions: z
+		.array(Loose({ uri: z.string().max(256), preferredId: z.number().int().min(1).max(255) }))
+		.max(64)
+		.optional(),
+});
+
+/** Request bodies, one schema per request name. */
+export const RequestSchemas = {
+	join: z.object({
+		meetingId: z
+			.string()
+			.min(1)
+			.max(64)
+			.regex(/^[A-Za-z0-9-]+$/, "meeting IDs contain letters, digits and dashes only"),
+		displayName: z.string().trim().min(1).max(64),
+	}),
+	createWebRtcTransport: z.object({ direction: z.enum(["send", "recv"]) }),
+	connectWebRtcTransport: z.object({ transportId: Id, dtlsParameters: DtlsParameters }),
+	setRtpCapabilities: z.object({ rtpCapabilities: RtpCapabilities }),
+	produce: z.object({
+		transportId: Id,
+		kind: z.enum(["audio", "video"]),
+		rtpParameters: RtpParameters,
+		source: MediaSource,
+	}),
+	closeProducer: z.object({ producerId: Id }),
+	pauseProducer: z.object({ producerId: Id }),
+	resumeProducer: z.object({ producerId: Id }),
+	resumeConsumer: z.object({ consumerId: Id }),
+	leave: z.object({}),
+} as const;
+
+export type RequestName = keyof typeof RequestSchemas;
+export type RequestData<N extends RequestName> = z.input<(typeof RequestSchemas)[N]>;
+
+export interface ProducerInfo {
+	id: string;
+	kind: "audio" | "video";
+	source: MediaSource;
+	paused: boolean;
+}
+
+export interface PeerInfo {
+	id: string;
+	displayName: string;
+	producers: ProducerInfo[];
+}
+
+export interface TransportInfo {
+	id: string;
+	iceParameters: unknown;
+	iceCandidates: unknown[];
+	dtlsParameters: unknown;
+}
+
+/** What each request answers on success. */
+export interface ResponseMap {
+	join: { peerId: string; routerRtpCapabilities: unknown; peers: PeerInfo[] };
+	createWebRtcTransport: TransportInfo;
+	connectWebRtcTransport: Record<string, never>;
+	setRtpCapabilities: Record<string, never>;
+	produce: { producerId: string };
+	closeProducer: Record<string, never>;
+	pauseProducer: Record<string, never>;
+	resumeProducer: Record<string, never>;
+	resumeConsumer: Record<string, never>;
+	leave: Record<string, never>;
+}
+
+export interface ErrorBody {
+	code: string;
+	message: string;
+	issues?: readonly { path: string; message: string }[];
+}
+
+export type Response<N extends RequestName> = { ok: true; data: ResponseMap[N] } | { ok: false; error: ErrorBody };
+
+/** Server → client events. */
+export interface ServerEvents {
+	peerJoined: (peer: PeerInfo) => void;
+	peerLeft: (e: { peerId: string }) => void;
+	newConsumer: (e: {
+		peerId: string;
+		producerId: string;
+		consumerId: string;
+		kind: "audio" | "video";
+		source: MediaSource;
+		rtpParameters: unknown;
+		producerPaused: boolean;
+	}) => void;
+	consumerClosed: (e: { consumerId: string }) => void;
+	consumerPaused: (e: { consumerId: string }) => void;
+	consumerResumed: (e: { consumerId: string }) => void;
+	activeSpeaker: (e: { peerId: string | null }) => void;
+	/** The gateway lost this meeting's media worker: rejoin to continue. */
+	reconnect: (e: { reason: string }) => void;
+}
+
+export type ClientEvents = {
+	[N in RequestName]: (data: RequestData<N>, ack: (res: Response<N>) => void) => void;
+};
