@@ -1,0 +1,45 @@
+import { z } from "zod";
+
+/** A token verification key a tenant registered. The algorithm is pinned per key. */
+export const TenantKeySchema = z.discriminatedUnion("alg", [
+	z.object({
+		kid: z.string().min(1).max(64).optional(),
+		alg: z.literal("HS256"),
+		/** Shared secret, at least 32 bytes. */
+		secret: z.string().min(32, "HS256 secrets must be at least 32 characters"),
+	}),
+	z.object({
+		kid: z.string().min(1).max(64).optional(),
+		alg: z.enum(["RS256", "ES256"]),
+		/** PEM public key (SPKI). */
+		publicKey: z.string().includes("PUBLIC KEY", { message: "publicKey must be a PEM public key" }),
+	}),
+]);
+export type TenantKey = z.infer<typeof TenantKeySchema>;
+
+export const TenantSchema = z.object({
+	/** The tenant's ID; tokens carry it as `iss`. */
+	id: z
+		.string()
+		.min(1)
+		.max(64)
+		.regex(/^[a-z0-9][a-z0-9._-]*$/, "tenant IDs are lowercase letters, digits, '.', '_' and '-'"),
+	name: z.string().min(1).max(200),
+	keys: z.array(TenantKeySchema).min(1).max(16),
+});
+export type Tenant = z.infer<typeof TenantSchema>;
+
+export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).max(10_000) });
+
+export type Role = "host" | "participant";
+
+/** Who is calling, as established from a verified token (or a guest join). */
+export interface Identity {
+	tenantId: string;
+	/** The person, as the tenant names them (`sub`). Guests get a random one. */
+	subject: string;
+	role: Role | "guest";
+	displayName?: string;
+	/** When set, the token is only good for this meeting. */
+	meetingScope?: string;
+}
