@@ -4,12 +4,20 @@ import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Server as IoServer } from "socket.io";
 import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
+import { EventLog } from "./audit/EventLog.js";
+import { TenantRegistry } from "./auth/TenantRegistry.js";
+import { TokenVerifier } from "./auth/TokenVerifier.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
+import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import type { Logger } from "./logger.js";
+import { HostSeats } from "./meetings/HostSeats.js";
+import { MeetingHub } from "./meetings/MeetingHub.js";
+import { MeetingStore } from "./meetings/MeetingStore.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
 import { SignalingServer } from "./signaling/SignalingServer.js";
+import { type Database, openDatabase } from "./store/Database.js";
 
 /**
  * The gateway process: HTTP (client assets, REST API, health), socket.io
@@ -20,23 +28,44 @@ export class Gateway {
 	readonly io: IoServer<ClientEvents, ServerEvents>;
 	readonly pool: WorkerPool;
 	readonly rooms: RoomRegistry;
+	readonly store: MeetingStore;
+	readonly events: EventLog;
+	readonly tenants: TenantRegistry;
+	readonly #db: Database;
 	readonly #log: Logger;
 
-	private constructor(
-		http: FastifyInstance,
-		io: IoServer<ClientEvents, ServerEvents>,
-		pool: WorkerPool,
-		rooms: RoomRegistry,
-		log: Logger,
-	) {
-		this.http = http;
-		this.io = io;
-		this.pool = pool;
-		this.rooms = rooms;
-		this.#log = log;
+	private constructor(p: {
+		http: FastifyInstance;
+		io: IoServer<ClientEvents, ServerEvents>;
+		pool: WorkerPool;
+		rooms: RoomRegistry;
+		db: Database;
+		store: MeetingStore;
+		events: EventLog;
+		tenants: TenantRegistry;
+		log: Logger;
+	}) {
+		this.http = p.http;
+		this.io = p.io;
+		this.pool = p.pool;
+		this.rooms = p.rooms;
+		this.store = p.store;
+		this.events = p.events;
+		this.tenants = p.tenants;
+		this.#db = p.db;
+		this.#log = p.log;
 	}
 
 	static async create(config: GatewayConfig, log: Logger): Promise<Gateway> {
+		const tenants = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile) : new TenantRegistry();
+		if (tenants.size === 0) log.warn("no tenants registered (CONSENTRY_TENANTS_FILE): nobody can host a meeting");
+		const verifier = new TokenVerifier(tenants, { audience: config.audience });
+		const db = openDatabase(config.dbFile);
+		const store = new MeetingStore(db);
+		const seats = new HostSeats(db);
+		const events = new EventLog(db);
+		const stale = seats.releaseAllOf(config.gatewayId);
+		if (stale) log.info({ stale }, "released host seats left by this gateway's previous run");
 		const pool = await WorkerPool.create(
 			{ numWorkers: config.mediasoup.numWorkers, workerBin: config.mediasoup.workerBin },
 			log,
@@ -75,10 +104,12 @@ export class Gateway {
 			pingTimeout: 10_000,
 		});
 		const rooms = new RoomRegistry(pool, config.rtc, log);
-		new SignalingServer(io, rooms, log);
+		const hub = new MeetingHub({ store, seats, events, rooms, log });
+		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
+		registerMeetingsApi(http, { store, hub, events, verifier });
 
 		await http.listen({ host: config.http.host, port: config.http.port });
-		return new Gateway(http, io, pool, rooms, log);
+		return new Gateway({ http, io, pool, rooms, db, store, events, tenants, log });
 	}
 
 	/** The base URL the gateway listens on. */
@@ -95,5 +126,6 @@ export class Gateway {
 		this.io.close();
 		await this.http.close();
 		this.pool.close();
+		this.#db.close();
 	}
 }

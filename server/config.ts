@@ -1,9 +1,10 @@
 import { accessSync, constants as fsConstants } from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import * as mediasoup from "mediasoup";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
-import { defaultClientDir } from "./paths.js";
+import { defaultClientDir, projectRoot } from "./paths.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -21,6 +22,13 @@ const EnvSchema = z
 		CONSENTRY_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
 		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
+		CONSENTRY_DB_FILE: z.string().min(1).optional(),
+		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
+		CONSENTRY_AUDIENCE: z.string().min(1).max(256).default("consentry"),
+		CONSENTRY_GATEWAY_ID: z
+			.string()
+			.regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' and '-' only")
+			.optional(),
 		/** Defaults to where scripts/setup.sh puts the worker it built: mediasoup's own default path. */
 		MEDIASOUP_WORKER_BIN: z.string().min(1).optional(),
 	})
@@ -40,6 +48,14 @@ export interface GatewayConfig {
 	logLevel: string;
 	/** Directory holding the built browser client (vite build output). */
 	clientDir: string;
+	/** SQLite file holding meetings, seats and events (no media, ever). */
+	dbFile: string;
+	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
+	tenantsFile?: string;
+	/** The `aud` tokens must carry. */
+	audience: string;
+	/** Names this gateway process among those sharing the store. */
+	gatewayId: string;
 }
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
@@ -79,5 +95,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		},
 		logLevel: e.CONSENTRY_LOG_LEVEL,
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
+		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
+		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
+		audience: e.CONSENTRY_AUDIENCE,
+		gatewayId:
+			e.CONSENTRY_GATEWAY_ID ??
+			os
+				.hostname()
+				.replace(/[^A-Za-z0-9._-]/g, "-")
+				.slice(0, 64),
 	};
 }

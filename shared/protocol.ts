@@ -82,13 +82,20 @@ const RtpCapabilities = Loose({
 
 /** Request bodies, one schema per request name. */
 export const RequestSchemas = {
+	/**
+	 * Join a live meeting. Identity comes from the socket's handshake token (host or
+	 * participant) or, without one, the person is a guest (needs the passcode, waits
+	 * in the lobby). A host whose seat is held elsewhere may take it over.
+	 */
 	join: z.object({
 		meetingId: z
 			.string()
 			.min(1)
 			.max(64)
-			.regex(/^[A-Za-z0-9-]+$/, "meeting IDs contain letters, digits and dashes only"),
-		displayName: z.string().trim().min(1).max(64),
+			.regex(/^[A-Za-z0-9 -]+$/, "meeting IDs contain letters, digits and dashes only"),
+		displayName: z.string().trim().min(1).max(64).optional(),
+		passcode: z.string().max(64).optional(),
+		takeOverHostSeat: z.boolean().optional(),
 	}),
 	createWebRtcTransport: z.object({ direction: z.enum(["send", "recv"]) }),
 	connectWebRtcTransport: z.object({ transportId: Id, dtlsParameters: DtlsParameters }),
@@ -103,6 +110,15 @@ export const RequestSchemas = {
 	pauseProducer: z.object({ producerId: Id }),
 	resumeProducer: z.object({ producerId: Id }),
 	resumeConsumer: z.object({ consumerId: Id }),
+	chat: z.object({ text: z.string().trim().min(1).max(2000) }),
+	// Host controls: the server checks the caller is the meeting's host.
+	admit: z.object({ peerId: Id }),
+	deny: z.object({ peerId: Id }),
+	lock: z.object({ locked: z.boolean() }),
+	mute: z.object({ peerId: Id, kind: z.enum(["audio", "video"]) }),
+	stopScreenShare: z.object({ peerId: Id }),
+	remove: z.object({ peerId: Id }),
+	endMeeting: z.object({}),
 	leave: z.object({}),
 } as const;
 
@@ -116,10 +132,50 @@ export interface ProducerInfo {
 	paused: boolean;
 }
 
+export type PeerRole = "host" | "participant" | "guest";
+
 export interface PeerInfo {
 	id: string;
 	displayName: string;
+	role: PeerRole;
 	producers: ProducerInfo[];
+}
+
+export interface LobbyEntry {
+	peerId: string;
+	displayName: string;
+	guest: boolean;
+	since: string;
+}
+
+export interface MeetingInfo {
+	id: string;
+	joinCode: string;
+	title: string;
+	locked: boolean;
+	chat: boolean;
+	screenShare: "host" | "all";
+}
+
+/** What `join` answers: in the room, or waiting in the lobby. */
+export type JoinResult =
+	| {
+			status: "joined";
+			peerId: string;
+			role: PeerRole;
+			meeting: MeetingInfo;
+			routerRtpCapabilities: unknown;
+			peers: PeerInfo[];
+			lobby: LobbyEntry[];
+	  }
+	| { status: "lobby"; peerId: string; meeting: MeetingInfo };
+
+export interface ChatMessage {
+	id: string;
+	peerId: string;
+	displayName: string;
+	text: string;
+	at: string;
 }
 
 export interface TransportInfo {
@@ -130,17 +186,28 @@ export interface TransportInfo {
 }
 
 /** What each request answers on success. */
+type Empty = Record<string, never>;
+
+/** What each request answers on success. */
 export interface ResponseMap {
-	join: { peerId: string; routerRtpCapabilities: unknown; peers: PeerInfo[] };
+	join: JoinResult;
 	createWebRtcTransport: TransportInfo;
-	connectWebRtcTransport: Record<string, never>;
-	setRtpCapabilities: Record<string, never>;
+	connectWebRtcTransport: Empty;
+	setRtpCapabilities: Empty;
 	produce: { producerId: string };
-	closeProducer: Record<string, never>;
-	pauseProducer: Record<string, never>;
-	resumeProducer: Record<string, never>;
-	resumeConsumer: Record<string, never>;
-	leave: Record<string, never>;
+	closeProducer: Empty;
+	pauseProducer: Empty;
+	resumeProducer: Empty;
+	resumeConsumer: Empty;
+	chat: { id: string };
+	admit: Empty;
+	deny: Empty;
+	lock: Empty;
+	mute: Empty;
+	stopScreenShare: Empty;
+	remove: Empty;
+	endMeeting: Empty;
+	leave: Empty;
 }
 
 export interface ErrorBody {
@@ -168,9 +235,24 @@ export interface ServerEvents {
 	consumerPaused: (e: { consumerId: string }) => void;
 	consumerResumed: (e: { consumerId: string }) => void;
 	activeSpeaker: (e: { peerId: string | null }) => void;
+	chatMessage: (m: ChatMessage) => void;
+	/** To hosts: who waits in the lobby now. */
+	lobbyChanged: (e: { waiting: LobbyEntry[] }) => void;
+	/** To a person in the lobby: the host let you in; send `join` again. */
+	admitted: () => void;
+	meetingLocked: (e: { locked: boolean }) => void;
+	/** The host paused one of your producers. */
+	mutedByHost: (e: { producerId: string; kind: "audio" | "video" }) => void;
+	/**
+	 * You are out of the meeting, and why: denied at the lobby, removed by the
+	 * host, the meeting ended, or your host seat was taken over from another device.
+	 */
+	ejected: (e: { reason: EjectReason; message: string }) => void;
 	/** The gateway lost this meeting's media worker: rejoin to continue. */
 	reconnect: (e: { reason: string }) => void;
 }
+
+export type EjectReason = "denied" | "removed" | "meeting_ended" | "host_seat_taken_over" | "operator";
 
 export type ClientEvents = {
 	[N in RequestName]: (data: RequestData<N>, ack: (res: Response<N>) => void) => void;

@@ -1,5 +1,5 @@
 import type { types as ms } from "mediasoup";
-import type { MediaSource, PeerInfo } from "../../shared/protocol.js";
+import type { MediaSource, PeerInfo, PeerRole } from "../../shared/protocol.js";
 import { NotFoundError } from "../errors.js";
 import type { Notify, PeerOptions } from "./PeerTypes.js";
 
@@ -11,6 +11,7 @@ import type { Notify, PeerOptions } from "./PeerTypes.js";
 export class Peer {
 	readonly id: string;
 	readonly displayName: string;
+	readonly role: PeerRole;
 	readonly notify: Notify;
 	readonly transports = new Map<string, ms.WebRtcTransport>();
 	readonly producers = new Map<string, ms.Producer<{ source: MediaSource; peerId: string }>>();
@@ -21,6 +22,7 @@ export class Peer {
 	constructor(options: PeerOptions) {
 		this.id = options.id;
 		this.displayName = options.displayName;
+		this.role = options.role;
 		this.notify = options.notify;
 	}
 
@@ -32,6 +34,7 @@ export class Peer {
 		return {
 			id: this.id,
 			displayName: this.displayName,
+			role: this.role,
 			producers: [...this.producers.values()].map((p) => ({
 				id: p.id,
 				kind: p.kind,

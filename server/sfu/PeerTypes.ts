@@ -1,4 +1,4 @@
-import type { ServerEvents } from "../../shared/protocol.js";
+import type { PeerRole, ServerEvents } from "../../shared/protocol.js";
 
 /** Sends one server event to this peer's client. */
 export type Notify = <E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>) => void;
@@ -6,5 +6,6 @@ export type Notify = <E extends keyof ServerEvents>(event: E, ...args: Parameter
 export interface PeerOptions {
 	id: string;
 	displayName: string;
+	role: PeerRole;
 	notify: Notify;
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { types as ms } from "mediasoup";
+import { errors as mediasoupErrors, type types as ms } from "mediasoup";
 import type { MediaSource, ServerEvents, TransportInfo } from "../../shared/protocol.js";
 import { ConflictError, ForbiddenError, ValidationError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -135,7 +135,9 @@ export class Room extends EventEmitter<RoomEvents> {
 		try {
 			producer = await transport.produce({ kind, rtpParameters, appData: { source, peerId: peer.id } });
 		} catch (err) {
-			if (err instanceof TypeError) throw new ValidationError(`rejected RTP parameters: ${err.message}`);
+			if (err instanceof TypeError || err instanceof mediasoupErrors.UnsupportedError) {
+				throw new ValidationError(`rejected RTP parameters: ${err.message}`);
+			}
 			throw err;
 		}
 		peer.producers.set(producer.id, producer);

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { types as ms } from "mediasoup";
 import type { Server as IoServer, Socket } from "socket.io";
+import type { z } from "zod";
 import {
 	type ClientEvents,
 	type RequestName,
@@ -9,46 +10,85 @@ import {
 	type ResponseMap,
 	type ServerEvents,
 } from "../../shared/protocol.js";
-import { ConflictError, ConsentryError, RateLimitError, toPublicError, ValidationError } from "../errors.js";
+import type { Identity } from "../auth/TenantTypes.js";
+import type { TokenVerifier } from "../auth/TokenVerifier.js";
+import { ConsentryError, RateLimitError, toPublicError, ValidationError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { Peer } from "../sfu/Peer.js";
-import type { Room } from "../sfu/Room.js";
-import type { RoomRegistry } from "../sfu/RoomRegistry.js";
+import type { Connection } from "../meetings/Connection.js";
+import type { MeetingHub } from "../meetings/MeetingHub.js";
 import { RateLimiter } from "./RateLimiter.js";
 
-type IoSocket = Socket<ClientEvents, ServerEvents>;
+type IoSocket = Socket<ClientEvents, ServerEvents, Record<string, never>, { identity: Identity }>;
+type Parsed<N extends RequestName> = z.infer<(typeof RequestSchemas)[N]>;
 
-/** Per-connection state. */
-interface Session {
-	peer?: Peer;
-	room?: Room;
+export interface SignalingServerOptions {
+	io: IoServer<ClientEvents, ServerEvents>;
+	hub: MeetingHub;
+	verifier: TokenVerifier;
+	/** Prefix of connection IDs, unique per gateway process sharing the store. */
+	gatewayId: string;
+	log: Logger;
 }
 
 /**
- * Signaling over socket.io. Every request is validated against its zod schema,
- * rate limited per socket, dispatched through one exhaustive switch, and
- * answered through the ack with `{ ok, data }` or `{ ok: false, error }`.
+ * Signaling over socket.io. The handshake's token (if any) is verified once per
+ * connection; without one the person is a guest. Every request is rate limited,
+ * validated against its zod schema, dispatched through one exhaustive switch,
+ * and answered through the ack with `{ ok, data }` or `{ ok: false, error }`.
  * A handler failure never escapes: it becomes an error reply.
  */
 export class SignalingServer {
-	readonly #rooms: RoomRegistry;
+	readonly #hub: MeetingHub;
 	readonly #log: Logger;
 
-	constructor(io: IoServer<ClientEvents, ServerEvents>, rooms: RoomRegistry, log: Logger) {
-		this.#rooms = rooms;
-		this.#log = log.child({ component: "Signaling" });
-		io.on("connection", (socket) => this.#onConnection(socket));
+	constructor(options: SignalingServerOptions) {
+		this.#hub = options.hub;
+		this.#log = options.log.child({ component: "Signaling" });
+		const io = options.io as unknown as IoServer<
+			ClientEvents,
+			ServerEvents,
+			Record<string, never>,
+			{ identity: Identity }
+		>;
+		io.use((socket, next) => {
+			const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+			try {
+				if (token === undefined || token === null || token === "") {
+					socket.data.identity = { tenantId: "", subject: randomUUID(), role: "guest" };
+				} else {
+					if (typeof token !== "string") throw new ValidationError("the handshake token must be a string");
+					socket.data.identity = options.verifier.verify(token);
+				}
+				next();
+			} catch (err) {
+				const e = new Error(err instanceof ConsentryError ? err.message : "Connection refused.") as Error & {
+					data: unknown;
+				};
+				e.data = toPublicError(err);
+				next(e);
+			}
+		});
+		io.on("connection", (socket) => this.#onConnection(socket, options.gatewayId));
 	}
 
-	#onConnection(socket: IoSocket): void {
-		const session: Session = {};
+	#onConnection(socket: IoSocket, gatewayId: string): void {
+		const conn: Connection = {
+			id: `${gatewayId}:${socket.id}`,
+			peerId: randomUUID(),
+			identity: socket.data.identity,
+			state: "idle",
+			notify: (event, ...args) => socket.emit(event, ...args),
+			disconnect: () => setImmediate(() => socket.disconnect(true)),
+		};
+		this.#hub.connected(conn);
 		const limiter = new RateLimiter(60, 30);
+		const chatLimiter = new RateLimiter(5, 1);
 		for (const name of Object.keys(RequestSchemas) as RequestName[]) {
 			socket.on(name, (...args: unknown[]) => {
 				const ack = args.at(-1);
 				if (typeof ack !== "function") return; // requests must carry an ack; ignore anything else
 				const reply = ack as (r: Response<RequestName>) => void;
-				if (!limiter.take()) {
+				if (!limiter.take() || (name === "chat" && !chatLimiter.take())) {
 					reply({ ok: false, error: new RateLimitError().toJSON() });
 					return;
 				}
@@ -58,7 +98,7 @@ export class SignalingServer {
 					reply({ ok: false, error: new ValidationError(`invalid ${name} request`, issues).toJSON() });
 					return;
 				}
-				this.#handle(socket, session, name, parsed.data).then(
+				this.#handle(conn, name, parsed.data).then(
 					(data) => reply({ ok: true, data }),
 					(err: unknown) => {
 						if (!(err instanceof ConsentryError)) this.#log.error({ err, request: name }, "request failed");
@@ -67,93 +107,87 @@ export class SignalingServer {
 				);
 			});
 		}
-		socket.on("disconnect", () => {
-			if (session.peer && session.room) session.room.removePeer(session.peer.id);
-			session.peer = undefined;
-			session.room = undefined;
-		});
+		socket.on("disconnect", () => this.#hub.disconnected(conn));
 	}
 
-	async #handle(socket: IoSocket, s: Session, name: RequestName, data: unknown): Promise<ResponseMap[RequestName]> {
+	async #handle(conn: Connection, name: RequestName, data: unknown): Promise<ResponseMap[RequestName]> {
+		const hub = this.#hub;
 		switch (name) {
-			case "join": {
-				if (s.peer) throw new ConflictError("already_joined", "This connection already joined a meeting.");
-				const d = data as ParsedRequest<"join">;
-				const room = await this.#rooms.getOrCreate(d.meetingId);
-				const peer = new Peer({
-					id: randomUUID(),
-					displayName: d.displayName,
-					notify: (event, ...args) => socket.emit(event, ...args),
-				});
-				room.addPeer(peer);
-				s.peer = peer;
-				s.room = room;
-				room.once("close", () => {
-					if (s.room === room) {
-						s.room = undefined;
-						s.peer = undefined;
-					}
-				});
-				return {
-					peerId: peer.id,
-					routerRtpCapabilities: room.router.rtpCapabilities,
-					peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => p.info()),
-				};
-			}
+			case "join":
+				return hub.join(conn, data as Parsed<"join">);
 			case "createWebRtcTransport": {
-				const { peer, room } = joined(s);
-				return room.createWebRtcTransport(peer, (data as ParsedRequest<"createWebRtcTransport">).direction);
+				const { peer, room } = joined(conn);
+				return room.createWebRtcTransport(peer, (data as Parsed<"createWebRtcTransport">).direction);
 			}
 			case "connectWebRtcTransport": {
-				const { peer, room } = joined(s);
-				const d = data as ParsedRequest<"connectWebRtcTransport">;
+				const { peer, room } = joined(conn);
+				const d = data as Parsed<"connectWebRtcTransport">;
 				await room.connectWebRtcTransport(peer, d.transportId, d.dtlsParameters as ms.DtlsParameters);
 				return {};
 			}
 			case "setRtpCapabilities": {
-				const { peer, room } = joined(s);
-				const d = data as ParsedRequest<"setRtpCapabilities">;
-				await room.setRtpCapabilities(peer, d.rtpCapabilities as ms.RtpCapabilities);
+				const { peer, room } = joined(conn);
+				await room.setRtpCapabilities(
+					peer,
+					(data as Parsed<"setRtpCapabilities">).rtpCapabilities as ms.RtpCapabilities,
+				);
 				return {};
 			}
 			case "produce": {
-				const { peer, room } = joined(s);
-				const d = data as ParsedRequest<"produce">;
-				const producerId = await room.produce(
-					peer,
-					d.transportId,
-					d.kind,
-					d.rtpParameters as unknown as ms.RtpParameters,
-					d.source,
-				);
-				return { producerId };
+				const { peer, room } = joined(conn);
+				const d = data as Parsed<"produce">;
+				hub.assertMaySend(conn, d.source);
+				const rtp = d.rtpParameters as unknown as ms.RtpParameters;
+				return { producerId: await room.produce(peer, d.transportId, d.kind, rtp, d.source) };
 			}
-			case "closeProducer": {
-				const { peer } = joined(s);
-				peer.producer((data as ParsedRequest<"closeProducer">).producerId).close();
+			case "closeProducer":
+				joined(conn)
+					.peer.producer((data as Parsed<"closeProducer">).producerId)
+					.close();
 				return {};
-			}
-			case "pauseProducer": {
-				const { peer } = joined(s);
-				await peer.producer((data as ParsedRequest<"pauseProducer">).producerId).pause();
+			case "pauseProducer":
+				await joined(conn)
+					.peer.producer((data as Parsed<"pauseProducer">).producerId)
+					.pause();
 				return {};
-			}
-			case "resumeProducer": {
-				const { peer } = joined(s);
-				await peer.producer((data as ParsedRequest<"resumeProducer">).producerId).resume();
+			case "resumeProducer":
+				await joined(conn)
+					.peer.producer((data as Parsed<"resumeProducer">).producerId)
+					.resume();
 				return {};
-			}
 			case "resumeConsumer": {
-				const { peer, room } = joined(s);
-				await room.resumeConsumer(peer, (data as ParsedRequest<"resumeConsumer">).consumerId);
+				const { peer, room } = joined(conn);
+				await room.resumeConsumer(peer, (data as Parsed<"resumeConsumer">).consumerId);
 				return {};
 			}
-			case "leave": {
-				if (s.peer && s.room) s.room.removePeer(s.peer.id);
-				s.peer = undefined;
-				s.room = undefined;
+			case "chat":
+				return hub.chat(conn, (data as Parsed<"chat">).text);
+			case "admit":
+				hub.admit(conn, (data as Parsed<"admit">).peerId);
+				return {};
+			case "deny":
+				hub.deny(conn, (data as Parsed<"deny">).peerId);
+				return {};
+			case "lock":
+				hub.lock(conn, (data as Parsed<"lock">).locked);
+				return {};
+			case "mute": {
+				const d = data as Parsed<"mute">;
+				await hub.mute(conn, d.peerId, d.kind);
 				return {};
 			}
+			case "stopScreenShare":
+				hub.stopScreenShare(conn, (data as Parsed<"stopScreenShare">).peerId);
+				return {};
+			case "remove":
+				hub.remove(conn, (data as Parsed<"remove">).peerId);
+				return {};
+			case "endMeeting":
+				hub.endMeeting(conn);
+				return {};
+			case "leave":
+				hub.leave(conn);
+				return {};
 			default: {
 				const unreachable: never = name;
 				throw new Error(`unhandled request ${String(unreachable)}`);
@@ -162,11 +196,9 @@ export class SignalingServer {
 	}
 }
 
-type ParsedRequest<N extends RequestName> = import("zod").infer<(typeof RequestSchemas)[N]>;
-
-function joined(s: Session): { peer: Peer; room: Room } {
-	if (!s.peer || !s.room || s.room.closed) {
+function joined(conn: Connection): { peer: NonNullable<Connection["peer"]>; room: NonNullable<Connection["room"]> } {
+	if (conn.state !== "joined" || !conn.peer || !conn.room || conn.room.closed) {
 		throw new ConsentryError("not_joined", "Join a meeting first.", 409);
 	}
-	return { peer: s.peer, room: s.room };
+	return { peer: conn.peer, room: conn.room };
 }

@@ -1,15 +1,48 @@
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { loadConfig } from "../../server/config.js";
 import { Gateway } from "../../server/Gateway.js";
 import { createLogger } from "../../server/logger.js";
+import { AUDIENCE, type TestTenant, writeTenantsFile } from "./tenants.js";
 
-/** Starts a real gateway (real mediasoup workers) on a free loopback port. */
-export async function startGateway(env: Record<string, string> = {}): Promise<Gateway> {
+/**
+ * Starts a real gateway (real mediasoup worker, fresh SQLite store) on a free
+ * loopback port, serving the given tenants.
+ */
+export async function startGateway(
+	options: { tenants?: TestTenant[]; env?: Record<string, string> } = {},
+): Promise<Gateway> {
+	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-gw-"));
 	const config = loadConfig({
 		...process.env,
 		CONSENTRY_HTTP_HOST: "127.0.0.1",
 		CONSENTRY_HTTP_PORT: "0",
 		CONSENTRY_WORKERS: "1",
-		...env,
+		CONSENTRY_DB_FILE: path.join(dir, "store.sqlite"),
+		CONSENTRY_AUDIENCE: AUDIENCE,
+		CONSENTRY_GATEWAY_ID: "test",
+		...(options.tenants?.length ? { CONSENTRY_TENANTS_FILE: writeTenantsFile(options.tenants) } : {}),
+		...options.env,
 	});
 	return Gateway.create(config, createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));
+}
+
+/** Calls the gateway's REST API as `token`; returns status and JSON body. */
+export async function api(
+	gateway: Gateway,
+	method: string,
+	urlPath: string,
+	token?: string,
+	body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+	const res = await fetch(`${gateway.url}${urlPath}`, {
+		method,
+		headers: {
+			...(token ? { authorization: `Bearer ${token}` } : {}),
+			...(body !== undefined ? { "content-type": "application/json" } : {}),
+		},
+		...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+	});
+	return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }

@@ -1,0 +1,28 @@
+import type { PeerRole } from "../../shared/protocol.js";
+import type { Identity } from "../auth/TenantTypes.js";
+import type { Peer } from "../sfu/Peer.js";
+import type { Notify } from "../sfu/PeerTypes.js";
+import type { Room } from "../sfu/Room.js";
+
+/** One signaling connection (a browser tab) and where it stands in a meeting. */
+export interface Connection {
+	/** `<gatewayId>:<socketId>`: unique across gateway processes sharing the store. */
+	readonly id: string;
+	/** The person's ID in meetings, for this connection. */
+	readonly peerId: string;
+	readonly identity: Identity;
+	readonly notify: Notify;
+	/** Closes the socket (after any event was sent). */
+	disconnect(): void;
+	state: "idle" | "lobby" | "joined";
+	meetingId?: string;
+	displayName?: string;
+	role?: PeerRole;
+	peer?: Peer;
+	room?: Room;
+}
+
+/** The key a person is known by in a meeting (removal, audit): `tenant:subject`, or the connection for guests. */
+export function personKey(c: Connection): string {
+	return c.identity.role === "guest" ? `guest:${c.peerId}` : `${c.identity.tenantId}:${c.identity.subject}`;
+}

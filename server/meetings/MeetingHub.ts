@@ -1,0 +1,386 @@
+import { randomUUID } from "node:crypto";
+import type { types as ms } from "mediasoup";
+import type {
+	ChatMessage,
+	EjectReason,
+	JoinResult,
+	LobbyEntry,
+	MediaSource,
+	MeetingInfo,
+} from "../../shared/protocol.js";
+import type { EventLog, EventType } from "../audit/EventLog.js";
+import { TokenVerifier } from "../auth/TokenVerifier.js";
+import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { Peer } from "../sfu/Peer.js";
+import type { RoomRegistry } from "../sfu/RoomRegistry.js";
+import { type Connection, personKey } from "./Connection.js";
+import type { HostSeats } from "./HostSeats.js";
+import type { MeetingStore } from "./MeetingStore.js";
+import type { Meeting } from "./MeetingTypes.js";
+import { formatMeetingId, parseMeetingId } from "./meetingId.js";
+
+/** In-process state of a live meeting: who is in, who waits. */
+interface LiveState {
+	members: Map<string, Connection>;
+	lobby: Map<string, { conn: Connection; since: string }>;
+	admitted: Set<string>;
+}
+
+export interface MeetingHubOptions {
+	store: MeetingStore;
+	seats: HostSeats;
+	events: EventLog;
+	rooms: RoomRegistry;
+	log: Logger;
+}
+
+const EJECT_MESSAGES: Record<EjectReason, string> = {
+	denied: "The host did not let you in.",
+	removed: "The host removed you from this meeting.",
+	meeting_ended: "The host ended the meeting.",
+	host_seat_taken_over: "You took over your host seat on another device; this one left the meeting.",
+	operator: "The operator closed this meeting.",
+};
+
+/**
+ * The meeting rules the terms set, enforced on the server: who may join (live
+ * meeting, tenant, token scope, passcode, guests, lock, capacity, removal), the
+ * lobby, the single host seat, host controls and chat. Media goes through the
+ * meeting's Room; every decision that matters is recorded in the event log.
+ */
+export class MeetingHub {
+	readonly #store: MeetingStore;
+	readonly #seats: HostSeats;
+	readonly #events: EventLog;
+	readonly #rooms: RoomRegistry;
+	readonly #log: Logger;
+	readonly #live = new Map<string, LiveState>();
+	readonly #connections = new Map<string, Connection>();
+
+	constructor(options: MeetingHubOptions) {
+		this.#store = options.store;
+		this.#seats = options.seats;
+		this.#events = options.events;
+		this.#rooms = options.rooms;
+		this.#log = options.log.child({ component: "MeetingHub" });
+	}
+
+	connected(conn: Connection): void {
+		this.#connections.set(conn.id, conn);
+	}
+
+	/** The connection closed (or left): out of the lobby/room, seat released. */
+	disconnected(conn: Connection): void {
+		this.leave(conn);
+		this.#connections.delete(conn.id);
+	}
+
+	async join(
+		conn: Connection,
+		req: {
+			meetingId: string;
+			displayName?: string | undefined;
+			passcode?: string | undefined;
+			takeOverHostSeat?: boolean | undefined;
+		},
+	): Promise<JoinResult> {
+		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
+		const id = parseMeetingId(req.meetingId);
+		const found = id ? this.#store.find(id) : undefined;
+		if (!found) throw new NotFoundError("meeting_not_found", "No meeting has this ID. Check the ID you were given.");
+		let meeting: Meeting = found;
+		if (conn.state === "lobby" && conn.meetingId !== meeting.id) {
+			throw new ConflictError("in_another_lobby", "This connection is waiting in another meeting's lobby.");
+		}
+		const identity = conn.identity;
+		const guest = identity.role === "guest";
+		if (!guest) TokenVerifier.assertScope(identity, meeting.tenantId, meeting.id);
+		const isHost =
+			identity.role === "host" && identity.tenantId === meeting.tenantId && identity.subject === meeting.hostSubject;
+		const displayName = req.displayName ?? identity.displayName;
+		if (!displayName) throw new ConsentryError("name_required", "Enter your name to join.", 400);
+		const actor = personKey(conn);
+
+		if (isHost && meeting.state !== "live") {
+			meeting = this.#store.start(meeting.id); // may 409: one live meeting per host
+			this.#record("meeting.started", meeting, actor, { via: "join" });
+		}
+		if (meeting.state !== "live") {
+			throw new ConflictError(
+				"meeting_not_started",
+				"The host has not started this meeting yet. Try again in a moment.",
+			);
+		}
+		if (this.#store.isRemoved(meeting.id, actor)) {
+			throw new ForbiddenError("removed", "The host removed you from this meeting; you cannot rejoin it.");
+		}
+		if (guest) {
+			if (!meeting.settings.allowGuests) {
+				throw new ForbiddenError("guests_not_allowed", "This meeting needs a sign-in link from its organisation.");
+			}
+			if (!this.#store.checkPasscode(meeting.id, req.passcode)) {
+				throw new ForbiddenError(
+					"wrong_passcode",
+					req.passcode ? "That passcode is not right." : "This meeting needs a passcode.",
+				);
+			}
+		}
+		const live = this.#liveState(meeting.id);
+		if (!isHost && meeting.locked && !live.admitted.has(conn.peerId)) {
+			throw new ForbiddenError("meeting_locked", "The host locked this meeting; nobody new can join.");
+		}
+		if (!isHost && conn.state !== "lobby" && live.members.size + live.lobby.size >= meeting.settings.maxParticipants) {
+			throw new ForbiddenError("meeting_full", "This meeting is full.");
+		}
+
+		if (isHost) {
+			const holder = req.takeOverHostSeat
+				? this.#seats.takeOver(meeting.tenantId, identity.subject, conn.id, meeting.id)
+				: this.#seats.claim(meeting.tenantId, identity.subject, conn.id, meeting.id);
+			if (holder && !req.takeOverHostSeat) {
+				this.#record("host_seat.refused", meeting, actor, { connection: conn.id, heldBy: holder.connectionId });
+				throw new ConflictError(
+					"host_seat_taken",
+					"Your host seat is in use on another device. Take it over to continue here (the other device will leave).",
+					{ heldSince: holder.takenAt, meetingId: holder.meetingId },
+				);
+			}
+			if (holder) {
+				this.#record("host_seat.taken_over", meeting, actor, { from: holder.connectionId, to: conn.id });
+				const old = this.#connections.get(holder.connectionId);
+				if (old) this.#eject(old, "host_seat_taken_over");
+			} else {
+				this.#record("host_seat.taken", meeting, actor, { connection: conn.id });
+			}
+		}
+
+		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !live.admitted.has(conn.peerId);
+		conn.meetingId = meeting.id;
+		conn.displayName = displayName;
+		conn.role = isHost ? "host" : guest ? "guest" : "participant";
+		if (needsLobby) {
+			if (conn.state !== "lobby") {
+				conn.state = "lobby";
+				live.lobby.set(conn.peerId, { conn, since: new Date().toISOString() });
+				this.#record("lobby.entered", meeting, actor, { peerId: conn.peerId, guest });
+				this.#notifyLobby(meeting.id);
+			}
+			return { status: "lobby", peerId: conn.peerId, meeting: this.#info(meeting) };
+		}
+
+		const room = await this.#rooms.getOrCreate(meeting.id);
+		if (live.lobby.delete(conn.peerId)) this.#notifyLobby(meeting.id);
+		const peer = new Peer({ id: conn.peerId, displayName, role: conn.role, notify: conn.notify });
+		room.addPeer(peer);
+		conn.state = "joined";
+		conn.peer = peer;
+		conn.room = room;
+		live.members.set(conn.peerId, conn);
+		room.once("close", () => {
+			if (conn.room === room) this.#reset(conn);
+			live.members.delete(conn.peerId);
+		});
+		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
+		return {
+			status: "joined",
+			peerId: peer.id,
+			role: conn.role,
+			meeting: this.#info(meeting),
+			routerRtpCapabilities: room.router.rtpCapabilities,
+			peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => p.info()),
+			lobby: isHost ? this.#lobbyEntries(meeting.id) : [],
+		};
+	}
+
+	leave(conn: Connection): void {
+		const meetingId = conn.meetingId;
+		if (!meetingId) return;
+		const live = this.#live.get(meetingId);
+		if (conn.state === "lobby" && live?.lobby.delete(conn.peerId)) this.#notifyLobby(meetingId);
+		if (conn.state === "joined") {
+			live?.members.delete(conn.peerId);
+			conn.room?.removePeer(conn.peerId);
+			const meeting = this.#store.find(meetingId);
+			if (meeting) this.#record("person.left", meeting, personKey(conn), { peerId: conn.peerId });
+		}
+		if (conn.role === "host") this.#seats.release(conn.identity.tenantId, conn.identity.subject, conn.id);
+		this.#reset(conn);
+		if (live && live.members.size === 0 && live.lobby.size === 0 && live.admitted.size === 0)
+			this.#live.delete(meetingId);
+	}
+
+	/** Screen sharing may be limited to the host; everything else any member may send. */
+	assertMaySend(conn: Connection, source: MediaSource): void {
+		const { meeting } = this.#member(conn);
+		if (source === "screen" && meeting.settings.screenShare === "host" && conn.role !== "host") {
+			throw new ForbiddenError("screen_share_not_allowed", "Only the host may share a screen in this meeting.");
+		}
+	}
+
+	chat(conn: Connection, text: string): { id: string } {
+		const { meeting } = this.#member(conn);
+		if (!meeting.settings.chat) throw new ForbiddenError("chat_disabled", "Chat is off in this meeting.");
+		const msg: ChatMessage = {
+			id: randomUUID(),
+			peerId: conn.peerId,
+			displayName: conn.displayName ?? "",
+			text,
+			at: new Date().toISOString(),
+		};
+		for (const member of this.#liveState(meeting.id).members.values()) member.notify("chatMessage", msg);
+		return { id: msg.id };
+	}
+
+	// Host controls ------------------------------------------------------------------------------------------------
+
+	admit(host: Connection, peerId: string): void {
+		const { meeting, live } = this.#host(host);
+		const waiting = live.lobby.get(peerId);
+		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
+		live.admitted.add(peerId);
+		live.lobby.delete(peerId);
+		this.#record("lobby.admitted", meeting, personKey(host), { peerId, person: personKey(waiting.conn) });
+		this.#notifyLobby(meeting.id);
+		waiting.conn.state = "idle";
+		waiting.conn.notify("admitted");
+	}
+
+	deny(host: Connection, peerId: string): void {
+		const { meeting, live } = this.#host(host);
+		const waiting = live.lobby.get(peerId);
+		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
+		this.#record("lobby.denied", meeting, personKey(host), { peerId, person: personKey(waiting.conn) });
+		this.#eject(waiting.conn, "denied");
+	}
+
+	lock(host: Connection, locked: boolean): void {
+		const { meeting, live } = this.#host(host);
+		this.#store.setLocked(meeting.id, locked);
+		this.#record(locked ? "host.locked" : "host.unlocked", meeting, personKey(host), {});
+		for (const m of live.members.values()) m.notify("meetingLocked", { locked });
+	}
+
+	async mute(host: Connection, peerId: string, kind: ms.MediaKind): Promise<void> {
+		const { meeting, target } = this.#hostOver(host, peerId);
+		for (const p of target.peer?.producers.values() ?? []) {
+			if (p.kind !== kind || p.appData.source === "screen" || p.paused) continue;
+			await p.pause();
+			target.notify("mutedByHost", { producerId: p.id, kind });
+		}
+		this.#record("host.muted", meeting, personKey(host), { peerId, kind });
+	}
+
+	stopScreenShare(host: Connection, peerId: string): void {
+		const { meeting, target } = this.#hostOver(host, peerId);
+		for (const p of target.peer?.producers.values() ?? []) if (p.appData.source === "screen") p.close();
+		this.#record("host.stopped_share", meeting, personKey(host), { peerId });
+	}
+
+	remove(host: Connection, peerId: string): void {
+		const { meeting, live } = this.#host(host);
+		const target = live.members.get(peerId) ?? live.lobby.get(peerId)?.conn;
+		if (!target) throw new NotFoundError("peer_not_found", "That person is not in this meeting.");
+		if (target === host) throw new ConsentryError("cannot_remove_self", "Use Leave or End meeting instead.", 400);
+		this.#store.markRemoved(meeting.id, personKey(target));
+		live.admitted.delete(peerId);
+		this.#record("host.removed", meeting, personKey(host), { peerId, person: personKey(target) });
+		this.#eject(target, "removed");
+	}
+
+	endMeeting(host: Connection): void {
+		const { meeting } = this.#host(host);
+		this.end(meeting.id, personKey(host));
+	}
+
+	/** Ends a meeting for everyone (host control or REST). Returns whether it was live. */
+	end(meetingId: string, actor: string, reason: EjectReason = "meeting_ended"): boolean {
+		const ended = this.#store.end(meetingId);
+		const live = this.#live.get(meetingId);
+		if (live) {
+			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
+				this.#eject(c, reason);
+			this.#live.delete(meetingId);
+		}
+		this.#rooms.get(meetingId)?.close();
+		if (ended) {
+			const meeting = this.#store.get(meetingId);
+			this.#record("meeting.ended", meeting, actor, { reason });
+		}
+		return ended;
+	}
+
+	/** Who is waiting in a meeting's lobby (for hosts). */
+	#lobbyEntries(meetingId: string): LobbyEntry[] {
+		const live = this.#live.get(meetingId);
+		return [...(live?.lobby.values() ?? [])].map(({ conn, since }) => ({
+			peerId: conn.peerId,
+			displayName: conn.displayName ?? "",
+			guest: conn.identity.role === "guest",
+			since,
+		}));
+	}
+
+	#notifyLobby(meetingId: string): void {
+		const live = this.#live.get(meetingId);
+		if (!live) return;
+		const waiting = this.#lobbyEntries(meetingId);
+		for (const m of live.members.values()) if (m.role === "host") m.notify("lobbyChanged", { waiting });
+	}
+
+	#eject(conn: Connection, reason: EjectReason): void {
+		conn.notify("ejected", { reason, message: EJECT_MESSAGES[reason] });
+		this.leave(conn);
+		conn.disconnect();
+	}
+
+	#reset(conn: Connection): void {
+		conn.state = "idle";
+		conn.peer = undefined;
+		conn.room = undefined;
+	}
+
+	#liveState(meetingId: string): LiveState {
+		let s = this.#live.get(meetingId);
+		if (!s) {
+			s = { members: new Map(), lobby: new Map(), admitted: new Set() };
+			this.#live.set(meetingId, s);
+		}
+		return s;
+	}
+
+	#member(conn: Connection): { meeting: Meeting; live: LiveState } {
+		if (conn.state !== "joined" || !conn.meetingId)
+			throw new ConsentryError("not_joined", "Join a meeting first.", 409);
+		return { meeting: this.#store.get(conn.meetingId), live: this.#liveState(conn.meetingId) };
+	}
+
+	#host(conn: Connection): { meeting: Meeting; live: LiveState } {
+		const m = this.#member(conn);
+		if (conn.role !== "host") throw new ForbiddenError("host_only", "Only the host can do that.");
+		return m;
+	}
+
+	#hostOver(host: Connection, peerId: string): { meeting: Meeting; target: Connection } {
+		const { meeting, live } = this.#host(host);
+		const target = live.members.get(peerId);
+		if (!target) throw new NotFoundError("peer_not_found", "That person is not in this meeting.");
+		return { meeting, target };
+	}
+
+	#info(m: Meeting): MeetingInfo {
+		return {
+			id: m.id,
+			joinCode: formatMeetingId(m.id),
+			title: m.title,
+			locked: m.locked,
+			chat: m.settings.chat,
+			screenShare: m.settings.screenShare,
+		};
+	}
+
+	#record(type: EventType, meeting: Meeting, actor: string, data: Record<string, unknown>): void {
+		this.#events.append(type, { tenantId: meeting.tenantId, meetingId: meeting.id, actor, data });
+		this.#log.debug({ type, meetingId: meeting.id, actor }, "event");
+	}
+}
