@@ -14,7 +14,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 start=$(date +%s)
 
 APT_PACKAGES=(
-	g++ make pkg-config python3 python3-venv meson ninja-build
+	g++ make patch pkg-config python3 python3-venv meson ninja-build
 	libuv1-dev libssl-dev libsrtp2-dev libflatbuffers-dev flatbuffers-compiler libabsl-dev
 	ffmpeg chromium flite
 )
