@@ -249,6 +249,52 @@ describe("meetings", () => {
 			expect(codeOf(await qh.req("chat", { text: "hi" }))).toBe("chat_disabled");
 		});
 
+		it("lets a member who dropped out come straight back, past the lobby and the lock", async () => {
+			const m = await schedule("grace-host");
+			const host = await client(acme.token("grace-host"));
+			await host.call("join", { meetingId: m.id, displayName: "Host" });
+			const lee = await client(acme.token("lee", "participant"));
+			const lj = await lee.call("join", { meetingId: m.id, displayName: "Lee" });
+			expect(lj.status).toBe("lobby");
+			const admitted = lee.next("admitted");
+			await host.call("admit", { peerId: lj.peerId });
+			await admitted;
+			expect((await lee.call("join", { meetingId: m.id })).status).toBe("joined");
+			await host.call("lock", { locked: true });
+			const left = host.next("peerLeft");
+			lee.close(); // network drop
+			await left;
+			const back = await client(acme.token("lee", "participant"));
+			expect((await back.call("join", { meetingId: m.id, displayName: "Lee" })).status).toBe("joined");
+			const stranger = await client(acme.token("max", "participant"));
+			expect(codeOf(await stranger.req("join", { meetingId: m.id, displayName: "Max" }))).toBe("meeting_locked");
+		});
+
+		it("tells everyone to reconnect when the meeting's media worker dies, then lets them rejoin", async () => {
+			const m = await schedule("crash-host");
+			const host = await client(acme.token("crash-host"));
+			await host.call("join", { meetingId: m.id, displayName: "Host" });
+			const nia = await client(acme.token("nia", "participant"));
+			const nj = await nia.call("join", { meetingId: m.id, displayName: "Nia" });
+			const admitted = nia.next("admitted");
+			await host.call("admit", { peerId: nj.peerId });
+			await admitted;
+			await nia.call("join", { meetingId: m.id });
+			const pid = gw.pool.workers[0]?.pid as number;
+			const told = [host.next("reconnect"), nia.next("reconnect")];
+			const restarted = new Promise((r) => gw.pool.once("workerrestarted", r));
+			process.kill(pid, "SIGKILL");
+			expect((await Promise.all(told)).map((e) => e.reason)).toEqual([
+				"media_worker_restarted",
+				"media_worker_restarted",
+			]);
+			await restarted;
+			expect(gw.pool.workers[0]?.pid).not.toBe(pid);
+			expect((await host.call("join", { meetingId: m.id })).status).toBe("joined");
+			expect((await nia.call("join", { meetingId: m.id })).status).toBe("joined"); // no second trip through the lobby
+			expect(gw.rooms.get(m.id)?.peers.size).toBe(2);
+		});
+
 		it("ends the meeting for everyone", async () => {
 			const m = await schedule("end-host", { settings: { lobby: false } });
 			const host = await client(acme.token("end-host"));

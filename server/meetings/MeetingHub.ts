@@ -25,6 +25,8 @@ interface LiveState {
 	members: Map<string, Connection>;
 	lobby: Map<string, { conn: Connection; since: string }>;
 	admitted: Set<string>;
+	/** Persons (by key) who dropped out recently, and until when they may come straight back. */
+	returning: Map<string, number>;
 }
 
 export interface MeetingHubOptions {
@@ -33,6 +35,8 @@ export interface MeetingHubOptions {
 	events: EventLog;
 	rooms: RoomRegistry;
 	log: Logger;
+	/** How long a person who drops out may rejoin without the lobby or the lock stopping them (ms). */
+	reconnectGraceMs?: number;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -57,8 +61,10 @@ export class MeetingHub {
 	readonly #log: Logger;
 	readonly #live = new Map<string, LiveState>();
 	readonly #connections = new Map<string, Connection>();
+	readonly #graceMs: number;
 
 	constructor(options: MeetingHubOptions) {
+		this.#graceMs = options.reconnectGraceMs ?? 30_000;
 		this.#store = options.store;
 		this.#seats = options.seats;
 		this.#events = options.events;
@@ -70,8 +76,15 @@ export class MeetingHub {
 		this.#connections.set(conn.id, conn);
 	}
 
-	/** The connection closed (or left): out of the lobby/room, seat released. */
+	/**
+	 * The connection dropped: out of the lobby/room, seat released. A member (not a
+	 * guest, who has no stable identity) may come back within the grace period
+	 * without waiting in the lobby again or being stopped by the lock.
+	 */
 	disconnected(conn: Connection): void {
+		if (conn.state === "joined" && conn.meetingId && conn.identity.role !== "guest") {
+			this.#liveState(conn.meetingId).returning.set(personKey(conn), Date.now() + this.#graceMs);
+		}
 		this.leave(conn);
 		this.#connections.delete(conn.id);
 	}
@@ -98,7 +111,7 @@ export class MeetingHub {
 		if (!guest) TokenVerifier.assertScope(identity, meeting.tenantId, meeting.id);
 		const isHost =
 			identity.role === "host" && identity.tenantId === meeting.tenantId && identity.subject === meeting.hostSubject;
-		const displayName = req.displayName ?? identity.displayName;
+		const displayName = req.displayName ?? conn.displayName ?? identity.displayName;
 		if (!displayName) throw new ConsentryError("name_required", "Enter your name to join.", 400);
 		const actor = personKey(conn);
 
@@ -127,7 +140,9 @@ export class MeetingHub {
 			}
 		}
 		const live = this.#liveState(meeting.id);
-		if (!isHost && meeting.locked && !live.admitted.has(conn.peerId)) {
+		const returning = (live.returning.get(actor) ?? 0) > Date.now();
+		if (returning) live.returning.delete(actor);
+		if (!isHost && meeting.locked && !returning && !live.admitted.has(conn.peerId)) {
 			throw new ForbiddenError("meeting_locked", "The host locked this meeting; nobody new can join.");
 		}
 		if (!isHost && conn.state !== "lobby" && live.members.size + live.lobby.size >= meeting.settings.maxParticipants) {
@@ -155,7 +170,7 @@ export class MeetingHub {
 			}
 		}
 
-		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !live.admitted.has(conn.peerId);
+		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !returning && !live.admitted.has(conn.peerId);
 		conn.meetingId = meeting.id;
 		conn.displayName = displayName;
 		conn.role = isHost ? "host" : guest ? "guest" : "participant";
@@ -178,7 +193,11 @@ export class MeetingHub {
 		conn.room = room;
 		live.members.set(conn.peerId, conn);
 		room.once("close", () => {
-			if (conn.room === room) this.#reset(conn);
+			// The media side went away under them (e.g. its worker died): they may rejoin straight away.
+			if (conn.room === room) {
+				if (conn.identity.role !== "guest") live.returning.set(actor, Date.now() + this.#graceMs);
+				this.#reset(conn);
+			}
 			live.members.delete(conn.peerId);
 		});
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
@@ -206,7 +225,10 @@ export class MeetingHub {
 		}
 		if (conn.role === "host") this.#seats.release(conn.identity.tenantId, conn.identity.subject, conn.id);
 		this.#reset(conn);
-		if (live && live.members.size === 0 && live.lobby.size === 0 && live.admitted.size === 0)
+		if (!live) return;
+		const now = Date.now();
+		for (const [key, until] of live.returning) if (until <= now) live.returning.delete(key);
+		if (live.members.size + live.lobby.size + live.admitted.size + live.returning.size === 0)
 			this.#live.delete(meetingId);
 	}
 
@@ -284,6 +306,7 @@ export class MeetingHub {
 		if (target === host) throw new ConsentryError("cannot_remove_self", "Use Leave or End meeting instead.", 400);
 		this.#store.markRemoved(meeting.id, personKey(target));
 		live.admitted.delete(peerId);
+		live.returning.delete(personKey(target));
 		this.#record("host.removed", meeting, personKey(host), { peerId, person: personKey(target) });
 		this.#eject(target, "removed");
 	}
@@ -343,7 +366,7 @@ export class MeetingHub {
 	#liveState(meetingId: string): LiveState {
 		let s = this.#live.get(meetingId);
 		if (!s) {
-			s = { members: new Map(), lobby: new Map(), admitted: new Set() };
+			s = { members: new Map(), lobby: new Map(), admitted: new Set(), returning: new Map() };
 			this.#live.set(meetingId, s);
 		}
 		return s;
