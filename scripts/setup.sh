@@ -4,7 +4,7 @@
 #   2. moto (local S3 API server for tests and the demo), from pip
 #   3. the mediasoup worker, built from the npm package against Debian's libraries
 #      (cached in ~/.cache/consentry, keyed by mediasoup version + patch hash)
-#   4. npm dependencies (npm ci), with the built worker placed where mediasoup looks for it
+#   4. npm dependencies (locked versions), with the built worker placed where mediasoup looks for it
 #   5. the server (tsc) and browser client (vite) builds
 # A warm run takes a few seconds. Set CONSENTRY_SKIP_APT=1 to skip step 1.
 set -euo pipefail
@@ -53,8 +53,11 @@ export MEDIASOUP_WORKER_BIN="$WORKER_BIN" # also makes `npm ci` skip mediasoup's
 # 4. npm dependencies ----------------------------------------------------------------
 LOCK_HASH=$(sha256sum package-lock.json | cut -c1-64)
 if [[ "$(cat node_modules/.consentry-lock-hash 2>/dev/null)" != "$LOCK_HASH" ]]; then
-	log "installing npm dependencies (npm ci)"
-	npm ci --no-audit --no-fund --loglevel=error
+	log "installing npm dependencies from package-lock.json"
+	# Not `npm ci`: the registry this must work with lacks other platforms' optional binaries
+	# (e.g. @biomejs/cli-darwin-*), so no lockfile can list them and `npm ci` refuses it as out of sync.
+	# `npm install` with an up-to-date lockfile installs exactly the locked versions.
+	npm install --no-audit --no-fund --loglevel=error
 	echo "$LOCK_HASH" >node_modules/.consentry-lock-hash
 fi
 # mediasoup looks for its worker here when MEDIASOUP_WORKER_BIN is unset.

@@ -241,6 +241,8 @@ export interface ServerEvents {
 	/** To a person in the lobby: the host let you in; send `join` again. */
 	admitted: () => void;
 	meetingLocked: (e: { locked: boolean }) => void;
+	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */
+	producerClosed: (e: { producerId: string; reason: "host_stopped_share" }) => void;
 	/** The host paused one of your producers. */
 	mutedByHost: (e: { producerId: string; kind: "audio" | "video" }) => void;
 	/**

@@ -2,7 +2,8 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
-import { startGateway } from "./helpers/gateway.js";
+import { api, startGateway } from "./helpers/gateway.js";
+import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
 /**
@@ -11,11 +12,12 @@ import { waitFor } from "./helpers/wait.js";
  * person, whose page plays it.
  */
 describe("WebRTC through the built mediasoup worker", () => {
+	const tenant = testTenant();
 	let gateway: Gateway;
 	let chrome: LaunchedBrowser;
 
 	beforeAll(async () => {
-		gateway = await startGateway();
+		gateway = await startGateway({ tenants: [tenant] });
 		chrome = await launchChromium();
 	});
 
@@ -24,16 +26,23 @@ describe("WebRTC through the built mediasoup worker", () => {
 		await gateway?.close();
 	});
 
-	async function join(page: Page, meetingId: string, name: string): Promise<void> {
-		await page.goto(`${gateway.url}/?m=${meetingId}&name=${name}`);
-		await page.getByRole("button", { name: "Join" }).click();
-		await page.getByText("Connected").waitFor({ timeout: 20_000 });
+	/** Opens the meeting link (token in the fragment), presses Join and waits until the meeting screen is connected. */
+	async function join(page: Page, joinCode: string, name: string, token: string): Promise<void> {
+		await page.goto(`${gateway.url}/?m=${joinCode}&name=${name}#token=${token}`);
+		await page.getByRole("button", { name: "Join", exact: true }).click();
+		await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
 	}
 
 	it("a Chromium peer sends audio and video; a second one receives and plays them", async () => {
-		const meetingId = "webrtc-e2e";
+		const created = await api(gateway, "POST", "/api/meetings", tenant.token("ada"), {
+			title: "WebRTC e2e",
+			settings: { lobby: false },
+		});
+		expect(created.status).toBe(201);
+		const meetingId = created.body.id as string;
+		const joinCode = created.body.joinCode as string;
 		const ada = await chrome.browser.newPage();
-		await join(ada, meetingId, "Ada");
+		await join(ada, joinCode, "Ada", tenant.token("ada"));
 
 		const room = await waitFor(() => gateway.rooms.get(meetingId), 5000, "room");
 		const adaPeer = await waitFor(() => [...room.peers.values()].find((p) => p.displayName === "Ada"), 5000, "peer");
@@ -60,8 +69,8 @@ describe("WebRTC through the built mediasoup worker", () => {
 
 		// A second person receives both tracks and the video element renders frames.
 		const bob = await chrome.browser.newPage();
-		await join(bob, meetingId, "Bob");
-		const adaTile = bob.locator(`[data-peer="${adaPeer.id}"] video`);
+		await join(bob, joinCode, "Bob", tenant.token("bob", "participant"));
+		const adaTile = bob.locator(`[data-peer="${adaPeer.id}"][data-source="camera"] video`);
 		await waitFor(
 			() => adaTile.evaluate((v: HTMLVideoElement) => v.videoWidth > 0 && v.currentTime > 0.5),
 			20_000,
@@ -86,11 +95,19 @@ describe("WebRTC through the built mediasoup worker", () => {
 			expect(s.byteCount).toBeGreaterThan(0);
 		}
 
-		// Leaving cleans up every mediasoup object of that person.
-		await bob.close();
+		// Leaving (the Leave button) cleans up every mediasoup object of that person, and the
+		// consumers of their media on the other side.
+		expect(adaPeer.consumers.size).toBe(2);
+		await bob.getByRole("button", { name: "Leave", exact: true }).click();
+		await bob.getByTestId("left-screen").waitFor();
 		await waitFor(() => ![...room.peers.values()].some((p) => p.displayName === "Bob"), 15_000, "Bob removed");
 		expect(bobPeer?.closed).toBe(true);
 		expect(bobPeer?.transports.size).toBe(0);
+		expect(consumers.every((c) => c.closed)).toBe(true);
+		await waitFor(() => adaPeer.consumers.size === 0, 5000, "Ada's consumers of Bob closed");
+		await ada.locator(`[data-peer="${bobPeer?.id}"]`).first().waitFor({ state: "detached" });
+		await bob.close();
+		// Closing the tab (a disconnect) cleans up the same way; the last one out closes the room.
 		await ada.close();
 		await waitFor(() => gateway.rooms.get(meetingId) === undefined, 15_000, "room closed");
 		expect(room.router.closed).toBe(true);

@@ -1,101 +1,237 @@
-import type { PeerInfo } from "../../shared/protocol.js";
-import { MeetingSession, type RemoteTrack } from "./MeetingSession.js";
-import { SignalingError } from "./Signaling.js";
+import type { JoinResult } from "../../shared/protocol.js";
+import { $, h } from "./dom.js";
+import { type ErrorAction, errorInfo } from "./errors.js";
+import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
+import { LocalMedia } from "./LocalMedia.js";
+import { Meeting } from "./meeting/Meeting.js";
+import { Signaling, SignalingError } from "./Signaling.js";
+import { forgetToken, readClaims, takeToken } from "./token.js";
 
-const $ = <T extends HTMLElement>(sel: string): T => {
-	const el = document.querySelector<T>(sel);
-	if (!el) throw new Error(`missing ${sel}`);
-	return el;
+type Screen = "join" | "lobby" | "meeting" | "error" | "left";
+
+const SCREENS: Record<Screen, string> = {
+	join: "#join-screen",
+	lobby: "#lobby-screen",
+	meeting: "#meeting-screen",
+	error: "#error-screen",
+	left: "#left-screen",
 };
 
-const form = $<HTMLFormElement>("#join-form");
-const joinError = $<HTMLParagraphElement>("#join-error");
-const meeting = $<HTMLElement>("#meeting");
-const grid = $<HTMLDivElement>("#grid");
-const status = $<HTMLSpanElement>("#status");
-const names = new Map<string, string>();
+const ACTION_LABEL: Record<ErrorAction, string> = {
+	back: "Back",
+	retry: "Try again",
+	rejoin: "Rejoin",
+	takeOver: "Take over here",
+	guest: "Join as a guest instead",
+};
 
-// Prefill from the URL: /?m=MEETING-ID&name=Ada
-const params = new URLSearchParams(location.search);
-for (const [param, field] of [
-	["m", "meetingId"],
-	["name", "displayName"],
-] as const) {
-	const v = params.get(param);
-	if (v) (form.elements.namedItem(field) as HTMLInputElement).value = v;
-}
+/**
+ * The page's flow: join page → (lobby →) meeting, and the screens for refusals, ejections and
+ * leaving. One signaling connection at a time; it carries the sign-in token (if any) in its
+ * handshake and is kept across the lobby, the admission and a rejoin after a media restart.
+ */
+class App {
+	#token = takeToken();
+	readonly #media = new LocalMedia();
+	readonly #join: JoinView;
+	#signaling: Signaling | undefined;
+	#meeting: Meeting | undefined;
+	#last: JoinValues | undefined;
+	#screen: Screen = "join";
+	#joining = false;
+	#poll: ReturnType<typeof setInterval> | undefined;
 
-function tile(id: string, label: string): HTMLDivElement {
-	let el = grid.querySelector<HTMLDivElement>(`[data-peer="${id}"]`);
-	if (!el) {
-		el = document.createElement("div");
-		el.className = "tile";
-		el.dataset.peer = id;
-		const video = document.createElement("video");
-		video.autoplay = true;
-		video.playsInline = true;
-		video.srcObject = new MediaStream();
-		const name = document.createElement("span");
-		name.className = "name";
-		name.textContent = label;
-		el.append(video, name);
-		grid.append(el);
-	}
-	return el;
-}
-
-function addTrack(t: RemoteTrack): void {
-	const el = tile(t.peerId, names.get(t.peerId) ?? "…");
-	const video = el.querySelector("video") as HTMLVideoElement;
-	(video.srcObject as MediaStream).addTrack(t.track);
-	t.track.addEventListener("ended", () => (video.srcObject as MediaStream).removeTrack(t.track));
-}
-
-form.addEventListener("submit", async (ev) => {
-	ev.preventDefault();
-	joinError.hidden = true;
-	const data = new FormData(form);
-	const meetingId = String(data.get("meetingId"));
-	const displayName = String(data.get("displayName"));
-	try {
-		const local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
-		const { session, peers } = await MeetingSession.join(meetingId, displayName, {
-			peerJoined: (p: PeerInfo) => {
-				names.set(p.id, p.displayName);
-				tile(p.id, p.displayName);
-			},
-			peerLeft: (id) => grid.querySelector(`[data-peer="${id}"]`)?.remove(),
-			trackAdded: addTrack,
-			activeSpeaker: (id) => {
-				for (const el of grid.querySelectorAll<HTMLElement>(".tile"))
-					el.classList.toggle("speaking", el.dataset.peer === id);
-			},
-			disconnected: (reason) => {
-				status.textContent = `Disconnected (${reason}). Reload to rejoin.`;
-			},
+	constructor() {
+		this.#join = new JoinView(
+			this.#media,
+			{ guest: !this.#token, claims: readClaims(this.#token) },
+			(v) => void this.join(v),
+		);
+		$("#lobby-leave").addEventListener("click", () => void this.leave());
+		$("#rejoin-button").addEventListener("click", () => {
+			if (this.#last) void this.join(this.#last);
 		});
-		for (const p of peers) {
-			names.set(p.id, p.displayName);
-			tile(p.id, p.displayName);
+		addEventListener("pagehide", () => this.#signaling?.close());
+		this.#show("join");
+	}
+
+	/** Connects (if needed) and asks to join; `takeOver` takes the host seat from another device. */
+	async join(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
+		if (this.#joining) return;
+		this.#joining = true;
+		this.#last = values;
+		this.#join.setBusy(true, "Connecting…");
+		try {
+			const signaling = await this.#connect();
+			const res = await signaling.request("join", {
+				meetingId: values.meetingId,
+				displayName: values.displayName,
+				...(values.passcode ? { passcode: values.passcode } : {}),
+				...(options.takeOver ? { takeOverHostSeat: true } : {}),
+			});
+			if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
+			if (res.status === "lobby") {
+				$("#lobby-meeting").textContent = res.meeting.title;
+				this.#show("lobby");
+				return;
+			}
+			await this.#enter(signaling, res, values.displayName);
+		} catch (err) {
+			this.#fail(err);
+		} finally {
+			this.#joining = false;
+			this.#join.setBusy(false);
 		}
-		const me = tile(session.peerId, `${displayName} (you)`);
-		(me.querySelector("video") as HTMLVideoElement).muted = true;
-		(me.querySelector("video") as HTMLVideoElement).srcObject = local;
-		form.hidden = true;
-		meeting.hidden = false;
-		$("#meeting-title").textContent = `Meeting ${meetingId}`;
-		const [audio] = local.getAudioTracks();
-		const [video] = local.getVideoTracks();
-		if (audio) await session.publish("mic", audio);
-		if (video) await session.publish("camera", video);
-		status.textContent = "Connected";
-		$("#leave").addEventListener("click", async () => {
-			await session.leave();
-			for (const t of local.getTracks()) t.stop();
-			location.reload();
-		});
-	} catch (err) {
-		joinError.textContent = err instanceof SignalingError || err instanceof Error ? err.message : String(err);
-		joinError.hidden = false;
 	}
-});
+
+	/** Leave (from the meeting or the lobby): the gateway frees everything this person held. */
+	async leave(): Promise<void> {
+		const meeting = this.#meeting;
+		this.#meeting = undefined;
+		if (meeting) await meeting.leave();
+		else if (this.#signaling?.open) await this.#signaling.request("leave", {}, 3000).catch(() => undefined);
+		this.#disconnect();
+		this.#media.stopAll();
+		this.#show("left");
+	}
+
+	async #connect(): Promise<Signaling> {
+		if (this.#signaling?.open) return this.#signaling;
+		this.#signaling?.close();
+		const s = new Signaling({ token: this.#token });
+		this.#signaling = s;
+		s.on("admitted", () => {
+			if (s === this.#signaling && this.#last) void this.join(this.#last);
+		});
+		s.on("ejected", ({ reason, message }) => {
+			if (s !== this.#signaling) return;
+			this.#end();
+			this.#showError(reason, message);
+		});
+		s.on("reconnect", ({ reason }) => {
+			if (s !== this.#signaling) return;
+			// The gateway lost this meeting's media worker: the room is gone, this connection stays.
+			this.#meeting?.close();
+			this.#meeting = undefined;
+			this.#showError("reconnect", `The media server restarted (${reason}). Rejoin to continue.`);
+		});
+		s.onLost((reason) => {
+			if (s !== this.#signaling) return;
+			this.#end();
+			this.#showError("connection_lost", `The connection to the meeting server dropped (${reason}).`);
+		});
+		await s.connected();
+		return s;
+	}
+
+	async #enter(signaling: Signaling, joined: Extract<JoinResult, { status: "joined" }>, name: string): Promise<void> {
+		// Subscribe to the meeting's events before anything else can run.
+		const meeting = new Meeting(signaling, joined, name, this.#media, { leave: () => void this.leave() });
+		this.#meeting?.close();
+		this.#meeting = meeting;
+		const errors = await this.#media.open();
+		this.#show("meeting");
+		try {
+			await meeting.start();
+		} catch (err) {
+			if (this.#meeting === meeting) {
+				this.#meeting = undefined;
+				await meeting.leave();
+			}
+			throw err;
+		}
+		for (const e of errors) console.warn(e);
+	}
+
+	/** Out of the meeting for good on this connection: close media and the socket. */
+	#end(): void {
+		this.#meeting?.close();
+		this.#meeting = undefined;
+		this.#disconnect();
+		this.#media.stopAll();
+	}
+
+	#disconnect(): void {
+		this.#signaling?.close();
+		this.#signaling = undefined;
+	}
+
+	#fail(err: unknown): void {
+		const e =
+			err instanceof SignalingError
+				? err
+				: new SignalingError({ code: "internal_error", message: err instanceof Error ? err.message : String(err) });
+		if (e.code === "timeout" || e.code === "connection_failed") this.#disconnect();
+		this.#showError(e.code, e.message);
+	}
+
+	#showError(code: string, message: string): void {
+		let info = errorInfo(code);
+		if (code === "wrong_passcode" && !this.#last?.passcode) info = { ...info, title: "This meeting needs a passcode" };
+		const screen = $("#error-screen");
+		screen.dataset.code = code;
+		$("#error-title").textContent = info.title;
+		$("#error-message").textContent = message || info.fallback;
+		const actions = info.actions.filter((a) => a !== "guest" || this.#token);
+		$("#error-actions").replaceChildren(
+			...actions.map((a, i) =>
+				h(
+					"button",
+					{ type: "button", class: i === 0 ? "primary" : null, onclick: () => this.#act(a) },
+					ACTION_LABEL[a],
+				),
+			),
+		);
+		this.#show("error");
+		if (code === "meeting_not_started") this.#waitForStart();
+		(screen.querySelector("button") as HTMLButtonElement | null)?.focus();
+	}
+
+	#act(action: ErrorAction): void {
+		const last = this.#last;
+		switch (action) {
+			case "retry":
+			case "rejoin":
+				if (last) void this.join(last);
+				else this.#show("join");
+				return;
+			case "takeOver":
+				if (last) void this.join(last, { takeOver: true });
+				return;
+			case "guest":
+				forgetToken();
+				this.#token = undefined;
+				this.#disconnect();
+				this.#join.becomeGuest();
+				this.#show("join");
+				return;
+			case "back": {
+				const code = $("#error-screen").dataset.code ?? "";
+				this.#show("join");
+				this.#join.focusForFix(code);
+				return;
+			}
+		}
+	}
+
+	/** "Not started yet": check every few seconds and join as soon as the host starts it. */
+	#waitForStart(): void {
+		const last = this.#last;
+		if (!last) return;
+		this.#poll = setInterval(async () => {
+			const m = await fetchPublicMeeting(last.meetingId);
+			if (m?.state === "live" && this.#screen === "error") void this.join(last);
+		}, 5000);
+	}
+
+	#show(screen: Screen): void {
+		clearInterval(this.#poll);
+		this.#poll = undefined;
+		this.#screen = screen;
+		for (const [name, sel] of Object.entries(SCREENS)) $(sel).hidden = name !== screen;
+		if (screen === "join") void this.#join.show();
+		else this.#join.hide();
+	}
+}
+
+new App();

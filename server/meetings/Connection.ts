@@ -20,6 +20,8 @@ export interface Connection {
 	role?: PeerRole;
 	peer?: Peer;
 	room?: Room;
+	/** Listener on `room`'s close, removed when the connection leaves it. */
+	onRoomClose?: () => void;
 }
 
 /** The key a person is known by in a meeting (removal, audit): `tenant:subject`, or the connection for guests. */

@@ -192,14 +192,14 @@ export class MeetingHub {
 		conn.peer = peer;
 		conn.room = room;
 		live.members.set(conn.peerId, conn);
-		room.once("close", () => {
+		conn.onRoomClose = () => {
 			// The media side went away under them (e.g. its worker died): they may rejoin straight away.
-			if (conn.room === room) {
-				if (conn.identity.role !== "guest") live.returning.set(actor, Date.now() + this.#graceMs);
-				this.#reset(conn);
-			}
+			if (conn.identity.role !== "guest") live.returning.set(actor, Date.now() + this.#graceMs);
 			live.members.delete(conn.peerId);
-		});
+			conn.onRoomClose = undefined;
+			this.#reset(conn);
+		};
+		room.once("close", conn.onRoomClose);
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
 		return {
 			status: "joined",
@@ -295,7 +295,11 @@ export class MeetingHub {
 
 	stopScreenShare(host: Connection, peerId: string): void {
 		const { meeting, target } = this.#hostOver(host, peerId);
-		for (const p of target.peer?.producers.values() ?? []) if (p.appData.source === "screen") p.close();
+		for (const p of target.peer?.producers.values() ?? []) {
+			if (p.appData.source !== "screen") continue;
+			p.close();
+			target.notify("producerClosed", { producerId: p.id, reason: "host_stopped_share" });
+		}
 		this.#record("host.stopped_share", meeting, personKey(host), { peerId });
 	}
 
@@ -358,6 +362,8 @@ export class MeetingHub {
 	}
 
 	#reset(conn: Connection): void {
+		if (conn.room && conn.onRoomClose) conn.room.off("close", conn.onRoomClose);
+		conn.onRoomClose = undefined;
 		conn.state = "idle";
 		conn.peer = undefined;
 		conn.room = undefined;

@@ -16,6 +16,8 @@ export class Peer {
 	readonly transports = new Map<string, ms.WebRtcTransport>();
 	readonly producers = new Map<string, ms.Producer<{ source: MediaSource; peerId: string }>>();
 	readonly consumers = new Map<string, ms.Consumer>();
+	/** Producers already forwarded to this peer (one consumer per producer). */
+	readonly forwarded = new Set<string>();
 	rtpCapabilities: ms.RtpCapabilities | undefined;
 	#closed = false;
 
@@ -77,5 +79,6 @@ export class Peer {
 		this.transports.clear();
 		this.producers.clear();
 		this.consumers.clear();
+		this.forwarded.clear();
 	}
 }

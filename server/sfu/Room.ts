@@ -143,9 +143,16 @@ export class Room extends EventEmitter<RoomEvents> {
 		peer.producers.set(producer.id, producer);
 		producer.observer.once("close", () => peer.producers.delete(producer.id));
 		if (kind === "audio") await this.#speakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);
-		for (const other of this.#peers.values()) {
-			if (other !== peer) await this.#consume(other, producer);
-		}
+		// One receiver's failure (e.g. its transport closing right now) must not fail the sender's produce.
+		await Promise.all(
+			[...this.#peers.values()]
+				.filter((other) => other !== peer)
+				.map((other) =>
+					this.#consume(other, producer).catch((err: unknown) =>
+						this.#log.warn({ err, peerId: other.id, producerId: producer.id }, "could not forward a producer"),
+					),
+				),
+		);
 		return producer.id;
 	}
 
@@ -177,12 +184,22 @@ export class Room extends EventEmitter<RoomEvents> {
 		const transport = peer.recvTransport();
 		if (!peer.rtpCapabilities || !transport || peer.closed) return;
 		if (!this.router.canConsume({ producerId: producer.id, rtpCapabilities: peer.rtpCapabilities })) return;
-		const consumer = await transport.consume({
-			producerId: producer.id,
-			rtpCapabilities: peer.rtpCapabilities,
-			paused: true,
-			appData: { peerId: peer.id },
-		});
+		// A join (setRtpCapabilities) and a produce can race to forward the same producer: one consumer per pair.
+		if (peer.forwarded.has(producer.id)) return;
+		peer.forwarded.add(producer.id);
+		producer.observer.once("close", () => peer.forwarded.delete(producer.id));
+		let consumer: ms.Consumer;
+		try {
+			consumer = await transport.consume({
+				producerId: producer.id,
+				rtpCapabilities: peer.rtpCapabilities,
+				paused: true,
+				appData: { peerId: peer.id },
+			});
+		} catch (err) {
+			peer.forwarded.delete(producer.id);
+			throw err;
+		}
 		peer.consumers.set(consumer.id, consumer);
 		const gone = () => {
 			if (peer.consumers.delete(consumer.id)) peer.notify("consumerClosed", { consumerId: consumer.id });

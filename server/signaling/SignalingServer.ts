@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { types as ms } from "mediasoup";
+import { errors as mediasoupErrors, type types as ms } from "mediasoup";
 import type { Server as IoServer, Socket } from "socket.io";
 import type { z } from "zod";
 import {
@@ -19,6 +19,11 @@ import type { MeetingHub } from "../meetings/MeetingHub.js";
 import { RateLimiter } from "./RateLimiter.js";
 
 type IoSocket = Socket<ClientEvents, ServerEvents, Record<string, never>, { identity: Identity }>;
+const MEDIA_GONE = {
+	code: "media_unavailable",
+	message: "The media connection for this meeting closed while handling the request; rejoin the meeting.",
+};
+
 type Parsed<N extends RequestName> = z.infer<(typeof RequestSchemas)[N]>;
 
 export interface SignalingServerOptions {
@@ -101,6 +106,11 @@ export class SignalingServer {
 				this.#handle(conn, name, parsed.data).then(
 					(data) => reply({ ok: true, data }),
 					(err: unknown) => {
+						if (err instanceof mediasoupErrors.WorkerClosedError) {
+							// The media side closed under this request (worker died, peer left): the client is told how to go on.
+							reply({ ok: false, error: MEDIA_GONE });
+							return;
+						}
 						if (!(err instanceof ConsentryError)) this.#log.error({ err, request: name }, "request failed");
 						reply({ ok: false, error: toPublicError(err) });
 					},

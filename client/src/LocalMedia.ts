@@ -1,0 +1,160 @@
+/** Camera capture: enough for a meeting tile, light on CPU (simulcast sends it at 1/4, 1/2 and full size). */
+const CAMERA: MediaTrackConstraints = {
+	width: { ideal: 640 },
+	height: { ideal: 360 },
+	frameRate: { ideal: 24, max: 30 },
+};
+const MIC: MediaTrackConstraints = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
+export type DeviceKind = "audioinput" | "videoinput";
+
+/** Why a device could not be opened, in words a person can act on. */
+export function describeMediaError(err: unknown, what: "camera" | "microphone"): string {
+	const name = err instanceof DOMException ? err.name : "";
+	switch (name) {
+		case "NotAllowedError":
+		case "SecurityError":
+			return `The browser blocked your ${what}. Allow it in the site settings, then try again.`;
+		case "NotFoundError":
+		case "OverconstrainedError":
+			return `No ${what} was found.`;
+		case "NotReadableError":
+		case "AbortError":
+			return `Your ${what} is in use by another application.`;
+		default:
+			return `Your ${what} could not be started.`;
+	}
+}
+
+/**
+ * This person's microphone and camera: which devices, whether each is on, and
+ * the live tracks. The join page's device check and the meeting share one
+ * instance, so what the person checked is what they send.
+ */
+export class LocalMedia {
+	mic: MediaStreamTrack | undefined;
+	camera: MediaStreamTrack | undefined;
+	micDeviceId = "";
+	cameraDeviceId = "";
+	/** What the person wants (the toggles); a track exists only while wanted and available. */
+	micWanted = true;
+	cameraWanted = true;
+	readonly supported = !!navigator.mediaDevices?.getUserMedia;
+
+	/** Opens the wanted devices that are not open yet. Returns one message per device that failed. */
+	async open(): Promise<string[]> {
+		const errors: string[] = [];
+		if (!this.supported)
+			return ["This browser cannot use a camera or microphone here (a secure https page is needed)."];
+		if (this.micWanted && !this.mic) {
+			try {
+				await this.startMic();
+			} catch (err) {
+				errors.push(describeMediaError(err, "microphone"));
+			}
+		}
+		if (this.cameraWanted && !this.camera) {
+			try {
+				await this.startCamera();
+			} catch (err) {
+				errors.push(describeMediaError(err, "camera"));
+			}
+		}
+		return errors;
+	}
+
+	async startMic(): Promise<MediaStreamTrack> {
+		this.stopMic();
+		const audio = { ...MIC, ...(this.micDeviceId ? { deviceId: { exact: this.micDeviceId } } : {}) };
+		const stream = await navigator.mediaDevices.getUserMedia({ audio });
+		const track = stream.getAudioTracks()[0];
+		if (!track) throw new DOMException("no audio track", "NotFoundError");
+		this.mic = track;
+		this.micDeviceId = track.getSettings().deviceId ?? this.micDeviceId;
+		return track;
+	}
+
+	async startCamera(): Promise<MediaStreamTrack> {
+		this.stopCamera();
+		const video = { ...CAMERA, ...(this.cameraDeviceId ? { deviceId: { exact: this.cameraDeviceId } } : {}) };
+		const stream = await navigator.mediaDevices.getUserMedia({ video });
+		const track = stream.getVideoTracks()[0];
+		if (!track) throw new DOMException("no video track", "NotFoundError");
+		this.camera = track;
+		this.cameraDeviceId = track.getSettings().deviceId ?? this.cameraDeviceId;
+		return track;
+	}
+
+	stopMic(): void {
+		this.mic?.stop();
+		this.mic = undefined;
+	}
+
+	/** Stops the camera (its light goes off). */
+	stopCamera(): void {
+		this.camera?.stop();
+		this.camera = undefined;
+	}
+
+	stopAll(): void {
+		this.stopMic();
+		this.stopCamera();
+	}
+
+	/** Devices of a kind; labels are empty until the person allowed access once. */
+	async devices(kind: DeviceKind): Promise<MediaDeviceInfo[]> {
+		if (!navigator.mediaDevices?.enumerateDevices) return [];
+		const all = await navigator.mediaDevices.enumerateDevices();
+		return all.filter((d) => d.kind === kind && d.deviceId);
+	}
+}
+
+/** Shows a microphone's loudness on a `<meter>` (0…1) while it runs. */
+export class LevelMeter {
+	#ctx: AudioContext | undefined;
+	#source: MediaStreamAudioSourceNode | undefined;
+	#frame = 0;
+	readonly #meter: HTMLMeterElement;
+
+	constructor(meter: HTMLMeterElement) {
+		this.#meter = meter;
+	}
+
+	watch(track: MediaStreamTrack | undefined): void {
+		this.stop();
+		if (!track || typeof AudioContext === "undefined") return;
+		const ctx = new AudioContext();
+		const analyser = ctx.createAnalyser();
+		analyser.fftSize = 512;
+		const source = ctx.createMediaStreamSource(new MediaStream([track]));
+		source.connect(analyser);
+		this.#ctx = ctx;
+		this.#source = source;
+		const samples = new Float32Array(analyser.fftSize);
+		const tick = () => {
+			analyser.getFloatTimeDomainData(samples);
+			let sum = 0;
+			for (const s of samples) sum += s * s;
+			const rms = Math.sqrt(sum / samples.length);
+			// A comfortable speaking voice sits around 0.05–0.2 RMS: show it mid-scale.
+			this.#meter.value = Math.min(1, rms * 4);
+			this.#frame = requestAnimationFrame(tick);
+		};
+		tick();
+		// Autoplay rules may start the context suspended; the next click resumes it.
+		if (ctx.state === "suspended") {
+			const resume = () => void ctx.resume().catch(() => undefined);
+			document.addEventListener("click", resume, { once: true });
+			void ctx.resume().catch(() => undefined);
+		}
+	}
+
+	stop(): void {
+		cancelAnimationFrame(this.#frame);
+		this.#source?.disconnect();
+		void this.#ctx?.close().catch(() => undefined);
+		this.#ctx = undefined;
+		this.#source = undefined;
+		this.#meter.value = 0;
+	}
+}

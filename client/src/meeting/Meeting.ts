@@ -1,0 +1,523 @@
+import type { JoinResult, LobbyEntry, MeetingInfo, PeerInfo, PeerRole } from "../../../shared/protocol.js";
+import { $, h } from "../dom.js";
+import { describeMediaError, type LocalMedia } from "../LocalMedia.js";
+import { MeetingSession, type RemoteTrack } from "../MeetingSession.js";
+import { type Signaling, SignalingError } from "../Signaling.js";
+import { Chat } from "./Chat.js";
+import { Grid } from "./Grid.js";
+import { People, type Person } from "./People.js";
+
+type Joined = Extract<JoinResult, { status: "joined" }>;
+
+interface RemotePerson {
+	id: string;
+	displayName: string;
+	role: PeerRole;
+	mic?: RemoteTrack;
+	camera?: RemoteTrack;
+	screen?: RemoteTrack;
+}
+
+export interface MeetingHooks {
+	/** The person pressed Leave. */
+	leave(): void;
+}
+
+/** The chat panel's listeners live as long as the page: one instance for every meeting joined. */
+let sharedChat: Chat | undefined;
+const chatPanel = (): Chat => {
+	sharedChat ??= new Chat($("#meeting-screen"));
+	return sharedChat;
+};
+
+/**
+ * One membership of a meeting as the person sees it: the grid, the toolbar (mic, camera, screen,
+ * leave; lock and end for the host), the participant and lobby lists, chat and notices. Built
+ * right after a `join` answered `joined`; `close()` tears everything down (the caller handles
+ * the signaling connection).
+ */
+export class Meeting {
+	readonly #signaling: Signaling;
+	readonly #media: LocalMedia;
+	readonly #hooks: MeetingHooks;
+	readonly #selfId: string;
+	readonly #role: PeerRole;
+	readonly #selfName: string;
+	readonly #info: MeetingInfo;
+	readonly #routerRtpCapabilities: unknown;
+	readonly #peers = new Map<string, RemotePerson>();
+	readonly #grid = new Grid($("#grid"));
+	readonly #people: People;
+	readonly #chat = chatPanel();
+	readonly #abort = new AbortController();
+	readonly #unsubscribe: (() => void)[] = [];
+	#session: MeetingSession | undefined;
+	#screenTrack: MediaStreamTrack | undefined;
+	#locked: boolean;
+	#lobby: LobbyEntry[] = [];
+	#busy = new Set<string>();
+	#closed = false;
+	/** Until `start()` finished, the status says "Joining…" whatever the transports do. */
+	#started = false;
+
+	/** Subscribes to the meeting's events at once (call this right after the `join` answer). */
+	constructor(signaling: Signaling, joined: Joined, displayName: string, media: LocalMedia, hooks: MeetingHooks) {
+		this.#signaling = signaling;
+		this.#media = media;
+		this.#hooks = hooks;
+		this.#selfId = joined.peerId;
+		this.#role = joined.role;
+		this.#selfName = displayName;
+		this.#info = joined.meeting;
+		this.#routerRtpCapabilities = joined.routerRtpCapabilities;
+		this.#locked = joined.meeting.locked;
+		this.#people = new People($("#participants"), $("#lobby-panel"), $("#lobby-list"), {
+			mute: (p, kind) => void this.#hostRequest(() => this.#signaling.request("mute", { peerId: p.id, kind })),
+			stopScreenShare: (p) =>
+				void this.#hostRequest(() => this.#signaling.request("stopScreenShare", { peerId: p.id })),
+			remove: (p) => void this.#remove(p),
+			admit: (e) => void this.#hostRequest(() => this.#signaling.request("admit", { peerId: e.peerId })),
+			deny: (e) => void this.#hostRequest(() => this.#signaling.request("deny", { peerId: e.peerId })),
+		});
+		this.#people.isHost = this.#role === "host";
+		for (const p of joined.peers) this.#peers.set(p.id, { id: p.id, displayName: p.displayName, role: p.role });
+		this.#lobby = joined.lobby;
+		this.#subscribe();
+	}
+
+	/** Opens the media session, publishes the wanted microphone and camera, and shows the meeting. */
+	async start(): Promise<void> {
+		this.#renderShell();
+		this.#status("Joining…");
+		this.#session = await MeetingSession.start(this.#signaling, this.#routerRtpCapabilities, {
+			trackAdded: (t) => this.#trackAdded(t),
+			trackRemoved: (t) => this.#trackRemoved(t),
+			trackPaused: (t) => this.#refresh(t.peerId),
+			connectionState: (_d, state) => this.#connectionState(state),
+		});
+		if (this.#closed) {
+			this.#session.close();
+			return;
+		}
+		await this.#publishInitial();
+		if (this.#closed) return;
+		this.#started = true;
+		this.#renderToolbar();
+		this.#status("Connected");
+	}
+
+	/** Tears down media and UI; safe to call more than once. */
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		for (const off of this.#unsubscribe) off();
+		this.#abort.abort();
+		this.#session?.close();
+		this.#screenTrack?.stop();
+		this.#screenTrack = undefined;
+		this.#grid.clear();
+		this.#people.clear();
+		this.#chat.stop();
+		$("#notices").replaceChildren();
+		const dialog = $<HTMLDialogElement>("#confirm-dialog");
+		if (dialog.open) dialog.close("cancel");
+		this.#status("");
+	}
+
+	/** Says `leave` to the gateway, then closes. */
+	async leave(): Promise<void> {
+		if (this.#signaling.open) await this.#signaling.request("leave", {}, 3000).catch(() => undefined);
+		this.close();
+	}
+
+	// Setup ---------------------------------------------------------------------------------------------------
+
+	#subscribe(): void {
+		const s = this.#signaling;
+		this.#unsubscribe.push(
+			s.on("peerJoined", (p) => this.#peerJoined(p)),
+			s.on("peerLeft", ({ peerId }) => this.#peerLeft(peerId)),
+			s.on("activeSpeaker", ({ peerId }) => {
+				this.#grid.setSpeaker(peerId);
+				this.#people.setSpeaker(peerId);
+			}),
+			s.on("chatMessage", (m) => this.#chat.add(m)),
+			s.on("lobbyChanged", ({ waiting }) => this.#lobbyChanged(waiting)),
+			s.on("meetingLocked", ({ locked }) => {
+				if (locked !== this.#locked)
+					this.#notice(locked ? "The host locked the meeting." : "The host unlocked the meeting.");
+				this.#locked = locked;
+				this.#renderToolbar();
+			}),
+			s.on("mutedByHost", ({ producerId, kind }) => void this.#mutedByHost(producerId, kind)),
+			s.on("producerClosed", ({ producerId }) => {
+				if (this.#session?.producerSource(producerId) !== "screen") return;
+				this.#notice("The host stopped your screen share.");
+				void this.#once("screen", () => this.#stopScreen());
+			}),
+		);
+	}
+
+	#renderShell(): void {
+		$("#meeting-title").textContent = this.#info.title;
+		$("#meeting-code").textContent = `Meeting ID ${this.#info.joinCode}`;
+		document.title = `${this.#info.title} · consentry`;
+		this.#grid.person(this.#selfId, this.#selfName, true);
+		for (const p of this.#peers.values()) {
+			this.#grid.person(p.id, p.displayName);
+			this.#refresh(p.id);
+		}
+		this.#refreshSelf();
+		this.#people.renderLobby(this.#lobby);
+		this.#chat.start(this.#selfId, this.#info.chat, (text) => this.#signaling.request("chat", { text }));
+		const on = (id: string, fn: () => unknown) =>
+			$(id).addEventListener("click", () => void fn(), { signal: this.#abort.signal });
+		on("#mic-button", () => this.#once("mic", () => this.#toggleMic()));
+		on("#camera-button", () => this.#once("camera", () => this.#toggleCamera()));
+		on("#screen-button", () =>
+			this.#once("screen", () => (this.#screenTrack ? this.#stopScreen() : this.#shareScreen())),
+		);
+		on("#lock-button", () =>
+			this.#once("lock", () =>
+				this.#hostRequest(async () => {
+					const locked = !this.#locked;
+					await this.#signaling.request("lock", { locked });
+					this.#locked = locked;
+					this.#renderToolbar();
+				}),
+			),
+		);
+		on("#end-button", () => this.#endForAll());
+		on("#leave-button", () => this.#hooks.leave());
+		this.#renderToolbar();
+	}
+
+	async #publishInitial(): Promise<void> {
+		const session = this.#session;
+		if (!session) return;
+		const errors: string[] = [];
+		if (this.#media.micWanted && this.#media.mic && session.canSend("audio")) {
+			await session.publish("mic", this.#media.mic).catch((err: unknown) => errors.push(message(err)));
+		}
+		if (this.#media.cameraWanted && this.#media.camera && session.canSend("video")) {
+			await session.publish("camera", this.#media.camera).catch((err: unknown) => errors.push(message(err)));
+		}
+		for (const e of errors) this.#notice(`Could not send your media: ${e}`);
+		this.#refreshSelf();
+	}
+
+	// Remote people -----------------------------------------------------------------------------------------
+
+	#peerJoined(p: PeerInfo): void {
+		if (p.id === this.#selfId) return;
+		const existing = this.#peers.get(p.id);
+		this.#peers.set(p.id, { ...existing, id: p.id, displayName: p.displayName, role: p.role });
+		this.#grid.person(p.id, p.displayName);
+		this.#refresh(p.id);
+	}
+
+	#peerLeft(peerId: string): void {
+		this.#peers.delete(peerId);
+		this.#grid.removePerson(peerId);
+		this.#people.remove(peerId);
+	}
+
+	#trackAdded(t: RemoteTrack): void {
+		let p = this.#peers.get(t.peerId);
+		if (!p) {
+			p = { id: t.peerId, displayName: "…", role: "participant" };
+			this.#peers.set(t.peerId, p);
+			this.#grid.person(p.id, p.displayName);
+		}
+		p[t.source] = t;
+		if (t.source === "screen") this.#grid.screen(p.id, `${p.displayName}'s screen`, t.track);
+		else this.#grid.setTrack(p.id, "camera", t.kind, t.track);
+		this.#refresh(p.id);
+	}
+
+	#trackRemoved(t: RemoteTrack): void {
+		const p = this.#peers.get(t.peerId);
+		if (!p || p[t.source]?.consumerId !== t.consumerId) return;
+		delete p[t.source];
+		if (t.source === "screen") this.#grid.removeScreen(p.id);
+		else this.#grid.setTrack(p.id, "camera", t.kind, undefined);
+		this.#refresh(p.id);
+	}
+
+	#refresh(peerId: string): void {
+		const p = this.#peers.get(peerId);
+		if (!p) return;
+		const person: Person = {
+			id: p.id,
+			displayName: p.displayName,
+			role: p.role,
+			self: false,
+			mic: !!p.mic && !p.mic.paused,
+			camera: !!p.camera && !p.camera.paused,
+			screen: !!p.screen,
+		};
+		this.#grid.setMicOff(p.id, !person.mic);
+		this.#grid.setVideoOff(p.id, !person.camera);
+		this.#people.render(person);
+	}
+
+	#lobbyChanged(waiting: LobbyEntry[]): void {
+		const before = new Set(this.#lobby.map((e) => e.peerId));
+		this.#lobby = waiting;
+		this.#people.renderLobby(waiting);
+		if (this.#role !== "host") return;
+		for (const e of waiting) if (!before.has(e.peerId)) this.#notice(`${e.displayName} is waiting in the lobby.`);
+	}
+
+	// This person's own media -----------------------------------------------------------------------------------
+
+	#micOn(): boolean {
+		const p = this.#session?.producer("mic");
+		return !!p && !p.paused;
+	}
+
+	#cameraOn(): boolean {
+		const p = this.#session?.producer("camera");
+		return !!p && !p.paused && !!p.track;
+	}
+
+	async #toggleMic(): Promise<void> {
+		const session = this.#session;
+		if (!session) return;
+		if (this.#micOn()) {
+			this.#media.micWanted = false;
+			await session.pause("mic");
+		} else {
+			this.#media.micWanted = true;
+			let track = this.#media.mic;
+			if (!track || track.readyState === "ended") {
+				try {
+					track = await this.#media.startMic();
+				} catch (err) {
+					this.#media.micWanted = false;
+					this.#notice(describeMediaError(err, "microphone"));
+					return;
+				}
+			}
+			const producer = session.producer("mic");
+			if (producer) {
+				if (producer.track !== track) await session.replaceTrack("mic", track);
+				await session.resume("mic");
+			} else {
+				await session.publish("mic", track);
+			}
+		}
+		this.#refreshSelf();
+	}
+
+	async #toggleCamera(): Promise<void> {
+		const session = this.#session;
+		if (!session) return;
+		if (this.#cameraOn()) {
+			this.#media.cameraWanted = false;
+			await this.#cameraOff();
+		} else {
+			this.#media.cameraWanted = true;
+			let track: MediaStreamTrack;
+			try {
+				track = await this.#media.startCamera();
+			} catch (err) {
+				this.#media.cameraWanted = false;
+				this.#notice(describeMediaError(err, "camera"));
+				return;
+			}
+			if (session.producer("camera")) {
+				await session.replaceTrack("camera", track);
+				await session.resume("camera");
+			} else {
+				await session.publish("camera", track);
+			}
+		}
+		this.#refreshSelf();
+	}
+
+	/** Camera off: nobody receives it any more and the camera itself stops (its light goes off). */
+	async #cameraOff(serverPaused = false): Promise<void> {
+		const session = this.#session;
+		if (session && !serverPaused) await session.pause("camera");
+		await session?.replaceTrack("camera", null);
+		this.#media.stopCamera();
+		this.#refreshSelf();
+	}
+
+	async #mutedByHost(producerId: string, kind: "audio" | "video"): Promise<void> {
+		const source = this.#session?.pausedByServer(producerId);
+		if (!source) return;
+		if (kind === "audio") {
+			this.#media.micWanted = false;
+			this.#notice("The host muted your microphone. Unmute it when you want to speak.");
+		} else {
+			this.#media.cameraWanted = false;
+			this.#notice("The host turned your camera off. Turn it on when you want to be seen.");
+			await this.#cameraOff(true);
+		}
+		this.#refreshSelf();
+	}
+
+	async #shareScreen(): Promise<void> {
+		const session = this.#session;
+		if (!session) return;
+		let stream: MediaStream;
+		try {
+			stream = await navigator.mediaDevices.getDisplayMedia({
+				video: { frameRate: { ideal: 15, max: 30 } },
+				audio: false,
+			});
+		} catch (err) {
+			if (!(err instanceof DOMException && err.name === "NotAllowedError")) {
+				this.#notice(`Screen sharing could not start: ${message(err)}`);
+			}
+			return;
+		}
+		const track = stream.getVideoTracks()[0];
+		if (!track) return;
+		track.contentHint = "detail";
+		try {
+			await session.publish("screen", track);
+		} catch (err) {
+			track.stop();
+			this.#notice(message(err));
+			return;
+		}
+		this.#screenTrack = track;
+		track.addEventListener("ended", () => void this.#once("screen", () => this.#stopScreen()), { once: true });
+		this.#grid.screen(this.#selfId, "Your screen", track, true);
+		this.#refreshSelf();
+	}
+
+	async #stopScreen(): Promise<void> {
+		const track = this.#screenTrack;
+		if (!track) return;
+		this.#screenTrack = undefined;
+		await this.#session?.unpublish("screen");
+		track.stop();
+		this.#grid.removeScreen(this.#selfId);
+		this.#refreshSelf();
+	}
+
+	#refreshSelf(): void {
+		const mic = this.#micOn();
+		const camera = this.#cameraOn();
+		this.#grid.setTrack(this.#selfId, "camera", "video", camera ? this.#media.camera : undefined);
+		this.#grid.setMicOff(this.#selfId, !mic);
+		this.#grid.setVideoOff(this.#selfId, !camera);
+		this.#people.render({
+			id: this.#selfId,
+			displayName: this.#selfName,
+			role: this.#role,
+			self: true,
+			mic,
+			camera,
+			screen: !!this.#screenTrack,
+		});
+		this.#renderToolbar();
+	}
+
+	#renderToolbar(): void {
+		if (this.#closed) return;
+		const session = this.#session;
+		const micButton = $<HTMLButtonElement>("#mic-button");
+		const mic = this.#micOn();
+		micButton.textContent = mic ? "Mute microphone" : "Unmute microphone";
+		micButton.dataset.state = mic ? "on" : "off";
+		micButton.disabled = !session?.canSend("audio");
+		const camButton = $<HTMLButtonElement>("#camera-button");
+		const cam = this.#cameraOn();
+		camButton.textContent = cam ? "Turn camera off" : "Turn camera on";
+		camButton.dataset.state = cam ? "on" : "off";
+		camButton.disabled = !session?.canSend("video");
+		const screenButton = $<HTMLButtonElement>("#screen-button");
+		const sharing = !!this.#screenTrack;
+		screenButton.textContent = sharing ? "Stop sharing" : "Share screen";
+		screenButton.dataset.state = sharing ? "on" : "off";
+		screenButton.hidden = !navigator.mediaDevices?.getDisplayMedia;
+		const hostOnly = this.#info.screenShare === "host" && this.#role !== "host";
+		screenButton.disabled = !session?.canSend("video") || (hostOnly && !sharing);
+		screenButton.title = hostOnly ? "Only the host can share a screen in this meeting." : "";
+		$(".toolbar .host-only").hidden = this.#role !== "host";
+		$("#lock-button").textContent = this.#locked ? "Unlock meeting" : "Lock meeting";
+		$("#locked-badge").hidden = !this.#locked;
+	}
+
+	// Host controls ---------------------------------------------------------------------------------------------
+
+	async #hostRequest(fn: () => Promise<unknown>): Promise<void> {
+		try {
+			await fn();
+		} catch (err) {
+			this.#notice(message(err));
+		}
+	}
+
+	async #remove(p: Person): Promise<void> {
+		if (!(await confirmAction(`Remove ${p.displayName} from the meeting? They cannot rejoin it.`, "Remove"))) return;
+		await this.#hostRequest(() => this.#signaling.request("remove", { peerId: p.id }));
+	}
+
+	async #endForAll(): Promise<void> {
+		if (!(await confirmAction("End the meeting for everyone?", "End meeting"))) return;
+		await this.#hostRequest(() => this.#signaling.request("endMeeting", {}));
+	}
+
+	// Small helpers -------------------------------------------------------------------------------------------
+
+	/** Runs one toggle at a time per control; errors become notices. */
+	async #once(what: string, fn: () => Promise<void>): Promise<void> {
+		if (this.#busy.has(what) || this.#closed) return;
+		this.#busy.add(what);
+		try {
+			await fn();
+		} catch (err) {
+			if (!this.#closed) this.#notice(message(err));
+		} finally {
+			this.#busy.delete(what);
+			if (!this.#closed) this.#refreshSelf();
+		}
+	}
+
+	#connectionState(state: RTCPeerConnectionState): void {
+		if (!this.#started || this.#closed) return;
+		if (state === "connected") this.#status("Connected");
+		else if (state === "disconnected") this.#status("Media connection interrupted; trying to recover…");
+		else if (state === "failed") this.#status("Media connection failed. Leave and rejoin to continue.");
+	}
+
+	#status(text: string): void {
+		$("#status").textContent = text;
+	}
+
+	#notice(text: string): void {
+		if (this.#closed) return;
+		const list = $("#notices");
+		const item = h(
+			"li",
+			{ class: "notice" },
+			h("span", null, text),
+			h("button", { type: "button", "aria-label": "Dismiss", onclick: () => item.remove() }, "×"),
+		);
+		list.append(item);
+		setTimeout(() => item.remove(), 12_000);
+	}
+}
+
+function message(err: unknown): string {
+	if (err instanceof SignalingError || err instanceof Error) return err.message;
+	return String(err);
+}
+
+/** A modal yes/no question (no `window.confirm`: it blocks the page and automation). */
+export function confirmAction(question: string, ok: string): Promise<boolean> {
+	const dialog = $<HTMLDialogElement>("#confirm-dialog");
+	$("#confirm-text").textContent = question;
+	$("#confirm-ok").textContent = ok;
+	dialog.returnValue = "";
+	dialog.showModal();
+	return new Promise((resolve) =>
+		dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }),
+	);
+}

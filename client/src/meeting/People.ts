@@ -1,0 +1,119 @@
+import type { LobbyEntry, PeerRole } from "../../../shared/protocol.js";
+import { h, peerSelector } from "../dom.js";
+
+/** What the participant list shows about a person. */
+export interface Person {
+	id: string;
+	displayName: string;
+	role: PeerRole;
+	self: boolean;
+	mic: boolean;
+	camera: boolean;
+	screen: boolean;
+}
+
+export interface HostActions {
+	mute(person: Person, kind: "audio" | "video"): void;
+	stopScreenShare(person: Person): void;
+	remove(person: Person): void;
+	admit(entry: LobbyEntry): void;
+	deny(entry: LobbyEntry): void;
+}
+
+const ROLE_LABEL: Record<PeerRole, string> = { host: "Host", participant: "Participant", guest: "Guest" };
+
+/**
+ * The participant list (`data-testid="participants"`, one `li[data-peer]` per person, with the
+ * host's per-person controls) and, for the host, the lobby list (`data-testid="lobby-list"`).
+ */
+export class People {
+	readonly #list: HTMLElement;
+	readonly #lobbyPanel: HTMLElement;
+	readonly #lobbyList: HTMLElement;
+	readonly #actions: HostActions;
+	isHost = false;
+
+	constructor(list: HTMLElement, lobbyPanel: HTMLElement, lobbyList: HTMLElement, actions: HostActions) {
+		this.#list = list;
+		this.#lobbyPanel = lobbyPanel;
+		this.#lobbyList = lobbyList;
+		this.#actions = actions;
+	}
+
+	/** Adds or redraws a person's row. */
+	render(p: Person): void {
+		const controls = this.isHost && !p.self;
+		const row = h(
+			"li",
+			{ "data-peer": p.id, "data-role": p.role },
+			h("span", { class: "name" }, p.self ? `${p.displayName} (you)` : p.displayName),
+			h("span", { class: "badge role" }, ROLE_LABEL[p.role]),
+			h(
+				"span",
+				{ class: "state" },
+				p.mic ? null : h("span", { class: "badge" }, "Mic off"),
+				p.camera ? null : h("span", { class: "badge" }, "Camera off"),
+				p.screen ? h("span", { class: "badge" }, "Sharing screen") : null,
+			),
+			controls
+				? h(
+						"span",
+						{ class: "controls" },
+						button("Mute audio", `Mute audio of ${p.displayName}`, () => this.#actions.mute(p, "audio"), !p.mic),
+						button("Mute video", `Mute video of ${p.displayName}`, () => this.#actions.mute(p, "video"), !p.camera),
+						p.screen
+							? button("Stop screen share", `Stop screen share of ${p.displayName}`, () =>
+									this.#actions.stopScreenShare(p),
+								)
+							: null,
+						button("Remove", `Remove ${p.displayName}`, () => this.#actions.remove(p), false, "danger"),
+					)
+				: null,
+		);
+		const old = this.#list.querySelector(peerSelector(p.id));
+		if (old) old.replaceWith(row);
+		else if (p.self) this.#list.prepend(row);
+		else this.#list.append(row);
+	}
+
+	remove(peerId: string): void {
+		this.#list.querySelector(peerSelector(peerId))?.remove();
+	}
+
+	setSpeaker(peerId: string | null): void {
+		for (const li of this.#list.querySelectorAll<HTMLElement>("li[data-peer]")) {
+			li.toggleAttribute("data-speaking", li.dataset.peer === peerId);
+		}
+	}
+
+	/** The host's lobby list; hidden for everyone else and when nobody waits. */
+	renderLobby(waiting: LobbyEntry[]): void {
+		this.#lobbyPanel.hidden = !this.isHost || waiting.length === 0;
+		this.#lobbyList.replaceChildren(
+			...waiting.map((e) =>
+				h(
+					"li",
+					{ "data-peer": e.peerId },
+					h("span", { class: "name" }, e.displayName),
+					e.guest ? h("span", { class: "badge" }, "Guest") : null,
+					h(
+						"span",
+						{ class: "controls" },
+						button("Admit", `Admit ${e.displayName}`, () => this.#actions.admit(e), false, "primary"),
+						button("Deny", `Deny ${e.displayName}`, () => this.#actions.deny(e)),
+					),
+				),
+			),
+		);
+	}
+
+	clear(): void {
+		this.#list.replaceChildren();
+		this.#lobbyList.replaceChildren();
+		this.#lobbyPanel.hidden = true;
+	}
+}
+
+function button(text: string, label: string, onClick: () => void, disabled = false, cls = ""): HTMLButtonElement {
+	return h("button", { type: "button", "aria-label": label, class: cls || null, disabled, onclick: onClick }, text);
+}
