@@ -6,7 +6,7 @@
 #      (cached in ~/.cache/consentry, keyed by mediasoup version + patch hash)
 #   4. npm dependencies (locked versions), with the built worker placed where mediasoup looks for it
 #   5. the server (tsc) and browser client (vite) builds
-# A warm run takes a few seconds. Set CONSENTRY_SKIP_APT=1 to skip step 1.
+# A warm run takes ~20 s (the two builds). Set CONSENTRY_SKIP_APT=1 to skip step 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
