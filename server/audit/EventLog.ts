@@ -1,66 +1,180 @@
+import { createHmac, randomBytes } from "node:crypto";
 import type { Database } from "../store/Database.js";
+import {
+	type ChainHead,
+	canonicalJson,
+	entryHashFromColumns,
+	GENESIS,
+	type Json,
+	toJson,
+} from "./chain.js";
+import { exportMeeting } from "./meetingExport.js";
+import { type VerifyResult, verifyDatabase } from "./verify.js";
 
-/** Event types the meetings core records (the notice issue adds its own and chains them). */
-export type EventType =
-	| "meeting.scheduled"
-	| "meeting.started"
-	| "meeting.ended"
-	| "host_seat.taken"
-	| "host_seat.refused"
-	| "host_seat.taken_over"
-	| "person.joined"
-	| "person.left"
-	| "lobby.entered"
-	| "lobby.admitted"
-	| "lobby.denied"
-	| "host.locked"
-	| "host.unlocked"
-	| "host.muted"
-	| "host.stopped_share"
-	| "host.removed";
+/** Every event type the audit trail records. */
+export const EVENT_TYPES = [
+	// Meetings core.
+	"meeting.scheduled",
+	"meeting.started",
+	"meeting.ended",
+	"host_seat.taken",
+	"host_seat.refused",
+	"host_seat.taken_over",
+	"person.joined",
+	"person.left",
+	"lobby.entered",
+	"lobby.admitted",
+	"lobby.denied",
+	"host.locked",
+	"host.unlocked",
+	"host.muted",
+	"host.stopped_share",
+	"host.removed",
+	// Recording / transcription notice and consent (data: kind, sessionId, policy, …).
+	/** A capture session began (start or resume): a new notice for everyone. */
+	"session.on",
+	"session.paused",
+	"session.off",
+	/** The gateway sent a person the notice of a session. */
+	"notice.sent",
+	/** The person's client reported the notice on screen. */
+	"notice.shown",
+	"notice.acknowledged",
+	"consent.given",
+	"consent.declined",
+	"consent.withdrawn",
+	/** A person's media gate for one producer (data: producerId, kind, reason). */
+	"gate.opened",
+	"gate.closed",
+	/** An object (recording part, transcript) landed in the customer's bucket (data: bucket, key, size, sha256). */
+	"storage.object_written",
+	"transcript.link_issued",
+	"transcript.link_opened",
+	/** Something an operator did (data.action says what). */
+	"operator.action",
+	/** A person's pseudonym secret was destroyed (data.pseudonym); emitted by {@link EventLog.erasePerson}. */
+	"person.erased",
+] as const;
 
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** An entry of the audit trail, as stored and hashed. */
 export interface AuditEvent {
+	/** Position in the tenant's chain: 1, 2, 3, … */
 	seq: number;
 	at: string;
 	tenantId: string;
 	meetingId: string | null;
 	type: EventType;
+	/** Pseudonym of who did it (`psn_…`), or null. */
 	actor: string | null;
+	/** Details; any field named `person` (or `persons`) holds pseudonyms. */
 	data: Record<string, unknown>;
+	/** Hash of the tenant's previous entry (GENESIS for the first). */
+	prevHash: string;
+	/** Hash of the meeting's previous entry (GENESIS for its first), null outside meetings. */
+	meetingPrevHash: string | null;
+	/** SHA-256 of this entry's canonical form (docs/audit.md). */
+	hash: string;
 }
 
-/** Append-only record of what happened in meetings, for the audit trail. */
+export interface AppendInput {
+	tenantId: string;
+	meetingId?: string;
+	/** Person key of who did it (`acme:alice`, `guest:<uuid>`): stored as a pseudonym. */
+	actor?: string;
+	/** Details. Person keys go in fields named `person` (one) or `persons` (a list): stored as pseudonyms. */
+	data?: Record<string, unknown>;
+}
+
+/** What a pseudonym looks like: `psn_` and the hex HMAC-SHA256 of the person key under the person's secret. */
+export const PSEUDONYM_RE = /^psn_[0-9a-f]{64}$/;
+
+type EventRow = {
+	chain_seq: number;
+	at: string;
+	tenant_id: string;
+	meeting_id: string | null;
+	type: EventType;
+	actor: string | null;
+	data: string;
+	prev_hash: string;
+	meeting_prev_hash: string | null;
+	hash: string;
+};
+
+const COLUMNS = "chain_seq, at, tenant_id, meeting_id, type, actor, data, prev_hash, meeting_prev_hash, hash";
+
+function toEvent(r: EventRow): AuditEvent {
+	return {
+		seq: r.chain_seq,
+		at: r.at,
+		tenantId: r.tenant_id,
+		meetingId: r.meeting_id,
+		type: r.type,
+		actor: r.actor,
+		data: JSON.parse(r.data) as Record<string, unknown>,
+		prevHash: r.prev_hash,
+		meetingPrevHash: r.meeting_prev_hash,
+		hash: r.hash,
+	};
+}
+
+/**
+ * The audit trail: append-only, one hash chain per tenant (each entry also
+ * links to its meeting's previous entry), persons as erasable pseudonyms.
+ * Safe with several gateway processes on one database file: an append reads
+ * the head and inserts in one IMMEDIATE transaction, and the database refuses
+ * any insert that does not extend the head (unique position + trigger).
+ * See docs/audit.md.
+ */
 export class EventLog {
 	readonly #db: Database;
+	readonly #stmt;
+	readonly #appendTx: (items: readonly (AppendInput & { type: EventType })[]) => AuditEvent[];
 
 	constructor(db: Database) {
 		this.#db = db;
+		this.#stmt = {
+			head: db.prepare(
+				"SELECT chain_seq AS seq, hash FROM events WHERE tenant_id = ? AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
+			),
+			// events_by_meeting (meeting_id, seq): within a tenant, seq grows with chain_seq.
+			meetingHead: db.prepare(
+				"SELECT hash FROM events WHERE meeting_id = ? AND tenant_id = ? AND hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+			),
+			insert: db.prepare(
+				`INSERT INTO events (at, tenant_id, meeting_id, type, actor, data, chain_seq, prev_hash, meeting_prev_hash, hash)
+				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			),
+			secret: db.prepare("SELECT secret, pseudonym FROM audit_person_secrets WHERE tenant_id = ? AND person_key = ?"),
+			addSecret: db.prepare(
+				"INSERT INTO audit_person_secrets (tenant_id, person_key, secret, pseudonym, created_at) VALUES (?, ?, ?, ?, ?)",
+			),
+			byPseudonym: db.prepare("SELECT person_key FROM audit_person_secrets WHERE tenant_id = ? AND pseudonym = ?"),
+			dropSecret: db.prepare("DELETE FROM audit_person_secrets WHERE tenant_id = ? AND person_key = ?"),
+		};
+		const tx = db.transaction((items: readonly (AppendInput & { type: EventType })[]) =>
+			items.map((item) => this.#appendOne(item)),
+		);
+		this.#appendTx = (items) => tx.immediate(items);
+		this.#sealLegacy();
 	}
 
-	append(
-		type: EventType,
-		e: { tenantId: string; meetingId?: string; actor?: string; data?: Record<string, unknown> },
-	): AuditEvent {
-		const at = new Date().toISOString();
-		const data = e.data ?? {};
-		const res = this.#db
-			.prepare("INSERT INTO events (at, tenant_id, meeting_id, type, actor, data) VALUES (?, ?, ?, ?, ?, ?)")
-			.run(at, e.tenantId, e.meetingId ?? null, type, e.actor ?? null, JSON.stringify(data));
-		return {
-			seq: Number(res.lastInsertRowid),
-			at,
-			tenantId: e.tenantId,
-			meetingId: e.meetingId ?? null,
-			type,
-			actor: e.actor ?? null,
-			data,
-		};
+	/** Appends one entry at the head of its tenant's chain. */
+	append(type: EventType, e: AppendInput): AuditEvent {
+		return this.#appendTx([{ ...e, type }])[0] as AuditEvent;
+	}
+
+	/** Appends several entries, in order, in one transaction (all or none). */
+	appendMany(items: readonly (AppendInput & { type: EventType })[]): AuditEvent[] {
+		return items.length ? this.#appendTx(items) : [];
 	}
 
 	list(filter: { tenantId: string; meetingId?: string; type?: EventType; limit?: number }): AuditEvent[] {
 		const rows = this.#db
 			.prepare(
-				`SELECT * FROM events WHERE tenant_id = @tenantId
+				`SELECT ${COLUMNS} FROM events WHERE tenant_id = @tenantId
 				 AND (@meetingId IS NULL OR meeting_id = @meetingId) AND (@type IS NULL OR type = @type)
 				 ORDER BY seq LIMIT @limit`,
 			)
@@ -69,23 +183,195 @@ export class EventLog {
 				meetingId: filter.meetingId ?? null,
 				type: filter.type ?? null,
 				limit: filter.limit ?? 10_000,
-			}) as {
-			seq: number;
-			at: string;
-			tenant_id: string;
-			meeting_id: string | null;
-			type: EventType;
-			actor: string | null;
-			data: string;
-		}[];
-		return rows.map((r) => ({
-			seq: r.seq,
-			at: r.at,
-			tenantId: r.tenant_id,
-			meetingId: r.meeting_id,
-			type: r.type,
-			actor: r.actor,
-			data: JSON.parse(r.data) as Record<string, unknown>,
-		}));
+			}) as EventRow[];
+		return rows.map(toEvent);
 	}
+
+	/** The tenant chain's last entry (null: no entries yet). Record it somewhere else to anchor the chain. */
+	head(tenantId: string): ChainHead | null {
+		return (this.#stmt.head.get(tenantId) as ChainHead | undefined) ?? null;
+	}
+
+	/** Recomputes the chains (one tenant, or all) and reports each one's first broken link. */
+	verify(opts: { tenantId?: string; anchor?: ChainHead } = {}): VerifyResult[] {
+		return verifyDatabase(this.#db, opts);
+	}
+
+	/** The meeting's entries as JSON Lines, verifiable offline (docs/audit.md). */
+	exportMeeting(tenantId: string, meetingId: string): string {
+		return exportMeeting(this.#db, tenantId, meetingId);
+	}
+
+	/**
+	 * The person's pseudonym in this tenant's entries, or null when they have
+	 * none (never appeared, or erased). For access requests: find their entries.
+	 */
+	pseudonym(tenantId: string, personKey: string): string | null {
+		const row = this.#stmt.secret.get(tenantId, personKey) as { secret: Buffer } | undefined;
+		return row ? pseudonymOf(row.secret, personKey) : null;
+	}
+
+	/** The person key behind a pseudonym, or null when it cannot be resolved (unknown or erased). */
+	resolvePseudonym(tenantId: string, pseudonym: string): string | null {
+		return (this.#stmt.byPseudonym.get(tenantId, pseudonym) as { person_key: string } | undefined)?.person_key ?? null;
+	}
+
+	/** Entries where the person is the actor or named in data (access requests). Empty once erased. */
+	listForPerson(tenantId: string, personKey: string, limit = 10_000): AuditEvent[] {
+		const psn = this.pseudonym(tenantId, personKey);
+		if (!psn) return [];
+		const rows = this.#db
+			.prepare(
+				`SELECT ${COLUMNS} FROM events WHERE tenant_id = ? AND (actor = ? OR instr(data, ?) > 0)
+				 ORDER BY seq LIMIT ?`,
+			)
+			.all(tenantId, psn, `"${psn}"`, limit) as EventRow[];
+		return rows.map(toEvent);
+	}
+
+	/**
+	 * Erasure: destroys the person's secret, so their pseudonym can no longer be
+	 * linked to them. Entries are not touched and every chain still verifies.
+	 * Records a `person.erased` entry naming the (now unlinkable) pseudonym. If
+	 * the same person key appears again later, it gets a new, unrelated pseudonym.
+	 * Backups taken before the erasure still hold the secret: keep them short.
+	 */
+	erasePerson(
+		tenantId: string,
+		personKey: string,
+		by?: { actor?: string; reason?: string },
+	): { erased: boolean; pseudonym: string | null } {
+		const secureDelete = this.#db.pragma("secure_delete", { simple: true }) as number;
+		this.#db.pragma("secure_delete = ON"); // overwrite the deleted secret's bytes in the page
+		let pseudonym: string | null;
+		try {
+			pseudonym = this.#db
+				.transaction((): string | null => {
+					const psn = this.pseudonym(tenantId, personKey);
+					if (!psn) return null;
+					this.#stmt.dropSecret.run(tenantId, personKey);
+					this.#appendOne({
+						type: "person.erased",
+						tenantId,
+						...(by?.actor ? { actor: by.actor } : {}),
+						data: { pseudonym: psn, ...(by?.reason ? { reason: by.reason } : {}) },
+					});
+					return psn;
+				})
+				.immediate();
+		} finally {
+			this.#db.pragma(`secure_delete = ${secureDelete}`);
+		}
+		// Move the zeroed page into the main file and empty the WAL, which still holds the old page.
+		if (pseudonym) this.#db.pragma("wal_checkpoint(TRUNCATE)");
+		return { erased: pseudonym !== null, pseudonym };
+	}
+
+	#appendOne(item: AppendInput & { type: EventType }): AuditEvent {
+		const { tenantId, type } = item;
+		const meetingId = item.meetingId ?? null;
+		const actor = item.actor === undefined || item.actor === null ? null : this.#pseudonymize(tenantId, item.actor);
+		const data = this.#pseudonymizeData(tenantId, toJson(item.data ?? {})) as Record<string, Json>;
+		if (typeof data !== "object" || data === null || Array.isArray(data)) throw new TypeError("data must be an object");
+		const dataText = canonicalJson(data);
+		const head = this.#stmt.head.get(tenantId) as ChainHead | undefined;
+		const seq = (head?.seq ?? 0) + 1;
+		const prevHash = head?.hash ?? GENESIS;
+		const meetingPrevHash =
+			meetingId === null
+				? null
+				: ((this.#stmt.meetingHead.get(meetingId, tenantId) as { hash: string } | undefined)?.hash ?? GENESIS);
+		const at = new Date().toISOString();
+		const hash = entryHashFromColumns(seq, at, tenantId, meetingId, type, actor, dataText, prevHash, meetingPrevHash);
+		this.#stmt.insert.run(at, tenantId, meetingId, type, actor, dataText, seq, prevHash, meetingPrevHash, hash);
+		return { seq, at, tenantId, meetingId, type, actor, data, prevHash, meetingPrevHash, hash };
+	}
+
+	/** The person's pseudonym, creating their secret on first sight. Inside the append transaction. */
+	#pseudonymize(tenantId: string, personKey: string): string {
+		if (PSEUDONYM_RE.test(personKey)) return personKey;
+		const row = this.#stmt.secret.get(tenantId, personKey) as { pseudonym: string } | undefined;
+		if (row) return row.pseudonym;
+		const secret = randomBytes(32);
+		const pseudonym = pseudonymOf(secret, personKey);
+		this.#stmt.addSecret.run(tenantId, personKey, secret, pseudonym, new Date().toISOString());
+		return pseudonym;
+	}
+
+	#pseudonymizeData(tenantId: string, v: Json): Json {
+		if (Array.isArray(v)) return v.map((x) => this.#pseudonymizeData(tenantId, x));
+		if (v === null || typeof v !== "object") return v;
+		const out: Record<string, Json> = {};
+		for (const [k, x] of Object.entries(v)) {
+			if (k === "person" && typeof x === "string") out[k] = this.#pseudonymize(tenantId, x);
+			else if (k === "persons" && Array.isArray(x))
+				out[k] = x.map((p) => (typeof p === "string" ? this.#pseudonymize(tenantId, p) : this.#pseudonymizeData(tenantId, p)));
+			else out[k] = this.#pseudonymizeData(tenantId, x);
+		}
+		return out;
+	}
+
+	/**
+	 * Rows written before the chain existed (migration 2) join their tenant's
+	 * chain once, in their original order, with persons pseudonymized. The
+	 * database refuses unchained inserts since, so this finds nothing after the
+	 * first gateway start on the new version.
+	 */
+	#sealLegacy(): void {
+		const pending = this.#db.prepare("SELECT 1 FROM events WHERE hash IS NULL LIMIT 1");
+		if (!pending.get()) return;
+		this.#db
+			.transaction(() => {
+				const rows = this.#db
+					.prepare("SELECT seq, at, tenant_id, meeting_id, type, actor, data FROM events WHERE hash IS NULL ORDER BY seq")
+					.all() as {
+					seq: number;
+					at: string;
+					tenant_id: string;
+					meeting_id: string | null;
+					type: string;
+					actor: string | null;
+					data: string;
+				}[];
+				const seal = this.#db.prepare(
+					"UPDATE events SET actor = ?, data = ?, chain_seq = ?, prev_hash = ?, meeting_prev_hash = ?, hash = ? WHERE seq = ?",
+				);
+				for (const r of rows) {
+					const actor = r.actor === null ? null : this.#pseudonymize(r.tenant_id, r.actor);
+					let parsed: Json;
+					try {
+						parsed = JSON.parse(r.data) as Json;
+					} catch {
+						parsed = { unparsed: r.data };
+					}
+					if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) parsed = { value: parsed };
+					const dataText = canonicalJson(this.#pseudonymizeData(r.tenant_id, parsed));
+					const head = this.#stmt.head.get(r.tenant_id) as ChainHead | undefined;
+					const seq = (head?.seq ?? 0) + 1;
+					const prevHash = head?.hash ?? GENESIS;
+					const meetingPrevHash =
+						r.meeting_id === null
+							? null
+							: ((this.#stmt.meetingHead.get(r.meeting_id, r.tenant_id) as { hash: string } | undefined)?.hash ??
+								GENESIS);
+					const hash = entryHashFromColumns(
+						seq,
+						r.at,
+						r.tenant_id,
+						r.meeting_id,
+						r.type,
+						actor,
+						dataText,
+						prevHash,
+						meetingPrevHash,
+					);
+					seal.run(actor, dataText, seq, prevHash, meetingPrevHash, hash, r.seq);
+				}
+			})
+			.immediate();
+	}
+}
+
+function pseudonymOf(secret: Buffer, personKey: string): string {
+	return `psn_${createHmac("sha256", secret).update(personKey, "utf8").digest("hex")}`;
 }

@@ -59,6 +59,57 @@ const MIGRATIONS: string[] = [
 	);
 	CREATE INDEX events_by_meeting ON events (meeting_id, seq);
 	`,
+	// 2: the audit trail becomes append-only and hash-chained, one chain per tenant
+	// (server/audit, docs/audit.md). Rows written before this migration get their
+	// chain fields (and pseudonyms) once, when the gateway next opens its EventLog.
+	`
+	ALTER TABLE events ADD COLUMN chain_seq INTEGER;          -- position in the tenant's chain: 1, 2, 3, …
+	ALTER TABLE events ADD COLUMN prev_hash TEXT;             -- hash of the tenant's previous entry (genesis: 64 zeros)
+	ALTER TABLE events ADD COLUMN meeting_prev_hash TEXT;     -- hash of the meeting's previous entry (NULL: no meeting)
+	ALTER TABLE events ADD COLUMN hash TEXT;                  -- SHA-256 of the entry's canonical form
+	-- No fork: one entry per position per tenant, whichever process writes it.
+	CREATE UNIQUE INDEX events_chain ON events (tenant_id, chain_seq);
+	CREATE INDEX events_unsealed ON events (seq) WHERE hash IS NULL;
+
+	-- Per-person secrets behind the pseudonyms in entries. Erasing a person deletes
+	-- their row here; the entries (and the chain) are never touched.
+	CREATE TABLE audit_person_secrets (
+		tenant_id  TEXT NOT NULL,
+		person_key TEXT NOT NULL,
+		secret     BLOB NOT NULL,
+		pseudonym  TEXT NOT NULL UNIQUE,
+		created_at TEXT NOT NULL,
+		PRIMARY KEY (tenant_id, person_key)
+	);
+
+	-- Append-only, enforced by the database as well as the code (defence in depth:
+	-- whoever can write the file can drop these; verify + anchors catch that).
+	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+	BEGIN
+		SELECT RAISE(ABORT, 'audit trail is append-only: events cannot be deleted');
+	END;
+	-- The one UPDATE allowed: sealing a pre-chain row once (chain fields, pseudonyms).
+	CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+	WHEN OLD.hash IS NOT NULL OR NEW.hash IS NULL OR NEW.seq IS NOT OLD.seq OR NEW.at IS NOT OLD.at
+		OR NEW.tenant_id IS NOT OLD.tenant_id OR NEW.meeting_id IS NOT OLD.meeting_id OR NEW.type IS NOT OLD.type
+	BEGIN
+		SELECT RAISE(ABORT, 'audit trail is append-only: events cannot be changed');
+	END;
+	-- A new entry must extend its tenant's chain (and its meeting's sub-chain) at the head.
+	CREATE TRIGGER events_chained_insert BEFORE INSERT ON events
+	WHEN NEW.hash IS NULL OR NEW.chain_seq IS NULL OR NEW.prev_hash IS NULL
+		OR NEW.chain_seq IS NOT 1 + coalesce((SELECT max(chain_seq) FROM events WHERE tenant_id = NEW.tenant_id), 0)
+		OR NEW.prev_hash IS NOT coalesce(
+			(SELECT hash FROM events WHERE tenant_id = NEW.tenant_id AND chain_seq = NEW.chain_seq - 1),
+			'0000000000000000000000000000000000000000000000000000000000000000')
+		OR (NEW.meeting_id IS NULL AND NEW.meeting_prev_hash IS NOT NULL)
+		OR (NEW.meeting_id IS NOT NULL AND NEW.meeting_prev_hash IS NOT coalesce(
+			(SELECT hash FROM events WHERE meeting_id = NEW.meeting_id AND tenant_id = NEW.tenant_id ORDER BY seq DESC LIMIT 1),
+			'0000000000000000000000000000000000000000000000000000000000000000'))
+	BEGIN
+		SELECT RAISE(ABORT, 'audit trail: a new event must extend its tenant chain at the head');
+	END;
+	`,
 ];
 
 /**
