@@ -207,6 +207,16 @@ describe("meetings", () => {
 			);
 		});
 
+		it("refuses newcomers beyond the meeting's capacity, counting the lobby", async () => {
+			const m = await schedule("full-host", { settings: { maxParticipants: 2 } });
+			const host = await client(acme.token("full-host"));
+			await host.call("join", { meetingId: m.id, displayName: "H" });
+			const one = await client(acme.token("one", "participant"));
+			expect((await one.call("join", { meetingId: m.id, displayName: "One" })).status).toBe("lobby");
+			const two = await client(acme.token("two", "participant"));
+			expect(codeOf(await two.req("join", { meetingId: m.id, displayName: "Two" }))).toBe("meeting_full");
+		});
+
 		it("scopes tokens to their tenant and meeting", async () => {
 			const m = await schedule("scope-host", { settings: { lobby: false } });
 			const host = await client(acme.token("scope-host"));
