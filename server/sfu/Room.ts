@@ -27,6 +27,7 @@ export class Room extends EventEmitter<RoomEvents> {
 		this.#rtc = options.rtc;
 		this.#log = options.log.child({ component: "Room", meetingId: options.meetingId });
 		this.#speakerObserver = speakerObserver;
+		this.setMaxListeners(0); // one "close" listener per member connection, removed when they leave
 		router.on("workerclose", () => {
 			this.#log.error("media worker died; asking peers to reconnect");
 			this.broadcast("reconnect", { reason: "media_worker_restarted" });
@@ -92,7 +93,8 @@ export class Room extends EventEmitter<RoomEvents> {
 		peer.transports.set(transport.id, transport);
 		transport.observer.once("close", () => peer.transports.delete(transport.id));
 		transport.on("dtlsstatechange", (state) => {
-			if (state === "failed" || state === "closed") this.#log.warn({ peerId: peer.id, state }, "transport DTLS ended");
+			if (state === "failed") this.#log.warn({ peerId: peer.id, state }, "transport DTLS failed");
+			else if (state === "closed") this.#log.debug({ peerId: peer.id, state }, "transport DTLS closed");
 		});
 		return {
 			id: transport.id,
