@@ -26,5 +26,6 @@ export interface Connection {
 
 /** The key a person is known by in a meeting (removal, audit): `tenant:subject`, or the connection for guests. */
 export function personKey(c: Connection): string {
-	return c.identity.role === "guest" ? `guest:${c.peerId}` : `${c.identity.tenantId}:${c.identity.subject}`;
+	// A guest's subject is a random ID drawn at the handshake, unrelated to the peer ID the trail also records.
+	return c.identity.role === "guest" ? `guest:${c.identity.subject}` : `${c.identity.tenantId}:${c.identity.subject}`;
 }

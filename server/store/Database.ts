@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import BetterSqlite3 from "better-sqlite3";
+import { ConfigError } from "../errors.js";
 
 export type Database = BetterSqlite3.Database;
 
@@ -60,16 +61,32 @@ const MIGRATIONS: string[] = [
 	CREATE INDEX events_by_meeting ON events (meeting_id, seq);
 	`,
 	// 2: the audit trail becomes append-only and hash-chained, one chain per tenant
-	// (server/audit, docs/audit.md). Rows written before this migration get their
-	// chain fields (and pseudonyms) once, when the gateway next opens its EventLog.
+	// (server/audit, docs/audit.md). The table is rebuilt keyed by its chain position
+	// (fewer pages per append than a rowid table with indexes); rows written before
+	// keep their order and get their hashes (and pseudonyms) once, when the gateway
+	// next opens its EventLog.
 	`
-	ALTER TABLE events ADD COLUMN chain_seq INTEGER;          -- position in the tenant's chain: 1, 2, 3, …
-	ALTER TABLE events ADD COLUMN prev_hash TEXT;             -- hash of the tenant's previous entry (genesis: 64 zeros)
-	ALTER TABLE events ADD COLUMN meeting_prev_hash TEXT;     -- hash of the meeting's previous entry (NULL: no meeting)
-	ALTER TABLE events ADD COLUMN hash TEXT;                  -- SHA-256 of the entry's canonical form
-	-- No fork: one entry per position per tenant, whichever process writes it.
-	CREATE UNIQUE INDEX events_chain ON events (tenant_id, chain_seq);
-	CREATE INDEX events_unsealed ON events (seq) WHERE hash IS NULL;
+	CREATE TABLE events_chained (
+		tenant_id         TEXT NOT NULL,
+		seq               INTEGER NOT NULL,   -- position in the tenant's chain: 1, 2, 3, …
+		at                TEXT NOT NULL,
+		meeting_id        TEXT,
+		type              TEXT NOT NULL,
+		actor             TEXT,               -- a pseudonym
+		data              TEXT NOT NULL,      -- canonical JSON
+		prev_hash         TEXT,               -- hash of the tenant's previous entry (genesis: 64 zeros)
+		meeting_prev_hash TEXT,               -- hash of the meeting's previous entry (NULL: no meeting)
+		hash              TEXT,               -- SHA-256 of the entry's canonical form; NULL until sealed
+		-- No fork: one entry per position per tenant, whichever process writes it.
+		PRIMARY KEY (tenant_id, seq)
+	) WITHOUT ROWID;
+	INSERT INTO events_chained (tenant_id, seq, at, meeting_id, type, actor, data)
+		SELECT tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY seq), at, meeting_id, type, actor, data
+		FROM events;
+	DROP TABLE events;
+	ALTER TABLE events_chained RENAME TO events;
+	CREATE INDEX events_by_meeting ON events (tenant_id, meeting_id, seq);
+	CREATE INDEX events_unsealed ON events (tenant_id, seq) WHERE hash IS NULL;
 
 	-- Per-person secrets behind the pseudonyms in entries. Erasing a person deletes
 	-- their row here; the entries (and the chain) are never touched.
@@ -83,28 +100,30 @@ const MIGRATIONS: string[] = [
 	);
 
 	-- Append-only, enforced by the database as well as the code (defence in depth:
-	-- whoever can write the file can drop these; verify + anchors catch that).
+	-- whoever can write the file can drop these; verify and anchors catch that).
 	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 	BEGIN
 		SELECT RAISE(ABORT, 'audit trail is append-only: events cannot be deleted');
 	END;
-	-- The one UPDATE allowed: sealing a pre-chain row once (chain fields, pseudonyms).
+	-- The one UPDATE allowed: sealing a pre-chain row, once (chain fields, pseudonyms).
 	CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-	WHEN OLD.hash IS NOT NULL OR NEW.hash IS NULL OR NEW.seq IS NOT OLD.seq OR NEW.at IS NOT OLD.at
-		OR NEW.tenant_id IS NOT OLD.tenant_id OR NEW.meeting_id IS NOT OLD.meeting_id OR NEW.type IS NOT OLD.type
+	WHEN OLD.hash IS NOT NULL OR NEW.hash IS NULL OR NEW.prev_hash IS NULL
+		OR NEW.tenant_id IS NOT OLD.tenant_id OR NEW.seq IS NOT OLD.seq OR NEW.at IS NOT OLD.at
+		OR NEW.meeting_id IS NOT OLD.meeting_id OR NEW.type IS NOT OLD.type
 	BEGIN
 		SELECT RAISE(ABORT, 'audit trail is append-only: events cannot be changed');
 	END;
-	-- A new entry must extend its tenant's chain (and its meeting's sub-chain) at the head.
+	-- A new entry must link to its tenant's previous entry (and its meeting's last
+	-- one); with the primary key, that means: at the head, no gap, no fork.
 	CREATE TRIGGER events_chained_insert BEFORE INSERT ON events
-	WHEN NEW.hash IS NULL OR NEW.chain_seq IS NULL OR NEW.prev_hash IS NULL
-		OR NEW.chain_seq IS NOT 1 + coalesce((SELECT max(chain_seq) FROM events WHERE tenant_id = NEW.tenant_id), 0)
-		OR NEW.prev_hash IS NOT coalesce(
-			(SELECT hash FROM events WHERE tenant_id = NEW.tenant_id AND chain_seq = NEW.chain_seq - 1),
-			'0000000000000000000000000000000000000000000000000000000000000000')
+	WHEN NEW.hash IS NULL OR NEW.prev_hash IS NULL
+		OR NEW.prev_hash IS NOT CASE WHEN NEW.seq = 1
+			THEN '0000000000000000000000000000000000000000000000000000000000000000'
+			ELSE (SELECT hash FROM events WHERE tenant_id = NEW.tenant_id AND seq = NEW.seq - 1) END
 		OR (NEW.meeting_id IS NULL AND NEW.meeting_prev_hash IS NOT NULL)
 		OR (NEW.meeting_id IS NOT NULL AND NEW.meeting_prev_hash IS NOT coalesce(
-			(SELECT hash FROM events WHERE meeting_id = NEW.meeting_id AND tenant_id = NEW.tenant_id ORDER BY seq DESC LIMIT 1),
+			(SELECT hash FROM events INDEXED BY events_by_meeting
+			 WHERE tenant_id = NEW.tenant_id AND meeting_id = NEW.meeting_id ORDER BY seq DESC LIMIT 1),
 			'0000000000000000000000000000000000000000000000000000000000000000'))
 	BEGIN
 		SELECT RAISE(ABORT, 'audit trail: a new event must extend its tenant chain at the head');
@@ -126,6 +145,11 @@ export function openDatabase(file: string): Database {
 	db.pragma("synchronous = NORMAL");
 	const migrate = db.transaction(() => {
 		const done = db.pragma("user_version", { simple: true }) as number;
+		if (done > MIGRATIONS.length) {
+			throw new ConfigError(
+				`the database ${file} was written by a newer consentry (schema ${done}, this one knows ${MIGRATIONS.length}); upgrade this gateway`,
+			);
+		}
 		for (let i = done; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i] as string);
 		db.pragma(`user_version = ${MIGRATIONS.length}`);
 	});

@@ -1,0 +1,328 @@
+import type { Database } from "../store/Database.js";
+import {
+	CHAIN_VERSION,
+	type ChainEntry,
+	type ChainHead,
+	entryHash,
+	entryHashFromColumns,
+	GENESIS,
+	HASH_RE,
+} from "./chain.js";
+
+/**
+ * Why a chain (or an export) does not verify:
+ * - `hash`: the entry's content does not match its hash (the entry was altered);
+ * - `link`: the entry's `prev` is not the hash of the tenant's previous entry
+ *   (the previous entry was altered and re-hashed, removed, replaced, or entries were reordered);
+ * - `meeting_link`: likewise for `meetingPrev` and the meeting's previous entry;
+ * - `sequence`: a position is missing or appears twice;
+ * - `unchained`: a row carries no chain fields;
+ * - `anchor`: the chain does not contain a head recorded earlier (rewritten or truncated);
+ * - `format`, `scope`, `count`: an export that is not well formed, mixes tenants or
+ *   meetings, or does not match its header.
+ */
+export type BreakReason =
+	| "hash"
+	| "link"
+	| "meeting_link"
+	| "sequence"
+	| "unchained"
+	| "anchor"
+	| "format"
+	| "scope"
+	| "count";
+
+/** The first place where a chain stops verifying. */
+export interface ChainBreak {
+	/** Chain position of the first entry that fails (0: the export header). */
+	seq: number;
+	reason: BreakReason;
+	expected: string;
+	found: string;
+	message: string;
+}
+
+export interface VerifyResult {
+	ok: boolean;
+	tenantId: string;
+	/** Entries checked (up to the break). */
+	entries: number;
+	/** Last verified entry. */
+	head: ChainHead | null;
+	break?: ChainBreak;
+}
+
+type Row = [
+	seq: number,
+	at: string,
+	tenant: string,
+	meeting: string | null,
+	type: string,
+	actor: string | null,
+	data: string,
+	prev: string | null,
+	meetingPrev: string | null,
+	hash: string | null,
+];
+
+/** True when the events table is the chained one (migration 2 ran). */
+export function hasChain(db: Database): boolean {
+	return (db.prepare("PRAGMA table_info(events)").all() as { name: string }[]).some((c) => c.name === "hash");
+}
+
+/** Tenants that have entries. */
+export function tenantsOf(db: Database): string[] {
+	return (db.prepare("SELECT DISTINCT tenant_id FROM events ORDER BY tenant_id").pluck().all() as string[]).filter(
+		(t) => t !== null,
+	);
+}
+
+/**
+ * Recomputes one tenant's chain from its first entry and reports the first
+ * broken link. With `anchor` (a head recorded earlier, e.g. from an export
+ * header), also checks that the chain still holds that entry with that hash:
+ * the only way to notice a chain rewritten from scratch or cut at its tail.
+ */
+export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: ChainHead } = {}): VerifyResult {
+	const rows = db
+		.prepare(
+			`SELECT seq, at, tenant_id, meeting_id, type, actor, data, prev_hash, meeting_prev_hash, hash
+			 FROM events WHERE tenant_id = ? ORDER BY seq`,
+		)
+		.raw()
+		.iterate(tenantId) as IterableIterator<Row>;
+	let expectedSeq = 1;
+	let prevHash = GENESIS;
+	let anchorHash: string | undefined;
+	const meetings = new Map<string, string>();
+	const fail = (b: ChainBreak): VerifyResult => ({
+		ok: false,
+		tenantId,
+		entries: expectedSeq - 1,
+		head: expectedSeq > 1 ? { seq: expectedSeq - 1, hash: prevHash } : null,
+		break: b,
+	});
+	for (const r of rows) {
+		const [seq, at, tenant, meeting, type, actor, data, prev, meetingPrev, hash] = r;
+		if (prev === null || hash === null) {
+			rows.return?.();
+			return fail({
+				seq,
+				reason: "unchained",
+				expected: "an entry with a hash and a prev hash",
+				found: `hash ${hash}, prev hash ${prev}`,
+				message: `entry ${seq} (${type} at ${at}) has no hash: written before the chain and not sealed yet (open the database with the gateway), or outside the audit log`,
+			});
+		}
+		if (seq !== expectedSeq) {
+			rows.return?.();
+			return fail({
+				seq: expectedSeq,
+				reason: "sequence",
+				expected: String(expectedSeq),
+				found: String(seq),
+				message:
+					seq > expectedSeq
+						? `entry ${expectedSeq} is missing: after entry ${expectedSeq - 1} comes entry ${seq}`
+						: `entry ${seq} is out of order where entry ${expectedSeq} should be`,
+			});
+		}
+		if (prev !== prevHash) {
+			rows.return?.();
+			return fail({
+				seq,
+				reason: "link",
+				expected: prevHash,
+				found: prev,
+				message: `entry ${seq} does not link to entry ${seq - 1}: its prev hash is not that entry's hash (entry ${seq - 1} was altered and re-hashed, or entries were removed, inserted or reordered here)`,
+			});
+		}
+		const expectedMeetingPrev = meeting === null ? null : (meetings.get(meeting) ?? GENESIS);
+		if (meetingPrev !== expectedMeetingPrev) {
+			rows.return?.();
+			return fail({
+				seq,
+				reason: "meeting_link",
+				expected: String(expectedMeetingPrev),
+				found: String(meetingPrev),
+				message: `entry ${seq} does not link to the previous entry of meeting ${meeting}`,
+			});
+		}
+		const computed = entryHashFromColumns(seq, at, tenant, meeting, type, actor, data, prev, meetingPrev);
+		if (computed !== hash) {
+			rows.return?.();
+			return fail({
+				seq,
+				reason: "hash",
+				expected: computed,
+				found: hash,
+				message: `entry ${seq} (${type}) does not match its hash: its content was altered`,
+			});
+		}
+		if (meeting !== null) meetings.set(meeting, hash);
+		if (opts.anchor && seq === opts.anchor.seq) anchorHash = hash;
+		prevHash = hash;
+		expectedSeq++;
+	}
+	const result: VerifyResult = {
+		ok: true,
+		tenantId,
+		entries: expectedSeq - 1,
+		head: expectedSeq > 1 ? { seq: expectedSeq - 1, hash: prevHash } : null,
+	};
+	if (opts.anchor) {
+		const a = opts.anchor;
+		if (anchorHash === undefined)
+			return fail({
+				seq: a.seq,
+				reason: "anchor",
+				expected: a.hash,
+				found: "no such entry",
+				message: `the chain ends at entry ${expectedSeq - 1}, before the anchor's entry ${a.seq}: it was cut short`,
+			});
+		if (anchorHash !== a.hash)
+			return fail({
+				seq: a.seq,
+				reason: "anchor",
+				expected: a.hash,
+				found: anchorHash,
+				message: `entry ${a.seq} is not the one anchored earlier: the chain was rewritten up to there`,
+			});
+	}
+	return result;
+}
+
+/** Verifies every tenant's chain (or one), each on its own. */
+export function verifyDatabase(db: Database, opts: { tenantId?: string; anchor?: ChainHead } = {}): VerifyResult[] {
+	const tenants = opts.tenantId !== undefined ? [opts.tenantId] : tenantsOf(db);
+	return tenants.map((t) => verifyTenant(db, t, opts.anchor ? { anchor: opts.anchor } : {}));
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStrOrNull = (v: unknown): boolean => v === null || typeof v === "string";
+
+function entryShapeError(e: unknown): string | undefined {
+	if (!isObj(e)) return "entry is not an object";
+	if (e.v !== CHAIN_VERSION) return `unknown entry version ${JSON.stringify(e.v)}`;
+	if (!Number.isSafeInteger(e.seq) || (e.seq as number) < 1) return "seq is not a positive integer";
+	if (typeof e.at !== "string" || typeof e.tenant !== "string" || typeof e.type !== "string")
+		return "at, tenant or type is not a string";
+	if (!isStrOrNull(e.meeting) || !isStrOrNull(e.actor)) return "meeting or actor is not a string or null";
+	if (!isObj(e.data)) return "data is not an object";
+	if (typeof e.prev !== "string" || !HASH_RE.test(e.prev)) return "prev is not a hash";
+	if (!(e.meetingPrev === null || (typeof e.meetingPrev === "string" && HASH_RE.test(e.meetingPrev))))
+		return "meetingPrev is not a hash or null";
+	return undefined;
+}
+
+/**
+ * Verifies a meeting export (JSON Lines, see docs/audit.md) with nothing but its
+ * text: every entry's hash, the meeting's sub-chain from its first entry (no
+ * entry of the meeting left out, added or reordered between the first and the
+ * last exported), the tenant-chain links between entries that are adjacent in
+ * the tenant chain, and the header's claims.
+ */
+export function verifyExport(text: string): VerifyResult {
+	const lines = text.split("\n").filter((l) => l.trim() !== "");
+	let tenantId = "";
+	let checked = 0;
+	let last: ChainHead | null = null;
+	const fail = (b: ChainBreak): VerifyResult => ({ ok: false, tenantId, entries: checked, head: last, break: b });
+	const format = (seq: number, message: string, found = ""): VerifyResult =>
+		fail({ seq, reason: "format", expected: "a well-formed consentry audit export", found, message });
+
+	let header: unknown;
+	try {
+		header = JSON.parse(lines[0] ?? "");
+	} catch {
+		return format(0, "line 1 is not JSON", (lines[0] ?? "").slice(0, 80));
+	}
+	if (!isObj(header) || header.kind !== "consentry.audit.export")
+		return format(0, "line 1 is not a consentry audit export header");
+	if (header.version !== CHAIN_VERSION) return format(0, `unknown export version ${JSON.stringify(header.version)}`);
+	if (typeof header.tenant !== "string" || typeof header.meeting !== "string")
+		return format(0, "the header names no tenant or meeting");
+	tenantId = header.tenant;
+	const meeting = header.meeting;
+
+	for (let i = 1; i < lines.length; i++) {
+		let line: unknown;
+		try {
+			line = JSON.parse(lines[i] as string);
+		} catch {
+			return format(last ? last.seq + 1 : 1, `line ${i + 1} is not JSON`, (lines[i] as string).slice(0, 80));
+		}
+		if (!isObj(line) || line.kind !== "entry" || typeof line.hash !== "string" || !HASH_RE.test(line.hash))
+			return format(last ? last.seq + 1 : 1, `line ${i + 1} is not an entry line`);
+		const shape = entryShapeError(line.entry);
+		if (shape) return format(last ? last.seq + 1 : 1, `line ${i + 1}: ${shape}`);
+		const e = line.entry as unknown as ChainEntry;
+		if (e.tenant !== tenantId || e.meeting !== meeting)
+			return fail({
+				seq: e.seq,
+				reason: "scope",
+				expected: `${tenantId}/${meeting}`,
+				found: `${e.tenant}/${e.meeting}`,
+				message: `entry ${e.seq} belongs to another tenant or meeting`,
+			});
+		if (last && e.seq <= last.seq)
+			return fail({
+				seq: e.seq,
+				reason: "sequence",
+				expected: `a position after ${last.seq}`,
+				found: String(e.seq),
+				message: `entry ${e.seq} comes after entry ${last.seq}: entries are duplicated or out of order`,
+			});
+		const expectedMeetingPrev = last ? last.hash : GENESIS;
+		if (e.meetingPrev !== expectedMeetingPrev)
+			return fail({
+				seq: e.seq,
+				reason: "meeting_link",
+				expected: expectedMeetingPrev,
+				found: String(e.meetingPrev),
+				message: last
+					? `entry ${e.seq} does not link to entry ${last.seq}, the meeting's previous entry in this export: an entry of the meeting is missing between them, or entry ${last.seq} was altered and re-hashed`
+					: `entry ${e.seq} is not the meeting's first entry: the export does not start at the beginning of the meeting`,
+			});
+		const expectedPrev = e.seq === 1 ? GENESIS : last && last.seq === e.seq - 1 ? last.hash : undefined;
+		if (expectedPrev !== undefined && e.prev !== expectedPrev)
+			return fail({
+				seq: e.seq,
+				reason: "link",
+				expected: expectedPrev,
+				found: e.prev,
+				message: `entry ${e.seq} does not link to entry ${e.seq - 1} of the tenant chain`,
+			});
+		const computed = entryHash(e);
+		if (computed !== line.hash)
+			return fail({
+				seq: e.seq,
+				reason: "hash",
+				expected: computed,
+				found: line.hash,
+				message: `entry ${e.seq} (${e.type}) does not match its hash: its content was altered`,
+			});
+		last = { seq: e.seq, hash: line.hash };
+		checked++;
+	}
+
+	const count = (message: string, expected: string, found: string): VerifyResult =>
+		fail({ seq: 0, reason: "count", expected, found, message });
+	if (header.entries !== checked)
+		return count(
+			`the header announces ${String(header.entries)} entries, the export holds ${checked}: lines were removed or added at the end`,
+			String(header.entries),
+			String(checked),
+		);
+	const mh = header.meetingHead as ChainHead | null | undefined;
+	if ((mh ?? null) === null ? last !== null : !last || mh?.seq !== last.seq || mh?.hash !== last.hash)
+		return count("the header's meeting head is not the last entry", JSON.stringify(mh ?? null), JSON.stringify(last));
+	const ch = header.chainHead as ChainHead | null | undefined;
+	if (last && (!ch || ch.seq < last.seq || (ch.seq === last.seq && ch.hash !== last.hash)))
+		return count(
+			"the header's chain head does not come at or after the last entry",
+			`a head at or after entry ${last.seq}`,
+			JSON.stringify(ch ?? null),
+		);
+	return { ok: true, tenantId, entries: checked, head: last };
+}
