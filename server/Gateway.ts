@@ -29,6 +29,7 @@ export class Gateway {
 	readonly pool: WorkerPool;
 	readonly rooms: RoomRegistry;
 	readonly store: MeetingStore;
+	readonly seats: HostSeats;
 	readonly events: EventLog;
 	readonly tenants: TenantRegistry;
 	readonly #db: Database;
@@ -41,6 +42,7 @@ export class Gateway {
 		rooms: RoomRegistry;
 		db: Database;
 		store: MeetingStore;
+		seats: HostSeats;
 		events: EventLog;
 		tenants: TenantRegistry;
 		log: Logger;
@@ -50,6 +52,7 @@ export class Gateway {
 		this.pool = p.pool;
 		this.rooms = p.rooms;
 		this.store = p.store;
+		this.seats = p.seats;
 		this.events = p.events;
 		this.tenants = p.tenants;
 		this.#db = p.db;
@@ -109,7 +112,7 @@ export class Gateway {
 		registerMeetingsApi(http, { store, hub, events, verifier });
 
 		await http.listen({ host: config.http.host, port: config.http.port });
-		return new Gateway({ http, io, pool, rooms, db, store, events, tenants, log });
+		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, log });
 	}
 
 	/** The base URL the gateway listens on. */

@@ -193,6 +193,12 @@ describe("meetings", () => {
 			const taken = await second.call("join", { meetingId: m.id, displayName: "Laptop", takeOverHostSeat: true });
 			expect(taken).toMatchObject({ status: "joined", role: "host" });
 			expect((await ejected).reason).toBe("host_seat_taken_over");
+			// Even where the old connection can't be reached (another gateway process), it has lost host controls:
+			// simulate by moving the seat behind this process's back.
+			gw.seats.takeOver(acme.id, "seat-host", "elsewhere:socket", m.id);
+			expect(codeOf(await second.req("lock", { locked: true }))).toBe("host_seat_taken_over");
+			gw.seats.takeOver(acme.id, "seat-host", `test:${second.socket.id}`, m.id);
+			expect(codeOf(await second.req("lock", { locked: false }))).toBe("ok");
 			const events = (await api(gw, "GET", `/api/meetings/${m.id}/events`, acme.token("seat-host"))).body.events as {
 				type: string;
 			}[];

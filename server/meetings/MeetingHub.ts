@@ -387,6 +387,10 @@ export class MeetingHub {
 	#host(conn: Connection): { meeting: Meeting; live: LiveState } {
 		const m = this.#member(conn);
 		if (conn.role !== "host") throw new ForbiddenError("host_only", "Only the host can do that.");
+		// The seat may have moved to another device, possibly on another gateway process sharing the store.
+		if (this.#seats.holder(conn.identity.tenantId, conn.identity.subject)?.connectionId !== conn.id) {
+			throw new ForbiddenError("host_seat_taken_over", "Your host seat was taken over on another device.");
+		}
 		return m;
 	}
 
