@@ -129,6 +129,17 @@ const MIGRATIONS: string[] = [
 		SELECT RAISE(ABORT, 'audit trail: a new event must extend its tenant chain at the head');
 	END;
 	`,
+	// 3: each tenant's storage target (server/storage): the customer's S3 bucket.
+	// `config` is JSON without secrets; `secrets` (access keys, SSE-C key) is sealed
+	// with AES-256-GCM under CONSENTRY_MASTER_KEY (server/storage/secretBox.ts).
+	`
+	CREATE TABLE storage_targets (
+		tenant_id  TEXT PRIMARY KEY,
+		config     TEXT NOT NULL CHECK (json_valid(config)),
+		secrets    BLOB NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	`,
 ];
 
 /**
