@@ -2,14 +2,14 @@
 # npm package against Debian's libraries exactly as scripts/setup.sh does on a host.
 FROM node:20-bookworm AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      g++ make pkg-config python3 meson ninja-build libuv1-dev libssl-dev libsrtp2-dev \
+      g++ make patch pkg-config python3 meson ninja-build libuv1-dev libssl-dev libsrtp2-dev \
       libflatbuffers-dev flatbuffers-compiler libabsl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts/mediasoup-worker scripts/mediasoup-worker
 RUN CONSENTRY_CACHE_DIR=/opt/consentry scripts/mediasoup-worker/build.sh | tail -1 > /opt/worker-path
-RUN MEDIASOUP_WORKER_BIN=$(cat /opt/worker-path) npm ci --no-audit --no-fund
+RUN MEDIASOUP_WORKER_BIN=$(cat /opt/worker-path) npm install --no-audit --no-fund  # see scripts/setup.sh: not npm ci
 COPY . .
 RUN npm run build && npm prune --omit=dev \
     && mkdir -p node_modules/mediasoup/worker/out/Release \
@@ -23,6 +23,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
+RUN mkdir -p /app/data && chown node:node /app/data
 ENV NODE_ENV=production CONSENTRY_HTTP_HOST=0.0.0.0 CONSENTRY_RTC_LISTEN_IP=0.0.0.0
 USER node
 EXPOSE 8080
