@@ -10,6 +10,7 @@ import { TokenVerifier } from "./auth/TokenVerifier.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
+import { registerStorageApi } from "./http/StorageApi.js";
 import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
@@ -17,6 +18,8 @@ import { MeetingStore } from "./meetings/MeetingStore.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
 import { SignalingServer } from "./signaling/SignalingServer.js";
+import { StorageTargetStore } from "./storage/StorageTargetStore.js";
+import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
 
 /**
@@ -110,6 +113,16 @@ export class Gateway {
 		const hub = new MeetingHub({ store, seats, events, rooms, log });
 		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
 		registerMeetingsApi(http, { store, hub, events, verifier });
+		const targets = config.storage.masterKey
+			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
+			: undefined;
+		registerStorageApi(http, {
+			targets,
+			events,
+			verifier,
+			allowPrivate: config.storage.allowPrivate,
+			allowHttp: config.storage.allowHttp,
+		});
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, log });

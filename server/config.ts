@@ -24,6 +24,12 @@ const EnvSchema = z
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
+		/** 32 random bytes, base64: seals the customers' storage credentials at rest. */
+		CONSENTRY_MASTER_KEY: z.string().min(1).optional(),
+		/** Allow storage endpoints on private/loopback addresses (a bucket on the local network, tests). */
+		CONSENTRY_STORAGE_ALLOW_PRIVATE: z.stringbool().default(false),
+		/** Allow plain-http storage endpoints (never over the internet). */
+		CONSENTRY_STORAGE_ALLOW_HTTP: z.stringbool().default(false),
 		CONSENTRY_AUDIENCE: z.string().min(1).max(256).default("consentry"),
 		CONSENTRY_GATEWAY_ID: z
 			.string()
@@ -56,6 +62,7 @@ export interface GatewayConfig {
 	audience: string;
 	/** Names this gateway process among those sharing the store. */
 	gatewayId: string;
+	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
 }
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
@@ -98,6 +105,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
 		audience: e.CONSENTRY_AUDIENCE,
+		storage: {
+			...(e.CONSENTRY_MASTER_KEY ? { masterKey: e.CONSENTRY_MASTER_KEY } : {}),
+			allowPrivate: e.CONSENTRY_STORAGE_ALLOW_PRIVATE,
+			allowHttp: e.CONSENTRY_STORAGE_ALLOW_HTTP,
+		},
 		gatewayId:
 			e.CONSENTRY_GATEWAY_ID ??
 			os

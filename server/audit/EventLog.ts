@@ -41,6 +41,9 @@ export const EVENT_TYPES = [
 	"gate.closed",
 	/** An object (recording part, transcript) landed in the customer's bucket (data: bucket, key, size, sha256). */
 	"storage.object_written",
+	/** A tenant administrator saved or removed the tenant's storage target (after a passing preflight). */
+	"storage.target_saved",
+	"storage.target_removed",
 	"transcript.link_issued",
 	"transcript.link_opened",
 	/** Something an operator did (data.action says what). */

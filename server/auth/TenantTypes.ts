@@ -31,7 +31,8 @@ export type Tenant = z.infer<typeof TenantSchema>;
 
 export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).max(10_000) });
 
-export type Role = "host" | "participant";
+/** `admin`: the Customer's administrator (manages the tenant's storage target); not a meeting role. */
+export type Role = "host" | "participant" | "admin";
 
 /** Who is calling, as established from a verified token (or a guest join). */
 export interface Identity {

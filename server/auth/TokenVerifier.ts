@@ -20,7 +20,7 @@ const ClaimsSchema = z.object({
 	aud: z.union([z.string(), z.array(z.string())]),
 	exp: z.number().int(),
 	iat: z.number().int().optional(),
-	role: z.enum(["host", "participant"]),
+	role: z.enum(["host", "participant", "admin"]),
 	name: z.string().trim().min(1).max(64).optional(),
 	meeting: z.string().min(1).max(64).optional(),
 });

@@ -11,7 +11,7 @@ export interface TestTenant {
 	id: string;
 	secret: string;
 	/** Signs a token for `sub` with `role` (default host), valid 10 minutes. */
-	token(sub: string, role?: "host" | "participant", extra?: Record<string, unknown>): string;
+	token(sub: string, role?: "host" | "participant" | "admin", extra?: Record<string, unknown>): string;
 }
 
 export function testTenant(id = "acme"): TestTenant {
