@@ -85,7 +85,7 @@ describe("TokenVerifier", () => {
 	it("checks issuer, audience and claims", () => {
 		expect(code(() => verifier.verify(jwt.sign(claims({ iss: "nobody" }), secret)))).toBe("unknown_tenant");
 		expect(code(() => verifier.verify(jwt.sign(claims({ aud: "other" }), secret)))).toBe("token_wrong_audience");
-		expect(code(() => verifier.verify(jwt.sign(claims({ role: "admin" }), secret)))).toBe("token_claims_invalid");
+		expect(code(() => verifier.verify(jwt.sign(claims({ role: "superuser" }), secret)))).toBe("token_claims_invalid");
 		expect(code(() => verifier.verify("not.a.jwt"))).toBe("token_malformed");
 		expect(code(() => verifier.verify(""))).toBe("token_missing");
 	});
