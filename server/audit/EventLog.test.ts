@@ -5,7 +5,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../store/Database.js";
 import { entryHash, entryHashFromColumns, GENESIS } from "./chain.js";
-import { EventLog, PSEUDONYM_RE } from "./EventLog.js";
+import { EventLog, type EventRow, PSEUDONYM_RE } from "./EventLog.js";
 import { verifyDatabase, verifyExport, verifyTenant } from "./verify.js";
 
 const dirs: string[] = [];
@@ -36,18 +36,7 @@ function seeded(): { db: Database; log: EventLog } {
 }
 
 const row = (db: Database, tenant: string, seq: number) =>
-	db.prepare("SELECT * FROM events WHERE tenant_id = ? AND seq = ?").get(tenant, seq) as {
-		seq: number;
-		at: string;
-		tenant_id: string;
-		meeting_id: string | null;
-		type: string;
-		actor: string | null;
-		data: string;
-		prev_hash: string;
-		meeting_prev_hash: string | null;
-		hash: string;
-	};
+	db.prepare("SELECT * FROM events WHERE tenant_id = ? AND seq = ?").get(tenant, seq) as EventRow;
 
 /** What an attacker with the file does first. */
 function dropDefences(db: Database): void {

@@ -86,7 +86,8 @@ export interface AppendInput {
 /** What a pseudonym looks like: `psn_` and the hex HMAC-SHA256 of the person key under the person's secret. */
 export const PSEUDONYM_RE = /^psn_[0-9a-f]{64}$/;
 
-type EventRow = {
+/** A row of the `events` table as SQLite returns it. */
+export type EventRow = {
 	seq: number;
 	at: string;
 	tenant_id: string;

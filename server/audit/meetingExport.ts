@@ -1,18 +1,6 @@
 import type { Database } from "../store/Database.js";
 import { CHAIN_VERSION, type ChainEntry, type ChainHead, type ExportEntryLine, type ExportHeader } from "./chain.js";
-
-type Row = {
-	seq: number;
-	at: string;
-	tenant_id: string;
-	meeting_id: string;
-	type: string;
-	actor: string | null;
-	data: string;
-	prev_hash: string;
-	meeting_prev_hash: string | null;
-	hash: string;
-};
+import type { EventRow } from "./EventLog.js";
 
 /**
  * One meeting's entries as JSON Lines: a header line (tenant, meeting, entry
@@ -33,7 +21,7 @@ export function exportMeeting(db: Database, tenantId: string, meetingId: string)
 				 FROM events INDEXED BY events_by_meeting
 				 WHERE tenant_id = ? AND meeting_id = ? AND hash IS NOT NULL ORDER BY seq`,
 			)
-			.all(tenantId, meetingId) as Row[];
+			.all(tenantId, meetingId) as EventRow[];
 		const last = rows.at(-1);
 		const header: ExportHeader = {
 			kind: "consentry.audit.export",
