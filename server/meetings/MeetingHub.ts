@@ -132,7 +132,7 @@ export class MeetingHub {
 			if (!meeting.settings.allowGuests) {
 				throw new ForbiddenError("guests_not_allowed", "This meeting needs a sign-in link from its organisation.");
 			}
-			if (!this.#store.checkPasscode(meeting.id, req.passcode)) {
+			if (!(await this.#store.checkPasscode(meeting.id, req.passcode))) {
 				throw new ForbiddenError(
 					"wrong_passcode",
 					req.passcode ? "That passcode is not right." : "This meeting needs a passcode.",

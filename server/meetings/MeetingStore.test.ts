@@ -32,15 +32,15 @@ describe("meeting IDs", () => {
 });
 
 describe("MeetingStore", () => {
-	it("schedules, starts, ends and restarts; a passcode is checked, never stored in clear", () => {
+	it("schedules, starts, ends and restarts; a passcode is checked, never stored in clear", async () => {
 		const db = openDatabase(":memory:");
 		const store = new MeetingStore(db);
 		const m = store.create({ tenantId: "acme", hostSubject: "alice", title: "Standup", passcode: "s3cret!", settings });
 		expect(m).toMatchObject({ state: "scheduled", hasPasscode: true, locked: false });
 		expect(JSON.stringify(db.prepare("SELECT * FROM meetings").all())).not.toContain("s3cret!");
-		expect(store.checkPasscode(m.id, "s3cret!")).toBe(true);
-		expect(store.checkPasscode(m.id, "wrong")).toBe(false);
-		expect(store.checkPasscode(m.id, undefined)).toBe(false);
+		expect(await store.checkPasscode(m.id, "s3cret!")).toBe(true);
+		expect(await store.checkPasscode(m.id, "wrong")).toBe(false);
+		expect(await store.checkPasscode(m.id, undefined)).toBe(false);
 		expect(store.start(m.id).state).toBe("live");
 		expect(store.end(m.id)).toBe(true);
 		expect(store.end(m.id)).toBe(false);

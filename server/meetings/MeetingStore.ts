@@ -1,4 +1,5 @@
-import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
+import { promisify } from "node:util";
 import { ConflictError, NotFoundError } from "../errors.js";
 import { type Database, isUniqueViolation } from "../store/Database.js";
 import { type Meeting, type MeetingSettings, MeetingSettingsSchema, type MeetingState } from "./MeetingTypes.js";
@@ -41,10 +42,13 @@ function hashPasscode(passcode: string): string {
 	return `scrypt$${salt.toString("base64")}$${scryptSync(passcode, salt, 32).toString("base64")}`;
 }
 
-function passcodeMatches(hash: string, passcode: string): boolean {
+const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, keylen: number) => Promise<Buffer>;
+
+/** Checked off the event loop (libuv's thread pool): guesses must not stall every meeting's signaling. */
+async function passcodeMatches(hash: string, passcode: string): Promise<boolean> {
 	const [, salt, want] = hash.split("$");
 	if (!salt || !want) return false;
-	const got = scryptSync(passcode, Buffer.from(salt, "base64"), 32);
+	const got = await scryptAsync(passcode, Buffer.from(salt, "base64"), 32);
 	const wantBuf = Buffer.from(want, "base64");
 	return got.length === wantBuf.length && timingSafeEqual(got, wantBuf);
 }
@@ -158,7 +162,7 @@ export class MeetingStore {
 		this.#db.prepare("UPDATE meetings SET locked = ? WHERE id = ?").run(locked ? 1 : 0, id);
 	}
 
-	checkPasscode(id: string, passcode: string | undefined): boolean {
+	async checkPasscode(id: string, passcode: string | undefined): Promise<boolean> {
 		const row = this.#db.prepare("SELECT passcode_hash FROM meetings WHERE id = ?").get(id) as
 			| { passcode_hash: string | null }
 			| undefined;

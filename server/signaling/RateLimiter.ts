@@ -2,6 +2,7 @@
 export class RateLimiter {
 	readonly #capacity: number;
 	readonly #perSecond: number;
+	readonly #now: () => number;
 	#tokens: number;
 	#last: number;
 
@@ -12,8 +13,6 @@ export class RateLimiter {
 		this.#now = now;
 		this.#last = now();
 	}
-
-	readonly #now: () => number;
 
 	/** Takes one token; false when the bucket is empty. */
 	take(): boolean {
