@@ -57,7 +57,13 @@ if [[ "$(cat node_modules/.consentry-lock-hash 2>/dev/null)" != "$LOCK_HASH" ]];
 	# Not `npm ci`: the registry this must work with lacks other platforms' optional binaries
 	# (e.g. @biomejs/cli-darwin-*), so no lockfile can list them and `npm ci` refuses it as out of sync.
 	# `npm install` with an up-to-date lockfile installs exactly the locked versions.
-	npm install --no-audit --no-fund --loglevel=error
+	# The registry sometimes drops a connection mid-download (EIDLETIMEOUT): try again before giving up.
+	for attempt in 1 2 3; do
+		npm install --no-audit --no-fund --loglevel=error && break
+		[[ $attempt == 3 ]] && { log "npm install failed 3 times"; exit 1; }
+		log "npm install failed (attempt $attempt); retrying"
+		sleep 5
+	done
 	echo "$LOCK_HASH" >node_modules/.consentry-lock-hash
 fi
 # mediasoup looks for its worker here when MEDIASOUP_WORKER_BIN is unset.
