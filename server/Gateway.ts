@@ -7,6 +7,7 @@ import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
 import { EventLog } from "./audit/EventLog.js";
 import { TenantRegistry } from "./auth/TenantRegistry.js";
 import { TokenVerifier } from "./auth/TokenVerifier.js";
+import { CaptureService } from "./compliance/CaptureService.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
@@ -15,6 +16,7 @@ import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
 import { MeetingStore } from "./meetings/MeetingStore.js";
+import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
 import { SignalingServer } from "./signaling/SignalingServer.js";
@@ -35,6 +37,8 @@ export class Gateway {
 	readonly seats: HostSeats;
 	readonly events: EventLog;
 	readonly tenants: TenantRegistry;
+	/** The notice gate of every live meeting: the one way to media for recording and transcription. */
+	readonly capture: CaptureService;
 	readonly #db: Database;
 	readonly #log: Logger;
 
@@ -48,6 +52,7 @@ export class Gateway {
 		seats: HostSeats;
 		events: EventLog;
 		tenants: TenantRegistry;
+		capture: CaptureService;
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -58,6 +63,7 @@ export class Gateway {
 		this.seats = p.seats;
 		this.events = p.events;
 		this.tenants = p.tenants;
+		this.capture = p.capture;
 		this.#db = p.db;
 		this.#log = p.log;
 	}
@@ -110,12 +116,19 @@ export class Gateway {
 			pingTimeout: 10_000,
 		});
 		const rooms = new RoomRegistry(pool, config.rtc, log);
-		const hub = new MeetingHub({ store, seats, events, rooms, log });
-		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
-		registerMeetingsApi(http, { store, hub, events, verifier });
 		const targets = config.storage.masterKey
 			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
 			: undefined;
+		const recording = new RecordingService({ targets });
+		const capture = new CaptureService({
+			events,
+			tenantCapture: (id) => (tenants.has(id) ? tenants.get(id).capture : undefined),
+			sinks: { recording },
+			log,
+		});
+		const hub = new MeetingHub({ store, seats, events, rooms, capture, log });
+		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
+		registerMeetingsApi(http, { store, hub, events, verifier });
 		registerStorageApi(http, {
 			targets,
 			events,
@@ -125,7 +138,7 @@ export class Gateway {
 		});
 
 		await http.listen({ host: config.http.host, port: config.http.port });
-		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, log });
+		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, capture, log });
 	}
 
 	/** The base URL the gateway listens on. */

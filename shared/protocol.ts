@@ -12,6 +12,10 @@ const Loose = <T extends z.ZodRawShape>(shape: T) => z.looseObject(shape);
 export const MediaSource = z.enum(["mic", "camera", "screen"]);
 export type MediaSource = z.infer<typeof MediaSource>;
 
+/** What a capture session feeds: a recording (the customer's bucket) or a transcription engine. */
+export const CaptureKind = z.enum(["recording", "transcription"]);
+export type CaptureKind = z.infer<typeof CaptureKind>;
+
 const DtlsParameters = z.object({
 	role: z.enum(["auto", "client", "server"]).optional(),
 	fingerprints: z
@@ -96,6 +100,8 @@ export const RequestSchemas = {
 		displayName: z.string().trim().min(1).max(64).optional(),
 		passcode: z.string().max(64).optional(),
 		takeOverHostSeat: z.boolean().optional(),
+		/** The language the person reads notices in; the server sends notice texts in it. */
+		locale: z.enum(["en", "fr"]).optional(),
 	}),
 	createWebRtcTransport: z.object({ direction: z.enum(["send", "recv"]) }),
 	connectWebRtcTransport: z.object({ transportId: Id, dtlsParameters: DtlsParameters }),
@@ -120,6 +126,18 @@ export const RequestSchemas = {
 	remove: z.object({ peerId: Id }),
 	endMeeting: z.object({}),
 	leave: z.object({}),
+	// Recording / transcription (the notice gate). Only the host turns recording on, pauses or stops it.
+	startCapture: z.object({ kind: CaptureKind }),
+	pauseCapture: z.object({ kind: CaptureKind }),
+	stopCapture: z.object({ kind: CaptureKind }),
+	/** The client put the notice on screen (sent when the modal renders). */
+	noticeShown: z.object({ noticeId: Id }),
+	/** The person dismissed the notice. Under `notice`, this opens their gate. */
+	acknowledgeNotice: z.object({ noticeId: Id }),
+	/** "I consent" (required under `explicit-consent`). */
+	consent: z.object({ noticeId: Id }),
+	/** The person declines (or withdraws consent): they leave the meeting, and nothing more of theirs is captured. */
+	decline: z.object({ noticeId: Id }),
 } as const;
 
 export type RequestName = keyof typeof RequestSchemas;
@@ -167,8 +185,59 @@ export type JoinResult =
 			routerRtpCapabilities: unknown;
 			peers: PeerInfo[];
 			lobby: LobbyEntry[];
+			/** Recording / transcription as they stand now. */
+			capture: CaptureStatus[];
+			/**
+			 * Notices this person must see before publishing any media: a session is running.
+			 * The server refuses `produce` until each is acknowledged (or consented to).
+			 */
+			notices: NoticeView[];
 	  }
 	| { status: "lobby"; peerId: string; meeting: MeetingInfo };
+
+export type CapturePolicyName = "notice" | "explicit-consent";
+
+/** Where recording (or transcription) of a meeting stands, as every member sees it. */
+export interface CaptureStatus {
+	kind: CaptureKind;
+	state: "off" | "on" | "paused";
+	/** The running session (state `on`). */
+	sessionId?: string;
+	/** Display name of who turned it on, and when (state `on`). */
+	startedBy?: string;
+	since?: string;
+	policy?: { name: CapturePolicyName; version: number };
+}
+
+/** The notice of one capture session, for one person. */
+export interface NoticeView {
+	id: string;
+	sessionId: string;
+	kind: CaptureKind;
+	policy: { name: CapturePolicyName; version: number };
+	/** Who turned it on (display name) and since when. */
+	startedBy: string;
+	since: string;
+	/** Explicit-consent policy: the person must press "I consent" (or leave). */
+	consentRequired: boolean;
+	/** The tenant's text, in the locale the person joined with. */
+	locale: "en" | "fr";
+	title: string;
+	body: string;
+	/** Shown for transcription: transcripts may be inaccurate. */
+	disclaimer?: string;
+}
+
+/** Where one person stands in the running session: what the host sees. */
+export interface CoverageEntry {
+	peerId: string;
+	displayName: string;
+	coverage: "pending" | "acknowledged" | "consented" | "declined";
+	/** Captured now (their gate is open). */
+	covered: boolean;
+	/** Pending for longer than the policy's acknowledgement time: stays out of the capture. */
+	overdue: boolean;
+}
 
 export interface ChatMessage {
 	id: string;
@@ -208,6 +277,13 @@ export interface ResponseMap {
 	remove: Empty;
 	endMeeting: Empty;
 	leave: Empty;
+	startCapture: CaptureStatus;
+	pauseCapture: CaptureStatus;
+	stopCapture: CaptureStatus;
+	noticeShown: Empty;
+	acknowledgeNotice: { coverage: CoverageEntry["coverage"] };
+	consent: { coverage: CoverageEntry["coverage"] };
+	decline: Empty;
 }
 
 export interface ErrorBody {
@@ -252,9 +328,27 @@ export interface ServerEvents {
 	ejected: (e: { reason: EjectReason; message: string }) => void;
 	/** The gateway lost this meeting's media worker: rejoin to continue. */
 	reconnect: (e: { reason: string }) => void;
+	/** To every member: recording or transcription changed state (on, paused, off). */
+	captureState: (s: CaptureStatus & { reason?: string; message?: string }) => void;
+	/** To one person: a capture session started; show this notice (modal) and acknowledge it. */
+	captureNotice: (n: NoticeView) => void;
+	/** To hosts: who is and isn't covered by the running session. */
+	captureCoverage: (e: { kind: CaptureKind; sessionId: string; entries: CoverageEntry[] }) => void;
+	/**
+	 * The server paused (held) or released your outgoing media: under explicit consent it is
+	 * held until you consent. Don't resume held producers yourself; the server refuses it.
+	 */
+	mediaHeld: (e: { held: boolean; producerIds: string[] }) => void;
 }
 
-export type EjectReason = "denied" | "removed" | "meeting_ended" | "host_seat_taken_over" | "operator";
+export type EjectReason =
+	| "denied"
+	| "removed"
+	| "meeting_ended"
+	| "host_seat_taken_over"
+	| "operator"
+	/** The person declined the recording/transcription notice or withdrew consent: their recourse is to leave. */
+	| "declined_capture";
 
 export type ClientEvents = {
 	[N in RequestName]: (data: RequestData<N>, ack: (res: Response<N>) => void) => void;

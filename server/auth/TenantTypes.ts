@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TenantCaptureSchema } from "../compliance/CaptureTypes.js";
 
 /** A token verification key a tenant registered. The algorithm is pinned per key. */
 export const TenantKeySchema = z.discriminatedUnion("alg", [
@@ -26,6 +27,8 @@ export const TenantSchema = z.object({
 		.regex(/^[a-z0-9][a-z0-9._-]*$/, "tenant IDs are lowercase letters, digits, '.', '_' and '-'"),
 	name: z.string().min(1).max(200),
 	keys: z.array(TenantKeySchema).min(1).max(16),
+	/** Recording/transcription notice policy and texts (docs/compliance.md). Defaults: `notice`, v1, 30 s, built-in texts. */
+	capture: TenantCaptureSchema.optional(),
 });
 export type Tenant = z.infer<typeof TenantSchema>;
 

@@ -107,7 +107,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 );
 
 describe("CaptureControl: the gate never opens before the person's ack of the current session", () => {
-	it("holds over random sequences of join/leave/ack/consent/decline/start/pause/stop", () => {
+	it("holds over random sequences of join/leave/ack/consent/decline/start/pause/stop, and its events track it", () => {
 		fc.assert(
 			fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
 				const c = new CaptureControl("recording", "m");
@@ -115,6 +115,13 @@ describe("CaptureControl: the gate never opens before the person's ack of the cu
 				const shown = new Map<string, Notice[]>();
 				const show = (n: Notice) => shown.set(n.person, [...(shown.get(n.person) ?? []), n]);
 				c.on("sessionstart", (_s, ns) => ns.forEach(show));
+				// What a recorder following the gate events would hold open: must always equal what mayCapture says.
+				const tapped = new Set<string>();
+				c.on("gate", (g) => {
+					expect(tapped.has(g.person)).toBe(!g.open); // no double open, no close of something closed
+					if (g.open) tapped.add(g.person);
+					else tapped.delete(g.person);
+				});
 				// The model: who acknowledged/consented to which session, since their latest join.
 				const okSince = new Map<string, { session: string; consented: boolean; declined: boolean }>();
 				for (const o of ops) {
@@ -181,6 +188,7 @@ describe("CaptureControl: the gate never opens before the person's ack of the cu
 					// The invariant, for every person after every step.
 					for (let i = 0; i < 4; i++) {
 						const who = `p${i}`;
+						expect(tapped.has(who)).toBe(c.mayCapture(who));
 						if (!c.mayCapture(who)) continue;
 						const ok = okSince.get(who);
 						expect(ok?.session).toBe(c.session?.id);

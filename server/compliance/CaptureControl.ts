@@ -94,8 +94,8 @@ export class CaptureControl extends EventEmitter<CaptureControlEvents> {
 	}
 
 	leave(person: string): void {
-		this.#present.delete(person);
 		this.#close(person, "left");
+		this.#present.delete(person);
 		this.#people.delete(person);
 	}
 

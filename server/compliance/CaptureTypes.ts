@@ -1,7 +1,10 @@
 import { z } from "zod";
+import type { CaptureKind } from "../../shared/protocol.js";
 
-/** What a capture session feeds: a recording (to the customer's bucket) or a transcription engine. */
-export type CaptureKind = "recording" | "transcription";
+export type { CaptureKind };
+
+export const PolicyName = z.enum(["notice", "explicit-consent"]);
+export type PolicyName = z.infer<typeof PolicyName>;
 
 /**
  * A named, versioned notice/consent policy.
@@ -10,7 +13,7 @@ export type CaptureKind = "recording" | "transcription";
  *   included, must press "I consent" before their media is captured.
  */
 export const CapturePolicySchema = z.object({
-	name: z.enum(["notice", "explicit-consent"]),
+	name: PolicyName,
 	version: z.number().int().positive(),
 	/** A person who has not acknowledged (or consented) within this time is reported as not covered. */
 	ackTimeoutMs: z.number().int().min(1000).max(600_000).default(30_000),
@@ -47,3 +50,51 @@ export interface Notice {
 
 /** Where one person stands in the current session. */
 export type Coverage = "pending" | "acknowledged" | "consented" | "declined";
+
+const NoticeTextSchema = z.object({
+	title: z.string().trim().min(1).max(200),
+	body: z.string().trim().min(1).max(2000),
+});
+export type NoticeText = z.infer<typeof NoticeTextSchema>;
+
+export const LOCALES = ["en", "fr"] as const;
+export type Locale = (typeof LOCALES)[number];
+
+/** A tenant's own notice texts, per locale, per kind, and for the consent variant. All optional: defaults fill in. */
+const TenantTextsSchema = z
+	.object({
+		recording: NoticeTextSchema,
+		transcription: NoticeTextSchema,
+		recordingConsent: NoticeTextSchema,
+		transcriptionConsent: NoticeTextSchema,
+		transcriptionDisclaimer: z.string().trim().min(1).max(1000),
+	})
+	.partial();
+export type TenantTexts = z.infer<typeof TenantTextsSchema>;
+
+/**
+ * A tenant's capture settings (the tenants file, `capture`): the policy in force
+ * unless a meeting overrides it, the current version of each policy (bump it when
+ * the legal text or rule changes: every session records the version it ran under),
+ * how long a person may take to acknowledge, and the notice texts.
+ */
+export const TenantCaptureSchema = z.object({
+	policy: PolicyName.default("notice"),
+	versions: z
+		.object({
+			notice: z.number().int().positive().default(1),
+			"explicit-consent": z.number().int().positive().default(1),
+		})
+		.default({ notice: 1, "explicit-consent": 1 }),
+	ackTimeoutMs: z.number().int().min(1000).max(600_000).default(30_000),
+	texts: z.object({ en: TenantTextsSchema.optional(), fr: TenantTextsSchema.optional() }).default({}),
+});
+export type TenantCapture = z.infer<typeof TenantCaptureSchema>;
+
+export const DEFAULT_TENANT_CAPTURE: TenantCapture = TenantCaptureSchema.parse({});
+
+/** The policy in force for a meeting: the meeting's override, else the tenant's, at the tenant's current version. */
+export function resolvePolicy(tenant: TenantCapture, meetingOverride: PolicyName | undefined): CapturePolicy {
+	const name = meetingOverride ?? tenant.policy;
+	return { name, version: tenant.versions[name], ackTimeoutMs: tenant.ackTimeoutMs };
+}

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { types as ms } from "mediasoup";
 import type {
+	CaptureKind,
+	CaptureStatus,
 	ChatMessage,
 	EjectReason,
 	JoinResult,
@@ -10,6 +12,7 @@ import type {
 } from "../../shared/protocol.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
+import type { CaptureService } from "../compliance/CaptureService.js";
 import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Peer } from "../sfu/Peer.js";
@@ -34,6 +37,7 @@ export interface MeetingHubOptions {
 	seats: HostSeats;
 	events: EventLog;
 	rooms: RoomRegistry;
+	capture: CaptureService;
 	log: Logger;
 	/** How long a person who drops out may rejoin without the lobby or the lock stopping them (ms). */
 	reconnectGraceMs?: number;
@@ -45,6 +49,8 @@ const EJECT_MESSAGES: Record<EjectReason, string> = {
 	meeting_ended: "The host ended the meeting.",
 	host_seat_taken_over: "You took over your host seat on another device; this one left the meeting.",
 	operator: "The operator closed this meeting.",
+	declined_capture:
+		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",
 };
 
 /**
@@ -58,6 +64,7 @@ export class MeetingHub {
 	readonly #seats: HostSeats;
 	readonly #events: EventLog;
 	readonly #rooms: RoomRegistry;
+	readonly #capture: CaptureService;
 	readonly #log: Logger;
 	readonly #live = new Map<string, LiveState>();
 	readonly #connections = new Map<string, Connection>();
@@ -69,6 +76,7 @@ export class MeetingHub {
 		this.#seats = options.seats;
 		this.#events = options.events;
 		this.#rooms = options.rooms;
+		this.#capture = options.capture;
 		this.#log = options.log.child({ component: "MeetingHub" });
 	}
 
@@ -96,6 +104,7 @@ export class MeetingHub {
 			displayName?: string | undefined;
 			passcode?: string | undefined;
 			takeOverHostSeat?: boolean | undefined;
+			locale?: "en" | "fr" | undefined;
 		},
 	): Promise<JoinResult> {
 		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
@@ -196,11 +205,14 @@ export class MeetingHub {
 			// The media side went away under them (e.g. its worker died): they may rejoin straight away.
 			if (conn.identity.role !== "guest") live.returning.set(actor, Date.now() + this.#graceMs);
 			live.members.delete(conn.peerId);
+			this.#capture.left(meeting.id, conn.peerId);
 			conn.onRoomClose = undefined;
 			this.#reset(conn);
 		};
 		room.once("close", conn.onRoomClose);
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
+		// Running sessions' notices come with the join: the client shows them before it publishes anything.
+		const { capture, notices } = this.#capture.joined(meeting, conn, req.locale ?? "en");
 		return {
 			status: "joined",
 			peerId: peer.id,
@@ -209,6 +221,8 @@ export class MeetingHub {
 			routerRtpCapabilities: room.router.rtpCapabilities,
 			peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => p.info()),
 			lobby: isHost ? this.#lobbyEntries(meeting.id) : [],
+			capture,
+			notices,
 		};
 	}
 
@@ -218,6 +232,7 @@ export class MeetingHub {
 		const live = this.#live.get(meetingId);
 		if (conn.state === "lobby" && live?.lobby.delete(conn.peerId)) this.#notifyLobby(meetingId);
 		if (conn.state === "joined") {
+			this.#capture.left(meetingId, conn.peerId);
 			live?.members.delete(conn.peerId);
 			conn.room?.removePeer(conn.peerId);
 			const meeting = this.#store.find(meetingId);
@@ -238,6 +253,69 @@ export class MeetingHub {
 		if (source === "screen" && meeting.settings.screenShare === "host" && conn.role !== "host") {
 			throw new ForbiddenError("screen_share_not_allowed", "Only the host may share a screen in this meeting.");
 		}
+	}
+
+	/** Publishes media: allowed sources only, and only once this person has seen any running session's notice. */
+	async produce(
+		conn: Connection,
+		req: { transportId: string; kind: ms.MediaKind; rtpParameters: ms.RtpParameters; source: MediaSource },
+	): Promise<{ producerId: string }> {
+		this.assertMaySend(conn, req.source);
+		const { meeting } = this.#member(conn);
+		this.#capture.assertMayProduce(meeting.id, conn.peerId);
+		const { peer, room } = this.#media(conn);
+		const producerId = await room.produce(peer, req.transportId, req.kind, req.rtpParameters, req.source);
+		await this.#capture.producerAdded(meeting.id, conn, peer.producer(producerId));
+		return { producerId };
+	}
+
+	async pauseProducer(conn: Connection, producerId: string): Promise<void> {
+		const { peer } = this.#media(conn);
+		await peer.producer(producerId).pause();
+		if (conn.meetingId) this.#capture.producerPaused(conn.meetingId, conn.peerId, producerId);
+	}
+
+	async resumeProducer(conn: Connection, producerId: string): Promise<void> {
+		const { peer } = this.#media(conn);
+		const producer = peer.producer(producerId);
+		if (conn.meetingId) this.#capture.assertMayResume(conn.meetingId, conn.peerId);
+		await producer.resume();
+	}
+
+	// Recording and transcription (the notice gate: server/compliance/) -----------------------------------------------
+
+	/** Recording: the host only. Transcription: any member (its engine comes with the transcription issue). */
+	async startCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
+		const { meeting } = kind === "recording" ? this.#host(conn) : this.#member(conn);
+		return this.#capture.start(meeting, conn, kind);
+	}
+
+	pauseCapture(conn: Connection, kind: CaptureKind): CaptureStatus {
+		const { meeting } = kind === "recording" ? this.#host(conn) : this.#member(conn);
+		return this.#capture.pause(meeting, conn, kind);
+	}
+
+	stopCapture(conn: Connection, kind: CaptureKind): CaptureStatus {
+		const { meeting } = kind === "recording" ? this.#host(conn) : this.#member(conn);
+		return this.#capture.stop(meeting, conn, kind);
+	}
+
+	noticeShown(conn: Connection, noticeId: string): void {
+		this.#capture.shown(this.#member(conn).meeting.id, conn, noticeId);
+	}
+
+	acknowledgeNotice(conn: Connection, noticeId: string): { coverage: ReturnType<CaptureService["acknowledge"]> } {
+		return { coverage: this.#capture.acknowledge(this.#member(conn).meeting.id, conn, noticeId) };
+	}
+
+	consent(conn: Connection, noticeId: string): { coverage: ReturnType<CaptureService["consent"]> } {
+		return { coverage: this.#capture.consent(this.#member(conn).meeting.id, conn, noticeId) };
+	}
+
+	/** Declining (or withdrawing) leaves the meeting: the terms' one recourse. */
+	decline(conn: Connection, noticeId: string): void {
+		this.#capture.decline(this.#member(conn).meeting.id, conn, noticeId);
+		this.#eject(conn, "declined_capture");
 	}
 
 	chat(conn: Connection, text: string): { id: string } {
@@ -329,6 +407,7 @@ export class MeetingHub {
 				this.#eject(c, reason);
 			this.#live.delete(meetingId);
 		}
+		this.#capture.ended(meetingId, actor);
 		this.#rooms.get(meetingId)?.close();
 		if (ended) {
 			const meeting = this.#store.get(meetingId);
@@ -382,6 +461,13 @@ export class MeetingHub {
 		if (conn.state !== "joined" || !conn.meetingId)
 			throw new ConsentryError("not_joined", "Join a meeting first.", 409);
 		return { meeting: this.#store.get(conn.meetingId), live: this.#liveState(conn.meetingId) };
+	}
+
+	#media(conn: Connection): { peer: Peer; room: NonNullable<Connection["room"]> } {
+		if (conn.state !== "joined" || !conn.peer || !conn.room || conn.room.closed) {
+			throw new ConsentryError("not_joined", "Join a meeting first.", 409);
+		}
+		return { peer: conn.peer, room: conn.room };
 	}
 
 	#host(conn: Connection): { meeting: Meeting; live: LiveState } {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PolicyName } from "../compliance/CaptureTypes.js";
 
 export const MeetingSettingsSchema = z.object({
 	/** Newcomers wait in the lobby until the host admits them (guests always do). */
@@ -9,6 +10,8 @@ export const MeetingSettingsSchema = z.object({
 	/** Who may share their screen. */
 	screenShare: z.enum(["host", "all"]).default("all"),
 	chat: z.boolean().default(true),
+	/** Overrides the tenant's recording/transcription policy for this meeting (e.g. all-party consent). */
+	capturePolicy: PolicyName.optional(),
 });
 export type MeetingSettings = z.infer<typeof MeetingSettingsSchema>;
 

@@ -144,11 +144,8 @@ export class SignalingServer {
 				return {};
 			}
 			case "produce": {
-				const { peer, room } = joined(conn);
 				const d = data as Parsed<"produce">;
-				hub.assertMaySend(conn, d.source);
-				const rtp = d.rtpParameters as unknown as ms.RtpParameters;
-				return { producerId: await room.produce(peer, d.transportId, d.kind, rtp, d.source) };
+				return hub.produce(conn, { ...d, rtpParameters: d.rtpParameters as unknown as ms.RtpParameters });
 			}
 			case "closeProducer":
 				joined(conn)
@@ -156,14 +153,10 @@ export class SignalingServer {
 					.close();
 				return {};
 			case "pauseProducer":
-				await joined(conn)
-					.peer.producer((data as Parsed<"pauseProducer">).producerId)
-					.pause();
+				await hub.pauseProducer(conn, (data as Parsed<"pauseProducer">).producerId);
 				return {};
 			case "resumeProducer":
-				await joined(conn)
-					.peer.producer((data as Parsed<"resumeProducer">).producerId)
-					.resume();
+				await hub.resumeProducer(conn, (data as Parsed<"resumeProducer">).producerId);
 				return {};
 			case "resumeConsumer": {
 				const { peer, room } = joined(conn);
@@ -197,6 +190,22 @@ export class SignalingServer {
 				return {};
 			case "leave":
 				hub.leave(conn);
+				return {};
+			case "startCapture":
+				return hub.startCapture(conn, (data as Parsed<"startCapture">).kind);
+			case "pauseCapture":
+				return hub.pauseCapture(conn, (data as Parsed<"pauseCapture">).kind);
+			case "stopCapture":
+				return hub.stopCapture(conn, (data as Parsed<"stopCapture">).kind);
+			case "noticeShown":
+				hub.noticeShown(conn, (data as Parsed<"noticeShown">).noticeId);
+				return {};
+			case "acknowledgeNotice":
+				return hub.acknowledgeNotice(conn, (data as Parsed<"acknowledgeNotice">).noticeId);
+			case "consent":
+				return hub.consent(conn, (data as Parsed<"consent">).noticeId);
+			case "decline":
+				hub.decline(conn, (data as Parsed<"decline">).noticeId);
 				return {};
 			default: {
 				const unreachable: never = name;

@@ -1,0 +1,694 @@
+import { EventEmitter } from "node:events";
+import type { types as ms } from "mediasoup";
+import type { CaptureStatus, CoverageEntry, MediaSource, NoticeView, ServerEvents } from "../../shared/protocol.js";
+import type { AppendInput, EventLog, EventType } from "../audit/EventLog.js";
+import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import { type Connection, personKey } from "../meetings/Connection.js";
+import type { Meeting } from "../meetings/MeetingTypes.js";
+import { CaptureControl } from "./CaptureControl.js";
+import {
+	type CaptureKind,
+	type CaptureSession,
+	type Coverage,
+	DEFAULT_TENANT_CAPTURE,
+	type Locale,
+	type Notice,
+	resolvePolicy,
+	type TenantCapture,
+} from "./CaptureTypes.js";
+import { noticeText } from "./noticeTexts.js";
+
+export type CaptureProducer = ms.Producer<{ source: MediaSource; peerId: string }>;
+
+/** A tap is one producer of one person, inside one session, that the gate lets (or no longer lets) through. */
+export interface TapChange {
+	open: boolean;
+	reason: string;
+	session: CaptureSession;
+	tenantId: string;
+	/** The connection (one client) the gate is for, and the person behind it. */
+	peerId: string;
+	person: string;
+	producer: CaptureProducer;
+}
+
+/** What a capture session feeds (the recorder, a transcriber): asked before a session may start. */
+export interface CaptureSink {
+	/** Throws a ConsentryError with the reason the host sees when this tenant can't capture now (e.g. no storage). */
+	assertCanStart(meeting: Meeting): Promise<void>;
+}
+
+export type CaptureServiceEvents = {
+	/** Open/close one producer's tap. The recorder and the transcriber only ever consume media on these. */
+	tap: [change: TapChange];
+	sessionstart: [session: CaptureSession, meeting: { tenantId: string; meetingId: string }];
+	sessionend: [session: CaptureSession, meeting: { tenantId: string; meetingId: string }, reason: string];
+};
+
+export interface CaptureServiceOptions {
+	events: EventLog;
+	/** A tenant's capture settings (tenants file); unknown tenants get the defaults. */
+	tenantCapture: (tenantId: string) => TenantCapture | undefined;
+	sinks: Partial<Record<CaptureKind, CaptureSink>>;
+	log: Logger;
+	/** How long the host's coverage view may lag behind (ms): updates are coalesced. */
+	coverageDebounceMs?: number;
+}
+
+interface Member {
+	conn: Connection;
+	person: string;
+	locale: Locale;
+}
+
+/** Capture state of one live meeting. */
+interface MeetingCapture {
+	meeting: Meeting;
+	tenant: TenantCapture;
+	controls: Record<CaptureKind, CaptureControl>;
+	members: Map<string, Member>;
+	/** When each pending notice was issued, per kind and peer (for "overdue"). */
+	issuedAt: Record<CaptureKind, Map<string, number>>;
+	/** Notices already reported on screen (one `notice.shown` each). */
+	shown: Set<string>;
+	/** Producers the server paused until their person consents, per peer. */
+	held: Map<string, Set<string>>;
+	/** The last session of each kind (kept while paused, for `session.off`). */
+	last: Partial<Record<CaptureKind, CaptureSession>>;
+	coverageTimer?: NodeJS.Timeout;
+	/** Audit entries and taps produced by the current operation, flushed together at its end. */
+	pending: (AppendInput & { type: EventType })[];
+	taps: TapChange[];
+}
+
+const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
+
+/**
+ * The notice gate of every live meeting, and the only way to media for capture.
+ * For each meeting it keeps one {@link CaptureControl} per kind (recording,
+ * transcription), keyed by connection (peer): each client must show the notice
+ * itself. It turns the controls' decisions into what people see (notices,
+ * indicators, the host's coverage list, held media), into the audit trail, and
+ * into `tap` events per producer for the recorder and the transcriber — emitted
+ * only after the audit entries that justify them are committed.
+ */
+export class CaptureService extends EventEmitter<CaptureServiceEvents> {
+	readonly #events: EventLog;
+	readonly #tenantCapture: (tenantId: string) => TenantCapture | undefined;
+	readonly #sinks: Partial<Record<CaptureKind, CaptureSink>>;
+	readonly #log: Logger;
+	readonly #debounceMs: number;
+	readonly #meetings = new Map<string, MeetingCapture>();
+
+	constructor(options: CaptureServiceOptions) {
+		super();
+		this.#events = options.events;
+		this.#tenantCapture = options.tenantCapture;
+		this.#sinks = options.sinks;
+		this.#log = options.log.child({ component: "CaptureService" });
+		this.#debounceMs = options.coverageDebounceMs ?? 100;
+	}
+
+	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
+	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
+		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;
+	}
+
+	/** The running session of a kind, if on. */
+	session(meetingId: string, kind: CaptureKind): CaptureSession | undefined {
+		const c = this.#meetings.get(meetingId)?.controls[kind];
+		return c?.state === "on" ? c.session : undefined;
+	}
+
+	status(meetingId: string): CaptureStatus[] {
+		const mc = this.#meetings.get(meetingId);
+		return KINDS.map((kind) => (mc ? this.#status(mc, kind) : { kind, state: "off" }));
+	}
+
+	/** A person joined the room: they are present for every kind; the notices of running sessions come back. */
+	joined(meeting: Meeting, conn: Connection, locale: Locale): { capture: CaptureStatus[]; notices: NoticeView[] } {
+		const mc = this.#state(meeting);
+		const member: Member = { conn, person: personKey(conn), locale };
+		mc.members.set(conn.peerId, member);
+		const notices: NoticeView[] = [];
+		this.#op(mc, () => {
+			for (const kind of KINDS) {
+				const notice = mc.controls[kind].join(conn.peerId);
+				if (notice) {
+					mc.issuedAt[kind].set(conn.peerId, Date.now());
+					notices.push(this.#noticeView(mc, member, notice, "join"));
+				}
+			}
+		});
+		if (notices.length) this.#scheduleCoverage(mc, mc.tenant.ackTimeoutMs);
+		return { capture: KINDS.map((k) => this.#status(mc, k)), notices };
+	}
+
+	/** The person left (or was ejected, or their media room closed): every gate of theirs closes at once. */
+	left(meetingId: string, peerId: string): void {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc?.members.has(peerId)) return;
+		this.#op(mc, () => {
+			for (const kind of KINDS) {
+				mc.controls[kind].leave(peerId);
+				mc.issuedAt[kind].delete(peerId);
+			}
+		});
+		mc.members.delete(peerId);
+		mc.held.delete(peerId);
+		this.#scheduleCoverage(mc);
+	}
+
+	/** Turns a kind on (start or resume): a new session and a new notice for everyone present. */
+	async start(meeting: Meeting, by: Connection, kind: CaptureKind): Promise<CaptureStatus> {
+		const sink = this.#sinks[kind];
+		if (!sink) {
+			throw new ConsentryError(
+				`${kind}_unavailable`,
+				kind === "transcription"
+					? "Transcription is not available on this gateway yet."
+					: "Recording is not available on this gateway: no recorder is running.",
+				503,
+			);
+		}
+		const mc = this.#state(meeting);
+		if (mc.controls[kind].state === "on") throw new ConflictError("already_on", `${label(kind)} is already on.`);
+		await sink.assertCanStart(meeting);
+		const policy = resolvePolicy(mc.tenant, meeting.settings.capturePolicy);
+		this.#op(mc, () => mc.controls[kind].start(by.peerId, policy), personKey(by));
+		return this.#status(mc, kind);
+	}
+
+	pause(meeting: Meeting, by: Connection, kind: CaptureKind): CaptureStatus {
+		const mc = this.#state(meeting);
+		this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused");
+		return this.#status(mc, kind);
+	}
+
+	stop(
+		meeting: Meeting,
+		by: Connection | string,
+		kind: CaptureKind,
+		reason = "stopped",
+		message?: string,
+	): CaptureStatus {
+		const mc = this.#meetings.get(meeting.id);
+		if (!mc || mc.controls[kind].state === "off") return { kind, state: "off" };
+		const actor = typeof by === "string" ? by : personKey(by);
+		const control = mc.controls[kind];
+		this.#op(
+			mc,
+			() => {
+				// From pause no session is running (the pause ended it); the trail still says it is off now.
+				if (control.state === "paused") {
+					const data = { kind, sessionId: mc.last[kind]?.id ?? null, reason };
+					mc.pending.push({ type: "session.off", ...this.#where(mc), data });
+				}
+				control.stop();
+			},
+			actor,
+			reason,
+			message,
+		);
+		return this.#status(mc, kind);
+	}
+
+	/** The meeting ended: everything it had on is off, its state goes. */
+	ended(meetingId: string, actor: string): void {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc) return;
+		for (const kind of KINDS) this.stop(mc.meeting, actor, kind, "meeting_ended");
+		if (mc.coverageTimer) clearTimeout(mc.coverageTimer);
+		this.#meetings.delete(meetingId);
+	}
+
+	/** The client reports the notice on screen. */
+	shown(meetingId: string, conn: Connection, noticeId: string): void {
+		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		if (mc.shown.has(noticeId)) return;
+		mc.shown.add(noticeId);
+		const session = mc.controls[kind].session as CaptureSession;
+		this.#flush(mc, [
+			{
+				type: "notice.shown",
+				...this.#where(mc),
+				actor: personKey(conn),
+				data: { kind, sessionId: session.id, noticeId, peerId: conn.peerId },
+			},
+		]);
+	}
+
+	acknowledge(meetingId: string, conn: Connection, noticeId: string): Coverage {
+		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		const control = mc.controls[kind];
+		const before = control.coverage(conn.peerId);
+		let after: Coverage = before ?? "pending";
+		this.#op(mc, () => {
+			after = control.acknowledge(conn.peerId, noticeId);
+			if (before === "pending" && after === "acknowledged") {
+				mc.pending.unshift(this.#personEvent(mc, "notice.acknowledged", conn, kind, noticeId));
+			}
+		});
+		if (before !== after) this.#scheduleCoverage(mc);
+		return after;
+	}
+
+	consent(meetingId: string, conn: Connection, noticeId: string): Coverage {
+		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		const control = mc.controls[kind];
+		const before = control.coverage(conn.peerId);
+		let after: Coverage = before ?? "pending";
+		this.#op(mc, () => {
+			after = control.consent(conn.peerId, noticeId);
+			if (before !== "consented") mc.pending.unshift(this.#personEvent(mc, "consent.given", conn, kind, noticeId));
+		});
+		if (before !== after) {
+			this.#release(mc, conn.peerId);
+			this.#scheduleCoverage(mc);
+		}
+		return after;
+	}
+
+	/**
+	 * The person declines the notice, or withdraws what they gave: out of the capture at once.
+	 * Their recourse is to leave; the caller ejects them.
+	 */
+	decline(meetingId: string, conn: Connection, noticeId: string): void {
+		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		const control = mc.controls[kind];
+		const before = control.coverage(conn.peerId);
+		if (before === "declined") return;
+		const type: EventType = before === "pending" ? "consent.declined" : "consent.withdrawn";
+		this.#op(mc, () => {
+			control.decline(conn.peerId, noticeId);
+			mc.pending.unshift(this.#personEvent(mc, type, conn, kind, noticeId));
+		});
+		this.#scheduleCoverage(mc);
+	}
+
+	/** New media may not start while a notice waits for this person (they must see it before publishing). */
+	assertMayProduce(meetingId: string, peerId: string): void {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc) return;
+		for (const kind of KINDS) {
+			const control = mc.controls[kind];
+			const coverage = control.coverage(peerId);
+			const notice = control.noticeFor(peerId);
+			if (!notice || coverage === undefined) continue;
+			if (notice.consentRequired && coverage !== "consented") {
+				throw new ForbiddenError(
+					"consent_required",
+					`${label(kind)} is on under an explicit-consent policy: consent (or leave) before sending media.`,
+				);
+			}
+			if (coverage === "pending") {
+				throw new ForbiddenError("notice_pending", `Acknowledge the ${kind} notice before sending media.`);
+			}
+		}
+	}
+
+	/** A held producer stays paused until its person consents; they may pause it (it then stays paused). */
+	assertMayResume(meetingId: string, peerId: string): void {
+		const mc = this.#meetings.get(meetingId);
+		if (mc && this.#holding(mc, peerId)) {
+			throw new ForbiddenError(
+				"consent_required",
+				"Your media is held until you consent to the capture (or leave the meeting).",
+			);
+		}
+	}
+
+	/** The person paused a producer themselves: it is no longer held (consenting won't resume it). */
+	producerPaused(meetingId: string, peerId: string, producerId: string): void {
+		this.#meetings.get(meetingId)?.held.get(peerId)?.delete(producerId);
+	}
+
+	/** A producer appeared: held if its person must still consent; tapped for every session whose gate is open for them. */
+	async producerAdded(meetingId: string, conn: Connection, producer: CaptureProducer): Promise<void> {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc) return;
+		producer.observer.once("close", () => this.#producerClosed(mc, conn, producer));
+		if (this.#holding(mc, conn.peerId)) {
+			await producer.pause();
+			this.#heldSet(mc, conn.peerId).add(producer.id);
+			conn.notify("mediaHeld", { held: true, producerIds: [producer.id] });
+		}
+		this.#op(mc, () => {
+			for (const kind of KINDS) {
+				const control = mc.controls[kind];
+				if (control.mayCapture(conn.peerId)) {
+					this.#gate(mc, control.session as CaptureSession, conn.peerId, producer, true, "producer_added");
+				}
+			}
+		});
+	}
+
+	#producerClosed(mc: MeetingCapture, conn: Connection, producer: CaptureProducer): void {
+		mc.held.get(conn.peerId)?.delete(producer.id);
+		if (this.#meetings.get(mc.meeting.id) !== mc || !mc.members.has(conn.peerId)) return;
+		this.#op(mc, () => {
+			for (const kind of KINDS) {
+				const control = mc.controls[kind];
+				if (control.mayCapture(conn.peerId)) {
+					this.#gate(mc, control.session as CaptureSession, conn.peerId, producer, false, "producer_closed");
+				}
+			}
+		});
+	}
+
+	// Internals -----------------------------------------------------------------------------------------------------
+
+	#state(meeting: Meeting): MeetingCapture {
+		let mc = this.#meetings.get(meeting.id);
+		if (mc) {
+			mc.meeting = meeting;
+			return mc;
+		}
+		const tenant = this.#tenantCapture(meeting.tenantId) ?? DEFAULT_TENANT_CAPTURE;
+		mc = {
+			meeting,
+			tenant,
+			controls: {
+				recording: new CaptureControl("recording", meeting.id),
+				transcription: new CaptureControl("transcription", meeting.id),
+			},
+			members: new Map(),
+			issuedAt: { recording: new Map(), transcription: new Map() },
+			shown: new Set(),
+			held: new Map(),
+			last: {},
+			pending: [],
+			taps: [],
+		};
+		for (const kind of KINDS) this.#wire(mc, kind);
+		this.#meetings.set(meeting.id, mc);
+		return mc;
+	}
+
+	/** Listens to one control; its events land in the operation's pending audit entries and taps. */
+	#wire(mc: MeetingCapture, kind: CaptureKind): void {
+		const control = mc.controls[kind];
+		control.on("sessionstart", (session, notices) => {
+			mc.last[kind] = session;
+			const actor = mc.members.get(session.startedBy)?.person;
+			mc.pending.push({
+				type: "session.on",
+				...this.#where(mc),
+				...(actor ? { actor } : {}),
+				data: { kind, sessionId: session.id, policy: session.policy, startedAt: session.startedAt },
+			});
+			const now = Date.now();
+			mc.issuedAt[kind].clear();
+			for (const notice of notices) {
+				const member = mc.members.get(notice.person);
+				if (!member) continue;
+				mc.issuedAt[kind].set(notice.person, now);
+				const view = this.#noticeView(mc, member, notice, "session_start");
+				member.conn.notify("captureNotice", view);
+			}
+			if (session.policy.name === "explicit-consent")
+				for (const peerId of mc.members.keys()) void this.#hold(mc, peerId);
+			this.emit("sessionstart", session, this.#where(mc));
+		});
+		control.on("sessionend", (session, reason) => {
+			mc.pending.push({
+				type: reason === "paused" ? "session.paused" : "session.off",
+				...this.#where(mc),
+				data: { kind, sessionId: session.id, reason },
+			});
+			mc.issuedAt[kind].clear();
+			this.emit("sessionend", session, this.#where(mc), reason);
+		});
+		control.on("gate", ({ session, person: peerId, open, reason }) => {
+			const member = mc.members.get(peerId);
+			for (const producer of member?.conn.peer?.producers.values() ?? []) {
+				this.#gate(mc, session, peerId, producer, open, reason);
+			}
+		});
+	}
+
+	#gate(
+		mc: MeetingCapture,
+		session: CaptureSession,
+		peerId: string,
+		producer: CaptureProducer,
+		open: boolean,
+		reason: string,
+	): void {
+		const person = mc.members.get(peerId)?.person ?? "";
+		mc.pending.push({
+			type: open ? "gate.opened" : "gate.closed",
+			...this.#where(mc),
+			data: {
+				kind: session.kind,
+				sessionId: session.id,
+				person,
+				peerId,
+				producerId: producer.id,
+				source: producer.appData.source,
+				reason,
+			},
+		});
+		mc.taps.push({ open, reason, session, tenantId: mc.meeting.tenantId, peerId, person, producer });
+	}
+
+	/**
+	 * Runs one state change and commits what it produced: audit entries in one
+	 * transaction, then the taps (a tap never opens before its proof is written),
+	 * then the state broadcast when the change was a start/pause/stop.
+	 */
+	#op(mc: MeetingCapture, fn: () => unknown, actor?: string, reason?: string, message?: string): void {
+		const states = KINDS.map((k) => mc.controls[k].state);
+		mc.pending = [];
+		mc.taps = [];
+		try {
+			fn();
+		} catch (err) {
+			mc.pending = [];
+			mc.taps = [];
+			throw err;
+		}
+		const items = mc.pending;
+		const taps = mc.taps;
+		mc.pending = [];
+		mc.taps = [];
+		for (const it of items) {
+			if (!it.type.startsWith("session.")) continue;
+			if (actor && !it.actor) it.actor = actor;
+			if (reason && it.type !== "session.on" && it.data) it.data.reason = reason;
+		}
+		this.#flush(mc, items);
+		for (const t of taps) this.emit("tap", t);
+		KINDS.forEach((kind, i) => {
+			if (mc.controls[kind].state !== states[i]) {
+				this.#broadcastState(mc, kind, reason, message);
+				if (mc.controls[kind].state !== "on") this.#release(mc);
+				this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
+			}
+		});
+	}
+
+	#flush(mc: MeetingCapture, items: (AppendInput & { type: EventType })[]): void {
+		if (items.length === 0) return;
+		try {
+			this.#events.appendMany(items);
+		} catch (err) {
+			// No proof, no capture: the caller sees the failure and nothing opened (taps are emitted after this).
+			this.#log.error({ err, meetingId: mc.meeting.id }, "audit append failed");
+			throw err;
+		}
+	}
+
+	#where(mc: MeetingCapture): { tenantId: string; meetingId: string } {
+		return { tenantId: mc.meeting.tenantId, meetingId: mc.meeting.id };
+	}
+
+	#personEvent(
+		mc: MeetingCapture,
+		type: EventType,
+		conn: Connection,
+		kind: CaptureKind,
+		noticeId: string,
+	): AppendInput & { type: EventType } {
+		const session = mc.controls[kind].session as CaptureSession;
+		return {
+			type,
+			...this.#where(mc),
+			actor: personKey(conn),
+			data: { kind, sessionId: session.id, noticeId, peerId: conn.peerId, policy: session.policy },
+		};
+	}
+
+	#noticeView(mc: MeetingCapture, member: Member, notice: Notice, via: "join" | "session_start"): NoticeView {
+		const text = noticeText(mc.tenant, notice.kind, notice.policy.name, member.locale);
+		mc.pending.push({
+			type: "notice.sent",
+			...this.#where(mc),
+			data: {
+				kind: notice.kind,
+				sessionId: notice.sessionId,
+				noticeId: notice.id,
+				person: member.person,
+				peerId: member.conn.peerId,
+				via,
+				locale: member.locale,
+				textSha256: text.sha256,
+				consentRequired: notice.consentRequired,
+			},
+		});
+		return {
+			id: notice.id,
+			sessionId: notice.sessionId,
+			kind: notice.kind,
+			policy: { name: notice.policy.name, version: notice.policy.version },
+			startedBy: mc.members.get(notice.startedBy)?.conn.displayName ?? "the host",
+			since: notice.since,
+			consentRequired: notice.consentRequired,
+			locale: member.locale,
+			title: text.title,
+			body: text.body,
+			...(text.disclaimer ? { disclaimer: text.disclaimer } : {}),
+		};
+	}
+
+	#notice(meetingId: string, conn: Connection, noticeId: string): { mc: MeetingCapture; kind: CaptureKind } {
+		const mc = this.#meetings.get(meetingId);
+		if (mc) {
+			for (const kind of KINDS) {
+				const n = mc.controls[kind].noticeFor(conn.peerId);
+				if (n?.id === noticeId) return { mc, kind };
+			}
+			const current = KINDS.some((k) => mc.controls[k].noticeFor(conn.peerId));
+			if (current) {
+				throw new ConflictError("stale_notice", "That notice is from an earlier session; answer the current one.");
+			}
+		}
+		throw new NotFoundError("no_notice", "No recording or transcription notice is waiting for you.");
+	}
+
+	#status(mc: MeetingCapture, kind: CaptureKind): CaptureStatus {
+		const control = mc.controls[kind];
+		const s = control.session;
+		if (control.state !== "on" || !s) return { kind, state: control.state };
+		return {
+			kind,
+			state: "on",
+			sessionId: s.id,
+			startedBy: mc.members.get(s.startedBy)?.conn.displayName ?? "the host",
+			since: s.startedAt,
+			policy: { name: s.policy.name, version: s.policy.version },
+		};
+	}
+
+	#broadcastState(mc: MeetingCapture, kind: CaptureKind, reason?: string, message?: string): void {
+		const status: Parameters<ServerEvents["captureState"]>[0] = {
+			...this.#status(mc, kind),
+			...(reason ? { reason } : {}),
+			...(message ? { message } : {}),
+		};
+		for (const m of mc.members.values()) m.conn.notify("captureState", status);
+	}
+
+	/** Must this person still consent to a running session before their media flows? */
+	#holding(mc: MeetingCapture, peerId: string): boolean {
+		return KINDS.some((kind) => {
+			const control = mc.controls[kind];
+			const notice = control.noticeFor(peerId);
+			return notice?.consentRequired === true && control.coverage(peerId) !== "consented";
+		});
+	}
+
+	#heldSet(mc: MeetingCapture, peerId: string): Set<string> {
+		let set = mc.held.get(peerId);
+		if (!set) {
+			set = new Set();
+			mc.held.set(peerId, set);
+		}
+		return set;
+	}
+
+	/** Pauses every producer of this person that is sending, until they consent. */
+	async #hold(mc: MeetingCapture, peerId: string): Promise<void> {
+		const member = mc.members.get(peerId);
+		if (!member || !this.#holding(mc, peerId)) return;
+		const ids: string[] = [];
+		for (const p of member.conn.peer?.producers.values() ?? []) {
+			if (p.paused || p.closed) continue;
+			this.#heldSet(mc, peerId).add(p.id);
+			ids.push(p.id);
+			await p.pause().catch(() => undefined);
+		}
+		member.conn.notify("mediaHeld", { held: true, producerIds: ids });
+	}
+
+	/** Resumes what the server held, for one person or everyone, once nothing requires their consent any more. */
+	#release(mc: MeetingCapture, only?: string): void {
+		for (const [peerId, ids] of mc.held) {
+			if ((only && peerId !== only) || this.#holding(mc, peerId)) continue;
+			mc.held.delete(peerId);
+			const member = mc.members.get(peerId);
+			if (!member) continue;
+			for (const id of ids)
+				void member.conn.peer?.producers
+					.get(id)
+					?.resume()
+					.catch(() => undefined);
+			member.conn.notify("mediaHeld", { held: false, producerIds: [...ids] });
+		}
+	}
+
+	/** Sends hosts who is (not) covered, coalescing bursts (500 acknowledgements make one update per interval). */
+	#scheduleCoverage(mc: MeetingCapture, extraDelayMs = 0): void {
+		if (extraDelayMs > 0) {
+			setTimeout(() => this.#scheduleCoverage(mc), extraDelayMs + 10).unref();
+		}
+		if (mc.coverageTimer) return;
+		mc.coverageTimer = setTimeout(() => {
+			mc.coverageTimer = undefined;
+			this.#sendCoverage(mc);
+		}, this.#debounceMs);
+		mc.coverageTimer.unref();
+	}
+
+	#sendCoverage(mc: MeetingCapture): void {
+		if (this.#meetings.get(mc.meeting.id) !== mc) return;
+		const hosts = [...mc.members.values()].filter((m) => m.conn.role === "host");
+		if (hosts.length === 0) return;
+		for (const kind of KINDS) {
+			const entries = this.coverage(mc.meeting.id, kind);
+			const session = mc.controls[kind].session;
+			const state = mc.controls[kind].state;
+			for (const h of hosts) {
+				h.conn.notify("captureCoverage", {
+					kind,
+					sessionId: state === "on" && session ? session.id : "",
+					entries: state === "on" ? entries : [],
+				});
+			}
+		}
+	}
+
+	/** Who is and isn't covered by the running session of a kind (what the host sees). */
+	coverage(meetingId: string, kind: CaptureKind): CoverageEntry[] {
+		const mc = this.#meetings.get(meetingId);
+		if (mc?.controls[kind].state !== "on") return [];
+		const control = mc.controls[kind];
+		const now = Date.now();
+		return [...mc.members.values()].map(({ conn }) => {
+			const coverage = control.coverage(conn.peerId) ?? "pending";
+			const issued = mc.issuedAt[kind].get(conn.peerId) ?? now;
+			return {
+				peerId: conn.peerId,
+				displayName: conn.displayName ?? "",
+				coverage,
+				covered: control.mayCapture(conn.peerId),
+				overdue: !control.mayCapture(conn.peerId) && coverage === "pending" && now - issued >= mc.tenant.ackTimeoutMs,
+			};
+		});
+	}
+}
+
+function label(kind: CaptureKind): string {
+	return kind === "recording" ? "Recording" : "Transcription";
+}
