@@ -198,7 +198,7 @@ export class GatewayProcess implements SfuUnderTest {
 		return m;
 	}
 
-	token(sub: string, role: "host" | "participant"): string {
+	token(sub: string, role: "host" | "participant" | "admin"): string {
 		return jwt.sign({ role, name: sub }, this.#secret, {
 			algorithm: "HS256",
 			issuer: this.#tenant,
@@ -220,6 +220,11 @@ export class GatewayProcess implements SfuUnderTest {
 		const json = (await res.json()) as Record<string, unknown>;
 		if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${JSON.stringify(json)}`);
 		return json;
+	}
+
+	/** Saves the tenant's storage target (PUT /api/storage-target as its admin; needs CONSENTRY_MASTER_KEY). */
+	async saveStorageTarget(target: Record<string, unknown>): Promise<void> {
+		await this.#api("PUT", "/api/storage-target", this.token("bench-admin", "admin"), target);
 	}
 
 	/** Schedules a meeting (no lobby) for a fresh host identity: a host holds one live meeting at a time. */

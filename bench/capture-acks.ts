@@ -1,0 +1,144 @@
+/**
+ * The notice gate under load: the time from the host's "start recording" to the
+ * last acknowledgement, for meetings of 50 / 200 / 500 people (the host and
+ * N−1 participants), each a socket.io client that acknowledges its notice the
+ * moment it arrives (as a browser would when the person clicks at once).
+ *
+ * The gateway runs as a child process (server/main.ts, one worker) with a real
+ * storage target on a local S3 API (moto), since recording can't start
+ * without one; the clients all run in this process. Per meeting size, `runs`
+ * start → (all acknowledged) → stop cycles; for each: start→last ack, and
+ * every person's start→own ack. Prints a markdown section for
+ * docs/benchmarks.md on stdout, progress on stderr; stops by itself.
+ *
+ *   node --import tsx bench/capture-acks.ts [--sizes 50,200,500] [--runs 20]
+ */
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import type { NoticeView } from "../shared/protocol.js";
+import { startS3 } from "../test/helpers/moto.js";
+import { connect, type RawClient } from "../test/helpers/signaling.js";
+import { GatewayProcess } from "./bots/servers.js";
+import { machine, median, percentile } from "./stats.js";
+
+const { values } = parseArgs({
+	options: {
+		sizes: { type: "string", default: "50,200,500" },
+		runs: { type: "string", default: "20" },
+	},
+});
+const sizes = values.sizes.split(",").map(Number);
+const runs = Number(values.runs);
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+const s3server = await startS3();
+const s3 = new S3Client({
+	endpoint: s3server.endpoint,
+	region: "us-east-1",
+	forcePathStyle: true,
+	credentials: { accessKeyId: "x", secretAccessKey: "x" },
+});
+await s3.send(new CreateBucketCommand({ Bucket: "bench-recordings" }));
+s3.destroy();
+const gw = await GatewayProcess.start({
+	CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
+	CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
+	CONSENTRY_STORAGE_ALLOW_HTTP: "true",
+});
+await gw.saveStorageTarget({
+	endpoint: s3server.endpoint,
+	region: "us-east-1",
+	bucket: "bench-recordings",
+	prefix: "bench",
+	forcePathStyle: true,
+	credentials: { accessKeyId: "AKIABENCH", secretAccessKey: "bench-secret" },
+});
+
+interface Row {
+	size: number;
+	lastAck: number[];
+	eachAck: number[];
+}
+const rows: Row[] = [];
+
+try {
+	for (const [i, size] of sizes.entries()) {
+		const hostToken = gw.token(`ack-host-${i}`, "host");
+		const res = await fetch(`${gw.url}/api/meetings`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${hostToken}`, "content-type": "application/json" },
+			body: JSON.stringify({ title: `acks ${size}`, settings: { lobby: false, maxParticipants: Math.min(500, size) } }),
+		});
+		const meetingId = ((await res.json()) as { id: string }).id;
+		const clients: RawClient[] = [await connect(gw.url, hostToken)];
+		await clients[0]?.call("join", { meetingId, displayName: "Host" });
+		for (let p = 1; p < size; p += 25) {
+			const batch = await Promise.all(
+				Array.from({ length: Math.min(25, size - p) }, (_, k) =>
+					connect(gw.url, gw.token(`ack-${i}-${p + k}`, "participant")),
+				),
+			);
+			await Promise.all(batch.map((c, k) => c.call("join", { meetingId, displayName: `P${p + k}` })));
+			clients.push(...batch);
+		}
+		log(`${size} people in the meeting`);
+
+		const row: Row = { size, lastAck: [], eachAck: [] };
+		let t0 = 0;
+		let acked = 0;
+		let allAcked: () => void = () => undefined;
+		for (const c of clients) {
+			c.socket.on("captureNotice", (n: NoticeView) => {
+				void c.call("acknowledgeNotice", { noticeId: n.id }).then(() => {
+					row.eachAck.push(performance.now() - t0);
+					if (++acked === clients.length) allAcked();
+				});
+			});
+		}
+		const host = clients[0] as RawClient;
+		for (let r = 0; r < runs + 2; r++) {
+			acked = 0;
+			const done = new Promise<void>((resolve) => {
+				allAcked = resolve;
+			});
+			const before = row.eachAck.length;
+			t0 = performance.now();
+			await host.call("startCapture", { kind: "recording" });
+			await done;
+			const last = performance.now() - t0;
+			if (r < 2)
+				row.eachAck.length = before; // warm-up runs
+			else row.lastAck.push(last);
+			await host.call("stopCapture", { kind: "recording" });
+			await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+		log(`${size}: start → last ack p50 ${median(row.lastAck).toFixed(0)} ms`);
+		rows.push(row);
+		for (const c of clients) c.close();
+		await new Promise((resolve) => setTimeout(resolve, 500));
+	}
+} finally {
+	await gw.stop();
+	await s3server.stop();
+}
+
+const f = (x: number) => x.toFixed(0);
+const out = [
+	`### Notice gate: host's start → every acknowledgement (${new Date().toISOString().slice(0, 10)})`,
+	"",
+	`Machine: ${machine()}. \`npm run bench:capture\` (bench/capture-acks.ts): gateway as a child process`,
+	`(one worker, storage target on moto), N socket.io clients in the bench process acknowledging on arrival;`,
+	`${runs} start/stop cycles per size after 2 warm-ups. Each cycle writes 1 + N notice entries in one`,
+	`transaction, then one transaction per acknowledgement.`,
+	"",
+	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 |",
+	"|---:|---:|---:|---:|---:|",
+	...rows.map(
+		(r) =>
+			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms |`,
+	),
+	"",
+];
+process.stdout.write(`${out.join("\n")}\n`);
