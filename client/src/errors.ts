@@ -97,6 +97,12 @@ const CATALOG: Record<string, ErrorInfo> = {
 		actions: [],
 	},
 	operator: { title: "The meeting was closed", fallback: "The operator closed this meeting.", actions: [] },
+	declined_capture: {
+		title: "You left because of the recording",
+		fallback:
+			"You declined the recording or transcription notice, so you left the meeting. Nothing more of yours is captured.",
+		actions: ["rejoin"],
+	},
 };
 
 export function errorInfo(code: string): ErrorInfo {

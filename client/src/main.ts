@@ -68,6 +68,7 @@ class App {
 				displayName: values.displayName,
 				...(values.passcode ? { passcode: values.passcode } : {}),
 				...(options.takeOver ? { takeOverHostSeat: true } : {}),
+				locale: navigator.language?.toLowerCase().startsWith("fr") ? "fr" : "en",
 			});
 			if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
 			if (res.status === "lobby") {
@@ -126,7 +127,10 @@ class App {
 
 	async #enter(signaling: Signaling, joined: Extract<JoinResult, { status: "joined" }>, name: string): Promise<void> {
 		// Subscribe to the meeting's events before anything else can run.
-		const meeting = new Meeting(signaling, joined, name, this.#media, { leave: () => void this.leave() });
+		const meeting = new Meeting(signaling, joined, name, this.#media, {
+			leave: () => void this.leave(),
+			declined: () => this.#afterDecline(signaling),
+		});
 		this.#meeting?.close();
 		this.#meeting = meeting;
 		const errors = await this.#media.open();
@@ -141,6 +145,18 @@ class App {
 			throw err;
 		}
 		for (const e of errors) console.warn(e);
+	}
+
+	/**
+	 * The person declined a recording notice: the gateway ejects them (`declined_capture`, with its
+	 * message). Should that not arrive, leave on our side all the same.
+	 */
+	#afterDecline(signaling: Signaling): void {
+		setTimeout(() => {
+			if (signaling !== this.#signaling || this.#screen !== "meeting") return;
+			this.#end();
+			this.#showError("declined_capture", "");
+		}, 5000);
 	}
 
 	/** Out of the meeting for good on this connection: close media and the socket. */

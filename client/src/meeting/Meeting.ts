@@ -1,8 +1,9 @@
-import type { JoinResult, LobbyEntry, MeetingInfo, PeerInfo, PeerRole } from "../../../shared/protocol.js";
+import type { JoinResult, LobbyEntry, MediaSource, MeetingInfo, PeerInfo, PeerRole } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
 import { describeMediaError, type LocalMedia } from "../LocalMedia.js";
 import { MeetingSession, type RemoteTrack } from "../MeetingSession.js";
 import { type Signaling, SignalingError } from "../Signaling.js";
+import { Capture } from "./Capture.js";
 import { Chat } from "./Chat.js";
 import { Grid } from "./Grid.js";
 import { People, type Person } from "./People.js";
@@ -21,7 +22,12 @@ interface RemotePerson {
 export interface MeetingHooks {
 	/** The person pressed Leave. */
 	leave(): void;
+	/** The person declined a recording/transcription notice: the gateway is about to eject them. */
+	declined(): void;
 }
+
+/** `produce` refusals that mean "answer the recording notice first". */
+const GATED = new Set(["notice_pending", "consent_required"]);
 
 /** The chat panel's listeners live as long as the page: one instance for every meeting joined. */
 let sharedChat: Chat | undefined;
@@ -49,6 +55,7 @@ export class Meeting {
 	readonly #grid = new Grid($("#grid"));
 	readonly #people: People;
 	readonly #chat = chatPanel();
+	readonly #capture: Capture;
 	readonly #abort = new AbortController();
 	readonly #unsubscribe: (() => void)[] = [];
 	#session: MeetingSession | undefined;
@@ -82,6 +89,7 @@ export class Meeting {
 		this.#people.isHost = this.#role === "host";
 		for (const p of joined.peers) this.#peers.set(p.id, { id: p.id, displayName: p.displayName, role: p.role });
 		this.#lobby = joined.lobby;
+		this.#capture = new Capture(signaling, joined, { declined: () => this.#hooks.declined() });
 		this.#subscribe();
 	}
 
@@ -89,6 +97,8 @@ export class Meeting {
 	async start(): Promise<void> {
 		this.#renderShell();
 		this.#status("Joining…");
+		// A running recording's notice goes on screen first: nothing is published before it is answered.
+		this.#capture.start();
 		this.#session = await MeetingSession.start(this.#signaling, this.#routerRtpCapabilities, {
 			trackAdded: (t) => this.#trackAdded(t),
 			trackRemoved: (t) => this.#trackRemoved(t),
@@ -99,6 +109,8 @@ export class Meeting {
 			this.#session.close();
 			return;
 		}
+		if (this.#capture.pending) this.#status("Answer the recording notice to send your camera and microphone.");
+		if (!(await this.#capture.settled()) || this.#closed) return;
 		await this.#publishInitial();
 		if (this.#closed) return;
 		this.#started = true;
@@ -112,6 +124,7 @@ export class Meeting {
 		this.#closed = true;
 		for (const off of this.#unsubscribe) off();
 		this.#abort.abort();
+		this.#capture.close();
 		this.#session?.close();
 		this.#screenTrack?.stop();
 		this.#screenTrack = undefined;
@@ -197,13 +210,42 @@ export class Meeting {
 		if (!session) return;
 		const errors: string[] = [];
 		if (this.#media.micWanted && this.#media.mic && session.canSend("audio")) {
-			await session.publish("mic", this.#media.mic).catch((err: unknown) => errors.push(message(err)));
+			await this.#publish("mic", this.#media.mic).catch((err: unknown) => errors.push(message(err)));
 		}
 		if (this.#media.cameraWanted && this.#media.camera && session.canSend("video")) {
-			await session.publish("camera", this.#media.camera).catch((err: unknown) => errors.push(message(err)));
+			await this.#publish("camera", this.#media.camera).catch((err: unknown) => errors.push(message(err)));
 		}
 		for (const e of errors) this.#notice(`Could not send your media: ${e}`);
 		this.#refreshSelf();
+	}
+
+	/**
+	 * Publishes a source. The gateway refuses it while a recording notice waits for this person's
+	 * answer (a session may start between the join and now): wait for the answer, then try once more.
+	 */
+	async #publish(source: MediaSource, track: MediaStreamTrack): Promise<void> {
+		const session = this.#session;
+		if (!session) return;
+		try {
+			await session.publish(source, track);
+		} catch (err) {
+			if (!(err instanceof SignalingError && GATED.has(err.code))) throw err;
+			if (!(await this.#capture.settled()) || this.#closed) return;
+			await session.publish(source, track);
+		}
+	}
+
+	/** The gateway holds this source until the person consents: it can't be turned back on meanwhile. */
+	#held(source: MediaSource): boolean {
+		const p = this.#session?.producer(source);
+		if (!p || !this.#capture.isHeld(p.id)) return false;
+		this.#notice(`Your ${source === "mic" ? "microphone" : source} is held until you consent to the recording.`);
+		return true;
+	}
+
+	#pausedByUs(source: MediaSource): void {
+		const p = this.#session?.producer(source);
+		if (p) this.#capture.pausedByUs(p.id);
 	}
 
 	// Remote people -----------------------------------------------------------------------------------------
@@ -287,6 +329,7 @@ export class Meeting {
 		if (this.#micOn()) {
 			this.#media.micWanted = false;
 			await session.pause("mic");
+			this.#pausedByUs("mic");
 		} else {
 			this.#media.micWanted = true;
 			let track = this.#media.mic;
@@ -301,10 +344,11 @@ export class Meeting {
 			}
 			const producer = session.producer("mic");
 			if (producer) {
+				if (this.#held("mic")) return;
 				if (producer.track !== track) await session.replaceTrack("mic", track);
 				await session.resume("mic");
 			} else {
-				await session.publish("mic", track);
+				await this.#publish("mic", track);
 			}
 		}
 		this.#refreshSelf();
@@ -317,6 +361,7 @@ export class Meeting {
 			this.#media.cameraWanted = false;
 			await this.#cameraOff();
 		} else {
+			if (this.#held("camera")) return;
 			this.#media.cameraWanted = true;
 			let track: MediaStreamTrack;
 			try {
@@ -330,7 +375,7 @@ export class Meeting {
 				await session.replaceTrack("camera", track);
 				await session.resume("camera");
 			} else {
-				await session.publish("camera", track);
+				await this.#publish("camera", track);
 			}
 		}
 		this.#refreshSelf();
@@ -339,7 +384,10 @@ export class Meeting {
 	/** Camera off: nobody receives it any more and the camera itself stops (its light goes off). */
 	async #cameraOff(serverPaused = false): Promise<void> {
 		const session = this.#session;
-		if (session && !serverPaused) await session.pause("camera");
+		if (session && !serverPaused) {
+			await session.pause("camera");
+			this.#pausedByUs("camera");
+		}
 		await session?.replaceTrack("camera", null);
 		this.#media.stopCamera();
 		this.#refreshSelf();
@@ -378,7 +426,8 @@ export class Meeting {
 		if (!track) return;
 		track.contentHint = "detail";
 		try {
-			await session.publish("screen", track);
+			await this.#publish("screen", track);
+			if (!session.producer("screen")) throw new Error("Screen sharing was not started.");
 		} catch (err) {
 			track.stop();
 			this.#notice(message(err));

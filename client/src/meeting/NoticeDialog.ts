@@ -1,0 +1,184 @@
+import type { NoticeView } from "../../../shared/protocol.js";
+import { $, h } from "../dom.js";
+import { SignalingError } from "../Signaling.js";
+
+/** What the dialog asks the gateway; each rejects with the gateway's error. */
+export interface NoticeActions {
+	/** The notice is on screen (`noticeShown`). */
+	shown(n: NoticeView): Promise<unknown>;
+	/** "Continue" under the notice policy (`acknowledgeNotice`). */
+	acknowledge(n: NoticeView): Promise<unknown>;
+	/** "I consent" under explicit consent (`consent`). */
+	consent(n: NoticeView): Promise<unknown>;
+	/** "Leave meeting" / "Decline and leave" (`decline`): the gateway then ejects the person. */
+	decline(n: NoticeView): Promise<unknown>;
+}
+
+const TEXT = {
+	en: {
+		startedBy: (who: string, at: string) => `Started by ${who} at ${at}.`,
+		ok: "Continue",
+		leave: "Leave meeting",
+		consent: "I consent",
+		decline: "Decline and leave",
+		failed: (m: string) => `That did not go through: ${m}`,
+	},
+	fr: {
+		startedBy: (who: string, at: string) => `Lancé par ${who} à ${at}.`,
+		ok: "Continuer",
+		leave: "Quitter la réunion",
+		consent: "J'accepte",
+		decline: "Refuser et quitter",
+		failed: (m: string) => `L'action n'a pas abouti : ${m}`,
+	},
+} as const;
+
+/** Codes meaning the notice is no longer the current one (a newer session replaced it, or capture stopped). */
+const OUTDATED = new Set(["stale_notice", "no_notice"]);
+
+export function clockTime(iso: string | undefined): string {
+	if (!iso) return "";
+	const d = new Date(iso);
+	return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * The recording/transcription notice: a modal `<dialog>` (`data-testid="capture-notice"`, with
+ * `data-kind`, `data-notice-id`, `data-consent-required`) the person must answer. Notices queue
+ * and show one at a time; `noticeShown` goes out as soon as one is on screen. Under the notice
+ * policy the buttons are Continue (`notice-ack`) and Leave meeting (`notice-decline`); under
+ * explicit consent, I consent (`notice-consent`) and Decline and leave (`notice-decline`).
+ * Escape does not dismiss it.
+ */
+export class NoticeDialog {
+	readonly #dialog = $<HTMLDialogElement>("#notice-dialog");
+	readonly #actions: NoticeActions;
+	readonly #onDeclined: () => void;
+	#queue: NoticeView[] = [];
+	#current: NoticeView | undefined;
+	#waiters: ((ok: boolean) => void)[] = [];
+	#closed = false;
+
+	constructor(actions: NoticeActions, onDeclined: () => void) {
+		this.#actions = actions;
+		this.#onDeclined = onDeclined;
+		this.#dialog.addEventListener("cancel", this.#noEscape);
+	}
+
+	/** Queues a notice (ignored if already queued or shown); shows it when nothing else is open. */
+	add(n: NoticeView): void {
+		if (this.#closed || this.#current?.id === n.id || this.#queue.some((q) => q.id === n.id)) return;
+		this.#queue.push(n);
+		if (!this.#current) this.#next();
+	}
+
+	/** Drops the notices `outdated` selects (their session ended): queued ones and the one on screen. */
+	drop(outdated: (n: NoticeView) => boolean): void {
+		this.#queue = this.#queue.filter((n) => !outdated(n));
+		if (this.#current && outdated(this.#current)) this.#next();
+	}
+
+	/** A notice is waiting for the person's answer. */
+	get pending(): boolean {
+		return !!this.#current;
+	}
+
+	/** Resolves once no notice waits: `true` when all were answered, `false` after a decline or `close()`. */
+	settled(): Promise<boolean> {
+		if (this.#closed) return Promise.resolve(false);
+		if (!this.#current) return Promise.resolve(true);
+		return new Promise((resolve) => this.#waiters.push(resolve));
+	}
+
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#queue = [];
+		this.#current = undefined;
+		this.#dialog.removeEventListener("cancel", this.#noEscape);
+		if (this.#dialog.open) this.#dialog.close();
+		this.#settle(false);
+	}
+
+	readonly #noEscape = (ev: Event): void => ev.preventDefault();
+
+	#settle(ok: boolean): void {
+		for (const w of this.#waiters.splice(0)) w(ok);
+	}
+
+	#next(): void {
+		const n = this.#queue.shift();
+		this.#current = n;
+		if (!n) {
+			if (this.#dialog.open) this.#dialog.close();
+			this.#settle(true);
+			return;
+		}
+		this.#render(n);
+		if (!this.#dialog.open) this.#dialog.showModal();
+		$<HTMLButtonElement>("button.primary", this.#dialog).focus();
+		this.#actions.shown(n).catch((err: unknown) => console.warn("noticeShown failed", err));
+	}
+
+	#render(n: NoticeView): void {
+		const t = TEXT[n.locale] ?? TEXT.en;
+		const d = this.#dialog;
+		d.lang = n.locale;
+		d.dataset.kind = n.kind;
+		d.dataset.noticeId = n.id;
+		d.dataset.sessionId = n.sessionId;
+		d.dataset.consentRequired = String(n.consentRequired);
+		$("#notice-title", d).textContent = n.title;
+		$("#notice-meta", d).textContent = t.startedBy(n.startedBy, clockTime(n.since));
+		$("#notice-body", d).textContent = n.body;
+		const disclaimer = $("#notice-disclaimer", d);
+		disclaimer.textContent = n.disclaimer ?? "";
+		disclaimer.hidden = !n.disclaimer;
+		const error = $("#notice-error", d);
+		error.textContent = "";
+		const button = (testid: string, text: string, cls: string, run: () => Promise<unknown>, after: () => void) =>
+			h(
+				"button",
+				{ type: "button", class: cls, "data-testid": testid, onclick: () => void this.#answer(n, run, after) },
+				text,
+			);
+		const done = () => this.#next();
+		const declined = () => {
+			this.close();
+			this.#onDeclined();
+		};
+		$("#notice-actions", d).replaceChildren(
+			n.consentRequired
+				? button("notice-consent", t.consent, "primary", () => this.#actions.consent(n), done)
+				: button("notice-ack", t.ok, "primary", () => this.#actions.acknowledge(n), done),
+			button(
+				"notice-decline",
+				n.consentRequired ? t.decline : t.leave,
+				"danger",
+				() => this.#actions.decline(n),
+				declined,
+			),
+		);
+	}
+
+	/** Sends the answer; the dialog moves on only once the gateway accepted it (or the notice is outdated). */
+	async #answer(n: NoticeView, run: () => Promise<unknown>, after: () => void): Promise<void> {
+		if (this.#current !== n) return;
+		const buttons = [...this.#dialog.querySelectorAll<HTMLButtonElement>("#notice-actions button")];
+		for (const b of buttons) b.disabled = true;
+		try {
+			await run();
+		} catch (err) {
+			if (this.#current !== n) return;
+			if (err instanceof SignalingError && OUTDATED.has(err.code)) {
+				this.#next();
+				return;
+			}
+			for (const b of buttons) b.disabled = false;
+			const t = TEXT[n.locale] ?? TEXT.en;
+			$("#notice-error", this.#dialog).textContent = t.failed(err instanceof Error ? err.message : String(err));
+			return;
+		}
+		if (this.#current === n) after();
+	}
+}
