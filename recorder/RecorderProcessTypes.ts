@@ -1,0 +1,49 @@
+import type { Logger } from "../server/logger.js";
+import type {
+	ErrorReply,
+	ObjectWritten,
+	OpenTrackMessage,
+	PartUploaded,
+	RecoverMessage,
+	SegmentRestarted,
+	TrackFailed,
+} from "./RecorderProtocol.js";
+import type { RecorderConfigInput } from "./RecorderTypes.js";
+
+export interface RecorderProcessOptions {
+	/** The child's settings (validated here before it is started). */
+	config?: RecorderConfigInput;
+	/** The child's stderr (its JSON log lines): the gateway's (default), a pipe (`RecorderProcess.stderr`), or nowhere. */
+	stderr?: "inherit" | "pipe" | "ignore";
+	/** How long the child may take to report `ready`. Default 20 s. */
+	readyTimeoutMs?: number;
+	/** How long openTrack may take. Default 30 s. */
+	openTimeoutMs?: number;
+	log?: Logger;
+}
+
+export type OpenTrackRequest = Omit<OpenTrackMessage, "type" | "requestId">;
+export type RecoverRequest = Omit<RecoverMessage, "type" | "requestId">;
+
+export type RecorderProcessEvents = {
+	/** The child is up (after create() and after each restart()). */
+	ready: [info: { pid: number }];
+	/** A segment object was completed (by a track, or by recover with `recovered: true`). */
+	objectWritten: [object: ObjectWritten];
+	/** A part of a segment is stored in the bucket. */
+	partUploaded: [part: PartUploaded];
+	/** A new video segment started: call consumer.requestKeyFrame(). */
+	keyframeNeeded: [info: { trackId: string }];
+	/** The track stopped for good; its objects were reported first. */
+	trackFailed: [failure: TrackFailed];
+	/** ffmpeg died or stalled; the track goes on in segment `seq`. */
+	segmentRestarted: [info: SegmentRestarted];
+	/** The track closed (after closeTrack or shutdown). */
+	trackClosed: [info: { trackId: string }];
+	/** An error reply no request was waiting for, or a message from the child that failed validation. */
+	protocolError: [error: ErrorReply];
+	/** The child exited; `expected` after close(). */
+	exit: [info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean }];
+	/** The child died unexpectedly: its tracks are gone (call restart(), reopen tracks, recover their uploads). */
+	crashed: [info: { code: number | null; signal: NodeJS.Signals | null; openTracks: string[] }];
+};

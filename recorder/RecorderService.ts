@@ -1,0 +1,230 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import { ConsentryError } from "../server/errors.js";
+import type { Logger } from "../server/logger.js";
+import { assertEndpointAllowed } from "../server/storage/endpointGuard.js";
+import { classifyS3Error, createS3Client } from "../server/storage/preflight.js";
+import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import { RecorderError } from "./errors.js";
+import { findExecutable } from "./executables.js";
+import {
+	type ChildMessage,
+	type CloseTrackMessage,
+	type OpenTrackMessage,
+	parseParentMessage,
+	type RecoverMessage,
+} from "./RecorderProtocol.js";
+import type { RecorderConfig } from "./RecorderTypes.js";
+import { recoverUploads } from "./recovery.js";
+import { TrackRecorder } from "./TrackRecorder.js";
+
+export interface RecorderServiceOptions {
+	config: RecorderConfig;
+	log: Logger;
+	/** Sends a message to the parent (never throws). */
+	send: (message: ChildMessage) => void;
+}
+
+interface OpenTrack {
+	recorder: TrackRecorder;
+	client: S3Client;
+}
+
+/**
+ * The recorder child's brain, independent of the IPC transport: validates each
+ * parent message, runs tracks and recoveries, and reports back. Nothing it
+ * does throws out of handle(): a bad message or a failed request becomes an
+ * `error` reply.
+ */
+export class RecorderService {
+	readonly #config: RecorderConfig;
+	readonly #log: Logger;
+	readonly #send: (message: ChildMessage) => void;
+	readonly #tracks = new Map<string, OpenTrack>();
+	readonly #opening = new Set<string>();
+	#shutdown: Promise<void> | undefined;
+
+	constructor(options: RecorderServiceOptions) {
+		this.#config = options.config;
+		this.#log = options.log;
+		this.#send = options.send;
+	}
+
+	get trackCount(): number {
+		return this.#tracks.size;
+	}
+
+	/** ffmpeg PIDs of every open track (diagnostics). */
+	get ffmpegPids(): number[] {
+		return [...this.#tracks.values()].flatMap((t) => t.recorder.ffmpegPids);
+	}
+
+	handle(raw: unknown): void {
+		const parsed = parseParentMessage(raw);
+		if (!parsed.ok) {
+			this.#log.warn({ error: parsed.error }, "invalid message from the gateway");
+			this.#send({
+				type: "error",
+				...(parsed.requestId ? { requestId: parsed.requestId } : {}),
+				code: "invalid_message",
+				message: parsed.error,
+			});
+			return;
+		}
+		const msg = parsed.message;
+		const fail = (err: unknown, trackId?: string) => {
+			const e = toRecorderFailure(err);
+			if (e.code === "internal_error") this.#log.error({ err, type: msg.type }, "request failed");
+			this.#send({
+				type: "error",
+				...(msg.requestId ? { requestId: msg.requestId } : {}),
+				...(trackId ? { trackId } : {}),
+				code: e.code,
+				message: e.message,
+			});
+		};
+		switch (msg.type) {
+			case "openTrack":
+				this.#openTrack(msg).catch((err: unknown) => fail(err, msg.trackId));
+				return;
+			case "closeTrack":
+				this.#closeTrack(msg).catch((err: unknown) => fail(err, msg.trackId));
+				return;
+			case "recover":
+				this.#recover(msg).catch((err: unknown) => fail(err));
+				return;
+			case "shutdown":
+				void this.shutdown();
+				return;
+		}
+	}
+
+	/** Closes every track gracefully (their last objects completed and reported). */
+	shutdown(): Promise<void> {
+		this.#shutdown ??= (async () => {
+			this.#log.info({ tracks: this.#tracks.size }, "recorder shutting down");
+			await Promise.all(
+				[...this.#tracks.keys()].map((trackId) =>
+					this.#closeTrack({ type: "closeTrack", trackId }).catch((err: unknown) =>
+						this.#log.error({ err, trackId }, "could not close a track"),
+					),
+				),
+			);
+		})();
+		return this.#shutdown;
+	}
+
+	async #openTrack(msg: OpenTrackMessage): Promise<void> {
+		if (this.#shutdown) throw new RecorderError("shutting_down", "the recorder is shutting down");
+		if (this.#tracks.has(msg.trackId) || this.#opening.has(msg.trackId)) {
+			throw new RecorderError("track_exists", `track ${msg.trackId} is already open`);
+		}
+		if (!findExecutable(this.#config.ffmpegPath)) {
+			throw new RecorderError("ffmpeg_unavailable", `ffmpeg not found (${this.#config.ffmpegPath})`);
+		}
+		this.#opening.add(msg.trackId);
+		try {
+			const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
+			await assertEndpointAllowed(msg.target.endpoint, policy);
+			const client = this.#client(msg.target, policy);
+			const segmentMs = msg.options?.segmentSeconds
+				? msg.options.segmentSeconds * 1000
+				: (msg.options?.segmentMinutes ?? this.#config.segmentMinutes) * 60_000;
+			let recorder: TrackRecorder;
+			try {
+				recorder = await TrackRecorder.create({
+					trackId: msg.trackId,
+					key: msg.key,
+					codec: msg.codec,
+					ssrc: msg.ssrc,
+					target: msg.target,
+					client,
+					config: this.#config,
+					segmentMs,
+					...(msg.firstSeq ? { firstSeq: msg.firstSeq } : {}),
+					log: this.#log,
+				});
+			} catch (err) {
+				client.destroy();
+				throw err;
+			}
+			const { trackId } = msg;
+			recorder.on("objectWritten", (o) => this.#send({ type: "objectWritten", ...o }));
+			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
+			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
+			recorder.on("segmentRestarted", (r) => this.#send({ type: "segmentRestarted", trackId, ...r }));
+			recorder.on("failed", (f) => {
+				if (recorder.state === "failed") this.#forget(trackId);
+				this.#send({ type: "trackFailed", trackId, ...f });
+			});
+			this.#tracks.set(trackId, { recorder, client });
+			if (this.#shutdown) void this.#closeTrack({ type: "closeTrack", trackId }).catch(() => undefined);
+			this.#send({
+				type: "trackOpened",
+				...(msg.requestId ? { requestId: msg.requestId } : {}),
+				trackId,
+				rtpPort: recorder.rtpPort,
+				rtcpPort: recorder.rtcpPort,
+			});
+		} finally {
+			this.#opening.delete(msg.trackId);
+		}
+	}
+
+	async #closeTrack(msg: CloseTrackMessage): Promise<void> {
+		const track = this.#tracks.get(msg.trackId);
+		if (!track) throw new RecorderError("unknown_track", `no open track ${msg.trackId}`);
+		await track.recorder.close();
+		this.#forget(msg.trackId);
+		this.#send({
+			type: "trackClosed",
+			...(msg.requestId ? { requestId: msg.requestId } : {}),
+			trackId: msg.trackId,
+		});
+	}
+
+	#forget(trackId: string): void {
+		const track = this.#tracks.get(trackId);
+		if (!track) return;
+		this.#tracks.delete(trackId);
+		track.client.destroy();
+	}
+
+	async #recover(msg: RecoverMessage): Promise<void> {
+		const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
+		await assertEndpointAllowed(msg.target.endpoint, policy);
+		const client = this.#client(msg.target, policy);
+		const live = new Set(msg.liveUploadIds ?? []);
+		for (const t of this.#tracks.values()) for (const id of t.recorder.uploadIds) live.add(id);
+		try {
+			const result = await recoverUploads({
+				client,
+				target: msg.target,
+				prefix: msg.prefix,
+				liveUploadIds: live,
+				ownedSessionIds: msg.ownedSessionIds,
+				log: this.#log.child({ recover: msg.requestId ?? true }),
+				onObject: (o) =>
+					this.#send({ type: "objectWritten", ...(msg.requestId ? { requestId: msg.requestId } : {}), ...o }),
+			});
+			this.#send({ type: "recovered", ...(msg.requestId ? { requestId: msg.requestId } : {}), ...result });
+		} catch (err) {
+			const mapped = classifyS3Error(err, msg.target, "list uploads in");
+			throw new RecorderError("recovery_failed", mapped.message, { cause: err });
+		} finally {
+			client.destroy();
+		}
+	}
+
+	#client(target: StorageTarget, policy: { allowHttp: boolean; allowPrivate: boolean }): S3Client {
+		return createS3Client(target, {
+			...policy,
+			maxAttempts: 1, // retries are the uploader's (backoff within the memory budget)
+			requestTimeoutMs: this.#config.requestTimeoutMs,
+		});
+	}
+}
+
+function toRecorderFailure(err: unknown): { code: string; message: string } {
+	if (err instanceof ConsentryError) return { code: err.code, message: err.message };
+	return { code: "internal_error", message: "internal error in the recorder; its log has the details" };
+}

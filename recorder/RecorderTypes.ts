@@ -1,0 +1,90 @@
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+/** S3's smallest part (all but the last). */
+export const MIN_PART_SIZE = 5 * MiB;
+/** S3's most parts per upload. */
+export const MAX_PARTS = 10_000;
+
+/**
+ * The recorder child's settings, fixed for its lifetime (RecorderProcess
+ * passes them in the CONSENTRY_RECORDER_CONFIG environment variable as JSON).
+ */
+export const RecorderConfigSchema = z
+	.object({
+		/** Size at which a part is cut and uploaded (≥ 5 MiB; the last part of an object may be smaller). */
+		partSizeBytes: z
+			.number()
+			.int()
+			.min(MIN_PART_SIZE)
+			.max(512 * MiB)
+			.default(8 * MiB),
+		/**
+		 * Bytes a track may hold in memory (parts waiting or being uploaded, plus the part being filled),
+		 * across its segments. When it stays full longer than bufferFullGraceMs, the track stops with
+		 * `storage_unavailable`.
+		 */
+		maxBufferedBytes: z
+			.number()
+			.int()
+			.min(MIN_PART_SIZE + MiB)
+			.max(4096 * MiB)
+			.default(64 * MiB),
+		/** How long a full buffer may stall ffmpeg's output before the track gives up. */
+		bufferFullGraceMs: z.number().int().min(0).max(600_000).default(5000),
+		/** Parts uploaded at once per segment. */
+		uploadConcurrency: z.number().int().min(1).max(16).default(2),
+		/** One attempt of one S3 request may take this long. */
+		requestTimeoutMs: z.number().int().min(1000).max(3_600_000).default(120_000),
+		/** After a segment's input ended, how long its remaining parts and the completion are retried. */
+		finishDeadlineMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+		/** Backoff between attempts: min(cap, base·2^n), full jitter. */
+		retryBaseMs: z.number().int().min(1).max(60_000).default(250),
+		retryMaxMs: z.number().int().min(10).max(600_000).default(10_000),
+		/** Roll over into a new object at this many parts (well below S3's 10,000)… */
+		rolloverParts: z.number().int().min(2).max(9_900).default(9_000),
+		/** …or when the object reaches this size. */
+		maxObjectBytes: z
+			.number()
+			.int()
+			.min(MIN_PART_SIZE)
+			.default(4096 * MiB),
+		/** Default segment length; openTrack may override it. */
+		segmentMinutes: z
+			.number()
+			.min(0.05)
+			.max(24 * 60)
+			.default(10),
+		/** The ffmpeg binary. */
+		ffmpegPath: z.string().min(1).default("ffmpeg"),
+		/** Address-space limit of each ffmpeg (prlimit --as); 0 = none. */
+		ffmpegMemoryLimitBytes: z
+			.number()
+			.int()
+			.min(0)
+			.default(1024 * MiB),
+		/** RTP flowing into ffmpeg but no output for this long → restart into a new segment. */
+		watchdogMs: z.number().int().min(1000).max(600_000).default(15_000),
+		/** More restarts than this within restartWindowMs → the track fails with ffmpeg_failed. */
+		maxRestarts: z.number().int().min(0).max(100).default(5),
+		restartWindowMs: z.number().int().min(1000).default(600_000),
+		/** On rollover, how long the new video segment waits for a key frame before it takes over anyway. */
+		keyframeWaitMs: z.number().int().min(0).max(60_000).default(4000),
+		/**
+		 * No RTP for this long ends a segment: ffmpeg finishes the WebM and exits; the next packet starts a new
+		 * segment. Also how long a graceful close (or the old segment of a rollover) takes to end.
+		 */
+		idleTimeoutMs: z.number().int().min(500).max(60_000).default(2000),
+		/** After idleTimeoutMs, how long an ending ffmpeg may take before SIGKILL. */
+		stopGraceMs: z.number().int().min(100).max(120_000).default(10_000),
+		logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+	})
+	.refine((c) => c.maxBufferedBytes > c.partSizeBytes, {
+		message: "maxBufferedBytes must be larger than partSizeBytes",
+		path: ["maxBufferedBytes"],
+	});
+export type RecorderConfig = z.infer<typeof RecorderConfigSchema>;
+export type RecorderConfigInput = z.input<typeof RecorderConfigSchema>;
+
+export const RECORDER_CONFIG_ENV = "CONSENTRY_RECORDER_CONFIG";

@@ -1,0 +1,107 @@
+import dgram from "node:dgram";
+import type { Logger } from "../server/logger.js";
+import { isRtcp, isVp8KeyframeStart, parseRtp } from "./rtp.js";
+
+export interface RtpRelayOptions {
+	payloadType: number;
+	ssrc: number;
+	video: boolean;
+	log: Logger;
+	/** A well-formed RTP packet of the track; `keyframe` when it starts a VP8 key frame. */
+	onRtp: (packet: Buffer, keyframe: boolean) => void;
+	onRtcp: (packet: Buffer) => void;
+}
+
+export interface RtpRelayStats {
+	received: number;
+	dropped: number;
+	forwarded: number;
+}
+
+/**
+ * The track's fixed UDP ports on 127.0.0.1 (what the gateway's PlainTransport
+ * sends to), relaying to whichever ffmpeg records the current segment. Owning
+ * the ports here lets a new ffmpeg take over at a key frame while the old one
+ * finishes, with no gap and no port race; packets of another payload type or
+ * SSRC, or not RTP at all, are dropped.
+ */
+export class RtpRelay {
+	readonly rtpPort: number;
+	readonly rtcpPort: number;
+	readonly stats: RtpRelayStats = { received: 0, dropped: 0, forwarded: 0 };
+	readonly #rtp: dgram.Socket;
+	readonly #rtcp: dgram.Socket;
+	readonly #opts: RtpRelayOptions;
+	#closed = false;
+	#warnedSsrc = false;
+
+	private constructor(rtp: dgram.Socket, rtcp: dgram.Socket, options: RtpRelayOptions) {
+		this.#rtp = rtp;
+		this.#rtcp = rtcp;
+		this.#opts = options;
+		this.rtpPort = rtp.address().port;
+		this.rtcpPort = rtcp.address().port;
+		rtp.on("message", (msg) => this.#onRtp(msg));
+		rtcp.on("message", (msg) => {
+			if (!this.#closed && isRtcp(msg)) options.onRtcp(msg);
+		});
+		for (const s of [rtp, rtcp]) s.on("error", (err) => options.log.warn({ err }, "relay socket error"));
+	}
+
+	static async create(options: RtpRelayOptions): Promise<RtpRelay> {
+		const open = async () => {
+			const s = dgram.createSocket({ type: "udp4", recvBufferSize: 1 << 20 });
+			await new Promise<void>((resolve, reject) => {
+				s.once("error", reject);
+				s.bind(0, "127.0.0.1", () => {
+					s.off("error", reject);
+					resolve();
+				});
+			});
+			return s;
+		};
+		const rtp = await open();
+		const rtcp = await open().catch((err: unknown) => {
+			rtp.close();
+			throw err;
+		});
+		return new RtpRelay(rtp, rtcp, options);
+	}
+
+	sendRtp(packet: Buffer, port: number): void {
+		if (this.#closed) return;
+		this.stats.forwarded++;
+		this.#rtp.send(packet, port, "127.0.0.1");
+	}
+
+	sendRtcp(packet: Buffer, port: number): void {
+		if (this.#closed) return;
+		this.#rtcp.send(packet, port, "127.0.0.1");
+	}
+
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#rtp.close();
+		this.#rtcp.close();
+	}
+
+	#onRtp(packet: Buffer): void {
+		if (this.#closed) return;
+		this.stats.received++;
+		const header = isRtcp(packet) ? undefined : parseRtp(packet);
+		if (!header || header.payloadType !== this.#opts.payloadType) {
+			this.stats.dropped++;
+			return;
+		}
+		if (header.ssrc !== this.#opts.ssrc) {
+			this.stats.dropped++;
+			if (!this.#warnedSsrc) {
+				this.#warnedSsrc = true;
+				this.#opts.log.warn({ got: header.ssrc, expected: this.#opts.ssrc }, "RTP of another SSRC dropped");
+			}
+			return;
+		}
+		this.#opts.onRtp(packet, this.#opts.video && isVp8KeyframeStart(packet, header));
+	}
+}

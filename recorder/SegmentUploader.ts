@@ -1,0 +1,488 @@
+import { createHash, type Hash } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
+import {
+	AbortMultipartUploadCommand,
+	CompleteMultipartUploadCommand,
+	CreateMultipartUploadCommand,
+	UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { ConsentryError } from "../server/errors.js";
+import type { Logger } from "../server/logger.js";
+import { classifyS3Error, sseGetParams, ssePutParams } from "../server/storage/preflight.js";
+import { UploadError } from "./errors.js";
+import { MAX_PARTS } from "./RecorderTypes.js";
+import type {
+	SegmentObject,
+	SegmentOutcome,
+	SegmentUploaderConfig,
+	SegmentUploaderEvents,
+	SegmentUploaderOptions,
+} from "./SegmentUploaderTypes.js";
+
+interface Part {
+	number: number;
+	body: Buffer | undefined;
+	size: number;
+	state: "queued" | "uploading" | "done" | "failed";
+	etag?: string;
+	/** Object size and hash state right after this part. */
+	sizeAfter: number;
+	hashAfter: Hash;
+}
+
+class GaveUp extends Error {}
+
+/**
+ * Streams one byte stream (ffmpeg's stdout) into ONE S3 multipart upload with
+ * nothing on disk: bytes are cut into parts (≥ partSizeBytes, except the last)
+ * held in memory within the track's ByteBudget and uploaded in the background,
+ * retried with exponential backoff and full jitter on 5xx/408/429, timeouts and
+ * connection errors; other 4xx are final. SSE parameters go on the create, the
+ * SSE-C key on every part and on the completion. Size and SHA-256 are computed
+ * while streaming, with the hash state kept at each part boundary so an object
+ * completed from fewer parts than were read still gets its exact hash.
+ *
+ * When the budget is full the input is paused; when it stays full past
+ * bufferFullGraceMs (S3 down longer than the buffer lasts; RTP cannot wait) the
+ * input is cut (`overflow`) and finish() completes the object from what is
+ * buffered and what gets uploaded before the deadline.
+ *
+ * Not lib-storage's Upload: it cannot report part boundaries, complete from a
+ * prefix of the parts, keep exact hashes of that prefix, or retry forever
+ * within a memory budget and then give up on a deadline.
+ */
+export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
+	readonly key: string;
+	readonly #opts: SegmentUploaderOptions;
+	readonly #config: SegmentUploaderConfig;
+	readonly #log: Logger;
+	readonly #hash = createHash("sha256");
+	readonly #parts: Part[] = [];
+	#bytesIn = 0;
+	#pending: Buffer[] = [];
+	#pendingBytes = 0;
+	#uploadId: string | undefined;
+	#creating = false;
+	#createFailed = false;
+	#inflight = 0;
+	#input: Readable | undefined;
+	#inputEnded = false;
+	#paused = false;
+	#fullTimer: NodeJS.Timeout | undefined;
+	#overflowed = false;
+	#rolloverSignalled = false;
+	#rejected: UploadError | undefined;
+	#lastTransient: unknown;
+	/** Aborted when the finish deadline passes: in-flight requests stop, nothing new starts. */
+	#giveUp = new AbortController();
+	#waiters: (() => void)[] = [];
+	#finishing: Promise<SegmentOutcome> | undefined;
+
+	constructor(options: SegmentUploaderOptions) {
+		super();
+		this.#opts = options;
+		this.#config = options.config;
+		this.key = options.key;
+		this.#log = options.log.child({ key: options.key });
+	}
+
+	get uploadId(): string | undefined {
+		return this.#uploadId;
+	}
+
+	get bytesIn(): number {
+		return this.#bytesIn;
+	}
+
+	get overflowed(): boolean {
+		return this.#overflowed;
+	}
+
+	/** Parts stored so far. */
+	get partsDone(): number {
+		return this.#parts.filter((p) => p.state === "done").length;
+	}
+
+	/** Reads `stream` to its end (or until the input is cut). */
+	consume(stream: Readable): void {
+		if (this.#input) throw new Error("SegmentUploader: already consuming a stream");
+		this.#input = stream;
+		stream.on("data", (chunk: Buffer) => this.#onData(chunk));
+		stream.once("end", () => this.#endInput());
+		stream.once("close", () => this.#endInput());
+		stream.on("error", (err) => {
+			this.#log.warn({ err }, "segment input failed");
+			this.#endInput();
+		});
+	}
+
+	/** Stops reading now (the stream is destroyed); finish() then stores what was read. */
+	stopInput(): void {
+		if (this.#inputEnded) return;
+		this.#input?.destroy();
+		this.#endInput();
+	}
+
+	/**
+	 * After the input ended (or with `force`, cutting it now): uploads what is
+	 * left, within finishDeadlineMs, then completes the object from the parts
+	 * stored (a contiguous prefix), or aborts the upload when none was.
+	 */
+	finish(options: { force?: boolean } = {}): Promise<SegmentOutcome> {
+		if (options.force) this.stopInput();
+		this.#finishing ??= this.#finish();
+		return this.#finishing;
+	}
+
+	// ---- input ----
+
+	#onData(chunk: Buffer): void {
+		if (this.#inputEnded) return;
+		this.#hash.update(chunk);
+		this.#bytesIn += chunk.length;
+		this.#pending.push(chunk);
+		this.#pendingBytes += chunk.length;
+		this.#opts.budget.take(chunk.length);
+		if (!this.#uploadId && !this.#creating && !this.#createFailed) this.#pump();
+		if (this.#pendingBytes >= this.#config.partSizeBytes) {
+			this.#cutPart();
+			if (this.#parts.length >= MAX_PARTS - 1) {
+				this.#log.error({ parts: this.#parts.length }, "part limit reached without rollover; input cut");
+				this.#overflowed = true;
+				this.emit("overflow", { bufferedBytes: this.#opts.budget.used });
+				this.stopInput();
+				return;
+			}
+		}
+		if (this.#opts.budget.full) this.#pauseInput();
+	}
+
+	#cutPart(): void {
+		if (this.#pendingBytes === 0) return;
+		const body = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
+		this.#pending = [];
+		this.#pendingBytes = 0;
+		const part: Part = {
+			number: this.#parts.length + 1,
+			body,
+			size: body.length,
+			state: "queued",
+			sizeAfter: this.#bytesIn,
+			hashAfter: this.#hash.copy(),
+		};
+		this.#parts.push(part);
+		if (!this.#rolloverSignalled && !this.#inputEnded) {
+			const reason =
+				part.number >= this.#config.rolloverParts
+					? `${part.number} parts`
+					: this.#bytesIn + this.#config.partSizeBytes >= this.#config.maxObjectBytes
+						? `${this.#bytesIn} bytes`
+						: undefined;
+			if (reason) {
+				this.#rolloverSignalled = true;
+				this.emit("rolloverNeeded", { reason });
+			}
+		}
+		this.#pump();
+	}
+
+	#pauseInput(): void {
+		if (this.#paused || !this.#input || this.#inputEnded) return;
+		this.#paused = true;
+		this.#input.pause();
+		this.#opts.budget.on("released", this.#onReleased);
+		this.#fullTimer = setTimeout(() => this.#overflow(), this.#config.bufferFullGraceMs);
+		this.#log.debug({ buffered: this.#opts.budget.used }, "buffer full: input paused");
+	}
+
+	readonly #onReleased = (): void => {
+		if (!this.#paused || this.#opts.budget.full) return;
+		this.#unpause();
+		this.#input?.resume();
+	};
+
+	#unpause(): void {
+		this.#paused = false;
+		clearTimeout(this.#fullTimer);
+		this.#opts.budget.off("released", this.#onReleased);
+	}
+
+	#overflow(): void {
+		if (!this.#paused || this.#inputEnded) return;
+		this.#overflowed = true;
+		this.#log.error(
+			{ buffered: this.#opts.budget.used, limit: this.#opts.budget.limit, lastError: errText(this.#lastTransient) },
+			"buffer stayed full: the bucket is not keeping up; input cut",
+		);
+		this.emit("overflow", { bufferedBytes: this.#opts.budget.used });
+		this.stopInput();
+	}
+
+	#endInput(): void {
+		if (this.#inputEnded) return;
+		this.#inputEnded = true;
+		if (this.#paused) this.#unpause();
+		this.#cutPart();
+		this.#pump();
+		this.#changed();
+	}
+
+	// ---- upload ----
+
+	#pump(): void {
+		if (this.#rejected || this.#giveUp.signal.aborted) return;
+		if (!this.#uploadId) {
+			if (!this.#creating && !this.#createFailed && this.#bytesIn > 0) void this.#create();
+			return;
+		}
+		for (const part of this.#parts) {
+			if (this.#inflight >= this.#config.uploadConcurrency) break;
+			if (part.state === "queued") void this.#uploadPart(part);
+		}
+	}
+
+	async #create(): Promise<void> {
+		this.#creating = true;
+		const { target } = this.#opts;
+		try {
+			const res = await this.#retry("create the upload", (abortSignal) =>
+				this.#opts.client.send(
+					new CreateMultipartUploadCommand({
+						Bucket: target.bucket,
+						Key: this.key,
+						ContentType: this.#opts.contentType,
+						...ssePutParams(target.encryption),
+					}),
+					{ abortSignal },
+				),
+			);
+			if (!res.UploadId) throw new UploadError("storage_rejected", "the bucket returned no UploadId");
+			this.#uploadId = res.UploadId;
+			this.#log.debug({ uploadId: res.UploadId }, "multipart upload created");
+		} catch (err) {
+			this.#createFailed = true;
+			this.#failed(err);
+		} finally {
+			this.#creating = false;
+		}
+		this.#pump();
+		this.#changed();
+	}
+
+	async #uploadPart(part: Part): Promise<void> {
+		const uploadId = this.#uploadId as string;
+		const body = part.body as Buffer;
+		part.state = "uploading";
+		this.#inflight++;
+		const { target } = this.#opts;
+		try {
+			const res = await this.#retry(`upload part ${part.number}`, (abortSignal) =>
+				this.#opts.client.send(
+					new UploadPartCommand({
+						Bucket: target.bucket,
+						Key: this.key,
+						UploadId: uploadId,
+						PartNumber: part.number,
+						Body: body,
+						ContentLength: body.length,
+						...sseGetParams(target.encryption),
+					}),
+					{ abortSignal },
+				),
+			);
+			if (!res.ETag) throw new UploadError("storage_rejected", `the bucket returned no ETag for part ${part.number}`);
+			part.etag = res.ETag;
+			part.state = "done";
+			part.body = undefined;
+			this.#opts.budget.release(part.size);
+			this.emit("part", { partNumber: part.number, size: part.size });
+		} catch (err) {
+			part.state = "failed";
+			this.#failed(err);
+		} finally {
+			this.#inflight--;
+		}
+		this.#pump();
+		this.#changed();
+	}
+
+	#failed(err: unknown): void {
+		if (err instanceof GaveUp) return;
+		if (err instanceof UploadError && err.code === "storage_rejected" && !this.#rejected) {
+			this.#rejected = err;
+			this.#log.error({ err: err.message }, "the bucket refused the upload");
+			this.emit("rejected", err);
+			this.stopInput();
+		}
+	}
+
+	/** Runs `op` until it succeeds, fails for good (UploadError storage_rejected) or the finish deadline passes (GaveUp). */
+	async #retry<T>(what: string, op: (signal: AbortSignal) => Promise<T>): Promise<T> {
+		for (let attempt = 0; ; attempt++) {
+			if (this.#giveUp.signal.aborted) throw new GaveUp(what);
+			const signal = AbortSignal.any([this.#giveUp.signal, AbortSignal.timeout(this.#config.requestTimeoutMs)]);
+			try {
+				return await op(signal);
+			} catch (err) {
+				if (this.#giveUp.signal.aborted) throw new GaveUp(what);
+				if (!isTransient(err)) {
+					const mapped = classifyS3Error(err, this.#opts.target, "write");
+					throw new UploadError("storage_rejected", `could not ${what}: ${mapped.message}`, { cause: err });
+				}
+				this.#lastTransient = err;
+				const delay = Math.random() * Math.min(this.#config.retryMaxMs, this.#config.retryBaseMs * 2 ** attempt);
+				if (attempt === 0 || attempt % 10 === 9) {
+					this.#log.warn(
+						{ attempt: attempt + 1, err: errText(err), retryInMs: Math.round(delay) },
+						`retrying: ${what}`,
+					);
+				}
+				await sleep(delay, this.#giveUp.signal);
+			}
+		}
+	}
+
+	// ---- finish ----
+
+	#changed(): void {
+		const waiters = this.#waiters;
+		this.#waiters = [];
+		for (const w of waiters) w();
+	}
+
+	async #waitUntil(pred: () => boolean): Promise<void> {
+		while (!pred()) await new Promise<void>((r) => this.#waiters.push(r));
+	}
+
+	/** Nothing more will happen without new input: no request running, nothing startable. */
+	#settled(): boolean {
+		if (this.#creating || this.#inflight > 0) return false;
+		if (this.#rejected || this.#createFailed || this.#giveUp.signal.aborted) return true;
+		if (this.#bytesIn > 0 && !this.#uploadId) return false;
+		return !this.#parts.some((p) => p.state === "queued");
+	}
+
+	async #finish(): Promise<SegmentOutcome> {
+		await this.#waitUntil(() => this.#inputEnded);
+		const deadline = setTimeout(() => {
+			this.#giveUp.abort();
+			this.#changed();
+		}, this.#config.finishDeadlineMs);
+		try {
+			await this.#waitUntil(() => this.#settled());
+		} finally {
+			clearTimeout(deadline);
+		}
+		let stored = 0;
+		while (stored < this.#parts.length && this.#parts[stored]?.state === "done") stored++;
+		const last = stored > 0 ? this.#parts[stored - 1] : undefined;
+		const bytesStored = last?.sizeAfter ?? 0;
+		const outcome: SegmentOutcome = { bytesIn: this.#bytesIn, bytesStored, overflowed: this.#overflowed };
+		// Buffers not stored are dropped now; the budget gets them back.
+		for (const p of this.#parts) {
+			if (p.body) {
+				this.#opts.budget.release(p.size);
+				p.body = undefined;
+			}
+		}
+		if (this.#pendingBytes) this.#opts.budget.release(this.#pendingBytes);
+		const lost = this.#bytesIn - bytesStored;
+		if (this.#rejected) outcome.error = this.#rejected;
+		else if (lost > 0) {
+			outcome.error = new UploadError(
+				"storage_unavailable",
+				`the bucket did not take ${lost} of ${this.#bytesIn} bytes within ${this.#config.finishDeadlineMs} ms${this.#lastTransient ? ` (last error: ${errText(this.#lastTransient)})` : ""}`,
+			);
+		}
+		const uploadId = this.#uploadId;
+		if (!uploadId) return outcome;
+		// The completion gets its own deadline, separate from the parts'.
+		this.#giveUp = new AbortController();
+		const deadline2 = setTimeout(() => this.#giveUp.abort(), this.#config.finishDeadlineMs);
+		const { target, client } = this.#opts;
+		try {
+			if (!last) {
+				await this.#retry("abort the upload", (abortSignal) =>
+					client.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: this.key, UploadId: uploadId }), {
+						abortSignal,
+					}),
+				);
+				this.#log.info({ uploadId }, "upload aborted: no part stored");
+				return outcome;
+			}
+			await this.#retry("complete the upload", (abortSignal) =>
+				client.send(
+					new CompleteMultipartUploadCommand({
+						Bucket: target.bucket,
+						Key: this.key,
+						UploadId: uploadId,
+						MultipartUpload: {
+							Parts: this.#parts.slice(0, stored).map((p) => ({ PartNumber: p.number, ETag: p.etag })),
+						},
+						...sseGetParams(target.encryption),
+					}),
+					{ abortSignal },
+				),
+			);
+			const object: SegmentObject = {
+				bucket: target.bucket,
+				key: this.key,
+				uploadId,
+				size: bytesStored,
+				sha256: last.hashAfter.digest("hex"),
+				parts: stored,
+				truncated: lost > 0,
+			};
+			outcome.object = object;
+			this.#log.info({ size: object.size, parts: stored, truncated: object.truncated }, "object written");
+			return outcome;
+		} catch (err) {
+			const reason = err instanceof GaveUp ? errText(this.#lastTransient) : errText(err);
+			outcome.error = new UploadError(
+				err instanceof UploadError ? err.code : "storage_unavailable",
+				`could not ${last ? "complete" : "abort"} the upload of ${this.key} (${reason}); it is left for recover`,
+				{ cause: err, uploadId },
+			);
+			this.#log.error({ uploadId, err: reason }, "upload left open");
+			return outcome;
+		} finally {
+			clearTimeout(deadline2);
+		}
+	}
+}
+
+/** 5xx, 408, 429, timeouts and connection errors are worth retrying; other 4xx and policy refusals are not. */
+export function isTransient(err: unknown): boolean {
+	for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+		if (e instanceof ConsentryError) return false; // e.g. the endpoint guard refused at connect time
+	}
+	const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+	if (typeof status === "number") return status >= 500 || status === 408 || status === 429;
+	const name = (err as { name?: string })?.name ?? "";
+	if (name === "CredentialsProviderError") return false;
+	return true; // no HTTP answer: network error, timeout, abort
+}
+
+function errText(err: unknown): string {
+	if (!err) return "none";
+	const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+	const status = e.$metadata?.httpStatusCode;
+	return `${e.name ?? "Error"}${e.code ? ` ${e.code}` : ""}${status ? ` HTTP ${status}` : ""}: ${e.message ?? String(err)}`.slice(
+		0,
+		300,
+	);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+	return new Promise((resolve) => {
+		if (signal.aborted) return resolve();
+		const t = setTimeout(done, ms);
+		function done() {
+			clearTimeout(t);
+			signal.removeEventListener("abort", done);
+			resolve();
+		}
+		signal.addEventListener("abort", done, { once: true });
+	});
+}

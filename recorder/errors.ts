@@ -1,0 +1,55 @@
+import { ConsentryError } from "../server/errors.js";
+
+/**
+ * Codes a recorder reports: in `error` replies to a request, in `trackFailed`,
+ * and on the rejections of RecorderProcess's methods.
+ */
+export type RecorderErrorCode =
+	| "invalid_message"
+	| "invalid_config"
+	| "unknown_track"
+	| "track_exists"
+	| "shutting_down"
+	| "endpoint_forbidden"
+	| "endpoint_unresolvable"
+	| "storage_unavailable"
+	| "storage_rejected"
+	| "ffmpeg_failed"
+	| "ffmpeg_unavailable"
+	| "recovery_failed"
+	| "recorder_crashed"
+	| "recorder_closed"
+	| "timeout"
+	| "internal_error";
+
+/** Something the recorder (child or parent side) could not do; `code` is stable, `message` for humans. */
+export class RecorderError extends ConsentryError {
+	declare readonly code: RecorderErrorCode;
+
+	constructor(code: RecorderErrorCode, message: string, options?: { cause?: unknown }) {
+		super(code, message, code === "invalid_message" || code === "invalid_config" ? 400 : 500, options);
+	}
+}
+
+/** The bucket kept failing (or refused) while a segment was being uploaded. */
+export class UploadError extends RecorderError {
+	declare readonly code: "storage_unavailable" | "storage_rejected";
+	/** The multipart upload left open for `recover`, when completing it failed too. */
+	readonly uploadId: string | undefined;
+
+	constructor(
+		code: "storage_unavailable" | "storage_rejected",
+		message: string,
+		options?: { cause?: unknown; uploadId?: string },
+	) {
+		super(code, message, options);
+		this.uploadId = options?.uploadId;
+	}
+}
+
+/** ffmpeg could not be started, or died/stalled too often. */
+export class FfmpegError extends RecorderError {
+	constructor(code: "ffmpeg_failed" | "ffmpeg_unavailable", message: string, options?: { cause?: unknown }) {
+		super(code, message, options);
+	}
+}

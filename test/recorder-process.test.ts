@@ -1,0 +1,261 @@
+import { createHash } from "node:crypto";
+import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RecorderProcess } from "../recorder/RecorderProcess.js";
+import type {
+	ErrorReply,
+	ObjectWritten,
+	OpenTrackMessage,
+	SegmentRestarted,
+	TrackFailed,
+} from "../recorder/RecorderProtocol.js";
+import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import { type S3Server, startS3 } from "./helpers/moto.js";
+import { childrenOf, describeFds, writableRegularFiles } from "./helpers/proc-fds.js";
+import { probe, sendRtp } from "./helpers/rtp-sender.js";
+import { waitFor } from "./helpers/wait.js";
+
+const AUDIO = { kind: "audio", mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 } as const;
+const VIDEO = { kind: "video", mimeType: "video/VP8", payloadType: 101, clockRate: 90000 } as const;
+
+/**
+ * The recorder process end to end, with real parts: a forked recorder child,
+ * real ffmpeg on both ends (a sender encoding test signals into RTP, the
+ * recorder's remuxing RTP into WebM) and a real S3 API (moto), paused with
+ * SIGSTOP for outages.
+ */
+describe("recorder process", () => {
+	let s3server: S3Server;
+	let s3: S3Client;
+	let target: StorageTarget;
+	let recorder: RecorderProcess;
+	const objects: ObjectWritten[] = [];
+	const failures: TrackFailed[] = [];
+	const keyframeRequests: string[] = [];
+	let stderr = "";
+
+	beforeAll(async () => {
+		s3server = await startS3();
+		s3 = new S3Client({
+			endpoint: s3server.endpoint,
+			region: "us-east-1",
+			forcePathStyle: true,
+			credentials: { accessKeyId: "test", secretAccessKey: "test" },
+		});
+		await s3.send(new CreateBucketCommand({ Bucket: "customer" }));
+		target = {
+			endpoint: s3server.endpoint,
+			region: "us-east-1",
+			bucket: "customer",
+			prefix: "rec",
+			credentials: { accessKeyId: "test", secretAccessKey: "test" },
+			forcePathStyle: true,
+			encryption: { type: "none" },
+		};
+		recorder = await RecorderProcess.create({
+			config: { partSizeBytes: 5 * 1024 * 1024, watchdogMs: 4000, logLevel: "warn" },
+			stderr: "pipe",
+		});
+		recorder.stderr?.on("data", (d: Buffer) => {
+			stderr = (stderr + d.toString()).slice(-20_000);
+		});
+		recorder.on("objectWritten", (o) => objects.push(o));
+		recorder.on("trackFailed", (f) => failures.push(f));
+		recorder.on("keyframeNeeded", ({ trackId }) => keyframeRequests.push(trackId));
+	});
+
+	afterAll(async () => {
+		await recorder?.close();
+		s3?.destroy();
+		await s3server?.stop();
+		if (failures.length) console.error("recorder stderr:", stderr);
+	});
+
+	function track(
+		trackId: string,
+		codec: typeof AUDIO | typeof VIDEO,
+		ssrc: number,
+		sessionId: string,
+		options: OpenTrackMessage["options"] = {},
+	): Omit<OpenTrackMessage, "type" | "requestId"> {
+		return {
+			trackId,
+			key: {
+				prefix: "rec",
+				meetingId: "meeting-1",
+				sessionId,
+				person: "p-7f3a",
+				kind: codec.kind === "audio" ? "audio" : "camera",
+			},
+			codec,
+			ssrc,
+			target,
+			options: { allowHttp: true, allowPrivate: true, ...options },
+		};
+	}
+
+	async function download(key: string): Promise<Buffer> {
+		const res = await s3.send(new GetObjectCommand({ Bucket: "customer", Key: key }));
+		return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+	}
+
+	/** Downloads the object, checks the reported size and hash against it, and probes it. */
+	async function verify(o: ObjectWritten) {
+		const bytes = await download(o.key);
+		expect(bytes.length).toBe(o.size);
+		expect(createHash("sha256").update(bytes).digest("hex")).toBe(o.sha256);
+		return probe(bytes);
+	}
+
+	it("records audio and video into the bucket with nothing on disk; the objects decode and match their hashes", async () => {
+		const audio = await recorder.openTrack(track("t-audio", AUDIO, 1111, "s-basic"));
+		const video = await recorder.openTrack(track("t-video", VIDEO, 2222, "s-basic"));
+		expect(audio.rtpPort).not.toBe(video.rtpPort);
+		const seconds = 8;
+		const senders = [
+			sendRtp({ kind: "audio", ...audio, seconds, payloadType: 100, ssrc: 1111 }),
+			sendRtp({ kind: "video", ...video, seconds, payloadType: 101, ssrc: 2222 }),
+		];
+
+		// While it records: no writable regular file open in the recorder or in its ffmpegs.
+		await new Promise((r) => setTimeout(r, 4000));
+		const pid = recorder.pid as number;
+		const ffmpegs = childrenOf(pid).filter((c) => c.comm === "ffmpeg");
+		expect(ffmpegs).toHaveLength(2);
+		for (const p of [pid, ...ffmpegs.map((f) => f.pid)]) {
+			expect(writableRegularFiles(p), `pid ${p}: ${describeFds(p).join(", ")}`).toEqual([]);
+		}
+
+		await Promise.all(senders.map((s) => s.done));
+		await recorder.closeTrack("t-audio");
+		await recorder.closeTrack("t-video");
+		const a = objects.find((o) => o.trackId === "t-audio");
+		const v = objects.find((o) => o.trackId === "t-video");
+		expect(a?.key).toBe("rec/meeting-1/s-basic/p-7f3a-audio-1.webm");
+		expect(v?.key).toBe("rec/meeting-1/s-basic/p-7f3a-camera-1.webm");
+		const pa = await verify(a as ObjectWritten);
+		expect(pa.codec).toBe("opus");
+		expect(Math.abs(pa.duration - seconds)).toBeLessThan(1);
+		const pv = await verify(v as ObjectWritten);
+		expect(pv.codec).toBe("vp8");
+		expect(pv.width).toBe(640);
+		expect(Math.abs(pv.duration - seconds)).toBeLessThan(1);
+		expect(failures).toEqual([]);
+	});
+
+	it("loses nothing when the bucket stops answering for 6 s mid-recording", async () => {
+		const parts: number[] = [];
+		const onPart = (p: { trackId: string; partNumber: number }) => {
+			if (p.trackId === "t-outage") parts.push(p.partNumber);
+		};
+		recorder.on("partUploaded", onPart);
+		const ports = await recorder.openTrack(track("t-outage", VIDEO, 3333, "s-outage"));
+		const seconds = 12;
+		const sender = sendRtp({ kind: "video", ...ports, seconds, payloadType: 101, ssrc: 3333, highBitrate: true });
+		await new Promise((r) => setTimeout(r, 2500));
+		s3server.pause();
+		const partsAtPause = parts.length;
+		await new Promise((r) => setTimeout(r, 6000));
+		s3server.resume();
+		await sender.done;
+		await recorder.closeTrack("t-outage");
+		recorder.off("partUploaded", onPart);
+		const o = objects.find((x) => x.trackId === "t-outage") as ObjectWritten;
+		expect(o).toBeDefined();
+		expect(o.truncated).toBeUndefined();
+		// Parts were due during the outage: the buffer held them until the bucket was back.
+		expect(parts.length).toBeGreaterThan(partsAtPause + 1);
+		const p = await verify(o);
+		expect(p.codec).toBe("vp8");
+		expect(Math.abs(p.duration - seconds)).toBeLessThan(1);
+		expect(failures).toEqual([]);
+	});
+
+	it("rolls over into a new object every segment, each decodable, none lost between them", async () => {
+		const audio = await recorder.openTrack(track("t-roll-a", AUDIO, 4444, "s-roll", { segmentSeconds: 3 }));
+		const video = await recorder.openTrack(track("t-roll-v", VIDEO, 5555, "s-roll", { segmentSeconds: 3 }));
+		const seconds = 8;
+		await Promise.all([
+			sendRtp({ kind: "audio", ...audio, seconds, payloadType: 100, ssrc: 4444 }).done,
+			sendRtp({ kind: "video", ...video, seconds, payloadType: 101, ssrc: 5555, gop: 30 }).done,
+		]);
+		await recorder.closeTrack("t-roll-a");
+		await recorder.closeTrack("t-roll-v");
+		// Each new video segment asked the gateway for a key frame, and started at one.
+		expect(keyframeRequests).toContain("t-roll-v");
+		expect(keyframeRequests).not.toContain("t-roll-a");
+		for (const [trackId, codec] of [
+			["t-roll-a", "opus"],
+			["t-roll-v", "vp8"],
+		] as const) {
+			const segs = objects.filter((o) => o.trackId === trackId).sort((x, y) => x.seq - y.seq);
+			expect(segs.length).toBeGreaterThanOrEqual(2);
+			expect(segs.slice(0, 2).map((s) => s.seq)).toEqual([1, 2]);
+			expect(segs[1]?.key).toMatch(/-2\.webm$/);
+			let total = 0;
+			for (const s of segs) {
+				const p = await verify(s);
+				expect(p.codec).toBe(codec);
+				expect(p.packets).toBeGreaterThan(0);
+				total += p.duration;
+			}
+			expect(Math.abs(total - seconds)).toBeLessThan(1);
+		}
+		expect(failures).toEqual([]);
+	});
+
+	it("replaces an ffmpeg that dies, and one that stalls, with a new segment each", async () => {
+		const restarts: SegmentRestarted[] = [];
+		const onRestart = (r: SegmentRestarted) => {
+			if (r.trackId === "t-restart") restarts.push(r);
+		};
+		recorder.on("segmentRestarted", onRestart);
+		const ports = await recorder.openTrack(track("t-restart", AUDIO, 7777, "s-restart"));
+		const sender = sendRtp({ kind: "audio", ...ports, seconds: 14, payloadType: 100, ssrc: 7777 });
+		const ffmpegOf = async () =>
+			waitFor(() => childrenOf(recorder.pid as number).find((c) => c.comm === "ffmpeg")?.pid, 5000, "an ffmpeg");
+		try {
+			await new Promise((r) => setTimeout(r, 2500));
+			process.kill(await ffmpegOf(), "SIGKILL"); // dies
+			await waitFor(() => restarts.length === 1, 5000, "a restart after ffmpeg died");
+			await new Promise((r) => setTimeout(r, 2000));
+			process.kill(await ffmpegOf(), "SIGSTOP"); // stalls: RTP flows in, nothing comes out
+			await waitFor(() => restarts.length === 2, 10_000, "a restart by the watchdog");
+			await sender.done;
+		} finally {
+			sender.stop();
+			recorder.off("segmentRestarted", onRestart);
+		}
+		await recorder.closeTrack("t-restart");
+		expect(restarts.map((r) => r.seq)).toEqual([2, 3]);
+		expect(restarts[0]?.reason).toMatch(/ffmpeg exited \(SIGKILL\)/);
+		expect(restarts[1]?.reason).toMatch(/watchdog/);
+		const segs = objects.filter((o) => o.trackId === "t-restart").sort((a, b) => a.seq - b.seq);
+		expect(segs.map((o) => o.seq)).toEqual([1, 2, 3]);
+		for (const o of segs) {
+			const p = await verify(o);
+			expect(p.codec).toBe("opus");
+			expect(p.packets).toBeGreaterThan(0);
+		}
+		expect(failures).toEqual([]);
+	});
+
+	it("answers an invalid message with an error naming the problem and keeps running", async () => {
+		const errors: ErrorReply[] = [];
+		recorder.on("protocolError", (e) => errors.push(e));
+		recorder.sendUnchecked({ type: "openTrack", requestId: "bad-1", trackId: "x y", codec: { kind: "audio" } });
+		recorder.sendUnchecked("not even an object");
+		recorder.sendUnchecked({ type: "selfDestruct" });
+		await waitFor(() => errors.length >= 3, 5000, "three error replies");
+		expect(errors[0]).toMatchObject({ code: "invalid_message", requestId: "bad-1" });
+		expect(errors[0]?.message).toMatch(/trackId/);
+		expect(errors[0]?.message).toMatch(/target/);
+		expect(errors.every((e) => e.code === "invalid_message")).toBe(true);
+		// Still alive and serving.
+		expect(recorder.alive).toBe(true);
+		await expect(recorder.closeTrack("never-opened")).rejects.toMatchObject({ code: "unknown_track" });
+		const ports = await recorder.openTrack(track("t-after", AUDIO, 6666, "s-after"));
+		expect(ports.rtpPort).toBeGreaterThan(0);
+		await recorder.closeTrack("t-after");
+	});
+});

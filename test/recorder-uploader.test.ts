@@ -1,0 +1,181 @@
+import { createHash, randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ByteBudget } from "../recorder/ByteBudget.js";
+import { RecorderConfigSchema } from "../recorder/RecorderTypes.js";
+import { SegmentUploader } from "../recorder/SegmentUploader.js";
+import { createLogger } from "../server/logger.js";
+import { createS3Client, sseGetParams } from "../server/storage/preflight.js";
+import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import { type S3Server, startS3 } from "./helpers/moto.js";
+import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";
+
+const MiB = 1024 * 1024;
+
+/**
+ * SegmentUploader against a real S3 API (moto) behind a recording proxy:
+ * what it sends on each request (SSE-C on every one), how it retries
+ * transient errors and stops on permanent ones, and the exact hash of an
+ * object completed from fewer parts than were read.
+ */
+describe("SegmentUploader", () => {
+	let s3server: S3Server;
+	let proxy: S3Proxy;
+	let s3: S3Client;
+	let target: StorageTarget;
+	const sseKey = randomBytes(32).toString("base64");
+	const log = createLogger("silent");
+
+	beforeAll(async () => {
+		s3server = await startS3();
+		proxy = await startS3Proxy(s3server.endpoint);
+		s3 = new S3Client({
+			endpoint: s3server.endpoint,
+			region: "us-east-1",
+			forcePathStyle: true,
+			credentials: { accessKeyId: "test", secretAccessKey: "test" },
+		});
+		await s3.send(new CreateBucketCommand({ Bucket: "customer" }));
+		target = {
+			endpoint: proxy.endpoint,
+			region: "us-east-1",
+			bucket: "customer",
+			prefix: "",
+			credentials: { accessKeyId: "test", secretAccessKey: "test" },
+			forcePathStyle: true,
+			encryption: { type: "SSE-C", key: sseKey },
+		};
+	});
+
+	beforeEach(() => {
+		proxy.requests.length = 0;
+		proxy.fault = undefined;
+	});
+
+	afterAll(async () => {
+		s3?.destroy();
+		await proxy?.close();
+		await s3server?.stop();
+	});
+
+	function uploader(key: string, overrides: Partial<ReturnType<typeof RecorderConfigSchema.parse>> = {}) {
+		const config = RecorderConfigSchema.parse({
+			partSizeBytes: 5 * MiB,
+			retryBaseMs: 20,
+			retryMaxMs: 200,
+			...overrides,
+		});
+		const client = createS3Client(target, { allowHttp: true, allowPrivate: true, maxAttempts: 1 });
+		const budget = new ByteBudget(config.maxBufferedBytes);
+		return {
+			client,
+			budget,
+			up: new SegmentUploader({ client, target, key, contentType: "video/webm", budget, config, log }),
+		};
+	}
+
+	function feed(stream: PassThrough, data: Buffer): void {
+		for (let i = 0; i < data.length; i += 64 * 1024) stream.write(data.subarray(i, i + 64 * 1024));
+		stream.end();
+	}
+
+	async function download(key: string): Promise<Buffer> {
+		const res = await s3.send(
+			new GetObjectCommand({ Bucket: "customer", Key: key, ...sseGetParams(target.encryption) }),
+		);
+		return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+	}
+
+	const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+	it("streams into one multipart upload with the SSE-C key on every request, and hashes while streaming", async () => {
+		const data = randomBytes(12 * MiB + 12_345);
+		const { up, client, budget } = uploader("a/ssec.webm");
+		const input = new PassThrough();
+		up.consume(input);
+		feed(input, data);
+		const outcome = await up.finish();
+		client.destroy();
+		expect(outcome.error).toBeUndefined();
+		expect(outcome.object).toMatchObject({ size: data.length, parts: 3, truncated: false, sha256: sha256(data) });
+		expect(budget.used).toBe(0);
+		const got = await download("a/ssec.webm");
+		expect(sha256(got)).toBe(sha256(data));
+
+		const md5 = createHash("md5").update(Buffer.from(sseKey, "base64")).digest("base64");
+		const create = proxy.requests.filter((r) => r.method === "POST" && r.url.includes("uploads"));
+		const parts = proxy.requests.filter((r) => r.method === "PUT" && r.url.includes("partNumber="));
+		const complete = proxy.requests.filter((r) => r.method === "POST" && r.url.includes("uploadId="));
+		expect([create.length, parts.length, complete.length]).toEqual([1, 3, 1]);
+		for (const r of [...create, ...parts, ...complete]) {
+			expect(r.headers["x-amz-server-side-encryption-customer-algorithm"]).toBe("AES256");
+			expect(r.headers["x-amz-server-side-encryption-customer-key"]).toBe(sseKey);
+			expect(r.headers["x-amz-server-side-encryption-customer-key-md5"]).toBe(md5);
+		}
+		// Parts of at least 5 MiB, except the last.
+		const sizes = parts.map((r) => Number(r.headers["content-length"]));
+		expect(sizes.slice(0, 2).every((s) => s >= 5 * MiB)).toBe(true);
+		expect(sizes.reduce((a, b) => a + b, 0)).toBe(data.length);
+	});
+
+	it("retries 5xx answers and dropped connections with backoff, and loses nothing", async () => {
+		let partAttempts = 0;
+		proxy.fault = (req) => {
+			if (req.method !== "PUT") return undefined;
+			partAttempts++;
+			return partAttempts === 1 ? 503 : partAttempts === 2 ? 500 : partAttempts === 3 ? "reset" : undefined;
+		};
+		const data = randomBytes(11 * MiB);
+		const { up, client } = uploader("a/retry.webm");
+		const input = new PassThrough();
+		up.consume(input);
+		feed(input, data);
+		const outcome = await up.finish();
+		client.destroy();
+		expect(outcome.error).toBeUndefined();
+		expect(outcome.object).toMatchObject({ size: data.length, parts: 3, sha256: sha256(data) });
+		expect(proxy.requests.filter((r) => r.outcome !== "forwarded").map((r) => r.outcome)).toEqual([503, 500, "reset"]);
+		expect(sha256(await download("a/retry.webm"))).toBe(sha256(data));
+	});
+
+	it("stops on a permanent refusal (403) and aborts the upload when no part was stored", async () => {
+		proxy.fault = (req) => (req.method === "PUT" ? 403 : undefined);
+		const { up, client } = uploader("a/denied.webm");
+		const rejected: string[] = [];
+		up.on("rejected", (e) => rejected.push(e.code));
+		const input = new PassThrough();
+		up.consume(input);
+		input.write(randomBytes(6 * MiB));
+		const outcome = await up.finish();
+		client.destroy();
+		expect(rejected).toEqual(["storage_rejected"]);
+		expect(outcome.object).toBeUndefined();
+		expect(outcome.error?.code).toBe("storage_rejected");
+		expect(outcome.error?.message).toMatch(/AccessDenied|may not write/);
+		expect(proxy.requests.filter((r) => r.method === "PUT")).toHaveLength(1); // not retried
+		const pending = await s3.send(new ListMultipartUploadsCommand({ Bucket: "customer", Prefix: "a/denied" }));
+		expect(pending.Uploads ?? []).toEqual([]);
+	});
+
+	it("completes from the parts it could store when the rest keeps failing, with the exact hash of those bytes", async () => {
+		let puts = 0;
+		proxy.fault = (req) => (req.method === "PUT" && ++puts > 2 ? 503 : undefined);
+		const data = randomBytes(13 * MiB);
+		const { up, client, budget } = uploader("a/partial.webm", { finishDeadlineMs: 1500 });
+		const input = new PassThrough();
+		up.consume(input);
+		feed(input, data);
+		const outcome = await up.finish();
+		client.destroy();
+		expect(outcome.error?.code).toBe("storage_unavailable");
+		const o = outcome.object;
+		expect(o?.parts).toBe(2);
+		expect(o?.truncated).toBe(true);
+		const got = await download("a/partial.webm");
+		expect(got.length).toBe(o?.size);
+		expect(got.equals(data.subarray(0, got.length))).toBe(true);
+		expect(o?.sha256).toBe(sha256(got));
+		expect(budget.used).toBe(0);
+	});
+});
