@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Server as IoServer } from "socket.io";
+import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
 import { EventLog } from "./audit/EventLog.js";
 import { TenantRegistry } from "./auth/TenantRegistry.js";
@@ -39,6 +40,8 @@ export class Gateway {
 	readonly tenants: TenantRegistry;
 	/** The notice gate of every live meeting: the one way to media for recording and transcription. */
 	readonly capture: CaptureService;
+	readonly recording: RecordingService;
+	readonly recorder: RecorderProcess | undefined;
 	readonly #db: Database;
 	readonly #log: Logger;
 
@@ -53,6 +56,8 @@ export class Gateway {
 		events: EventLog;
 		tenants: TenantRegistry;
 		capture: CaptureService;
+		recording: RecordingService;
+		recorder: RecorderProcess | undefined;
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -64,6 +69,8 @@ export class Gateway {
 		this.events = p.events;
 		this.tenants = p.tenants;
 		this.capture = p.capture;
+		this.recording = p.recording;
+		this.recorder = p.recorder;
 		this.#db = p.db;
 		this.#log = p.log;
 	}
@@ -119,14 +126,44 @@ export class Gateway {
 		const targets = config.storage.masterKey
 			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
 			: undefined;
-		const recording = new RecordingService({ targets });
 		const capture = new CaptureService({
 			events,
 			tenantCapture: (id) => (tenants.has(id) ? tenants.get(id).capture : undefined),
-			sinks: { recording },
 			log,
 		});
-		const hub = new MeetingHub({ store, seats, events, rooms, capture, log });
+		// The recorder runs only where recordings can go somewhere: the customers' own buckets (sealed targets).
+		const recorder =
+			targets && config.recorder.enabled
+				? await RecorderProcess.create({
+						config: {
+							maxBufferedBytes: config.recorder.maxBufferedBytes,
+							partSizeBytes: Math.min(8, Math.max(5, Math.floor(config.recorder.maxBufferedBytes / 2 ** 21))) * 2 ** 20,
+							segmentMinutes: config.recorder.segmentMinutes,
+							logLevel: config.logLevel as "info",
+						},
+						log,
+					})
+				: undefined;
+		if (!recorder) log.warn("recording is off: it needs CONSENTRY_MASTER_KEY (storage targets) and CONSENTRY_RECORDER");
+		const recording = new RecordingService({
+			targets,
+			capture,
+			rooms,
+			events,
+			recorder,
+			endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+			log,
+		});
+		capture.registerSink("recording", recording);
+		const hub = new MeetingHub({
+			store,
+			seats,
+			events,
+			rooms,
+			capture,
+			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
+			log,
+		});
 		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
 		registerMeetingsApi(http, { store, hub, events, verifier });
 		registerStorageApi(http, {
@@ -138,7 +175,8 @@ export class Gateway {
 		});
 
 		await http.listen({ host: config.http.host, port: config.http.port });
-		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, capture, log });
+		void recording.recoverAll(tenants.ids());
+		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, capture, recording, recorder, log });
 	}
 
 	/** The base URL the gateway listens on. */
@@ -151,6 +189,9 @@ export class Gateway {
 
 	async close(): Promise<void> {
 		this.#log.info("gateway closing");
+		// Finish what is being recorded first: every object completed, every session's manifest written.
+		await this.recording.close();
+		await this.recorder?.close();
 		await this.rooms.closeAll();
 		this.io.close();
 		await this.http.close();

@@ -30,6 +30,12 @@ const EnvSchema = z
 		CONSENTRY_STORAGE_ALLOW_PRIVATE: z.stringbool().default(false),
 		/** Allow plain-http storage endpoints (never over the internet). */
 		CONSENTRY_STORAGE_ALLOW_HTTP: z.stringbool().default(false),
+		/** Run the recorder process (recording needs it and a tenant storage target). */
+		CONSENTRY_RECORDER: z.stringbool().default(true),
+		/** Memory one recorded track may hold while the bucket is slow or down, MiB (≥ 6). */
+		CONSENTRY_RECORDER_BUFFER_MIB: z.coerce.number().int().min(6).max(4096).default(64),
+		/** Length of each recorded object before it rolls over into the next, minutes. */
+		CONSENTRY_RECORDING_SEGMENT_MINUTES: z.coerce.number().min(0.05).max(1440).default(10),
 		CONSENTRY_AUDIENCE: z.string().min(1).max(256).default("consentry"),
 		CONSENTRY_GATEWAY_ID: z
 			.string()
@@ -63,6 +69,7 @@ export interface GatewayConfig {
 	/** Names this gateway process among those sharing the store. */
 	gatewayId: string;
 	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
+	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number };
 }
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
@@ -109,6 +116,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			...(e.CONSENTRY_MASTER_KEY ? { masterKey: e.CONSENTRY_MASTER_KEY } : {}),
 			allowPrivate: e.CONSENTRY_STORAGE_ALLOW_PRIVATE,
 			allowHttp: e.CONSENTRY_STORAGE_ALLOW_HTTP,
+		},
+		recorder: {
+			enabled: e.CONSENTRY_RECORDER,
+			maxBufferedBytes: e.CONSENTRY_RECORDER_BUFFER_MIB * 1024 * 1024,
+			segmentMinutes: e.CONSENTRY_RECORDING_SEGMENT_MINUTES,
 		},
 		gatewayId:
 			e.CONSENTRY_GATEWAY_ID ??

@@ -45,6 +45,10 @@ export class TenantRegistry {
 		return this.#tenants.has(id);
 	}
 
+	ids(): string[] {
+		return [...this.#tenants.keys()];
+	}
+
 	get size(): number {
 		return this.#tenants.size;
 	}

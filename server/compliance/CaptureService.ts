@@ -50,7 +50,6 @@ export interface CaptureServiceOptions {
 	events: EventLog;
 	/** A tenant's capture settings (tenants file); unknown tenants get the defaults. */
 	tenantCapture: (tenantId: string) => TenantCapture | undefined;
-	sinks: Partial<Record<CaptureKind, CaptureSink>>;
 	log: Logger;
 	/** How long the host's coverage view may lag behind (ms): updates are coalesced. */
 	coverageDebounceMs?: number;
@@ -96,7 +95,7 @@ const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
 export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	readonly #events: EventLog;
 	readonly #tenantCapture: (tenantId: string) => TenantCapture | undefined;
-	readonly #sinks: Partial<Record<CaptureKind, CaptureSink>>;
+	readonly #sinks: Partial<Record<CaptureKind, CaptureSink>> = {};
 	readonly #log: Logger;
 	readonly #debounceMs: number;
 	readonly #meetings = new Map<string, MeetingCapture>();
@@ -105,9 +104,13 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		super();
 		this.#events = options.events;
 		this.#tenantCapture = options.tenantCapture;
-		this.#sinks = options.sinks;
 		this.#log = options.log.child({ component: "CaptureService" });
 		this.#debounceMs = options.coverageDebounceMs ?? 100;
+	}
+
+	/** What a kind feeds (the recording service, a transcriber); without one, that kind can't be turned on. */
+	registerSink(kind: CaptureKind, sink: CaptureSink): void {
+		this.#sinks[kind] = sink;
 	}
 
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
@@ -188,14 +191,14 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	stop(
 		meeting: Meeting,
-		by: Connection | string,
+		by: Connection | string | null,
 		kind: CaptureKind,
 		reason = "stopped",
 		message?: string,
 	): CaptureStatus {
 		const mc = this.#meetings.get(meeting.id);
 		if (!mc || mc.controls[kind].state === "off") return { kind, state: "off" };
-		const actor = typeof by === "string" ? by : personKey(by);
+		const actor = by === null ? undefined : typeof by === "string" ? by : personKey(by);
 		const control = mc.controls[kind];
 		this.#op(
 			mc,
@@ -212,6 +215,12 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			message,
 		);
 		return this.#status(mc, kind);
+	}
+
+	/** The gateway turns a kind off on its own (e.g. the customer's bucket stayed unreachable): everyone is told why. */
+	stopBySystem(meetingId: string, kind: CaptureKind, reason: string, message: string): void {
+		const mc = this.#meetings.get(meetingId);
+		if (mc) this.stop(mc.meeting, null, kind, reason, message);
 	}
 
 	/** The meeting ended: everything it had on is off, its state goes. */

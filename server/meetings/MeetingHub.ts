@@ -38,6 +38,8 @@ export interface MeetingHubOptions {
 	events: EventLog;
 	rooms: RoomRegistry;
 	capture: CaptureService;
+	/** Sees every chat message sent (the recording keeps the chat said while it runs). */
+	onChat?: (meetingId: string, msg: ChatMessage, person: string) => void;
 	log: Logger;
 	/** How long a person who drops out may rejoin without the lobby or the lock stopping them (ms). */
 	reconnectGraceMs?: number;
@@ -65,6 +67,7 @@ export class MeetingHub {
 	readonly #events: EventLog;
 	readonly #rooms: RoomRegistry;
 	readonly #capture: CaptureService;
+	readonly #onChat: MeetingHubOptions["onChat"];
 	readonly #log: Logger;
 	readonly #live = new Map<string, LiveState>();
 	readonly #connections = new Map<string, Connection>();
@@ -77,6 +80,7 @@ export class MeetingHub {
 		this.#events = options.events;
 		this.#rooms = options.rooms;
 		this.#capture = options.capture;
+		this.#onChat = options.onChat;
 		this.#log = options.log.child({ component: "MeetingHub" });
 	}
 
@@ -329,6 +333,7 @@ export class MeetingHub {
 			at: new Date().toISOString(),
 		};
 		for (const member of this.#liveState(meeting.id).members.values()) member.notify("chatMessage", msg);
+		this.#onChat?.(meeting.id, msg, personKey(conn));
 		return { id: msg.id };
 	}
 

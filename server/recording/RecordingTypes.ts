@@ -1,0 +1,103 @@
+import type { types as ms } from "mediasoup";
+import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
+import type { ObjectWritten, TrackKind } from "../../recorder/RecorderProtocol.js";
+import type { TapChange } from "../compliance/CaptureService.js";
+import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
+import type { StorageTarget } from "../storage/StorageTargetTypes.js";
+
+/** The recorder process the gateway drives (recorder/RecorderProcess.ts). */
+export type Recorder = Pick<
+	RecorderProcess,
+	"alive" | "openTrack" | "closeTrack" | "recover" | "restart" | "on" | "off" | "once"
+>;
+
+/** One producer recorded in one session. */
+export interface TrackRecord {
+	trackId: string;
+	peerId: string;
+	/** The person's pseudonym (the object keys and the manifest name nobody). */
+	person: string;
+	kind: TrackKind;
+	producerId: string;
+	codec?: { mimeType: string; clockRate: number; channels?: number | undefined };
+	/** When media started flowing to the recorder (set again once it does), and when it stopped. */
+	openedAt: string;
+	closedAt?: string;
+	closeReason?: string;
+	objects: ObjectWritten[];
+	state: "opening" | "recording" | "closing" | "closed";
+	/** A close that arrived while the track was opening. */
+	closeRequested?: string;
+	transport?: ms.PlainTransport;
+	consumer?: ms.Consumer;
+	/** The tap it records (to reopen it after a recorder crash). */
+	tap?: TapChange;
+	/** Resolves when the track is closed and its last object reported. */
+	settled?: Promise<void>;
+	finish?: () => void;
+}
+
+export interface ChatLine {
+	at: string;
+	from: string | null;
+	displayName: string;
+	text: string;
+}
+
+/** One recording session in progress. */
+export interface SessionRecord {
+	session: CaptureSession;
+	tenantId: string;
+	meetingId: string;
+	target: StorageTarget;
+	tracks: TrackRecord[];
+	/** How many tracks each `{person}-{kind}` had in this session (their seq blocks). */
+	seqBlocks: Map<string, number>;
+	chat: ChatLine[];
+	pending: Set<Promise<void>>;
+	endedAt?: string;
+	endReason?: string;
+}
+
+export const MANIFEST_KIND = "consentry.recording.manifest";
+export const MANIFEST_VERSION = 1;
+
+export interface ManifestTrack {
+	trackId: string;
+	person: string;
+	kind: TrackKind;
+	producerId: string;
+	codec: TrackRecord["codec"] | null;
+	openedAt: string;
+	closedAt: string | null;
+	closeReason: string | null;
+	/** The trail entry that covers this track: the person's acknowledgement (or consent) of this session. */
+	coveredBy: { type: string; seq: number; hash: string; at: string } | null;
+	objects: {
+		key: string;
+		seq: number;
+		size: number;
+		sha256: string | null;
+		startedAt: string;
+		endedAt: string;
+		truncated?: boolean;
+	}[];
+}
+
+/** `manifest.json`, next to a session's objects in the customer's bucket. */
+export interface Manifest {
+	kind: typeof MANIFEST_KIND;
+	version: typeof MANIFEST_VERSION;
+	tenant: string;
+	meeting: string;
+	session: string;
+	policy: CapturePolicy;
+	startedAt: string;
+	endedAt: string;
+	endReason: string;
+	persons: string[];
+	tracks: ManifestTrack[];
+	chat: { key: string; size: number; sha256: string; messages: number };
+	audit: { key: string; size: number; sha256: string; chainHead: unknown; meetingHead: unknown };
+	disclaimer: string;
+}

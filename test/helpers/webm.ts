@@ -1,0 +1,58 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export interface Probe {
+	/** Codec of each stream (`opus`, `vp8`, …). */
+	codecs: string[];
+	/** Time span covered by the packets (last − first pts, plus the last packet's duration), seconds. */
+	seconds: number;
+	packets: number;
+	/** What a full decode (`ffmpeg -f null`) reported as errors; empty when every packet decodes. */
+	decodeErrors: string;
+}
+
+/**
+ * Probes and fully decodes a media object the way a customer would open it:
+ * ffprobe for codecs and packet times, ffmpeg decoding every frame to nowhere.
+ * (Test side only: the bytes go to a temporary file here, never on the gateway.)
+ */
+export async function probeMedia(bytes: Uint8Array): Promise<Probe> {
+	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-probe-"));
+	const file = path.join(dir, "object.webm");
+	try {
+		writeFileSync(file, bytes);
+		const streams = await run("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name", "-of", "json", file]);
+		const codecs = (JSON.parse(streams.stdout) as { streams: { codec_name: string }[] }).streams.map(
+			(s) => s.codec_name,
+		);
+		const packets = await run(
+			"ffprobe",
+			["-v", "error", "-select_streams", "0", "-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", file],
+			{ maxBuffer: 64 * 1024 * 1024 },
+		);
+		const rows = packets.stdout
+			.trim()
+			.split("\n")
+			.filter(Boolean)
+			.map((l) => l.split(",").map(Number));
+		const first = rows[0]?.[0] ?? 0;
+		const last = rows.at(-1);
+		const seconds = last ? (last[0] ?? 0) - first + (Number.isFinite(last[1]) ? (last[1] ?? 0) : 0) : 0;
+		const decoded = await run("ffmpeg", ["-v", "error", "-i", file, "-f", "null", "-"]).catch(
+			(err: { stderr?: string }) => ({ stderr: err.stderr ?? String(err) }),
+		);
+		// The null muxer's complaint about two frames on one millisecond (WebM's time base) is not a decoding error.
+		const decodeErrors = decoded.stderr
+			.split("\n")
+			.filter((l) => l.trim() && !/non monotonically increasing dts to muxer/.test(l))
+			.join("\n");
+		return { codecs, seconds, packets: rows.length, decodeErrors };
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
