@@ -124,6 +124,8 @@ export const RequestSchemas = {
 	mute: z.object({ peerId: Id, kind: z.enum(["audio", "video"]) }),
 	stopScreenShare: z.object({ peerId: Id }),
 	remove: z.object({ peerId: Id }),
+	/** Names (or un-names) a co-host: they may turn recording on, pause and stop it, and see who is covered. */
+	setCoHost: z.object({ peerId: Id, coHost: z.boolean() }),
 	endMeeting: z.object({}),
 	leave: z.object({}),
 	// Recording / transcription (the notice gate). Only the host turns recording on, pauses or stops it.
@@ -185,6 +187,8 @@ export type JoinResult =
 			routerRtpCapabilities: unknown;
 			peers: PeerInfo[];
 			lobby: LobbyEntry[];
+			/** Peer IDs of the co-hosts the host named. */
+			coHosts: string[];
 			/** Recording / transcription as they stand now. */
 			capture: CaptureStatus[];
 			/**
@@ -275,6 +279,7 @@ export interface ResponseMap {
 	mute: Empty;
 	stopScreenShare: Empty;
 	remove: Empty;
+	setCoHost: Empty;
 	endMeeting: Empty;
 	leave: Empty;
 	startCapture: CaptureStatus;
@@ -317,6 +322,8 @@ export interface ServerEvents {
 	/** To a person in the lobby: the host let you in; send `join` again. */
 	admitted: () => void;
 	meetingLocked: (e: { locked: boolean }) => void;
+	/** The host named or un-named a co-host (to everyone). */
+	coHostChanged: (e: { peerId: string; coHost: boolean }) => void;
 	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */
 	producerClosed: (e: { producerId: string; reason: "host_stopped_share" }) => void;
 	/** The host paused one of your producers. */

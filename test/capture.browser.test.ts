@@ -469,3 +469,29 @@ describe("recording without a storage bucket", () => {
 		expect((await trail(m)).filter((e) => e.type.startsWith("session."))).toEqual([]);
 	});
 });
+
+describe("co-host", () => {
+	it("the host names a co-host, who then turns recording on; everyone is noticed", async () => {
+		const m = await schedule({ lobby: false });
+		const host = await join(m, "Ines", m.hostToken);
+		await connected(host);
+		const jo = await join(m, "Jo", tenant.token("jo", "participant"));
+		await connected(jo);
+		const joPeer = await peerNamed(m, "Jo");
+		expect(await hostButton(jo, "capture-start").count()).toBe(0);
+		await host.getByRole("button", { name: "Make co-host: Jo" }).click();
+		await jo.getByTestId("cohost-badge").waitFor();
+		await hostButton(jo, "capture-start").click();
+		for (const page of [host, jo]) {
+			await noticeShown(page);
+			await acknowledge(page);
+			await indicator(page).and(page.locator('[data-state="on"]')).waitFor();
+		}
+		expect(await indicator(host).textContent()).toContain("Jo");
+		await jo.getByTestId("coverage-list").waitFor();
+		const events = await trail(m);
+		expect(events.find((e) => e.type === "host.cohost_set")?.data).toMatchObject({ peerId: joPeer.id, coHost: true });
+		await hostButton(jo, "capture-stop").click();
+		await indicator(host).waitFor({ state: "hidden" });
+	});
+});

@@ -271,6 +271,37 @@ describe("recording notice gate (signaling)", () => {
 		expect(gw.capture.coverage(m.id, "recording").map((e) => e.displayName)).toEqual(["Host"]);
 	});
 
+	it("lets a co-host the host named turn recording on and off, and nobody else", async () => {
+		const m = await schedule("cohost-host");
+		const host = await client(acme.token("cohost-host"));
+		await joined(host, m.id, "Host");
+		const cora = await client(acme.token("cora", "participant"));
+		const coraJoin = await joined(cora, m.id, "Cora");
+		const eli = await client(acme.token("eli", "participant"));
+		const eliJoin = await joined(eli, m.id, "Eli");
+		expect(codeOf(await cora.req("startCapture", { kind: "recording" }))).toBe("host_only");
+		expect(codeOf(await eli.req("setCoHost", { peerId: coraJoin.peerId, coHost: true }))).toBe("host_only");
+		const told = eli.next("coHostChanged");
+		await host.call("setCoHost", { peerId: coraJoin.peerId, coHost: true });
+		expect(await told).toEqual({ peerId: coraJoin.peerId, coHost: true });
+		const coverage = cora.next("captureCoverage", 3000);
+		const started = await cora.call("startCapture", { kind: "recording" });
+		expect(started).toMatchObject({ state: "on", startedBy: "Cora" });
+		expect((await coverage).entries).toHaveLength(3); // a co-host sees who is covered, like the host
+		expect(codeOf(await eli.req("pauseCapture", { kind: "recording" }))).toBe("host_only");
+		await cora.call("pauseCapture", { kind: "recording" });
+		await host.call("setCoHost", { peerId: coraJoin.peerId, coHost: false });
+		expect(codeOf(await cora.req("startCapture", { kind: "recording" }))).toBe("host_only");
+		await host.call("stopCapture", { kind: "recording" });
+		const named = trail(m.id).filter((e) => e.type === "host.cohost_set");
+		expect(named.map((e) => e.data.coHost)).toEqual([true, false]);
+		expect(named[0]?.data.person).toMatch(/^psn_/);
+		// A later joiner learns who the co-hosts are.
+		await host.call("setCoHost", { peerId: eliJoin.peerId, coHost: true });
+		const fay = await client(acme.token("fay", "participant"));
+		expect((await joined(fay, m.id, "Fay")).coHosts).toEqual([eliJoin.peerId]);
+	});
+
 	it("ends every session with the meeting", async () => {
 		const m = await schedule("end-host");
 		const host = await client(acme.token("end-host"));

@@ -23,6 +23,8 @@ export const EVENT_TYPES = [
 	"host.muted",
 	"host.stopped_share",
 	"host.removed",
+	/** The host named (data.coHost true) or un-named a co-host (data.person), who may then turn recording on and off. */
+	"host.cohost_set",
 	// Recording / transcription notice and consent (data: kind, sessionId, policy, …).
 	/** A capture session began (start or resume): a new notice for everyone. */
 	"session.on",

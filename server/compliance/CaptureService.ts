@@ -71,6 +71,8 @@ interface MeetingCapture {
 	issuedAt: Record<CaptureKind, Map<string, number>>;
 	/** Notices already reported on screen (one `notice.shown` each). */
 	shown: Set<string>;
+	/** Co-hosts (peer IDs): they see the coverage list like the host. */
+	controllers: Set<string>;
 	/** Producers the server paused until their person consents, per peer. */
 	held: Map<string, Set<string>>;
 	/** The last session of each kind (kept while paused, for `session.off`). */
@@ -111,6 +113,15 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	/** What a kind feeds (the recording service, a transcriber); without one, that kind can't be turned on. */
 	registerSink(kind: CaptureKind, sink: CaptureSink): void {
 		this.#sinks[kind] = sink;
+	}
+
+	/** A co-host was named (or un-named): they get the coverage list like the host. */
+	setController(meetingId: string, peerId: string, on: boolean): void {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc) return;
+		if (on) mc.controllers.add(peerId);
+		else mc.controllers.delete(peerId);
+		this.#scheduleCoverage(mc);
 	}
 
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
@@ -160,6 +171,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		});
 		mc.members.delete(peerId);
 		mc.held.delete(peerId);
+		mc.controllers.delete(peerId);
 		this.#scheduleCoverage(mc);
 	}
 
@@ -385,6 +397,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			members: new Map(),
 			issuedAt: { recording: new Map(), transcription: new Map() },
 			shown: new Set(),
+			controllers: new Set(),
 			held: new Map(),
 			last: {},
 			pending: [],
@@ -662,7 +675,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	#sendCoverage(mc: MeetingCapture): void {
 		if (this.#meetings.get(mc.meeting.id) !== mc) return;
-		const hosts = [...mc.members.values()].filter((m) => m.conn.role === "host");
+		const hosts = [...mc.members.values()].filter((m) => m.conn.role === "host" || mc.controllers.has(m.conn.peerId));
 		if (hosts.length === 0) return;
 		for (const kind of KINDS) {
 			const entries = this.coverage(mc.meeting.id, kind);

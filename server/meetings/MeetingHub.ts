@@ -30,6 +30,8 @@ interface LiveState {
 	admitted: Set<string>;
 	/** Persons (by key) who dropped out recently, and until when they may come straight back. */
 	returning: Map<string, number>;
+	/** Connections (peer IDs) the host named co-host. */
+	coHosts: Set<string>;
 }
 
 export interface MeetingHubOptions {
@@ -225,6 +227,7 @@ export class MeetingHub {
 			routerRtpCapabilities: room.router.rtpCapabilities,
 			peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => p.info()),
 			lobby: isHost ? this.#lobbyEntries(meeting.id) : [],
+			coHosts: [...live.coHosts],
 			capture,
 			notices,
 		};
@@ -238,6 +241,7 @@ export class MeetingHub {
 		if (conn.state === "joined") {
 			this.#capture.left(meetingId, conn.peerId);
 			live?.members.delete(conn.peerId);
+			live?.coHosts.delete(conn.peerId);
 			conn.room?.removePeer(conn.peerId);
 			const meeting = this.#store.find(meetingId);
 			if (meeting) this.#record("person.left", meeting, personKey(conn), { peerId: conn.peerId });
@@ -288,20 +292,30 @@ export class MeetingHub {
 
 	// Recording and transcription (the notice gate: server/compliance/) -----------------------------------------------
 
-	/** Recording: the host only. Transcription: any member (its engine comes with the transcription issue). */
+	/** Recording: the host or a co-host they named. Transcription: any member (its engine comes with its issue). */
 	async startCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
-		const { meeting } = kind === "recording" ? this.#host(conn) : this.#member(conn);
-		return this.#capture.start(meeting, conn, kind);
+		return this.#capture.start(this.#captureController(conn, kind), conn, kind);
 	}
 
 	pauseCapture(conn: Connection, kind: CaptureKind): CaptureStatus {
-		const { meeting } = kind === "recording" ? this.#host(conn) : this.#member(conn);
-		return this.#capture.pause(meeting, conn, kind);
+		return this.#capture.pause(this.#captureController(conn, kind), conn, kind);
 	}
 
 	stopCapture(conn: Connection, kind: CaptureKind): CaptureStatus {
-		const { meeting } = kind === "recording" ? this.#host(conn) : this.#member(conn);
-		return this.#capture.stop(meeting, conn, kind);
+		return this.#capture.stop(this.#captureController(conn, kind), conn, kind);
+	}
+
+	/** The host names or un-names a co-host. */
+	setCoHost(host: Connection, peerId: string, coHost: boolean): void {
+		const { meeting, target } = this.#hostOver(host, peerId);
+		if (target === host) throw new ConsentryError("cannot_cohost_self", "You are the host already.", 400);
+		const live = this.#liveState(meeting.id);
+		if (live.coHosts.has(peerId) === coHost) return;
+		if (coHost) live.coHosts.add(peerId);
+		else live.coHosts.delete(peerId);
+		this.#capture.setController(meeting.id, peerId, coHost);
+		this.#record("host.cohost_set", meeting, personKey(host), { peerId, person: personKey(target), coHost });
+		for (const m of live.members.values()) m.notify("coHostChanged", { peerId, coHost });
 	}
 
 	noticeShown(conn: Connection, noticeId: string): void {
@@ -456,7 +470,7 @@ export class MeetingHub {
 	#liveState(meetingId: string): LiveState {
 		let s = this.#live.get(meetingId);
 		if (!s) {
-			s = { members: new Map(), lobby: new Map(), admitted: new Set(), returning: new Map() };
+			s = { members: new Map(), lobby: new Map(), admitted: new Set(), returning: new Map(), coHosts: new Set() };
 			this.#live.set(meetingId, s);
 		}
 		return s;
@@ -466,6 +480,19 @@ export class MeetingHub {
 		if (conn.state !== "joined" || !conn.meetingId)
 			throw new ConsentryError("not_joined", "Join a meeting first.", 409);
 		return { meeting: this.#store.get(conn.meetingId), live: this.#liveState(conn.meetingId) };
+	}
+
+	#captureController(conn: Connection, kind: CaptureKind): Meeting {
+		if (kind === "transcription") return this.#member(conn).meeting;
+		const { meeting, live } = this.#member(conn);
+		if (live.coHosts.has(conn.peerId)) return meeting;
+		if (conn.role !== "host") {
+			throw new ForbiddenError(
+				"host_only",
+				"Only the host, or a co-host the host named, can turn recording on or off.",
+			);
+		}
+		return this.#host(conn).meeting;
 	}
 
 	#media(conn: Connection): { peer: Peer; room: NonNullable<Connection["room"]> } {

@@ -168,12 +168,13 @@ export class RecordingService implements CaptureSink {
 		this.#log.error({ openTracks: openTracks.length }, "recorder crashed; restarting it");
 		const lost = [...this.#tracks.values()];
 		for (const t of lost) {
-			t.consumer?.close();
-			t.transport?.close();
+			// Closed before its consumer closes, so the consumer's close doesn't ask the dead recorder to close it.
 			t.state = "closed";
 			t.closedAt = new Date().toISOString();
 			t.closeReason = "recorder_crashed";
 			this.#tracks.delete(t.trackId);
+			t.consumer?.close();
+			t.transport?.close();
 			t.finish?.();
 		}
 		try {

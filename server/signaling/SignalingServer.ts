@@ -185,6 +185,11 @@ export class SignalingServer {
 			case "remove":
 				hub.remove(conn, (data as Parsed<"remove">).peerId);
 				return {};
+			case "setCoHost": {
+				const d = data as Parsed<"setCoHost">;
+				hub.setCoHost(conn, d.peerId, d.coHost);
+				return {};
+			}
 			case "endMeeting":
 				hub.endMeeting(conn);
 				return {};

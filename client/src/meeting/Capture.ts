@@ -63,7 +63,8 @@ const cue = (): Cue => {
  */
 export class Capture {
 	readonly #signaling: Signaling;
-	readonly #isHost: boolean;
+	/** The host, or a co-host the host named: gets the recording buttons and the coverage list. */
+	#isHost: boolean;
 	readonly #status = new Map<CaptureKind, CaptureStatus>();
 	readonly #coverage = new Map<CaptureKind, { sessionId: string; entries: CoverageEntry[] }>();
 	readonly #held = new Set<string>();
@@ -82,7 +83,7 @@ export class Capture {
 	/** Subscribes at once (right after the `join` answer); shows nothing until `start()`. */
 	constructor(signaling: Signaling, joined: Joined, hooks: CaptureHooks) {
 		this.#signaling = signaling;
-		this.#isHost = joined.role === "host";
+		this.#isHost = joined.role === "host" || (joined.coHosts ?? []).includes(joined.peerId);
 		for (const s of joined.capture ?? []) this.#status.set(s.kind, s);
 		this.#early = [...(joined.notices ?? [])];
 		this.#dialog = new NoticeDialog(
@@ -122,6 +123,12 @@ export class Capture {
 		for (const s of this.#status.values()) if (s.state === "on" && s.sessionId) this.#cue(s.sessionId);
 		for (const n of this.#early.splice(0)) this.#notice(n);
 		this.#render();
+	}
+
+	/** The host named (or un-named) this person co-host. */
+	setController(on: boolean): void {
+		this.#isHost = on;
+		if (this.#started) this.#render();
 	}
 
 	/** Resolves once every notice was answered (`true`), or after a decline or `close()` (`false`). */

@@ -52,6 +52,8 @@ export class Meeting {
 	readonly #info: MeetingInfo;
 	readonly #routerRtpCapabilities: unknown;
 	readonly #peers = new Map<string, RemotePerson>();
+	/** Peer IDs the host named co-host. */
+	readonly #coHosts = new Set<string>();
 	readonly #grid = new Grid($("#grid"));
 	readonly #people: People;
 	readonly #chat = chatPanel();
@@ -83,12 +85,15 @@ export class Meeting {
 			stopScreenShare: (p) =>
 				void this.#hostRequest(() => this.#signaling.request("stopScreenShare", { peerId: p.id })),
 			remove: (p) => void this.#remove(p),
+			setCoHost: (p, coHost) =>
+				void this.#hostRequest(() => this.#signaling.request("setCoHost", { peerId: p.id, coHost })),
 			admit: (e) => void this.#hostRequest(() => this.#signaling.request("admit", { peerId: e.peerId })),
 			deny: (e) => void this.#hostRequest(() => this.#signaling.request("deny", { peerId: e.peerId })),
 		});
 		this.#people.isHost = this.#role === "host";
 		for (const p of joined.peers) this.#peers.set(p.id, { id: p.id, displayName: p.displayName, role: p.role });
 		this.#lobby = joined.lobby;
+		for (const id of joined.coHosts ?? []) this.#coHosts.add(id);
 		this.#capture = new Capture(signaling, joined, { declined: () => this.#hooks.declined() });
 		this.#subscribe();
 	}
@@ -163,6 +168,17 @@ export class Meeting {
 				this.#renderToolbar();
 			}),
 			s.on("mutedByHost", ({ producerId, kind }) => void this.#mutedByHost(producerId, kind)),
+			s.on("coHostChanged", ({ peerId, coHost }) => {
+				if (coHost) this.#coHosts.add(peerId);
+				else this.#coHosts.delete(peerId);
+				if (peerId === this.#selfId) {
+					this.#notice(
+						coHost ? "The host made you a co-host: you can turn recording on and off." : "You are no longer a co-host.",
+					);
+					this.#capture.setController(coHost);
+					this.#refreshSelf();
+				} else this.#refresh(peerId);
+			}),
 			s.on("producerClosed", ({ producerId }) => {
 				if (this.#session?.producerSource(producerId) !== "screen") return;
 				this.#notice("The host stopped your screen share.");
@@ -297,6 +313,7 @@ export class Meeting {
 			mic: !!p.mic && !p.mic.paused,
 			camera: !!p.camera && !p.camera.paused,
 			screen: !!p.screen,
+			coHost: this.#coHosts.has(p.id),
 		};
 		this.#grid.setMicOff(p.id, !person.mic);
 		this.#grid.setVideoOff(p.id, !person.camera);
@@ -463,6 +480,7 @@ export class Meeting {
 			mic,
 			camera,
 			screen: !!this.#screenTrack,
+			coHost: this.#coHosts.has(this.#selfId),
 		});
 		this.#renderToolbar();
 	}

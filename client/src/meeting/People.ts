@@ -10,12 +10,15 @@ export interface Person {
 	mic: boolean;
 	camera: boolean;
 	screen: boolean;
+	/** Named co-host by the host: may turn recording on and off. */
+	coHost?: boolean;
 }
 
 export interface HostActions {
 	mute(person: Person, kind: "audio" | "video"): void;
 	stopScreenShare(person: Person): void;
 	remove(person: Person): void;
+	setCoHost(person: Person, coHost: boolean): void;
 	admit(entry: LobbyEntry): void;
 	deny(entry: LobbyEntry): void;
 }
@@ -48,6 +51,7 @@ export class People {
 			{ "data-peer": p.id, "data-role": p.role },
 			h("span", { class: "name" }, p.self ? `${p.displayName} (you)` : p.displayName),
 			h("span", { class: "badge role" }, ROLE_LABEL[p.role]),
+			p.coHost ? h("span", { class: "badge cohost", "data-testid": "cohost-badge" }, "Co-host") : null,
 			h(
 				"span",
 				{ class: "state" },
@@ -66,6 +70,13 @@ export class People {
 									this.#actions.stopScreenShare(p),
 								)
 							: null,
+						p.role === "guest"
+							? null
+							: button(
+									p.coHost ? "Remove co-host" : "Make co-host",
+									`${p.coHost ? "Remove co-host" : "Make co-host"}: ${p.displayName}`,
+									() => this.#actions.setCoHost(p, !p.coHost),
+								),
 						button("Remove", `Remove ${p.displayName}`, () => this.#actions.remove(p), false, "danger"),
 					)
 				: null,
