@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "../server/logger.js";
 import { FfmpegError } from "./errors.js";
-import { findExecutable } from "./executables.js";
+import { childGuards, findExecutable, guardPrefix } from "./executables.js";
 import type { FfmpegExit, FfmpegProcessEvents, FfmpegProcessOptions } from "./FfmpegProcessTypes.js";
 import type { Codec } from "./RecorderProtocol.js";
 
@@ -64,7 +64,11 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 		const ffmpeg = findExecutable(options.ffmpegPath);
 		if (!ffmpeg) throw new FfmpegError("ffmpeg_unavailable", `ffmpeg not found (${options.ffmpegPath})`);
 		const ports = await freeUdpPair();
-		const argv = [...guardPrefix(options.memoryLimitBytes), ffmpeg, ...ffmpegArgs(options.idleTimeoutMs)];
+		const argv = [
+			...guardPrefix(options.memoryLimitBytes),
+			ffmpeg,
+			...ffmpegArgs(options.idleTimeoutMs, options.outputArgs),
+		];
 		// Its own process group: a Ctrl-C in the gateway's terminal must not cut a recording mid-cluster.
 		const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], detached: true });
 		try {
@@ -188,24 +192,26 @@ function bind(socket: dgram.Socket, port: number): Promise<number> {
 	});
 }
 
-function guardPrefix(memoryLimitBytes: number): string[] {
-	const prefix: string[] = [];
-	const setpriv = findExecutable("setpriv");
-	if (setpriv) prefix.push(setpriv, "--pdeathsig", "KILL", "--");
-	const prlimit = memoryLimitBytes > 0 ? findExecutable("prlimit") : undefined;
-	if (prlimit) prefix.push(prlimit, `--as=${memoryLimitBytes}`, "--");
-	return prefix;
-}
-
 /** Which guards are in force here (for the log at start). */
 export function ffmpegGuards(memoryLimitBytes: number): { pdeathsig: boolean; memoryLimit: boolean } {
-	return {
-		pdeathsig: findExecutable("setpriv") !== undefined,
-		memoryLimit: memoryLimitBytes > 0 && findExecutable("prlimit") !== undefined,
-	};
+	return childGuards(memoryLimitBytes);
 }
 
-export function ffmpegArgs(idleTimeoutMs: number): string[] {
+/** What a recording ffmpeg writes: the RTP remuxed (no transcoding) into WebM on stdout. */
+export const WEBM_OUTPUT_ARGS: readonly string[] = [
+	"-map",
+	"0",
+	"-c",
+	"copy",
+	"-f",
+	"webm",
+	// A cluster (and so output) at least every second: the watchdog sees progress, less sits in ffmpeg.
+	"-cluster_time_limit",
+	"1000",
+	"pipe:1",
+];
+
+export function ffmpegArgs(idleTimeoutMs: number, outputArgs: readonly string[] = WEBM_OUTPUT_ARGS): string[] {
 	return [
 		"-hide_banner",
 		"-nostats",
@@ -220,16 +226,7 @@ export function ffmpegArgs(idleTimeoutMs: number): string[] {
 		"sdp",
 		"-i",
 		"pipe:0",
-		"-map",
-		"0",
-		"-c",
-		"copy",
-		"-f",
-		"webm",
-		// A cluster (and so output) at least every second: the watchdog sees progress, less sits in ffmpeg.
-		"-cluster_time_limit",
-		"1000",
-		"pipe:1",
+		...outputArgs,
 	];
 }
 

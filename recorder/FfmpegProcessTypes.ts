@@ -10,6 +10,8 @@ export interface FfmpegProcessOptions {
 	idleTimeoutMs: number;
 	/** Address-space limit (prlimit --as); 0 = none. */
 	memoryLimitBytes: number;
+	/** What ffmpeg does with the decoded input (default: remux into WebM on stdout, WEBM_OUTPUT_ARGS). */
+	outputArgs?: readonly string[];
 	log: Logger;
 }
 

@@ -9,11 +9,18 @@ import type { Logger } from "../server/logger.js";
 import { RecorderError, type RecorderErrorCode } from "./errors.js";
 import type {
 	OpenTrackRequest,
+	OpenTranscriptionRequest,
 	RecorderProcessEvents,
 	RecorderProcessOptions,
 	RecoverRequest,
 } from "./RecorderProcessTypes.js";
-import { type ChildMessage, ParentMessageSchema, parseChildMessage, type Recovered } from "./RecorderProtocol.js";
+import {
+	type ChildMessage,
+	ParentMessageSchema,
+	parseChildMessage,
+	type Recovered,
+	type TranscriptionClosed,
+} from "./RecorderProtocol.js";
 import { RECORDER_CONFIG_ENV, type RecorderConfig, RecorderConfigSchema } from "./RecorderTypes.js";
 
 interface Pending {
@@ -38,6 +45,7 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 	#child: ChildProcess | undefined;
 	#pending = new Map<string, Pending>();
 	#openTracks = new Set<string>();
+	#openTranscriptions = new Set<string>();
 	#closing = false;
 	#exited: Promise<void> = Promise.resolve();
 
@@ -105,6 +113,42 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 		}
 	}
 
+	/** Transcriptions opened and not yet closed or failed. */
+	get openTranscriptions(): string[] {
+		return [...this.#openTranscriptions];
+	}
+
+	/**
+	 * Transcribes an audio track with the engine asked for; connect the PlainTransport (rtcpMux: false) to
+	 * 127.0.0.1:rtpPort / rtcpPort. Segments come as `transcriptSegment` events. Resolves once the engine is
+	 * ready (pocketsphinx: its model loaded, ~1–2 s; AWS: the stream accepted).
+	 */
+	async openTranscription(request: OpenTranscriptionRequest): Promise<{ rtpPort: number; rtcpPort: number }> {
+		const reply = await this.#request(
+			{ type: "openTranscription", ...request },
+			"transcriptionOpened",
+			this.#opts.openTimeoutMs ?? 30_000,
+		);
+		if (reply.type !== "transcriptionOpened") throw new Error("unreachable");
+		this.#openTranscriptions.add(request.trackId);
+		return { rtpPort: reply.rtpPort, rtcpPort: reply.rtcpPort };
+	}
+
+	/** Ends a transcription: resolves after the engine's last final segment (and its `transcriptionClosed`). */
+	async closeTranscription(trackId: string): Promise<TranscriptionClosed> {
+		try {
+			const reply = await this.#request(
+				{ type: "closeTranscription", trackId },
+				"transcriptionClosed",
+				this.config.idleTimeoutMs + this.config.stopGraceMs + 45_000,
+			);
+			if (reply.type !== "transcriptionClosed") throw new Error("unreachable");
+			return { trackId: reply.trackId, audioMs: reply.audioMs };
+		} finally {
+			this.#openTranscriptions.delete(trackId);
+		}
+	}
+
 	/** Completes (or aborts) the unfinished uploads of owned sessions; objectWritten events come first. */
 	async recover(request: RecoverRequest, timeoutMs = 600_000): Promise<Recovered> {
 		const reply = await this.#request({ type: "recover", ...request }, "recovered", timeoutMs);
@@ -141,6 +185,7 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 		await this.#exited;
 		this.#closing = false;
 		this.#openTracks.clear();
+		this.#openTranscriptions.clear();
 		await this.#spawn();
 	}
 
@@ -183,7 +228,9 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 		child.once("exit", (code, signal) => {
 			const expected = this.#closing;
 			const openTracks = [...this.#openTracks];
+			const openTranscriptions = [...this.#openTranscriptions];
 			this.#openTracks.clear();
+			this.#openTranscriptions.clear();
 			const err = new RecorderError(
 				expected ? "recorder_closed" : "recorder_crashed",
 				`the recorder ${expected ? "was closed" : `died (${signal ?? `code ${code}`})`}`,
@@ -193,10 +240,10 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 				p.reject(err);
 				this.#pending.delete(id);
 			}
-			if (!expected) this.#log?.error({ code, signal, openTracks }, "recorder process died");
+			if (!expected) this.#log?.error({ code, signal, openTracks, openTranscriptions }, "recorder process died");
 			onExit();
 			this.emit("exit", { code, signal, expected });
-			if (!expected) this.emit("crashed", { code, signal, openTracks });
+			if (!expected) this.emit("crashed", { code, signal, openTracks, openTranscriptions });
 		});
 		const pid = await ready;
 		this.#log?.info({ pid }, "recorder process ready");
@@ -289,7 +336,23 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 					this.emit("protocolError", e);
 				}
 				return;
+			case "transcriptSegment": {
+				const { type: _t, ...seg } = msg;
+				this.emit("transcriptSegment", seg);
+				return;
+			}
+			case "transcriptionFailed": {
+				this.#openTranscriptions.delete(msg.trackId);
+				const { type: _t, ...f } = msg;
+				this.emit("transcriptionFailed", f);
+				return;
+			}
+			case "transcriptionClosed":
+				this.#openTranscriptions.delete(msg.trackId);
+				this.emit("transcriptionClosed", { trackId: msg.trackId, audioMs: msg.audioMs });
+				return;
 			case "trackOpened":
+			case "transcriptionOpened":
 			case "recovered":
 				return;
 		}

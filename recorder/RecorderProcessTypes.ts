@@ -3,10 +3,14 @@ import type {
 	ErrorReply,
 	ObjectWritten,
 	OpenTrackMessage,
+	OpenTranscriptionMessage,
 	PartUploaded,
 	RecoverMessage,
 	SegmentRestarted,
 	TrackFailed,
+	TranscriptionClosed,
+	TranscriptionFailed,
+	TranscriptSegmentMessage,
 } from "./RecorderProtocol.js";
 import type { RecorderConfigInput } from "./RecorderTypes.js";
 
@@ -24,6 +28,7 @@ export interface RecorderProcessOptions {
 
 export type OpenTrackRequest = Omit<OpenTrackMessage, "type" | "requestId">;
 export type RecoverRequest = Omit<RecoverMessage, "type" | "requestId">;
+export type OpenTranscriptionRequest = Omit<OpenTranscriptionMessage, "type" | "requestId">;
 
 export type RecorderProcessEvents = {
 	/** The child is up (after create() and after each restart()). */
@@ -40,10 +45,23 @@ export type RecorderProcessEvents = {
 	segmentRestarted: [info: SegmentRestarted];
 	/** The track closed (after closeTrack or shutdown). */
 	trackClosed: [info: { trackId: string }];
+	/** A piece of a transcription's transcript: partials while someone speaks, then one final per utterance. */
+	transcriptSegment: [segment: TranscriptSegmentMessage];
+	/** The transcription stopped for good (engine or decoder); its earlier segments stand. */
+	transcriptionFailed: [failure: TranscriptionFailed];
+	/** The transcription closed (after closeTranscription or shutdown), after its last final. */
+	transcriptionClosed: [info: TranscriptionClosed];
 	/** An error reply no request was waiting for, or a message from the child that failed validation. */
 	protocolError: [error: ErrorReply];
 	/** The child exited; `expected` after close(). */
 	exit: [info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean }];
 	/** The child died unexpectedly: its tracks are gone (call restart(), reopen tracks, recover their uploads). */
-	crashed: [info: { code: number | null; signal: NodeJS.Signals | null; openTracks: string[] }];
+	crashed: [
+		info: {
+			code: number | null;
+			signal: NodeJS.Signals | null;
+			openTracks: string[];
+			openTranscriptions: string[];
+		},
+	];
 };

@@ -86,6 +86,66 @@ export const OpenTrackOptionsSchema = EndpointOptionsSchema.extend({
 });
 export type OpenTrackOptions = z.infer<typeof OpenTrackOptionsSchema>;
 
+// ---- transcription ----
+
+/** The embedded engine (pocketsphinx 5.1.1, its bundled US English model), one child process per track. */
+export const PocketsphinxEngineSchema = z.object({
+	type: z.literal("pocketsphinx"),
+	/** Only the bundled model's language. */
+	languageCode: z.literal("en-US").optional(),
+	options: z
+		.object({
+			/** VAD aggressiveness, 0 (loose, default) … 3 (strict). */
+			vadMode: z.number().int().min(0).max(3).optional(),
+			/** A partial at most this often (ms of audio), when its text changed. Default 300. */
+			partialIntervalMs: z.number().int().min(30).max(10_000).optional(),
+			/** Utterances longer than this are cut (ms). Default 20,000. */
+			maxUtteranceMs: z.number().int().min(1000).max(120_000).optional(),
+			/** Audio from before the VAD's speech start fed to the decoder (ms). Default 200. */
+			prerollMs: z.number().int().min(0).max(1000).optional(),
+		})
+		.optional(),
+});
+
+/** AWS Transcribe Streaming with the tenant's own credentials (its data goes to the tenant's AWS account). */
+export const AwsEngineSchema = z.object({
+	type: z.literal("aws"),
+	region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "region must look like eu-west-1"),
+	credentials: z.object({
+		accessKeyId: z.string().min(1).max(256),
+		secretAccessKey: z.string().min(1).max(1024),
+		sessionToken: z.string().min(1).max(8192).optional(),
+	}),
+	/** BCP-47 code AWS supports for streaming, e.g. en-US, fr-FR. */
+	languageCode: z.string().regex(/^[a-z]{2,3}-[A-Z]{2}$/, "languageCode must look like en-US"),
+	/** Another endpoint (a VPC endpoint, FIPS, a test server); checked like storage endpoints. */
+	endpoint: z.url({ protocol: /^https?$/ }).optional(),
+	vocabularyName: z
+		.string()
+		.regex(/^[0-9a-zA-Z._-]{1,200}$/)
+		.optional(),
+});
+
+export const TranscriptionEngineSpecSchema = z.discriminatedUnion("type", [PocketsphinxEngineSchema, AwsEngineSchema]);
+export type TranscriptionEngineSpec = z.infer<typeof TranscriptionEngineSpecSchema>;
+
+export const OpenTranscriptionOptionsSchema = EndpointOptionsSchema.extend({
+	/** Send partial segments (live captions). Default true. */
+	partials: z.boolean().optional(),
+});
+
+const AudioCodecSchema = CodecSchema.refine((c) => c.mimeType === "audio/opus", {
+	message: "transcription takes audio/opus",
+	path: ["mimeType"],
+});
+
+const TranscriptWordSchema = z.object({
+	word: z.string().min(1).max(256),
+	startMs: z.number().int().nonnegative(),
+	endMs: z.number().int().nonnegative(),
+	confidence: z.number().min(0).max(1).optional(),
+});
+
 // ---- parent → child ----
 
 export const OpenTrackSchema = z.object({
@@ -123,16 +183,39 @@ export const RecoverSchema = z.object({
 
 export const ShutdownSchema = z.object({ type: z.literal("shutdown"), requestId: RequestIdSchema.optional() });
 
+/** Transcribe one audio track (one person): RTP in, transcriptSegment out. Track ids are apart from recordings'. */
+export const OpenTranscriptionSchema = z.object({
+	type: z.literal("openTranscription"),
+	requestId: RequestIdSchema.optional(),
+	trackId: TrackIdSchema,
+	codec: AudioCodecSchema,
+	/** The SSRC the gateway's consumer sends with; other SSRCs are dropped. */
+	ssrc: z.number().int().min(0).max(0xffff_ffff),
+	engine: TranscriptionEngineSpecSchema,
+	options: OpenTranscriptionOptionsSchema.optional(),
+});
+
+/** Ends a transcription: the engine finishes the last utterance (its final is sent), then transcriptionClosed. */
+export const CloseTranscriptionSchema = z.object({
+	type: z.literal("closeTranscription"),
+	requestId: RequestIdSchema.optional(),
+	trackId: TrackIdSchema,
+});
+
 export const ParentMessageSchema = z.discriminatedUnion("type", [
 	OpenTrackSchema,
 	CloseTrackSchema,
 	RecoverSchema,
 	ShutdownSchema,
+	OpenTranscriptionSchema,
+	CloseTranscriptionSchema,
 ]);
 export type ParentMessage = z.infer<typeof ParentMessageSchema>;
 export type OpenTrackMessage = z.infer<typeof OpenTrackSchema>;
 export type CloseTrackMessage = z.infer<typeof CloseTrackSchema>;
 export type RecoverMessage = z.infer<typeof RecoverSchema>;
+export type OpenTranscriptionMessage = z.infer<typeof OpenTranscriptionSchema>;
+export type CloseTranscriptionMessage = z.infer<typeof CloseTranscriptionSchema>;
 
 // ---- child → parent ----
 
@@ -233,6 +316,57 @@ export const ErrorReplySchema = z.object({
 });
 export type ErrorReply = Omit<z.infer<typeof ErrorReplySchema>, "type">;
 
+export const TranscriptionOpenedSchema = z.object({
+	type: z.literal("transcriptionOpened"),
+	requestId: RequestIdSchema.optional(),
+	trackId: TrackIdSchema,
+	/** UDP ports on 127.0.0.1: connect the PlainTransport (rtcpMux: false) to these. */
+	rtpPort: z.number().int().min(1).max(65535),
+	rtcpPort: z.number().int().min(1).max(65535),
+});
+
+export const TranscriptionClosedSchema = z.object({
+	type: z.literal("transcriptionClosed"),
+	requestId: RequestIdSchema.optional(),
+	trackId: TrackIdSchema,
+	/** Milliseconds of audio the engine got. */
+	audioMs: z.number().int().nonnegative(),
+});
+export type TranscriptionClosed = Omit<z.infer<typeof TranscriptionClosedSchema>, "type" | "requestId">;
+
+/**
+ * A piece of one track's transcript. Partials (`final: false`) may change; each utterance ends with one final
+ * that replaces them. Times are ms from `streamStartedAt`, the track's first RTP packet.
+ */
+export const TranscriptSegmentSchema = z.object({
+	type: z.literal("transcriptSegment"),
+	trackId: TrackIdSchema,
+	final: z.boolean(),
+	text: z.string().max(100_000),
+	startMs: z.number().int().nonnegative(),
+	endMs: z.number().int().nonnegative(),
+	words: z.array(TranscriptWordSchema).max(20_000).optional(),
+	streamStartedAt: isoTime,
+	/** Which engine produced it. */
+	engine: z.enum(["pocketsphinx", "aws"]),
+});
+export type TranscriptSegmentMessage = Omit<z.infer<typeof TranscriptSegmentSchema>, "type">;
+
+export const TranscriptionFailedCodeSchema = z.enum([
+	"engine_unavailable",
+	"engine_failed",
+	"engine_rejected",
+	"decoder_failed",
+	"internal_error",
+]);
+export const TranscriptionFailedSchema = z.object({
+	type: z.literal("transcriptionFailed"),
+	trackId: TrackIdSchema,
+	code: TranscriptionFailedCodeSchema,
+	message: z.string(),
+});
+export type TranscriptionFailed = Omit<z.infer<typeof TranscriptionFailedSchema>, "type">;
+
 export const ChildMessageSchema = z.discriminatedUnion("type", [
 	ReadySchema,
 	TrackOpenedSchema,
@@ -244,6 +378,10 @@ export const ChildMessageSchema = z.discriminatedUnion("type", [
 	SegmentRestartedSchema,
 	RecoveredSchema,
 	ErrorReplySchema,
+	TranscriptionOpenedSchema,
+	TranscriptionClosedSchema,
+	TranscriptSegmentSchema,
+	TranscriptionFailedSchema,
 ]);
 export type ChildMessage = z.infer<typeof ChildMessageSchema>;
 

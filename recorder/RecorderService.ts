@@ -9,13 +9,17 @@ import { findExecutable } from "./executables.js";
 import {
 	type ChildMessage,
 	type CloseTrackMessage,
+	type CloseTranscriptionMessage,
 	type OpenTrackMessage,
+	type OpenTranscriptionMessage,
 	parseParentMessage,
 	type RecoverMessage,
 } from "./RecorderProtocol.js";
 import type { RecorderConfig } from "./RecorderTypes.js";
 import { recoverUploads } from "./recovery.js";
 import { TrackRecorder } from "./TrackRecorder.js";
+import { TrackTranscriber } from "./transcription/TrackTranscriber.js";
+import { createEngine } from "./transcription/TranscriptionEngine.js";
 
 export interface RecorderServiceOptions {
 	config: RecorderConfig;
@@ -41,6 +45,8 @@ export class RecorderService {
 	readonly #send: (message: ChildMessage) => void;
 	readonly #tracks = new Map<string, OpenTrack>();
 	readonly #opening = new Set<string>();
+	readonly #transcriptions = new Map<string, TrackTranscriber>();
+	readonly #openingTranscriptions = new Set<string>();
 	#shutdown: Promise<void> | undefined;
 
 	constructor(options: RecorderServiceOptions) {
@@ -51,6 +57,10 @@ export class RecorderService {
 
 	get trackCount(): number {
 		return this.#tracks.size;
+	}
+
+	get transcriptionCount(): number {
+		return this.#transcriptions.size;
 	}
 
 	/** ffmpeg PIDs of every open track (diagnostics). */
@@ -92,23 +102,37 @@ export class RecorderService {
 			case "recover":
 				this.#recover(msg).catch((err: unknown) => fail(err));
 				return;
+			case "openTranscription":
+				this.#openTranscription(msg).catch((err: unknown) => fail(err, msg.trackId));
+				return;
+			case "closeTranscription":
+				this.#closeTranscription(msg).catch((err: unknown) => fail(err, msg.trackId));
+				return;
 			case "shutdown":
 				void this.shutdown();
 				return;
 		}
 	}
 
-	/** Closes every track gracefully (their last objects completed and reported). */
+	/** Closes every track gracefully (their last objects completed and reported), and every transcription. */
 	shutdown(): Promise<void> {
 		this.#shutdown ??= (async () => {
-			this.#log.info({ tracks: this.#tracks.size }, "recorder shutting down");
-			await Promise.all(
-				[...this.#tracks.keys()].map((trackId) =>
+			this.#log.info(
+				{ tracks: this.#tracks.size, transcriptions: this.#transcriptions.size },
+				"recorder shutting down",
+			);
+			await Promise.all([
+				...[...this.#tracks.keys()].map((trackId) =>
 					this.#closeTrack({ type: "closeTrack", trackId }).catch((err: unknown) =>
 						this.#log.error({ err, trackId }, "could not close a track"),
 					),
 				),
-			);
+				...[...this.#transcriptions.keys()].map((trackId) =>
+					this.#closeTranscription({ type: "closeTranscription", trackId }).catch((err: unknown) =>
+						this.#log.error({ err, trackId }, "could not close a transcription"),
+					),
+				),
+			]);
 		})();
 		return this.#shutdown;
 	}
@@ -187,6 +211,62 @@ export class RecorderService {
 		if (!track) return;
 		this.#tracks.delete(trackId);
 		track.client.destroy();
+	}
+
+	async #openTranscription(msg: OpenTranscriptionMessage): Promise<void> {
+		if (this.#shutdown) throw new RecorderError("shutting_down", "the recorder is shutting down");
+		const { trackId } = msg;
+		if (this.#transcriptions.has(trackId) || this.#openingTranscriptions.has(trackId)) {
+			throw new RecorderError("transcription_exists", `transcription ${trackId} is already open`);
+		}
+		if (!findExecutable(this.#config.ffmpegPath)) {
+			throw new RecorderError("ffmpeg_unavailable", `ffmpeg not found (${this.#config.ffmpegPath})`);
+		}
+		this.#openingTranscriptions.add(trackId);
+		try {
+			const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
+			const transcriber = await TrackTranscriber.create({
+				trackId,
+				codec: msg.codec,
+				ssrc: msg.ssrc,
+				engine: createEngine(msg.engine, this.#config, policy),
+				config: this.#config,
+				partials: msg.options?.partials !== false,
+				log: this.#log,
+			});
+			const engine = msg.engine.type;
+			transcriber.on("segment", (s) => this.#send({ type: "transcriptSegment", trackId, engine, ...s }));
+			transcriber.on("failed", (f) => {
+				this.#transcriptions.delete(trackId);
+				this.#send({ type: "transcriptionFailed", trackId, ...f });
+			});
+			this.#transcriptions.set(trackId, transcriber);
+			if (this.#shutdown) {
+				void this.#closeTranscription({ type: "closeTranscription", trackId }).catch(() => undefined);
+			}
+			this.#send({
+				type: "transcriptionOpened",
+				...(msg.requestId ? { requestId: msg.requestId } : {}),
+				trackId,
+				rtpPort: transcriber.rtpPort,
+				rtcpPort: transcriber.rtcpPort,
+			});
+		} finally {
+			this.#openingTranscriptions.delete(trackId);
+		}
+	}
+
+	async #closeTranscription(msg: CloseTranscriptionMessage): Promise<void> {
+		const transcriber = this.#transcriptions.get(msg.trackId);
+		if (!transcriber) throw new RecorderError("unknown_transcription", `no open transcription ${msg.trackId}`);
+		await transcriber.close();
+		this.#transcriptions.delete(msg.trackId);
+		this.#send({
+			type: "transcriptionClosed",
+			...(msg.requestId ? { requestId: msg.requestId } : {}),
+			trackId: msg.trackId,
+			audioMs: transcriber.audioMs,
+		});
 	}
 
 	async #recover(msg: RecoverMessage): Promise<void> {

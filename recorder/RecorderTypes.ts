@@ -78,6 +78,14 @@ export const RecorderConfigSchema = z
 		idleTimeoutMs: z.number().int().min(500).max(60_000).default(2000),
 		/** After idleTimeoutMs, how long an ending ffmpeg may take before SIGKILL. */
 		stopGraceMs: z.number().int().min(100).max(120_000).default(10_000),
+		/** The Python with pocketsphinx (default: $CONSENTRY_STT_PYTHON, else the project's .venv-stt, else python3). */
+		sttPythonPath: z.string().min(1).optional(),
+		/** Address-space limit of each pocketsphinx process (prlimit --as; it peaks at ~120 MB); 0 = none. */
+		sttMemoryLimitBytes: z
+			.number()
+			.int()
+			.min(0)
+			.default(512 * MiB),
 		logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 	})
 	.refine((c) => c.maxBufferedBytes > c.partSizeBytes, {

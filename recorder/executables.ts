@@ -22,3 +22,25 @@ export function findExecutable(name: string): string | undefined {
 	cache.set(name, found);
 	return found;
 }
+
+/**
+ * The argv prefix that guards a child process: `setpriv --pdeathsig KILL --` (it dies with the recorder, even
+ * on SIGKILL) and `prlimit --as=<bytes> --` (a bounded address space; 0 = none), each when the util-linux tool
+ * exists.
+ */
+export function guardPrefix(memoryLimitBytes: number): string[] {
+	const prefix: string[] = [];
+	const setpriv = findExecutable("setpriv");
+	if (setpriv) prefix.push(setpriv, "--pdeathsig", "KILL", "--");
+	const prlimit = memoryLimitBytes > 0 ? findExecutable("prlimit") : undefined;
+	if (prlimit) prefix.push(prlimit, `--as=${memoryLimitBytes}`, "--");
+	return prefix;
+}
+
+/** Which guards guardPrefix applies here (for the log at start). */
+export function childGuards(memoryLimitBytes: number): { pdeathsig: boolean; memoryLimit: boolean } {
+	return {
+		pdeathsig: findExecutable("setpriv") !== undefined,
+		memoryLimit: memoryLimitBytes > 0 && findExecutable("prlimit") !== undefined,
+	};
+}

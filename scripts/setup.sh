@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything consentry needs on Debian 12 with Node 20 and npm, idempotently:
 #   1. Debian packages: the mediasoup worker's build deps, ffmpeg, chromium, flite
-#   2. moto (local S3 API server for tests and the demo), from pip
+#   2. moto (local S3 API server for tests and the demo), from pip; pocketsphinx (transcription) into .venv-stt/
 #   3. the mediasoup worker, built from the npm package against Debian's libraries
 #      (cached in ~/.cache/consentry, keyed by mediasoup version + patch hash)
 #   4. npm dependencies (locked versions), with the built worker placed where mediasoup looks for it
@@ -44,6 +44,20 @@ if ! command -v moto_server >/dev/null 2>&1 && [[ ! -x "$CONSENTRY_CACHE_DIR/ven
 	log "installing moto[server]==$MOTO_VERSION into $CONSENTRY_CACHE_DIR/venv"
 	python3 -m venv "$CONSENTRY_CACHE_DIR/venv"
 	"$CONSENTRY_CACHE_DIR/venv/bin/pip" install -q --retries 0 --timeout 3 "moto[server]==$MOTO_VERSION"
+fi
+
+# 2b. pocketsphinx (the embedded transcription engine) -----------------------------
+# Into a venv in the project (.venv-stt/, ignored by git through its own .gitignore), not ~/.cache or --user:
+# the recorder finds it beside recorder/ (sources or dist/) whoever runs the gateway and whatever its HOME, a
+# clean clone in CI gets it from this step alone, and a venv needs no root and leaves the system Python alone
+# (Debian 12's pip refuses --user installs outside a venv: PEP 668). The 5.1.1 wheel bundles the US English model.
+POCKETSPHINX_VERSION=5.1.1
+STT_VENV=$ROOT/.venv-stt
+if ! "$STT_VENV/bin/python3" -c "import importlib.metadata as m, sys; import pocketsphinx; sys.exit(m.version('pocketsphinx') != '$POCKETSPHINX_VERSION')" 2>/dev/null; then
+	log "installing pocketsphinx==$POCKETSPHINX_VERSION into $STT_VENV"
+	python3 -m venv "$STT_VENV"
+	printf '*\n' >"$STT_VENV/.gitignore"
+	"$STT_VENV/bin/pip" install -q --retries 0 --timeout 3 "pocketsphinx==$POCKETSPHINX_VERSION"
 fi
 
 # 3. mediasoup worker --------------------------------------------------------------
