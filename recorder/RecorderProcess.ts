@@ -315,6 +315,11 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 			case "keyframeNeeded":
 				this.emit("keyframeNeeded", { trackId: msg.trackId });
 				return;
+			case "trackStopping": {
+				const { type: _t, ...f } = msg;
+				this.emit("trackStopping", f);
+				return;
+			}
 			case "trackFailed": {
 				this.#openTracks.delete(msg.trackId);
 				const { type: _t, ...f } = msg;

@@ -39,6 +39,8 @@ export type RecorderProcessEvents = {
 	partUploaded: [part: PartUploaded];
 	/** A new video segment started: call consumer.requestKeyFrame(). */
 	keyframeNeeded: [info: { trackId: string }];
+	/** The track stopped recording for good, just now; objectWritten and trackFailed follow once it has finished. */
+	trackStopping: [failure: TrackFailed];
 	/** The track stopped for good; its objects were reported first. */
 	trackFailed: [failure: TrackFailed];
 	/** ffmpeg died or stalled; the track goes on in segment `seq`. */

@@ -280,6 +280,17 @@ export const TrackFailedCodeSchema = z.enum([
 	"ffmpeg_unavailable",
 	"internal_error",
 ]);
+/**
+ * Sent the moment a track stops recording for good (e.g. the bucket stayed down past the buffer), before it
+ * completes what it can and reports `objectWritten`s and `trackFailed`: the gateway tells people at once.
+ */
+export const TrackStoppingSchema = z.object({
+	type: z.literal("trackStopping"),
+	trackId: TrackIdSchema,
+	code: TrackFailedCodeSchema,
+	message: z.string(),
+});
+
 export const TrackFailedSchema = z.object({
 	type: z.literal("trackFailed"),
 	trackId: TrackIdSchema,
@@ -374,6 +385,7 @@ export const ChildMessageSchema = z.discriminatedUnion("type", [
 	ObjectWrittenSchema,
 	PartUploadedSchema,
 	KeyframeNeededSchema,
+	TrackStoppingSchema,
 	TrackFailedSchema,
 	SegmentRestartedSchema,
 	RecoveredSchema,

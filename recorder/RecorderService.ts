@@ -176,6 +176,7 @@ export class RecorderService {
 			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
 			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
 			recorder.on("segmentRestarted", (r) => this.#send({ type: "segmentRestarted", trackId, ...r }));
+			recorder.on("stopping", (f) => this.#send({ type: "trackStopping", trackId, ...f }));
 			recorder.on("failed", (f) => {
 				if (recorder.state === "failed") this.#forget(trackId);
 				this.#send({ type: "trackFailed", trackId, ...f });

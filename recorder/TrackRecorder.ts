@@ -164,6 +164,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		if (this.#state !== "open") return;
 		this.#state = "failed";
 		this.#log.error({ code, message }, "track failed");
+		this.emit("stopping", { code, message });
 		this.#ending = this.#end({ code, message });
 	}
 

@@ -28,5 +28,7 @@ export type TrackRecorderEvents = {
 	/** ffmpeg died or stalled and the track goes on in a new segment `seq`. */
 	segmentRestarted: [info: { seq: number; reason: string }];
 	/** The track stopped for good (after its objects were reported). */
+	/** The track stopped recording for good, now (the objects it still completes are reported after). */
+	stopping: [failure: Omit<TrackFailed, "trackId">];
 	failed: [failure: Omit<TrackFailed, "trackId">];
 };

@@ -78,6 +78,8 @@ interface MeetingCapture {
 	/** The last session of each kind (kept while paused, for `session.off`). */
 	last: Partial<Record<CaptureKind, CaptureSession>>;
 	coverageTimer?: NodeJS.Timeout;
+	/** Why the current operation happens (start/pause/stop reasons), for the events it causes. */
+	opReason?: string | undefined;
 	/** Audit entries and taps produced by the current operation, flushed together at its end. */
 	pending: (AppendInput & { type: EventType })[];
 	taps: TapChange[];
@@ -440,7 +442,8 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 				data: { kind, sessionId: session.id, reason },
 			});
 			mc.issuedAt[kind].clear();
-			this.emit("sessionend", session, this.#where(mc), reason);
+			// The operation's own reason (e.g. storage_unavailable, meeting_ended) says more than "stopped".
+			this.emit("sessionend", session, this.#where(mc), reason === "stopped" ? (mc.opReason ?? reason) : reason);
 		});
 		control.on("gate", ({ session, person: peerId, open, reason }) => {
 			const member = mc.members.get(peerId);
@@ -484,6 +487,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		const states = KINDS.map((k) => mc.controls[k].state);
 		mc.pending = [];
 		mc.taps = [];
+		mc.opReason = reason;
 		try {
 			fn();
 		} catch (err) {

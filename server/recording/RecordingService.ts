@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import type { types as ms } from "mediasoup";
 import {
 	type ObjectWritten,
 	parseObjectKey,
@@ -17,6 +16,7 @@ import type { Meeting } from "../meetings/MeetingTypes.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
+import { PlainTap } from "./PlainTap.js";
 import type { Recorder } from "./RecordingTypes.js";
 import {
 	MANIFEST_KIND,
@@ -94,8 +94,10 @@ export class RecordingService implements CaptureSink {
 			recorder.on("objectWritten", (o) => this.#objectWritten(o));
 			recorder.on("keyframeNeeded", ({ trackId }) => {
 				const t = this.#tracks.get(trackId);
-				if (t?.consumer && !t.consumer.closed) void t.consumer.requestKeyFrame().catch(() => undefined);
+				t?.media?.requestKeyFrame();
 			});
+			// Stopping is reported the moment it happens (trackFailed comes after the recorder finished what it could).
+			recorder.on("trackStopping", (f) => this.#trackFailed(f));
 			recorder.on("trackFailed", (f) => this.#trackFailed(f));
 			recorder.on("segmentRestarted", (r) => this.#log.warn(r, "recording segment restarted"));
 			recorder.on("crashed", (info) => void this.#recorderCrashed(info.openTracks));
@@ -173,8 +175,7 @@ export class RecordingService implements CaptureSink {
 			t.closedAt = new Date().toISOString();
 			t.closeReason = "recorder_crashed";
 			this.#tracks.delete(t.trackId);
-			t.consumer?.close();
-			t.transport?.close();
+			t.media?.close();
 			t.finish?.();
 		}
 		try {
@@ -265,32 +266,15 @@ export class RecordingService implements CaptureSink {
 		});
 		rec.pending.add(track.settled);
 		try {
-			const transport = await room.router.createPlainTransport({
-				listenInfo: { protocol: "udp", ip: "127.0.0.1" },
-				rtcpMux: false,
-				comedia: false,
-				appData: { recording: trackId },
-			});
-			track.transport = transport;
-			const consumer = await transport.consume({
-				producerId: tap.producer.id,
-				rtpCapabilities: room.router.rtpCapabilities,
-				paused: true,
-			});
-			track.consumer = consumer;
-			const codec = consumer.rtpParameters.codecs[0] as ms.RtpCodecParameters;
+			const media = await PlainTap.create(room.router, tap.producer.id, trackId);
+			track.media = media;
+			const codec = media.codec;
 			track.codec = { mimeType: codec.mimeType, clockRate: codec.clockRate, channels: codec.channels };
-			const { rtpPort, rtcpPort } = await recorder.openTrack({
+			const ports = await recorder.openTrack({
 				trackId,
 				key: { prefix: rec.target.prefix ?? "", meetingId: rec.meetingId, sessionId: rec.session.id, person, kind },
-				codec: {
-					kind: consumer.kind,
-					mimeType: consumer.kind === "audio" ? "audio/opus" : "video/VP8",
-					payloadType: codec.payloadType,
-					clockRate: codec.clockRate,
-					...(codec.channels ? { channels: codec.channels } : {}),
-				},
-				ssrc: consumer.rtpParameters.encodings?.[0]?.ssrc as number,
+				codec,
+				ssrc: media.ssrc,
 				target: rec.target,
 				firstSeq: block * SEQ_BLOCK + 1,
 				options: {
@@ -303,11 +287,9 @@ export class RecordingService implements CaptureSink {
 			if (!this.#capture.mayCapture(rec.meetingId, "recording", tap.peerId) || track.closeRequested) {
 				throw new GateClosedWhileOpening();
 			}
-			await transport.connect({ ip: "127.0.0.1", port: rtpPort, rtcpPort });
-			await consumer.resume();
+			await media.start(ports);
 			track.openedAt = new Date().toISOString(); // media flows to the recorder from now on
-			if (consumer.kind === "video") await consumer.requestKeyFrame();
-			consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
+			media.consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
 			this.#log.info({ trackId, kind, meetingId: rec.meetingId }, "recording track open");
 		} catch (err) {
 			if (!(err instanceof GateClosedWhileOpening)) this.#log.error({ err, trackId }, "recording track failed to open");
@@ -331,16 +313,14 @@ export class RecordingService implements CaptureSink {
 		track.state = "closing";
 		track.closeReason = reason;
 		// Stop the media first (nothing more flows once the gate closed), then let the recorder finish the object.
-		track.consumer?.close();
-		track.transport?.close();
+		track.media?.close();
 		track.closedAt = new Date().toISOString();
 		await this.#teardown(track);
 		track.finish?.();
 	}
 
 	async #teardown(track: TrackRecord): Promise<void> {
-		track.consumer?.close();
-		track.transport?.close();
+		track.media?.close();
 		if (track.state === "recording" || track.state === "closing") {
 			await this.#recorder?.closeTrack(track.trackId).catch((err: unknown) => {
 				this.#log.error({ err, trackId: track.trackId }, "recorder could not close a track");

@@ -1,9 +1,9 @@
-import type { types as ms } from "mediasoup";
 import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
 import type { ObjectWritten, TrackKind } from "../../recorder/RecorderProtocol.js";
 import type { TapChange } from "../compliance/CaptureService.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
 import type { StorageTarget } from "../storage/StorageTargetTypes.js";
+import type { PlainTap } from "./PlainTap.js";
 
 /** The recorder process the gateway drives (recorder/RecorderProcess.ts). */
 export type Recorder = Pick<
@@ -28,8 +28,8 @@ export interface TrackRecord {
 	state: "opening" | "recording" | "closing" | "closed";
 	/** A close that arrived while the track was opening. */
 	closeRequested?: string;
-	transport?: ms.PlainTransport;
-	consumer?: ms.Consumer;
+	/** The media leaving the SFU for the recorder. */
+	media?: PlainTap;
 	/** The tap it records (to reopen it after a recorder crash). */
 	tap?: TapChange;
 	/** Resolves when the track is closed and its last object reported. */

@@ -1,0 +1,155 @@
+import { randomBytes } from "node:crypto";
+import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Gateway } from "../server/Gateway.js";
+import type { Manifest } from "../server/recording/RecordingTypes.js";
+import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
+import { api, startGateway } from "./helpers/gateway.js";
+import { type S3Server, startS3 } from "./helpers/moto.js";
+import { testTenant } from "./helpers/tenants.js";
+import { waitFor } from "./helpers/wait.js";
+import { probeMedia } from "./helpers/webm.js";
+
+/**
+ * Recording when things break, through the whole gateway: the recorder
+ * process is killed (-9) mid-recording — the gateway restarts it, and
+ * recording of the people still covered goes on into new objects; the
+ * customer's bucket goes down for longer than the recorder's buffer — the
+ * recording stops cleanly and everyone in the meeting is told why.
+ */
+const acme = testTenant("acme");
+const BUCKET = "acme-recordings";
+let s3server: S3Server;
+let s3: S3Client;
+let gw: Gateway;
+let chrome: LaunchedBrowser;
+const pages: Page[] = [];
+
+beforeAll(async () => {
+	s3server = await startS3();
+	s3 = new S3Client({
+		endpoint: s3server.endpoint,
+		region: "us-east-1",
+		forcePathStyle: true,
+		credentials: { accessKeyId: "x", secretAccessKey: "x" },
+	});
+	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+	gw = await startGateway({
+		tenants: [acme],
+		env: {
+			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
+			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
+			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
+			// Small objects (3 s) so a crash loses little; a small buffer so an outage outlasts it quickly.
+			CONSENTRY_RECORDING_SEGMENT_MINUTES: "0.05",
+			CONSENTRY_RECORDER_BUFFER_MIB: "6",
+		},
+	});
+	const saved = await api(gw, "PUT", "/api/storage-target", acme.token("it-admin", "admin"), {
+		endpoint: s3server.endpoint,
+		region: "us-east-1",
+		bucket: BUCKET,
+		prefix: "rec",
+		forcePathStyle: true,
+		credentials: { accessKeyId: "AKIAACME", secretAccessKey: "secret-value" },
+	});
+	expect(saved.status).toBe(200);
+	chrome = await launchChromium();
+});
+
+afterAll(async () => {
+	s3server?.resume();
+	await Promise.all(pages.map((p) => p.close().catch(() => undefined)));
+	await chrome?.close();
+	await gw?.close();
+	s3?.destroy();
+	await s3server?.stop();
+});
+
+async function recordingHost(name: string): Promise<{ page: Page; meetingId: string }> {
+	const hostToken = acme.token(name);
+	const m = await api(gw, "POST", "/api/meetings", hostToken, { title: name, settings: { lobby: false } });
+	const { id: meetingId, joinCode } = m.body as { id: string; joinCode: string };
+	const page = await chrome.browser.newPage();
+	pages.push(page);
+	await page.goto(`${gw.url}/?${new URLSearchParams({ m: joinCode, name })}#token=${hostToken}`);
+	await page.getByRole("button", { name: "Join", exact: true }).click();
+	await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
+	await waitFor(() => gw.rooms.get(meetingId)?.peers.values().next().value?.producers.size === 2, 20_000, "sending");
+	await page.locator('[data-testid="capture-start"][data-kind="recording"]').click();
+	await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+	await page.getByTestId("notice-ack").click();
+	await waitFor(() => gw.recorder?.openTracks.length === 2, 15_000, "2 tracks recording");
+	return { page, meetingId };
+}
+
+async function manifestOf(meetingId: string, sessionId: string): Promise<Manifest> {
+	return waitFor(
+		async () => {
+			const r = await s3.send(
+				new GetObjectCommand({ Bucket: BUCKET, Key: `rec/${meetingId}/${sessionId}/manifest.json` }),
+			);
+			return JSON.parse(await (r.Body as { transformToString(): Promise<string> }).transformToString()) as Manifest;
+		},
+		60_000,
+		"manifest.json",
+	);
+}
+
+describe("recording faults", () => {
+	it("a recorder killed with -9 is restarted and recording goes on into new objects", async () => {
+		const { page, meetingId } = await recordingHost("crash-host");
+		const session = gw.capture.session(meetingId, "recording");
+		await new Promise((r) => setTimeout(r, 7000)); // two 3 s objects per track stored
+		const oldPid = gw.recorder?.pid as number;
+		process.kill(oldPid, "SIGKILL");
+		await waitFor(
+			() => gw.recorder?.alive && gw.recorder.pid !== oldPid && gw.recorder.openTracks.length === 2,
+			20_000,
+		);
+		await new Promise((r) => setTimeout(r, 7000));
+		await page.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
+
+		const manifest = await manifestOf(meetingId, session?.id as string);
+		const crashed = manifest.tracks.filter((t) => t.closeReason === "recorder_crashed");
+		const after = manifest.tracks.filter((t) => t.closeReason !== "recorder_crashed");
+		expect(crashed.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
+		expect(after.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
+		for (const t of [...crashed, ...after]) expect(t.objects.length).toBeGreaterThanOrEqual(1);
+		// The tracks after the restart start a new block of sequence numbers: no key is ever written twice.
+		const keys = manifest.tracks.flatMap((t) => t.objects.map((o) => o.key));
+		expect(new Set(keys).size).toBe(keys.length);
+		for (const t of after) expect(t.objects[0]?.seq).toBe(1001);
+		const last = after.find((t) => t.kind === "camera")?.objects.at(-1);
+		const r = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: last?.key as string }));
+		const probe = await probeMedia(
+			await (r.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+		);
+		expect(probe.codecs).toEqual(["vp8"]);
+		expect(probe.decodeErrors).toBe("");
+	});
+
+	it("the bucket down past the recorder's buffer stops recording cleanly, and everyone is told why", async () => {
+		const { page, meetingId } = await recordingHost("outage-host");
+		const session = gw.capture.session(meetingId, "recording");
+		await new Promise((r) => setTimeout(r, 4000));
+		s3server.pause();
+		const message = page.getByTestId("capture-message");
+		await message.waitFor({ state: "visible", timeout: 90_000 });
+		expect(await message.textContent()).toMatch(/storage bucket could not be reached/);
+		await page
+			.locator('[data-testid="capture-indicator"][data-kind="recording"]')
+			.waitFor({ state: "hidden", timeout: 5000 });
+		expect(gw.capture.session(meetingId, "recording")).toBeUndefined();
+		const off = gw.events
+			.list({ tenantId: "acme", meetingId, type: "session.off" })
+			.find((e) => e.data.sessionId === session?.id);
+		expect(off?.data.reason).toBe("storage_unavailable");
+		s3server.resume();
+		// What was recorded before the outage is in the bucket, and the manifest says why it ended.
+		const manifest = await manifestOf(meetingId, session?.id as string);
+		expect(manifest.endReason).toBe("storage_unavailable");
+		expect(manifest.tracks.flatMap((t) => t.objects).length).toBeGreaterThanOrEqual(2);
+	});
+});
