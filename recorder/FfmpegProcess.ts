@@ -60,7 +60,16 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 		});
 	}
 
+	/**
+	 * Starts an ffmpeg reading the SDP for a free port pair, and resolves once it listens. Starts go through a
+	 * small queue: spawning and waiting for the port bind is the costly part, and dozens of tracks starting at
+	 * once (a meeting's recording turned on) would otherwise starve the relay of the tracks already recording.
+	 */
 	static async start(options: FfmpegProcessOptions): Promise<FfmpegProcess> {
+		return startQueue.run(() => FfmpegProcess.#start(options));
+	}
+
+	static async #start(options: FfmpegProcessOptions): Promise<FfmpegProcess> {
 		const ffmpeg = findExecutable(options.ffmpegPath);
 		if (!ffmpeg) throw new FfmpegError("ffmpeg_unavailable", `ffmpeg not found (${options.ffmpegPath})`);
 		const ports = await freeUdpPair();
@@ -83,13 +92,15 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 		child.stdin.on("error", () => undefined); // ffmpeg died before reading the SDP: its exit says why
 		child.stdin.end(buildSdp(options.codec, options.ssrc, ports));
 		// RTP sent before ffmpeg has bound its port would be lost: wait until it has.
-		const deadline = Date.now() + 5000;
+		const deadline = Date.now() + BIND_DEADLINE_MS;
+		let wait = 5;
 		while (!proc.exited && !(await udpPortBound(ports.rtpPort))) {
 			if (Date.now() > deadline) {
 				proc.kill();
-				throw new FfmpegError("ffmpeg_failed", "ffmpeg did not open its RTP port within 5 s");
+				throw new FfmpegError("ffmpeg_failed", `ffmpeg did not open its RTP port within ${BIND_DEADLINE_MS / 1000} s`);
 			}
-			await new Promise((r) => setTimeout(r, 10));
+			await new Promise((r) => setTimeout(r, wait));
+			wait = Math.min(50, wait * 2); // ffmpeg binds in ~20–60 ms idle; don't re-read /proc/net/udp every 10 ms
 		}
 		return proc;
 	}
@@ -169,6 +180,33 @@ export async function freeUdpPair(): Promise<UdpPair> {
 	}
 	throw new FfmpegError("ffmpeg_failed", "no free UDP port pair for ffmpeg");
 }
+
+/** How long a starting ffmpeg may take to bind its RTP port (a loaded machine can take seconds). */
+const BIND_DEADLINE_MS = 15_000;
+
+/** Runs at most `limit` tasks at once, the others in arrival order. */
+class StartQueue {
+	readonly #limit: number;
+	#running = 0;
+	readonly #waiting: (() => void)[] = [];
+
+	constructor(limit: number) {
+		this.#limit = limit;
+	}
+
+	async run<T>(task: () => Promise<T>): Promise<T> {
+		if (this.#running >= this.#limit) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+		this.#running++;
+		try {
+			return await task();
+		} finally {
+			this.#running--;
+			this.#waiting.shift()?.();
+		}
+	}
+}
+
+const startQueue = new StartQueue(4);
 
 /** True when something has UDP port `port` bound (any address), per /proc/net/udp. */
 async function udpPortBound(port: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../server/logger.js";
 import { ByteBudget } from "./ByteBudget.js";
-import { UploadError } from "./errors.js";
+import { FfmpegError, UploadError } from "./errors.js";
 import { FfmpegProcess } from "./FfmpegProcess.js";
 import type { FfmpegExit } from "./FfmpegProcessTypes.js";
 import { objectKey, type TrackFailed } from "./RecorderProtocol.js";
@@ -142,8 +142,11 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	async #end(failure?: { code: FailureCode; message: string }): Promise<void> {
 		clearInterval(this.#tick);
 		this.#relay.close();
-		this.#queue = [];
+		if (failure) this.#queue = [];
+		// A segment still starting takes the packets held for it (see #startCurrent); none is dropped on a close.
 		await this.#starting;
+		if (!failure && this.#queue.length && !this.#current) await this.#startCurrent();
+		this.#queue = [];
 		const errors: UploadError[] = [];
 		for (const seg of [this.#current, this.#next]) if (seg) this.#retire(seg, { kill: !!failure, errors });
 		this.#current = undefined;
@@ -258,11 +261,22 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			try {
 				seg = await this.#startSegment();
 			} catch (err) {
-				this.#fail("ffmpeg_unavailable", `could not start ffmpeg: ${(err as Error).message}`);
+				if (err instanceof FfmpegError && err.code === "ffmpeg_unavailable") {
+					this.#fail("ffmpeg_unavailable", `could not start ffmpeg: ${err.message}`);
+				} else {
+					// A slow start (a loaded machine, many tracks starting at once) is retried, within the restart budget;
+					// packets keep waiting in the queue meanwhile.
+					setTimeout(() => this.#restart(`could not start ffmpeg: ${(err as Error).message}`), 250).unref();
+				}
 				return;
 			}
 			if (this.#state !== "open") {
-				this.#retire(seg, { kill: true });
+				if (this.#state === "closing" && this.#queue.length) {
+					// Closed while ffmpeg was starting: what arrived meanwhile is still recorded, then the segment ends.
+					const now = Date.now();
+					for (const { packet, keyframe } of this.#queue.splice(0)) this.#forward(seg, packet, keyframe, now);
+					this.#retire(seg, {});
+				} else this.#retire(seg, { kill: true });
 				return;
 			}
 			if (this.#current) this.#retire(this.#current, {});
