@@ -20,6 +20,7 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type { NoticeView } from "../shared/protocol.js";
 import { startS3 } from "../test/helpers/moto.js";
 import { connect, type RawClient } from "../test/helpers/signaling.js";
+import { cpuSeconds } from "./bots/proc.js";
 import { GatewayProcess } from "./bots/servers.js";
 import { machine, median, percentile } from "./stats.js";
 
@@ -60,6 +61,9 @@ interface Row {
 	size: number;
 	lastAck: number[];
 	eachAck: number[];
+	/** CPU seconds per measured cycle: the gateway process, and this process (the N clients). */
+	gatewayCpu: number;
+	clientsCpu: number;
 }
 const rows: Row[] = [];
 
@@ -85,7 +89,7 @@ try {
 		}
 		log(`${size} people in the meeting`);
 
-		const row: Row = { size, lastAck: [], eachAck: [] };
+		const row: Row = { size, lastAck: [], eachAck: [], gatewayCpu: 0, clientsCpu: 0 };
 		let t0 = 0;
 		let acked = 0;
 		let allAcked: () => void = () => undefined;
@@ -104,15 +108,22 @@ try {
 				allAcked = resolve;
 			});
 			const before = row.eachAck.length;
+			const cpu0 = { gw: cpuSeconds(gw.pid), me: process.cpuUsage() };
 			t0 = performance.now();
 			await host.call("startCapture", { kind: "recording" });
 			await done;
 			const last = performance.now() - t0;
+			if (r >= 2) {
+				const me = process.cpuUsage(cpu0.me);
+				row.gatewayCpu += (cpuSeconds(gw.pid) - cpu0.gw) / runs;
+				row.clientsCpu += (me.user + me.system) / 1e6 / runs;
+			}
 			if (r < 2)
 				row.eachAck.length = before; // warm-up runs
 			else row.lastAck.push(last);
 			await host.call("stopCapture", { kind: "recording" });
-			await new Promise((resolve) => setTimeout(resolve, 200));
+			// Let the stopped session's artifacts (audit export, manifest) be written before the next start.
+			await new Promise((resolve) => setTimeout(resolve, 1000));
 		}
 		log(`${size}: start → last ack p50 ${median(row.lastAck).toFixed(0)} ms`);
 		rows.push(row);
@@ -133,11 +144,11 @@ const out = [
 	`${runs} start/stop cycles per size after 2 warm-ups. Each cycle writes 1 + N notice entries in one`,
 	`transaction, then one transaction per acknowledgement.`,
 	"",
-	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 |",
-	"|---:|---:|---:|---:|---:|",
+	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | CPU per cycle: gateway / clients |",
+	"|---:|---:|---:|---:|---:|---:|",
 	...rows.map(
 		(r) =>
-			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms |`,
+			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms |`,
 	),
 	"",
 ];

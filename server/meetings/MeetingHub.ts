@@ -318,21 +318,24 @@ export class MeetingHub {
 		for (const m of live.members.values()) m.notify("coHostChanged", { peerId, coHost });
 	}
 
+	// Answers to notices come in bursts (everyone at once when a session starts): they need the connection's
+	// meeting, not a fresh read of the meeting from the store.
+
 	noticeShown(conn: Connection, noticeId: string): void {
-		this.#capture.shown(this.#member(conn).meeting.id, conn, noticeId);
+		this.#capture.shown(joinedMeetingId(conn), conn, noticeId);
 	}
 
 	acknowledgeNotice(conn: Connection, noticeId: string): { coverage: ReturnType<CaptureService["acknowledge"]> } {
-		return { coverage: this.#capture.acknowledge(this.#member(conn).meeting.id, conn, noticeId) };
+		return { coverage: this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId) };
 	}
 
 	consent(conn: Connection, noticeId: string): { coverage: ReturnType<CaptureService["consent"]> } {
-		return { coverage: this.#capture.consent(this.#member(conn).meeting.id, conn, noticeId) };
+		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId) };
 	}
 
 	/** Declining (or withdrawing) leaves the meeting: the terms' one recourse. */
 	decline(conn: Connection, noticeId: string): void {
-		this.#capture.decline(this.#member(conn).meeting.id, conn, noticeId);
+		this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
 		this.#eject(conn, "declined_capture");
 	}
 
@@ -534,4 +537,9 @@ export class MeetingHub {
 		this.#events.append(type, { tenantId: meeting.tenantId, meetingId: meeting.id, actor, data });
 		this.#log.debug({ type, meetingId: meeting.id, actor }, "event");
 	}
+}
+
+function joinedMeetingId(conn: Connection): string {
+	if (conn.state !== "joined" || !conn.meetingId) throw new ConsentryError("not_joined", "Join a meeting first.", 409);
+	return conn.meetingId;
 }
