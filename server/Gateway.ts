@@ -9,10 +9,12 @@ import { EventLog } from "./audit/EventLog.js";
 import { TenantRegistry } from "./auth/TenantRegistry.js";
 import { TokenVerifier } from "./auth/TokenVerifier.js";
 import { CaptureService } from "./compliance/CaptureService.js";
+import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
+import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
 import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
@@ -24,6 +26,8 @@ import { SignalingServer } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
+import { TranscriptionService } from "./transcription/TranscriptionService.js";
+import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
 
 /**
  * The gateway process: HTTP (client assets, REST API, health), socket.io
@@ -126,11 +130,10 @@ export class Gateway {
 		const targets = config.storage.masterKey
 			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
 			: undefined;
-		const capture = new CaptureService({
-			events,
-			tenantCapture: (id) => (tenants.has(id) ? tenants.get(id).capture : undefined),
-			log,
-		});
+		const tenantCapture = (id: string) =>
+			(tenants.has(id) ? tenants.get(id).capture : undefined) ?? DEFAULT_TENANT_CAPTURE;
+		const capture = new CaptureService({ events, tenantCapture, log });
+		const links = new TranscriptLinks(db);
 		// The recorder runs only where recordings can go somewhere: the customers' own buckets (sealed targets).
 		const recorder =
 			targets && config.recorder.enabled
@@ -155,6 +158,20 @@ export class Gateway {
 			log,
 		});
 		capture.registerSink("recording", recording);
+		capture.registerSink(
+			"transcription",
+			new TranscriptionService({
+				targets,
+				capture,
+				rooms,
+				events,
+				recorder,
+				links,
+				linkSeconds: (id) => tenantCapture(id).transcriptLinkSeconds,
+				endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+				log,
+			}),
+		);
 		const hub = new MeetingHub({
 			store,
 			seats,
@@ -166,6 +183,15 @@ export class Gateway {
 		});
 		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
 		registerMeetingsApi(http, { store, hub, events, verifier });
+		registerTranscriptsApi(http, {
+			links,
+			store,
+			events,
+			targets,
+			verifier,
+			endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+			servesClient: existsSync(config.clientDir),
+		});
 		registerStorageApi(http, {
 			targets,
 			events,

@@ -339,6 +339,23 @@ export interface ServerEvents {
 	captureState: (s: CaptureStatus & { reason?: string; message?: string }) => void;
 	/** To one person: a capture session started; show this notice (modal) and acknowledge it. */
 	captureNotice: (n: NoticeView) => void;
+	/**
+	 * A live caption: a segment of one person's speech from the transcription engine (partial while they speak,
+	 * then final). Machine transcription: it may be incomplete or wrong.
+	 */
+	caption: (c: {
+		sessionId: string;
+		peerId: string;
+		displayName: string;
+		text: string;
+		final: boolean;
+		start: string;
+	}) => void;
+	/**
+	 * The transcript of a transcription session will be at this path (`/t/{id}`) on the gateway: it opens for the
+	 * host and the people who were in the meeting. Sent when the session starts and when it ends.
+	 */
+	transcriptLink: (e: { sessionId: string; path: string; expiresAt: string }) => void;
 	/** To hosts: who is and isn't covered by the running session. */
 	captureCoverage: (e: { kind: CaptureKind; sessionId: string; entries: CoverageEntry[] }) => void;
 	/**

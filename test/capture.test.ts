@@ -105,7 +105,7 @@ describe("recording notice gate (signaling)", () => {
 		expect(codeOf(r)).toBe("no_storage_target");
 		if (!r.ok) expect(r.error.message).toMatch(/storage bucket/);
 		expect(codeOf(await pia.req("startCapture", { kind: "recording" }))).toBe("host_only");
-		expect(codeOf(await host.req("startCapture", { kind: "transcription" }))).toBe("transcription_unavailable");
+		expect(codeOf(await host.req("startCapture", { kind: "transcription" }))).toBe("no_storage_target");
 		expect(codeOf(await host.req("startCapture", { kind: "filming" }))).toBe("invalid_request");
 		expect(trail(m.id).some((e) => e.type === "session.on")).toBe(false);
 	});

@@ -5,6 +5,7 @@ import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
 import { LocalMedia } from "./LocalMedia.js";
 import { Meeting } from "./meeting/Meeting.js";
 import { Signaling, SignalingError } from "./Signaling.js";
+import { showTranscriptPage } from "./TranscriptPage.js";
 import { forgetToken, readClaims, takeToken } from "./token.js";
 
 type Screen = "join" | "lobby" | "meeting" | "error" | "left";
@@ -250,4 +251,6 @@ class App {
 	}
 }
 
-new App();
+const transcript = /^\/t\/([A-Za-z0-9_-]{16,64})$/.exec(location.pathname);
+if (transcript?.[1]) void showTranscriptPage(transcript[1], takeToken());
+else new App();

@@ -48,6 +48,8 @@ export const EVENT_TYPES = [
 	"storage.target_removed",
 	"transcript.link_issued",
 	"transcript.link_opened",
+	/** The host revoked a transcript link (data.linkId). */
+	"transcript.link_revoked",
 	/** Something an operator did (data.action says what). */
 	"operator.action",
 	/** A person's pseudonym secret was destroyed (data.pseudonym); emitted by {@link EventLog.erasePerson}. */

@@ -126,6 +126,17 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		this.#scheduleCoverage(mc);
 	}
 
+	/** Who may turn a kind on in this meeting: recording is the host's; transcription per the tenant's setting. */
+	starters(meeting: Meeting, kind: CaptureKind): "all" | "host" {
+		if (kind === "recording") return "host";
+		return (this.#tenantCapture(meeting.tenantId) ?? DEFAULT_TENANT_CAPTURE).transcription;
+	}
+
+	/** Sends an event to everyone in the meeting (e.g. live captions). */
+	notifyMembers<E extends keyof ServerEvents>(meetingId: string, event: E, ...args: Parameters<ServerEvents[E]>): void {
+		for (const m of this.#meetings.get(meetingId)?.members.values() ?? []) m.conn.notify(event, ...args);
+	}
+
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
 	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
 		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;

@@ -87,6 +87,15 @@ export const TenantCaptureSchema = z.object({
 		})
 		.default({ notice: 1, "explicit-consent": 1 }),
 	ackTimeoutMs: z.number().int().min(1000).max(600_000).default(30_000),
+	/** Who may turn transcription on: any member (the terms' default) or only the host and co-hosts. */
+	transcription: z.enum(["all", "host"]).default("all"),
+	/** How long a transcript link (/t/{id}) stays valid, in seconds (default 30 days). */
+	transcriptLinkSeconds: z
+		.number()
+		.int()
+		.min(1)
+		.max(366 * 86_400)
+		.default(30 * 86_400),
 	texts: z.object({ en: TenantTextsSchema.optional(), fr: TenantTextsSchema.optional() }).default({}),
 });
 export type TenantCapture = z.infer<typeof TenantCaptureSchema>;

@@ -292,7 +292,7 @@ export class MeetingHub {
 
 	// Recording and transcription (the notice gate: server/compliance/) -----------------------------------------------
 
-	/** Recording: the host or a co-host they named. Transcription: any member (its engine comes with its issue). */
+	/** Recording: the host or a co-host they named. Transcription: any member, unless the tenant restricts it likewise. */
 	async startCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
 		return this.#capture.start(this.#captureController(conn, kind), conn, kind);
 	}
@@ -486,8 +486,8 @@ export class MeetingHub {
 	}
 
 	#captureController(conn: Connection, kind: CaptureKind): Meeting {
-		if (kind === "transcription") return this.#member(conn).meeting;
 		const { meeting, live } = this.#member(conn);
+		if (this.#capture.starters(meeting, kind) === "all") return meeting;
 		if (live.coHosts.has(conn.peerId)) return meeting;
 		if (conn.role !== "host") {
 			throw new ForbiddenError(

@@ -140,6 +140,21 @@ const MIGRATIONS: string[] = [
 		updated_at TEXT NOT NULL
 	);
 	`,
+	// 4: transcript links (server/transcription/TranscriptLinks.ts): /t/{id} opens a transcript in the customer's
+	// bucket for the meeting's host and members, until it expires or the host revokes it.
+	`
+	CREATE TABLE transcript_links (
+		id            TEXT PRIMARY KEY,
+		tenant_id     TEXT NOT NULL,
+		meeting_id    TEXT NOT NULL,
+		session_id    TEXT NOT NULL,
+		object_prefix TEXT NOT NULL,
+		created_at    TEXT NOT NULL,
+		expires_at    TEXT NOT NULL,
+		revoked_at    TEXT
+	);
+	CREATE INDEX transcript_links_by_meeting ON transcript_links (tenant_id, meeting_id);
+	`,
 ];
 
 /**

@@ -10,15 +10,18 @@ export const AUDIENCE = "consentry-test";
 export interface TestTenant {
 	id: string;
 	secret: string;
+	/** The tenant's `capture` settings in the tenants file (notice policy, texts, transcript links…). */
+	capture?: Record<string, unknown>;
 	/** Signs a token for `sub` with `role` (default host), valid 10 minutes. */
 	token(sub: string, role?: "host" | "participant" | "admin", extra?: Record<string, unknown>): string;
 }
 
-export function testTenant(id = "acme"): TestTenant {
+export function testTenant(id = "acme", capture?: Record<string, unknown>): TestTenant {
 	const secret = randomBytes(32).toString("base64url");
 	return {
 		id,
 		secret,
+		...(capture ? { capture } : {}),
 		token: (sub, role = "host", extra = {}) =>
 			jwt.sign({ role, ...extra }, secret, {
 				algorithm: "HS256",
@@ -37,7 +40,12 @@ export function writeTenantsFile(tenants: TestTenant[]): string {
 	writeFileSync(
 		file,
 		JSON.stringify({
-			tenants: tenants.map((t) => ({ id: t.id, name: t.id, keys: [{ alg: "HS256", secret: t.secret }] })),
+			tenants: tenants.map((t) => ({
+				id: t.id,
+				name: t.id,
+				keys: [{ alg: "HS256", secret: t.secret }],
+				...(t.capture ? { capture: t.capture } : {}),
+			})),
 		}),
 	);
 	return file;

@@ -14,8 +14,8 @@ import { clockTime, NoticeDialog } from "./NoticeDialog.js";
 type Joined = Extract<JoinResult, { status: "joined" }>;
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
-/** The kinds the host gets buttons for (transcription is turned on elsewhere, when it lands). */
-const CONTROLLED: readonly CaptureKind[] = ["recording"];
+/** The kinds with start/pause/stop buttons: recording for the host and co-hosts, transcription for any member. */
+const CONTROLLED: readonly CaptureKind[] = ["recording", "transcription"];
 
 const WORDS: Record<CaptureKind, { on: string; paused: string; noun: string }> = {
 	recording: { on: "REC", paused: "REC paused", noun: "recording" },
@@ -277,12 +277,9 @@ export class Capture {
 
 	#renderControls(): void {
 		const controls = $("#capture-controls");
-		if (!this.#isHost) {
-			controls.replaceChildren();
-			return;
-		}
 		controls.replaceChildren(
-			...CONTROLLED.flatMap((kind) => {
+			// The server has the last word (a tenant may keep transcription to the host): its refusal is shown.
+			...CONTROLLED.filter((kind) => kind === "transcription" || this.#isHost).flatMap((kind) => {
 				const state = this.#status.get(kind)?.state ?? "off";
 				const busy = this.#busy.has(kind);
 				const noun = WORDS[kind].noun;

@@ -3,6 +3,7 @@ import { $, h } from "../dom.js";
 import { describeMediaError, type LocalMedia } from "../LocalMedia.js";
 import { MeetingSession, type RemoteTrack } from "../MeetingSession.js";
 import { type Signaling, SignalingError } from "../Signaling.js";
+import { Captions } from "./Captions.js";
 import { Capture } from "./Capture.js";
 import { Chat } from "./Chat.js";
 import { Grid } from "./Grid.js";
@@ -55,6 +56,7 @@ export class Meeting {
 	/** Peer IDs the host named co-host. */
 	readonly #coHosts = new Set<string>();
 	readonly #grid = new Grid($("#grid"));
+	readonly #captions = new Captions();
 	readonly #people: People;
 	readonly #chat = chatPanel();
 	readonly #capture: Capture;
@@ -130,6 +132,7 @@ export class Meeting {
 		for (const off of this.#unsubscribe) off();
 		this.#abort.abort();
 		this.#capture.close();
+		this.#captions.clear();
 		this.#session?.close();
 		this.#screenTrack?.stop();
 		this.#screenTrack = undefined;
@@ -160,6 +163,8 @@ export class Meeting {
 				this.#people.setSpeaker(peerId);
 			}),
 			s.on("chatMessage", (m) => this.#chat.add(m)),
+			s.on("caption", (c) => this.#captions.add(c)),
+			s.on("transcriptLink", ({ path }) => this.#captions.link(path)),
 			s.on("lobbyChanged", ({ waiting }) => this.#lobbyChanged(waiting)),
 			s.on("meetingLocked", ({ locked }) => {
 				if (locked !== this.#locked)

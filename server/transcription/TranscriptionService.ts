@@ -1,0 +1,316 @@
+import { createHash } from "node:crypto";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
+import type { TranscriptSegmentMessage } from "../../recorder/RecorderProtocol.js";
+import type { EventLog } from "../audit/EventLog.js";
+import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
+import type { CaptureSession } from "../compliance/CaptureTypes.js";
+import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
+import { ConsentryError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { Meeting } from "../meetings/MeetingTypes.js";
+import { PlainTap } from "../recording/PlainTap.js";
+import type { RoomRegistry } from "../sfu/RoomRegistry.js";
+import { createS3Client, ssePutParams } from "../storage/preflight.js";
+import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
+import type { StorageTarget } from "../storage/StorageTargetTypes.js";
+import type { TranscriptLinks } from "./TranscriptLinks.js";
+
+type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on">;
+
+export interface TranscriptionServiceOptions {
+	targets: StorageTargetStore | undefined;
+	capture: CaptureService;
+	rooms: RoomRegistry;
+	events: EventLog;
+	/** The recorder process hosts the engines (one per speaker). */
+	recorder: Transcriber | undefined;
+	links: TranscriptLinks;
+	/** How long a transcript link stays valid for a tenant (seconds). */
+	linkSeconds: (tenantId: string) => number;
+	endpointPolicy: { allowHttp: boolean; allowPrivate: boolean };
+	log: Logger;
+}
+
+interface Track {
+	trackId: string;
+	peerId: string;
+	person: string;
+	displayName: string;
+	media?: PlainTap;
+	state: "opening" | "open" | "closed";
+	closeRequested?: string;
+	settled: Promise<void>;
+	done: () => void;
+}
+
+/** One final segment, attributed to its speaker by construction (one engine stream per person). */
+export interface TranscriptEntry {
+	speaker: string;
+	displayName: string;
+	start: string;
+	end: string;
+	text: string;
+}
+
+interface Session {
+	session: CaptureSession;
+	tenantId: string;
+	meetingId: string;
+	target: StorageTarget;
+	tracks: Map<string, Track>;
+	entries: TranscriptEntry[];
+	link: { id: string; expiresAt: string };
+	ended?: boolean;
+}
+
+/**
+ * Transcription, as a capture sink: each covered person's microphone goes, only
+ * through the notice gate's taps, to an engine stream of their own in the
+ * recorder process; segments come back as live captions for everyone in the
+ * meeting, and the final ones make the transcript (JSON and WebVTT) written to
+ * the customer's bucket next to the recordings when the session ends. The
+ * gateway keeps no copy.
+ */
+export class TranscriptionService implements CaptureSink {
+	readonly #o: TranscriptionServiceOptions;
+	readonly #log: Logger;
+	readonly #sessions = new Map<string, Session>();
+	readonly #tracks = new Map<string, { session: Session; track: Track }>();
+
+	constructor(options: TranscriptionServiceOptions) {
+		this.#o = options;
+		this.#log = options.log.child({ component: "TranscriptionService" });
+		options.capture.on("sessionstart", (session, where) => {
+			if (session.kind !== "transcription") return;
+			const target = options.targets?.get(where.tenantId);
+			if (!target) return;
+			const link = options.links.issue({
+				...where,
+				sessionId: session.id,
+				objectPrefix: objectPrefix(target, where.meetingId, session.id),
+				ttlSeconds: options.linkSeconds(where.tenantId),
+			});
+			options.events.append("transcript.link_issued", {
+				...where,
+				data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
+			});
+			const s: Session = { session, ...where, target, tracks: new Map(), entries: [], link };
+			this.#sessions.set(session.id, s);
+			this.#announce(s);
+		});
+		options.capture.on("sessionend", (session) => {
+			if (session.kind === "transcription") void this.#sessionEnded(session.id);
+		});
+		options.capture.on("tap", (tap) => {
+			if (tap.session.kind !== "transcription" || tap.producer.appData.source !== "mic") return;
+			if (tap.open) void this.#open(tap);
+			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason);
+		});
+		options.recorder?.on("transcriptSegment", (s) => this.#segment(s));
+		options.recorder?.on("transcriptionFailed", (f) => {
+			this.#log.error(f, "transcription of a track failed");
+			void this.#close(f.trackId, f.code);
+		});
+	}
+
+	async assertCanStart(meeting: Meeting): Promise<void> {
+		if (!this.#o.targets?.getConfig(meeting.tenantId)) {
+			throw new ConsentryError(
+				"no_storage_target",
+				"Transcripts go to your organisation's storage bucket, and none is set up. Ask your administrator to configure it.",
+				409,
+			);
+		}
+		if (!this.#o.recorder?.alive) {
+			throw new ConsentryError(
+				"transcription_unavailable",
+				"Transcription is not running on this gateway right now.",
+				503,
+			);
+		}
+	}
+
+	async #open(tap: TapChange): Promise<void> {
+		const s = this.#sessions.get(tap.session.id);
+		const room = this.#o.rooms.get(tap.session.meetingId);
+		const recorder = this.#o.recorder;
+		if (!s || !room || room.closed || !recorder) return;
+		const trackId = `${tap.session.id}_${tap.producer.id}`;
+		if (this.#tracks.has(trackId)) return;
+		const person = this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown";
+		const displayName = room.peers.get(tap.peerId)?.displayName ?? "";
+		let done: () => void = () => undefined;
+		const settled = new Promise<void>((resolve) => {
+			done = resolve;
+		});
+		const track: Track = { trackId, peerId: tap.peerId, person, displayName, state: "opening", settled, done };
+		s.tracks.set(trackId, track);
+		this.#tracks.set(trackId, { session: s, track });
+		try {
+			const media = await PlainTap.create(room.router, tap.producer.id, trackId);
+			track.media = media;
+			const ports = await recorder.openTranscription({
+				trackId,
+				codec: media.codec,
+				ssrc: media.ssrc,
+				engine: { type: "pocketsphinx" },
+				options: { partials: true, ...this.#o.endpointPolicy },
+			});
+			track.state = "open";
+			// The gate may have closed while the engine was loading: check again before any sample flows.
+			if (track.closeRequested || !this.#o.capture.mayCapture(s.meetingId, "transcription", tap.peerId)) {
+				await this.#close(trackId, track.closeRequested ?? "gate_closed");
+				return;
+			}
+			await media.start(ports);
+			media.consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
+		} catch (err) {
+			this.#log.error({ err, trackId }, "could not open a transcription track");
+			track.media?.close();
+			track.state = "closed";
+			this.#tracks.delete(trackId);
+			done();
+		}
+	}
+
+	async #close(trackId: string, reason: string): Promise<void> {
+		const found = this.#tracks.get(trackId);
+		if (!found) return;
+		const { track } = found;
+		if (track.state === "opening") {
+			track.closeRequested = reason;
+			return;
+		}
+		if (track.state === "closed") return;
+		track.state = "closed";
+		track.media?.close(); // no sample more reaches the engine
+		try {
+			await this.#o.recorder?.closeTranscription(trackId); // flushes: the last final comes before this resolves
+		} catch (err) {
+			this.#log.warn({ err, trackId }, "closing a transcription track");
+		}
+		this.#tracks.delete(trackId);
+		track.done();
+	}
+
+	#segment(seg: TranscriptSegmentMessage): void {
+		const found = this.#tracks.get(seg.trackId);
+		if (!found || !seg.text.trim()) return;
+		const { session: s, track } = found;
+		const t0 = Date.parse(seg.streamStartedAt);
+		const start = new Date(t0 + seg.startMs).toISOString();
+		const end = new Date(t0 + seg.endMs).toISOString();
+		this.#o.capture.notifyMembers(s.meetingId, "caption", {
+			sessionId: s.session.id,
+			peerId: track.peerId,
+			displayName: track.displayName,
+			text: seg.text,
+			final: seg.final,
+			start,
+		});
+		if (seg.final) {
+			s.entries.push({ speaker: track.person, displayName: track.displayName, start, end, text: seg.text });
+		}
+	}
+
+	#announce(s: Session): void {
+		this.#o.capture.notifyMembers(s.meetingId, "transcriptLink", {
+			sessionId: s.session.id,
+			path: `/t/${s.link.id}`,
+			expiresAt: s.link.expiresAt,
+		});
+	}
+
+	async #sessionEnded(sessionId: string): Promise<void> {
+		const s = this.#sessions.get(sessionId);
+		if (!s || s.ended) return;
+		s.ended = true;
+		await Promise.all([...s.tracks.values()].map((t) => this.#close(t.trackId, "session_ended")));
+		await Promise.all([...s.tracks.values()].map((t) => t.settled));
+		this.#announce(s); // everyone present at the end gets the link too
+		try {
+			await this.#write(s);
+		} catch (err) {
+			this.#log.error({ err, sessionId }, "could not write the transcript");
+		} finally {
+			this.#sessions.delete(sessionId);
+		}
+	}
+
+	/** transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket. */
+	async #write(s: Session): Promise<void> {
+		const base = objectPrefix(s.target, s.meetingId, s.session.id);
+		const entries = [...s.entries].sort((a, b) => a.start.localeCompare(b.start));
+		const disclaimer = DEFAULT_TEXTS.en.transcriptionDisclaimer;
+		const json = `${JSON.stringify(
+			{
+				kind: "consentry.transcript",
+				version: 1,
+				meeting: s.meetingId,
+				session: s.session.id,
+				policy: s.session.policy,
+				startedAt: s.session.startedAt,
+				engine: "pocketsphinx",
+				disclaimer,
+				entries,
+			},
+			null,
+			2,
+		)}\n`;
+		const vtt = toWebVtt(entries, Date.parse(s.session.startedAt), disclaimer);
+		const client = createS3Client(s.target, { ...this.#o.endpointPolicy, maxAttempts: 5 });
+		try {
+			for (const [name, text, type] of [
+				["transcript.json", json, "application/json"],
+				["transcript.vtt", vtt, "text/vtt"],
+			] as const) {
+				const body = Buffer.from(text);
+				const key = `${base}/${name}`;
+				await client.send(
+					new PutObjectCommand({
+						Bucket: s.target.bucket,
+						Key: key,
+						Body: body,
+						ContentLength: body.length,
+						ContentType: type,
+						...ssePutParams(s.target.encryption),
+					}),
+				);
+				this.#o.events.append("storage.object_written", {
+					tenantId: s.tenantId,
+					meetingId: s.meetingId,
+					data: {
+						kind: "transcription",
+						sessionId: s.session.id,
+						bucket: s.target.bucket,
+						key,
+						size: body.length,
+						sha256: createHash("sha256").update(body).digest("hex"),
+					},
+				});
+			}
+		} finally {
+			client.destroy();
+		}
+	}
+}
+
+function objectPrefix(target: StorageTarget, meetingId: string, sessionId: string): string {
+	return `${target.prefix ? `${target.prefix}/` : ""}${meetingId}/${sessionId}`;
+}
+
+function toWebVtt(entries: TranscriptEntry[], t0: number, disclaimer: string): string {
+	const ts = (iso: string) => {
+		const ms = Math.max(0, Date.parse(iso) - t0);
+		const h = Math.floor(ms / 3_600_000);
+		const m = Math.floor(ms / 60_000) % 60;
+		const sec = Math.floor(ms / 1000) % 60;
+		const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+		return `${pad(h)}:${pad(m)}:${pad(sec)}.${pad(ms % 1000, 3)}`;
+	};
+	const cues = entries.map(
+		(e) => `${ts(e.start)} --> ${ts(e.end)}\n<v ${e.displayName.replace(/[<>]/g, "")}>${e.text}`,
+	);
+	return `WEBVTT\n\nNOTE ${disclaimer.replace(/-->/g, "→")}\n\n${cues.join("\n\n")}\n`;
+}

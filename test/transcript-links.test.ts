@@ -1,0 +1,132 @@
+import { randomBytes } from "node:crypto";
+import { CreateBucketCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Gateway } from "../server/Gateway.js";
+import type { NoticeView } from "../shared/protocol.js";
+import { api, startGateway } from "./helpers/gateway.js";
+import { type S3Server, startS3 } from "./helpers/moto.js";
+import { connect, type RawClient } from "./helpers/signaling.js";
+import { type TestTenant, testTenant } from "./helpers/tenants.js";
+import { waitFor } from "./helpers/wait.js";
+
+/**
+ * Transcript links over the real REST API: `/t/{id}` is announced to the people
+ * in the meeting when transcription starts; it opens for the host and the
+ * people who were in the meeting (short-lived presigned URLs to the transcript
+ * in the customer's bucket, each opening audited), not for anyone else, and no
+ * more once the host revoked it or it expired.
+ */
+const acme = testTenant("acme");
+/** Links that expire after 2 s. */
+const brief = testTenant("brief", { transcriptLinkSeconds: 2 });
+const BUCKET = "transcripts";
+let s3server: S3Server;
+let s3: S3Client;
+let gw: Gateway;
+const open: RawClient[] = [];
+
+beforeAll(async () => {
+	s3server = await startS3();
+	s3 = new S3Client({
+		endpoint: s3server.endpoint,
+		region: "us-east-1",
+		forcePathStyle: true,
+		credentials: { accessKeyId: "x", secretAccessKey: "x" },
+	});
+	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+	gw = await startGateway({
+		tenants: [acme, brief],
+		env: {
+			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
+			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
+			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
+		},
+	});
+	for (const t of [acme, brief]) {
+		const r = await api(gw, "PUT", "/api/storage-target", t.token("it-admin", "admin"), {
+			endpoint: s3server.endpoint,
+			region: "us-east-1",
+			bucket: BUCKET,
+			prefix: t.id,
+			forcePathStyle: true,
+			credentials: { accessKeyId: "AKIA", secretAccessKey: "secret-value" },
+		});
+		expect(r.status).toBe(200);
+	}
+});
+
+afterAll(async () => {
+	for (const c of open) c.close();
+	await gw?.close();
+	s3?.destroy();
+	await s3server?.stop();
+});
+
+/** A meeting where the host and a participant transcribe (nobody speaks) and stop: returns the link's ID. */
+async function transcribedMeeting(t: TestTenant, host: string): Promise<{ linkId: string; meetingId: string }> {
+	const m = await api(gw, "POST", "/api/meetings", t.token(host), { title: "Links", settings: { lobby: false } });
+	const meetingId = m.body.id as string;
+	const h = await connect(gw.url, t.token(host));
+	const p = await connect(gw.url, t.token("pat", "participant"));
+	open.push(h, p);
+	await h.call("join", { meetingId, displayName: "Host" });
+	await p.call("join", { meetingId, displayName: "Pat" });
+	const linkP = p.next("transcriptLink");
+	const noticeP = p.next("captureNotice");
+	await p.call("startCapture", { kind: "transcription" });
+	const link = await linkP;
+	expect(link.path).toMatch(/^\/t\/[A-Za-z0-9_-]{22}$/);
+	await p.call("acknowledgeNotice", { noticeId: ((await noticeP) as NoticeView).id });
+	await h.call("stopCapture", { kind: "transcription" });
+	const session = gw.events.list({ tenantId: t.id, meetingId, type: "session.on" })[0]?.data.sessionId as string;
+	await waitFor(
+		() => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${t.id}/${meetingId}/${session}/transcript.json` })),
+		20_000,
+		"transcript.json",
+	);
+	return { linkId: link.path.slice(3), meetingId };
+}
+
+describe("transcript links", () => {
+	it("open for the host and the people who were in the meeting, audited; not for anyone else; revocable", async () => {
+		const { linkId, meetingId } = await transcribedMeeting(acme, "links-host");
+		const opened = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("pat", "participant"));
+		expect(opened.status).toBe(200);
+		expect(opened.body.disclaimer).toMatch(/incomplete or wrong/);
+		const files = opened.body.files as { json: string; vtt: string };
+		const json = (await (await fetch(files.json)).json()) as { kind: string; entries: unknown[]; disclaimer: string };
+		expect(json).toMatchObject({ kind: "consentry.transcript", entries: [] });
+		expect(await (await fetch(files.vtt)).text()).toMatch(/^WEBVTT/);
+		expect((await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("links-host"))).status).toBe(200);
+
+		// Someone of the same organisation who was not there, another organisation, no token.
+		const outsider = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("olga", "participant"));
+		expect([outsider.status, outsider.body.code]).toEqual([403, "not_a_member"]);
+		const foreign = await api(gw, "GET", `/api/transcripts/${linkId}`, brief.token("pat", "participant"));
+		expect([foreign.status, foreign.body.code]).toEqual([404, "link_not_found"]);
+		expect((await api(gw, "GET", `/api/transcripts/${linkId}`)).status).toBe(401);
+		expect((await api(gw, "GET", "/api/transcripts/..%2F..%2Fetc", acme.token("pat", "participant"))).status).toBe(400);
+
+		const openings = gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_opened" });
+		expect(openings).toHaveLength(2);
+		expect(gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_issued" })).toHaveLength(1);
+
+		// Only the host revokes; after that the link is refused.
+		expect((await api(gw, "DELETE", `/api/transcripts/${linkId}`, acme.token("pat", "participant"))).status).toBe(403);
+		expect((await api(gw, "DELETE", `/api/transcripts/${linkId}`, acme.token("links-host"))).status).toBe(200);
+		const revoked = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("pat", "participant"));
+		expect([revoked.status, revoked.body.code]).toEqual([410, "link_revoked"]);
+		expect(gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_revoked" })).toHaveLength(1);
+
+		// The page itself is the client app (it reads the API with the person's token).
+		const page = await fetch(`${gw.url}/t/${linkId}`);
+		expect(page.headers.get("content-type")).toMatch(/text\/html/);
+	});
+
+	it("is refused once expired (the tenant's link lifetime)", async () => {
+		const { linkId } = await transcribedMeeting(brief, "brief-host");
+		await new Promise((r) => setTimeout(r, 2200));
+		const expired = await api(gw, "GET", `/api/transcripts/${linkId}`, brief.token("pat", "participant"));
+		expect([expired.status, expired.body.code]).toEqual([410, "link_expired"]);
+	});
+});

@@ -1,0 +1,176 @@
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wordErrorRate } from "../recorder/transcription/wer.js";
+import type { Gateway } from "../server/Gateway.js";
+import type { TranscriptEntry } from "../server/transcription/TranscriptionService.js";
+import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
+import { api, startGateway } from "./helpers/gateway.js";
+import { type S3Server, startS3 } from "./helpers/moto.js";
+import { SENTENCES, speak } from "./helpers/speech.js";
+import { testTenant } from "./helpers/tenants.js";
+import { waitFor } from "./helpers/wait.js";
+
+/**
+ * Transcription as people meet it: Chromium's microphone plays flite speech;
+ * a participant turns transcription on, the people who acknowledge the notice
+ * are transcribed (each through an engine stream of their own, so every
+ * segment is theirs), captions reach everyone live, and the transcript lands
+ * in the customer's bucket. Someone who never answers the notice is never
+ * transcribed, though they speak the same words.
+ */
+const acme = testTenant("acme");
+const BUCKET = "acme-recordings";
+const SPOKEN = `${SENTENCES.report} ${SENTENCES.weather}`;
+let s3server: S3Server;
+let s3: S3Client;
+let gw: Gateway;
+let chrome: LaunchedBrowser;
+let dir: string;
+const pages: Page[] = [];
+
+let SPEECH_FILE_MS = 0;
+
+/** 14 s of silence (time to join and turn transcription on), the two sentences, silence after. */
+function speechFile(): string {
+	const silence = (ms: number) => Buffer.alloc((ms / 1000) * 16000 * 2);
+	const pcm = Buffer.concat([
+		silence(14_000),
+		speak(SENTENCES.report).pcm,
+		silence(1500),
+		speak(SENTENCES.weather).pcm,
+		silence(4000),
+	]);
+	SPEECH_FILE_MS = pcm.length / 32;
+	const file = path.join(dir, "speech.wav");
+	const r = spawnSync(
+		"ffmpeg",
+		["-v", "error", "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", "pipe:0", "-ar", "48000", "-y", file],
+		{
+			input: pcm,
+		},
+	);
+	if (r.status !== 0) throw new Error(r.stderr.toString());
+	return file;
+}
+
+beforeAll(async () => {
+	dir = mkdtempSync(path.join(os.tmpdir(), "consentry-stt-"));
+	s3server = await startS3();
+	s3 = new S3Client({
+		endpoint: s3server.endpoint,
+		region: "us-east-1",
+		forcePathStyle: true,
+		credentials: { accessKeyId: "x", secretAccessKey: "x" },
+	});
+	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+	gw = await startGateway({
+		tenants: [acme],
+		env: {
+			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
+			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
+			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
+		},
+	});
+	const saved = await api(gw, "PUT", "/api/storage-target", acme.token("it-admin", "admin"), {
+		endpoint: s3server.endpoint,
+		region: "us-east-1",
+		bucket: BUCKET,
+		prefix: "rec",
+		forcePathStyle: true,
+		credentials: { accessKeyId: "AKIAACME", secretAccessKey: "secret-value" },
+	});
+	expect(saved.status).toBe(200);
+	chrome = await launchChromium({ fakeAudioFile: speechFile() });
+});
+
+afterAll(async () => {
+	await Promise.all(pages.map((p) => p.close().catch(() => undefined)));
+	await chrome?.close();
+	await gw?.close();
+	s3?.destroy();
+	await s3server?.stop();
+	rmSync(dir, { recursive: true, force: true });
+});
+
+async function join(joinCode: string, name: string, token: string): Promise<Page> {
+	const page = await chrome.browser.newPage();
+	pages.push(page);
+	await page.goto(`${gw.url}/?${new URLSearchParams({ m: joinCode, name })}#token=${token}`);
+	await page.getByRole("button", { name: "Join", exact: true }).click();
+	await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
+	return page;
+}
+
+describe("transcription", () => {
+	it("a participant turns it on: the covered speaker is captioned live and transcribed into the bucket, the one who never answered is not", async () => {
+		const hostToken = acme.token("stt-host");
+		const m = await api(gw, "POST", "/api/meetings", hostToken, { title: "Transcribed", settings: { lobby: false } });
+		const { id: meetingId, joinCode } = m.body as { id: string; joinCode: string };
+		// Everyone's fake microphone says the test sentences; Pia turns transcription on.
+		const hana = await join(joinCode, "Hana", hostToken);
+		const pia = await join(joinCode, "Pia", acme.token("pia", "participant"));
+		const piaJoined = Date.now(); // her microphone's file starts about now (Hana's a little earlier)
+		const dan = await join(joinCode, "Dan", acme.token("dan", "participant"));
+		await pia.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
+		for (const page of [hana, pia]) {
+			const dialog = page.getByTestId("capture-notice");
+			await dialog.waitFor({ state: "visible", timeout: 15_000 });
+			expect(await dialog.getAttribute("data-kind")).toBe("transcription");
+			expect(await dialog.textContent()).toMatch(/may be incomplete or wrong/);
+			await page.getByTestId("notice-ack").click();
+		}
+		await dan.getByTestId("capture-notice").waitFor({ state: "visible" }); // Dan never answers
+		const session = gw.capture.session(meetingId, "transcription");
+		expect(session?.startedBy).toBeDefined();
+
+		// Captions of Hana reach Pia live, while she speaks.
+		const caption = pia.locator('[data-testid="caption"]').filter({ hasText: "Hana:" }).first();
+		await caption.waitFor({ timeout: 40_000 });
+		await waitFor(
+			async () => (await pia.locator('[data-testid="caption"][data-final="true"]').count()) >= 2,
+			40_000,
+			"two final captions",
+		);
+		// Let both sentences end for Hana and Pia before turning it off.
+		await new Promise((r) => setTimeout(r, Math.max(0, piaJoined + SPEECH_FILE_MS + 1000 - Date.now())));
+		await pia.locator('[data-testid="capture-stop"][data-kind="transcription"]').click();
+
+		const key = `rec/${meetingId}/${session?.id}/transcript.json`;
+		const transcript = await waitFor(
+			async () => {
+				const r = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+				return JSON.parse(await (r.Body as { transformToString(): Promise<string> }).transformToString()) as {
+					disclaimer: string;
+					entries: TranscriptEntry[];
+				};
+			},
+			30_000,
+			"transcript.json in the bucket",
+		);
+		expect(transcript.disclaimer).toMatch(/incomplete or wrong/);
+		// Every page's fake microphone plays the same speech: Hana and Pia answered and are transcribed, each
+		// from their own stream; Dan never answered and is not, though he said the same words.
+		const speakers = new Set(transcript.entries.map((e) => e.displayName));
+		expect(speakers).toEqual(new Set(["Hana", "Pia"]));
+		for (const name of speakers) {
+			const heard = transcript.entries
+				.filter((e) => e.displayName === name)
+				.map((e) => e.text)
+				.join(" ");
+			const wer = wordErrorRate(SPOKEN, heard);
+			console.info(`transcription through WebRTC (${name}): WER ${wer.wer.toFixed(3)} — "${heard}"`);
+			expect(wer.wer).toBeLessThanOrEqual(0.5);
+		}
+		expect(new Set(transcript.entries.map((e) => e.speaker)).size).toBe(2);
+		const vtt = await s3.send(
+			new GetObjectCommand({ Bucket: BUCKET, Key: `rec/${meetingId}/${session?.id}/transcript.vtt` }),
+		);
+		expect(await (vtt.Body as { transformToString(): Promise<string> }).transformToString()).toMatch(/^WEBVTT/);
+	});
+});
