@@ -167,7 +167,10 @@ export class Gateway {
 				events,
 				recorder,
 				links,
-				linkSeconds: (id) => tenantCapture(id).transcriptLinkSeconds,
+				tenant: (id) => ({
+					linkSeconds: tenantCapture(id).transcriptLinkSeconds,
+					engine: tenantCapture(id).transcriptionEngine,
+				}),
 				endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
 				log,
 			}),

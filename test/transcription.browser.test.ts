@@ -168,6 +168,23 @@ describe("transcription", () => {
 			expect(wer.wer).toBeLessThanOrEqual(0.5);
 		}
 		expect(new Set(transcript.entries.map((e) => e.speaker)).size).toBe(2);
+		// The link in the meeting opens the transcript page for a member (a new tab keeps the sign-in) …
+		const [tab] = await Promise.all([chrome.browser.waitForEvent("page"), pia.getByTestId("transcript-link").click()]);
+		pages.push(tab);
+		await tab.getByTestId("transcript-disclaimer").waitFor({ timeout: 15_000 });
+		expect(await tab.getByTestId("transcript-disclaimer").textContent()).toMatch(/incomplete or wrong/);
+		const presigned = await tab.getByTestId("transcript-json").getAttribute("href");
+		expect(((await (await fetch(presigned as string)).json()) as { entries: unknown[] }).entries.length).toBe(
+			transcript.entries.length,
+		);
+		// … and refuses someone of the organisation who was not in the meeting.
+		const outsider = await chrome.browser.newPage();
+		pages.push(outsider);
+		await outsider.goto(`${gw.url}${new URL(tab.url()).pathname}#token=${acme.token("olga", "participant")}`);
+		await outsider
+			.getByTestId("transcript-error")
+			.getByText("Only the host and the people who were in this meeting")
+			.waitFor();
 		const vtt = await s3.send(
 			new GetObjectCommand({ Bucket: BUCKET, Key: `rec/${meetingId}/${session?.id}/transcript.vtt` }),
 		);

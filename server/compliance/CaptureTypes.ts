@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TranscriptionEngineSpecSchema } from "../../recorder/RecorderProtocol.js";
 import type { CaptureKind } from "../../shared/protocol.js";
 
 export type { CaptureKind };
@@ -89,6 +90,11 @@ export const TenantCaptureSchema = z.object({
 	ackTimeoutMs: z.number().int().min(1000).max(600_000).default(30_000),
 	/** Who may turn transcription on: any member (the terms' default) or only the host and co-hosts. */
 	transcription: z.enum(["all", "host"]).default("all"),
+	/**
+	 * The transcription engine: the embedded pocketsphinx (default), or AWS Transcribe Streaming with the tenant's
+	 * own AWS credentials (its audio then goes to the tenant's AWS account). Validated like the recorder does.
+	 */
+	transcriptionEngine: TranscriptionEngineSpecSchema.default({ type: "pocketsphinx" }),
 	/** How long a transcript link (/t/{id}) stays valid, in seconds (default 30 days). */
 	transcriptLinkSeconds: z
 		.number()

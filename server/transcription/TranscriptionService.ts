@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
-import type { TranscriptSegmentMessage } from "../../recorder/RecorderProtocol.js";
+import type { TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../recorder/RecorderProtocol.js";
 import type { EventLog } from "../audit/EventLog.js";
 import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
 import type { CaptureSession } from "../compliance/CaptureTypes.js";
@@ -26,8 +26,8 @@ export interface TranscriptionServiceOptions {
 	/** The recorder process hosts the engines (one per speaker). */
 	recorder: Transcriber | undefined;
 	links: TranscriptLinks;
-	/** How long a transcript link stays valid for a tenant (seconds). */
-	linkSeconds: (tenantId: string) => number;
+	/** A tenant's transcription settings: the link lifetime (seconds) and the engine. */
+	tenant: (tenantId: string) => { linkSeconds: number; engine: TranscriptionEngineSpec };
 	endpointPolicy: { allowHttp: boolean; allowPrivate: boolean };
 	log: Logger;
 }
@@ -61,16 +61,22 @@ interface Session {
 	tracks: Map<string, Track>;
 	entries: TranscriptEntry[];
 	link: { id: string; expiresAt: string };
+	/** Final segments arrived since the transcript was last written. */
+	dirty: boolean;
+	checkpoint?: NodeJS.Timeout;
 	ended?: boolean;
 }
+
+/** While a session runs, the transcript in the bucket is brought up to date this often. */
+const CHECKPOINT_MS = 30_000;
 
 /**
  * Transcription, as a capture sink: each covered person's microphone goes, only
  * through the notice gate's taps, to an engine stream of their own in the
  * recorder process; segments come back as live captions for everyone in the
- * meeting, and the final ones make the transcript (JSON and WebVTT) written to
- * the customer's bucket next to the recordings when the session ends. The
- * gateway keeps no copy.
+ * meeting, and the final ones make the transcript (JSON and WebVTT) streamed to
+ * the customer's bucket next to the recordings (every 30 s, and at the
+ * session's end). The gateway keeps no copy beyond the running session's text.
  */
 export class TranscriptionService implements CaptureSink {
 	readonly #o: TranscriptionServiceOptions;
@@ -89,14 +95,24 @@ export class TranscriptionService implements CaptureSink {
 				...where,
 				sessionId: session.id,
 				objectPrefix: objectPrefix(target, where.meetingId, session.id),
-				ttlSeconds: options.linkSeconds(where.tenantId),
+				ttlSeconds: options.tenant(where.tenantId).linkSeconds,
 			});
 			options.events.append("transcript.link_issued", {
 				...where,
 				data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
 			});
-			const s: Session = { session, ...where, target, tracks: new Map(), entries: [], link };
+			const s: Session = { session, ...where, target, tracks: new Map(), entries: [], link, dirty: false };
 			this.#sessions.set(session.id, s);
+			// The transcript streams into the bucket while it grows: a crash loses at most the last interval.
+			s.checkpoint = setInterval(() => {
+				if (!s.dirty || s.ended) return;
+				s.dirty = false;
+				this.#write(s, false).catch((err: unknown) => {
+					s.dirty = true;
+					this.#log.warn({ err, sessionId: s.session.id }, "transcript checkpoint failed; retrying");
+				});
+			}, CHECKPOINT_MS);
+			s.checkpoint.unref();
 			this.#announce(s);
 		});
 		options.capture.on("sessionend", (session) => {
@@ -154,7 +170,7 @@ export class TranscriptionService implements CaptureSink {
 				trackId,
 				codec: media.codec,
 				ssrc: media.ssrc,
-				engine: { type: "pocketsphinx" },
+				engine: this.#o.tenant(s.tenantId).engine,
 				options: { partials: true, ...this.#o.endpointPolicy },
 			});
 			track.state = "open";
@@ -211,6 +227,7 @@ export class TranscriptionService implements CaptureSink {
 		});
 		if (seg.final) {
 			s.entries.push({ speaker: track.person, displayName: track.displayName, start, end, text: seg.text });
+			s.dirty = true;
 		}
 	}
 
@@ -226,11 +243,12 @@ export class TranscriptionService implements CaptureSink {
 		const s = this.#sessions.get(sessionId);
 		if (!s || s.ended) return;
 		s.ended = true;
+		clearInterval(s.checkpoint);
 		await Promise.all([...s.tracks.values()].map((t) => this.#close(t.trackId, "session_ended")));
 		await Promise.all([...s.tracks.values()].map((t) => t.settled));
 		this.#announce(s); // everyone present at the end gets the link too
 		try {
-			await this.#write(s);
+			await this.#write(s, true);
 		} catch (err) {
 			this.#log.error({ err, sessionId }, "could not write the transcript");
 		} finally {
@@ -238,8 +256,11 @@ export class TranscriptionService implements CaptureSink {
 		}
 	}
 
-	/** transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket. */
-	async #write(s: Session): Promise<void> {
+	/**
+	 * transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket: every
+	 * 30 s while the session runs (`final` false, overwritten), and once more at its end (audited).
+	 */
+	async #write(s: Session, final: boolean): Promise<void> {
 		const base = objectPrefix(s.target, s.meetingId, s.session.id);
 		const entries = [...s.entries].sort((a, b) => a.start.localeCompare(b.start));
 		const disclaimer = DEFAULT_TEXTS.en.transcriptionDisclaimer;
@@ -251,7 +272,7 @@ export class TranscriptionService implements CaptureSink {
 				session: s.session.id,
 				policy: s.session.policy,
 				startedAt: s.session.startedAt,
-				engine: "pocketsphinx",
+				engine: this.#o.tenant(s.tenantId).engine.type,
 				disclaimer,
 				entries,
 			},
@@ -277,6 +298,7 @@ export class TranscriptionService implements CaptureSink {
 						...ssePutParams(s.target.encryption),
 					}),
 				);
+				if (!final) continue; // checkpoints are overwritten; the trail records the final objects
 				this.#o.events.append("storage.object_written", {
 					tenantId: s.tenantId,
 					meetingId: s.meetingId,

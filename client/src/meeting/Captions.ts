@@ -50,7 +50,8 @@ export class Captions {
 	/** Where the transcript will be: a link (opens in a new tab, which keeps this tab's sign-in). */
 	link(path: string): void {
 		$("#transcript-link-slot").replaceChildren(
-			h("a", { href: path, target: "_blank", "data-testid": "transcript-link" }, "Transcript"),
+			// rel=opener: a same-origin tab opened with its opener gets a copy of this tab's sessionStorage (the sign-in).
+			h("a", { href: path, target: "_blank", rel: "opener", "data-testid": "transcript-link" }, "Transcript"),
 		);
 		this.#seen = true;
 		this.#render();
