@@ -34,6 +34,8 @@ export interface TranscriptionServiceOptions {
 
 interface Track {
 	trackId: string;
+	/** The tap it transcribes (to reopen it after a recorder crash). */
+	tap: TapChange;
 	peerId: string;
 	person: string;
 	displayName: string;
@@ -83,6 +85,8 @@ export class TranscriptionService implements CaptureSink {
 	readonly #log: Logger;
 	readonly #sessions = new Map<string, Session>();
 	readonly #tracks = new Map<string, { session: Session; track: Track }>();
+	/** Taps whose engine streams died with the recorder, to reopen once it is back. */
+	readonly #lost: TapChange[] = [];
 
 	constructor(options: TranscriptionServiceOptions) {
 		this.#o = options;
@@ -124,6 +128,23 @@ export class TranscriptionService implements CaptureSink {
 			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason);
 		});
 		options.recorder?.on("transcriptSegment", (s) => this.#segment(s));
+		// The recorder died: its engine streams are gone. Once it is back (the recording service restarts it),
+		// the taps the gate still allows get new streams.
+		options.recorder?.on("crashed", () => {
+			const lost = [...this.#tracks.values()];
+			for (const { track } of lost) {
+				track.state = "closed";
+				track.media?.close();
+				this.#tracks.delete(track.trackId);
+				track.done();
+			}
+			this.#lost.push(...lost.map((l) => l.track.tap));
+		});
+		options.recorder?.on("ready", () => {
+			for (const tap of this.#lost.splice(0)) {
+				if (this.#o.capture.mayCapture(tap.session.meetingId, "transcription", tap.peerId)) void this.#open(tap);
+			}
+		});
 		options.recorder?.on("transcriptionFailed", (f) => {
 			this.#log.error(f, "transcription of a track failed");
 			void this.#close(f.trackId, f.code);
@@ -160,7 +181,7 @@ export class TranscriptionService implements CaptureSink {
 		const settled = new Promise<void>((resolve) => {
 			done = resolve;
 		});
-		const track: Track = { trackId, peerId: tap.peerId, person, displayName, state: "opening", settled, done };
+		const track: Track = { trackId, tap, peerId: tap.peerId, person, displayName, state: "opening", settled, done };
 		s.tracks.set(trackId, track);
 		this.#tracks.set(trackId, { session: s, track });
 		try {
@@ -184,6 +205,7 @@ export class TranscriptionService implements CaptureSink {
 		} catch (err) {
 			this.#log.error({ err, trackId }, "could not open a transcription track");
 			track.media?.close();
+			if (track.state === "open") await recorder.closeTranscription(trackId).catch(() => undefined);
 			track.state = "closed";
 			this.#tracks.delete(trackId);
 			done();
