@@ -19,6 +19,8 @@ import { waitFor } from "./helpers/wait.js";
  */
 describe("recording notice gate (signaling)", () => {
 	const acme = testTenant("acme");
+	/** A tenant that keeps transcription to the host and co-hosts. */
+	const strict = testTenant("strict", { transcription: "host" });
 	let s3server: S3Server;
 	let gw: Gateway;
 	const open: RawClient[] = [];
@@ -67,7 +69,7 @@ describe("recording notice gate (signaling)", () => {
 		await s3.send(new CreateBucketCommand({ Bucket: "acme-recordings" }));
 		s3.destroy();
 		gw = await startGateway({
-			tenants: [acme],
+			tenants: [acme, strict],
 			env: {
 				CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
 				CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
@@ -300,6 +302,37 @@ describe("recording notice gate (signaling)", () => {
 		await host.call("setCoHost", { peerId: eliJoin.peerId, coHost: true });
 		const fay = await client(acme.token("fay", "participant"));
 		expect((await joined(fay, m.id, "Fay")).coHosts).toEqual([eliJoin.peerId]);
+	});
+
+	it("lets any member turn transcription on, unless the tenant keeps it to the host", async () => {
+		const m = await schedule("stt-host");
+		const host = await client(acme.token("stt-host"));
+		await joined(host, m.id, "Host");
+		const pia = await client(acme.token("pia", "participant"));
+		await joined(pia, m.id, "Pia");
+		expect(await pia.call("startCapture", { kind: "transcription" })).toMatchObject({ state: "on", startedBy: "Pia" });
+		await pia.call("stopCapture", { kind: "transcription" });
+
+		const saved = await api(gw, "PUT", "/api/storage-target", strict.token("it-admin", "admin"), {
+			endpoint: s3server.endpoint,
+			region: "us-east-1",
+			bucket: "acme-recordings",
+			prefix: "strict",
+			forcePathStyle: true,
+			credentials: { accessKeyId: "AKIASTRICT", secretAccessKey: "secret-value" },
+		});
+		expect(saved.status).toBe(200);
+		const sm = await api(gw, "POST", "/api/meetings", strict.token("strict-host"), {
+			title: "Strict",
+			settings: { lobby: false },
+		});
+		const sh = await client(strict.token("strict-host"));
+		await joined(sh, sm.body.id as string, "Host");
+		const sp = await client(strict.token("sam", "participant"));
+		await joined(sp, sm.body.id as string, "Sam");
+		expect(codeOf(await sp.req("startCapture", { kind: "transcription" }))).toBe("host_only");
+		expect(await sh.call("startCapture", { kind: "transcription" })).toMatchObject({ state: "on" });
+		await sh.call("stopCapture", { kind: "transcription" });
 	});
 
 	it("ends every session with the meeting", async () => {
