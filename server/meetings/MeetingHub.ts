@@ -490,10 +490,7 @@ export class MeetingHub {
 		if (this.#capture.starters(meeting, kind) === "all") return meeting;
 		if (live.coHosts.has(conn.peerId)) return meeting;
 		if (conn.role !== "host") {
-			throw new ForbiddenError(
-				"host_only",
-				"Only the host, or a co-host the host named, can turn recording on or off.",
-			);
+			throw new ForbiddenError("host_only", `Only the host, or a co-host the host named, can turn ${kind} on or off.`);
 		}
 		return this.#host(conn).meeting;
 	}
