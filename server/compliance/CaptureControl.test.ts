@@ -82,6 +82,23 @@ describe("CaptureControl: the state machine", () => {
 		expect(c.mayCapture("host")).toBe(false);
 		expect(gates).toEqual(["host:open:consented", "host:closed:declined"]);
 	});
+
+	it("opens a gate once: consenting after an acknowledgement (notice policy) opens nothing more", () => {
+		// The property below found this (fast-check counterexample: join, start, ack, consent).
+		const c = new CaptureControl("recording", "m1");
+		c.join("p1");
+		const gates: string[] = [];
+		c.on("gate", (g) => gates.push(`${g.person}:${g.open ? "open" : "closed"}`));
+		let n: Notice[] = [];
+		c.on("sessionstart", (_s, ns) => {
+			n = ns;
+		});
+		c.start("p1", notice);
+		const pn = n[0] as Notice;
+		c.acknowledge("p1", pn.id);
+		c.consent("p1", pn.id);
+		expect(gates).toEqual(["p1:open"]);
+	});
 });
 
 type Op =
@@ -197,7 +214,20 @@ describe("CaptureControl: the gate never opens before the person's ack of the cu
 					}
 				}
 			}),
-			{ numRuns: 2000 },
+			// The first example is the sequence that once opened a gate twice (ack then consent under `notice`).
+			{
+				numRuns: 2000,
+				examples: [
+					[
+						[
+							{ t: "join", p: 1 },
+							{ t: "start", policy: 0 },
+							{ t: "ack", p: 1, stale: false },
+							{ t: "consent", p: 1, stale: false },
+						],
+					],
+				],
+			},
 		);
 	});
 });

@@ -114,8 +114,10 @@ export class CaptureControl extends EventEmitter<CaptureControlEvents> {
 		const st = this.#current(person, noticeId);
 		if (st.coverage === "declined") throw new ForbiddenError("declined", "You declined; leave and rejoin to consent.");
 		if (st.coverage !== "consented") {
+			// Under the notice policy an acknowledgement may have opened the gate already: it opens once.
+			const wasOpen = this.mayCapture(person);
 			st.coverage = "consented";
-			this.#open(person, "consented");
+			if (!wasOpen) this.#open(person, "consented");
 		}
 		return st.coverage;
 	}
