@@ -45,6 +45,7 @@ export class Gateway {
 	/** The notice gate of every live meeting: the one way to media for recording and transcription. */
 	readonly capture: CaptureService;
 	readonly recording: RecordingService;
+	readonly transcription: TranscriptionService;
 	readonly recorder: RecorderProcess | undefined;
 	readonly #db: Database;
 	readonly #log: Logger;
@@ -61,6 +62,7 @@ export class Gateway {
 		tenants: TenantRegistry;
 		capture: CaptureService;
 		recording: RecordingService;
+		transcription: TranscriptionService;
 		recorder: RecorderProcess | undefined;
 		log: Logger;
 	}) {
@@ -74,6 +76,7 @@ export class Gateway {
 		this.tenants = p.tenants;
 		this.capture = p.capture;
 		this.recording = p.recording;
+		this.transcription = p.transcription;
 		this.recorder = p.recorder;
 		this.#db = p.db;
 		this.#log = p.log;
@@ -158,23 +161,21 @@ export class Gateway {
 			log,
 		});
 		capture.registerSink("recording", recording);
-		capture.registerSink(
-			"transcription",
-			new TranscriptionService({
-				targets,
-				capture,
-				rooms,
-				events,
-				recorder,
-				links,
-				tenant: (id) => ({
-					linkSeconds: tenantCapture(id).transcriptLinkSeconds,
-					engine: tenantCapture(id).transcriptionEngine,
-				}),
-				endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
-				log,
+		const transcription = new TranscriptionService({
+			targets,
+			capture,
+			rooms,
+			events,
+			recorder,
+			links,
+			tenant: (id) => ({
+				linkSeconds: tenantCapture(id).transcriptLinkSeconds,
+				engine: tenantCapture(id).transcriptionEngine,
 			}),
-		);
+			endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+			log,
+		});
+		capture.registerSink("transcription", transcription);
 		const hub = new MeetingHub({
 			store,
 			seats,
@@ -205,7 +206,22 @@ export class Gateway {
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
-		return new Gateway({ http, io, pool, rooms, db, store, seats, events, tenants, capture, recording, recorder, log });
+		return new Gateway({
+			http,
+			io,
+			pool,
+			rooms,
+			db,
+			store,
+			seats,
+			events,
+			tenants,
+			capture,
+			recording,
+			transcription,
+			recorder,
+			log,
+		});
 	}
 
 	/** The base URL the gateway listens on. */
@@ -219,7 +235,7 @@ export class Gateway {
 	async close(): Promise<void> {
 		this.#log.info("gateway closing");
 		// Finish what is being recorded first: every object completed, every session's manifest written.
-		await this.recording.close();
+		await Promise.all([this.recording.close(), this.transcription.close()]);
 		await this.recorder?.close();
 		await this.rooms.closeAll();
 		this.io.close();

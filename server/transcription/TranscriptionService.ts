@@ -168,6 +168,11 @@ export class TranscriptionService implements CaptureSink {
 		}
 	}
 
+	/** Ends every running session's transcription (engines flushed, transcripts written): the gateway is closing. */
+	async close(): Promise<void> {
+		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id)));
+	}
+
 	async #open(tap: TapChange): Promise<void> {
 		const s = this.#sessions.get(tap.session.id);
 		const room = this.#o.rooms.get(tap.session.meetingId);
