@@ -15,15 +15,13 @@
  *   node --import tsx bench/caption-latency.ts [--runs 3]
  */
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { saveStorageTarget, startBucket, storageEnv } from "../test/helpers/bucket.js";
 import { launchChromium } from "../test/helpers/chromium.js";
 import { api, startGateway } from "../test/helpers/gateway.js";
-import { startS3 } from "../test/helpers/moto.js";
 import { SENTENCES, speak } from "../test/helpers/speech.js";
 import { testTenant } from "../test/helpers/tenants.js";
 import { machine, median, percentile } from "./stats.js";
@@ -57,30 +55,9 @@ if (enc.status !== 0) throw new Error(enc.stderr.toString());
 const fileMs = at;
 
 const tenant = testTenant("bench");
-const s3server = await startS3();
-const s3 = new S3Client({
-	endpoint: s3server.endpoint,
-	region: "us-east-1",
-	forcePathStyle: true,
-	credentials: { accessKeyId: "x", secretAccessKey: "x" },
-});
-await s3.send(new CreateBucketCommand({ Bucket: "captions" }));
-const gw = await startGateway({
-	tenants: [tenant],
-	env: {
-		CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-		CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-		CONSENTRY_STORAGE_ALLOW_HTTP: "true",
-	},
-});
-await api(gw, "PUT", "/api/storage-target", tenant.token("admin", "admin"), {
-	endpoint: s3server.endpoint,
-	region: "us-east-1",
-	bucket: "captions",
-	prefix: "b",
-	forcePathStyle: true,
-	credentials: { accessKeyId: "AKIA", secretAccessKey: "secret" },
-});
+const bucket = await startBucket("captions");
+const gw = await startGateway({ tenants: [tenant], env: storageEnv() });
+await saveStorageTarget(gw, tenant, bucket, "b");
 const chrome = await launchChromium({ fakeAudioFile: wav });
 // Wall-clock marks in every page: when the microphone opened, and when each final caption appeared.
 await chrome.browser.addInitScript(() => {
@@ -150,8 +127,7 @@ try {
 } finally {
 	await chrome.close();
 	await gw.close();
-	s3.destroy();
-	await s3server.stop();
+	await bucket.stop();
 	rmSync(dir, { recursive: true, force: true });
 }
 

@@ -1,12 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Locator, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import type { Peer } from "../server/sfu/Peer.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -21,40 +19,16 @@ import { waitFor } from "./helpers/wait.js";
 const tenant = testTenant("acme");
 /** A second customer whose administrator registered no bucket. */
 const globex = testTenant("globex");
-let s3server: S3Server;
+let bucket: TestBucket;
 let gateway: Gateway;
 let chrome: LaunchedBrowser;
 let hostCount = 0;
 
 beforeAll(async () => {
-	s3server = await startS3();
-	const s3 = new S3Client({
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "x", secretAccessKey: "x" },
-	});
-	await s3.send(new CreateBucketCommand({ Bucket: "acme-recordings" }));
-	s3.destroy();
-	gateway = await startGateway({
-		tenants: [tenant, globex],
-		env: {
-			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
-		},
-	});
+	bucket = await startBucket("acme-recordings");
+	gateway = await startGateway({ tenants: [tenant, globex], env: storageEnv() });
 	// The customer's administrator registers the bucket: recording may start from now on.
-	const saved = await api(gateway, "PUT", "/api/storage-target", tenant.token("it-admin", "admin"), {
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		bucket: "acme-recordings",
-		prefix: "consentry",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "AKIAACME", secretAccessKey: "super-secret-key-value" },
-		encryption: { type: "SSE-S3" },
-	});
-	expect(saved.status).toBe(200);
+	await saveStorageTarget(gateway, tenant, bucket, "consentry", { encryption: { type: "SSE-S3" } });
 	chrome = await launchChromium();
 	// Counts the cue's oscillators in every page (the page itself exposes nothing for tests).
 	await chrome.browser.addInitScript(() => {
@@ -71,7 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
 	await chrome?.close();
 	await gateway?.close();
-	await s3server?.stop();
+	await bucket?.stop();
 });
 
 // Helpers ---------------------------------------------------------------------------------------------------------

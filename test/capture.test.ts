@@ -1,12 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEvent } from "../server/audit/EventLog.js";
 import type { TapChange } from "../server/compliance/CaptureService.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { JoinResult, NoticeView } from "../shared/protocol.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
 import { codeOf, connect, type RawClient } from "./helpers/signaling.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
@@ -21,7 +19,7 @@ describe("recording notice gate (signaling)", () => {
 	const acme = testTenant("acme");
 	/** A tenant that keeps transcription to the host and co-hosts. */
 	const strict = testTenant("strict", { transcription: "host" });
-	let s3server: S3Server;
+	let bucket: TestBucket;
 	let gw: Gateway;
 	const open: RawClient[] = [];
 	const taps: TapChange[] = [];
@@ -59,43 +57,16 @@ describe("recording notice gate (signaling)", () => {
 	const trail = (meetingId: string): AuditEvent[] => gw.events.list({ tenantId: "acme", meetingId });
 
 	beforeAll(async () => {
-		s3server = await startS3();
-		const s3 = new S3Client({
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			forcePathStyle: true,
-			credentials: { accessKeyId: "x", secretAccessKey: "x" },
-		});
-		await s3.send(new CreateBucketCommand({ Bucket: "acme-recordings" }));
-		s3.destroy();
-		gw = await startGateway({
-			tenants: [acme, strict],
-			env: {
-				CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-				CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-				CONSENTRY_STORAGE_ALLOW_HTTP: "true",
-			},
-		});
+		bucket = await startBucket("acme-recordings");
+		gw = await startGateway({ tenants: [acme, strict], env: storageEnv() });
 		gw.capture.on("tap", (t) => taps.push(t));
 	});
 
 	afterAll(async () => {
 		for (const c of open) c.close();
 		await gw?.close();
-		await s3server?.stop();
+		await bucket?.stop();
 	});
-
-	const saveTarget = async () => {
-		const r = await api(gw, "PUT", "/api/storage-target", acme.token("it-admin", "admin"), {
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			bucket: "acme-recordings",
-			prefix: "consentry",
-			forcePathStyle: true,
-			credentials: { accessKeyId: "AKIAACME", secretAccessKey: "secret-value" },
-		});
-		expect(r.status).toBe(200);
-	};
 
 	it("refuses to record without the customer's bucket, and lets only the host turn recording on", async () => {
 		const m = await schedule("nobucket-host");
@@ -113,7 +84,7 @@ describe("recording notice gate (signaling)", () => {
 	});
 
 	it("notices everyone, refuses new media until the notice is answered, and opens taps only after the proof", async () => {
-		await saveTarget();
+		await saveStorageTarget(gw, acme, bucket, "consentry");
 		const m = await schedule("gate-host");
 		const host = await client(acme.token("gate-host"));
 		await joined(host, m.id, "Host");
@@ -313,15 +284,7 @@ describe("recording notice gate (signaling)", () => {
 		expect(await pia.call("startCapture", { kind: "transcription" })).toMatchObject({ state: "on", startedBy: "Pia" });
 		await pia.call("stopCapture", { kind: "transcription" });
 
-		const saved = await api(gw, "PUT", "/api/storage-target", strict.token("it-admin", "admin"), {
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			bucket: "acme-recordings",
-			prefix: "strict",
-			forcePathStyle: true,
-			credentials: { accessKeyId: "AKIASTRICT", secretAccessKey: "secret-value" },
-		});
-		expect(saved.status).toBe(200);
+		await saveStorageTarget(gw, strict, bucket, "strict");
 		const sm = await api(gw, "POST", "/api/meetings", strict.token("strict-host"), {
 			title: "Strict",
 			settings: { lobby: false },

@@ -1,12 +1,10 @@
-import { randomBytes } from "node:crypto";
-import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 import { probeMedia } from "./helpers/webm.js";
@@ -19,52 +17,32 @@ import { probeMedia } from "./helpers/webm.js";
  * recording stops cleanly and everyone in the meeting is told why.
  */
 const acme = testTenant("acme");
-const BUCKET = "acme-recordings";
-let s3server: S3Server;
-let s3: S3Client;
+let bucket: TestBucket;
 let gw: Gateway;
 let chrome: LaunchedBrowser;
 const pages: Page[] = [];
 
 beforeAll(async () => {
-	s3server = await startS3();
-	s3 = new S3Client({
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "x", secretAccessKey: "x" },
-	});
-	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+	bucket = await startBucket("acme-recordings");
 	gw = await startGateway({
 		tenants: [acme],
 		env: {
-			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
+			...storageEnv(),
 			// Small objects (3 s) so a crash loses little; a small buffer so an outage outlasts it quickly.
 			CONSENTRY_RECORDING_SEGMENT_MINUTES: "0.05",
 			CONSENTRY_RECORDER_BUFFER_MIB: "6",
 		},
 	});
-	const saved = await api(gw, "PUT", "/api/storage-target", acme.token("it-admin", "admin"), {
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		bucket: BUCKET,
-		prefix: "rec",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "AKIAACME", secretAccessKey: "secret-value" },
-	});
-	expect(saved.status).toBe(200);
+	await saveStorageTarget(gw, acme, bucket, "rec");
 	chrome = await launchChromium();
 });
 
 afterAll(async () => {
-	s3server?.resume();
+	bucket?.server.resume();
 	await Promise.all(pages.map((p) => p.close().catch(() => undefined)));
 	await chrome?.close();
 	await gw?.close();
-	s3?.destroy();
-	await s3server?.stop();
+	await bucket?.stop();
 });
 
 async function recordingHost(name: string): Promise<{ page: Page; meetingId: string }> {
@@ -85,16 +63,7 @@ async function recordingHost(name: string): Promise<{ page: Page; meetingId: str
 }
 
 async function manifestOf(meetingId: string, sessionId: string): Promise<Manifest> {
-	return waitFor(
-		async () => {
-			const r = await s3.send(
-				new GetObjectCommand({ Bucket: BUCKET, Key: `rec/${meetingId}/${sessionId}/manifest.json` }),
-			);
-			return JSON.parse(await (r.Body as { transformToString(): Promise<string> }).transformToString()) as Manifest;
-		},
-		60_000,
-		"manifest.json",
-	);
+	return waitFor(() => bucket.json<Manifest>(`rec/${meetingId}/${sessionId}/manifest.json`), 60_000, "manifest.json");
 }
 
 describe("recording faults", () => {
@@ -122,10 +91,7 @@ describe("recording faults", () => {
 		expect(new Set(keys).size).toBe(keys.length);
 		for (const t of after) expect(t.objects[0]?.seq).toBe(1001);
 		const last = after.find((t) => t.kind === "camera")?.objects.at(-1);
-		const r = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: last?.key as string }));
-		const probe = await probeMedia(
-			await (r.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-		);
+		const probe = await probeMedia(await bucket.bytes(last?.key as string));
 		expect(probe.codecs).toEqual(["vp8"]);
 		expect(probe.decodeErrors).toBe("");
 	});
@@ -134,7 +100,7 @@ describe("recording faults", () => {
 		const { page, meetingId } = await recordingHost("outage-host");
 		const session = gw.capture.session(meetingId, "recording");
 		await new Promise((r) => setTimeout(r, 4000));
-		s3server.pause();
+		bucket.server.pause();
 		const message = page.getByTestId("capture-message");
 		await message.waitFor({ state: "visible", timeout: 90_000 });
 		expect(await message.textContent()).toMatch(/storage bucket could not be reached/);
@@ -146,7 +112,7 @@ describe("recording faults", () => {
 			.list({ tenantId: "acme", meetingId, type: "session.off" })
 			.find((e) => e.data.sessionId === session?.id);
 		expect(off?.data.reason).toBe("storage_unavailable");
-		s3server.resume();
+		bucket.server.resume();
 		// What was recorded before the outage is in the bucket, and the manifest says why it ended.
 		const manifest = await manifestOf(meetingId, session?.id as string);
 		expect(manifest.endReason).toBe("storage_unavailable");

@@ -1,13 +1,13 @@
-import { createHash, randomBytes } from "node:crypto";
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyExport } from "../server/audit/verify.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 import { probeMedia } from "./helpers/webm.js";
@@ -21,40 +21,15 @@ import { probeMedia } from "./helpers/webm.js";
  * The person the gate never covered has no object at all.
  */
 const acme = testTenant("acme");
-const BUCKET = "acme-recordings";
-let s3server: S3Server;
-let s3: S3Client;
+let bucket: TestBucket;
 let gw: Gateway;
 let chrome: LaunchedBrowser;
 const pages: Page[] = [];
 
 beforeAll(async () => {
-	s3server = await startS3();
-	s3 = new S3Client({
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "x", secretAccessKey: "x" },
-	});
-	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-	gw = await startGateway({
-		tenants: [acme],
-		env: {
-			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
-		},
-	});
-	const saved = await api(gw, "PUT", "/api/storage-target", acme.token("it-admin", "admin"), {
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		bucket: BUCKET,
-		prefix: "rec",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "AKIAACME", secretAccessKey: "secret-value" },
-		encryption: { type: "SSE-S3" },
-	});
-	expect(saved.status).toBe(200);
+	bucket = await startBucket("acme-recordings");
+	gw = await startGateway({ tenants: [acme], env: storageEnv() });
+	await saveStorageTarget(gw, acme, bucket, "rec", { encryption: { type: "SSE-S3" } });
 	chrome = await launchChromium();
 });
 
@@ -62,8 +37,7 @@ afterAll(async () => {
 	await Promise.all(pages.map((p) => p.close().catch(() => undefined)));
 	await chrome?.close();
 	await gw?.close();
-	s3?.destroy();
-	await s3server?.stop();
+	await bucket?.stop();
 });
 
 async function join(joinCode: string, name: string, token: string): Promise<Page> {
@@ -73,11 +47,6 @@ async function join(joinCode: string, name: string, token: string): Promise<Page
 	await page.getByRole("button", { name: "Join", exact: true }).click();
 	await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
 	return page;
-}
-
-async function getObject(key: string): Promise<Buffer> {
-	const r = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-	return Buffer.from(await (r.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
 }
 
 describe("recording into the customer's bucket", () => {
@@ -112,7 +81,7 @@ describe("recording into the customer's bucket", () => {
 
 		const base = `rec/${meetingId}/${session?.id}`;
 		const manifest = await waitFor(
-			async () => JSON.parse((await getObject(`${base}/manifest.json`)).toString()) as Manifest,
+			async () => JSON.parse((await bucket.bytes(`${base}/manifest.json`)).toString()) as Manifest,
 			60_000,
 			"manifest.json in the bucket",
 		);
@@ -125,7 +94,7 @@ describe("recording into the customer's bucket", () => {
 		expect(danPsn).toMatch(/^psn_/);
 		expect(manifest.persons).not.toContain(danPsn);
 
-		const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${base}/` }));
+		const listed = await bucket.s3.send(new ListObjectsV2Command({ Bucket: bucket.name, Prefix: `${base}/` }));
 		const keys = (listed.Contents ?? []).map((o) => o.Key as string);
 		expect(keys.some((k) => k.includes(String(danPsn)))).toBe(false);
 
@@ -139,7 +108,7 @@ describe("recording into the customer's bucket", () => {
 			expect(track.objects).toHaveLength(1);
 			const obj = track.objects[0] as Manifest["tracks"][number]["objects"][number];
 			expect(keys).toContain(obj.key);
-			const bytes = await getObject(obj.key);
+			const bytes = await bucket.bytes(obj.key);
 			expect(bytes.length).toBe(obj.size);
 			expect(createHash("sha256").update(bytes).digest("hex")).toBe(obj.sha256);
 			const probe = await probeMedia(bytes);
@@ -151,7 +120,7 @@ describe("recording into the customer's bucket", () => {
 		}
 
 		// The trail next to the recording verifies offline and is anchored in the gateway's chain.
-		const audit = (await getObject(`${base}/audit.jsonl`)).toString();
+		const audit = (await bucket.bytes(`${base}/audit.jsonl`)).toString();
 		expect(createHash("sha256").update(audit).digest("hex")).toBe(manifest.audit.sha256);
 		expect(verifyExport(audit)).toMatchObject({ ok: true });
 		expect(gw.events.verify({ tenantId: "acme" })[0]).toMatchObject({ ok: true });

@@ -1,10 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { CreateBucketCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import type { NoticeView } from "../shared/protocol.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
 import { connect, type RawClient } from "./helpers/signaling.js";
 import { type TestTenant, testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
@@ -19,47 +18,20 @@ import { waitFor } from "./helpers/wait.js";
 const acme = testTenant("acme");
 /** Links that expire after 2 s. */
 const brief = testTenant("brief", { transcriptLinkSeconds: 2 });
-const BUCKET = "transcripts";
-let s3server: S3Server;
-let s3: S3Client;
+let bucket: TestBucket;
 let gw: Gateway;
 const open: RawClient[] = [];
 
 beforeAll(async () => {
-	s3server = await startS3();
-	s3 = new S3Client({
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "x", secretAccessKey: "x" },
-	});
-	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-	gw = await startGateway({
-		tenants: [acme, brief],
-		env: {
-			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
-		},
-	});
-	for (const t of [acme, brief]) {
-		const r = await api(gw, "PUT", "/api/storage-target", t.token("it-admin", "admin"), {
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			bucket: BUCKET,
-			prefix: t.id,
-			forcePathStyle: true,
-			credentials: { accessKeyId: "AKIA", secretAccessKey: "secret-value" },
-		});
-		expect(r.status).toBe(200);
-	}
+	bucket = await startBucket("transcripts");
+	gw = await startGateway({ tenants: [acme, brief], env: storageEnv() });
+	for (const t of [acme, brief]) await saveStorageTarget(gw, t, bucket, t.id);
 });
 
 afterAll(async () => {
 	for (const c of open) c.close();
 	await gw?.close();
-	s3?.destroy();
-	await s3server?.stop();
+	await bucket?.stop();
 });
 
 /** A meeting where the host and a participant transcribe (nobody speaks) and stop: returns the link's ID. */
@@ -80,7 +52,10 @@ async function transcribedMeeting(t: TestTenant, host: string): Promise<{ linkId
 	await h.call("stopCapture", { kind: "transcription" });
 	const session = gw.events.list({ tenantId: t.id, meetingId, type: "session.on" })[0]?.data.sessionId as string;
 	await waitFor(
-		() => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${t.id}/${meetingId}/${session}/transcript.json` })),
+		() =>
+			bucket.s3.send(
+				new HeadObjectCommand({ Bucket: bucket.name, Key: `${t.id}/${meetingId}/${session}/transcript.json` }),
+			),
 		20_000,
 		"transcript.json",
 	);

@@ -1,17 +1,15 @@
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wordErrorRate } from "../recorder/transcription/wer.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { TranscriptEntry } from "../server/transcription/TranscriptionService.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
 import { SENTENCES, speak } from "./helpers/speech.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
@@ -25,10 +23,8 @@ import { waitFor } from "./helpers/wait.js";
  * transcribed, though they speak the same words.
  */
 const acme = testTenant("acme");
-const BUCKET = "acme-recordings";
 const SPOKEN = `${SENTENCES.report} ${SENTENCES.weather}`;
-let s3server: S3Server;
-let s3: S3Client;
+let bucket: TestBucket;
 let gw: Gateway;
 let chrome: LaunchedBrowser;
 let dir: string;
@@ -61,31 +57,9 @@ function speechFile(): string {
 
 beforeAll(async () => {
 	dir = mkdtempSync(path.join(os.tmpdir(), "consentry-stt-"));
-	s3server = await startS3();
-	s3 = new S3Client({
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "x", secretAccessKey: "x" },
-	});
-	await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-	gw = await startGateway({
-		tenants: [acme],
-		env: {
-			CONSENTRY_MASTER_KEY: randomBytes(32).toString("base64"),
-			CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
-			CONSENTRY_STORAGE_ALLOW_HTTP: "true",
-		},
-	});
-	const saved = await api(gw, "PUT", "/api/storage-target", acme.token("it-admin", "admin"), {
-		endpoint: s3server.endpoint,
-		region: "us-east-1",
-		bucket: BUCKET,
-		prefix: "rec",
-		forcePathStyle: true,
-		credentials: { accessKeyId: "AKIAACME", secretAccessKey: "secret-value" },
-	});
-	expect(saved.status).toBe(200);
+	bucket = await startBucket("acme-recordings");
+	gw = await startGateway({ tenants: [acme], env: storageEnv() });
+	await saveStorageTarget(gw, acme, bucket, "rec");
 	chrome = await launchChromium({ fakeAudioFile: speechFile() });
 });
 
@@ -93,8 +67,7 @@ afterAll(async () => {
 	await Promise.all(pages.map((p) => p.close().catch(() => undefined)));
 	await chrome?.close();
 	await gw?.close();
-	s3?.destroy();
-	await s3server?.stop();
+	await bucket?.stop();
 	rmSync(dir, { recursive: true, force: true });
 });
 
@@ -143,13 +116,7 @@ describe("transcription", () => {
 
 		const key = `rec/${meetingId}/${session?.id}/transcript.json`;
 		const transcript = await waitFor(
-			async () => {
-				const r = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-				return JSON.parse(await (r.Body as { transformToString(): Promise<string> }).transformToString()) as {
-					disclaimer: string;
-					entries: TranscriptEntry[];
-				};
-			},
+			() => bucket.json<{ disclaimer: string; entries: TranscriptEntry[] }>(key),
 			30_000,
 			"transcript.json in the bucket",
 		);
@@ -185,9 +152,7 @@ describe("transcription", () => {
 			.getByTestId("transcript-error")
 			.getByText("Only the host and the people who were in this meeting")
 			.waitFor();
-		const vtt = await s3.send(
-			new GetObjectCommand({ Bucket: BUCKET, Key: `rec/${meetingId}/${session?.id}/transcript.vtt` }),
-		);
-		expect(await (vtt.Body as { transformToString(): Promise<string> }).transformToString()).toMatch(/^WEBVTT/);
+		const vtt = await bucket.bytes(`rec/${meetingId}/${session?.id}/transcript.vtt`);
+		expect(vtt.toString()).toMatch(/^WEBVTT/);
 	});
 });
