@@ -1,18 +1,18 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import {
-	CreateBucketCommand,
 	CreateMultipartUploadCommand,
 	GetObjectCommand,
 	ListMultipartUploadsCommand,
-	S3Client,
+	type S3Client,
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { ObjectWritten, OpenTrackMessage, PartUploaded, TrackFailed } from "../recorder/RecorderProtocol.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
+import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
+import type { S3Server } from "./helpers/moto.js";
 import { childrenOf, isRunning } from "./helpers/proc-fds.js";
 import { probe, sendRtp } from "./helpers/rtp-sender.js";
 import { waitFor } from "./helpers/wait.js";
@@ -26,6 +26,7 @@ const MiB = 1024 * 1024;
  * killed with SIGKILL mid-upload and a new one recovers its upload.
  */
 describe("recorder under failure", () => {
+	let bucket: TestBucket;
 	let s3server: S3Server;
 	let s3: S3Client;
 	let target: StorageTarget;
@@ -35,23 +36,10 @@ describe("recorder under failure", () => {
 	const parts: PartUploaded[] = [];
 
 	beforeAll(async () => {
-		s3server = await startS3();
-		s3 = new S3Client({
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			forcePathStyle: true,
-			credentials: { accessKeyId: "test", secretAccessKey: "test" },
-		});
-		await s3.send(new CreateBucketCommand({ Bucket: "customer" }));
-		target = {
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			bucket: "customer",
-			prefix: "rec",
-			credentials: { accessKeyId: "test", secretAccessKey: "test" },
-			forcePathStyle: true,
-			encryption: { type: "none" },
-		};
+		bucket = await startBucket("customer");
+		s3server = bucket.server;
+		s3 = bucket.s3;
+		target = targetOf(bucket, "rec");
 		recorder = await RecorderProcess.create({
 			config: {
 				partSizeBytes: 5 * MiB,
@@ -78,8 +66,7 @@ describe("recorder under failure", () => {
 	afterAll(async () => {
 		s3server?.resume();
 		await recorder?.close();
-		s3?.destroy();
-		await s3server?.stop();
+		await bucket?.stop();
 	});
 
 	function videoTrack(trackId: string, ssrc: number, sessionId: string): Omit<OpenTrackMessage, "type" | "requestId"> {

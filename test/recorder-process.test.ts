@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type {
@@ -10,7 +10,8 @@ import type {
 	TrackFailed,
 } from "../recorder/RecorderProtocol.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
+import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
+import type { S3Server } from "./helpers/moto.js";
 import { childrenOf, describeFds, writableRegularFiles } from "./helpers/proc-fds.js";
 import { probe, sendRtp } from "./helpers/rtp-sender.js";
 import { waitFor } from "./helpers/wait.js";
@@ -25,6 +26,7 @@ const VIDEO = { kind: "video", mimeType: "video/VP8", payloadType: 101, clockRat
  * SIGSTOP for outages.
  */
 describe("recorder process", () => {
+	let bucket: TestBucket;
 	let s3server: S3Server;
 	let s3: S3Client;
 	let target: StorageTarget;
@@ -35,23 +37,10 @@ describe("recorder process", () => {
 	let stderr = "";
 
 	beforeAll(async () => {
-		s3server = await startS3();
-		s3 = new S3Client({
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			forcePathStyle: true,
-			credentials: { accessKeyId: "test", secretAccessKey: "test" },
-		});
-		await s3.send(new CreateBucketCommand({ Bucket: "customer" }));
-		target = {
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			bucket: "customer",
-			prefix: "rec",
-			credentials: { accessKeyId: "test", secretAccessKey: "test" },
-			forcePathStyle: true,
-			encryption: { type: "none" },
-		};
+		bucket = await startBucket("customer");
+		s3server = bucket.server;
+		s3 = bucket.s3;
+		target = targetOf(bucket, "rec");
 		recorder = await RecorderProcess.create({
 			config: { partSizeBytes: 5 * 1024 * 1024, watchdogMs: 4000, logLevel: "warn" },
 			stderr: "pipe",
@@ -66,8 +55,7 @@ describe("recorder process", () => {
 
 	afterAll(async () => {
 		await recorder?.close();
-		s3?.destroy();
-		await s3server?.stop();
+		await bucket?.stop();
 		if (failures.length) console.error("recorder stderr:", stderr);
 	});
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { PassThrough } from "node:stream";
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ByteBudget } from "../recorder/ByteBudget.js";
 import { RecorderConfigSchema } from "../recorder/RecorderTypes.js";
@@ -8,7 +8,7 @@ import { SegmentUploader } from "../recorder/SegmentUploader.js";
 import { createLogger } from "../server/logger.js";
 import { createS3Client, sseGetParams } from "../server/storage/preflight.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { type S3Server, startS3 } from "./helpers/moto.js";
+import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";
 
 const MiB = 1024 * 1024;
@@ -20,7 +20,7 @@ const MiB = 1024 * 1024;
  * object completed from fewer parts than were read.
  */
 describe("SegmentUploader", () => {
-	let s3server: S3Server;
+	let bucket: TestBucket;
 	let proxy: S3Proxy;
 	let s3: S3Client;
 	let target: StorageTarget;
@@ -28,24 +28,10 @@ describe("SegmentUploader", () => {
 	const log = createLogger("silent");
 
 	beforeAll(async () => {
-		s3server = await startS3();
-		proxy = await startS3Proxy(s3server.endpoint);
-		s3 = new S3Client({
-			endpoint: s3server.endpoint,
-			region: "us-east-1",
-			forcePathStyle: true,
-			credentials: { accessKeyId: "test", secretAccessKey: "test" },
-		});
-		await s3.send(new CreateBucketCommand({ Bucket: "customer" }));
-		target = {
-			endpoint: proxy.endpoint,
-			region: "us-east-1",
-			bucket: "customer",
-			prefix: "",
-			credentials: { accessKeyId: "test", secretAccessKey: "test" },
-			forcePathStyle: true,
-			encryption: { type: "SSE-C", key: sseKey },
-		};
+		bucket = await startBucket("customer");
+		s3 = bucket.s3;
+		proxy = await startS3Proxy(bucket.server.endpoint);
+		target = targetOf(bucket, "", { endpoint: proxy.endpoint, encryption: { type: "SSE-C", key: sseKey } });
 	});
 
 	beforeEach(() => {
@@ -54,9 +40,8 @@ describe("SegmentUploader", () => {
 	});
 
 	afterAll(async () => {
-		s3?.destroy();
 		await proxy?.close();
-		await s3server?.stop();
+		await bucket?.stop();
 	});
 
 	function uploader(key: string, overrides: Partial<ReturnType<typeof RecorderConfigSchema.parse>> = {}) {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { Gateway } from "../../server/Gateway.js";
+import type { StorageTarget } from "../../server/storage/StorageTargetTypes.js";
 import { api } from "./gateway.js";
 import { type S3Server, startS3 } from "./moto.js";
 import type { TestTenant } from "./tenants.js";
@@ -40,6 +41,20 @@ export async function startBucket(name: string): Promise<TestBucket> {
 			s3.destroy();
 			await server.stop();
 		},
+	};
+}
+
+/** A storage target for this bucket, as the recorder gets it (credentials decrypted). */
+export function targetOf(bucket: TestBucket, prefix: string, over: Partial<StorageTarget> = {}): StorageTarget {
+	return {
+		endpoint: bucket.server.endpoint,
+		region: "us-east-1",
+		bucket: bucket.name,
+		prefix,
+		credentials: { accessKeyId: "AKIATEST", secretAccessKey: "secret-value" },
+		forcePathStyle: true,
+		encryption: { type: "none" },
+		...over,
 	};
 }
 
