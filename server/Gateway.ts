@@ -151,13 +151,15 @@ export class Gateway {
 					})
 				: undefined;
 		if (!recorder) log.warn("recording is off: it needs CONSENTRY_MASTER_KEY (storage targets) and CONSENTRY_RECORDER");
+		// Which customer endpoints the operator allows (http, private addresses): one policy for every S3 client.
+		const endpointPolicy = { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate };
 		const recording = new RecordingService({
 			targets,
 			capture,
 			rooms,
 			events,
 			recorder,
-			endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+			endpointPolicy,
 			log,
 		});
 		capture.registerSink("recording", recording);
@@ -172,7 +174,7 @@ export class Gateway {
 				linkSeconds: tenantCapture(id).transcriptLinkSeconds,
 				engine: tenantCapture(id).transcriptionEngine,
 			}),
-			endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+			endpointPolicy,
 			log,
 		});
 		capture.registerSink("transcription", transcription);
@@ -193,7 +195,7 @@ export class Gateway {
 			events,
 			targets,
 			verifier,
-			endpointPolicy: { allowHttp: config.storage.allowHttp, allowPrivate: config.storage.allowPrivate },
+			endpointPolicy,
 			servesClient: existsSync(config.clientDir),
 		});
 		registerStorageApi(http, {

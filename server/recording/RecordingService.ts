@@ -365,13 +365,7 @@ export class RecordingService implements CaptureSink {
 				sessionId: where.sessionId,
 				trackId: o.trackId ?? null,
 				bucket: o.bucket,
-				key: o.key,
-				seq: o.seq,
-				size: o.size,
-				sha256: o.sha256 ?? null,
-				startedAt: o.startedAt,
-				endedAt: o.endedAt,
-				...(o.truncated ? { truncated: true } : {}),
+				...objectEntry(o),
 				...(o.recovered ? { recovered: true } : {}),
 			},
 		});
@@ -466,15 +460,7 @@ export class RecordingService implements CaptureSink {
 						closedAt: t.closedAt ?? null,
 						closeReason: t.closeReason ?? null,
 						coveredBy: proofs.get(t.peerId) ?? null,
-						objects: t.objects.map((o) => ({
-							key: o.key,
-							seq: o.seq,
-							size: o.size,
-							sha256: o.sha256 ?? null,
-							startedAt: o.startedAt,
-							endedAt: o.endedAt,
-							...(o.truncated ? { truncated: true } : {}),
-						})),
+						objects: t.objects.map(objectEntry),
 					}),
 				),
 				chat: { ...chat, messages: rec.chat.length },
@@ -511,3 +497,16 @@ export class RecordingService implements CaptureSink {
 }
 
 class GateClosedWhileOpening extends Error {}
+
+/** How an object is named in the trail and the manifest. */
+function objectEntry(o: ObjectWritten): ManifestTrack["objects"][number] {
+	return {
+		key: o.key,
+		seq: o.seq,
+		size: o.size,
+		sha256: o.sha256 ?? null,
+		startedAt: o.startedAt,
+		endedAt: o.endedAt,
+		...(o.truncated ? { truncated: true } : {}),
+	};
+}
