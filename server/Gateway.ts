@@ -28,6 +28,9 @@ import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
+import { WebhookService } from "./webhooks/WebhookService.js";
+import { WebhookStore } from "./webhooks/WebhookStore.js";
+import { registerWebhooksApi } from "./webhooks/WebhooksApi.js";
 
 /**
  * The gateway process: HTTP (client assets, REST API, health), socket.io
@@ -47,6 +50,8 @@ export class Gateway {
 	readonly recording: RecordingService;
 	readonly transcription: TranscriptionService;
 	readonly recorder: RecorderProcess | undefined;
+	/** Webhooks to the customers' endpoints (undefined without a master key to seal their secrets). */
+	readonly webhooks: WebhookService | undefined;
 	readonly #db: Database;
 	readonly #log: Logger;
 
@@ -64,6 +69,7 @@ export class Gateway {
 		recording: RecordingService;
 		transcription: TranscriptionService;
 		recorder: RecorderProcess | undefined;
+		webhooks: WebhookService | undefined;
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -78,6 +84,7 @@ export class Gateway {
 		this.recording = p.recording;
 		this.transcription = p.transcription;
 		this.recorder = p.recorder;
+		this.webhooks = p.webhooks;
 		this.#db = p.db;
 		this.#log = p.log;
 	}
@@ -206,6 +213,16 @@ export class Gateway {
 			allowHttp: config.storage.allowHttp,
 		});
 
+		const webhooks = config.storage.masterKey
+			? new WebhookService({
+					store: new WebhookStore(db, new SecretBox(parseMasterKey(config.storage.masterKey))),
+					events,
+					endpointPolicy,
+					log: log.child({ component: "webhooks" }),
+				})
+			: undefined;
+		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy });
+
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
 		return new Gateway({
@@ -222,6 +239,7 @@ export class Gateway {
 			recording,
 			transcription,
 			recorder,
+			webhooks,
 			log,
 		});
 	}
@@ -239,6 +257,7 @@ export class Gateway {
 		// Finish what is being recorded first: every object completed, every session's manifest written.
 		await Promise.all([this.recording.close(), this.transcription.close()]);
 		await this.recorder?.close();
+		await this.webhooks?.close();
 		await this.rooms.closeAll();
 		this.io.close();
 		await this.http.close();
