@@ -19,6 +19,7 @@ import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
 import { MeetingStore } from "./meetings/MeetingStore.js";
+import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -52,6 +53,8 @@ export class Gateway {
 	readonly recorder: RecorderProcess | undefined;
 	/** Webhooks to the customers' endpoints (undefined without a master key to seal their secrets). */
 	readonly webhooks: WebhookService | undefined;
+	/** Prometheus metrics (undefined when CONSENTRY_METRICS=false). */
+	readonly metrics: Metrics | undefined;
 	readonly #db: Database;
 	readonly #log: Logger;
 
@@ -70,6 +73,7 @@ export class Gateway {
 		transcription: TranscriptionService;
 		recorder: RecorderProcess | undefined;
 		webhooks: WebhookService | undefined;
+		metrics: Metrics | undefined;
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -85,6 +89,7 @@ export class Gateway {
 		this.transcription = p.transcription;
 		this.recorder = p.recorder;
 		this.webhooks = p.webhooks;
+		this.metrics = p.metrics;
 		this.#db = p.db;
 		this.#log = p.log;
 	}
@@ -222,6 +227,8 @@ export class Gateway {
 				})
 			: undefined;
 		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy });
+		const metrics = config.metrics.enabled ? new Metrics({ rooms, pool, events, recorder, webhooks }) : undefined;
+		if (metrics) registerMetricsRoute(http, metrics, config.metrics);
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
@@ -240,6 +247,7 @@ export class Gateway {
 			transcription,
 			recorder,
 			webhooks,
+			metrics,
 			log,
 		});
 	}
@@ -258,6 +266,7 @@ export class Gateway {
 		await Promise.all([this.recording.close(), this.transcription.close()]);
 		await this.recorder?.close();
 		await this.webhooks?.close();
+		this.metrics?.close();
 		await this.rooms.closeAll();
 		this.io.close();
 		await this.http.close();

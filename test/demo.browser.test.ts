@@ -126,5 +126,19 @@ describe("the demo", () => {
 		const types = receiver.accepted.map((h) => h.payload.type);
 		expect(types.indexOf("recording.started")).toBeLessThan(types.indexOf("recording.stopped"));
 		expect(types.indexOf("recording.stopped")).toBeLessThan(types.indexOf("recording.ready"));
+
+		// The operator's metrics (the demo's gateway on loopback) saw the recorder write them.
+		const metrics = await (await fetch(`${base}/metrics`)).text();
+		const sample = (series: string) =>
+			Number(
+				metrics
+					.split("\n")
+					.find((l) => l.startsWith(`${series} `))
+					?.slice(series.length + 1),
+			);
+		expect(sample('consentry_recorder_objects_written_total{recovered="false"}')).toBe(webms.length);
+		expect(sample("consentry_recorder_uploaded_bytes_total")).toBeGreaterThan(0);
+		expect(sample('consentry_notice_answer_seconds_count{kind="recording",answer="acknowledged"}')).toBe(1);
+		expect(sample('consentry_webhook_attempts_total{event="recording.ready",outcome="delivered"}')).toBe(1);
 	});
 });
