@@ -20,6 +20,7 @@ import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
 import { MeetingStore } from "./meetings/MeetingStore.js";
 import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
+import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -55,6 +56,8 @@ export class Gateway {
 	readonly webhooks: WebhookService | undefined;
 	/** Prometheus metrics (undefined when CONSENTRY_METRICS=false). */
 	readonly metrics: Metrics | undefined;
+	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
+	readonly apiRoutes: readonly RegisteredRoute[];
 	readonly #db: Database;
 	readonly #log: Logger;
 
@@ -74,6 +77,7 @@ export class Gateway {
 		recorder: RecorderProcess | undefined;
 		webhooks: WebhookService | undefined;
 		metrics: Metrics | undefined;
+		apiRoutes: readonly RegisteredRoute[];
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -90,6 +94,7 @@ export class Gateway {
 		this.recorder = p.recorder;
 		this.webhooks = p.webhooks;
 		this.metrics = p.metrics;
+		this.apiRoutes = p.apiRoutes;
 		this.#db = p.db;
 		this.#log = p.log;
 	}
@@ -115,6 +120,7 @@ export class Gateway {
 				? { https: { cert: readFileSync(config.http.tls.certFile), key: readFileSync(config.http.tls.keyFile) } }
 				: {}),
 		}) as unknown as FastifyInstance;
+		const apiRoutes = collectRoutes(http);
 
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
@@ -229,6 +235,7 @@ export class Gateway {
 		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy });
 		const metrics = config.metrics.enabled ? new Metrics({ rooms, pool, events, recorder, webhooks }) : undefined;
 		if (metrics) registerMetricsRoute(http, metrics, config.metrics);
+		await registerOpenApi(http);
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
@@ -248,6 +255,7 @@ export class Gateway {
 			recorder,
 			webhooks,
 			metrics,
+			apiRoutes,
 			log,
 		});
 	}
