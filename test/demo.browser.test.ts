@@ -15,7 +15,7 @@ import { startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-re
  * `npm run demo` as a new user meets it: the demo (scripts/demo.mjs, its own gateway and S3 server) prints the
  * host's link; the host opens it in Chromium, joins, starts recording, answers the notice, stops; the objects
  * land in the demo bucket where the demo said they would, and the customer's webhook hears recording.ready
- * with the same keys.
+ * with the same keys. Then the same for transcription, and the operator's metrics saw it all.
  */
 let demo: ChildProcess;
 let out = "";
@@ -61,8 +61,19 @@ afterAll(async () => {
 });
 
 describe("the demo", () => {
-	it("records out of the box: objects land in the demo bucket where it says, and the webhook hears they are ready", async () => {
-		await waitFor(() => out.includes("Ctrl-C stops everything"), 60_000, `the demo's links (output so far: ${out})`);
+	it("records and transcribes out of the box: objects land in the demo bucket where it says, the webhook hears they are ready", async () => {
+		try {
+			await waitFor(
+				() => {
+					if (demo.exitCode !== null) throw new Error(`the demo exited (${demo.exitCode})`);
+					return out.includes("Ctrl-C stops everything");
+				},
+				60_000,
+				"the demo's links",
+			);
+		} catch (err) {
+			throw new Error(`${(err as Error).message}; its output:\n${out.slice(-3000)}`);
+		}
 		const hostLink = /host \(.*\):\n\s+(\S+)/.exec(out)?.[1] as string;
 		const where = /s3:\/\/([a-z0-9-]+)\/(\S+?)\/<session>\/\s+on (\S+)/.exec(out);
 		expect(hostLink).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?m=/);
@@ -127,6 +138,23 @@ describe("the demo", () => {
 		expect(types.indexOf("recording.started")).toBeLessThan(types.indexOf("recording.stopped"));
 		expect(types.indexOf("recording.stopped")).toBeLessThan(types.indexOf("recording.ready"));
 
+		// Transcription works out of the box too (the embedded engine): its transcript lands next to the recording.
+		await page.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
+		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+		await page.getByTestId("notice-ack").click();
+		await new Promise((r) => setTimeout(r, 2000));
+		await page.locator('[data-testid="capture-stop"][data-kind="transcription"]').click();
+		const transcript = await waitFor(
+			() => receiver.accepted.find((h) => h.payload.type === "transcript.ready"),
+			30_000,
+			"transcript.ready",
+		);
+		const tkeys = (transcript.payload.data.objects as { key: string }[]).map((o) => o.key);
+		expect(tkeys.map((k) => k.split("/").pop())).toEqual(["transcript.json", "transcript.vtt"]);
+		const listedNow = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${meetingPrefix}/` }));
+		const now = (listedNow.Contents ?? []).map((o) => o.Key as string);
+		for (const k of tkeys) expect(now).toContain(k);
+
 		// The operator's metrics (the demo's gateway on loopback) saw the recorder write them.
 		const metrics = await (await fetch(`${base}/metrics`)).text();
 		const sample = (series: string) =>
@@ -139,6 +167,7 @@ describe("the demo", () => {
 		expect(sample('consentry_recorder_objects_written_total{recovered="false"}')).toBe(webms.length);
 		expect(sample("consentry_recorder_uploaded_bytes_total")).toBeGreaterThan(0);
 		expect(sample('consentry_notice_answer_seconds_count{kind="recording",answer="acknowledged"}')).toBe(1);
+		expect(sample('consentry_notice_answer_seconds_count{kind="transcription",answer="acknowledged"}')).toBe(1);
 		expect(sample('consentry_webhook_attempts_total{event="recording.ready",outcome="delivered"}')).toBe(1);
 	});
 });

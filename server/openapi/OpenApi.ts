@@ -4,6 +4,7 @@ import path from "node:path";
 import fastifyStatic from "@fastify/static";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { projectRoot } from "../paths.js";
 import { ErrorSchema, ROUTES, type RouteDoc } from "./routes.js";
 
 /** A route as fastify registered it. */
@@ -162,11 +163,8 @@ const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_i
  */
 export async function registerOpenApi(http: FastifyInstance): Promise<void> {
 	const require = createRequire(import.meta.url);
-	const version = (
-		JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8").toString()) as {
-			version: string;
-		}
-	).version;
+	const version = (JSON.parse(readFileSync(path.join(projectRoot, "package.json"), "utf8")) as { version: string })
+		.version;
 	let doc: string | undefined;
 	http.get("/api/openapi.json", async (_req, reply) => {
 		doc ??= JSON.stringify(openApiDocument(ROUTES, version));

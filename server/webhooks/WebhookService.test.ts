@@ -213,6 +213,49 @@ describe("webhooks", () => {
 		expect(store.log("acme", { state: "delivered", limit: 10 })).toHaveLength(2);
 	});
 
+	it("recording.ready and transcript.ready list the session's objects (keys, sizes, checksums) from the trail", async () => {
+		setEndpoint();
+		service();
+		const obj = (kind: string, key: string, extra: Record<string, unknown> = {}) =>
+			events.append("storage.object_written", {
+				tenantId: "acme",
+				meetingId: "m1",
+				data: { kind, sessionId: "s1", bucket: "b", key, size: key.length, sha256: "a".repeat(64), ...extra },
+			});
+		obj("recording", "rec/m1/s1/psn_x-audio-1.webm", { trackId: "s1_p1" });
+		obj("recording", "rec/m1/s2/psn_x-audio-1.webm", { trackId: "s2_p1", sessionId: "s2" }); // another session
+		obj("recording", "rec/m1/s1/manifest.json", { manifest: true });
+		events.append("transcript.link_issued", {
+			tenantId: "acme",
+			meetingId: "m1",
+			data: { linkId: "L1nk_abcdefghijkl", sessionId: "s1" },
+		});
+		obj("transcription", "rec/m1/s1/transcript.json");
+		obj("transcription", "rec/m1/s1/transcript.vtt");
+		await waitFor(() => receiver.accepted.length === 2, 5000, "two deliveries");
+		const [recording, transcript] = receiver.accepted.map((h) => h.payload);
+		expect(recording).toMatchObject({
+			type: "recording.ready",
+			data: {
+				sessionId: "s1",
+				bucket: "b",
+				manifest: { key: "rec/m1/s1/manifest.json", size: 23 },
+				objects: [
+					{ key: "rec/m1/s1/psn_x-audio-1.webm", size: 28, sha256: "a".repeat(64), trackId: "s1_p1" },
+					{ key: "rec/m1/s1/manifest.json", size: 23, sha256: "a".repeat(64), manifest: true },
+				],
+			},
+		});
+		expect(transcript).toMatchObject({
+			type: "transcript.ready",
+			data: {
+				sessionId: "s1",
+				linkPath: "/t/L1nk_abcdefghijkl",
+				objects: [{ key: "rec/m1/s1/transcript.json" }, { key: "rec/m1/s1/transcript.vtt" }],
+			},
+		});
+	});
+
 	it("refuses an endpoint the guard forbids at delivery time too (loopback when private addresses are not allowed)", async () => {
 		setEndpoint();
 		service({ endpointPolicy: { allowHttp: true, allowPrivate: false } });
