@@ -81,6 +81,20 @@ describe("webhooks over REST", () => {
 			["meeting.started", "delivered"],
 		]);
 		expect((await api(gw, "GET", "/api/webhook/deliveries?state=nope", admin)).status).toBe(400);
+		// Rotating the secret answers a new one, which signs from then on.
+		const rotated = await api(gw, "PUT", "/api/webhook", admin, { url: receiver.url, rotateSecret: true });
+		const fresh = rotated.body.secret as string;
+		expect(fresh).toMatch(/^whsec_/);
+		expect(fresh).not.toBe(secret);
+		await api(gw, "POST", "/api/webhook/ping", admin);
+		await waitFor(
+			() => receiver.accepted.filter((h) => h.payload.type === "ping").length === 2,
+			10_000,
+			"a second ping",
+		);
+		const last = receiver.accepted.at(-1);
+		expect(verifySignature(fresh, last?.body ?? "", last?.headers["consentry-signature"] as string)).toBeUndefined();
+		expect(verifySignature(secret, last?.body ?? "", last?.headers["consentry-signature"] as string)).toBe("mismatch");
 		// Another tenant sees none of it.
 		expect((await api(gw, "GET", "/api/webhook/deliveries", other.token("x", "admin"))).body).toEqual({
 			deliveries: [],

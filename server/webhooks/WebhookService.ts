@@ -45,6 +45,8 @@ export class WebhookService {
 	readonly #concurrency: number;
 	readonly #inFlight = new Map<number, { abort: AbortController; done: Promise<void> }>();
 	readonly #busyMeetings = new Set<string>();
+	/** Attempts in flight per tenant: one customer's slow endpoint never takes every slot. */
+	readonly #perTenant = new Map<string, number>();
 	readonly #listeners = new Set<(r: AttemptResult) => void>();
 	#timer: NodeJS.Timeout | undefined;
 	#poll: NodeJS.Timeout | undefined;
@@ -141,16 +143,22 @@ export class WebhookService {
 		const now = Date.now();
 		const free = this.#concurrency - this.#inFlight.size;
 		if (free > 0) {
-			for (const row of this.#o.store.due(now, free + this.#busyMeetings.size)) {
+			const tenantCap = Math.max(1, Math.floor(this.#concurrency / 4));
+			for (const row of this.#o.store.due(now, 200)) {
 				if (this.#inFlight.size >= this.#concurrency) break;
 				const mk = `${row.tenant_id}\n${row.meeting_id ?? ""}`;
-				if (this.#busyMeetings.has(mk) || this.#inFlight.has(row.id)) continue;
+				const tenantBusy = this.#perTenant.get(row.tenant_id) ?? 0;
+				if (this.#busyMeetings.has(mk) || this.#inFlight.has(row.id) || tenantBusy >= tenantCap) continue;
 				if (!this.#o.store.lease(row.id, now, now + this.#retry.timeoutMs + 5000)) continue;
 				this.#busyMeetings.add(mk);
+				this.#perTenant.set(row.tenant_id, tenantBusy + 1);
 				const abort = new AbortController();
 				const done = this.#attempt(row, abort.signal).finally(() => {
 					this.#inFlight.delete(row.id);
 					this.#busyMeetings.delete(mk);
+					const n = (this.#perTenant.get(row.tenant_id) ?? 1) - 1;
+					if (n > 0) this.#perTenant.set(row.tenant_id, n);
+					else this.#perTenant.delete(row.tenant_id);
 					this.nudge();
 				});
 				this.#inFlight.set(row.id, { abort, done });
