@@ -51,6 +51,8 @@ export class WebhookService {
 	#timer: NodeJS.Timeout | undefined;
 	#poll: NodeJS.Timeout | undefined;
 	#scheduled = false;
+	/** Whether the next run also reads the trail (a nudge) or only dispatches (an attempt finished). */
+	#projectNext = false;
 	#closed = false;
 	#unhook: () => void;
 
@@ -78,11 +80,18 @@ export class WebhookService {
 
 	/** Looks at the trail and the outbox soon (coalesced). */
 	nudge(): void {
+		this.#projectNext = true;
+		this.#schedule();
+	}
+
+	#schedule(): void {
 		if (this.#scheduled || this.#closed) return;
 		this.#scheduled = true;
 		setImmediate(() => {
 			this.#scheduled = false;
-			this.#run();
+			const project = this.#projectNext;
+			this.#projectNext = false;
+			this.#run(project);
 		});
 	}
 
@@ -112,10 +121,10 @@ export class WebhookService {
 		await Promise.all([...this.#inFlight.values()].map((f) => f.done));
 	}
 
-	#run(): void {
+	#run(project: boolean): void {
 		if (this.#closed) return;
 		try {
-			this.#project();
+			if (project) this.#project();
 			this.#dispatch();
 		} catch (err) {
 			this.#o.log.error({ err }, "webhooks: could not read the outbox");
@@ -143,7 +152,7 @@ export class WebhookService {
 		const now = Date.now();
 		const free = this.#concurrency - this.#inFlight.size;
 		if (free > 0) {
-			const tenantCap = Math.max(1, Math.floor(this.#concurrency / 4));
+			const tenantCap = Math.max(1, Math.floor(this.#concurrency / 2));
 			for (const row of this.#o.store.due(now, 200)) {
 				if (this.#inFlight.size >= this.#concurrency) break;
 				const mk = `${row.tenant_id}\n${row.meeting_id ?? ""}`;
@@ -159,12 +168,13 @@ export class WebhookService {
 					const n = (this.#perTenant.get(row.tenant_id) ?? 1) - 1;
 					if (n > 0) this.#perTenant.set(row.tenant_id, n);
 					else this.#perTenant.delete(row.tenant_id);
-					this.nudge();
+					this.#schedule(); // the meeting's next event may go now
 				});
 				this.#inFlight.set(row.id, { abort, done });
 			}
 		}
-		// Wake up for the next due retry (the poll also catches other processes' work).
+		// Idle: wake up for the next due retry (the poll also catches other processes' work).
+		if (this.#inFlight.size > 0) return;
 		clearTimeout(this.#timer);
 		const next = this.#o.store.nextDueAt();
 		if (next !== undefined && next > now) {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type BetterSqlite3 from "better-sqlite3";
 import type { SecretBox } from "../storage/secretBox.js";
 import type { Database } from "../store/Database.js";
 import type {
@@ -58,9 +59,21 @@ export class WebhookStore {
 	readonly #db: Database;
 	readonly #box: SecretBox;
 
+	readonly #statements = new Map<string, BetterSqlite3.Statement<unknown[]>>();
+
 	constructor(db: Database, box: SecretBox) {
 		this.#db = db;
 		this.#box = box;
+	}
+
+	/** A prepared statement, prepared once. */
+	#stmt(sql: string): BetterSqlite3.Statement<unknown[]> {
+		let st = this.#statements.get(sql);
+		if (!st) {
+			st = this.#db.prepare(sql);
+			this.#statements.set(sql, st);
+		}
+		return st;
 	}
 
 	/**
@@ -86,14 +99,12 @@ export class WebhookStore {
 				}
 				const sealed = this.#box.seal(secret, context(tenantId));
 				const at = now.toISOString();
-				this.#db
-					.prepare(
-						`INSERT INTO webhook_settings (tenant_id, url, events, secret, cursor_seq, created_at, updated_at)
+				this.#stmt(
+					`INSERT INTO webhook_settings (tenant_id, url, events, secret, cursor_seq, created_at, updated_at)
 						 VALUES (?, ?, ?, ?, ?, ?, ?)
 						 ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, events = excluded.events,
 						   secret = excluded.secret, updated_at = excluded.updated_at`,
-					)
-					.run(tenantId, input.url, JSON.stringify(input.events), sealed, headSeq, at, at);
+				).run(tenantId, input.url, JSON.stringify(input.events), sealed, headSeq, at, at);
 				const view = this.view(tenantId) as WebhookView;
 				return newSecret ? { view, newSecret } : { view };
 			})
@@ -116,13 +127,11 @@ export class WebhookStore {
 	remove(tenantId: string, now = Date.now()): boolean {
 		return this.#db
 			.transaction(() => {
-				const removed = this.#db.prepare("DELETE FROM webhook_settings WHERE tenant_id = ?").run(tenantId).changes > 0;
-				this.#db
-					.prepare(
-						`UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, last_error = 'endpoint removed',
+				const removed = this.#stmt("DELETE FROM webhook_settings WHERE tenant_id = ?").run(tenantId).changes > 0;
+				this.#stmt(
+					`UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, last_error = 'endpoint removed',
 						 delivered_at = ? WHERE tenant_id = ? AND state = 'pending'`,
-					)
-					.run(now, tenantId);
+				).run(now, tenantId);
 				return removed;
 			})
 			.immediate();
@@ -131,7 +140,7 @@ export class WebhookStore {
 	/** Tenants with an endpoint, and where their cursor is. */
 	cursors(): { tenantId: string; cursorSeq: number }[] {
 		return (
-			this.#db.prepare("SELECT tenant_id, cursor_seq FROM webhook_settings").all() as {
+			this.#stmt("SELECT tenant_id, cursor_seq FROM webhook_settings").all() as {
 				tenant_id: string;
 				cursor_seq: number;
 			}[]
@@ -167,14 +176,14 @@ export class WebhookStore {
 				if (!row) return 0;
 				const { upTo, payloads } = build(row.cursor_seq, JSON.parse(row.events) as WebhookEventType[]);
 				if (upTo <= row.cursor_seq) return 0;
-				const insert = this.#db.prepare(
+				const insert = this.#stmt(
 					`INSERT OR IGNORE INTO webhook_deliveries (tenant_id, event_id, event, meeting_id, payload, state, created_at, next_attempt_at)
 					 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
 				);
 				let queued = 0;
 				for (const p of payloads)
 					queued += insert.run(tenantId, p.id, p.type, p.meetingId, JSON.stringify(p), now, now).changes;
-				this.#db.prepare("UPDATE webhook_settings SET cursor_seq = ? WHERE tenant_id = ?").run(upTo, tenantId);
+				this.#stmt("UPDATE webhook_settings SET cursor_seq = ? WHERE tenant_id = ?").run(upTo, tenantId);
 				return queued;
 			})
 			.immediate();
@@ -183,12 +192,10 @@ export class WebhookStore {
 	/** Queues one payload now (a ping). */
 	enqueue(tenantId: string, p: WebhookPayload, now = Date.now()): number {
 		return Number(
-			this.#db
-				.prepare(
-					`INSERT INTO webhook_deliveries (tenant_id, event_id, event, meeting_id, payload, state, created_at, next_attempt_at)
+			this.#stmt(
+				`INSERT INTO webhook_deliveries (tenant_id, event_id, event, meeting_id, payload, state, created_at, next_attempt_at)
 					 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
-				)
-				.run(tenantId, p.id, p.type, p.meetingId, JSON.stringify(p), now, now).lastInsertRowid,
+			).run(tenantId, p.id, p.type, p.meetingId, JSON.stringify(p), now, now).lastInsertRowid,
 		);
 	}
 
@@ -197,47 +204,38 @@ export class WebhookStore {
 	 * earlier one of the same meeting is pending, however long its retries take), skipping `busy` meeting keys.
 	 */
 	due(now: number, limit: number): DeliveryRow[] {
-		return this.#db
-			.prepare(
-				`SELECT d.* FROM webhook_deliveries d
-				 WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
-				   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e INDEXED BY webhook_deliveries_by_meeting
-				                   WHERE e.state = 'pending' AND e.tenant_id = d.tenant_id
-				                     AND e.meeting_id IS d.meeting_id AND e.id < d.id)
+		return this.#stmt(
+			`SELECT d.* FROM (SELECT min(id) AS id FROM webhook_deliveries INDEXED BY webhook_deliveries_by_meeting
+				                   WHERE state = 'pending' GROUP BY tenant_id, meeting_id) AS head
+				 JOIN webhook_deliveries d ON d.id = head.id
+				 WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
 				 ORDER BY d.next_attempt_at, d.id LIMIT ?`,
-			)
-			.all(now, now, limit) as DeliveryRow[];
+		).all(now, now, limit) as DeliveryRow[];
 	}
 
 	/** When the next pending delivery is due (ms), or undefined when none is pending. */
 	nextDueAt(): number | undefined {
-		const r = this.#db
-			.prepare(
-				"SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS at FROM webhook_deliveries WHERE state = 'pending'",
-			)
-			.get() as { at: number | null };
+		const r = this.#stmt(
+			"SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS at FROM webhook_deliveries WHERE state = 'pending'",
+		).get() as { at: number | null };
 		return r.at ?? undefined;
 	}
 
 	/** Takes the delivery for one attempt until `until`; false when another process has it. */
 	lease(id: number, now: number, until: number): boolean {
 		return (
-			this.#db
-				.prepare(
-					`UPDATE webhook_deliveries SET lease_until = ?
+			this.#stmt(
+				`UPDATE webhook_deliveries SET lease_until = ?
 					 WHERE id = ? AND state = 'pending' AND (lease_until IS NULL OR lease_until < ?)`,
-				)
-				.run(until, id, now).changes > 0
+			).run(until, id, now).changes > 0
 		);
 	}
 
 	delivered(id: number, status: number, durationMs: number, now = Date.now()): void {
-		this.#db
-			.prepare(
-				`UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, next_attempt_at = NULL,
+		this.#stmt(
+			`UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, next_attempt_at = NULL,
 				 lease_until = NULL, last_status = ?, last_error = NULL, last_duration_ms = ? WHERE id = ?`,
-			)
-			.run(now, status, durationMs, id);
+		).run(now, status, durationMs, id);
 	}
 
 	/** An attempt failed: retried at `retryAt`, or failed for good (undefined). */
@@ -246,31 +244,27 @@ export class WebhookStore {
 		f: { status: number | null; error: string; durationMs: number; retryAt: number | undefined },
 		now = Date.now(),
 	): void {
-		this.#db
-			.prepare(
-				`UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, last_status = ?, last_error = ?,
+		this.#stmt(
+			`UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, last_status = ?, last_error = ?,
 				 last_duration_ms = ?, state = ?, next_attempt_at = ?, delivered_at = ? WHERE id = ?`,
-			)
-			.run(
-				f.status,
-				f.error.slice(0, 500),
-				f.durationMs,
-				f.retryAt === undefined ? "failed" : "pending",
-				f.retryAt ?? null,
-				f.retryAt === undefined ? now : null,
-				id,
-			);
+		).run(
+			f.status,
+			f.error.slice(0, 500),
+			f.durationMs,
+			f.retryAt === undefined ? "failed" : "pending",
+			f.retryAt ?? null,
+			f.retryAt === undefined ? now : null,
+			id,
+		);
 	}
 
 	/** The tenant's delivery log, newest first. */
 	log(tenantId: string, q: { state?: DeliveryState; limit: number; before?: number }): DeliveryView[] {
-		const rows = this.#db
-			.prepare(
-				`SELECT * FROM webhook_deliveries INDEXED BY webhook_deliveries_by_tenant
+		const rows = this.#stmt(
+			`SELECT * FROM webhook_deliveries INDEXED BY webhook_deliveries_by_tenant
 				 WHERE tenant_id = @tenantId AND (@state IS NULL OR state = @state) AND (@before IS NULL OR id < @before)
 				 ORDER BY id DESC LIMIT @limit`,
-			)
-			.all({ tenantId, state: q.state ?? null, before: q.before ?? null, limit: q.limit }) as DeliveryRow[];
+		).all({ tenantId, state: q.state ?? null, before: q.before ?? null, limit: q.limit }) as DeliveryRow[];
 		return rows.map((r) => ({
 			id: r.id,
 			eventId: r.event_id,
@@ -289,15 +283,12 @@ export class WebhookStore {
 
 	/** How many deliveries are pending (metrics). */
 	pendingCount(): number {
-		return (
-			this.#db.prepare("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'").get() as { n: number }
-		).n;
+		return (this.#stmt("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'").get() as { n: number })
+			.n;
 	}
 
 	#row(tenantId: string): SettingsRow | undefined {
-		return this.#db.prepare("SELECT * FROM webhook_settings WHERE tenant_id = ?").get(tenantId) as
-			| SettingsRow
-			| undefined;
+		return this.#stmt("SELECT * FROM webhook_settings WHERE tenant_id = ?").get(tenantId) as SettingsRow | undefined;
 	}
 
 	#open(row: SettingsRow): string {
