@@ -171,7 +171,7 @@ describe("webhooks", () => {
 	it("gives up once an event is older than the retry window, then goes on with the next", async () => {
 		setEndpoint();
 		receiver.behave((h) => (h.payload.type === "meeting.started" ? 503 : 200));
-		service({ retry: { firstDelayMs: 30, maxDelayMs: 60, timeoutMs: 400, giveUpAfterMs: 300 } });
+		service({ retry: { firstDelayMs: 30, maxDelayMs: 60, timeoutMs: 400, giveUpAfterMs: 800 } });
 		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
 		events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
 		await waitFor(() => receiver.accepted.length === 1, 10_000, "the next event delivered");
