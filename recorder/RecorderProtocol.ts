@@ -126,7 +126,58 @@ export const AwsEngineSchema = z.object({
 		.optional(),
 });
 
-export const TranscriptionEngineSpecSchema = z.discriminatedUnion("type", [PocketsphinxEngineSchema, AwsEngineSchema]);
+/** A BCP-47 language code (`fr`, `fr-FR`, `es-419`). */
+const LanguageCodeSchema = z
+	.string()
+	.regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "languageCode must look like fr or fr-FR");
+/** The locales a person can join with (their choice of language), for per-person languages. */
+const PersonLocaleSchema = z.enum(["en", "fr"]);
+
+/**
+ * A Vosk server the customer runs (vosk-server's WebSocket protocol: a `config` message, PCM in binary messages,
+ * one JSON answer per message, `{"eof" : 1}` at the end). One server runs one language's model.
+ */
+export const VoskEngineSchema = z.object({
+	type: z.literal("vosk"),
+	/** ws:// or wss:// URL of the server; checked like storage endpoints. */
+	endpoint: z.url({ protocol: /^wss?$/ }),
+	/** The language of the server's model (for the transcript and the notice). */
+	languageCode: LanguageCodeSchema,
+	/** Per person: the locale they joined with → the server of that language. */
+	languages: z
+		.partialRecord(
+			PersonLocaleSchema,
+			z.object({ endpoint: z.url({ protocol: /^wss?$/ }), languageCode: LanguageCodeSchema }),
+		)
+		.optional(),
+});
+
+/**
+ * An OpenAI-compatible speech-to-text server (`POST {endpoint}/v1/audio/transcriptions`, multipart: file, model,
+ * language, response_format=verbose_json), e.g. a whisper server the customer runs. The stream is cut at pauses
+ * into utterances, each sent as a WAV; each answer becomes one final segment.
+ */
+export const OpenAiEngineSchema = z.object({
+	type: z.literal("openai"),
+	/** The server's base URL (without `/v1/...`); checked like storage endpoints. */
+	endpoint: z.url({ protocol: /^https?$/ }),
+	model: z.string().min(1).max(200).default("whisper-1"),
+	/** Sent as `Authorization: Bearer …` when set. */
+	apiKey: z.string().min(1).max(1024).optional(),
+	/** The language spoken (its primary subtag is sent: `fr-FR` → `fr`). */
+	languageCode: LanguageCodeSchema,
+	/** Per person: the locale they joined with → the language sent for them. */
+	languages: z.partialRecord(PersonLocaleSchema, LanguageCodeSchema).optional(),
+	/** Utterances are cut after this long even without a pause (ms). Default 15,000. */
+	maxUtteranceMs: z.number().int().min(2000).max(60_000).optional(),
+});
+
+export const TranscriptionEngineSpecSchema = z.discriminatedUnion("type", [
+	PocketsphinxEngineSchema,
+	AwsEngineSchema,
+	VoskEngineSchema,
+	OpenAiEngineSchema,
+]);
 export type TranscriptionEngineSpec = z.infer<typeof TranscriptionEngineSpecSchema>;
 
 export const OpenTranscriptionOptionsSchema = EndpointOptionsSchema.extend({
@@ -359,7 +410,7 @@ export const TranscriptSegmentSchema = z.object({
 	words: z.array(TranscriptWordSchema).max(20_000).optional(),
 	streamStartedAt: isoTime,
 	/** Which engine produced it. */
-	engine: z.enum(["pocketsphinx", "aws"]),
+	engine: z.enum(["pocketsphinx", "aws", "vosk", "openai"]),
 });
 export type TranscriptSegmentMessage = Omit<z.infer<typeof TranscriptSegmentSchema>, "type">;
 

@@ -1,18 +1,26 @@
 #!/usr/bin/env node
 // Demo mode: a local S3 API server standing in for the customer's bucket, a demo
-// tenant, and the gateway on http://127.0.0.1:8080 with a meeting ready to join.
-// Ctrl-C stops everything. State lives in data/demo/ (delete it to start afresh).
+// tenant whose bucket is registered (so Start recording and Start transcription
+// work at once), and the gateway on http://127.0.0.1:8080 with a meeting ready to join.
+// Ctrl-C stops everything (the gateway first, so what is being recorded lands).
+// State lives in data/demo/ (CONSENTRY_DEMO_DIR; delete it to start afresh): the
+// tenant's token key, the gateway's master key and its SQLite store. The demo S3
+// server keeps objects in memory: they are gone once the demo stops.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import jwt from "jsonwebtoken";
 
 const httpPort = process.env.CONSENTRY_HTTP_PORT ?? "8080";
 const s3Port = process.env.CONSENTRY_DEMO_S3_PORT ?? "4566";
 const base = `http://127.0.0.1:${httpPort}`;
-const dir = path.resolve("data/demo");
+const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+const bucket = "consentry-demo";
+const prefix = "recordings";
+const dir = path.resolve(process.env.CONSENTRY_DEMO_DIR ?? "data/demo");
 const cache =
 	process.env.CONSENTRY_CACHE_DIR ??
 	path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "consentry");
@@ -25,19 +33,24 @@ if (!existsSync("dist/server/main.js")) {
 	process.exit(1);
 }
 
-// A demo tenant with its own HS256 secret, kept across runs.
+/** A file in the demo folder holding a secret made once (mode 0600), kept across runs. */
+const keptSecret = (name, make) => {
+	const file = path.join(dir, name);
+	if (!existsSync(file)) writeFileSync(file, make(), { mode: 0o600 });
+	return readFileSync(file, "utf8");
+};
 mkdirSync(dir, { recursive: true });
+// A demo tenant with its own HS256 secret.
 const tenantsFile = path.join(dir, "tenants.json");
-if (!existsSync(tenantsFile)) {
-	const secret = randomBytes(32).toString("base64url");
-	writeFileSync(
-		tenantsFile,
-		JSON.stringify({ tenants: [{ id: "demo", name: "Demo customer", keys: [{ alg: "HS256", secret }] }] }),
-		{
-			mode: 0o600,
-		},
-	);
-}
+keptSecret("tenants.json", () =>
+	JSON.stringify({
+		tenants: [
+			{ id: "demo", name: "Demo customer", keys: [{ alg: "HS256", secret: randomBytes(32).toString("base64url") }] },
+		],
+	}),
+);
+// The gateway's master key: it seals the demo tenant's storage credentials in the store.
+const masterKey = keptSecret("master.key", () => `${randomBytes(32).toString("base64")}\n`).trim();
 const secret = JSON.parse(readFileSync(tenantsFile, "utf8")).tenants[0].keys[0].secret;
 const token = (sub, role, name) =>
 	jwt.sign({ role, name }, secret, {
@@ -49,18 +62,26 @@ const token = (sub, role, name) =>
 	});
 
 const children = [];
+let stopping = false;
 const stopAll = (code) => {
-	for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+	if (stopping) return;
+	stopping = true;
 	process.exitCode = code;
+	// The gateway first: it completes what is being recorded into the bucket, then the S3 server goes.
+	if (gateway.exitCode === null && gateway.signalCode === null) gateway.kill("SIGTERM");
+	else s3.kill("SIGTERM");
 };
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
 
-const s3 = spawn(moto, ["-H", "127.0.0.1", "-p", s3Port], { stdio: ["ignore", "ignore", "ignore"] });
+// Its own process group, so a Ctrl-C in the terminal does not stop it before the gateway has finished.
+const s3 = spawn(moto, ["-H", "127.0.0.1", "-p", s3Port], { stdio: ["ignore", "ignore", "ignore"], detached: true });
 children.push(s3);
 s3.on("exit", (code) => {
-	if (code) console.error(`demo S3 server exited with ${code} (is port ${s3Port} free? set CONSENTRY_DEMO_S3_PORT)`);
-	stopAll(code ?? 0);
+	if (!stopping) {
+		console.error(`demo S3 server exited with ${code} (is port ${s3Port} free? set CONSENTRY_DEMO_S3_PORT)`);
+		stopAll(code || 1);
+	}
 });
 
 const gateway = spawn(process.execPath, ["dist/server/main.js"], {
@@ -72,29 +93,71 @@ const gateway = spawn(process.execPath, ["dist/server/main.js"], {
 		CONSENTRY_TENANTS_FILE: tenantsFile,
 		CONSENTRY_DB_FILE: path.join(dir, "consentry.sqlite"),
 		CONSENTRY_AUDIENCE: "consentry",
+		CONSENTRY_MASTER_KEY: masterKey,
+		// The demo bucket is on this machine, over plain http: allowed here, refused by default.
+		CONSENTRY_STORAGE_ALLOW_PRIVATE: "true",
+		CONSENTRY_STORAGE_ALLOW_HTTP: "true",
 		CONSENTRY_LOG_LEVEL: process.env.CONSENTRY_LOG_LEVEL ?? "warn",
 	},
 });
 children.push(gateway);
-gateway.on("exit", (code) => stopAll(code ?? 0));
+gateway.on("exit", (code) => {
+	if (!stopping) stopAll(code ?? 1);
+	if (s3.exitCode === null && s3.signalCode === null) s3.kill("SIGTERM");
+});
 
-// Wait for the gateway, then make sure a demo meeting exists.
-const hostToken = token("demo-host", "host", "Demo Host");
-for (let i = 0; ; i++) {
-	try {
-		if ((await fetch(`${base}/healthz`)).ok) break;
-	} catch {}
-	if (i > 100 || gateway.exitCode !== null) {
-		console.error("the gateway did not come up");
-		stopAll(1);
-		process.exit(1);
+const fail = (message) => {
+	console.error(message);
+	stopAll(1);
+	return new Promise(() => undefined); // the exit handlers end the process
+};
+const waitUntil = async (what, ok) => {
+	for (let i = 0; ; i++) {
+		try {
+			if (await ok()) return;
+		} catch {}
+		if (i > 150 || stopping) await fail(`${what} did not come up`);
+		await new Promise((r) => setTimeout(r, 200));
 	}
-	await new Promise((r) => setTimeout(r, 200));
+};
+await waitUntil("the demo S3 server", async () => (await fetch(`${s3Endpoint}/moto-api/`)).status < 500);
+await waitUntil("the gateway", async () => (await fetch(`${base}/healthz`)).ok);
+
+// The customer's bucket, and its registration by the customer's administrator through the real API
+// (the gateway checks the endpoint, writes, reads back and deletes a probe object, then seals the credentials).
+const credentials = { accessKeyId: "demo", secretAccessKey: "demo-secret" };
+const s3client = new S3Client({ endpoint: s3Endpoint, region: "us-east-1", forcePathStyle: true, credentials });
+try {
+	await s3client.send(new CreateBucketCommand({ Bucket: bucket }));
+} catch (err) {
+	if (err?.name !== "BucketAlreadyOwnedByYou" && err?.name !== "BucketAlreadyExists")
+		await fail(`could not create the demo bucket: ${err?.message ?? err}`);
+} finally {
+	s3client.destroy();
 }
+const saved = await fetch(`${base}/api/storage-target`, {
+	method: "PUT",
+	headers: {
+		authorization: `Bearer ${token("demo-admin", "admin", "Demo Admin")}`,
+		"content-type": "application/json",
+	},
+	body: JSON.stringify({
+		endpoint: s3Endpoint,
+		region: "us-east-1",
+		bucket,
+		prefix,
+		forcePathStyle: true,
+		credentials,
+	}),
+});
+if (!saved.ok) await fail(`the gateway refused the demo bucket: ${saved.status} ${await saved.text()}`);
+
+// A demo meeting.
+const hostToken = token("demo-host", "host", "Demo Host");
 const auth = { authorization: `Bearer ${hostToken}`, "content-type": "application/json" };
 const existing = (await (await fetch(`${base}/api/meetings`, { headers: auth })).json()).meetings ?? [];
 const meeting =
-	existing[0] ??
+	existing.find((m) => m.state !== "ended") ??
 	(await (
 		await fetch(`${base}/api/meetings`, {
 			method: "POST",
@@ -106,13 +169,17 @@ const meeting =
 console.log(`
   consentry demo — meeting "${meeting.title}" (${meeting.joinCode})
 
-  host (starts the meeting, admits people from the lobby):
+  host (starts the meeting, admits people from the lobby, starts recording and transcription):
     ${base}/?m=${meeting.joinCode}#token=${hostToken}
   participant with a token:
     ${base}/?m=${meeting.joinCode}#token=${token("demo-participant", "participant", "Pat")}
   guest (no token, waits in the lobby):
     ${base}/?m=${meeting.joinCode}
 
-  demo S3 API (stands in for the customer's bucket): http://127.0.0.1:${s3Port}
-  Ctrl-C stops everything.
+  recordings and transcripts land in the demo bucket (the customer's, standing in):
+    s3://${bucket}/${prefix}/${meeting.id}/<session>/   on ${s3Endpoint}
+    list them:  curl -s '${s3Endpoint}/${bucket}?list-type=2&prefix=${prefix}/'
+    browse:     ${s3Endpoint}/moto-api/
+  the transcript page opens from the link shown in the meeting (/t/…).
+  The demo S3 server keeps objects in memory; Ctrl-C stops everything.
 `);

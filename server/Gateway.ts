@@ -19,6 +19,8 @@ import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
 import { MeetingStore } from "./meetings/MeetingStore.js";
+import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
+import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -28,6 +30,9 @@ import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
+import { WebhookService } from "./webhooks/WebhookService.js";
+import { WebhookStore } from "./webhooks/WebhookStore.js";
+import { registerWebhooksApi } from "./webhooks/WebhooksApi.js";
 
 /**
  * The gateway process: HTTP (client assets, REST API, health), socket.io
@@ -47,6 +52,12 @@ export class Gateway {
 	readonly recording: RecordingService;
 	readonly transcription: TranscriptionService;
 	readonly recorder: RecorderProcess | undefined;
+	/** Webhooks to the customers' endpoints (undefined without a master key to seal their secrets). */
+	readonly webhooks: WebhookService | undefined;
+	/** Prometheus metrics (undefined when CONSENTRY_METRICS=false). */
+	readonly metrics: Metrics | undefined;
+	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
+	readonly apiRoutes: readonly RegisteredRoute[];
 	readonly #db: Database;
 	readonly #log: Logger;
 
@@ -64,6 +75,9 @@ export class Gateway {
 		recording: RecordingService;
 		transcription: TranscriptionService;
 		recorder: RecorderProcess | undefined;
+		webhooks: WebhookService | undefined;
+		metrics: Metrics | undefined;
+		apiRoutes: readonly RegisteredRoute[];
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -78,6 +92,9 @@ export class Gateway {
 		this.recording = p.recording;
 		this.transcription = p.transcription;
 		this.recorder = p.recorder;
+		this.webhooks = p.webhooks;
+		this.metrics = p.metrics;
+		this.apiRoutes = p.apiRoutes;
 		this.#db = p.db;
 		this.#log = p.log;
 	}
@@ -103,6 +120,7 @@ export class Gateway {
 				? { https: { cert: readFileSync(config.http.tls.certFile), key: readFileSync(config.http.tls.keyFile) } }
 				: {}),
 		}) as unknown as FastifyInstance;
+		const apiRoutes = collectRoutes(http);
 
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
@@ -206,6 +224,19 @@ export class Gateway {
 			allowHttp: config.storage.allowHttp,
 		});
 
+		const webhooks = config.storage.masterKey
+			? new WebhookService({
+					store: new WebhookStore(db, new SecretBox(parseMasterKey(config.storage.masterKey))),
+					events,
+					endpointPolicy,
+					log: log.child({ component: "webhooks" }),
+				})
+			: undefined;
+		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy });
+		const metrics = config.metrics.enabled ? new Metrics({ rooms, pool, events, recorder, webhooks }) : undefined;
+		if (metrics) registerMetricsRoute(http, metrics, config.metrics);
+		await registerOpenApi(http);
+
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
 		return new Gateway({
@@ -222,6 +253,9 @@ export class Gateway {
 			recording,
 			transcription,
 			recorder,
+			webhooks,
+			metrics,
+			apiRoutes,
 			log,
 		});
 	}
@@ -239,6 +273,8 @@ export class Gateway {
 		// Finish what is being recorded first: every object completed, every session's manifest written.
 		await Promise.all([this.recording.close(), this.transcription.close()]);
 		await this.recorder?.close();
+		await this.webhooks?.close();
+		this.metrics?.close();
 		await this.rooms.closeAll();
 		this.io.close();
 		await this.http.close();

@@ -36,6 +36,10 @@ const EnvSchema = z
 		CONSENTRY_RECORDER_BUFFER_MIB: z.coerce.number().int().min(6).max(4096).default(64),
 		/** Length of each recorded object before it rolls over into the next, minutes. */
 		CONSENTRY_RECORDING_SEGMENT_MINUTES: z.coerce.number().min(0.05).max(1440).default(10),
+		/** Serve Prometheus metrics at /metrics (loopback only unless CONSENTRY_METRICS_TOKEN is set). */
+		CONSENTRY_METRICS: z.stringbool().default(true),
+		/** A bearer token that opens /metrics to scrapers elsewhere (at least 16 characters). */
+		CONSENTRY_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").max(512).optional(),
 		CONSENTRY_AUDIENCE: z.string().min(1).max(256).default("consentry"),
 		CONSENTRY_GATEWAY_ID: z
 			.string()
@@ -70,6 +74,8 @@ export interface GatewayConfig {
 	gatewayId: string;
 	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
 	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number };
+	/** /metrics: on or off, and the bearer token that opens it beyond loopback. */
+	metrics: { enabled: boolean; token?: string };
 }
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
@@ -121,6 +127,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			enabled: e.CONSENTRY_RECORDER,
 			maxBufferedBytes: e.CONSENTRY_RECORDER_BUFFER_MIB * 1024 * 1024,
 			segmentMinutes: e.CONSENTRY_RECORDING_SEGMENT_MINUTES,
+		},
+		metrics: {
+			enabled: e.CONSENTRY_METRICS,
+			...(e.CONSENTRY_METRICS_TOKEN ? { token: e.CONSENTRY_METRICS_TOKEN } : {}),
 		},
 		gatewayId:
 			e.CONSENTRY_GATEWAY_ID ??

@@ -13,8 +13,9 @@ export type {
 export { PCM_BYTES_PER_MS, PCM_SAMPLE_RATE } from "./TranscriptionEngineTypes.js";
 
 /**
- * The engine an `openTranscription` asks for: the embedded pocketsphinx (default), or AWS Transcribe Streaming
- * with the tenant's own region, credentials and language.
+ * The engine an `openTranscription` asks for: the embedded pocketsphinx (default), AWS Transcribe Streaming
+ * with the tenant's own region, credentials and language, or a server the customer runs: Vosk (WebSocket) or an
+ * OpenAI-compatible `/v1/audio/transcriptions` (whisper servers).
  */
 export function createEngine(
 	spec: TranscriptionEngineSpec,
@@ -42,6 +43,31 @@ export function createEngine(
 						languageCode: spec.languageCode,
 						endpoint: spec.endpoint,
 						vocabularyName: spec.vocabularyName,
+						...endpointPolicy,
+					}).open(options);
+				},
+			};
+		case "vosk":
+			return {
+				name: "vosk",
+				async open(options) {
+					const { VoskEngine } = await import("./VoskEngine.js");
+					return new VoskEngine({ endpoint: spec.endpoint, languageCode: spec.languageCode, ...endpointPolicy }).open(
+						options,
+					);
+				},
+			};
+		case "openai":
+			return {
+				name: "openai",
+				async open(options) {
+					const { OpenAiTranscriptionEngine } = await import("./OpenAiTranscriptionEngine.js");
+					return new OpenAiTranscriptionEngine({
+						endpoint: spec.endpoint,
+						model: spec.model,
+						apiKey: spec.apiKey,
+						languageCode: spec.languageCode,
+						maxUtteranceMs: spec.maxUtteranceMs,
 						...endpointPolicy,
 					}).open(options);
 				},

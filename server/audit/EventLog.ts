@@ -52,6 +52,9 @@ export const EVENT_TYPES = [
 	"transcript.link_revoked",
 	/** Something an operator did (data.action says what). */
 	"operator.action",
+	/** A tenant administrator saved or removed the tenant's webhook endpoint (server/webhooks). */
+	"webhook.saved",
+	"webhook.removed",
 	/** A person's pseudonym secret was destroyed (data.pseudonym); emitted by {@link EventLog.erasePerson}. */
 	"person.erased",
 ] as const;
@@ -142,6 +145,7 @@ export class EventLog {
 	readonly #db: Database;
 	readonly #stmt;
 	readonly #appendTx: (items: readonly (AppendInput & { type: EventType })[]) => AuditEvent[];
+	readonly #listeners = new Set<(events: readonly AuditEvent[]) => void>();
 
 	constructor(db: Database) {
 		this.#db = db;
@@ -166,8 +170,27 @@ export class EventLog {
 			const cache = newCache();
 			return items.map((item) => this.#appendOne(item, cache));
 		});
-		this.#appendTx = (items) => tx.immediate(items);
+		this.#appendTx = (items) => {
+			const appended = tx.immediate(items);
+			for (const listener of this.#listeners) {
+				try {
+					listener(appended);
+				} catch {
+					// A listener never breaks an append (webhooks, metrics): it is written.
+				}
+			}
+			return appended;
+		};
 		this.#sealLegacy();
+	}
+
+	/**
+	 * Calls `listener` with the entries of each append once they are committed (webhooks, metrics). It must be
+	 * quick and never throw; it sees only this process's appends. Returns a function that removes it.
+	 */
+	onAppend(listener: (events: readonly AuditEvent[]) => void): () => void {
+		this.#listeners.add(listener);
+		return () => this.#listeners.delete(listener);
 	}
 
 	/** Appends one entry at the head of its tenant's chain, in its own transaction. */
@@ -184,14 +207,21 @@ export class EventLog {
 		return items.length ? this.#appendTx(items) : [];
 	}
 
-	list(filter: { tenantId: string; meetingId?: string; type?: EventType; limit?: number }): AuditEvent[] {
+	/** Entries in chain order; `afterSeq`: only those after this position (a reader's cursor). */
+	list(filter: {
+		tenantId: string;
+		meetingId?: string;
+		type?: EventType;
+		limit?: number;
+		afterSeq?: number;
+	}): AuditEvent[] {
 		const rows = this.#db
 			.prepare(
 				filter.meetingId === undefined
-					? `SELECT ${COLUMNS} FROM events WHERE tenant_id = @tenantId
+					? `SELECT ${COLUMNS} FROM events WHERE tenant_id = @tenantId AND seq > @afterSeq
 					   AND (@type IS NULL OR type = @type) ORDER BY seq LIMIT @limit`
 					: `SELECT ${COLUMNS} FROM events INDEXED BY events_by_meeting
-					   WHERE tenant_id = @tenantId AND meeting_id = @meetingId
+					   WHERE tenant_id = @tenantId AND meeting_id = @meetingId AND seq > @afterSeq
 					   AND (@type IS NULL OR type = @type) ORDER BY seq LIMIT @limit`,
 			)
 			.all({
@@ -199,6 +229,7 @@ export class EventLog {
 				...(filter.meetingId === undefined ? {} : { meetingId: filter.meetingId }),
 				type: filter.type ?? null,
 				limit: filter.limit ?? 10_000,
+				afterSeq: filter.afterSeq ?? 0,
 			}) as EventRow[];
 		return rows.map(toEvent);
 	}

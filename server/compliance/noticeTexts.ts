@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { engineLabel } from "../transcription/engineChoice.js";
 import type { CaptureKind, Locale, NoticeText, PolicyName, TenantCapture, TenantTexts } from "./CaptureTypes.js";
 
 type Texts = Required<TenantTexts>;
@@ -63,7 +64,15 @@ export function noticeText(
 	const own = tenant.texts[locale] ?? {};
 	const base = DEFAULT_TEXTS[locale];
 	const key = policy === "explicit-consent" ? (`${kind}Consent` as const) : kind;
-	const text = own[key] ?? base[key];
+	const chosen = own[key] ?? base[key];
+	// A transcription notice names the engine the person's speech goes to (part of the hashed, provable text).
+	const text =
+		kind === "transcription"
+			? {
+					...chosen,
+					body: `${chosen.body} ${locale === "fr" ? "Moteur" : "Engine"}: ${engineLabel(tenant.transcriptionEngine, locale)}.`,
+				}
+			: chosen;
 	const disclaimer =
 		kind === "transcription" ? (own.transcriptionDisclaimer ?? base.transcriptionDisclaimer) : undefined;
 	const sha256 = createHash("sha256")

@@ -32,7 +32,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
 	return r.data;
 }
 
-const IdParams = z.object({ id: z.string().min(1).max(64) });
+export const IdParams = z.object({ id: z.string().min(1).max(64) });
 
 /**
  * The hosts' REST API: schedule, list, read, start and end meetings, and read a

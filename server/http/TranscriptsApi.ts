@@ -26,7 +26,7 @@ export interface TranscriptsApiOptions {
 /** How long the presigned URLs a link opening hands out stay valid. */
 const URL_SECONDS = 300;
 
-const LinkParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "not a transcript link") });
+export const LinkParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "not a transcript link") });
 
 /**
  * Transcript links: `/t/{id}` is the page, `GET /api/transcripts/{id}` what it

@@ -49,6 +49,11 @@ export class RoomRegistry {
 		return this.#rooms.size;
 	}
 
+	/** The live rooms (metrics). */
+	live(): Room[] {
+		return [...this.#live.values()];
+	}
+
 	async closeAll(): Promise<void> {
 		const rooms = await Promise.allSettled(this.#rooms.values());
 		for (const r of rooms) if (r.status === "fulfilled") r.value.close();

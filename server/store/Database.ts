@@ -155,6 +155,39 @@ const MIGRATIONS: string[] = [
 	);
 	CREATE INDEX transcript_links_by_meeting ON transcript_links (tenant_id, meeting_id);
 	`,
+	// 5: webhooks (server/webhooks, docs/webhooks.md): each tenant's endpoint (signing secret sealed like storage
+	// credentials; cursor_seq = the last audit entry turned into deliveries) and the durable outbox of deliveries.
+	`
+	CREATE TABLE webhook_settings (
+		tenant_id  TEXT PRIMARY KEY,
+		url        TEXT NOT NULL,
+		events     TEXT NOT NULL CHECK (json_valid(events)),
+		secret     BLOB NOT NULL,
+		cursor_seq INTEGER NOT NULL,
+		created_at TEXT NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE webhook_deliveries (
+		id              INTEGER PRIMARY KEY AUTOINCREMENT,
+		tenant_id       TEXT NOT NULL,
+		event_id        TEXT NOT NULL UNIQUE,
+		event           TEXT NOT NULL,
+		meeting_id      TEXT,
+		payload         TEXT NOT NULL,
+		state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'cancelled')),
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		created_at      INTEGER NOT NULL,  -- ms since the epoch
+		next_attempt_at INTEGER,           -- ms; NULL once settled
+		lease_until     INTEGER,           -- ms; a gateway process is attempting it until then
+		delivered_at    INTEGER,
+		last_status     INTEGER,
+		last_error      TEXT,
+		last_duration_ms INTEGER
+	);
+	CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_by_meeting ON webhook_deliveries (tenant_id, meeting_id, id) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_by_tenant ON webhook_deliveries (tenant_id, id);
+	`,
 ];
 
 /**

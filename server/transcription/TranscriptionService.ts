@@ -14,6 +14,7 @@ import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type { StorageTarget } from "../storage/StorageTargetTypes.js";
+import { engineForPerson, personLocale } from "./engineChoice.js";
 import type { TranscriptLinks } from "./TranscriptLinks.js";
 
 type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on">;
@@ -196,7 +197,10 @@ export class TranscriptionService implements CaptureSink {
 				trackId,
 				codec: media.codec,
 				ssrc: media.ssrc,
-				engine: this.#o.tenant(s.tenantId).engine,
+				engine: engineForPerson(
+					this.#o.tenant(s.tenantId).engine,
+					personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: tap.peerId }),
+				),
 				options: { partials: true, ...this.#o.endpointPolicy },
 			});
 			track.state = "open";

@@ -1,0 +1,173 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import jwt from "jsonwebtoken";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
+import { freePort } from "./helpers/ports.js";
+import { waitFor } from "./helpers/wait.js";
+import { startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.js";
+
+/**
+ * `npm run demo` as a new user meets it: the demo (scripts/demo.mjs, its own gateway and S3 server) prints the
+ * host's link; the host opens it in Chromium, joins, starts recording, answers the notice, stops; the objects
+ * land in the demo bucket where the demo said they would, and the customer's webhook hears recording.ready
+ * with the same keys. Then the same for transcription, and the operator's metrics saw it all.
+ */
+let demo: ChildProcess;
+let out = "";
+let dir: string;
+let chrome: LaunchedBrowser;
+let receiver: WebhookReceiver;
+let page: Page | undefined;
+let s3: S3Client;
+
+beforeAll(async () => {
+	dir = mkdtempSync(path.join(os.tmpdir(), "consentry-demo-"));
+	receiver = await startWebhookReceiver();
+	const [httpPort, s3Port] = [await freePort(), await freePort()];
+	demo = spawn(process.execPath, ["scripts/demo.mjs"], {
+		env: {
+			...process.env,
+			CONSENTRY_DEMO_DIR: dir,
+			CONSENTRY_HTTP_PORT: String(httpPort),
+			CONSENTRY_DEMO_S3_PORT: String(s3Port),
+			CONSENTRY_WORKERS: "1",
+		},
+		stdio: ["ignore", "pipe", "pipe"],
+	});
+	demo.stdout?.on("data", (d: Buffer) => {
+		out += d.toString();
+	});
+	demo.stderr?.on("data", (d: Buffer) => {
+		out += d.toString();
+	});
+	chrome = await launchChromium();
+});
+
+afterAll(async () => {
+	await page?.close().catch(() => undefined);
+	await chrome?.close();
+	if (demo && demo.exitCode === null) {
+		demo.kill("SIGTERM");
+		await new Promise((r) => demo.once("exit", r));
+	}
+	s3?.destroy();
+	await receiver?.stop();
+	rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the demo", () => {
+	it("records and transcribes out of the box: objects land in the demo bucket where it says, the webhook hears they are ready", async () => {
+		try {
+			await waitFor(
+				() => {
+					if (demo.exitCode !== null) throw new Error(`the demo exited (${demo.exitCode})`);
+					return out.includes("Ctrl-C stops everything");
+				},
+				60_000,
+				"the demo's links",
+			);
+		} catch (err) {
+			throw new Error(`${(err as Error).message}; its output:\n${out.slice(-3000)}`);
+		}
+		const hostLink = /host \(.*\):\n\s+(\S+)/.exec(out)?.[1] as string;
+		const where = /s3:\/\/([a-z0-9-]+)\/(\S+?)\/<session>\/\s+on (\S+)/.exec(out);
+		expect(hostLink).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?m=/);
+		const [, bucket, meetingPrefix, endpoint] = where as unknown as [string, string, string, string];
+		const base = new URL(hostLink).origin;
+
+		// The customer's administrator points the tenant's webhook at a receiver (admin token from the demo tenant).
+		const tenants = JSON.parse(readFileSync(path.join(dir, "tenants.json"), "utf8"));
+		const admin = jwt.sign({ role: "admin" }, tenants.tenants[0].keys[0].secret, {
+			algorithm: "HS256",
+			issuer: "demo",
+			audience: "consentry",
+			subject: "it-admin",
+			expiresIn: 600,
+		});
+		const put = await fetch(`${base}/api/webhook`, {
+			method: "PUT",
+			headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+			body: JSON.stringify({ url: receiver.url }),
+		});
+		expect(put.status).toBe(200);
+
+		page = await chrome.browser.newPage();
+		await page.goto(hostLink);
+		await page.getByRole("button", { name: "Join", exact: true }).click();
+		await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
+		await page.locator('[data-testid="capture-start"][data-kind="recording"]').click();
+		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+		await page.getByTestId("notice-ack").click();
+		await new Promise((r) => setTimeout(r, 4000));
+		await page.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
+
+		s3 = new S3Client({
+			endpoint,
+			region: "us-east-1",
+			forcePathStyle: true,
+			credentials: { accessKeyId: "x", secretAccessKey: "x" },
+		});
+		const keys = await waitFor(
+			async () => {
+				const r = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${meetingPrefix}/` }));
+				const k = (r.Contents ?? []).map((o) => o.Key as string);
+				return k.some((x) => x.endsWith("/manifest.json")) ? k : undefined;
+			},
+			60_000,
+			"the session's manifest in the demo bucket",
+		);
+		const webms = keys.filter((k) => k.endsWith(".webm"));
+		expect(webms.some((k) => k.includes("-audio-"))).toBe(true);
+		expect(webms.some((k) => k.includes("-camera-"))).toBe(true);
+
+		const ready = await waitFor(
+			() => receiver.accepted.find((h) => h.payload.type === "recording.ready"),
+			30_000,
+			"recording.ready",
+		);
+		const listed = (ready.payload.data.objects as { key: string; size: number; sha256: string | null }[]).map(
+			(o) => o.key,
+		);
+		expect(listed.sort()).toEqual(keys.filter((k) => k.endsWith(".webm") || k.endsWith("manifest.json")).sort());
+		const types = receiver.accepted.map((h) => h.payload.type);
+		expect(types.indexOf("recording.started")).toBeLessThan(types.indexOf("recording.stopped"));
+		expect(types.indexOf("recording.stopped")).toBeLessThan(types.indexOf("recording.ready"));
+
+		// Transcription works out of the box too (the embedded engine): its transcript lands next to the recording.
+		await page.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
+		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+		await page.getByTestId("notice-ack").click();
+		await new Promise((r) => setTimeout(r, 2000));
+		await page.locator('[data-testid="capture-stop"][data-kind="transcription"]').click();
+		const transcript = await waitFor(
+			() => receiver.accepted.find((h) => h.payload.type === "transcript.ready"),
+			30_000,
+			"transcript.ready",
+		);
+		const tkeys = (transcript.payload.data.objects as { key: string }[]).map((o) => o.key);
+		expect(tkeys.map((k) => k.split("/").pop())).toEqual(["transcript.json", "transcript.vtt"]);
+		const listedNow = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${meetingPrefix}/` }));
+		const now = (listedNow.Contents ?? []).map((o) => o.Key as string);
+		for (const k of tkeys) expect(now).toContain(k);
+
+		// The operator's metrics (the demo's gateway on loopback) saw the recorder write them.
+		const metrics = await (await fetch(`${base}/metrics`)).text();
+		const sample = (series: string) =>
+			Number(
+				metrics
+					.split("\n")
+					.find((l) => l.startsWith(`${series} `))
+					?.slice(series.length + 1),
+			);
+		expect(sample('consentry_recorder_objects_written_total{recovered="false"}')).toBe(webms.length);
+		expect(sample("consentry_recorder_uploaded_bytes_total")).toBeGreaterThan(0);
+		expect(sample('consentry_notice_answer_seconds_count{kind="recording",answer="acknowledged"}')).toBe(1);
+		expect(sample('consentry_notice_answer_seconds_count{kind="transcription",answer="acknowledged"}')).toBe(1);
+		expect(sample('consentry_webhook_attempts_total{event="recording.ready",outcome="delivered"}')).toBe(1);
+	});
+});
