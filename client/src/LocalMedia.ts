@@ -1,3 +1,5 @@
+import { t } from "./i18n/index.js";
+
 /** Camera capture: enough for a meeting tile, light on CPU (simulcast sends it at 1/4, 1/2 and full size). */
 const CAMERA: MediaTrackConstraints = {
 	width: { ideal: 640 },
@@ -6,7 +8,7 @@ const CAMERA: MediaTrackConstraints = {
 };
 const MIC: MediaTrackConstraints = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
-export type DeviceKind = "audioinput" | "videoinput";
+export type DeviceKind = "audioinput" | "videoinput" | "audiooutput";
 
 /** Why a device could not be opened, in words a person can act on. */
 export function describeMediaError(err: unknown, what: "camera" | "microphone"): string {
@@ -14,15 +16,15 @@ export function describeMediaError(err: unknown, what: "camera" | "microphone"):
 	switch (name) {
 		case "NotAllowedError":
 		case "SecurityError":
-			return `The browser blocked your ${what}. Allow it in the site settings, then try again.`;
+			return t(`device.blocked.${what}`);
 		case "NotFoundError":
 		case "OverconstrainedError":
-			return `No ${what} was found.`;
+			return t(`device.notFound.${what}`);
 		case "NotReadableError":
 		case "AbortError":
-			return `Your ${what} is in use by another application.`;
+			return t(`device.busy.${what}`);
 		default:
-			return `Your ${what} could not be started.`;
+			return t(`device.failed.${what}`);
 	}
 }
 
@@ -44,8 +46,7 @@ export class LocalMedia {
 	/** Opens the wanted devices that are not open yet. Returns one message per device that failed. */
 	async open(): Promise<string[]> {
 		const errors: string[] = [];
-		if (!this.supported)
-			return ["This browser cannot use a camera or microphone here (a secure https page is needed)."];
+		if (!this.supported) return [t("device.unsupported")];
 		if (this.micWanted && !this.mic) {
 			try {
 				await this.startMic();

@@ -1,6 +1,7 @@
 import type { types as msc } from "mediasoup-client";
 import { Device } from "mediasoup-client";
 import type { MediaSource } from "../../shared/protocol.js";
+import { t } from "./i18n/index.js";
 import type { Signaling } from "./Signaling.js";
 
 /** A remote person's track, as this browser receives it. */
@@ -79,7 +80,7 @@ export class MeetingSession {
 
 	/** Publishes a local track (mic, camera or screen). Camera video is sent as three simulcast layers. */
 	async publish(source: MediaSource, track: MediaStreamTrack): Promise<msc.Producer> {
-		if (!this.#send) throw new Error("This browser cannot send media in this meeting.");
+		if (!this.#send) throw new Error(t("notice.cannotSend"));
 		const existing = this.#producers.get(source);
 		if (existing) {
 			await existing.replaceTrack({ track });

@@ -1,9 +1,11 @@
 import type { JoinResult } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
-import { type ErrorAction, errorInfo } from "./errors.js";
+import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";
+import { chooseLocale, initLocale, locale, onLocaleChange, t } from "./i18n/index.js";
 import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
 import { LocalMedia } from "./LocalMedia.js";
 import { Meeting } from "./meeting/Meeting.js";
+import { closeMenus, wireMenus } from "./meeting/Menus.js";
 import { Signaling, SignalingError } from "./Signaling.js";
 import { showTranscriptPage } from "./TranscriptPage.js";
 import { forgetToken, readClaims, takeToken } from "./token.js";
@@ -16,14 +18,6 @@ const SCREENS: Record<Screen, string> = {
 	meeting: "#meeting-screen",
 	error: "#error-screen",
 	left: "#left-screen",
-};
-
-const ACTION_LABEL: Record<ErrorAction, string> = {
-	back: "Back",
-	retry: "Try again",
-	rejoin: "Rejoin",
-	takeOver: "Take over here",
-	guest: "Join as a guest instead",
 };
 
 /**
@@ -41,6 +35,7 @@ class App {
 	#screen: Screen = "join";
 	#joining = false;
 	#poll: ReturnType<typeof setInterval> | undefined;
+	#lastError: { code: string; detail: string; serverMessage: string; details: Record<string, unknown> } | undefined;
 
 	constructor() {
 		this.#join = new JoinView(
@@ -53,6 +48,15 @@ class App {
 			if (this.#last) void this.join(this.#last);
 		});
 		addEventListener("pagehide", () => this.#signaling?.close());
+		onLocaleChange(() => {
+			// The error screen is redrawn in the new language (its detail, already worded, stays).
+			if (this.#screen === "error" && this.#lastError) {
+				const { code, detail, serverMessage, details } = this.#lastError;
+				const focused = document.activeElement;
+				this.#showError(code, detail, serverMessage, details);
+				if (focused instanceof HTMLElement && focused.isConnected) focused.focus();
+			}
+		});
 		this.#show("join");
 	}
 
@@ -61,7 +65,7 @@ class App {
 		if (this.#joining) return;
 		this.#joining = true;
 		this.#last = values;
-		this.#join.setBusy(true, "Connecting…");
+		this.#join.setBusy(true, t("join.connecting"));
 		try {
 			const signaling = await this.#connect();
 			const res = await signaling.request("join", {
@@ -69,7 +73,7 @@ class App {
 				displayName: values.displayName,
 				...(values.passcode ? { passcode: values.passcode } : {}),
 				...(options.takeOver ? { takeOverHostSeat: true } : {}),
-				locale: navigator.language?.toLowerCase().startsWith("fr") ? "fr" : "en",
+				locale: locale(),
 			});
 			if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
 			if (res.status === "lobby") {
@@ -108,19 +112,19 @@ class App {
 		s.on("ejected", ({ reason, message }) => {
 			if (s !== this.#signaling) return;
 			this.#end();
-			this.#showError(reason, message);
+			this.#showError(reason, "", message);
 		});
 		s.on("reconnect", ({ reason }) => {
 			if (s !== this.#signaling) return;
 			// The gateway lost this meeting's media worker: the room is gone, this connection stays.
 			this.#meeting?.close();
 			this.#meeting = undefined;
-			this.#showError("reconnect", `The media server restarted (${reason}). Rejoin to continue.`);
+			this.#showError("reconnect", t("error.reconnect.detail", { reason }));
 		});
 		s.onLost((reason) => {
 			if (s !== this.#signaling) return;
 			this.#end();
-			this.#showError("connection_lost", `The connection to the meeting server dropped (${reason}).`);
+			this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
 		});
 		await s.connected();
 		return s;
@@ -156,7 +160,7 @@ class App {
 		setTimeout(() => {
 			if (signaling !== this.#signaling || this.#screen !== "meeting") return;
 			this.#end();
-			this.#showError("declined_capture", "");
+			this.#showError("declined_capture");
 		}, 5000);
 	}
 
@@ -179,28 +183,33 @@ class App {
 				? err
 				: new SignalingError({ code: "internal_error", message: err instanceof Error ? err.message : String(err) });
 		if (e.code === "timeout" || e.code === "connection_failed") this.#disconnect();
-		this.#showError(e.code, e.message);
+		this.#showError(e.code, "", e.message, e.details);
 	}
 
-	#showError(code: string, message: string): void {
-		let info = errorInfo(code);
-		if (code === "wrong_passcode" && !this.#last?.passcode) info = { ...info, title: "This meeting needs a passcode" };
+	/**
+	 * The refusal or ejection screen. `detail` is a translated message that replaces the code's
+	 * (it names a cause); `serverMessage` is shown only for codes the catalogues don't know.
+	 */
+	#showError(code: string, detail = "", serverMessage = "", details: Record<string, unknown> = {}): void {
+		this.#lastError = { code, detail, serverMessage, details };
+		let info = errorInfo(code, serverMessage, details);
+		if (code === "wrong_passcode" && !this.#last?.passcode) info = errorInfo("passcode_needed");
 		const screen = $("#error-screen");
 		screen.dataset.code = code;
 		$("#error-title").textContent = info.title;
-		$("#error-message").textContent = message || info.fallback;
+		$("#error-message").textContent = detail || info.message;
 		const actions = info.actions.filter((a) => a !== "guest" || this.#token);
 		$("#error-actions").replaceChildren(
 			...actions.map((a, i) =>
 				h(
 					"button",
 					{ type: "button", class: i === 0 ? "primary" : null, onclick: () => this.#act(a) },
-					ACTION_LABEL[a],
+					t(ACTION_LABEL[a]),
 				),
 			),
 		);
 		this.#show("error");
-		if (code === "meeting_not_started") this.#waitForStart();
+		if (code === "meeting_not_started" && !this.#poll) this.#waitForStart();
 		(screen.querySelector("button") as HTMLButtonElement | null)?.focus();
 	}
 
@@ -242,6 +251,7 @@ class App {
 	}
 
 	#show(screen: Screen): void {
+		if (screen !== "meeting") closeMenus();
 		clearInterval(this.#poll);
 		this.#poll = undefined;
 		this.#screen = screen;
@@ -251,6 +261,15 @@ class App {
 	}
 }
 
+initLocale();
+// The language toggles (one on every screen): the other language, remembered for the next visits.
+document.addEventListener("click", (ev) => {
+	if ((ev.target as Element | null)?.closest?.(".lang-toggle")) chooseLocale(locale() === "fr" ? "en" : "fr");
+});
+
 const transcript = /^\/t\/([A-Za-z0-9_-]{16,64})$/.exec(location.pathname);
 if (transcript?.[1]) void showTranscriptPage(transcript[1], takeToken());
-else new App();
+else {
+	wireMenus();
+	new App();
+}

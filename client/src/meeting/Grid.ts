@@ -1,4 +1,5 @@
 import { h, play } from "../dom.js";
+import { t } from "../i18n/index.js";
 
 export type TileSource = "camera" | "screen";
 
@@ -26,7 +27,7 @@ export class Grid {
 	person(peerId: string, name: string, self = false): HTMLElement {
 		const tile = this.#tile(peerId, "camera", self);
 		tile.el.toggleAttribute("data-self", self);
-		tile.name.textContent = self ? `${name} (you)` : name;
+		tile.name.textContent = self ? t("grid.you", { name }) : name;
 		tile.el.querySelector(".avatar")?.replaceChildren(initials(name));
 		return tile.el;
 	}
@@ -64,6 +65,11 @@ export class Grid {
 		return tile.el;
 	}
 
+	relabelScreen(peerId: string, label: string): void {
+		const tile = this.#tiles.get(key(peerId, "screen"));
+		if (tile) tile.name.textContent = label;
+	}
+
 	removeScreen(peerId: string): void {
 		this.#remove(key(peerId, "screen"));
 	}
@@ -92,7 +98,7 @@ export class Grid {
 		const video = h("video", { autoplay: true, playsinline: true });
 		video.muted = muted;
 		const name = h("span", { class: "name" });
-		const micOff = h("span", { class: "mic-off", title: "Microphone off" }, "Mic off");
+		const micOff = h("span", { class: "mic-off", title: t("grid.micOffTitle") }, t("grid.micOff"));
 		micOff.hidden = true;
 		const el = h(
 			"figure",

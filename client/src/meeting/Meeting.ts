@@ -1,5 +1,7 @@
 import type { JoinResult, LobbyEntry, MediaSource, MeetingInfo, PeerInfo, PeerRole } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
+import { errorText } from "../errors.js";
+import { type MessageKey, onLocaleChange, t } from "../i18n/index.js";
 import { describeMediaError, type LocalMedia } from "../LocalMedia.js";
 import { MeetingSession, type RemoteTrack } from "../MeetingSession.js";
 import { type Signaling, SignalingError } from "../Signaling.js";
@@ -67,6 +69,9 @@ export class Meeting {
 	#locked: boolean;
 	#lobby: LobbyEntry[] = [];
 	#busy = new Set<string>();
+	/** The host's "X is waiting in the lobby" notices, taken down once X is no longer waiting. */
+	readonly #lobbyNotices = new Map<string, HTMLElement>();
+	#statusKey: MessageKey | undefined;
 	#closed = false;
 	/** Until `start()` finished, the status says "Joining…" whatever the transports do. */
 	#started = false;
@@ -103,26 +108,26 @@ export class Meeting {
 	/** Opens the media session, publishes the wanted microphone and camera, and shows the meeting. */
 	async start(): Promise<void> {
 		this.#renderShell();
-		this.#status("Joining…");
+		this.#status("meeting.status.joining");
 		// A running recording's notice goes on screen first: nothing is published before it is answered.
 		this.#capture.start();
 		this.#session = await MeetingSession.start(this.#signaling, this.#routerRtpCapabilities, {
-			trackAdded: (t) => this.#trackAdded(t),
-			trackRemoved: (t) => this.#trackRemoved(t),
-			trackPaused: (t) => this.#refresh(t.peerId),
+			trackAdded: (r) => this.#trackAdded(r),
+			trackRemoved: (r) => this.#trackRemoved(r),
+			trackPaused: (r) => this.#refresh(r.peerId),
 			connectionState: (_d, state) => this.#connectionState(state),
 		});
 		if (this.#closed) {
 			this.#session.close();
 			return;
 		}
-		if (this.#capture.pending) this.#status("Answer the recording notice to send your camera and microphone.");
+		if (this.#capture.pending) this.#status("meeting.status.answerNotice");
 		if (!(await this.#capture.settled()) || this.#closed) return;
 		await this.#publishInitial();
 		if (this.#closed) return;
 		this.#started = true;
 		this.#renderToolbar();
-		this.#status("Connected");
+		this.#status("meeting.status.connected");
 	}
 
 	/** Tears down media and UI; safe to call more than once. */
@@ -140,9 +145,10 @@ export class Meeting {
 		this.#people.clear();
 		this.#chat.stop();
 		$("#notices").replaceChildren();
+		this.#lobbyNotices.clear();
 		const dialog = $<HTMLDialogElement>("#confirm-dialog");
 		if (dialog.open) dialog.close("cancel");
-		this.#status("");
+		this.#status(undefined);
 	}
 
 	/** Says `leave` to the gateway, then closes. */
@@ -167,8 +173,7 @@ export class Meeting {
 			s.on("transcriptLink", ({ path }) => this.#captions.link(path)),
 			s.on("lobbyChanged", ({ waiting }) => this.#lobbyChanged(waiting)),
 			s.on("meetingLocked", ({ locked }) => {
-				if (locked !== this.#locked)
-					this.#notice(locked ? "The host locked the meeting." : "The host unlocked the meeting.");
+				if (locked !== this.#locked) this.#notice(t(locked ? "notice.locked" : "notice.unlocked"));
 				this.#locked = locked;
 				this.#renderToolbar();
 			}),
@@ -177,25 +182,46 @@ export class Meeting {
 				if (coHost) this.#coHosts.add(peerId);
 				else this.#coHosts.delete(peerId);
 				if (peerId === this.#selfId) {
-					this.#notice(
-						coHost ? "The host made you a co-host: you can turn recording on and off." : "You are no longer a co-host.",
-					);
+					this.#notice(t(coHost ? "notice.madeCoHost" : "notice.noLongerCoHost"));
 					this.#capture.setController(coHost);
 					this.#refreshSelf();
 				} else this.#refresh(peerId);
 			}),
 			s.on("producerClosed", ({ producerId }) => {
 				if (this.#session?.producerSource(producerId) !== "screen") return;
-				this.#notice("The host stopped your screen share.");
+				this.#notice(t("notice.screenStopped"));
 				void this.#once("screen", () => this.#stopScreen());
 			}),
+			onLocaleChange(() => this.#relabel()),
 		);
 	}
 
-	#renderShell(): void {
+	/** The language changed: every text this class wrote is written again. */
+	#relabel(): void {
+		if (this.#closed) return;
+		this.#renderTitle();
+		this.#grid.person(this.#selfId, this.#selfName, true);
+		for (const p of this.#peers.values()) {
+			this.#grid.person(p.id, p.displayName);
+			this.#refresh(p.id);
+		}
+		if (this.#screenTrack) this.#grid.relabelScreen(this.#selfId, t("grid.yourScreen"));
+		for (const p of this.#peers.values()) {
+			if (p.screen) this.#grid.relabelScreen(p.id, t("grid.screenOf", { name: p.displayName }));
+		}
+		this.#people.renderLobby(this.#lobby);
+		this.#refreshSelf();
+		this.#status(this.#statusKey);
+	}
+
+	#renderTitle(): void {
 		$("#meeting-title").textContent = this.#info.title;
-		$("#meeting-code").textContent = `Meeting ID ${this.#info.joinCode}`;
-		document.title = `${this.#info.title} · consentry`;
+		$("#meeting-code").textContent = t("meeting.code", { code: this.#info.joinCode });
+		document.title = t("page.meetingTitle", { title: this.#info.title });
+	}
+
+	#renderShell(): void {
+		this.#renderTitle();
 		this.#grid.person(this.#selfId, this.#selfName, true);
 		for (const p of this.#peers.values()) {
 			this.#grid.person(p.id, p.displayName);
@@ -231,12 +257,12 @@ export class Meeting {
 		if (!session) return;
 		const errors: string[] = [];
 		if (this.#media.micWanted && this.#media.mic && session.canSend("audio")) {
-			await this.#publish("mic", this.#media.mic).catch((err: unknown) => errors.push(message(err)));
+			await this.#publish("mic", this.#media.mic).catch((err: unknown) => errors.push(errorText(err)));
 		}
 		if (this.#media.cameraWanted && this.#media.camera && session.canSend("video")) {
-			await this.#publish("camera", this.#media.camera).catch((err: unknown) => errors.push(message(err)));
+			await this.#publish("camera", this.#media.camera).catch((err: unknown) => errors.push(errorText(err)));
 		}
-		for (const e of errors) this.#notice(`Could not send your media: ${e}`);
+		for (const e of errors) this.#notice(t("notice.sendFailed", { message: e }));
 		this.#refreshSelf();
 	}
 
@@ -260,7 +286,7 @@ export class Meeting {
 	#held(source: MediaSource): boolean {
 		const p = this.#session?.producer(source);
 		if (!p || !this.#capture.isHeld(p.id)) return false;
-		this.#notice(`Your ${source === "mic" ? "microphone" : source} is held until you consent to the recording.`);
+		this.#notice(t(`notice.held.${source}`));
 		return true;
 	}
 
@@ -285,25 +311,25 @@ export class Meeting {
 		this.#people.remove(peerId);
 	}
 
-	#trackAdded(t: RemoteTrack): void {
-		let p = this.#peers.get(t.peerId);
+	#trackAdded(r: RemoteTrack): void {
+		let p = this.#peers.get(r.peerId);
 		if (!p) {
-			p = { id: t.peerId, displayName: "…", role: "participant" };
-			this.#peers.set(t.peerId, p);
+			p = { id: r.peerId, displayName: "…", role: "participant" }; // the name follows with peerJoined
+			this.#peers.set(r.peerId, p);
 			this.#grid.person(p.id, p.displayName);
 		}
-		p[t.source] = t;
-		if (t.source === "screen") this.#grid.screen(p.id, `${p.displayName}'s screen`, t.track);
-		else this.#grid.setTrack(p.id, "camera", t.kind, t.track);
+		p[r.source] = r;
+		if (r.source === "screen") this.#grid.screen(p.id, t("grid.screenOf", { name: p.displayName }), r.track);
+		else this.#grid.setTrack(p.id, "camera", r.kind, r.track);
 		this.#refresh(p.id);
 	}
 
-	#trackRemoved(t: RemoteTrack): void {
-		const p = this.#peers.get(t.peerId);
-		if (!p || p[t.source]?.consumerId !== t.consumerId) return;
-		delete p[t.source];
-		if (t.source === "screen") this.#grid.removeScreen(p.id);
-		else this.#grid.setTrack(p.id, "camera", t.kind, undefined);
+	#trackRemoved(r: RemoteTrack): void {
+		const p = this.#peers.get(r.peerId);
+		if (!p || p[r.source]?.consumerId !== r.consumerId) return;
+		delete p[r.source];
+		if (r.source === "screen") this.#grid.removeScreen(p.id);
+		else this.#grid.setTrack(p.id, "camera", r.kind, undefined);
 		this.#refresh(p.id);
 	}
 
@@ -327,10 +353,23 @@ export class Meeting {
 
 	#lobbyChanged(waiting: LobbyEntry[]): void {
 		const before = new Set(this.#lobby.map((e) => e.peerId));
+		const now = new Set(waiting.map((e) => e.peerId));
 		this.#lobby = waiting;
 		this.#people.renderLobby(waiting);
+		// Admitted, denied or gone: their "is waiting" notice goes too.
+		for (const [peerId, item] of this.#lobbyNotices) {
+			if (now.has(peerId)) continue;
+			item.remove();
+			this.#lobbyNotices.delete(peerId);
+		}
 		if (this.#role !== "host") return;
-		for (const e of waiting) if (!before.has(e.peerId)) this.#notice(`${e.displayName} is waiting in the lobby.`);
+		for (const e of waiting) {
+			if (before.has(e.peerId)) continue;
+			const item = this.#notice(t("notice.waiting", { name: e.displayName }), () =>
+				this.#lobbyNotices.delete(e.peerId),
+			);
+			if (item) this.#lobbyNotices.set(e.peerId, item);
+		}
 	}
 
 	// This person's own media -----------------------------------------------------------------------------------
@@ -420,10 +459,10 @@ export class Meeting {
 		if (!source) return;
 		if (kind === "audio") {
 			this.#media.micWanted = false;
-			this.#notice("The host muted your microphone. Unmute it when you want to speak.");
+			this.#notice(t("notice.mutedByHost"));
 		} else {
 			this.#media.cameraWanted = false;
-			this.#notice("The host turned your camera off. Turn it on when you want to be seen.");
+			this.#notice(t("notice.cameraByHost"));
 			await this.#cameraOff(true);
 		}
 		this.#refreshSelf();
@@ -440,7 +479,7 @@ export class Meeting {
 			});
 		} catch (err) {
 			if (!(err instanceof DOMException && err.name === "NotAllowedError")) {
-				this.#notice(`Screen sharing could not start: ${message(err)}`);
+				this.#notice(t("notice.shareFailed", { message: errorText(err) }));
 			}
 			return;
 		}
@@ -449,15 +488,15 @@ export class Meeting {
 		track.contentHint = "detail";
 		try {
 			await this.#publish("screen", track);
-			if (!session.producer("screen")) throw new Error("Screen sharing was not started.");
+			if (!session.producer("screen")) throw new Error(t("notice.shareNotStarted"));
 		} catch (err) {
 			track.stop();
-			this.#notice(message(err));
+			this.#notice(errorText(err));
 			return;
 		}
 		this.#screenTrack = track;
 		track.addEventListener("ended", () => void this.#once("screen", () => this.#stopScreen()), { once: true });
-		this.#grid.screen(this.#selfId, "Your screen", track, true);
+		this.#grid.screen(this.#selfId, t("grid.yourScreen"), track, true);
 		this.#refreshSelf();
 	}
 
@@ -495,24 +534,24 @@ export class Meeting {
 		const session = this.#session;
 		const micButton = $<HTMLButtonElement>("#mic-button");
 		const mic = this.#micOn();
-		micButton.textContent = mic ? "Mute microphone" : "Unmute microphone";
+		micButton.textContent = t(mic ? "toolbar.mute" : "toolbar.unmute");
 		micButton.dataset.state = mic ? "on" : "off";
 		micButton.disabled = !session?.canSend("audio");
 		const camButton = $<HTMLButtonElement>("#camera-button");
 		const cam = this.#cameraOn();
-		camButton.textContent = cam ? "Turn camera off" : "Turn camera on";
+		camButton.textContent = t(cam ? "toolbar.cameraOff" : "toolbar.cameraOn");
 		camButton.dataset.state = cam ? "on" : "off";
 		camButton.disabled = !session?.canSend("video");
 		const screenButton = $<HTMLButtonElement>("#screen-button");
 		const sharing = !!this.#screenTrack;
-		screenButton.textContent = sharing ? "Stop sharing" : "Share screen";
+		screenButton.textContent = t(sharing ? "toolbar.stopShare" : "toolbar.share");
 		screenButton.dataset.state = sharing ? "on" : "off";
 		screenButton.hidden = !navigator.mediaDevices?.getDisplayMedia;
 		const hostOnly = this.#info.screenShare === "host" && this.#role !== "host";
 		screenButton.disabled = !session?.canSend("video") || (hostOnly && !sharing);
-		screenButton.title = hostOnly ? "Only the host can share a screen in this meeting." : "";
+		screenButton.title = hostOnly ? t("toolbar.shareHostOnly") : "";
 		$(".toolbar .host-only").hidden = this.#role !== "host";
-		$("#lock-button").textContent = this.#locked ? "Unlock meeting" : "Lock meeting";
+		$("#lock-button").textContent = t(this.#locked ? "toolbar.unlock" : "toolbar.lock");
 		$("#locked-badge").hidden = !this.#locked;
 	}
 
@@ -522,17 +561,17 @@ export class Meeting {
 		try {
 			await fn();
 		} catch (err) {
-			this.#notice(message(err));
+			this.#notice(errorText(err));
 		}
 	}
 
 	async #remove(p: Person): Promise<void> {
-		if (!(await confirmAction(`Remove ${p.displayName} from the meeting? They cannot rejoin it.`, "Remove"))) return;
+		if (!(await confirmAction(t("confirm.remove", { name: p.displayName }), t("confirm.removeOk")))) return;
 		await this.#hostRequest(() => this.#signaling.request("remove", { peerId: p.id }));
 	}
 
 	async #endForAll(): Promise<void> {
-		if (!(await confirmAction("End the meeting for everyone?", "End meeting"))) return;
+		if (!(await confirmAction(t("confirm.end"), t("confirm.endOk")))) return;
 		await this.#hostRequest(() => this.#signaling.request("endMeeting", {}));
 	}
 
@@ -545,7 +584,7 @@ export class Meeting {
 		try {
 			await fn();
 		} catch (err) {
-			if (!this.#closed) this.#notice(message(err));
+			if (!this.#closed) this.#notice(errorText(err));
 		} finally {
 			this.#busy.delete(what);
 			if (!this.#closed) this.#refreshSelf();
@@ -554,32 +593,37 @@ export class Meeting {
 
 	#connectionState(state: RTCPeerConnectionState): void {
 		if (!this.#started || this.#closed) return;
-		if (state === "connected") this.#status("Connected");
-		else if (state === "disconnected") this.#status("Media connection interrupted; trying to recover…");
-		else if (state === "failed") this.#status("Media connection failed. Leave and rejoin to continue.");
+		if (state === "connected") this.#status("meeting.status.connected");
+		else if (state === "disconnected") this.#status("meeting.status.interrupted");
+		else if (state === "failed") this.#status("meeting.status.failed");
 	}
 
-	#status(text: string): void {
-		$("#status").textContent = text;
+	#status(key: MessageKey | undefined): void {
+		this.#statusKey = key;
+		const el = $("#status");
+		el.textContent = key ? t(key) : "";
+		el.dataset.state = key?.split(".").pop() ?? "";
 	}
 
-	#notice(text: string): void {
-		if (this.#closed) return;
+	/** A passing notice (gone after 12 s or when dismissed; `onGone` runs then). */
+	#notice(text: string, onGone?: () => void): HTMLElement | undefined {
+		if (this.#closed) return undefined;
 		const list = $("#notices");
+		const remove = () => {
+			if (!item.isConnected) return;
+			item.remove();
+			onGone?.();
+		};
 		const item = h(
 			"li",
 			{ class: "notice" },
 			h("span", null, text),
-			h("button", { type: "button", "aria-label": "Dismiss", onclick: () => item.remove() }, "×"),
+			h("button", { type: "button", "aria-label": t("meeting.dismiss"), onclick: remove }, "×"),
 		);
 		list.append(item);
-		setTimeout(() => item.remove(), 12_000);
+		setTimeout(remove, 12_000);
+		return item;
 	}
-}
-
-function message(err: unknown): string {
-	if (err instanceof SignalingError || err instanceof Error) return err.message;
-	return String(err);
 }
 
 /** A modal yes/no question (no `window.confirm`: it blocks the page and automation). */

@@ -1,0 +1,180 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Gateway } from "../server/Gateway.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { type Browser, launchBrowser } from "./helpers/chromium.js";
+import { api, startGateway } from "./helpers/gateway.js";
+import { testTenant } from "./helpers/tenants.js";
+
+/**
+ * The meeting page as people choose it, in headless Chromium against the real gateway: its
+ * language (the browser's, switched in the page, the tenant's default) with the gateway's error
+ * codes in words, an automated WCAG 2.1 AA audit (axe-core) of the join page, the meeting with a
+ * recording notice open and the transcript page, and the layout on a phone and a tablet. Few
+ * page sessions, each checking several things, to keep the run short.
+ *
+ * `CONSENTRY_SCREENSHOTS=docs/screenshots` also writes the README's screenshots.
+ */
+const acme = testTenant("acme");
+/** A Quebec customer: its pages are French for browsers that prefer neither language. */
+const quebec = { ...testTenant("quebec"), locale: "fr" as const };
+let bucket: TestBucket;
+let gateway: Gateway;
+let chrome: { browser: Browser; close(): Promise<void> };
+let hosts = 0;
+const contexts: BrowserContext[] = [];
+const pageErrors: string[] = [];
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const SHOTS = process.env.CONSENTRY_SCREENSHOTS;
+
+beforeAll(async () => {
+	bucket = await startBucket("ui-recordings");
+	gateway = await startGateway({ tenants: [acme, quebec], env: storageEnv() });
+	await saveStorageTarget(gateway, acme, bucket, "consentry", { encryption: { type: "SSE-S3" } });
+	chrome = await launchBrowser();
+});
+
+afterAll(async () => {
+	await chrome?.close();
+	await gateway?.close();
+	await bucket?.stop();
+});
+
+afterEach(async () => {
+	await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => undefined)));
+	expect(pageErrors.splice(0)).toEqual([]);
+});
+
+// Helpers ---------------------------------------------------------------------------------------------------------
+
+async function schedule(settings: Record<string, unknown> = {}, tenant = acme) {
+	const hostToken = tenant.token(`ui-host-${++hosts}`);
+	const res = await api(gateway, "POST", "/api/meetings", hostToken, { title: "Équipe produit", settings });
+	expect(res.status).toBe(201);
+	return { id: res.body.id as string, joinCode: res.body.joinCode as string, hostToken };
+}
+
+async function newPage(o: { locale: string; width?: number; height?: number; mobile?: boolean }): Promise<Page> {
+	const context = await chrome.browser.newContext({
+		locale: o.locale,
+		viewport: { width: o.width ?? 1280, height: o.height ?? 800 },
+		...(o.mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}),
+		permissions: ["camera", "microphone"],
+	});
+	contexts.push(context);
+	const page = await context.newPage();
+	page.on("pageerror", (err) => pageErrors.push(err.message));
+	return page;
+}
+
+async function openJoin(page: Page, joinCode: string, name: string, token?: string): Promise<void> {
+	await page.goto(`${gateway.url}/?${new URLSearchParams({ m: joinCode, name })}${token ? `#token=${token}` : ""}`);
+}
+
+async function connected(page: Page, text: string): Promise<void> {
+	await page.locator("#status").getByText(text, { exact: true }).waitFor({ timeout: 20_000 });
+}
+
+/** axe-core's WCAG 2.1 A/AA rules on the page as it is now; returns the violations, described. */
+async function audit(page: Page): Promise<string[]> {
+	// Evaluated over the DevTools protocol: the page's Content-Security-Policy does not apply to it.
+	await page.evaluate(AXE);
+	return page.evaluate(async () => {
+		const axe = (window as unknown as { axe: { run(ctx: Document, o: unknown): Promise<AxeResult> } }).axe;
+		interface AxeResult {
+			violations: { id: string; nodes: { target: string[]; failureSummary?: string }[] }[];
+		}
+		const r = await axe.run(document, {
+			runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+		});
+		return r.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")} — ${n.failureSummary}`));
+	});
+}
+
+/** Visible elements that reach past the viewport's left or right edge (or a page that scrolls sideways). */
+async function overflowing(page: Page): Promise<string[]> {
+	return page.evaluate(() => {
+		const width = document.documentElement.clientWidth;
+		const out: string[] = [];
+		if (document.documentElement.scrollWidth > width)
+			out.push(`page scrolls sideways (${document.documentElement.scrollWidth} > ${width})`);
+		const name = (el: Element) =>
+			`${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${el.className && typeof el.className === "string" ? `.${el.className.trim().split(/\s+/).join(".")}` : ""}`;
+		for (const el of Array.from(document.body.querySelectorAll("*"))) {
+			const r = el.getBoundingClientRect();
+			if (r.width === 0 || r.height === 0) continue;
+			if (r.right <= width + 0.5 && r.left >= -0.5) continue;
+			// Inside a container that scrolls or clips sideways (and itself fits): not past the screen.
+			let clipped = false;
+			for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+				const ox = getComputedStyle(a).overflowX;
+				const ar = a.getBoundingClientRect();
+				if (ox !== "visible" && ar.right <= width + 0.5 && ar.left >= -0.5) {
+					clipped = true;
+					break;
+				}
+			}
+			if (!clipped) out.push(`${name(el)} [${Math.round(r.left)}, ${Math.round(r.right)}]`);
+		}
+		return out;
+	});
+}
+
+async function shot(page: Page, file: string): Promise<void> {
+	if (SHOTS) await page.screenshot({ path: path.join(SHOTS, file) });
+}
+
+// Tests -----------------------------------------------------------------------------------------------------------
+
+describe("language", () => {
+	it("follows the browser, switches in the page, falls back to the tenant's; errors in words; the lobby notice goes once admitted", async () => {
+		const m = await schedule({ lobby: true, allowGuests: true });
+		const host = await newPage({ locale: "fr-CA" });
+		await openJoin(host, m.joinCode, "Hélène", m.hostToken);
+		await host.getByRole("heading", { name: "Rejoindre une réunion" }).waitFor();
+		expect(await host.evaluate(() => document.documentElement.lang)).toBe("fr");
+		await expect.poll(() => host.locator("#identity-note").textContent()).toBe("Vous entrez comme hôte.");
+		await expect
+			.poll(() => host.locator("#meeting-summary").textContent())
+			.toBe("Équipe produit — pas encore commencée");
+		// Switched in the page (and remembered): everything redrawn in English, then back.
+		await host.getByRole("button", { name: "Switch to English" }).click();
+		await host.getByRole("heading", { name: "Join a meeting" }).waitFor();
+		expect(await host.locator("#meeting-summary").textContent()).toBe("Équipe produit — has not started yet");
+		expect(await host.getByLabel("Camera on").isChecked()).toBe(true);
+		await host.getByRole("button", { name: "Passer au français" }).click();
+		await host.getByRole("button", { name: "Rejoindre", exact: true }).click();
+		await connected(host, "Connecté");
+		expect(await host.locator("#mic-button").textContent()).toBe("Couper le micro");
+		expect(await host.locator("#meeting-code").textContent()).toBe(`Réunion n° ${m.joinCode}`);
+
+		// An English guest waits in the lobby; the host's notice in French, gone once the guest is admitted.
+		const guest = await newPage({ locale: "en-US" });
+		await openJoin(guest, m.joinCode, "Dora");
+		await guest.getByRole("button", { name: "Join", exact: true }).click();
+		await guest.getByText("Waiting for the host to let you in…").waitFor();
+		const waiting = host.locator("#notices li", { hasText: "Dora attend dans la salle d’attente." });
+		await waiting.waitFor();
+		await host.getByRole("button", { name: "Admettre Dora" }).click();
+		await connected(guest, "Connected");
+		await waiting.waitFor({ state: "detached", timeout: 3000 }); // well before the 12 s a notice stays
+		expect(await guest.evaluate(() => document.documentElement.lang)).toBe("en");
+		await host.locator('#participants li[data-role="guest"]', { hasText: "Invité" }).waitFor();
+
+		// A browser preferring neither language gets the tenant's (French for this customer).
+		const q = await schedule({}, quebec);
+		const spanish = await newPage({ locale: "es-ES" });
+		await openJoin(spanish, q.joinCode, "Pilar");
+		await expect.poll(() => spanish.evaluate(() => document.documentElement.lang)).toBe("fr");
+		await spanish.getByRole("heading", { name: "Rejoindre une réunion" }).waitFor();
+		// The gateway's error code in words: the meeting has not started yet.
+		await spanish.getByRole("button", { name: "Rejoindre", exact: true }).click();
+		await spanish.getByRole("heading", { name: "L’hôte n’a pas encore commencé cette réunion" }).waitFor();
+		expect(await spanish.locator("#error-message").textContent()).toBe("Réessayez dans un instant.");
+		await spanish.getByRole("button", { name: "Switch to English" }).click();
+		await spanish.getByRole("heading", { name: "The host has not started this meeting yet" }).waitFor();
+	});
+});
