@@ -178,3 +178,110 @@ describe("language", () => {
 		await spanish.getByRole("heading", { name: "The host has not started this meeting yet" }).waitFor();
 	});
 });
+
+describe("accessibility", () => {
+	it("has no WCAG 2.1 AA violation on the join page, the meeting with a notice open (focus kept in it, then given back) and the transcript page", async () => {
+		const m = await schedule();
+		const page = await newPage({ locale: "en-CA" });
+		await openJoin(page, m.joinCode, "Ana", m.hostToken);
+		await page.getByRole("heading", { name: "Join a meeting" }).waitFor();
+		await expect.poll(() => page.locator("#meeting-summary").textContent()).toContain("has not started yet");
+		expect(await audit(page)).toEqual([]);
+
+		await page.getByRole("button", { name: "Join", exact: true }).click();
+		await connected(page, "Connected");
+		// Live regions for what arrives by itself: notices, captions and chat.
+		expect(await page.locator("#notices").getAttribute("aria-live")).toBe("polite");
+		expect(await page.locator("#captions").getAttribute("aria-live")).toBe("polite");
+		expect(await page.locator("#chat-log").getAttribute("role")).toBe("log");
+
+		const start = page.getByRole("button", { name: "Start transcription" });
+		await start.focus();
+		await start.press("Enter");
+		const dialog = page.getByRole("alertdialog");
+		await dialog.waitFor();
+		const inDialog = () => page.evaluate(() => !!document.activeElement?.closest("#notice-dialog"));
+		expect(await inDialog()).toBe(true);
+		for (let i = 0; i < 4; i++) {
+			await page.keyboard.press("Tab");
+			expect(await inDialog()).toBe(true);
+		}
+		await page.keyboard.press("Escape"); // a notice can't be dismissed, only answered
+		expect(await dialog.isVisible()).toBe(true);
+		expect(await audit(page)).toEqual([]);
+		await dialog.getByRole("button", { name: "Continue" }).click();
+		await dialog.waitFor({ state: "hidden" });
+		// The focus is back where it was: the transcription control (now "Pause transcription").
+		await expect
+			.poll(() => page.evaluate(() => document.activeElement?.getAttribute("data-kind")))
+			.toBe("transcription");
+		expect(await audit(page)).toEqual([]);
+
+		const link = await page.getByTestId("transcript-link").getAttribute("href");
+		const transcript = await newPage({ locale: "en-CA" });
+		await transcript.goto(`${gateway.url}${link}#token=${m.hostToken}`);
+		await transcript.getByTestId("transcript-disclaimer").waitFor();
+		expect(await audit(transcript)).toEqual([]);
+		await transcript.goto(`${gateway.url}/t/${"x".repeat(24)}`);
+		await transcript.getByTestId("transcript-error").waitFor();
+		expect(await audit(transcript)).toEqual([]);
+	});
+});
+
+describe("phones and tablets", () => {
+	it("fits 390×844 and 768×1024: nothing wider than the screen, the menus and the people/chat sheet work", async () => {
+		const m = await schedule({ lobby: false });
+		const desktop = await newPage({ locale: "en-CA" });
+		await openJoin(desktop, m.joinCode, "Ana", m.hostToken);
+		await desktop.getByRole("button", { name: "Join", exact: true }).click();
+		await connected(desktop, "Connected");
+		for (const [label, width, height] of [
+			["phone", 390, 844],
+			["tablet", 768, 1024],
+		] as const) {
+			const page = await newPage({ locale: "en-CA", width, height, mobile: true });
+			await openJoin(page, m.joinCode, `Ben (${label})`, acme.token(`ben-${label}`, "participant"));
+			await page.getByRole("heading", { name: "Join a meeting" }).waitFor();
+			await page.locator("#camera-select option").first().waitFor({ state: "attached" });
+			expect(await overflowing(page), `${label} join page`).toEqual([]);
+			await shot(page, `join-${label}.png`);
+			await page.getByRole("button", { name: "Join", exact: true }).click();
+			await connected(page, "Connected");
+			// Both tiles show their video (the screenshot is taken once the other camera's frames arrive).
+			await page.waitForFunction(() => {
+				const videos = Array.from(document.querySelectorAll<HTMLVideoElement>("#grid video"));
+				return videos.length >= 2 && videos.every((v) => v.videoWidth > 0);
+			});
+			expect(await overflowing(page), `${label} meeting`).toEqual([]);
+			await shot(page, `meeting-${label}.png`);
+			if (label === "phone") {
+				// The toolbar keeps the essentials; the rest is behind "More".
+				const share = page.getByRole("button", { name: "Share screen" });
+				expect(await share.isVisible()).toBe(false);
+				await page.locator("#more-button").click();
+				await share.waitFor();
+				expect(await overflowing(page), "phone, More open").toEqual([]);
+				await page.keyboard.press("Escape");
+				await share.waitFor({ state: "hidden" });
+				expect(await page.evaluate(() => document.activeElement?.id)).toBe("more-button");
+				// People and chat open as a sheet over the videos.
+				await page.getByRole("button", { name: "People and chat" }).click();
+				await page.getByLabel("Message").fill("Bonjour from the phone");
+				await page.getByRole("button", { name: "Send" }).click();
+				await desktop.getByTestId("chat-log").getByText("Bonjour from the phone").waitFor();
+				expect(await overflowing(page), "phone, sheet open").toEqual([]);
+				await shot(page, "people-phone.png");
+				await page.getByRole("button", { name: "Close" }).click();
+				await page.getByLabel("Message").waitFor({ state: "hidden" });
+			} else {
+				// A tablet shows everything at once: no "More", the people and chat beside the videos.
+				expect(await page.locator("#more-button").isVisible()).toBe(false);
+				expect(await page.getByRole("button", { name: "Share screen" }).isVisible()).toBe(true);
+				expect(await page.getByLabel("Message").isVisible()).toBe(true);
+			}
+			await page.getByRole("button", { name: "Leave", exact: true }).click();
+			await page.getByRole("heading", { name: "You left the meeting" }).waitFor();
+		}
+		await shot(desktop, "meeting-desktop.png");
+	});
+});

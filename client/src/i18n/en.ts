@@ -81,6 +81,7 @@ export const en = {
 	"meeting.send": "Send",
 	"meeting.controls": "Meeting controls",
 	"meeting.more": "More",
+	"meeting.settings": "Settings",
 	"meeting.panels": "People and chat",
 	"meeting.closePanel": "Close",
 	"meeting.leave": "Leave",

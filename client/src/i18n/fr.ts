@@ -82,6 +82,7 @@ export const fr: Catalogue = {
 	"meeting.send": "Envoyer",
 	"meeting.controls": "Commandes de la réunion",
 	"meeting.more": "Plus",
+	"meeting.settings": "Paramètres",
 	"meeting.panels": "Participants et clavardage",
 	"meeting.closePanel": "Fermer",
 	"meeting.leave": "Quitter",

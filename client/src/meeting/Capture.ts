@@ -308,6 +308,9 @@ export class Capture {
 
 	#renderControls(): void {
 		const controls = $("#capture-controls");
+		// Redrawing must not drop a keyboard user's place: the focus moves to the new button of the same kind.
+		const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#capture-controls button");
+		const focusKind = focused?.dataset.kind;
 		controls.replaceChildren(
 			// The server has the last word (a tenant may keep transcription to the host): its refusal is shown.
 			...CONTROLLED.filter((kind) => kind === "transcription" || this.#isHost).flatMap((kind) => {
@@ -323,7 +326,8 @@ export class Capture {
 							"data-testid": testid,
 							"data-kind": kind,
 							"data-action": action,
-							disabled: busy,
+							// Not `disabled` (that would drop the focus): clicks are ignored while a request runs.
+							"aria-disabled": busy ? "true" : null,
 						},
 						text,
 					);
@@ -336,6 +340,7 @@ export class Capture {
 				];
 			}),
 		);
+		if (focusKind) controls.querySelector<HTMLElement>(`button[data-kind="${focusKind}"]`)?.focus();
 	}
 
 	#renderCoverage(): void {

@@ -44,6 +44,7 @@ export class NoticeDialog {
 		this.#actions = actions;
 		this.#onDeclined = onDeclined;
 		this.#dialog.addEventListener("cancel", this.#noEscape);
+		this.#dialog.addEventListener("keydown", this.#trapTab);
 	}
 
 	/** Queues a notice (ignored if already queued or shown); shows it when nothing else is open. */
@@ -77,11 +78,29 @@ export class NoticeDialog {
 		this.#queue = [];
 		this.#current = undefined;
 		this.#dialog.removeEventListener("cancel", this.#noEscape);
+		this.#dialog.removeEventListener("keydown", this.#trapTab);
 		this.#hide();
 		this.#settle(false);
 	}
 
 	readonly #noEscape = (ev: Event): void => ev.preventDefault();
+
+	/** Tab and Shift+Tab go round the dialog's buttons (the modal dialog alone would let focus reach the browser's own UI). */
+	readonly #trapTab = (ev: KeyboardEvent): void => {
+		if (ev.key !== "Tab") return;
+		const items = [...this.#dialog.querySelectorAll<HTMLElement>("button:not([disabled]), a[href], [tabindex='0']")];
+		const first = items[0];
+		const last = items.at(-1);
+		if (!first || !last) return;
+		const active = document.activeElement;
+		if (ev.shiftKey && (active === first || !this.#dialog.contains(active))) {
+			ev.preventDefault();
+			last.focus();
+		} else if (!ev.shiftKey && (active === last || !this.#dialog.contains(active))) {
+			ev.preventDefault();
+			first.focus();
+		}
+	};
 
 	#settle(ok: boolean): void {
 		for (const w of this.#waiters.splice(0)) w(ok);
@@ -111,7 +130,14 @@ export class NoticeDialog {
 		this.#dialog.close();
 		const back = this.#returnFocus;
 		this.#returnFocus = undefined;
-		if (back?.isConnected && !back.closest("[hidden]")) back.focus();
+		if (!back) return;
+		if (back.isConnected && !back.closest("[hidden]")) back.focus();
+		else {
+			// The control was redrawn meanwhile (Start became Pause): its successor of the same kind.
+			const kind = back.dataset.kind;
+			const again = kind ? document.querySelector<HTMLElement>(`#capture-controls button[data-kind="${kind}"]`) : null;
+			again?.focus();
+		}
 	}
 
 	#render(n: NoticeView): void {
