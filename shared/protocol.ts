@@ -116,6 +116,15 @@ export const RequestSchemas = {
 	pauseProducer: z.object({ producerId: Id }),
 	resumeProducer: z.object({ producerId: Id }),
 	resumeConsumer: z.object({ consumerId: Id }),
+	/**
+	 * How this person shows a video they receive: off screen (`visible: false`) the server stops forwarding it;
+	 * on screen it is forwarded at `spatialLayer` (0 smallest … 2 full size, for simulcast senders).
+	 */
+	viewConsumer: z.object({
+		consumerId: Id,
+		visible: z.boolean(),
+		spatialLayer: z.number().int().min(0).max(2).optional(),
+	}),
 	chat: z.object({ text: z.string().trim().min(1).max(2000) }),
 	// Host controls: the server checks the caller is the meeting's host.
 	admit: z.object({ peerId: Id }),
@@ -272,6 +281,7 @@ export interface ResponseMap {
 	pauseProducer: Empty;
 	resumeProducer: Empty;
 	resumeConsumer: Empty;
+	viewConsumer: Empty;
 	chat: { id: string };
 	admit: Empty;
 	deny: Empty;

@@ -3,11 +3,15 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Bot } from "../bench/bots/Bot.js";
+import { SyntheticMedia } from "../bench/bots/media.js";
+import { gatewaySignal } from "../bench/bots/signal.js";
 import type { Gateway } from "../server/Gateway.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type Browser, launchBrowser } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
 import { testTenant } from "./helpers/tenants.js";
+import { waitFor } from "./helpers/wait.js";
 
 /**
  * The meeting page as people choose it, in headless Chromium against the real gateway: its
@@ -283,5 +287,90 @@ describe("phones and tablets", () => {
 			await page.getByRole("heading", { name: "You left the meeting" }).waitFor();
 		}
 		await shot(desktop, "meeting-desktop.png");
+	});
+});
+
+describe("big meetings", () => {
+	it("pages the grid and has a speaker view; only the videos on screen are received, each at the layer its tile needs", async () => {
+		const m = await schedule({ lobby: false });
+		const host = await newPage({ locale: "en-CA" });
+		await openJoin(host, m.joinCode, "Ana", m.hostToken);
+		await host.getByRole("button", { name: "Join", exact: true }).click();
+		await connected(host, "Connected");
+		// Carla sends simulcast from Chromium; eleven bots send one small camera layer each.
+		const carla = await newPage({ locale: "en-CA" });
+		await openJoin(carla, m.joinCode, "Carla", acme.token("carla", "participant"));
+		await carla.getByRole("button", { name: "Join", exact: true }).click();
+		await connected(carla, "Connected");
+		const media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
+		const bots: Bot[] = [];
+		try {
+			for (let i = 1; i <= 11; i++) {
+				const signal = await gatewaySignal(gateway.url, acme.token(`bot-${i}`, "participant"));
+				const bot = await Bot.join(signal, m.joinCode, { displayName: `Bot ${i}`, send: true, recv: false });
+				await bot.publish(media, { audio: false, video: true, maxVideoBitrate: 80_000 });
+				bots.push(bot);
+			}
+			const room = await waitFor(() => gateway.rooms.get(m.id), 5000, "the room");
+			const ana = [...room.peers.values()].find((p) => p.displayName === "Ana");
+			/** The host's video consumers, by sender name: paused on the gateway or not, and the preferred layer. */
+			const received = () => {
+				const out = new Map<string, { paused: boolean; layer: number | undefined }>();
+				for (const c of ana?.consumers.values() ?? []) {
+					if (c.kind !== "video") continue;
+					const sender = [...room.peers.values()].find((p) => p.producers.has(c.producerId));
+					if (sender) out.set(sender.displayName, { paused: c.paused, layer: c.preferredLayers?.spatialLayer });
+				}
+				return out;
+			};
+			const shownTiles = () =>
+				host.evaluate(() =>
+					Array.from(document.querySelectorAll<HTMLElement>("#grid .tile"))
+						.filter((t) => !t.hasAttribute("data-offscreen"))
+						.map((t) => t.querySelector(".name")?.textContent ?? ""),
+				);
+			await waitFor(
+				async () => received().size === 12 && (await host.locator("#grid .tile").count()) === 13,
+				30_000,
+				"13 tiles",
+			);
+
+			// Grid: 1280×800 holds 9 tiles a page; the 4 others are not received until their page is shown.
+			await host.getByText("Page 1 of 2").waitFor();
+			const page1 = await shownTiles();
+			expect(page1).toHaveLength(9);
+			const pausedOn = async (want: (name: string, shown: boolean) => boolean) =>
+				waitFor(
+					async () => {
+						const shown = new Set((await shownTiles()).map((n) => n.replace(" (you)", "")));
+						return [...received()].every(([name, r]) => r.paused === !want(name, shown.has(name)));
+					},
+					10_000,
+					"consumers paused exactly off screen",
+				);
+			await pausedOn((_n, shown) => shown);
+			expect(received().get("Carla")?.layer).toBe(1); // a ~310 px tile: the middle layer
+			await host.getByRole("button", { name: "Next page" }).click();
+			await host.getByText("Page 2 of 2").waitFor();
+			expect(await shownTiles()).toHaveLength(4);
+			await pausedOn((_n, shown) => shown);
+
+			// Speaker view: Carla (the only remote person with a microphone) large at the full layer, a strip of the others.
+			await host.getByRole("button", { name: "Speaker view" }).click();
+			await host.locator("#grid .tile.main", { hasText: "Carla" }).waitFor();
+			await pausedOn((_n, shown) => shown);
+			await waitFor(() => received().get("Carla")?.layer === 2, 10_000, "Carla at the full layer");
+			const strip = (await shownTiles()).length - 1;
+			expect(strip).toBeGreaterThanOrEqual(4);
+			expect(strip).toBeLessThan(12);
+			expect(await overflowing(host)).toEqual([]);
+			await shot(host, "speaker-view.png");
+			await host.getByRole("button", { name: "Grid view" }).click();
+			await host.getByText("Page 1 of 2").waitFor();
+			await pausedOn((_n, shown) => shown);
+		} finally {
+			for (const b of bots) b.close();
+			media.stop();
+		}
 	});
 });

@@ -162,6 +162,19 @@ export class Room extends EventEmitter<RoomEvents> {
 		await peer.consumer(consumerId).resume();
 	}
 
+	/** The receiver shows this video off screen (paused: nothing forwarded) or on screen at a spatial layer. */
+	async viewConsumer(peer: Peer, consumerId: string, visible: boolean, spatialLayer?: number): Promise<void> {
+		const consumer = peer.consumer(consumerId);
+		if (!visible) {
+			await consumer.pause();
+			return;
+		}
+		if (spatialLayer !== undefined && consumer.type === "simulcast") {
+			await consumer.setPreferredLayers({ spatialLayer, temporalLayer: 2 });
+		}
+		await consumer.resume();
+	}
+
 	/** Sends an event to every peer in the room, except `exceptPeerId`. */
 	broadcast<E extends keyof ServerEvents>(
 		event: E,

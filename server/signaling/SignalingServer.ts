@@ -163,6 +163,12 @@ export class SignalingServer {
 				await room.resumeConsumer(peer, (data as Parsed<"resumeConsumer">).consumerId);
 				return {};
 			}
+			case "viewConsumer": {
+				const { peer, room } = joined(conn);
+				const v = data as Parsed<"viewConsumer">;
+				await room.viewConsumer(peer, v.consumerId, v.visible, v.spatialLayer);
+				return {};
+			}
 			case "chat":
 				return hub.chat(conn, (data as Parsed<"chat">).text);
 			case "admit":

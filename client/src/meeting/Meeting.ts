@@ -8,7 +8,7 @@ import { type Signaling, SignalingError } from "../Signaling.js";
 import { Captions } from "./Captions.js";
 import { Capture } from "./Capture.js";
 import { Chat } from "./Chat.js";
-import { Grid } from "./Grid.js";
+import { Grid, type GridLayout, type TileSource } from "./Grid.js";
 import { People, type Person } from "./People.js";
 
 type Joined = Extract<JoinResult, { status: "joined" }>;
@@ -31,6 +31,20 @@ export interface MeetingHooks {
 
 /** `produce` refusals that mean "answer the recording notice first". */
 const GATED = new Set(["notice_pending", "consent_required"]);
+
+const LAYOUT_KEY = "consentry.layout";
+
+/** The video grid lives as long as the page (its pager and size watch): one instance for every meeting joined. */
+let sharedGrid: Grid | undefined;
+const gridPanel = (): Grid => {
+	sharedGrid ??= new Grid($("#grid"), {
+		nav: $("#grid-pager"),
+		prev: $<HTMLButtonElement>("#page-prev"),
+		next: $<HTMLButtonElement>("#page-next"),
+		label: $("#page-label"),
+	});
+	return sharedGrid;
+};
 
 /** The chat panel's listeners live as long as the page: one instance for every meeting joined. */
 let sharedChat: Chat | undefined;
@@ -57,7 +71,7 @@ export class Meeting {
 	readonly #peers = new Map<string, RemotePerson>();
 	/** Peer IDs the host named co-host. */
 	readonly #coHosts = new Set<string>();
-	readonly #grid = new Grid($("#grid"));
+	readonly #grid = gridPanel();
 	readonly #captions = new Captions();
 	readonly #people: People;
 	readonly #chat = chatPanel();
@@ -102,6 +116,8 @@ export class Meeting {
 		this.#lobby = joined.lobby;
 		for (const id of joined.coHosts ?? []) this.#coHosts.add(id);
 		this.#capture = new Capture(signaling, joined, { declined: () => this.#hooks.declined() });
+		this.#grid.onView = (peerId, source) => this.#applyView(peerId, source);
+		this.#grid.setLayout(savedLayout());
 		this.#subscribe();
 	}
 
@@ -248,6 +264,16 @@ export class Meeting {
 			),
 		);
 		on("#end-button", () => this.#endForAll());
+		on("#layout-button", () => {
+			const layout = this.#grid.layout === "grid" ? "speaker" : "grid";
+			this.#grid.setLayout(layout);
+			try {
+				localStorage.setItem(LAYOUT_KEY, layout);
+			} catch {
+				// storage may be disabled: the choice holds for this meeting
+			}
+			this.#renderToolbar();
+		});
 		on("#leave-button", () => this.#hooks.leave());
 		this.#renderToolbar();
 	}
@@ -321,6 +347,7 @@ export class Meeting {
 		p[r.source] = r;
 		if (r.source === "screen") this.#grid.screen(p.id, t("grid.screenOf", { name: p.displayName }), r.track);
 		else this.#grid.setTrack(p.id, "camera", r.kind, r.track);
+		this.#applyView(p.id, r.source === "screen" ? "screen" : "camera");
 		this.#refresh(p.id);
 	}
 
@@ -331,6 +358,15 @@ export class Meeting {
 		if (r.source === "screen") this.#grid.removeScreen(p.id);
 		else this.#grid.setTrack(p.id, "camera", r.kind, undefined);
 		this.#refresh(p.id);
+	}
+
+	/** Receives a person's video only while its tile is on screen, at the layer the tile's size needs. */
+	#applyView(peerId: string, source: TileSource): void {
+		const p = this.#peers.get(peerId);
+		const track = source === "screen" ? p?.screen : p?.camera;
+		const view = this.#grid.view(peerId, source);
+		if (track?.kind !== "video" || !view) return;
+		this.#session?.view(track.consumerId, view.visible, view.layer);
 	}
 
 	#refresh(peerId: string): void {
@@ -552,6 +588,7 @@ export class Meeting {
 		screenButton.title = hostOnly ? t("toolbar.shareHostOnly") : "";
 		$(".toolbar .host-only").hidden = this.#role !== "host";
 		$("#lock-button").textContent = t(this.#locked ? "toolbar.unlock" : "toolbar.lock");
+		$("#layout-button").textContent = t(this.#grid.layout === "grid" ? "toolbar.speakerView" : "toolbar.gridView");
 		$("#locked-badge").hidden = !this.#locked;
 	}
 
@@ -636,4 +673,12 @@ export function confirmAction(question: string, ok: string): Promise<boolean> {
 	return new Promise((resolve) =>
 		dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true }),
 	);
+}
+
+function savedLayout(): GridLayout {
+	try {
+		return localStorage.getItem(LAYOUT_KEY) === "speaker" ? "speaker" : "grid";
+	} catch {
+		return "grid";
+	}
 }
