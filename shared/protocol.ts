@@ -137,6 +137,10 @@ export const RequestSchemas = {
 	setCoHost: z.object({ peerId: Id, coHost: z.boolean() }),
 	endMeeting: z.object({}),
 	leave: z.object({}),
+	/** Raises or lowers your own hand. */
+	raiseHand: z.object({ raised: z.boolean() }),
+	/** The host lowers someone's hand (answered their question). */
+	lowerHand: z.object({ peerId: Id }),
 	// Recording / transcription (the notice gate). Only the host turns recording on, pauses or stops it.
 	startCapture: z.object({ kind: CaptureKind }),
 	pauseCapture: z.object({ kind: CaptureKind }),
@@ -187,6 +191,12 @@ export interface MeetingInfo {
 }
 
 /** What `join` answers: in the room, or waiting in the lobby. */
+/** A raised hand: who, and since when (ISO time). */
+export interface RaisedHand {
+	peerId: string;
+	since: string;
+}
+
 export type JoinResult =
 	| {
 			status: "joined";
@@ -198,6 +208,8 @@ export type JoinResult =
 			lobby: LobbyEntry[];
 			/** Peer IDs of the co-hosts the host named. */
 			coHosts: string[];
+			/** Raised hands, first raised first. */
+			hands?: RaisedHand[];
 			/** Recording / transcription as they stand now. */
 			capture: CaptureStatus[];
 			/**
@@ -292,6 +304,8 @@ export interface ResponseMap {
 	setCoHost: Empty;
 	endMeeting: Empty;
 	leave: Empty;
+	raiseHand: Empty;
+	lowerHand: Empty;
 	startCapture: CaptureStatus;
 	pauseCapture: CaptureStatus;
 	stopCapture: CaptureStatus;
@@ -334,6 +348,8 @@ export interface ServerEvents {
 	meetingLocked: (e: { locked: boolean }) => void;
 	/** The host named or un-named a co-host (to everyone). */
 	coHostChanged: (e: { peerId: string; coHost: boolean }) => void;
+	/** The raised hands changed: the whole queue, first raised first (to everyone). */
+	handsChanged: (e: { hands: RaisedHand[] }) => void;
 	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */
 	producerClosed: (e: { producerId: string; reason: "host_stopped_share" }) => void;
 	/** The host paused one of your producers. */

@@ -134,7 +134,7 @@ async function shot(page: Page, file: string): Promise<void> {
 // Tests -----------------------------------------------------------------------------------------------------------
 
 describe("language", () => {
-	it("follows the browser, switches in the page, falls back to the tenant's; errors in words; the lobby notice goes once admitted", async () => {
+	it("follows the browser, switches in the page, falls back to the tenant's; errors in words; the lobby notice goes once admitted; raised hands reach the host", async () => {
 		const m = await schedule({ lobby: true, allowGuests: true });
 		const host = await newPage({ locale: "fr-CA" });
 		await openJoin(host, m.joinCode, "Hélène", m.hostToken);
@@ -167,6 +167,18 @@ describe("language", () => {
 		await waiting.waitFor({ state: "detached", timeout: 3000 }); // well before the 12 s a notice stays
 		expect(await guest.evaluate(() => document.documentElement.lang)).toBe("en");
 		await host.locator('#participants li[data-role="guest"]', { hasText: "Invité" }).waitFor();
+
+		// Raise hand: the host is told and sees the queue; lowering it there lowers it for the guest.
+		await guest.getByRole("button", { name: "Raise hand" }).click();
+		await guest.getByRole("button", { name: "Lower hand" }).waitFor();
+		await host.locator("#notices li", { hasText: "Dora a levé la main." }).waitFor();
+		await host.getByRole("heading", { name: "Mains levées" }).waitFor();
+		await host.locator("#grid .tile[data-hand]", { hasText: "Dora" }).waitFor();
+		expect(await host.getByTestId("hand-entry").count()).toBe(1);
+		await host.getByRole("button", { name: "Baisser la main de Dora" }).click();
+		await guest.getByRole("button", { name: "Raise hand" }).waitFor();
+		await host.getByRole("heading", { name: "Mains levées" }).waitFor({ state: "hidden" });
+		expect(await guest.locator("#hands-panel").isHidden()).toBe(true); // the queue is the host's
 
 		// A browser preferring neither language gets the tenant's (French for this customer).
 		const q = await schedule({}, quebec);

@@ -196,6 +196,12 @@ export class SignalingServer {
 				hub.setCoHost(conn, d.peerId, d.coHost);
 				return {};
 			}
+			case "raiseHand":
+				hub.raiseHand(conn, (data as Parsed<"raiseHand">).raised);
+				return {};
+			case "lowerHand":
+				hub.lowerHand(conn, (data as Parsed<"lowerHand">).peerId);
+				return {};
 			case "endMeeting":
 				hub.endMeeting(conn);
 				return {};

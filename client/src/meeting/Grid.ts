@@ -125,6 +125,15 @@ export class Grid {
 		if (tile) tile.el.toggleAttribute("data-video-off", off);
 	}
 
+	/** A raised hand shows on the person's tile. */
+	setHand(peerId: string, raised: boolean): void {
+		const tile = this.#tiles.get(key(peerId, "camera"));
+		if (!tile) return;
+		tile.el.toggleAttribute("data-hand", raised);
+		const badge = tile.el.querySelector<HTMLElement>(".hand");
+		if (badge) badge.hidden = !raised;
+	}
+
 	setMicOff(peerId: string, off: boolean): void {
 		const tile = this.#tiles.get(key(peerId, "camera"));
 		if (!tile) return;
@@ -263,12 +272,14 @@ export class Grid {
 		const name = h("span", { class: "name" });
 		const micOff = h("span", { class: "mic-off", title: t("grid.micOffTitle") }, t("grid.micOff"));
 		micOff.hidden = true;
+		const hand = h("span", { class: "hand" }, t("grid.hand"));
+		hand.hidden = true;
 		const el = h(
 			"figure",
 			{ class: `tile ${source}`, "data-peer": peerId, "data-source": source },
 			video,
 			h("div", { class: "avatar", "aria-hidden": "true" }),
-			h("figcaption", null, name, source === "camera" ? micOff : null),
+			h("figcaption", null, name, source === "camera" ? micOff : null, source === "camera" ? hand : null),
 		);
 		this.#root.append(el);
 		const tile: Tile = { key: k, peerId, source, self, el, video, name, tracks: new Map() };

@@ -1,4 +1,12 @@
-import type { JoinResult, LobbyEntry, MediaSource, MeetingInfo, PeerInfo, PeerRole } from "../../../shared/protocol.js";
+import type {
+	JoinResult,
+	LobbyEntry,
+	MediaSource,
+	MeetingInfo,
+	PeerInfo,
+	PeerRole,
+	RaisedHand,
+} from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
 import { errorText } from "../errors.js";
 import { type MessageKey, onLocaleChange, t } from "../i18n/index.js";
@@ -82,6 +90,7 @@ export class Meeting {
 	#screenTrack: MediaStreamTrack | undefined;
 	#locked: boolean;
 	#lobby: LobbyEntry[] = [];
+	#hands: RaisedHand[] = [];
 	#busy = new Set<string>();
 	/** The host's "X is waiting in the lobby" notices, taken down once X is no longer waiting. */
 	readonly #lobbyNotices = new Map<string, HTMLElement>();
@@ -110,11 +119,13 @@ export class Meeting {
 				void this.#hostRequest(() => this.#signaling.request("setCoHost", { peerId: p.id, coHost })),
 			admit: (e) => void this.#hostRequest(() => this.#signaling.request("admit", { peerId: e.peerId })),
 			deny: (e) => void this.#hostRequest(() => this.#signaling.request("deny", { peerId: e.peerId })),
+			lowerHand: (peerId) => void this.#hostRequest(() => this.#signaling.request("lowerHand", { peerId })),
 		});
 		this.#people.isHost = this.#role === "host";
 		for (const p of joined.peers) this.#peers.set(p.id, { id: p.id, displayName: p.displayName, role: p.role });
 		this.#lobby = joined.lobby;
 		for (const id of joined.coHosts ?? []) this.#coHosts.add(id);
+		this.#hands = joined.hands ?? [];
 		this.#capture = new Capture(signaling, joined, { declined: () => this.#hooks.declined() });
 		this.#grid.onView = (peerId, source) => this.#applyView(peerId, source);
 		this.#grid.setLayout(savedLayout());
@@ -159,6 +170,8 @@ export class Meeting {
 		this.#screenTrack = undefined;
 		this.#grid.clear();
 		this.#people.clear();
+		$("#hands-panel").hidden = true;
+		$("#hands-list").replaceChildren();
 		this.#chat.stop();
 		$("#notices").replaceChildren();
 		this.#lobbyNotices.clear();
@@ -193,6 +206,7 @@ export class Meeting {
 				this.#locked = locked;
 				this.#renderToolbar();
 			}),
+			s.on("handsChanged", ({ hands }) => this.#handsChanged(hands)),
 			s.on("mutedByHost", ({ producerId, kind }) => void this.#mutedByHost(producerId, kind)),
 			s.on("coHostChanged", ({ peerId, coHost }) => {
 				if (coHost) this.#coHosts.add(peerId);
@@ -226,6 +240,7 @@ export class Meeting {
 			if (p.screen) this.#grid.relabelScreen(p.id, t("grid.screenOf", { name: p.displayName }));
 		}
 		this.#people.renderLobby(this.#lobby);
+		this.#renderHands();
 		this.#refreshSelf();
 		this.#status(this.#statusKey);
 	}
@@ -245,6 +260,7 @@ export class Meeting {
 		}
 		this.#refreshSelf();
 		this.#people.renderLobby(this.#lobby);
+		this.#renderHands();
 		this.#chat.start(this.#selfId, this.#info.chat, (text) => this.#signaling.request("chat", { text }));
 		const on = (id: string, fn: () => unknown) =>
 			$(id).addEventListener("click", () => void fn(), { signal: this.#abort.signal });
@@ -264,6 +280,9 @@ export class Meeting {
 			),
 		);
 		on("#end-button", () => this.#endForAll());
+		on("#hand-button", () =>
+			this.#once("hand", () => this.#signaling.request("raiseHand", { raised: !this.#handUp() }).then(() => undefined)),
+		);
 		on("#layout-button", () => {
 			const layout = this.#grid.layout === "grid" ? "speaker" : "grid";
 			this.#grid.setLayout(layout);
@@ -381,10 +400,46 @@ export class Meeting {
 			camera: !!p.camera && !p.camera.paused,
 			screen: !!p.screen,
 			coHost: this.#coHosts.has(p.id),
+			hand: this.#hands.some((e) => e.peerId === p.id),
 		};
+		this.#grid.setHand(p.id, person.hand ?? false);
 		this.#grid.setMicOff(p.id, !person.mic);
 		this.#grid.setVideoOff(p.id, !person.camera);
 		this.#people.render(person);
+	}
+
+	#handUp(): boolean {
+		return this.#hands.some((e) => e.peerId === this.#selfId);
+	}
+
+	#handsChanged(hands: RaisedHand[]): void {
+		const before = new Set(this.#hands.map((e) => e.peerId));
+		const now = new Set(hands.map((e) => e.peerId));
+		this.#hands = hands;
+		if (this.#role === "host") {
+			for (const e of hands) {
+				if (!before.has(e.peerId) && e.peerId !== this.#selfId)
+					this.#notice(t("notice.handRaised", { name: this.#nameOf(e.peerId) }));
+			}
+		}
+		for (const id of new Set([...before, ...now])) {
+			if (id === this.#selfId) continue;
+			this.#refresh(id);
+		}
+		this.#renderHands();
+		this.#refreshSelf();
+	}
+
+	#nameOf(peerId: string): string {
+		return peerId === this.#selfId ? this.#selfName : (this.#peers.get(peerId)?.displayName ?? "…");
+	}
+
+	#renderHands(): void {
+		this.#people.renderHands(
+			$("#hands-panel"),
+			$("#hands-list"),
+			this.#hands.map((e) => ({ ...e, name: this.#nameOf(e.peerId) })),
+		);
 	}
 
 	#lobbyChanged(waiting: LobbyEntry[]): void {
@@ -561,7 +616,9 @@ export class Meeting {
 			camera,
 			screen: !!this.#screenTrack,
 			coHost: this.#coHosts.has(this.#selfId),
+			hand: this.#handUp(),
 		});
+		this.#grid.setHand(this.#selfId, this.#handUp());
 		this.#renderToolbar();
 	}
 
@@ -588,6 +645,9 @@ export class Meeting {
 		screenButton.title = hostOnly ? t("toolbar.shareHostOnly") : "";
 		$(".toolbar .host-only").hidden = this.#role !== "host";
 		$("#lock-button").textContent = t(this.#locked ? "toolbar.unlock" : "toolbar.lock");
+		const hand = $<HTMLButtonElement>("#hand-button");
+		hand.textContent = t(this.#handUp() ? "toolbar.lowerHand" : "toolbar.raiseHand");
+		hand.dataset.state = this.#handUp() ? "on" : "off";
 		$("#layout-button").textContent = t(this.#grid.layout === "grid" ? "toolbar.speakerView" : "toolbar.gridView");
 		$("#locked-badge").hidden = !this.#locked;
 	}

@@ -1,6 +1,6 @@
 import type { LobbyEntry, PeerRole } from "../../../shared/protocol.js";
 import { h, peerSelector } from "../dom.js";
-import { type MessageKey, t } from "../i18n/index.js";
+import { formatTime, type MessageKey, t } from "../i18n/index.js";
 
 /** What the participant list shows about a person. */
 export interface Person {
@@ -13,6 +13,8 @@ export interface Person {
 	screen: boolean;
 	/** Named co-host by the host: may turn recording on and off. */
 	coHost?: boolean;
+	/** The person's hand is up. */
+	hand?: boolean;
 }
 
 export interface HostActions {
@@ -22,6 +24,7 @@ export interface HostActions {
 	setCoHost(person: Person, coHost: boolean): void;
 	admit(entry: LobbyEntry): void;
 	deny(entry: LobbyEntry): void;
+	lowerHand(peerId: string): void;
 }
 
 const ROLE_LABEL: Record<PeerRole, MessageKey> = {
@@ -58,6 +61,7 @@ export class People {
 			h("span", { class: "name" }, p.self ? t("people.you", name) : p.displayName),
 			h("span", { class: "badge role" }, t(ROLE_LABEL[p.role])),
 			p.coHost ? h("span", { class: "badge cohost", "data-testid": "cohost-badge" }, t("people.coHost")) : null,
+			p.hand ? h("span", { class: "badge hand", "data-testid": "hand-badge" }, t("people.hand")) : null,
 			h(
 				"span",
 				{ class: "state" },
@@ -128,6 +132,30 @@ export class People {
 						),
 						button(t("people.deny"), t("people.denyOf", { name: e.displayName }), () => this.#actions.deny(e)),
 					),
+				),
+			),
+		);
+	}
+
+	/** The raised hands, first raised first: a queue the host (and co-hosts) answer, each with "Lower hand". */
+	renderHands(panel: HTMLElement, list: HTMLElement, hands: { peerId: string; name: string; since: string }[]): void {
+		panel.hidden = !this.isHost || hands.length === 0;
+		list.replaceChildren(
+			...hands.map((e) =>
+				h(
+					"li",
+					{ "data-peer": e.peerId, "data-testid": "hand-entry" },
+					h("span", { class: "name" }, e.name),
+					h("time", { datetime: e.since }, formatTime(e.since)),
+					this.isHost
+						? h(
+								"span",
+								{ class: "controls" },
+								button(t("people.lowerHand"), t("people.lowerHandOf", { name: e.name }), () =>
+									this.#actions.lowerHand(e.peerId),
+								),
+							)
+						: null,
 				),
 			),
 		);
