@@ -38,7 +38,8 @@ beforeAll(async () => {
 	bucket = await startBucket("ui-recordings");
 	gateway = await startGateway({ tenants: [acme, quebec], env: storageEnv() });
 	await saveStorageTarget(gateway, acme, bucket, "consentry", { encryption: { type: "SSE-S3" } });
-	chrome = await launchBrowser();
+	// Two fake cameras (and Chromium's three fake microphones): enough to switch devices in a meeting.
+	chrome = await launchBrowser(["--use-fake-device-for-media-stream=device-count=2"]);
 });
 
 afterAll(async () => {
@@ -384,5 +385,94 @@ describe("big meetings", () => {
 			for (const b of bots) b.close();
 			media.stop();
 		}
+	});
+});
+
+describe("in the meeting", () => {
+	it("switches camera, microphone and speaker without leaving, and says so when someone talks into a muted microphone", async () => {
+		const m = await schedule({ lobby: false });
+		const page = await newPage({ locale: "en-CA" });
+		// The page's peer connections, to read which device each sender really sends.
+		await page.addInitScript(() => {
+			const w = window as unknown as { __pcs: RTCPeerConnection[] };
+			w.__pcs = [];
+			const PC = window.RTCPeerConnection;
+			window.RTCPeerConnection = class extends PC {
+				constructor(config?: RTCConfiguration) {
+					super(config);
+					w.__pcs.push(this);
+				}
+			} as typeof RTCPeerConnection;
+		});
+		const sent = (kind: "audio" | "video") =>
+			page.evaluate(
+				(k) =>
+					(window as unknown as { __pcs: RTCPeerConnection[] }).__pcs
+						.flatMap((pc) => pc.getSenders())
+						.map((s) => s.track)
+						.filter((t) => t?.kind === k && t.readyState === "live")
+						.map((t) => t?.label),
+				kind,
+			);
+		await openJoin(page, m.joinCode, "Ana", m.hostToken);
+		await page.getByRole("button", { name: "Join", exact: true }).click();
+		await connected(page, "Connected");
+		const eve = await newPage({ locale: "en-CA" });
+		await openJoin(eve, m.joinCode, "Eve", acme.token("eve", "participant"));
+		await eve.getByRole("button", { name: "Join", exact: true }).click();
+		await connected(eve, "Connected");
+
+		await page.getByRole("button", { name: "Devices" }).click();
+		const dialog = page.getByRole("dialog", { name: "Camera and microphone" });
+		await dialog.waitFor();
+		const camSelect = dialog.locator("#meeting-camera-select");
+		const micSelect = dialog.locator("#meeting-mic-select");
+		const speakerSelect = dialog.locator("#meeting-speaker-select");
+		const cameras = await camSelect.locator("option").allTextContents();
+		const mics = await micSelect.locator("option").allTextContents();
+		console.log(
+			`devices: cameras ${JSON.stringify(cameras)}, microphones ${JSON.stringify(mics)}, speakers ${await speakerSelect.locator("option").count()}`,
+		);
+		expect(cameras.length).toBeGreaterThanOrEqual(2);
+		expect(mics.length).toBeGreaterThanOrEqual(2);
+		const [camNow] = await sent("video");
+		const otherCam = cameras.find((c) => c !== camNow) as string;
+		await camSelect.selectOption({ label: otherCam });
+		await expect.poll(() => sent("video"), { timeout: 10_000 }).toEqual([otherCam]);
+		const [micNow] = await sent("audio");
+		const otherMic = mics.find((c) => c !== micNow) as string;
+		await micSelect.selectOption({ label: otherMic });
+		await expect.poll(() => sent("audio"), { timeout: 10_000 }).toEqual([otherMic]);
+		const speakers = speakerSelect.locator("option");
+		if (await speakerSelect.isVisible()) {
+			const last = (await speakers.count()) - 1;
+			const value = await speakers.nth(last).getAttribute("value");
+			await speakerSelect.selectOption({ index: last });
+			await expect
+				.poll(() =>
+					page.evaluate(
+						() =>
+							(document.querySelector("#grid .tile:not([data-self]) video") as HTMLVideoElement & { sinkId: string })
+								.sinkId,
+					),
+				)
+				.toBe(value === "default" ? "" : value);
+		}
+		expect(await audit(page)).toEqual([]);
+		await dialog.getByRole("button", { name: "Close" }).click();
+		await dialog.waitFor({ state: "hidden" });
+		// Eve still sees Ana's (new) camera: the same producer carries the new device.
+		await eve.waitForFunction(() => {
+			const v = document.querySelector<HTMLVideoElement>("#grid .tile:not([data-self]) video");
+			return !!v && v.videoWidth > 0;
+		});
+
+		// Muted, the fake microphone's beeps count as talking: the hint shows, and goes when unmuted.
+		await page.getByRole("button", { name: "Mute microphone" }).click();
+		const hint = page.getByTestId("muted-hint");
+		await hint.waitFor({ timeout: 10_000 });
+		expect(await hint.textContent()).toContain("You're muted");
+		await page.getByRole("button", { name: "Unmute microphone" }).click();
+		await hint.waitFor({ state: "hidden" });
 	});
 });

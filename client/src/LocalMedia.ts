@@ -38,6 +38,8 @@ export class LocalMedia {
 	camera: MediaStreamTrack | undefined;
 	micDeviceId = "";
 	cameraDeviceId = "";
+	/** The loudspeaker chosen in the meeting ("" = the system's). */
+	speakerDeviceId = "";
 	/** What the person wants (the toggles); a track exists only while wanted and available. */
 	micWanted = true;
 	cameraWanted = true;

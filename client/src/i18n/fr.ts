@@ -72,6 +72,7 @@ export const fr: Catalogue = {
 	"meeting.mediaHeld":
 		"Votre caméra et votre micro sont retenus\u00a0: personne ne les reçoit tant que vous n’avez pas consenti à l’enregistrement.",
 	"meeting.notices": "Avis",
+	"meeting.mutedHint": "Votre micro est coupé\u00a0: personne ne vous entend. Activez-le pour parler.",
 	"meeting.videos": "Vidéos",
 	"meeting.lobbyPanel": "Dans la salle d’attente",
 	"meeting.coveragePanel": "Avis d’enregistrement",
@@ -131,6 +132,7 @@ export const fr: Catalogue = {
 	"grid.page": "Page {n} sur {total}",
 	"grid.prevPage": "Page précédente",
 	"grid.nextPage": "Page suivante",
+	"toolbar.devices": "Appareils",
 	"toolbar.raiseHand": "Lever la main",
 	"toolbar.lowerHand": "Baisser la main",
 	"meeting.handsPanel": "Mains levées",

@@ -58,6 +58,8 @@ export class Grid {
 	/** The last remote person who spoke: stays large in speaker view through silences. */
 	#lastSpeaker: string | null = null;
 	#frame = 0;
+	/** The loudspeaker chosen in the page ("" = the system's). */
+	#sinkId = "";
 
 	constructor(root: HTMLElement, pager?: GridPager) {
 		this.#root = root;
@@ -123,6 +125,12 @@ export class Grid {
 	setVideoOff(peerId: string, off: boolean): void {
 		const tile = this.#tiles.get(key(peerId, "camera"));
 		if (tile) tile.el.toggleAttribute("data-video-off", off);
+	}
+
+	/** Plays every tile (and the tiles to come) on this audio output. */
+	async setSinkId(sinkId: string): Promise<void> {
+		this.#sinkId = sinkId;
+		await Promise.all([...this.#tiles.values()].map((t) => applySink(t.video, sinkId)));
 	}
 
 	/** A raised hand shows on the person's tile. */
@@ -269,6 +277,7 @@ export class Grid {
 		if (existing) return existing;
 		const video = h("video", { autoplay: true, playsinline: true });
 		video.muted = muted;
+		if (this.#sinkId) void applySink(video, this.#sinkId);
 		const name = h("span", { class: "name" });
 		const micOff = h("span", { class: "mic-off", title: t("grid.micOffTitle") }, t("grid.micOff"));
 		micOff.hidden = true;
@@ -300,6 +309,11 @@ export class Grid {
 
 const key = (peerId: string, source: TileSource) => `${source}:${peerId}`;
 const px = (v: string) => Number.parseFloat(v) || 0;
+
+async function applySink(video: HTMLVideoElement, sinkId: string): Promise<void> {
+	const v = video as HTMLVideoElement & { setSinkId?: (id: string) => Promise<void> };
+	await v.setSinkId?.(sinkId).catch((err: unknown) => console.warn("setSinkId failed", err));
+}
 
 function initials(name: string): string {
 	const parts = name.trim().split(/\s+/).filter(Boolean);

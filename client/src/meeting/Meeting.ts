@@ -10,13 +10,15 @@ import type {
 import { $, h } from "../dom.js";
 import { errorText } from "../errors.js";
 import { type MessageKey, onLocaleChange, t } from "../i18n/index.js";
-import { describeMediaError, type LocalMedia } from "../LocalMedia.js";
+import { fillDevices } from "../JoinView.js";
+import { describeMediaError, LevelMeter, type LocalMedia } from "../LocalMedia.js";
 import { MeetingSession, type RemoteTrack } from "../MeetingSession.js";
 import { type Signaling, SignalingError } from "../Signaling.js";
 import { Captions } from "./Captions.js";
 import { Capture } from "./Capture.js";
 import { Chat } from "./Chat.js";
 import { Grid, type GridLayout, type TileSource } from "./Grid.js";
+import { MutedHint } from "./MutedHint.js";
 import { People, type Person } from "./People.js";
 
 type Joined = Extract<JoinResult, { status: "joined" }>;
@@ -95,6 +97,8 @@ export class Meeting {
 	/** The host's "X is waiting in the lobby" notices, taken down once X is no longer waiting. */
 	readonly #lobbyNotices = new Map<string, HTMLElement>();
 	#statusKey: MessageKey | undefined;
+	readonly #deviceMeter = new LevelMeter($<HTMLMeterElement>("#meeting-mic-level"));
+	readonly #mutedHint = new MutedHint();
 	#closed = false;
 	/** Until `start()` finished, the status says "Joining…" whatever the transports do. */
 	#started = false;
@@ -177,6 +181,10 @@ export class Meeting {
 		this.#lobbyNotices.clear();
 		const dialog = $<HTMLDialogElement>("#confirm-dialog");
 		if (dialog.open) dialog.close("cancel");
+		const devices = $<HTMLDialogElement>("#devices-dialog");
+		if (devices.open) devices.close();
+		this.#deviceMeter.stop();
+		this.#mutedHint.close();
 		this.#status(undefined);
 	}
 
@@ -280,6 +288,20 @@ export class Meeting {
 			),
 		);
 		on("#end-button", () => this.#endForAll());
+		on("#devices-button", () => void this.#openDevices());
+		const change = (id: string, fn: (value: string) => Promise<void>) =>
+			$<HTMLSelectElement>(id).addEventListener(
+				"change",
+				(ev) => void this.#once("devices", () => fn((ev.target as HTMLSelectElement).value)),
+				{ signal: this.#abort.signal },
+			);
+		change("#meeting-camera-select", (id) => this.#switchCamera(id));
+		change("#meeting-mic-select", (id) => this.#switchMic(id));
+		change("#meeting-speaker-select", async (id) => {
+			this.#media.speakerDeviceId = id;
+			await this.#grid.setSinkId(id);
+		});
+		$("#devices-dialog").addEventListener("close", () => this.#deviceMeter.stop(), { signal: this.#abort.signal });
 		on("#hand-button", () =>
 			this.#once("hand", () => this.#signaling.request("raiseHand", { raised: !this.#handUp() }).then(() => undefined)),
 		);
@@ -406,6 +428,60 @@ export class Meeting {
 		this.#grid.setMicOff(p.id, !person.mic);
 		this.#grid.setVideoOff(p.id, !person.camera);
 		this.#people.render(person);
+	}
+
+	// Devices during the meeting -------------------------------------------------------------------------------
+
+	async #openDevices(): Promise<void> {
+		const dialog = $<HTMLDialogElement>("#devices-dialog");
+		$("#devices-error").textContent = "";
+		await this.#fillDevices();
+		const speaker = $("#speaker-field");
+		speaker.hidden =
+			!("setSinkId" in HTMLMediaElement.prototype) || !$<HTMLSelectElement>("#meeting-speaker-select").options.length;
+		this.#deviceMeter.watch(this.#media.mic);
+		if (!dialog.open) dialog.showModal();
+	}
+
+	async #fillDevices(): Promise<void> {
+		await fillDevices(this.#media, $("#meeting-camera-select"), "videoinput", this.#media.cameraDeviceId);
+		await fillDevices(this.#media, $("#meeting-mic-select"), "audioinput", this.#media.micDeviceId);
+		await fillDevices(this.#media, $("#meeting-speaker-select"), "audiooutput", this.#media.speakerDeviceId);
+	}
+
+	/** Another camera: sent in place of the old one (same producer) if the camera is on, else used when it is turned on. */
+	async #switchCamera(deviceId: string): Promise<void> {
+		this.#media.cameraDeviceId = deviceId;
+		if (!this.#cameraOn()) return;
+		let track: MediaStreamTrack;
+		try {
+			track = await this.#media.startCamera();
+		} catch (err) {
+			$("#devices-error").textContent = describeMediaError(err, "camera");
+			return;
+		}
+		await this.#session?.replaceTrack("camera", track);
+		this.#refreshSelf();
+	}
+
+	/** Another microphone: sent in place of the old one; a muted microphone stays muted. */
+	async #switchMic(deviceId: string): Promise<void> {
+		this.#media.micDeviceId = deviceId;
+		if (!this.#media.mic && !this.#session?.producer("mic")) return;
+		let track: MediaStreamTrack;
+		try {
+			track = await this.#media.startMic();
+		} catch (err) {
+			$("#devices-error").textContent = describeMediaError(err, "microphone");
+			return;
+		}
+		const producer = this.#session?.producer("mic");
+		if (producer) {
+			await this.#session?.replaceTrack("mic", track);
+			if (producer.paused) track.enabled = false;
+		}
+		this.#deviceMeter.watch(track);
+		this.#refreshSelf();
 	}
 
 	#handUp(): boolean {
@@ -603,6 +679,9 @@ export class Meeting {
 
 	#refreshSelf(): void {
 		const mic = this.#micOn();
+		this.#mutedHint.watch(this.#media.mic);
+		// Muted with a live microphone (not turned off at join, not taken by the host's mute): listen for speech.
+		this.#mutedHint.setMuted(!mic && !!this.#session?.producer("mic") && this.#media.mic?.readyState === "live");
 		const camera = this.#cameraOn();
 		this.#grid.setTrack(this.#selfId, "camera", "video", camera ? this.#media.camera : undefined);
 		this.#grid.setMicOff(this.#selfId, !mic);
