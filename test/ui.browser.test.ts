@@ -430,9 +430,6 @@ describe("in the meeting", () => {
 		const speakerSelect = dialog.locator("#meeting-speaker-select");
 		const cameras = await camSelect.locator("option").allTextContents();
 		const mics = await micSelect.locator("option").allTextContents();
-		console.log(
-			`devices: cameras ${JSON.stringify(cameras)}, microphones ${JSON.stringify(mics)}, speakers ${await speakerSelect.locator("option").count()}`,
-		);
 		expect(cameras.length).toBeGreaterThanOrEqual(2);
 		expect(mics.length).toBeGreaterThanOrEqual(2);
 		const [camNow] = await sent("video");
