@@ -167,11 +167,16 @@ export interface ProducerInfo {
 
 export type PeerRole = "host" | "participant" | "guest";
 
+/** How well a person's media reaches the gateway (from mediasoup's producer scores). */
+export type ConnectionQuality = "good" | "fair" | "poor";
+
 export interface PeerInfo {
 	id: string;
 	displayName: string;
 	role: PeerRole;
 	producers: ProducerInfo[];
+	/** Known once the person sends media. */
+	quality?: ConnectionQuality;
 }
 
 export interface LobbyEntry {
@@ -348,6 +353,8 @@ export interface ServerEvents {
 	meetingLocked: (e: { locked: boolean }) => void;
 	/** The host named or un-named a co-host (to everyone). */
 	coHostChanged: (e: { peerId: string; coHost: boolean }) => void;
+	/** A person's connection quality changed (their media as the gateway receives it; to everyone, them included). */
+	connectionQuality: (e: { peerId: string; quality: ConnectionQuality }) => void;
 	/** The raised hands changed: the whole queue, first raised first (to everyone). */
 	handsChanged: (e: { hands: RaisedHand[] }) => void;
 	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */

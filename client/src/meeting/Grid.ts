@@ -133,6 +133,18 @@ export class Grid {
 		await Promise.all([...this.#tiles.values()].map((t) => applySink(t.video, sinkId)));
 	}
 
+	/** How well the person's media reaches the gateway: signal bars on their tile (`data-quality`). */
+	setQuality(peerId: string, quality: "good" | "fair" | "poor"): void {
+		const tile = this.#tiles.get(key(peerId, "camera"));
+		const badge = tile?.el.querySelector<HTMLElement>(".quality");
+		if (!tile || !badge) return;
+		tile.el.dataset.quality = quality;
+		badge.dataset.quality = quality;
+		badge.setAttribute("aria-label", t(`quality.${quality}`));
+		badge.title = t(`quality.${quality}`);
+		badge.hidden = false;
+	}
+
 	/** A raised hand shows on the person's tile. */
 	setHand(peerId: string, raised: boolean): void {
 		const tile = this.#tiles.get(key(peerId, "camera"));
@@ -283,12 +295,21 @@ export class Grid {
 		micOff.hidden = true;
 		const hand = h("span", { class: "hand" }, t("grid.hand"));
 		hand.hidden = true;
+		const quality = h("span", { class: "quality", role: "img" });
+		quality.hidden = true;
 		const el = h(
 			"figure",
 			{ class: `tile ${source}`, "data-peer": peerId, "data-source": source },
 			video,
 			h("div", { class: "avatar", "aria-hidden": "true" }),
-			h("figcaption", null, name, source === "camera" ? micOff : null, source === "camera" ? hand : null),
+			h(
+				"figcaption",
+				null,
+				source === "camera" ? quality : null,
+				name,
+				source === "camera" ? micOff : null,
+				source === "camera" ? hand : null,
+			),
 		);
 		this.#root.append(el);
 		const tile: Tile = { key: k, peerId, source, self, el, video, name, tracks: new Map() };

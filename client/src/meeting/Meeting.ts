@@ -1,4 +1,5 @@
 import type {
+	ConnectionQuality,
 	JoinResult,
 	LobbyEntry,
 	MediaSource,
@@ -37,6 +38,8 @@ export interface MeetingHooks {
 	leave(): void;
 	/** The person declined a recording/transcription notice: the gateway is about to eject them. */
 	declined(): void;
+	/** The media connection failed for good: leave and join again. */
+	mediaFailed(): void;
 }
 
 /** `produce` refusals that mean "answer the recording notice first". */
@@ -93,6 +96,8 @@ export class Meeting {
 	#locked: boolean;
 	#lobby: LobbyEntry[] = [];
 	#hands: RaisedHand[] = [];
+	/** Each person's connection quality (this person's too), as the gateway measures it. */
+	readonly #quality = new Map<string, ConnectionQuality>();
 	#busy = new Set<string>();
 	/** The host's "X is waiting in the lobby" notices, taken down once X is no longer waiting. */
 	readonly #lobbyNotices = new Map<string, HTMLElement>();
@@ -126,7 +131,10 @@ export class Meeting {
 			lowerHand: (peerId) => void this.#hostRequest(() => this.#signaling.request("lowerHand", { peerId })),
 		});
 		this.#people.isHost = this.#role === "host";
-		for (const p of joined.peers) this.#peers.set(p.id, { id: p.id, displayName: p.displayName, role: p.role });
+		for (const p of joined.peers) {
+			this.#peers.set(p.id, { id: p.id, displayName: p.displayName, role: p.role });
+			if (p.quality) this.#quality.set(p.id, p.quality);
+		}
 		this.#lobby = joined.lobby;
 		for (const id of joined.coHosts ?? []) this.#coHosts.add(id);
 		this.#hands = joined.hands ?? [];
@@ -185,6 +193,7 @@ export class Meeting {
 		if (devices.open) devices.close();
 		this.#deviceMeter.stop();
 		this.#mutedHint.close();
+		$("#meeting-screen").removeAttribute("data-interrupted");
 		this.#status(undefined);
 	}
 
@@ -215,6 +224,11 @@ export class Meeting {
 				this.#renderToolbar();
 			}),
 			s.on("handsChanged", ({ hands }) => this.#handsChanged(hands)),
+			s.on("connectionQuality", ({ peerId, quality }) => {
+				this.#quality.set(peerId, quality);
+				if (peerId === this.#selfId) this.#refreshSelf();
+				else this.#refresh(peerId);
+			}),
 			s.on("mutedByHost", ({ producerId, kind }) => void this.#mutedByHost(producerId, kind)),
 			s.on("coHostChanged", ({ peerId, coHost }) => {
 				if (coHost) this.#coHosts.add(peerId);
@@ -374,6 +388,7 @@ export class Meeting {
 
 	#peerLeft(peerId: string): void {
 		this.#peers.delete(peerId);
+		this.#quality.delete(peerId);
 		this.#grid.removePerson(peerId);
 		this.#people.remove(peerId);
 	}
@@ -423,8 +438,11 @@ export class Meeting {
 			screen: !!p.screen,
 			coHost: this.#coHosts.has(p.id),
 			hand: this.#hands.some((e) => e.peerId === p.id),
+			quality: this.#quality.get(p.id),
 		};
 		this.#grid.setHand(p.id, person.hand ?? false);
+		const quality = this.#quality.get(p.id);
+		if (quality) this.#grid.setQuality(p.id, quality);
 		this.#grid.setMicOff(p.id, !person.mic);
 		this.#grid.setVideoOff(p.id, !person.camera);
 		this.#people.render(person);
@@ -453,14 +471,15 @@ export class Meeting {
 	async #switchCamera(deviceId: string): Promise<void> {
 		this.#media.cameraDeviceId = deviceId;
 		if (!this.#cameraOn()) return;
-		let track: MediaStreamTrack;
+		let opened: Awaited<ReturnType<LocalMedia["open2"]>>;
 		try {
-			track = await this.#media.startCamera();
+			opened = await this.#media.open2("camera", deviceId);
 		} catch (err) {
 			$("#devices-error").textContent = describeMediaError(err, "camera");
 			return;
 		}
-		await this.#session?.replaceTrack("camera", track);
+		await this.#session?.replaceTrack("camera", opened.track);
+		opened.retire();
 		this.#refreshSelf();
 	}
 
@@ -468,18 +487,20 @@ export class Meeting {
 	async #switchMic(deviceId: string): Promise<void> {
 		this.#media.micDeviceId = deviceId;
 		if (!this.#media.mic && !this.#session?.producer("mic")) return;
-		let track: MediaStreamTrack;
+		let opened: Awaited<ReturnType<LocalMedia["open2"]>>;
 		try {
-			track = await this.#media.startMic();
+			opened = await this.#media.open2("mic", deviceId);
 		} catch (err) {
 			$("#devices-error").textContent = describeMediaError(err, "microphone");
 			return;
 		}
+		const track = opened.track;
 		const producer = this.#session?.producer("mic");
 		if (producer) {
-			await this.#session?.replaceTrack("mic", track);
 			if (producer.paused) track.enabled = false;
+			await this.#session?.replaceTrack("mic", track);
 		}
+		opened.retire();
 		this.#deviceMeter.watch(track);
 		this.#refreshSelf();
 	}
@@ -696,8 +717,11 @@ export class Meeting {
 			screen: !!this.#screenTrack,
 			coHost: this.#coHosts.has(this.#selfId),
 			hand: this.#handUp(),
+			quality: this.#quality.get(this.#selfId),
 		});
 		this.#grid.setHand(this.#selfId, this.#handUp());
+		const quality = this.#quality.get(this.#selfId);
+		if (quality) this.#grid.setQuality(this.#selfId, quality);
 		this.#renderToolbar();
 	}
 
@@ -771,7 +795,12 @@ export class Meeting {
 		if (!this.#started || this.#closed) return;
 		if (state === "connected") this.#status("meeting.status.connected");
 		else if (state === "disconnected") this.#status("meeting.status.interrupted");
-		else if (state === "failed") this.#status("meeting.status.failed");
+		else if (state === "failed") {
+			this.#status("meeting.status.failed");
+			this.#hooks.mediaFailed();
+		}
+		// The status line (a live region) says it; the stage is dimmed until the media comes back.
+		$("#meeting-screen").toggleAttribute("data-interrupted", state === "disconnected");
 	}
 
 	#status(key: MessageKey | undefined): void {

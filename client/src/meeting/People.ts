@@ -15,6 +15,8 @@ export interface Person {
 	coHost?: boolean;
 	/** The person's hand is up. */
 	hand?: boolean;
+	/** How well their media reaches the gateway (shown when it is not good). */
+	quality?: "good" | "fair" | "poor" | undefined;
 }
 
 export interface HostActions {
@@ -62,6 +64,9 @@ export class People {
 			h("span", { class: "badge role" }, t(ROLE_LABEL[p.role])),
 			p.coHost ? h("span", { class: "badge cohost", "data-testid": "cohost-badge" }, t("people.coHost")) : null,
 			p.hand ? h("span", { class: "badge hand", "data-testid": "hand-badge" }, t("people.hand")) : null,
+			p.quality && p.quality !== "good"
+				? h("span", { class: `badge quality-${p.quality}`, "data-quality": p.quality }, t(`quality.${p.quality}`))
+				: null,
 			h(
 				"span",
 				{ class: "state" },
