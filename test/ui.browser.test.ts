@@ -239,6 +239,9 @@ describe("accessibility", () => {
 		await transcript.goto(`${gateway.url}${link}#token=${m.hostToken}`);
 		await transcript.getByTestId("transcript-disclaimer").waitFor();
 		expect(await audit(transcript)).toEqual([]);
+		await transcript.getByRole("button", { name: "Passer au français" }).click();
+		await transcript.getByRole("link", { name: "Transcription (JSON)" }).waitFor();
+		expect(await transcript.getByTestId("transcript-disclaimer").textContent()).toMatch(/faites par une machine/);
 		await transcript.goto(`${gateway.url}/t/${"x".repeat(24)}`);
 		await transcript.getByTestId("transcript-error").waitFor();
 		expect(await audit(transcript)).toEqual([]);

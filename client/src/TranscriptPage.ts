@@ -7,6 +7,8 @@ interface Opened {
 	sessionId: string;
 	expiresAt: string;
 	disclaimer: string;
+	/** The disclaimer in each language (newer gateways). */
+	disclaimers?: Partial<Record<"en" | "fr", string>>;
 	files: { json: string; vtt: string };
 	urlsExpireInSeconds: number;
 }
@@ -66,8 +68,12 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 		$("#transcript-title").textContent = title;
 		document.title = title;
 		body.replaceChildren(
-			// The disclaimer is the tenant's text, in the language the gateway chose.
-			h("p", { class: "notice", "data-testid": "transcript-disclaimer" }, data.disclaimer),
+			// The accuracy disclaimer is the gateway's text, in the page's language.
+			h(
+				"p",
+				{ class: "notice", "data-testid": "transcript-disclaimer" },
+				data.disclaimers?.[locale()] ?? data.disclaimer,
+			),
 			h(
 				"p",
 				null,

@@ -9,8 +9,8 @@ const SHOW_MS = 6000;
 const COOLDOWN_MS = 20_000;
 
 /**
- * "You're muted": while the person's microphone is muted, a local analyser listens to a copy of
- * its track and, when they seem to talk, shows a hint (`#muted-hint`, a status region) for a few
+ * "You're muted": only while the person's microphone is muted, a local analyser listens to a copy
+ * of its track and, when they seem to talk, shows a hint (`#muted-hint`, a status region) for a few
  * seconds, at most every 20 s. Nothing of it leaves the browser: the muted track sends nothing
  * and the analysis stays in the page.
  */
@@ -26,11 +26,28 @@ export class MutedHint {
 	#loud: number[] = [];
 	#lastShown = -Infinity;
 
-	/** Listens to this microphone (a copy of it: muting disables the original). */
+	/** The microphone to listen to while muted (a copy of it: muting disables the original). */
 	watch(track: MediaStreamTrack | undefined): void {
-		if (track === this.#source && (!track || track.readyState === "live")) return;
-		this.#stopAnalysis();
+		if (track === this.#source) return;
 		this.#source = track;
+		if (this.#muted) this.#listen();
+	}
+
+	/** The microphone was muted (listening starts) or unmuted (it stops, and the hint goes). */
+	setMuted(muted: boolean): void {
+		if (muted === this.#muted) return;
+		this.#muted = muted;
+		this.#loud = [];
+		if (muted) this.#listen();
+		else {
+			this.#stopAnalysis();
+			this.#hide();
+		}
+	}
+
+	#listen(): void {
+		this.#stopAnalysis();
+		const track = this.#source;
 		if (!track || track.readyState === "ended" || typeof AudioContext === "undefined") return;
 		const clone = track.clone();
 		clone.enabled = true;
@@ -42,7 +59,6 @@ export class MutedHint {
 		this.#clone = clone;
 		const samples = new Float32Array(analyser.fftSize);
 		this.#timer = setInterval(() => {
-			if (!this.#muted) return;
 			if (ctx.state === "suspended") void ctx.resume().catch(() => undefined);
 			analyser.getFloatTimeDomainData(samples);
 			let sum = 0;
@@ -54,16 +70,9 @@ export class MutedHint {
 		}, 40);
 	}
 
-	/** The microphone was muted or unmuted (unmuting takes the hint down). */
-	setMuted(muted: boolean): void {
-		if (muted === this.#muted) return;
-		this.#muted = muted;
-		this.#loud = [];
-		if (!muted) this.#hide();
-	}
-
 	close(): void {
 		this.#stopAnalysis();
+		this.#source = undefined;
 		this.#muted = false;
 		this.#hide();
 	}
@@ -86,7 +95,6 @@ export class MutedHint {
 		this.#timer = undefined;
 		this.#clone?.stop();
 		this.#clone = undefined;
-		this.#source = undefined;
 		void this.#ctx?.close().catch(() => undefined);
 		this.#ctx = undefined;
 	}
