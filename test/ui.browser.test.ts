@@ -298,11 +298,16 @@ describe("phones and tablets", () => {
 				expect(await page.locator("#more-button").isVisible()).toBe(false);
 				expect(await page.getByRole("button", { name: "Share screen" }).isVisible()).toBe(true);
 				expect(await page.getByLabel("Message").isVisible()).toBe(true);
+				if (SHOTS) {
+					await desktop.waitForFunction(() =>
+						Array.from(document.querySelectorAll<HTMLVideoElement>("#grid video")).every((v) => v.videoWidth > 0),
+					);
+					await shot(desktop, "meeting-desktop.png");
+				}
 			}
 			await page.getByRole("button", { name: "Leave", exact: true }).click();
 			await page.getByRole("heading", { name: "You left the meeting" }).waitFor();
 		}
-		await shot(desktop, "meeting-desktop.png");
 	});
 });
 
