@@ -206,7 +206,7 @@ export class Gateway {
 			log,
 		});
 		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
-		registerMeetingsApi(http, { store, hub, events, verifier });
+		registerMeetingsApi(http, { store, hub, events, verifier, tenants });
 		registerTranscriptsApi(http, {
 			links,
 			store,

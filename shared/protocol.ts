@@ -116,6 +116,15 @@ export const RequestSchemas = {
 	pauseProducer: z.object({ producerId: Id }),
 	resumeProducer: z.object({ producerId: Id }),
 	resumeConsumer: z.object({ consumerId: Id }),
+	/**
+	 * How this person shows a video they receive: off screen (`visible: false`) the server stops forwarding it;
+	 * on screen it is forwarded at `spatialLayer` (0 smallest … 2 full size, for simulcast senders).
+	 */
+	viewConsumer: z.object({
+		consumerId: Id,
+		visible: z.boolean(),
+		spatialLayer: z.number().int().min(0).max(2).optional(),
+	}),
 	chat: z.object({ text: z.string().trim().min(1).max(2000) }),
 	// Host controls: the server checks the caller is the meeting's host.
 	admit: z.object({ peerId: Id }),
@@ -128,6 +137,10 @@ export const RequestSchemas = {
 	setCoHost: z.object({ peerId: Id, coHost: z.boolean() }),
 	endMeeting: z.object({}),
 	leave: z.object({}),
+	/** Raises or lowers your own hand. */
+	raiseHand: z.object({ raised: z.boolean() }),
+	/** The host lowers someone's hand (answered their question). */
+	lowerHand: z.object({ peerId: Id }),
 	// Recording / transcription (the notice gate). Only the host turns recording on, pauses or stops it.
 	startCapture: z.object({ kind: CaptureKind }),
 	pauseCapture: z.object({ kind: CaptureKind }),
@@ -154,11 +167,16 @@ export interface ProducerInfo {
 
 export type PeerRole = "host" | "participant" | "guest";
 
+/** How well a person's media reaches the gateway (from mediasoup's producer scores). */
+export type ConnectionQuality = "good" | "fair" | "poor";
+
 export interface PeerInfo {
 	id: string;
 	displayName: string;
 	role: PeerRole;
 	producers: ProducerInfo[];
+	/** Known once the person sends media. */
+	quality?: ConnectionQuality;
 }
 
 export interface LobbyEntry {
@@ -178,6 +196,12 @@ export interface MeetingInfo {
 }
 
 /** What `join` answers: in the room, or waiting in the lobby. */
+/** A raised hand: who, and since when (ISO time). */
+export interface RaisedHand {
+	peerId: string;
+	since: string;
+}
+
 export type JoinResult =
 	| {
 			status: "joined";
@@ -189,6 +213,8 @@ export type JoinResult =
 			lobby: LobbyEntry[];
 			/** Peer IDs of the co-hosts the host named. */
 			coHosts: string[];
+			/** Raised hands, first raised first. */
+			hands?: RaisedHand[];
 			/** Recording / transcription as they stand now. */
 			capture: CaptureStatus[];
 			/**
@@ -272,6 +298,7 @@ export interface ResponseMap {
 	pauseProducer: Empty;
 	resumeProducer: Empty;
 	resumeConsumer: Empty;
+	viewConsumer: Empty;
 	chat: { id: string };
 	admit: Empty;
 	deny: Empty;
@@ -282,6 +309,8 @@ export interface ResponseMap {
 	setCoHost: Empty;
 	endMeeting: Empty;
 	leave: Empty;
+	raiseHand: Empty;
+	lowerHand: Empty;
 	startCapture: CaptureStatus;
 	pauseCapture: CaptureStatus;
 	stopCapture: CaptureStatus;
@@ -324,6 +353,10 @@ export interface ServerEvents {
 	meetingLocked: (e: { locked: boolean }) => void;
 	/** The host named or un-named a co-host (to everyone). */
 	coHostChanged: (e: { peerId: string; coHost: boolean }) => void;
+	/** A person's connection quality changed (their media as the gateway receives it; to everyone, them included). */
+	connectionQuality: (e: { peerId: string; quality: ConnectionQuality }) => void;
+	/** The raised hands changed: the whole queue, first raised first (to everyone). */
+	handsChanged: (e: { hands: RaisedHand[] }) => void;
 	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */
 	producerClosed: (e: { producerId: string; reason: "host_stopped_share" }) => void;
 	/** The host paused one of your producers. */

@@ -1,4 +1,5 @@
 import { $, h, play } from "./dom.js";
+import { isLocale, type Locale, onLocaleChange, setTenantDefault, t } from "./i18n/index.js";
 import { type DeviceKind, LevelMeter, type LocalMedia } from "./LocalMedia.js";
 import type { TokenClaims } from "./token.js";
 
@@ -16,6 +17,8 @@ export interface PublicMeeting {
 	needsPasscode: boolean;
 	allowGuests: boolean;
 	lobby: boolean;
+	/** The tenant's default language for its pages (when the person's browser prefers neither). */
+	locale?: Locale;
 }
 
 const MEETING_ID = /^[A-Za-z0-9 -]+$/;
@@ -61,6 +64,7 @@ export class JoinView {
 	#guest: boolean;
 	#lookup = 0;
 	#active = false;
+	#claims: TokenClaims | undefined;
 	meeting: PublicMeeting | null | undefined;
 
 	constructor(
@@ -83,18 +87,18 @@ export class JoinView {
 		this.#form.addEventListener("submit", (ev) => {
 			ev.preventDefault();
 			const v = this.values();
-			const problem = !v.meetingId
-				? ["Enter the meeting ID.", this.#meetingId]
+			const problem: [string, HTMLInputElement] | undefined = !v.meetingId
+				? [t("join.enterId"), this.#meetingId]
 				: !MEETING_ID.test(v.meetingId)
-					? ["Meeting IDs contain letters, digits and dashes only.", this.#meetingId]
+					? [t("join.badId"), this.#meetingId]
 					: !v.displayName
-						? ["Enter your name.", this.#name]
+						? [t("join.enterName"), this.#name]
 						: this.#guest && this.meeting?.needsPasscode && !v.passcode
-							? ["Enter the meeting's passcode.", this.#passcode]
+							? [t("join.enterPasscode"), this.#passcode]
 							: undefined;
 			if (problem) {
-				this.setStatus(problem[0] as string);
-				(problem[1] as HTMLInputElement).focus();
+				this.setStatus(problem[0]);
+				problem[1].focus();
 				return;
 			}
 			onJoin(v);
@@ -105,6 +109,12 @@ export class JoinView {
 		this.#micSelect.addEventListener("change", () => void this.#choose("mic"));
 		navigator.mediaDevices?.addEventListener?.("devicechange", () => void this.#listDevices());
 		if (this.#meetingId.value) void this.refreshMeeting();
+		onLocaleChange(() => {
+			this.#renderIdentity(this.#claims);
+			this.#renderSummary();
+			if (!this.#submit.disabled) this.setBusy(false);
+			if (this.#active) void this.#listDevices();
+		});
 	}
 
 	values(): JoinValues {
@@ -157,7 +167,7 @@ export class JoinView {
 
 	setBusy(busy: boolean, text = ""): void {
 		this.#submit.disabled = busy;
-		this.#submit.textContent = busy ? "Joining…" : "Join";
+		this.#submit.textContent = busy ? t("join.joining") : t("join.submit");
 		this.setStatus(text);
 		this.#status.classList.toggle("error", !busy);
 	}
@@ -178,27 +188,37 @@ export class JoinView {
 		const m = await fetchPublicMeeting(id);
 		if (lookup !== this.#lookup) return m; // a newer lookup is under way
 		this.meeting = m;
-		if (m === null) {
-			this.#summary.textContent = "No meeting has this ID. Check the ID you were given.";
-		} else if (m) {
-			const state = m.state === "live" ? "in progress" : m.state === "ended" ? "has ended" : "has not started yet";
-			this.#summary.replaceChildren(h("strong", null, m.title), ` — ${state}`);
-			if (this.#guest && m.needsPasscode) this.#passcodeField.hidden = false;
-			if (this.#guest && !m.allowGuests) {
-				this.#summary.append(h("br"), "This meeting needs a sign-in link from its organisation.");
-			}
-		} else {
-			this.#summary.textContent = "";
-		}
+		if (m) setTenantDefault(isLocale(m.locale) ? m.locale : undefined);
+		this.#renderSummary();
 		return m;
 	}
 
+	#renderSummary(): void {
+		const m = this.meeting;
+		if (m === null) {
+			this.#summary.textContent = t("join.notFound");
+		} else if (m) {
+			const state =
+				m.state === "live"
+					? t("join.stateLive")
+					: m.state === "ended"
+						? t("join.stateEnded")
+						: t("join.stateScheduled");
+			this.#summary.replaceChildren(h("strong", null, m.title), ` — ${state}`);
+			if (this.#guest && m.needsPasscode) this.#passcodeField.hidden = false;
+			if (this.#guest && !m.allowGuests) this.#summary.append(h("br"), t("join.needsSignIn"));
+		} else {
+			this.#summary.textContent = "";
+		}
+	}
+
 	#renderIdentity(claims: TokenClaims | undefined): void {
+		this.#claims = claims;
 		$("#identity-note").textContent = this.#guest
-			? "You join as a guest: the host lets you in from the lobby."
+			? t("join.asGuest")
 			: claims?.role === "host"
-				? "You join as the host."
-				: "You join with your sign-in link.";
+				? t("join.asHost")
+				: t("join.withLink");
 	}
 
 	#showPreview(): void {
@@ -238,16 +258,25 @@ export class JoinView {
 	}
 
 	async #listDevices(): Promise<void> {
-		const fill = async (select: HTMLSelectElement, kind: DeviceKind, current: string, what: string) => {
-			const devices = await this.#media.devices(kind);
-			select.replaceChildren(
-				...devices.map((d, i) =>
-					h("option", { value: d.deviceId, selected: d.deviceId === current }, d.label || `${what} ${i + 1}`),
-				),
-			);
-			select.disabled = devices.length === 0;
-		};
-		await fill(this.#cameraSelect, "videoinput", this.#media.cameraDeviceId, "Camera");
-		await fill(this.#micSelect, "audioinput", this.#media.micDeviceId, "Microphone");
+		await fillDevices(this.#media, this.#cameraSelect, "videoinput", this.#media.cameraDeviceId);
+		await fillDevices(this.#media, this.#micSelect, "audioinput", this.#media.micDeviceId);
 	}
+}
+
+const UNNAMED = { videoinput: "device.cameraN", audioinput: "device.micN", audiooutput: "device.speakerN" } as const;
+
+/** Fills a device `<select>` (a device without a label yet gets "Camera 2"). */
+export async function fillDevices(
+	media: LocalMedia,
+	select: HTMLSelectElement,
+	kind: DeviceKind,
+	current: string,
+): Promise<void> {
+	const devices = await media.devices(kind);
+	select.replaceChildren(
+		...devices.map((d, i) =>
+			h("option", { value: d.deviceId, selected: d.deviceId === current }, d.label || t(UNNAMED[kind], { n: i + 1 })),
+		),
+	);
+	select.disabled = devices.length === 0;
 }

@@ -1,3 +1,5 @@
+import { t } from "./i18n/index.js";
+
 /** Camera capture: enough for a meeting tile, light on CPU (simulcast sends it at 1/4, 1/2 and full size). */
 const CAMERA: MediaTrackConstraints = {
 	width: { ideal: 640 },
@@ -6,7 +8,7 @@ const CAMERA: MediaTrackConstraints = {
 };
 const MIC: MediaTrackConstraints = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
-export type DeviceKind = "audioinput" | "videoinput";
+export type DeviceKind = "audioinput" | "videoinput" | "audiooutput";
 
 /** Why a device could not be opened, in words a person can act on. */
 export function describeMediaError(err: unknown, what: "camera" | "microphone"): string {
@@ -14,15 +16,15 @@ export function describeMediaError(err: unknown, what: "camera" | "microphone"):
 	switch (name) {
 		case "NotAllowedError":
 		case "SecurityError":
-			return `The browser blocked your ${what}. Allow it in the site settings, then try again.`;
+			return t(`device.blocked.${what}`);
 		case "NotFoundError":
 		case "OverconstrainedError":
-			return `No ${what} was found.`;
+			return t(`device.notFound.${what}`);
 		case "NotReadableError":
 		case "AbortError":
-			return `Your ${what} is in use by another application.`;
+			return t(`device.busy.${what}`);
 		default:
-			return `Your ${what} could not be started.`;
+			return t(`device.failed.${what}`);
 	}
 }
 
@@ -36,6 +38,8 @@ export class LocalMedia {
 	camera: MediaStreamTrack | undefined;
 	micDeviceId = "";
 	cameraDeviceId = "";
+	/** The loudspeaker chosen in the meeting ("" = the system's). */
+	speakerDeviceId = "";
 	/** What the person wants (the toggles); a track exists only while wanted and available. */
 	micWanted = true;
 	cameraWanted = true;
@@ -44,8 +48,7 @@ export class LocalMedia {
 	/** Opens the wanted devices that are not open yet. Returns one message per device that failed. */
 	async open(): Promise<string[]> {
 		const errors: string[] = [];
-		if (!this.supported)
-			return ["This browser cannot use a camera or microphone here (a secure https page is needed)."];
+		if (!this.supported) return [t("device.unsupported")];
 		if (this.micWanted && !this.mic) {
 			try {
 				await this.startMic();
@@ -83,6 +86,29 @@ export class LocalMedia {
 		this.camera = track;
 		this.cameraDeviceId = track.getSettings().deviceId ?? this.cameraDeviceId;
 		return track;
+	}
+
+	/**
+	 * Opens another device of a kind while the current one keeps running (what is sent switches
+	 * without a gap); the caller stops the old track once the new one is in place (`retire`).
+	 */
+	async open2(kind: "camera" | "mic", deviceId: string): Promise<{ track: MediaStreamTrack; retire(): void }> {
+		const old = kind === "camera" ? this.camera : this.mic;
+		const constraints =
+			kind === "camera"
+				? { video: { ...CAMERA, deviceId: { exact: deviceId } } }
+				: { audio: { ...MIC, deviceId: { exact: deviceId } } };
+		const stream = await navigator.mediaDevices.getUserMedia(constraints);
+		const track = (kind === "camera" ? stream.getVideoTracks() : stream.getAudioTracks())[0];
+		if (!track) throw new DOMException("no track", "NotFoundError");
+		if (kind === "camera") {
+			this.camera = track;
+			this.cameraDeviceId = deviceId;
+		} else {
+			this.mic = track;
+			this.micDeviceId = deviceId;
+		}
+		return { track, retire: () => old?.stop() };
 	}
 
 	stopMic(): void {

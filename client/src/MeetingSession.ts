@@ -1,6 +1,7 @@
 import type { types as msc } from "mediasoup-client";
 import { Device } from "mediasoup-client";
 import type { MediaSource } from "../../shared/protocol.js";
+import { t } from "./i18n/index.js";
 import type { Signaling } from "./Signaling.js";
 
 /** A remote person's track, as this browser receives it. */
@@ -38,6 +39,11 @@ export class MeetingSession {
 	readonly #producers = new Map<MediaSource, msc.Producer>();
 	readonly #consumers = new Map<string, { consumer: msc.Consumer; remote: RemoteTrack }>();
 	readonly #unsubscribe: (() => void)[] = [];
+	/** How the page shows each received video (`view`), and what the gateway was last told. */
+	readonly #views = new Map<string, { visible: boolean; layer: number }>();
+	readonly #told = new Map<string, string>();
+	/** Consumers resumed once after their creation: from then on `view` goes to the gateway. */
+	readonly #started = new Set<string>();
 	/** Consumer events are applied in arrival order, each after the previous finished. */
 	#queue: Promise<void> = Promise.resolve();
 	#closed = false;
@@ -79,7 +85,7 @@ export class MeetingSession {
 
 	/** Publishes a local track (mic, camera or screen). Camera video is sent as three simulcast layers. */
 	async publish(source: MediaSource, track: MediaStreamTrack): Promise<msc.Producer> {
-		if (!this.#send) throw new Error("This browser cannot send media in this meeting.");
+		if (!this.#send) throw new Error(t("notice.cannotSend"));
 		const existing = this.#producers.get(source);
 		if (existing) {
 			await existing.replaceTrack({ track });
@@ -151,6 +157,28 @@ export class MeetingSession {
 		p.close();
 		if (this.#signaling.open)
 			await this.#signaling.request("closeProducer", { producerId: p.id }).catch(() => undefined);
+	}
+
+	/**
+	 * The page shows this received video off screen (the gateway stops forwarding it) or on screen at a
+	 * simulcast layer (0 small … 2 full size). Only changes reach the gateway.
+	 */
+	view(consumerId: string, visible: boolean, layer: number): void {
+		this.#views.set(consumerId, { visible, layer });
+		if (this.#started.has(consumerId)) this.#enqueue(() => this.#tellView(consumerId));
+	}
+
+	async #tellView(consumerId: string): Promise<void> {
+		const v = this.#views.get(consumerId);
+		if (!v || this.#closed || !this.#consumers.has(consumerId)) return;
+		const said = v.visible ? `on:${v.layer}` : "off";
+		if (this.#told.get(consumerId) === said) return;
+		this.#told.set(consumerId, said);
+		await this.#signaling.request("viewConsumer", {
+			consumerId,
+			visible: v.visible,
+			...(v.visible ? { spatialLayer: v.layer } : {}),
+		});
 	}
 
 	remoteTracks(): RemoteTrack[] {
@@ -238,7 +266,15 @@ export class MeetingSession {
 					};
 					this.#consumers.set(consumer.id, { consumer, remote });
 					this.#on.trackAdded(remote);
-					await s.request("resumeConsumer", { consumerId: consumer.id });
+					// A video placed off screen stays paused on the gateway (consumers start paused there).
+					const v = this.#views.get(consumer.id);
+					if (v && !v.visible) this.#told.set(consumer.id, "off");
+					else {
+						await s.request("resumeConsumer", { consumerId: consumer.id });
+						this.#told.set(consumer.id, "on:2");
+					}
+					this.#started.add(consumer.id);
+					await this.#tellView(consumer.id);
 				}),
 			),
 			s.on("consumerClosed", ({ consumerId }) =>
@@ -246,6 +282,9 @@ export class MeetingSession {
 					const c = this.#consumers.get(consumerId);
 					if (!c) return;
 					this.#consumers.delete(consumerId);
+					this.#views.delete(consumerId);
+					this.#told.delete(consumerId);
+					this.#started.delete(consumerId);
 					c.consumer.close();
 					this.#on.trackRemoved(c.remote);
 				}),

@@ -8,6 +8,7 @@ import type {
 	ResponseMap,
 	ServerEvents,
 } from "../../shared/protocol.js";
+import { t } from "./i18n/index.js";
 
 /** An error answer from the gateway (or a connection failure), with its stable code. */
 export class SignalingError extends Error {
@@ -60,7 +61,7 @@ export class Signaling {
 					new SignalingError(
 						data && typeof data.code === "string"
 							? { code: data.code, message: String(data.message ?? err.message) }
-							: { code: "connection_failed", message: "Could not reach the meeting server. Check your connection." },
+							: { code: "connection_failed", message: t("error.connection_failed") },
 					),
 				);
 			};
@@ -81,7 +82,7 @@ export class Signaling {
 		try {
 			res = await emit.call(s, name, data);
 		} catch {
-			throw new SignalingError({ code: "timeout", message: "The meeting server did not answer in time." });
+			throw new SignalingError({ code: "timeout", message: t("error.timeout") });
 		}
 		if (!res.ok) throw new SignalingError(res.error as ErrorBody & Record<string, unknown>);
 		return res.data;

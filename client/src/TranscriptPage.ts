@@ -1,11 +1,14 @@
 import type { ErrorBody } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
+import { formatDate, locale, onLocaleChange, t, tMaybe } from "./i18n/index.js";
 
 interface Opened {
 	meeting: { id: string; title: string };
 	sessionId: string;
 	expiresAt: string;
 	disclaimer: string;
+	/** The disclaimer in each language (newer gateways). */
+	disclaimers?: Partial<Record<"en" | "fr", string>>;
 	files: { json: string; vtt: string };
 	urlsExpireInSeconds: number;
 }
@@ -19,12 +22,30 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 	const screen = $("#transcript-screen");
 	for (const s of document.querySelectorAll<HTMLElement>(".screen")) s.hidden = s !== screen;
 	const body = $("#transcript-body");
-	const fail = (code: string, message: string) => {
+	$("#transcript-title").textContent = t("transcript.title");
+	document.title = t("transcript.title");
+	/** What the page shows, drawn again when the language changes. */
+	let render: () => void = () => undefined;
+	onLocaleChange(() => render());
+	const fail = (code: string, serverMessage: string) => {
 		screen.dataset.code = code;
-		body.replaceChildren(h("p", { class: "error", "data-testid": "transcript-error", role: "alert" }, message));
+		render = () => {
+			const message =
+				(code === "token_missing"
+					? t("transcript.noToken")
+					: code === "network"
+						? t("transcript.network")
+						: undefined) ??
+				tMaybe(`error.${code}`) ??
+				(code.startsWith("token_") ? t("error.token") : undefined) ??
+				(serverMessage && locale() === "en" ? serverMessage : t("transcript.cannotOpen"));
+			$("#transcript-title").textContent = t("transcript.title");
+			body.replaceChildren(h("p", { class: "error", "data-testid": "transcript-error", role: "alert" }, message));
+		};
+		render();
 	};
 	if (!token) {
-		fail("token_missing", "Open this link from the meeting (signed in with your organisation's link).");
+		fail("token_missing", "");
 		return;
 	}
 	let res: Response;
@@ -33,29 +54,42 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 			headers: { authorization: `Bearer ${token}` },
 		});
 	} catch {
-		fail("network", "The gateway could not be reached. Try again.");
+		fail("network", "");
 		return;
 	}
 	const data = (await res.json().catch(() => ({}))) as Opened & Partial<ErrorBody>;
 	if (!res.ok) {
-		fail(data.code ?? "error", data.message ?? "This transcript cannot be opened.");
+		fail(data.code ?? "error", data.message ?? "");
 		return;
 	}
 	screen.dataset.code = "ok";
-	$("#transcript-title").textContent = `Transcript — ${data.meeting.title}`;
-	body.replaceChildren(
-		h("p", { class: "notice", "data-testid": "transcript-disclaimer" }, data.disclaimer),
-		h(
-			"p",
-			null,
-			h("a", { href: data.files.json, "data-testid": "transcript-json", rel: "noreferrer" }, "Transcript (JSON)"),
-			" · ",
-			h("a", { href: data.files.vtt, "data-testid": "transcript-vtt", rel: "noreferrer" }, "Captions (WebVTT)"),
-		),
-		h(
-			"p",
-			{ class: "hint" },
-			`These links work for ${Math.round(data.urlsExpireInSeconds / 60)} minutes; this page gives new ones until ${new Date(data.expiresAt).toLocaleDateString()}.`,
-		),
-	);
+	render = () => {
+		const title = t("transcript.titleOf", { title: data.meeting.title });
+		$("#transcript-title").textContent = title;
+		document.title = title;
+		body.replaceChildren(
+			// The accuracy disclaimer is the gateway's text, in the page's language.
+			h(
+				"p",
+				{ class: "notice", "data-testid": "transcript-disclaimer" },
+				data.disclaimers?.[locale()] ?? data.disclaimer,
+			),
+			h(
+				"p",
+				null,
+				h("a", { href: data.files.json, "data-testid": "transcript-json", rel: "noreferrer" }, t("transcript.json")),
+				" · ",
+				h("a", { href: data.files.vtt, "data-testid": "transcript-vtt", rel: "noreferrer" }, t("transcript.vtt")),
+			),
+			h(
+				"p",
+				{ class: "hint" },
+				t("transcript.expiry", {
+					minutes: Math.round(data.urlsExpireInSeconds / 60),
+					date: formatDate(data.expiresAt),
+				}),
+			),
+		);
+	};
+	render();
 }

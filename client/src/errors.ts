@@ -1,7 +1,11 @@
+import { locale, type MessageKey, type Params, t, tMaybe } from "./i18n/index.js";
+import { SignalingError } from "./Signaling.js";
+
 /**
- * What the person sees for each way a meeting can refuse or end: a title, and which actions make
- * sense. The message itself is the gateway's (it knows the details); `fallback` covers the rare
- * case where there is none.
+ * What the person sees for each way a meeting can refuse or end: a title, a message and which
+ * actions make sense. Titles and messages come from the catalogues (`error.<code>.title`,
+ * `error.<code>`), so they follow the page's language; the gateway's own message (English) is
+ * shown only for a code the catalogues don't know, in an English page.
  */
 export type ErrorAction =
 	/** Back to the join page, values kept (fix the ID, name or passcode). */
@@ -17,101 +21,80 @@ export type ErrorAction =
 
 export interface ErrorInfo {
 	title: string;
-	fallback: string;
+	message: string;
 	actions: ErrorAction[];
 }
 
-const TOKEN: ErrorInfo = {
-	title: "Your sign-in link is not valid",
-	fallback: "The link you used to join could not be verified. Ask the organiser for a new one.",
-	actions: ["guest"],
-};
-
-const CATALOG: Record<string, ErrorInfo> = {
-	meeting_not_found: {
-		title: "Meeting not found",
-		fallback: "No meeting has this ID. Check the ID you were given.",
-		actions: ["back"],
-	},
-	meeting_not_started: {
-		title: "The host has not started this meeting yet",
-		fallback: "Try again in a moment.",
-		actions: ["retry", "back"],
-	},
-	meeting_locked: {
-		title: "This meeting is locked",
-		fallback: "The host locked this meeting; nobody new can join.",
-		actions: ["retry", "back"],
-	},
-	meeting_full: { title: "This meeting is full", fallback: "This meeting is full.", actions: ["retry", "back"] },
-	removed: {
-		title: "You were removed from this meeting",
-		fallback: "The host removed you from this meeting; you cannot rejoin it.",
-		actions: [],
-	},
-	wrong_passcode: { title: "Wrong passcode", fallback: "That passcode is not right.", actions: ["back"] },
-	guests_not_allowed: {
-		title: "This meeting needs a sign-in link",
-		fallback: "This meeting needs a sign-in link from its organisation.",
-		actions: ["back"],
-	},
-	host_seat_taken: {
-		title: "You are already in a meeting on another device",
-		fallback: "Your host seat is in use on another device.",
-		actions: ["takeOver", "back"],
-	},
-	host_has_live_meeting: {
-		title: "You already have a live meeting",
-		fallback: "A host can hold only one meeting at a time: end the other one first.",
-		actions: ["retry", "back"],
-	},
-	name_required: { title: "Enter your name", fallback: "Enter your name to join.", actions: ["back"] },
-	invalid_request: { title: "Check the details", fallback: "Something in the form is not valid.", actions: ["back"] },
-	wrong_tenant: { title: "This link is for another organisation", fallback: TOKEN.fallback, actions: ["guest"] },
-	token_wrong_meeting: { title: "This link is for another meeting", fallback: TOKEN.fallback, actions: ["guest"] },
-	token_expired: { ...TOKEN, title: "Your sign-in link has expired" },
-	token_not_yet_valid: { ...TOKEN, title: "Your sign-in link is not valid yet" },
-	connection_failed: {
-		title: "Cannot reach the meeting server",
-		fallback: "Check your connection.",
-		actions: ["retry", "back"],
-	},
-	connection_lost: {
-		title: "Connection lost",
-		fallback: "The connection to the meeting server dropped.",
-		actions: ["rejoin"],
-	},
-	reconnect: {
-		title: "The meeting's media connection was interrupted",
-		fallback: "Rejoin to continue.",
-		actions: ["rejoin"],
-	},
-	rate_limited: { title: "Too many attempts", fallback: "Wait a moment, then try again.", actions: ["retry", "back"] },
-	timeout: { title: "The meeting server did not answer", fallback: "Try again.", actions: ["retry", "back"] },
+const ACTIONS: Record<string, ErrorAction[]> = {
+	meeting_not_found: ["back"],
+	meeting_not_started: ["retry", "back"],
+	meeting_locked: ["retry", "back"],
+	meeting_full: ["retry", "back"],
+	meeting_closed: ["back"],
+	removed: [],
+	wrong_passcode: ["back"],
+	guests_not_allowed: ["back"],
+	host_seat_taken: ["takeOver", "back"],
+	host_has_live_meeting: ["retry", "back"],
+	in_another_lobby: ["retry", "back"],
+	already_joined: ["retry"],
+	name_required: ["back"],
+	invalid_request: ["back"],
+	wrong_tenant: ["guest"],
+	token_wrong_meeting: ["guest"],
+	connection_failed: ["retry", "back"],
+	connection_lost: ["rejoin"],
+	reconnect: ["rejoin"],
+	rate_limited: ["retry", "back"],
+	timeout: ["retry", "back"],
+	media_unavailable: ["retry", "back"],
 	// Ejections (`ejected` event reasons).
-	denied: { title: "The host did not let you in", fallback: "The host did not let you in.", actions: [] },
-	meeting_ended: { title: "The meeting has ended", fallback: "The host ended the meeting.", actions: [] },
-	host_seat_taken_over: {
-		title: "You continued on another device",
-		fallback: "You took over your host seat on another device; this one left the meeting.",
-		actions: [],
-	},
-	operator: { title: "The meeting was closed", fallback: "The operator closed this meeting.", actions: [] },
-	declined_capture: {
-		title: "You left because of the recording",
-		fallback:
-			"You declined the recording or transcription notice, so you left the meeting. Nothing more of yours is captured.",
-		actions: ["rejoin"],
-	},
+	denied: [],
+	meeting_ended: [],
+	host_seat_taken_over: [],
+	operator: [],
+	declined_capture: ["rejoin"],
 };
 
-export function errorInfo(code: string): ErrorInfo {
-	const known = CATALOG[code];
-	if (known) return known;
-	if (code.startsWith("token_") || code === "unknown_tenant") return TOKEN;
-	return {
-		title: "Could not join the meeting",
-		fallback: "Something went wrong. Try again.",
-		actions: ["retry", "back"],
-	};
+const isTokenCode = (code: string) => code.startsWith("token_") || code === "unknown_tenant";
+
+/**
+ * The screen for a refusal or an ejection with this code. `details` are the error's extra fields:
+ * when they fill every placeholder of `error.<code>.named`, that more precise message is used.
+ */
+export function errorInfo(code: string, serverMessage = "", details: Record<string, unknown> = {}): ErrorInfo {
+	const token = isTokenCode(code) || code === "wrong_tenant";
+	const title = tMaybe(`error.${code}.title`) ?? (token ? t("error.token.title") : t("error.default.title"));
+	const message =
+		named(code, details) ?? tMaybe(`error.${code}`) ?? (token ? t("error.token") : fallback(code, serverMessage));
+	const actions = ACTIONS[code] ?? (token ? ["guest"] : ["retry", "back"]);
+	return { title, message, actions };
 }
+
+function named(code: string, details: Record<string, unknown>): string | undefined {
+	const params: Params = {};
+	for (const [k, v] of Object.entries(details)) if (typeof v === "string" || typeof v === "number") params[k] = v;
+	const text = tMaybe(`error.${code}.named`, params);
+	return text && !/\{\w+\}/.test(text) ? text : undefined;
+}
+
+/** A failed request's error in words for the person, in the page's language. */
+export function errorText(err: unknown): string {
+	if (err instanceof SignalingError) {
+		return named(err.code, err.details) ?? tMaybe(`error.${err.code}`) ?? fallback(err.code, err.message);
+	}
+	return fallback("", err instanceof Error ? err.message : String(err));
+}
+
+function fallback(code: string, serverMessage: string): string {
+	if (serverMessage && locale() === "en") return serverMessage;
+	return code ? t("error.withCode", { code }) : t("error.default");
+}
+
+export const ACTION_LABEL: Record<ErrorAction, MessageKey> = {
+	back: "action.back",
+	retry: "action.retry",
+	rejoin: "action.rejoin",
+	takeOver: "action.takeOver",
+	guest: "action.guest",
+};

@@ -1,29 +1,29 @@
 import type { JoinResult } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
-import { type ErrorAction, errorInfo } from "./errors.js";
+import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";
+import { chooseLocale, initLocale, locale, onLocaleChange, t } from "./i18n/index.js";
 import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
 import { LocalMedia } from "./LocalMedia.js";
 import { Meeting } from "./meeting/Meeting.js";
+import { closeMenus, wireMenus } from "./meeting/Menus.js";
 import { Signaling, SignalingError } from "./Signaling.js";
 import { showTranscriptPage } from "./TranscriptPage.js";
 import { forgetToken, readClaims, takeToken } from "./token.js";
 
-type Screen = "join" | "lobby" | "meeting" | "error" | "left";
+type Screen = "join" | "lobby" | "meeting" | "reconnect" | "error" | "left";
+
+/** Tries to get back into the meeting after the connection dropped: 1, 2, 4, 8, 8 s apart. */
+const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 8000];
+/** Refusals worth another try: the connection or the server, not the meeting's rules. */
+const TRANSIENT = new Set(["connection_failed", "timeout", "media_unavailable", "rate_limited", "internal_error"]);
 
 const SCREENS: Record<Screen, string> = {
 	join: "#join-screen",
 	lobby: "#lobby-screen",
 	meeting: "#meeting-screen",
+	reconnect: "#reconnect-screen",
 	error: "#error-screen",
 	left: "#left-screen",
-};
-
-const ACTION_LABEL: Record<ErrorAction, string> = {
-	back: "Back",
-	retry: "Try again",
-	rejoin: "Rejoin",
-	takeOver: "Take over here",
-	guest: "Join as a guest instead",
 };
 
 /**
@@ -41,6 +41,7 @@ class App {
 	#screen: Screen = "join";
 	#joining = false;
 	#poll: ReturnType<typeof setInterval> | undefined;
+	#lastError: { code: string; detail: string; serverMessage: string; details: Record<string, unknown> } | undefined;
 
 	constructor() {
 		this.#join = new JoinView(
@@ -49,10 +50,20 @@ class App {
 			(v) => void this.join(v),
 		);
 		$("#lobby-leave").addEventListener("click", () => void this.leave());
+		$("#reconnect-leave").addEventListener("click", () => void this.leave());
 		$("#rejoin-button").addEventListener("click", () => {
 			if (this.#last) void this.join(this.#last);
 		});
 		addEventListener("pagehide", () => this.#signaling?.close());
+		onLocaleChange(() => {
+			// The error screen is redrawn in the new language (its detail, already worded, stays).
+			if (this.#screen === "error" && this.#lastError) {
+				const { code, detail, serverMessage, details } = this.#lastError;
+				const focused = document.activeElement;
+				this.#showError(code, detail, serverMessage, details);
+				if (focused instanceof HTMLElement && focused.isConnected) focused.focus();
+			}
+		});
 		this.#show("join");
 	}
 
@@ -60,30 +71,70 @@ class App {
 	async join(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
 		if (this.#joining) return;
 		this.#joining = true;
-		this.#last = values;
-		this.#join.setBusy(true, "Connecting…");
+		this.#join.setBusy(true, t("join.connecting"));
 		try {
-			const signaling = await this.#connect();
-			const res = await signaling.request("join", {
-				meetingId: values.meetingId,
-				displayName: values.displayName,
-				...(values.passcode ? { passcode: values.passcode } : {}),
-				...(options.takeOver ? { takeOverHostSeat: true } : {}),
-				locale: navigator.language?.toLowerCase().startsWith("fr") ? "fr" : "en",
-			});
-			if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
-			if (res.status === "lobby") {
-				$("#lobby-meeting").textContent = res.meeting.title;
-				this.#show("lobby");
-				return;
-			}
-			await this.#enter(signaling, res, values.displayName);
+			await this.#tryJoin(values, options);
 		} catch (err) {
 			this.#fail(err);
 		} finally {
 			this.#joining = false;
 			this.#join.setBusy(false);
 		}
+	}
+
+	/** `join` without the error screen: rejects with the refusal. */
+	async #tryJoin(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
+		this.#last = values;
+		const signaling = await this.#connect();
+		const res = await signaling.request("join", {
+			meetingId: values.meetingId,
+			displayName: values.displayName,
+			...(values.passcode ? { passcode: values.passcode } : {}),
+			...(options.takeOver ? { takeOverHostSeat: true } : {}),
+			locale: locale(),
+		});
+		if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
+		if (res.status === "lobby") {
+			$("#lobby-meeting").textContent = res.meeting.title;
+			this.#show("lobby");
+			return;
+		}
+		await this.#enter(signaling, res, values.displayName);
+	}
+
+	/**
+	 * The connection to the gateway dropped (or the media connection failed) while in the meeting or
+	 * the lobby: a "Reconnecting…" screen, and a few tries to get back in (within the gateway's grace
+	 * period a person comes straight back, without the lobby). Past the last try, the error screen.
+	 */
+	async #reconnect(reason: string): Promise<void> {
+		const last = this.#last;
+		this.#end();
+		if (!last) {
+			this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
+			return;
+		}
+		this.#show("reconnect");
+		for (const [i, delay] of RECONNECT_DELAYS_MS.entries()) {
+			$("#reconnect-detail").textContent = t("reconnect.attempt", { n: i + 1, max: RECONNECT_DELAYS_MS.length });
+			await new Promise((r) => setTimeout(r, delay));
+			if (this.#screen !== "reconnect") return; // the person left meanwhile
+			try {
+				this.#joining = true;
+				await this.#tryJoin(last);
+				return;
+			} catch (err) {
+				const code = err instanceof SignalingError ? err.code : "internal_error";
+				if (!TRANSIENT.has(code)) {
+					this.#fail(err);
+					return;
+				}
+				this.#disconnect();
+			} finally {
+				this.#joining = false;
+			}
+		}
+		this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
 	}
 
 	/** Leave (from the meeting or the lobby): the gateway frees everything this person held. */
@@ -108,19 +159,22 @@ class App {
 		s.on("ejected", ({ reason, message }) => {
 			if (s !== this.#signaling) return;
 			this.#end();
-			this.#showError(reason, message);
+			this.#showError(reason, "", message);
 		});
 		s.on("reconnect", ({ reason }) => {
 			if (s !== this.#signaling) return;
 			// The gateway lost this meeting's media worker: the room is gone, this connection stays.
 			this.#meeting?.close();
 			this.#meeting = undefined;
-			this.#showError("reconnect", `The media server restarted (${reason}). Rejoin to continue.`);
+			this.#showError("reconnect", t("error.reconnect.detail", { reason }));
 		});
 		s.onLost((reason) => {
 			if (s !== this.#signaling) return;
-			this.#end();
-			this.#showError("connection_lost", `The connection to the meeting server dropped (${reason}).`);
+			if (this.#screen === "meeting" || this.#screen === "lobby") void this.#reconnect(reason);
+			else {
+				this.#end();
+				this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
+			}
 		});
 		await s.connected();
 		return s;
@@ -131,6 +185,9 @@ class App {
 		const meeting = new Meeting(signaling, joined, name, this.#media, {
 			leave: () => void this.leave(),
 			declined: () => this.#afterDecline(signaling),
+			mediaFailed: () => {
+				if (this.#signaling === signaling && this.#screen === "meeting") void this.#reconnect("media");
+			},
 		});
 		this.#meeting?.close();
 		this.#meeting = meeting;
@@ -156,7 +213,7 @@ class App {
 		setTimeout(() => {
 			if (signaling !== this.#signaling || this.#screen !== "meeting") return;
 			this.#end();
-			this.#showError("declined_capture", "");
+			this.#showError("declined_capture");
 		}, 5000);
 	}
 
@@ -179,28 +236,33 @@ class App {
 				? err
 				: new SignalingError({ code: "internal_error", message: err instanceof Error ? err.message : String(err) });
 		if (e.code === "timeout" || e.code === "connection_failed") this.#disconnect();
-		this.#showError(e.code, e.message);
+		this.#showError(e.code, "", e.message, e.details);
 	}
 
-	#showError(code: string, message: string): void {
-		let info = errorInfo(code);
-		if (code === "wrong_passcode" && !this.#last?.passcode) info = { ...info, title: "This meeting needs a passcode" };
+	/**
+	 * The refusal or ejection screen. `detail` is a translated message that replaces the code's
+	 * (it names a cause); `serverMessage` is shown only for codes the catalogues don't know.
+	 */
+	#showError(code: string, detail = "", serverMessage = "", details: Record<string, unknown> = {}): void {
+		this.#lastError = { code, detail, serverMessage, details };
+		let info = errorInfo(code, serverMessage, details);
+		if (code === "wrong_passcode" && !this.#last?.passcode) info = errorInfo("passcode_needed");
 		const screen = $("#error-screen");
 		screen.dataset.code = code;
 		$("#error-title").textContent = info.title;
-		$("#error-message").textContent = message || info.fallback;
+		$("#error-message").textContent = detail || info.message;
 		const actions = info.actions.filter((a) => a !== "guest" || this.#token);
 		$("#error-actions").replaceChildren(
 			...actions.map((a, i) =>
 				h(
 					"button",
 					{ type: "button", class: i === 0 ? "primary" : null, onclick: () => this.#act(a) },
-					ACTION_LABEL[a],
+					t(ACTION_LABEL[a]),
 				),
 			),
 		);
 		this.#show("error");
-		if (code === "meeting_not_started") this.#waitForStart();
+		if (code === "meeting_not_started" && !this.#poll) this.#waitForStart();
 		(screen.querySelector("button") as HTMLButtonElement | null)?.focus();
 	}
 
@@ -242,6 +304,7 @@ class App {
 	}
 
 	#show(screen: Screen): void {
+		if (screen !== "meeting") closeMenus();
 		clearInterval(this.#poll);
 		this.#poll = undefined;
 		this.#screen = screen;
@@ -251,6 +314,15 @@ class App {
 	}
 }
 
+initLocale();
+// The language toggles (one on every screen): the other language, remembered for the next visits.
+document.addEventListener("click", (ev) => {
+	if ((ev.target as Element | null)?.closest?.(".lang-toggle")) chooseLocale(locale() === "fr" ? "en" : "fr");
+});
+
 const transcript = /^\/t\/([A-Za-z0-9_-]{16,64})$/.exec(location.pathname);
 if (transcript?.[1]) void showTranscriptPage(transcript[1], takeToken());
-else new App();
+else {
+	wireMenus();
+	new App();
+}

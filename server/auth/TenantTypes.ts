@@ -29,6 +29,8 @@ export const TenantSchema = z.object({
 	keys: z.array(TenantKeySchema).min(1).max(16),
 	/** Recording/transcription notice policy and texts (docs/compliance.md). Defaults: `notice`, v1, 30 s, built-in texts. */
 	capture: TenantCaptureSchema.optional(),
+	/** The language of the meeting pages for people whose browser prefers neither English nor French. */
+	locale: z.enum(["en", "fr"]).optional(),
 });
 export type Tenant = z.infer<typeof TenantSchema>;
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { EventLog } from "../audit/EventLog.js";
+import type { TenantRegistry } from "../auth/TenantRegistry.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
@@ -19,6 +20,8 @@ export interface MeetingsApiOptions {
 	hub: MeetingHub;
 	events: EventLog;
 	verifier: TokenVerifier;
+	/** Gives the public view the tenant's page language. */
+	tenants?: TenantRegistry;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
@@ -124,6 +127,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		const canonical = parseMeetingId(id);
 		const m = canonical ? o.store.find(canonical) : undefined;
 		if (!m) throw new NotFoundError("meeting_not_found", "No meeting has this ID.");
+		const locale = o.tenants?.has(m.tenantId) ? o.tenants.get(m.tenantId).locale : undefined;
 		return {
 			joinCode: formatMeetingId(m.id),
 			title: m.title,
@@ -131,6 +135,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 			needsPasscode: m.hasPasscode,
 			allowGuests: m.settings.allowGuests,
 			lobby: m.settings.lobby,
+			...(locale ? { locale } : {}),
 		};
 	});
 }

@@ -103,6 +103,11 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 				sessionId: link.sessionId,
 				expiresAt: link.expiresAt,
 				disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
+				/** The same in each language the pages speak (the page shows the one it is in). */
+				disclaimers: {
+					en: DEFAULT_TEXTS.en.transcriptionDisclaimer,
+					fr: DEFAULT_TEXTS.fr.transcriptionDisclaimer,
+				},
 				files,
 				urlsExpireInSeconds: URL_SECONDS,
 			};

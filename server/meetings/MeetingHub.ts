@@ -32,6 +32,8 @@ interface LiveState {
 	returning: Map<string, number>;
 	/** Connections (peer IDs) the host named co-host. */
 	coHosts: Set<string>;
+	/** Raised hands (peer ID → since), in the order they were raised. */
+	hands: Map<string, string>;
 }
 
 export interface MeetingHubOptions {
@@ -228,6 +230,7 @@ export class MeetingHub {
 			peers: [...room.peers.values()].filter((p) => p !== peer).map((p) => p.info()),
 			lobby: isHost ? this.#lobbyEntries(meeting.id) : [],
 			coHosts: [...live.coHosts],
+			hands: handQueue(live),
 			capture,
 			notices,
 		};
@@ -242,6 +245,7 @@ export class MeetingHub {
 			this.#capture.left(meetingId, conn.peerId);
 			live?.members.delete(conn.peerId);
 			live?.coHosts.delete(conn.peerId);
+			if (live?.hands.delete(conn.peerId)) this.#notifyHands(live);
 			conn.room?.removePeer(conn.peerId);
 			const meeting = this.#store.find(meetingId);
 			if (meeting) this.#record("person.left", meeting, personKey(conn), { peerId: conn.peerId });
@@ -316,6 +320,27 @@ export class MeetingHub {
 		this.#capture.setController(meeting.id, peerId, coHost);
 		this.#record("host.cohost_set", meeting, personKey(host), { peerId, person: personKey(target), coHost });
 		for (const m of live.members.values()) m.notify("coHostChanged", { peerId, coHost });
+	}
+
+	/** A member raises or lowers their own hand. */
+	raiseHand(conn: Connection, raised: boolean): void {
+		const { live } = this.#member(conn);
+		if (live.hands.has(conn.peerId) === raised) return;
+		if (raised) live.hands.set(conn.peerId, new Date().toISOString());
+		else live.hands.delete(conn.peerId);
+		this.#notifyHands(live);
+	}
+
+	/** The host lowers someone's hand. */
+	lowerHand(host: Connection, peerId: string): void {
+		const { meeting } = this.#hostOver(host, peerId);
+		const live = this.#liveState(meeting.id);
+		if (live.hands.delete(peerId)) this.#notifyHands(live);
+	}
+
+	#notifyHands(live: LiveState): void {
+		const hands = handQueue(live);
+		for (const m of live.members.values()) m.notify("handsChanged", { hands });
 	}
 
 	// Answers to notices come in bursts (everyone at once when a session starts): they need the connection's
@@ -473,7 +498,14 @@ export class MeetingHub {
 	#liveState(meetingId: string): LiveState {
 		let s = this.#live.get(meetingId);
 		if (!s) {
-			s = { members: new Map(), lobby: new Map(), admitted: new Set(), returning: new Map(), coHosts: new Set() };
+			s = {
+				members: new Map(),
+				lobby: new Map(),
+				admitted: new Set(),
+				returning: new Map(),
+				coHosts: new Set(),
+				hands: new Map(),
+			};
 			this.#live.set(meetingId, s);
 		}
 		return s;
@@ -539,4 +571,8 @@ export class MeetingHub {
 function joinedMeetingId(conn: Connection): string {
 	if (conn.state !== "joined" || !conn.meetingId) throw new ConsentryError("not_joined", "Join a meeting first.", 409);
 	return conn.meetingId;
+}
+
+function handQueue(live: LiveState): { peerId: string; since: string }[] {
+	return [...live.hands].map(([peerId, since]) => ({ peerId, since }));
 }

@@ -1,5 +1,5 @@
 import type { types as ms } from "mediasoup";
-import type { MediaSource, PeerInfo, PeerRole } from "../../shared/protocol.js";
+import type { ConnectionQuality, MediaSource, PeerInfo, PeerRole } from "../../shared/protocol.js";
 import { NotFoundError } from "../errors.js";
 import type { Notify, PeerOptions } from "./PeerTypes.js";
 
@@ -16,6 +16,8 @@ export class Peer {
 	readonly transports = new Map<string, ms.WebRtcTransport>();
 	readonly producers = new Map<string, ms.Producer<{ source: MediaSource; peerId: string }>>();
 	readonly consumers = new Map<string, ms.Consumer>();
+	/** How well this peer's media reaches the gateway (Room, from producer scores). */
+	quality: ConnectionQuality | undefined;
 	/** Producers already forwarded to this peer (one consumer per producer). */
 	readonly forwarded = new Set<string>();
 	rtpCapabilities: ms.RtpCapabilities | undefined;
@@ -43,6 +45,7 @@ export class Peer {
 				source: p.appData.source,
 				paused: p.paused,
 			})),
+			...(this.quality ? { quality: this.quality } : {}),
 		};
 	}
 

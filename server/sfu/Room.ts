@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { errors as mediasoupErrors, type types as ms } from "mediasoup";
-import type { MediaSource, ServerEvents, TransportInfo } from "../../shared/protocol.js";
+import type { ConnectionQuality, MediaSource, ServerEvents, TransportInfo } from "../../shared/protocol.js";
 import { ConflictError, ForbiddenError, ValidationError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { mediaCodecs } from "./mediaCodecs.js";
@@ -143,6 +143,7 @@ export class Room extends EventEmitter<RoomEvents> {
 			throw err;
 		}
 		peer.producers.set(producer.id, producer);
+		producer.on("score", () => this.#scored(peer));
 		producer.observer.once("close", () => peer.producers.delete(producer.id));
 		if (kind === "audio") await this.#speakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);
 		// One receiver's failure (e.g. its transport closing right now) must not fail the sender's produce.
@@ -160,6 +161,36 @@ export class Room extends EventEmitter<RoomEvents> {
 
 	async resumeConsumer(peer: Peer, consumerId: string): Promise<void> {
 		await peer.consumer(consumerId).resume();
+	}
+
+	/** The receiver shows this video off screen (paused: nothing forwarded) or on screen at a spatial layer. */
+	async viewConsumer(peer: Peer, consumerId: string, visible: boolean, spatialLayer?: number): Promise<void> {
+		const consumer = peer.consumer(consumerId);
+		if (!visible) {
+			await consumer.pause();
+			return;
+		}
+		if (spatialLayer !== undefined && consumer.type === "simulcast") {
+			await consumer.setPreferredLayers({ spatialLayer, temporalLayer: 2 });
+		}
+		await consumer.resume();
+	}
+
+	/**
+	 * A producer's score changed (0–10 per RTP stream: loss and jitter of what the gateway receives): the
+	 * peer's quality is its worst sending producer's best stream — good ≥ 7, fair ≥ 4, else poor — and
+	 * everyone is told when it changes. Paused producers send nothing and don't count.
+	 */
+	#scored(peer: Peer): void {
+		const scores = [...peer.producers.values()]
+			.filter((p) => !p.paused && !p.closed && p.score.length > 0)
+			.map((p) => Math.max(...p.score.map((s) => s.score)));
+		if (scores.length === 0 || peer.closed) return;
+		const worst = Math.min(...scores);
+		const quality: ConnectionQuality = worst >= 7 ? "good" : worst >= 4 ? "fair" : "poor";
+		if (quality === peer.quality) return;
+		peer.quality = quality;
+		this.broadcast("connectionQuality", { peerId: peer.id, quality });
 	}
 
 	/** Sends an event to every peer in the room, except `exceptPeerId`. */

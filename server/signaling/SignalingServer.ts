@@ -163,6 +163,12 @@ export class SignalingServer {
 				await room.resumeConsumer(peer, (data as Parsed<"resumeConsumer">).consumerId);
 				return {};
 			}
+			case "viewConsumer": {
+				const { peer, room } = joined(conn);
+				const v = data as Parsed<"viewConsumer">;
+				await room.viewConsumer(peer, v.consumerId, v.visible, v.spatialLayer);
+				return {};
+			}
 			case "chat":
 				return hub.chat(conn, (data as Parsed<"chat">).text);
 			case "admit":
@@ -190,6 +196,12 @@ export class SignalingServer {
 				hub.setCoHost(conn, d.peerId, d.coHost);
 				return {};
 			}
+			case "raiseHand":
+				hub.raiseHand(conn, (data as Parsed<"raiseHand">).raised);
+				return {};
+			case "lowerHand":
+				hub.lowerHand(conn, (data as Parsed<"lowerHand">).peerId);
+				return {};
 			case "endMeeting":
 				hub.endMeeting(conn);
 				return {};

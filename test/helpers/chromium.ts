@@ -49,4 +49,17 @@ export async function launchChromium(options: { fakeAudioFile?: string } = {}): 
 	};
 }
 
+/**
+ * Launches Debian's Chromium as a browser whose contexts a test opens itself: each context its
+ * own language, screen size and storage (`browser.newContext({ locale, viewport, permissions })`).
+ */
+export async function launchBrowser(extraArgs: string[] = []): Promise<{ browser: Browser; close(): Promise<void> }> {
+	const browser = await chromium.launch({
+		executablePath: CHROMIUM_PATH,
+		headless: true,
+		args: [...CHROMIUM_ARGS, ...extraArgs],
+	});
+	return { browser, close: () => browser.close().catch(() => undefined) };
+}
+
 export type { Browser };

@@ -12,6 +12,8 @@ export interface TestTenant {
 	secret: string;
 	/** The tenant's `capture` settings in the tenants file (notice policy, texts, transcript links…). */
 	capture?: Record<string, unknown>;
+	/** The tenant's page language for browsers that prefer neither English nor French. */
+	locale?: "en" | "fr";
 	/** Signs a token for `sub` with `role` (default host), valid 10 minutes. */
 	token(sub: string, role?: "host" | "participant" | "admin", extra?: Record<string, unknown>): string;
 }
@@ -45,6 +47,7 @@ export function writeTenantsFile(tenants: TestTenant[]): string {
 				name: t.id,
 				keys: [{ alg: "HS256", secret: t.secret }],
 				...(t.capture ? { capture: t.capture } : {}),
+				...(t.locale ? { locale: t.locale } : {}),
 			})),
 		}),
 	);

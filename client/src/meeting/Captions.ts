@@ -1,5 +1,6 @@
 import type { ServerEvents } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
+import { t } from "../i18n/index.js";
 
 type Caption = Parameters<ServerEvents["caption"]>[0];
 
@@ -41,7 +42,7 @@ export class Captions {
 			this.#open.set(c.peerId, li);
 		}
 		li.dataset.final = String(c.final);
-		li.replaceChildren(h("span", { class: "speaker" }, `${c.displayName}:`), c.text);
+		li.replaceChildren(h("span", { class: "speaker" }, t("captions.speaker", { name: c.displayName })), c.text);
 		if (c.final) this.#open.delete(c.peerId);
 		while (this.#lines.children.length > KEEP) this.#lines.firstElementChild?.remove();
 		this.#render();
@@ -51,7 +52,17 @@ export class Captions {
 	link(path: string): void {
 		$("#transcript-link-slot").replaceChildren(
 			// rel=opener: a same-origin tab opened with its opener gets a copy of this tab's sessionStorage (the sign-in).
-			h("a", { href: path, target: "_blank", rel: "opener", "data-testid": "transcript-link" }, "Transcript"),
+			h(
+				"a",
+				{
+					href: path,
+					target: "_blank",
+					rel: "opener",
+					"data-testid": "transcript-link",
+					"data-i18n": "meeting.transcriptLink",
+				},
+				t("meeting.transcriptLink"),
+			),
 		);
 		this.#seen = true;
 		this.#render();

@@ -7,6 +7,8 @@ import type {
 	RequestName,
 } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
+import { errorText } from "../errors.js";
+import { locale, type MessageKey, onLocaleChange, t, tMaybe } from "../i18n/index.js";
 import { type Signaling, SignalingError } from "../Signaling.js";
 import { Cue } from "./cue.js";
 import { clockTime, NoticeDialog } from "./NoticeDialog.js";
@@ -17,29 +19,55 @@ const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
 /** The kinds with start/pause/stop buttons: recording for the host and co-hosts, transcription for any member. */
 const CONTROLLED: readonly CaptureKind[] = ["recording", "transcription"];
 
-const WORDS: Record<CaptureKind, { on: string; paused: string; noun: string }> = {
-	recording: { on: "REC", paused: "REC paused", noun: "recording" },
-	transcription: { on: "TRANSCRIBING", paused: "Transcription paused", noun: "transcription" },
+const WORDS: Record<
+	CaptureKind,
+	Record<"on" | "paused" | "under" | "isPaused" | "start" | "pause" | "resume" | "stop" | "coverage", MessageKey>
+> = {
+	recording: {
+		on: "capture.rec",
+		paused: "capture.recPaused",
+		under: "capture.underRecording",
+		isPaused: "capture.recordingPaused",
+		start: "capture.startRecording",
+		pause: "capture.pauseRecording",
+		resume: "capture.resumeRecording",
+		stop: "capture.stopRecording",
+		coverage: "capture.coverageRecording",
+	},
+	transcription: {
+		on: "capture.transcribing",
+		paused: "capture.transcriptionPaused",
+		under: "capture.underTranscription",
+		isPaused: "capture.transcriptionIsPaused",
+		start: "capture.startTranscription",
+		pause: "capture.pauseTranscription",
+		resume: "capture.resumeTranscription",
+		stop: "capture.stopTranscription",
+		coverage: "capture.coverageTranscription",
+	},
 };
 
-const COVERAGE_LABEL: Record<CoverageEntry["coverage"], string> = {
-	pending: "Not answered yet",
-	acknowledged: "Acknowledged",
-	consented: "Consented",
-	declined: "Declined",
+const COVERAGE_LABEL: Record<CoverageEntry["coverage"], MessageKey> = {
+	pending: "capture.coverage.pending",
+	acknowledged: "capture.coverage.acknowledged",
+	consented: "capture.coverage.consented",
+	declined: "capture.coverage.declined",
 };
 
 /** Host request errors worded for the person who can fix them. */
 function hostError(err: unknown): string {
 	const code = err instanceof SignalingError ? err.code : "";
-	if (code === "no_storage_target") {
-		return "Set up the storage bucket first: your organisation's administrator must register the bucket recordings go to before anything can be recorded.";
-	}
-	if (code === "recorder_unavailable" || code === "recording_unavailable") {
-		return "The recorder is not available right now, so nothing can be recorded. Try again later or ask your administrator.";
-	}
-	if (code === "forbidden" || code === "host_only") return "Only the host can turn recording on or off.";
-	return err instanceof Error ? err.message : String(err);
+	if (code === "no_storage_target") return t("capture.noStorage");
+	if (code === "recorder_unavailable" || code === "recording_unavailable") return t("capture.recorderUnavailable");
+	if (code === "forbidden" || code === "host_only") return t("capture.hostOnly");
+	return errorText(err);
+}
+
+/** Why the gateway stopped a kind on its own, in the page's language (its own words for an unknown reason). */
+function stopText(reason: string | undefined, message: string): string {
+	return (
+		tMaybe(`capture.stopped.${reason}`) ?? (locale() === "en" ? message : t("error.withCode", { code: reason ?? "" }))
+	);
 }
 
 export interface CaptureHooks {
@@ -102,6 +130,7 @@ export class Capture {
 				this.#coverage.set(e.kind, { sessionId: e.sessionId, entries: e.entries });
 				this.#renderCoverage();
 			}),
+			onLocaleChange(() => this.#render()),
 			signaling.on("mediaHeld", ({ held, producerIds }) => {
 				// The gateway releases all of a person's held media at once (they consented, or capture stopped).
 				if (held) for (const id of producerIds) this.#held.add(id);
@@ -172,7 +201,7 @@ export class Capture {
 	#stateChanged(e: CaptureStatus & { reason?: string; message?: string }): void {
 		const { reason, message, ...status } = e;
 		this.#apply(status);
-		if (message) this.#showMessage(message, reason ?? "");
+		if (message) this.#showMessage(stopText(reason, message), reason ?? "");
 	}
 
 	#apply(status: CaptureStatus): void {
@@ -249,12 +278,14 @@ export class Capture {
 				const since = clockTime(s.since);
 				const detail =
 					s.state === "on"
-						? [s.startedBy ? `started by ${s.startedBy}` : "", since ? `since ${since}` : ""].filter(Boolean).join(", ")
+						? [
+								s.startedBy ? t("capture.startedBy", { name: s.startedBy }) : "",
+								since ? t("capture.since", { time: since }) : "",
+							]
+								.filter(Boolean)
+								.join(", ")
 						: "";
-				const label =
-					s.state === "on"
-						? `The meeting is under ${words.noun}${detail ? `, ${detail}` : ""}.`
-						: `The ${words.noun} is paused.`;
+				const label = s.state === "on" ? t(words.under, { detail: detail ? `, ${detail}` : "" }) : t(words.isPaused);
 				return h(
 					"span",
 					{
@@ -268,7 +299,7 @@ export class Capture {
 						title: label,
 						hidden: s.state === "off",
 					},
-					h("strong", { class: "dot", "aria-hidden": "true" }, s.state === "on" ? words.on : words.paused),
+					h("strong", { class: "dot", "aria-hidden": "true" }, t(s.state === "on" ? words.on : words.paused)),
 					detail ? h("span", { class: "who", "aria-hidden": "true" }, detail) : null,
 				);
 			}),
@@ -277,12 +308,15 @@ export class Capture {
 
 	#renderControls(): void {
 		const controls = $("#capture-controls");
+		// Redrawing must not drop a keyboard user's place: the focus moves to the new button of the same kind.
+		const focused = (document.activeElement as HTMLElement | null)?.closest<HTMLElement>("#capture-controls button");
+		const focusKind = focused?.dataset.kind;
 		controls.replaceChildren(
 			// The server has the last word (a tenant may keep transcription to the host): its refusal is shown.
 			...CONTROLLED.filter((kind) => kind === "transcription" || this.#isHost).flatMap((kind) => {
 				const state = this.#status.get(kind)?.state ?? "off";
 				const busy = this.#busy.has(kind);
-				const noun = WORDS[kind].noun;
+				const words = WORDS[kind];
 				const button = (testid: string, action: string, text: string, cls: string | null = null) =>
 					h(
 						"button",
@@ -292,19 +326,21 @@ export class Capture {
 							"data-testid": testid,
 							"data-kind": kind,
 							"data-action": action,
-							disabled: busy,
+							// Not `disabled` (that would drop the focus): clicks are ignored while a request runs.
+							"aria-disabled": busy ? "true" : null,
 						},
 						text,
 					);
-				if (state === "off") return [button("capture-start", "startCapture", `Start ${noun}`, "rec")];
+				if (state === "off") return [button("capture-start", "startCapture", t(words.start), "rec")];
 				return [
 					state === "on"
-						? button("capture-pause", "pauseCapture", `Pause ${noun}`)
-						: button("capture-start", "startCapture", `Resume ${noun}`, "rec"),
-					button("capture-stop", "stopCapture", `Stop ${noun}`),
+						? button("capture-pause", "pauseCapture", t(words.pause))
+						: button("capture-start", "startCapture", t(words.resume), "rec"),
+					button("capture-stop", "stopCapture", t(words.stop)),
 				];
 			}),
 		);
+		if (focusKind) controls.querySelector<HTMLElement>(`button[data-kind="${focusKind}"]`)?.focus();
 	}
 
 	#renderCoverage(): void {
@@ -319,11 +355,7 @@ export class Capture {
 				return h(
 					"div",
 					{ class: "coverage" },
-					h(
-						"h3",
-						null,
-						`${WORDS[kind].noun[0]?.toUpperCase()}${WORDS[kind].noun.slice(1)}: ${covered} of ${c.entries.length} covered`,
-					),
+					h("h3", null, t(WORDS[kind].coverage, { covered, total: c.entries.length })),
 					h(
 						"ul",
 						{ class: "people", "data-testid": "coverage-list", "data-kind": kind, "data-session-id": c.sessionId },
@@ -338,9 +370,9 @@ export class Capture {
 									"data-overdue": String(e.overdue),
 								},
 								h("span", { class: "name" }, e.displayName),
-								h("span", { class: `badge coverage ${e.coverage}` }, COVERAGE_LABEL[e.coverage]),
-								e.overdue ? h("span", { class: "badge overdue" }, "Overdue") : null,
-								h("span", { class: "badge" }, e.covered ? "Captured" : "Not captured"),
+								h("span", { class: `badge coverage ${e.coverage}` }, t(COVERAGE_LABEL[e.coverage])),
+								e.overdue ? h("span", { class: "badge overdue" }, t("capture.overdue")) : null,
+								h("span", { class: "badge" }, t(e.covered ? "capture.captured" : "capture.notCaptured")),
 							),
 						),
 					),

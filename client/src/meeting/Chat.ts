@@ -1,5 +1,7 @@
 import type { ChatMessage } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
+import { errorText } from "../errors.js";
+import { formatTime, onLocaleChange, t } from "../i18n/index.js";
 import { SignalingError } from "../Signaling.js";
 
 export const CHAT_MAX = 2000;
@@ -33,6 +35,7 @@ export class Chat {
 				this.#form.requestSubmit();
 			}
 		});
+		onLocaleChange(() => this.#updateCount());
 		this.#form.addEventListener("submit", (ev) => {
 			ev.preventDefault();
 			void this.#submit();
@@ -63,9 +66,9 @@ export class Chat {
 			h(
 				"li",
 				{ "data-peer": m.peerId, "data-id": m.id, class: self ? "self" : null },
-				h("span", { class: "author" }, self ? `${m.displayName} (you)` : m.displayName),
+				h("span", { class: "author" }, self ? t("chat.you", { name: m.displayName }) : m.displayName),
 				" ",
-				h("time", { datetime: m.at }, at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })),
+				h("time", { datetime: m.at }, formatTime(at)),
 				h("p", { class: "text" }, m.text),
 			),
 		);
@@ -76,7 +79,7 @@ export class Chat {
 		const text = this.#text.value.trim();
 		if (!text || !this.#send) return;
 		if (text.length > CHAT_MAX) {
-			this.#error.textContent = `Messages can be at most ${CHAT_MAX} characters.`;
+			this.#error.textContent = t("chat.tooLong", { max: CHAT_MAX });
 			return;
 		}
 		this.#error.textContent = "";
@@ -94,17 +97,17 @@ export class Chat {
 			const code = err instanceof SignalingError ? err.code : "";
 			this.#error.textContent =
 				code === "rate_limited"
-					? "You are sending messages too fast. Wait a moment, then send again."
+					? t("chat.rateLimited")
 					: code === "chat_disabled"
-						? "Chat is off in this meeting."
-						: `Your message was not sent: ${err instanceof Error ? err.message : String(err)}`;
+						? t("error.chat_disabled")
+						: t("chat.notSent", { message: errorText(err) });
 			this.#error.dataset.code = code;
 		}
 	}
 
 	#updateCount(): void {
 		const n = this.#text.value.length;
-		this.#count.textContent = `${n} / ${CHAT_MAX}`;
+		this.#count.textContent = t("chat.count", { n, max: CHAT_MAX });
 		this.#count.classList.toggle("error", n >= CHAT_MAX);
 	}
 }

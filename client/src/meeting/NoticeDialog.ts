@@ -1,5 +1,7 @@
 import type { NoticeView } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
+import { errorText } from "../errors.js";
+import { formatTime, t } from "../i18n/index.js";
 import { SignalingError } from "../Signaling.js";
 
 /** What the dialog asks the gateway; each rejects with the gateway's error. */
@@ -14,33 +16,10 @@ export interface NoticeActions {
 	decline(n: NoticeView): Promise<unknown>;
 }
 
-const TEXT = {
-	en: {
-		startedBy: (who: string, at: string) => `Started by ${who} at ${at}.`,
-		ok: "Continue",
-		leave: "Leave meeting",
-		consent: "I consent",
-		decline: "Decline and leave",
-		failed: (m: string) => `That did not go through: ${m}`,
-	},
-	fr: {
-		startedBy: (who: string, at: string) => `Lancé par ${who} à ${at}.`,
-		ok: "Continuer",
-		leave: "Quitter la réunion",
-		consent: "J'accepte",
-		decline: "Refuser et quitter",
-		failed: (m: string) => `L'action n'a pas abouti : ${m}`,
-	},
-} as const;
-
 /** Codes meaning the notice is no longer the current one (a newer session replaced it, or capture stopped). */
 const OUTDATED = new Set(["stale_notice", "no_notice"]);
 
-export function clockTime(iso: string | undefined): string {
-	if (!iso) return "";
-	const d = new Date(iso);
-	return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
+export const clockTime = formatTime;
 
 /**
  * The recording/transcription notice: a modal `<dialog>` (`data-testid="capture-notice"`, with
@@ -58,11 +37,14 @@ export class NoticeDialog {
 	#current: NoticeView | undefined;
 	#waiters: ((ok: boolean) => void)[] = [];
 	#closed = false;
+	/** Where the focus was before the dialog opened: it goes back there once every notice is answered. */
+	#returnFocus: HTMLElement | undefined;
 
 	constructor(actions: NoticeActions, onDeclined: () => void) {
 		this.#actions = actions;
 		this.#onDeclined = onDeclined;
 		this.#dialog.addEventListener("cancel", this.#noEscape);
+		this.#dialog.addEventListener("keydown", this.#trapTab);
 	}
 
 	/** Queues a notice (ignored if already queued or shown); shows it when nothing else is open. */
@@ -96,11 +78,29 @@ export class NoticeDialog {
 		this.#queue = [];
 		this.#current = undefined;
 		this.#dialog.removeEventListener("cancel", this.#noEscape);
-		if (this.#dialog.open) this.#dialog.close();
+		this.#dialog.removeEventListener("keydown", this.#trapTab);
+		this.#hide();
 		this.#settle(false);
 	}
 
 	readonly #noEscape = (ev: Event): void => ev.preventDefault();
+
+	/** Tab and Shift+Tab go round the dialog's buttons (the modal dialog alone would let focus reach the browser's own UI). */
+	readonly #trapTab = (ev: KeyboardEvent): void => {
+		if (ev.key !== "Tab") return;
+		const items = [...this.#dialog.querySelectorAll<HTMLElement>("button:not([disabled]), a[href], [tabindex='0']")];
+		const first = items[0];
+		const last = items.at(-1);
+		if (!first || !last) return;
+		const active = document.activeElement;
+		if (ev.shiftKey && (active === first || !this.#dialog.contains(active))) {
+			ev.preventDefault();
+			last.focus();
+		} else if (!ev.shiftKey && (active === last || !this.#dialog.contains(active))) {
+			ev.preventDefault();
+			first.focus();
+		}
+	};
 
 	#settle(ok: boolean): void {
 		for (const w of this.#waiters.splice(0)) w(ok);
@@ -110,18 +110,39 @@ export class NoticeDialog {
 		const n = this.#queue.shift();
 		this.#current = n;
 		if (!n) {
-			if (this.#dialog.open) this.#dialog.close();
+			this.#hide();
 			this.#settle(true);
 			return;
 		}
 		this.#render(n);
-		if (!this.#dialog.open) this.#dialog.showModal();
+		if (!this.#dialog.open) {
+			const active = document.activeElement;
+			this.#returnFocus = active instanceof HTMLElement && active !== document.body ? active : undefined;
+			// A modal <dialog> makes the rest of the page inert: Tab stays among its buttons.
+			this.#dialog.showModal();
+		}
 		$<HTMLButtonElement>("button.primary", this.#dialog).focus();
 		this.#actions.shown(n).catch((err: unknown) => console.warn("noticeShown failed", err));
 	}
 
+	#hide(): void {
+		if (!this.#dialog.open) return;
+		this.#dialog.close();
+		const back = this.#returnFocus;
+		this.#returnFocus = undefined;
+		if (!back) return;
+		if (back.isConnected && !back.closest("[hidden]")) back.focus();
+		else {
+			// The control was redrawn meanwhile (Start became Pause): its successor of the same kind.
+			const kind = back.dataset.kind;
+			const again = kind ? document.querySelector<HTMLElement>(`#capture-controls button[data-kind="${kind}"]`) : null;
+			again?.focus();
+		}
+	}
+
 	#render(n: NoticeView): void {
-		const t = TEXT[n.locale] ?? TEXT.en;
+		// The buttons speak the notice's language (the one the person joined with), like its text.
+		const l = n.locale;
 		const d = this.#dialog;
 		d.lang = n.locale;
 		d.dataset.kind = n.kind;
@@ -129,7 +150,7 @@ export class NoticeDialog {
 		d.dataset.sessionId = n.sessionId;
 		d.dataset.consentRequired = String(n.consentRequired);
 		$("#notice-title", d).textContent = n.title;
-		$("#notice-meta", d).textContent = t.startedBy(n.startedBy, clockTime(n.since));
+		$("#notice-meta", d).textContent = t("notice.startedBy", { name: n.startedBy, time: clockTime(n.since, l) }, l);
 		$("#notice-body", d).textContent = n.body;
 		const disclaimer = $("#notice-disclaimer", d);
 		disclaimer.textContent = n.disclaimer ?? "";
@@ -149,11 +170,11 @@ export class NoticeDialog {
 		};
 		$("#notice-actions", d).replaceChildren(
 			n.consentRequired
-				? button("notice-consent", t.consent, "primary", () => this.#actions.consent(n), done)
-				: button("notice-ack", t.ok, "primary", () => this.#actions.acknowledge(n), done),
+				? button("notice-consent", t("notice.consent", undefined, l), "primary", () => this.#actions.consent(n), done)
+				: button("notice-ack", t("notice.ok", undefined, l), "primary", () => this.#actions.acknowledge(n), done),
 			button(
 				"notice-decline",
-				n.consentRequired ? t.decline : t.leave,
+				t(n.consentRequired ? "notice.decline" : "notice.leave", undefined, l),
 				"danger",
 				() => this.#actions.decline(n),
 				declined,
@@ -175,8 +196,7 @@ export class NoticeDialog {
 				return;
 			}
 			for (const b of buttons) b.disabled = false;
-			const t = TEXT[n.locale] ?? TEXT.en;
-			$("#notice-error", this.#dialog).textContent = t.failed(err instanceof Error ? err.message : String(err));
+			$("#notice-error", this.#dialog).textContent = t("notice.failed", { message: errorText(err) }, n.locale);
 			return;
 		}
 		if (this.#current === n) after();

@@ -1,5 +1,6 @@
 import type { LobbyEntry, PeerRole } from "../../../shared/protocol.js";
 import { h, peerSelector } from "../dom.js";
+import { formatTime, type MessageKey, t } from "../i18n/index.js";
 
 /** What the participant list shows about a person. */
 export interface Person {
@@ -12,6 +13,10 @@ export interface Person {
 	screen: boolean;
 	/** Named co-host by the host: may turn recording on and off. */
 	coHost?: boolean;
+	/** The person's hand is up. */
+	hand?: boolean;
+	/** How well their media reaches the gateway (shown when it is not good). */
+	quality?: "good" | "fair" | "poor" | undefined;
 }
 
 export interface HostActions {
@@ -21,9 +26,14 @@ export interface HostActions {
 	setCoHost(person: Person, coHost: boolean): void;
 	admit(entry: LobbyEntry): void;
 	deny(entry: LobbyEntry): void;
+	lowerHand(peerId: string): void;
 }
 
-const ROLE_LABEL: Record<PeerRole, string> = { host: "Host", participant: "Participant", guest: "Guest" };
+const ROLE_LABEL: Record<PeerRole, MessageKey> = {
+	host: "people.role.host",
+	participant: "people.role.participant",
+	guest: "people.role.guest",
+};
 
 /**
  * The participant list (`data-testid="participants"`, one `li[data-peer]` per person, with the
@@ -46,38 +56,46 @@ export class People {
 	/** Adds or redraws a person's row. */
 	render(p: Person): void {
 		const controls = this.isHost && !p.self;
+		const name = { name: p.displayName };
 		const row = h(
 			"li",
 			{ "data-peer": p.id, "data-role": p.role },
-			h("span", { class: "name" }, p.self ? `${p.displayName} (you)` : p.displayName),
-			h("span", { class: "badge role" }, ROLE_LABEL[p.role]),
-			p.coHost ? h("span", { class: "badge cohost", "data-testid": "cohost-badge" }, "Co-host") : null,
+			h("span", { class: "name" }, p.self ? t("people.you", name) : p.displayName),
+			h("span", { class: "badge role" }, t(ROLE_LABEL[p.role])),
+			p.coHost ? h("span", { class: "badge cohost", "data-testid": "cohost-badge" }, t("people.coHost")) : null,
+			p.hand ? h("span", { class: "badge hand", "data-testid": "hand-badge" }, t("people.hand")) : null,
+			p.quality && p.quality !== "good"
+				? h("span", { class: `badge quality-${p.quality}`, "data-quality": p.quality }, t(`quality.${p.quality}`))
+				: null,
 			h(
 				"span",
 				{ class: "state" },
-				p.mic ? null : h("span", { class: "badge" }, "Mic off"),
-				p.camera ? null : h("span", { class: "badge" }, "Camera off"),
-				p.screen ? h("span", { class: "badge" }, "Sharing screen") : null,
+				p.mic ? null : h("span", { class: "badge" }, t("people.micOff")),
+				p.camera ? null : h("span", { class: "badge" }, t("people.cameraOff")),
+				p.screen ? h("span", { class: "badge" }, t("people.sharing")) : null,
 			),
 			controls
 				? h(
 						"span",
 						{ class: "controls" },
-						button("Mute audio", `Mute audio of ${p.displayName}`, () => this.#actions.mute(p, "audio"), !p.mic),
-						button("Mute video", `Mute video of ${p.displayName}`, () => this.#actions.mute(p, "video"), !p.camera),
+						button(t("people.muteAudio"), t("people.muteAudioOf", name), () => this.#actions.mute(p, "audio"), !p.mic),
+						button(
+							t("people.muteVideo"),
+							t("people.muteVideoOf", name),
+							() => this.#actions.mute(p, "video"),
+							!p.camera,
+						),
 						p.screen
-							? button("Stop screen share", `Stop screen share of ${p.displayName}`, () =>
-									this.#actions.stopScreenShare(p),
-								)
+							? button(t("people.stopShare"), t("people.stopShareOf", name), () => this.#actions.stopScreenShare(p))
 							: null,
 						p.role === "guest"
 							? null
 							: button(
-									p.coHost ? "Remove co-host" : "Make co-host",
-									`${p.coHost ? "Remove co-host" : "Make co-host"}: ${p.displayName}`,
+									t(p.coHost ? "people.removeCoHost" : "people.makeCoHost"),
+									t(p.coHost ? "people.removeCoHostOf" : "people.makeCoHostOf", name),
 									() => this.#actions.setCoHost(p, !p.coHost),
 								),
-						button("Remove", `Remove ${p.displayName}`, () => this.#actions.remove(p), false, "danger"),
+						button(t("people.remove"), t("people.removeOf", name), () => this.#actions.remove(p), false, "danger"),
 					)
 				: null,
 		);
@@ -106,13 +124,43 @@ export class People {
 					"li",
 					{ "data-peer": e.peerId },
 					h("span", { class: "name" }, e.displayName),
-					e.guest ? h("span", { class: "badge" }, "Guest") : null,
+					e.guest ? h("span", { class: "badge" }, t("people.role.guest")) : null,
 					h(
 						"span",
 						{ class: "controls" },
-						button("Admit", `Admit ${e.displayName}`, () => this.#actions.admit(e), false, "primary"),
-						button("Deny", `Deny ${e.displayName}`, () => this.#actions.deny(e)),
+						button(
+							t("people.admit"),
+							t("people.admitOf", { name: e.displayName }),
+							() => this.#actions.admit(e),
+							false,
+							"primary",
+						),
+						button(t("people.deny"), t("people.denyOf", { name: e.displayName }), () => this.#actions.deny(e)),
 					),
+				),
+			),
+		);
+	}
+
+	/** The raised hands, first raised first: a queue the host (and co-hosts) answer, each with "Lower hand". */
+	renderHands(panel: HTMLElement, list: HTMLElement, hands: { peerId: string; name: string; since: string }[]): void {
+		panel.hidden = !this.isHost || hands.length === 0;
+		list.replaceChildren(
+			...hands.map((e) =>
+				h(
+					"li",
+					{ "data-peer": e.peerId, "data-testid": "hand-entry" },
+					h("span", { class: "name" }, e.name),
+					h("time", { datetime: e.since }, formatTime(e.since)),
+					this.isHost
+						? h(
+								"span",
+								{ class: "controls" },
+								button(t("people.lowerHand"), t("people.lowerHandOf", { name: e.name }), () =>
+									this.#actions.lowerHand(e.peerId),
+								),
+							)
+						: null,
 				),
 			),
 		);
