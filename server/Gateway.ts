@@ -22,7 +22,8 @@ import { MeetingStore } from "./meetings/MeetingStore.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
-import { SignalingServer } from "./signaling/SignalingServer.js";
+import { AddressLimits } from "./signaling/AddressLimits.js";
+import { SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
@@ -123,9 +124,12 @@ export class Gateway {
 			log.warn({ clientDir: config.clientDir }, "client not built; run `npm run build:client`");
 		}
 
+		// Cost before trust: per-address connection caps at the engine's handshake, before any upgrade or socket.io work.
+		const addresses = new AddressLimits(config.limits);
 		const io = new IoServer<ClientEvents, ServerEvents>(http.server, {
 			serveClient: false,
-			maxHttpBufferSize: 256 * 1024,
+			maxHttpBufferSize: config.limits.maxMessageBytes,
+			allowRequest: signalingAllowRequest(addresses, config.trustProxy),
 			pingInterval: 10_000,
 			pingTimeout: 10_000,
 		});
@@ -187,7 +191,16 @@ export class Gateway {
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
 		});
-		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
+		new SignalingServer({
+			io,
+			hub,
+			verifier,
+			gatewayId: config.gatewayId,
+			log,
+			limits: config.limits,
+			addresses,
+			trustProxy: config.trustProxy,
+		});
 		registerMeetingsApi(http, { store, hub, events, verifier });
 		registerTranscriptsApi(http, {
 			links,

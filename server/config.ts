@@ -41,6 +41,24 @@ const EnvSchema = z
 			.string()
 			.regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' and '-' only")
 			.optional(),
+		/** Signaling sockets one address may hold at once (IPv6: one /64). */
+		CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(32),
+		/** New signaling connections one address may open: burst, then this many per second. */
+		CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(5),
+		/** Unauthenticated (tokenless, guest) sockets one address may hold at once. */
+		CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(0).max(100_000).default(8),
+		/** Unauthenticated sockets the whole gateway holds at once. */
+		CONSENTRY_MAX_GUEST_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(256),
+		/** Signaling requests one address may send per second, all its sockets together (burst: 4 s worth). */
+		CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(100),
+		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 4 s worth). */
+		CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(256),
+		/** Largest signaling message, KiB. */
+		CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: z.coerce.number().int().min(16).max(4096).default(64),
+		/** People one meeting's lobby holds at once (they never take a seat in the meeting). */
+		CONSENTRY_LOBBY_MAX: z.coerce.number().int().min(1).max(10_000).default(50),
+		/** Take the client address from the last X-Forwarded-For hop (only behind a trusted TLS proxy). */
+		CONSENTRY_TRUST_PROXY: z.stringbool().default(false),
 		/** Defaults to where scripts/setup.sh puts the worker it built: mediasoup's own default path. */
 		MEDIASOUP_WORKER_BIN: z.string().min(1).optional(),
 	})
@@ -70,7 +88,34 @@ export interface GatewayConfig {
 	gatewayId: string;
 	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
 	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number };
+	/** What one address (and unauthenticated sockets) may cost the gateway (docs/security.md). */
+	limits: GatewayLimits;
+	/** Client addresses from X-Forwarded-For's last hop (a trusted proxy in front). */
+	trustProxy: boolean;
 }
+
+export interface GatewayLimits {
+	maxConnectionsPerAddress: number;
+	connectsPerAddressPerSecond: number;
+	maxGuestConnectionsPerAddress: number;
+	maxGuestConnections: number;
+	requestsPerAddressPerSecond: number;
+	bytesPerAddressPerSecond: number;
+	maxMessageBytes: number;
+	lobbyMax: number;
+}
+
+/** The limits when nothing is configured (tests and embedders that build a config by hand). */
+export const DEFAULT_LIMITS: GatewayLimits = {
+	maxConnectionsPerAddress: 32,
+	connectsPerAddressPerSecond: 5,
+	maxGuestConnectionsPerAddress: 8,
+	maxGuestConnections: 256,
+	requestsPerAddressPerSecond: 100,
+	bytesPerAddressPerSecond: 256 * 1024,
+	maxMessageBytes: 64 * 1024,
+	lobbyMax: 50,
+};
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -122,6 +167,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			maxBufferedBytes: e.CONSENTRY_RECORDER_BUFFER_MIB * 1024 * 1024,
 			segmentMinutes: e.CONSENTRY_RECORDING_SEGMENT_MINUTES,
 		},
+		limits: {
+			maxConnectionsPerAddress: e.CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS,
+			connectsPerAddressPerSecond: e.CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND,
+			maxGuestConnectionsPerAddress: e.CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS,
+			maxGuestConnections: e.CONSENTRY_MAX_GUEST_CONNECTIONS,
+			requestsPerAddressPerSecond: e.CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND,
+			bytesPerAddressPerSecond: e.CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND * 1024,
+			maxMessageBytes: e.CONSENTRY_SIGNALING_MAX_MESSAGE_KIB * 1024,
+			lobbyMax: e.CONSENTRY_LOBBY_MAX,
+		},
+		trustProxy: e.CONSENTRY_TRUST_PROXY,
 		gatewayId:
 			e.CONSENTRY_GATEWAY_ID ??
 			os

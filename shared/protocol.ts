@@ -7,7 +7,19 @@
 import { z } from "zod";
 
 const Id = z.string().min(1).max(128);
-const Loose = <T extends z.ZodRawShape>(shape: T) => z.looseObject(shape);
+/** At most `n` keys: bounds the loose objects and records below (the server also bounds every body before zod). */
+const maxKeys = (n: number) => (o: object) => Object.keys(o).length <= n;
+/**
+ * An object with known fields that passes others through (mediasoup's RTP types grow new fields), but at most
+ * `extra` unknown keys, each a scalar: nothing nested or binary rides along to the media layer unchecked.
+ */
+const Loose = <T extends z.ZodRawShape>(shape: T, extra = 8) => {
+	const n = Object.keys(shape).length + extra;
+	return z
+		.looseObject(shape)
+		.catchall(z.union([z.string().max(256), z.number(), z.boolean(), z.null()]))
+		.refine(maxKeys(n), `at most ${n} fields`);
+};
 
 export const MediaSource = z.enum(["mic", "camera", "screen"]);
 export type MediaSource = z.infer<typeof MediaSource>;
@@ -30,7 +42,11 @@ const DtlsParameters = z.object({
 });
 
 const RtcpFeedback = z.object({ type: z.string().max(64), parameter: z.string().max(64).optional() });
-const Parameters = z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional();
+/** Codec parameters (`profile-level-id`, `apt`…): at most 32, flat. */
+const Parameters = z
+	.record(z.string().max(64), z.union([z.string().max(256), z.number()]))
+	.refine(maxKeys(32), "at most 32 codec parameters")
+	.optional();
 
 const RtpCodecParameters = Loose({
 	mimeType: z.string().max(64),
@@ -46,7 +62,7 @@ const RtpParameters = Loose({
 	mid: z.string().max(32).optional(),
 	codecs: z.array(RtpCodecParameters).min(1).max(32),
 	headerExtensions: z
-		.array(Loose({ uri: z.string().max(256), id: z.number().int().min(1).max(255) }))
+		.array(Loose({ uri: z.string().max(256), id: z.number().int().min(1).max(255), parameters: Parameters }))
 		.max(32)
 		.optional(),
 	encodings: z
@@ -56,6 +72,7 @@ const RtpParameters = Loose({
 				rid: z.string().max(32).optional(),
 				scalabilityMode: z.string().max(16).optional(),
 				maxBitrate: z.number().nonnegative().optional(),
+				rtx: z.object({ ssrc: z.number().int().nonnegative() }).optional(),
 			}),
 		)
 		.max(8)
@@ -294,7 +311,10 @@ export interface ResponseMap {
 export interface ErrorBody {
 	code: string;
 	message: string;
+	/** `invalid_request`: the first few issues… */
 	issues?: readonly { path: string; message: string }[];
+	/** …and how many there were in all. */
+	issueCount?: number;
 }
 
 export type Response<N extends RequestName> = { ok: true; data: ResponseMap[N] } | { ok: false; error: ErrorBody };
