@@ -190,6 +190,7 @@ export class Gateway {
 			capture,
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
+			lobbyMax: config.limits.lobbyMax,
 		});
 		new SignalingServer({
 			io,

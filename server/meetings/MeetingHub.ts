@@ -45,6 +45,8 @@ export interface MeetingHubOptions {
 	log: Logger;
 	/** How long a person who drops out may rejoin without the lobby or the lock stopping them (ms). */
 	reconnectGraceMs?: number;
+	/** People one meeting's lobby holds at once (default 50). Waiting never takes a seat in the meeting. */
+	lobbyMax?: number;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -74,9 +76,11 @@ export class MeetingHub {
 	readonly #live = new Map<string, LiveState>();
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
+	readonly #lobbyMax: number;
 
 	constructor(options: MeetingHubOptions) {
 		this.#graceMs = options.reconnectGraceMs ?? 30_000;
+		this.#lobbyMax = options.lobbyMax ?? 50;
 		this.#store = options.store;
 		this.#seats = options.seats;
 		this.#events = options.events;
@@ -160,7 +164,16 @@ export class MeetingHub {
 		if (!isHost && meeting.locked && !returning && !live.admitted.has(conn.peerId)) {
 			throw new ForbiddenError("meeting_locked", "The host locked this meeting; nobody new can join.");
 		}
-		if (!isHost && conn.state !== "lobby" && live.members.size + live.lobby.size >= meeting.settings.maxParticipants) {
+		// Waiting in the lobby never takes a seat: the participant cap counts the people in the meeting only, and the
+		// lobby has a cap of its own.
+		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !returning && !live.admitted.has(conn.peerId);
+		if (needsLobby && conn.state !== "lobby" && live.lobby.size >= this.#lobbyMax) {
+			throw new ForbiddenError(
+				"lobby_full",
+				"Too many people are waiting to be let into this meeting right now. Try again in a few minutes.",
+			);
+		}
+		if (!isHost && !needsLobby && live.members.size >= meeting.settings.maxParticipants) {
 			throw new ForbiddenError("meeting_full", "This meeting is full.");
 		}
 
@@ -185,7 +198,6 @@ export class MeetingHub {
 			}
 		}
 
-		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !returning && !live.admitted.has(conn.peerId);
 		conn.meetingId = meeting.id;
 		conn.displayName = displayName;
 		conn.role = isHost ? "host" : guest ? "guest" : "participant";
@@ -360,6 +372,9 @@ export class MeetingHub {
 		const { meeting, live } = this.#host(host);
 		const waiting = live.lobby.get(peerId);
 		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
+		if (live.members.size >= meeting.settings.maxParticipants) {
+			throw new ConflictError("meeting_full", "The meeting is full: someone must leave before you let anyone in.");
+		}
 		live.admitted.add(peerId);
 		live.lobby.delete(peerId);
 		this.#record("lobby.admitted", meeting, personKey(host), { peerId, person: personKey(waiting.conn) });
