@@ -213,12 +213,12 @@ describe("meetings", () => {
 			);
 		});
 
-		it("refuses newcomers beyond the meeting's capacity, counting the lobby", async () => {
-			const m = await schedule("full-host", { settings: { maxParticipants: 2 } });
+		it("refuses newcomers beyond the meeting's capacity (the lobby takes no seat: test/lobby.test.ts)", async () => {
+			const m = await schedule("full-host", { settings: { maxParticipants: 2, lobby: false } });
 			const host = await client(acme.token("full-host"));
 			await host.call("join", { meetingId: m.id, displayName: "H" });
 			const one = await client(acme.token("one", "participant"));
-			expect((await one.call("join", { meetingId: m.id, displayName: "One" })).status).toBe("lobby");
+			expect((await one.call("join", { meetingId: m.id, displayName: "One" })).status).toBe("joined");
 			const two = await client(acme.token("two", "participant"));
 			expect(codeOf(await two.req("join", { meetingId: m.id, displayName: "Two" }))).toBe("meeting_full");
 		});
