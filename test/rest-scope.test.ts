@@ -1,7 +1,9 @@
+import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { testTenant } from "./helpers/tenants.js";
+import { connect } from "./helpers/signaling.js";
+import { AUDIENCE, testTenant } from "./helpers/tenants.js";
 
 /**
  * A token's meeting scope holds on every REST route as it does on signaling: the matrix of routes × tokens
@@ -69,6 +71,34 @@ describe("REST honours the token's meeting scope", () => {
 		expect((all.body.meetings as { id: string }[]).map((m) => m.id).sort()).toEqual([m1, m2].sort());
 		expect(await status("GET", `/api/meetings/${m2}/events`, acme.token("hana"))).toBe(200);
 		expect((await api(gw, "POST", "/api/meetings", acme.token("hana"), { title: "fine" })).status).toBe(201);
+	});
+
+	it("refuses over-long and future-dated tokens on REST and on the socket handshake alike", async () => {
+		const t = Math.floor(Date.now() / 1000);
+		const sign = (claims: Record<string, unknown>) =>
+			jwt.sign({ role: "host", ...claims }, acme.secret, {
+				algorithm: "HS256",
+				issuer: "acme",
+				audience: AUDIENCE,
+				subject: "hana",
+				...("iat" in claims ? {} : { noTimestamp: true }),
+			});
+		for (const [token, want] of [
+			[sign({ exp: t + 2 * 365 * 86400 }), "token_lifetime_too_long"], // no iat, exp years ahead
+			[sign({ iat: t + 7200, exp: t + 7300 }), "token_issued_in_future"],
+			[sign({ exp: t + 3600, nbf: t + 600 }), "token_not_yet_valid"],
+		] as const) {
+			const r = await api(gw, "GET", "/api/meetings", token);
+			expect([r.status, r.body.code]).toEqual([401, want]);
+			const refused = await connect(gw.url, token).then(
+				(c) => {
+					c.close();
+					return "connected";
+				},
+				(err: Error & { data?: { code: string } }) => err.data?.code,
+			);
+			expect(refused).toBe(want);
+		}
 	});
 
 	it("refuses a scoped admin token on the tenant-wide storage routes", async () => {
