@@ -19,6 +19,7 @@ import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
 import { MeetingStore } from "./meetings/MeetingStore.js";
+import { PasscodeGuard } from "./meetings/PasscodeGuard.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -191,6 +192,10 @@ export class Gateway {
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
 			lobbyMax: config.limits.lobbyMax,
+			passcodes: new PasscodeGuard(db, {
+				freePerAddress: config.limits.passcodeFailuresPerAddress,
+				lockoutAfter: config.limits.passcodeLockoutAfter,
+			}),
 		});
 		new SignalingServer({
 			io,

@@ -57,6 +57,10 @@ const EnvSchema = z
 		CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: z.coerce.number().int().min(16).max(4096).default(64),
 		/** People one meeting's lobby holds at once (they never take a seat in the meeting). */
 		CONSENTRY_LOBBY_MAX: z.coerce.number().int().min(1).max(10_000).default(50),
+		/** Wrong passcodes one address may try per meeting before backing off (2 s, doubling, up to 5 min). */
+		CONSENTRY_PASSCODE_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(1000).default(3),
+		/** Wrong passcodes (all addresses) that lock a meeting's passcode joins until its host lifts the lockout. */
+		CONSENTRY_PASSCODE_LOCKOUT_AFTER: z.coerce.number().int().min(1).max(100_000).default(20),
 		/** Take the client address from the last X-Forwarded-For hop (only behind a trusted TLS proxy). */
 		CONSENTRY_TRUST_PROXY: z.stringbool().default(false),
 		/** Defaults to where scripts/setup.sh puts the worker it built: mediasoup's own default path. */
@@ -103,6 +107,8 @@ export interface GatewayLimits {
 	bytesPerAddressPerSecond: number;
 	maxMessageBytes: number;
 	lobbyMax: number;
+	passcodeFailuresPerAddress: number;
+	passcodeLockoutAfter: number;
 }
 
 /** The limits when nothing is configured (tests and embedders that build a config by hand). */
@@ -115,6 +121,8 @@ export const DEFAULT_LIMITS: GatewayLimits = {
 	bytesPerAddressPerSecond: 256 * 1024,
 	maxMessageBytes: 64 * 1024,
 	lobbyMax: 50,
+	passcodeFailuresPerAddress: 3,
+	passcodeLockoutAfter: 20,
 };
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
@@ -176,6 +184,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			bytesPerAddressPerSecond: e.CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND * 1024,
 			maxMessageBytes: e.CONSENTRY_SIGNALING_MAX_MESSAGE_KIB * 1024,
 			lobbyMax: e.CONSENTRY_LOBBY_MAX,
+			passcodeFailuresPerAddress: e.CONSENTRY_PASSCODE_FAILURES_PER_ADDRESS,
+			passcodeLockoutAfter: e.CONSENTRY_PASSCODE_LOCKOUT_AFTER,
 		},
 		trustProxy: e.CONSENTRY_TRUST_PROXY,
 		gatewayId:

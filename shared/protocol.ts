@@ -157,6 +157,8 @@ export const RequestSchemas = {
 	consent: z.object({ noticeId: Id }),
 	/** The person declines (or withdraws consent): they leave the meeting, and nothing more of theirs is captured. */
 	decline: z.object({ noticeId: Id }),
+	/** The host lifts the passcode lockout (too many wrong passcodes were tried): guests may use the passcode again. */
+	liftPasscodeLockout: z.object({}),
 } as const;
 
 export type RequestName = keyof typeof RequestSchemas;
@@ -183,6 +185,16 @@ export interface LobbyEntry {
 	displayName: string;
 	guest: boolean;
 	since: string;
+}
+
+/** Where a meeting's passcode attempts stand (to its host). */
+export interface PasscodeLockout {
+	/** Guests' passcode joins are refused, even with the right passcode, until the host lifts the lockout. */
+	locked: boolean;
+	/** Wrong passcodes counted since the last lift (or within the last hour). */
+	failures: number;
+	/** When the lockout began (locked only). */
+	since?: string;
 }
 
 export interface MeetingInfo {
@@ -213,6 +225,8 @@ export type JoinResult =
 			 * The server refuses `produce` until each is acknowledged (or consented to).
 			 */
 			notices: NoticeView[];
+			/** To the host, where the meeting has a passcode: how its attempts stand. */
+			passcodeLockout?: PasscodeLockout;
 	  }
 	| { status: "lobby"; peerId: string; meeting: MeetingInfo };
 
@@ -306,6 +320,7 @@ export interface ResponseMap {
 	acknowledgeNotice: { coverage: CoverageEntry["coverage"] };
 	consent: { coverage: CoverageEntry["coverage"] };
 	decline: Empty;
+	liftPasscodeLockout: PasscodeLockout;
 }
 
 export interface ErrorBody {
@@ -339,6 +354,8 @@ export interface ServerEvents {
 	chatMessage: (m: ChatMessage) => void;
 	/** To hosts: who waits in the lobby now. */
 	lobbyChanged: (e: { waiting: LobbyEntry[] }) => void;
+	/** To hosts: the meeting's passcode joins were locked out (too many wrong passcodes), or the lockout was lifted. */
+	passcodeLockout: (e: PasscodeLockout) => void;
 	/** To a person in the lobby: the host let you in; send `join` again. */
 	admitted: () => void;
 	meetingLocked: (e: { locked: boolean }) => void;

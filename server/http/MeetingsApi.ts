@@ -118,6 +118,14 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		return { events: o.events.list({ tenantId: m.tenantId, meetingId: m.id }) };
 	});
 
+	// Guessing the passcode is limited (docs/security.md): the host sees the lockout here and lifts it.
+	http.get("/api/meetings/:id/passcode-lockout", async (req) => o.hub.passcodeStatus(own(req, host(req)).id));
+
+	http.delete("/api/meetings/:id/passcode-lockout", async (req) => {
+		const who = host(req);
+		return o.hub.liftPasscodeLockout(own(req, who), `${who.tenantId}:${who.subject}`);
+	});
+
 	http.get("/api/meetings/:id/public", async (req) => {
 		const { id } = parse(IdParams, req.params, "meeting ID");
 		const canonical = parseMeetingId(id);

@@ -9,6 +9,7 @@ import type {
 	LobbyEntry,
 	MediaSource,
 	MeetingInfo,
+	PasscodeLockout,
 } from "../../shared/protocol.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
@@ -22,6 +23,7 @@ import type { HostSeats } from "./HostSeats.js";
 import type { MeetingStore } from "./MeetingStore.js";
 import type { Meeting } from "./MeetingTypes.js";
 import { formatMeetingId, parseMeetingId } from "./meetingId.js";
+import { type PasscodeGuard, PasscodeLockedError } from "./PasscodeGuard.js";
 
 /** In-process state of a live meeting: who is in, who waits. */
 interface LiveState {
@@ -47,6 +49,8 @@ export interface MeetingHubOptions {
 	reconnectGraceMs?: number;
 	/** People one meeting's lobby holds at once (default 50). Waiting never takes a seat in the meeting. */
 	lobbyMax?: number;
+	/** Limits passcode guessing (per meeting and per address, in the store). */
+	passcodes: PasscodeGuard;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -77,8 +81,10 @@ export class MeetingHub {
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
+	readonly #passcodes: PasscodeGuard;
 
 	constructor(options: MeetingHubOptions) {
+		this.#passcodes = options.passcodes;
 		this.#graceMs = options.reconnectGraceMs ?? 30_000;
 		this.#lobbyMax = options.lobbyMax ?? 50;
 		this.#store = options.store;
@@ -151,12 +157,7 @@ export class MeetingHub {
 			if (!meeting.settings.allowGuests) {
 				throw new ForbiddenError("guests_not_allowed", "This meeting needs a sign-in link from its organisation.");
 			}
-			if (!(await this.#store.checkPasscode(meeting.id, req.passcode))) {
-				throw new ForbiddenError(
-					"wrong_passcode",
-					req.passcode ? "That passcode is not right." : "This meeting needs a passcode.",
-				);
-			}
+			await this.#checkPasscode(conn, meeting, req.passcode, actor);
 		}
 		const live = this.#liveState(meeting.id);
 		const returning = (live.returning.get(actor) ?? 0) > Date.now();
@@ -242,7 +243,62 @@ export class MeetingHub {
 			coHosts: [...live.coHosts],
 			capture,
 			notices,
+			...(isHost && meeting.hasPasscode ? { passcodeLockout: this.#passcodes.status(meeting.id) } : {}),
 		};
+	}
+
+	/**
+	 * A guest's passcode, limited: counted before it is checked (per address with backoff, per meeting with a
+	 * lockout the host lifts), every wrong one in the trail, the host told when the lockout begins.
+	 */
+	async #checkPasscode(conn: Connection, meeting: Meeting, passcode: string | undefined, actor: string): Promise<void> {
+		if (!meeting.hasPasscode) return;
+		if (!passcode) throw new ForbiddenError("wrong_passcode", "This meeting needs a passcode.");
+		const address = conn.address ?? "unknown";
+		try {
+			this.#passcodes.reserve(meeting.id, address);
+		} catch (err) {
+			if (err instanceof PasscodeLockedError && err.lockedNow) this.#passcodeLocked(meeting, actor);
+			throw err;
+		}
+		if (await this.#store.checkPasscode(meeting.id, passcode)) {
+			this.#passcodes.succeeded(meeting.id, address);
+			return;
+		}
+		const { failures, locked } = this.#passcodes.failed(meeting.id);
+		this.#record("passcode.failed", meeting, actor, { failures });
+		if (locked) this.#passcodeLocked(meeting, actor);
+		throw new ForbiddenError("wrong_passcode", "That passcode is not right.");
+	}
+
+	#passcodeLocked(meeting: Meeting, actor: string): void {
+		const status = this.#passcodes.status(meeting.id);
+		this.#record("passcode.locked", meeting, actor, { failures: status.failures });
+		this.#log.warn({ meetingId: meeting.id, failures: status.failures }, "passcode joins locked out");
+		this.#notifyHosts(meeting.id, "passcodeLockout", status);
+	}
+
+	/** Where the meeting's passcode attempts stand (for its host: REST). */
+	passcodeStatus(meetingId: string): PasscodeLockout {
+		return this.#passcodes.status(meetingId);
+	}
+
+	/** Lifts the passcode lockout (the host, over REST or signaling); audited, hosts told. */
+	liftPasscodeLockout(meeting: Meeting, actor: string): PasscodeLockout {
+		const was = this.#passcodes.status(meeting.id);
+		this.#passcodes.lift(meeting.id);
+		const now = this.#passcodes.status(meeting.id);
+		if (was.locked) {
+			this.#record("passcode.unlocked", meeting, actor, { failures: was.failures });
+			this.#notifyHosts(meeting.id, "passcodeLockout", now);
+		}
+		return now;
+	}
+
+	/** The host lifts the passcode lockout from the meeting. */
+	liftPasscodeLockoutBy(host: Connection): PasscodeLockout {
+		const { meeting } = this.#host(host);
+		return this.liftPasscodeLockout(meeting, personKey(host));
 	}
 
 	leave(conn: Connection): void {
@@ -462,6 +518,11 @@ export class MeetingHub {
 			guest: conn.identity.role === "guest",
 			since,
 		}));
+	}
+
+	#notifyHosts(meetingId: string, event: "passcodeLockout", payload: PasscodeLockout): void {
+		const live = this.#live.get(meetingId);
+		for (const m of live?.members.values() ?? []) if (m.role === "host") m.notify(event, payload);
 	}
 
 	#notifyLobby(meetingId: string): void {

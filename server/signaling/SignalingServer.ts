@@ -305,6 +305,7 @@ function handlers(hub: MeetingHub): Handlers {
 			hub.decline(conn, d.noticeId);
 			return {};
 		},
+		liftPasscodeLockout: (conn) => hub.liftPasscodeLockoutBy(conn),
 	};
 }
 
