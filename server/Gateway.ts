@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { Server as TlsServer } from "node:tls";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Server as IoServer } from "socket.io";
@@ -14,6 +15,7 @@ import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
+import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
 import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
 import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
@@ -106,6 +108,8 @@ export class Gateway {
 				: {}),
 		}) as unknown as FastifyInstance;
 
+		await registerSecurityHeaders(http, { tls: Boolean(config.http.tls) });
+
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
 			const status = (err as { statusCode?: number }).statusCode;
@@ -134,6 +138,7 @@ export class Gateway {
 			pingInterval: 10_000,
 			pingTimeout: 10_000,
 		});
+		io.engine.on("headers", (headers: Record<string, string>) => engineHeaders(headers, Boolean(config.http.tls)));
 		const rooms = new RoomRegistry(pool, config.rtc, log);
 		const targets = config.storage.masterKey
 			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
@@ -248,7 +253,7 @@ export class Gateway {
 	/** The base URL the gateway listens on. */
 	get url(): string {
 		const addr = this.http.server.address() as AddressInfo;
-		const scheme = "key" in (this.http.initialConfig as object) ? "https" : "http";
+		const scheme = this.http.server instanceof TlsServer ? "https" : "http";
 		const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
 		return `${scheme}://${host}:${addr.port}`;
 	}
