@@ -51,6 +51,8 @@ const EnvSchema = z
 		CONSENTRY_MAX_GUEST_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(256),
 		/** Signaling requests one address may send per second, all its sockets together (burst: 4 s worth). */
 		CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(100),
+		/** Signaling requests one socket may send per second (burst: 2 s worth); chat is 1/s on top. */
+		CONSENTRY_REQUESTS_PER_SOCKET_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(30),
 		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 4 s worth). */
 		CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(256),
 		/** Largest signaling message, KiB. */
@@ -104,6 +106,7 @@ export interface GatewayLimits {
 	maxGuestConnectionsPerAddress: number;
 	maxGuestConnections: number;
 	requestsPerAddressPerSecond: number;
+	requestsPerSocketPerSecond: number;
 	bytesPerAddressPerSecond: number;
 	maxMessageBytes: number;
 	lobbyMax: number;
@@ -118,6 +121,7 @@ export const DEFAULT_LIMITS: GatewayLimits = {
 	maxGuestConnectionsPerAddress: 8,
 	maxGuestConnections: 256,
 	requestsPerAddressPerSecond: 100,
+	requestsPerSocketPerSecond: 30,
 	bytesPerAddressPerSecond: 256 * 1024,
 	maxMessageBytes: 64 * 1024,
 	lobbyMax: 50,
@@ -181,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			maxGuestConnectionsPerAddress: e.CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS,
 			maxGuestConnections: e.CONSENTRY_MAX_GUEST_CONNECTIONS,
 			requestsPerAddressPerSecond: e.CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND,
+			requestsPerSocketPerSecond: e.CONSENTRY_REQUESTS_PER_SOCKET_PER_SECOND,
 			bytesPerAddressPerSecond: e.CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND * 1024,
 			maxMessageBytes: e.CONSENTRY_SIGNALING_MAX_MESSAGE_KIB * 1024,
 			lobbyMax: e.CONSENTRY_LOBBY_MAX,

@@ -48,10 +48,13 @@ const Parameters = z
 	.refine(maxKeys(32), "at most 32 codec parameters")
 	.optional();
 
+/** What mediasoup stores as a 32-bit unsigned integer (SSRCs, bitrates, clock rates). */
+const U32 = z.number().int().nonnegative().max(0xffffffff);
+
 const RtpCodecParameters = Loose({
 	mimeType: z.string().max(64),
 	payloadType: z.number().int().min(0).max(127),
-	clockRate: z.number().int().positive(),
+	clockRate: U32.positive(),
 	channels: z.number().int().positive().max(8).optional(),
 	parameters: Parameters,
 	rtcpFeedback: z.array(RtcpFeedback).max(32).optional(),
@@ -68,11 +71,15 @@ const RtpParameters = Loose({
 	encodings: z
 		.array(
 			Loose({
-				ssrc: z.number().int().nonnegative().optional(),
+				ssrc: U32.optional(),
 				rid: z.string().max(32).optional(),
+				codecPayloadType: z.number().int().min(0).max(127).optional(),
 				scalabilityMode: z.string().max(16).optional(),
-				maxBitrate: z.number().nonnegative().optional(),
-				rtx: z.object({ ssrc: z.number().int().nonnegative() }).optional(),
+				maxBitrate: U32.optional(),
+				maxFramerate: z.number().nonnegative().max(1000).optional(),
+				scaleResolutionDownBy: z.number().min(1).max(1024).optional(),
+				dtx: z.boolean().optional(),
+				rtx: z.object({ ssrc: U32 }).optional(),
 			}),
 		)
 		.max(8)
@@ -86,7 +93,7 @@ const RtpCapabilities = Loose({
 			Loose({
 				kind: z.enum(["audio", "video"]),
 				mimeType: z.string().max(64),
-				clockRate: z.number().int().positive(),
+				clockRate: U32.positive(),
 				preferredPayloadType: z.number().int().min(0).max(127).optional(),
 				channels: z.number().int().positive().max(8).optional(),
 				parameters: Parameters,

@@ -148,6 +148,13 @@ export class Room extends EventEmitter<RoomEvents> {
 			if (err instanceof TypeError || err instanceof mediasoupErrors.UnsupportedError) {
 				throw new ValidationError(`rejected RTP parameters: ${err.message}`);
 			}
+			// The worker refuses an SSRC, MID or RID another stream on this transport (or this very request) uses.
+			if (err instanceof Error && /already exists in RTP listener/.test(err.message)) {
+				throw new ConflictError(
+					"rtp_parameters_conflict",
+					`These RTP parameters clash with another stream: ${err.message}.`,
+				);
+			}
 			throw err;
 		}
 		peer.producers.set(producer.id, producer);

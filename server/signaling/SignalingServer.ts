@@ -90,12 +90,14 @@ export class SignalingServer {
 	readonly #log: Logger;
 	readonly #addresses: AddressLimits;
 	readonly #handlers: Handlers;
+	readonly #limits: GatewayLimits;
 
 	constructor(options: SignalingServerOptions) {
 		this.#hub = options.hub;
 		this.#log = options.log.child({ component: "Signaling" });
 		this.#addresses = options.addresses ?? new AddressLimits(options.limits ?? DEFAULT_LIMITS);
 		this.#handlers = handlers(options.hub);
+		this.#limits = options.limits ?? DEFAULT_LIMITS;
 		const addresses = this.#addresses;
 		const trustProxy = options.trustProxy ?? false;
 		const io = options.io as unknown as IoServer<
@@ -157,7 +159,8 @@ export class SignalingServer {
 				socket.disconnect(true);
 			}
 		});
-		const limiter = new RateLimiter(60, 30);
+		const perSocket = this.#limits.requestsPerSocketPerSecond;
+		const limiter = new RateLimiter(perSocket * 2, perSocket);
 		const chatLimiter = new RateLimiter(5, 1);
 		for (const name of Object.keys(RequestSchemas) as RequestName[]) {
 			socket.on(name, (...args: unknown[]) => {
