@@ -1,3 +1,4 @@
+import { io } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import { api, startGateway } from "./helpers/gateway.js";
@@ -98,11 +99,23 @@ describe("signaling limits per address", () => {
 		expect(!many.ok && many.error.issues?.length).toBe(5);
 		expect(!many.ok && many.error.issueCount).toBeGreaterThan(100);
 
-		// The same address sending such bodies fast runs out of byte budget: its socket is closed.
-		const flooder = await client();
-		const closed = new Promise<void>((resolve) => flooder.socket.once("disconnect", () => resolve()));
-		for (let i = 0; i < 6; i++) flooder.socket.emit("setRtpCapabilities", body, () => undefined);
+		// An address sending such bodies fast runs out of byte budget: its socket is closed, and it may not reconnect
+		// for a while; other addresses are unaffected.
+		const fromFlooder = { transports: ["websocket"], reconnection: false, localAddress: "127.0.0.3" } as object;
+		const flooder = io(gw.url, fromFlooder);
+		open.push({ socket: flooder, close: () => flooder.close() } as unknown as RawClient);
+		await new Promise((resolve) => flooder.once("connect", () => resolve(undefined)));
+		const closed = new Promise<void>((resolve) => flooder.once("disconnect", () => resolve()));
+		for (let i = 0; i < 6; i++) flooder.emit("setRtpCapabilities", body, () => undefined);
 		await closed;
+		const again = io(gw.url, fromFlooder);
+		const refused = await new Promise((resolve) => {
+			again.once("connect", () => resolve("connected"));
+			again.once("connect_error", (e) => resolve(e.message));
+		});
+		again.close();
+		expect(refused).toBe("websocket error");
+		expect((await client()).socket.connected).toBe(true); // 127.0.0.1 still welcome
 		const t0 = performance.now();
 		const health = await fetch(`${gw.url}/healthz`);
 		expect(health.status).toBe(200);

@@ -14,10 +14,20 @@ interface AddressState {
 	requests: RateLimiter;
 	/** Bytes of signaling messages received, all of the address's sockets together. */
 	bytes: RateLimiter;
+	/** Until when (performance.now() ms) new connections are refused: the address overran its byte budget. */
+	coolingUntil: number;
 }
 
 /** Why a connection or a message is refused. */
-export type AddressRefusal = "too_many_connections" | "connecting_too_fast" | "too_many_guests" | "guests_full";
+export type AddressRefusal =
+	| "too_many_connections"
+	| "connecting_too_fast"
+	| "cooling_down"
+	| "too_many_guests"
+	| "guests_full";
+
+/** How long an address that overran its byte budget may open no new connection, ms. */
+export const COOL_DOWN_MS = 10_000;
 
 /**
  * The key an address is limited by: an IPv4 address (IPv4-mapped IPv6 unwrapped), or the /64 an IPv6 address is
@@ -81,6 +91,7 @@ export class AddressLimits {
 	/** Whether `key` may open one more connection now (it takes one from its connect budget when it may). */
 	mayConnect(key: string): AddressRefusal | undefined {
 		const s = this.#state(key);
+		if (s.coolingUntil > performance.now()) return "cooling_down";
 		if (s.connections >= this.#limits.maxConnectionsPerAddress) return "too_many_connections";
 		if (!s.connects.take()) return "connecting_too_fast";
 		return undefined;
@@ -118,9 +129,15 @@ export class AddressLimits {
 		return this.#state(key).requests.take();
 	}
 
-	/** Takes `bytes` from the address's byte budget. */
+	/**
+	 * Takes `bytes` from the address's byte budget. When it runs out, the address cools down: no new connection for
+	 * COOL_DOWN_MS (the caller closes the socket that overran it), so a flood can't just reconnect and go on.
+	 */
 	takeBytes(key: string, bytes: number): boolean {
-		return this.#state(key).bytes.take(bytes);
+		const s = this.#state(key);
+		if (s.bytes.take(bytes)) return true;
+		s.coolingUntil = performance.now() + COOL_DOWN_MS;
+		return false;
 	}
 
 	#state(key: string): AddressState {
@@ -131,6 +148,7 @@ export class AddressLimits {
 			s = {
 				connections: 0,
 				guests: 0,
+				coolingUntil: 0,
 				connects: new RateLimiter(Math.max(1, l.connectsPerAddressPerSecond * 4), l.connectsPerAddressPerSecond),
 				requests: new RateLimiter(l.requestsPerAddressPerSecond * 4, l.requestsPerAddressPerSecond),
 				// A message up to the largest allowed always fits in the burst.
@@ -147,7 +165,8 @@ export class AddressLimits {
 	#forgetIdle(): void {
 		this.#lastSweep = performance.now();
 		for (const [key, s] of this.#byAddress) {
-			if (s.connections === 0 && s.guests === 0 && s.connects.full && s.requests.full && s.bytes.full) {
+			const idle = s.connects.full && s.requests.full && s.bytes.full && s.coolingUntil <= performance.now();
+			if (s.connections === 0 && s.guests === 0 && idle) {
 				this.#byAddress.delete(key);
 			}
 		}

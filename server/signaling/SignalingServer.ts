@@ -36,6 +36,7 @@ export type Handlers = { [N in RequestName]: Handler<N> };
 const REFUSALS: Record<AddressRefusal, string> = {
 	too_many_connections: "Too many connections from your address; close some tabs and try again.",
 	connecting_too_fast: "Your address opens connections too fast; wait a moment and try again.",
+	cooling_down: "Your address sent too much too fast; wait a few seconds and try again.",
 	too_many_guests: "Too many guest connections from your address; close some tabs, or sign in.",
 	guests_full: "This gateway holds as many guest connections as it can right now; try again in a moment, or sign in.",
 };
@@ -149,7 +150,8 @@ export class SignalingServer {
 		};
 		this.#hub.connected(conn);
 		const addresses = this.#addresses;
-		// Bytes count as they arrive, before socket.io decodes them: an address over its byte budget loses the socket.
+		// Bytes count as they arrive, before socket.io decodes them: an address over its byte budget loses the socket
+		// and may open no new one for a while (AddressLimits.takeBytes).
 		socket.conn.on("packet", (packet: { type: string; data?: unknown }) => {
 			if (packet.type !== "message") return;
 			const d = packet.data;
