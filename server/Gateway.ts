@@ -26,7 +26,7 @@ import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
 import { AddressLimits } from "./signaling/AddressLimits.js";
-import { SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
+import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
@@ -131,6 +131,7 @@ export class Gateway {
 
 		// Cost before trust: per-address connection caps at the engine's handshake, before any upgrade or socket.io work.
 		const addresses = new AddressLimits(config.limits);
+		http.server.on("connection", dropCoolingDown(addresses, config.trustProxy));
 		const io = new IoServer<ClientEvents, ServerEvents>(http.server, {
 			serveClient: false,
 			maxHttpBufferSize: config.limits.maxMessageBytes,

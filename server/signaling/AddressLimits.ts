@@ -97,6 +97,11 @@ export class AddressLimits {
 		return undefined;
 	}
 
+	/** Whether the address overran its byte budget lately (new connections refused). */
+	coolingDown(key: string): boolean {
+		return (this.#byAddress.get(key)?.coolingUntil ?? 0) > performance.now();
+	}
+
 	opened(key: string): void {
 		this.#state(key).connections++;
 	}

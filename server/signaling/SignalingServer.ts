@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import type { Socket as NetSocket } from "node:net";
 import { errors as mediasoupErrors, type types as ms } from "mediasoup";
 import type { Server as IoServer, Socket } from "socket.io";
 import type { z } from "zod";
@@ -75,6 +76,17 @@ export function signalingAllowRequest(addresses: AddressLimits, trustProxy = fal
 		const refusal = addresses.mayConnect(clientAddress(req, trustProxy));
 		if (refusal) callback(refusal, false);
 		else callback(null, true);
+	};
+}
+
+/**
+ * For the HTTP server's `connection` event: drops a TCP connection from an address that is cooling down (it overran
+ * its byte budget) before any HTTP or TLS work — the cheapest refusal there is, so a flood that keeps reconnecting
+ * costs next to nothing. Not behind a trusted proxy (there every connection comes from the proxy).
+ */
+export function dropCoolingDown(addresses: AddressLimits, trustProxy = false) {
+	return (socket: NetSocket): void => {
+		if (!trustProxy && addresses.coolingDown(addressKey(socket.remoteAddress))) socket.destroy();
 	};
 }
 
