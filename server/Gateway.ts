@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { Server as TlsServer } from "node:tls";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Server as IoServer } from "socket.io";
@@ -14,17 +15,20 @@ import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
+import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
 import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
 import type { Logger } from "./logger.js";
 import { HostSeats } from "./meetings/HostSeats.js";
 import { MeetingHub } from "./meetings/MeetingHub.js";
 import { MeetingStore } from "./meetings/MeetingStore.js";
+import { PasscodeGuard } from "./meetings/PasscodeGuard.js";
 import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
 import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
-import { SignalingServer } from "./signaling/SignalingServer.js";
+import { AddressLimits } from "./signaling/AddressLimits.js";
+import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { type Database, openDatabase } from "./store/Database.js";
@@ -122,6 +126,8 @@ export class Gateway {
 		}) as unknown as FastifyInstance;
 		const apiRoutes = collectRoutes(http);
 
+		await registerSecurityHeaders(http, { tls: Boolean(config.http.tls) });
+
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
 			const status = (err as { statusCode?: number }).statusCode;
@@ -141,12 +147,17 @@ export class Gateway {
 			log.warn({ clientDir: config.clientDir }, "client not built; run `npm run build:client`");
 		}
 
+		// Cost before trust: per-address connection caps at the engine's handshake, before any upgrade or socket.io work.
+		const addresses = new AddressLimits(config.limits);
+		http.server.on("connection", dropCoolingDown(addresses, config.trustProxy));
 		const io = new IoServer<ClientEvents, ServerEvents>(http.server, {
 			serveClient: false,
-			maxHttpBufferSize: 256 * 1024,
+			maxHttpBufferSize: config.limits.maxMessageBytes,
+			allowRequest: signalingAllowRequest(addresses, config.trustProxy),
 			pingInterval: 10_000,
 			pingTimeout: 10_000,
 		});
+		io.engine.on("headers", (headers: Record<string, string>) => engineHeaders(headers, Boolean(config.http.tls)));
 		const rooms = new RoomRegistry(pool, config.rtc, log);
 		const targets = config.storage.masterKey
 			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
@@ -204,8 +215,22 @@ export class Gateway {
 			capture,
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
+			lobbyMax: config.limits.lobbyMax,
+			passcodes: new PasscodeGuard(db, {
+				freePerAddress: config.limits.passcodeFailuresPerAddress,
+				lockoutAfter: config.limits.passcodeLockoutAfter,
+			}),
 		});
-		new SignalingServer({ io, hub, verifier, gatewayId: config.gatewayId, log });
+		new SignalingServer({
+			io,
+			hub,
+			verifier,
+			gatewayId: config.gatewayId,
+			log,
+			limits: config.limits,
+			addresses,
+			trustProxy: config.trustProxy,
+		});
 		registerMeetingsApi(http, { store, hub, events, verifier, tenants });
 		registerTranscriptsApi(http, {
 			links,
@@ -263,7 +288,7 @@ export class Gateway {
 	/** The base URL the gateway listens on. */
 	get url(): string {
 		const addr = this.http.server.address() as AddressInfo;
-		const scheme = "key" in (this.http.initialConfig as object) ? "https" : "http";
+		const scheme = this.http.server instanceof TlsServer ? "https" : "http";
 		const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
 		return `${scheme}://${host}:${addr.port}`;
 	}

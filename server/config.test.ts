@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { DEFAULT_LIMITS, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 
 const bin = process.execPath; // any executable file will do for these checks
@@ -29,6 +29,25 @@ describe("loadConfig", () => {
 		expect(() =>
 			loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_RTC_MIN_PORT: "50000", CONSENTRY_RTC_MAX_PORT: "40000" }),
 		).toThrow(/CONSENTRY_RTC_MIN_PORT must be <= CONSENTRY_RTC_MAX_PORT/);
+	});
+
+	it("reads the limits (docs/security.md), with the documented defaults, and refuses nonsense", () => {
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin }).limits).toEqual(DEFAULT_LIMITS);
+		const c = loadConfig({
+			MEDIASOUP_WORKER_BIN: bin,
+			CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: "4",
+			CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: "10",
+			CONSENTRY_LOBBY_MAX: "7",
+			CONSENTRY_TRUST_PROXY: "true",
+		});
+		expect(c.limits).toMatchObject({ maxConnectionsPerAddress: 4, bytesPerAddressPerSecond: 10 * 1024, lobbyMax: 7 });
+		expect(c.trustProxy).toBe(true);
+		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: "0" })).toThrow(
+			/CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS/,
+		);
+		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: "1" })).toThrow(
+			/CONSENTRY_SIGNALING_MAX_MESSAGE_KIB/,
+		);
 	});
 
 	it("refuses a missing or non-executable worker binary with the fix", () => {

@@ -45,6 +45,30 @@ const EnvSchema = z
 			.string()
 			.regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' and '-' only")
 			.optional(),
+		/** Signaling sockets one address may hold at once (IPv6: one /64). */
+		CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(32),
+		/** New signaling connections one address may open: burst, then this many per second. */
+		CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(5),
+		/** Unauthenticated (tokenless, guest) sockets one address may hold at once. */
+		CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(0).max(100_000).default(8),
+		/** Unauthenticated sockets the whole gateway holds at once. */
+		CONSENTRY_MAX_GUEST_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(256),
+		/** Signaling requests one address may send per second, all its sockets together (burst: 4 s worth). */
+		CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(100),
+		/** Signaling requests one socket may send per second (burst: 2 s worth); chat is 1/s on top. */
+		CONSENTRY_REQUESTS_PER_SOCKET_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(30),
+		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 4 s worth). */
+		CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(256),
+		/** Largest signaling message, KiB. */
+		CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: z.coerce.number().int().min(16).max(4096).default(64),
+		/** People one meeting's lobby holds at once (they never take a seat in the meeting). */
+		CONSENTRY_LOBBY_MAX: z.coerce.number().int().min(1).max(10_000).default(50),
+		/** Wrong passcodes one address may try per meeting before backing off (2 s, doubling, up to 5 min). */
+		CONSENTRY_PASSCODE_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(1000).default(3),
+		/** Wrong passcodes (all addresses) that lock a meeting's passcode joins until its host lifts the lockout. */
+		CONSENTRY_PASSCODE_LOCKOUT_AFTER: z.coerce.number().int().min(1).max(100_000).default(20),
+		/** Take the client address from the last X-Forwarded-For hop (only behind a trusted TLS proxy). */
+		CONSENTRY_TRUST_PROXY: z.stringbool().default(false),
 		/** Defaults to where scripts/setup.sh puts the worker it built: mediasoup's own default path. */
 		MEDIASOUP_WORKER_BIN: z.string().min(1).optional(),
 	})
@@ -76,7 +100,40 @@ export interface GatewayConfig {
 	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number };
 	/** /metrics: on or off, and the bearer token that opens it beyond loopback. */
 	metrics: { enabled: boolean; token?: string };
+	/** What one address (and unauthenticated sockets) may cost the gateway (docs/security.md). */
+	limits: GatewayLimits;
+	/** Client addresses from X-Forwarded-For's last hop (a trusted proxy in front). */
+	trustProxy: boolean;
 }
+
+export interface GatewayLimits {
+	maxConnectionsPerAddress: number;
+	connectsPerAddressPerSecond: number;
+	maxGuestConnectionsPerAddress: number;
+	maxGuestConnections: number;
+	requestsPerAddressPerSecond: number;
+	requestsPerSocketPerSecond: number;
+	bytesPerAddressPerSecond: number;
+	maxMessageBytes: number;
+	lobbyMax: number;
+	passcodeFailuresPerAddress: number;
+	passcodeLockoutAfter: number;
+}
+
+/** The limits when nothing is configured (tests and embedders that build a config by hand). */
+export const DEFAULT_LIMITS: GatewayLimits = {
+	maxConnectionsPerAddress: 32,
+	connectsPerAddressPerSecond: 5,
+	maxGuestConnectionsPerAddress: 8,
+	maxGuestConnections: 256,
+	requestsPerAddressPerSecond: 100,
+	requestsPerSocketPerSecond: 30,
+	bytesPerAddressPerSecond: 256 * 1024,
+	maxMessageBytes: 64 * 1024,
+	lobbyMax: 50,
+	passcodeFailuresPerAddress: 3,
+	passcodeLockoutAfter: 20,
+};
 
 /** Reads and validates the configuration; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -132,6 +189,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			enabled: e.CONSENTRY_METRICS,
 			...(e.CONSENTRY_METRICS_TOKEN ? { token: e.CONSENTRY_METRICS_TOKEN } : {}),
 		},
+		limits: {
+			maxConnectionsPerAddress: e.CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS,
+			connectsPerAddressPerSecond: e.CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND,
+			maxGuestConnectionsPerAddress: e.CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS,
+			maxGuestConnections: e.CONSENTRY_MAX_GUEST_CONNECTIONS,
+			requestsPerAddressPerSecond: e.CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND,
+			requestsPerSocketPerSecond: e.CONSENTRY_REQUESTS_PER_SOCKET_PER_SECOND,
+			bytesPerAddressPerSecond: e.CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND * 1024,
+			maxMessageBytes: e.CONSENTRY_SIGNALING_MAX_MESSAGE_KIB * 1024,
+			lobbyMax: e.CONSENTRY_LOBBY_MAX,
+			passcodeFailuresPerAddress: e.CONSENTRY_PASSCODE_FAILURES_PER_ADDRESS,
+			passcodeLockoutAfter: e.CONSENTRY_PASSCODE_LOCKOUT_AFTER,
+		},
+		trustProxy: e.CONSENTRY_TRUST_PROXY,
 		gatewayId:
 			e.CONSENTRY_GATEWAY_ID ??
 			os

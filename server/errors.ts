@@ -26,17 +26,45 @@ export class ConfigError extends ConsentryError {
 	}
 }
 
+/** How many validation issues a reply lists; the rest are only counted (a reply never outgrows its request). */
+export const MAX_REPORTED_ISSUES = 5;
+
 /** A request or socket message failed validation. Nothing was changed. */
 export class ValidationError extends ConsentryError {
+	/** The first few issues (MAX_REPORTED_ISSUES). */
 	readonly issues: readonly { path: string; message: string }[];
+	/** How many issues there were in all. */
+	readonly issueCount: number;
 
 	constructor(message: string, issues: readonly { path: string; message: string }[] = []) {
 		super("invalid_request", message, 400);
-		this.issues = issues;
+		this.issues = issues.slice(0, MAX_REPORTED_ISSUES).map((i) => ({
+			path: i.path.slice(0, 200),
+			message: i.message.slice(0, 200),
+		}));
+		this.issueCount = issues.length;
 	}
 
-	override toJSON(): { code: string; message: string; issues: readonly { path: string; message: string }[] } {
-		return { code: this.code, message: this.message, issues: this.issues };
+	override toJSON(): {
+		code: string;
+		message: string;
+		issues: readonly { path: string; message: string }[];
+		issueCount: number;
+	} {
+		return { code: this.code, message: this.message, issues: this.issues, issueCount: this.issueCount };
+	}
+
+	/** From zod issues: only the first few are turned into paths and messages. */
+	static fromIssues(
+		message: string,
+		issues: readonly { path: readonly PropertyKey[]; message: string }[],
+	): ValidationError {
+		const e = new ValidationError(
+			message,
+			issues.slice(0, MAX_REPORTED_ISSUES).map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
+		);
+		(e as { issueCount: number }).issueCount = issues.length;
+		return e;
 	}
 }
 
@@ -77,8 +105,20 @@ export class ConflictError extends ConsentryError {
 
 /** The caller sends too much, too fast (429). */
 export class RateLimitError extends ConsentryError {
-	constructor(message = "Too many requests; slow down.") {
-		super("rate_limited", message, 429);
+	/** Seconds until trying again may succeed, when known. */
+	readonly retryAfterSec: number | undefined;
+
+	constructor(message = "Too many requests; slow down.", code = "rate_limited", retryAfterSec?: number) {
+		super(code, message, 429);
+		this.retryAfterSec = retryAfterSec;
+	}
+
+	override toJSON(): { code: string; message: string; retryAfterSec?: number } {
+		return {
+			code: this.code,
+			message: this.message,
+			...(this.retryAfterSec !== undefined ? { retryAfterSec: this.retryAfterSec } : {}),
+		};
 	}
 }
 

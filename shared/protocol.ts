@@ -7,7 +7,19 @@
 import { z } from "zod";
 
 const Id = z.string().min(1).max(128);
-const Loose = <T extends z.ZodRawShape>(shape: T) => z.looseObject(shape);
+/** At most `n` keys: bounds the loose objects and records below (the server also bounds every body before zod). */
+const maxKeys = (n: number) => (o: object) => Object.keys(o).length <= n;
+/**
+ * An object with known fields that passes others through (mediasoup's RTP types grow new fields), but at most
+ * `extra` unknown keys, each a scalar: nothing nested or binary rides along to the media layer unchecked.
+ */
+const Loose = <T extends z.ZodRawShape>(shape: T, extra = 8) => {
+	const n = Object.keys(shape).length + extra;
+	return z
+		.looseObject(shape)
+		.catchall(z.union([z.string().max(256), z.number(), z.boolean(), z.null()]))
+		.refine(maxKeys(n), `at most ${n} fields`);
+};
 
 export const MediaSource = z.enum(["mic", "camera", "screen"]);
 export type MediaSource = z.infer<typeof MediaSource>;
@@ -30,12 +42,19 @@ const DtlsParameters = z.object({
 });
 
 const RtcpFeedback = z.object({ type: z.string().max(64), parameter: z.string().max(64).optional() });
-const Parameters = z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional();
+/** Codec parameters (`profile-level-id`, `apt`…): at most 32, flat. */
+const Parameters = z
+	.record(z.string().max(64), z.union([z.string().max(256), z.number()]))
+	.refine(maxKeys(32), "at most 32 codec parameters")
+	.optional();
+
+/** What mediasoup stores as a 32-bit unsigned integer (SSRCs, bitrates, clock rates). */
+const U32 = z.number().int().nonnegative().max(0xffffffff);
 
 const RtpCodecParameters = Loose({
 	mimeType: z.string().max(64),
 	payloadType: z.number().int().min(0).max(127),
-	clockRate: z.number().int().positive(),
+	clockRate: U32.positive(),
 	channels: z.number().int().positive().max(8).optional(),
 	parameters: Parameters,
 	rtcpFeedback: z.array(RtcpFeedback).max(32).optional(),
@@ -46,16 +65,21 @@ const RtpParameters = Loose({
 	mid: z.string().max(32).optional(),
 	codecs: z.array(RtpCodecParameters).min(1).max(32),
 	headerExtensions: z
-		.array(Loose({ uri: z.string().max(256), id: z.number().int().min(1).max(255) }))
+		.array(Loose({ uri: z.string().max(256), id: z.number().int().min(1).max(255), parameters: Parameters }))
 		.max(32)
 		.optional(),
 	encodings: z
 		.array(
 			Loose({
-				ssrc: z.number().int().nonnegative().optional(),
+				ssrc: U32.optional(),
 				rid: z.string().max(32).optional(),
+				codecPayloadType: z.number().int().min(0).max(127).optional(),
 				scalabilityMode: z.string().max(16).optional(),
-				maxBitrate: z.number().nonnegative().optional(),
+				maxBitrate: U32.optional(),
+				maxFramerate: z.number().nonnegative().max(1000).optional(),
+				scaleResolutionDownBy: z.number().min(1).max(1024).optional(),
+				dtx: z.boolean().optional(),
+				rtx: z.object({ ssrc: U32 }).optional(),
 			}),
 		)
 		.max(8)
@@ -69,7 +93,7 @@ const RtpCapabilities = Loose({
 			Loose({
 				kind: z.enum(["audio", "video"]),
 				mimeType: z.string().max(64),
-				clockRate: z.number().int().positive(),
+				clockRate: U32.positive(),
 				preferredPayloadType: z.number().int().min(0).max(127).optional(),
 				channels: z.number().int().positive().max(8).optional(),
 				parameters: Parameters,
@@ -153,6 +177,8 @@ export const RequestSchemas = {
 	consent: z.object({ noticeId: Id }),
 	/** The person declines (or withdraws consent): they leave the meeting, and nothing more of theirs is captured. */
 	decline: z.object({ noticeId: Id }),
+	/** The host lifts the passcode lockout (too many wrong passcodes were tried): guests may use the passcode again. */
+	liftPasscodeLockout: z.object({}),
 } as const;
 
 export type RequestName = keyof typeof RequestSchemas;
@@ -184,6 +210,16 @@ export interface LobbyEntry {
 	displayName: string;
 	guest: boolean;
 	since: string;
+}
+
+/** Where a meeting's passcode attempts stand (to its host). */
+export interface PasscodeLockout {
+	/** Guests' passcode joins are refused, even with the right passcode, until the host lifts the lockout. */
+	locked: boolean;
+	/** Wrong passcodes counted since the last lift (or within the last hour). */
+	failures: number;
+	/** When the lockout began (locked only). */
+	since?: string;
 }
 
 export interface MeetingInfo {
@@ -222,6 +258,8 @@ export type JoinResult =
 			 * The server refuses `produce` until each is acknowledged (or consented to).
 			 */
 			notices: NoticeView[];
+			/** To the host, where the meeting has a passcode: how its attempts stand. */
+			passcodeLockout?: PasscodeLockout;
 	  }
 	| { status: "lobby"; peerId: string; meeting: MeetingInfo };
 
@@ -318,12 +356,16 @@ export interface ResponseMap {
 	acknowledgeNotice: { coverage: CoverageEntry["coverage"] };
 	consent: { coverage: CoverageEntry["coverage"] };
 	decline: Empty;
+	liftPasscodeLockout: PasscodeLockout;
 }
 
 export interface ErrorBody {
 	code: string;
 	message: string;
+	/** `invalid_request`: the first few issues… */
 	issues?: readonly { path: string; message: string }[];
+	/** …and how many there were in all. */
+	issueCount?: number;
 }
 
 export type Response<N extends RequestName> = { ok: true; data: ResponseMap[N] } | { ok: false; error: ErrorBody };
@@ -348,6 +390,8 @@ export interface ServerEvents {
 	chatMessage: (m: ChatMessage) => void;
 	/** To hosts: who waits in the lobby now. */
 	lobbyChanged: (e: { waiting: LobbyEntry[] }) => void;
+	/** To hosts: the meeting's passcode joins were locked out (too many wrong passcodes), or the lockout was lifted. */
+	passcodeLockout: (e: PasscodeLockout) => void;
 	/** To a person in the lobby: the host let you in; send `join` again. */
 	admitted: () => void;
 	meetingLocked: (e: { locked: boolean }) => void;

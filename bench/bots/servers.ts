@@ -15,6 +15,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import jwt from "jsonwebtoken";
 import type { RequestData } from "../../shared/protocol.js";
+import { CROWD_ON_LOOPBACK } from "../../test/helpers/gateway.js";
 import type { BareFromServer, BareToServer } from "./bare-sfu.js";
 import { childrenNamed } from "./proc.js";
 import { gatewaySignal, type NewConsumer, type Signal } from "./signal.js";
@@ -130,6 +131,8 @@ export class GatewayProcess implements SfuUnderTest {
 					CONSENTRY_TENANTS_FILE: tenantsFile,
 					CONSENTRY_AUDIENCE: AUDIENCE,
 					CONSENTRY_GATEWAY_ID: "bench",
+					// The bots all connect from loopback, standing for many people: per-address limits out of the way.
+					...CROWD_ON_LOOPBACK,
 					...env,
 				},
 				stdio: ["ignore", "pipe", "pipe"],

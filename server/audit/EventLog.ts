@@ -25,6 +25,12 @@ export const EVENT_TYPES = [
 	"host.removed",
 	/** The host named (data.coHost true) or un-named a co-host (data.person), who may then turn recording on and off. */
 	"host.cohost_set",
+	/** A guest's wrong passcode (data.failures: the meeting's count); the attempts are limited (docs/security.md). */
+	"passcode.failed",
+	/** Too many wrong passcodes: guests' passcode joins refused until the host lifts it (data.failures). */
+	"passcode.locked",
+	/** The host lifted the passcode lockout. */
+	"passcode.unlocked",
 	// Recording / transcription notice and consent (data: kind, sessionId, policy, …).
 	/** A capture session began (start or resume): a new notice for everyone. */
 	"session.on",

@@ -82,6 +82,42 @@ describe("TokenVerifier", () => {
 		);
 	});
 
+	it("judges the lifetime from exp on the verifier's clock, whatever iat says; refuses iat from the future; honours nbf", () => {
+		// jsonwebtoken keeps a given iat, and with noTimestamp sets none.
+		const sign = (c: Record<string, unknown>) =>
+			jwt.sign(c, secret, { algorithm: "HS256", ...("iat" in c ? {} : { noTimestamp: true }) });
+		const { iat: _iat, ...noIat } = claims();
+		// No iat, exp two years ahead: refused (the cap held only when iat was there).
+		expect(code(() => verifier.verify(sign({ ...noIat, exp: now() + 2 * 365 * 86400 })))).toBe(
+			"token_lifetime_too_long",
+		);
+		expect(code(() => verifier.verify(sign({ ...noIat, exp: now() + 3600 })))).toBe("accepted");
+		// iat in the future beyond the skew: refused, even with a short exp-iat; within the skew: accepted.
+		expect(code(() => verifier.verify(sign(claims({ iat: now() + 3600, exp: now() + 3700 }))))).toBe(
+			"token_issued_in_future",
+		);
+		expect(code(() => verifier.verify(sign(claims({ iat: now() + 20, exp: now() + 600 }))))).toBe("accepted");
+		// A fake iat making exp-iat look short does not stretch the lifetime.
+		expect(code(() => verifier.verify(sign(claims({ iat: now() + 86400 * 30, exp: now() + 86400 * 30 + 60 }))))).toBe(
+			"token_issued_in_future",
+		);
+		expect(code(() => verifier.verify(sign(claims({ iat: now() - 86400 * 30, exp: now() + 600 }))))).toBe(
+			"token_lifetime_too_long",
+		);
+
+		// The verifier's own clock decides: the same token, three clocks.
+		const t = 1_900_000_000;
+		const token = sign({ ...noIat, nbf: t + 100, exp: t + 23 * 3600 });
+		const at = (sec: number) =>
+			new TokenVerifier(tenants, { audience: "consentry-test", clockToleranceSec: 30, now: () => sec * 1000 });
+		expect(code(() => at(t).verify(token))).toBe("token_not_yet_valid");
+		expect(code(() => at(t + 200).verify(token))).toBe("accepted");
+		expect(code(() => at(t - 2 * 86400).verify(sign({ ...noIat, exp: t + 23 * 3600 })))).toBe(
+			"token_lifetime_too_long",
+		);
+		expect(code(() => at(t + 24 * 3600).verify(token))).toBe("token_expired");
+	});
+
 	it("checks issuer, audience and claims", () => {
 		expect(code(() => verifier.verify(jwt.sign(claims({ iss: "nobody" }), secret)))).toBe("unknown_tenant");
 		expect(code(() => verifier.verify(jwt.sign(claims({ aud: "other" }), secret)))).toBe("token_wrong_audience");

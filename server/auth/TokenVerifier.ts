@@ -10,8 +10,10 @@ export interface TokenVerifierOptions {
 	audience: string;
 	/** Clock skew tolerated on `exp`/`nbf`/`iat`, seconds (bounded to 120). */
 	clockToleranceSec?: number;
-	/** Longest accepted token lifetime (`exp - iat`), seconds. */
+	/** Longest accepted token lifetime, seconds: `exp` at most this far past the verifier's clock (and past `iat`). */
 	maxLifetimeSec?: number;
+	/** The verifier's clock, ms since the epoch (tests). */
+	now?: () => number;
 }
 
 const ClaimsSchema = z.object({
@@ -20,6 +22,7 @@ const ClaimsSchema = z.object({
 	aud: z.union([z.string(), z.array(z.string())]),
 	exp: z.number().int(),
 	iat: z.number().int().optional(),
+	nbf: z.number().int().optional(),
 	role: z.enum(["host", "participant", "admin"]),
 	name: z.string().trim().min(1).max(64).optional(),
 	meeting: z.string().min(1).max(64).optional(),
@@ -28,14 +31,17 @@ const ClaimsSchema = z.object({
 /**
  * Verifies host and participant JWTs. The tenant is found from `iss`; the
  * signature is checked only with that tenant's keys, each pinned to its own
- * algorithm (never `none`, no HS/RS confusion). `exp` is required, skew is
- * bounded, and every rejection is an AuthenticationError with a reason code.
+ * algorithm (never `none`, no HS/RS confusion). `exp` is required and at most
+ * the lifetime cap away on the verifier's clock, `nbf` honoured, an `iat` in the
+ * future refused, skew bounded; every rejection is an AuthenticationError with a
+ * reason code.
  */
 export class TokenVerifier {
 	readonly #tenants: TenantRegistry;
 	readonly #audience: string;
 	readonly #skew: number;
 	readonly #maxLifetime: number;
+	readonly #now: () => number;
 	readonly #keyObjects = new WeakMap<TenantKey, KeyObject | Buffer>();
 
 	constructor(tenants: TenantRegistry, options: TokenVerifierOptions) {
@@ -43,6 +49,7 @@ export class TokenVerifier {
 		this.#audience = options.audience;
 		this.#skew = Math.min(120, Math.max(0, options.clockToleranceSec ?? 30));
 		this.#maxLifetime = options.maxLifetimeSec ?? 24 * 3600;
+		this.#now = options.now ?? Date.now;
 	}
 
 	verify(token: string): Identity {
@@ -67,6 +74,7 @@ export class TokenVerifier {
 				`The tenant has no ${String(alg)} key${kid ? ` "${kid}"` : ""}.`,
 			);
 		}
+		const now = Math.floor(this.#now() / 1000);
 		let payload: unknown;
 		let lastError: unknown;
 		for (const key of candidates) {
@@ -76,6 +84,7 @@ export class TokenVerifier {
 					audience: this.#audience,
 					issuer: tenant.id,
 					clockTolerance: this.#skew,
+					clockTimestamp: now, // `exp` and `nbf` against this verifier's clock
 				});
 				break;
 			} catch (err) {
@@ -89,7 +98,12 @@ export class TokenVerifier {
 			throw new AuthenticationError("token_claims_invalid", `The token's claims are missing or wrong: ${fields}.`);
 		}
 		const c = claims.data;
-		if (c.iat !== undefined && c.exp - c.iat > this.#maxLifetime) {
+		// The lifetime is judged by this verifier's clock, whatever `iat` says (or whether it is there at all): a token
+		// may not be good for longer than the cap from now. An `iat` from the future is refused outright.
+		if (c.iat !== undefined && c.iat > now + this.#skew) {
+			throw new AuthenticationError("token_issued_in_future", "The token claims to be issued in the future.");
+		}
+		if (c.exp - now > this.#maxLifetime + this.#skew || (c.iat !== undefined && c.exp - c.iat > this.#maxLifetime)) {
 			throw new AuthenticationError("token_lifetime_too_long", `Tokens may live at most ${this.#maxLifetime} s.`);
 		}
 		return {

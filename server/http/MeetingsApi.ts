@@ -4,7 +4,7 @@ import type { EventLog } from "../audit/EventLog.js";
 import type { TenantRegistry } from "../auth/TenantRegistry.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
-import { AuthenticationError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import type { MeetingHub } from "../meetings/MeetingHub.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
 import {
@@ -14,6 +14,7 @@ import {
 	ScheduleMeetingSchema,
 } from "../meetings/MeetingTypes.js";
 import { formatMeetingId, parseMeetingId } from "../meetings/meetingId.js";
+import { assertMeetingScope, assertUnscoped, bearerIdentity } from "./callers.js";
 
 export interface MeetingsApiOptions {
 	store: MeetingStore;
@@ -26,12 +27,7 @@ export interface MeetingsApiOptions {
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
 	const r = schema.safeParse(value);
-	if (!r.success) {
-		throw new ValidationError(
-			`invalid ${what}`,
-			r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-		);
-	}
+	if (!r.success) throw ValidationError.fromIssues(`invalid ${what}`, r.error.issues);
 	return r.data;
 }
 
@@ -40,16 +36,13 @@ export const IdParams = z.object({ id: z.string().min(1).max(64) });
 /**
  * The hosts' REST API: schedule, list, read, start and end meetings, and read a
  * meeting's events. Every call carries `Authorization: Bearer <host token>`; a
- * host only ever sees their own meetings. `GET /api/meetings/:id/public` is the
+ * host only ever sees their own meetings, and a token limited to one meeting
+ * (`meeting` claim) only that meeting (it can't create any). `GET /api/meetings/:id/public` is the
  * only unauthenticated route: what a join page needs to know.
  */
 export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions): void {
 	const host = (req: FastifyRequest): Identity => {
-		const h = req.headers.authorization;
-		if (!h) throw new AuthenticationError("token_missing", "Send the host token as `Authorization: Bearer <token>`.");
-		const m = /^Bearer\s+(\S+)$/i.exec(h);
-		if (!m?.[1]) throw new AuthenticationError("token_malformed", "The Authorization header must be `Bearer <token>`.");
-		const id = o.verifier.verify(m[1]);
+		const id = bearerIdentity(req, o.verifier, "Send the host token as `Authorization: Bearer <token>`.");
 		if (id.role !== "host") throw new ForbiddenError("host_only", "Only hosts can manage meetings.");
 		return id;
 	};
@@ -61,6 +54,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		if (!m || m.tenantId !== who.tenantId || m.hostSubject !== who.subject) {
 			throw new NotFoundError("meeting_not_found", "You have no meeting with this ID.");
 		}
+		assertMeetingScope(who, m); // a token for m1 is no key to m2, even the same host's
 		return m;
 	};
 	const view = (req: FastifyRequest, m: Meeting): MeetingView => {
@@ -70,6 +64,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 
 	http.post("/api/meetings", async (req, reply) => {
 		const who = host(req);
+		assertUnscoped(who, "create meetings");
 		const body = parse(ScheduleMeetingSchema, req.body ?? {}, "meeting");
 		const m = o.store.create({
 			tenantId: who.tenantId,
@@ -89,7 +84,11 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 
 	http.get("/api/meetings", async (req) => {
 		const who = host(req);
-		return { meetings: o.store.listByHost(who.tenantId, who.subject).map((m) => view(req, m)) };
+		// A token limited to one meeting lists that meeting only.
+		const meetings = o.store
+			.listByHost(who.tenantId, who.subject)
+			.filter((m) => who.meetingScope === undefined || m.id === who.meetingScope);
+		return { meetings: meetings.map((m) => view(req, m)) };
 	});
 
 	http.get("/api/meetings/:id", async (req) => view(req, own(req, host(req))));
@@ -120,6 +119,14 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		const who = host(req);
 		const m = own(req, who);
 		return { events: o.events.list({ tenantId: m.tenantId, meetingId: m.id }) };
+	});
+
+	// Guessing the passcode is limited (docs/security.md): the host sees the lockout here and lifts it.
+	http.get("/api/meetings/:id/passcode-lockout", async (req) => o.hub.passcodeStatus(own(req, host(req)).id));
+
+	http.delete("/api/meetings/:id/passcode-lockout", async (req) => {
+		const who = host(req);
+		return o.hub.liftPasscodeLockout(own(req, who), `${who.tenantId}:${who.subject}`);
 	});
 
 	http.get("/api/meetings/:id/public", async (req) => {

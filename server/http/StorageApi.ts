@@ -2,10 +2,11 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { EventLog } from "../audit/EventLog.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
-import { AuthenticationError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
+import { ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import { preflight } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import { parseStorageTarget } from "../storage/StorageTargetTypes.js";
+import { assertUnscoped, bearerIdentity } from "./callers.js";
 
 export interface StorageApiOptions {
 	/** Undefined when the gateway has no master key: every call answers 503 saying so. */
@@ -25,12 +26,10 @@ export interface StorageApiOptions {
  */
 export function registerStorageApi(http: FastifyInstance, o: StorageApiOptions): void {
 	const admin = (req: FastifyRequest): Identity => {
-		const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
-		if (!m?.[1])
-			throw new AuthenticationError("token_missing", "Send an admin token as `Authorization: Bearer <token>`.");
-		const id = o.verifier.verify(m[1]);
+		const id = bearerIdentity(req, o.verifier, "Send an admin token as `Authorization: Bearer <token>`.");
 		if (id.role !== "admin")
 			throw new ForbiddenError("admin_only", "Only the Customer's administrator manages storage.");
+		assertUnscoped(id, "manage the customer's storage");
 		return id;
 	};
 	const store = (): StorageTargetStore => {

@@ -6,11 +6,12 @@ import type { EventLog } from "../audit/EventLog.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
-import { AuthenticationError, ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
 import { createS3Client } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type { TranscriptLink, TranscriptLinks } from "../transcription/TranscriptLinks.js";
+import { assertMeetingScope, bearerIdentity } from "./callers.js";
 
 export interface TranscriptsApiOptions {
 	links: TranscriptLinks;
@@ -37,13 +38,8 @@ export const LinkParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{16,64}
  * refuses once expired or revoked. The host revokes with DELETE.
  */
 export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiOptions): void {
-	const caller = (req: FastifyRequest): Identity => {
-		const h = req.headers.authorization;
-		if (!h) throw new AuthenticationError("token_missing", "Open the link from the meeting, signed in.");
-		const m = /^Bearer\s+(\S+)$/i.exec(h);
-		if (!m?.[1]) throw new AuthenticationError("token_malformed", "The Authorization header must be `Bearer <token>`.");
-		return o.verifier.verify(m[1]);
-	};
+	const caller = (req: FastifyRequest): Identity =>
+		bearerIdentity(req, o.verifier, "Open the link from the meeting, signed in.");
 	const linkFor = (req: FastifyRequest, who: Identity): TranscriptLink => {
 		const p = LinkParams.safeParse(req.params);
 		if (!p.success) throw new ValidationError("invalid transcript link");
@@ -51,6 +47,7 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		// Another organisation's link is "not found": links must not be probeable across tenants.
 		if (!link || link.tenantId !== who.tenantId)
 			throw new NotFoundError("link_not_found", "No transcript has this link.");
+		assertMeetingScope(who, { tenantId: link.tenantId, id: link.meetingId });
 		return link;
 	};
 	const isHost = (who: Identity, link: TranscriptLink) =>

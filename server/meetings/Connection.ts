@@ -11,6 +11,8 @@ export interface Connection {
 	/** The person's ID in meetings, for this connection. */
 	readonly peerId: string;
 	readonly identity: Identity;
+	/** The client's address as limits key it (IPv4, or an IPv6 /64); absent for in-process connections. */
+	readonly address?: string;
 	readonly notify: Notify;
 	/** Closes the socket (after any event was sent). */
 	disconnect(): void;

@@ -9,6 +9,7 @@ import type {
 	LobbyEntry,
 	MediaSource,
 	MeetingInfo,
+	PasscodeLockout,
 } from "../../shared/protocol.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
@@ -22,6 +23,7 @@ import type { HostSeats } from "./HostSeats.js";
 import type { MeetingStore } from "./MeetingStore.js";
 import type { Meeting } from "./MeetingTypes.js";
 import { formatMeetingId, parseMeetingId } from "./meetingId.js";
+import { type PasscodeGuard, PasscodeLockedError } from "./PasscodeGuard.js";
 
 /** In-process state of a live meeting: who is in, who waits. */
 interface LiveState {
@@ -47,6 +49,10 @@ export interface MeetingHubOptions {
 	log: Logger;
 	/** How long a person who drops out may rejoin without the lobby or the lock stopping them (ms). */
 	reconnectGraceMs?: number;
+	/** People one meeting's lobby holds at once (default 50). Waiting never takes a seat in the meeting. */
+	lobbyMax?: number;
+	/** Limits passcode guessing (per meeting and per address, in the store). */
+	passcodes: PasscodeGuard;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -76,9 +82,13 @@ export class MeetingHub {
 	readonly #live = new Map<string, LiveState>();
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
+	readonly #lobbyMax: number;
+	readonly #passcodes: PasscodeGuard;
 
 	constructor(options: MeetingHubOptions) {
+		this.#passcodes = options.passcodes;
 		this.#graceMs = options.reconnectGraceMs ?? 30_000;
+		this.#lobbyMax = options.lobbyMax ?? 50;
 		this.#store = options.store;
 		this.#seats = options.seats;
 		this.#events = options.events;
@@ -149,12 +159,7 @@ export class MeetingHub {
 			if (!meeting.settings.allowGuests) {
 				throw new ForbiddenError("guests_not_allowed", "This meeting needs a sign-in link from its organisation.");
 			}
-			if (!(await this.#store.checkPasscode(meeting.id, req.passcode))) {
-				throw new ForbiddenError(
-					"wrong_passcode",
-					req.passcode ? "That passcode is not right." : "This meeting needs a passcode.",
-				);
-			}
+			await this.#checkPasscode(conn, meeting, req.passcode, actor);
 		}
 		const live = this.#liveState(meeting.id);
 		const returning = (live.returning.get(actor) ?? 0) > Date.now();
@@ -162,7 +167,16 @@ export class MeetingHub {
 		if (!isHost && meeting.locked && !returning && !live.admitted.has(conn.peerId)) {
 			throw new ForbiddenError("meeting_locked", "The host locked this meeting; nobody new can join.");
 		}
-		if (!isHost && conn.state !== "lobby" && live.members.size + live.lobby.size >= meeting.settings.maxParticipants) {
+		// Waiting in the lobby never takes a seat: the participant cap counts the people in the meeting only, and the
+		// lobby has a cap of its own.
+		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !returning && !live.admitted.has(conn.peerId);
+		if (needsLobby && conn.state !== "lobby" && live.lobby.size >= this.#lobbyMax) {
+			throw new ForbiddenError(
+				"lobby_full",
+				"Too many people are waiting to be let into this meeting right now. Try again in a few minutes.",
+			);
+		}
+		if (!isHost && !needsLobby && live.members.size >= meeting.settings.maxParticipants) {
 			throw new ForbiddenError("meeting_full", "This meeting is full.");
 		}
 
@@ -187,7 +201,6 @@ export class MeetingHub {
 			}
 		}
 
-		const needsLobby = !isHost && (meeting.settings.lobby || guest) && !returning && !live.admitted.has(conn.peerId);
 		conn.meetingId = meeting.id;
 		conn.displayName = displayName;
 		conn.role = isHost ? "host" : guest ? "guest" : "participant";
@@ -233,7 +246,62 @@ export class MeetingHub {
 			hands: handQueue(live),
 			capture,
 			notices,
+			...(isHost && meeting.hasPasscode ? { passcodeLockout: this.#passcodes.status(meeting.id) } : {}),
 		};
+	}
+
+	/**
+	 * A guest's passcode, limited: counted before it is checked (per address with backoff, per meeting with a
+	 * lockout the host lifts), every wrong one in the trail, the host told when the lockout begins.
+	 */
+	async #checkPasscode(conn: Connection, meeting: Meeting, passcode: string | undefined, actor: string): Promise<void> {
+		if (!meeting.hasPasscode) return;
+		if (!passcode) throw new ForbiddenError("wrong_passcode", "This meeting needs a passcode.");
+		const address = conn.address ?? "unknown";
+		try {
+			this.#passcodes.reserve(meeting.id, address);
+		} catch (err) {
+			if (err instanceof PasscodeLockedError && err.lockedNow) this.#passcodeLocked(meeting, actor);
+			throw err;
+		}
+		if (await this.#store.checkPasscode(meeting.id, passcode)) {
+			this.#passcodes.succeeded(meeting.id, address);
+			return;
+		}
+		const { failures, locked } = this.#passcodes.failed(meeting.id);
+		this.#record("passcode.failed", meeting, actor, { failures });
+		if (locked) this.#passcodeLocked(meeting, actor);
+		throw new ForbiddenError("wrong_passcode", "That passcode is not right.");
+	}
+
+	#passcodeLocked(meeting: Meeting, actor: string): void {
+		const status = this.#passcodes.status(meeting.id);
+		this.#record("passcode.locked", meeting, actor, { failures: status.failures });
+		this.#log.warn({ meetingId: meeting.id, failures: status.failures }, "passcode joins locked out");
+		this.#notifyHosts(meeting.id, "passcodeLockout", status);
+	}
+
+	/** Where the meeting's passcode attempts stand (for its host: REST). */
+	passcodeStatus(meetingId: string): PasscodeLockout {
+		return this.#passcodes.status(meetingId);
+	}
+
+	/** Lifts the passcode lockout (the host, over REST or signaling); audited, hosts told. */
+	liftPasscodeLockout(meeting: Meeting, actor: string): PasscodeLockout {
+		const was = this.#passcodes.status(meeting.id);
+		this.#passcodes.lift(meeting.id);
+		const now = this.#passcodes.status(meeting.id);
+		if (was.locked) {
+			this.#record("passcode.unlocked", meeting, actor, { failures: was.failures });
+			this.#notifyHosts(meeting.id, "passcodeLockout", now);
+		}
+		return now;
+	}
+
+	/** The host lifts the passcode lockout from the meeting. */
+	liftPasscodeLockoutBy(host: Connection): PasscodeLockout {
+		const { meeting } = this.#host(host);
+		return this.liftPasscodeLockout(meeting, personKey(host));
 	}
 
 	leave(conn: Connection): void {
@@ -385,6 +453,9 @@ export class MeetingHub {
 		const { meeting, live } = this.#host(host);
 		const waiting = live.lobby.get(peerId);
 		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
+		if (live.members.size >= meeting.settings.maxParticipants) {
+			throw new ConflictError("meeting_full", "The meeting is full: someone must leave before you let anyone in.");
+		}
 		live.admitted.add(peerId);
 		live.lobby.delete(peerId);
 		this.#record("lobby.admitted", meeting, personKey(host), { peerId, person: personKey(waiting.conn) });
@@ -472,6 +543,11 @@ export class MeetingHub {
 			guest: conn.identity.role === "guest",
 			since,
 		}));
+	}
+
+	#notifyHosts(meetingId: string, event: "passcodeLockout", payload: PasscodeLockout): void {
+		const live = this.#live.get(meetingId);
+		for (const m of live?.members.values() ?? []) if (m.role === "host") m.notify(event, payload);
 	}
 
 	#notifyLobby(meetingId: string): void {

@@ -15,14 +15,56 @@ export const MeetingSettingsSchema = z.object({
 });
 export type MeetingSettings = z.infer<typeof MeetingSettingsSchema>;
 
+/** Passcodes anyone would try first. */
+const COMMON_PASSCODES = new Set([
+	"password",
+	"passcode",
+	"passw0rd",
+	"qwerty",
+	"qwertz",
+	"azerty",
+	"letmein",
+	"welcome",
+	"meeting",
+	"iloveyou",
+	"admin",
+	"secret",
+	"abc123",
+	"123abc",
+	"123123",
+	"121212",
+	"112233",
+	"123321",
+	"654321",
+	"696969",
+	"159753",
+	"147258",
+	"147852",
+	"102030",
+]);
+
+/** Why a passcode a host sets is too easy to guess, or undefined (docs/security.md#passcodes). */
+export function weakPasscodeReason(p: string): string | undefined {
+	if (p.length < 6) return "passcodes have at least 6 characters";
+	if (new Set(p).size === 1) return "a passcode can't be one character repeated";
+	const codes = [...p].map((c) => c.charCodeAt(0));
+	const steps = new Set(codes.slice(1).map((c, i) => c - (codes[i] ?? 0)));
+	if (steps.size === 1 && (steps.has(1) || steps.has(-1))) return "a passcode can't be a run like 123456 or abcdef";
+	if (COMMON_PASSCODES.has(p.toLowerCase())) return "that passcode is among the first ones anyone would try";
+	return undefined;
+}
+
 export const ScheduleMeetingSchema = z.object({
 	title: z.string().trim().min(1).max(200),
 	scheduledFor: z.iso.datetime({ offset: true }).optional(),
 	passcode: z
 		.string()
-		.min(4)
 		.max(32)
 		.regex(/^[\x21-\x7e]+$/, "passcodes are printable ASCII without spaces")
+		.superRefine((p, ctx) => {
+			const reason = weakPasscodeReason(p);
+			if (reason) ctx.addIssue({ code: "custom", message: `weak passcode: ${reason}` });
+		})
 		.optional(),
 	settings: MeetingSettingsSchema.partial().default({}),
 });

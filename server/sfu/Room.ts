@@ -17,6 +17,8 @@ export class Room extends EventEmitter<RoomEvents> {
 	readonly #rtc: RtcListenOptions;
 	readonly #log: Logger;
 	readonly #peers = new Map<string, Peer>();
+	/** Transports whose connect() was called (mediasoup allows one). */
+	readonly #connected = new WeakSet<ms.WebRtcTransport>();
 	readonly #speakerObserver: ms.ActiveSpeakerObserver;
 	#closed = false;
 
@@ -105,7 +107,13 @@ export class Room extends EventEmitter<RoomEvents> {
 	}
 
 	async connectWebRtcTransport(peer: Peer, transportId: string, dtlsParameters: ms.DtlsParameters): Promise<void> {
-		await peer.transport(transportId).connect({ dtlsParameters });
+		const transport = peer.transport(transportId);
+		// mediasoup refuses a second connect() with a plain Error: a client's mistake, answered as one.
+		if (this.#connected.has(transport)) {
+			throw new ConflictError("transport_already_connected", "This transport is connected already.");
+		}
+		this.#connected.add(transport);
+		await transport.connect({ dtlsParameters });
 	}
 
 	/** Records what this peer can receive and starts forwarding every existing producer to it. */
@@ -139,6 +147,13 @@ export class Room extends EventEmitter<RoomEvents> {
 		} catch (err) {
 			if (err instanceof TypeError || err instanceof mediasoupErrors.UnsupportedError) {
 				throw new ValidationError(`rejected RTP parameters: ${err.message}`);
+			}
+			// The worker refuses an SSRC, MID or RID another stream on this transport (or this very request) uses.
+			if (err instanceof Error && /already exists in RTP listener/.test(err.message)) {
+				throw new ConflictError(
+					"rtp_parameters_conflict",
+					`These RTP parameters clash with another stream: ${err.message}.`,
+				);
 			}
 			throw err;
 		}

@@ -14,13 +14,23 @@ export class RateLimiter {
 		this.#last = now();
 	}
 
-	/** Takes one token; false when the bucket is empty. */
-	take(): boolean {
+	/** Takes `cost` tokens (default one); false (and nothing taken) when the bucket holds fewer. */
+	take(cost = 1): boolean {
+		this.#refill();
+		if (this.#tokens < cost) return false;
+		this.#tokens -= cost;
+		return true;
+	}
+
+	/** Whether the bucket is full again (nothing spent recently): its state may be forgotten. */
+	get full(): boolean {
+		this.#refill();
+		return this.#tokens >= this.#capacity;
+	}
+
+	#refill(): void {
 		const t = this.#now();
 		this.#tokens = Math.min(this.#capacity, this.#tokens + ((t - this.#last) / 1000) * this.#perSecond);
 		this.#last = t;
-		if (this.#tokens < 1) return false;
-		this.#tokens -= 1;
-		return true;
 	}
 }

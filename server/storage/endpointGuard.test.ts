@@ -73,6 +73,38 @@ describe("assertEndpointAllowed", () => {
 		});
 	});
 
+	it("refuses every IPv6 form that embeds the metadata address, by URL or by DNS answer, even with allowPrivate", async () => {
+		const open = { allowPrivate: true, allowHttp: true };
+		const forms = {
+			"IPv4-mapped": "::ffff:a9fe:a9fe",
+			"IPv4-translated": "::ffff:0:a9fe:a9fe",
+			"IPv4-compatible": "::a9fe:a9fe",
+			NAT64: "64:ff9b::a9fe:a9fe",
+			"local-use NAT64 /48": "64:ff9b:1:a9fe:a9:fe00::",
+			"local-use NAT64 /96": "64:ff9b:1::a9fe:a9fe",
+			"6to4": "2002:a9fe:a9fe::1",
+			"Teredo server": "2001:0:a9fe:a9fe::1",
+			"Teredo client": "2001:0:4136:e378:8000:63bf:5601:5601",
+		};
+		for (const [form, address] of Object.entries(forms)) {
+			expect(forbiddenReason(address, open), form).toContain(`169.254.169.254 embedded in it (${form})`);
+			await expect(assertEndpointAllowed(`https://[${address}]/`, open), form).rejects.toMatchObject({
+				code: "endpoint_forbidden",
+				message: expect.stringContaining("cloud metadata"),
+			});
+			await expect(
+				assertEndpointAllowed("https://s3.rebind.example", { ...open, lookup: resolvesTo(address) }),
+				form,
+			).rejects.toThrow(/169\.254\.169\.254/);
+		}
+		// The same forms around a public IPv4 address are fine; private ones only with allowPrivate.
+		expect(forbiddenReason("64:ff9b::5db8:d822", {})).toBeUndefined();
+		expect(forbiddenReason("2002:5db8:d822::1", {})).toBeUndefined();
+		expect(forbiddenReason("2002:0a00:0001::1", {})).toMatch(/10\.0\.0\.1 embedded in it \(6to4\),.*private/);
+		expect(forbiddenReason("2002:0a00:0001::1", { allowPrivate: true })).toBeUndefined();
+		expect(forbiddenReason("::7f00:1", {})).toMatch(/IPv4-compatible/);
+	});
+
 	it("classifies embedded IPv4 and public IPv6", () => {
 		expect(forbiddenReason("64:ff9b::a00:1", {})).toMatch(/private/); // NAT64 of 10.0.0.1
 		expect(forbiddenReason("::ffff:127.0.0.1", { allowPrivate: true })).toBeUndefined();

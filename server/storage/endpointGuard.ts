@@ -61,18 +61,51 @@ const PRIVATE = blockList([
 	["100.64.0.0", 10, "ipv4"],
 	["::1", 128, "ipv6"],
 	["fc00::", 7, "ipv6"],
+	["64:ff9b:1::", 48, "ipv6"], // local-use NAT64: the operator's own translators
 ]);
 
-/** An IPv4 address embedded in an IPv6 one (IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96), else undefined. */
-function embeddedIPv4(address: string): string | undefined {
-	const groups = expandIPv6(address);
-	if (!groups) return undefined;
-	const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-	const nat64 = groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((g) => g === 0);
-	if (!mapped && !nat64) return undefined;
-	const hi = groups[6] ?? 0;
-	const lo = groups[7] ?? 0;
-	return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+/** An IPv4 address embedded in an IPv6 one, and the form that embeds it. */
+interface Embedded {
+	v4: string;
+	form: string;
+}
+
+const v4Of = (bytes: number[]): string => bytes.map((b) => b & 0xff).join(".");
+
+/**
+ * Every IPv4 address an IPv6 address may stand for: IPv4-mapped (::ffff:0:0/96), IPv4-translated
+ * (::ffff:0:0:0/96), IPv4-compatible (::/96, deprecated but still routed by some stacks), NAT64 (the well-known
+ * 64:ff9b::/96, and the local-use 64:ff9b:1::/48 at each RFC 6052 prefix length), 6to4 (2002::/16) and Teredo
+ * (2001::/32: its server, and its client with the bits inverted). Each is range-checked as an IPv4 address.
+ */
+function embeddedIPv4s(address: string): Embedded[] {
+	const g = expandIPv6(address);
+	if (!g) return [];
+	const bytes = g.flatMap((x) => [x >> 8, x & 0xff]);
+	const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+	const last32 = v4Of(bytes.slice(12, 16));
+	const out: Embedded[] = [];
+	if (zero(0, 5) && g[5] === 0xffff) out.push({ v4: last32, form: "IPv4-mapped" });
+	if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) out.push({ v4: last32, form: "IPv4-translated" });
+	if (zero(0, 6) && (g[6] ?? 0) !== 0) out.push({ v4: last32, form: "IPv4-compatible" });
+	if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) out.push({ v4: last32, form: "NAT64" });
+	if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) {
+		// RFC 6052 §2.2: where the IPv4 address sits for each prefix length (bits 64–71 are skipped).
+		out.push(
+			{ v4: v4Of([...bytes.slice(6, 8), ...bytes.slice(9, 11)]), form: "local-use NAT64 /48" },
+			{ v4: v4Of([bytes[7] ?? 0, ...bytes.slice(9, 12)]), form: "local-use NAT64 /56" },
+			{ v4: v4Of(bytes.slice(9, 13)), form: "local-use NAT64 /64" },
+			{ v4: last32, form: "local-use NAT64 /96" },
+		);
+	}
+	if (g[0] === 0x2002) out.push({ v4: v4Of(bytes.slice(2, 6)), form: "6to4" });
+	if (g[0] === 0x2001 && g[1] === 0) {
+		out.push(
+			{ v4: v4Of(bytes.slice(4, 8)), form: "Teredo server" },
+			{ v4: v4Of(bytes.slice(12, 16).map((b) => ~b)), form: "Teredo client" },
+		);
+	}
+	return out;
 }
 
 function expandIPv6(address: string): number[] | undefined {
@@ -94,12 +127,20 @@ function expandIPv6(address: string): number[] | undefined {
 export function forbiddenReason(address: string, policy: EndpointPolicy): string | undefined {
 	const family = net.isIP(address);
 	if (family === 0) return "not an IP address";
-	const v4 = family === 6 ? embeddedIPv4(address) : undefined;
-	const [addr, type] = v4 ? [v4, "ipv4" as const] : [address, family === 4 ? ("ipv4" as const) : ("ipv6" as const)];
-	const via = v4 ? `, through the IPv4 address ${v4} embedded in it,` : "";
-	if (METADATA.check(addr, type)) return `${via} a cloud metadata service address`;
-	if (NEVER.check(addr, type)) return `${via} a link-local, unspecified, multicast or reserved address`;
-	if (!policy.allowPrivate && PRIVATE.check(addr, type)) return `${via} a loopback or private-network address`;
+	if (family === 4) return rangeReason(address, "ipv4", policy);
+	// Every candidate is checked; the gravest reason is named (a metadata address before a merely reserved one).
+	const found = embeddedIPv4s(address)
+		.map(({ v4, form }) => ({ v4, form, reason: rangeReason(v4, "ipv4", policy) }))
+		.filter((c) => c.reason !== undefined)
+		.sort((a, b) => Number(!a.reason?.includes("metadata")) - Number(!b.reason?.includes("metadata")))[0];
+	if (found) return `, through the IPv4 address ${found.v4} embedded in it (${found.form}),${found.reason}`;
+	return rangeReason(address, "ipv6", policy);
+}
+
+function rangeReason(addr: string, type: "ipv4" | "ipv6", policy: EndpointPolicy): string | undefined {
+	if (METADATA.check(addr, type)) return " a cloud metadata service address";
+	if (NEVER.check(addr, type)) return " a link-local, unspecified, multicast or reserved address";
+	if (!policy.allowPrivate && PRIVATE.check(addr, type)) return " a loopback or private-network address";
 	return undefined;
 }
 

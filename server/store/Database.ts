@@ -188,6 +188,18 @@ const MIGRATIONS: string[] = [
 	CREATE INDEX webhook_deliveries_by_meeting ON webhook_deliveries (tenant_id, meeting_id, id) WHERE state = 'pending';
 	CREATE INDEX webhook_deliveries_by_tenant ON webhook_deliveries (tenant_id, id);
 	`,
+	// 6: wrong passcodes per meeting and per address (server/meetings/PasscodeGuard.ts): backoff per address, a
+	// lockout per meeting that the host lifts. In the store so the limits hold across gateway processes.
+	`
+	CREATE TABLE passcode_attempts (
+		meeting_id TEXT NOT NULL,
+		scope      TEXT NOT NULL,      -- 'meeting', or 'addr:<address key>'
+		failures   INTEGER NOT NULL,   -- attempts counted (before the check; a right passcode takes its one back)
+		last_at    INTEGER NOT NULL,   -- ms since the epoch
+		locked_at  TEXT,               -- scope 'meeting': when guests' passcode joins were locked out
+		PRIMARY KEY (meeting_id, scope)
+	) WITHOUT ROWID;
+	`,
 ];
 
 /**

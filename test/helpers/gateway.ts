@@ -7,6 +7,19 @@ import { createLogger } from "../../server/logger.js";
 import { AUDIENCE, type TestTenant, writeTenantsFile } from "./tenants.js";
 
 /**
+ * Per-address limits wide enough for a crowd on one address: every test client and bot connects from loopback,
+ * standing for many people. Tests of the limits themselves set their own (`env` wins).
+ */
+export const CROWD_ON_LOOPBACK: Record<string, string> = {
+	CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: "10000",
+	CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND: "10000",
+	CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS: "10000",
+	CONSENTRY_MAX_GUEST_CONNECTIONS: "10000",
+	CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: "100000",
+	CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: "100000",
+};
+
+/**
  * Starts a real gateway (real mediasoup worker, fresh SQLite store) on a free
  * loopback port, serving the given tenants.
  */
@@ -22,6 +35,7 @@ export async function startGateway(
 		CONSENTRY_DB_FILE: path.join(dir, "store.sqlite"),
 		CONSENTRY_AUDIENCE: AUDIENCE,
 		CONSENTRY_GATEWAY_ID: "test",
+		...CROWD_ON_LOOPBACK,
 		...(options.tenants?.length ? { CONSENTRY_TENANTS_FILE: writeTenantsFile(options.tenants) } : {}),
 		...options.env,
 	});
