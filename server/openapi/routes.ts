@@ -80,6 +80,10 @@ const DeliverySchema = z
 	})
 	.meta({ id: "WebhookDelivery" });
 
+const PasscodeLockoutSchema = z
+	.object({ locked: z.boolean(), failures: z.number().int(), since: z.string().optional() })
+	.meta({ id: "PasscodeLockout" });
+
 const common = {
 	400: { description: "Invalid request (`invalid_request`, with the failing fields).", schema: ErrorSchema },
 	401: { description: "No token, or a bad or expired one.", schema: ErrorSchema },
@@ -183,6 +187,32 @@ export const ROUTES: RouteDoc[] = [
 		params: IdParams,
 		responses: {
 			200: { description: "In chain order.", schema: z.object({ events: z.array(z.object({}).loose()) }) },
+			...common,
+			404: { description: "`meeting_not_found`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/meetings/:id/passcode-lockout",
+		summary: "Wrong passcodes counted for the meeting, and whether guests' passcode joins are locked out",
+		tag: "meetings",
+		auth: "host",
+		params: IdParams,
+		responses: {
+			200: { description: "The lockout state (docs/security.md).", schema: PasscodeLockoutSchema },
+			...common,
+			404: { description: "`meeting_not_found`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "DELETE",
+		url: "/api/meetings/:id/passcode-lockout",
+		summary: "Lift the passcode lockout (audited as passcode.unlocked; hosts in the meeting are told)",
+		tag: "meetings",
+		auth: "host",
+		params: IdParams,
+		responses: {
+			200: { description: "The lockout state after lifting it.", schema: PasscodeLockoutSchema },
 			...common,
 			404: { description: "`meeting_not_found`.", schema: ErrorSchema },
 		},
