@@ -29,7 +29,7 @@ export interface PostgresServer {
 
 /**
  * Starts a throwaway PostgreSQL (Debian's package, scripts/setup.sh installs it): `initdb` in a temporary
- * folder, loopback only, a free port, no fsync (its data dies with it). As root the server runs as the
+ * folder, loopback only, a free port, no fsync unless `durable` (its data dies with it). As root the server runs as the
  * unprivileged `postgres` user (it refuses to run as root).
  */
 /** The `postgres` system user (Debian's package creates it), else `nobody`: PostgreSQL refuses to run as root. */
@@ -42,7 +42,7 @@ function unprivileged(): { uid: number; gid: number } {
 	throw new Error("no unprivileged user to run PostgreSQL as");
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<PostgresServer> {
 	const bin = postgresBinDir();
 	if (!bin) throw new Error("PostgreSQL not found under /usr/lib/postgresql: run scripts/setup.sh");
 	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-pg-"));
@@ -61,7 +61,19 @@ export async function startPostgres(): Promise<PostgresServer> {
 		path.join(bin, "postgres"),
 		[
 			["-D", data, "-p", String(port), "-h", "127.0.0.1", "-k", dir],
-			["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300"],
+			// Tests: no fsync (the data dies with it). Benchmarks ask for a durable one, as a real deployment runs.
+			opts.durable
+				? ["-c", "max_connections=300"]
+				: [
+						"-c",
+						"fsync=off",
+						"-c",
+						"synchronous_commit=off",
+						"-c",
+						"full_page_writes=off",
+						"-c",
+						"max_connections=300",
+					],
 		].flat(),
 		{ stdio: ["ignore", "ignore", "pipe"], ...user },
 	);
