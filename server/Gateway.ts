@@ -218,7 +218,7 @@ export class Gateway {
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
 			lobbyMax: config.limits.lobbyMax,
-			passcodes: new PasscodeGuard(db, {
+			passcodes: new PasscodeGuard(cluster, {
 				freePerAddress: config.limits.passcodeFailuresPerAddress,
 				lockoutAfter: config.limits.passcodeLockoutAfter,
 			}),

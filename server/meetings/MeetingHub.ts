@@ -249,7 +249,7 @@ export class MeetingHub {
 			hands: handQueue(live),
 			capture,
 			notices,
-			...(isHost && meeting.hasPasscode ? { passcodeLockout: this.#passcodes.status(meeting.id) } : {}),
+			...(isHost && meeting.hasPasscode ? { passcodeLockout: await this.#passcodes.status(meeting.id) } : {}),
 		};
 	}
 
@@ -262,38 +262,38 @@ export class MeetingHub {
 		if (!passcode) throw new ForbiddenError("wrong_passcode", "This meeting needs a passcode.");
 		const address = conn.address ?? "unknown";
 		try {
-			this.#passcodes.reserve(meeting.id, address);
+			await this.#passcodes.reserve(meeting.id, address);
 		} catch (err) {
-			if (err instanceof PasscodeLockedError && err.lockedNow) this.#passcodeLocked(meeting, actor);
+			if (err instanceof PasscodeLockedError && err.lockedNow) await this.#passcodeLocked(meeting, actor);
 			throw err;
 		}
 		if (await this.#store.checkPasscode(meeting.id, passcode)) {
-			this.#passcodes.succeeded(meeting.id, address);
+			await this.#passcodes.succeeded(meeting.id, address);
 			return;
 		}
-		const { failures, locked } = this.#passcodes.failed(meeting.id);
+		const { failures, locked } = await this.#passcodes.failed(meeting.id);
 		this.#record("passcode.failed", meeting, actor, { failures });
-		if (locked) this.#passcodeLocked(meeting, actor);
+		if (locked) await this.#passcodeLocked(meeting, actor);
 		throw new ForbiddenError("wrong_passcode", "That passcode is not right.");
 	}
 
-	#passcodeLocked(meeting: Meeting, actor: string): void {
-		const status = this.#passcodes.status(meeting.id);
+	async #passcodeLocked(meeting: Meeting, actor: string): Promise<void> {
+		const status = await this.#passcodes.status(meeting.id);
 		this.#record("passcode.locked", meeting, actor, { failures: status.failures });
 		this.#log.warn({ meetingId: meeting.id, failures: status.failures }, "passcode joins locked out");
 		this.#notifyHosts(meeting.id, "passcodeLockout", status);
 	}
 
 	/** Where the meeting's passcode attempts stand (for its host: REST). */
-	passcodeStatus(meetingId: string): PasscodeLockout {
+	passcodeStatus(meetingId: string): Promise<PasscodeLockout> {
 		return this.#passcodes.status(meetingId);
 	}
 
 	/** Lifts the passcode lockout (the host, over REST or signaling); audited, hosts told. */
-	liftPasscodeLockout(meeting: Meeting, actor: string): PasscodeLockout {
-		const was = this.#passcodes.status(meeting.id);
-		this.#passcodes.lift(meeting.id);
-		const now = this.#passcodes.status(meeting.id);
+	async liftPasscodeLockout(meeting: Meeting, actor: string): Promise<PasscodeLockout> {
+		const was = await this.#passcodes.status(meeting.id);
+		await this.#passcodes.lift(meeting.id);
+		const now = await this.#passcodes.status(meeting.id);
 		if (was.locked) {
 			this.#record("passcode.unlocked", meeting, actor, { failures: was.failures });
 			this.#notifyHosts(meeting.id, "passcodeLockout", now);

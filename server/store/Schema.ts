@@ -5,6 +5,17 @@ export interface Schema {
 	meetings: MeetingsTable;
 	host_seats: HostSeatsTable;
 	removed_persons: RemovedPersonsTable;
+	passcode_attempts: PasscodeAttemptsTable;
+}
+
+export interface PasscodeAttemptsTable {
+	meeting_id: string;
+	/** 'meeting', or 'addr:<address key>'. */
+	scope: string;
+	failures: number;
+	/** ms since the epoch (BIGINT on PostgreSQL: read it through Number()). */
+	last_at: number | string;
+	locked_at: string | null;
 }
 
 export interface MeetingsTable {

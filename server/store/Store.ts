@@ -92,6 +92,35 @@ export class Store {
 		}
 	}
 
+	/**
+	 * Runs `fn` as one write transaction: all or nothing, and serialized with every other writer of `lockKey`.
+	 * SQLite: `BEGIN IMMEDIATE` (the file's write lock: processes on the host take turns) on the one connection.
+	 * PostgreSQL: a transaction holding the advisory lock of `lockKey` (`pg_advisory_xact_lock`), so a
+	 * read-modify-write of the same rows from several nodes takes turns; each statement sees what the previous
+	 * holder committed. Throw inside only to give up: prefer returning a result and throwing after the commit.
+	 */
+	transaction<T>(lockKey: string, fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+		return this.guard(() => {
+			if (this.engine === "postgres") {
+				return this.db.transaction().execute(async (trx) => {
+					await sql`SELECT pg_advisory_xact_lock(hashtext(${lockKey}))`.execute(trx);
+					return fn(trx);
+				});
+			}
+			return this.db.connection().execute(async (conn) => {
+				await sql`BEGIN IMMEDIATE`.execute(conn);
+				try {
+					const result = await fn(conn);
+					await sql`COMMIT`.execute(conn);
+					return result;
+				} catch (err) {
+					await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+					throw err;
+				}
+			});
+		});
+	}
+
 	async close(): Promise<void> {
 		await this.db.destroy(); // ends the pool (PostgreSQL) or closes the SQLite handle
 		void this.#pool;
