@@ -253,7 +253,7 @@ export class Gateway {
 
 		const webhooks = config.storage.masterKey
 			? new WebhookService({
-					store: new WebhookStore(db, new SecretBox(parseMasterKey(config.storage.masterKey))),
+					store: new WebhookStore(cluster, new SecretBox(parseMasterKey(config.storage.masterKey))),
 					events,
 					endpointPolicy,
 					log: log.child({ component: "webhooks" }),

@@ -6,6 +6,40 @@ export interface Schema {
 	host_seats: HostSeatsTable;
 	removed_persons: RemovedPersonsTable;
 	passcode_attempts: PasscodeAttemptsTable;
+	webhook_settings: WebhookSettingsTable;
+	webhook_deliveries: WebhookDeliveriesTable;
+}
+
+/** BIGINT columns come back from PostgreSQL as strings: read them through Number(). */
+type Int8 = number | string;
+
+export interface WebhookSettingsTable {
+	tenant_id: string;
+	url: string;
+	/** JSON list of event types. */
+	events: string;
+	secret: Buffer;
+	cursor_seq: Int8;
+	created_at: string;
+	updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+	id: Generated<Int8>;
+	tenant_id: string;
+	event_id: string;
+	event: string;
+	meeting_id: string | null;
+	payload: string;
+	state: "pending" | "delivered" | "failed" | "cancelled";
+	attempts: Generated<number>;
+	created_at: Int8;
+	next_attempt_at: Int8 | null;
+	lease_until: Int8 | null;
+	delivered_at: Int8 | null;
+	last_status: number | null;
+	last_error: string | null;
+	last_duration_ms: number | null;
 }
 
 export interface PasscodeAttemptsTable {
