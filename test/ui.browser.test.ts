@@ -249,7 +249,7 @@ describe("accessibility", () => {
 });
 
 describe("phones and tablets", () => {
-	it("fits 390×844 and 768×1024: nothing wider than the screen, the menus and the people/chat sheet work", async () => {
+	it("fits 390×844, 360×740 and 768×1024: nothing wider than the screen, the menus and the people/chat sheet work", async () => {
 		const m = await schedule({ lobby: false });
 		const desktop = await newPage({ locale: "en-CA" });
 		await openJoin(desktop, m.joinCode, "Ana", m.hostToken);
@@ -293,6 +293,11 @@ describe("phones and tablets", () => {
 				await shot(page, "people-phone.png");
 				await page.getByRole("button", { name: "Close" }).click();
 				await page.getByLabel("Message").waitFor({ state: "hidden" });
+				// The narrowest phones the layout supports.
+				await page.setViewportSize({ width: 360, height: 740 });
+				await page.locator("#more-button").click();
+				expect(await overflowing(page), "360 px, More open").toEqual([]);
+				await page.keyboard.press("Escape");
 			} else {
 				// A tablet shows everything at once: no "More", the people and chat beside the videos.
 				expect(await page.locator("#more-button").isVisible()).toBe(false);
