@@ -29,22 +29,22 @@ export const DEFAULT_TEXTS: Record<Locale, Texts> = {
 	fr: {
 		recording: {
 			title: "Cette réunion est enregistrée",
-			body: "L'hôte a lancé l'enregistrement. Votre voix, votre vidéo et votre écran partagé sont enregistrés à partir de maintenant et conservés par l'organisation qui tient cette réunion. Si vous ne souhaitez pas être enregistré, quittez la réunion.",
+			body: "L’hôte a lancé l’enregistrement. Votre voix, votre vidéo et votre écran partagé sont enregistrés à partir de maintenant et conservés par l’organisation qui tient cette réunion. Si vous ne souhaitez pas être enregistré, quittez la réunion.",
 		},
 		recordingConsent: {
-			title: "Acceptez-vous d'être enregistré ?",
-			body: "L'hôte souhaite enregistrer cette réunion. Votre voix, votre vidéo et votre écran partagé ne sont enregistrés que si vous y consentez, et sont conservés par l'organisation qui tient cette réunion. Tant que vous n'avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
+			title: "Acceptez-vous d’être enregistré\u202f?",
+			body: "L’hôte souhaite enregistrer cette réunion. Votre voix, votre vidéo et votre écran partagé ne sont enregistrés que si vous y consentez, et sont conservés par l’organisation qui tient cette réunion. Tant que vous n’avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
 		},
 		transcription: {
 			title: "Cette réunion est transcrite",
-			body: "Quelqu'un a activé la transcription. Ce que vous dites est envoyé à un moteur de reconnaissance vocale à partir de maintenant, et la transcription est conservée par l'organisation qui tient cette réunion. Si vous ne souhaitez pas être transcrit, quittez la réunion.",
+			body: "Quelqu’un a activé la transcription. Ce que vous dites est envoyé à un moteur de reconnaissance vocale à partir de maintenant, et la transcription est conservée par l’organisation qui tient cette réunion. Si vous ne souhaitez pas être transcrit, quittez la réunion.",
 		},
 		transcriptionConsent: {
-			title: "Acceptez-vous d'être transcrit ?",
-			body: "Quelqu'un souhaite transcrire cette réunion. Ce que vous dites n'est envoyé à un moteur de reconnaissance vocale que si vous y consentez. Tant que vous n'avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
+			title: "Acceptez-vous d’être transcrit\u202f?",
+			body: "Quelqu’un souhaite transcrire cette réunion. Ce que vous dites n’est envoyé à un moteur de reconnaissance vocale que si vous y consentez. Tant que vous n’avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
 		},
 		transcriptionDisclaimer:
-			"Les transcriptions sont faites par une machine : elles peuvent être incomplètes ou erronées, et mal situer certains mots dans le temps.",
+			"Les transcriptions sont faites par une machine\u00a0: elles peuvent être incomplètes ou erronées, et mal situer certains mots dans le temps.",
 	},
 };
 
