@@ -63,11 +63,6 @@ export class RecorderService {
 		return this.#transcriptions.size;
 	}
 
-	/** ffmpeg PIDs of every open track (diagnostics). */
-	get ffmpegPids(): number[] {
-		return [...this.#tracks.values()].flatMap((t) => t.recorder.ffmpegPids);
-	}
-
 	handle(raw: unknown): void {
 		const parsed = parseParentMessage(raw);
 		if (!parsed.ok) {
@@ -142,9 +137,6 @@ export class RecorderService {
 		if (this.#tracks.has(msg.trackId) || this.#opening.has(msg.trackId)) {
 			throw new RecorderError("track_exists", `track ${msg.trackId} is already open`);
 		}
-		if (!findExecutable(this.#config.ffmpegPath)) {
-			throw new RecorderError("ffmpeg_unavailable", `ffmpeg not found (${this.#config.ffmpegPath})`);
-		}
 		this.#opening.add(msg.trackId);
 		try {
 			const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
@@ -175,11 +167,22 @@ export class RecorderService {
 			recorder.on("objectWritten", (o) => this.#send({ type: "objectWritten", ...o }));
 			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
 			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
-			recorder.on("segmentRestarted", (r) => this.#send({ type: "segmentRestarted", trackId, ...r }));
+			recorder.on("hole", (h) =>
+				this.#send({
+					type: "trackHole",
+					trackId,
+					hole: {
+						from: new Date(h.from).toISOString(),
+						to: new Date(h.to).toISOString(),
+						cause: h.cause,
+						...(h.frames !== undefined ? { frames: h.frames } : {}),
+					},
+				}),
+			);
 			recorder.on("stopping", (f) => this.#send({ type: "trackStopping", trackId, ...f }));
 			recorder.on("failed", (f) => {
 				if (recorder.state === "failed") this.#forget(trackId);
-				this.#send({ type: "trackFailed", trackId, ...f });
+				this.#send({ type: "trackFailed", trackId, ...f, stats: recorder.stats });
 			});
 			this.#tracks.set(trackId, { recorder, client });
 			if (this.#shutdown) void this.#closeTrack({ type: "closeTrack", trackId }).catch(() => undefined);
@@ -204,6 +207,7 @@ export class RecorderService {
 			type: "trackClosed",
 			...(msg.requestId ? { requestId: msg.requestId } : {}),
 			trackId: msg.trackId,
+			stats: track.recorder.stats,
 		});
 	}
 

@@ -1,6 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
 import { EventEmitter } from "node:events";
-import type { Readable } from "node:stream";
 import {
 	AbortMultipartUploadCommand,
 	CompleteMultipartUploadCommand,
@@ -66,9 +65,8 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#creating = false;
 	#createFailed = false;
 	#inflight = 0;
-	#input: Readable | undefined;
 	#inputEnded = false;
-	#paused = false;
+	#full = false;
 	#fullTimer: NodeJS.Timeout | undefined;
 	#overflowed = false;
 	#rolloverSignalled = false;
@@ -104,23 +102,20 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		return this.#parts.filter((p) => p.state === "done").length;
 	}
 
-	/** Reads `stream` to its end (or until the input is cut). */
-	consume(stream: Readable): void {
-		if (this.#input) throw new Error("SegmentUploader: already consuming a stream");
-		this.#input = stream;
-		stream.on("data", (chunk: Buffer) => this.#onData(chunk));
-		stream.once("end", () => this.#endInput());
-		stream.once("close", () => this.#endInput());
-		stream.on("error", (err) => {
-			this.#log.warn({ err }, "segment input failed");
-			this.#endInput();
-		});
+	/** Appends bytes of the object (the muxer's output, in file order). Ignored once the input was cut or ended. */
+	write(chunk: Uint8Array): void {
+		if (this.#inputEnded) return;
+		const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+		this.#onData(buf);
 	}
 
-	/** Stops reading now (the stream is destroyed); finish() then stores what was read. */
+	/** No more bytes: finish() then stores the rest. */
+	end(): void {
+		this.#endInput();
+	}
+
+	/** Stops taking bytes now; finish() then stores what was taken. */
 	stopInput(): void {
-		if (this.#inputEnded) return;
-		this.#input?.destroy();
 		this.#endInput();
 	}
 
@@ -155,7 +150,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 				return;
 			}
 		}
-		if (this.#opts.budget.full) this.#pauseInput();
+		if (this.#opts.budget.full) this.#budgetFull();
 	}
 
 	#cutPart(): void {
@@ -187,29 +182,31 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		this.#pump();
 	}
 
-	#pauseInput(): void {
-		if (this.#paused || !this.#input || this.#inputEnded) return;
-		this.#paused = true;
-		this.#input.pause();
+	/**
+	 * The budget is full (the bucket is slow or down): bytes are still taken (frames cannot wait), and when it stays
+	 * full for bufferFullGraceMs the input is cut (`overflow`).
+	 */
+	#budgetFull(): void {
+		if (this.#full || this.#inputEnded) return;
+		this.#full = true;
 		this.#opts.budget.on("released", this.#onReleased);
 		this.#fullTimer = setTimeout(() => this.#overflow(), this.#config.bufferFullGraceMs);
-		this.#log.debug({ buffered: this.#opts.budget.used }, "buffer full: input paused");
+		this.#log.debug({ buffered: this.#opts.budget.used }, "buffer full");
 	}
 
 	readonly #onReleased = (): void => {
-		if (!this.#paused || this.#opts.budget.full) return;
-		this.#unpause();
-		this.#input?.resume();
+		if (!this.#full || this.#opts.budget.full) return;
+		this.#clearFull();
 	};
 
-	#unpause(): void {
-		this.#paused = false;
+	#clearFull(): void {
+		this.#full = false;
 		clearTimeout(this.#fullTimer);
 		this.#opts.budget.off("released", this.#onReleased);
 	}
 
 	#overflow(): void {
-		if (!this.#paused || this.#inputEnded) return;
+		if (!this.#full || this.#inputEnded) return;
 		this.#overflowed = true;
 		this.#log.error(
 			{ buffered: this.#opts.budget.used, limit: this.#opts.budget.limit, lastError: errText(this.#lastTransient) },
@@ -222,7 +219,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#endInput(): void {
 		if (this.#inputEnded) return;
 		this.#inputEnded = true;
-		if (this.#paused) this.#unpause();
+		if (this.#full) this.#clearFull();
 		this.#cutPart();
 		this.#pump();
 		this.#changed();

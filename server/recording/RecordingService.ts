@@ -99,7 +99,6 @@ export class RecordingService implements CaptureSink {
 			// Stopping is reported the moment it happens (trackFailed comes after the recorder finished what it could).
 			recorder.on("trackStopping", (f) => this.#trackFailed(f));
 			recorder.on("trackFailed", (f) => this.#trackFailed(f));
-			recorder.on("segmentRestarted", (r) => this.#log.warn(r, "recording segment restarted"));
 			recorder.on("crashed", (info) => void this.#recorderCrashed(info.openTracks));
 		}
 	}
