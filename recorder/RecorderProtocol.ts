@@ -176,8 +176,8 @@ export const RecoverSchema = z.object({
 	prefix: KeyPrefixSchema,
 	/** Uploads still being written by a live recorder: never touched. */
 	liveUploadIds: z.array(z.string().min(1).max(1024)).max(100_000).optional(),
-	/** Only uploads whose key's sessionId is one of these are completed or aborted. */
-	ownedSessionIds: z.array(safeSegment("sessionId")).max(100_000),
+	/** Only these sessions' objects are completed, and their checkpoints used and deleted. */
+	sessions: z.array(z.object({ meetingId: safeSegment("meetingId"), sessionId: safeSegment("sessionId") })).max(10_000),
 	options: EndpointOptionsSchema.optional(),
 });
 
@@ -458,6 +458,29 @@ export function parseChildMessage(raw: unknown): ParseResult<ChildMessage> {
 export function objectKey(key: TrackKey, seq: number): string {
 	const name = `${key.meetingId}/${key.sessionId}/${key.person}-${key.kind}-${seq}.webm`;
 	return key.prefix ? `${key.prefix}/${name}` : name;
+}
+
+/**
+ * The key of a checkpoint of an object's tail: `{objectKey}.{offset}-{at}-{frames}.tail` (offset in the object,
+ * the wall-clock ms it was cut at, the frames the object holds up to its end, or `x` when unknown).
+ */
+export function journalKey(object: string, j: { offset: number; at: number; frames?: number | undefined }): string {
+	return `${object}.${j.offset}-${j.at}-${j.frames ?? "x"}.tail`;
+}
+
+/** The inverse of journalKey. */
+export function parseJournalKey(
+	key: string,
+): { objectKey: string; offset: number; at: number; frames?: number } | undefined {
+	const m = /^(.+\.webm)\.(\d{1,15})-(\d{1,15})-(\d{1,12}|x)\.tail$/.exec(key);
+	if (!m) return undefined;
+	const [, objectKey, offset, at, frames] = m as unknown as [string, string, string, string, string];
+	return {
+		objectKey,
+		offset: Number(offset),
+		at: Number(at),
+		...(frames === "x" ? {} : { frames: Number(frames) }),
+	};
 }
 
 /** The inverse of objectKey under `prefix`; undefined for keys the recorder did not write. */

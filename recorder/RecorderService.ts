@@ -286,7 +286,7 @@ export class RecorderService {
 				target: msg.target,
 				prefix: msg.prefix,
 				liveUploadIds: live,
-				ownedSessionIds: msg.ownedSessionIds,
+				sessions: msg.sessions,
 				log: this.#log.child({ recover: msg.requestId ?? true }),
 				onObject: (o) =>
 					this.#send({ type: "objectWritten", ...(msg.requestId ? { requestId: msg.requestId } : {}), ...o }),

@@ -33,6 +33,11 @@ export const RecorderConfigSchema = z
 			.default(64 * MiB),
 		/** How long the buffer may stay full before the track gives up (frames keep coming meanwhile). */
 		bufferFullGraceMs: z.number().int().min(0).max(600_000).default(5000),
+		/**
+		 * The bytes of an object not yet in a stored part are checkpointed into the bucket this often (one PutObject
+		 * each); a crash loses at most about this much of every track. 0 = off (a crash then loses the unstored tail).
+		 */
+		checkpointMs: z.number().int().min(0).max(60_000).default(2000),
 		/** Parts uploaded at once per segment. */
 		uploadConcurrency: z.number().int().min(1).max(16).default(2),
 		/** One attempt of one S3 request may take this long. */

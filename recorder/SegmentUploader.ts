@@ -4,12 +4,15 @@ import {
 	AbortMultipartUploadCommand,
 	CompleteMultipartUploadCommand,
 	CreateMultipartUploadCommand,
+	DeleteObjectsCommand,
+	PutObjectCommand,
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { ConsentryError } from "../server/errors.js";
 import type { Logger } from "../server/logger.js";
 import { classifyS3Error, sseGetParams, ssePutParams } from "../server/storage/preflight.js";
 import { UploadError } from "./errors.js";
+import { journalKey } from "./RecorderProtocol.js";
 import { MAX_PARTS } from "./RecorderTypes.js";
 import type {
 	SegmentObject,
@@ -28,6 +31,15 @@ interface Part {
 	/** Object size and hash state right after this part. */
 	sizeAfter: number;
 	hashAfter: Hash;
+}
+
+/** A checkpoint of the tail: the object's bytes [offset, offset + size) as an object of its own. */
+interface Journal {
+	key: string;
+	offset: number;
+	size: number;
+	body: Buffer | undefined;
+	state: "uploading" | "done" | "failed";
 }
 
 class GaveUp extends Error {}
@@ -76,6 +88,13 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#giveUp = new AbortController();
 	#waiters: (() => void)[] = [];
 	#finishing: Promise<SegmentOutcome> | undefined;
+	/** Bytes written since the last checkpoint (the same buffers as the parts'), and where they start. */
+	#tail: Buffer[] = [];
+	#tailBytes = 0;
+	#tailFrom = 0;
+	#journals: Journal[] = [];
+	#journalInflight = 0;
+	#checkpointTimer: NodeJS.Timeout | undefined;
 
 	constructor(options: SegmentUploaderOptions) {
 		super();
@@ -136,6 +155,14 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		if (this.#inputEnded) return;
 		this.#hash.update(chunk);
 		this.#bytesIn += chunk.length;
+		if (this.#config.checkpointMs > 0) {
+			this.#tail.push(chunk);
+			this.#tailBytes += chunk.length;
+			if (!this.#checkpointTimer) {
+				this.#checkpointTimer = setInterval(() => this.#checkpoint(), this.#config.checkpointMs);
+				this.#checkpointTimer.unref();
+			}
+		}
 		this.#pending.push(chunk);
 		this.#pendingBytes += chunk.length;
 		this.#opts.budget.take(chunk.length);
@@ -220,9 +247,94 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		if (this.#inputEnded) return;
 		this.#inputEnded = true;
 		if (this.#full) this.#clearFull();
+		clearInterval(this.#checkpointTimer);
+		this.#tail = [];
+		this.#tailBytes = 0;
 		this.#cutPart();
 		this.#pump();
 		this.#changed();
+	}
+
+	// ---- checkpoints: the durable tail ----
+
+	/**
+	 * Stores the bytes written since the last checkpoint as an object of their own (PutObject), so that a crash
+	 * (recorder, gateway, host) loses at most the last checkpoint interval: `recover` appends them to the parts the
+	 * upload already has. Once the object is completed they are deleted.
+	 */
+	#checkpoint(): void {
+		if (this.#tailBytes === 0 || this.#inputEnded || this.#rejected) return;
+		// During an outage one checkpoint at a time waits; the tail grows and goes in the next one.
+		if (this.#journalInflight >= 2) return;
+		const body = this.#tail.length === 1 ? (this.#tail[0] as Buffer) : Buffer.concat(this.#tail, this.#tailBytes);
+		const offset = this.#tailFrom;
+		this.#tail = [];
+		this.#tailFrom += this.#tailBytes;
+		this.#tailBytes = 0;
+		const end = offset + body.length;
+		const journal: Journal = {
+			key: journalKey(this.key, {
+				offset,
+				at: Date.now(),
+				frames: this.#opts.framesAt?.(end),
+			}),
+			offset,
+			size: body.length,
+			body,
+			state: "uploading",
+		};
+		this.#journals.push(journal);
+		this.#opts.budget.take(body.length);
+		this.#journalInflight++;
+		const { target, client } = this.#opts;
+		void this.#retry(`store a checkpoint at ${offset}`, (abortSignal) =>
+			client.send(
+				new PutObjectCommand({
+					Bucket: target.bucket,
+					Key: journal.key,
+					Body: body,
+					ContentLength: body.length,
+					ContentType: "application/octet-stream",
+					...ssePutParams(target.encryption),
+				}),
+				{ abortSignal },
+			),
+		)
+			.then(
+				() => {
+					journal.state = "done";
+					this.emit("checkpoint", { offset, size: body.length });
+				},
+				(err: unknown) => {
+					journal.state = "failed";
+					this.#failed(err);
+				},
+			)
+			.finally(() => {
+				journal.body = undefined;
+				this.#opts.budget.release(body.length);
+				this.#journalInflight--;
+				this.#changed();
+			});
+	}
+
+	/** After the object is completed, its checkpoints are of no use: one DeleteObjects (up to 1000 keys per request). */
+	async #deleteJournals(): Promise<void> {
+		const keys = this.#journals.filter((j) => j.state === "done").map((j) => j.key);
+		const { target, client } = this.#opts;
+		for (let i = 0; i < keys.length; i += 1000) {
+			try {
+				await client.send(
+					new DeleteObjectsCommand({
+						Bucket: target.bucket,
+						Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+					}),
+				);
+			} catch (err) {
+				// Left for a later recover to clean up (it deletes the checkpoints of completed objects).
+				this.#log.warn({ err: errText(err), count: keys.length }, "could not delete the checkpoints");
+			}
+		}
 	}
 
 	// ---- upload ----
@@ -354,7 +466,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 
 	/** Nothing more will happen without new input: no request running, nothing startable. */
 	#settled(): boolean {
-		if (this.#creating || this.#inflight > 0) return false;
+		if (this.#creating || this.#inflight > 0 || this.#journalInflight > 0) return false;
 		if (this.#rejected || this.#createFailed || this.#giveUp.signal.aborted) return true;
 		if (this.#bytesIn > 0 && !this.#uploadId) return false;
 		return !this.#parts.some((p) => p.state === "queued");
@@ -433,6 +545,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 			};
 			outcome.object = object;
 			this.#log.info({ size: object.size, parts: stored, truncated: object.truncated }, "object written");
+			await this.#deleteJournals(); // completed: they can no longer be appended
 			return outcome;
 		} catch (err) {
 			const reason = err instanceof GaveUp ? errText(this.#lastTransient) : errText(err);

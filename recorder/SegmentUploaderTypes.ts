@@ -16,6 +16,7 @@ export type SegmentUploaderConfig = Pick<
 	| "rolloverParts"
 	| "maxObjectBytes"
 	| "bufferFullGraceMs"
+	| "checkpointMs"
 >;
 
 export interface SegmentUploaderOptions {
@@ -26,6 +27,8 @@ export interface SegmentUploaderOptions {
 	/** The track's memory budget (shared by its segments). */
 	budget: ByteBudget;
 	config: SegmentUploaderConfig;
+	/** Frames entirely within the object's first `bytes` bytes (named in each checkpoint, for recovery's count). */
+	framesAt?: (bytes: number) => number;
 	log: Logger;
 }
 
@@ -55,6 +58,8 @@ export interface SegmentOutcome {
 }
 
 export type SegmentUploaderEvents = {
+	/** A checkpoint of the tail is stored: bytes up to offset + size survive a crash from now on. */
+	checkpoint: [info: { offset: number; size: number }];
 	/** A part is stored. */
 	part: [info: { partNumber: number; size: number }];
 	/** The object nears a limit (part count or size): start the next segment. Emitted once. */

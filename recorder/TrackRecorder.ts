@@ -252,6 +252,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			budget: this.#budget,
 			config,
 			log,
+			framesAt: (bytes) => framesWithin(writer.frameEnds, bytes),
 		});
 		const writer = new WebmWriter({
 			codec: this.#video ? "vp8" : "opus",
@@ -312,10 +313,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		const total = seg.writer.frames;
 		let stored = 0;
 		if (o && !o.truncated) stored = total;
-		else if (o) {
-			const ends = seg.writer.frameEnds;
-			while (stored < ends.length && (ends[stored] as number) <= o.size) stored++;
-		}
+		else if (o) stored = framesWithin(seg.writer.frameEnds, o.size);
 		this.#framesWritten += stored;
 		if (stored < total) {
 			const from = seg.frameTimes[stored] ?? seg.startedAt;
@@ -343,4 +341,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			...(o.truncated ? { truncated: true } : {}),
 		});
 	}
+}
+
+/** How many frames end within the first `bytes` bytes (`ends`: the file size after each frame, ascending). */
+function framesWithin(ends: readonly number[], bytes: number): number {
+	let lo = 0;
+	let hi = ends.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >> 1;
+		if ((ends[mid] as number) <= bytes) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
 }

@@ -102,6 +102,14 @@ export class Capture {
 				this.#coverage.set(e.kind, { sessionId: e.sessionId, entries: e.entries });
 				this.#renderCoverage();
 			}),
+			signaling.on("recordingLoss", (e) => {
+				const seconds = Math.max(0.1, (Date.parse(e.to) - Date.parse(e.from)) / 1000).toFixed(1);
+				const who = e.displayName || "someone";
+				this.#showMessage(
+					`Recording: ${seconds} s of ${who}'s ${e.track === "audio" ? "audio" : e.track} will be missing (${e.cause.replace(/_/g, " ")}).`,
+					"recording_loss",
+				);
+			}),
 			signaling.on("mediaHeld", ({ held, producerIds }) => {
 				// The gateway releases all of a person's held media at once (they consented, or capture stopped).
 				if (held) for (const id of producerIds) this.#held.add(id);
