@@ -86,6 +86,18 @@ describe("recording faults", () => {
 		expect(crashed.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
 		expect(after.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
 		for (const t of [...crashed, ...after]) expect(t.objects.length).toBeGreaterThanOrEqual(1);
+		// What the crash cost each track is in the manifest: at most 5 s before the crash, then until the reopen.
+		for (const t of crashed) {
+			const hole = t.holes.find((h) => h.cause === "recorder_crash");
+			expect(hole).toBeDefined();
+			expect((Date.parse(hole?.to as string) - Date.parse(hole?.from as string)) / 1000).toBeLessThanOrEqual(5.5);
+			for (const o of t.objects) {
+				const p = await probeMedia(await bucket.bytes(o.key));
+				expect(p.decodeErrors).toBe("");
+			}
+		}
+		for (const t of after) expect(t.holes.map((h) => h.cause)).toContain("recorder_crash");
+		for (const t of after) expect(t.framesWritten).toBe(t.framesReceived);
 		// The tracks after the restart start a new block of sequence numbers: no key is ever written twice.
 		const keys = manifest.tracks.flatMap((t) => t.objects.map((o) => o.key));
 		expect(new Set(keys).size).toBe(keys.length);
