@@ -321,6 +321,9 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 			case "keyframeNeeded":
 				this.emit("keyframeNeeded", { trackId: msg.trackId });
 				return;
+			case "trackStarted":
+				this.emit("trackStarted", { trackId: msg.trackId, at: msg.at });
+				return;
 			case "trackHole":
 				this.emit("trackHole", { trackId: msg.trackId, hole: msg.hole });
 				return;

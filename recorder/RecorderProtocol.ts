@@ -264,6 +264,13 @@ export const HoleSchema = z.object({
 });
 export type HoleEntry = z.infer<typeof HoleSchema>;
 
+/** A track's first frame is in the muxer (its media is being recorded from `at` on). */
+export const TrackStartedSchema = z.object({
+	type: z.literal("trackStarted"),
+	trackId: TrackIdSchema,
+	at: isoTime,
+});
+
 /** Sent the moment a track loses data (so the host can be warned), and listed in the track's manifest entry. */
 export const TrackHoleSchema = z.object({
 	type: z.literal("trackHole"),
@@ -414,6 +421,7 @@ export const ChildMessageSchema = z.discriminatedUnion("type", [
 	PartUploadedSchema,
 	KeyframeNeededSchema,
 	TrackHoleSchema,
+	TrackStartedSchema,
 	TrackStoppingSchema,
 	TrackFailedSchema,
 	RecoveredSchema,
@@ -461,26 +469,17 @@ export function objectKey(key: TrackKey, seq: number): string {
 }
 
 /**
- * The key of a checkpoint of an object's tail: `{objectKey}.{offset}-{at}-{frames}.tail` (offset in the object,
- * the wall-clock ms it was cut at, the frames the object holds up to its end, or `x` when unknown).
+ * The name of a session's checkpoint object, `{ms}-{n}.ckpt` in the session's folder: a JSON index line
+ * `{ v: 1, at, entries: [{ key, offset, size, at, frames }] }` (each piece: an object's bytes [offset, offset + size),
+ * found at `at` after the index line), then the pieces.
  */
-export function journalKey(object: string, j: { offset: number; at: number; frames?: number | undefined }): string {
-	return `${object}.${j.offset}-${j.at}-${j.frames ?? "x"}.tail`;
+export function checkpointKey(at: number, n: number): string {
+	return `${at}-${n}.ckpt`;
 }
 
-/** The inverse of journalKey. */
-export function parseJournalKey(
-	key: string,
-): { objectKey: string; offset: number; at: number; frames?: number } | undefined {
-	const m = /^(.+\.webm)\.(\d{1,15})-(\d{1,15})-(\d{1,12}|x)\.tail$/.exec(key);
-	if (!m) return undefined;
-	const [, objectKey, offset, at, frames] = m as unknown as [string, string, string, string, string];
-	return {
-		objectKey,
-		offset: Number(offset),
-		at: Number(at),
-		...(frames === "x" ? {} : { frames: Number(frames) }),
-	};
+/** True for a checkpoint object's key. */
+export function isCheckpointKey(key: string): boolean {
+	return /\/\d{1,15}-\d{1,12}\.ckpt$/.test(key);
 }
 
 /** The inverse of objectKey under `prefix`; undefined for keys the recorder did not write. */

@@ -4,6 +4,7 @@ import type { Logger } from "../server/logger.js";
 import { assertEndpointAllowed } from "../server/storage/endpointGuard.js";
 import { classifyS3Error, createS3Client } from "../server/storage/preflight.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import { CheckpointWriter } from "./CheckpointWriter.js";
 import { RecorderError } from "./errors.js";
 import { findExecutable } from "./executables.js";
 import {
@@ -31,6 +32,14 @@ export interface RecorderServiceOptions {
 interface OpenTrack {
 	recorder: TrackRecorder;
 	client: S3Client;
+	/** The session's checkpoint writer it shares (key in #checkpoints). */
+	checkpoints?: string;
+}
+
+interface SessionCheckpoints {
+	writer: CheckpointWriter;
+	client: S3Client;
+	tracks: number;
 }
 
 /**
@@ -44,6 +53,8 @@ export class RecorderService {
 	readonly #log: Logger;
 	readonly #send: (message: ChildMessage) => void;
 	readonly #tracks = new Map<string, OpenTrack>();
+	/** One checkpoint writer per recording session (bucket + folder), shared by its tracks. */
+	readonly #checkpoints = new Map<string, SessionCheckpoints>();
 	readonly #opening = new Set<string>();
 	readonly #transcriptions = new Map<string, TrackTranscriber>();
 	readonly #openingTranscriptions = new Set<string>();
@@ -142,6 +153,7 @@ export class RecorderService {
 			const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
 			await assertEndpointAllowed(msg.target.endpoint, policy);
 			const client = this.#client(msg.target, policy);
+			const checkpoints = this.#checkpointsFor(msg, policy);
 			const segmentMs = msg.options?.segmentSeconds
 				? msg.options.segmentSeconds * 1000
 				: (msg.options?.segmentMinutes ?? this.#config.segmentMinutes) * 60_000;
@@ -156,17 +168,20 @@ export class RecorderService {
 					client,
 					config: this.#config,
 					segmentMs,
+					...(checkpoints ? { checkpoints: checkpoints.writer } : {}),
 					...(msg.firstSeq ? { firstSeq: msg.firstSeq } : {}),
 					log: this.#log,
 				});
 			} catch (err) {
 				client.destroy();
+				if (checkpoints) void this.#releaseCheckpoints(checkpoints.key);
 				throw err;
 			}
 			const { trackId } = msg;
 			recorder.on("objectWritten", (o) => this.#send({ type: "objectWritten", ...o }));
 			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
 			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
+			recorder.on("started", (at) => this.#send({ type: "trackStarted", trackId, at: new Date(at).toISOString() }));
 			recorder.on("hole", (h) =>
 				this.#send({
 					type: "trackHole",
@@ -184,7 +199,7 @@ export class RecorderService {
 				if (recorder.state === "failed") this.#forget(trackId);
 				this.#send({ type: "trackFailed", trackId, ...f, stats: recorder.stats });
 			});
-			this.#tracks.set(trackId, { recorder, client });
+			this.#tracks.set(trackId, { recorder, client, ...(checkpoints ? { checkpoints: checkpoints.key } : {}) });
 			if (this.#shutdown) void this.#closeTrack({ type: "closeTrack", trackId }).catch(() => undefined);
 			this.#send({
 				type: "trackOpened",
@@ -216,6 +231,44 @@ export class RecorderService {
 		if (!track) return;
 		this.#tracks.delete(trackId);
 		track.client.destroy();
+		if (track.checkpoints) void this.#releaseCheckpoints(track.checkpoints);
+	}
+
+	/** The checkpoint writer of the track's session (one S3 request per session per interval, for all its tracks). */
+	#checkpointsFor(
+		msg: OpenTrackMessage,
+		policy: { allowHttp: boolean; allowPrivate: boolean },
+	): { key: string; writer: CheckpointWriter } | undefined {
+		if (this.#config.checkpointMs <= 0) return undefined;
+		const { prefix, meetingId, sessionId } = msg.key;
+		const base = `${prefix ? `${prefix}/` : ""}${meetingId}/${sessionId}`;
+		const key = `${msg.target.endpoint}|${msg.target.bucket}|${base}`;
+		let entry = this.#checkpoints.get(key);
+		if (!entry) {
+			const client = this.#client(msg.target, policy);
+			entry = {
+				client,
+				tracks: 0,
+				writer: new CheckpointWriter({
+					client,
+					target: msg.target,
+					base,
+					intervalMs: this.#config.checkpointMs,
+					log: this.#log,
+				}),
+			};
+			this.#checkpoints.set(key, entry);
+		}
+		entry.tracks++;
+		return { key, writer: entry.writer };
+	}
+
+	async #releaseCheckpoints(key: string): Promise<void> {
+		const entry = this.#checkpoints.get(key);
+		if (!entry || --entry.tracks > 0) return;
+		this.#checkpoints.delete(key);
+		await entry.writer.close().catch(() => undefined);
+		entry.client.destroy();
 	}
 
 	async #openTranscription(msg: OpenTranscriptionMessage): Promise<void> {

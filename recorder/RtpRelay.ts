@@ -50,7 +50,8 @@ export class RtpRelay {
 
 	static async create(options: RtpRelayOptions): Promise<RtpRelay> {
 		const open = async () => {
-			const s = dgram.createSocket({ type: "udp4", recvBufferSize: 1 << 20 });
+			// 4 MiB asked (the kernel caps it at net.core.rmem_max): a stalled event loop must not drop a burst of RTP.
+			const s = dgram.createSocket({ type: "udp4", recvBufferSize: 4 << 20 });
 			await new Promise<void>((resolve, reject) => {
 				s.once("error", reject);
 				s.bind(0, "127.0.0.1", () => {

@@ -4,15 +4,13 @@ import {
 	AbortMultipartUploadCommand,
 	CompleteMultipartUploadCommand,
 	CreateMultipartUploadCommand,
-	DeleteObjectsCommand,
-	PutObjectCommand,
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { ConsentryError } from "../server/errors.js";
 import type { Logger } from "../server/logger.js";
 import { classifyS3Error, sseGetParams, ssePutParams } from "../server/storage/preflight.js";
+import type { TailPiece, TailSource } from "./CheckpointWriter.js";
 import { UploadError } from "./errors.js";
-import { journalKey } from "./RecorderProtocol.js";
 import { MAX_PARTS } from "./RecorderTypes.js";
 import type {
 	SegmentObject,
@@ -31,15 +29,6 @@ interface Part {
 	/** Object size and hash state right after this part. */
 	sizeAfter: number;
 	hashAfter: Hash;
-}
-
-/** A checkpoint of the tail: the object's bytes [offset, offset + size) as an object of its own. */
-interface Journal {
-	key: string;
-	offset: number;
-	size: number;
-	body: Buffer | undefined;
-	state: "uploading" | "done" | "failed";
 }
 
 class GaveUp extends Error {}
@@ -63,7 +52,7 @@ class GaveUp extends Error {}
  * prefix of the parts, keep exact hashes of that prefix, or retry forever
  * within a memory budget and then give up on a deadline.
  */
-export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
+export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> implements TailSource {
 	readonly key: string;
 	readonly #opts: SegmentUploaderOptions;
 	readonly #config: SegmentUploaderConfig;
@@ -92,9 +81,8 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#tail: Buffer[] = [];
 	#tailBytes = 0;
 	#tailFrom = 0;
-	#journals: Journal[] = [];
-	#journalInflight = 0;
-	#checkpointTimer: NodeJS.Timeout | undefined;
+	/** Tail pieces handed to the checkpoint writer and not yet stored (or given up). */
+	#piecesInflight = 0;
 
 	constructor(options: SegmentUploaderOptions) {
 		super();
@@ -102,6 +90,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		this.#config = options.config;
 		this.key = options.key;
 		this.#log = options.log.child({ key: options.key });
+		options.checkpoints?.add(this);
 	}
 
 	get uploadId(): string | undefined {
@@ -155,13 +144,9 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		if (this.#inputEnded) return;
 		this.#hash.update(chunk);
 		this.#bytesIn += chunk.length;
-		if (this.#config.checkpointMs > 0) {
+		if (this.#opts.checkpoints) {
 			this.#tail.push(chunk);
 			this.#tailBytes += chunk.length;
-			if (!this.#checkpointTimer) {
-				this.#checkpointTimer = setInterval(() => this.#checkpoint(), this.#config.checkpointMs);
-				this.#checkpointTimer.unref();
-			}
 		}
 		this.#pending.push(chunk);
 		this.#pendingBytes += chunk.length;
@@ -247,7 +232,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		if (this.#inputEnded) return;
 		this.#inputEnded = true;
 		if (this.#full) this.#clearFull();
-		clearInterval(this.#checkpointTimer);
+		this.#opts.checkpoints?.remove(this);
 		this.#tail = [];
 		this.#tailBytes = 0;
 		this.#cutPart();
@@ -258,83 +243,33 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	// ---- checkpoints: the durable tail ----
 
 	/**
-	 * Stores the bytes written since the last checkpoint as an object of their own (PutObject), so that a crash
-	 * (recorder, gateway, host) loses at most the last checkpoint interval: `recover` appends them to the parts the
-	 * upload already has. Once the object is completed they are deleted.
+	 * The bytes written since the last checkpoint, for the session's CheckpointWriter to store (with the other
+	 * tracks' in one object), so that a crash (recorder, gateway, host) loses at most one checkpoint interval:
+	 * `recover` appends them to the parts the upload already has.
 	 */
-	#checkpoint(): void {
-		if (this.#tailBytes === 0 || this.#inputEnded || this.#rejected) return;
-		// During an outage one checkpoint at a time waits; the tail grows and goes in the next one.
-		if (this.#journalInflight >= 2) return;
+	takeTail(): TailPiece | undefined {
+		if (this.#tailBytes === 0 || this.#inputEnded || this.#rejected) return undefined;
 		const body = this.#tail.length === 1 ? (this.#tail[0] as Buffer) : Buffer.concat(this.#tail, this.#tailBytes);
 		const offset = this.#tailFrom;
 		this.#tail = [];
 		this.#tailFrom += this.#tailBytes;
 		this.#tailBytes = 0;
-		const end = offset + body.length;
-		const journal: Journal = {
-			key: journalKey(this.key, {
-				offset,
-				at: Date.now(),
-				frames: this.#opts.framesAt?.(end),
-			}),
-			offset,
-			size: body.length,
-			body,
-			state: "uploading",
-		};
-		this.#journals.push(journal);
 		this.#opts.budget.take(body.length);
-		this.#journalInflight++;
-		const { target, client } = this.#opts;
-		void this.#retry(`store a checkpoint at ${offset}`, (abortSignal) =>
-			client.send(
-				new PutObjectCommand({
-					Bucket: target.bucket,
-					Key: journal.key,
-					Body: body,
-					ContentLength: body.length,
-					ContentType: "application/octet-stream",
-					...ssePutParams(target.encryption),
-				}),
-				{ abortSignal },
-			),
-		)
-			.then(
-				() => {
-					journal.state = "done";
-					this.emit("checkpoint", { offset, size: body.length });
-				},
-				(err: unknown) => {
-					journal.state = "failed";
-					this.#failed(err);
-				},
-			)
-			.finally(() => {
-				journal.body = undefined;
+		this.#piecesInflight++;
+		let released = false;
+		return {
+			key: this.key,
+			offset,
+			body,
+			frames: this.#opts.framesAt?.(offset + body.length),
+			done: () => {
+				if (released) return;
+				released = true;
 				this.#opts.budget.release(body.length);
-				this.#journalInflight--;
+				this.#piecesInflight--;
 				this.#changed();
-			});
-	}
-
-	/** After the object is completed, its checkpoints are of no use: one DeleteObjects (up to 1000 keys per request). */
-	async #deleteJournals(): Promise<void> {
-		const keys = this.#journals.filter((j) => j.state === "done").map((j) => j.key);
-		const { target, client } = this.#opts;
-		for (let i = 0; i < keys.length; i += 1000) {
-			try {
-				await client.send(
-					new DeleteObjectsCommand({
-						Bucket: target.bucket,
-						Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
-					}),
-				);
-			} catch (err) {
-				// Left for a later recover to clean up (it deletes the checkpoints of completed objects).
-				this.#log.warn({ err: errText(err), count: keys.length }, "could not delete the checkpoints");
-			}
-		}
+			},
+		};
 	}
 
 	// ---- upload ----
@@ -466,7 +401,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 
 	/** Nothing more will happen without new input: no request running, nothing startable. */
 	#settled(): boolean {
-		if (this.#creating || this.#inflight > 0 || this.#journalInflight > 0) return false;
+		if (this.#creating || this.#inflight > 0) return false;
 		if (this.#rejected || this.#createFailed || this.#giveUp.signal.aborted) return true;
 		if (this.#bytesIn > 0 && !this.#uploadId) return false;
 		return !this.#parts.some((p) => p.state === "queued");
@@ -545,7 +480,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 			};
 			outcome.object = object;
 			this.#log.info({ size: object.size, parts: stored, truncated: object.truncated }, "object written");
-			await this.#deleteJournals(); // completed: they can no longer be appended
+			this.#opts.checkpoints?.completed(this.key); // its checkpoints are of no more use
 			return outcome;
 		} catch (err) {
 			const reason = err instanceof GaveUp ? errText(this.#lastTransient) : errText(err);

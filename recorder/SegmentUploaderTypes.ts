@@ -2,6 +2,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../server/logger.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
 import type { ByteBudget } from "./ByteBudget.js";
+import type { CheckpointWriter } from "./CheckpointWriter.js";
 import type { UploadError } from "./errors.js";
 import type { RecorderConfig } from "./RecorderTypes.js";
 
@@ -16,7 +17,6 @@ export type SegmentUploaderConfig = Pick<
 	| "rolloverParts"
 	| "maxObjectBytes"
 	| "bufferFullGraceMs"
-	| "checkpointMs"
 >;
 
 export interface SegmentUploaderOptions {
@@ -27,6 +27,8 @@ export interface SegmentUploaderOptions {
 	/** The track's memory budget (shared by its segments). */
 	budget: ByteBudget;
 	config: SegmentUploaderConfig;
+	/** The session's checkpoint writer: the object's tail goes into it every interval (absent: no checkpoints). */
+	checkpoints?: CheckpointWriter;
 	/** Frames entirely within the object's first `bytes` bytes (named in each checkpoint, for recovery's count). */
 	framesAt?: (bytes: number) => number;
 	log: Logger;
@@ -58,8 +60,6 @@ export interface SegmentOutcome {
 }
 
 export type SegmentUploaderEvents = {
-	/** A checkpoint of the tail is stored: bytes up to offset + size survive a crash from now on. */
-	checkpoint: [info: { offset: number; size: number }];
 	/** A part is stored. */
 	part: [info: { partNumber: number; size: number }];
 	/** The object nears a limit (part count or size): start the next segment. Emitted once. */

@@ -65,6 +65,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#ending: Promise<void> | undefined;
 	#framesWritten = 0;
 	#framesNoSegment = 0;
+	#started = false;
 	readonly #holes: Hole[] = [];
 
 	private constructor(options: TrackRecorderOptions) {
@@ -218,6 +219,10 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			seg = this.#startSegment(frame.receivedAt);
 		}
 		seg.writer.add(frame);
+		if (!this.#started) {
+			this.#started = true;
+			this.emit("started", Date.now());
+		}
 		seg.frameTimes.push(frame.receivedAt);
 		seg.endedAt = frame.receivedAt;
 	}
@@ -253,6 +258,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			config,
 			log,
 			framesAt: (bytes) => framesWithin(writer.frameEnds, bytes),
+			...(this.#opts.checkpoints ? { checkpoints: this.#opts.checkpoints } : {}),
 		});
 		const writer = new WebmWriter({
 			codec: this.#video ? "vp8" : "opus",

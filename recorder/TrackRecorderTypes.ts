@@ -1,6 +1,7 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../server/logger.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import type { CheckpointWriter } from "./CheckpointWriter.js";
 import type { Hole } from "./DepacketizerTypes.js";
 import type { Codec, ObjectWritten, PartUploaded, TrackFailed, TrackKey } from "./RecorderProtocol.js";
 import type { RecorderConfig } from "./RecorderTypes.js";
@@ -16,6 +17,8 @@ export interface TrackRecorderOptions {
 	config: RecorderConfig;
 	/** Segment length. */
 	segmentMs: number;
+	/** The session's checkpoint writer (absent: no checkpoints). */
+	checkpoints?: CheckpointWriter;
 	/** The first segment's seq (default 1). */
 	firstSeq?: number;
 	log: Logger;
@@ -39,6 +42,8 @@ export type TrackRecorderEvents = {
 	partUploaded: [part: PartUploaded];
 	/** Video: the stream needs a key frame (a new object starts, or a loss): call consumer.requestKeyFrame(). */
 	keyframeNeeded: [];
+	/** The track's first frame is in the muxer (wall-clock ms). */
+	started: [at: number];
 	/** A stretch of the track that will not be in the bucket (as it becomes known). */
 	hole: [hole: Hole];
 	/** The track stopped recording for good, now (the objects it still completes are reported after). */

@@ -15,7 +15,7 @@ import {
 import type { Logger } from "../server/logger.js";
 import { sseGetParams, ssePutParams } from "../server/storage/preflight.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { type ObjectWritten, parseJournalKey, parseObjectKey, type Recovered } from "./RecorderProtocol.js";
+import { isCheckpointKey, type ObjectWritten, parseObjectKey, type Recovered } from "./RecorderProtocol.js";
 
 export interface RecoverOptions {
 	client: S3Client;
@@ -31,10 +31,15 @@ export interface RecoverOptions {
 	onObject: (object: ObjectWritten) => void;
 }
 
+/** One piece of an object's tail, inside a session checkpoint object. */
 interface Checkpoint {
+	/** The checkpoint object, and where in it the piece's bytes are. */
 	key: string;
+	start: number;
+	/** The piece: the object's bytes [offset, offset + size). */
 	offset: number;
 	size: number;
+	/** When the checkpoint was cut (wall-clock ms). */
 	at: number;
 	frames?: number;
 }
@@ -73,8 +78,10 @@ async function recoverSession(
 	const base = `${prefix ? `${prefix}/` : ""}${session.meetingId}/${session.sessionId}/`;
 	const live = new Set(options.liveUploadIds);
 	const uploads = await listUploads(client, target.bucket, base);
-	const { completed, checkpoints } = await listObjects(client, target.bucket, base);
+	const { completed, checkpoints, files } = await listObjects(client, target, base);
 	const keys = new Set<string>([...uploads.keys(), ...checkpoints.keys()]);
+	/** Objects finished (now or before): their pieces in the checkpoint files are of no more use. */
+	const handled = new Set<string>();
 	for (const key of keys) {
 		const parsed = parseObjectKey(prefix, key);
 		if (!parsed || parsed.sessionId !== session.sessionId) continue;
@@ -111,7 +118,7 @@ async function recoverSession(
 						});
 					}
 				}
-				await deleteKeys(client, target.bucket, cps, log);
+				handled.add(key);
 				continue;
 			}
 			const uploadId = upload.UploadId;
@@ -140,7 +147,7 @@ async function recoverSession(
 			}
 			if (run.length === 0) {
 				await client.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: key, UploadId: uploadId }));
-				await deleteKeys(client, target.bucket, cps, log);
+				handled.add(key);
 				result.aborted++;
 				log.info({ key, uploadId }, "recover: upload without parts or checkpoints aborted");
 				continue;
@@ -154,7 +161,7 @@ async function recoverSession(
 					...sseGetParams(target.encryption),
 				}),
 			);
-			await deleteKeys(client, target.bucket, cps, log);
+			handled.add(key);
 			result.completed++;
 			const size = run.reduce((n, p) => n + (p.Size ?? 0), 0);
 			const started = upload.Initiated ?? new Date();
@@ -180,6 +187,10 @@ async function recoverSession(
 			log.error({ err, key }, "recover: could not finish an object; left for a later recover");
 		}
 	}
+	for (const key of completed) handled.add(key);
+	// Checkpoint files all of whose objects are finished are deleted (a live recorder's are left alone).
+	const obsolete = [...files].filter(([, objects]) => [...objects].every((k) => handled.has(k))).map(([f]) => f);
+	await deleteKeys(client, target.bucket, obsolete, log);
 }
 
 /** The checkpoints that continue the object from byte `from` without a gap, joined (from `from` on). */
@@ -202,13 +213,8 @@ async function joinCheckpoints(
 	if (!first || !last) return undefined;
 	const bodies: Buffer[] = [];
 	for (const c of chain) {
-		const res = await client.send(
-			new GetObjectCommand({ Bucket: target.bucket, Key: c.key, ...sseGetParams(target.encryption) }),
-		);
-		const bytes = Buffer.from(
-			await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-		);
-		if (bytes.length !== c.size) break;
+		const bytes = await getRange(client, target, c.key, c.start, c.size).catch(() => undefined);
+		if (!bytes || bytes.length !== c.size) break;
 		bodies.push(bytes);
 	}
 	if (bodies.length === 0) return undefined;
@@ -239,46 +245,93 @@ async function listUploads(client: S3Client, bucket: string, base: string): Prom
 	return out;
 }
 
+async function getRange(
+	client: S3Client,
+	target: StorageTarget,
+	key: string,
+	start: number,
+	size: number,
+): Promise<Buffer> {
+	const res = await client.send(
+		new GetObjectCommand({
+			Bucket: target.bucket,
+			Key: key,
+			Range: `bytes=${start}-${start + size - 1}`,
+			...sseGetParams(target.encryption),
+		}),
+	);
+	return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+}
+
+interface CheckpointIndex {
+	at: number;
+	entries: { key: string; offset: number; size: number; at: number; frames: number | null }[];
+}
+
+/** The session folder: completed objects, and the checkpoint files with the pieces they hold per object. */
 async function listObjects(
 	client: S3Client,
-	bucket: string,
+	target: StorageTarget,
 	base: string,
-): Promise<{ completed: Set<string>; checkpoints: Map<string, Checkpoint[]> }> {
+): Promise<{ completed: Set<string>; checkpoints: Map<string, Checkpoint[]>; files: Map<string, Set<string>> }> {
 	const completed = new Set<string>();
 	const checkpoints = new Map<string, Checkpoint[]>();
+	const files = new Map<string, Set<string>>();
+	const ckpts: { key: string; size: number }[] = [];
 	let token: string | undefined;
 	for (;;) {
 		const page = await client.send(
-			new ListObjectsV2Command({ Bucket: bucket, Prefix: base, ...(token ? { ContinuationToken: token } : {}) }),
+			new ListObjectsV2Command({ Bucket: target.bucket, Prefix: base, ...(token ? { ContinuationToken: token } : {}) }),
 		);
 		for (const o of page.Contents ?? []) {
 			if (!o.Key) continue;
-			const j = parseJournalKey(o.Key);
-			if (j) {
-				const list = checkpoints.get(j.objectKey) ?? [];
-				list.push({
-					key: o.Key,
-					offset: j.offset,
-					size: o.Size ?? 0,
-					at: j.at,
-					...(j.frames !== undefined ? { frames: j.frames } : {}),
-				});
-				checkpoints.set(j.objectKey, list);
-			} else completed.add(o.Key);
+			if (isCheckpointKey(o.Key)) ckpts.push({ key: o.Key, size: o.Size ?? 0 });
+			else completed.add(o.Key);
 		}
 		if (!page.IsTruncated || !page.NextContinuationToken) break;
 		token = page.NextContinuationToken;
 	}
-	return { completed, checkpoints };
+	for (const f of ckpts) {
+		// The index is the first line; it is small (about 100 bytes per track).
+		let head = await getRange(client, target, f.key, 0, Math.min(f.size, 65_536));
+		let nl = head.indexOf(0x0a);
+		if (nl < 0 && f.size > head.length) {
+			head = await getRange(client, target, f.key, 0, f.size);
+			nl = head.indexOf(0x0a);
+		}
+		if (nl < 0) continue;
+		let index: CheckpointIndex;
+		try {
+			index = JSON.parse(head.subarray(0, nl).toString("utf8")) as CheckpointIndex;
+		} catch {
+			continue;
+		}
+		const objects = new Set<string>();
+		for (const e of index.entries ?? []) {
+			objects.add(e.key);
+			const list = checkpoints.get(e.key) ?? [];
+			list.push({
+				key: f.key,
+				start: nl + 1 + e.at,
+				offset: e.offset,
+				size: e.size,
+				at: index.at,
+				...(typeof e.frames === "number" ? { frames: e.frames } : {}),
+			});
+			checkpoints.set(e.key, list);
+		}
+		files.set(f.key, objects);
+	}
+	return { completed, checkpoints, files };
 }
 
-async function deleteKeys(client: S3Client, bucket: string, cps: Checkpoint[], log: Logger): Promise<void> {
-	for (let i = 0; i < cps.length; i += 1000) {
+async function deleteKeys(client: S3Client, bucket: string, keys: string[], log: Logger): Promise<void> {
+	for (let i = 0; i < keys.length; i += 1000) {
 		try {
 			await client.send(
 				new DeleteObjectsCommand({
 					Bucket: bucket,
-					Delete: { Objects: cps.slice(i, i + 1000).map((c) => ({ Key: c.key })), Quiet: true },
+					Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
 				}),
 			);
 		} catch (err) {

@@ -116,7 +116,7 @@ describe("bucket outages", () => {
 				expect(o.truncated).toBeUndefined();
 				const p = await probeMedia(await bucket.bytes(o.key));
 				expect(p.decodeErrors).toBe("");
-				expect(p.packets).toBe(o.frames);
+				if (t.codec.kind === "video") expect(p.packets).toBe(o.frames); // Opus: up to 5 frames per block
 				duration += p.seconds;
 			}
 			expect(Math.abs(duration - seconds)).toBeLessThan(1.5);
