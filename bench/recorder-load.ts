@@ -390,6 +390,7 @@ interface StepResult {
 	framesWritten: number;
 	framesSent: number;
 	failures: number;
+	failureReasons: string[];
 	decodeErrors: number;
 }
 
@@ -455,6 +456,7 @@ async function step(streams: number): Promise<StepResult> {
 		framesWritten: sum(stats, "framesWritten"),
 		framesSent: replays.reduce((n, p) => n + p.frames, 0),
 		failures: r.failures.length,
+		failureReasons: r.failures,
 		decodeErrors,
 	};
 }
@@ -583,6 +585,14 @@ for (const [n, rs] of stepRuns) {
 	out.push(
 		`| ${n} | ${f2(m((r) => r.core))} (${f2(m((r) => r.idleCore))}) | **${m((r) => r.perStreamCore).toFixed(4)}** | ${f1(m((r) => r.rss))} (${f1(m((r) => r.idleRss))}) | **${f2(m((r) => r.perStreamRss))}** | ${f1(m((r) => r.pss))} | ${f2(m((r) => r.replayCore))} | ${ff.length ? `${median(ff).toFixed(0)} / ${percentile(ff, 95).toFixed(0)}` : "–"} | ${pct(m((r) => r.overheadAudio))} / ${pct(m((r) => r.overheadVideo))} | ${rs.reduce((a, r) => a + r.framesWritten, 0)} / ${rs.reduce((a, r) => a + r.framesReceived, 0)} (sent ${rs.reduce((a, r) => a + r.framesSent, 0)}); ${rs.reduce((a, r) => a + r.failures, 0)} failed, ${rs.reduce((a, r) => a + r.decodeErrors, 0)} decode errors |`,
 	);
+}
+const reasons = new Map<string, number>();
+for (const rs of stepRuns.values())
+	for (const r of rs)
+		for (const f of r.failureReasons) reasons.set(f.slice(0, 160), (reasons.get(f.slice(0, 160)) ?? 0) + 1);
+if (reasons.size) {
+	out.push("");
+	out.push(`Track failures: ${[...reasons].map(([m, n]) => `${m} ×${n}`).join("; ")}.`);
 }
 if (burstRes) {
 	out.push("");

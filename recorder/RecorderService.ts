@@ -53,6 +53,8 @@ export class RecorderService {
 	readonly #log: Logger;
 	readonly #send: (message: ChildMessage) => void;
 	readonly #tracks = new Map<string, OpenTrack>();
+	readonly #clients = new Map<string, { client: S3Client; refs: number }>();
+	readonly #clientKeys = new Map<S3Client, string>();
 	/** One checkpoint writer per recording session (bucket + folder), shared by its tracks. */
 	readonly #checkpoints = new Map<string, SessionCheckpoints>();
 	readonly #opening = new Set<string>();
@@ -152,7 +154,7 @@ export class RecorderService {
 		try {
 			const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
 			await assertEndpointAllowed(msg.target.endpoint, policy);
-			const client = this.#client(msg.target, policy);
+			const client = this.#sharedClient(msg.target, policy);
 			const checkpoints = this.#checkpointsFor(msg, policy);
 			const segmentMs = msg.options?.segmentSeconds
 				? msg.options.segmentSeconds * 1000
@@ -173,7 +175,7 @@ export class RecorderService {
 					log: this.#log,
 				});
 			} catch (err) {
-				client.destroy();
+				this.#releaseClient(client);
 				if (checkpoints) void this.#releaseCheckpoints(checkpoints.key);
 				throw err;
 			}
@@ -230,7 +232,7 @@ export class RecorderService {
 		const track = this.#tracks.get(trackId);
 		if (!track) return;
 		this.#tracks.delete(trackId);
-		track.client.destroy();
+		this.#releaseClient(track.client);
 		if (track.checkpoints) void this.#releaseCheckpoints(track.checkpoints);
 	}
 
@@ -245,7 +247,7 @@ export class RecorderService {
 		const key = `${msg.target.endpoint}|${msg.target.bucket}|${base}`;
 		let entry = this.#checkpoints.get(key);
 		if (!entry) {
-			const client = this.#client(msg.target, policy);
+			const client = this.#sharedClient(msg.target, policy);
 			entry = {
 				client,
 				tracks: 0,
@@ -268,7 +270,7 @@ export class RecorderService {
 		if (!entry || --entry.tracks > 0) return;
 		this.#checkpoints.delete(key);
 		await entry.writer.close().catch(() => undefined);
-		entry.client.destroy();
+		this.#releaseClient(entry.client);
 	}
 
 	async #openTranscription(msg: OpenTranscriptionMessage): Promise<void> {
@@ -351,6 +353,32 @@ export class RecorderService {
 		} finally {
 			client.destroy();
 		}
+	}
+
+	/**
+	 * One S3 client per target (endpoint, credentials, policy) for all the tracks writing to it: creating a client
+	 * costs milliseconds, and hundreds of tracks open at once.
+	 */
+	#sharedClient(target: StorageTarget, policy: { allowHttp: boolean; allowPrivate: boolean }): S3Client {
+		const key = JSON.stringify([target, policy]);
+		let entry = this.#clients.get(key);
+		if (!entry) {
+			entry = { client: this.#client(target, policy), refs: 0 };
+			this.#clients.set(key, entry);
+			this.#clientKeys.set(entry.client, key);
+		}
+		entry.refs++;
+		return entry.client;
+	}
+
+	#releaseClient(client: S3Client): void {
+		const key = this.#clientKeys.get(client);
+		const entry = key ? this.#clients.get(key) : undefined;
+		if (!entry || !key) return;
+		if (--entry.refs > 0) return;
+		this.#clients.delete(key);
+		this.#clientKeys.delete(client);
+		client.destroy();
 	}
 
 	#client(target: StorageTarget, policy: { allowHttp: boolean; allowPrivate: boolean }): S3Client {

@@ -81,8 +81,6 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 	#tail: Buffer[] = [];
 	#tailBytes = 0;
 	#tailFrom = 0;
-	/** Tail pieces handed to the checkpoint writer and not yet stored (or given up). */
-	#piecesInflight = 0;
 
 	constructor(options: SegmentUploaderOptions) {
 		super();
@@ -255,7 +253,6 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 		this.#tailFrom += this.#tailBytes;
 		this.#tailBytes = 0;
 		this.#opts.budget.take(body.length);
-		this.#piecesInflight++;
 		let released = false;
 		return {
 			key: this.key,
@@ -266,7 +263,6 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 				if (released) return;
 				released = true;
 				this.#opts.budget.release(body.length);
-				this.#piecesInflight--;
 				this.#changed();
 			},
 		};

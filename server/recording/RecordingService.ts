@@ -648,7 +648,9 @@ export class RecordingService implements CaptureSink {
 				t.framesWritten = t.objects.every((o) => o.frames !== undefined)
 					? t.objects.reduce((n, o) => n + (o.frames ?? 0), 0)
 					: null;
-				const saved = t.objects.reduce((m, o) => (o.endedAt > m ? o.endedAt : m), t.openedAt);
+				const saved = new Date(
+					Math.max(Date.parse(t.openedAt), ...t.objects.map((o) => Date.parse(o.endedAt))),
+				).toISOString();
 				if (saved > endedAt) endedAt = saved;
 				if (!t.closedAt) {
 					t.closedAt = saved;
