@@ -77,6 +77,11 @@ describe("recording faults", () => {
 			() => gw.recorder?.alive && gw.recorder.pid !== oldPid && gw.recorder.openTracks.length === 2,
 			20_000,
 		);
+		// The host is told, live, what the crash cost.
+		const warning = page.getByTestId("capture-message");
+		await warning.waitFor({ state: "visible", timeout: 20_000 });
+		expect(await warning.getAttribute("data-code")).toBe("recording_loss");
+		expect(await warning.textContent()).toMatch(/crash-host's (audio|camera) will be missing \(recorder crash\)/);
 		await new Promise((r) => setTimeout(r, 7000));
 		await page.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
 

@@ -261,11 +261,13 @@ export class RecordingService implements CaptureSink {
 		for (const t of lost) {
 			// What a crashed track lost: from the end of what recovery saved to the crash.
 			const saved = t.objects.reduce((m, o) => Math.max(m, Date.parse(o.endedAt)), Date.parse(t.openedAt));
-			t.holes.push({
+			const hole: HoleEntry = {
 				from: new Date(Math.min(saved, now)).toISOString(),
 				to: new Date(now).toISOString(),
 				cause: "recorder_crash",
-			});
+			};
+			t.holes.push(hole);
+			this.#warn(t, hole);
 			if (t.tap && this.#capture.mayCapture(t.tap.session.meetingId, "recording", t.peerId)) {
 				void this.#open({ ...t.tap, reason: "recorder_restarted" });
 			}
@@ -277,6 +279,12 @@ export class RecordingService implements CaptureSink {
 		const t = this.#tracks.get(trackId);
 		if (!t) return;
 		t.holes.push(hole);
+		this.#warn(t, hole);
+	}
+
+	/** Tells the meeting's hosts, live, that part of a track will be missing (at most every 10 s per track). */
+	#warn(t: TrackRecord, hole: HoleEntry): void {
+		const trackId = t.trackId;
 		const rec = this.#sessions.get(trackId.split("_")[0] ?? "");
 		const now = Date.now();
 		if (!rec || now - (this.#warnedAt.get(trackId) ?? 0) < WARN_EVERY_MS) return;
