@@ -31,6 +31,11 @@ export const RecorderConfigSchema = z
 			.min(MIN_PART_SIZE + MiB)
 			.max(4096 * MiB)
 			.default(64 * MiB),
+		/**
+		 * A bucket that answers nothing for this long stops the track cleanly (`storage_unavailable`) even while the
+		 * buffer still holds: nobody should record for hours into memory without being told.
+		 */
+		maxOutageMs: z.number().int().min(5000).max(86_400_000).default(600_000),
 		/** How long the buffer may stay full before the track gives up (frames keep coming meanwhile). */
 		bufferFullGraceMs: z.number().int().min(0).max(600_000).default(5000),
 		/**

@@ -81,6 +81,10 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 	#tail: Buffer[] = [];
 	#tailBytes = 0;
 	#tailFrom = 0;
+	/** Since when every request has failed (undefined: the last one succeeded, or none failed). */
+	#failingSince: number | undefined;
+	#patient = false;
+	#armDeadline: (() => void) | undefined;
 
 	constructor(options: SegmentUploaderOptions) {
 		super();
@@ -93,6 +97,11 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 
 	get uploadId(): string | undefined {
 		return this.#uploadId;
+	}
+
+	/** Since when the bucket has answered none of this object's requests (undefined when it answers). */
+	get failingSince(): number | undefined {
+		return this.#failingSince;
 	}
 
 	get bytesIn(): number {
@@ -130,10 +139,20 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 	 * left, within finishDeadlineMs, then completes the object from the parts
 	 * stored (a contiguous prefix), or aborts the upload when none was.
 	 */
-	finish(options: { force?: boolean } = {}): Promise<SegmentOutcome> {
+	finish(options: { force?: boolean; patient?: boolean } = {}): Promise<SegmentOutcome> {
 		if (options.force) this.stopInput();
+		// Patient (an object retired while its track records on): no deadline until limit() is called, so that an
+		// outage the buffer rides out loses nothing of it either.
+		if (options.patient && !this.#finishing) this.#patient = true;
 		this.#finishing ??= this.#finish();
 		return this.#finishing;
+	}
+
+	/** Gives a patient finish() its deadline after all (the track is closing or failing). */
+	limit(): void {
+		if (!this.#patient) return;
+		this.#patient = false;
+		this.#armDeadline?.();
 	}
 
 	// ---- input ----
@@ -363,9 +382,12 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 			if (this.#giveUp.signal.aborted) throw new GaveUp(what);
 			const signal = AbortSignal.any([this.#giveUp.signal, AbortSignal.timeout(this.#config.requestTimeoutMs)]);
 			try {
-				return await op(signal);
+				const result = await op(signal);
+				this.#failingSince = undefined;
+				return result;
 			} catch (err) {
 				if (this.#giveUp.signal.aborted) throw new GaveUp(what);
+				this.#failingSince ??= Date.now();
 				if (!isTransient(err)) {
 					const mapped = classifyS3Error(err, this.#opts.target, "write");
 					throw new UploadError("storage_rejected", `could not ${what}: ${mapped.message}`, { cause: err });
@@ -405,14 +427,19 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 
 	async #finish(): Promise<SegmentOutcome> {
 		await this.#waitUntil(() => this.#inputEnded);
-		const deadline = setTimeout(() => {
-			this.#giveUp.abort();
-			this.#changed();
-		}, this.#config.finishDeadlineMs);
+		let deadline: NodeJS.Timeout | undefined;
+		this.#armDeadline = () => {
+			deadline ??= setTimeout(() => {
+				this.#giveUp.abort();
+				this.#changed();
+			}, this.#config.finishDeadlineMs);
+		};
+		if (!this.#patient) this.#armDeadline();
 		try {
 			await this.#waitUntil(() => this.#settled());
 		} finally {
 			clearTimeout(deadline);
+			this.#armDeadline = undefined;
 		}
 		let stored = 0;
 		while (stored < this.#parts.length && this.#parts[stored]?.state === "done") stored++;

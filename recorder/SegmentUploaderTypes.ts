@@ -17,6 +17,7 @@ export type SegmentUploaderConfig = Pick<
 	| "rolloverParts"
 	| "maxObjectBytes"
 	| "bufferFullGraceMs"
+	| "maxOutageMs"
 >;
 
 export interface SegmentUploaderOptions {

@@ -61,6 +61,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#rolloverWanted: string | undefined;
 	#lastKeyRequest = 0;
 	#retiring = new Set<Promise<void>>();
+	#retiringSegments = new Set<Segment>();
 	#tick: NodeJS.Timeout | undefined;
 	#ending: Promise<void> | undefined;
 	#framesWritten = 0;
@@ -158,6 +159,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		// Closing: frames still in the jitter window go in before the object ends (failing: they are dropped).
 		this.#depacketizer.close();
 		const errors: UploadError[] = [];
+		for (const seg of this.#retiringSegments) seg.uploader.limit();
 		if (this.#current) this.#retire(this.#current, { kill: !!failure, errors });
 		this.#current = undefined;
 		while (this.#retiring.size) await Promise.all([...this.#retiring]);
@@ -230,6 +232,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#onTick(): void {
 		if (this.#state !== "open") return;
 		const now = Date.now();
+		const failing = Math.min(
+			...[this.#current, ...this.#retiringSegments].map((s) => s?.uploader.failingSince ?? Number.POSITIVE_INFINITY),
+		);
+		if (now - failing > this.#opts.config.maxOutageMs) {
+			this.#fail(
+				"storage_unavailable",
+				`the bucket answered nothing for ${Math.round((now - failing) / 1000)} s; recording stopped, what was buffered is stored as far as it can be`,
+			);
+			return;
+		}
 		const seg = this.#current;
 		if (!seg) return;
 		if (now - seg.endedAt >= this.#opts.config.idleTimeoutMs && this.#depacketizer.held === 0) {
@@ -298,7 +310,8 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 				this.#log.error({ err, seq: seg.seq }, "the muxer failed; the object ends at its last good frame");
 			}
 			seg.uploader.end();
-			const outcome = await seg.uploader.finish();
+			// While the track records on, a retired object waits for the bucket as long as the buffer holds.
+			const outcome = await seg.uploader.finish({ patient: this.#state === "open" });
 			this.#report(seg, outcome);
 			if (outcome.error) {
 				if (how.errors) how.errors.push(outcome.error);
@@ -311,7 +324,11 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			else this.#fail("internal_error", e.message);
 		});
 		this.#retiring.add(done);
-		void done.finally(() => this.#retiring.delete(done));
+		this.#retiringSegments.add(seg);
+		void done.finally(() => {
+			this.#retiring.delete(done);
+			this.#retiringSegments.delete(seg);
+		});
 	}
 
 	#report(seg: Segment, outcome: SegmentOutcome): void {
