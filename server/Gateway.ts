@@ -172,6 +172,7 @@ export class Gateway {
 				? await RecorderProcess.create({
 						config: {
 							maxBufferedBytes: config.recorder.maxBufferedBytes,
+							maxOutageMs: config.recorder.maxOutageMs,
 							partSizeBytes: Math.min(8, Math.max(5, Math.floor(config.recorder.maxBufferedBytes / 2 ** 21))) * 2 ** 20,
 							segmentMinutes: config.recorder.segmentMinutes,
 							logLevel: config.logLevel as "info",

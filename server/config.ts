@@ -34,6 +34,7 @@ const EnvSchema = z
 		CONSENTRY_RECORDER: z.stringbool().default(true),
 		/** Memory one recorded track may hold while the bucket is slow or down, MiB (≥ 6). */
 		CONSENTRY_RECORDER_BUFFER_MIB: z.coerce.number().int().min(6).max(4096).default(64),
+		CONSENTRY_RECORDER_MAX_OUTAGE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(600),
 		/** Length of each recorded object before it rolls over into the next, minutes. */
 		CONSENTRY_RECORDING_SEGMENT_MINUTES: z.coerce.number().min(0.05).max(1440).default(10),
 		/** Serve Prometheus metrics at /metrics (loopback only unless CONSENTRY_METRICS_TOKEN is set). */
@@ -97,7 +98,7 @@ export interface GatewayConfig {
 	/** Names this gateway process among those sharing the store. */
 	gatewayId: string;
 	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
-	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number };
+	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number; maxOutageMs: number };
 	/** /metrics: on or off, and the bearer token that opens it beyond loopback. */
 	metrics: { enabled: boolean; token?: string };
 	/** What one address (and unauthenticated sockets) may cost the gateway (docs/security.md). */
@@ -184,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			enabled: e.CONSENTRY_RECORDER,
 			maxBufferedBytes: e.CONSENTRY_RECORDER_BUFFER_MIB * 1024 * 1024,
 			segmentMinutes: e.CONSENTRY_RECORDING_SEGMENT_MINUTES,
+			maxOutageMs: e.CONSENTRY_RECORDER_MAX_OUTAGE_SECONDS * 1000,
 		},
 		metrics: {
 			enabled: e.CONSENTRY_METRICS,

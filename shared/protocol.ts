@@ -433,6 +433,20 @@ export interface ServerEvents {
 	 * host and the people who were in the meeting. Sent when the session starts and when it ends.
 	 */
 	transcriptLink: (e: { sessionId: string; path: string; expiresAt: string }) => void;
+	/**
+	 * To the hosts: part of a person's recorded track will be missing from the recording (network loss, the
+	 * bucket down, a crash): which track, the wall-clock stretch and why. At most one every 10 s per track.
+	 */
+	recordingLoss: (e: {
+		sessionId: string;
+		peerId: string;
+		displayName: string;
+		track: "audio" | "camera" | "screen";
+		from: string;
+		to: string;
+		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash";
+		frames?: number;
+	}) => void;
 	/** To hosts: who is and isn't covered by the running session. */
 	captureCoverage: (e: { kind: CaptureKind; sessionId: string; entries: CoverageEntry[] }) => void;
 	/**

@@ -137,6 +137,14 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		for (const m of this.#meetings.get(meetingId)?.members.values() ?? []) m.conn.notify(event, ...args);
 	}
 
+	/** Sends an event to the meeting's hosts (and co-hosts who control capture), e.g. a warning that a track loses data. */
+	notifyHosts<E extends keyof ServerEvents>(meetingId: string, event: E, ...args: Parameters<ServerEvents[E]>): void {
+		const mc = this.#meetings.get(meetingId);
+		for (const m of mc?.members.values() ?? []) {
+			if (m.conn.role === "host" || mc?.controllers.has(m.conn.peerId)) m.conn.notify(event, ...args);
+		}
+	}
+
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
 	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
 		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;

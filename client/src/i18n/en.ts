@@ -214,6 +214,16 @@ export const en = {
 	"capture.overdue": "Overdue",
 	"capture.captured": "Captured",
 	"capture.notCaptured": "Not captured",
+	"capture.loss": "Recording: {seconds} s of {name}'s {track} will be missing ({cause}).",
+	"capture.loss.someone": "someone",
+	"capture.loss.track.audio": "audio",
+	"capture.loss.track.camera": "camera",
+	"capture.loss.track.screen": "screen",
+	"capture.loss.cause.network_loss": "network loss",
+	"capture.loss.cause.overflow": "buffer overflow",
+	"capture.loss.cause.storage_outage": "storage outage",
+	"capture.loss.cause.recorder_crash": "recorder crash",
+	"capture.loss.cause.gateway_crash": "gateway crash",
 	"capture.noStorage":
 		"Set up the storage bucket first: your organisation's administrator must register the bucket recordings go to before anything can be recorded.",
 	"capture.recorderUnavailable":

@@ -207,6 +207,16 @@ export const fr: Catalogue = {
 	"capture.overdue": "En retard",
 	"capture.captured": "Capté",
 	"capture.notCaptured": "Non capté",
+	"capture.loss": "Enregistrement\u00a0: il manquera {seconds}\u00a0s de {track} de {name} ({cause}).",
+	"capture.loss.someone": "quelqu’un",
+	"capture.loss.track.audio": "l’audio",
+	"capture.loss.track.camera": "la caméra",
+	"capture.loss.track.screen": "l’écran partagé",
+	"capture.loss.cause.network_loss": "pertes réseau",
+	"capture.loss.cause.overflow": "mémoire tampon pleine",
+	"capture.loss.cause.storage_outage": "stockage injoignable",
+	"capture.loss.cause.recorder_crash": "panne de l’enregistreur",
+	"capture.loss.cause.gateway_crash": "panne de la passerelle",
 	"capture.noStorage":
 		"Configurez d’abord le compartiment de stockage\u00a0: l’administrateur de votre organisation doit inscrire le compartiment où vont les enregistrements avant que quoi que ce soit puisse être enregistré.",
 	"capture.recorderUnavailable":
