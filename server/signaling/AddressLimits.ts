@@ -16,6 +16,8 @@ interface AddressState {
 	bytes: RateLimiter;
 	/** Until when (performance.now() ms) new connections are refused: the address overran its byte budget. */
 	coolingUntil: number;
+	/** How often it did (each cool-down twice as long as the last, up to MAX_COOL_DOWN_MS). */
+	offences: number;
 }
 
 /** Why a connection or a message is refused. */
@@ -26,8 +28,10 @@ export type AddressRefusal =
 	| "too_many_guests"
 	| "guests_full";
 
-/** How long an address that overran its byte budget may open no new connection, ms. */
+/** How long an address that overran its byte budget may open no new connection, ms; doubled for each repeat… */
 export const COOL_DOWN_MS = 10_000;
+/** …up to this. */
+export const MAX_COOL_DOWN_MS = 5 * 60_000;
 
 /**
  * The key an address is limited by: an IPv4 address (IPv4-mapped IPv6 unwrapped), or the /64 an IPv6 address is
@@ -136,12 +140,17 @@ export class AddressLimits {
 
 	/**
 	 * Takes `bytes` from the address's byte budget. When it runs out, the address cools down: no new connection for
-	 * COOL_DOWN_MS (the caller closes the socket that overran it), so a flood can't just reconnect and go on.
+	 * COOL_DOWN_MS, twice as long for each repeat up to MAX_COOL_DOWN_MS (the caller closes the socket that overran
+	 * it), so a flood can't just reconnect and go on.
 	 */
 	takeBytes(key: string, bytes: number): boolean {
 		const s = this.#state(key);
 		if (s.bytes.take(bytes)) return true;
-		s.coolingUntil = performance.now() + COOL_DOWN_MS;
+		const now = performance.now();
+		if (s.coolingUntil <= now) {
+			s.offences++;
+			s.coolingUntil = now + Math.min(MAX_COOL_DOWN_MS, COOL_DOWN_MS * 2 ** Math.min(s.offences - 1, 16));
+		}
 		return false;
 	}
 
@@ -154,13 +163,11 @@ export class AddressLimits {
 				connections: 0,
 				guests: 0,
 				coolingUntil: 0,
-				connects: new RateLimiter(Math.max(1, l.connectsPerAddressPerSecond * 4), l.connectsPerAddressPerSecond),
+				offences: 0,
+				connects: new RateLimiter(Math.max(1, l.connectsPerAddressPerSecond * 2), l.connectsPerAddressPerSecond),
 				requests: new RateLimiter(l.requestsPerAddressPerSecond * 4, l.requestsPerAddressPerSecond),
-				// A message up to the largest allowed always fits in the burst.
-				bytes: new RateLimiter(
-					Math.max(l.bytesPerAddressPerSecond * 4, l.maxMessageBytes * 2),
-					l.bytesPerAddressPerSecond,
-				),
+				// One second's worth, and always room for two of the largest messages allowed.
+				bytes: new RateLimiter(Math.max(l.bytesPerAddressPerSecond, l.maxMessageBytes * 2), l.bytesPerAddressPerSecond),
 			};
 			this.#byAddress.set(key, s);
 		}
