@@ -81,10 +81,14 @@ export class AddressLimits {
 	readonly #limits: GatewayLimits;
 	readonly #byAddress = new Map<string, AddressState>();
 	#guests = 0;
-	#lastSweep = performance.now();
+	readonly #now: () => number;
+	#lastSweep: number;
 
-	constructor(limits: GatewayLimits) {
+	/** `now`: a monotonic clock in ms (tests). */
+	constructor(limits: GatewayLimits, now: () => number = performance.now.bind(performance)) {
 		this.#limits = limits;
+		this.#now = now;
+		this.#lastSweep = now();
 	}
 
 	/** Unauthenticated sockets open on the whole gateway. */
@@ -95,7 +99,7 @@ export class AddressLimits {
 	/** Whether `key` may open one more connection now (it takes one from its connect budget when it may). */
 	mayConnect(key: string): AddressRefusal | undefined {
 		const s = this.#state(key);
-		if (s.coolingUntil > performance.now()) return "cooling_down";
+		if (s.coolingUntil > this.#now()) return "cooling_down";
 		if (s.connections >= this.#limits.maxConnectionsPerAddress) return "too_many_connections";
 		if (!s.connects.take()) return "connecting_too_fast";
 		return undefined;
@@ -103,7 +107,7 @@ export class AddressLimits {
 
 	/** Whether the address overran its byte budget lately (new connections refused). */
 	coolingDown(key: string): boolean {
-		return (this.#byAddress.get(key)?.coolingUntil ?? 0) > performance.now();
+		return (this.#byAddress.get(key)?.coolingUntil ?? 0) > this.#now();
 	}
 
 	opened(key: string): void {
@@ -146,7 +150,7 @@ export class AddressLimits {
 	takeBytes(key: string, bytes: number): boolean {
 		const s = this.#state(key);
 		if (s.bytes.take(bytes)) return true;
-		const now = performance.now();
+		const now = this.#now();
 		if (s.coolingUntil <= now) {
 			s.offences++;
 			s.coolingUntil = now + Math.min(MAX_COOL_DOWN_MS, COOL_DOWN_MS * 2 ** Math.min(s.offences - 1, 16));
@@ -157,17 +161,25 @@ export class AddressLimits {
 	#state(key: string): AddressState {
 		let s = this.#byAddress.get(key);
 		if (!s) {
-			if (performance.now() - this.#lastSweep > 30_000) this.#forgetIdle();
+			if (this.#now() - this.#lastSweep > 30_000) this.#forgetIdle();
 			const l = this.#limits;
 			s = {
 				connections: 0,
 				guests: 0,
 				coolingUntil: 0,
 				offences: 0,
-				connects: new RateLimiter(Math.max(1, l.connectsPerAddressPerSecond * 2), l.connectsPerAddressPerSecond),
-				requests: new RateLimiter(l.requestsPerAddressPerSecond * 4, l.requestsPerAddressPerSecond),
+				connects: new RateLimiter(
+					Math.max(1, l.connectsPerAddressPerSecond * 2),
+					l.connectsPerAddressPerSecond,
+					this.#now,
+				),
+				requests: new RateLimiter(l.requestsPerAddressPerSecond * 4, l.requestsPerAddressPerSecond, this.#now),
 				// One second's worth, and always room for two of the largest messages allowed.
-				bytes: new RateLimiter(Math.max(l.bytesPerAddressPerSecond, l.maxMessageBytes * 2), l.bytesPerAddressPerSecond),
+				bytes: new RateLimiter(
+					Math.max(l.bytesPerAddressPerSecond, l.maxMessageBytes * 2),
+					l.bytesPerAddressPerSecond,
+					this.#now,
+				),
 			};
 			this.#byAddress.set(key, s);
 		}
@@ -175,9 +187,9 @@ export class AddressLimits {
 	}
 
 	#forgetIdle(): void {
-		this.#lastSweep = performance.now();
+		this.#lastSweep = this.#now();
 		for (const [key, s] of this.#byAddress) {
-			const idle = s.connects.full && s.requests.full && s.bytes.full && s.coolingUntil <= performance.now();
+			const idle = s.connects.full && s.requests.full && s.bytes.full && s.coolingUntil <= this.#now();
 			if (s.connections === 0 && s.guests === 0 && idle) {
 				this.#byAddress.delete(key);
 			}
