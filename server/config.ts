@@ -48,7 +48,7 @@ const EnvSchema = z
 			.optional(),
 		/** Signaling sockets one address may hold at once (IPv6: one /64). */
 		CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(32),
-		/** New signaling connections one address may open: burst, then this many per second. */
+		/** New signaling connections one address may open: a burst of 2 s worth, then this many per second. */
 		CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(5),
 		/** Unauthenticated (tokenless, guest) sockets one address may hold at once. */
 		CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(0).max(100_000).default(8),
@@ -58,7 +58,7 @@ const EnvSchema = z
 		CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(100),
 		/** Signaling requests one socket may send per second (burst: 2 s worth); chat is 1/s on top. */
 		CONSENTRY_REQUESTS_PER_SOCKET_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(30),
-		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 4 s worth). */
+		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 1 s worth). */
 		CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(256),
 		/** Largest signaling message, KiB. */
 		CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: z.coerce.number().int().min(16).max(4096).default(64),
