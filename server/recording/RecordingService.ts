@@ -121,13 +121,18 @@ export class RecordingService implements CaptureSink {
 		}
 	}
 
-	/** Adds a chat message to the running recording's chat log (chat said while recording is part of the record). */
+	/**
+	 * Adds a chat message to the running recording's chat log (chat said while recording is part of the record),
+	 * only when the notice gate covers its sender now (the gate decides, as for their media): a message from someone
+	 * who has not answered the notice, has not consented, or declined is shown live but never written. The log names
+	 * senders by pseudonym only.
+	 */
 	chat(meetingId: string, msg: ChatMessage, person: string): void {
 		const session = this.#capture.session(meetingId, "recording");
 		const rec = session ? this.#sessions.get(session.id) : undefined;
-		if (!rec) return;
+		if (!rec || !this.#capture.mayCapture(meetingId, "recording", msg.peerId)) return;
 		const pseudonym = this.#events.pseudonym(rec.tenantId, person);
-		rec.chat.push({ at: msg.at, from: pseudonym, displayName: msg.displayName, text: msg.text });
+		rec.chat.push({ at: msg.at, from: pseudonym, text: msg.text });
 	}
 
 	/**
@@ -449,6 +454,7 @@ export class RecordingService implements CaptureSink {
 				endedAt: rec.endedAt ?? new Date().toISOString(),
 				endReason: rec.endReason ?? "stopped",
 				persons: [...new Set(rec.tracks.map((t) => t.person))],
+				notRecorded: this.#declined(rec),
 				tracks: rec.tracks.map(
 					(t): ManifestTrack => ({
 						trackId: t.trackId,
@@ -477,6 +483,14 @@ export class RecordingService implements CaptureSink {
 		} finally {
 			client.destroy();
 		}
+	}
+
+	/** Pseudonyms of who declined this session's notice (never covered in it), from the trail. */
+	#declined(rec: SessionRecord): string[] {
+		const evs = this.#events.list({ tenantId: rec.tenantId, meetingId: rec.meetingId, type: "consent.declined" });
+		return [
+			...new Set(evs.filter((e) => e.data.sessionId === rec.session.id && e.actor).map((e) => e.actor as string)),
+		];
 	}
 
 	/** The trail entry in which each peer's gate for this session opened: their acknowledgement or consent. */

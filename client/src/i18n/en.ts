@@ -147,6 +147,7 @@ export const en = {
 	"quality.fair": "Connection: fair",
 	"quality.poor": "Connection: poor",
 	"people.hand": "Hand raised",
+	"people.notRecorded": "Not recorded",
 	"people.lowerHand": "Lower hand",
 	"people.lowerHandOf": "Lower the hand of {name}",
 	"notice.handRaised": "{name} raised their hand.",
@@ -230,6 +231,8 @@ export const en = {
 	"notice.leave": "Leave meeting",
 	"notice.consent": "I consent",
 	"notice.decline": "Decline and leave",
+	"notice.declineStay": "Decline and stay, not recorded",
+	"notice.privacy": "How the organisation that runs this meeting handles your data (its privacy notice)",
 	"notice.failed": "That did not go through: {message}",
 
 	// Transcript page

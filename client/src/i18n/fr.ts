@@ -144,6 +144,7 @@ export const fr: Catalogue = {
 	"quality.fair": "Connexion\u00a0: moyenne",
 	"quality.poor": "Connexion\u00a0: faible",
 	"people.hand": "Main levée",
+	"people.notRecorded": "Non enregistré",
 	"people.lowerHand": "Baisser la main",
 	"people.lowerHandOf": "Baisser la main de {name}",
 	"notice.handRaised": "{name} a levé la main.",
@@ -224,6 +225,9 @@ export const fr: Catalogue = {
 	"notice.leave": "Quitter la réunion",
 	"notice.consent": "J’accepte",
 	"notice.decline": "Refuser et quitter",
+	"notice.declineStay": "Refuser et rester, sans être enregistré",
+	"notice.privacy":
+		"Comment l’organisation qui tient cette réunion traite vos données (sa politique de confidentialité)",
 	"notice.failed": "L’action n’a pas abouti\u00a0: {message}",
 	"transcript.title": "Transcription",
 	"transcript.titleOf": "Transcription — {title}",
