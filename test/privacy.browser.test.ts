@@ -41,10 +41,14 @@ afterAll(async () => {
 	await bucket?.stop();
 });
 
-async function join(joinCode: string, name: string, token: string): Promise<Page> {
+async function join(joinCode: string, name: string, token: string, privacyLink = false): Promise<Page> {
 	const page = await chrome.browser.newPage();
 	pages.push(page);
 	await page.goto(`${gw.url}/?${new URLSearchParams({ m: joinCode, name })}#token=${token}`);
+	if (privacyLink) {
+		// The join page links the customer's own privacy notice (tenant setting), before anyone joins.
+		await expect(page.getByTestId("join-privacy").getAttribute("href")).resolves.toBe(PRIVACY_URL);
+	}
 	await page.getByRole("button", { name: "Join", exact: true }).click();
 	await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
 	return page;
@@ -90,7 +94,7 @@ async function chatLines(base: string): Promise<ChatLine[]> {
 describe("the gate covers everything captured", () => {
 	it("chat of someone not covered is shown live, never written; chat.jsonl carries pseudonyms", async () => {
 		const { meetingId, joinCode } = await meeting(acme, "Chat gate");
-		const host = await join(joinCode, "Hana", acme.token("acme-host"));
+		const host = await join(joinCode, "Hana", acme.token("acme-host"), true);
 		const bob = await join(joinCode, "Bob", acme.token("bob", "participant"));
 		const bobId = peerIdOf(meetingId, "Bob");
 
@@ -101,6 +105,10 @@ describe("the gate covers everything captured", () => {
 		await notice.waitFor({ state: "visible", timeout: 15_000 });
 		// The notice links the customer's own privacy notice.
 		await expect(bob.getByTestId("notice-privacy").getAttribute("href")).resolves.toBe(PRIVACY_URL);
+		// …and names who receives the media: the organisation's own bucket.
+		await expect(bob.locator("#notice-body").textContent()).resolves.toContain(
+			"Stored in: the organisation's own storage bucket",
+		);
 		const session = gw.capture.session(meetingId, "recording");
 		expect(session).toBeDefined();
 

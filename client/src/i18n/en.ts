@@ -26,6 +26,7 @@ export const en = {
 	"join.stateEnded": "has ended",
 	"join.stateScheduled": "has not started yet",
 	"join.needsSignIn": "This meeting needs a sign-in link from its organisation.",
+	"join.privacy": "The organisation's privacy notice",
 	"join.asGuest": "You join as a guest: the host lets you in from the lobby.",
 	"join.asHost": "You join as the host.",
 	"join.withLink": "You join with your sign-in link.",

@@ -27,6 +27,7 @@ export const fr: Catalogue = {
 	"join.stateEnded": "terminée",
 	"join.stateScheduled": "pas encore commencée",
 	"join.needsSignIn": "Cette réunion exige un lien de connexion fourni par son organisation.",
+	"join.privacy": "La politique de confidentialité de l’organisation",
 	"join.asGuest": "Vous entrez comme invité\u00a0: l’hôte vous fait entrer depuis la salle d’attente.",
 	"join.asHost": "Vous entrez comme hôte.",
 	"join.withLink": "Vous entrez avec votre lien de connexion.",
