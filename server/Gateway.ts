@@ -131,7 +131,7 @@ export class Gateway {
 		const apiRoutes = collectRoutes(http);
 
 		await registerSecurityHeaders(http, { tls: Boolean(config.http.tls) });
-		registerAccessLog(http, log);
+		registerAccessLog(http, log, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
