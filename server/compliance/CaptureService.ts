@@ -188,14 +188,14 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	left(meetingId: string, peerId: string): void {
 		const mc = this.#meetings.get(meetingId);
 		if (!mc?.members.has(peerId)) return;
+		const wasNotRecorded =
+			mc.tenant.onDecline === "stay-unrecorded" && this.notRecorded(meetingId).some((n) => n.peerId === peerId);
 		this.#op(mc, () => {
 			for (const kind of KINDS) {
 				mc.controls[kind].leave(peerId);
 				mc.issuedAt[kind].delete(peerId);
 			}
 		});
-		const wasNotRecorded =
-			mc.tenant.onDecline === "stay-unrecorded" && this.notRecorded(meetingId).some((n) => n.peerId === peerId);
 		mc.members.delete(peerId);
 		mc.held.delete(peerId);
 		mc.controllers.delete(peerId);
