@@ -1,4 +1,5 @@
 import { ForbiddenError, RateLimitError } from "../errors.js";
+import type { AddressKey } from "../privacy/addresses.js";
 import type { Database } from "../store/Database.js";
 import { DEFAULT_PASSCODE_LIMITS, type PasscodeLimits, type PasscodeLockout } from "./PasscodeTypes.js";
 
@@ -23,7 +24,16 @@ export class PasscodeGuard {
 	readonly #limits: PasscodeLimits;
 	readonly #now: () => number;
 
-	constructor(db: Database, limits: Partial<PasscodeLimits> = {}, now: () => number = Date.now) {
+	readonly #addressKey: AddressKey | undefined;
+
+	/** `addressKey`: addresses are stored as its rotating keyed hash (never in clear once one is given). */
+	constructor(
+		db: Database,
+		limits: Partial<PasscodeLimits> = {},
+		now: () => number = Date.now,
+		addressKey?: AddressKey,
+	) {
+		this.#addressKey = addressKey;
 		this.#db = db;
 		this.#limits = { ...DEFAULT_PASSCODE_LIMITS, ...limits };
 		this.#now = now;
@@ -43,10 +53,10 @@ export class PasscodeGuard {
 					this.#upsert(meetingId, MEETING, m.failures, now, new Date(now).toISOString());
 					return true;
 				}
-				const a = this.#row(meetingId, `addr:${address}`, now);
+				const a = this.#row(meetingId, this.#addr(address), now);
 				const wait = this.#backoff(a.failures) - (now - a.last_at);
 				if (wait > 0) throw new BackoffError(Math.ceil(wait / 1000));
-				this.#upsert(meetingId, `addr:${address}`, a.failures + 1, now, null);
+				this.#upsert(meetingId, this.#addr(address), a.failures + 1, now, null);
 				this.#upsert(meetingId, MEETING, m.failures + 1, now, null);
 				return false;
 			})
@@ -62,7 +72,7 @@ export class PasscodeGuard {
 			.transaction(() => {
 				this.#db
 					.prepare("DELETE FROM passcode_attempts WHERE meeting_id = ? AND scope = ?")
-					.run(meetingId, `addr:${address}`);
+					.run(meetingId, this.#addr(address));
 				this.#db
 					.prepare("UPDATE passcode_attempts SET failures = max(0, failures - 1) WHERE meeting_id = ? AND scope = ?")
 					.run(meetingId, MEETING);
@@ -88,6 +98,11 @@ export class PasscodeGuard {
 	status(meetingId: string): PasscodeLockout {
 		const m = this.#row(meetingId, MEETING, this.#now());
 		return { locked: m.locked_at !== null, failures: m.failures, ...(m.locked_at ? { since: m.locked_at } : {}) };
+	}
+
+	/** The row key of an address: `addr:` and its keyed hash (key rotating ≤ 14 days), not the address itself. */
+	#addr(address: string): string {
+		return `addr:${this.#addressKey ? this.#addressKey.hash(address) : address}`;
 	}
 
 	/** The host lifts the lockout: the meeting's count starts afresh (each address keeps its backoff). */

@@ -330,10 +330,7 @@ function handlers(hub: MeetingHub): Handlers {
 		},
 		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId),
 		consent: (conn, d) => hub.consent(conn, d.noticeId),
-		decline: (conn, d) => {
-			hub.decline(conn, d.noticeId);
-			return {};
-		},
+		decline: (conn, d) => hub.decline(conn, d.noticeId),
 		liftPasscodeLockout: (conn) => hub.liftPasscodeLockoutBy(conn),
 	};
 }
