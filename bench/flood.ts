@@ -10,7 +10,8 @@
  *
  * Each configuration alternates idle and flood phases in a few rounds (so the machine's other load drifts over
  * both alike); the ratio compared is join p95 under flood ÷ join p95 idle. The flooder runs under `nice -n 19`: on
- * this one machine it stands for a remote attacker, whose own CPU is not the gateway's. Configurations: the default limits, and the per-address limits out of the way (the bounded
+ * this one machine it stands for a remote attacker, whose own CPU is not the gateway's. It is started once per
+ * configuration and told when to flood and when to stop (its start-up stays out of the measurements). Configurations: the default limits, and the per-address limits out of the way (the bounded
  * body walk and replies alone).
  *
  *   node --import tsx bench/flood.ts [--joins 40] [--rounds 4] [--sockets 64] [--warmup 2]
@@ -62,10 +63,20 @@ const from = (localAddress: string): object => ({ localAddress });
 // The flooder child -------------------------------------------------------------------------------------------------
 
 if (process.argv[2] === "--flooder") {
+	// Started once per configuration (its own start-up stays out of the measurements); floods on "flood", stops and
+	// reports on "pause", exits on "exit" or when the parent goes away.
 	const url = process.argv[3] as string;
 	const sockets = Number(process.argv[4]);
-	const stats = { sent: 0, answered: 0, codes: {} as Record<string, number>, refused: 0, closed: 0, connected: 0 };
-	let stopping = false;
+	const fresh = () => ({
+		sent: 0,
+		answered: 0,
+		codes: {} as Record<string, number>,
+		refused: 0,
+		closed: 0,
+		connected: 0,
+	});
+	let stats = fresh();
+	let stopping = true;
 	const open = new Set<Socket>();
 	const one = () => {
 		if (stopping) return;
@@ -102,14 +113,20 @@ if (process.argv[2] === "--flooder") {
 		s.once("connect_error", again("refused"));
 		s.once("disconnect", again("closed"));
 	};
-	for (let i = 0; i < sockets; i++) one();
-	process.on("message", () => {
-		stopping = true;
-		for (const s of open) s.close();
-		process.send?.(stats);
-		setTimeout(() => process.exit(0), 200);
+	process.on("message", (m) => {
+		if (m === "flood") {
+			stopping = false;
+			stats = fresh();
+			for (let i = 0; i < sockets; i++) one();
+		} else if (m === "pause") {
+			stopping = true;
+			for (const s of open) s.close();
+			open.clear();
+			process.send?.(stats);
+		} else process.exit(0);
 	});
 	process.on("disconnect", () => process.exit(0)); // the parent went away: stop flooding
+	process.send?.("ready");
 } else {
 	await main();
 }
@@ -227,6 +244,23 @@ async function main(): Promise<void> {
 			const idle = { j: [] as number[], all: [] as number[], h: [] as number[], failed: 0, cpu: 0, s: 0 };
 			const flood = { j: [] as number[], all: [] as number[], h: [] as number[], failed: 0, cpu: 0, s: 0 };
 			const total: Stats = { sent: 0, answered: 0, codes: {}, refused: 0, closed: 0, connected: 0 };
+			// The flooder is niced: on this one machine it stands for a remote attacker, whose own CPU is not ours.
+			const flooder = spawn(
+				"nice",
+				[
+					"-n",
+					"19",
+					process.execPath,
+					"--import",
+					"tsx",
+					fileURLToPath(import.meta.url),
+					"--flooder",
+					gw.url,
+					String(sockets),
+				],
+				{ stdio: ["ignore", "inherit", "inherit", "ipc"] },
+			);
+			await new Promise((res) => flooder.once("message", res)); // "ready"
 			// Idle and flood alternate in short rounds, so the machine's other load drifts over both alike.
 			for (let r = 0; r < rounds; r++) {
 				for (const [kind, into] of [
@@ -234,28 +268,10 @@ async function main(): Promise<void> {
 					["flood", flood],
 				] as const) {
 					log(`${config.name}: round ${r + 1}/${rounds} ${kind}`);
-					// The flooder is niced: on this one machine it stands for a remote attacker, whose own CPU is not ours.
-					const child =
-						kind === "flood"
-							? spawn(
-									"nice",
-									[
-										"-n",
-										"19",
-										process.execPath,
-										"--import",
-										"tsx",
-										fileURLToPath(import.meta.url),
-										"--flooder",
-										gw.url,
-										String(sockets),
-									],
-									{
-										stdio: ["ignore", "inherit", "inherit", "ipc"],
-									},
-								)
-							: undefined;
-					if (child) await new Promise((res) => setTimeout(res, 2000)); // the flood builds up
+					if (kind === "flood") {
+						flooder.send("flood");
+						await new Promise((res) => setTimeout(res, 2000)); // the flood builds up
+					}
 					const cpu0 = gatewayCpu(gw);
 					const t0 = performance.now();
 					const p = await phase(gw, m.id, Math.ceil(joins / rounds));
@@ -265,17 +281,19 @@ async function main(): Promise<void> {
 					into.all.push(...p.all);
 					into.h.push(...p.h);
 					into.failed += p.failed;
-					if (child) {
+					if (kind === "flood") {
 						const st = await new Promise<Stats>((resolve) => {
-							child.once("message", (x) => resolve(x as Stats));
-							child.send("stop");
+							flooder.once("message", (x) => resolve(x as Stats));
+							flooder.send("pause");
 						});
-						await new Promise((res) => (child.exitCode !== null ? res(undefined) : child.once("exit", res)));
+						await new Promise((res) => setTimeout(res, 500)); // its sockets close
 						for (const k of ["sent", "answered", "refused", "closed", "connected"] as const) total[k] += st[k];
 						for (const [c, n] of Object.entries(st.codes)) total.codes[c] = (total.codes[c] ?? 0) + n;
 					}
 				}
 			}
+			flooder.send("exit");
+			await new Promise((res) => (flooder.exitCode !== null ? res(undefined) : flooder.once("exit", res)));
 			hostSignal.close();
 			const f = (x: number) => x.toFixed(1);
 			const pct = (x: { cpu: number; s: number }) => `${Math.round((100 * x.cpu) / x.s)} %`;

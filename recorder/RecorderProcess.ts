@@ -19,6 +19,7 @@ import {
 	ParentMessageSchema,
 	parseChildMessage,
 	type Recovered,
+	type TrackStats,
 	type TranscriptionClosed,
 } from "./RecorderProtocol.js";
 import { RECORDER_CONFIG_ENV, type RecorderConfig, RecorderConfigSchema } from "./RecorderTypes.js";
@@ -103,11 +104,16 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 		return { rtpPort: reply.rtpPort, rtcpPort: reply.rtcpPort };
 	}
 
-	/** Closes a track gracefully; resolves after its last objectWritten. */
-	async closeTrack(trackId: string): Promise<void> {
+	/** Closes a track gracefully; resolves after its last objectWritten, with every frame of it accounted for. */
+	async closeTrack(trackId: string): Promise<TrackStats | undefined> {
 		const { stopGraceMs, finishDeadlineMs } = this.config;
 		try {
-			await this.#request({ type: "closeTrack", trackId }, "trackClosed", stopGraceMs + 2 * finishDeadlineMs + 10_000);
+			const reply = await this.#request(
+				{ type: "closeTrack", trackId },
+				"trackClosed",
+				stopGraceMs + 2 * finishDeadlineMs + 10_000,
+			);
+			return reply.type === "trackClosed" ? reply.stats : undefined;
 		} finally {
 			this.#openTracks.delete(trackId);
 		}
@@ -315,6 +321,12 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 			case "keyframeNeeded":
 				this.emit("keyframeNeeded", { trackId: msg.trackId });
 				return;
+			case "trackStarted":
+				this.emit("trackStarted", { trackId: msg.trackId, at: msg.at });
+				return;
+			case "trackHole":
+				this.emit("trackHole", { trackId: msg.trackId, hole: msg.hole });
+				return;
 			case "trackStopping": {
 				const { type: _t, ...f } = msg;
 				this.emit("trackStopping", f);
@@ -326,14 +338,9 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 				this.emit("trackFailed", f);
 				return;
 			}
-			case "segmentRestarted": {
-				const { type: _t, ...r } = msg;
-				this.emit("segmentRestarted", r);
-				return;
-			}
 			case "trackClosed":
 				this.#openTracks.delete(msg.trackId);
-				this.emit("trackClosed", { trackId: msg.trackId });
+				this.emit("trackClosed", { trackId: msg.trackId, ...(msg.stats ? { stats: msg.stats } : {}) });
 				return;
 			case "error":
 				if (!pending) {

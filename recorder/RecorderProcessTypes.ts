@@ -1,13 +1,14 @@
 import type { Logger } from "../server/logger.js";
 import type {
 	ErrorReply,
+	HoleEntry,
 	ObjectWritten,
 	OpenTrackMessage,
 	OpenTranscriptionMessage,
 	PartUploaded,
 	RecoverMessage,
-	SegmentRestarted,
 	TrackFailed,
+	TrackStats,
 	TranscriptionClosed,
 	TranscriptionFailed,
 	TranscriptSegmentMessage,
@@ -37,16 +38,18 @@ export type RecorderProcessEvents = {
 	objectWritten: [object: ObjectWritten];
 	/** A part of a segment is stored in the bucket. */
 	partUploaded: [part: PartUploaded];
-	/** A new video segment started: call consumer.requestKeyFrame(). */
+	/** The track's video needs a key frame (a new object starts, or a packet was lost): call consumer.requestKeyFrame(). */
 	keyframeNeeded: [info: { trackId: string }];
+	/** A track's first frame is in the muxer. */
+	trackStarted: [info: { trackId: string; at: string }];
+	/** A stretch of a track that will not be in the bucket, the moment it is known (warn the host). */
+	trackHole: [info: { trackId: string; hole: HoleEntry }];
 	/** The track stopped recording for good, just now; objectWritten and trackFailed follow once it has finished. */
 	trackStopping: [failure: TrackFailed];
 	/** The track stopped for good; its objects were reported first. */
 	trackFailed: [failure: TrackFailed];
-	/** ffmpeg died or stalled; the track goes on in segment `seq`. */
-	segmentRestarted: [info: SegmentRestarted];
-	/** The track closed (after closeTrack or shutdown). */
-	trackClosed: [info: { trackId: string }];
+	/** The track closed (after closeTrack or shutdown), every frame accounted for. */
+	trackClosed: [info: { trackId: string; stats?: TrackStats }];
 	/** A piece of a transcription's transcript: partials while someone speaks, then one final per utterance. */
 	transcriptSegment: [segment: TranscriptSegmentMessage];
 	/** The transcription stopped for good (engine or decoder); its earlier segments stand. */

@@ -227,8 +227,8 @@ export const RecoverSchema = z.object({
 	prefix: KeyPrefixSchema,
 	/** Uploads still being written by a live recorder: never touched. */
 	liveUploadIds: z.array(z.string().min(1).max(1024)).max(100_000).optional(),
-	/** Only uploads whose key's sessionId is one of these are completed or aborted. */
-	ownedSessionIds: z.array(safeSegment("sessionId")).max(100_000),
+	/** Only these sessions' objects are completed, and their checkpoints used and deleted. */
+	sessions: z.array(z.object({ meetingId: safeSegment("meetingId"), sessionId: safeSegment("sessionId") })).max(10_000),
 	options: EndpointOptionsSchema.optional(),
 });
 
@@ -283,10 +283,57 @@ export const TrackOpenedSchema = z.object({
 	rtcpPort: z.number().int().min(1).max(65535),
 });
 
+/** Every frame of a track accounted for (sent with trackClosed and trackFailed). */
+export const TrackStatsSchema = z.object({
+	/** RTP packets that reached the recorder, and sequence numbers that never did (within the jitter window). */
+	packets: z.number().int().nonnegative(),
+	lostPackets: z.number().int().nonnegative(),
+	/** Frames that reached the recorder (complete or not). */
+	framesReceived: z.number().int().nonnegative(),
+	/** Frames in objects stored in the bucket. */
+	framesWritten: z.number().int().nonnegative(),
+	/** Frames thrown away: incomplete (a packet lost), or undecodable until the next key frame. */
+	framesDropped: z.number().int().nonnegative(),
+});
+export type TrackStats = z.infer<typeof TrackStatsSchema>;
+
+export const HoleCauseSchema = z.enum([
+	"network_loss",
+	"overflow",
+	"storage_outage",
+	"recorder_crash",
+	"gateway_crash",
+]);
+
+/** A stretch of a track that is not in the bucket, in wall-clock time, with its cause. */
+export const HoleSchema = z.object({
+	from: isoTime,
+	to: isoTime,
+	cause: HoleCauseSchema,
+	/** Frames known to be missing in it. */
+	frames: z.number().int().nonnegative().optional(),
+});
+export type HoleEntry = z.infer<typeof HoleSchema>;
+
+/** A track's first frame is in the muxer (its media is being recorded from `at` on). */
+export const TrackStartedSchema = z.object({
+	type: z.literal("trackStarted"),
+	trackId: TrackIdSchema,
+	at: isoTime,
+});
+
+/** Sent the moment a track loses data (so the host can be warned), and listed in the track's manifest entry. */
+export const TrackHoleSchema = z.object({
+	type: z.literal("trackHole"),
+	trackId: TrackIdSchema,
+	hole: HoleSchema,
+});
+
 export const TrackClosedSchema = z.object({
 	type: z.literal("trackClosed"),
 	requestId: RequestIdSchema.optional(),
 	trackId: TrackIdSchema,
+	stats: TrackStatsSchema.optional(),
 });
 
 export const ObjectWrittenSchema = z.object({
@@ -308,8 +355,10 @@ export const ObjectWrittenSchema = z.object({
 	endedAt: isoTime,
 	/** The object was completed by `recover` from the parts of a dead recorder. */
 	recovered: z.boolean().optional(),
-	/** The object ends early: the stream was cut (ffmpeg killed, storage gave up) rather than finished. */
+	/** The object ends early: the stream was cut (storage gave up, a crash) rather than finished. */
 	truncated: z.boolean().optional(),
+	/** Frames (blocks) in the object, when known (not for objects recovered from a dead recorder's parts). */
+	frames: z.number().int().nonnegative().optional(),
 });
 export type ObjectWritten = Omit<z.infer<typeof ObjectWrittenSchema>, "type">;
 
@@ -324,13 +373,7 @@ export type PartUploaded = Omit<z.infer<typeof PartUploadedSchema>, "type">;
 
 export const KeyframeNeededSchema = z.object({ type: z.literal("keyframeNeeded"), trackId: TrackIdSchema });
 
-export const TrackFailedCodeSchema = z.enum([
-	"storage_unavailable",
-	"storage_rejected",
-	"ffmpeg_failed",
-	"ffmpeg_unavailable",
-	"internal_error",
-]);
+export const TrackFailedCodeSchema = z.enum(["storage_unavailable", "storage_rejected", "internal_error"]);
 /**
  * Sent the moment a track stops recording for good (e.g. the bucket stayed down past the buffer), before it
  * completes what it can and reports `objectWritten`s and `trackFailed`: the gateway tells people at once.
@@ -347,17 +390,9 @@ export const TrackFailedSchema = z.object({
 	trackId: TrackIdSchema,
 	code: TrackFailedCodeSchema,
 	message: z.string(),
+	stats: TrackStatsSchema.optional(),
 });
 export type TrackFailed = Omit<z.infer<typeof TrackFailedSchema>, "type">;
-
-export const SegmentRestartedSchema = z.object({
-	type: z.literal("segmentRestarted"),
-	trackId: TrackIdSchema,
-	/** The new segment's sequence number. */
-	seq: z.number().int().positive(),
-	reason: z.string(),
-});
-export type SegmentRestarted = Omit<z.infer<typeof SegmentRestartedSchema>, "type">;
 
 export const RecoveredSchema = z.object({
 	type: z.literal("recovered"),
@@ -436,9 +471,10 @@ export const ChildMessageSchema = z.discriminatedUnion("type", [
 	ObjectWrittenSchema,
 	PartUploadedSchema,
 	KeyframeNeededSchema,
+	TrackHoleSchema,
+	TrackStartedSchema,
 	TrackStoppingSchema,
 	TrackFailedSchema,
-	SegmentRestartedSchema,
 	RecoveredSchema,
 	ErrorReplySchema,
 	TranscriptionOpenedSchema,
@@ -481,6 +517,20 @@ export function parseChildMessage(raw: unknown): ParseResult<ChildMessage> {
 export function objectKey(key: TrackKey, seq: number): string {
 	const name = `${key.meetingId}/${key.sessionId}/${key.person}-${key.kind}-${seq}.webm`;
 	return key.prefix ? `${key.prefix}/${name}` : name;
+}
+
+/**
+ * The name of a session's checkpoint object, `{ms}-{n}.ckpt` in the session's folder: a JSON index line
+ * `{ v: 1, at, entries: [{ key, offset, size, at, frames }] }` (each piece: an object's bytes [offset, offset + size),
+ * found at `at` after the index line), then the pieces.
+ */
+export function checkpointKey(at: number, n: number): string {
+	return `${at}-${n}.ckpt`;
+}
+
+/** True for a checkpoint object's key. */
+export function isCheckpointKey(key: string): boolean {
+	return /\/\d{1,15}-\d{1,12}\.ckpt$/.test(key);
 }
 
 /** The inverse of objectKey under `prefix`; undefined for keys the recorder did not write. */

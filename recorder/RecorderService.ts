@@ -4,6 +4,7 @@ import type { Logger } from "../server/logger.js";
 import { assertEndpointAllowed } from "../server/storage/endpointGuard.js";
 import { classifyS3Error, createS3Client } from "../server/storage/preflight.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import { CheckpointWriter } from "./CheckpointWriter.js";
 import { RecorderError } from "./errors.js";
 import { findExecutable } from "./executables.js";
 import {
@@ -31,6 +32,14 @@ export interface RecorderServiceOptions {
 interface OpenTrack {
 	recorder: TrackRecorder;
 	client: S3Client;
+	/** The session's checkpoint writer it shares (key in #checkpoints). */
+	checkpoints?: string;
+}
+
+interface SessionCheckpoints {
+	writer: CheckpointWriter;
+	client: S3Client;
+	tracks: number;
 }
 
 /**
@@ -44,6 +53,10 @@ export class RecorderService {
 	readonly #log: Logger;
 	readonly #send: (message: ChildMessage) => void;
 	readonly #tracks = new Map<string, OpenTrack>();
+	readonly #clients = new Map<string, { client: S3Client; refs: number }>();
+	readonly #clientKeys = new Map<S3Client, string>();
+	/** One checkpoint writer per recording session (bucket + folder), shared by its tracks. */
+	readonly #checkpoints = new Map<string, SessionCheckpoints>();
 	readonly #opening = new Set<string>();
 	readonly #transcriptions = new Map<string, TrackTranscriber>();
 	readonly #openingTranscriptions = new Set<string>();
@@ -61,11 +74,6 @@ export class RecorderService {
 
 	get transcriptionCount(): number {
 		return this.#transcriptions.size;
-	}
-
-	/** ffmpeg PIDs of every open track (diagnostics). */
-	get ffmpegPids(): number[] {
-		return [...this.#tracks.values()].flatMap((t) => t.recorder.ffmpegPids);
 	}
 
 	handle(raw: unknown): void {
@@ -142,14 +150,12 @@ export class RecorderService {
 		if (this.#tracks.has(msg.trackId) || this.#opening.has(msg.trackId)) {
 			throw new RecorderError("track_exists", `track ${msg.trackId} is already open`);
 		}
-		if (!findExecutable(this.#config.ffmpegPath)) {
-			throw new RecorderError("ffmpeg_unavailable", `ffmpeg not found (${this.#config.ffmpegPath})`);
-		}
 		this.#opening.add(msg.trackId);
 		try {
 			const policy = { allowHttp: msg.options?.allowHttp === true, allowPrivate: msg.options?.allowPrivate === true };
 			await assertEndpointAllowed(msg.target.endpoint, policy);
-			const client = this.#client(msg.target, policy);
+			const client = this.#sharedClient(msg.target, policy);
+			const checkpoints = this.#checkpointsFor(msg, policy);
 			const segmentMs = msg.options?.segmentSeconds
 				? msg.options.segmentSeconds * 1000
 				: (msg.options?.segmentMinutes ?? this.#config.segmentMinutes) * 60_000;
@@ -164,24 +170,38 @@ export class RecorderService {
 					client,
 					config: this.#config,
 					segmentMs,
+					...(checkpoints ? { checkpoints: checkpoints.writer } : {}),
 					...(msg.firstSeq ? { firstSeq: msg.firstSeq } : {}),
 					log: this.#log,
 				});
 			} catch (err) {
-				client.destroy();
+				this.#releaseClient(client);
+				if (checkpoints) void this.#releaseCheckpoints(checkpoints.key);
 				throw err;
 			}
 			const { trackId } = msg;
 			recorder.on("objectWritten", (o) => this.#send({ type: "objectWritten", ...o }));
 			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
 			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
-			recorder.on("segmentRestarted", (r) => this.#send({ type: "segmentRestarted", trackId, ...r }));
+			recorder.on("started", (at) => this.#send({ type: "trackStarted", trackId, at: new Date(at).toISOString() }));
+			recorder.on("hole", (h) =>
+				this.#send({
+					type: "trackHole",
+					trackId,
+					hole: {
+						from: new Date(h.from).toISOString(),
+						to: new Date(h.to).toISOString(),
+						cause: h.cause,
+						...(h.frames !== undefined ? { frames: h.frames } : {}),
+					},
+				}),
+			);
 			recorder.on("stopping", (f) => this.#send({ type: "trackStopping", trackId, ...f }));
 			recorder.on("failed", (f) => {
 				if (recorder.state === "failed") this.#forget(trackId);
-				this.#send({ type: "trackFailed", trackId, ...f });
+				this.#send({ type: "trackFailed", trackId, ...f, stats: recorder.stats });
 			});
-			this.#tracks.set(trackId, { recorder, client });
+			this.#tracks.set(trackId, { recorder, client, ...(checkpoints ? { checkpoints: checkpoints.key } : {}) });
 			if (this.#shutdown) void this.#closeTrack({ type: "closeTrack", trackId }).catch(() => undefined);
 			this.#send({
 				type: "trackOpened",
@@ -204,6 +224,7 @@ export class RecorderService {
 			type: "trackClosed",
 			...(msg.requestId ? { requestId: msg.requestId } : {}),
 			trackId: msg.trackId,
+			stats: track.recorder.stats,
 		});
 	}
 
@@ -211,7 +232,45 @@ export class RecorderService {
 		const track = this.#tracks.get(trackId);
 		if (!track) return;
 		this.#tracks.delete(trackId);
-		track.client.destroy();
+		this.#releaseClient(track.client);
+		if (track.checkpoints) void this.#releaseCheckpoints(track.checkpoints);
+	}
+
+	/** The checkpoint writer of the track's session (one S3 request per session per interval, for all its tracks). */
+	#checkpointsFor(
+		msg: OpenTrackMessage,
+		policy: { allowHttp: boolean; allowPrivate: boolean },
+	): { key: string; writer: CheckpointWriter } | undefined {
+		if (this.#config.checkpointMs <= 0) return undefined;
+		const { prefix, meetingId, sessionId } = msg.key;
+		const base = `${prefix ? `${prefix}/` : ""}${meetingId}/${sessionId}`;
+		const key = `${msg.target.endpoint}|${msg.target.bucket}|${base}`;
+		let entry = this.#checkpoints.get(key);
+		if (!entry) {
+			const client = this.#sharedClient(msg.target, policy);
+			entry = {
+				client,
+				tracks: 0,
+				writer: new CheckpointWriter({
+					client,
+					target: msg.target,
+					base,
+					intervalMs: this.#config.checkpointMs,
+					log: this.#log,
+				}),
+			};
+			this.#checkpoints.set(key, entry);
+		}
+		entry.tracks++;
+		return { key, writer: entry.writer };
+	}
+
+	async #releaseCheckpoints(key: string): Promise<void> {
+		const entry = this.#checkpoints.get(key);
+		if (!entry || --entry.tracks > 0) return;
+		this.#checkpoints.delete(key);
+		await entry.writer.close().catch(() => undefined);
+		this.#releaseClient(entry.client);
 	}
 
 	async #openTranscription(msg: OpenTranscriptionMessage): Promise<void> {
@@ -282,7 +341,7 @@ export class RecorderService {
 				target: msg.target,
 				prefix: msg.prefix,
 				liveUploadIds: live,
-				ownedSessionIds: msg.ownedSessionIds,
+				sessions: msg.sessions,
 				log: this.#log.child({ recover: msg.requestId ?? true }),
 				onObject: (o) =>
 					this.#send({ type: "objectWritten", ...(msg.requestId ? { requestId: msg.requestId } : {}), ...o }),
@@ -294,6 +353,32 @@ export class RecorderService {
 		} finally {
 			client.destroy();
 		}
+	}
+
+	/**
+	 * One S3 client per target (endpoint, credentials, policy) for all the tracks writing to it: creating a client
+	 * costs milliseconds, and hundreds of tracks open at once.
+	 */
+	#sharedClient(target: StorageTarget, policy: { allowHttp: boolean; allowPrivate: boolean }): S3Client {
+		const key = JSON.stringify([target, policy]);
+		let entry = this.#clients.get(key);
+		if (!entry) {
+			entry = { client: this.#client(target, policy), refs: 0 };
+			this.#clients.set(key, entry);
+			this.#clientKeys.set(entry.client, key);
+		}
+		entry.refs++;
+		return entry.client;
+	}
+
+	#releaseClient(client: S3Client): void {
+		const key = this.#clientKeys.get(client);
+		const entry = key ? this.#clients.get(key) : undefined;
+		if (!entry || !key) return;
+		if (--entry.refs > 0) return;
+		this.#clients.delete(key);
+		this.#clientKeys.delete(client);
+		client.destroy();
 	}
 
 	#client(target: StorageTarget, policy: { allowHttp: boolean; allowPrivate: boolean }): S3Client {

@@ -31,8 +31,18 @@ export const RecorderConfigSchema = z
 			.min(MIN_PART_SIZE + MiB)
 			.max(4096 * MiB)
 			.default(64 * MiB),
-		/** How long a full buffer may stall ffmpeg's output before the track gives up. */
+		/**
+		 * A bucket that answers nothing for this long stops the track cleanly (`storage_unavailable`) even while the
+		 * buffer still holds: nobody should record for hours into memory without being told.
+		 */
+		maxOutageMs: z.number().int().min(5000).max(86_400_000).default(600_000),
+		/** How long the buffer may stay full before the track gives up (frames keep coming meanwhile). */
 		bufferFullGraceMs: z.number().int().min(0).max(600_000).default(5000),
+		/**
+		 * The bytes of an object not yet in a stored part are checkpointed into the bucket this often (one PutObject
+		 * each); a crash loses at most about this much of every track. 0 = off (a crash then loses the unstored tail).
+		 */
+		checkpointMs: z.number().int().min(0).max(60_000).default(2000),
 		/** Parts uploaded at once per segment. */
 		uploadConcurrency: z.number().int().min(1).max(16).default(2),
 		/** One attempt of one S3 request may take this long. */
@@ -56,7 +66,7 @@ export const RecorderConfigSchema = z
 			.min(0.05)
 			.max(24 * 60)
 			.default(10),
-		/** The ffmpeg binary. */
+		/** The ffmpeg binary (transcription decodes Opus with it; recording uses none). */
 		ffmpegPath: z.string().min(1).default("ffmpeg"),
 		/** Address-space limit of each ffmpeg (prlimit --as); 0 = none. */
 		ffmpegMemoryLimitBytes: z
@@ -64,16 +74,16 @@ export const RecorderConfigSchema = z
 			.int()
 			.min(0)
 			.default(1024 * MiB),
-		/** RTP flowing into ffmpeg but no output for this long → restart into a new segment. */
+		/** Transcription: RTP flowing into the decoding ffmpeg but no output for this long → restart it. */
 		watchdogMs: z.number().int().min(1000).max(600_000).default(15_000),
-		/** More restarts than this within restartWindowMs → the track fails with ffmpeg_failed. */
+		/** Transcription: more decoder/engine restarts than this within restartWindowMs fail the track. */
 		maxRestarts: z.number().int().min(0).max(100).default(5),
 		restartWindowMs: z.number().int().min(1000).default(600_000),
-		/** On rollover, how long the new video segment waits for a key frame before it takes over anyway. */
-		keyframeWaitMs: z.number().int().min(0).max(60_000).default(4000),
+		/** How long a missing RTP packet is waited for (reordering, retransmission) before it counts as lost. */
+		jitterMs: z.number().int().min(0).max(5000).default(200),
 		/**
-		 * No RTP for this long ends a segment: ffmpeg finishes the WebM and exits; the next packet starts a new
-		 * segment. Also how long a graceful close (or the old segment of a rollover) takes to end.
+		 * Recording: no frame for this long ends an object (the producer paused; the next frame starts a new one).
+		 * Transcription: no RTP for this long ends the decoder's input.
 		 */
 		idleTimeoutMs: z.number().int().min(500).max(60_000).default(2000),
 		/** After idleTimeoutMs, how long an ending ffmpeg may take before SIGKILL. */

@@ -1,14 +1,14 @@
 import dgram from "node:dgram";
 import type { Logger } from "../server/logger.js";
-import { isRtcp, isVp8KeyframeStart, parseRtp } from "./rtp.js";
+import { isRtcp, isVp8KeyframeStart, parseRtp, type RtpHeader } from "./rtp.js";
 
 export interface RtpRelayOptions {
 	payloadType: number;
 	ssrc: number;
 	video: boolean;
 	log: Logger;
-	/** A well-formed RTP packet of the track; `keyframe` when it starts a VP8 key frame. */
-	onRtp: (packet: Buffer, keyframe: boolean) => void;
+	/** A well-formed RTP packet of the track (its parsed header); `keyframe` when it starts a VP8 key frame. */
+	onRtp: (packet: Buffer, keyframe: boolean, header: RtpHeader) => void;
 	onRtcp: (packet: Buffer) => void;
 }
 
@@ -19,11 +19,11 @@ export interface RtpRelayStats {
 }
 
 /**
- * The track's fixed UDP ports on 127.0.0.1 (what the gateway's PlainTransport
- * sends to), relaying to whichever ffmpeg records the current segment. Owning
- * the ports here lets a new ffmpeg take over at a key frame while the old one
- * finishes, with no gap and no port race; packets of another payload type or
- * SSRC, or not RTP at all, are dropped.
+ * The track's fixed UDP ports, bound on 127.0.0.1 only (what the gateway's
+ * PlainTransport sends to): each RTP packet of the expected payload type and
+ * SSRC is handed on (to the recorder's depacketizer, or relayed to a
+ * transcription's decoder); packets of another payload type or SSRC, or not
+ * RTP at all, are dropped. RTCP (the sender reports) comes on its own port.
  */
 export class RtpRelay {
 	readonly rtpPort: number;
@@ -50,7 +50,8 @@ export class RtpRelay {
 
 	static async create(options: RtpRelayOptions): Promise<RtpRelay> {
 		const open = async () => {
-			const s = dgram.createSocket({ type: "udp4", recvBufferSize: 1 << 20 });
+			// 4 MiB asked (the kernel caps it at net.core.rmem_max): a stalled event loop must not drop a burst of RTP.
+			const s = dgram.createSocket({ type: "udp4", recvBufferSize: 4 << 20 });
 			await new Promise<void>((resolve, reject) => {
 				s.once("error", reject);
 				s.bind(0, "127.0.0.1", () => {
@@ -102,6 +103,6 @@ export class RtpRelay {
 			}
 			return;
 		}
-		this.#opts.onRtp(packet, this.#opts.video && isVp8KeyframeStart(packet, header));
+		this.#opts.onRtp(packet, this.#opts.video && isVp8KeyframeStart(packet, header), header);
 	}
 }

@@ -1,6 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
 import { EventEmitter } from "node:events";
-import type { Readable } from "node:stream";
 import {
 	AbortMultipartUploadCommand,
 	CompleteMultipartUploadCommand,
@@ -10,6 +9,7 @@ import {
 import { ConsentryError } from "../server/errors.js";
 import type { Logger } from "../server/logger.js";
 import { classifyS3Error, sseGetParams, ssePutParams } from "../server/storage/preflight.js";
+import type { TailPiece, TailSource } from "./CheckpointWriter.js";
 import { UploadError } from "./errors.js";
 import { MAX_PARTS } from "./RecorderTypes.js";
 import type {
@@ -52,7 +52,7 @@ class GaveUp extends Error {}
  * prefix of the parts, keep exact hashes of that prefix, or retry forever
  * within a memory budget and then give up on a deadline.
  */
-export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
+export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> implements TailSource {
 	readonly key: string;
 	readonly #opts: SegmentUploaderOptions;
 	readonly #config: SegmentUploaderConfig;
@@ -66,9 +66,8 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#creating = false;
 	#createFailed = false;
 	#inflight = 0;
-	#input: Readable | undefined;
 	#inputEnded = false;
-	#paused = false;
+	#full = false;
 	#fullTimer: NodeJS.Timeout | undefined;
 	#overflowed = false;
 	#rolloverSignalled = false;
@@ -78,6 +77,14 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#giveUp = new AbortController();
 	#waiters: (() => void)[] = [];
 	#finishing: Promise<SegmentOutcome> | undefined;
+	/** Bytes written since the last checkpoint (the same buffers as the parts'), and where they start. */
+	#tail: Buffer[] = [];
+	#tailBytes = 0;
+	#tailFrom = 0;
+	/** Since when every request has failed (undefined: the last one succeeded, or none failed). */
+	#failingSince: number | undefined;
+	#patient = false;
+	#armDeadline: (() => void) | undefined;
 
 	constructor(options: SegmentUploaderOptions) {
 		super();
@@ -85,10 +92,16 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		this.#config = options.config;
 		this.key = options.key;
 		this.#log = options.log.child({ key: options.key });
+		options.checkpoints?.add(this);
 	}
 
 	get uploadId(): string | undefined {
 		return this.#uploadId;
+	}
+
+	/** Since when the bucket has answered none of this object's requests (undefined when it answers). */
+	get failingSince(): number | undefined {
+		return this.#failingSince;
 	}
 
 	get bytesIn(): number {
@@ -104,23 +117,20 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		return this.#parts.filter((p) => p.state === "done").length;
 	}
 
-	/** Reads `stream` to its end (or until the input is cut). */
-	consume(stream: Readable): void {
-		if (this.#input) throw new Error("SegmentUploader: already consuming a stream");
-		this.#input = stream;
-		stream.on("data", (chunk: Buffer) => this.#onData(chunk));
-		stream.once("end", () => this.#endInput());
-		stream.once("close", () => this.#endInput());
-		stream.on("error", (err) => {
-			this.#log.warn({ err }, "segment input failed");
-			this.#endInput();
-		});
+	/** Appends bytes of the object (the muxer's output, in file order). Ignored once the input was cut or ended. */
+	write(chunk: Uint8Array): void {
+		if (this.#inputEnded) return;
+		const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+		this.#onData(buf);
 	}
 
-	/** Stops reading now (the stream is destroyed); finish() then stores what was read. */
+	/** No more bytes: finish() then stores the rest. */
+	end(): void {
+		this.#endInput();
+	}
+
+	/** Stops taking bytes now; finish() then stores what was taken. */
 	stopInput(): void {
-		if (this.#inputEnded) return;
-		this.#input?.destroy();
 		this.#endInput();
 	}
 
@@ -129,10 +139,20 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	 * left, within finishDeadlineMs, then completes the object from the parts
 	 * stored (a contiguous prefix), or aborts the upload when none was.
 	 */
-	finish(options: { force?: boolean } = {}): Promise<SegmentOutcome> {
+	finish(options: { force?: boolean; patient?: boolean } = {}): Promise<SegmentOutcome> {
 		if (options.force) this.stopInput();
+		// Patient (an object retired while its track records on): no deadline until limit() is called, so that an
+		// outage the buffer rides out loses nothing of it either.
+		if (options.patient && !this.#finishing) this.#patient = true;
 		this.#finishing ??= this.#finish();
 		return this.#finishing;
+	}
+
+	/** Gives a patient finish() its deadline after all (the track is closing or failing). */
+	limit(): void {
+		if (!this.#patient) return;
+		this.#patient = false;
+		this.#armDeadline?.();
 	}
 
 	// ---- input ----
@@ -141,6 +161,10 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		if (this.#inputEnded) return;
 		this.#hash.update(chunk);
 		this.#bytesIn += chunk.length;
+		if (this.#opts.checkpoints) {
+			this.#tail.push(chunk);
+			this.#tailBytes += chunk.length;
+		}
 		this.#pending.push(chunk);
 		this.#pendingBytes += chunk.length;
 		this.#opts.budget.take(chunk.length);
@@ -155,7 +179,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 				return;
 			}
 		}
-		if (this.#opts.budget.full) this.#pauseInput();
+		if (this.#opts.budget.full) this.#budgetFull();
 	}
 
 	#cutPart(): void {
@@ -187,29 +211,31 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 		this.#pump();
 	}
 
-	#pauseInput(): void {
-		if (this.#paused || !this.#input || this.#inputEnded) return;
-		this.#paused = true;
-		this.#input.pause();
+	/**
+	 * The budget is full (the bucket is slow or down): bytes are still taken (frames cannot wait), and when it stays
+	 * full for bufferFullGraceMs the input is cut (`overflow`).
+	 */
+	#budgetFull(): void {
+		if (this.#full || this.#inputEnded) return;
+		this.#full = true;
 		this.#opts.budget.on("released", this.#onReleased);
 		this.#fullTimer = setTimeout(() => this.#overflow(), this.#config.bufferFullGraceMs);
-		this.#log.debug({ buffered: this.#opts.budget.used }, "buffer full: input paused");
+		this.#log.debug({ buffered: this.#opts.budget.used }, "buffer full");
 	}
 
 	readonly #onReleased = (): void => {
-		if (!this.#paused || this.#opts.budget.full) return;
-		this.#unpause();
-		this.#input?.resume();
+		if (!this.#full || this.#opts.budget.full) return;
+		this.#clearFull();
 	};
 
-	#unpause(): void {
-		this.#paused = false;
+	#clearFull(): void {
+		this.#full = false;
 		clearTimeout(this.#fullTimer);
 		this.#opts.budget.off("released", this.#onReleased);
 	}
 
 	#overflow(): void {
-		if (!this.#paused || this.#inputEnded) return;
+		if (!this.#full || this.#inputEnded) return;
 		this.#overflowed = true;
 		this.#log.error(
 			{ buffered: this.#opts.budget.used, limit: this.#opts.budget.limit, lastError: errText(this.#lastTransient) },
@@ -222,10 +248,43 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 	#endInput(): void {
 		if (this.#inputEnded) return;
 		this.#inputEnded = true;
-		if (this.#paused) this.#unpause();
+		if (this.#full) this.#clearFull();
+		this.#opts.checkpoints?.remove(this);
+		this.#tail = [];
+		this.#tailBytes = 0;
 		this.#cutPart();
 		this.#pump();
 		this.#changed();
+	}
+
+	// ---- checkpoints: the durable tail ----
+
+	/**
+	 * The bytes written since the last checkpoint, for the session's CheckpointWriter to store (with the other
+	 * tracks' in one object), so that a crash (recorder, gateway, host) loses at most one checkpoint interval:
+	 * `recover` appends them to the parts the upload already has.
+	 */
+	takeTail(): TailPiece | undefined {
+		if (this.#tailBytes === 0 || this.#inputEnded || this.#rejected) return undefined;
+		const body = this.#tail.length === 1 ? (this.#tail[0] as Buffer) : Buffer.concat(this.#tail, this.#tailBytes);
+		const offset = this.#tailFrom;
+		this.#tail = [];
+		this.#tailFrom += this.#tailBytes;
+		this.#tailBytes = 0;
+		this.#opts.budget.take(body.length);
+		let released = false;
+		return {
+			key: this.key,
+			offset,
+			body,
+			frames: this.#opts.framesAt?.(offset + body.length),
+			done: () => {
+				if (released) return;
+				released = true;
+				this.#opts.budget.release(body.length);
+				this.#changed();
+			},
+		};
 	}
 
 	// ---- upload ----
@@ -323,9 +382,12 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 			if (this.#giveUp.signal.aborted) throw new GaveUp(what);
 			const signal = AbortSignal.any([this.#giveUp.signal, AbortSignal.timeout(this.#config.requestTimeoutMs)]);
 			try {
-				return await op(signal);
+				const result = await op(signal);
+				this.#failingSince = undefined;
+				return result;
 			} catch (err) {
 				if (this.#giveUp.signal.aborted) throw new GaveUp(what);
+				this.#failingSince ??= Date.now();
 				if (!isTransient(err)) {
 					const mapped = classifyS3Error(err, this.#opts.target, "write");
 					throw new UploadError("storage_rejected", `could not ${what}: ${mapped.message}`, { cause: err });
@@ -365,14 +427,19 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 
 	async #finish(): Promise<SegmentOutcome> {
 		await this.#waitUntil(() => this.#inputEnded);
-		const deadline = setTimeout(() => {
-			this.#giveUp.abort();
-			this.#changed();
-		}, this.#config.finishDeadlineMs);
+		let deadline: NodeJS.Timeout | undefined;
+		this.#armDeadline = () => {
+			deadline ??= setTimeout(() => {
+				this.#giveUp.abort();
+				this.#changed();
+			}, this.#config.finishDeadlineMs);
+		};
+		if (!this.#patient) this.#armDeadline();
 		try {
 			await this.#waitUntil(() => this.#settled());
 		} finally {
 			clearTimeout(deadline);
+			this.#armDeadline = undefined;
 		}
 		let stored = 0;
 		while (stored < this.#parts.length && this.#parts[stored]?.state === "done") stored++;
@@ -436,6 +503,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> {
 			};
 			outcome.object = object;
 			this.#log.info({ size: object.size, parts: stored, truncated: object.truncated }, "object written");
+			this.#opts.checkpoints?.completed(this.key); // its checkpoints are of no more use
 			return outcome;
 		} catch (err) {
 			const reason = err instanceof GaveUp ? errText(this.#lastTransient) : errText(err);

@@ -2,6 +2,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../server/logger.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
 import type { ByteBudget } from "./ByteBudget.js";
+import type { CheckpointWriter } from "./CheckpointWriter.js";
 import type { UploadError } from "./errors.js";
 import type { RecorderConfig } from "./RecorderTypes.js";
 
@@ -16,6 +17,7 @@ export type SegmentUploaderConfig = Pick<
 	| "rolloverParts"
 	| "maxObjectBytes"
 	| "bufferFullGraceMs"
+	| "maxOutageMs"
 >;
 
 export interface SegmentUploaderOptions {
@@ -26,6 +28,10 @@ export interface SegmentUploaderOptions {
 	/** The track's memory budget (shared by its segments). */
 	budget: ByteBudget;
 	config: SegmentUploaderConfig;
+	/** The session's checkpoint writer: the object's tail goes into it every interval (absent: no checkpoints). */
+	checkpoints?: CheckpointWriter;
+	/** Frames entirely within the object's first `bytes` bytes (named in each checkpoint, for recovery's count). */
+	framesAt?: (bytes: number) => number;
 	log: Logger;
 }
 

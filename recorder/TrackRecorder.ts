@@ -1,59 +1,49 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../server/logger.js";
 import { ByteBudget } from "./ByteBudget.js";
-import { FfmpegError, UploadError } from "./errors.js";
-import { FfmpegProcess } from "./FfmpegProcess.js";
-import type { FfmpegExit } from "./FfmpegProcessTypes.js";
+import { Depacketizer } from "./Depacketizer.js";
+import type { Frame, Hole } from "./DepacketizerTypes.js";
+import { UploadError } from "./errors.js";
 import { objectKey, type TrackFailed } from "./RecorderProtocol.js";
 import { RtpRelay } from "./RtpRelay.js";
 import { SegmentUploader } from "./SegmentUploader.js";
 import type { SegmentOutcome } from "./SegmentUploaderTypes.js";
-import type { TrackRecorderEvents, TrackRecorderOptions } from "./TrackRecorderTypes.js";
+import type { TrackRecorderEvents, TrackRecorderOptions, TrackStats } from "./TrackRecorderTypes.js";
+import { WebmWriter } from "./WebmWriter.js";
 
 type FailureCode = TrackFailed["code"];
 
-/** One object: one ffmpeg writing into one multipart upload. */
+/** One object: a WebM being muxed in process, streamed into one multipart upload. */
 interface Segment {
 	seq: number;
-	ffmpeg: FfmpegProcess;
+	writer: WebmWriter;
 	uploader: SegmentUploader;
-	createdAt: number;
-	/** First and last RTP packet relayed into it. */
-	startedAt?: number;
-	endedAt?: number;
-	/** First packet relayed since ffmpeg last produced output (watchdog). */
-	inputSinceOutputAt?: number;
-	/** Video: relaying starts at a key frame (or once keyframeWaitMs of packets went by without one). */
-	gotKeyframe: boolean;
-	firstSeenAt?: number;
-	keyframeRequestedAt: number;
+	/** Arrival of its first and last frame (wall clock, ms). */
+	startedAt: number;
+	endedAt: number;
+	/** Arrival time of each frame added (for the holes of an object cut short). */
+	frameTimes: number[];
 	retiring: boolean;
 }
 
-/** A segment whose last packet is this close to the idle timeout gets no more: ffmpeg may be ending its input. */
-const IDLE_MARGIN_MS = 300;
-/** Packets held while a segment's ffmpeg starts (about 50–150 ms of media). */
-const QUEUE_MAX_PACKETS = 3000;
+/** Key frame requests at most this often. */
+const KEYFRAME_REQUEST_MS = 500;
 
 /**
- * Records one track. The relay's RTP goes into an ffmpeg (SDP on stdin, WebM
- * on stdout, no transcoding) whose output a SegmentUploader streams into
- * `{prefix}/{meetingId}/{sessionId}/{person}-{kind}-{seq}.webm`.
+ * Records one track, in process: the track's RTP (RtpRelay, 127.0.0.1) →
+ * Depacketizer (jitter window, frames, loss) → WebmWriter (mediabunny,
+ * append-only WebM) → SegmentUploader (the customer's bucket). No child
+ * process; a frame is in the muxer as soon as its last packet arrived.
  *
- * - A segment starts with the first RTP packet (packets are held while its
- *   ffmpeg starts); video segments start at a key frame.
- * - It ends cleanly when RTP stops for idleTimeoutMs: ffmpeg treats that as
- *   the end of its input, writes the last cluster and exits; the object is
- *   completed. That is how close() and the old segment of a rollover end too,
- *   and how a long pause (producer paused) ends one; the next packet starts
- *   the next segment.
- * - It rolls over every segmentMs and when the uploader nears a limit: a new
- *   ffmpeg starts beside the old one and takes over at the next key frame
- *   (video; it asks for one with `keyframeNeeded`), so no packet is lost or
- *   recorded twice.
- * - An ffmpeg that dies, or gets RTP but writes nothing for watchdogMs, is
- *   replaced by a new segment (`segmentRestarted`); more than maxRestarts in
- *   restartWindowMs fail the track (`ffmpeg_failed`).
+ * - An object (segment) starts with the first frame; a video one with a key
+ *   frame (frames before it are dropped and one is asked for).
+ * - It ends when no frame came for idleTimeoutMs (the producer paused: the
+ *   next frame starts the next object), on close, and at a rollover: every
+ *   segmentMs, or when the upload nears a limit, the next object starts at
+ *   the next key frame (asked for; audio: the next frame). Nothing is lost or
+ *   written twice at a rollover.
+ * - Every frame is accounted for (`stats`): received, written (in a stored
+ *   object), dropped; every stretch that will not be in the bucket is a `hole`.
  * - A buffer that stays full (the bucket is down longer than it lasts) fails
  *   the track (`storage_unavailable`) after what was buffered is stored.
  */
@@ -64,16 +54,20 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	readonly #budget: ByteBudget;
 	readonly #video: boolean;
 	#relay!: RtpRelay;
+	#depacketizer!: Depacketizer;
 	#state: "open" | "closing" | "failed" | "closed" = "open";
 	#current: Segment | undefined;
-	#next: Segment | undefined;
-	#starting: Promise<void> | undefined;
-	#queue: { packet: Buffer; keyframe: boolean }[] = [];
 	#seq: number;
-	#restarts: number[] = [];
+	#rolloverWanted: string | undefined;
+	#lastKeyRequest = 0;
 	#retiring = new Set<Promise<void>>();
+	#retiringSegments = new Set<Segment>();
 	#tick: NodeJS.Timeout | undefined;
 	#ending: Promise<void> | undefined;
+	#framesWritten = 0;
+	#framesNoSegment = 0;
+	#started = false;
+	readonly #holes: Hole[] = [];
 
 	private constructor(options: TrackRecorderOptions) {
 		super();
@@ -85,19 +79,29 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		this.#seq = (options.firstSeq ?? 1) - 1;
 	}
 
-	/** Binds the track's ports; the first ffmpeg starts with the first RTP packet. */
 	static async create(options: TrackRecorderOptions): Promise<TrackRecorder> {
 		const track = new TrackRecorder(options);
+		track.#depacketizer = new Depacketizer({
+			codec: track.#video ? "vp8" : "opus",
+			clockRate: options.codec.clockRate,
+			jitterMs: options.config.jitterMs,
+			onFrame: (frame) => track.#onFrame(frame),
+			onKeyframeNeeded: () => track.#requestKeyframe(),
+			onHole: (hole) => track.#hole(hole),
+		});
 		track.#relay = await RtpRelay.create({
 			payloadType: options.codec.payloadType,
 			ssrc: options.ssrc,
 			video: track.#video,
 			log: track.#log,
-			onRtp: (packet, keyframe) => track.#onRtp(packet, keyframe),
-			// ffmpeg has no use for the sender's RTCP with a single stream, and any packet would delay its idle end.
+			onRtp: (packet, _keyframe, header) => {
+				if (track.#state === "open") track.#depacketizer.push(packet, header);
+			},
+			// The sender reports (RTP time ↔ the sender's wall clock) are not used yet.
 			onRtcp: () => undefined,
 		});
 		track.#tick = setInterval(() => track.#onTick(), 250);
+		track.#tick.unref();
 		track.#log.info({ rtpPort: track.rtpPort, rtcpPort: track.rtcpPort, segmentMs: options.segmentMs }, "track open");
 		return track;
 	}
@@ -116,21 +120,31 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	/** The multipart uploads this track is writing (never touched by recover). */
 	get uploadIds(): string[] {
-		const ids: string[] = [];
-		for (const s of [this.#current, this.#next]) if (s?.uploader.uploadId) ids.push(s.uploader.uploadId);
-		return ids;
+		const id = this.#current?.uploader.uploadId;
+		return id ? [id] : [];
 	}
 
-	/** PIDs of its running ffmpeg processes (diagnostics). */
-	get ffmpegPids(): number[] {
-		return [this.#current, this.#next].flatMap((s) => (s?.ffmpeg.pid && !s.ffmpeg.exited ? [s.ffmpeg.pid] : []));
+	/** Every frame accounted for, so far. */
+	get stats(): TrackStats {
+		const d = this.#depacketizer.stats;
+		return {
+			packets: d.packets,
+			lostPackets: d.lostPackets,
+			framesReceived: d.frames + d.droppedFrames,
+			framesWritten: this.#framesWritten,
+			framesDropped: d.droppedFrames + this.#framesNoSegment,
+		};
+	}
+
+	/** Every stretch known not to be in the bucket. */
+	get holes(): readonly Hole[] {
+		return this.#holes;
 	}
 
 	/**
-	 * Graceful close: stops relaying; ffmpeg ends its input after idleTimeoutMs,
-	 * writes the last cluster and exits; the rest is uploaded and the object
-	 * completed. Resolves after its objectWritten (and `failed` when the last
-	 * segment could not be stored).
+	 * Graceful close: what the jitter window holds is written, the object
+	 * finished and stored. Resolves after its objectWritten (and `failed` when
+	 * the last object could not be stored).
 	 */
 	close(): Promise<void> {
 		if (this.#ending) return this.#ending;
@@ -142,15 +156,12 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	async #end(failure?: { code: FailureCode; message: string }): Promise<void> {
 		clearInterval(this.#tick);
 		this.#relay.close();
-		if (failure) this.#queue = [];
-		// A segment still starting takes the packets held for it (see #startCurrent); none is dropped on a close.
-		await this.#starting;
-		if (!failure && this.#queue.length && !this.#current) await this.#startCurrent();
-		this.#queue = [];
+		// Closing: frames still in the jitter window go in before the object ends (failing: they are dropped).
+		this.#depacketizer.close();
 		const errors: UploadError[] = [];
-		for (const seg of [this.#current, this.#next]) if (seg) this.#retire(seg, { kill: !!failure, errors });
+		for (const seg of this.#retiringSegments) seg.uploader.limit();
+		if (this.#current) this.#retire(this.#current, { kill: !!failure, errors });
 		this.#current = undefined;
-		this.#next = undefined;
 		while (this.#retiring.size) await Promise.all([...this.#retiring]);
 		if (failure) {
 			this.#state = "failed";
@@ -160,7 +171,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			const storageError = errors[0];
 			if (storageError) this.emit("failed", { code: storageError.code, message: storageError.message });
 		}
-		this.#log.info({ stats: this.#relay.stats, failure: failure?.code }, "track ended");
+		this.#log.info({ stats: this.stats, holes: this.#holes.length, failure: failure?.code }, "track ended");
 	}
 
 	#fail(code: FailureCode, message: string): void {
@@ -171,161 +182,85 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		this.#ending = this.#end({ code, message });
 	}
 
-	// ---- media ----
-
-	#onRtp(packet: Buffer, keyframe: boolean): void {
-		if (this.#state !== "open") return;
-		const now = Date.now();
-		const idleAfter = this.#opts.config.idleTimeoutMs - IDLE_MARGIN_MS;
-		const cur = this.#current;
-		if (cur?.endedAt !== undefined && now - cur.endedAt >= idleAfter) {
-			// Its ffmpeg is ending (or ended) its input for lack of RTP: this packet belongs to the next segment.
-			this.#log.debug({ seq: cur.seq, idleMs: now - cur.endedAt }, "segment ended: RTP paused");
-			this.#current = undefined;
-			this.#retire(cur, {});
-		}
-		const next = this.#next;
-		if (next) {
-			next.firstSeenAt ??= now;
-			const takeOver =
-				!this.#current || !this.#video || keyframe || now - next.firstSeenAt >= this.#opts.config.keyframeWaitMs;
-			if (takeOver) {
-				const old = this.#current;
-				this.#current = next;
-				this.#next = undefined;
-				if (old) this.#retire(old, {});
-				this.#log.debug({ seq: next.seq, keyframe }, "segment took over");
-			}
-		}
-		const seg = this.#current;
-		if (!seg || seg.ffmpeg.exited) {
-			this.#queue.push({ packet, keyframe });
-			if (this.#queue.length > QUEUE_MAX_PACKETS) this.#queue.shift();
-			if (!seg) void this.#startCurrent();
-			return;
-		}
-		this.#forward(seg, packet, keyframe, now);
+	#hole(hole: Hole): void {
+		this.#holes.push(hole);
+		this.emit("hole", hole);
 	}
 
-	#forward(seg: Segment, packet: Buffer, keyframe: boolean, now: number): void {
-		if (this.#video && !seg.gotKeyframe) {
-			seg.firstSeenAt ??= now;
-			if (keyframe || now - seg.firstSeenAt >= this.#opts.config.keyframeWaitMs) seg.gotKeyframe = true;
-			else {
-				if (now - seg.keyframeRequestedAt >= 1000) {
-					seg.keyframeRequestedAt = now;
-					this.emit("keyframeNeeded");
-				}
+	#requestKeyframe(): void {
+		const now = Date.now();
+		if (now - this.#lastKeyRequest < KEYFRAME_REQUEST_MS) return;
+		this.#lastKeyRequest = now;
+		this.emit("keyframeNeeded");
+	}
+
+	// ---- media ----
+
+	#onFrame(frame: Frame): void {
+		if (this.#state !== "open" && this.#state !== "closing") return;
+		let seg = this.#current;
+		if (seg && frame.receivedAt - seg.endedAt >= this.#opts.config.idleTimeoutMs) {
+			// The producer paused: that object is done; this frame starts the next.
+			this.#current = undefined;
+			this.#retire(seg, {});
+			seg = undefined;
+		}
+		if (seg && this.#rolloverWanted && (!this.#video || frame.key)) {
+			this.#log.debug({ seq: seg.seq, reason: this.#rolloverWanted }, "rolling over into a new object");
+			this.#current = undefined;
+			this.#rolloverWanted = undefined;
+			this.#retire(seg, {});
+			seg = undefined;
+		}
+		if (!seg) {
+			if (this.#video && !frame.key) {
+				this.#framesNoSegment++;
+				this.#requestKeyframe();
 				return;
 			}
+			seg = this.#startSegment(frame.receivedAt);
 		}
-		this.#relay.sendRtp(packet, seg.ffmpeg.rtpPort);
-		seg.startedAt ??= now;
-		seg.endedAt = now;
-		seg.inputSinceOutputAt ??= now;
+		seg.writer.add(frame);
+		if (!this.#started) {
+			this.#started = true;
+			this.emit("started", Date.now());
+		}
+		seg.frameTimes.push(frame.receivedAt);
+		seg.endedAt = frame.receivedAt;
 	}
 
 	#onTick(): void {
 		if (this.#state !== "open") return;
 		const now = Date.now();
-		const seg = this.#current;
-		const { watchdogMs } = this.#opts.config;
-		if (
-			seg &&
-			!seg.ffmpeg.exited &&
-			seg.inputSinceOutputAt !== undefined &&
-			now - seg.inputSinceOutputAt > watchdogMs &&
-			!this.#budget.full
-		) {
-			this.#log.warn({ seq: seg.seq, pid: seg.ffmpeg.pid }, "ffmpeg gets RTP but writes nothing: restarting it");
-			this.#current = undefined;
-			this.#retire(seg, { kill: true });
-			this.#restart(`watchdog: no output from ffmpeg for ${Math.round(watchdogMs / 1000)} s while RTP flowed`);
+		const failing = Math.min(
+			...[this.#current, ...this.#retiringSegments].map((s) => s?.uploader.failingSince ?? Number.POSITIVE_INFINITY),
+		);
+		if (now - failing > this.#opts.config.maxOutageMs) {
+			this.#fail(
+				"storage_unavailable",
+				`the bucket answered nothing for ${Math.round((now - failing) / 1000)} s; recording stopped, what was buffered is stored as far as it can be`,
+			);
 			return;
 		}
-		if (seg?.startedAt !== undefined && now - seg.startedAt >= this.#opts.segmentMs) this.#rollover("time");
-		const next = this.#next;
-		if (next && this.#video && now - next.keyframeRequestedAt >= 1000) {
-			next.keyframeRequestedAt = now;
-			this.emit("keyframeNeeded");
+		const seg = this.#current;
+		if (!seg) return;
+		if (now - seg.endedAt >= this.#opts.config.idleTimeoutMs && this.#depacketizer.held === 0) {
+			this.#log.debug({ seq: seg.seq }, "object ended: no media");
+			this.#current = undefined;
+			this.#rolloverWanted = undefined;
+			this.#retire(seg, {});
+			return;
 		}
+		if (!this.#rolloverWanted && now - seg.startedAt >= this.#opts.segmentMs) this.#rolloverWanted = "time";
+		if (this.#rolloverWanted && this.#video) this.#requestKeyframe();
 	}
 
-	// ---- segments ----
+	// ---- objects ----
 
-	/** Starts a segment to record into now (held packets go into it). `restartReason` reports it as a restart. */
-	#startCurrent(restartReason?: string): Promise<void> {
-		if (this.#starting) return this.#starting;
-		this.#starting = (async () => {
-			let seg: Segment;
-			try {
-				seg = await this.#startSegment();
-			} catch (err) {
-				if (err instanceof FfmpegError && err.code === "ffmpeg_unavailable") {
-					this.#fail("ffmpeg_unavailable", `could not start ffmpeg: ${err.message}`);
-				} else {
-					// A slow start (a loaded machine, many tracks starting at once) is retried, within the restart budget;
-					// packets keep waiting in the queue meanwhile.
-					setTimeout(() => this.#restart(`could not start ffmpeg: ${(err as Error).message}`), 250).unref();
-				}
-				return;
-			}
-			if (this.#state !== "open") {
-				if (this.#state === "closing" && this.#queue.length) {
-					// Closed while ffmpeg was starting: what arrived meanwhile is still recorded, then the segment ends.
-					const now = Date.now();
-					for (const { packet, keyframe } of this.#queue.splice(0)) this.#forward(seg, packet, keyframe, now);
-					this.#retire(seg, {});
-				} else this.#retire(seg, { kill: true });
-				return;
-			}
-			if (this.#current) this.#retire(this.#current, {});
-			this.#current = seg;
-			const now = Date.now();
-			for (const { packet, keyframe } of this.#queue.splice(0)) this.#forward(seg, packet, keyframe, now);
-			if (restartReason) {
-				this.#log.warn({ seq: seg.seq, reason: restartReason }, "segment restarted");
-				this.emit("segmentRestarted", { seq: seg.seq, reason: restartReason });
-			}
-		})().finally(() => {
-			this.#starting = undefined;
-		});
-		return this.#starting;
-	}
-
-	#rollover(reason: string): void {
-		if (this.#state !== "open" || this.#next || this.#starting) return;
-		this.#starting = (async () => {
-			try {
-				const seg = await this.#startSegment();
-				if (this.#state !== "open" || !this.#current) {
-					// Closed, or the current one ended meanwhile: this one starts with the next packet instead.
-					if (this.#state === "open" && !this.#current) this.#current = seg;
-					else this.#retire(seg, { kill: true });
-					return;
-				}
-				this.#next = seg;
-				this.#log.info({ seq: seg.seq, reason }, "rolling over into a new segment");
-			} catch (err) {
-				this.#fail("ffmpeg_unavailable", `could not start ffmpeg for the next segment: ${(err as Error).message}`);
-			}
-		})().finally(() => {
-			this.#starting = undefined;
-		});
-	}
-
-	async #startSegment(): Promise<Segment> {
+	#startSegment(at: number): Segment {
 		const seq = ++this.#seq;
 		const { config, key, target, client, codec } = this.#opts;
 		const log = this.#log.child({ seq });
-		const ffmpeg = await FfmpegProcess.start({
-			codec,
-			ssrc: this.#opts.ssrc,
-			ffmpegPath: config.ffmpegPath,
-			idleTimeoutMs: config.idleTimeoutMs,
-			memoryLimitBytes: config.ffmpegMemoryLimitBytes,
-			log,
-		});
 		const uploader = new SegmentUploader({
 			client,
 			target,
@@ -334,27 +269,22 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			budget: this.#budget,
 			config,
 			log,
+			framesAt: (bytes) => framesWithin(writer.frameEnds, bytes),
+			...(this.#opts.checkpoints ? { checkpoints: this.#opts.checkpoints } : {}),
 		});
-		const now = Date.now();
-		const seg: Segment = {
-			seq,
-			ffmpeg,
-			uploader,
-			createdAt: now,
-			gotKeyframe: !this.#video,
-			keyframeRequestedAt: now,
-			retiring: false,
-		};
-		uploader.consume(ffmpeg.stdout);
-		ffmpeg.stdout.on("data", () => {
-			seg.inputSinceOutputAt = undefined;
+		const writer = new WebmWriter({
+			codec: this.#video ? "vp8" : "opus",
+			clockRate: codec.clockRate,
+			...(codec.channels ? { channels: codec.channels } : {}),
+			onBytes: (bytes) => uploader.write(bytes),
 		});
+		const seg: Segment = { seq, writer, uploader, startedAt: at, endedAt: at, frameTimes: [], retiring: false };
 		uploader.on("part", ({ partNumber, size }) =>
 			this.emit("partUploaded", { trackId: this.trackId, seq, partNumber, size }),
 		);
 		uploader.on("rolloverNeeded", ({ reason }) => {
 			log.info({ reason }, "object nears a limit: rolling over");
-			this.#rollover(reason);
+			this.#rolloverWanted ??= reason;
 		});
 		uploader.on("overflow", ({ bufferedBytes }) =>
 			this.#fail(
@@ -363,95 +293,64 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			),
 		);
 		uploader.on("rejected", (err) => this.#fail("storage_rejected", err.message));
-		ffmpeg.on("exit", (info) => this.#onFfmpegExit(seg, info));
-		// The track's first key frame is the gateway's to ask for when it resumes the consumer.
-		if (this.#video && seq > (this.#opts.firstSeq ?? 1)) this.emit("keyframeNeeded");
-		log.debug({ pid: ffmpeg.pid, ports: [ffmpeg.rtpPort, ffmpeg.rtcpPort] }, "segment started");
+		this.#current = seg;
+		log.debug("object started");
 		return seg;
 	}
 
-	#countRestart(): boolean {
-		const now = Date.now();
-		const { maxRestarts, restartWindowMs } = this.#opts.config;
-		this.#restarts = this.#restarts.filter((t) => now - t < restartWindowMs);
-		this.#restarts.push(now);
-		return this.#restarts.length <= maxRestarts;
-	}
-
-	#restart(reason: string): void {
-		if (this.#state !== "open") return;
-		if (!this.#countRestart()) {
-			this.#fail(
-				"ffmpeg_failed",
-				`ffmpeg failed ${this.#restarts.length} times within ${Math.round(this.#opts.config.restartWindowMs / 1000)} s; last: ${reason}`,
-			);
-			return;
-		}
-		const next = this.#next;
-		if (next) {
-			this.#next = undefined;
-			this.#current = next;
-			this.#log.warn({ seq: next.seq, reason }, "segment restarted");
-			this.emit("segmentRestarted", { seq: next.seq, reason });
-			return;
-		}
-		void this.#startCurrent(reason);
-	}
-
-	#onFfmpegExit(seg: Segment, info: FfmpegExit): void {
-		if (seg.retiring || this.#state !== "open") return;
-		const reason = `ffmpeg exited (${info.signal ?? `code ${info.code}`})${info.stderr ? `: ${info.stderr.split("\n").slice(-2).join(" | ").slice(0, 300)}` : ""}`;
-		if (seg === this.#next) {
-			this.#next = undefined;
-			this.#retire(seg, {});
-			this.#log.warn({ seq: seg.seq, reason }, "the next segment's ffmpeg died before taking over");
-			if (!this.#countRestart()) this.#fail("ffmpeg_failed", reason);
-			return;
-		}
-		if (seg !== this.#current) return;
-		this.#current = undefined;
-		this.#retire(seg, {});
-		const idle =
-			seg.endedAt === undefined || Date.now() - seg.endedAt >= this.#opts.config.idleTimeoutMs - IDLE_MARGIN_MS;
-		if (info.code === 0 && idle) {
-			this.#log.debug({ seq: seg.seq }, "segment ended: no RTP");
-			return; // the next packet starts the next segment
-		}
-		if (seg.uploader.overflowed) return; // failing already
-		this.#log.warn({ seq: seg.seq, code: info.code, signal: info.signal, stderr: info.stderr }, "ffmpeg died");
-		this.#restart(reason);
-	}
-
-	/** Lets a segment's ffmpeg end (or kills it), completes its object and reports it. */
+	/** Ends a segment's file, completes its object and reports it. */
 	#retire(seg: Segment, how: { kill?: boolean; errors?: UploadError[] }): void {
 		if (seg.retiring) return;
 		seg.retiring = true;
 		const done = (async () => {
-			if (how.kill) seg.ffmpeg.kill();
-			await seg.ffmpeg.finish(this.#opts.config.stopGraceMs);
-			const outcome = await seg.uploader.finish({ force: true });
+			if (how.kill) seg.uploader.stopInput();
+			try {
+				await seg.writer.finish();
+			} catch (err) {
+				this.#log.error({ err, seq: seg.seq }, "the muxer failed; the object ends at its last good frame");
+			}
+			seg.uploader.end();
+			// While the track records on, a retired object waits for the bucket as long as the buffer holds.
+			const outcome = await seg.uploader.finish({ patient: this.#state === "open" });
 			this.#report(seg, outcome);
 			if (outcome.error) {
 				if (how.errors) how.errors.push(outcome.error);
 				else this.#fail(outcome.error.code, outcome.error.message);
 			}
 		})().catch((err: unknown) => {
-			this.#log.error({ err, seq: seg.seq }, "could not finish a segment");
-			const e = new UploadError("storage_unavailable", `could not finish segment ${seg.seq}: ${String(err)}`);
+			this.#log.error({ err, seq: seg.seq }, "could not finish an object");
+			const e = new UploadError("storage_unavailable", `could not finish object ${seg.seq}: ${String(err)}`);
 			if (how.errors) how.errors.push(e);
 			else this.#fail("internal_error", e.message);
 		});
 		this.#retiring.add(done);
-		void done.finally(() => this.#retiring.delete(done));
+		this.#retiringSegments.add(seg);
+		void done.finally(() => {
+			this.#retiring.delete(done);
+			this.#retiringSegments.delete(seg);
+		});
 	}
 
 	#report(seg: Segment, outcome: SegmentOutcome): void {
 		const o = outcome.object;
+		const total = seg.writer.frames;
+		let stored = 0;
+		if (o && !o.truncated) stored = total;
+		else if (o) stored = framesWithin(seg.writer.frameEnds, o.size);
+		this.#framesWritten += stored;
+		if (stored < total) {
+			const from = seg.frameTimes[stored] ?? seg.startedAt;
+			this.#hole({
+				from,
+				to: seg.endedAt,
+				cause: outcome.overflowed ? "overflow" : "storage_outage",
+				frames: total - stored,
+			});
+		}
 		if (!o) {
-			if (outcome.bytesIn > 0) this.#log.warn({ seq: seg.seq, bytesIn: outcome.bytesIn }, "segment not stored");
+			if (outcome.bytesIn > 0) this.#log.warn({ seq: seg.seq, bytesIn: outcome.bytesIn }, "object not stored");
 			return;
 		}
-		const startedAt = seg.startedAt ?? seg.createdAt;
 		this.emit("objectWritten", {
 			trackId: this.trackId,
 			bucket: o.bucket,
@@ -459,9 +358,22 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			seq: seg.seq,
 			size: o.size,
 			sha256: o.sha256,
-			startedAt: new Date(startedAt).toISOString(),
-			endedAt: new Date(Math.max(seg.endedAt ?? startedAt, startedAt)).toISOString(),
+			frames: stored,
+			startedAt: new Date(seg.startedAt).toISOString(),
+			endedAt: new Date(Math.max(seg.endedAt, seg.startedAt)).toISOString(),
 			...(o.truncated ? { truncated: true } : {}),
 		});
 	}
+}
+
+/** How many frames end within the first `bytes` bytes (`ends`: the file size after each frame, ascending). */
+function framesWithin(ends: readonly number[], bytes: number): number {
+	let lo = 0;
+	let hi = ends.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >> 1;
+		if ((ends[mid] as number) <= bytes) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
 }

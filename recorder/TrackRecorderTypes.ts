@@ -1,6 +1,8 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../server/logger.js";
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import type { CheckpointWriter } from "./CheckpointWriter.js";
+import type { Hole } from "./DepacketizerTypes.js";
 import type { Codec, ObjectWritten, PartUploaded, TrackFailed, TrackKey } from "./RecorderProtocol.js";
 import type { RecorderConfig } from "./RecorderTypes.js";
 
@@ -15,20 +17,37 @@ export interface TrackRecorderOptions {
 	config: RecorderConfig;
 	/** Segment length. */
 	segmentMs: number;
+	/** The session's checkpoint writer (absent: no checkpoints). */
+	checkpoints?: CheckpointWriter;
 	/** The first segment's seq (default 1). */
 	firstSeq?: number;
 	log: Logger;
 }
 
+/** Every frame of a track accounted for. */
+export interface TrackStats {
+	/** RTP packets of the track that reached the recorder, and the sequence numbers that never did. */
+	packets: number;
+	lostPackets: number;
+	/** Frames the gateway's RTP carried that reached the recorder (complete or not). */
+	framesReceived: number;
+	/** Frames in objects stored in the bucket. */
+	framesWritten: number;
+	/** Frames thrown away: incomplete, or undecodable until the next key frame. */
+	framesDropped: number;
+}
+
 export type TrackRecorderEvents = {
 	objectWritten: [object: ObjectWritten];
 	partUploaded: [part: PartUploaded];
-	/** A new video segment started: the gateway should ask the producer for a key frame. */
+	/** Video: the stream needs a key frame (a new object starts, or a loss): call consumer.requestKeyFrame(). */
 	keyframeNeeded: [];
-	/** ffmpeg died or stalled and the track goes on in a new segment `seq`. */
-	segmentRestarted: [info: { seq: number; reason: string }];
-	/** The track stopped for good (after its objects were reported). */
+	/** The track's first frame is in the muxer (wall-clock ms). */
+	started: [at: number];
+	/** A stretch of the track that will not be in the bucket (as it becomes known). */
+	hole: [hole: Hole];
 	/** The track stopped recording for good, now (the objects it still completes are reported after). */
 	stopping: [failure: Omit<TrackFailed, "trackId">];
+	/** The track stopped for good (after its objects were reported). */
 	failed: [failure: Omit<TrackFailed, "trackId">];
 };

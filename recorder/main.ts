@@ -7,8 +7,8 @@ import { RECORDER_CONFIG_ENV, RecorderConfigSchema } from "./RecorderTypes.js";
 /**
  * The recorder child process (fork target of RecorderProcess). Logs JSON lines
  * to stderr. Exits after a `shutdown` message, on SIGTERM, or when the IPC
- * channel closes (the gateway died), each time after closing every track
- * gracefully. Writes nothing to disk.
+ * channel closes (the gateway died: within 10 s), each time after closing
+ * every track gracefully. Writes nothing to disk.
  */
 
 const log = pino(
@@ -57,16 +57,19 @@ log.level = config.logLevel;
 const service = new RecorderService({ config, log, send });
 
 let exiting = false;
-async function shutdownAndExit(why: string, code = 0): Promise<void> {
+/** Orphaned (the gateway died): finish what can be finished quickly, then go; checkpoints cover the rest. */
+const ORPHAN_GRACE_MS = 10_000;
+
+async function shutdownAndExit(why: string, code = 0, graceMs?: number): Promise<void> {
 	if (exiting) return;
 	exiting = true;
 	log.info({ why }, "recorder stopping");
 	const force = setTimeout(
 		() => {
-			log.error("graceful shutdown took too long; exiting");
+			log.error("graceful shutdown took too long; exiting (open uploads are left for recover)");
 			process.exit(1);
 		},
-		config.stopGraceMs + 2 * config.finishDeadlineMs + 5000,
+		graceMs ?? config.stopGraceMs + 2 * config.finishDeadlineMs + 5000,
 	);
 	await service.shutdown();
 	clearTimeout(force);
@@ -78,7 +81,8 @@ process.on("message", (raw: unknown) => {
 	service.handle(raw);
 	if (type === "shutdown") void shutdownAndExit("shutdown requested");
 });
-process.on("disconnect", () => void shutdownAndExit("the gateway is gone (IPC channel closed)"));
+// The gateway died (even kill -9: the IPC channel closes with it): no recorder outlives its gateway.
+process.on("disconnect", () => void shutdownAndExit("the gateway is gone (IPC channel closed)", 0, ORPHAN_GRACE_MS));
 process.on("SIGTERM", () => void shutdownAndExit("SIGTERM"));
 process.on("SIGINT", () => void shutdownAndExit("SIGINT"));
 process.on("uncaughtException", (err) => {

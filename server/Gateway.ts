@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { Server as TlsServer } from "node:tls";
 import fastifyStatic from "@fastify/static";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { Server as IoServer } from "socket.io";
 import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
@@ -13,6 +13,7 @@ import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
+import { registerAccessLog } from "./http/accessLog.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
 import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
@@ -24,6 +25,7 @@ import { MeetingStore } from "./meetings/MeetingStore.js";
 import { PasscodeGuard } from "./meetings/PasscodeGuard.js";
 import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
 import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
+import { AddressKey } from "./privacy/addresses.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -121,6 +123,8 @@ export class Gateway {
 		);
 		const http = Fastify({
 			loggerInstance: log.child({ component: "http" }),
+			// Fastify's request lines carry the full client address: the gateway writes its own (http/accessLog.ts).
+			logController: new LogController({ disableRequestLogging: true }),
 			bodyLimit: 64 * 1024,
 			...(config.http.tls
 				? { https: { cert: readFileSync(config.http.tls.certFile), key: readFileSync(config.http.tls.keyFile) } }
@@ -129,6 +133,7 @@ export class Gateway {
 		const apiRoutes = collectRoutes(http);
 
 		await registerSecurityHeaders(http, { tls: Boolean(config.http.tls) });
+		registerAccessLog(http, log, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
@@ -174,6 +179,7 @@ export class Gateway {
 				? await RecorderProcess.create({
 						config: {
 							maxBufferedBytes: config.recorder.maxBufferedBytes,
+							maxOutageMs: config.recorder.maxOutageMs,
 							partSizeBytes: Math.min(8, Math.max(5, Math.floor(config.recorder.maxBufferedBytes / 2 ** 21))) * 2 ** 20,
 							segmentMinutes: config.recorder.segmentMinutes,
 							logLevel: config.logLevel as "info",
@@ -218,10 +224,15 @@ export class Gateway {
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
 			lobbyMax: config.limits.lobbyMax,
-			passcodes: new PasscodeGuard(cluster, {
-				freePerAddress: config.limits.passcodeFailuresPerAddress,
-				lockoutAfter: config.limits.passcodeLockoutAfter,
-			}),
+			passcodes: new PasscodeGuard(
+				cluster,
+				{
+					freePerAddress: config.limits.passcodeFailuresPerAddress,
+					lockoutAfter: config.limits.passcodeLockoutAfter,
+				},
+				Date.now,
+				new AddressKey({ file: config.privacy.addressKeyFile, periodDays: config.privacy.addressKeyDays }),
+			),
 		});
 		new SignalingServer({
 			io,

@@ -20,6 +20,10 @@ const EnvSchema = z
 		CONSENTRY_RTC_MIN_PORT: port.default(40000),
 		CONSENTRY_RTC_MAX_PORT: port.default(40999),
 		CONSENTRY_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+		/** Where the key of the rotating address hash lives (default: next to the store); share it between gateways. */
+		CONSENTRY_ADDRESS_KEY_FILE: z.string().min(1).optional(),
+		/** How long one address-hash key lives before it is replaced and destroyed: 1–14 days. */
+		CONSENTRY_ADDRESS_KEY_DAYS: z.coerce.number().int().min(1).max(14).default(7),
 		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
@@ -34,6 +38,7 @@ const EnvSchema = z
 		CONSENTRY_RECORDER: z.stringbool().default(true),
 		/** Memory one recorded track may hold while the bucket is slow or down, MiB (≥ 6). */
 		CONSENTRY_RECORDER_BUFFER_MIB: z.coerce.number().int().min(6).max(4096).default(64),
+		CONSENTRY_RECORDER_MAX_OUTAGE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(600),
 		/** Length of each recorded object before it rolls over into the next, minutes. */
 		CONSENTRY_RECORDING_SEGMENT_MINUTES: z.coerce.number().min(0.05).max(1440).default(10),
 		/** Serve Prometheus metrics at /metrics (loopback only unless CONSENTRY_METRICS_TOKEN is set). */
@@ -47,7 +52,7 @@ const EnvSchema = z
 			.optional(),
 		/** Signaling sockets one address may hold at once (IPv6: one /64). */
 		CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(32),
-		/** New signaling connections one address may open: burst, then this many per second. */
+		/** New signaling connections one address may open: a burst of 2 s worth, then this many per second. */
 		CONSENTRY_CONNECTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(0.1).max(100_000).default(5),
 		/** Unauthenticated (tokenless, guest) sockets one address may hold at once. */
 		CONSENTRY_MAX_GUEST_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(0).max(100_000).default(8),
@@ -57,7 +62,7 @@ const EnvSchema = z
 		CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(100),
 		/** Signaling requests one socket may send per second (burst: 2 s worth); chat is 1/s on top. */
 		CONSENTRY_REQUESTS_PER_SOCKET_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(30),
-		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 4 s worth). */
+		/** Signaling bytes one address may send per second, KiB, all its sockets together (burst: 1 s worth). */
 		CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: z.coerce.number().min(1).max(1_000_000).default(256),
 		/** Largest signaling message, KiB. */
 		CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: z.coerce.number().int().min(16).max(4096).default(64),
@@ -86,6 +91,8 @@ export interface GatewayConfig {
 	rtc: { listenIp: string; announcedAddress?: string; minPort: number; maxPort: number };
 	mediasoup: { workerBin: string; numWorkers: number };
 	logLevel: string;
+	/** Client addresses kept only as a keyed hash whose key rotates (≤ 14 days) and is destroyed (docs/privacy.md). */
+	privacy: { addressKeyFile: string; addressKeyDays: number };
 	/** Directory holding the built browser client (vite build output). */
 	clientDir: string;
 	/** SQLite file holding meetings, seats and events (no media, ever). */
@@ -97,7 +104,7 @@ export interface GatewayConfig {
 	/** Names this gateway process among those sharing the store. */
 	gatewayId: string;
 	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
-	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number };
+	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number; maxOutageMs: number };
 	/** /metrics: on or off, and the bearer token that opens it beyond loopback. */
 	metrics: { enabled: boolean; token?: string };
 	/** What one address (and unauthenticated sockets) may cost the gateway (docs/security.md). */
@@ -171,6 +178,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			numWorkers: e.CONSENTRY_WORKERS ?? os.availableParallelism(),
 		},
 		logLevel: e.CONSENTRY_LOG_LEVEL,
+		privacy: {
+			addressKeyFile:
+				e.CONSENTRY_ADDRESS_KEY_FILE ??
+				path.join(
+					path.dirname(e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite")),
+					"address-key.json",
+				),
+			addressKeyDays: e.CONSENTRY_ADDRESS_KEY_DAYS,
+		},
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
@@ -184,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			enabled: e.CONSENTRY_RECORDER,
 			maxBufferedBytes: e.CONSENTRY_RECORDER_BUFFER_MIB * 1024 * 1024,
 			segmentMinutes: e.CONSENTRY_RECORDING_SEGMENT_MINUTES,
+			maxOutageMs: e.CONSENTRY_RECORDER_MAX_OUTAGE_SECONDS * 1000,
 		},
 		metrics: {
 			enabled: e.CONSENTRY_METRICS,

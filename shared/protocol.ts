@@ -175,7 +175,10 @@ export const RequestSchemas = {
 	acknowledgeNotice: z.object({ noticeId: Id }),
 	/** "I consent" (required under `explicit-consent`). */
 	consent: z.object({ noticeId: Id }),
-	/** The person declines (or withdraws consent): they leave the meeting, and nothing more of theirs is captured. */
+	/**
+	 * The person declines (or withdraws consent): nothing more of theirs is captured in this session; they leave the
+	 * meeting, unless the tenant lets them stay unrecorded (`onDecline: "stay-unrecorded"`).
+	 */
 	decline: z.object({ noticeId: Id }),
 	/** The host lifts the passcode lockout (too many wrong passcodes were tried): guests may use the passcode again. */
 	liftPasscodeLockout: z.object({}),
@@ -258,6 +261,8 @@ export type JoinResult =
 			 * The server refuses `produce` until each is acknowledged (or consented to).
 			 */
 			notices: NoticeView[];
+			/** Who declined a running session and stayed, not captured (tenants with `onDecline: "stay-unrecorded"`). */
+			notRecorded?: NotRecorded[];
 			/** To the host, where the meeting has a passcode: how its attempts stand. */
 			passcodeLockout?: PasscodeLockout;
 	  }
@@ -294,6 +299,20 @@ export interface NoticeView {
 	body: string;
 	/** Shown for transcription: transcripts may be inaccurate. */
 	disclaimer?: string;
+	/**
+	 * The tenant lets people decline and stay (`onDecline: "stay-unrecorded"`): declining keeps them in the meeting,
+	 * never captured in this session. Absent: declining means leaving (the terms' rule).
+	 */
+	onDecline?: "stay-unrecorded";
+	/** The customer's own privacy notice (tenant setting), linked from the notice. */
+	privacyNoticeUrl?: string;
+}
+
+/** A person who declined a running session and stayed: present, never captured in it (everyone sees it). */
+export interface NotRecorded {
+	peerId: string;
+	kind: CaptureKind;
+	sessionId: string;
 }
 
 /** Where one person stands in the running session: what the host sees. */
@@ -355,7 +374,8 @@ export interface ResponseMap {
 	noticeShown: Empty;
 	acknowledgeNotice: { coverage: CoverageEntry["coverage"] };
 	consent: { coverage: CoverageEntry["coverage"] };
-	decline: Empty;
+	/** `stayed`: the tenant lets people decline and stay, unrecorded; otherwise the gateway ejects them. */
+	decline: { stayed: boolean };
 	liftPasscodeLockout: PasscodeLockout;
 }
 
@@ -433,6 +453,20 @@ export interface ServerEvents {
 	 * host and the people who were in the meeting. Sent when the session starts and when it ends.
 	 */
 	transcriptLink: (e: { sessionId: string; path: string; expiresAt: string }) => void;
+	/**
+	 * To the hosts: part of a person's recorded track will be missing from the recording (network loss, the
+	 * bucket down, a crash): which track, the wall-clock stretch and why. At most one every 10 s per track.
+	 */
+	recordingLoss: (e: {
+		sessionId: string;
+		peerId: string;
+		displayName: string;
+		track: "audio" | "camera" | "screen";
+		from: string;
+		to: string;
+		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash";
+		frames?: number;
+	}) => void;
 	/** To hosts: who is and isn't covered by the running session. */
 	captureCoverage: (e: { kind: CaptureKind; sessionId: string; entries: CoverageEntry[] }) => void;
 	/**
@@ -440,6 +474,8 @@ export interface ServerEvents {
 	 * held until you consent. Don't resume held producers yourself; the server refuses it.
 	 */
 	mediaHeld: (e: { held: boolean; producerIds: string[] }) => void;
+	/** To every member (tenants with `onDecline: "stay-unrecorded"`): who stays in the meeting without being captured. */
+	notRecorded: (e: { persons: NotRecorded[] }) => void;
 }
 
 export type EjectReason =

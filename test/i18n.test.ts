@@ -4,6 +4,7 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { en } from "../client/src/i18n/en.js";
 import { fr } from "../client/src/i18n/fr.js";
+import { DEFAULT_TEXTS } from "../server/compliance/noticeTexts.js";
 
 /**
  * The page's texts: both catalogues complete and alike, French written the Quebec way, and no
@@ -22,19 +23,13 @@ describe("message catalogues", () => {
 		}
 	});
 
-	it("French follows Quebec typography and vocabulary", () => {
+	it("French follows Quebec typography and vocabulary (the page's catalogue and the gateway's default notices)", () => {
 		const problems: string[] = [];
-		for (const k of keys) {
-			const v = fr[k];
-			const bad = (why: string) => problems.push(`${k}: ${why} in ${JSON.stringify(v)}`);
-			// OQLF: a no-break space before the colon, a narrow no-break space before ; ? ! (never a plain one).
-			if (/[^\u00a0]:/.test(v)) bad("colon without a no-break space before it");
-			if (/[^\u202f][;?!]/.test(v)) bad("; ? ! without a narrow no-break space before it");
-			if (/«[^\u00a0]|[^\u00a0]»/.test(v)) bad("guillemets without no-break spaces inside");
-			if (/["']/.test(v)) bad("straight quote or apostrophe (use « » and ’)");
-			if (/\b(e-?mail|chat|meeting|login|upload)s?\b/i.test(v)) bad("anglicism (courriel, clavardage, réunion…)");
-			if (/\.\.\./.test(v)) bad("three dots (use …)");
-		}
+		for (const k of keys) problems.push(...quebecProblems(k, fr[k]));
+		const notices = JSON.stringify(DEFAULT_TEXTS.fr);
+		for (const [path, v] of Object.entries(flatten(DEFAULT_TEXTS.fr)))
+			problems.push(...quebecProblems(`notice ${path}`, v));
+		expect(notices.length).toBeGreaterThan(200);
 		expect(problems).toEqual([]);
 	});
 
@@ -105,6 +100,29 @@ describe("no text outside the catalogues", () => {
 		for (const source of ["mic", "camera", "screen"]) expect(Object.hasOwn(en, `notice.held.${source}`)).toBe(true);
 	});
 });
+
+/** What breaks OQLF typography or vocabulary in a French text. */
+function quebecProblems(k: string, v: string): string[] {
+	const problems: string[] = [];
+	const bad = (why: string) => problems.push(`${k}: ${why} in ${JSON.stringify(v)}`);
+	// OQLF: a no-break space before the colon, a narrow no-break space before ; ? ! (never a plain one).
+	if (/[^\u00a0]:/.test(v)) bad("colon without a no-break space before it");
+	if (/[^\u202f][;?!]/.test(v)) bad("; ? ! without a narrow no-break space before it");
+	if (/«[^\u00a0]|[^\u00a0]»/.test(v)) bad("guillemets without no-break spaces inside");
+	if (/["']/.test(v)) bad("straight quote or apostrophe (use « » and ’)");
+	if (/\b(e-?mail|chat|meeting|login|upload)s?\b/i.test(v)) bad("anglicism (courriel, clavardage, réunion…)");
+	if (/\.\.\./.test(v)) bad("three dots (use …)");
+	return problems;
+}
+
+function flatten(o: object, prefix = ""): Record<string, string> {
+	const out: Record<string, string> = {};
+	for (const [k, v] of Object.entries(o)) {
+		if (typeof v === "string") out[`${prefix}${k}`] = v;
+		else if (v && typeof v === "object") Object.assign(out, flatten(v, `${prefix}${k}.`));
+	}
+	return out;
+}
 
 function listTs(dir: string): string[] {
 	return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>

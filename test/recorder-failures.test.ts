@@ -4,6 +4,7 @@ import {
 	CreateMultipartUploadCommand,
 	GetObjectCommand,
 	ListMultipartUploadsCommand,
+	ListObjectsV2Command,
 	type S3Client,
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
@@ -13,11 +14,12 @@ import type { ObjectWritten, OpenTrackMessage, PartUploaded, TrackFailed } from 
 import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
 import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import type { S3Server } from "./helpers/moto.js";
-import { childrenOf, isRunning } from "./helpers/proc-fds.js";
 import { probe, sendRtp } from "./helpers/rtp-sender.js";
 import { waitFor } from "./helpers/wait.js";
+import { probeMedia } from "./helpers/webm.js";
 
 const VIDEO = { kind: "video", mimeType: "video/VP8", payloadType: 101, clockRate: 90000 } as const;
+const AUDIO = { kind: "audio", mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 } as const;
 const MiB = 1024 * 1024;
 
 /**
@@ -116,7 +118,73 @@ describe("recorder under failure", () => {
 		expect(pending.Uploads ?? []).toEqual([]);
 	});
 
-	it("a new recorder completes the upload of one killed with SIGKILL mid-upload", async () => {
+	/**
+	 * kill -9 of the recorder at a given moment of a recording (audio + video): a new recorder's recover completes
+	 * every object from its parts and the checkpoints of its tail. Each ends at most 5 s before the kill and
+	 * decodes without an error.
+	 */
+	async function crashAt(sessionId: string, killAfterMs: number, highBitrate: boolean) {
+		const audioTrack = { ...videoTrack(`${sessionId}-a`, 6001, sessionId), codec: AUDIO };
+		audioTrack.key = { ...audioTrack.key, kind: "audio" };
+		const a = await recorder.openTrack(audioTrack);
+		const v = await recorder.openTrack(videoTrack(`${sessionId}-v`, 6002, sessionId));
+		const senders = [
+			sendRtp({ kind: "audio", ...a, seconds: 60, payloadType: 100, ssrc: 6001 }),
+			sendRtp({ kind: "video", ...v, seconds: 60, payloadType: 101, ssrc: 6002, highBitrate }),
+		];
+		const startedAt = Date.now();
+		let killedAt: number;
+		try {
+			await new Promise((r) => setTimeout(r, killAfterMs));
+			const crash = once(recorder, "crashed");
+			killedAt = Date.now();
+			process.kill(recorder.pid as number, "SIGKILL");
+			await crash;
+		} finally {
+			for (const x of senders) x.stop();
+		}
+		expect(recorder.alive).toBe(false);
+		await recorder.restart();
+		const recovered: ObjectWritten[] = [];
+		const onObject = (o: ObjectWritten) => {
+			if (o.recovered) recovered.push(o);
+		};
+		recorder.on("objectWritten", onObject);
+		const result = await recorder.recover({
+			target,
+			prefix: "rec",
+			sessions: [{ meetingId: "meeting-1", sessionId }],
+			options: { allowHttp: true, allowPrivate: true },
+		});
+		recorder.off("objectWritten", onObject);
+		expect(result).toMatchObject({ completed: 2, failed: 0 });
+		for (const o of recovered) {
+			expect(o).toMatchObject({ seq: 1, recovered: true, truncated: true });
+			const lostS = (killedAt - Date.parse(o.endedAt)) / 1000;
+			expect(lostS).toBeLessThanOrEqual(5);
+			const bytes = await download(o.key);
+			expect(bytes.length).toBe(o.size);
+			const full = await probeMedia(bytes);
+			expect(full.decodeErrors).toBe("");
+			expect(full.codecs).toEqual([o.key.includes("-audio-") ? "opus" : "vp8"]);
+			// The audio itself reaches to within 5 s of the kill (the track started at most ~0.5 s after startedAt).
+			// Not checked on the video: its sender (a real-time VP8 encoder) falls behind real time on a loaded box,
+			// so its media time is less than the wall time; the frame count below checks the video instead.
+			if (o.key.includes("-audio-")) expect((killedAt - startedAt) / 1000 - full.seconds).toBeLessThanOrEqual(5.5);
+			// Video: one block per frame (Opus joins up to 5 frames per block).
+			if (o.frames !== undefined && o.key.includes("-camera-")) expect(full.packets).toBe(o.frames);
+		}
+		// The checkpoints were used up: only the objects are left.
+		const left = await s3.send(new ListObjectsV2Command({ Bucket: "customer", Prefix: `rec/meeting-1/${sessionId}/` }));
+		expect((left.Contents ?? []).map((c) => c.Key).sort()).toEqual(recovered.map((o) => o.key).sort());
+		return recovered;
+	}
+
+	it("kill -9 of the recorder 5 s into a recording: a new recorder completes every object from its checkpoints", async () => {
+		await crashAt("s-crash-early", 5000, false);
+	});
+
+	it("kill -9 mid-upload: parts and checkpoints stitched, other sessions' uploads left alone", async () => {
 		// An unfinished upload of a session this gateway does not own: recover must leave it alone.
 		const other = await s3.send(
 			new CreateMultipartUploadCommand({ Bucket: "customer", Key: "rec/meeting-2/s-other/p-9-audio-1.webm" }),
@@ -130,53 +198,11 @@ describe("recorder under failure", () => {
 				Body: Buffer.alloc(1000),
 			}),
 		);
-
-		const ports = await recorder.openTrack(videoTrack("t-crash", 8888, "s-crash"));
-		const sender = sendRtp({ kind: "video", ...ports, seconds: 40, payloadType: 101, ssrc: 8888, highBitrate: true });
-		let crashed: { openTracks: string[] };
-		let ffmpegPids: number[];
-		try {
-			await waitFor(() => parts.some((p) => p.trackId === "t-crash"), 20_000, "a first part stored");
-			const pid = recorder.pid as number;
-			ffmpegPids = childrenOf(pid)
-				.filter((c) => c.comm === "ffmpeg")
-				.map((c) => c.pid);
-			expect(ffmpegPids.length).toBeGreaterThan(0);
-			const crash = once(recorder, "crashed");
-			process.kill(pid, "SIGKILL");
-			[crashed] = (await crash) as [{ openTracks: string[] }];
-		} finally {
-			sender.stop();
-		}
-		expect(crashed.openTracks).toContain("t-crash");
-		expect(recorder.alive).toBe(false);
-		// Its ffmpeg died with it (parent-death signal), nothing left running.
-		await waitFor(() => ffmpegPids.every((p) => !isRunning(p)), 5000, "the orphaned ffmpeg to die");
-
-		await recorder.restart();
-		expect(recorder.alive).toBe(true);
-		const recovered: ObjectWritten[] = [];
-		recorder.on("objectWritten", (o) => {
-			if (o.recovered) recovered.push(o);
-		});
-		const result = await recorder.recover({
-			target,
-			prefix: "rec",
-			ownedSessionIds: ["s-crash"],
-			options: { allowHttp: true, allowPrivate: true },
-		});
-		expect(result).toMatchObject({ completed: 1, aborted: 0 });
-		expect(recovered).toHaveLength(1);
-		const o = recovered[0] as ObjectWritten;
-		expect(o).toMatchObject({ key: "rec/meeting-1/s-crash/p-7f3a-camera-1.webm", seq: 1, recovered: true });
-		expect(o.sha256).toBeUndefined();
-		const bytes = await download(o.key);
-		expect(bytes.length).toBe(o.size);
-		expect(o.size).toBeGreaterThanOrEqual(5 * MiB);
-		// A WebM cut at a part boundary, without its last cluster: still decodable up to there.
-		const p = probe(bytes);
-		expect(p.codec).toBe("vp8");
-		expect(p.packets).toBeGreaterThan(30);
+		const before = parts.length;
+		const recovered = await crashAt("s-crash-parts", 9000, true);
+		// The video had stored parts before the kill: the object is those parts plus the checkpointed tail.
+		expect(parts.slice(before).some((p) => p.trackId === "s-crash-parts-v")).toBe(true);
+		expect(recovered.find((o) => o.key.includes("-camera-"))?.size).toBeGreaterThan(5 * MiB);
 		const pending = await s3.send(new ListMultipartUploadsCommand({ Bucket: "customer", Prefix: "rec/" }));
 		expect((pending.Uploads ?? []).map((u) => u.Key)).toEqual(["rec/meeting-2/s-other/p-9-audio-1.webm"]);
 	});

@@ -31,6 +31,8 @@ beforeAll(async () => {
 			// Small objects (3 s) so a crash loses little; a small buffer so an outage outlasts it quickly.
 			CONSENTRY_RECORDING_SEGMENT_MINUTES: "0.05",
 			CONSENTRY_RECORDER_BUFFER_MIB: "6",
+			// Fake camera media is slow to fill even 6 MiB: a bucket silent for 20 s stops the recording too.
+			CONSENTRY_RECORDER_MAX_OUTAGE_SECONDS: "20",
 		},
 	});
 	await saveStorageTarget(gw, acme, bucket, "rec");
@@ -77,6 +79,11 @@ describe("recording faults", () => {
 			() => gw.recorder?.alive && gw.recorder.pid !== oldPid && gw.recorder.openTracks.length === 2,
 			20_000,
 		);
+		// The host is told, live, what the crash cost.
+		const warning = page.getByTestId("capture-message");
+		await warning.waitFor({ state: "visible", timeout: 20_000 });
+		expect(await warning.getAttribute("data-code")).toBe("recording_loss");
+		expect(await warning.textContent()).toMatch(/crash-host's (audio|camera) will be missing \(recorder crash\)/);
 		await new Promise((r) => setTimeout(r, 7000));
 		await page.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
 
@@ -86,6 +93,18 @@ describe("recording faults", () => {
 		expect(crashed.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
 		expect(after.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
 		for (const t of [...crashed, ...after]) expect(t.objects.length).toBeGreaterThanOrEqual(1);
+		// What the crash cost each track is in the manifest: at most 5 s before the crash, then until the reopen.
+		for (const t of crashed) {
+			const hole = t.holes.find((h) => h.cause === "recorder_crash");
+			expect(hole).toBeDefined();
+			expect((Date.parse(hole?.to as string) - Date.parse(hole?.from as string)) / 1000).toBeLessThanOrEqual(5.5);
+			for (const o of t.objects) {
+				const p = await probeMedia(await bucket.bytes(o.key));
+				expect(p.decodeErrors).toBe("");
+			}
+		}
+		for (const t of after) expect(t.holes.map((h) => h.cause)).toContain("recorder_crash");
+		for (const t of after) expect(t.framesWritten).toBe(t.framesReceived);
 		// The tracks after the restart start a new block of sequence numbers: no key is ever written twice.
 		const keys = manifest.tracks.flatMap((t) => t.objects.map((o) => o.key));
 		expect(new Set(keys).size).toBe(keys.length);
@@ -101,9 +120,9 @@ describe("recording faults", () => {
 		const session = gw.capture.session(meetingId, "recording");
 		await new Promise((r) => setTimeout(r, 4000));
 		bucket.server.pause();
-		const message = page.getByTestId("capture-message");
+		// (A warning that part of a track will be missing may come first: the stop message replaces it.)
+		const message = page.getByTestId("capture-message").getByText(/storage bucket could not be reached/);
 		await message.waitFor({ state: "visible", timeout: 90_000 });
-		expect(await message.textContent()).toMatch(/storage bucket could not be reached/);
 		await page
 			.locator('[data-testid="capture-indicator"][data-kind="recording"]')
 			.waitFor({ state: "hidden", timeout: 5000 });

@@ -101,13 +101,17 @@ describe("REST honours the token's meeting scope", () => {
 		}
 	});
 
-	it("refuses a scoped admin token on the tenant-wide storage routes", async () => {
+	it("refuses a scoped admin token on the tenant-wide storage and webhook routes", async () => {
 		const admin = acme.token("root", "admin", { meeting: m1 });
 		for (const method of ["GET", "PUT", "DELETE"]) {
 			expect(await status(method, "/api/storage-target", admin)).toBe(`403 token_wrong_meeting`);
+			expect(await status(method, "/api/webhook", admin)).toBe(`403 token_wrong_meeting`);
 		}
-		// Unscoped, the same admin reaches the route (this gateway has no master key: 503 says so).
+		expect(await status("POST", "/api/webhook/ping", admin)).toBe(`403 token_wrong_meeting`);
+		expect(await status("GET", "/api/webhook/deliveries", admin)).toBe(`403 token_wrong_meeting`);
+		// Unscoped, the same admin reaches the routes (this gateway has no master key: 503 says so).
 		expect(await status("GET", "/api/storage-target", acme.token("root", "admin"))).toBe("503 storage_unconfigured");
+		expect(await status("GET", "/api/webhook", acme.token("root", "admin"))).toBe("503 webhooks_unconfigured");
 	});
 
 	it("refuses a scoped token on another meeting's transcript links before anything else", async () => {

@@ -29,23 +29,29 @@ export const DEFAULT_TEXTS: Record<Locale, Texts> = {
 	fr: {
 		recording: {
 			title: "Cette réunion est enregistrée",
-			body: "L'hôte a lancé l'enregistrement. Votre voix, votre vidéo et votre écran partagé sont enregistrés à partir de maintenant et conservés par l'organisation qui tient cette réunion. Si vous ne souhaitez pas être enregistré, quittez la réunion.",
+			body: "L’hôte a lancé l’enregistrement. Votre voix, votre vidéo et votre écran partagé sont enregistrés à partir de maintenant et conservés par l’organisation qui tient cette réunion. Si vous ne souhaitez pas être enregistré, quittez la réunion.",
 		},
 		recordingConsent: {
-			title: "Acceptez-vous d'être enregistré ?",
-			body: "L'hôte souhaite enregistrer cette réunion. Votre voix, votre vidéo et votre écran partagé ne sont enregistrés que si vous y consentez, et sont conservés par l'organisation qui tient cette réunion. Tant que vous n'avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
+			title: "Acceptez-vous d’être enregistré\u202f?",
+			body: "L’hôte souhaite enregistrer cette réunion. Votre voix, votre vidéo et votre écran partagé ne sont enregistrés que si vous y consentez, et sont conservés par l’organisation qui tient cette réunion. Tant que vous n’avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
 		},
 		transcription: {
 			title: "Cette réunion est transcrite",
-			body: "Quelqu'un a activé la transcription. Ce que vous dites est envoyé à un moteur de reconnaissance vocale à partir de maintenant, et la transcription est conservée par l'organisation qui tient cette réunion. Si vous ne souhaitez pas être transcrit, quittez la réunion.",
+			body: "Quelqu’un a activé la transcription. Ce que vous dites est envoyé à un moteur de reconnaissance vocale à partir de maintenant, et la transcription est conservée par l’organisation qui tient cette réunion. Si vous ne souhaitez pas être transcrit, quittez la réunion.",
 		},
 		transcriptionConsent: {
-			title: "Acceptez-vous d'être transcrit ?",
-			body: "Quelqu'un souhaite transcrire cette réunion. Ce que vous dites n'est envoyé à un moteur de reconnaissance vocale que si vous y consentez. Tant que vous n'avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
+			title: "Acceptez-vous d’être transcrit\u202f?",
+			body: "Quelqu’un souhaite transcrire cette réunion. Ce que vous dites n’est envoyé à un moteur de reconnaissance vocale que si vous y consentez. Tant que vous n’avez pas répondu, votre micro et votre caméra sont suspendus. Si vous refusez, vous quittez la réunion.",
 		},
 		transcriptionDisclaimer:
-			"Les transcriptions sont faites par une machine : elles peuvent être incomplètes ou erronées, et mal situer certains mots dans le temps.",
+			"Les transcriptions sont faites par une machine\u00a0: elles peuvent être incomplètes ou erronées, et mal situer certains mots dans le temps.",
 	},
+};
+
+/** Who receives what is captured (every notice ends with it). */
+const STORED_IN: Record<Locale, string> = {
+	en: "Stored in: the organisation's own storage bucket (this meeting service keeps no copy).",
+	fr: "Conservé dans\u00a0: le stockage de l’organisation (ce service de réunion n’en garde aucune copie).",
 };
 
 export interface ResolvedNoticeText extends NoticeText {
@@ -65,14 +71,16 @@ export function noticeText(
 	const base = DEFAULT_TEXTS[locale];
 	const key = policy === "explicit-consent" ? (`${kind}Consent` as const) : kind;
 	const chosen = own[key] ?? base[key];
-	// A transcription notice names the engine the person's speech goes to (part of the hashed, provable text).
+	// Every notice names who receives what is captured: the organisation's own bucket, and for transcription the
+	// engine the person's speech goes to (for a cloud engine its provider and region). Part of the hashed text.
+	const storedIn = STORED_IN[locale];
 	const text =
 		kind === "transcription"
 			? {
 					...chosen,
-					body: `${chosen.body} ${locale === "fr" ? "Moteur" : "Engine"}: ${engineLabel(tenant.transcriptionEngine, locale)}.`,
+					body: `${chosen.body} ${locale === "fr" ? "Moteur" : "Engine"}: ${engineLabel(tenant.transcriptionEngine, locale)}. ${storedIn}`,
 				}
-			: chosen;
+			: { ...chosen, body: `${chosen.body} ${storedIn}` };
 	const disclaimer =
 		kind === "transcription" ? (own.transcriptionDisclaimer ?? base.transcriptionDisclaimer) : undefined;
 	const sha256 = createHash("sha256")

@@ -134,7 +134,9 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		const canonical = parseMeetingId(id);
 		const m = canonical ? await o.store.find(canonical) : undefined;
 		if (!m) throw new NotFoundError("meeting_not_found", "No meeting has this ID.");
-		const locale = o.tenants?.has(m.tenantId) ? o.tenants.get(m.tenantId).locale : undefined;
+		const tenant = o.tenants?.has(m.tenantId) ? o.tenants.get(m.tenantId) : undefined;
+		const locale = tenant?.locale;
+		const privacyNoticeUrl = tenant?.capture?.privacyNoticeUrl;
 		return {
 			joinCode: formatMeetingId(m.id),
 			title: m.title,
@@ -143,6 +145,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 			allowGuests: m.settings.allowGuests,
 			lobby: m.settings.lobby,
 			...(locale ? { locale } : {}),
+			...(privacyNoticeUrl ? { privacyNoticeUrl } : {}),
 		};
 	});
 }

@@ -236,7 +236,7 @@ export class MeetingHub {
 		room.once("close", conn.onRoomClose);
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
 		// Running sessions' notices come with the join: the client shows them before it publishes anything.
-		const { capture, notices } = this.#capture.joined(meeting, conn, req.locale ?? "en");
+		const { capture, notices, notRecorded } = this.#capture.joined(meeting, conn, req.locale ?? "en");
 		return {
 			status: "joined",
 			peerId: peer.id,
@@ -249,6 +249,7 @@ export class MeetingHub {
 			hands: handQueue(live),
 			capture,
 			notices,
+			...(notRecorded ? { notRecorded } : {}),
 			...(isHost && meeting.hasPasscode ? { passcodeLockout: await this.#passcodes.status(meeting.id) } : {}),
 		};
 	}
@@ -438,10 +439,11 @@ export class MeetingHub {
 		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId) };
 	}
 
-	/** Declining (or withdrawing) leaves the meeting: the terms' one recourse. */
-	decline(conn: Connection, noticeId: string): void {
-		this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
-		this.#eject(conn, "declined_capture");
+	/** Declining (or withdrawing) leaves the meeting (the terms' one recourse), unless the tenant lets people stay. */
+	decline(conn: Connection, noticeId: string): { stayed: boolean } {
+		const { stayed } = this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
+		if (!stayed) this.#eject(conn, "declined_capture");
+		return { stayed };
 	}
 
 	chat(conn: Connection, text: string): { id: string } {

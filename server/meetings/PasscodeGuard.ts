@@ -1,6 +1,7 @@
 import { ForbiddenError, RateLimitError } from "../errors.js";
 import { type AttemptRow, type PasscodeQueries, PasscodeRepository } from "../store/PasscodeRepository.js";
 import type { Store } from "../store/Store.js";
+import type { AddressKey } from "../privacy/addresses.js";
 import { DEFAULT_PASSCODE_LIMITS, type PasscodeLimits, type PasscodeLockout } from "./PasscodeTypes.js";
 
 type Row = AttemptRow;
@@ -20,7 +21,16 @@ export class PasscodeGuard {
 	readonly #limits: PasscodeLimits;
 	readonly #now: () => number;
 
-	constructor(store: Store, limits: Partial<PasscodeLimits> = {}, now: () => number = Date.now) {
+	readonly #addressKey: AddressKey | undefined;
+
+	/** `addressKey`: addresses are stored as its rotating keyed hash (never in clear once one is given). */
+	constructor(
+		store: Store,
+		limits: Partial<PasscodeLimits> = {},
+		now: () => number = Date.now,
+		addressKey?: AddressKey,
+	) {
+		this.#addressKey = addressKey;
 		this.#repo = new PasscodeRepository(store);
 		this.#limits = { ...DEFAULT_PASSCODE_LIMITS, ...limits };
 		this.#now = now;
@@ -42,10 +52,10 @@ export class PasscodeGuard {
 					await q.upsert(meetingId, MEETING, m.failures, now, new Date(now).toISOString());
 					return { locked: true, lockedNow: true };
 				}
-				const a = await this.#row(q, meetingId, `addr:${address}`, now);
+				const a = await this.#row(q, meetingId, this.#addr(address), now);
 				const wait = this.#backoff(a.failures) - (now - a.last_at);
 				if (wait > 0) return { waitMs: wait };
-				await q.upsert(meetingId, `addr:${address}`, a.failures + 1, now, null);
+				await q.upsert(meetingId, this.#addr(address), a.failures + 1, now, null);
 				await q.upsert(meetingId, MEETING, m.failures + 1, now, null);
 				return {};
 			},
@@ -58,7 +68,7 @@ export class PasscodeGuard {
 	/** The attempt's passcode was right: its count is taken back and the address starts afresh. */
 	async succeeded(meetingId: string, address: string): Promise<void> {
 		await this.#repo.transaction(meetingId, async (q) => {
-			await q.delete(meetingId, `addr:${address}`);
+			await q.delete(meetingId, this.#addr(address));
 			await q.takeBack(meetingId, MEETING);
 		});
 	}
@@ -79,6 +89,11 @@ export class PasscodeGuard {
 	async status(meetingId: string): Promise<PasscodeLockout> {
 		const m = await this.#repo.guard(() => this.#row(this.#repo.queries, meetingId, MEETING, this.#now()));
 		return { locked: m.locked_at !== null, failures: m.failures, ...(m.locked_at ? { since: m.locked_at } : {}) };
+	}
+
+	/** The row key of an address: `addr:` and its keyed hash (key rotating ≤ 14 days), not the address itself. */
+	#addr(address: string): string {
+		return `addr:${this.#addressKey ? this.#addressKey.hash(address) : address}`;
 	}
 
 	/** The host lifts the lockout: the meeting's count starts afresh (each address keeps its backoff). */

@@ -35,7 +35,7 @@ export class Metrics {
 	readonly #recorderParts: Counter;
 	readonly #trackFailures: Counter<"code">;
 	readonly #uploadFailures: Counter<"code">;
-	readonly #segmentRestarts: Counter;
+	readonly #holes: Counter<"cause">;
 	readonly #recorderCrashes: Counter;
 	readonly #transcriptionFailures: Counter<"code">;
 	readonly #finals: Counter<"engine">;
@@ -164,9 +164,10 @@ export class Metrics {
 			labelNames: ["code"] as const,
 			registers,
 		});
-		this.#segmentRestarts = new Counter({
-			name: "consentry_recorder_segment_restarts_total",
-			help: "Recording segments restarted after ffmpeg died or stalled.",
+		this.#holes = new Counter({
+			name: "consentry_recorder_holes_total",
+			help: "Stretches of a recorded track that will not be in the bucket, by cause (each is in the session's manifest).",
+			labelNames: ["cause"] as const,
 			registers,
 		});
 		this.#recorderCrashes = new Counter({
@@ -288,7 +289,7 @@ export class Metrics {
 			this.#trackFailures.inc({ code: f.code });
 			if (f.code === "storage_unavailable" || f.code === "storage_rejected") this.#uploadFailures.inc({ code: f.code });
 		});
-		recorder.on("segmentRestarted", () => this.#segmentRestarts.inc());
+		recorder.on("trackHole", ({ hole }) => this.#holes.inc({ cause: hole.cause }));
 		recorder.on("crashed", () => this.#recorderCrashes.inc());
 		recorder.on("transcriptionFailed", (f) => this.#transcriptionFailures.inc({ code: f.code }));
 		recorder.on("transcriptSegment", (s) => {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
+	type HoleEntry,
 	type ObjectWritten,
 	parseObjectKey,
 	type TrackFailed,
@@ -9,13 +10,14 @@ import {
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
-import type { CaptureSession } from "../compliance/CaptureTypes.js";
+import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
+import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import { PlainTap } from "./PlainTap.js";
 import type { Recorder } from "./RecordingTypes.js";
 import {
@@ -44,6 +46,10 @@ export interface RecordingServiceOptions {
 
 /** Tracks of one (session, person, kind) start their `seq` at 1, 1001, 2001…: concurrent ones never share a key. */
 const SEQ_BLOCK = 1000;
+/** The hosts are warned of a track losing data at most this often per track. */
+const WARN_EVERY_MS = 10_000;
+/** chat.jsonl is checkpointed into the bucket this long after a message. */
+const CHAT_CHECKPOINT_MS = 2000;
 
 /**
  * Recording: a capture sink that may start only where the tenant's own bucket
@@ -68,6 +74,12 @@ export class RecordingService implements CaptureSink {
 	readonly #tracks = new Map<string, TrackRecord>();
 	/** Recoveries in progress: key prefix → tenant (recovered objects carry no track). */
 	readonly #recovering = new Map<string, string>();
+	/** Objects a recovery completed, by session (for the manifest of a session that ended in a crash). */
+	readonly #recovered = new Map<string, ObjectWritten[]>();
+	/** When the recorder last died, per track it took down (the reopened track's hole starts there). */
+	readonly #crashedAt = new Map<string, number>();
+	/** The last live warning per track (at most one every WARN_EVERY_MS). */
+	readonly #warnedAt = new Map<string, number>();
 
 	constructor(options: RecordingServiceOptions) {
 		this.#targets = options.targets;
@@ -96,10 +108,14 @@ export class RecordingService implements CaptureSink {
 				const t = this.#tracks.get(trackId);
 				t?.media?.requestKeyFrame();
 			});
+			recorder.on("trackHole", ({ trackId, hole }) => this.#hole(trackId, hole));
 			// Stopping is reported the moment it happens (trackFailed comes after the recorder finished what it could).
 			recorder.on("trackStopping", (f) => this.#trackFailed(f));
-			recorder.on("trackFailed", (f) => this.#trackFailed(f));
-			recorder.on("segmentRestarted", (r) => this.#log.warn(r, "recording segment restarted"));
+			recorder.on("trackFailed", (f) => {
+				const t = this.#tracks.get(f.trackId);
+				if (t && f.stats) t.stats = f.stats;
+				this.#trackFailed(f);
+			});
 			recorder.on("crashed", (info) => void this.#recorderCrashed(info.openTracks));
 		}
 	}
@@ -121,18 +137,41 @@ export class RecordingService implements CaptureSink {
 		}
 	}
 
-	/** Adds a chat message to the running recording's chat log (chat said while recording is part of the record). */
+	/**
+	 * Adds a chat message to the running recording's chat log (chat said while recording is part of the record),
+	 * only when the notice gate covers its sender now (the gate decides, as for their media): a message from someone
+	 * who has not answered the notice, has not consented, or declined is shown live but never written. The log names
+	 * senders by pseudonym only.
+	 */
 	chat(meetingId: string, msg: ChatMessage, person: string): void {
 		const session = this.#capture.session(meetingId, "recording");
 		const rec = session ? this.#sessions.get(session.id) : undefined;
-		if (!rec) return;
+		if (!rec || !this.#capture.mayCapture(meetingId, "recording", msg.peerId)) return;
 		const pseudonym = this.#events.pseudonym(rec.tenantId, person);
-		rec.chat.push({ at: msg.at, from: pseudonym, displayName: msg.displayName, text: msg.text });
+		rec.chat.push({ at: msg.at, from: pseudonym, text: msg.text });
+		// Into the bucket shortly after (a crash of the gateway then loses at most this delay of chat).
+		rec.chatTimer ??= setTimeout(() => {
+			rec.chatTimer = undefined;
+			if (rec.endedAt) return;
+			const client = this.#client(rec.target);
+			void putText(
+				client,
+				rec.target,
+				`${sessionBase(rec.target, rec.meetingId, rec.session.id)}/chat.jsonl`,
+				chatText(rec.chat),
+				"application/x-ndjson",
+			)
+				.catch((err: unknown) => this.#log.warn({ err }, "could not checkpoint the chat log"))
+				.finally(() => client.destroy());
+		}, CHAT_CHECKPOINT_MS);
+		rec.chatTimer.unref();
 	}
 
 	/**
-	 * Completes what a previous recorder left unfinished in each tenant's bucket (its multipart uploads of this
-	 * gateway's recording sessions, none of which is live after a restart). Run at start; never throws.
+	 * After a restart of the gateway: every recording session of these tenants that never got its manifest (the
+	 * gateway or the whole host died) is finished in the customer's bucket. What the dead recorder left is completed
+	 * (parts + checkpoints of each tail), then the session's chat.jsonl, audit.jsonl and a manifest.json marked
+	 * `endReason: "gateway_crashed"`, with each track's hole, are written. Run at start; never throws.
 	 */
 	async recoverAll(tenantIds: readonly string[]): Promise<void> {
 		const recorder = this.#recorder;
@@ -141,20 +180,36 @@ export class RecordingService implements CaptureSink {
 			try {
 				const target = this.#targets.get(tenantId);
 				if (!target) continue;
-				const owned = this.#events
+				const done = new Set(
+					this.#events
+						.list({ tenantId, type: "storage.object_written", limit: 100_000 })
+						.filter((e) => e.data.manifest === true && e.data.kind === "recording")
+						.map((e) => e.data.sessionId as string),
+				);
+				const unfinished = this.#events
 					.list({ tenantId, type: "session.on", limit: 100_000 })
-					.filter((e) => e.data.kind === "recording" && typeof e.data.sessionId === "string")
-					.map((e) => e.data.sessionId as string)
-					.filter((id) => !this.#sessions.has(id));
-				if (owned.length === 0) continue;
+					.filter(
+						(e) =>
+							e.data.kind === "recording" &&
+							typeof e.data.sessionId === "string" &&
+							e.meetingId &&
+							!done.has(e.data.sessionId) &&
+							!this.#sessions.has(e.data.sessionId),
+					);
+				if (unfinished.length === 0) continue;
+				const sessions = unfinished.map((e) => ({
+					meetingId: e.meetingId as string,
+					sessionId: e.data.sessionId as string,
+				}));
 				this.#recovering.set(target.prefix ?? "", tenantId);
-				const r = await recorder.recover({
-					target,
-					prefix: target.prefix ?? "",
-					ownedSessionIds: owned,
-					options: this.#policy,
-				});
-				if (r.completed || r.aborted || r.failed) this.#log.warn({ tenantId, ...r }, "recovered unfinished recordings");
+				const r = await recorder.recover({ target, prefix: target.prefix ?? "", sessions, options: this.#policy });
+				this.#recovering.clear();
+				this.#log.warn({ tenantId, sessions: sessions.length, ...r }, "finished the recordings a crash interrupted");
+				for (const e of unfinished) {
+					await this.#writeCrashedSession(tenantId, target, e).catch((err: unknown) =>
+						this.#log.error({ err, sessionId: e.data.sessionId }, "could not write a crashed session's manifest"),
+					);
+				}
 			} catch (err) {
 				this.#log.error({ err, tenantId }, "could not recover unfinished recordings");
 			} finally {
@@ -169,11 +224,13 @@ export class RecordingService implements CaptureSink {
 		if (!recorder) return;
 		this.#log.error({ openTracks: openTracks.length }, "recorder crashed; restarting it");
 		const lost = [...this.#tracks.values()];
+		const now = Date.now();
 		for (const t of lost) {
 			// Closed before its consumer closes, so the consumer's close doesn't ask the dead recorder to close it.
 			t.state = "closed";
-			t.closedAt = new Date().toISOString();
+			t.closedAt = new Date(now).toISOString();
 			t.closeReason = "recorder_crashed";
+			this.#crashedAt.set(t.trackId, now);
 			this.#tracks.delete(t.trackId);
 			t.media?.close();
 			t.finish?.();
@@ -189,7 +246,7 @@ export class RecordingService implements CaptureSink {
 				await recorder.recover({
 					target,
 					prefix: target.prefix ?? "",
-					ownedSessionIds: recs.map((r) => r.session.id),
+					sessions: recs.map((r) => ({ meetingId: r.meetingId, sessionId: r.session.id })),
 					options: this.#policy,
 				});
 				this.#recovering.clear();
@@ -206,10 +263,48 @@ export class RecordingService implements CaptureSink {
 			}
 			return;
 		}
-		for (const t of lost)
+		for (const t of lost) {
+			// What a crashed track lost: from the end of what recovery saved to the crash.
+			const saved = t.objects.reduce((m, o) => Math.max(m, Date.parse(o.endedAt)), Date.parse(t.openedAt));
+			const hole: HoleEntry = {
+				from: new Date(Math.min(saved, now)).toISOString(),
+				to: new Date(now).toISOString(),
+				cause: "recorder_crash",
+			};
+			t.holes.push(hole);
+			this.#warn(t, hole);
 			if (t.tap && this.#capture.mayCapture(t.tap.session.meetingId, "recording", t.peerId)) {
 				void this.#open({ ...t.tap, reason: "recorder_restarted" });
 			}
+		}
+	}
+
+	/** A track lost data: into its manifest entry, and a live warning to the meeting's hosts. */
+	#hole(trackId: string, hole: HoleEntry): void {
+		const t = this.#tracks.get(trackId);
+		if (!t) return;
+		t.holes.push(hole);
+		this.#warn(t, hole);
+	}
+
+	/** Tells the meeting's hosts, live, that part of a track will be missing (at most every 10 s per track). */
+	#warn(t: TrackRecord, hole: HoleEntry): void {
+		const trackId = t.trackId;
+		const rec = this.#sessions.get(trackId.split("_")[0] ?? "");
+		const now = Date.now();
+		if (!rec || now - (this.#warnedAt.get(trackId) ?? 0) < WARN_EVERY_MS) return;
+		this.#warnedAt.set(trackId, now);
+		const displayName = this.#rooms.get(rec.meetingId)?.peers.get(t.peerId)?.displayName ?? "";
+		this.#capture.notifyHosts(rec.meetingId, "recordingLoss", {
+			sessionId: rec.session.id,
+			peerId: t.peerId,
+			displayName,
+			track: t.kind,
+			from: hole.from,
+			to: hole.to,
+			cause: hole.cause,
+			...(hole.frames !== undefined ? { frames: hole.frames } : {}),
+		});
 	}
 
 	/** Closes every tap (gracefully: the recorder completes each object) and writes the open sessions' manifests. */
@@ -255,6 +350,7 @@ export class RecordingService implements CaptureSink {
 			producerId: tap.producer.id,
 			openedAt: new Date().toISOString(),
 			objects: [],
+			holes: [],
 			state: "opening",
 			tap,
 		};
@@ -289,6 +385,11 @@ export class RecordingService implements CaptureSink {
 			}
 			await media.start(ports);
 			track.openedAt = new Date().toISOString(); // media flows to the recorder from now on
+			const crashedAt = this.#crashedAt.get(trackId);
+			if (crashedAt !== undefined && tap.reason === "recorder_restarted") {
+				this.#crashedAt.delete(trackId);
+				track.holes.push({ from: new Date(crashedAt).toISOString(), to: track.openedAt, cause: "recorder_crash" });
+			}
 			media.consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
 			this.#log.info({ trackId, kind, meetingId: rec.meetingId }, "recording track open");
 		} catch (err) {
@@ -322,9 +423,10 @@ export class RecordingService implements CaptureSink {
 	async #teardown(track: TrackRecord): Promise<void> {
 		track.media?.close();
 		if (track.state === "recording" || track.state === "closing") {
-			await this.#recorder?.closeTrack(track.trackId).catch((err: unknown) => {
+			const stats = await this.#recorder?.closeTrack(track.trackId).catch((err: unknown) => {
 				this.#log.error({ err, trackId: track.trackId }, "recorder could not close a track");
 			});
+			if (stats) track.stats = stats;
 		}
 		track.state = "closed";
 		track.closedAt ??= new Date().toISOString();
@@ -347,10 +449,14 @@ export class RecordingService implements CaptureSink {
 				if (k) where = { tenantId, meetingId: k.meetingId, sessionId: k.sessionId };
 			}
 			if (where && rec === undefined) {
-				// A session still running here (recorder crash): its manifest will list the object too.
+				// A session still running here (recorder crash): its manifest will list the object too; the object
+				// belongs to the track of that person and kind whose seq block holds it.
 				const live = this.#sessions.get(where.sessionId);
-				const t = live?.tracks.find((x) => o.key.includes(`/${x.person}-${x.kind}-`));
+				const k = parseObjectKey(live?.target.prefix ?? "", o.key);
+				const block = k ? Math.floor((k.seq - 1) / SEQ_BLOCK) : -1;
+				const t = live?.tracks.filter((x) => x.person === k?.person && x.kind === k?.kind)[block];
 				t?.objects.push(o);
+				if (!live && where) this.#recovered.set(where.sessionId, [...(this.#recovered.get(where.sessionId) ?? []), o]);
 			}
 		}
 		if (!where) {
@@ -395,6 +501,7 @@ export class RecordingService implements CaptureSink {
 		if (!rec || rec.endedAt) return;
 		rec.endedAt = new Date().toISOString();
 		rec.endReason = reason;
+		clearTimeout(rec.chatTimer);
 		// Taps of the session close with it (the gate emitted their closes); wait for the recorder to finish each.
 		for (const t of rec.tracks) if (t.state !== "closed") await this.#close(t.trackId, reason);
 		await Promise.all(rec.pending);
@@ -409,87 +516,260 @@ export class RecordingService implements CaptureSink {
 
 	/** chat.jsonl, audit.jsonl (the meeting's trail so far) and manifest.json, next to the session's recordings. */
 	async #writeSessionArtifacts(rec: SessionRecord): Promise<void> {
-		const base = `${rec.target.prefix ? `${rec.target.prefix}/` : ""}${rec.meetingId}/${rec.session.id}`;
-		const client = createS3Client(rec.target, { ...this.#policy, maxAttempts: 5 });
-		const put = async (key: string, text: string, contentType: string) => {
-			const body = Buffer.from(text);
-			await client.send(
-				new PutObjectCommand({
-					Bucket: rec.target.bucket,
-					Key: key,
-					Body: body,
-					ContentLength: body.length,
-					ContentType: contentType,
-					...ssePutParams(rec.target.encryption),
+		const proofs = this.#coverageProofs(rec.tenantId, rec.meetingId, rec.session.id, rec.session.policy.name);
+		await this.#writeArtifacts({
+			tenantId: rec.tenantId,
+			meetingId: rec.meetingId,
+			sessionId: rec.session.id,
+			target: rec.target,
+			policy: rec.session.policy,
+			startedAt: rec.session.startedAt,
+			endedAt: rec.endedAt ?? new Date().toISOString(),
+			endReason: rec.endReason ?? "stopped",
+			chat: { text: chatText(rec.chat), messages: rec.chat.length },
+			tracks: rec.tracks.map(
+				(t): ManifestTrack => ({
+					trackId: t.trackId,
+					person: t.person,
+					kind: t.kind,
+					producerId: t.producerId,
+					codec: t.codec ?? null,
+					openedAt: t.openedAt,
+					closedAt: t.closedAt ?? null,
+					closeReason: t.closeReason ?? null,
+					coveredBy: proofs.get(t.peerId) ?? null,
+					framesReceived: t.stats?.framesReceived ?? null,
+					framesWritten: t.stats?.framesWritten ?? framesIn(t.objects),
+					holes: t.holes,
+					objects: t.objects.map(objectEntry),
 				}),
-			);
-			return { key, size: body.length, sha256: createHash("sha256").update(body).digest("hex") };
-		};
+			),
+		});
+	}
+
+	/**
+	 * The manifest of a session the gateway died in, rebuilt after its restart from what survived: the audit trail
+	 * (the session, each gate opening, each object reported) and the bucket (the objects, the chat log as last
+	 * checkpointed). Each track still open at the crash ends with a `gateway_crash` hole from the end of what was
+	 * saved to the restart (the crash itself left no time behind; the hole is at most that long).
+	 */
+	async #writeCrashedSession(tenantId: string, target: StorageTarget, on: AuditEvent): Promise<void> {
+		const meetingId = on.meetingId as string;
+		const sessionId = on.data.sessionId as string;
+		const policy = on.data.policy as CapturePolicy;
+		const prefix = target.prefix ?? "";
+		const base = sessionBase(target, meetingId, sessionId);
+		const client = this.#client(target);
 		try {
-			const chat = await put(
-				`${base}/chat.jsonl`,
-				rec.chat.map((c) => JSON.stringify(c)).join("\n") + (rec.chat.length ? "\n" : ""),
-				"application/x-ndjson",
-			);
-			const exported = this.#events.exportMeeting(rec.tenantId, rec.meetingId);
-			const audit = await put(`${base}/audit.jsonl`, exported, "application/x-ndjson");
+			// Objects in the bucket (completed by the orphaned recorder's last close, or by recovery just now).
+			const listed = new Map<string, { size: number; at: string }>();
+			let chat: { text: string; messages: number } | undefined;
+			let token: string | undefined;
+			do {
+				const page = await client.send(
+					new ListObjectsV2Command({ Bucket: target.bucket, Prefix: `${base}/`, ContinuationToken: token }),
+				);
+				for (const o of page.Contents ?? []) {
+					if (o.Key && parseObjectKey(prefix, o.Key))
+						listed.set(o.Key, { size: o.Size ?? 0, at: (o.LastModified ?? new Date()).toISOString() });
+				}
+				token = page.IsTruncated ? page.NextContinuationToken : undefined;
+			} while (token);
+			try {
+				const res = await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: `${base}/chat.jsonl` }));
+				const text = await (res.Body as { transformToString(): Promise<string> }).transformToString();
+				chat = { text, messages: text.split("\n").filter(Boolean).length };
+			} catch {
+				chat = undefined; // no message was said, or none reached the bucket
+			}
+			const trail = this.#events.list({ tenantId, meetingId });
+			const reported = new Map<string, ObjectWritten>();
+			for (const e of trail) {
+				if (e.type !== "storage.object_written" || e.data.sessionId !== sessionId || typeof e.data.key !== "string")
+					continue;
+				reported.set(e.data.key, {
+					bucket: target.bucket,
+					key: e.data.key,
+					seq: Number(e.data.seq),
+					size: Number(e.data.size),
+					...(typeof e.data.sha256 === "string" ? { sha256: e.data.sha256 } : {}),
+					startedAt: String(e.data.startedAt),
+					endedAt: String(e.data.endedAt),
+					...(typeof e.data.frames === "number" ? { frames: e.data.frames } : {}),
+					...(typeof e.data.trackId === "string" ? { trackId: e.data.trackId } : {}),
+					...(e.data.recovered ? { recovered: true, truncated: true } : {}),
+				});
+			}
+			for (const o of this.#recovered.get(sessionId) ?? []) reported.set(o.key, o);
+			this.#recovered.delete(sessionId);
+			const restartedAt = new Date().toISOString();
+			const proofs = this.#coverageProofs(tenantId, meetingId, sessionId, policy.name);
+			const tracks: ManifestTrack[] = [];
+			const byKind = new Map<string, ManifestTrack[]>();
+			for (const e of trail) {
+				if (e.data.sessionId !== sessionId || e.data.kind !== "recording") continue;
+				const trackId = `${sessionId}_${String(e.data.producerId)}`;
+				if (e.type === "gate.opened") {
+					const person = String(e.data.person ?? "");
+					const source = String(e.data.source ?? "");
+					const kind: TrackKind = source === "mic" ? "audio" : source === "screen" ? "screen" : "camera";
+					const t: ManifestTrack = {
+						trackId,
+						person,
+						kind,
+						producerId: String(e.data.producerId),
+						codec: null,
+						openedAt: e.at,
+						closedAt: null,
+						closeReason: null,
+						coveredBy: proofs.get(String(e.data.peerId)) ?? null,
+						framesReceived: null,
+						framesWritten: null,
+						holes: [],
+						objects: [],
+					};
+					tracks.push(t);
+					byKind.set(`${person}-${kind}`, [...(byKind.get(`${person}-${kind}`) ?? []), t]);
+				} else if (e.type === "gate.closed") {
+					const t = tracks.filter((x) => x.trackId === trackId).at(-1);
+					if (t && !t.closedAt) {
+						t.closedAt = e.at;
+						t.closeReason = String(e.data.reason ?? "gate_closed");
+					}
+				}
+			}
+			for (const [key, info] of listed) {
+				const k = parseObjectKey(prefix, key);
+				if (!k) continue;
+				const o = reported.get(key) ?? {
+					bucket: target.bucket,
+					key,
+					seq: k.seq,
+					size: info.size,
+					startedAt: info.at,
+					endedAt: info.at,
+				};
+				const candidates = byKind.get(`${k.person}-${k.kind}`) ?? [];
+				const t =
+					(o.trackId && tracks.filter((x) => x.trackId === o.trackId).at(-1)) ||
+					candidates[Math.min(candidates.length - 1, Math.floor((k.seq - 1) / SEQ_BLOCK))];
+				t?.objects.push(objectEntry({ ...o, size: info.size }));
+			}
+			let endedAt = on.data.startedAt as string;
+			for (const t of tracks) {
+				t.objects.sort((a, b) => a.seq - b.seq);
+				t.framesWritten = t.objects.every((o) => o.frames !== undefined)
+					? t.objects.reduce((n, o) => n + (o.frames ?? 0), 0)
+					: null;
+				const saved = new Date(
+					Math.max(Date.parse(t.openedAt), ...t.objects.map((o) => Date.parse(o.endedAt))),
+				).toISOString();
+				if (saved > endedAt) endedAt = saved;
+				if (!t.closedAt) {
+					t.closedAt = saved;
+					t.closeReason = "gateway_crashed";
+					t.holes.push({ from: saved, to: restartedAt, cause: "gateway_crash" });
+				}
+			}
+			await this.#writeArtifacts({
+				tenantId,
+				meetingId,
+				sessionId,
+				target,
+				policy,
+				startedAt: String(on.data.startedAt),
+				endedAt,
+				endReason: "gateway_crashed",
+				chat: chat ?? { text: "", messages: 0 },
+				tracks,
+			});
+			this.#log.warn({ sessionId, tracks: tracks.length }, "wrote the manifest of a session a crash ended");
+		} finally {
+			client.destroy();
+		}
+	}
+
+	async #writeArtifacts(a: {
+		tenantId: string;
+		meetingId: string;
+		sessionId: string;
+		target: StorageTarget;
+		policy: CapturePolicy;
+		startedAt: string;
+		endedAt: string;
+		endReason: string;
+		chat: { text: string; messages: number };
+		tracks: ManifestTrack[];
+	}): Promise<void> {
+		const base = sessionBase(a.target, a.meetingId, a.sessionId);
+		const client = createS3Client(a.target, { ...this.#policy, maxAttempts: 5 });
+		try {
+			const chat = await putText(client, a.target, `${base}/chat.jsonl`, a.chat.text, "application/x-ndjson");
+			const exported = this.#events.exportMeeting(a.tenantId, a.meetingId);
+			const audit = await putText(client, a.target, `${base}/audit.jsonl`, exported, "application/x-ndjson");
 			const header = JSON.parse(exported.slice(0, exported.indexOf("\n"))) as {
 				chainHead: unknown;
 				meetingHead: unknown;
 			};
-			const proofs = this.#coverageProofs(rec);
 			const manifest: Manifest = {
 				kind: MANIFEST_KIND,
 				version: MANIFEST_VERSION,
-				tenant: rec.tenantId,
-				meeting: rec.meetingId,
-				session: rec.session.id,
-				policy: rec.session.policy,
-				startedAt: rec.session.startedAt,
-				endedAt: rec.endedAt ?? new Date().toISOString(),
-				endReason: rec.endReason ?? "stopped",
-				persons: [...new Set(rec.tracks.map((t) => t.person))],
-				tracks: rec.tracks.map(
-					(t): ManifestTrack => ({
-						trackId: t.trackId,
-						person: t.person,
-						kind: t.kind,
-						producerId: t.producerId,
-						codec: t.codec ?? null,
-						openedAt: t.openedAt,
-						closedAt: t.closedAt ?? null,
-						closeReason: t.closeReason ?? null,
-						coveredBy: proofs.get(t.peerId) ?? null,
-						objects: t.objects.map(objectEntry),
-					}),
-				),
-				chat: { ...chat, messages: rec.chat.length },
+				tenant: a.tenantId,
+				meeting: a.meetingId,
+				session: a.sessionId,
+				policy: a.policy,
+				startedAt: a.startedAt,
+				endedAt: a.endedAt,
+				endReason: a.endReason,
+				persons: [...new Set(a.tracks.map((t) => t.person))],
+				notRecorded: this.#declined(a.tenantId, a.meetingId, a.sessionId),
+				tracks: a.tracks,
+				chat: { ...chat, messages: a.chat.messages },
 				audit: { ...audit, chainHead: header.chainHead, meetingHead: header.meetingHead },
 				disclaimer:
-					"Each track's coveredBy names the audit entry (seq, hash) in which that person's client acknowledged the notice of this session, or consented, before any of their media was recorded; audit.jsonl holds the chain to verify it.",
+					"Each track's coveredBy names the audit entry (seq, hash) in which that person's client acknowledged the notice of this session, or consented, before any of their media was recorded; audit.jsonl holds the chain to verify it. framesReceived/framesWritten count the track's frames that reached the recorder and that are in its objects; holes lists, in wall-clock time, every stretch missing from them and why.",
 			};
-			const written = await put(`${base}/manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`, "application/json");
+			const written = await putText(
+				client,
+				a.target,
+				`${base}/manifest.json`,
+				`${JSON.stringify(manifest, null, 2)}\n`,
+				"application/json",
+			);
 			this.#events.append("storage.object_written", {
-				tenantId: rec.tenantId,
-				meetingId: rec.meetingId,
-				data: { kind: "recording", sessionId: rec.session.id, bucket: rec.target.bucket, ...written, manifest: true },
+				tenantId: a.tenantId,
+				meetingId: a.meetingId,
+				data: { kind: "recording", sessionId: a.sessionId, bucket: a.target.bucket, ...written, manifest: true },
 			});
 		} finally {
 			client.destroy();
 		}
 	}
 
+	#client(target: StorageTarget): S3Client {
+		return createS3Client(target, { ...this.#policy, maxAttempts: 5 });
+	}
+
+	/** Pseudonyms of who declined this session's notice (never covered in it), from the trail. */
+	#declined(tenantId: string, meetingId: string, sessionId: string): string[] {
+		const evs = this.#events.list({ tenantId, meetingId, type: "consent.declined" });
+		return [...new Set(evs.filter((e) => e.data.sessionId === sessionId && e.actor).map((e) => e.actor as string))];
+	}
+
 	/** The trail entry in which each peer's gate for this session opened: their acknowledgement or consent. */
-	#coverageProofs(rec: SessionRecord): Map<string, { type: string; seq: number; hash: string; at: string }> {
+	#coverageProofs(
+		tenantId: string,
+		meetingId: string,
+		sessionId: string,
+		policyName: string,
+	): Map<string, { type: string; seq: number; hash: string; at: string }> {
 		const out = new Map<string, { type: string; seq: number; hash: string; at: string }>();
-		const wanted = rec.session.policy.name === "explicit-consent" ? "consent.given" : "notice.acknowledged";
-		const evs: AuditEvent[] = this.#events.list({ tenantId: rec.tenantId, meetingId: rec.meetingId, type: wanted });
+		const wanted = policyName === "explicit-consent" ? "consent.given" : "notice.acknowledged";
+		const evs: AuditEvent[] = this.#events.list({ tenantId, meetingId, type: wanted });
 		const alt: AuditEvent[] =
-			wanted === "notice.acknowledged"
-				? this.#events.list({ tenantId: rec.tenantId, meetingId: rec.meetingId, type: "consent.given" })
-				: [];
+			wanted === "notice.acknowledged" ? this.#events.list({ tenantId, meetingId, type: "consent.given" }) : [];
 		for (const e of [...evs, ...alt]) {
-			if (e.data.sessionId !== rec.session.id || typeof e.data.peerId !== "string") continue;
+			if (e.data.sessionId !== sessionId || typeof e.data.peerId !== "string") continue;
 			if (!out.has(e.data.peerId)) out.set(e.data.peerId, { type: e.type, seq: e.seq, hash: e.hash, at: e.at });
 		}
 		return out;
@@ -508,5 +788,46 @@ function objectEntry(o: ObjectWritten): ManifestTrack["objects"][number] {
 		startedAt: o.startedAt,
 		endedAt: o.endedAt,
 		...(o.truncated ? { truncated: true } : {}),
+		...(o.recovered ? { recovered: true } : {}),
+		...(o.frames !== undefined ? { frames: o.frames } : {}),
 	};
+}
+
+/** Frames in these objects, or null when one of them does not say (recovered from parts only). */
+function framesIn(objects: ObjectWritten[]): number | null {
+	let n = 0;
+	for (const o of objects) {
+		if (o.frames === undefined) return null;
+		n += o.frames;
+	}
+	return n;
+}
+
+function sessionBase(target: StorageTarget, meetingId: string, sessionId: string): string {
+	return `${target.prefix ? `${target.prefix}/` : ""}${meetingId}/${sessionId}`;
+}
+
+function chatText(chat: SessionRecord["chat"]): string {
+	return chat.map((c) => JSON.stringify(c)).join("\n") + (chat.length ? "\n" : "");
+}
+
+async function putText(
+	client: S3Client,
+	target: StorageTarget,
+	key: string,
+	text: string,
+	contentType: string,
+): Promise<{ key: string; size: number; sha256: string }> {
+	const body = Buffer.from(text);
+	await client.send(
+		new PutObjectCommand({
+			Bucket: target.bucket,
+			Key: key,
+			Body: body,
+			ContentLength: body.length,
+			ContentType: contentType,
+			...ssePutParams(target.encryption),
+		}),
+	);
+	return { key, size: body.length, sha256: createHash("sha256").update(body).digest("hex") };
 }

@@ -1,5 +1,5 @@
 import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
-import type { ObjectWritten, TrackKind } from "../../recorder/RecorderProtocol.js";
+import type { HoleEntry, ObjectWritten, TrackKind, TrackStats } from "../../recorder/RecorderProtocol.js";
 import type { TapChange } from "../compliance/CaptureService.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
 import type { StorageTarget } from "../storage/StorageTargetTypes.js";
@@ -25,6 +25,10 @@ export interface TrackRecord {
 	closedAt?: string;
 	closeReason?: string;
 	objects: ObjectWritten[];
+	/** Every stretch of this track known not to be in the bucket. */
+	holes: HoleEntry[];
+	/** The recorder's count of its frames (absent when the recorder died with it). */
+	stats?: TrackStats;
 	state: "opening" | "recording" | "closing" | "closed";
 	/** A close that arrived while the track was opening. */
 	closeRequested?: string;
@@ -37,10 +41,10 @@ export interface TrackRecord {
 	finish?: () => void;
 }
 
+/** One line of `chat.jsonl`: its sender by pseudonym only (never their display name). */
 export interface ChatLine {
 	at: string;
 	from: string | null;
-	displayName: string;
 	text: string;
 }
 
@@ -54,13 +58,15 @@ export interface SessionRecord {
 	/** How many tracks each `{person}-{kind}` had in this session (their seq blocks). */
 	seqBlocks: Map<string, number>;
 	chat: ChatLine[];
+	/** chat.jsonl is brought up to date in the bucket shortly after each message (it survives a crash). */
+	chatTimer?: NodeJS.Timeout;
 	pending: Set<Promise<void>>;
 	endedAt?: string;
 	endReason?: string;
 }
 
 export const MANIFEST_KIND = "consentry.recording.manifest";
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
 
 export interface ManifestTrack {
 	trackId: string;
@@ -73,6 +79,11 @@ export interface ManifestTrack {
 	closeReason: string | null;
 	/** The trail entry that covers this track: the person's acknowledgement (or consent) of this session. */
 	coveredBy: { type: string; seq: number; hash: string; at: string } | null;
+	/** Frames that reached the recorder, and frames in the objects (null: unknown, the recorder died with the track). */
+	framesReceived: number | null;
+	framesWritten: number | null;
+	/** Every stretch of the track not in the bucket, wall-clock, with its cause (network loss, overflow, crash…). */
+	holes: HoleEntry[];
 	objects: {
 		key: string;
 		seq: number;
@@ -81,6 +92,8 @@ export interface ManifestTrack {
 		startedAt: string;
 		endedAt: string;
 		truncated?: boolean;
+		recovered?: boolean;
+		frames?: number;
 	}[];
 }
 
@@ -96,6 +109,11 @@ export interface Manifest {
 	endedAt: string;
 	endReason: string;
 	persons: string[];
+	/**
+	 * Pseudonyms of the people who declined this session's notice (consent.declined in the trail): present, never
+	 * recorded in it — no track, no chat line (with `onDecline: "stay-unrecorded"` they stayed in the meeting).
+	 */
+	notRecorded: string[];
 	tracks: ManifestTrack[];
 	chat: { key: string; size: number; sha256: string; messages: number };
 	audit: { key: string; size: number; sha256: string; chainHead: unknown; meetingHead: unknown };

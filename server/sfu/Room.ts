@@ -21,6 +21,7 @@ export class Room extends EventEmitter<RoomEvents> {
 	readonly #connected = new WeakSet<ms.WebRtcTransport>();
 	readonly #speakerObserver: ms.ActiveSpeakerObserver;
 	#closed = false;
+	readonly #qualityTimers = new Map<Peer, ReturnType<typeof setTimeout>>();
 
 	private constructor(options: RoomOptions, router: ms.Router, speakerObserver: ms.ActiveSpeakerObserver) {
 		super();
@@ -68,6 +69,8 @@ export class Room extends EventEmitter<RoomEvents> {
 		const peer = this.#peers.get(peerId);
 		if (!peer) return;
 		this.#peers.delete(peerId);
+		clearTimeout(this.#qualityTimers.get(peer));
+		this.#qualityTimers.delete(peer);
 		peer.close();
 		this.broadcast("peerLeft", { peerId });
 		this.#log.debug({ peerId }, "peer left");
@@ -193,19 +196,37 @@ export class Room extends EventEmitter<RoomEvents> {
 
 	/**
 	 * A producer's score changed (0–10 per RTP stream: loss and jitter of what the gateway receives): the
-	 * peer's quality is its worst sending producer's best stream — good ≥ 7, fair ≥ 4, else poor — and
-	 * everyone is told when it changes. Paused producers send nothing and don't count.
+	 * peer's quality is its worst sending producer's best stream — good ≥ 7, fair ≥ 4, else poor. A new level
+	 * must hold for 2 s before everyone is told (a score hovering at a threshold sends nothing). Paused
+	 * producers send nothing and don't count.
 	 */
 	#scored(peer: Peer): void {
+		const level = this.#quality(peer);
+		if (!level || level === peer.quality) {
+			clearTimeout(this.#qualityTimers.get(peer));
+			this.#qualityTimers.delete(peer);
+			return;
+		}
+		if (this.#qualityTimers.has(peer)) return;
+		this.#qualityTimers.set(
+			peer,
+			setTimeout(() => {
+				this.#qualityTimers.delete(peer);
+				const now = this.#quality(peer);
+				if (!now || now === peer.quality || peer.closed || this.#closed) return;
+				peer.quality = now;
+				this.broadcast("connectionQuality", { peerId: peer.id, quality: now });
+			}, 2000),
+		);
+	}
+
+	#quality(peer: Peer): ConnectionQuality | undefined {
 		const scores = [...peer.producers.values()]
 			.filter((p) => !p.paused && !p.closed && p.score.length > 0)
 			.map((p) => Math.max(...p.score.map((s) => s.score)));
-		if (scores.length === 0 || peer.closed) return;
+		if (scores.length === 0 || peer.closed) return undefined;
 		const worst = Math.min(...scores);
-		const quality: ConnectionQuality = worst >= 7 ? "good" : worst >= 4 ? "fair" : "poor";
-		if (quality === peer.quality) return;
-		peer.quality = quality;
-		this.broadcast("connectionQuality", { peerId: peer.id, quality });
+		return worst >= 7 ? "good" : worst >= 4 ? "fair" : "poor";
 	}
 
 	/** Sends an event to every peer in the room, except `exceptPeerId`. */
@@ -222,6 +243,8 @@ export class Room extends EventEmitter<RoomEvents> {
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
+		for (const t of this.#qualityTimers.values()) clearTimeout(t);
+		this.#qualityTimers.clear();
 		for (const peer of this.#peers.values()) peer.close();
 		this.#peers.clear();
 		this.router.close();

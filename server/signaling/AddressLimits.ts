@@ -16,6 +16,8 @@ interface AddressState {
 	bytes: RateLimiter;
 	/** Until when (performance.now() ms) new connections are refused: the address overran its byte budget. */
 	coolingUntil: number;
+	/** How often it did (each cool-down twice as long as the last, up to MAX_COOL_DOWN_MS). */
+	offences: number;
 }
 
 /** Why a connection or a message is refused. */
@@ -26,8 +28,10 @@ export type AddressRefusal =
 	| "too_many_guests"
 	| "guests_full";
 
-/** How long an address that overran its byte budget may open no new connection, ms. */
+/** How long an address that overran its byte budget may open no new connection, ms; doubled for each repeat… */
 export const COOL_DOWN_MS = 10_000;
+/** …up to this. */
+export const MAX_COOL_DOWN_MS = 5 * 60_000;
 
 /**
  * The key an address is limited by: an IPv4 address (IPv4-mapped IPv6 unwrapped), or the /64 an IPv6 address is
@@ -77,10 +81,14 @@ export class AddressLimits {
 	readonly #limits: GatewayLimits;
 	readonly #byAddress = new Map<string, AddressState>();
 	#guests = 0;
-	#lastSweep = performance.now();
+	readonly #now: () => number;
+	#lastSweep: number;
 
-	constructor(limits: GatewayLimits) {
+	/** `now`: a monotonic clock in ms (tests). */
+	constructor(limits: GatewayLimits, now: () => number = performance.now.bind(performance)) {
 		this.#limits = limits;
+		this.#now = now;
+		this.#lastSweep = now();
 	}
 
 	/** Unauthenticated sockets open on the whole gateway. */
@@ -91,7 +99,7 @@ export class AddressLimits {
 	/** Whether `key` may open one more connection now (it takes one from its connect budget when it may). */
 	mayConnect(key: string): AddressRefusal | undefined {
 		const s = this.#state(key);
-		if (s.coolingUntil > performance.now()) return "cooling_down";
+		if (s.coolingUntil > this.#now()) return "cooling_down";
 		if (s.connections >= this.#limits.maxConnectionsPerAddress) return "too_many_connections";
 		if (!s.connects.take()) return "connecting_too_fast";
 		return undefined;
@@ -99,7 +107,7 @@ export class AddressLimits {
 
 	/** Whether the address overran its byte budget lately (new connections refused). */
 	coolingDown(key: string): boolean {
-		return (this.#byAddress.get(key)?.coolingUntil ?? 0) > performance.now();
+		return (this.#byAddress.get(key)?.coolingUntil ?? 0) > this.#now();
 	}
 
 	opened(key: string): void {
@@ -136,30 +144,41 @@ export class AddressLimits {
 
 	/**
 	 * Takes `bytes` from the address's byte budget. When it runs out, the address cools down: no new connection for
-	 * COOL_DOWN_MS (the caller closes the socket that overran it), so a flood can't just reconnect and go on.
+	 * COOL_DOWN_MS, twice as long for each repeat up to MAX_COOL_DOWN_MS (the caller closes the socket that overran
+	 * it), so a flood can't just reconnect and go on.
 	 */
 	takeBytes(key: string, bytes: number): boolean {
 		const s = this.#state(key);
 		if (s.bytes.take(bytes)) return true;
-		s.coolingUntil = performance.now() + COOL_DOWN_MS;
+		const now = this.#now();
+		if (s.coolingUntil <= now) {
+			s.offences++;
+			s.coolingUntil = now + Math.min(MAX_COOL_DOWN_MS, COOL_DOWN_MS * 2 ** Math.min(s.offences - 1, 16));
+		}
 		return false;
 	}
 
 	#state(key: string): AddressState {
 		let s = this.#byAddress.get(key);
 		if (!s) {
-			if (performance.now() - this.#lastSweep > 30_000) this.#forgetIdle();
+			if (this.#now() - this.#lastSweep > 30_000) this.#forgetIdle();
 			const l = this.#limits;
 			s = {
 				connections: 0,
 				guests: 0,
 				coolingUntil: 0,
-				connects: new RateLimiter(Math.max(1, l.connectsPerAddressPerSecond * 4), l.connectsPerAddressPerSecond),
-				requests: new RateLimiter(l.requestsPerAddressPerSecond * 4, l.requestsPerAddressPerSecond),
-				// A message up to the largest allowed always fits in the burst.
+				offences: 0,
+				connects: new RateLimiter(
+					Math.max(1, l.connectsPerAddressPerSecond * 2),
+					l.connectsPerAddressPerSecond,
+					this.#now,
+				),
+				requests: new RateLimiter(l.requestsPerAddressPerSecond * 4, l.requestsPerAddressPerSecond, this.#now),
+				// One second's worth, and always room for two of the largest messages allowed.
 				bytes: new RateLimiter(
-					Math.max(l.bytesPerAddressPerSecond * 4, l.maxMessageBytes * 2),
+					Math.max(l.bytesPerAddressPerSecond, l.maxMessageBytes * 2),
 					l.bytesPerAddressPerSecond,
+					this.#now,
 				),
 			};
 			this.#byAddress.set(key, s);
@@ -168,9 +187,9 @@ export class AddressLimits {
 	}
 
 	#forgetIdle(): void {
-		this.#lastSweep = performance.now();
+		this.#lastSweep = this.#now();
 		for (const [key, s] of this.#byAddress) {
-			const idle = s.connects.full && s.requests.full && s.bytes.full && s.coolingUntil <= performance.now();
+			const idle = s.connects.full && s.requests.full && s.bytes.full && s.coolingUntil <= this.#now();
 			if (s.connections === 0 && s.guests === 0 && idle) {
 				this.#byAddress.delete(key);
 			}

@@ -132,6 +132,8 @@ export class SignalingServer {
 				if (token === undefined || token === null || token === "") {
 					const refusal = addresses.addGuest(address);
 					if (refusal) throw new RateLimitError(REFUSALS[refusal], refusal);
+					// Counted out when the underlying connection closes, whether or not the socket ever connected.
+					socket.conn.once("close", () => addresses.removeGuest(address));
 					socket.data.identity = { tenantId: "", subject: randomUUID(), role: "guest" };
 				} else {
 					if (typeof token !== "string") throw new ValidationError("the handshake token must be a string");
@@ -214,10 +216,7 @@ export class SignalingServer {
 				);
 			});
 		}
-		socket.on("disconnect", () => {
-			if (conn.identity.role === "guest") addresses.removeGuest(address);
-			this.#hub.disconnected(conn);
-		});
+		socket.on("disconnect", () => this.#hub.disconnected(conn));
 	}
 
 	async #handle<N extends RequestName>(conn: Connection, name: N, data: Parsed<N>): Promise<ResponseMap[N]> {
@@ -331,10 +330,7 @@ function handlers(hub: MeetingHub): Handlers {
 		},
 		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId),
 		consent: (conn, d) => hub.consent(conn, d.noticeId),
-		decline: (conn, d) => {
-			hub.decline(conn, d.noticeId);
-			return {};
-		},
+		decline: (conn, d) => hub.decline(conn, d.noticeId),
 		liftPasscodeLockout: (conn) => hub.liftPasscodeLockoutBy(conn),
 	};
 }

@@ -3,7 +3,8 @@ import type { z } from "zod";
 import type { EventLog } from "../audit/EventLog.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
-import { AuthenticationError, ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { assertUnscoped, bearerIdentity } from "../http/callers.js";
 import { assertEndpointAllowed, type EndpointPolicy } from "../storage/endpointGuard.js";
 import type { WebhookService } from "./WebhookService.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "./WebhookTypes.js";
@@ -35,12 +36,10 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
  */
 export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions): void {
 	const admin = (req: FastifyRequest): Identity => {
-		const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
-		if (!m?.[1])
-			throw new AuthenticationError("token_missing", "Send an admin token as `Authorization: Bearer <token>`.");
-		const id = o.verifier.verify(m[1]);
+		const id = bearerIdentity(req, o.verifier, "Send an admin token as `Authorization: Bearer <token>`.");
 		if (id.role !== "admin")
 			throw new ForbiddenError("admin_only", "Only the Customer's administrator manages webhooks.");
+		assertUnscoped(id, "manage the customer's webhooks");
 		return id;
 	};
 	const service = (): WebhookService => {

@@ -6,16 +6,21 @@ export interface ProxiedRequest {
 	url: string;
 	headers: http.IncomingHttpHeaders;
 	/** What the proxy did: forwarded, or the fault it injected. */
-	outcome: "forwarded" | number | "reset";
+	outcome: "forwarded" | number | "reset" | "blackhole";
 }
 
-/** Decides per request: undefined forwards it, a status answers with that S3 error, "reset" drops the connection. */
-export type Fault = (req: http.IncomingMessage) => number | "reset" | undefined;
+/**
+ * Decides per request: undefined forwards it, a status answers with that S3 error, "reset" drops the connection,
+ * "blackhole" takes the request and never answers (nor closes).
+ */
+export type Fault = (req: http.IncomingMessage) => number | "reset" | "blackhole" | undefined;
 
 export interface S3Proxy {
 	endpoint: string;
 	requests: ProxiedRequest[];
 	fault: Fault | undefined;
+	/** Refuses connections (the port closed: ECONNREFUSED) until called with false; open ones are dropped. */
+	refuse(on: boolean): Promise<void>;
 	close(): Promise<void>;
 }
 
@@ -28,7 +33,14 @@ const ERROR_CODES: Record<number, string> = { 403: "AccessDenied", 500: "Interna
  */
 export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
 	const target = new URL(upstream);
-	const proxy: S3Proxy = { endpoint: "", requests: [], fault: undefined, close: async () => undefined };
+	const proxy: S3Proxy = {
+		endpoint: "",
+		requests: [],
+		fault: undefined,
+		refuse: async () => undefined,
+		close: async () => undefined,
+	};
+	const hanging = new Set<http.ServerResponse>();
 	const server = http.createServer((req, res) => {
 		const injected = proxy.fault?.(req);
 		proxy.requests.push({
@@ -40,6 +52,10 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
 		if (injected === "reset") {
 			req.socket.destroy();
 			return;
+		}
+		if (injected === "blackhole") {
+			hanging.add(res);
+			return; // never read, never answered
 		}
 		if (typeof injected === "number") {
 			req.resume();
@@ -61,11 +77,22 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
 		req.pipe(up);
 	});
 	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-	proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+	const port = (server.address() as AddressInfo).port;
+	proxy.endpoint = `http://127.0.0.1:${port}`;
+	proxy.refuse = async (on) => {
+		if (on) {
+			await new Promise<void>((r) => {
+				server.close(() => r());
+				server.closeAllConnections();
+			});
+		} else if (!server.listening) await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+	};
 	proxy.close = () =>
 		new Promise<void>((r) => {
+			for (const res of hanging) res.socket?.destroy();
 			server.closeAllConnections();
-			server.close(() => r());
+			if (server.listening) server.close(() => r());
+			else r();
 		});
 	return proxy;
 }

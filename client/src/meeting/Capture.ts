@@ -8,7 +8,7 @@ import type {
 } from "../../../shared/protocol.js";
 import { $, h } from "../dom.js";
 import { errorText } from "../errors.js";
-import { locale, type MessageKey, onLocaleChange, t, tMaybe } from "../i18n/index.js";
+import { locale, localeTag, type MessageKey, onLocaleChange, t, tMaybe } from "../i18n/index.js";
 import { type Signaling, SignalingError } from "../Signaling.js";
 import { Cue } from "./cue.js";
 import { clockTime, NoticeDialog } from "./NoticeDialog.js";
@@ -131,6 +131,18 @@ export class Capture {
 				this.#renderCoverage();
 			}),
 			onLocaleChange(() => this.#render()),
+			signaling.on("recordingLoss", (e) => {
+				const seconds = Math.max(0.1, (Date.parse(e.to) - Date.parse(e.from)) / 1000);
+				this.#showMessage(
+					t("capture.loss", {
+						seconds: seconds.toLocaleString(localeTag(), { minimumFractionDigits: 1, maximumFractionDigits: 1 }),
+						name: e.displayName || t("capture.loss.someone"),
+						track: t(`capture.loss.track.${e.track}`),
+						cause: t(`capture.loss.cause.${e.cause}`),
+					}),
+					"recording_loss",
+				);
+			}),
 			signaling.on("mediaHeld", ({ held, producerIds }) => {
 				// The gateway releases all of a person's held media at once (they consented, or capture stopped).
 				if (held) for (const id of producerIds) this.#held.add(id);
