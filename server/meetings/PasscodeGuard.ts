@@ -1,7 +1,7 @@
 import { ForbiddenError, RateLimitError } from "../errors.js";
+import type { AddressKey } from "../privacy/addresses.js";
 import { type AttemptRow, type PasscodeQueries, PasscodeRepository } from "../store/PasscodeRepository.js";
 import type { Store } from "../store/Store.js";
-import type { AddressKey } from "../privacy/addresses.js";
 import { DEFAULT_PASSCODE_LIMITS, type PasscodeLimits, type PasscodeLockout } from "./PasscodeTypes.js";
 
 type Row = AttemptRow;

@@ -179,6 +179,12 @@ describe("webhooks", () => {
 		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
 		events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
 		await waitFor(() => receiver.accepted.length === 1, 10_000, "the next event delivered");
+		// The receiver has it; the delivery is marked in the store once its answer is read.
+		await waitFor(
+			async () => (await store.log("acme", { limit: 10 }))[0]?.state === "delivered",
+			5_000,
+			"the delivery marked delivered",
+		);
 		const [ended, started] = await store.log("acme", { limit: 10 });
 		expect(started).toMatchObject({ event: "meeting.started", state: "failed", lastStatus: 503 });
 		expect(started?.attempts).toBeGreaterThan(1);
