@@ -33,7 +33,8 @@ import { AddressLimits } from "./signaling/AddressLimits.js";
 import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
-import { type Database, openDatabase } from "./store/Database.js";
+import type { Database } from "./store/Database.js";
+import { Store } from "./store/Store.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
 import { WebhookService } from "./webhooks/WebhookService.js";
@@ -64,7 +65,7 @@ export class Gateway {
 	readonly metrics: Metrics | undefined;
 	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
 	readonly apiRoutes: readonly RegisteredRoute[];
-	readonly #db: Database;
+	readonly #db: Store;
 	readonly #log: Logger;
 
 	private constructor(p: {
@@ -72,7 +73,7 @@ export class Gateway {
 		io: IoServer<ClientEvents, ServerEvents>;
 		pool: WorkerPool;
 		rooms: RoomRegistry;
-		db: Database;
+		db: Store;
 		store: MeetingStore;
 		seats: HostSeats;
 		events: EventLog;
@@ -109,11 +110,12 @@ export class Gateway {
 		const tenants = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile) : new TenantRegistry();
 		if (tenants.size === 0) log.warn("no tenants registered (CONSENTRY_TENANTS_FILE): nobody can host a meeting");
 		const verifier = new TokenVerifier(tenants, { audience: config.audience });
-		const db = openDatabase(config.dbFile);
-		const store = new MeetingStore(db);
-		const seats = new HostSeats(db);
+		const cluster = await Store.open({ file: config.dbFile });
+		const db = cluster.sqlite as Database;
+		const store = new MeetingStore(cluster);
+		const seats = new HostSeats(cluster);
 		const events = new EventLog(db);
-		const stale = seats.releaseAllOf(config.gatewayId);
+		const stale = await seats.releaseAllOf(config.gatewayId);
 		if (stale) log.info({ stale }, "released host seats left by this gateway's previous run");
 		const pool = await WorkerPool.create(
 			{ numWorkers: config.mediasoup.numWorkers, workerBin: config.mediasoup.workerBin },
@@ -223,7 +225,7 @@ export class Gateway {
 			log,
 			lobbyMax: config.limits.lobbyMax,
 			passcodes: new PasscodeGuard(
-				db,
+				cluster,
 				{
 					freePerAddress: config.limits.passcodeFailuresPerAddress,
 					lockoutAfter: config.limits.passcodeLockoutAfter,
@@ -262,7 +264,7 @@ export class Gateway {
 
 		const webhooks = config.storage.masterKey
 			? new WebhookService({
-					store: new WebhookStore(db, new SecretBox(parseMasterKey(config.storage.masterKey))),
+					store: new WebhookStore(cluster, new SecretBox(parseMasterKey(config.storage.masterKey))),
 					events,
 					endpointPolicy,
 					log: log.child({ component: "webhooks" }),
@@ -280,7 +282,7 @@ export class Gateway {
 			io,
 			pool,
 			rooms,
-			db,
+			db: cluster,
 			store,
 			seats,
 			events,
@@ -315,6 +317,6 @@ export class Gateway {
 		this.io.close();
 		await this.http.close();
 		this.pool.close();
-		this.#db.close();
+		await this.#db.close();
 	}
 }

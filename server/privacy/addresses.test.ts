@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { PasscodeGuard } from "../meetings/PasscodeGuard.js";
-import { openDatabase } from "../store/Database.js";
+import { Store } from "../store/Store.js";
 import { AddressKey, truncateAddress } from "./addresses.js";
 
 const DAY = 86_400_000;
@@ -63,20 +63,21 @@ describe("AddressKey: a keyed hash whose key rotates and is destroyed", () => {
 });
 
 describe("PasscodeGuard with an address key", () => {
-	it("stores no address in passcode_attempts, only its rotating hash", () => {
+	it("stores no address in passcode_attempts, only its rotating hash", async () => {
 		const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-addrdb-"));
-		const db = openDatabase(path.join(dir, "store.sqlite"));
+		const store = await Store.open({ file: path.join(dir, "store.sqlite") });
+		const db = store.sqlite as NonNullable<typeof store.sqlite>;
 		const file = path.join(dir, "address-key.json");
 		const key = new AddressKey({ file, periodDays: 14 });
-		const guard = new PasscodeGuard(db, {}, Date.now, key);
-		guard.reserve("mtg1", "203.0.113.7");
-		guard.reserve("mtg1", "2001:db8::5");
+		const guard = new PasscodeGuard(store, {}, Date.now, key);
+		await guard.reserve("mtg1", "203.0.113.7");
+		await guard.reserve("mtg1", "2001:db8::5");
 		const scopes = (db.prepare("SELECT scope FROM passcode_attempts").all() as { scope: string }[]).map((r) => r.scope);
 		expect(scopes.sort()).toEqual(
 			[`addr:${key.hash("2001:db8::5")}`, `addr:${key.hash("203.0.113.7")}`, "meeting"].sort(),
 		);
 		expect(scopes.join(" ")).not.toMatch(/203\.0\.113|2001:db8/);
 		expect(existsSync(file)).toBe(true);
-		db.close();
+		await store.close();
 	});
 });
