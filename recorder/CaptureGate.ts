@@ -43,7 +43,8 @@ export interface CaptureGateOptions {
  * sender's wall clock through the most recent RTCP sender report of its stream; a packet captured before the
  * person's click (`openAt`) or after `closeAt` is dropped, and a packet that can't be dated yet (no report so
  * far) is held until the first report, then decided. A clock step of the sender (NTP) shows in its next report
- * and applies from then on (each packet maps through the latest report).
+ * and applies from then on (each packet maps through the latest report). Without `openAt` (no click time was
+ * sent) packets pass as they arrive: the gateway's gate, at the answer's arrival, is then the only one.
  */
 export class CaptureGate {
 	readonly #opts: CaptureGateOptions;
@@ -137,6 +138,11 @@ export class CaptureGate {
 	}
 
 	push(packet: Buffer, header: RtpHeader): void {
+		if (this.summary.openAt === null) {
+			// No click to gate on (a client that sent none; the recorder driven directly): as arrival gated it.
+			this.#opts.pass(packet, header);
+			return;
+		}
 		if (!this.#sr) {
 			this.#held.push({ packet, header, at: Date.now() });
 			if (this.#held.length > (this.#opts.maxHeld ?? 2000)) {
