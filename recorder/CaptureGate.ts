@@ -27,6 +27,12 @@ export interface CaptureSummary {
 	/** Packets dropped because no sender report came to date them (held too long, or still held at close). */
 	packetsUndated: number;
 	senderReports: number;
+	/**
+	 * The least delay of any recorded packet between its capture (mapped to the gateway's clock with
+	 * `clockOffsetMs`) and its arrival at the recorder, ms: the mapping's constant error plus the shortest path. Equal
+	 * across tracks when they line up; load adds to single packets, not to this minimum.
+	 */
+	minTransitMs: number | null;
 }
 
 export interface CaptureGateOptions {
@@ -67,6 +73,7 @@ export class CaptureGate {
 			packetsAfterClose: 0,
 			packetsUndated: 0,
 			senderReports: 0,
+			minTransitMs: null,
 		};
 	}
 
@@ -106,7 +113,7 @@ export class CaptureGate {
 	#release(): void {
 		const held = this.#held;
 		this.#held = [];
-		for (const h of held) this.#decide(h.packet, h.header);
+		for (const h of held) this.#decide(h.packet, h.header, h.at);
 	}
 
 	/**
@@ -152,7 +159,7 @@ export class CaptureGate {
 			if (this.#candidates.size > 0 && this.#choose()) this.#release();
 			return;
 		}
-		this.#decide(packet, header);
+		this.#decide(packet, header, Date.now());
 	}
 
 	/** Packets still waiting for a report are never recorded. */
@@ -165,7 +172,7 @@ export class CaptureGate {
 		return this.#held.length;
 	}
 
-	#decide(packet: Buffer, header: RtpHeader): void {
+	#decide(packet: Buffer, header: RtpHeader, arrivedAt: number): void {
 		// Padding only (bandwidth probing): no media, and its RTP time means nothing. It only keeps the sequence whole.
 		if (header.payloadLength === 0) {
 			this.#opts.pass(packet, header);
@@ -182,6 +189,8 @@ export class CaptureGate {
 			return;
 		}
 		if (s.firstCaptureAt === null || at < s.firstCaptureAt) s.firstCaptureAt = at;
+		const transit = arrivedAt - (at - (s.clockOffsetMs ?? 0));
+		if (s.minTransitMs === null || transit < s.minTransitMs) s.minTransitMs = transit;
 		if (s.lastCaptureAt === null || at > s.lastCaptureAt) s.lastCaptureAt = at;
 		this.#opts.pass(packet, header);
 	}

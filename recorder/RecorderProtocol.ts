@@ -360,6 +360,8 @@ export const CaptureSummarySchema = z.object({
 	packetsAfterClose: z.number().int().nonnegative(),
 	packetsUndated: z.number().int().nonnegative(),
 	senderReports: z.number().int().nonnegative(),
+	/** The least capture → arrival delay of any recorded packet, on the gateway's clock (ms). */
+	minTransitMs: z.number().nullable().optional(),
 });
 export type CaptureSummaryWire = z.infer<typeof CaptureSummarySchema>;
 

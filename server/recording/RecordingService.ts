@@ -827,6 +827,7 @@ function manifestCapture(c: CaptureSummaryWire): NonNullable<ManifestTrack["capt
 		packetsBeforeClick: c.packetsBeforeOpen,
 		packetsUndated: c.packetsUndated,
 		senderReports: c.senderReports,
+		minTransitMs: c.minTransitMs ?? null,
 	};
 }
 

@@ -115,6 +115,8 @@ export interface ManifestTrack {
 		packetsBeforeClick: number;
 		packetsUndated: number;
 		senderReports: number;
+		/** The least capture → arrival delay of any recorded packet (gateway clock, ms): equal across aligned tracks. */
+		minTransitMs: number | null;
 	};
 	objects: {
 		key: string;
