@@ -16,7 +16,8 @@ import { parseArgs } from "node:util";
 import { EventLog } from "../server/audit/EventLog.js";
 import { createLogger } from "../server/logger.js";
 import { SecretBox } from "../server/storage/secretBox.js";
-import { openDatabase } from "../server/store/Database.js";
+import type { Database } from "../server/store/Database.js";
+import { Store } from "../server/store/Store.js";
 import { WebhookService } from "../server/webhooks/WebhookService.js";
 import { WebhookStore } from "../server/webhooks/WebhookStore.js";
 import { WEBHOOK_EVENTS } from "../server/webhooks/WebhookTypes.js";
@@ -64,10 +65,10 @@ async function baseline(): Promise<number[]> {
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-bench-webhooks-"));
-const db = openDatabase(path.join(dir, "store.sqlite"));
-const events = new EventLog(db);
-const store = new WebhookStore(db, new SecretBox(randomBytes(32)));
-store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, 0);
+const cluster = await Store.open({ file: path.join(dir, "store.sqlite") });
+const events = new EventLog(cluster.sqlite as Database);
+const store = new WebhookStore(cluster, new SecretBox(randomBytes(32)));
+await store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, 0);
 const service = new WebhookService({
 	store,
 	events,
@@ -90,7 +91,7 @@ while (received.size < N && Date.now() < deadline) await new Promise((r) => setT
 const lat = [...sentAt].flatMap(([id, t]) => (received.has(id) ? [(received.get(id) as number) - t] : []));
 await service.close();
 server.close();
-db.close();
+await cluster.close();
 rmSync(dir, { recursive: true, force: true });
 
 const f = (x: number) => x.toFixed(1);

@@ -16,7 +16,7 @@ start=$(date +%s)
 APT_PACKAGES=(
 	g++ make patch pkg-config python3 python3-venv meson ninja-build
 	libuv1-dev libssl-dev libsrtp2-dev libflatbuffers-dev flatbuffers-compiler libabsl-dev
-	ffmpeg chromium flite
+	ffmpeg chromium flite postgresql
 )
 MOTO_VERSION=5.2.1
 export CONSENTRY_CACHE_DIR="${CONSENTRY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/consentry}"

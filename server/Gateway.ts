@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { Server as TlsServer } from "node:tls";
 import fastifyStatic from "@fastify/static";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { Server as IoServer } from "socket.io";
 import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
@@ -13,6 +13,7 @@ import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
+import { registerAccessLog } from "./http/accessLog.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
 import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
@@ -24,6 +25,7 @@ import { MeetingStore } from "./meetings/MeetingStore.js";
 import { PasscodeGuard } from "./meetings/PasscodeGuard.js";
 import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
 import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
+import { AddressKey } from "./privacy/addresses.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -31,7 +33,8 @@ import { AddressLimits } from "./signaling/AddressLimits.js";
 import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
-import { type Database, openDatabase } from "./store/Database.js";
+import type { Database } from "./store/Database.js";
+import { Store } from "./store/Store.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
 import { WebhookService } from "./webhooks/WebhookService.js";
@@ -62,7 +65,7 @@ export class Gateway {
 	readonly metrics: Metrics | undefined;
 	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
 	readonly apiRoutes: readonly RegisteredRoute[];
-	readonly #db: Database;
+	readonly #db: Store;
 	readonly #log: Logger;
 
 	private constructor(p: {
@@ -70,7 +73,7 @@ export class Gateway {
 		io: IoServer<ClientEvents, ServerEvents>;
 		pool: WorkerPool;
 		rooms: RoomRegistry;
-		db: Database;
+		db: Store;
 		store: MeetingStore;
 		seats: HostSeats;
 		events: EventLog;
@@ -107,11 +110,12 @@ export class Gateway {
 		const tenants = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile) : new TenantRegistry();
 		if (tenants.size === 0) log.warn("no tenants registered (CONSENTRY_TENANTS_FILE): nobody can host a meeting");
 		const verifier = new TokenVerifier(tenants, { audience: config.audience });
-		const db = openDatabase(config.dbFile);
-		const store = new MeetingStore(db);
-		const seats = new HostSeats(db);
+		const cluster = await Store.open({ file: config.dbFile });
+		const db = cluster.sqlite as Database;
+		const store = new MeetingStore(cluster);
+		const seats = new HostSeats(cluster);
 		const events = new EventLog(db);
-		const stale = seats.releaseAllOf(config.gatewayId);
+		const stale = await seats.releaseAllOf(config.gatewayId);
 		if (stale) log.info({ stale }, "released host seats left by this gateway's previous run");
 		const pool = await WorkerPool.create(
 			{ numWorkers: config.mediasoup.numWorkers, workerBin: config.mediasoup.workerBin },
@@ -119,6 +123,8 @@ export class Gateway {
 		);
 		const http = Fastify({
 			loggerInstance: log.child({ component: "http" }),
+			// Fastify's request lines carry the full client address: the gateway writes its own (http/accessLog.ts).
+			logController: new LogController({ disableRequestLogging: true }),
 			bodyLimit: 64 * 1024,
 			...(config.http.tls
 				? { https: { cert: readFileSync(config.http.tls.certFile), key: readFileSync(config.http.tls.keyFile) } }
@@ -127,6 +133,7 @@ export class Gateway {
 		const apiRoutes = collectRoutes(http);
 
 		await registerSecurityHeaders(http, { tls: Boolean(config.http.tls) });
+		registerAccessLog(http, log, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
@@ -217,10 +224,15 @@ export class Gateway {
 			onChat: (meetingId, msg, person) => recording.chat(meetingId, msg, person),
 			log,
 			lobbyMax: config.limits.lobbyMax,
-			passcodes: new PasscodeGuard(db, {
-				freePerAddress: config.limits.passcodeFailuresPerAddress,
-				lockoutAfter: config.limits.passcodeLockoutAfter,
-			}),
+			passcodes: new PasscodeGuard(
+				cluster,
+				{
+					freePerAddress: config.limits.passcodeFailuresPerAddress,
+					lockoutAfter: config.limits.passcodeLockoutAfter,
+				},
+				Date.now,
+				new AddressKey({ file: config.privacy.addressKeyFile, periodDays: config.privacy.addressKeyDays }),
+			),
 		});
 		new SignalingServer({
 			io,
@@ -252,7 +264,7 @@ export class Gateway {
 
 		const webhooks = config.storage.masterKey
 			? new WebhookService({
-					store: new WebhookStore(db, new SecretBox(parseMasterKey(config.storage.masterKey))),
+					store: new WebhookStore(cluster, new SecretBox(parseMasterKey(config.storage.masterKey))),
 					events,
 					endpointPolicy,
 					log: log.child({ component: "webhooks" }),
@@ -270,7 +282,7 @@ export class Gateway {
 			io,
 			pool,
 			rooms,
-			db,
+			db: cluster,
 			store,
 			seats,
 			events,
@@ -305,6 +317,6 @@ export class Gateway {
 		this.io.close();
 		await this.http.close();
 		this.pool.close();
-		this.#db.close();
+		await this.#db.close();
 	}
 }

@@ -20,6 +20,10 @@ const EnvSchema = z
 		CONSENTRY_RTC_MIN_PORT: port.default(40000),
 		CONSENTRY_RTC_MAX_PORT: port.default(40999),
 		CONSENTRY_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
+		/** Where the key of the rotating address hash lives (default: next to the store); share it between gateways. */
+		CONSENTRY_ADDRESS_KEY_FILE: z.string().min(1).optional(),
+		/** How long one address-hash key lives before it is replaced and destroyed: 1–14 days. */
+		CONSENTRY_ADDRESS_KEY_DAYS: z.coerce.number().int().min(1).max(14).default(7),
 		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
@@ -87,6 +91,8 @@ export interface GatewayConfig {
 	rtc: { listenIp: string; announcedAddress?: string; minPort: number; maxPort: number };
 	mediasoup: { workerBin: string; numWorkers: number };
 	logLevel: string;
+	/** Client addresses kept only as a keyed hash whose key rotates (≤ 14 days) and is destroyed (docs/privacy.md). */
+	privacy: { addressKeyFile: string; addressKeyDays: number };
 	/** Directory holding the built browser client (vite build output). */
 	clientDir: string;
 	/** SQLite file holding meetings, seats and events (no media, ever). */
@@ -172,6 +178,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			numWorkers: e.CONSENTRY_WORKERS ?? os.availableParallelism(),
 		},
 		logLevel: e.CONSENTRY_LOG_LEVEL,
+		privacy: {
+			addressKeyFile:
+				e.CONSENTRY_ADDRESS_KEY_FILE ??
+				path.join(
+					path.dirname(e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite")),
+					"address-key.json",
+				),
+			addressKeyDays: e.CONSENTRY_ADDRESS_KEY_DAYS,
+		},
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),

@@ -127,3 +127,16 @@ export function toPublicError(err: unknown): { code: string; message: string } {
 	if (err instanceof ConsentryError) return err.toJSON();
 	return { code: "internal_error", message: "Internal error; the gateway logged the details." };
 }
+
+/**
+ * The store (SQLite file or PostgreSQL) cannot be reached or answered too slowly: new work (starts, joins) is
+ * refused quickly with 503 `store_unavailable` rather than half-done; live media goes on.
+ */
+export class StoreUnavailableError extends ConsentryError {
+	constructor(
+		message = "The meetings store is unavailable right now; try again in a moment.",
+		options?: { cause?: unknown },
+	) {
+		super("store_unavailable", message, 503, options);
+	}
+}

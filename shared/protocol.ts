@@ -183,7 +183,10 @@ export const RequestSchemas = {
 	acknowledgeNotice: z.object({ noticeId: Id, clickedAt: ClickedAt }),
 	/** "I consent" (required under `explicit-consent`). */
 	consent: z.object({ noticeId: Id, clickedAt: ClickedAt }),
-	/** The person declines (or withdraws consent): they leave the meeting, and nothing more of theirs is captured. */
+	/**
+	 * The person declines (or withdraws consent): nothing more of theirs is captured in this session; they leave the
+	 * meeting, unless the tenant lets them stay unrecorded (`onDecline: "stay-unrecorded"`).
+	 */
 	decline: z.object({ noticeId: Id }),
 	/** The host lifts the passcode lockout (too many wrong passcodes were tried): guests may use the passcode again. */
 	liftPasscodeLockout: z.object({}),
@@ -266,6 +269,8 @@ export type JoinResult =
 			 * The server refuses `produce` until each is acknowledged (or consented to).
 			 */
 			notices: NoticeView[];
+			/** Who declined a running session and stayed, not captured (tenants with `onDecline: "stay-unrecorded"`). */
+			notRecorded?: NotRecorded[];
 			/** To the host, where the meeting has a passcode: how its attempts stand. */
 			passcodeLockout?: PasscodeLockout;
 	  }
@@ -302,6 +307,20 @@ export interface NoticeView {
 	body: string;
 	/** Shown for transcription: transcripts may be inaccurate. */
 	disclaimer?: string;
+	/**
+	 * The tenant lets people decline and stay (`onDecline: "stay-unrecorded"`): declining keeps them in the meeting,
+	 * never captured in this session. Absent: declining means leaving (the terms' rule).
+	 */
+	onDecline?: "stay-unrecorded";
+	/** The customer's own privacy notice (tenant setting), linked from the notice. */
+	privacyNoticeUrl?: string;
+}
+
+/** A person who declined a running session and stayed: present, never captured in it (everyone sees it). */
+export interface NotRecorded {
+	peerId: string;
+	kind: CaptureKind;
+	sessionId: string;
 }
 
 /** Where one person stands in the running session: what the host sees. */
@@ -363,7 +382,8 @@ export interface ResponseMap {
 	noticeShown: Empty;
 	acknowledgeNotice: { coverage: CoverageEntry["coverage"] };
 	consent: { coverage: CoverageEntry["coverage"] };
-	decline: Empty;
+	/** `stayed`: the tenant lets people decline and stay, unrecorded; otherwise the gateway ejects them. */
+	decline: { stayed: boolean };
 	liftPasscodeLockout: PasscodeLockout;
 }
 
@@ -462,6 +482,8 @@ export interface ServerEvents {
 	 * held until you consent. Don't resume held producers yourself; the server refuses it.
 	 */
 	mediaHeld: (e: { held: boolean; producerIds: string[] }) => void;
+	/** To every member (tenants with `onDecline: "stay-unrecorded"`): who stays in the meeting without being captured. */
+	notRecorded: (e: { persons: NotRecorded[] }) => void;
 }
 
 export type EjectReason =

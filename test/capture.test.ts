@@ -244,6 +244,73 @@ describe("recording notice gate (signaling)", () => {
 		expect(gw.capture.coverage(m.id, "recording").map((e) => e.displayName)).toEqual(["Host"]);
 	});
 
+	it('onDecline "stay-unrecorded": the decliner stays, held media released, everyone (late joiners too) sees it', async () => {
+		const stays = testTenant("stays", { policy: "explicit-consent", onDecline: "stay-unrecorded" });
+		const gw2 = await startGateway({ tenants: [stays], env: storageEnv() });
+		const local: RawClient[] = [];
+		try {
+			await saveStorageTarget(gw2, stays, bucket, "stays");
+			const r = await api(gw2, "POST", "/api/meetings", stays.token("s-host"), {
+				title: "Stays",
+				settings: { lobby: false },
+			});
+			const m = r.body as { id: string };
+			const join = async (token: string, name: string) => {
+				const c = await connect(gw2.url, token);
+				local.push(c);
+				const j = (await c.call("join", { meetingId: m.id, displayName: name })) as JoinResult;
+				if (j.status !== "joined") throw new Error("expected to join");
+				return { c, j };
+			};
+			const host = await join(stays.token("s-host"), "Host");
+			const dee = await join(stays.token("dee", "participant"), "Dee");
+			const t = await dee.c.call("createWebRtcTransport", { direction: "send" });
+			const mic = await dee.c.call("produce", {
+				transportId: t.id,
+				kind: "audio",
+				source: "mic",
+				rtpParameters: {
+					codecs: [{ mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 }],
+					encodings: [{ ssrc: 4242 }],
+				},
+			});
+			const heldP = dee.c.next("mediaHeld");
+			const noticeP = dee.c.next("captureNotice");
+			await host.c.call("startCapture", { kind: "recording" });
+			const notice = await noticeP;
+			expect(notice).toMatchObject({ consentRequired: true, onDecline: "stay-unrecorded" });
+			expect(await heldP).toEqual({ held: true, producerIds: [mic.producerId] });
+
+			const told = host.c.next("notRecorded");
+			const released = dee.c.next("mediaHeld");
+			expect(await dee.c.call("decline", { noticeId: notice.id })).toEqual({ stayed: true });
+			const session = gw2.capture.session(m.id, "recording");
+			expect(await told).toEqual({ persons: [{ peerId: dee.j.peerId, kind: "recording", sessionId: session?.id }] });
+			expect(await released).toEqual({ held: false, producerIds: [mic.producerId] });
+			// Still in the meeting, seen and heard live (may resume), never captured in this session.
+			expect(gw2.rooms.get(m.id)?.peers.has(dee.j.peerId)).toBe(true);
+			expect(codeOf(await dee.c.req("resumeProducer", { producerId: mic.producerId }))).toBe("ok");
+			expect(codeOf(await dee.c.req("consent", { noticeId: notice.id }))).toBe("declined");
+			expect(codeOf(await dee.c.req("acknowledgeNotice", { noticeId: notice.id }))).toBe("ok");
+			expect(gw2.capture.mayCapture(m.id, "recording", dee.j.peerId)).toBe(false);
+			const events = gw2.events.list({ tenantId: "stays", meetingId: m.id });
+			expect(events.find((e) => e.type === "consent.declined")?.data).toMatchObject({ stayed: true });
+			expect(events.some((e) => e.type === "gate.opened" && e.data.peerId === dee.j.peerId)).toBe(false);
+
+			// A late joiner learns it with the join answer; Dee leaving clears it.
+			const eve = await join(stays.token("eve", "participant"), "Eve");
+			expect(eve.j.status === "joined" && eve.j.notRecorded).toEqual([
+				{ peerId: dee.j.peerId, kind: "recording", sessionId: session?.id },
+			]);
+			const cleared = host.c.next("notRecorded");
+			await dee.c.call("leave", {});
+			expect(await cleared).toEqual({ persons: [] });
+		} finally {
+			for (const c of local) c.close();
+			await gw2.close();
+		}
+	});
+
 	it("lets a co-host the host named turn recording on and off, and nobody else", async () => {
 		const m = await schedule("cohost-host");
 		const host = await client(acme.token("cohost-host"));

@@ -374,7 +374,7 @@ describe("a meeting of three (lobby off)", () => {
 		await host.getByRole("button", { name: "Lock meeting" }).click();
 		await host.getByRole("button", { name: "Unlock meeting" }).waitFor();
 		await bob.getByText("Locked", { exact: true }).waitFor();
-		expect(gateway.store.get(m.id).locked).toBe(true);
+		expect((await gateway.store.get(m.id)).locked).toBe(true);
 		const dan = await open(m.joinCode, { name: "Dan", token: tenant.token("dan", "participant"), media: false });
 		await pressJoin(dan);
 		const refused = await errorScreen(dan, "meeting_locked");
@@ -382,7 +382,7 @@ describe("a meeting of three (lobby off)", () => {
 		expect(room(m.id).peers.size).toBe(3);
 		// Unlocked, Dan's "Try again" gets him in.
 		await host.getByRole("button", { name: "Unlock meeting" }).click();
-		await waitFor(() => !gateway.store.get(m.id).locked, 5000, "unlocked");
+		await waitFor(async () => !(await gateway.store.get(m.id)).locked, 5000, "unlocked");
 		await refused.getByRole("button", { name: "Try again" }).click();
 		await connected(dan);
 		expect(room(m.id).peers.size).toBe(4);
@@ -395,7 +395,7 @@ describe("a meeting of three (lobby off)", () => {
 			await (await errorScreen(page, "meeting_ended")).getByText("The host ended the meeting").waitFor();
 		}
 		await waitFor(() => gateway.rooms.get(m.id) === undefined, 10_000, "room closed");
-		expect(gateway.store.get(m.id).state).toBe("ended");
+		expect((await gateway.store.get(m.id)).state).toBe("ended");
 	});
 });
 
@@ -458,7 +458,7 @@ describe("joining rules", () => {
 	it("a host with a live meeting cannot start a second one (REST 409 naming it, and in the page)", async () => {
 		const first = await schedule({ lobby: false });
 		await joinMeeting(first.joinCode, { name: "Hana", token: first.hostToken, media: false }); // joining starts it
-		expect(gateway.store.get(first.id).state).toBe("live");
+		expect((await gateway.store.get(first.id)).state).toBe("live");
 		const res = await api(gateway, "POST", "/api/meetings", first.hostToken, { title: "Second" });
 		expect(res.status).toBe(201);
 		const second = res.body as { id: string; joinCode: string };
@@ -471,7 +471,7 @@ describe("joining rules", () => {
 		const page = await open(second.joinCode, { name: "Hana", token: first.hostToken, media: false });
 		await pressJoin(page);
 		await (await errorScreen(page, "host_has_live_meeting")).getByText(`Meeting of ${first.host}`).waitFor();
-		expect(gateway.store.get(second.id).state).toBe("scheduled");
+		expect((await gateway.store.get(second.id)).state).toBe("scheduled");
 	});
 
 	it("a second host connection is refused, then takes the seat over; the first one is told", async () => {

@@ -195,9 +195,9 @@ describe("meetings", () => {
 			expect((await ejected).reason).toBe("host_seat_taken_over");
 			// Even where the old connection can't be reached (another gateway process), it has lost host controls:
 			// simulate by moving the seat behind this process's back.
-			gw.seats.takeOver(acme.id, "seat-host", "elsewhere:socket", m.id);
+			await gw.seats.takeOver(acme.id, "seat-host", "elsewhere:socket", m.id);
 			expect(codeOf(await second.req("lock", { locked: true }))).toBe("host_seat_taken_over");
-			gw.seats.takeOver(acme.id, "seat-host", `test:${second.socket.id}`, m.id);
+			await gw.seats.takeOver(acme.id, "seat-host", `test:${second.socket.id}`, m.id);
 			expect(codeOf(await second.req("lock", { locked: false }))).toBe("ok");
 			const events = (await api(gw, "GET", `/api/meetings/${m.id}/events`, acme.token("seat-host"))).body.events as {
 				type: string;
@@ -320,7 +320,7 @@ describe("meetings", () => {
 			const ejected = jo.next("ejected");
 			await host.call("endMeeting", {});
 			expect((await ejected).reason).toBe("meeting_ended");
-			expect(gw.store.get(m.id).state).toBe("ended");
+			expect((await gw.store.get(m.id)).state).toBe("ended");
 			expect(gw.rooms.get(m.id)).toBeUndefined();
 			const late = await client(acme.token("kim", "participant"));
 			expect(codeOf(await late.req("join", { meetingId: m.id, displayName: "Kim" }))).toBe("meeting_not_started");

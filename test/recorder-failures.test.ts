@@ -167,8 +167,10 @@ describe("recorder under failure", () => {
 			const full = await probeMedia(bytes);
 			expect(full.decodeErrors).toBe("");
 			expect(full.codecs).toEqual([o.key.includes("-audio-") ? "opus" : "vp8"]);
-			// The media itself reaches to within 5 s of the kill (the track started at most ~0.5 s after startedAt).
-			expect((killedAt - startedAt) / 1000 - full.seconds).toBeLessThanOrEqual(5.5);
+			// The audio itself reaches to within 5 s of the kill (the track started at most ~0.5 s after startedAt).
+			// Not checked on the video: its sender (a real-time VP8 encoder) falls behind real time on a loaded box,
+			// so its media time is less than the wall time; the frame count below checks the video instead.
+			if (o.key.includes("-audio-")) expect((killedAt - startedAt) / 1000 - full.seconds).toBeLessThanOrEqual(5.5);
 			// Video: one block per frame (Opus joins up to 5 frames per block).
 			if (o.frames !== undefined && o.key.includes("-camera-")) expect(full.packets).toBe(o.frames);
 		}

@@ -19,6 +19,8 @@ export interface PublicMeeting {
 	lobby: boolean;
 	/** The tenant's default language for its pages (when the person's browser prefers neither). */
 	locale?: Locale;
+	/** The organisation's own privacy notice (tenant setting), linked on the join page. */
+	privacyNoticeUrl?: string;
 }
 
 const MEETING_ID = /^[A-Za-z0-9 -]+$/;
@@ -207,6 +209,16 @@ export class JoinView {
 			this.#summary.replaceChildren(h("strong", null, m.title), ` — ${state}`);
 			if (this.#guest && m.needsPasscode) this.#passcodeField.hidden = false;
 			if (this.#guest && !m.allowGuests) this.#summary.append(h("br"), t("join.needsSignIn"));
+			if (m.privacyNoticeUrl) {
+				this.#summary.append(
+					h("br"),
+					h(
+						"a",
+						{ href: m.privacyNoticeUrl, target: "_blank", rel: "noreferrer", "data-testid": "join-privacy" },
+						t("join.privacy"),
+					),
+				);
+			}
 		} else {
 			this.#summary.textContent = "";
 		}

@@ -1,6 +1,13 @@
 import { EventEmitter } from "node:events";
 import type { types as ms } from "mediasoup";
-import type { CaptureStatus, CoverageEntry, MediaSource, NoticeView, ServerEvents } from "../../shared/protocol.js";
+import type {
+	CaptureStatus,
+	CoverageEntry,
+	MediaSource,
+	NoticeView,
+	NotRecorded,
+	ServerEvents,
+} from "../../shared/protocol.js";
 import type { AppendInput, EventLog, EventType } from "../audit/EventLog.js";
 import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -170,7 +177,11 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/** A person joined the room: they are present for every kind; the notices of running sessions come back. */
-	joined(meeting: Meeting, conn: Connection, locale: Locale): { capture: CaptureStatus[]; notices: NoticeView[] } {
+	joined(
+		meeting: Meeting,
+		conn: Connection,
+		locale: Locale,
+	): { capture: CaptureStatus[]; notices: NoticeView[]; notRecorded?: NotRecorded[] } {
 		const mc = this.#state(meeting);
 		const member: Member = { conn, person: personKey(conn), locale };
 		mc.members.set(conn.peerId, member);
@@ -185,13 +196,16 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			}
 		});
 		if (notices.length) this.#scheduleCoverage(mc, mc.tenant.ackTimeoutMs);
-		return { capture: KINDS.map((k) => this.#status(mc, k)), notices };
+		const notRecorded = this.notRecorded(meeting.id);
+		return { capture: KINDS.map((k) => this.#status(mc, k)), notices, ...(notRecorded.length ? { notRecorded } : {}) };
 	}
 
 	/** The person left (or was ejected, or their media room closed): every gate of theirs closes at once. */
 	left(meetingId: string, peerId: string): void {
 		const mc = this.#meetings.get(meetingId);
 		if (!mc?.members.has(peerId)) return;
+		const wasNotRecorded =
+			mc.tenant.onDecline === "stay-unrecorded" && this.notRecorded(meetingId).some((n) => n.peerId === peerId);
 		this.#op(mc, () => {
 			for (const kind of KINDS) {
 				mc.controls[kind].leave(peerId);
@@ -201,6 +215,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		mc.members.delete(peerId);
 		mc.held.delete(peerId);
 		mc.controllers.delete(peerId);
+		if (wasNotRecorded) this.#broadcastNotRecorded(mc);
 		this.#scheduleCoverage(mc);
 	}
 
@@ -323,20 +338,45 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/**
-	 * The person declines the notice, or withdraws what they gave: out of the capture at once.
-	 * Their recourse is to leave; the caller ejects them.
+	 * The person declines the notice, or withdraws what they gave: out of the capture at once, and their gate never
+	 * opens again in this session. By the terms their recourse is to leave (`stayed: false`: the caller ejects them);
+	 * a tenant with `onDecline: "stay-unrecorded"` keeps them in (`stayed: true`): their held media is released (it
+	 * is seen and heard live, never captured) and everyone is told they are not recorded.
 	 */
-	decline(meetingId: string, conn: Connection, noticeId: string): void {
+	decline(meetingId: string, conn: Connection, noticeId: string): { stayed: boolean } {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		const stayed = mc.tenant.onDecline === "stay-unrecorded";
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
-		if (before === "declined") return;
+		if (before === "declined") return { stayed };
 		const type: EventType = before === "pending" ? "consent.declined" : "consent.withdrawn";
 		this.#op(mc, () => {
 			control.decline(conn.peerId, noticeId);
-			mc.pending.unshift(this.#personEvent(mc, type, conn, kind, noticeId));
+			const entry = this.#personEvent(mc, type, conn, kind, noticeId);
+			if (entry.data) entry.data.stayed = stayed;
+			mc.pending.unshift(entry);
 		});
+		if (stayed) {
+			this.#release(mc, conn.peerId);
+			this.#broadcastNotRecorded(mc);
+		}
 		this.#scheduleCoverage(mc);
+		return { stayed };
+	}
+
+	/** Who declined a running session and is still present (never captured in it). */
+	notRecorded(meetingId: string): NotRecorded[] {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc) return [];
+		const out: NotRecorded[] = [];
+		for (const kind of KINDS) {
+			const control = mc.controls[kind];
+			if (control.state !== "on" || !control.session) continue;
+			for (const peerId of mc.members.keys()) {
+				if (control.coverage(peerId) === "declined") out.push({ peerId, kind, sessionId: control.session.id });
+			}
+		}
+		return out;
 	}
 
 	/** New media may not start while a notice waits for this person (they must see it before publishing). */
@@ -347,7 +387,8 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			const control = mc.controls[kind];
 			const coverage = control.coverage(peerId);
 			const notice = control.noticeFor(peerId);
-			if (!notice || coverage === undefined) continue;
+			// Declined and stayed (onDecline: stay-unrecorded): seen and heard live, never captured in this session.
+			if (!notice || coverage === undefined || coverage === "declined") continue;
 			if (notice.consentRequired && coverage !== "consented") {
 				throw new ForbiddenError(
 					"consent_required",
@@ -573,6 +614,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			if (mc.controls[kind].state !== states[i]) {
 				this.#broadcastState(mc, kind, reason, message);
 				if (mc.controls[kind].state !== "on") this.#release(mc);
+				if (mc.tenant.onDecline === "stay-unrecorded") this.#broadcastNotRecorded(mc);
 				this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
 			}
 		});
@@ -638,6 +680,8 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			title: text.title,
 			body: text.body,
 			...(text.disclaimer ? { disclaimer: text.disclaimer } : {}),
+			...(mc.tenant.onDecline === "stay-unrecorded" ? { onDecline: "stay-unrecorded" as const } : {}),
+			...(mc.tenant.privacyNoticeUrl ? { privacyNoticeUrl: mc.tenant.privacyNoticeUrl } : {}),
 		};
 	}
 
@@ -679,12 +723,18 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		for (const m of mc.members.values()) m.conn.notify("captureState", status);
 	}
 
+	#broadcastNotRecorded(mc: MeetingCapture): void {
+		const persons = this.notRecorded(mc.meeting.id);
+		for (const m of mc.members.values()) m.conn.notify("notRecorded", { persons });
+	}
+
 	/** Must this person still consent to a running session before their media flows? */
 	#holding(mc: MeetingCapture, peerId: string): boolean {
 		return KINDS.some((kind) => {
 			const control = mc.controls[kind];
 			const notice = control.noticeFor(peerId);
-			return notice?.consentRequired === true && control.coverage(peerId) !== "consented";
+			const coverage = control.coverage(peerId);
+			return notice?.consentRequired === true && coverage !== "consented" && coverage !== "declined";
 		});
 	}
 

@@ -103,6 +103,18 @@ export const TenantCaptureSchema = z.object({
 		.max(366 * 86_400)
 		.default(30 * 86_400),
 	texts: z.object({ en: TenantTextsSchema.optional(), fr: TenantTextsSchema.optional() }).default({}),
+	/**
+	 * What declining a notice (or withdrawing consent) does: leave the meeting (the terms' rule, default), or stay
+	 * in it, never captured in that session, everyone seeing they are not recorded.
+	 */
+	onDecline: z.enum(["leave", "stay-unrecorded"]).default("leave"),
+	/** The customer's own privacy notice (https URL), linked from every notice and from the join page. */
+	privacyNoticeUrl: z
+		.string()
+		.url()
+		.max(500)
+		.refine((u) => u.startsWith("https://"), "must be an https:// URL")
+		.optional(),
 });
 export type TenantCapture = z.infer<typeof TenantCaptureSchema>;
 

@@ -48,6 +48,12 @@ export const DEFAULT_TEXTS: Record<Locale, Texts> = {
 	},
 };
 
+/** Who receives what is captured (every notice ends with it). */
+const STORED_IN: Record<Locale, string> = {
+	en: "Stored in: the organisation's own storage bucket (this meeting service keeps no copy).",
+	fr: "Conservé dans\u00a0: le stockage de l’organisation (ce service de réunion n’en garde aucune copie).",
+};
+
 export interface ResolvedNoticeText extends NoticeText {
 	disclaimer?: string;
 	/** SHA-256 of the exact text shown (title, body, disclaimer): the trail records it, so the wording is provable. */
@@ -65,14 +71,16 @@ export function noticeText(
 	const base = DEFAULT_TEXTS[locale];
 	const key = policy === "explicit-consent" ? (`${kind}Consent` as const) : kind;
 	const chosen = own[key] ?? base[key];
-	// A transcription notice names the engine the person's speech goes to (part of the hashed, provable text).
+	// Every notice names who receives what is captured: the organisation's own bucket, and for transcription the
+	// engine the person's speech goes to (for a cloud engine its provider and region). Part of the hashed text.
+	const storedIn = STORED_IN[locale];
 	const text =
 		kind === "transcription"
 			? {
 					...chosen,
-					body: `${chosen.body} ${locale === "fr" ? "Moteur" : "Engine"}: ${engineLabel(tenant.transcriptionEngine, locale)}.`,
+					body: `${chosen.body} ${locale === "fr" ? "Moteur" : "Engine"}: ${engineLabel(tenant.transcriptionEngine, locale)}. ${storedIn}`,
 				}
-			: chosen;
+			: { ...chosen, body: `${chosen.body} ${storedIn}` };
 	const disclaimer =
 		kind === "transcription" ? (own.transcriptionDisclaimer ?? base.transcriptionDisclaimer) : undefined;
 	const sha256 = createHash("sha256")

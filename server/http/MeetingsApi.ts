@@ -46,10 +46,10 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		if (id.role !== "host") throw new ForbiddenError("host_only", "Only hosts can manage meetings.");
 		return id;
 	};
-	const own = (req: FastifyRequest, who: Identity): Meeting => {
+	const own = async (req: FastifyRequest, who: Identity): Promise<Meeting> => {
 		const { id } = parse(IdParams, req.params, "meeting ID");
 		const canonical = parseMeetingId(id);
-		const m = canonical ? o.store.find(canonical) : undefined;
+		const m = canonical ? await o.store.find(canonical) : undefined;
 		// Someone else's meeting is "not found" too: IDs must not be probeable.
 		if (!m || m.tenantId !== who.tenantId || m.hostSubject !== who.subject) {
 			throw new NotFoundError("meeting_not_found", "You have no meeting with this ID.");
@@ -66,7 +66,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		const who = host(req);
 		assertUnscoped(who, "create meetings");
 		const body = parse(ScheduleMeetingSchema, req.body ?? {}, "meeting");
-		const m = o.store.create({
+		const m = await o.store.create({
 			tenantId: who.tenantId,
 			hostSubject: who.subject,
 			title: body.title,
@@ -85,19 +85,19 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 	http.get("/api/meetings", async (req) => {
 		const who = host(req);
 		// A token limited to one meeting lists that meeting only.
-		const meetings = o.store
-			.listByHost(who.tenantId, who.subject)
-			.filter((m) => who.meetingScope === undefined || m.id === who.meetingScope);
+		const meetings = (await o.store.listByHost(who.tenantId, who.subject)).filter(
+			(m) => who.meetingScope === undefined || m.id === who.meetingScope,
+		);
 		return { meetings: meetings.map((m) => view(req, m)) };
 	});
 
-	http.get("/api/meetings/:id", async (req) => view(req, own(req, host(req))));
+	http.get("/api/meetings/:id", async (req) => view(req, await own(req, host(req))));
 
 	http.post("/api/meetings/:id/start", async (req) => {
 		const who = host(req);
-		const m = own(req, who);
+		const m = await own(req, who);
 		const wasLive = m.state === "live";
-		const started = o.store.start(m.id); // 409 host_has_live_meeting, naming it
+		const started = await o.store.start(m.id); // 409 host_has_live_meeting, naming it
 		if (!wasLive) {
 			o.events.append("meeting.started", {
 				tenantId: m.tenantId,
@@ -110,31 +110,33 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 
 	http.post("/api/meetings/:id/end", async (req) => {
 		const who = host(req);
-		const m = own(req, who);
-		o.hub.end(m.id, `${who.tenantId}:${who.subject}`);
-		return view(req, o.store.get(m.id));
+		const m = await own(req, who);
+		await o.hub.end(m.id, `${who.tenantId}:${who.subject}`);
+		return view(req, await o.store.get(m.id));
 	});
 
 	http.get("/api/meetings/:id/events", async (req) => {
 		const who = host(req);
-		const m = own(req, who);
+		const m = await own(req, who);
 		return { events: o.events.list({ tenantId: m.tenantId, meetingId: m.id }) };
 	});
 
 	// Guessing the passcode is limited (docs/security.md): the host sees the lockout here and lifts it.
-	http.get("/api/meetings/:id/passcode-lockout", async (req) => o.hub.passcodeStatus(own(req, host(req)).id));
+	http.get("/api/meetings/:id/passcode-lockout", async (req) => o.hub.passcodeStatus((await own(req, host(req))).id));
 
 	http.delete("/api/meetings/:id/passcode-lockout", async (req) => {
 		const who = host(req);
-		return o.hub.liftPasscodeLockout(own(req, who), `${who.tenantId}:${who.subject}`);
+		return o.hub.liftPasscodeLockout(await own(req, who), `${who.tenantId}:${who.subject}`);
 	});
 
 	http.get("/api/meetings/:id/public", async (req) => {
 		const { id } = parse(IdParams, req.params, "meeting ID");
 		const canonical = parseMeetingId(id);
-		const m = canonical ? o.store.find(canonical) : undefined;
+		const m = canonical ? await o.store.find(canonical) : undefined;
 		if (!m) throw new NotFoundError("meeting_not_found", "No meeting has this ID.");
-		const locale = o.tenants?.has(m.tenantId) ? o.tenants.get(m.tenantId).locale : undefined;
+		const tenant = o.tenants?.has(m.tenantId) ? o.tenants.get(m.tenantId) : undefined;
+		const locale = tenant?.locale;
+		const privacyNoticeUrl = tenant?.capture?.privacyNoticeUrl;
 		return {
 			joinCode: formatMeetingId(m.id),
 			title: m.title,
@@ -143,6 +145,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 			allowGuests: m.settings.allowGuests,
 			lobby: m.settings.lobby,
 			...(locale ? { locale } : {}),
+			...(privacyNoticeUrl ? { privacyNoticeUrl } : {}),
 		};
 	});
 }

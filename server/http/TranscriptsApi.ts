@@ -50,8 +50,8 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		assertMeetingScope(who, { tenantId: link.tenantId, id: link.meetingId });
 		return link;
 	};
-	const isHost = (who: Identity, link: TranscriptLink) =>
-		who.role === "host" && o.store.find(link.meetingId)?.hostSubject === who.subject;
+	const isHost = async (who: Identity, link: TranscriptLink) =>
+		who.role === "host" && (await o.store.find(link.meetingId))?.hostSubject === who.subject;
 
 	if (o.servesClient) {
 		http.get("/t/:id", async (_req, reply) => reply.sendFile("index.html"));
@@ -62,7 +62,7 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		const link = linkFor(req, who);
 		const person = `${who.tenantId}:${who.subject}`;
 		const member =
-			isHost(who, link) ||
+			(await isHost(who, link)) ||
 			o.events
 				.listForPerson(who.tenantId, person)
 				.some((e) => e.type === "person.joined" && e.meetingId === link.meetingId);
@@ -96,7 +96,7 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 				data: { linkId: link.id, sessionId: link.sessionId },
 			});
 			return {
-				meeting: { id: link.meetingId, title: o.store.find(link.meetingId)?.title ?? "" },
+				meeting: { id: link.meetingId, title: (await o.store.find(link.meetingId))?.title ?? "" },
 				sessionId: link.sessionId,
 				expiresAt: link.expiresAt,
 				disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
@@ -116,7 +116,8 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 	http.delete("/api/transcripts/:id", async (req) => {
 		const who = caller(req);
 		const link = linkFor(req, who);
-		if (!isHost(who, link)) throw new ForbiddenError("host_only", "Only the meeting's host can revoke its links.");
+		if (!(await isHost(who, link)))
+			throw new ForbiddenError("host_only", "Only the meeting's host can revoke its links.");
 		const revoked = o.links.revoke(link.id);
 		if (revoked) {
 			o.events.append("transcript.link_revoked", {

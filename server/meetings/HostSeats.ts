@@ -1,4 +1,5 @@
-import type { Database } from "../store/Database.js";
+import { HostSeatRepository } from "../store/HostSeatRepository.js";
+import type { Store } from "../store/Store.js";
 
 export interface SeatHolder {
 	connectionId: string;
@@ -10,66 +11,65 @@ export interface SeatHolder {
  * The host seat: at most one live host connection per host identity, across
  * all meetings and every gateway process sharing the store (the primary key
  * decides). Connection IDs are `<gatewayId>:<socketId>`, so a restarted gateway
- * can release the seats its previous run held.
+ * can release the seats its previous run held. Queries: server/store/HostSeatRepository.ts.
  */
 export class HostSeats {
-	readonly #db: Database;
+	readonly #repo: HostSeatRepository;
 
-	constructor(db: Database) {
-		this.#db = db;
+	constructor(store: Store) {
+		this.#repo = new HostSeatRepository(store);
 	}
 
 	/** Claims the seat; returns the current holder when someone else holds it. */
-	claim(tenantId: string, subject: string, connectionId: string, meetingId: string): SeatHolder | undefined {
-		const res = this.#db
-			.prepare(
-				`INSERT INTO host_seats (tenant_id, host_subject, connection_id, meeting_id, taken_at) VALUES (?, ?, ?, ?, ?)
-				 ON CONFLICT (tenant_id, host_subject) DO NOTHING`,
-			)
-			.run(tenantId, subject, connectionId, meetingId, new Date().toISOString());
-		if (res.changes === 1) return undefined;
-		const holder = this.holder(tenantId, subject);
+	async claim(
+		tenantId: string,
+		subject: string,
+		connectionId: string,
+		meetingId: string,
+	): Promise<SeatHolder | undefined> {
+		const seat = { connection_id: connectionId, meeting_id: meetingId, taken_at: new Date().toISOString() };
+		if (await this.#repo.insertIfFree(tenantId, subject, seat)) return undefined;
+		const holder = await this.holder(tenantId, subject);
 		if (holder?.connectionId === connectionId) return undefined;
 		return holder;
 	}
 
-	/** Takes the seat over from whoever holds it; returns the previous holder. */
-	takeOver(tenantId: string, subject: string, connectionId: string, meetingId: string): SeatHolder | undefined {
-		return this.#db
-			.transaction(() => {
-				const previous = this.holder(tenantId, subject);
-				this.#db
-					.prepare(
-						`INSERT INTO host_seats (tenant_id, host_subject, connection_id, meeting_id, taken_at) VALUES (?, ?, ?, ?, ?)
-						 ON CONFLICT (tenant_id, host_subject) DO UPDATE SET connection_id = excluded.connection_id,
-						   meeting_id = excluded.meeting_id, taken_at = excluded.taken_at`,
-					)
-					.run(tenantId, subject, connectionId, meetingId, new Date().toISOString());
-				return previous?.connectionId === connectionId ? undefined : previous;
-			})
-			.immediate();
+	/**
+	 * Takes the seat over from whoever holds it; returns the previous holder. A compare-and-set on the holder's
+	 * connection, retried if another take-over got there in between: the holder returned is exactly the one
+	 * replaced, on every engine and across processes.
+	 */
+	async takeOver(
+		tenantId: string,
+		subject: string,
+		connectionId: string,
+		meetingId: string,
+	): Promise<SeatHolder | undefined> {
+		for (;;) {
+			const seat = { connection_id: connectionId, meeting_id: meetingId, taken_at: new Date().toISOString() };
+			const previous = await this.holder(tenantId, subject);
+			if (!previous) {
+				if (await this.#repo.insertIfFree(tenantId, subject, seat)) return undefined;
+				continue;
+			}
+			if (await this.#repo.replaceIfHeldBy(tenantId, subject, previous.connectionId, seat)) {
+				return previous.connectionId === connectionId ? undefined : previous;
+			}
+		}
 	}
 
-	holder(tenantId: string, subject: string): SeatHolder | undefined {
-		const row = this.#db
-			.prepare("SELECT connection_id, meeting_id, taken_at FROM host_seats WHERE tenant_id = ? AND host_subject = ?")
-			.get(tenantId, subject) as { connection_id: string; meeting_id: string; taken_at: string } | undefined;
+	async holder(tenantId: string, subject: string): Promise<SeatHolder | undefined> {
+		const row = await this.#repo.holder(tenantId, subject);
 		return row && { connectionId: row.connection_id, meetingId: row.meeting_id, takenAt: row.taken_at };
 	}
 
 	/** Releases the seat if (and only if) this connection still holds it. */
-	release(tenantId: string, subject: string, connectionId: string): boolean {
-		return (
-			this.#db
-				.prepare("DELETE FROM host_seats WHERE tenant_id = ? AND host_subject = ? AND connection_id = ?")
-				.run(tenantId, subject, connectionId).changes === 1
-		);
+	release(tenantId: string, subject: string, connectionId: string): Promise<boolean> {
+		return this.#repo.deleteIfHeldBy(tenantId, subject, connectionId);
 	}
 
 	/** Drops every seat a previous run of this gateway left behind. */
-	releaseAllOf(gatewayId: string): number {
-		return this.#db
-			.prepare("DELETE FROM host_seats WHERE connection_id LIKE ? ESCAPE '\\'")
-			.run(`${gatewayId.replace(/[\\%_]/g, "\\$&")}:%`).changes;
+	releaseAllOf(gatewayId: string): Promise<number> {
+		return this.#repo.deleteByConnectionPrefix(`${gatewayId}:`);
 	}
 }

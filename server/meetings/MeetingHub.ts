@@ -80,6 +80,8 @@ export class MeetingHub {
 	readonly #onChat: MeetingHubOptions["onChat"];
 	readonly #log: Logger;
 	readonly #live = new Map<string, LiveState>();
+	/** Meetings with people here, as last read from the store (at a join; lock and end keep it current). */
+	readonly #meetings = new Map<string, Meeting>();
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
@@ -111,7 +113,7 @@ export class MeetingHub {
 		if (conn.state === "joined" && conn.meetingId && conn.identity.role !== "guest") {
 			this.#liveState(conn.meetingId).returning.set(personKey(conn), Date.now() + this.#graceMs);
 		}
-		this.leave(conn);
+		void this.leave(conn);
 		this.#connections.delete(conn.id);
 	}
 
@@ -127,7 +129,7 @@ export class MeetingHub {
 	): Promise<JoinResult> {
 		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
 		const id = parseMeetingId(req.meetingId);
-		const found = id ? this.#store.find(id) : undefined;
+		const found = id ? await this.#store.find(id) : undefined;
 		if (!found) throw new NotFoundError("meeting_not_found", "No meeting has this ID. Check the ID you were given.");
 		let meeting: Meeting = found;
 		if (conn.state === "lobby" && conn.meetingId !== meeting.id) {
@@ -143,7 +145,7 @@ export class MeetingHub {
 		const actor = personKey(conn);
 
 		if (isHost && meeting.state !== "live") {
-			meeting = this.#store.start(meeting.id); // may 409: one live meeting per host
+			meeting = await this.#store.start(meeting.id); // may 409: one live meeting per host
 			this.#record("meeting.started", meeting, actor, { via: "join" });
 		}
 		if (meeting.state !== "live") {
@@ -152,7 +154,7 @@ export class MeetingHub {
 				"The host has not started this meeting yet. Try again in a moment.",
 			);
 		}
-		if (this.#store.isRemoved(meeting.id, actor)) {
+		if (await this.#store.isRemoved(meeting.id, actor)) {
 			throw new ForbiddenError("removed", "The host removed you from this meeting; you cannot rejoin it.");
 		}
 		if (guest) {
@@ -182,8 +184,8 @@ export class MeetingHub {
 
 		if (isHost) {
 			const holder = req.takeOverHostSeat
-				? this.#seats.takeOver(meeting.tenantId, identity.subject, conn.id, meeting.id)
-				: this.#seats.claim(meeting.tenantId, identity.subject, conn.id, meeting.id);
+				? await this.#seats.takeOver(meeting.tenantId, identity.subject, conn.id, meeting.id)
+				: await this.#seats.claim(meeting.tenantId, identity.subject, conn.id, meeting.id);
 			if (holder && !req.takeOverHostSeat) {
 				this.#record("host_seat.refused", meeting, actor, { connection: conn.id, heldBy: holder.connectionId });
 				throw new ConflictError(
@@ -201,6 +203,7 @@ export class MeetingHub {
 			}
 		}
 
+		this.#meetings.set(meeting.id, meeting);
 		conn.meetingId = meeting.id;
 		conn.displayName = displayName;
 		conn.role = isHost ? "host" : guest ? "guest" : "participant";
@@ -233,7 +236,7 @@ export class MeetingHub {
 		room.once("close", conn.onRoomClose);
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
 		// Running sessions' notices come with the join: the client shows them before it publishes anything.
-		const { capture, notices } = this.#capture.joined(meeting, conn, req.locale ?? "en");
+		const { capture, notices, notRecorded } = this.#capture.joined(meeting, conn, req.locale ?? "en");
 		return {
 			status: "joined",
 			peerId: peer.id,
@@ -246,7 +249,8 @@ export class MeetingHub {
 			hands: handQueue(live),
 			capture,
 			notices,
-			...(isHost && meeting.hasPasscode ? { passcodeLockout: this.#passcodes.status(meeting.id) } : {}),
+			...(notRecorded ? { notRecorded } : {}),
+			...(isHost && meeting.hasPasscode ? { passcodeLockout: await this.#passcodes.status(meeting.id) } : {}),
 		};
 	}
 
@@ -259,38 +263,38 @@ export class MeetingHub {
 		if (!passcode) throw new ForbiddenError("wrong_passcode", "This meeting needs a passcode.");
 		const address = conn.address ?? "unknown";
 		try {
-			this.#passcodes.reserve(meeting.id, address);
+			await this.#passcodes.reserve(meeting.id, address);
 		} catch (err) {
-			if (err instanceof PasscodeLockedError && err.lockedNow) this.#passcodeLocked(meeting, actor);
+			if (err instanceof PasscodeLockedError && err.lockedNow) await this.#passcodeLocked(meeting, actor);
 			throw err;
 		}
 		if (await this.#store.checkPasscode(meeting.id, passcode)) {
-			this.#passcodes.succeeded(meeting.id, address);
+			await this.#passcodes.succeeded(meeting.id, address);
 			return;
 		}
-		const { failures, locked } = this.#passcodes.failed(meeting.id);
+		const { failures, locked } = await this.#passcodes.failed(meeting.id);
 		this.#record("passcode.failed", meeting, actor, { failures });
-		if (locked) this.#passcodeLocked(meeting, actor);
+		if (locked) await this.#passcodeLocked(meeting, actor);
 		throw new ForbiddenError("wrong_passcode", "That passcode is not right.");
 	}
 
-	#passcodeLocked(meeting: Meeting, actor: string): void {
-		const status = this.#passcodes.status(meeting.id);
+	async #passcodeLocked(meeting: Meeting, actor: string): Promise<void> {
+		const status = await this.#passcodes.status(meeting.id);
 		this.#record("passcode.locked", meeting, actor, { failures: status.failures });
 		this.#log.warn({ meetingId: meeting.id, failures: status.failures }, "passcode joins locked out");
 		this.#notifyHosts(meeting.id, "passcodeLockout", status);
 	}
 
 	/** Where the meeting's passcode attempts stand (for its host: REST). */
-	passcodeStatus(meetingId: string): PasscodeLockout {
+	passcodeStatus(meetingId: string): Promise<PasscodeLockout> {
 		return this.#passcodes.status(meetingId);
 	}
 
 	/** Lifts the passcode lockout (the host, over REST or signaling); audited, hosts told. */
-	liftPasscodeLockout(meeting: Meeting, actor: string): PasscodeLockout {
-		const was = this.#passcodes.status(meeting.id);
-		this.#passcodes.lift(meeting.id);
-		const now = this.#passcodes.status(meeting.id);
+	async liftPasscodeLockout(meeting: Meeting, actor: string): Promise<PasscodeLockout> {
+		const was = await this.#passcodes.status(meeting.id);
+		await this.#passcodes.lift(meeting.id);
+		const now = await this.#passcodes.status(meeting.id);
 		if (was.locked) {
 			this.#record("passcode.unlocked", meeting, actor, { failures: was.failures });
 			this.#notifyHosts(meeting.id, "passcodeLockout", now);
@@ -299,12 +303,13 @@ export class MeetingHub {
 	}
 
 	/** The host lifts the passcode lockout from the meeting. */
-	liftPasscodeLockoutBy(host: Connection): PasscodeLockout {
-		const { meeting } = this.#host(host);
+	async liftPasscodeLockoutBy(host: Connection): Promise<PasscodeLockout> {
+		const { meeting } = await this.#host(host);
 		return this.liftPasscodeLockout(meeting, personKey(host));
 	}
 
-	leave(conn: Connection): void {
+	/** Leaves at once; the returned promise settles when the host seat (if any) is released in the store. */
+	async leave(conn: Connection): Promise<void> {
 		const meetingId = conn.meetingId;
 		if (!meetingId) return;
 		const live = this.#live.get(meetingId);
@@ -315,16 +320,24 @@ export class MeetingHub {
 			live?.coHosts.delete(conn.peerId);
 			if (live?.hands.delete(conn.peerId)) this.#notifyHands(live);
 			conn.room?.removePeer(conn.peerId);
-			const meeting = this.#store.find(meetingId);
+			const meeting = this.#meetings.get(meetingId);
 			if (meeting) this.#record("person.left", meeting, personKey(conn), { peerId: conn.peerId });
 		}
-		if (conn.role === "host") this.#seats.release(conn.identity.tenantId, conn.identity.subject, conn.id);
+		const wasHost = conn.role === "host";
 		this.#reset(conn);
-		if (!live) return;
-		const now = Date.now();
-		for (const [key, until] of live.returning) if (until <= now) live.returning.delete(key);
-		if (live.members.size + live.lobby.size + live.admitted.size + live.returning.size === 0)
-			this.#live.delete(meetingId);
+		if (live) {
+			const now = Date.now();
+			for (const [key, until] of live.returning) if (until <= now) live.returning.delete(key);
+			if (live.members.size + live.lobby.size + live.admitted.size + live.returning.size === 0) {
+				this.#live.delete(meetingId);
+				this.#meetings.delete(meetingId);
+			}
+		}
+		if (wasHost) {
+			await this.#seats.release(conn.identity.tenantId, conn.identity.subject, conn.id).catch((err: unknown) => {
+				this.#log.warn({ err, connection: conn.id }, "host seat not released (the store is unavailable)");
+			});
+		}
 	}
 
 	/** Screen sharing may be limited to the host; everything else any member may send. */
@@ -366,20 +379,20 @@ export class MeetingHub {
 
 	/** Recording: the host or a co-host they named. Transcription: any member, unless the tenant restricts it likewise. */
 	async startCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
-		return this.#capture.start(this.#captureController(conn, kind), conn, kind);
+		return this.#capture.start(await this.#captureController(conn, kind), conn, kind);
 	}
 
-	pauseCapture(conn: Connection, kind: CaptureKind): CaptureStatus {
-		return this.#capture.pause(this.#captureController(conn, kind), conn, kind);
+	async pauseCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
+		return this.#capture.pause(await this.#captureController(conn, kind), conn, kind);
 	}
 
-	stopCapture(conn: Connection, kind: CaptureKind): CaptureStatus {
-		return this.#capture.stop(this.#captureController(conn, kind), conn, kind);
+	async stopCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
+		return this.#capture.stop(await this.#captureController(conn, kind), conn, kind);
 	}
 
 	/** The host names or un-names a co-host. */
-	setCoHost(host: Connection, peerId: string, coHost: boolean): void {
-		const { meeting, target } = this.#hostOver(host, peerId);
+	async setCoHost(host: Connection, peerId: string, coHost: boolean): Promise<void> {
+		const { meeting, target } = await this.#hostOver(host, peerId);
 		if (target === host) throw new ConsentryError("cannot_cohost_self", "You are the host already.", 400);
 		const live = this.#liveState(meeting.id);
 		if (live.coHosts.has(peerId) === coHost) return;
@@ -400,8 +413,8 @@ export class MeetingHub {
 	}
 
 	/** The host lowers someone's hand. */
-	lowerHand(host: Connection, peerId: string): void {
-		const { meeting } = this.#hostOver(host, peerId);
+	async lowerHand(host: Connection, peerId: string): Promise<void> {
+		const { meeting } = await this.#hostOver(host, peerId);
 		const live = this.#liveState(meeting.id);
 		if (live.hands.delete(peerId)) this.#notifyHands(live);
 	}
@@ -430,10 +443,11 @@ export class MeetingHub {
 		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
-	/** Declining (or withdrawing) leaves the meeting: the terms' one recourse. */
-	decline(conn: Connection, noticeId: string): void {
-		this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
-		this.#eject(conn, "declined_capture");
+	/** Declining (or withdrawing) leaves the meeting (the terms' one recourse), unless the tenant lets people stay. */
+	decline(conn: Connection, noticeId: string): { stayed: boolean } {
+		const { stayed } = this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
+		if (!stayed) this.#eject(conn, "declined_capture");
+		return { stayed };
 	}
 
 	chat(conn: Connection, text: string): { id: string } {
@@ -453,8 +467,8 @@ export class MeetingHub {
 
 	// Host controls ------------------------------------------------------------------------------------------------
 
-	admit(host: Connection, peerId: string): void {
-		const { meeting, live } = this.#host(host);
+	async admit(host: Connection, peerId: string): Promise<void> {
+		const { meeting, live } = await this.#host(host);
 		const waiting = live.lobby.get(peerId);
 		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
 		if (live.members.size >= meeting.settings.maxParticipants) {
@@ -468,23 +482,24 @@ export class MeetingHub {
 		waiting.conn.notify("admitted");
 	}
 
-	deny(host: Connection, peerId: string): void {
-		const { meeting, live } = this.#host(host);
+	async deny(host: Connection, peerId: string): Promise<void> {
+		const { meeting, live } = await this.#host(host);
 		const waiting = live.lobby.get(peerId);
 		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
 		this.#record("lobby.denied", meeting, personKey(host), { peerId, person: personKey(waiting.conn) });
 		this.#eject(waiting.conn, "denied");
 	}
 
-	lock(host: Connection, locked: boolean): void {
-		const { meeting, live } = this.#host(host);
-		this.#store.setLocked(meeting.id, locked);
+	async lock(host: Connection, locked: boolean): Promise<void> {
+		const { meeting, live } = await this.#host(host);
+		await this.#store.setLocked(meeting.id, locked);
+		this.#meetings.set(meeting.id, { ...meeting, locked });
 		this.#record(locked ? "host.locked" : "host.unlocked", meeting, personKey(host), {});
 		for (const m of live.members.values()) m.notify("meetingLocked", { locked });
 	}
 
 	async mute(host: Connection, peerId: string, kind: ms.MediaKind): Promise<void> {
-		const { meeting, target } = this.#hostOver(host, peerId);
+		const { meeting, target } = await this.#hostOver(host, peerId);
 		for (const p of target.peer?.producers.values() ?? []) {
 			if (p.kind !== kind || p.appData.source === "screen" || p.paused) continue;
 			await p.pause();
@@ -493,8 +508,8 @@ export class MeetingHub {
 		this.#record("host.muted", meeting, personKey(host), { peerId, kind });
 	}
 
-	stopScreenShare(host: Connection, peerId: string): void {
-		const { meeting, target } = this.#hostOver(host, peerId);
+	async stopScreenShare(host: Connection, peerId: string): Promise<void> {
+		const { meeting, target } = await this.#hostOver(host, peerId);
 		for (const p of target.peer?.producers.values() ?? []) {
 			if (p.appData.source !== "screen") continue;
 			p.close();
@@ -503,36 +518,37 @@ export class MeetingHub {
 		this.#record("host.stopped_share", meeting, personKey(host), { peerId });
 	}
 
-	remove(host: Connection, peerId: string): void {
-		const { meeting, live } = this.#host(host);
+	async remove(host: Connection, peerId: string): Promise<void> {
+		const { meeting, live } = await this.#host(host);
 		const target = live.members.get(peerId) ?? live.lobby.get(peerId)?.conn;
 		if (!target) throw new NotFoundError("peer_not_found", "That person is not in this meeting.");
 		if (target === host) throw new ConsentryError("cannot_remove_self", "Use Leave or End meeting instead.", 400);
-		this.#store.markRemoved(meeting.id, personKey(target));
+		await this.#store.markRemoved(meeting.id, personKey(target));
 		live.admitted.delete(peerId);
 		live.returning.delete(personKey(target));
 		this.#record("host.removed", meeting, personKey(host), { peerId, person: personKey(target) });
 		this.#eject(target, "removed");
 	}
 
-	endMeeting(host: Connection): void {
-		const { meeting } = this.#host(host);
-		this.end(meeting.id, personKey(host));
+	async endMeeting(host: Connection): Promise<void> {
+		const { meeting } = await this.#host(host);
+		await this.end(meeting.id, personKey(host));
 	}
 
 	/** Ends a meeting for everyone (host control or REST). Returns whether it was live. */
-	end(meetingId: string, actor: string, reason: EjectReason = "meeting_ended"): boolean {
-		const ended = this.#store.end(meetingId);
+	async end(meetingId: string, actor: string, reason: EjectReason = "meeting_ended"): Promise<boolean> {
+		const ended = await this.#store.end(meetingId);
 		const live = this.#live.get(meetingId);
 		if (live) {
 			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
 				this.#eject(c, reason);
 			this.#live.delete(meetingId);
 		}
+		this.#meetings.delete(meetingId);
 		this.#capture.ended(meetingId, actor);
 		this.#rooms.get(meetingId)?.close();
 		if (ended) {
-			const meeting = this.#store.get(meetingId);
+			const meeting = await this.#store.get(meetingId);
 			this.#record("meeting.ended", meeting, actor, { reason });
 		}
 		return ended;
@@ -563,7 +579,7 @@ export class MeetingHub {
 
 	#eject(conn: Connection, reason: EjectReason): void {
 		conn.notify("ejected", { reason, message: EJECT_MESSAGES[reason] });
-		this.leave(conn);
+		void this.leave(conn);
 		conn.disconnect();
 	}
 
@@ -594,17 +610,21 @@ export class MeetingHub {
 	#member(conn: Connection): { meeting: Meeting; live: LiveState } {
 		if (conn.state !== "joined" || !conn.meetingId)
 			throw new ConsentryError("not_joined", "Join a meeting first.", 409);
-		return { meeting: this.#store.get(conn.meetingId), live: this.#liveState(conn.meetingId) };
+		// The meeting as this process last read it (at a join, kept up to date by its lock/end): what members do
+		// needs its settings and identity, which never change, not a fresh read of the store.
+		const meeting = this.#meetings.get(conn.meetingId);
+		if (!meeting) throw new ConsentryError("not_joined", "Join a meeting first.", 409);
+		return { meeting, live: this.#liveState(conn.meetingId) };
 	}
 
-	#captureController(conn: Connection, kind: CaptureKind): Meeting {
+	async #captureController(conn: Connection, kind: CaptureKind): Promise<Meeting> {
 		const { meeting, live } = this.#member(conn);
 		if (this.#capture.starters(meeting, kind) === "all") return meeting;
 		if (live.coHosts.has(conn.peerId)) return meeting;
 		if (conn.role !== "host") {
 			throw new ForbiddenError("host_only", `Only the host, or a co-host the host named, can turn ${kind} on or off.`);
 		}
-		return this.#host(conn).meeting;
+		return (await this.#host(conn)).meeting;
 	}
 
 	#media(conn: Connection): { peer: Peer; room: NonNullable<Connection["room"]> } {
@@ -614,18 +634,18 @@ export class MeetingHub {
 		return { peer: conn.peer, room: conn.room };
 	}
 
-	#host(conn: Connection): { meeting: Meeting; live: LiveState } {
+	async #host(conn: Connection): Promise<{ meeting: Meeting; live: LiveState }> {
 		const m = this.#member(conn);
 		if (conn.role !== "host") throw new ForbiddenError("host_only", "Only the host can do that.");
 		// The seat may have moved to another device, possibly on another gateway process sharing the store.
-		if (this.#seats.holder(conn.identity.tenantId, conn.identity.subject)?.connectionId !== conn.id) {
+		if ((await this.#seats.holder(conn.identity.tenantId, conn.identity.subject))?.connectionId !== conn.id) {
 			throw new ForbiddenError("host_seat_taken_over", "Your host seat was taken over on another device.");
 		}
 		return m;
 	}
 
-	#hostOver(host: Connection, peerId: string): { meeting: Meeting; target: Connection } {
-		const { meeting, live } = this.#host(host);
+	async #hostOver(host: Connection, peerId: string): Promise<{ meeting: Meeting; target: Connection }> {
+		const { meeting, live } = await this.#host(host);
 		const target = live.members.get(peerId);
 		if (!target) throw new NotFoundError("peer_not_found", "That person is not in this meeting.");
 		return { meeting, target };

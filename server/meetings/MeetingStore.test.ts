@@ -5,8 +5,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
 import { ConflictError } from "../errors.js";
-import { openDatabase } from "../store/Database.js";
+import { Store } from "../store/Store.js";
 import { MeetingStore } from "./MeetingStore.js";
 import { MeetingSettingsSchema } from "./MeetingTypes.js";
 import { formatMeetingId, newMeetingId, parseMeetingId } from "./meetingId.js";
@@ -31,56 +32,74 @@ describe("meeting IDs", () => {
 	});
 });
 
-describe("MeetingStore", () => {
+describe.each(ENGINES)("MeetingStore on %s", (engine) => {
 	it("schedules, starts, ends and restarts; a passcode is checked, never stored in clear", async () => {
-		const db = openDatabase(":memory:");
+		const db = await openTestStore(engine);
 		const store = new MeetingStore(db);
-		const m = store.create({ tenantId: "acme", hostSubject: "alice", title: "Standup", passcode: "s3cret!", settings });
+		const m = await store.create({
+			tenantId: "acme",
+			hostSubject: "alice",
+			title: "Standup",
+			passcode: "s3cret!",
+			settings,
+		});
 		expect(m).toMatchObject({ state: "scheduled", hasPasscode: true, locked: false });
-		expect(JSON.stringify(db.prepare("SELECT * FROM meetings").all())).not.toContain("s3cret!");
+		expect(JSON.stringify(await db.db.selectFrom("meetings").selectAll().execute())).not.toContain("s3cret!");
 		expect(await store.checkPasscode(m.id, "s3cret!")).toBe(true);
 		expect(await store.checkPasscode(m.id, "wrong")).toBe(false);
 		expect(await store.checkPasscode(m.id, undefined)).toBe(false);
-		expect(store.start(m.id).state).toBe("live");
-		expect(store.end(m.id)).toBe(true);
-		expect(store.end(m.id)).toBe(false);
-		expect(store.start(m.id).state).toBe("live");
+		expect((await store.start(m.id)).state).toBe("live");
+		expect(await store.end(m.id)).toBe(true);
+		expect(await store.end(m.id)).toBe(false);
+		expect((await store.start(m.id)).state).toBe("live");
+		await store.setLocked(m.id, true);
+		expect((await store.get(m.id)).locked).toBe(true);
+		await store.markRemoved(m.id, "acme:bob");
+		await store.markRemoved(m.id, "acme:bob"); // idempotent
+		expect(await store.isRemoved(m.id, "acme:bob")).toBe(true);
+		expect(await store.isRemoved(m.id, "acme:carol")).toBe(false);
+		expect((await store.listByHost("acme", "alice")).map((x) => x.id)).toEqual([m.id]);
+		await db.close();
 	});
 
-	it("refuses a second live meeting for the same host, naming the live one", () => {
-		const store = new MeetingStore(openDatabase(":memory:"));
-		const a = store.create({ tenantId: "acme", hostSubject: "alice", title: "A", settings });
-		const b = store.create({ tenantId: "acme", hostSubject: "alice", title: "B", settings });
-		const other = store.create({ tenantId: "acme", hostSubject: "bob", title: "C", settings });
-		store.start(a.id);
-		expect(() => store.start(b.id)).toThrow(ConflictError);
-		try {
-			store.start(b.id);
-		} catch (err) {
-			expect((err as ConflictError).toJSON()).toMatchObject({ code: "host_has_live_meeting", liveMeetingId: a.id });
+	it("refuses a second live meeting for the same host, naming the live one", async () => {
+		const db = await openTestStore(engine);
+		const store = new MeetingStore(db);
+		const a = await store.create({ tenantId: "acme", hostSubject: "alice", title: "A", settings });
+		const b = await store.create({ tenantId: "acme", hostSubject: "alice", title: "B", settings });
+		const other = await store.create({ tenantId: "acme", hostSubject: "bob", title: "C", settings });
+		await store.start(a.id);
+		const err = await store.start(b.id).catch((e: unknown) => e);
+		expect(err).toBeInstanceOf(ConflictError);
+		expect((err as ConflictError).toJSON()).toMatchObject({ code: "host_has_live_meeting", liveMeetingId: a.id });
+		expect((await store.start(other.id)).state).toBe("live"); // another host is unaffected
+		await store.end(a.id);
+		expect((await store.start(b.id)).state).toBe("live");
+		await db.close();
+	});
+
+	it("keeps one live meeting per host with 3 processes racing 100 starts on one store", async () => {
+		let where: string;
+		if (engine === "sqlite") {
+			const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-db-"));
+			dirs.push(dir);
+			where = path.join(dir, "store.sqlite");
+		} else {
+			where = await (await postgresServer()).createDatabase(`race${process.pid}`);
 		}
-		expect(store.start(other.id).state).toBe("live"); // another host is unaffected
-		store.end(a.id);
-		expect(store.start(b.id).state).toBe("live");
-	});
-
-	it("keeps one live meeting per host with 4 processes racing 100 starts on one database file", async () => {
-		const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-db-"));
-		dirs.push(dir);
-		const file = path.join(dir, "store.sqlite");
-		const store = new MeetingStore(openDatabase(file));
-		const ids = Array.from(
-			{ length: 100 },
-			(_, i) => store.create({ tenantId: "acme", hostSubject: "alice", title: `M${i}`, settings }).id,
-		);
-		const chunks = [0, 1, 2, 3].map((k) => ids.filter((_, i) => i % 4 === k));
+		const db = await Store.open(where.startsWith("postgres") ? { url: where } : { file: where });
+		const store = new MeetingStore(db);
+		const ids: string[] = [];
+		for (let i = 0; i < 100; i++)
+			ids.push((await store.create({ tenantId: "acme", hostSubject: "alice", title: `M${i}`, settings })).id);
+		const chunks = [0, 1, 2].map((k) => ids.filter((_, i) => i % 3 === k));
 		const results = await Promise.all(
 			chunks.map((chunk) =>
 				promisify(execFile)(process.execPath, [
 					"--import",
 					"tsx",
 					fileURLToPath(new URL("./startRace.child.ts", import.meta.url)),
-					file,
+					where,
 					chunk.join(","),
 				]).then(({ stdout }) => JSON.parse(stdout) as { started: number; refused: number }),
 			),
@@ -89,9 +108,12 @@ describe("MeetingStore", () => {
 		const refused = results.reduce((n, r) => n + r.refused, 0);
 		expect(started).toBe(1);
 		expect(refused).toBe(99);
-		const live = openDatabase(file).prepare("SELECT count(*) AS n FROM meetings WHERE state = 'live'").get() as {
-			n: number;
-		};
-		expect(live.n).toBe(1);
+		const live = await db.db
+			.selectFrom("meetings")
+			.select((eb) => eb.fn.countAll<number>().as("n"))
+			.where("state", "=", "live")
+			.executeTakeFirstOrThrow();
+		expect(Number(live.n)).toBe(1);
+		await db.close();
 	});
 });

@@ -1,26 +1,13 @@
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import { ConflictError, NotFoundError } from "../errors.js";
-import { type Database, isUniqueViolation } from "../store/Database.js";
-import { type Meeting, type MeetingSettings, MeetingSettingsSchema, type MeetingState } from "./MeetingTypes.js";
+import { isUniqueViolation } from "../store/Database.js";
+import { MeetingRepository, type MeetingRow } from "../store/MeetingRepository.js";
+import type { Store } from "../store/Store.js";
+import { type Meeting, type MeetingSettings, MeetingSettingsSchema } from "./MeetingTypes.js";
 import { newMeetingId } from "./meetingId.js";
 
-interface Row {
-	id: string;
-	tenant_id: string;
-	host_subject: string;
-	title: string;
-	scheduled_for: string | null;
-	settings: string;
-	passcode_hash: string | null;
-	state: MeetingState;
-	locked: number;
-	created_at: string;
-	started_at: string | null;
-	ended_at: string | null;
-}
-
-function toMeeting(r: Row): Meeting {
+function toMeeting(r: MeetingRow): Meeting {
 	return {
 		id: r.id,
 		tenantId: r.tenant_id,
@@ -56,42 +43,38 @@ async function passcodeMatches(hash: string, passcode: string): Promise<boolean>
 /**
  * Meetings in the gateway's store. State changes are single conditional
  * statements; "one live meeting per host" is the store's unique index, so it
- * holds however many gateway processes share the database.
+ * holds however many gateway processes share the database. Queries:
+ * server/store/MeetingRepository.ts.
  */
 export class MeetingStore {
-	readonly #db: Database;
+	readonly #repo: MeetingRepository;
 
-	constructor(db: Database) {
-		this.#db = db;
+	constructor(store: Store) {
+		this.#repo = new MeetingRepository(store);
 	}
 
-	create(input: {
+	async create(input: {
 		tenantId: string;
 		hostSubject: string;
 		title: string;
 		scheduledFor?: string;
 		passcode?: string;
 		settings: MeetingSettings;
-	}): Meeting {
+	}): Promise<Meeting> {
 		const now = new Date().toISOString();
 		for (let attempt = 0; ; attempt++) {
 			const id = newMeetingId();
 			try {
-				this.#db
-					.prepare(
-						`INSERT INTO meetings (id, tenant_id, host_subject, title, scheduled_for, settings, passcode_hash, state, created_at)
-						 VALUES (?, ?, ?, ?, ?, ?, ?, 'scheduled', ?)`,
-					)
-					.run(
-						id,
-						input.tenantId,
-						input.hostSubject,
-						input.title,
-						input.scheduledFor ?? null,
-						JSON.stringify(input.settings),
-						input.passcode ? hashPasscode(input.passcode) : null,
-						now,
-					);
+				await this.#repo.insert({
+					id,
+					tenant_id: input.tenantId,
+					host_subject: input.hostSubject,
+					title: input.title,
+					scheduled_for: input.scheduledFor ?? null,
+					settings: JSON.stringify(input.settings),
+					passcode_hash: input.passcode ? hashPasscode(input.passcode) : null,
+					created_at: now,
+				});
 				return this.get(id);
 			} catch (err) {
 				if (!isUniqueViolation(err) || attempt > 3) throw err; // an ID collision: draw again
@@ -99,28 +82,23 @@ export class MeetingStore {
 		}
 	}
 
-	find(id: string): Meeting | undefined {
-		const row = this.#db.prepare("SELECT * FROM meetings WHERE id = ?").get(id) as Row | undefined;
+	async find(id: string): Promise<Meeting | undefined> {
+		const row = await this.#repo.find(id);
 		return row && toMeeting(row);
 	}
 
-	get(id: string): Meeting {
-		const m = this.find(id);
+	async get(id: string): Promise<Meeting> {
+		const m = await this.find(id);
 		if (!m) throw new NotFoundError("meeting_not_found", "No meeting has this ID.");
 		return m;
 	}
 
-	listByHost(tenantId: string, hostSubject: string, limit = 100): Meeting[] {
-		const rows = this.#db
-			.prepare("SELECT * FROM meetings WHERE tenant_id = ? AND host_subject = ? ORDER BY created_at DESC, id LIMIT ?")
-			.all(tenantId, hostSubject, limit) as Row[];
-		return rows.map(toMeeting);
+	async listByHost(tenantId: string, hostSubject: string, limit = 100): Promise<Meeting[]> {
+		return (await this.#repo.listByHost(tenantId, hostSubject, limit)).map(toMeeting);
 	}
 
-	liveMeetingOf(tenantId: string, hostSubject: string): Meeting | undefined {
-		const row = this.#db
-			.prepare("SELECT * FROM meetings WHERE tenant_id = ? AND host_subject = ? AND state = 'live'")
-			.get(tenantId, hostSubject) as Row | undefined;
+	async liveMeetingOf(tenantId: string, hostSubject: string): Promise<Meeting | undefined> {
+		const row = await this.#repo.liveOf(tenantId, hostSubject);
 		return row && toMeeting(row);
 	}
 
@@ -128,19 +106,14 @@ export class MeetingStore {
 	 * Makes the meeting live. Refused with 409 `host_has_live_meeting` (naming the
 	 * live meeting) when the host already holds one: the unique index decides.
 	 */
-	start(id: string): Meeting {
-		const m = this.get(id);
+	async start(id: string): Promise<Meeting> {
+		const m = await this.get(id);
 		if (m.state === "live") return m;
 		try {
-			const res = this.#db
-				.prepare(
-					"UPDATE meetings SET state = 'live', started_at = ?, ended_at = NULL, locked = 0 WHERE id = ? AND state != 'live'",
-				)
-				.run(new Date().toISOString(), id);
-			if (res.changes === 0) return this.get(id); // someone else started this very meeting
+			if (!(await this.#repo.start(id, new Date().toISOString()))) return this.get(id); // someone else started it
 		} catch (err) {
 			if (!isUniqueViolation(err)) throw err;
-			const live = this.liveMeetingOf(m.tenantId, m.hostSubject);
+			const live = await this.liveMeetingOf(m.tenantId, m.hostSubject);
 			throw new ConflictError(
 				"host_has_live_meeting",
 				`You already have a live meeting${live ? ` ("${live.title}")` : ""}. A host can hold only one meeting at a time: end it first.`,
@@ -151,36 +124,26 @@ export class MeetingStore {
 	}
 
 	/** Ends the meeting; returns whether this call ended it. */
-	end(id: string): boolean {
-		const res = this.#db
-			.prepare("UPDATE meetings SET state = 'ended', ended_at = ? WHERE id = ? AND state = 'live'")
-			.run(new Date().toISOString(), id);
-		return res.changes === 1;
+	end(id: string): Promise<boolean> {
+		return this.#repo.end(id, new Date().toISOString());
 	}
 
-	setLocked(id: string, locked: boolean): void {
-		this.#db.prepare("UPDATE meetings SET locked = ? WHERE id = ?").run(locked ? 1 : 0, id);
+	setLocked(id: string, locked: boolean): Promise<void> {
+		return this.#repo.setLocked(id, locked);
 	}
 
 	async checkPasscode(id: string, passcode: string | undefined): Promise<boolean> {
-		const row = this.#db.prepare("SELECT passcode_hash FROM meetings WHERE id = ?").get(id) as
-			| { passcode_hash: string | null }
-			| undefined;
+		const row = await this.#repo.passcodeHash(id);
 		if (!row) return false;
 		if (row.passcode_hash === null) return true;
 		return passcode !== undefined && passcodeMatches(row.passcode_hash, passcode);
 	}
 
-	markRemoved(meetingId: string, person: string): void {
-		this.#db
-			.prepare("INSERT OR IGNORE INTO removed_persons (meeting_id, person, removed_at) VALUES (?, ?, ?)")
-			.run(meetingId, person, new Date().toISOString());
+	markRemoved(meetingId: string, person: string): Promise<void> {
+		return this.#repo.markRemoved(meetingId, person, new Date().toISOString());
 	}
 
-	isRemoved(meetingId: string, person: string): boolean {
-		return (
-			this.#db.prepare("SELECT 1 FROM removed_persons WHERE meeting_id = ? AND person = ?").get(meetingId, person) !==
-			undefined
-		);
+	isRemoved(meetingId: string, person: string): Promise<boolean> {
+		return this.#repo.isRemoved(meetingId, person);
 	}
 }

@@ -1,12 +1,10 @@
 import { ForbiddenError, RateLimitError } from "../errors.js";
-import type { Database } from "../store/Database.js";
+import type { AddressKey } from "../privacy/addresses.js";
+import { type AttemptRow, type PasscodeQueries, PasscodeRepository } from "../store/PasscodeRepository.js";
+import type { Store } from "../store/Store.js";
 import { DEFAULT_PASSCODE_LIMITS, type PasscodeLimits, type PasscodeLockout } from "./PasscodeTypes.js";
 
-interface Row {
-	failures: number;
-	last_at: number;
-	locked_at: string | null;
-}
+type Row = AttemptRow;
 
 const MEETING = "meeting";
 
@@ -19,12 +17,21 @@ const MEETING = "meeting";
  * even with the right one — until the host lifts it.
  */
 export class PasscodeGuard {
-	readonly #db: Database;
+	readonly #repo: PasscodeRepository;
 	readonly #limits: PasscodeLimits;
 	readonly #now: () => number;
 
-	constructor(db: Database, limits: Partial<PasscodeLimits> = {}, now: () => number = Date.now) {
-		this.#db = db;
+	readonly #addressKey: AddressKey | undefined;
+
+	/** `addressKey`: addresses are stored as its rotating keyed hash (never in clear once one is given). */
+	constructor(
+		store: Store,
+		limits: Partial<PasscodeLimits> = {},
+		now: () => number = Date.now,
+		addressKey?: AddressKey,
+	) {
+		this.#addressKey = addressKey;
+		this.#repo = new PasscodeRepository(store);
 		this.#limits = { ...DEFAULT_PASSCODE_LIMITS, ...limits };
 		this.#now = now;
 	}
@@ -33,69 +40,65 @@ export class PasscodeGuard {
 	 * Counts an attempt from `address` before its passcode is checked, or refuses it: locked out (`lockedNow` when
 	 * this attempt is the one that tipped the count over), or backing off.
 	 */
-	reserve(meetingId: string, address: string): void {
+	async reserve(meetingId: string, address: string): Promise<void> {
 		const now = this.#now();
-		const lockedNow = this.#db
-			.transaction((): boolean => {
-				const m = this.#row(meetingId, MEETING, now);
-				if (m.locked_at) return false;
+		// The transaction commits whatever happens; a refusal is thrown after it.
+		const outcome = await this.#repo.transaction(
+			meetingId,
+			async (q): Promise<{ locked?: boolean; lockedNow?: boolean; waitMs?: number }> => {
+				const m = await this.#row(q, meetingId, MEETING, now);
+				if (m.locked_at) return { locked: true };
 				if (m.failures >= this.#limits.lockoutAfter) {
-					this.#upsert(meetingId, MEETING, m.failures, now, new Date(now).toISOString());
-					return true;
+					await q.upsert(meetingId, MEETING, m.failures, now, new Date(now).toISOString());
+					return { locked: true, lockedNow: true };
 				}
-				const a = this.#row(meetingId, `addr:${address}`, now);
+				const a = await this.#row(q, meetingId, this.#addr(address), now);
 				const wait = this.#backoff(a.failures) - (now - a.last_at);
-				if (wait > 0) throw new BackoffError(Math.ceil(wait / 1000));
-				this.#upsert(meetingId, `addr:${address}`, a.failures + 1, now, null);
-				this.#upsert(meetingId, MEETING, m.failures + 1, now, null);
-				return false;
-			})
-			.immediate();
-		if (lockedNow || this.status(meetingId).locked) {
-			throw new PasscodeLockedError(lockedNow);
-		}
+				if (wait > 0) return { waitMs: wait };
+				await q.upsert(meetingId, this.#addr(address), a.failures + 1, now, null);
+				await q.upsert(meetingId, MEETING, m.failures + 1, now, null);
+				return {};
+			},
+		);
+		if (outcome.waitMs !== undefined) throw new BackoffError(Math.ceil(outcome.waitMs / 1000));
+		// Decided inside the transaction: a lockout that another attempt sets later does not undo this one's turn.
+		if (outcome.locked) throw new PasscodeLockedError(outcome.lockedNow === true);
 	}
 
 	/** The attempt's passcode was right: its count is taken back and the address starts afresh. */
-	succeeded(meetingId: string, address: string): void {
-		this.#db
-			.transaction(() => {
-				this.#db
-					.prepare("DELETE FROM passcode_attempts WHERE meeting_id = ? AND scope = ?")
-					.run(meetingId, `addr:${address}`);
-				this.#db
-					.prepare("UPDATE passcode_attempts SET failures = max(0, failures - 1) WHERE meeting_id = ? AND scope = ?")
-					.run(meetingId, MEETING);
-			})
-			.immediate();
+	async succeeded(meetingId: string, address: string): Promise<void> {
+		await this.#repo.transaction(meetingId, async (q) => {
+			await q.delete(meetingId, this.#addr(address));
+			await q.takeBack(meetingId, MEETING);
+		});
 	}
 
 	/** The attempt's passcode was wrong (already counted). Returns the meeting's count and whether it now locks. */
-	failed(meetingId: string): { failures: number; locked: boolean } {
+	failed(meetingId: string): Promise<{ failures: number; locked: boolean }> {
 		const now = this.#now();
-		return this.#db
-			.transaction(() => {
-				const m = this.#row(meetingId, MEETING, now);
-				if (!m.locked_at && m.failures >= this.#limits.lockoutAfter) {
-					this.#upsert(meetingId, MEETING, m.failures, now, new Date(now).toISOString());
-					return { failures: m.failures, locked: true };
-				}
-				return { failures: m.failures, locked: false };
-			})
-			.immediate();
+		return this.#repo.transaction(meetingId, async (q) => {
+			const m = await this.#row(q, meetingId, MEETING, now);
+			if (!m.locked_at && m.failures >= this.#limits.lockoutAfter) {
+				await q.upsert(meetingId, MEETING, m.failures, now, new Date(now).toISOString());
+				return { failures: m.failures, locked: true };
+			}
+			return { failures: m.failures, locked: false };
+		});
 	}
 
-	status(meetingId: string): PasscodeLockout {
-		const m = this.#row(meetingId, MEETING, this.#now());
+	async status(meetingId: string): Promise<PasscodeLockout> {
+		const m = await this.#repo.guard(() => this.#row(this.#repo.queries, meetingId, MEETING, this.#now()));
 		return { locked: m.locked_at !== null, failures: m.failures, ...(m.locked_at ? { since: m.locked_at } : {}) };
 	}
 
+	/** The row key of an address: `addr:` and its keyed hash (key rotating ≤ 14 days), not the address itself. */
+	#addr(address: string): string {
+		return `addr:${this.#addressKey ? this.#addressKey.hash(address) : address}`;
+	}
+
 	/** The host lifts the lockout: the meeting's count starts afresh (each address keeps its backoff). */
-	lift(meetingId: string): boolean {
-		const res = this.#db
-			.prepare("DELETE FROM passcode_attempts WHERE meeting_id = ? AND scope = ?")
-			.run(meetingId, MEETING);
-		return res.changes > 0;
+	lift(meetingId: string): Promise<boolean> {
+		return this.#repo.guard(() => this.#repo.queries.delete(meetingId, MEETING));
 	}
 
 	#backoff(failures: number): number {
@@ -104,23 +107,11 @@ export class PasscodeGuard {
 		return Math.min(this.#limits.maxBackoffMs, this.#limits.backoffMs * 2 ** Math.min(over, 30));
 	}
 
-	#row(meetingId: string, scope: string, now: number): Row {
-		const r = this.#db
-			.prepare("SELECT failures, last_at, locked_at FROM passcode_attempts WHERE meeting_id = ? AND scope = ?")
-			.get(meetingId, scope) as Row | undefined;
+	async #row(q: PasscodeQueries, meetingId: string, scope: string, now: number): Promise<Row> {
+		const r = await q.row(meetingId, scope);
 		if (!r || (!r.locked_at && now - r.last_at > this.#limits.windowMs))
 			return { failures: 0, last_at: 0, locked_at: null };
 		return r;
-	}
-
-	#upsert(meetingId: string, scope: string, failures: number, now: number, lockedAt: string | null): void {
-		this.#db
-			.prepare(
-				`INSERT INTO passcode_attempts (meeting_id, scope, failures, last_at, locked_at) VALUES (?, ?, ?, ?, ?)
-				 ON CONFLICT (meeting_id, scope) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at,
-				 locked_at = coalesce(passcode_attempts.locked_at, excluded.locked_at)`,
-			)
-			.run(meetingId, scope, failures, now, lockedAt);
 	}
 }
 

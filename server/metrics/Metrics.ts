@@ -224,8 +224,8 @@ export class Metrics {
 			name: "consentry_webhook_pending",
 			help: "Webhook deliveries waiting (first attempt or retry).",
 			registers,
-			collect() {
-				this.set(o.webhooks?.store.pendingCount() ?? 0);
+			async collect() {
+				this.set((await o.webhooks?.store.pendingCount().catch(() => 0)) ?? 0);
 			},
 		});
 

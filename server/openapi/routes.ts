@@ -234,6 +234,8 @@ export const ROUTES: RouteDoc[] = [
 					needsPasscode: z.boolean(),
 					allowGuests: z.boolean(),
 					lobby: z.boolean(),
+					locale: z.enum(["en", "fr"]).optional(),
+					privacyNoticeUrl: z.string().optional().describe("The organisation's own privacy notice (tenant setting)."),
 				}),
 			},
 			404: { description: "`meeting_not_found`.", schema: ErrorSchema },

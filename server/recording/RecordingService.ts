@@ -146,13 +146,18 @@ export class RecordingService implements CaptureSink {
 		}
 	}
 
-	/** Adds a chat message to the running recording's chat log (chat said while recording is part of the record). */
+	/**
+	 * Adds a chat message to the running recording's chat log (chat said while recording is part of the record),
+	 * only when the notice gate covers its sender now (the gate decides, as for their media): a message from someone
+	 * who has not answered the notice, has not consented, or declined is shown live but never written. The log names
+	 * senders by pseudonym only.
+	 */
 	chat(meetingId: string, msg: ChatMessage, person: string): void {
 		const session = this.#capture.session(meetingId, "recording");
 		const rec = session ? this.#sessions.get(session.id) : undefined;
-		if (!rec) return;
+		if (!rec || !this.#capture.mayCapture(meetingId, "recording", msg.peerId)) return;
 		const pseudonym = this.#events.pseudonym(rec.tenantId, person);
-		rec.chat.push({ at: msg.at, from: pseudonym, displayName: msg.displayName, text: msg.text });
+		rec.chat.push({ at: msg.at, from: pseudonym, text: msg.text });
 		// Into the bucket shortly after (a crash of the gateway then loses at most this delay of chat).
 		rec.chatTimer ??= setTimeout(() => {
 			rec.chatTimer = undefined;
@@ -767,6 +772,7 @@ export class RecordingService implements CaptureSink {
 				endedAt: a.endedAt,
 				endReason: a.endReason,
 				persons: [...new Set(a.tracks.map((t) => t.person))],
+				notRecorded: this.#declined(a.tenantId, a.meetingId, a.sessionId),
 				tracks: a.tracks,
 				chat: { ...chat, messages: a.chat.messages },
 				audit: { ...audit, chainHead: header.chainHead, meetingHead: header.meetingHead },
@@ -792,6 +798,12 @@ export class RecordingService implements CaptureSink {
 
 	#client(target: StorageTarget): S3Client {
 		return createS3Client(target, { ...this.#policy, maxAttempts: 5 });
+	}
+
+	/** Pseudonyms of who declined this session's notice (never covered in it), from the trail. */
+	#declined(tenantId: string, meetingId: string, sessionId: string): string[] {
+		const evs = this.#events.list({ tenantId, meetingId, type: "consent.declined" });
+		return [...new Set(evs.filter((e) => e.data.sessionId === sessionId && e.actor).map((e) => e.actor as string))];
 	}
 
 	/** The trail entry in which each peer's gate for this session opened: their acknowledgement or consent. */

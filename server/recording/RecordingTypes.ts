@@ -58,10 +58,10 @@ export interface TrackRecord {
 	finish?: () => void;
 }
 
+/** One line of `chat.jsonl`: its sender by pseudonym only (never their display name). */
 export interface ChatLine {
 	at: string;
 	from: string | null;
-	displayName: string;
 	text: string;
 }
 
@@ -146,6 +146,11 @@ export interface Manifest {
 	endedAt: string;
 	endReason: string;
 	persons: string[];
+	/**
+	 * Pseudonyms of the people who declined this session's notice (consent.declined in the trail): present, never
+	 * recorded in it — no track, no chat line (with `onDecline: "stay-unrecorded"` they stayed in the meeting).
+	 */
+	notRecorded: string[];
 	tracks: ManifestTrack[];
 	chat: { key: string; size: number; sha256: string; messages: number };
 	audit: { key: string; size: number; sha256: string; chainHead: unknown; meetingHead: unknown };

@@ -280,45 +280,45 @@ function handlers(hub: MeetingHub): Handlers {
 			hub.raiseHand(conn, d.raised);
 			return {};
 		},
-		lowerHand: (conn, d) => {
-			hub.lowerHand(conn, d.peerId);
+		lowerHand: async (conn, d) => {
+			await hub.lowerHand(conn, d.peerId);
 			return {};
 		},
 		chat: (conn, d) => hub.chat(conn, d.text),
-		admit: (conn, d) => {
-			hub.admit(conn, d.peerId);
+		admit: async (conn, d) => {
+			await hub.admit(conn, d.peerId);
 			return {};
 		},
-		deny: (conn, d) => {
-			hub.deny(conn, d.peerId);
+		deny: async (conn, d) => {
+			await hub.deny(conn, d.peerId);
 			return {};
 		},
-		lock: (conn, d) => {
-			hub.lock(conn, d.locked);
+		lock: async (conn, d) => {
+			await hub.lock(conn, d.locked);
 			return {};
 		},
 		mute: async (conn, d) => {
 			await hub.mute(conn, d.peerId, d.kind);
 			return {};
 		},
-		stopScreenShare: (conn, d) => {
-			hub.stopScreenShare(conn, d.peerId);
+		stopScreenShare: async (conn, d) => {
+			await hub.stopScreenShare(conn, d.peerId);
 			return {};
 		},
-		remove: (conn, d) => {
-			hub.remove(conn, d.peerId);
+		remove: async (conn, d) => {
+			await hub.remove(conn, d.peerId);
 			return {};
 		},
-		setCoHost: (conn, d) => {
-			hub.setCoHost(conn, d.peerId, d.coHost);
+		setCoHost: async (conn, d) => {
+			await hub.setCoHost(conn, d.peerId, d.coHost);
 			return {};
 		},
-		endMeeting: (conn) => {
-			hub.endMeeting(conn);
+		endMeeting: async (conn) => {
+			await hub.endMeeting(conn);
 			return {};
 		},
-		leave: (conn) => {
-			hub.leave(conn);
+		leave: async (conn) => {
+			await hub.leave(conn);
 			return {};
 		},
 		startCapture: (conn, d) => hub.startCapture(conn, d.kind),
@@ -330,10 +330,7 @@ function handlers(hub: MeetingHub): Handlers {
 		},
 		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId, d.clickedAt),
 		consent: (conn, d) => hub.consent(conn, d.noticeId, d.clickedAt),
-		decline: (conn, d) => {
-			hub.decline(conn, d.noticeId);
-			return {};
-		},
+		decline: (conn, d) => hub.decline(conn, d.noticeId),
 		liftPasscodeLockout: (conn) => hub.liftPasscodeLockoutBy(conn),
 	};
 }

@@ -10,7 +10,7 @@ export type Database = BetterSqlite3.Database;
  * Uniqueness rules that must hold across gateway processes live here as
  * constraints, never as check-then-set in code.
  */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
 	`
 	CREATE TABLE meetings (
 		id            TEXT PRIMARY KEY,
@@ -228,8 +228,8 @@ export function openDatabase(file: string): Database {
 	return db;
 }
 
-/** True when `err` is SQLite refusing a write because of a UNIQUE/PRIMARY KEY constraint. */
+/** True when `err` is the store (SQLite or PostgreSQL) refusing a write because of a UNIQUE/PRIMARY KEY constraint. */
 export function isUniqueViolation(err: unknown): boolean {
 	const code = (err as { code?: string }).code;
-	return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+	return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "23505";
 }

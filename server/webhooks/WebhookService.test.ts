@@ -8,7 +8,8 @@ import { startWebhookReceiver, type WebhookReceiver } from "../../test/helpers/w
 import { EventLog } from "../audit/EventLog.js";
 import { createLogger } from "../logger.js";
 import { SecretBox } from "../storage/secretBox.js";
-import { type Database, openDatabase } from "../store/Database.js";
+import type { Database } from "../store/Database.js";
+import { Store } from "../store/Store.js";
 import { verifySignature } from "./signature.js";
 import { WebhookService, type WebhookServiceOptions } from "./WebhookService.js";
 import { WebhookStore } from "./WebhookStore.js";
@@ -23,6 +24,7 @@ const key = randomBytes(32);
 const log = createLogger("silent");
 const policy = { allowHttp: true, allowPrivate: true };
 let dir: string;
+let cluster: Store;
 let db: Database;
 let events: EventLog;
 let store: WebhookStore;
@@ -43,15 +45,17 @@ function service(over: Partial<WebhookServiceOptions> = {}): WebhookService {
 	return s;
 }
 
-function setEndpoint(url = receiver.url): string {
-	return store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, events.head("acme")?.seq ?? 0).newSecret as string;
+async function setEndpoint(url = receiver.url): Promise<string> {
+	return (await store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, events.head("acme")?.seq ?? 0))
+		.newSecret as string;
 }
 
 beforeEach(async () => {
 	dir = mkdtempSync(path.join(os.tmpdir(), "consentry-webhooks-"));
-	db = openDatabase(path.join(dir, "store.sqlite"));
+	cluster = await Store.open({ file: path.join(dir, "store.sqlite") });
+	db = cluster.sqlite as Database;
 	events = new EventLog(db);
-	store = new WebhookStore(db, new SecretBox(key));
+	store = new WebhookStore(cluster, new SecretBox(key));
 	receiver = await startWebhookReceiver();
 	events.append("meeting.started", { tenantId: "acme", meetingId: "before" }); // before the endpoint: never sent
 });
@@ -59,13 +63,13 @@ beforeEach(async () => {
 afterEach(async () => {
 	await Promise.all(services.splice(0).map((s) => s.close()));
 	await receiver.stop();
-	db.close();
+	await cluster.close();
 	rmSync(dir, { recursive: true, force: true });
 });
 
 describe("webhooks", () => {
 	it("signs every event with a timestamp; the receiver's check refuses a changed body, another secret or an old timestamp", async () => {
-		const secret = setEndpoint();
+		const secret = await setEndpoint();
 		expect(secret).toMatch(/^whsec_/);
 		service();
 		events.append("meeting.started", { tenantId: "acme", meetingId: "m1", actor: "acme:host" });
@@ -89,7 +93,7 @@ describe("webhooks", () => {
 	});
 
 	it("keeps each meeting's events in order through retries, without holding up other meetings", async () => {
-		setEndpoint();
+		await setEndpoint();
 		let failures = 0;
 		receiver.behave((h) =>
 			h.payload.meetingId === "m1" && h.payload.type === "meeting.started" && failures++ < 2 ? 500 : 200,
@@ -124,7 +128,7 @@ describe("webhooks", () => {
 		const first = receiver.received.filter((h) => h.payload.meetingId === "m1" && h.payload.type === "meeting.started");
 		expect(first).toHaveLength(3);
 		expect(new Set(first.map((h) => h.payload.id)).size).toBe(1);
-		const logged = store.log("acme", { limit: 100 });
+		const logged = await store.log("acme", { limit: 100 });
 		expect(logged.find((d) => d.eventId === first[0]?.payload.id)).toMatchObject({
 			state: "delivered",
 			attempts: 3,
@@ -133,7 +137,7 @@ describe("webhooks", () => {
 	});
 
 	it("an endpoint that hangs or redirects costs an attempt each time, never a wait on the trail, and nothing follows a redirect", async () => {
-		setEndpoint();
+		await setEndpoint();
 		const target = await startWebhookReceiver();
 		try {
 			receiver.behave((h) => (h.payload.meetingId === "hang" ? "hang" : { redirect: target.url }));
@@ -144,8 +148,8 @@ describe("webhooks", () => {
 			const appendMs = performance.now() - t0;
 			expect(appendMs).toBeLessThan(1000);
 			await waitFor(
-				() => {
-					const l = store.log("acme", { limit: 100 });
+				async () => {
+					const l = await store.log("acme", { limit: 100 });
 					return (
 						l.some((d) => d.lastError === "timed out") && l.some((d) => d.lastError?.startsWith("redirect refused"))
 					);
@@ -155,7 +159,7 @@ describe("webhooks", () => {
 			);
 			expect(target.received).toHaveLength(0);
 			// Pending, to be retried (in order: only the first of each meeting is being attempted).
-			const pending = store.log("acme", { state: "pending", limit: 100 });
+			const pending = await store.log("acme", { state: "pending", limit: 100 });
 			expect(pending.length).toBe(50);
 			expect(
 				pending
@@ -169,20 +173,26 @@ describe("webhooks", () => {
 	});
 
 	it("gives up once an event is older than the retry window, then goes on with the next", async () => {
-		setEndpoint();
+		await setEndpoint();
 		receiver.behave((h) => (h.payload.type === "meeting.started" ? 503 : 200));
 		service({ retry: { firstDelayMs: 30, maxDelayMs: 60, timeoutMs: 400, giveUpAfterMs: 800 } });
 		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
 		events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
 		await waitFor(() => receiver.accepted.length === 1, 10_000, "the next event delivered");
-		const [ended, started] = store.log("acme", { limit: 10 });
+		// The receiver has it; the delivery is marked in the store once its answer is read.
+		await waitFor(
+			async () => (await store.log("acme", { limit: 10 }))[0]?.state === "delivered",
+			5_000,
+			"the delivery marked delivered",
+		);
+		const [ended, started] = await store.log("acme", { limit: 10 });
 		expect(started).toMatchObject({ event: "meeting.started", state: "failed", lastStatus: 503 });
 		expect(started?.attempts).toBeGreaterThan(1);
 		expect(ended).toMatchObject({ event: "meeting.ended", state: "delivered" });
 	});
 
 	it("what is pending survives a restart of the gateway: the next one delivers it, same event id", async () => {
-		const secret = setEndpoint(`http://127.0.0.1:${receiver.port}/hooks`);
+		const secret = await setEndpoint(`http://127.0.0.1:${receiver.port}/hooks`);
 		const port = receiver.port;
 		await receiver.stop(); // the endpoint is down
 		const first = service();
@@ -193,14 +203,19 @@ describe("webhooks", () => {
 			actor: "acme:bob",
 			data: { kind: "recording", sessionId: "s1", person: "acme:bob" },
 		});
-		await waitFor(() => store.log("acme", { limit: 10 }).some((d) => d.attempts > 0), 5000, "a failed attempt");
+		await waitFor(
+			async () => (await store.log("acme", { limit: 10 })).some((d) => d.attempts > 0),
+			5000,
+			"a failed attempt",
+		);
 		await first.close();
-		db.close();
+		await cluster.close();
 
 		// A new process on the same store file, the endpoint back.
-		db = openDatabase(path.join(dir, "store.sqlite"));
+		cluster = await Store.open({ file: path.join(dir, "store.sqlite") });
+		db = cluster.sqlite as Database;
 		events = new EventLog(db);
-		store = new WebhookStore(db, new SecretBox(key));
+		store = new WebhookStore(cluster, new SecretBox(key));
 		receiver = await startWebhookReceiver(port);
 		service();
 		await waitFor(() => receiver.accepted.length === 2, 10_000, "both delivered after the restart");
@@ -210,11 +225,11 @@ describe("webhooks", () => {
 		expect(
 			verifySignature(secret, declined?.body ?? "", declined?.headers["consentry-signature"] as string),
 		).toBeUndefined();
-		expect(store.log("acme", { state: "delivered", limit: 10 })).toHaveLength(2);
+		expect(await store.log("acme", { state: "delivered", limit: 10 })).toHaveLength(2);
 	});
 
 	it("recording.ready and transcript.ready list the session's objects (keys, sizes, checksums) from the trail", async () => {
-		setEndpoint();
+		await setEndpoint();
 		service();
 		const obj = (kind: string, key: string, extra: Record<string, unknown> = {}) =>
 			events.append("storage.object_written", {
@@ -257,10 +272,14 @@ describe("webhooks", () => {
 	});
 
 	it("refuses an endpoint the guard forbids at delivery time too (loopback when private addresses are not allowed)", async () => {
-		setEndpoint();
+		await setEndpoint();
 		service({ endpointPolicy: { allowHttp: true, allowPrivate: false } });
 		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
-		await waitFor(() => store.log("acme", { limit: 1 })[0]?.lastError?.includes("loopback"), 5000, "a refused attempt");
+		await waitFor(
+			async () => (await store.log("acme", { limit: 1 }))[0]?.lastError?.includes("loopback"),
+			5000,
+			"a refused attempt",
+		);
 		expect(receiver.received).toHaveLength(0);
 	});
 });

@@ -54,6 +54,9 @@ export class WebhookService {
 	/** Whether the next run also reads the trail (a nudge) or only dispatches (an attempt finished). */
 	#projectNext = false;
 	#closed = false;
+	/** The run in progress (runs never overlap: a nudge meanwhile runs again after it). */
+	#running: Promise<void> | undefined;
+	#rerun = false;
 	#unhook: () => void;
 
 	constructor(o: WebhookServiceOptions) {
@@ -89,14 +92,24 @@ export class WebhookService {
 		this.#scheduled = true;
 		setImmediate(() => {
 			this.#scheduled = false;
+			if (this.#running) {
+				this.#rerun = true;
+				return;
+			}
 			const project = this.#projectNext;
 			this.#projectNext = false;
-			this.#run(project);
+			this.#running = this.#run(project).finally(() => {
+				this.#running = undefined;
+				if (this.#rerun) {
+					this.#rerun = false;
+					this.#schedule();
+				}
+			});
 		});
 	}
 
 	/** Queues a `ping` for the tenant's endpoint; returns the delivery id. */
-	ping(tenantId: string): number {
+	async ping(tenantId: string): Promise<number> {
 		const p: WebhookPayload = {
 			id: `evt_ping_${randomUUID().replaceAll("-", "")}`,
 			type: "ping",
@@ -106,7 +119,7 @@ export class WebhookService {
 			data: {},
 			audit: null,
 		};
-		const id = this.#o.store.enqueue(tenantId, p);
+		const id = await this.#o.store.enqueue(tenantId, p);
 		this.nudge();
 		return id;
 	}
@@ -117,26 +130,27 @@ export class WebhookService {
 		this.#unhook();
 		clearTimeout(this.#timer);
 		clearInterval(this.#poll);
+		await this.#running;
 		for (const f of this.#inFlight.values()) f.abort.abort();
 		await Promise.all([...this.#inFlight.values()].map((f) => f.done));
 	}
 
-	#run(project: boolean): void {
+	async #run(project: boolean): Promise<void> {
 		if (this.#closed) return;
 		try {
-			if (project) this.#project();
-			this.#dispatch();
+			if (project) await this.#project();
+			await this.#dispatch();
 		} catch (err) {
 			this.#o.log.error({ err }, "webhooks: could not read the outbox");
 		}
 	}
 
 	/** New trail entries of every tenant with an endpoint → queued deliveries. */
-	#project(): void {
-		for (const { tenantId, cursorSeq } of this.#o.store.cursors()) {
+	async #project(): Promise<void> {
+		for (const { tenantId, cursorSeq } of await this.#o.store.cursors()) {
 			const head = this.#o.events.head(tenantId)?.seq ?? 0;
 			if (head <= cursorSeq) continue;
-			this.#o.store.project(tenantId, (cursor, wanted) => {
+			await this.#o.store.project(tenantId, (cursor, wanted) => {
 				const entries = this.#o.events.list({ tenantId, afterSeq: cursor, limit: 1000 });
 				const payloads: WebhookPayload[] = [];
 				for (const e of entries) {
@@ -148,35 +162,42 @@ export class WebhookService {
 		}
 	}
 
-	#dispatch(): void {
+	async #dispatch(): Promise<void> {
 		const now = Date.now();
 		const free = this.#concurrency - this.#inFlight.size;
 		if (free > 0) {
 			const tenantCap = Math.max(1, Math.floor(this.#concurrency / 2));
-			for (const row of this.#o.store.due(now, 200)) {
+			for (const row of await this.#o.store.due(now, 200)) {
 				if (this.#inFlight.size >= this.#concurrency) break;
 				const mk = `${row.tenant_id}\n${row.meeting_id ?? ""}`;
 				const tenantBusy = this.#perTenant.get(row.tenant_id) ?? 0;
 				if (this.#busyMeetings.has(mk) || this.#inFlight.has(row.id) || tenantBusy >= tenantCap) continue;
-				if (!this.#o.store.lease(row.id, now, now + this.#retry.timeoutMs + 5000)) continue;
+				if (this.#closed) break;
+				if (!(await this.#o.store.lease(row.id, now, now + this.#retry.timeoutMs + 5000))) continue;
 				this.#busyMeetings.add(mk);
-				this.#perTenant.set(row.tenant_id, tenantBusy + 1);
+				this.#perTenant.set(row.tenant_id, (this.#perTenant.get(row.tenant_id) ?? 0) + 1);
 				const abort = new AbortController();
-				const done = this.#attempt(row, abort.signal).finally(() => {
-					this.#inFlight.delete(row.id);
-					this.#busyMeetings.delete(mk);
-					const n = (this.#perTenant.get(row.tenant_id) ?? 1) - 1;
-					if (n > 0) this.#perTenant.set(row.tenant_id, n);
-					else this.#perTenant.delete(row.tenant_id);
-					this.#schedule(); // the meeting's next event may go now
-				});
+				const done = this.#attempt(row, abort.signal)
+					.catch((err: unknown) => {
+						// The outcome could not be written (the store is unavailable): the lease lapses and it is retried.
+						this.#o.log.error({ err, deliveryId: row.id }, "webhooks: could not record an attempt");
+					})
+					.finally(() => {
+						this.#inFlight.delete(row.id);
+						this.#busyMeetings.delete(mk);
+						const n = (this.#perTenant.get(row.tenant_id) ?? 1) - 1;
+						if (n > 0) this.#perTenant.set(row.tenant_id, n);
+						else this.#perTenant.delete(row.tenant_id);
+						this.#schedule(); // the meeting's next event may go now
+					});
 				this.#inFlight.set(row.id, { abort, done });
 			}
 		}
 		// Idle: wake up for the next due retry (the poll also catches other processes' work).
 		if (this.#inFlight.size > 0) return;
 		clearTimeout(this.#timer);
-		const next = this.#o.store.nextDueAt();
+		const next = await this.#o.store.nextDueAt();
+		if (this.#closed || this.#inFlight.size > 0) return;
 		if (next !== undefined && next > now) {
 			this.#timer = setTimeout(() => this.nudge(), Math.min(next - now + 5, 2 ** 31 - 1));
 			this.#timer.unref();
@@ -185,7 +206,7 @@ export class WebhookService {
 
 	async #attempt(row: DeliveryRow, signal: AbortSignal): Promise<void> {
 		const started = Date.now();
-		const endpoint = this.#o.store.endpoint(row.tenant_id);
+		const endpoint = await this.#o.store.endpoint(row.tenant_id).catch(() => undefined);
 		const payload = JSON.parse(row.payload) as WebhookPayload;
 		let status: number | null = null;
 		let error: string | undefined;
@@ -210,12 +231,12 @@ export class WebhookService {
 			return;
 		}
 		if (error === undefined) {
-			this.#o.store.delivered(row.id, status as number, durationMs);
+			await this.#o.store.delivered(row.id, status as number, durationMs);
 		} else {
 			const attempts = row.attempts + 1;
 			const wait = backoffMs(attempts, this.#retry);
 			const retryAt = Date.now() + wait <= row.created_at + this.#retry.giveUpAfterMs ? Date.now() + wait : undefined;
-			this.#o.store.attemptFailed(row.id, { status, error, durationMs, retryAt });
+			await this.#o.store.attemptFailed(row.id, { status, error, durationMs, retryAt });
 			(retryAt === undefined ? this.#o.log.warn : this.#o.log.info).call(
 				this.#o.log,
 				{ tenantId: row.tenant_id, deliveryId: row.id, event: row.event, attempts, error },

@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
-import type BetterSqlite3 from "better-sqlite3";
 import type { SecretBox } from "../storage/secretBox.js";
-import type { Database } from "../store/Database.js";
+import type { Store } from "../store/Store.js";
+import {
+	type DeliveryRecord,
+	type QueuedPayload,
+	type SettingsRow,
+	WebhookRepository,
+} from "../store/WebhookRepository.js";
 import type {
 	DeliveryState,
 	DeliveryView,
@@ -20,60 +25,23 @@ export interface WebhookEndpoint {
 	cursorSeq: number;
 }
 
-interface SettingsRow {
-	tenant_id: string;
-	url: string;
-	events: string;
-	secret: Buffer;
-	cursor_seq: number;
-	created_at: string;
-	updated_at: string;
-}
-
-export interface DeliveryRow {
-	id: number;
-	tenant_id: string;
-	event_id: string;
-	event: WebhookEventType;
-	meeting_id: string | null;
-	payload: string;
-	state: DeliveryState;
-	attempts: number;
-	created_at: number;
-	next_attempt_at: number | null;
-	lease_until: number | null;
-	delivered_at: number | null;
-	last_status: number | null;
-	last_error: string | null;
-	last_duration_ms: number | null;
-}
+export type DeliveryRow = Omit<DeliveryRecord, "event" | "state"> & { event: WebhookEventType; state: DeliveryState };
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /**
  * Webhook settings (one endpoint per tenant, its signing secret sealed with the SecretBox, bound to the tenant)
- * and the durable outbox of deliveries, in the gateway's SQLite store: what is pending survives a restart,
- * and several gateway processes sharing the file never send the same attempt twice (leases).
+ * and the durable outbox of deliveries, in the gateway's store: what is pending survives a restart, and several
+ * gateway processes sharing the store never send the same attempt twice (leases). Queries:
+ * server/store/WebhookRepository.ts.
  */
 export class WebhookStore {
-	readonly #db: Database;
+	readonly #repo: WebhookRepository;
 	readonly #box: SecretBox;
 
-	readonly #statements = new Map<string, BetterSqlite3.Statement<unknown[]>>();
-
-	constructor(db: Database, box: SecretBox) {
-		this.#db = db;
+	constructor(store: Store, box: SecretBox) {
+		this.#repo = new WebhookRepository(store);
 		this.#box = box;
-	}
-
-	/** A prepared statement, prepared once. */
-	#stmt(sql: string): BetterSqlite3.Statement<unknown[]> {
-		let st = this.#statements.get(sql);
-		if (!st) {
-			st = this.#db.prepare(sql);
-			this.#statements.set(sql, st);
-		}
-		return st;
 	}
 
 	/**
@@ -86,69 +54,53 @@ export class WebhookStore {
 		input: { url: string; events: WebhookEventType[]; secret?: string; rotate?: boolean },
 		headSeq: number,
 		now = new Date(),
-	): { view: WebhookView; newSecret?: string } {
-		return this.#db
-			.transaction(() => {
-				const row = this.#row(tenantId);
-				let secret = input.secret;
-				if (!secret && row && !input.rotate) secret = this.#open(row);
-				let newSecret: string | undefined;
-				if (!secret) {
-					newSecret = `whsec_${randomBytes(32).toString("base64url")}`;
-					secret = newSecret;
-				}
-				const sealed = this.#box.seal(secret, context(tenantId));
-				const at = now.toISOString();
-				this.#stmt(
-					`INSERT INTO webhook_settings (tenant_id, url, events, secret, cursor_seq, created_at, updated_at)
-						 VALUES (?, ?, ?, ?, ?, ?, ?)
-						 ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, events = excluded.events,
-						   secret = excluded.secret, updated_at = excluded.updated_at`,
-				).run(tenantId, input.url, JSON.stringify(input.events), sealed, headSeq, at, at);
-				const view = this.view(tenantId) as WebhookView;
-				return newSecret ? { view, newSecret } : { view };
-			})
-			.immediate();
+	): Promise<{ view: WebhookView; newSecret?: string }> {
+		return this.#repo.transaction(tenantId, async (q) => {
+			const row = await q.settings(tenantId);
+			let secret = input.secret;
+			if (!secret && row && !input.rotate) secret = this.#open(row);
+			let newSecret: string | undefined;
+			if (!secret) {
+				newSecret = `whsec_${randomBytes(32).toString("base64url")}`;
+				secret = newSecret;
+			}
+			const sealed = this.#box.seal(secret, context(tenantId));
+			await q.upsertSettings(
+				{
+					tenant_id: tenantId,
+					url: input.url,
+					events: JSON.stringify(input.events),
+					secret: sealed,
+					cursor_seq: headSeq,
+				},
+				now.toISOString(),
+			);
+			const view = viewOf((await q.settings(tenantId)) as SettingsRow);
+			return newSecret ? { view, newSecret } : { view };
+		});
 	}
 
-	view(tenantId: string): WebhookView | undefined {
-		const row = this.#row(tenantId);
-		return row
-			? {
-					url: row.url,
-					events: JSON.parse(row.events) as WebhookEventType[],
-					createdAt: row.created_at,
-					updatedAt: row.updated_at,
-				}
-			: undefined;
+	async view(tenantId: string): Promise<WebhookView | undefined> {
+		const row = await this.#repo.guard(() => this.#repo.queries.settings(tenantId));
+		return row && viewOf(row);
 	}
 
 	/** Removes the endpoint and cancels its pending deliveries; true when there was one. */
-	remove(tenantId: string, now = Date.now()): boolean {
-		return this.#db
-			.transaction(() => {
-				const removed = this.#stmt("DELETE FROM webhook_settings WHERE tenant_id = ?").run(tenantId).changes > 0;
-				this.#stmt(
-					`UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, last_error = 'endpoint removed',
-						 delivered_at = ? WHERE tenant_id = ? AND state = 'pending'`,
-				).run(now, tenantId);
-				return removed;
-			})
-			.immediate();
+	remove(tenantId: string, now = Date.now()): Promise<boolean> {
+		return this.#repo.transaction(tenantId, async (q) => {
+			const removed = await q.deleteSettings(tenantId);
+			await q.cancelPending(tenantId, now, "endpoint removed");
+			return removed;
+		});
 	}
 
 	/** Tenants with an endpoint, and where their cursor is. */
-	cursors(): { tenantId: string; cursorSeq: number }[] {
-		return (
-			this.#stmt("SELECT tenant_id, cursor_seq FROM webhook_settings").all() as {
-				tenant_id: string;
-				cursor_seq: number;
-			}[]
-		).map((r) => ({ tenantId: r.tenant_id, cursorSeq: r.cursor_seq }));
+	cursors(): Promise<{ tenantId: string; cursorSeq: number }[]> {
+		return this.#repo.cursors();
 	}
 
-	endpoint(tenantId: string): WebhookEndpoint | undefined {
-		const row = this.#row(tenantId);
+	async endpoint(tenantId: string): Promise<WebhookEndpoint | undefined> {
+		const row = await this.#repo.guard(() => this.#repo.queries.settings(tenantId));
 		return row
 			? {
 					tenantId,
@@ -163,79 +115,54 @@ export class WebhookStore {
 	/**
 	 * In one transaction: `build(cursor)` turns the trail after the tenant's cursor into payloads; they are
 	 * queued (an event id already queued is skipped) and the cursor moves to `upTo`. Returns how many were queued.
-	 * Two processes doing it at once queue each event once: the cursor is re-read under the write lock.
+	 * Two processes doing it at once queue each event once: the cursor is re-read inside the transaction, which
+	 * takes turns with every other on this tenant's webhook rows.
 	 */
 	project(
 		tenantId: string,
-		build: (cursorSeq: number, events: WebhookEventType[]) => { upTo: number; payloads: WebhookPayload[] },
+		build: (
+			cursorSeq: number,
+			events: WebhookEventType[],
+		) => { upTo: number; payloads: WebhookPayload[] } | Promise<{ upTo: number; payloads: WebhookPayload[] }>,
 		now = Date.now(),
-	): number {
-		return this.#db
-			.transaction(() => {
-				const row = this.#row(tenantId);
-				if (!row) return 0;
-				const { upTo, payloads } = build(row.cursor_seq, JSON.parse(row.events) as WebhookEventType[]);
-				if (upTo <= row.cursor_seq) return 0;
-				const insert = this.#stmt(
-					`INSERT OR IGNORE INTO webhook_deliveries (tenant_id, event_id, event, meeting_id, payload, state, created_at, next_attempt_at)
-					 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
-				);
-				let queued = 0;
-				for (const p of payloads)
-					queued += insert.run(tenantId, p.id, p.type, p.meetingId, JSON.stringify(p), now, now).changes;
-				this.#stmt("UPDATE webhook_settings SET cursor_seq = ? WHERE tenant_id = ?").run(upTo, tenantId);
-				return queued;
-			})
-			.immediate();
+	): Promise<number> {
+		return this.#repo.transaction(tenantId, async (q) => {
+			const row = await q.settings(tenantId);
+			if (!row) return 0;
+			const { upTo, payloads } = await build(row.cursor_seq, JSON.parse(row.events) as WebhookEventType[]);
+			if (upTo <= row.cursor_seq) return 0;
+			let queued = 0;
+			for (const p of payloads) if (await q.queueOnce(tenantId, queued$(p), now)) queued++;
+			await q.setCursor(tenantId, upTo);
+			return queued;
+		});
 	}
 
 	/** Queues one payload now (a ping). */
-	enqueue(tenantId: string, p: WebhookPayload, now = Date.now()): number {
-		return Number(
-			this.#stmt(
-				`INSERT INTO webhook_deliveries (tenant_id, event_id, event, meeting_id, payload, state, created_at, next_attempt_at)
-					 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
-			).run(tenantId, p.id, p.type, p.meetingId, JSON.stringify(p), now, now).lastInsertRowid,
-		);
+	enqueue(tenantId: string, p: WebhookPayload, now = Date.now()): Promise<number> {
+		return this.#repo.enqueue(tenantId, queued$(p), now);
 	}
 
 	/**
 	 * Due deliveries that are first in line for their meeting (in order per meeting: a later event waits while an
-	 * earlier one of the same meeting is pending, however long its retries take), skipping `busy` meeting keys.
+	 * earlier one of the same meeting is pending, however long its retries take).
 	 */
-	due(now: number, limit: number): DeliveryRow[] {
-		return this.#stmt(
-			`SELECT d.* FROM (SELECT min(id) AS id FROM webhook_deliveries INDEXED BY webhook_deliveries_by_meeting
-				                   WHERE state = 'pending' GROUP BY tenant_id, meeting_id) AS head
-				 JOIN webhook_deliveries d ON d.id = head.id
-				 WHERE d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
-				 ORDER BY d.next_attempt_at, d.id LIMIT ?`,
-		).all(now, now, limit) as DeliveryRow[];
+	async due(now: number, limit: number): Promise<DeliveryRow[]> {
+		return (await this.#repo.due(now, limit)) as DeliveryRow[];
 	}
 
 	/** When the next pending delivery is due (ms), or undefined when none is pending. */
-	nextDueAt(): number | undefined {
-		const r = this.#stmt(
-			"SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS at FROM webhook_deliveries WHERE state = 'pending'",
-		).get() as { at: number | null };
-		return r.at ?? undefined;
+	nextDueAt(): Promise<number | undefined> {
+		return this.#repo.nextDueAt();
 	}
 
 	/** Takes the delivery for one attempt until `until`; false when another process has it. */
-	lease(id: number, now: number, until: number): boolean {
-		return (
-			this.#stmt(
-				`UPDATE webhook_deliveries SET lease_until = ?
-					 WHERE id = ? AND state = 'pending' AND (lease_until IS NULL OR lease_until < ?)`,
-			).run(until, id, now).changes > 0
-		);
+	lease(id: number, now: number, until: number): Promise<boolean> {
+		return this.#repo.lease(id, now, until);
 	}
 
-	delivered(id: number, status: number, durationMs: number, now = Date.now()): void {
-		this.#stmt(
-			`UPDATE webhook_deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, next_attempt_at = NULL,
-				 lease_until = NULL, last_status = ?, last_error = NULL, last_duration_ms = ? WHERE id = ?`,
-		).run(now, status, durationMs, id);
+	delivered(id: number, status: number, durationMs: number, now = Date.now()): Promise<void> {
+		return this.#repo.delivered(id, status, durationMs, now);
 	}
 
 	/** An attempt failed: retried at `retryAt`, or failed for good (undefined). */
@@ -243,28 +170,13 @@ export class WebhookStore {
 		id: number,
 		f: { status: number | null; error: string; durationMs: number; retryAt: number | undefined },
 		now = Date.now(),
-	): void {
-		this.#stmt(
-			`UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = NULL, last_status = ?, last_error = ?,
-				 last_duration_ms = ?, state = ?, next_attempt_at = ?, delivered_at = ? WHERE id = ?`,
-		).run(
-			f.status,
-			f.error.slice(0, 500),
-			f.durationMs,
-			f.retryAt === undefined ? "failed" : "pending",
-			f.retryAt ?? null,
-			f.retryAt === undefined ? now : null,
-			id,
-		);
+	): Promise<void> {
+		return this.#repo.attemptFailed(id, f, now);
 	}
 
 	/** The tenant's delivery log, newest first. */
-	log(tenantId: string, q: { state?: DeliveryState; limit: number; before?: number }): DeliveryView[] {
-		const rows = this.#stmt(
-			`SELECT * FROM webhook_deliveries INDEXED BY webhook_deliveries_by_tenant
-				 WHERE tenant_id = @tenantId AND (@state IS NULL OR state = @state) AND (@before IS NULL OR id < @before)
-				 ORDER BY id DESC LIMIT @limit`,
-		).all({ tenantId, state: q.state ?? null, before: q.before ?? null, limit: q.limit }) as DeliveryRow[];
+	async log(tenantId: string, q: { state?: DeliveryState; limit: number; before?: number }): Promise<DeliveryView[]> {
+		const rows = (await this.#repo.log(tenantId, q)) as DeliveryRow[];
 		return rows.map((r) => ({
 			id: r.id,
 			eventId: r.event_id,
@@ -282,18 +194,26 @@ export class WebhookStore {
 	}
 
 	/** How many deliveries are pending (metrics). */
-	pendingCount(): number {
-		return (this.#stmt("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'").get() as { n: number })
-			.n;
-	}
-
-	#row(tenantId: string): SettingsRow | undefined {
-		return this.#stmt("SELECT * FROM webhook_settings WHERE tenant_id = ?").get(tenantId) as SettingsRow | undefined;
+	pendingCount(): Promise<number> {
+		return this.#repo.pendingCount();
 	}
 
 	#open(row: SettingsRow): string {
 		return this.#box.open(row.secret, context(row.tenant_id)).toString("utf8");
 	}
+}
+
+function viewOf(row: SettingsRow): WebhookView {
+	return {
+		url: row.url,
+		events: JSON.parse(row.events) as WebhookEventType[],
+		createdAt: row.created_at,
+		updatedAt: row.updated_at,
+	};
+}
+
+function queued$(p: WebhookPayload): QueuedPayload {
+	return { id: p.id, type: p.type, meetingId: p.meetingId, json: JSON.stringify(p) };
 }
 
 function context(tenantId: string): string {

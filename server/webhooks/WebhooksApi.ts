@@ -60,7 +60,7 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 		const body = parse(WebhookSettingsSchema, req.body ?? {}, "webhook");
 		await assertEndpointAllowed(body.url, o.endpointPolicy); // 422 endpoint_forbidden / endpoint_unresolvable
 		const events = body.events ? [...new Set(body.events)] : [...WEBHOOK_EVENTS];
-		const { view, newSecret } = webhooks.store.save(
+		const { view, newSecret } = await webhooks.store.save(
 			who.tenantId,
 			{ url: body.url, events, ...(body.secret ? { secret: body.secret } : {}), rotate: body.rotateSecret === true },
 			o.events.head(who.tenantId)?.seq ?? 0,
@@ -75,14 +75,14 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 
 	http.get("/api/webhook", async (req) => {
 		const who = admin(req);
-		const view = service().store.view(who.tenantId);
+		const view = await service().store.view(who.tenantId);
 		if (!view) throw noWebhook();
 		return view;
 	});
 
 	http.delete("/api/webhook", async (req) => {
 		const who = admin(req);
-		if (!service().store.remove(who.tenantId)) throw noWebhook();
+		if (!(await service().store.remove(who.tenantId))) throw noWebhook();
 		o.events.append("webhook.removed", { tenantId: who.tenantId, actor: `${who.tenantId}:${who.subject}` });
 		return { removed: true };
 	});
@@ -90,13 +90,13 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 	http.post("/api/webhook/ping", async (req, reply) => {
 		const who = admin(req);
 		const webhooks = service();
-		if (!webhooks.store.view(who.tenantId)) throw noWebhook();
-		return reply.status(202).send({ queued: true, deliveryId: webhooks.ping(who.tenantId) });
+		if (!(await webhooks.store.view(who.tenantId))) throw noWebhook();
+		return reply.status(202).send({ queued: true, deliveryId: await webhooks.ping(who.tenantId) });
 	});
 
 	http.get("/api/webhook/deliveries", async (req) => {
 		const who = admin(req);
 		const q = parse(DeliveriesQuerySchema, req.query ?? {}, "query");
-		return { deliveries: service().store.log(who.tenantId, q) };
+		return { deliveries: await service().store.log(who.tenantId, q) };
 	});
 }

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../../server/config.js";
 import { Gateway } from "../../server/Gateway.js";
-import { createLogger } from "../../server/logger.js";
+import { createLogger, type Logger } from "../../server/logger.js";
 import { AUDIENCE, type TestTenant, writeTenantsFile } from "./tenants.js";
 
 /**
@@ -24,7 +24,7 @@ export const CROWD_ON_LOOPBACK: Record<string, string> = {
  * loopback port, serving the given tenants.
  */
 export async function startGateway(
-	options: { tenants?: TestTenant[]; env?: Record<string, string> } = {},
+	options: { tenants?: TestTenant[]; env?: Record<string, string>; log?: Logger } = {},
 ): Promise<Gateway> {
 	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-gw-"));
 	const config = loadConfig({
@@ -39,7 +39,7 @@ export async function startGateway(
 		...(options.tenants?.length ? { CONSENTRY_TENANTS_FILE: writeTenantsFile(options.tenants) } : {}),
 		...options.env,
 	});
-	return Gateway.create(config, createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));
+	return Gateway.create(config, options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));
 }
 
 /** Calls the gateway's REST API as `token`; returns status and JSON body. */

@@ -26,6 +26,7 @@ export const en = {
 	"join.stateEnded": "has ended",
 	"join.stateScheduled": "has not started yet",
 	"join.needsSignIn": "This meeting needs a sign-in link from its organisation.",
+	"join.privacy": "The organisation's privacy notice",
 	"join.asGuest": "You join as a guest: the host lets you in from the lobby.",
 	"join.asHost": "You join as the host.",
 	"join.withLink": "You join with your sign-in link.",
@@ -147,6 +148,7 @@ export const en = {
 	"quality.fair": "Connection: fair",
 	"quality.poor": "Connection: poor",
 	"people.hand": "Hand raised",
+	"people.notRecorded": "Not recorded",
 	"people.lowerHand": "Lower hand",
 	"people.lowerHandOf": "Lower the hand of {name}",
 	"notice.handRaised": "{name} raised their hand.",
@@ -240,6 +242,8 @@ export const en = {
 	"notice.leave": "Leave meeting",
 	"notice.consent": "I consent",
 	"notice.decline": "Decline and leave",
+	"notice.declineStay": "Decline and stay, not recorded",
+	"notice.privacy": "How the organisation that runs this meeting handles your data (its privacy notice)",
 	"notice.failed": "That did not go through: {message}",
 
 	// Transcript page

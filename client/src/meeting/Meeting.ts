@@ -96,6 +96,8 @@ export class Meeting {
 	#locked: boolean;
 	#lobby: LobbyEntry[] = [];
 	#hands: RaisedHand[] = [];
+	/** Who declined a running session and stayed (peer IDs): shown as not recorded. */
+	#notRecorded = new Set<string>();
 	/** Each person's connection quality (this person's too), as the gateway measures it. */
 	readonly #quality = new Map<string, ConnectionQuality>();
 	#busy = new Set<string>();
@@ -138,6 +140,7 @@ export class Meeting {
 		this.#lobby = joined.lobby;
 		for (const id of joined.coHosts ?? []) this.#coHosts.add(id);
 		this.#hands = joined.hands ?? [];
+		for (const n of joined.notRecorded ?? []) this.#notRecorded.add(n.peerId);
 		this.#capture = new Capture(signaling, joined, { declined: () => this.#hooks.declined() });
 		this.#grid.onView = (peerId, source) => this.#applyView(peerId, source);
 		this.#grid.setLayout(savedLayout());
@@ -224,6 +227,14 @@ export class Meeting {
 				this.#renderToolbar();
 			}),
 			s.on("handsChanged", ({ hands }) => this.#handsChanged(hands)),
+			s.on("notRecorded", ({ persons }) => {
+				const before = new Set(this.#notRecorded);
+				this.#notRecorded = new Set(persons.map((n) => n.peerId));
+				for (const id of new Set([...before, ...this.#notRecorded])) {
+					if (id === this.#selfId) this.#refreshSelf();
+					else this.#refresh(id);
+				}
+			}),
 			s.on("connectionQuality", ({ peerId, quality }) => {
 				this.#quality.set(peerId, quality);
 				if (peerId === this.#selfId) this.#refreshSelf();
@@ -439,6 +450,7 @@ export class Meeting {
 			coHost: this.#coHosts.has(p.id),
 			hand: this.#hands.some((e) => e.peerId === p.id),
 			quality: this.#quality.get(p.id),
+			notRecorded: this.#notRecorded.has(p.id),
 		};
 		this.#grid.setHand(p.id, person.hand ?? false);
 		const quality = this.#quality.get(p.id);
@@ -718,6 +730,7 @@ export class Meeting {
 			coHost: this.#coHosts.has(this.#selfId),
 			hand: this.#handUp(),
 			quality: this.#quality.get(this.#selfId),
+			notRecorded: this.#notRecorded.has(this.#selfId),
 		});
 		this.#grid.setHand(this.#selfId, this.#handUp());
 		const quality = this.#quality.get(this.#selfId);

@@ -12,7 +12,10 @@ export interface NoticeActions {
 	acknowledge(n: NoticeView): Promise<unknown>;
 	/** "I consent" under explicit consent (`consent`). */
 	consent(n: NoticeView): Promise<unknown>;
-	/** "Leave meeting" / "Decline and leave" (`decline`): the gateway then ejects the person. */
+	/**
+	 * "Leave meeting" / "Decline and leave" (`decline`): the gateway then ejects the person — or, where the tenant lets
+	 * people stay (`onDecline: "stay-unrecorded"`), "Stay without being recorded": it answers `{ stayed: true }`.
+	 */
 	decline(n: NoticeView): Promise<unknown>;
 }
 
@@ -155,6 +158,17 @@ export class NoticeDialog {
 		const disclaimer = $("#notice-disclaimer", d);
 		disclaimer.textContent = n.disclaimer ?? "";
 		disclaimer.hidden = !n.disclaimer;
+		const privacy = $("#notice-privacy", d);
+		privacy.replaceChildren(
+			n.privacyNoticeUrl
+				? h(
+						"a",
+						{ href: n.privacyNoticeUrl, target: "_blank", rel: "noreferrer", "data-testid": "notice-privacy" },
+						t("notice.privacy", undefined, l),
+					)
+				: "",
+		);
+		privacy.hidden = !n.privacyNoticeUrl;
 		const error = $("#notice-error", d);
 		error.textContent = "";
 		const button = (testid: string, text: string, cls: string, run: () => Promise<unknown>, after: () => void) =>
@@ -164,6 +178,7 @@ export class NoticeDialog {
 				text,
 			);
 		const done = () => this.#next();
+		const stays = n.onDecline === "stay-unrecorded";
 		const declined = () => {
 			this.close();
 			this.#onDeclined();
@@ -174,10 +189,10 @@ export class NoticeDialog {
 				: button("notice-ack", t("notice.ok", undefined, l), "primary", () => this.#actions.acknowledge(n), done),
 			button(
 				"notice-decline",
-				t(n.consentRequired ? "notice.decline" : "notice.leave", undefined, l),
+				t(stays ? "notice.declineStay" : n.consentRequired ? "notice.decline" : "notice.leave", undefined, l),
 				"danger",
 				() => this.#actions.decline(n),
-				declined,
+				stays ? done : declined,
 			),
 		);
 	}

@@ -17,6 +17,8 @@ export interface Person {
 	hand?: boolean;
 	/** How well their media reaches the gateway (shown when it is not good). */
 	quality?: "good" | "fair" | "poor" | undefined;
+	/** Declined a running recording/transcription and stayed: never captured in it. */
+	notRecorded?: boolean;
 }
 
 export interface HostActions {
@@ -64,6 +66,9 @@ export class People {
 			h("span", { class: "badge role" }, t(ROLE_LABEL[p.role])),
 			p.coHost ? h("span", { class: "badge cohost", "data-testid": "cohost-badge" }, t("people.coHost")) : null,
 			p.hand ? h("span", { class: "badge hand", "data-testid": "hand-badge" }, t("people.hand")) : null,
+			p.notRecorded
+				? h("span", { class: "badge not-recorded", "data-testid": "not-recorded-badge" }, t("people.notRecorded"))
+				: null,
 			p.quality && p.quality !== "good"
 				? h("span", { class: `badge quality-${p.quality}`, "data-quality": p.quality }, t(`quality.${p.quality}`))
 				: null,

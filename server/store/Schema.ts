@@ -1,0 +1,82 @@
+import type { Generated } from "kysely";
+
+/** The store's tables as the typed query builder sees them (server/store/Store.ts), the same on both engines. */
+export interface Schema {
+	meetings: MeetingsTable;
+	host_seats: HostSeatsTable;
+	removed_persons: RemovedPersonsTable;
+	passcode_attempts: PasscodeAttemptsTable;
+	webhook_settings: WebhookSettingsTable;
+	webhook_deliveries: WebhookDeliveriesTable;
+}
+
+/** BIGINT columns come back from PostgreSQL as strings: read them through Number(). */
+type Int8 = number | string;
+
+export interface WebhookSettingsTable {
+	tenant_id: string;
+	url: string;
+	/** JSON list of event types. */
+	events: string;
+	secret: Buffer;
+	cursor_seq: Int8;
+	created_at: string;
+	updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+	id: Generated<Int8>;
+	tenant_id: string;
+	event_id: string;
+	event: string;
+	meeting_id: string | null;
+	payload: string;
+	state: "pending" | "delivered" | "failed" | "cancelled";
+	attempts: Generated<number>;
+	created_at: Int8;
+	next_attempt_at: Int8 | null;
+	lease_until: Int8 | null;
+	delivered_at: Int8 | null;
+	last_status: number | null;
+	last_error: string | null;
+	last_duration_ms: number | null;
+}
+
+export interface PasscodeAttemptsTable {
+	meeting_id: string;
+	/** 'meeting', or 'addr:<address key>'. */
+	scope: string;
+	failures: number;
+	/** ms since the epoch (BIGINT on PostgreSQL: read it through Number()). */
+	last_at: number | string;
+	locked_at: string | null;
+}
+
+export interface MeetingsTable {
+	id: string;
+	tenant_id: string;
+	host_subject: string;
+	title: string;
+	scheduled_for: string | null;
+	settings: string;
+	passcode_hash: string | null;
+	state: "scheduled" | "live" | "ended";
+	locked: Generated<number>;
+	created_at: string;
+	started_at: string | null;
+	ended_at: string | null;
+}
+
+export interface HostSeatsTable {
+	tenant_id: string;
+	host_subject: string;
+	connection_id: string;
+	meeting_id: string;
+	taken_at: string;
+}
+
+export interface RemovedPersonsTable {
+	meeting_id: string;
+	person: string;
+	removed_at: string;
+}

@@ -1,0 +1,100 @@
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
+import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
+import { ConfigError, StoreUnavailableError } from "../errors.js";
+import { isUniqueViolation } from "./Database.js";
+import { SCHEMA_VERSION, Store } from "./Store.js";
+
+describe.each(ENGINES)("Store on %s", (engine) => {
+	it("migrates to the current schema, with the one-live-meeting rule as a constraint", async () => {
+		const store = await openTestStore(engine);
+		try {
+			expect(await store.schemaVersion()).toBe(SCHEMA_VERSION);
+			const row = (id: string) => ({
+				id,
+				tenant_id: "t",
+				host_subject: "alice",
+				title: "x",
+				scheduled_for: null,
+				settings: "{}",
+				passcode_hash: null,
+				state: "live" as const,
+				created_at: new Date().toISOString(),
+				started_at: null,
+				ended_at: null,
+			});
+			await store.db.insertInto("meetings").values(row("m1")).execute();
+			const err = await store.db
+				.insertInto("meetings")
+				.values(row("m2"))
+				.execute()
+				.then(
+					() => undefined,
+					(e: unknown) => e,
+				);
+			expect(isUniqueViolation(err)).toBe(true);
+		} finally {
+			await store.close();
+		}
+	});
+});
+
+describe("Store on postgres", () => {
+	it("refuses a database written by a newer gateway, and migrates only once", async () => {
+		const server = await postgresServer();
+		const url = await server.createDatabase("newer");
+		const first = await Store.open({ url });
+		await first.close();
+		const again = await Store.open({ url }); // idempotent
+		expect(await again.schemaVersion()).toBe(SCHEMA_VERSION);
+		await sql`UPDATE consentry_schema SET version = ${SCHEMA_VERSION + 5}`.execute(again.db);
+		await again.close();
+		const refused = await Store.open({ url }).then(
+			() => undefined,
+			(e: unknown) => e,
+		);
+		expect(refused).toBeInstanceOf(ConfigError);
+		expect(String((refused as Error).message)).toMatch(/newer consentry/);
+	});
+
+	it("nodes starting at once migrate the schema once (an advisory lock)", async () => {
+		const server = await postgresServer();
+		const url = await server.createDatabase("together");
+		const stores = await Promise.all([1, 2, 3].map(() => Store.open({ url })));
+		for (const s of stores) expect(await s.schemaVersion()).toBe(SCHEMA_VERSION);
+		await Promise.all(stores.map((s) => s.close()));
+	});
+
+	it("answers store_unavailable quickly when PostgreSQL cannot be reached", async () => {
+		const server = await postgresServer();
+		const url = await server.createDatabase("down");
+		const store = await Store.open({ url, connectTimeoutMs: 500, poolSize: 1 });
+		try {
+			// Unreachable: nothing listens there.
+			const bad = new URL(url);
+			bad.port = String(server.port === 1 ? 2 : 1);
+			const refused = await Store.open({ url: bad.toString(), connectTimeoutMs: 500 }).then(
+				() => undefined,
+				(e: unknown) => e,
+			);
+			expect(refused).toBeInstanceOf(StoreUnavailableError);
+			expect((refused as StoreUnavailableError).status).toBe(503);
+			// Hanging (the server stopped answering): the pool's one connection is busy with a query that waits, and
+			// the next one is refused within the connect timeout instead of queueing forever.
+			server.pause();
+			const t0 = Date.now();
+			const hung = store.guard(() => sql`SELECT 1`.execute(store.db)).catch((e: unknown) => e);
+			const second = await store.guard(() => sql`SELECT 1`.execute(store.db)).catch((e: unknown) => e);
+			expect(second).toBeInstanceOf(StoreUnavailableError);
+			expect(Date.now() - t0).toBeLessThan(2000);
+			server.resume();
+			await hung;
+			// Back up: everything resumes.
+			const ok = await store.guard(() => sql<{ one: number }>`SELECT 1 AS one`.execute(store.db));
+			expect(ok.rows[0]?.one).toBe(1);
+		} finally {
+			server.resume();
+			await store.close();
+		}
+	});
+});

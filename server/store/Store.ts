@@ -1,0 +1,172 @@
+import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
+import { ConfigError, ConsentryError, StoreUnavailableError } from "../errors.js";
+import { type Database, MIGRATIONS, openDatabase } from "./Database.js";
+import { POSTGRES_MIGRATIONS } from "./postgresMigrations.js";
+import type { Schema } from "./Schema.js";
+
+export type Engine = "sqlite" | "postgres";
+
+export interface StoreOptions {
+	/** SQLite file (the default engine), or ":memory:". */
+	file?: string;
+	/** `postgres://…` (CONSENTRY_DATABASE_URL): PostgreSQL instead of the SQLite file. */
+	url?: string;
+	/** PostgreSQL: how long a query may wait for a connection before answering `store_unavailable` (ms). */
+	connectTimeoutMs?: number;
+	/** PostgreSQL: connections in the pool. */
+	poolSize?: number;
+}
+
+/**
+ * The gateway's store: one typed query builder (kysely) over SQLite (better-sqlite3, the default: nothing to
+ * install) or PostgreSQL (`pg`, for several gateway nodes). Every query lives in a repository in this folder
+ * (docs/architecture.md lists them); services call repositories, never SQL.
+ *
+ * While the rest of the SQL moves here, `sqlite` is the raw SQLite handle the not-yet-moved modules use; it
+ * is the same connection the query builder uses, so their transactions see each other's writes.
+ */
+export class Store {
+	readonly engine: Engine;
+	readonly db: Kysely<Schema>;
+	readonly sqlite: Database | undefined;
+	readonly #pool: pg.Pool | undefined;
+
+	private constructor(engine: Engine, db: Kysely<Schema>, sqlite?: Database, pool?: pg.Pool) {
+		this.engine = engine;
+		this.db = db;
+		this.sqlite = sqlite;
+		this.#pool = pool;
+	}
+
+	/** Opens (creating and migrating if needed) the store; refuses a schema newer than this gateway knows. */
+	static async open(opts: StoreOptions): Promise<Store> {
+		if (opts.url) {
+			if (!/^postgres(ql)?:\/\//.test(opts.url)) {
+				throw new ConfigError("CONSENTRY_DATABASE_URL must be a postgres:// URL");
+			}
+			const pool = new pg.Pool({
+				connectionString: opts.url,
+				max: opts.poolSize ?? 10,
+				connectionTimeoutMillis: opts.connectTimeoutMs ?? 2000,
+			});
+			pool.on("error", () => undefined); // an idle connection lost: the next query reconnects (or fails, named)
+			const store = new Store(
+				"postgres",
+				new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) }),
+				undefined,
+				pool,
+			);
+			try {
+				await store.guard(() => migratePostgres(pool));
+			} catch (err) {
+				await pool.end().catch(() => undefined);
+				throw err;
+			}
+			return store;
+		}
+		if (!opts.file) throw new ConfigError("the store needs a SQLite file or a PostgreSQL URL");
+		const raw = openDatabase(opts.file);
+		return new Store("sqlite", new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) }), raw);
+	}
+
+	/** The schema version the store is at (migrations applied). */
+	async schemaVersion(): Promise<number> {
+		if (this.sqlite) return this.sqlite.pragma("user_version", { simple: true }) as number;
+		const r = await sql<{ version: number }>`SELECT version FROM consentry_schema`.execute(this.db);
+		return Number(r.rows[0]?.version ?? 0);
+	}
+
+	/**
+	 * Runs a store call, naming an unreachable store: PostgreSQL down, refusing connections or too slow to hand
+	 * one out → {@link StoreUnavailableError} (503 `store_unavailable`). Constraint violations and the like pass
+	 * through unchanged: the callers decide what they mean.
+	 */
+	async guard<T>(fn: () => Promise<T>): Promise<T> {
+		try {
+			return await fn();
+		} catch (err) {
+			if (err instanceof ConsentryError) throw err;
+			if (isUnavailable(err)) throw new StoreUnavailableError(undefined, { cause: err });
+			throw err;
+		}
+	}
+
+	/**
+	 * Runs `fn` as one write transaction: all or nothing, and serialized with every other writer of `lockKey`.
+	 * SQLite: `BEGIN IMMEDIATE` (the file's write lock: processes on the host take turns) on the one connection.
+	 * PostgreSQL: a transaction holding the advisory lock of `lockKey` (`pg_advisory_xact_lock`), so a
+	 * read-modify-write of the same rows from several nodes takes turns; each statement sees what the previous
+	 * holder committed. Throw inside only to give up: prefer returning a result and throwing after the commit.
+	 */
+	transaction<T>(lockKey: string, fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+		return this.guard(() => {
+			if (this.engine === "postgres") {
+				return this.db.transaction().execute(async (trx) => {
+					await sql`SELECT pg_advisory_xact_lock(hashtext(${lockKey}))`.execute(trx);
+					return fn(trx);
+				});
+			}
+			return this.db.connection().execute(async (conn) => {
+				await sql`BEGIN IMMEDIATE`.execute(conn);
+				try {
+					const result = await fn(conn);
+					await sql`COMMIT`.execute(conn);
+					return result;
+				} catch (err) {
+					await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+					throw err;
+				}
+			});
+		});
+	}
+
+	async close(): Promise<void> {
+		await this.db.destroy(); // ends the pool (PostgreSQL) or closes the SQLite handle
+		void this.#pool;
+	}
+}
+
+/** Connection-level failures: the engine is down, unreachable, restarting or out of connections. */
+function isUnavailable(err: unknown): boolean {
+	const e = err as { code?: string; message?: string };
+	const code = e?.code ?? "";
+	if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"].includes(code)) return true;
+	// PostgreSQL classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutting down / cannot connect now).
+	if (/^(08|53)/.test(code) || /^57P0/.test(code)) return true;
+	return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+		e?.message ?? "",
+	);
+}
+
+/** Applies the PostgreSQL migrations once, whichever node gets there first (an advisory lock serializes them). */
+async function migratePostgres(pool: pg.Pool): Promise<void> {
+	const c = await pool.connect();
+	try {
+		await c.query("BEGIN");
+		await c.query("SELECT pg_advisory_xact_lock(4242001)");
+		await c.query("CREATE TABLE IF NOT EXISTS consentry_schema (version INTEGER NOT NULL)");
+		const r = await c.query<{ version: number }>("SELECT version FROM consentry_schema");
+		if (r.rowCount === 0) await c.query("INSERT INTO consentry_schema (version) VALUES (0)");
+		const done = Number(r.rows[0]?.version ?? 0);
+		if (done > POSTGRES_MIGRATIONS.length) {
+			throw new ConfigError(
+				`the PostgreSQL database was written by a newer consentry (schema ${done}, this one knows ${POSTGRES_MIGRATIONS.length}); upgrade this gateway`,
+			);
+		}
+		for (let i = done; i < POSTGRES_MIGRATIONS.length; i++) await c.query(POSTGRES_MIGRATIONS[i] as string);
+		await c.query("UPDATE consentry_schema SET version = $1", [POSTGRES_MIGRATIONS.length]);
+		await c.query("COMMIT");
+	} catch (err) {
+		await c.query("ROLLBACK").catch(() => undefined);
+		throw err;
+	} finally {
+		c.release();
+	}
+}
+
+/** Both engines know the same number of migrations (a version means the same tables on each). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+if (POSTGRES_MIGRATIONS.length !== MIGRATIONS.length) {
+	throw new Error("server/store: the SQLite and PostgreSQL migrations disagree on the schema version");
+}

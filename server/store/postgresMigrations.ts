@@ -1,0 +1,158 @@
+/**
+ * The PostgreSQL schema: the same tables, keys and rules as the SQLite migrations in Database.ts, in
+ * PostgreSQL's dialect. `consentry_schema.version` plays the part of SQLite's `PRAGMA user_version`: how many of
+ * these ran. Each entry here is the SQLite schema up to the same number of migrations, so a version number means
+ * the same tables on both engines.
+ */
+export const POSTGRES_MIGRATIONS: string[] = [
+	// 1: meetings, host seats, removed persons (SQLite 1).
+	`
+	CREATE TABLE meetings (
+		id            TEXT PRIMARY KEY,
+		tenant_id     TEXT NOT NULL,
+		host_subject  TEXT NOT NULL,
+		title         TEXT NOT NULL,
+		scheduled_for TEXT,
+		settings      TEXT NOT NULL,
+		passcode_hash TEXT,
+		state         TEXT NOT NULL CHECK (state IN ('scheduled', 'live', 'ended')),
+		locked        INTEGER NOT NULL DEFAULT 0,
+		created_at    TEXT NOT NULL,
+		started_at    TEXT,
+		ended_at      TEXT
+	);
+	CREATE INDEX meetings_by_host ON meetings (tenant_id, host_subject, created_at);
+	CREATE UNIQUE INDEX one_live_meeting_per_host ON meetings (tenant_id, host_subject) WHERE state = 'live';
+	CREATE TABLE host_seats (
+		tenant_id     TEXT NOT NULL,
+		host_subject  TEXT NOT NULL,
+		connection_id TEXT NOT NULL,
+		meeting_id    TEXT NOT NULL,
+		taken_at      TEXT NOT NULL,
+		PRIMARY KEY (tenant_id, host_subject)
+	);
+	CREATE TABLE removed_persons (
+		meeting_id TEXT NOT NULL,
+		person     TEXT NOT NULL,
+		removed_at TEXT NOT NULL,
+		PRIMARY KEY (meeting_id, person)
+	);
+	`,
+	// 2: the hash-chained audit trail (SQLite 2): one entry per position per tenant; append-only and "extend the
+	// head" enforced by triggers as on SQLite.
+	`
+	CREATE TABLE events (
+		tenant_id         TEXT NOT NULL,
+		seq               BIGINT NOT NULL,
+		at                TEXT NOT NULL,
+		meeting_id        TEXT,
+		type              TEXT NOT NULL,
+		actor             TEXT,
+		data              TEXT NOT NULL,
+		prev_hash         TEXT,
+		meeting_prev_hash TEXT,
+		hash              TEXT,
+		PRIMARY KEY (tenant_id, seq)
+	);
+	CREATE INDEX events_by_meeting ON events (tenant_id, meeting_id, seq);
+	CREATE TABLE audit_person_secrets (
+		tenant_id  TEXT NOT NULL,
+		person_key TEXT NOT NULL,
+		secret     BYTEA NOT NULL,
+		pseudonym  TEXT NOT NULL UNIQUE,
+		created_at TEXT NOT NULL,
+		PRIMARY KEY (tenant_id, person_key)
+	);
+	CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		RAISE EXCEPTION 'audit trail is append-only: events cannot be %', CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'changed' END;
+	END $$;
+	CREATE TRIGGER events_no_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION events_append_only();
+	CREATE FUNCTION events_extend_head() RETURNS trigger LANGUAGE plpgsql AS $$
+	DECLARE
+		genesis TEXT := repeat('0', 64);
+		want_prev TEXT := genesis;
+		want_meeting TEXT := NULL;
+	BEGIN
+		IF NEW.seq <> 1 THEN
+			SELECT hash INTO want_prev FROM events WHERE tenant_id = NEW.tenant_id AND seq = NEW.seq - 1;
+		END IF;
+		IF NEW.meeting_id IS NOT NULL THEN
+			SELECT coalesce((SELECT hash FROM events WHERE tenant_id = NEW.tenant_id AND meeting_id = NEW.meeting_id
+				ORDER BY seq DESC LIMIT 1), genesis) INTO want_meeting;
+		END IF;
+		IF NEW.hash IS NULL OR NEW.prev_hash IS NULL OR NEW.prev_hash IS DISTINCT FROM want_prev
+			OR NEW.meeting_prev_hash IS DISTINCT FROM want_meeting THEN
+			RAISE EXCEPTION 'audit trail: a new event must extend its tenant chain at the head';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER events_chained_insert BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_extend_head();
+	`,
+	// 3: storage targets (SQLite 3).
+	`
+	CREATE TABLE storage_targets (
+		tenant_id  TEXT PRIMARY KEY,
+		config     TEXT NOT NULL CHECK (config::jsonb IS NOT NULL),
+		secrets    BYTEA NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	`,
+	// 4: transcript links (SQLite 4).
+	`
+	CREATE TABLE transcript_links (
+		id            TEXT PRIMARY KEY,
+		tenant_id     TEXT NOT NULL,
+		meeting_id    TEXT NOT NULL,
+		session_id    TEXT NOT NULL,
+		object_prefix TEXT NOT NULL,
+		created_at    TEXT NOT NULL,
+		expires_at    TEXT NOT NULL,
+		revoked_at    TEXT
+	);
+	CREATE INDEX transcript_links_by_meeting ON transcript_links (tenant_id, meeting_id);
+	`,
+	// 5: webhooks (SQLite 5).
+	`
+	CREATE TABLE webhook_settings (
+		tenant_id  TEXT PRIMARY KEY,
+		url        TEXT NOT NULL,
+		events     TEXT NOT NULL CHECK (events::jsonb IS NOT NULL),
+		secret     BYTEA NOT NULL,
+		cursor_seq BIGINT NOT NULL,
+		created_at TEXT NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE webhook_deliveries (
+		id               BIGSERIAL PRIMARY KEY,
+		tenant_id        TEXT NOT NULL,
+		event_id         TEXT NOT NULL UNIQUE,
+		event            TEXT NOT NULL,
+		meeting_id       TEXT,
+		payload          TEXT NOT NULL,
+		state            TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed', 'cancelled')),
+		attempts         INTEGER NOT NULL DEFAULT 0,
+		created_at       BIGINT NOT NULL,
+		next_attempt_at  BIGINT,
+		lease_until      BIGINT,
+		delivered_at     BIGINT,
+		last_status      INTEGER,
+		last_error       TEXT,
+		last_duration_ms INTEGER
+	);
+	CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_by_meeting ON webhook_deliveries (tenant_id, meeting_id, id) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_by_tenant ON webhook_deliveries (tenant_id, id);
+	`,
+	// 6: passcode attempts (SQLite 6).
+	`
+	CREATE TABLE passcode_attempts (
+		meeting_id TEXT NOT NULL,
+		scope      TEXT NOT NULL,
+		failures   INTEGER NOT NULL,
+		last_at    BIGINT NOT NULL,
+		locked_at  TEXT,
+		PRIMARY KEY (meeting_id, scope)
+	);
+	`,
+];
