@@ -15,6 +15,7 @@ import type {
 	RecoverRequest,
 } from "./RecorderProcessTypes.js";
 import {
+	type CaptureSummaryWire,
 	type ChildMessage,
 	ParentMessageSchema,
 	parseChildMessage,
@@ -106,6 +107,11 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 
 	/** Closes a track gracefully; resolves after its last objectWritten, with every frame of it accounted for. */
 	async closeTrack(trackId: string): Promise<TrackStats | undefined> {
+		return (await this.closeTrackWithCapture(trackId)).stats;
+	}
+
+	/** closeTrack, with what the per-packet capture gate did (issue 11). */
+	async closeTrackWithCapture(trackId: string): Promise<{ stats?: TrackStats; capture?: CaptureSummaryWire }> {
 		const { stopGraceMs, finishDeadlineMs } = this.config;
 		try {
 			const reply = await this.#request(
@@ -113,7 +119,8 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 				"trackClosed",
 				stopGraceMs + 2 * finishDeadlineMs + 10_000,
 			);
-			return reply.type === "trackClosed" ? reply.stats : undefined;
+			if (reply.type !== "trackClosed") return {};
+			return { ...(reply.stats ? { stats: reply.stats } : {}), ...(reply.capture ? { capture: reply.capture } : {}) };
 		} finally {
 			this.#openTracks.delete(trackId);
 		}
@@ -161,6 +168,12 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 		if (reply.type !== "recovered") throw new Error("unreachable");
 		const { type: _type, requestId: _id, ...result } = reply;
 		return result;
+	}
+
+	/** Forwards one RTCP sender report of a track's producer (dates its packets; issue 11). Dropped if not running. */
+	senderReport(trackId: string, sr: { ssrc?: number; ntpMs: number; rtpTs: number; receivedAt: number }): void {
+		const child = this.#child;
+		if (child?.connected) child.send({ type: "senderReport", trackId, ...sr });
 	}
 
 	/** Sends a message as is, unvalidated (diagnostics and tests of the child's validation). */

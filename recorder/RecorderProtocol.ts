@@ -210,8 +210,27 @@ export const OpenTrackSchema = z.object({
 	target: WireStorageTargetSchema,
 	/** The seq of the track's first segment (default 1): lets a person's later tracks in a session use fresh keys. */
 	firstSeq: z.number().int().min(1).max(999_000_000).optional(),
+	/**
+	 * The person's click (their answer to the notice) on the sender's clock, Unix ms (issue 11): every packet whose
+	 * capture time (RTP time through the producer's sender reports) precedes it is dropped.
+	 */
+	openAt: z.number().finite().positive().optional(),
 	options: OpenTrackOptionsSchema.optional(),
 });
+
+/** One RTCP sender report of the track's producer (the gateway forwards each): dates the track's packets. */
+export const SenderReportSchema = z.object({
+	type: z.literal("senderReport"),
+	requestId: RequestIdSchema.optional(),
+	trackId: TrackIdSchema,
+	/** The report's NTP time as Unix ms (sender's clock), its RTP timestamp, and its arrival (gateway's clock). */
+	/** The stream it reports on (simulcast: one per layer; the recorder finds the one its RTP time is on). */
+	ssrc: z.number().int().min(0).max(0xffff_ffff).optional(),
+	ntpMs: z.number().finite().positive(),
+	rtpTs: z.number().int().min(0).max(0xffff_ffff),
+	receivedAt: z.number().finite().positive(),
+});
+export type SenderReportMessage = z.infer<typeof SenderReportSchema>;
 
 export const CloseTrackSchema = z.object({
 	type: z.literal("closeTrack"),
@@ -260,6 +279,7 @@ export const ParentMessageSchema = z.discriminatedUnion("type", [
 	ShutdownSchema,
 	OpenTranscriptionSchema,
 	CloseTranscriptionSchema,
+	SenderReportSchema,
 ]);
 export type ParentMessage = z.infer<typeof ParentMessageSchema>;
 export type OpenTrackMessage = z.infer<typeof OpenTrackSchema>;
@@ -329,11 +349,28 @@ export const TrackHoleSchema = z.object({
 	hole: HoleSchema,
 });
 
+/** What the per-packet capture gate did with a track (issue 11), on the sender's clock (Unix ms). */
+export const CaptureSummarySchema = z.object({
+	openAt: z.number().nullable(),
+	firstCaptureAt: z.number().nullable(),
+	lastCaptureAt: z.number().nullable(),
+	/** Sender clock − gateway clock, ms (null: no sender report came). */
+	clockOffsetMs: z.number().nullable(),
+	packetsBeforeOpen: z.number().int().nonnegative(),
+	packetsAfterClose: z.number().int().nonnegative(),
+	packetsUndated: z.number().int().nonnegative(),
+	senderReports: z.number().int().nonnegative(),
+	/** The least capture → arrival delay of any recorded packet, on the gateway's clock (ms). */
+	minTransitMs: z.number().nullable().optional(),
+});
+export type CaptureSummaryWire = z.infer<typeof CaptureSummarySchema>;
+
 export const TrackClosedSchema = z.object({
 	type: z.literal("trackClosed"),
 	requestId: RequestIdSchema.optional(),
 	trackId: TrackIdSchema,
 	stats: TrackStatsSchema.optional(),
+	capture: CaptureSummarySchema.optional(),
 });
 
 export const ObjectWrittenSchema = z.object({
@@ -359,6 +396,8 @@ export const ObjectWrittenSchema = z.object({
 	truncated: z.boolean().optional(),
 	/** Frames (blocks) in the object, when known (not for objects recovered from a dead recorder's parts). */
 	frames: z.number().int().nonnegative().optional(),
+	/** Its first frame's capture time on the sender's clock (Unix ms, issue 11), when a sender report dated it. */
+	firstCaptureAt: z.number().optional(),
 });
 export type ObjectWritten = Omit<z.infer<typeof ObjectWrittenSchema>, "type">;
 

@@ -104,6 +104,9 @@ export class RecorderService {
 			case "openTrack":
 				this.#openTrack(msg).catch((err: unknown) => fail(err, msg.trackId));
 				return;
+			case "senderReport":
+				this.#tracks.get(msg.trackId)?.recorder.senderReport(msg);
+				return;
 			case "closeTrack":
 				this.#closeTrack(msg).catch((err: unknown) => fail(err, msg.trackId));
 				return;
@@ -172,6 +175,7 @@ export class RecorderService {
 					segmentMs,
 					...(checkpoints ? { checkpoints: checkpoints.writer } : {}),
 					...(msg.firstSeq ? { firstSeq: msg.firstSeq } : {}),
+					...(msg.openAt !== undefined ? { openAt: msg.openAt } : {}),
 					log: this.#log,
 				});
 			} catch (err) {
@@ -225,6 +229,7 @@ export class RecorderService {
 			...(msg.requestId ? { requestId: msg.requestId } : {}),
 			trackId: msg.trackId,
 			stats: track.recorder.stats,
+			capture: track.recorder.capture,
 		});
 	}
 

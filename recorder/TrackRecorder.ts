@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../server/logger.js";
 import { ByteBudget } from "./ByteBudget.js";
+import { CaptureGate, type CaptureSummary, type SenderReport } from "./CaptureGate.js";
 import { Depacketizer } from "./Depacketizer.js";
 import type { Frame, Hole } from "./DepacketizerTypes.js";
 import { UploadError } from "./errors.js";
@@ -24,6 +25,8 @@ interface Segment {
 	/** Arrival time of each frame added (for the holes of an object cut short). */
 	frameTimes: number[];
 	retiring: boolean;
+	/** Its first frame's capture time on the sender's clock (Unix ms), when dated. */
+	firstCaptureAt?: number | undefined;
 }
 
 /** Key frame requests at most this often. */
@@ -55,6 +58,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	readonly #video: boolean;
 	#relay!: RtpRelay;
 	#depacketizer!: Depacketizer;
+	#gate!: CaptureGate;
 	#state: "open" | "closing" | "failed" | "closed" = "open";
 	#current: Segment | undefined;
 	#seq: number;
@@ -89,15 +93,21 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			onKeyframeNeeded: () => track.#requestKeyframe(),
 			onHole: (hole) => track.#hole(hole),
 		});
+		track.#gate = new CaptureGate({
+			clockRate: options.codec.clockRate,
+			openAt: options.openAt,
+			pass: (packet, header) => track.#depacketizer.push(packet, header),
+		});
 		track.#relay = await RtpRelay.create({
 			payloadType: options.codec.payloadType,
 			ssrc: options.ssrc,
 			video: track.#video,
 			log: track.#log,
 			onRtp: (packet, _keyframe, header) => {
-				if (track.#state === "open") track.#depacketizer.push(packet, header);
+				if (track.#state === "open") track.#gate.push(packet, header);
 			},
-			// The sender reports (RTP time ↔ the sender's wall clock) are not used yet.
+			// mediasoup's own reports on this leg map RTP time to its send time, not to capture time: the
+			// producer's reports come from the gateway (senderReport).
 			onRtcp: () => undefined,
 		});
 		track.#tick = setInterval(() => track.#onTick(), 250);
@@ -122,6 +132,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	get uploadIds(): string[] {
 		const id = this.#current?.uploader.uploadId;
 		return id ? [id] : [];
+	}
+
+	/** A sender report of the producer (the gateway forwards them): dates the packets (issue 11). */
+	senderReport(sr: SenderReport): void {
+		if (this.#state === "open") this.#gate.senderReport(sr);
+	}
+
+	/** The per-packet capture gate's account, on the sender's clock. */
+	get capture(): CaptureSummary {
+		return this.#gate.summary;
 	}
 
 	/** Every frame accounted for, so far. */
@@ -157,6 +177,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		clearInterval(this.#tick);
 		this.#relay.close();
 		// Closing: frames still in the jitter window go in before the object ends (failing: they are dropped).
+		this.#gate.end();
 		this.#depacketizer.close();
 		const errors: UploadError[] = [];
 		for (const seg of this.#retiringSegments) seg.uploader.limit();
@@ -219,6 +240,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 				return;
 			}
 			seg = this.#startSegment(frame.receivedAt);
+			seg.firstCaptureAt = this.#gate.captureMs(frame.rtpTimestamp);
 		}
 		seg.writer.add(frame);
 		if (!this.#started) {
@@ -361,6 +383,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			frames: stored,
 			startedAt: new Date(seg.startedAt).toISOString(),
 			endedAt: new Date(Math.max(seg.endedAt, seg.startedAt)).toISOString(),
+			...(seg.firstCaptureAt !== undefined ? { firstCaptureAt: Math.round(seg.firstCaptureAt * 1000) / 1000 } : {}),
 			...(o.truncated ? { truncated: true } : {}),
 		});
 	}

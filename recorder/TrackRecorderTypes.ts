@@ -21,6 +21,8 @@ export interface TrackRecorderOptions {
 	checkpoints?: CheckpointWriter;
 	/** The first segment's seq (default 1). */
 	firstSeq?: number;
+	/** The person's click on the sender's clock (Unix ms): packets captured before it are dropped (issue 11). */
+	openAt?: number | undefined;
 	log: Logger;
 }
 

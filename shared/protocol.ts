@@ -109,6 +109,14 @@ const RtpCapabilities = Loose({
 });
 
 /** Request bodies, one schema per request name. */
+/**
+ * When the person clicked (acknowledge / consent), Unix ms on the clock the browser stamps its RTP with (its wall
+ * clock: `Date.now()`): the recorder drops every packet captured before it (issue 11). Optional for older clients
+ * (the gate then opens at the answer's arrival, as before); the server refuses one in the future, long past, or
+ * before the notice was sent.
+ */
+const ClickedAt = z.number().finite().positive().optional();
+
 export const RequestSchemas = {
 	/**
 	 * Join a live meeting. Identity comes from the socket's handshake token (host or
@@ -172,9 +180,9 @@ export const RequestSchemas = {
 	/** The client put the notice on screen (sent when the modal renders). */
 	noticeShown: z.object({ noticeId: Id }),
 	/** The person dismissed the notice. Under `notice`, this opens their gate. */
-	acknowledgeNotice: z.object({ noticeId: Id }),
+	acknowledgeNotice: z.object({ noticeId: Id, clickedAt: ClickedAt }),
 	/** "I consent" (required under `explicit-consent`). */
-	consent: z.object({ noticeId: Id }),
+	consent: z.object({ noticeId: Id, clickedAt: ClickedAt }),
 	/**
 	 * The person declines (or withdraws consent): nothing more of theirs is captured in this session; they leave the
 	 * meeting, unless the tenant lets them stay unrecorded (`onDecline: "stay-unrecorded"`).

@@ -38,6 +38,8 @@ export interface TapChange {
 	peerId: string;
 	person: string;
 	producer: CaptureProducer;
+	/** The person's click that opened this gate, on their sender's clock (Unix ms), when the client sent it (issue 11). */
+	clickedAt?: number;
 }
 
 /** What a capture session feeds (the recorder, a transcriber): asked before a session may start. */
@@ -90,9 +92,15 @@ interface MeetingCapture {
 	/** Audit entries and taps produced by the current operation, flushed together at its end. */
 	pending: (AppendInput & { type: EventType })[];
 	taps: TapChange[];
+	/** `${kind}:${peerId}` → the click time its last answer carried (issue 11). */
+	clicks?: Map<string, number>;
 }
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
+/** Clock skew tolerated between a client's clock and the gateway's when checking a click time (issue 11). */
+const CLICK_SKEW_MS = 2_000;
+/** A click older than this when its answer arrives is refused. */
+const CLICK_MAX_AGE_MS = 30_000;
 
 /**
  * The notice gate of every live meeting, and the only way to media for capture.
@@ -296,8 +304,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		]);
 	}
 
-	acknowledge(meetingId: string, conn: Connection, noticeId: string): Coverage {
+	acknowledge(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		this.#click(mc, kind, conn.peerId, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
@@ -311,8 +320,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		return after;
 	}
 
-	consent(meetingId: string, conn: Connection, noticeId: string): Coverage {
+	consent(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
+		this.#click(mc, kind, conn.peerId, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
@@ -535,7 +545,41 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 				reason,
 			},
 		});
-		mc.taps.push({ open, reason, session, tenantId: mc.meeting.tenantId, peerId, person, producer });
+		const clickedAt = open ? mc.clicks?.get(`${session.kind}:${peerId}`) : undefined;
+		mc.taps.push({
+			open,
+			reason,
+			session,
+			tenantId: mc.meeting.tenantId,
+			peerId,
+			person,
+			producer,
+			...(clickedAt !== undefined ? { clickedAt } : {}),
+		});
+	}
+
+	/**
+	 * The click time a client sent with its answer (issue 11): kept for the taps it opens. Refused when it can't be
+	 * true: in the future, long before it arrived, or before the notice was sent (each ± CLICK_SKEW_MS of clock skew).
+	 */
+	#click(mc: MeetingCapture, kind: CaptureKind, peerId: string, clickedAt: number | undefined): void {
+		if (clickedAt === undefined) return;
+		const now = Date.now();
+		if (clickedAt > now + CLICK_SKEW_MS)
+			throw new ConsentryError(
+				"click_in_future",
+				"clickedAt is in the future: send the time of the click (Date.now()).",
+			);
+		if (clickedAt < now - CLICK_MAX_AGE_MS)
+			throw new ConsentryError(
+				"click_too_old",
+				`clickedAt is more than ${CLICK_MAX_AGE_MS / 1000} s in the past: send the answer when the person clicks.`,
+			);
+		const issued = mc.issuedAt[kind].get(peerId);
+		if (issued !== undefined && clickedAt < issued - CLICK_SKEW_MS)
+			throw new ConsentryError("click_before_notice", "clickedAt is before the notice was sent to this person.");
+		mc.clicks ??= new Map();
+		mc.clicks.set(`${kind}:${peerId}`, clickedAt);
 	}
 
 	/**

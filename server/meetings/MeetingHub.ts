@@ -431,12 +431,16 @@ export class MeetingHub {
 		this.#capture.shown(joinedMeetingId(conn), conn, noticeId);
 	}
 
-	acknowledgeNotice(conn: Connection, noticeId: string): { coverage: ReturnType<CaptureService["acknowledge"]> } {
-		return { coverage: this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId) };
+	acknowledgeNotice(
+		conn: Connection,
+		noticeId: string,
+		clickedAt?: number,
+	): { coverage: ReturnType<CaptureService["acknowledge"]> } {
+		return { coverage: this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
-	consent(conn: Connection, noticeId: string): { coverage: ReturnType<CaptureService["consent"]> } {
-		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId) };
+	consent(conn: Connection, noticeId: string, clickedAt?: number): { coverage: ReturnType<CaptureService["consent"]> } {
+		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
 	/** Declining (or withdrawing) leaves the meeting (the terms' one recourse), unless the tenant lets people stay. */

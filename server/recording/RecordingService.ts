@@ -1,9 +1,13 @@
 import { createHash } from "node:crypto";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { types as ms } from "mediasoup";
+import { ntpToUnixMs } from "../../recorder/CaptureGate.js";
 import {
+	type CaptureSummaryWire,
 	type HoleEntry,
 	type ObjectWritten,
 	parseObjectKey,
+	type SenderReportMessage,
 	type TrackFailed,
 	type TrackKind,
 } from "../../recorder/RecorderProtocol.js";
@@ -28,6 +32,8 @@ import {
 	type SessionRecord,
 	type TrackRecord,
 } from "./RecordingTypes.js";
+
+type SenderReportMessageBody = Omit<SenderReportMessage, "type" | "trackId" | "requestId">;
 
 export interface RecordingServiceOptions {
 	/** Undefined when the gateway has no master key: no tenant can have a storage target. */
@@ -72,6 +78,9 @@ export class RecordingService implements CaptureSink {
 	readonly #log: Logger;
 	readonly #sessions = new Map<string, SessionRecord>();
 	readonly #tracks = new Map<string, TrackRecord>();
+	/** Producers whose sender reports are watched, and each one's latest report (issue 11). */
+	readonly #watched = new Set<string>();
+	readonly #lastSr = new Map<string, Map<number, SenderReportMessageBody>>();
 	/** Recoveries in progress: key prefix → tenant (recovered objects carry no track). */
 	readonly #recovering = new Map<string, string>();
 	/** Objects a recovery completed, by session (for the manifest of a session that ended in a crash). */
@@ -373,12 +382,15 @@ export class RecordingService implements CaptureSink {
 				ssrc: media.ssrc,
 				target: rec.target,
 				firstSeq: block * SEQ_BLOCK + 1,
+				...(tap.clickedAt !== undefined ? { openAt: tap.clickedAt } : {}),
 				options: {
 					...this.#policy,
 					...(this.#segmentSeconds ? { segmentSeconds: this.#segmentSeconds } : {}),
 				},
 			});
 			track.state = "recording";
+			this.#watchSenderReports(tap.producer);
+			for (const sr of this.#lastSr.get(tap.producer.id)?.values() ?? []) recorder.senderReport(trackId, sr);
 			// The gate may have closed while this was being set up: check again before any byte flows.
 			if (!this.#capture.mayCapture(rec.meetingId, "recording", tap.peerId) || track.closeRequested) {
 				throw new GateClosedWhileOpening();
@@ -404,6 +416,42 @@ export class RecordingService implements CaptureSink {
 		else track.finish = done;
 	}
 
+	/**
+	 * The producer's RTCP sender reports (its RTP time ↔ its sender's wall clock) go to the recorder for each of its
+	 * open tracks: they date every packet, so the recorder's per-packet gate can drop what was captured before the
+	 * person's click (issue 11). mediasoup reports them as `sr` trace events.
+	 */
+	#watchSenderReports(producer: TapChange["producer"]): void {
+		if (this.#watched.has(producer.id) || producer.closed) return;
+		this.#watched.add(producer.id);
+		producer.observer.once("close", () => {
+			this.#watched.delete(producer.id);
+			this.#lastSr.delete(producer.id);
+		});
+		const types = new Set<ms.ProducerTraceEventType>(["sr"]);
+		void producer.enableTraceEvent([...types]).catch(() => undefined);
+		producer.on("trace", (t) => {
+			if (t.type !== "sr" || t.direction !== "in") return;
+			const info = t.info as { ssrc: number; ntpSec: number; ntpFrac: number; rtpTs: number; packetCount: number };
+			// Only once the stream sent RTP (before that a report has no frame to anchor its RTP time to). Each stream
+			// (simulcast layer) has its own RTP time base: the recorder finds the one its consumer's RTP is on.
+			if (!(info.packetCount > 0)) return;
+			const sr = {
+				ssrc: info.ssrc >>> 0,
+				ntpMs: ntpToUnixMs(info.ntpSec, info.ntpFrac),
+				rtpTs: info.rtpTs >>> 0,
+				receivedAt: Date.now(),
+			};
+			const last = this.#lastSr.get(producer.id) ?? new Map();
+			last.set(sr.ssrc, sr);
+			this.#lastSr.set(producer.id, last);
+			for (const track of this.#tracks.values()) {
+				if (track.producerId === producer.id && track.state === "recording")
+					this.#recorder?.senderReport(track.trackId, sr);
+			}
+		});
+	}
+
 	async #close(trackId: string, reason: string): Promise<void> {
 		const track = this.#tracks.get(trackId);
 		if (!track || track.state === "closing" || track.state === "closed") return;
@@ -423,10 +471,11 @@ export class RecordingService implements CaptureSink {
 	async #teardown(track: TrackRecord): Promise<void> {
 		track.media?.close();
 		if (track.state === "recording" || track.state === "closing") {
-			const stats = await this.#recorder?.closeTrack(track.trackId).catch((err: unknown) => {
+			const closed = await this.#recorder?.closeTrackWithCapture(track.trackId).catch((err: unknown) => {
 				this.#log.error({ err, trackId: track.trackId }, "recorder could not close a track");
 			});
-			if (stats) track.stats = stats;
+			if (closed?.stats) track.stats = closed.stats;
+			if (closed?.capture) track.capture = closed.capture;
 		}
 		track.state = "closed";
 		track.closedAt ??= new Date().toISOString();
@@ -541,7 +590,8 @@ export class RecordingService implements CaptureSink {
 					framesReceived: t.stats?.framesReceived ?? null,
 					framesWritten: t.stats?.framesWritten ?? framesIn(t.objects),
 					holes: t.holes,
-					objects: t.objects.map(objectEntry),
+					...(t.capture ? { capture: manifestCapture(t.capture) } : {}),
+					objects: t.objects.map((o) => objectEntry(o, t.capture?.clockOffsetMs ?? undefined)),
 				}),
 			),
 		});
@@ -779,7 +829,21 @@ export class RecordingService implements CaptureSink {
 class GateClosedWhileOpening extends Error {}
 
 /** How an object is named in the trail and the manifest. */
-function objectEntry(o: ObjectWritten): ManifestTrack["objects"][number] {
+/** The capture gate's account, as the manifest lists it (issue 11). */
+function manifestCapture(c: CaptureSummaryWire): NonNullable<ManifestTrack["capture"]> {
+	return {
+		clickAt: c.openAt,
+		firstCaptureAt: c.firstCaptureAt,
+		lastCaptureAt: c.lastCaptureAt,
+		clockOffsetMs: c.clockOffsetMs,
+		packetsBeforeClick: c.packetsBeforeOpen,
+		packetsUndated: c.packetsUndated,
+		senderReports: c.senderReports,
+		minTransitMs: c.minTransitMs ?? null,
+	};
+}
+
+function objectEntry(o: ObjectWritten, clockOffsetMs?: number): ManifestTrack["objects"][number] {
 	return {
 		key: o.key,
 		seq: o.seq,
@@ -790,6 +854,10 @@ function objectEntry(o: ObjectWritten): ManifestTrack["objects"][number] {
 		...(o.truncated ? { truncated: true } : {}),
 		...(o.recovered ? { recovered: true } : {}),
 		...(o.frames !== undefined ? { frames: o.frames } : {}),
+		...(o.firstCaptureAt !== undefined ? { firstCaptureAt: o.firstCaptureAt } : {}),
+		...(o.firstCaptureAt !== undefined && clockOffsetMs !== undefined
+			? { firstFrameAt: Math.round((o.firstCaptureAt - clockOffsetMs) * 1000) / 1000 }
+			: {}),
 	};
 }
 

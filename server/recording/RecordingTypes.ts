@@ -1,5 +1,11 @@
 import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
-import type { HoleEntry, ObjectWritten, TrackKind, TrackStats } from "../../recorder/RecorderProtocol.js";
+import type {
+	CaptureSummaryWire,
+	HoleEntry,
+	ObjectWritten,
+	TrackKind,
+	TrackStats,
+} from "../../recorder/RecorderProtocol.js";
 import type { TapChange } from "../compliance/CaptureService.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
 import type { StorageTarget } from "../storage/StorageTargetTypes.js";
@@ -8,7 +14,16 @@ import type { PlainTap } from "./PlainTap.js";
 /** The recorder process the gateway drives (recorder/RecorderProcess.ts). */
 export type Recorder = Pick<
 	RecorderProcess,
-	"alive" | "openTrack" | "closeTrack" | "recover" | "restart" | "on" | "off" | "once"
+	| "alive"
+	| "openTrack"
+	| "closeTrack"
+	| "closeTrackWithCapture"
+	| "senderReport"
+	| "recover"
+	| "restart"
+	| "on"
+	| "off"
+	| "once"
 >;
 
 /** One producer recorded in one session. */
@@ -29,6 +44,8 @@ export interface TrackRecord {
 	holes: HoleEntry[];
 	/** The recorder's count of its frames (absent when the recorder died with it). */
 	stats?: TrackStats;
+	/** What the per-packet capture gate did (issue 11), from the recorder at close. */
+	capture?: CaptureSummaryWire;
 	state: "opening" | "recording" | "closing" | "closed";
 	/** A close that arrived while the track was opening. */
 	closeRequested?: string;
@@ -84,6 +101,23 @@ export interface ManifestTrack {
 	framesWritten: number | null;
 	/** Every stretch of the track not in the bucket, wall-clock, with its cause (network loss, overflow, crash…). */
 	holes: HoleEntry[];
+	/**
+	 * The per-packet capture gate (issue 11; docs/compliance.md), times as Unix ms on the sender's clock: the click
+	 * that opened the gate, the capture times of the first and last packet recorded (first ≥ click, always), the
+	 * sender clock's offset from the gateway's (sender − gateway), and the packets dropped. Absent: unknown (the
+	 * recorder died with the track).
+	 */
+	capture?: {
+		clickAt: number | null;
+		firstCaptureAt: number | null;
+		lastCaptureAt: number | null;
+		clockOffsetMs: number | null;
+		packetsBeforeClick: number;
+		packetsUndated: number;
+		senderReports: number;
+		/** The least capture → arrival delay of any recorded packet (gateway clock, ms): equal across aligned tracks. */
+		minTransitMs: number | null;
+	};
 	objects: {
 		key: string;
 		seq: number;
@@ -94,6 +128,9 @@ export interface ManifestTrack {
 		truncated?: boolean;
 		recovered?: boolean;
 		frames?: number;
+		/** Its first frame's capture time on the sender's clock (Unix ms), and on the gateway's clock (the session's one clock: line tracks up with it). */
+		firstCaptureAt?: number;
+		firstFrameAt?: number;
 	}[];
 }
 

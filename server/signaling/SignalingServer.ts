@@ -328,8 +328,8 @@ function handlers(hub: MeetingHub): Handlers {
 			hub.noticeShown(conn, d.noticeId);
 			return {};
 		},
-		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId),
-		consent: (conn, d) => hub.consent(conn, d.noticeId),
+		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId, d.clickedAt),
+		consent: (conn, d) => hub.consent(conn, d.noticeId, d.clickedAt),
 		decline: (conn, d) => hub.decline(conn, d.noticeId),
 		liftPasscodeLockout: (conn) => hub.liftPasscodeLockoutBy(conn),
 	};

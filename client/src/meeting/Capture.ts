@@ -117,8 +117,10 @@ export class Capture {
 		this.#dialog = new NoticeDialog(
 			{
 				shown: (n) => signaling.request("noticeShown", { noticeId: n.id }),
-				acknowledge: (n) => signaling.request("acknowledgeNotice", { noticeId: n.id }),
-				consent: (n) => signaling.request("consent", { noticeId: n.id }),
+				// The click, on the clock the browser stamps its RTP sender reports with (its wall clock): nothing of
+				// this person captured before it is recorded, however late the answer arrives (issue 11).
+				acknowledge: (n) => signaling.request("acknowledgeNotice", { noticeId: n.id, clickedAt: Date.now() }),
+				consent: (n) => signaling.request("consent", { noticeId: n.id, clickedAt: Date.now() }),
 				decline: (n) => signaling.request("decline", { noticeId: n.id }),
 			},
 			() => hooks.declined(),
