@@ -134,6 +134,11 @@ export const RequestSchemas = {
 		takeOverHostSeat: z.boolean().optional(),
 		/** The language the person reads notices in; the server sends notice texts in it. */
 		locale: z.enum(["en", "fr"]).optional(),
+		/**
+		 * The client's clock (Date.now()) when it sent the join: gives the gateway that clock's offset, so the click
+		 * times of its answers (on the same clock, the one its RTP sender reports use) are checked whatever its skew.
+		 */
+		clientTime: ClickedAt,
 	}),
 	createWebRtcTransport: z.object({ direction: z.enum(["send", "recv"]) }),
 	connectWebRtcTransport: z.object({ transportId: Id, dtlsParameters: DtlsParameters }),

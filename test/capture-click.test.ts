@@ -67,4 +67,32 @@ describe("the click time of an answer", () => {
 		const tap = taps.find((x) => x.peerId === piaJoin.peerId && x.open);
 		expect(tap?.clickedAt).toBe(clickedAt);
 	});
+	it("checks a click on the client's own clock: a clock 5 minutes fast still answers; its lies are still refused", async () => {
+		const skew = 5 * 60_000; // the participant's laptop clock runs 5 minutes ahead of the gateway's
+		const r = await api(gw, "POST", "/api/meetings", acme.token("skew-host"), {
+			title: "Skewed clock",
+			settings: { lobby: false },
+		});
+		const meetingId = (r.body as { id: string }).id;
+		const host = await connect(gw.url, acme.token("skew-host"));
+		const sam = await connect(gw.url, acme.token("sam", "participant"));
+		open.push(host, sam);
+		await host.call("join", { meetingId, displayName: "Host" });
+		const samJoin = (await sam.call("join", {
+			meetingId,
+			displayName: "Sam",
+			clientTime: Date.now() + skew,
+		})) as JoinResult;
+		const noticeP = sam.next("captureNotice") as Promise<NoticeView>;
+		await host.call("startCapture", { kind: "recording" });
+		const notice = await noticeP;
+		const ack = (clickedAt: unknown) => sam.req("acknowledgeNotice", { noticeId: notice.id, clickedAt });
+		// On Sam's clock: a minute ahead of now is the future; the gateway's "now" is 5 minutes in Sam's past.
+		expect(codeOf(await ack(Date.now() + skew + 60_000))).toBe("click_in_future");
+		expect(codeOf(await ack(Date.now()))).toBe("click_too_old");
+		expect(gw.capture.mayCapture(meetingId, "recording", samJoin.peerId)).toBe(false);
+		const clickedAt = Date.now() + skew;
+		expect(codeOf(await ack(clickedAt))).toBe("ok");
+		expect(gw.capture.mayCapture(meetingId, "recording", samJoin.peerId)).toBe(true);
+	});
 });

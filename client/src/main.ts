@@ -92,6 +92,7 @@ class App {
 			...(values.passcode ? { passcode: values.passcode } : {}),
 			...(options.takeOver ? { takeOverHostSeat: true } : {}),
 			locale: locale(),
+			clientTime: Date.now(),
 		});
 		if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
 		if (res.status === "lobby") {

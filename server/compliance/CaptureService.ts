@@ -306,7 +306,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	acknowledge(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
-		this.#click(mc, kind, conn.peerId, clickedAt);
+		this.#click(mc, kind, conn, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
@@ -322,7 +322,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	consent(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
-		this.#click(mc, kind, conn.peerId, clickedAt);
+		this.#click(mc, kind, conn, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
@@ -559,24 +559,28 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/**
-	 * The click time a client sent with its answer (issue 11): kept for the taps it opens. Refused when it can't be
-	 * true: in the future, long before it arrived, or before the notice was sent (each ± CLICK_SKEW_MS of clock skew).
+	 * The click time a client sent with its answer (issue 11): kept, on the client's clock, for the taps it opens (the
+	 * recorder compares it with capture times on that same clock). Refused when it can't be true: in the future, long
+	 * before it arrived, or before the notice was sent. The checks map it to the gateway's clock with the offset
+	 * measured at the client's join (a laptop whose clock is minutes off still answers), ± CLICK_SKEW_MS.
 	 */
-	#click(mc: MeetingCapture, kind: CaptureKind, peerId: string, clickedAt: number | undefined): void {
+	#click(mc: MeetingCapture, kind: CaptureKind, conn: Connection, clickedAt: number | undefined): void {
 		if (clickedAt === undefined) return;
+		const peerId = conn.peerId;
 		const now = Date.now();
-		if (clickedAt > now + CLICK_SKEW_MS)
+		const at = clickedAt + (conn.clockOffsetMs ?? 0); // on the gateway's clock
+		if (at > now + CLICK_SKEW_MS)
 			throw new ConsentryError(
 				"click_in_future",
 				"clickedAt is in the future: send the time of the click (Date.now()).",
 			);
-		if (clickedAt < now - CLICK_MAX_AGE_MS)
+		if (at < now - CLICK_MAX_AGE_MS)
 			throw new ConsentryError(
 				"click_too_old",
 				`clickedAt is more than ${CLICK_MAX_AGE_MS / 1000} s in the past: send the answer when the person clicks.`,
 			);
 		const issued = mc.issuedAt[kind].get(peerId);
-		if (issued !== undefined && clickedAt < issued - CLICK_SKEW_MS)
+		if (issued !== undefined && at < issued - CLICK_SKEW_MS)
 			throw new ConsentryError("click_before_notice", "clickedAt is before the notice was sent to this person.");
 		mc.clicks ??= new Map();
 		mc.clicks.set(`${kind}:${peerId}`, clickedAt);

@@ -22,6 +22,11 @@ export interface Connection {
 	role?: PeerRole;
 	peer?: Peer;
 	room?: Room;
+	/**
+	 * The gateway's clock minus the client's, measured at its join (its clientTime against arrival; off by at most the
+	 * one-way transit). Click times it sends are on the client's clock: this maps them to the gateway's.
+	 */
+	clockOffsetMs?: number;
 	/** Listener on `room`'s close, removed when the connection leaves it. */
 	onRoomClose?: () => void;
 }

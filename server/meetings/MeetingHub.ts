@@ -125,9 +125,11 @@ export class MeetingHub {
 			passcode?: string | undefined;
 			takeOverHostSeat?: boolean | undefined;
 			locale?: "en" | "fr" | undefined;
+			clientTime?: number | undefined;
 		},
 	): Promise<JoinResult> {
 		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
+		if (req.clientTime !== undefined) conn.clockOffsetMs = Date.now() - req.clientTime;
 		const id = parseMeetingId(req.meetingId);
 		const found = id ? await this.#store.find(id) : undefined;
 		if (!found) throw new NotFoundError("meeting_not_found", "No meeting has this ID. Check the ID you were given.");
