@@ -1,24 +1,13 @@
 #!/usr/bin/env node
 // The customer's command line (npm bin `consentry`). Subcommands:
 //   consentry verify …   check a recording session in the customer's bucket, offline (docs/compliance.md)
+import "./quietWarnings.js";
 import { VERIFY_USAGE, verifyCommand } from "./verify/command.js";
 
 const USAGE = `usage: consentry <command> [options]
 
 commands:
   verify    check a recording session in your bucket, without the gateway (consentry verify --help)`;
-
-// The AWS SDK warns about Node 20's support ending; an auditor's report is not the place for it.
-const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-	const type = typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
-	if (
-		type === "NodeVersionSupportWarning" ||
-		(warning instanceof Error && warning.name === "NodeVersionSupportWarning")
-	)
-		return;
-	emitWarning(warning, ...rest);
-}) as typeof process.emitWarning;
 
 const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
 
