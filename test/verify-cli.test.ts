@@ -12,6 +12,7 @@ import type { NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
 import { connect, type RawClient } from "./helpers/signaling.js";
+import { type FakeVoskServer, startFakeVosk } from "./helpers/stt-servers.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -21,13 +22,17 @@ import { waitFor } from "./helpers/wait.js";
  * untouched session verifies; then each tampering, made to the bucket as someone covering their tracks would, fails
  * naming what — and the session is put back before the next one.
  */
-const acme = testTenant("acme");
+let vosk: FakeVoskServer;
+let acme: ReturnType<typeof testTenant>;
 let bucket: TestBucket;
 let gw: Gateway;
 let media: SyntheticMedia;
 const bots: Bot[] = [];
 const clients: RawClient[] = [];
 let base: string;
+/** The transcription session's folder, and the meeting's. */
+let tbase: string;
+let mbase: string;
 let danPsn: string;
 const golden = new Map<string, Buffer>();
 
@@ -40,6 +45,8 @@ function signalOf(c: RawClient): Signal {
 }
 
 beforeAll(async () => {
+	vosk = await startFakeVosk("hello everyone");
+	acme = testTenant("acme", { transcriptionEngine: { type: "vosk", endpoint: vosk.endpoint, languageCode: "en-US" } });
 	bucket = await startBucket("acme-verify");
 	gw = await startGateway({ tenants: [acme], env: storageEnv() });
 	await saveStorageTarget(gw, acme, bucket, "rec");
@@ -49,7 +56,7 @@ beforeAll(async () => {
 		settings: { lobby: false },
 	});
 	const meetingId = m.body.id as string;
-	const people: { c: RawClient; notice: Promise<NoticeView>; peerId: string }[] = [];
+	const people: { c: RawClient; notice: Promise<NoticeView>; tnotice?: Promise<NoticeView>; peerId: string }[] = [];
 	for (const [token, name] of [
 		[acme.token("v-host"), "Hana"],
 		[acme.token("bob", "participant"), "Bob"],
@@ -76,12 +83,33 @@ beforeAll(async () => {
 		await p.c.call("acknowledgeNotice", { noticeId: (await p.notice).id, clickedAt: Date.now() });
 	await dan.notice; // Dan sees the notice and never answers
 	await waitFor(() => gw.recorder?.openTracks.length === 4, 20_000, "4 tracks recording");
+	for (const p of people) {
+		p.tnotice = p.c.next("captureNotice", 20_000) as Promise<NoticeView>;
+		p.tnotice.catch(() => undefined);
+	}
+	await host.c.call("startCapture", { kind: "transcription" });
+	for (const p of [host, bob])
+		await p.c.call("acknowledgeNotice", { noticeId: (await p.tnotice)?.id, clickedAt: Date.now() });
+	await dan.tnotice;
 	await bob.c.call("chat", { text: "hello, on the record" });
 	await dan.c.call("chat", { text: "Dan never answered: this must not be written" });
 	await new Promise((r) => setTimeout(r, 5_000));
 	const session = gw.capture.session(meetingId, "recording");
+	const tsession = gw.capture.session(meetingId, "transcription");
+	mbase = `rec/${meetingId}`;
+	tbase = `${mbase}/${tsession?.id}`;
+	// Transcription first: its final transcript objects are then in the trail the recording's audit.jsonl exports.
+	await host.c.call("stopCapture", { kind: "transcription" });
+	await waitFor(
+		() =>
+			gw.events
+				.list({ tenantId: "acme", meetingId, type: "storage.object_written" })
+				.filter((e) => e.data.kind === "transcription" && e.data.sessionId === tsession?.id).length === 2,
+		30_000,
+		"the transcript written",
+	);
 	await host.c.call("stopCapture", { kind: "recording" });
-	base = `rec/${meetingId}/${session?.id}`;
+	base = `${mbase}/${session?.id}`;
 	await waitFor(() => bucket.json(`${base}/manifest.json`).catch(() => undefined), 60_000, "manifest.json");
 	danPsn = String(
 		gw.events
@@ -97,10 +125,11 @@ afterAll(async () => {
 	media?.stop();
 	await gw?.close();
 	await bucket?.stop();
+	await vosk?.close();
 });
 
 async function keys(): Promise<string[]> {
-	const r = await bucket.s3.send(new ListObjectsV2Command({ Bucket: bucket.name, Prefix: `${base}/` }));
+	const r = await bucket.s3.send(new ListObjectsV2Command({ Bucket: bucket.name, Prefix: `${mbase}/` }));
 	return (r.Contents ?? []).map((o) => o.Key as string);
 }
 const put = (key: string, body: Buffer | string) =>
@@ -119,7 +148,8 @@ async function verify(
 	...extra: string[]
 ): Promise<{ code: number; json: { ok: boolean; sessions: SessionReport[] }; text: string }> {
 	let out = "";
-	const args = [`s3://${bucket.name}/${base}`, "--endpoint", bucket.server.endpoint, ...extra];
+	const where = extra[0]?.startsWith("s3://") ? (extra.shift() as string) : `s3://${bucket.name}/${base}`;
+	const args = [where, "--endpoint", bucket.server.endpoint, ...extra];
 	const code = await verifyCommand([...args, "--json"], { out: (t) => (out += t), err: () => undefined });
 	let text = "";
 	await verifyCommand(args, { out: (t) => (text += t), err: () => undefined });
@@ -303,6 +333,28 @@ describe("consentry verify on a real recording", () => {
 		expect(failures(notJson)).toEqual([expect.stringMatching(/not JSON/)]);
 	});
 
+	it("the transcription session verifies against the meeting's trail; a line of the person who never answered fails", async () => {
+		const good = await verify(`s3://${bucket.name}/${tbase}`);
+		expect(failures(good)).toEqual([]);
+		expect(good.code).toBe(EXIT.verified);
+		const s = good.json.sessions[0] as SessionReport;
+		expect(s).toMatchObject({ kind: "transcription", ok: true });
+		expect(s.stats.chatLines).toBeGreaterThanOrEqual(1);
+		const key = `${tbase}/transcript.json`;
+		const t = JSON.parse((golden.get(key) as Buffer).toString()) as { entries: { speaker: string; start: string }[] };
+		const line = { ...(t.entries[0] as object), speaker: danPsn, displayName: "Dan", text: "slipped in" };
+		await put(key, JSON.stringify({ ...t, entries: [...t.entries, line] }));
+		const bad = await verify(`s3://${bucket.name}/${tbase}`);
+		await restore();
+		expect(bad.code).toBe(EXIT.failed);
+		expect(failures(bad)).toEqual([
+			expect.stringMatching(new RegExp(`^objects ${key}: .*the trail recorded .*changed`)),
+			expect.stringMatching(
+				new RegExp(`^unanswered ${key} entries.${t.entries.length}: a line of ${danPsn}, who never answered`),
+			),
+		]);
+	});
+
 	it("could not run: bad arguments, an unreachable bucket, nothing there (exit 2, not 1)", async () => {
 		const run = async (args: string[]) => {
 			let err = "";
@@ -316,7 +368,7 @@ describe("consentry verify on a real recording", () => {
 		expect(down.err).toContain("could not list");
 		const none = await run([`s3://${bucket.name}/nothing/here`, "--endpoint", bucket.server.endpoint]);
 		expect(none.code).toBe(EXIT.couldNotRun);
-		expect(none.err).toContain("no recording session");
+		expect(none.err).toContain("no session at");
 		const missing = await run(["s3://no-such-bucket/x", "--endpoint", bucket.server.endpoint]);
 		expect(missing.code).toBe(EXIT.couldNotRun);
 		expect(missing.err).toContain("no such bucket");
@@ -342,13 +394,9 @@ describe("consentry verify on a real recording", () => {
 		expect(r.stderr).toBe("");
 		expect(r.stdout).toContain("All 1 session(s) verified.");
 		expect(r.status).toBe(0);
-		const meeting = await verifyCommand(
-			[`s3://${bucket.name}/${base.split("/").slice(0, 2).join("/")}`, "--endpoint", bucket.server.endpoint],
-			{
-				out: () => undefined,
-				err: () => undefined,
-			},
-		);
-		expect(meeting).toBe(EXIT.verified);
+		const meeting = await verify(`s3://${bucket.name}/${mbase}`);
+		expect(failures(meeting)).toEqual([]);
+		expect(meeting.json.sessions.map((x) => x.kind).sort()).toEqual(["recording", "transcription"]);
+		expect(meeting.code).toBe(EXIT.verified);
 	});
 });

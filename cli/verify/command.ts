@@ -2,14 +2,15 @@ import { parseArgs } from "node:util";
 import { Bucket, BucketUnreachable } from "./bucket.js";
 import { formatReport, type SessionReport } from "./report.js";
 import { DEFAULT_LIMITS, type VerifyLimits, verifySession } from "./verifySession.js";
+import { verifyTranscript } from "./verifyTranscript.js";
 
 /** Exit codes: everything verified; something failed verification; the verifier could not run. */
 export const EXIT = { verified: 0, failed: 1, couldNotRun: 2 } as const;
 
 export const VERIFY_USAGE = `usage: consentry verify <s3://BUCKET/PATH | --bucket BUCKET --prefix PATH> [options]
 
-PATH is a recording session's folder ({prefix}/{meetingId}/{sessionId}) or a meeting's folder (every session in
-it is verified). With --session ID, PATH is the storage prefix and the session is found under it.
+PATH is a session's folder ({prefix}/{meetingId}/{sessionId}: a recording, or a transcription) or a meeting's
+folder (every session in it is verified). With --session ID, PATH is the storage prefix and the session is found under it.
 
   --endpoint URL            S3 endpoint (MinIO, R2, a local server…); default: AWS
   --region REGION           default: AWS_REGION, or us-east-1
@@ -106,10 +107,15 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
 			throw new NothingThere(
 				values.session
 					? `no session ${values.session} under s3://${name}/${path}`
-					: `no recording session at s3://${name}/${path}/ (no manifest.json there, nor in the folders below it)`,
+					: `no session at s3://${name}/${path}/ (no manifest.json or transcript.json there, nor in the folders below it)`,
 			);
 		const reports: SessionReport[] = [];
-		for (const s of sessions) reports.push(await verifySession(bucket, s, limits));
+		for (const s of sessions)
+			reports.push(
+				s.kind === "recording"
+					? await verifySession(bucket, s.prefix, limits)
+					: await verifyTranscript(bucket, s.prefix, limits),
+			);
 		const ok = reports.every((r) => r.ok);
 		io.out(json ? `${JSON.stringify({ ok, sessions: reports }, null, 2)}\n` : formatReport(reports));
 		return ok ? EXIT.verified : EXIT.failed;
@@ -141,24 +147,34 @@ function int(v: string | undefined, name: string, dflt: number, min: number, max
 	return n;
 }
 
+type Found = { kind: "recording" | "transcription"; prefix: string };
+
+/** What a folder holds: a recording session (manifest.json), a transcription session (transcript.json), or neither. */
+async function sessionAt(bucket: Bucket, folder: string): Promise<Found | undefined> {
+	const listed = await bucket.list(`${folder}/`, 100_000);
+	const has = (name: string) => listed.objects.some((o) => o.key === `${folder}/${name}`);
+	if (has("manifest.json")) return { kind: "recording", prefix: folder };
+	if (has("transcript.json")) return { kind: "transcription", prefix: folder };
+	return undefined;
+}
+
 /** The session folders to verify: PATH itself, the sessions of a meeting folder, or the session named. */
-async function findSessions(bucket: Bucket, path: string, session: string | undefined): Promise<string[]> {
+async function findSessions(bucket: Bucket, path: string, session: string | undefined): Promise<Found[]> {
 	const base = path ? `${path}/` : "";
+	const out: Found[] = [];
 	if (session !== undefined) {
-		const found: string[] = [];
 		for (const meeting of await bucket.folders(base, 1_000_000)) {
-			const here = await bucket.list(`${meeting}${session}/manifest.json`, 1);
-			if (here.objects.some((o) => o.key === `${meeting}${session}/manifest.json`)) found.push(`${meeting}${session}`);
+			const found = await sessionAt(bucket, `${meeting}${session}`);
+			if (found) out.push(found);
 		}
-		return found;
+		return out;
 	}
 	if (!path) return [];
-	const direct = await bucket.list(`${base}manifest.json`, 1);
-	if (direct.objects.some((o) => o.key === `${base}manifest.json`)) return [path];
-	const out: string[] = [];
+	const direct = await sessionAt(bucket, path);
+	if (direct) return [direct];
 	for (const folder of await bucket.folders(base, 100_000)) {
-		const here = await bucket.list(`${folder}manifest.json`, 1);
-		if (here.objects.some((o) => o.key === `${folder}manifest.json`)) out.push(folder.replace(/\/$/, ""));
+		const found = await sessionAt(bucket, folder.replace(/\/$/, ""));
+		if (found) out.push(found);
 	}
 	return out;
 }

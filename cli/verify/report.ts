@@ -15,6 +15,18 @@ export const CHECKS = {
 
 export type CheckId = keyof typeof CHECKS;
 
+/** The same checks, as they apply to a transcription session's folder (transcript.json, transcript.vtt). */
+export const TRANSCRIPT_CHECKS: Record<CheckId, string> = {
+	manifest: "transcript.json is present, well formed and names this session",
+	listing: "the folder holds only transcript.json and transcript.vtt",
+	objects: "transcript.json and transcript.vtt match the size and SHA-256 the trail recorded for them",
+	"audit-chain": "the meeting's latest audit.jsonl in the bucket verifies and covers this session",
+	"audit-objects": "the trail records the final transcript objects of this session",
+	coverage: "the session is in the trail, under the transcript's policy",
+	"capture-time": "every transcript line starts after its speaker's answer to this session's notice",
+	unanswered: "no transcript line of a person without an answer",
+};
+
 /** A failure (the session does not verify) or a warning (worth a look, not a failure), naming what. */
 export interface Problem {
 	check: CheckId;
@@ -33,6 +45,7 @@ export interface CheckResult {
 }
 
 export interface SessionReport {
+	kind: "recording" | "transcription";
 	bucket: string;
 	prefix: string;
 	meeting: string | null;
@@ -65,7 +78,7 @@ export class Findings {
 		if (!this.#skipped.has(check)) this.#skipped.set(check, why);
 	}
 
-	results(): CheckResult[] {
+	results(titles: Record<CheckId, string> = CHECKS): CheckResult[] {
 		return (Object.keys(CHECKS) as CheckId[]).map((id) => {
 			const mine = this.problems.filter((p) => p.check === id);
 			const skipped = this.#skipped.get(id);
@@ -76,7 +89,7 @@ export class Findings {
 					: mine.length
 						? "warn"
 						: "pass";
-			return { id, title: CHECKS[id], status, ...(status === "skip" ? { skipped } : {}) };
+			return { id, title: titles[id], status, ...(status === "skip" ? { skipped } : {}) };
 		});
 	}
 
@@ -99,11 +112,14 @@ export function formatReport(reports: SessionReport[]): string {
 	const out: string[] = [];
 	for (const r of reports) {
 		out.push(
-			`${r.ok ? "VERIFIED" : "NOT VERIFIED"}  s3://${r.bucket}/${r.prefix}/  (meeting ${r.meeting ?? "?"}, session ${r.session ?? "?"})`,
+			`${r.ok ? "VERIFIED" : "NOT VERIFIED"}  s3://${r.bucket}/${r.prefix}/  (meeting ${r.meeting ?? "?"}, ${r.kind} session ${r.session ?? "?"})`,
 		);
-		out.push(
-			`  ${r.stats.tracks} tracks of ${r.stats.persons} people, ${r.stats.objects} objects (${(r.stats.bytes / 1e6).toFixed(1)} MB), ${r.stats.auditEntries} audit entries, ${r.stats.chatLines} chat lines`,
-		);
+		if (r.kind === "transcription")
+			out.push(`  ${r.stats.chatLines} transcript lines, ${r.stats.auditEntries} audit entries`);
+		else
+			out.push(
+				`  ${r.stats.tracks} tracks of ${r.stats.persons} people, ${r.stats.objects} objects (${(r.stats.bytes / 1e6).toFixed(1)} MB), ${r.stats.auditEntries} audit entries, ${r.stats.chatLines} chat lines`,
+			);
 		for (const c of r.checks) {
 			out.push(`  ${MARK[c.status]}  ${c.title}${c.skipped ? ` — not checked: ${c.skipped}` : ""}`);
 			for (const p of r.problems.filter((x) => x.check === c.id))

@@ -1,7 +1,7 @@
 import type { ChainEntry } from "../../server/audit/chain.js";
 import { verifyExport } from "../../server/audit/verify.js";
 import type { Bucket, Listed } from "./bucket.js";
-import { ChatLineSchema, ManifestSchema, type VerifiedManifest, type VerifiedTrack } from "./manifestSchema.js";
+import { ChatLineSchema, ManifestSchema, type VerifiedManifest } from "./manifestSchema.js";
 import { type CheckId, Findings, type SessionReport } from "./report.js";
 
 export interface VerifyLimits {
@@ -29,11 +29,11 @@ export const DEFAULT_LIMITS: VerifyLimits = {
 /** How far before its arrival the gateway accepts a click, and how far after (CaptureService: CLICK_*). */
 const CLICK_MAX_AGE_MS = 30_000;
 const CLICK_SKEW_MS = 2_000;
-const ANSWERS = new Set(["notice.acknowledged", "consent.given"]);
+export const ANSWERS = new Set(["notice.acknowledged", "consent.given"]);
 /** `{person}-{kind}-{seq}.webm`, as the recorder names a track's objects (recorder/RecorderProtocol.ts). */
 const OBJECT_NAME = /^([A-Za-z0-9_-]{1,128})-(audio|camera|screen)-([1-9]\d{0,8})\.webm$/;
 
-interface Entry {
+export interface Entry {
 	line: number;
 	hash: string;
 	e: ChainEntry;
@@ -57,6 +57,7 @@ export async function verifySession(
 	const report = (manifest?: VerifiedManifest): SessionReport => {
 		const checks = f.results();
 		return {
+			kind: "recording",
 			bucket: bucket.name,
 			prefix,
 			meeting: manifest?.meeting ?? (folderMeeting || null),
@@ -548,7 +549,7 @@ function checkAgainstTrail(
 	}
 }
 
-function parseExport(text: string): { header?: Record<string, unknown>; entries: Entry[] } {
+export function parseExport(text: string): { header?: Record<string, unknown>; entries: Entry[] } {
 	const lines = text.split("\n");
 	let header: Record<string, unknown> | undefined;
 	const entries: Entry[] = [];
@@ -576,20 +577,20 @@ function parseExport(text: string): { header?: Record<string, unknown>; entries:
 }
 
 /** " (line N)" for the entry at chain position `seq` in an export, when it can be found. */
-function lineOf(text: string, seq: number): string {
+export function lineOf(text: string, seq: number): string {
 	if (!seq) return " (line 1)";
 	const i = text.split("\n").findIndex((l) => l.includes(`"seq":${seq},`));
 	return i > 0 ? ` (line ${i + 1})` : "";
 }
 
-function sameHead(a: unknown, b: unknown): boolean {
+export function sameHead(a: unknown, b: unknown): boolean {
 	const x = a as { seq?: unknown; hash?: unknown } | null | undefined;
 	const y = b as { seq?: unknown; hash?: unknown } | null | undefined;
 	if (!x || !y) return (x ?? null) === (y ?? null);
 	return x.seq === y.seq && x.hash === y.hash;
 }
 
-function iso(ms: number): string {
+export function iso(ms: number): string {
 	return Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms);
 }
 
@@ -607,5 +608,3 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
 	};
 	await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
 }
-
-export type { VerifiedTrack };
