@@ -116,7 +116,14 @@ beforeAll(async () => {
 			.list({ tenantId: "acme", meetingId })
 			.find((e) => e.type === "notice.sent" && e.data.peerId === dan.peerId)?.data.person,
 	);
-	for (const key of await keys()) golden.set(key, await bucket.bytes(key));
+	// The recorder deletes the session's last checkpoints as it closes: the session as it stays once they are gone.
+	await waitFor(async () => !(await keys()).some((k) => k.endsWith(".ckpt")), 15_000, "checkpoints deleted").catch(
+		() => undefined,
+	);
+	for (const key of await keys()) {
+		const bytes = await bucket.bytes(key).catch(() => undefined);
+		if (bytes) golden.set(key, bytes);
+	}
 }, 120_000);
 
 afterAll(async () => {
@@ -176,6 +183,7 @@ describe("consentry verify on a real recording", () => {
 		expect(r.code).toBe(EXIT.verified);
 		const s = r.json.sessions[0] as SessionReport;
 		expect(s.checks.map((c) => c.status)).toEqual(Array(8).fill("pass"));
+		expect(r.json.sessions[0]?.problems).toEqual([]);
 		expect(s.stats).toMatchObject({ tracks: 4, persons: 2, chatLines: 1 });
 		expect(r.text).toContain("VERIFIED");
 		expect(r.text).toContain("All 1 session(s) verified.");
@@ -214,6 +222,36 @@ describe("consentry verify on a real recording", () => {
 		expect(failures(r)).toEqual([
 			expect.stringMatching(new RegExp(`^listing ${key}: added`)),
 			expect.stringMatching(new RegExp(`^unanswered ${key}: an object of ${danPsn}, who never answered`)),
+		]);
+	});
+
+	it("a checkpoint left behind: a warning when it only copies listed bytes, a failure when it holds anything else", async () => {
+		const m = manifest();
+		const o = m.tracks[0]?.objects[0] as Manifest["tracks"][number]["objects"][number];
+		const piece = (golden.get(o.key) as Buffer).subarray(100, 1100);
+		const ckpt = (body: Buffer) =>
+			Buffer.concat([
+				Buffer.from(
+					`${JSON.stringify({ v: 1, at: Date.now(), entries: [{ key: o.key, offset: 100, size: 1000, at: 0, frames: 3 }] })}\n`,
+				),
+				body,
+			]);
+		const key = `${base}/${Date.now()}-1.ckpt`;
+		await put(key, ckpt(piece));
+		const copy = await verify();
+		const other = Buffer.from(piece);
+		other[10] = (other[10] as number) ^ 0xff;
+		await put(key, ckpt(other));
+		const foreign = await verify();
+		await restore();
+		expect(failures(copy)).toEqual([]);
+		expect(copy.code).toBe(EXIT.verified);
+		expect(copy.json.sessions[0]?.problems).toEqual([
+			expect.objectContaining({ check: "listing", severity: "warn", subject: key }),
+		]);
+		expect(foreign.code).toBe(EXIT.failed);
+		expect(failures(foreign)).toEqual([
+			expect.stringMatching(new RegExp(`^listing ${key}: added: a checkpoint .* is not that object's bytes`)),
 		]);
 	});
 
@@ -331,6 +369,37 @@ describe("consentry verify on a real recording", () => {
 		expect(failures(huge)).toEqual([expect.stringMatching(/larger than 1048576 bytes: not read/)]);
 		expect(notJson.code).toBe(EXIT.failed);
 		expect(failures(notJson)).toEqual([expect.stringMatching(/not JSON/)]);
+	});
+
+	it("a hostile audit.jsonl and chat.jsonl (nesting too deep to hash, lines of the wrong shape): reported, never a crash", async () => {
+		const m = manifest();
+		const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+		// Linked to the meeting's last entry, so the chain walks up to hashing it, where it is too deep to hash.
+		const text = (golden.get(m.audit.key) as Buffer).toString();
+		const last = JSON.parse(text.trim().split("\n").at(-1) as string) as { hash: string; entry: { seq: number } };
+		const audit = Buffer.from(
+			`${text}{"kind":"entry","hash":"${"a".repeat(64)}","entry":{"v":1,"seq":${last.entry.seq + 2},"at":"x","tenant":"acme","meeting":"${m.meeting}","type":"x","actor":null,"data":{"x":${deep}},"prev":"${"0".repeat(64)}","meetingPrev":"${last.hash}"}}\n`,
+		);
+		const chat = Buffer.from('{"at":"yesterday","from":7}\nnot json\n');
+		await put(m.audit.key, audit);
+		await put(m.chat.key, chat);
+		await put(
+			`${base}/manifest.json`,
+			JSON.stringify({
+				...m,
+				audit: { ...m.audit, size: audit.length, sha256: await sha256(audit) },
+				chat: { ...m.chat, size: chat.length, sha256: await sha256(chat), messages: 0 },
+			}),
+		);
+		const r = await verify();
+		await restore();
+		expect(r.code).toBe(EXIT.failed);
+		const f = failures(r);
+		expect(f).toContainEqual(
+			expect.stringMatching(/^audit-chain .*audit\.jsonl header \(line 1\): format: it could not be verified at all/),
+		);
+		expect(f).toContainEqual(expect.stringMatching(new RegExp(`^unanswered ${m.chat.key} line 1: not a chat line`)));
+		expect(f).toContainEqual(expect.stringMatching(new RegExp(`^unanswered ${m.chat.key} line 2: not JSON`)));
 	});
 
 	it("the transcription session verifies against the meeting's trail; a line of the person who never answered fails", async () => {

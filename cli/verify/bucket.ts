@@ -117,6 +117,24 @@ export class Bucket {
 		return { bytes: Buffer.concat(chunks) };
 	}
 
+	/** Bytes [start, end) of an object (undefined when it does not exist). */
+	async range(key: string, start: number, end: number): Promise<Buffer | undefined> {
+		if (end <= start) return Buffer.alloc(0);
+		const body = await this.#get(key, `bytes=${start}-${end - 1}`);
+		if (!body) return undefined;
+		const chunks: Buffer[] = [];
+		let n = 0;
+		for await (const chunk of body.stream) {
+			n += (chunk as Buffer).length;
+			if (n > end - start) {
+				body.stream.destroy();
+				break;
+			}
+			chunks.push(chunk as Buffer);
+		}
+		return Buffer.concat(chunks);
+	}
+
 	/** An object's size and SHA-256, streamed (nothing held in memory). Undefined when it does not exist. */
 	async hash(key: string): Promise<{ size: number; sha256: string } | undefined> {
 		const body = await this.#get(key);
@@ -134,9 +152,11 @@ export class Bucket {
 		this.#s3.destroy();
 	}
 
-	async #get(key: string): Promise<{ stream: Readable; length: number | undefined } | undefined> {
+	async #get(key: string, range?: string): Promise<{ stream: Readable; length: number | undefined } | undefined> {
 		try {
-			const r = await this.#s3.send(new GetObjectCommand({ Bucket: this.name, Key: key, ...this.#sse }));
+			const r = await this.#s3.send(
+				new GetObjectCommand({ Bucket: this.name, Key: key, ...(range ? { Range: range } : {}), ...this.#sse }),
+			);
 			return { stream: r.Body as Readable, length: r.ContentLength };
 		} catch (err) {
 			if (err instanceof S3ServiceException && (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404))

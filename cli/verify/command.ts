@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { Bucket, BucketUnreachable } from "./bucket.js";
-import { formatReport, type SessionReport } from "./report.js";
+import { Findings, formatReport, type SessionReport } from "./report.js";
 import { DEFAULT_LIMITS, type VerifyLimits, verifySession } from "./verifySession.js";
 import { verifyTranscript } from "./verifyTranscript.js";
 
@@ -110,12 +110,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
 					: `no session at s3://${name}/${path}/ (no manifest.json or transcript.json there, nor in the folders below it)`,
 			);
 		const reports: SessionReport[] = [];
-		for (const s of sessions)
-			reports.push(
-				s.kind === "recording"
-					? await verifySession(bucket, s.prefix, limits)
-					: await verifyTranscript(bucket, s.prefix, limits),
-			);
+		for (const s of sessions) reports.push(await verifyOne(bucket, s, limits));
 		const ok = reports.every((r) => r.ok);
 		io.out(json ? `${JSON.stringify({ ok, sessions: reports }, null, 2)}\n` : formatReport(reports));
 		return ok ? EXIT.verified : EXIT.failed;
@@ -131,6 +126,38 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
 }
 
 class NothingThere extends Error {}
+
+/**
+ * One session. Whatever a hostile bucket holds, it ends as a report: an error the checks did not foresee fails the
+ * session (fail closed) and is named; only an unreachable bucket stops the run.
+ */
+async function verifyOne(bucket: Bucket, s: Found, limits: VerifyLimits): Promise<SessionReport> {
+	try {
+		return s.kind === "recording"
+			? await verifySession(bucket, s.prefix, limits)
+			: await verifyTranscript(bucket, s.prefix, limits);
+	} catch (err) {
+		if (err instanceof BucketUnreachable) throw err;
+		const f = new Findings();
+		f.fail(
+			"manifest",
+			s.prefix,
+			`the verifier could not finish on what this folder holds: ${String((err as Error)?.message ?? err).slice(0, 300)}`,
+		);
+		const parts = s.prefix.split("/");
+		return {
+			kind: s.kind,
+			bucket: bucket.name,
+			prefix: s.prefix,
+			meeting: parts.at(-2) ?? null,
+			session: parts.at(-1) ?? null,
+			ok: false,
+			checks: f.results(),
+			problems: f.problems,
+			stats: { objects: 0, bytes: 0, tracks: 0, persons: 0, auditEntries: 0, chatLines: 0 },
+		};
+	}
+}
 
 function codeOf(err: unknown): string {
 	if (err instanceof UsageError) return "usage";

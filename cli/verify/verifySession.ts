@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { ChainEntry } from "../../server/audit/chain.js";
 import { verifyExport } from "../../server/audit/verify.js";
 import type { Bucket, Listed } from "./bucket.js";
@@ -31,6 +32,7 @@ const CLICK_MAX_AGE_MS = 30_000;
 const CLICK_SKEW_MS = 2_000;
 export const ANSWERS = new Set(["notice.acknowledged", "consent.given"]);
 /** `{person}-{kind}-{seq}.webm`, as the recorder names a track's objects (recorder/RecorderProtocol.ts). */
+const CHECKPOINT_NAME = /^\d{1,16}-\d{1,12}\.ckpt$/;
 const OBJECT_NAME = /^([A-Za-z0-9_-]{1,128})-(audio|camera|screen)-([1-9]\d{0,8})\.webm$/;
 
 export interface Entry {
@@ -126,16 +128,13 @@ export async function verifySession(
 		}
 	}
 
-	// Nothing added, nothing deleted.
+	// Nothing added, nothing deleted. A checkpoint the recorder left behind is no addition when every byte in it is a
+	// copy of the listed objects' bytes (checked below, once those are verified).
+	const leftovers: Listed[] = [];
 	for (const o of listed.values()) {
 		if (o.key === manifestKey || expected.has(o.key)) continue;
-		f.fail(
-			"listing",
-			o.key,
-			o.key.endsWith(".ckpt")
-				? "a checkpoint left in the bucket, not in the manifest (it holds copies of recorded bytes)"
-				: `added: in the bucket (${o.size} bytes) but not in the manifest`,
-		);
+		if (CHECKPOINT_NAME.test(o.key.slice(prefix.length + 1))) leftovers.push(o);
+		else f.fail("listing", o.key, `added: in the bucket (${o.size} bytes) but not in the manifest`);
 	}
 	for (const [key, x] of expected)
 		if (!listed.has(key) && !listing.truncated)
@@ -155,6 +154,8 @@ export async function verifySession(
 			f.fail("objects", key, `SHA-256 ${got.sha256} is not the manifest's ${x.sha256}: its bytes were changed`);
 	});
 
+	for (const o of leftovers) await checkCheckpoint(bucket, o, expected, limits, f);
+
 	// audit.jsonl: the chain, then its entries.
 	const auditRead = await bucket.read(manifest.audit.key, limits.maxAuditBytes);
 	let entries: Entry[] | undefined;
@@ -167,7 +168,7 @@ export async function verifySession(
 		);
 	else {
 		const text = auditRead.bytes.toString("utf8");
-		const chain = verifyExport(text);
+		const chain = safeVerifyExport(text);
 		if (!chain.ok && chain.break) {
 			const b = chain.break;
 			f.fail(
@@ -233,6 +234,64 @@ export async function verifySession(
 	checkAgainstTrail(manifest, entries, chat, listed, prefix, limits, f);
 	return report(manifest);
 }
+
+/**
+ * A checkpoint left in the session's folder (`{ms}-{n}.ckpt`: a JSON index line naming, per piece, the object, its
+ * offset and size, then the pieces; recorder/CheckpointWriter.ts). It adds nothing when every piece is byte for byte
+ * the same range of an object the manifest lists (whose SHA-256 is checked): then it is only a warning (delete it).
+ */
+async function checkCheckpoint(
+	bucket: Bucket,
+	o: Listed,
+	expected: Map<string, { size: number; sha256: string | null; what: string }>,
+	limits: VerifyLimits,
+	f: Findings,
+): Promise<void> {
+	const added = (why: string) => f.fail("listing", o.key, `added: a checkpoint not in the manifest, ${why}`);
+	const read = await bucket.read(o.key, limits.maxChatBytes);
+	if (!read || "tooLarge" in read) return added(read ? "too large to check" : "that vanished while checked");
+	const nl = read.bytes.indexOf(0x0a);
+	let index: unknown;
+	try {
+		index = JSON.parse(read.bytes.subarray(0, nl < 0 ? undefined : nl).toString("utf8"));
+	} catch {
+		return added("whose index line is not JSON");
+	}
+	const p = CheckpointIndexSchema.safeParse(index);
+	if (!p.success || nl < 0) return added("whose index is not a checkpoint's");
+	const body = read.bytes.subarray(nl + 1);
+	let covered = 0;
+	for (const e of p.data.entries) {
+		const x = expected.get(e.key);
+		if (!x?.what.startsWith("object")) return added(`holding bytes of ${e.key}, which the manifest does not list`);
+		if (e.at + e.size > body.length || e.offset + e.size > x.size)
+			return added(`whose piece of ${e.key} lies outside it or outside that object`);
+		const same = await bucket.range(e.key, e.offset, e.offset + e.size);
+		if (!same?.equals(body.subarray(e.at, e.at + e.size)))
+			return added(`whose piece of ${e.key} (offset ${e.offset}, ${e.size} bytes) is not that object's bytes`);
+		covered += e.size;
+	}
+	if (covered !== body.length) return added(`holding ${body.length - covered} bytes no piece accounts for`);
+	f.warn(
+		"listing",
+		o.key,
+		"a checkpoint the recorder left behind: every byte in it is a copy of listed objects' bytes (it may be deleted)",
+	);
+}
+
+const CheckpointIndexSchema = z.looseObject({
+	v: z.literal(1),
+	entries: z
+		.array(
+			z.looseObject({
+				key: z.string(),
+				offset: z.number().int().nonnegative(),
+				size: z.number().int().nonnegative(),
+				at: z.number().int().nonnegative(),
+			}),
+		)
+		.max(100_000),
+});
 
 async function readManifest(
 	bucket: Bucket,
@@ -416,10 +475,20 @@ function checkAgainstTrail(
 				tid,
 				`coveredBy names ${sub(proof)}, which is not ${t.person}'s ${consentOnly ? "consent to" : "answer to"} this session's notice`,
 			);
-		const A = at(answer);
-		const notice = notices.get(String(answer.e.data.noticeId));
+		// The answer that opened this track's gate (a person who left and came back answered again), else their first.
+		const covering =
+			proof &&
+			cb &&
+			proof.hash === cb.hash &&
+			ANSWERS.has(proof.e.type) &&
+			proof.e.actor === t.person &&
+			proof.e.data.sessionId === S
+				? proof
+				: answer;
+		const A = at(covering);
+		const notice = notices.get(String(covering.e.data.noticeId));
 		if (!notice || notice.e.data.person !== t.person)
-			f.fail("coverage", tid, `the answer (${sub(answer)}) answers no notice sent to ${t.person} in this session`);
+			f.fail("coverage", tid, `the answer (${sub(covering)}) answers no notice sent to ${t.person} in this session`);
 		const gate = gates.find((g) => g.e.data.producerId === t.producerId && g.e.data.person === t.person);
 		if (!gate) f.fail("coverage", tid, `no gate.opened for producer ${t.producerId} of ${t.person} in audit.jsonl`);
 		else if (gate.e.seq < answer.e.seq)
@@ -546,6 +615,27 @@ function checkAgainstTrail(
 			f.fail("unanswered", subject, `said at ${iso(l.at)}, before ${l.from} answered (${sub(a)} at ${a.e.at})`);
 		const w = withdrawn.get(l.from);
 		if (w && l.at > at(w) + slack) f.fail("unanswered", subject, `said after ${l.from} withdrew (${sub(w)})`);
+	}
+}
+
+/** verifyExport, for a hostile file: what it can't even walk (e.g. JSON nested too deep to hash) is a broken chain. */
+export function safeVerifyExport(text: string): ReturnType<typeof verifyExport> {
+	try {
+		return verifyExport(text);
+	} catch (err) {
+		return {
+			ok: false,
+			tenantId: "",
+			entries: 0,
+			head: null,
+			break: {
+				seq: 0,
+				reason: "format",
+				expected: "a well-formed consentry audit export",
+				found: String((err as Error)?.message ?? err).slice(0, 200),
+				message: `it could not be verified at all (${String((err as Error)?.message ?? err).slice(0, 200)})`,
+			},
+		};
 	}
 }
 

@@ -1,8 +1,7 @@
 import { z } from "zod";
-import { verifyExport } from "../../server/audit/verify.js";
 import type { Bucket } from "./bucket.js";
 import { Findings, type SessionReport, TRANSCRIPT_CHECKS } from "./report.js";
-import { ANSWERS, type Entry, iso, lineOf, parseExport, type VerifyLimits } from "./verifySession.js";
+import { ANSWERS, type Entry, iso, lineOf, parseExport, safeVerifyExport, type VerifyLimits } from "./verifySession.js";
 
 const isoTime = z.iso.datetime({ offset: true });
 
@@ -116,7 +115,7 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 			f.skip(c, "no audit export of this meeting");
 		return report();
 	}
-	const chain = verifyExport(best.text);
+	const chain = safeVerifyExport(best.text);
 	if (!chain.ok && chain.break)
 		f.fail(
 			"audit-chain",
