@@ -148,6 +148,7 @@ async function buildSession(): Promise<{
 		})),
 	]);
 	const tracks: ManifestTrack[] = [];
+	let answeredAt = 0;
 	const keys: string[] = [];
 	let bytes = 0;
 	const block = randomBytes(1 << 20);
@@ -170,6 +171,7 @@ async function buildSession(): Promise<{
 			},
 		]);
 		if (!ack) throw new Error("no acknowledgement appended");
+		answeredAt = Date.parse(ack.at);
 		const person = log.pseudonym(tenantId, p.key) as string;
 		await append(
 			(["audio", "camera"] as const).map((kind) => ({
@@ -252,10 +254,10 @@ async function buildSession(): Promise<{
 			});
 		}
 	}
-	// An hour of chat: a line a minute, from the people covered.
+	// 60 chat lines from the people covered, said while the session ran (between the last answer and its end).
 	const t = Date.now();
 	const chat = Array.from({ length: 60 }, (_, i) => ({
-		at: new Date(t + i * 60_000).toISOString(),
+		at: new Date(answeredAt + ((t - answeredAt) * i) / 60).toISOString(),
 		from: log.pseudonym(tenantId, (people[i % PEOPLE] as (typeof people)[number]).key),
 		text: `message ${i}`,
 	}));

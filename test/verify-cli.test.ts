@@ -350,6 +350,31 @@ describe("consentry verify on a real recording", () => {
 		]);
 	});
 
+	it("a chat line of someone who answered, dated after the session ended: fails, naming the line", async () => {
+		const m = manifest();
+		const first = JSON.parse((golden.get(m.chat.key) as Buffer).toString().split("\n")[0] as string) as {
+			from: string;
+		};
+		const late = new Date(Date.parse(m.endedAt) + 60_000).toISOString();
+		const chat = Buffer.concat([
+			golden.get(m.chat.key) as Buffer,
+			Buffer.from(`${JSON.stringify({ at: late, from: first.from, text: "after the end" })}\n`),
+		]);
+		await put(m.chat.key, chat);
+		await put(
+			`${base}/manifest.json`,
+			JSON.stringify({ ...m, chat: { ...m.chat, size: chat.length, sha256: await sha256(chat), messages: 2 } }),
+		);
+		const r = await verify();
+		await restore();
+		expect(r.code).toBe(EXIT.failed);
+		expect(failures(r)).toEqual([
+			expect.stringMatching(
+				new RegExp(`^unanswered ${m.chat.key} line 2: said at .* when no answer of ${first.from} covered them`),
+			),
+		]);
+	});
+
 	it("a hostile manifest: wrong types reported one by one, a huge one not read; never a crash", async () => {
 		const m = manifest() as unknown as Record<string, unknown>;
 		await put(`${base}/manifest.json`, JSON.stringify({ ...m, version: "2", tracks: [{ person: 7 }], persons: null }));

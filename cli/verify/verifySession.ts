@@ -597,6 +597,23 @@ function checkAgainstTrail(
 			);
 	}
 
+	// When each person was covered: from each answer until that connection left, withdrew, or the session ended.
+	const covered = new Map<string, [number, number][]>();
+	const sessionEnd = mine.find((x) => x.e.type === "session.off" || x.e.type === "session.paused");
+	const leaves = new Map<unknown, Entry[]>();
+	for (const y of entries)
+		if (y.e.type === "person.left" || (y.e.type === "consent.withdrawn" && y.e.data.sessionId === S))
+			leaves.set(y.e.data.peerId, [...(leaves.get(y.e.data.peerId) ?? []), y]);
+	for (const x of mine) {
+		if (!ANSWERS.has(x.e.type) || !x.e.actor || (consentOnly && x.e.type !== "consent.given")) continue;
+		const end = leaves.get(x.e.data.peerId)?.find((y) => y.e.seq > x.e.seq);
+		const to = Math.min(
+			end ? at(end) : Number.POSITIVE_INFINITY,
+			sessionEnd ? at(sessionEnd) : Number.POSITIVE_INFINITY,
+		);
+		covered.set(x.e.actor, [...(covered.get(x.e.actor) ?? []), [at(x), to]]);
+	}
+
 	// Every chat line is of someone covered at that moment.
 	for (const l of chat) {
 		const subject = `${m.chat.key} line ${l.line}`;
@@ -613,6 +630,12 @@ function checkAgainstTrail(
 			);
 		else if (l.at < at(a) - slack)
 			f.fail("unanswered", subject, `said at ${iso(l.at)}, before ${l.from} answered (${sub(a)} at ${a.e.at})`);
+		else if (!(covered.get(l.from) ?? []).some(([from, to]) => l.at >= from - slack && l.at <= to + slack))
+			f.fail(
+				"unanswered",
+				subject,
+				`said at ${iso(l.at)}, when no answer of ${l.from} covered them (their answering connection had left or the session was paused; they had not answered again)`,
+			);
 		const w = withdrawn.get(l.from);
 		if (w && l.at > at(w) + slack) f.fail("unanswered", subject, `said after ${l.from} withdrew (${sub(w)})`);
 	}
