@@ -180,6 +180,8 @@ console.log(`
     s3://${bucket}/${prefix}/${meeting.id}/<session>/   on ${s3Endpoint}
     list them:  curl -s '${s3Endpoint}/${bucket}?list-type=2&prefix=${prefix}/'
     browse:     ${s3Endpoint}/moto-api/
+    verify them offline, as the customer's auditor:
+      AWS_ACCESS_KEY_ID=${credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${credentials.secretAccessKey} npx consentry verify s3://${bucket}/${prefix}/${meeting.id} --endpoint ${s3Endpoint}
   the transcript page opens from the link shown in the meeting (/t/…).
   The demo S3 server keeps objects in memory; Ctrl-C stops everything.
 `);

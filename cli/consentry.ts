@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// The customer's command line (npm bin `consentry`). Subcommands:
+//   consentry verify …   check a recording session in the customer's bucket, offline (docs/compliance.md)
+import "./quietWarnings.js";
+import { VERIFY_USAGE, verifyCommand } from "./verify/command.js";
+
+const USAGE = `usage: consentry <command> [options]
+
+commands:
+  verify    check a recording session in your bucket, without the gateway (consentry verify --help)`;
+
+const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
+
+async function main(argv: string[]): Promise<number> {
+	const [command, ...rest] = argv;
+	switch (command) {
+		case "verify":
+			return verifyCommand(rest, io);
+		case "help":
+		case "--help":
+		case "-h":
+			io.out(`${USAGE}\n\n${VERIFY_USAGE}\n`);
+			return 0;
+		default:
+			io.err(`${command === undefined ? "no command given" : `unknown command: ${command}`}\n\n${USAGE}\n`);
+			return 2;
+	}
+}
+
+main(process.argv.slice(2)).then(
+	(code) => {
+		process.exitCode = code;
+	},
+	(err: unknown) => {
+		io.err(`consentry: ${String(err)}\n`);
+		process.exitCode = 2;
+	},
+);
