@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { IdParams } from "../http/MeetingsApi.js";
 import { LinkParams } from "../http/TranscriptsApi.js";
-import { SessionParams } from "../recording/PlaybackTypes.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
+import { SessionParams } from "../recording/PlaybackTypes.js";
 import { storageTargetSchema } from "../storage/StorageTargetTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
 
@@ -292,7 +292,8 @@ export const ROUTES: RouteDoc[] = [
 	{
 		method: "GET",
 		url: "/r/:sessionId",
-		summary: "The playback page of a recording session (HTML; it calls GET /api/recordings/{sessionId} with the person's sign-in)",
+		summary:
+			"The playback page of a recording session (HTML; it calls GET /api/recordings/{sessionId} with the person's sign-in)",
 		tag: "recordings",
 		auth: "none",
 		params: SessionParams,
@@ -319,7 +320,10 @@ export const ROUTES: RouteDoc[] = [
 						manifest: z.object({ kind: z.string(), tracks: z.array(z.unknown()) }).loose(),
 						urls: z.record(z.string(), z.string()),
 						files: z.object({ manifest: z.string(), audit: z.string().nullable(), chat: z.string().nullable() }),
-						transcript: z.object({ lines: z.array(z.unknown()) }).loose().nullable(),
+						transcript: z
+							.object({ lines: z.array(z.unknown()) })
+							.loose()
+							.nullable(),
 						evidence: z.object({ persons: z.array(z.unknown()), holes: z.array(z.unknown()) }).loose(),
 						urlsExpireInSeconds: z.number().int(),
 					})
@@ -328,7 +332,8 @@ export const ROUTES: RouteDoc[] = [
 			...common,
 			404: { description: "`recording_not_found`.", schema: ErrorSchema },
 			409: {
-				description: "`recording_in_progress`, `no_storage_target`, `presign_unavailable` (SSE-C), `recording_missing`.",
+				description:
+					"`recording_in_progress`, `no_storage_target`, `presign_unavailable` (SSE-C), `recording_missing`.",
 				schema: ErrorSchema,
 			},
 			410: { description: "`recording_revoked`, `recording_expired`.", schema: ErrorSchema },

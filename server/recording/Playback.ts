@@ -6,7 +6,13 @@ import { ConsentryError } from "../errors.js";
 import { createS3Client } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type { StorageTarget } from "../storage/StorageTargetTypes.js";
-import type { Evidence, EvidencePerson, PlaybackSession, PlaybackTranscriptLine, PlaybackView } from "./PlaybackTypes.js";
+import type {
+	Evidence,
+	EvidencePerson,
+	PlaybackSession,
+	PlaybackTranscriptLine,
+	PlaybackView,
+} from "./PlaybackTypes.js";
 import { MANIFEST_KIND, type Manifest } from "./RecordingTypes.js";
 
 /** How long the presigned URLs an opening hands out stay valid (a page asks again for fresh ones). */
@@ -123,7 +129,7 @@ export class Playback {
 				chat: manifest.chat?.key ? await presign(manifest.chat.key) : null,
 			};
 			const meetingEvents = await this.#o.events.list({ tenantId: s.tenantId, meetingId: s.meetingId, limit: ALL });
-			const lines = await this.#transcript(client, s, manifest, meetingEvents);
+			const lines = await this.#transcript(client, manifest, meetingEvents);
 			const you = await this.#o.events.pseudonym(s.tenantId, viewer);
 			return {
 				meeting,
@@ -154,7 +160,6 @@ export class Playback {
 	/** The lines of the meeting's transcription sessions that overlap this recording (null: none was made). */
 	async #transcript(
 		client: S3Client,
-		s: PlaybackSession,
 		manifest: Manifest,
 		events: AuditEvent[],
 	): Promise<PlaybackTranscriptLine[] | null> {
@@ -163,7 +168,8 @@ export class Playback {
 		const spans = new Map<string, { start: number; end: number }>();
 		for (const e of events) {
 			if (e.data.kind !== "transcription" || typeof e.data.sessionId !== "string") continue;
-			if (e.type === "session.on") spans.set(e.data.sessionId, { start: Date.parse(e.at), end: Number.POSITIVE_INFINITY });
+			if (e.type === "session.on")
+				spans.set(e.data.sessionId, { start: Date.parse(e.at), end: Number.POSITIVE_INFINITY });
 			const span = spans.get(e.data.sessionId);
 			if (span && (e.type === "session.paused" || e.type === "session.off")) span.end = Date.parse(e.at);
 		}
@@ -241,7 +247,8 @@ function parseManifest(text: string, sessionId: string): Manifest {
 		Array.isArray(m.tracks) &&
 		m.tracks.every((t) => t && typeof t.person === "string" && Array.isArray(t.objects) && Array.isArray(t.holes)) &&
 		m.tracks.every((t) => t.objects.every((o) => o && typeof o.key === "string"));
-	if (!ok) throw new ConsentryError("recording_unreadable", "The session's manifest.json is not one this gateway wrote.", 422);
+	if (!ok)
+		throw new ConsentryError("recording_unreadable", "The session's manifest.json is not one this gateway wrote.", 422);
 	return m;
 }
 
