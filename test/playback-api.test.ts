@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { DeleteObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import type { NoticeView } from "../shared/protocol.js";
@@ -149,6 +150,78 @@ describe("recording playback API", () => {
 		await new Promise((r) => setTimeout(r, Math.max(0, at + 3100 - Date.now())));
 		const expired = await api(gw, "GET", `/api/recordings/${sessionId}`, brief.token("pat", "participant"));
 		expect([expired.status, expired.body.code]).toEqual([410, "recording_expired"]);
+	});
+
+	it("shows each track's recorded intervals and holes from the manifest; refuses a manifest it did not write", async () => {
+		const { sessionId, meetingId } = await recorded(acme, "holes-host");
+		const key = gw.events
+			.list({ tenantId: "acme", meetingId, type: "storage.object_written" })
+			.find((e) => e.data.manifest === true)?.data.key as string;
+		const manifest = await bucket.json<Record<string, unknown> & { persons: string[] }>(key);
+		const person = gw.events.list({ tenantId: "acme", meetingId, type: "notice.acknowledged" })[0]?.actor as string;
+		const t0 = Date.parse(String(manifest.startedAt));
+		const at = (s: number) => new Date(t0 + s * 1000).toISOString();
+		const track = {
+			trackId: "t1",
+			person,
+			kind: "camera",
+			producerId: "p1",
+			holes: [{ from: at(4), to: at(6), cause: "network_loss", frames: 50 }],
+			objects: [
+				{
+					key: `${key.replace(/manifest\.json$/, "")}${person}-camera-1.webm`,
+					seq: 1,
+					size: 1,
+					sha256: null,
+					startedAt: at(1),
+					endedAt: at(4),
+					firstFrameAt: t0 + 1100,
+				},
+				{
+					key: `${key.replace(/manifest\.json$/, "")}${person}-camera-2.webm`,
+					seq: 2,
+					size: 1,
+					sha256: null,
+					startedAt: at(6),
+					endedAt: at(9),
+				},
+			],
+		};
+		const put = (body: string) =>
+			bucket.s3.send(
+				new PutObjectCommand({ Bucket: bucket.name, Key: key, Body: body, ContentType: "application/json" }),
+			);
+		await put(JSON.stringify({ ...manifest, persons: [person], tracks: [track] }));
+		const r = await api(gw, "GET", `/api/recordings/${sessionId}`, acme.token("pat", "participant"));
+		expect(r.status).toBe(200);
+		const body = r.body as {
+			urls: Record<string, string>;
+			evidence: {
+				persons: { person: string; recorded: { kind: string; from: string; to: string }[] }[];
+				holes: unknown[];
+			};
+		};
+		expect(Object.keys(body.urls).sort()).toEqual(track.objects.map((o) => o.key).sort());
+		expect(body.evidence.persons.find((p) => p.person === person)?.recorded).toEqual([
+			{ kind: "camera", from: new Date(t0 + 1100).toISOString(), to: at(4) },
+			{ kind: "camera", from: at(6), to: at(9) },
+		]);
+		expect(body.evidence.holes).toEqual([
+			{ person, kind: "camera", from: at(4), to: at(6), cause: "network_loss", frames: 50 },
+		]);
+
+		for (const hostile of [
+			"{not json",
+			JSON.stringify({ ...manifest, session: "another" }),
+			JSON.stringify({ ...manifest, tracks: [{ objects: 5 }] }),
+		]) {
+			await put(hostile);
+			const refused = await api(gw, "GET", `/api/recordings/${sessionId}`, acme.token("pat", "participant"));
+			expect([refused.status, refused.body.code]).toEqual([422, "recording_unreadable"]);
+		}
+		await bucket.s3.send(new DeleteObjectCommand({ Bucket: bucket.name, Key: key }));
+		const gone = await api(gw, "GET", `/api/recordings/${sessionId}`, acme.token("pat", "participant"));
+		expect([gone.status, gone.body.code]).toEqual([409, "recording_missing"]);
 	});
 
 	it("plays from an SSE-KMS bucket; explains SSE-C", async () => {

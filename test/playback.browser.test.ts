@@ -62,11 +62,13 @@ afterAll(async () => {
 /** Each media element's place on the page's timeline (ms), sampled in one go. */
 function positions(page: Page): Promise<{ kind: string; at: number; paused: boolean }[]> {
 	return page.evaluate(() =>
-		[...document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")].map((el) => ({
-			kind: el.dataset.kind ?? "",
-			at: el.currentTime * 1000 + Number(el.dataset.segmentStart ?? Number.NaN),
-			paused: el.paused,
-		})),
+		Array.from(document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")).map(
+			(el) => ({
+				kind: el.dataset.kind ?? "",
+				at: el.currentTime * 1000 + Number(el.dataset.segmentStart ?? Number.NaN),
+				paused: el.paused,
+			}),
+		),
 	);
 }
 const spread = (ps: { at: number }[]) => Math.max(...ps.map((p) => p.at)) - Math.min(...ps.map((p) => p.at));
@@ -126,7 +128,9 @@ describe("playback page", () => {
 		await page.getByTestId("playback-play").click();
 		await page.waitForFunction(
 			() => {
-				const els = [...document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")];
+				const els = Array.from(
+					document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)"),
+				);
 				return els.length === 2 && els.every((el) => !el.paused && el.readyState >= 3 && el.currentTime > 0.3);
 			},
 			undefined,
@@ -152,7 +156,7 @@ describe("playback page", () => {
 		}, target);
 		await page.waitForFunction(
 			(v) =>
-				[...document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")].every(
+				Array.from(document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")).every(
 					(el) =>
 						!el.paused &&
 						el.readyState >= 3 &&
@@ -177,7 +181,7 @@ describe("playback page", () => {
 		await line.click();
 		await page.waitForFunction(
 			(v) =>
-				[...document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")].every(
+				Array.from(document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")).every(
 					(el) => Math.abs(el.currentTime * 1000 + Number(el.dataset.segmentStart) - v) < 1500,
 				),
 			lineAt,
@@ -188,7 +192,7 @@ describe("playback page", () => {
 		// Pause stops every track.
 		await page.getByTestId("playback-play").click();
 		await page.waitForFunction(() =>
-			[...document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")].every(
+			Array.from(document.querySelectorAll<HTMLMediaElement>("[data-testid=playback-track] :is(audio, video)")).every(
 				(el) => el.paused,
 			),
 		);

@@ -226,7 +226,10 @@ class Player {
 			this.pause();
 			return;
 		}
-		const active = this.#players.filter((p) => p.current && p.el.readyState < HTMLMediaElement.HAVE_FUTURE_DATA);
+		// (A track that failed to load — say its link expired — is shown as such and does not hold the others.)
+		const active = this.#players.filter(
+			(p) => p.current && !p.el.error && p.el.readyState < HTMLMediaElement.HAVE_FUTURE_DATA,
+		);
 		const waiting = this.#playing && active.some((p) => !p.el.ended);
 		if (waiting !== this.#waiting) {
 			this.#rebase(pos);
@@ -262,6 +265,7 @@ class Player {
 			p.el.currentTime = want;
 			p.tile.classList.remove("gap");
 		}
+		if (p.el.error) return;
 		p.tile.dataset.state = "media";
 		const run = this.#playing && !this.#waiting;
 		if (p.el.readyState >= HTMLMediaElement.HAVE_METADATA) {
@@ -296,6 +300,13 @@ class Player {
 		if (this.#playing) el.scrollIntoView({ block: "nearest" });
 	}
 
+	/** A media element could not load its object: its tile says so (the others play on). */
+	#failed(el: HTMLMediaElement): void {
+		const p = this.#players.find((x) => x.el === el);
+		p?.tile.classList.add("failed");
+		if (p) p.tile.dataset.state = "error";
+	}
+
 	#render(): void {
 		const d = this.#d;
 		const title = t("playback.titleOf", { title: d.meeting.title || d.meeting.id });
@@ -314,8 +325,8 @@ class Player {
 			const el =
 				prev?.el ??
 				(track.kind === "audio"
-					? h("audio", { preload: "auto" })
-					: h("video", { preload: "auto", muted: true, playsinline: true }));
+					? h("audio", { preload: "auto", class: "pb-audio" })
+					: h("video", { preload: "auto", muted: true, playsinline: true, class: "pb-video" }));
 			if (el instanceof HTMLVideoElement) el.muted = true;
 			el.setAttribute("aria-label", label);
 			el.dataset.track = track.trackId;
@@ -326,7 +337,10 @@ class Player {
 				el,
 				h("figcaption", null, label),
 				h("p", { class: "pb-gap-note" }, t("playback.gap")),
+				h("p", { class: "pb-error-note", role: "alert" }, t("playback.mediaError")),
 			);
+			if (!prev) el.addEventListener("error", () => this.#failed(el));
+			if (el.error) tile.classList.add("failed");
 			const segments = track.objects
 				.filter((o) => d.urls[o.key])
 				.map((o) => ({

@@ -15,8 +15,15 @@ import type {
 } from "./PlaybackTypes.js";
 import { MANIFEST_KIND, type Manifest } from "./RecordingTypes.js";
 
-/** How long the presigned URLs an opening hands out stay valid (a page asks again for fresh ones). */
-export const PLAYBACK_URL_SECONDS = 900;
+/**
+ * How long the presigned URLs an opening hands out stay valid: long enough to watch the session through once (its
+ * length + 1 h, at least 15 min, at most 12 h), never past the page's own expiry. Reloading the page gives new ones.
+ */
+export function playbackUrlSeconds(manifest: Pick<Manifest, "startedAt" | "endedAt">, expiresAt: string): number {
+	const length = Math.max(0, (Date.parse(manifest.endedAt) - Date.parse(manifest.startedAt)) / 1000) || 0;
+	const wanted = Math.min(12 * 3600, Math.max(900, Math.ceil(length) + 3600));
+	return Math.max(60, Math.min(wanted, Math.floor((Date.parse(expiresAt) - Date.now()) / 1000)));
+}
 /** The largest manifest / transcript the gateway reads for a page (a hostile or broken bucket gets a clear error). */
 const MAX_DOCUMENT_BYTES = 32 * 2 ** 20;
 const ALL = 1_000_000;
@@ -117,9 +124,10 @@ export class Playback {
 		const client = createS3Client(target, { ...this.#o.endpointPolicy, maxAttempts: 3 });
 		try {
 			const manifest = parseManifest(await readText(client, s.manifest.bucket, s.manifest.key), s.sessionId);
+			const expiresIn = playbackUrlSeconds(manifest, s.expiresAt);
 			const presign = (key: string) =>
 				getSignedUrl(client, new GetObjectCommand({ Bucket: s.manifest?.bucket, Key: key }), {
-					expiresIn: PLAYBACK_URL_SECONDS,
+					expiresIn,
 				});
 			const urls: Record<string, string> = {};
 			for (const track of manifest.tracks) for (const o of track.objects) urls[o.key] = await presign(o.key);
@@ -150,7 +158,7 @@ export class Playback {
 						}
 					: null,
 				evidence: evidence(s, manifest, meetingEvents, you, lines ?? []),
-				urlsExpireInSeconds: PLAYBACK_URL_SECONDS,
+				urlsExpireInSeconds: expiresIn,
 			};
 		} finally {
 			client.destroy();

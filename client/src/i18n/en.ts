@@ -377,6 +377,7 @@ export const en = {
 	"playback.kind.camera": "camera",
 	"playback.kind.screen": "screen",
 	"playback.gap": "Not recorded at this moment",
+	"playback.mediaError": "This part could not be loaded (its link may have expired): reload the page.",
 	"playback.transcript": "Transcript",
 	"playback.transcriptEmpty": "Nothing was transcribed.",
 	"playback.noTranscript": "No transcription ran during this recording.",

@@ -368,6 +368,7 @@ export const fr: Catalogue = {
 	"playback.kind.camera": "caméra",
 	"playback.kind.screen": "écran",
 	"playback.gap": "Pas enregistré à ce moment",
+	"playback.mediaError": "Cette partie n’a pas pu être chargée (son lien a peut-être expiré) : rechargez la page.",
 	"playback.transcript": "Transcription",
 	"playback.transcriptEmpty": "Rien n’a été transcrit.",
 	"playback.noTranscript": "Aucune transcription pendant cet enregistrement.",
