@@ -118,6 +118,17 @@ describe("recording playback API", () => {
 		const unknown = await api(gw, "GET", `/api/recordings/${randomUUID()}`, acme.token("pat", "participant"));
 		expect([unknown.status, unknown.body.code]).toEqual([404, "recording_not_found"]);
 
+		// The meeting's recordings, listed for the same people (how a member finds the page).
+		const listed = await api(gw, "GET", `/api/meetings/${meetingId}/recordings`, acme.token("nia", "participant"));
+		expect(listed.status).toBe(200);
+		expect(listed.body.recordings).toEqual([
+			expect.objectContaining({ sessionId, ready: true, revoked: false, page: `/r/${sessionId}` }),
+		]);
+		const listPath = `/api/meetings/${meetingId}/recordings`;
+		expect((await api(gw, "GET", listPath, acme.token("olga", "participant"))).body.code).toBe("not_a_member");
+		expect((await api(gw, "GET", listPath, brief.token("pat", "participant"))).status).toBe(404);
+		expect((await api(gw, "GET", listPath)).status).toBe(401);
+
 		const openings = gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_opened" });
 		expect(openings).toHaveLength(3);
 		expect(openings.every((e) => e.data.sessionId === sessionId && String(e.actor).startsWith("psn_"))).toBe(true);

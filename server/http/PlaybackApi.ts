@@ -7,6 +7,7 @@ import type { MeetingStore } from "../meetings/MeetingStore.js";
 import type { Playback } from "../recording/Playback.js";
 import { type PlaybackSession, SessionParams } from "../recording/PlaybackTypes.js";
 import { assertMeetingScope, bearerIdentity } from "./callers.js";
+import { IdParams } from "./MeetingsApi.js";
 import { CSP_DIRECTIVES } from "./securityHeaders.js";
 
 export interface PlaybackApiOptions {
@@ -93,6 +94,35 @@ export function registerPlaybackApi(http: FastifyInstance, o: PlaybackApiOptions
 			data: { sessionId: s.sessionId },
 		});
 		return view;
+	});
+
+	http.get("/api/meetings/:id/recordings", async (req) => {
+		const who = caller(req);
+		const p = IdParams.safeParse(req.params);
+		if (!p.success) throw new ValidationError("invalid meeting ID");
+		const meeting = await o.store.find(p.data.id);
+		if (!meeting || meeting.tenantId !== who.tenantId) {
+			throw new NotFoundError("meeting_not_found", "No meeting has this ID.");
+		}
+		assertMeetingScope(who, meeting);
+		const member =
+			(who.role === "host" && meeting.hostSubject === who.subject) ||
+			(await o.playback.wasMember(who.tenantId, `${who.tenantId}:${who.subject}`, meeting.id));
+		if (!member) {
+			throw new ForbiddenError("not_a_member", "Only the host and the people who were in this meeting can open it.");
+		}
+		const sessions = await o.playback.list(meeting.tenantId, meeting.id);
+		return {
+			recordings: sessions.map((s) => ({
+				sessionId: s.sessionId,
+				startedAt: s.startedAt,
+				endedAt: s.endedAt,
+				ready: s.manifest !== null,
+				revoked: s.revoked,
+				expiresAt: s.expiresAt,
+				page: `/r/${s.sessionId}`,
+			})),
+		};
 	});
 
 	http.delete("/api/recordings/:sessionId", async (req) => {

@@ -342,6 +342,34 @@ export const ROUTES: RouteDoc[] = [
 		},
 	},
 	{
+		method: "GET",
+		url: "/api/meetings/:id/recordings",
+		summary: "A meeting's recording sessions and their playback pages (the host and the people who were in it)",
+		tag: "recordings",
+		auth: "member",
+		params: IdParams,
+		responses: {
+			200: {
+				description: "Oldest first; `ready`: the session's files are written and its page opens.",
+				schema: z.object({
+					recordings: z.array(
+						z.object({
+							sessionId: z.string(),
+							startedAt: z.string(),
+							endedAt: z.string().nullable(),
+							ready: z.boolean(),
+							revoked: z.boolean(),
+							expiresAt: z.string(),
+							page: z.string().describe("`/r/{sessionId}`"),
+						}),
+					),
+				}),
+			},
+			...common,
+			404: { description: "`meeting_not_found`.", schema: ErrorSchema },
+		},
+	},
+	{
 		method: "DELETE",
 		url: "/api/recordings/:sessionId",
 		summary: "Revoke a recording's playback page (the meeting's host)",

@@ -72,6 +72,18 @@ export class Playback {
 		};
 	}
 
+	/** The meeting's recording sessions, oldest first (ready: its manifest is written, the page opens). */
+	async list(tenantId: string, meetingId: string): Promise<PlaybackSession[]> {
+		const ons = await this.#o.events.list({ tenantId, meetingId, type: "session.on", limit: ALL });
+		const out: PlaybackSession[] = [];
+		for (const on of ons) {
+			if (on.data.kind !== "recording" || typeof on.data.sessionId !== "string") continue;
+			const s = await this.find(tenantId, on.data.sessionId);
+			if (s) out.push(s);
+		}
+		return out;
+	}
+
 	/** Whether this person (`tenant:subject`) was in the meeting: a `person.joined` of theirs. */
 	async wasMember(tenantId: string, personKey: string, meetingId: string): Promise<boolean> {
 		const mine = await this.#o.events.listForPerson(tenantId, personKey);
