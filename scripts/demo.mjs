@@ -181,5 +181,8 @@ console.log(`
     list them:  curl -s '${s3Endpoint}/${bucket}?list-type=2&prefix=${prefix}/'
     browse:     ${s3Endpoint}/moto-api/
   the transcript page opens from the link shown in the meeting (/t/…).
+  each recording plays back on its page, for the host and the people who were in the meeting (signed in):
+    ${base}/r/<session>#token=${hostToken}
+    <session>: a folder above, or from  curl -s -H 'authorization: Bearer ${hostToken}' ${base}/api/meetings/${meeting.id}/recordings
   The demo S3 server keeps objects in memory; Ctrl-C stops everything.
 `);
