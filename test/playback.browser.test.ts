@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
+import { axeViolations } from "./helpers/axe.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type Browser, launchBrowser } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
@@ -188,6 +189,24 @@ describe("playback page", () => {
 			{ timeout: 10_000 },
 		);
 		await page.locator('.pb-line[aria-current="true"]').first().waitFor({ timeout: 5000 });
+		if (process.env.PLAYBACK_SCREENSHOT)
+			await page.screenshot({ path: process.env.PLAYBACK_SCREENSHOT, fullPage: true });
+		// An automated WCAG 2.1 AA audit finds nothing.
+		expect(await axeViolations(page)).toEqual([]);
+
+		// The keyboard: Tab reaches the play button, Space pauses; the seek slider moves with the arrow keys.
+		await page.getByTestId("playback-play").focus();
+		await page.keyboard.press("Space");
+		await page.locator('[data-testid="playback-play"][aria-pressed="false"]').waitFor();
+		const seekBefore = Number(await page.getByTestId("playback-seek").inputValue());
+		await page.getByTestId("playback-seek").focus();
+		await page.keyboard.press("ArrowRight");
+		await page.keyboard.press("ArrowRight");
+		expect(Number(await page.getByTestId("playback-seek").inputValue())).toBeGreaterThan(seekBefore);
+		expect(await page.getByTestId("playback-seek").getAttribute("aria-valuetext")).toMatch(/^\d+:\d\d of \d+:\d\d$/);
+		await page.getByTestId("playback-play").focus();
+		await page.keyboard.press("Enter");
+		await page.locator('[data-testid="playback-play"][aria-pressed="true"]').waitFor();
 
 		// Pause stops every track.
 		await page.getByTestId("playback-play").click();
