@@ -51,11 +51,37 @@ export class Playback {
 		this.#o = o;
 	}
 
+	/**
+	 * Where each recording session began (`tenant/session` → its `session.on`), read from each tenant's chain from a
+	 * cursor: a lookup that misses reads only the entries appended since the last one (an index range), so an
+	 * unknown ID — the page's address needs no sign-in — never costs a scan of the whole trail.
+	 */
+	readonly #sessions = new Map<string, { meetingId: string; seq: number; at: string }>();
+	readonly #cursor = new Map<string, number>();
+
+	async #locate(
+		tenantId: string,
+		sessionId: string,
+	): Promise<{ meetingId: string; seq: number; at: string } | undefined> {
+		const key = `${tenantId}/${sessionId}`;
+		const known = this.#sessions.get(key);
+		if (known) return known;
+		const head = (await this.#o.events.head(tenantId))?.seq ?? 0;
+		const after = this.#cursor.get(tenantId) ?? 0;
+		if (head <= after) return undefined;
+		const ons = await this.#o.events.list({ tenantId, type: "session.on", afterSeq: after, limit: ALL });
+		for (const e of ons) {
+			if (e.data.kind !== "recording" || typeof e.data.sessionId !== "string" || !e.meetingId) continue;
+			this.#sessions.set(`${tenantId}/${e.data.sessionId}`, { meetingId: e.meetingId, seq: e.seq, at: e.at });
+		}
+		this.#cursor.set(tenantId, Math.max(head, ons.at(-1)?.seq ?? 0));
+		return this.#sessions.get(key);
+	}
+
 	/** The recording session `sessionId` of this tenant, or undefined. */
 	async find(tenantId: string, sessionId: string): Promise<PlaybackSession | undefined> {
-		const ons = await this.#o.events.list({ tenantId, type: "session.on", limit: ALL });
-		const on = ons.find((e) => e.data.sessionId === sessionId && e.data.kind === "recording");
-		if (!on?.meetingId) return undefined;
+		const on = await this.#locate(tenantId, sessionId);
+		if (!on) return undefined;
 		const meeting = await this.#o.events.list({ tenantId, meetingId: on.meetingId, afterSeq: on.seq - 1, limit: ALL });
 		const mine = (e: AuditEvent) => e.data.sessionId === sessionId;
 		const end = meeting.find((e) => (e.type === "session.paused" || e.type === "session.off") && mine(e));
