@@ -98,7 +98,13 @@ describe("playback page", () => {
 		}
 		const sessionId = gw.capture.session(meetingId, "recording")?.id as string;
 		await waitFor(() => gw.recorder?.openTracks.length === 2, 15_000, "2 tracks recording");
-		await new Promise((r) => setTimeout(r, 12_000));
+		// Hana's camera goes off for 4 s (the recorder ends that object after 2 s without frames) and on again: her
+		// camera track is two objects with nothing between them.
+		await new Promise((r) => setTimeout(r, 5000));
+		await host.locator("#camera-button").click();
+		await new Promise((r) => setTimeout(r, 4000));
+		await host.locator("#camera-button").click();
+		await new Promise((r) => setTimeout(r, 6000));
 		for (const kind of ["recording", "transcription"]) {
 			await host.locator(`[data-testid="capture-stop"][data-kind="${kind}"]`).click();
 		}
@@ -122,7 +128,7 @@ describe("playback page", () => {
 		expect(await you.getByTestId("evidence-recorded").textContent()).toBe("Never recorded");
 		const hana = rows.filter({ hasNotText: "(you)" });
 		expect(await hana.getByTestId("evidence-answer").textContent()).toMatch(/^Acknowledged at /);
-		expect(await hana.getByTestId("evidence-recorded").locator("li").count()).toBe(2);
+		expect(await hana.getByTestId("evidence-recorded").locator("li").count()).toBe(3); // sound, camera ×2
 		expect(await page.getByTestId("evidence-holes").textContent()).toMatch(/No holes/);
 
 		// Play: both tracks start, and stay within 100 ms of each other.
@@ -207,6 +213,43 @@ describe("playback page", () => {
 		await page.getByTestId("playback-play").focus();
 		await page.keyboard.press("Enter");
 		await page.locator('[data-testid="playback-play"][aria-pressed="true"]').waitFor();
+
+		// The camera's two objects: in the gap between them its tile says so while the sound plays on; playing across
+		// the gap, the camera stops at its end and starts again at the second object, in step with the sound.
+		const manifestKey = written().find((e) => e.data.manifest === true)?.data.key as string;
+		const manifest = await bucket.json<{
+			tracks: { kind: string; objects: { startedAt: string; endedAt: string; firstFrameAt?: number }[] }[];
+		}>(manifestKey);
+		const start = (o: { startedAt: string; firstFrameAt?: number }) => o.firstFrameAt ?? Date.parse(o.startedAt);
+		const t0 = Math.min(...manifest.tracks.flatMap((tr) => tr.objects.map(start)));
+		const camera = manifest.tracks.find((tr) => tr.kind === "camera")?.objects ?? [];
+		expect(camera).toHaveLength(2);
+		const gapFrom = Date.parse(camera[0]?.endedAt as string) - t0;
+		const gapTo = start(camera[1] as { startedAt: string }) - t0;
+		expect(gapTo - gapFrom).toBeGreaterThan(2000);
+		const seekTo = (v: number) =>
+			page.getByTestId("playback-seek").evaluate((el: HTMLInputElement, x) => {
+				el.value = String(x);
+				el.dispatchEvent(new Event("input", { bubbles: true }));
+			}, v);
+		const cameraTile = page.locator('[data-testid="playback-track"]:has(video)');
+		await seekTo(gapFrom - 1200);
+		await page.locator('[data-testid="playback-track"][data-state="gap"]:has(video)').waitFor({ timeout: 10_000 });
+		expect(await page.locator("audio").evaluate((el: HTMLMediaElement) => el.paused)).toBe(false);
+		await page.locator('[data-testid="playback-track"][data-state="media"]:has(video)').waitFor({ timeout: 15_000 });
+		await page.waitForFunction(
+			(v) => {
+				const video = document.querySelector<HTMLVideoElement>("[data-testid=playback-track] video");
+				return video && !video.paused && video.readyState >= 3 && Number(video.dataset.segmentStart) >= v - 50;
+			},
+			gapTo,
+			{ timeout: 10_000 },
+		);
+		await new Promise((r) => setTimeout(r, 1000));
+		const across = await positions(page);
+		console.info(`playback: across the gap, offset ${spread(across).toFixed(0)} ms`);
+		expect(spread(across)).toBeLessThan(100);
+		expect(await cameraTile.getAttribute("data-state")).toBe("media");
 
 		// Pause stops every track.
 		await page.getByTestId("playback-play").click();
