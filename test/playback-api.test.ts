@@ -115,6 +115,11 @@ describe("recording playback API", () => {
 		expect([foreign.status, foreign.body.code]).toEqual([404, "recording_not_found"]);
 		expect((await api(gw, "GET", path)).status).toBe(401);
 		expect((await api(gw, "GET", "/api/recordings/..%2F..%2Fetc", acme.token("pat", "participant"))).status).toBe(400);
+		// A token limited to one meeting opens that meeting's recordings only.
+		const scoped = await api(gw, "GET", path, acme.token("pat", "participant", { meeting: meetingId }));
+		expect(scoped.status).toBe(200);
+		const elsewhere = await api(gw, "GET", path, acme.token("pat", "participant", { meeting: "another-meeting" }));
+		expect([elsewhere.status, elsewhere.body.code]).toEqual([403, "token_wrong_meeting"]);
 		const unknown = await api(gw, "GET", `/api/recordings/${randomUUID()}`, acme.token("pat", "participant"));
 		expect([unknown.status, unknown.body.code]).toEqual([404, "recording_not_found"]);
 
@@ -130,7 +135,7 @@ describe("recording playback API", () => {
 		expect((await api(gw, "GET", listPath)).status).toBe(401);
 
 		const openings = gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_opened" });
-		expect(openings).toHaveLength(3);
+		expect(openings).toHaveLength(4);
 		expect(openings.every((e) => e.data.sessionId === sessionId && String(e.actor).startsWith("psn_"))).toBe(true);
 
 		// The page is the client app; its CSP lets media come from that organisation's bucket, and nothing else.
