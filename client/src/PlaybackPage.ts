@@ -162,10 +162,6 @@ class Player {
 		const ends = d.manifest.tracks.flatMap((tr) => tr.objects.map((o) => Date.parse(o.endedAt)));
 		this.#t0 = starts.length ? Math.min(...starts) : Date.parse(d.manifest.startedAt);
 		this.#duration = Math.max(0, (ends.length ? Math.max(...ends) : Date.parse(d.manifest.endedAt)) - this.#t0);
-		d.evidence.persons.forEach((p, i) => {
-			const name = p.displayName || t("playback.person", { n: i + 1 });
-			this.#names.set(p.person, p.you ? t("playback.you", { name }) : name);
-		});
 		this.#play = h("button", {
 			type: "button",
 			class: "primary",
@@ -258,7 +254,7 @@ class Player {
 			return;
 		}
 		const want = (at - seg.start) / 1000;
-		if (seg !== p.current) {
+		if (seg.url !== p.current?.url) {
 			p.current = seg;
 			p.el.src = seg.url;
 			p.el.dataset.segmentStart = String(seg.start - this.#t0);
@@ -309,6 +305,11 @@ class Player {
 
 	#render(): void {
 		const d = this.#d;
+		// People by name where the transcript gave one, else "Person 2" (in the page's language).
+		d.evidence.persons.forEach((p, i) => {
+			const name = p.displayName || t("playback.person", { n: i + 1 });
+			this.#names.set(p.person, p.you ? t("playback.you", { name }) : name);
+		});
 		const title = t("playback.titleOf", { title: d.meeting.title || d.meeting.id });
 		$("#playback-title").textContent = title;
 		document.title = title;
