@@ -21,15 +21,18 @@ const acme = testTenant("acme");
 const brief = testTenant("brief", { transcriptLinkSeconds: 3 });
 const kms = testTenant("kms");
 const ssec = testTenant("ssec");
+/** Declining keeps the person in the meeting, never recorded. */
+const stays = testTenant("stays", { onDecline: "stay-unrecorded" });
 let bucket: TestBucket;
 let gw: Gateway;
 const open: RawClient[] = [];
 
 beforeAll(async () => {
 	bucket = await startBucket("playback");
-	gw = await startGateway({ tenants: [acme, brief, kms, ssec], env: storageEnv() });
+	gw = await startGateway({ tenants: [acme, brief, kms, ssec, stays], env: storageEnv() });
 	await saveStorageTarget(gw, acme, bucket, "acme");
 	await saveStorageTarget(gw, brief, bucket, "brief");
+	await saveStorageTarget(gw, stays, bucket, "stays");
 	await saveStorageTarget(gw, kms, bucket, "kms", {
 		encryption: { type: "SSE-KMS", kmsKeyId: "arn:aws:kms:us-east-1:123456789012:key/playback-test" },
 	});
@@ -44,8 +47,12 @@ afterAll(async () => {
 	await bucket?.stop();
 });
 
-/** A meeting recorded (nobody sends media): the host and Pat answer, Nia never does. Returns the session. */
-async function recorded(t: TestTenant, host: string): Promise<{ sessionId: string; meetingId: string }> {
+/** A meeting recorded (nobody sends media): the host and Pat answer, Nia never does (or declines). */
+async function recorded(
+	t: TestTenant,
+	host: string,
+	nia: "silent" | "declines" = "silent",
+): Promise<{ sessionId: string; meetingId: string }> {
 	const m = await api(gw, "POST", "/api/meetings", t.token(host), { title: "Played back", settings: { lobby: false } });
 	const meetingId = m.body.id as string;
 	const h = await connect(gw.url, t.token(host));
@@ -56,7 +63,9 @@ async function recorded(t: TestTenant, host: string): Promise<{ sessionId: strin
 	await p.call("join", { meetingId, displayName: "Pat" });
 	await n.call("join", { meetingId, displayName: "Nia" });
 	const notices = [h.next("captureNotice"), p.next("captureNotice")];
+	const niaNotice = n.next("captureNotice");
 	await h.call("startCapture", { kind: "recording" });
+	if (nia === "declines") await n.call("decline", { noticeId: ((await niaNotice) as NoticeView).id });
 	for (const [i, c] of [h, p].entries()) {
 		await c.call("acknowledgeNotice", { noticeId: ((await notices[i]) as NoticeView).id });
 	}
@@ -238,6 +247,20 @@ describe("recording playback API", () => {
 		await bucket.s3.send(new DeleteObjectCommand({ Bucket: bucket.name, Key: key }));
 		const gone = await api(gw, "GET", `/api/recordings/${sessionId}`, acme.token("pat", "participant"));
 		expect([gone.status, gone.body.code]).toEqual([409, "recording_missing"]);
+	});
+
+	it("names who declined and stayed, never recorded", async () => {
+		const { sessionId } = await recorded(stays, "stays-host", "declines");
+		const r = await api(gw, "GET", `/api/recordings/${sessionId}`, stays.token("nia", "participant"));
+		expect(r.status).toBe(200);
+		const { evidence, manifest } = r.body as {
+			evidence: { persons: { you: boolean; notRecorded: boolean; answer: { type: string } | null }[] };
+			manifest: { notRecorded: string[] };
+		};
+		expect(manifest.notRecorded).toHaveLength(1);
+		const nia = evidence.persons.find((p) => p.you);
+		expect(nia).toMatchObject({ notRecorded: true, answer: { type: "consent.declined" } });
+		expect(evidence.persons.filter((p) => p.notRecorded)).toHaveLength(1);
 	});
 
 	it("plays from an SSE-KMS bucket; explains SSE-C", async () => {
