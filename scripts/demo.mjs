@@ -181,8 +181,9 @@ console.log(`
     list them:  curl -s '${s3Endpoint}/${bucket}?list-type=2&prefix=${prefix}/'
     browse:     ${s3Endpoint}/moto-api/
   the transcript page opens from the link shown in the meeting (/t/…).
-  each recording plays back on its page, for the host and the people who were in the meeting (signed in):
-    ${base}/r/<session>#token=${hostToken}
-    <session>: a folder above, or from  curl -s -H 'authorization: Bearer ${hostToken}' ${base}/api/meetings/${meeting.id}/recordings
+  the meeting's recordings page (each recording plays back on /r/<session>, with its transcript and evidence),
+  for the host and the people who were in the meeting, signed in:
+    ${base}/recordings/${meeting.id}#token=${hostToken}
+    one recording: ${base}/r/<session>#token=${hostToken}   (<session>: a folder above)
   The demo S3 server keeps objects in memory; Ctrl-C stops everything.
 `);

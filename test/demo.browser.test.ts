@@ -139,7 +139,7 @@ describe("the demo", () => {
 		expect(types.indexOf("recording.stopped")).toBeLessThan(types.indexOf("recording.ready"));
 
 		// The recordings page the demo names opens the session for the host.
-		const named = /\n\s+(\S+)\/r\/<session>#token=(\S+)/.exec(out);
+		const named = /(http\S+)\/r\/<session>#token=(\S+)/.exec(out);
 		expect(named?.[1]).toBe(base);
 		const meetingId = meetingPrefix.split("/").pop() as string;
 		const sessions = (await (
@@ -149,7 +149,10 @@ describe("the demo", () => {
 		).json()) as { recordings: { page: string; ready: boolean }[] };
 		expect(sessions.recordings).toHaveLength(1);
 		const playback = await chrome.browser.newPage();
-		await playback.goto(`${base}${sessions.recordings[0]?.page}#token=${named?.[2]}`);
+		const listPage = new RegExp(`\\n\\s+(${base}/recordings/${meetingId}#token=\\S+)`).exec(out)?.[1] as string;
+		await playback.goto(listPage);
+		await playback.getByTestId("recording-item").getByRole("link").click();
+		await playback.waitForURL(`${base}${sessions.recordings[0]?.page}`);
 		await playback.locator('[data-testid="playback-screen"][data-code="ok"]').waitFor({ timeout: 15_000 });
 		expect(await playback.getByTestId("playback-track").count()).toBe(webms.length);
 		await playback.close();

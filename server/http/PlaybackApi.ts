@@ -56,6 +56,8 @@ export function registerPlaybackApi(http: FastifyInstance, o: PlaybackApiOptions
 		who.role === "host" && (await o.store.find(s.meetingId))?.hostSubject === who.subject;
 
 	if (o.servesClient) {
+		// A meeting's recordings, each linked to its page (it calls GET /api/meetings/{id}/recordings).
+		http.get("/recordings/:id", async (_req, reply) => reply.sendFile("index.html"));
 		http.get("/r/:sessionId", async (req, reply) => {
 			// The page plays from the organisation's bucket: its CSP allows that one origin for media (nothing else).
 			const p = SessionParams.safeParse(req.params);

@@ -291,6 +291,15 @@ export const ROUTES: RouteDoc[] = [
 	},
 	{
 		method: "GET",
+		url: "/recordings/:id",
+		summary: "A meeting's recordings page (HTML; it calls GET /api/meetings/{id}/recordings with the person's sign-in)",
+		tag: "recordings",
+		auth: "none",
+		params: IdParams,
+		responses: { 200: { description: "The browser client's page.", contentType: "text/html" } },
+	},
+	{
+		method: "GET",
 		url: "/r/:sessionId",
 		summary:
 			"The playback page of a recording session (HTML; it calls GET /api/recordings/{sessionId} with the person's sign-in)",

@@ -357,6 +357,11 @@ export const en = {
 	"error.storage_unavailable": "Your organisation's storage could not be reached. Try again later.",
 	"error.presign_unavailable": "Your organisation's storage could not give a link right now. Try again later.",
 	// Recording playback page (/r/{sessionId})
+	"recordings.title": "Recordings of the meeting",
+	"recordings.item": "{date}, {from} to {to}",
+	"recordings.notReady": "still recording or being saved",
+	"recordings.revoked": "revoked by the host",
+	"recordings.none": "Nothing of this meeting was recorded.",
 	"playback.title": "Recording",
 	"playback.titleOf": "Recording — {title}",
 	"playback.opening": "Opening…",

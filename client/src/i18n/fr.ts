@@ -348,6 +348,11 @@ export const fr: Catalogue = {
 	"error.presign_unavailable":
 		"Le stockage de votre organisation n’a pas pu fournir de lien pour l’instant. Réessayez plus tard.",
 	// Recording playback page (/r/{sessionId})
+	"recordings.title": "Enregistrements de la réunion",
+	"recordings.item": "{date}, de {from} à {to}",
+	"recordings.notReady": "enregistrement ou sauvegarde en cours",
+	"recordings.revoked": "révoqué par l’hôte",
+	"recordings.none": "Rien de cette réunion n’a été enregistré.",
 	"playback.title": "Enregistrement",
 	"playback.titleOf": "Enregistrement — {title}",
 	"playback.opening": "Ouverture…",
