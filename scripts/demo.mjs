@@ -183,5 +183,9 @@ console.log(`
     verify them offline, as the customer's auditor:
       AWS_ACCESS_KEY_ID=${credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${credentials.secretAccessKey} npx consentry verify s3://${bucket}/${prefix}/${meeting.id} --endpoint ${s3Endpoint}
   the transcript page opens from the link shown in the meeting (/t/…).
+  the meeting's recordings page (each recording plays back on /r/<session>, with its transcript and evidence),
+  for the host and the people who were in the meeting, signed in:
+    ${base}/recordings/${meeting.id}#token=${hostToken}
+    one recording: ${base}/r/<session>#token=${hostToken}   (<session>: a folder above)
   The demo S3 server keeps objects in memory; Ctrl-C stops everything.
 `);

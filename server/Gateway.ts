@@ -15,6 +15,7 @@ import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
+import { registerPlaybackApi } from "./http/PlaybackApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
 import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
 import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
@@ -26,6 +27,7 @@ import { PasscodeGuard } from "./meetings/PasscodeGuard.js";
 import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
 import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
 import { AddressKey } from "./privacy/addresses.js";
+import { Playback } from "./recording/Playback.js";
 import { RecordingService } from "./recording/RecordingService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
@@ -253,6 +255,20 @@ export class Gateway {
 			verifier,
 			endpointPolicy,
 			servesClient: existsSync(config.clientDir),
+		});
+		registerPlaybackApi(http, {
+			playback: new Playback({
+				events,
+				targets,
+				endpointPolicy,
+				linkSeconds: (id) => tenantCapture(id).transcriptLinkSeconds,
+			}),
+			store,
+			events,
+			verifier,
+			tenantIds: () => tenants.ids(),
+			servesClient: existsSync(config.clientDir),
+			tls: Boolean(config.http.tls),
 		});
 		registerStorageApi(http, {
 			targets,

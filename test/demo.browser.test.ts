@@ -14,7 +14,7 @@ import { startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-re
 /**
  * `npm run demo` as a new user meets it: the demo (scripts/demo.mjs, its own gateway and S3 server) prints the
  * host's link; the host opens it in Chromium, joins, starts recording, answers the notice, stops; the objects
- * land in the demo bucket where the demo said they would, and the customer's webhook hears recording.ready
+ * land in the demo bucket where the demo said they would, play back on the recordings page it names, and the customer's webhook hears recording.ready
  * with the same keys. Then the same for transcription, and the operator's metrics saw it all.
  */
 let demo: ChildProcess;
@@ -137,6 +137,25 @@ describe("the demo", () => {
 		const types = receiver.accepted.map((h) => h.payload.type);
 		expect(types.indexOf("recording.started")).toBeLessThan(types.indexOf("recording.stopped"));
 		expect(types.indexOf("recording.stopped")).toBeLessThan(types.indexOf("recording.ready"));
+
+		// The recordings page the demo names opens the session for the host.
+		const named = /(http\S+)\/r\/<session>#token=(\S+)/.exec(out);
+		expect(named?.[1]).toBe(base);
+		const meetingId = meetingPrefix.split("/").pop() as string;
+		const sessions = (await (
+			await fetch(`${base}/api/meetings/${meetingId}/recordings`, {
+				headers: { authorization: `Bearer ${named?.[2]}` },
+			})
+		).json()) as { recordings: { page: string; ready: boolean }[] };
+		expect(sessions.recordings).toHaveLength(1);
+		const playback = await chrome.browser.newPage();
+		const listPage = new RegExp(`\\n\\s+(${base}/recordings/${meetingId}#token=\\S+)`).exec(out)?.[1] as string;
+		await playback.goto(listPage);
+		await playback.getByTestId("recording-item").getByRole("link").click();
+		await playback.waitForURL(`${base}${sessions.recordings[0]?.page}`);
+		await playback.locator('[data-testid="playback-screen"][data-code="ok"]').waitFor({ timeout: 15_000 });
+		expect(await playback.getByTestId("playback-track").count()).toBe(webms.length);
+		await playback.close();
 
 		// Transcription works out of the box too (the embedded engine): its transcript lands next to the recording.
 		await page.locator('[data-testid="capture-start"][data-kind="transcription"]').click();

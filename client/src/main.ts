@@ -6,6 +6,8 @@ import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
 import { LocalMedia } from "./LocalMedia.js";
 import { Meeting } from "./meeting/Meeting.js";
 import { closeMenus, wireMenus } from "./meeting/Menus.js";
+import { showPlaybackPage } from "./PlaybackPage.js";
+import { showRecordingsPage } from "./RecordingsPage.js";
 import { Signaling, SignalingError } from "./Signaling.js";
 import { showTranscriptPage } from "./TranscriptPage.js";
 import { forgetToken, readClaims, takeToken } from "./token.js";
@@ -322,7 +324,11 @@ document.addEventListener("click", (ev) => {
 });
 
 const transcript = /^\/t\/([A-Za-z0-9_-]{16,64})$/.exec(location.pathname);
+const recording = /^\/r\/([0-9a-fA-F-]{36})$/.exec(location.pathname);
+const recordings = /^\/recordings\/([A-Za-z0-9-]{1,64})$/.exec(location.pathname);
 if (transcript?.[1]) void showTranscriptPage(transcript[1], takeToken());
+else if (recording?.[1]) void showPlaybackPage(recording[1], takeToken());
+else if (recordings?.[1]) void showRecordingsPage(recordings[1], takeToken());
 else {
 	wireMenus();
 	new App();

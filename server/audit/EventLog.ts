@@ -56,6 +56,10 @@ export const EVENT_TYPES = [
 	"transcript.link_opened",
 	/** The host revoked a transcript link (data.linkId). */
 	"transcript.link_revoked",
+	/** Someone opened a recording's playback page (/r/{sessionId}; data.sessionId). */
+	"recording.playback_opened",
+	/** The host revoked a recording's playback page (data.sessionId). */
+	"recording.playback_revoked",
 	/** Something an operator did (data.action says what). */
 	"operator.action",
 	/** A tenant administrator saved or removed the tenant's webhook endpoint (server/webhooks). */

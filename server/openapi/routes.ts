@@ -2,6 +2,7 @@ import { z } from "zod";
 import { IdParams } from "../http/MeetingsApi.js";
 import { LinkParams } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
+import { SessionParams } from "../recording/PlaybackTypes.js";
 import { storageTargetSchema } from "../storage/StorageTargetTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
 
@@ -286,6 +287,108 @@ export const ROUTES: RouteDoc[] = [
 			200: { description: "Revoked.", schema: z.object({ revoked: z.literal(true) }) },
 			...common,
 			404: { description: "`link_not_found`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "GET",
+		url: "/recordings/:id",
+		summary: "A meeting's recordings page (HTML; it calls GET /api/meetings/{id}/recordings with the person's sign-in)",
+		tag: "recordings",
+		auth: "none",
+		params: IdParams,
+		responses: { 200: { description: "The browser client's page.", contentType: "text/html" } },
+	},
+	{
+		method: "GET",
+		url: "/r/:sessionId",
+		summary:
+			"The playback page of a recording session (HTML; it calls GET /api/recordings/{sessionId} with the person's sign-in)",
+		tag: "recordings",
+		auth: "none",
+		params: SessionParams,
+		responses: { 200: { description: "The browser client's page.", contentType: "text/html" } },
+	},
+	{
+		method: "GET",
+		url: "/api/recordings/:sessionId",
+		summary:
+			"Open a recording for playback: its manifest, short-lived presigned URLs to every object, the overlapping transcript, the evidence (audited)",
+		tag: "recordings",
+		auth: "member",
+		params: SessionParams,
+		responses: {
+			200: {
+				description: "The manifest, presigned URLs by object key, transcript lines and the evidence panel.",
+				schema: z
+					.object({
+						meeting: z.object({ id: z.string(), title: z.string() }),
+						sessionId: z.string(),
+						startedAt: z.string(),
+						endedAt: z.string().nullable(),
+						expiresAt: z.string(),
+						manifest: z.object({ kind: z.string(), tracks: z.array(z.unknown()) }).loose(),
+						urls: z.record(z.string(), z.string()),
+						files: z.object({ manifest: z.string(), audit: z.string().nullable(), chat: z.string().nullable() }),
+						transcript: z
+							.object({ lines: z.array(z.unknown()) })
+							.loose()
+							.nullable(),
+						evidence: z.object({ persons: z.array(z.unknown()), holes: z.array(z.unknown()) }).loose(),
+						urlsExpireInSeconds: z.number().int(),
+					})
+					.meta({ id: "Playback" }),
+			},
+			...common,
+			404: { description: "`recording_not_found`.", schema: ErrorSchema },
+			409: {
+				description:
+					"`recording_in_progress`, `no_storage_target`, `presign_unavailable` (SSE-C), `recording_missing`.",
+				schema: ErrorSchema,
+			},
+			410: { description: "`recording_revoked`, `recording_expired`.", schema: ErrorSchema },
+			422: { description: "`recording_unreadable` (a manifest this gateway did not write).", schema: ErrorSchema },
+			502: { description: "`storage_unavailable`, `storage_access_denied`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/meetings/:id/recordings",
+		summary: "A meeting's recording sessions and their playback pages (the host and the people who were in it)",
+		tag: "recordings",
+		auth: "member",
+		params: IdParams,
+		responses: {
+			200: {
+				description: "Oldest first; `ready`: the session's files are written and its page opens.",
+				schema: z.object({
+					recordings: z.array(
+						z.object({
+							sessionId: z.string(),
+							startedAt: z.string(),
+							endedAt: z.string().nullable(),
+							ready: z.boolean(),
+							revoked: z.boolean(),
+							expiresAt: z.string(),
+							page: z.string().describe("`/r/{sessionId}`"),
+						}),
+					),
+				}),
+			},
+			...common,
+			404: { description: "`meeting_not_found`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "DELETE",
+		url: "/api/recordings/:sessionId",
+		summary: "Revoke a recording's playback page (the meeting's host)",
+		tag: "recordings",
+		auth: "host",
+		params: SessionParams,
+		responses: {
+			200: { description: "Revoked.", schema: z.object({ revoked: z.literal(true) }) },
+			...common,
+			404: { description: "`recording_not_found`.", schema: ErrorSchema },
 		},
 	},
 	{
