@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import jwt from "jsonwebtoken";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +133,7 @@ describe("the demo", () => {
 		const listed = (ready.payload.data.objects as { key: string; size: number; sha256: string | null }[]).map(
 			(o) => o.key,
 		);
+		expect(ready.payload.data.playbackPath).toBe(`/r/${ready.payload.data.sessionId}`);
 		expect(listed.sort()).toEqual(keys.filter((k) => k.endsWith(".webm") || k.endsWith("manifest.json")).sort());
 		const types = receiver.accepted.map((h) => h.payload.type);
 		expect(types.indexOf("recording.started")).toBeLessThan(types.indexOf("recording.stopped"));
@@ -173,6 +174,33 @@ describe("the demo", () => {
 		const listedNow = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${meetingPrefix}/` }));
 		const now = (listedNow.Contents ?? []).map((o) => o.Key as string);
 		for (const k of tkeys) expect(now).toContain(k);
+
+		// The customer's auditor checks it offline, as the README says: `npx consentry verify` passes on the meeting
+		// folder, and fails naming the object once one byte of it is changed.
+		const recordingFolder = (keys.find((k) => k.endsWith("/manifest.json")) as string).replace(/\/manifest\.json$/, "");
+		const verify = () =>
+			spawnSync(
+				"npx",
+				["--no-install", "consentry", "verify", `s3://${bucket}/${recordingFolder}`, "--endpoint", endpoint],
+				{
+					encoding: "utf8",
+					timeout: 120_000,
+					env: { ...process.env, AWS_ACCESS_KEY_ID: "demo", AWS_SECRET_ACCESS_KEY: "demo-secret" },
+				},
+			);
+		const clean = verify();
+		expect(clean.stdout).toContain("verified");
+		expect(clean.status).toBe(0);
+		const victim = webms[0] as string;
+		const body = Buffer.from(
+			(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: victim }))).Body?.transformToByteArray()) ??
+				new Uint8Array(),
+		);
+		body[body.length >> 1] ^= 0xff;
+		await s3.send(new PutObjectCommand({ Bucket: bucket, Key: victim, Body: body }));
+		const tampered = verify();
+		expect(tampered.status).toBe(1);
+		expect(tampered.stdout).toContain(victim.split("/").pop());
 
 		// The operator's metrics (the demo's gateway on loopback) saw the recorder write them.
 		const metrics = await (await fetch(`${base}/metrics`)).text();

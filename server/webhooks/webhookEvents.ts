@@ -105,6 +105,8 @@ function recordingReady(e: AuditEvent, events: EventLog) {
 			bucket: d.bucket,
 			manifest: { key: d.key, size: d.size, sha256: d.sha256 },
 			objects: sessionObjects(e, events, "recording"),
+			// The playback page for the host and the people who were in it (their own sign-in).
+			playbackPath: `/r/${d.sessionId}`,
 		},
 	};
 }
