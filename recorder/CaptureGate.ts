@@ -12,6 +12,16 @@ export interface SenderReport {
 	receivedAt: number;
 }
 
+/**
+ * When a track's capture ends (issue 11): the click that closed it (pause, stop, leave, decline) or, where nobody
+ * clicked (a dropped connection, a closed producer), the gateway's own close time. `sender`: on the sender's clock
+ * (the person's own click); `gateway`: on the gateway's clock, mapped to the sender's through its sender reports.
+ */
+export interface CloseTime {
+	at: number;
+	clock: "sender" | "gateway";
+}
+
 /** What the gate did with a track's packets, on the sender's clock (Unix ms). */
 export interface CaptureSummary {
 	/** The person's click (the answer), on the sender's clock: nothing captured before it is recorded. */
@@ -21,12 +31,16 @@ export interface CaptureSummary {
 	lastCaptureAt: number | null;
 	/** Sender clock − gateway clock, from the sender reports (the least-delayed one); null: no report yet. */
 	clockOffsetMs: number | null;
+	/** The close, on the sender's clock: nothing captured after it is recorded (null: not closed, or undatable). */
+	closeAt: number | null;
 	/** Packets dropped because captured before the click (or after `closeAt`). */
 	packetsBeforeOpen: number;
 	packetsAfterClose: number;
 	/** Packets dropped because no sender report came to date them (held too long, or still held at close). */
 	packetsUndated: number;
 	senderReports: number;
+	/** Steps of the sender's clock seen in its reports (NTP steps of ≥ CLOCK_STEP_MS); the latest report wins. */
+	clockSteps: number;
 	/**
 	 * The least delay of any recorded packet between its capture (mapped to the gateway's clock with
 	 * `clockOffsetMs`) and its arrival at the recorder, ms: the mapping's constant error plus the shortest path. Equal
@@ -41,16 +55,31 @@ export interface CaptureGateOptions {
 	openAt?: number | undefined;
 	/** At most this many packets wait for the first sender report; older ones are dropped (undated). */
 	maxHeld?: number;
-	pass: (packet: Buffer, header: RtpHeader) => void;
+	/**
+	 * Packets let through wait this long (ms, after their arrival) before they are passed on, so that a close whose
+	 * message arrives up to this late still drops what was captured after it (default 0: passed at once).
+	 */
+	closeMarginMs?: number;
+	/** Clock for arrivals (tests). */
+	now?: () => number;
+	/** `captureAt`: the packet's capture time (sender's clock), when dated (not for padding, nor without a click). */
+	pass: (packet: Buffer, header: RtpHeader, captureAt: number | undefined) => void;
 }
+
+/** The wait applied by the recorder and the transcriber: longer than the click → close path (signaling + IPC). */
+export const CLOSE_MARGIN_MS = 1000;
+/** A sender report whose clock offset moved this much from the estimate is a step of the sender's clock. */
+export const CLOCK_STEP_MS = 500;
 
 /**
  * The per-packet capture gate (issue 11). Each RTP packet's capture time is its RTP timestamp mapped to the
  * sender's wall clock through the most recent RTCP sender report of its stream; a packet captured before the
  * person's click (`openAt`) or after `closeAt` is dropped, and a packet that can't be dated yet (no report so
- * far) is held until the first report, then decided. A clock step of the sender (NTP) shows in its next report
- * and applies from then on (each packet maps through the latest report). Without `openAt` (no click time was
- * sent) packets pass as they arrive: the gateway's gate, at the answer's arrival, is then the only one.
+ * far) is held until the first report, then decided. A packet let through waits `closeMarginMs` before it is
+ * passed on, so that a close (pause, leave…) whose message comes late still drops what was captured after its
+ * click. A clock step of the sender (NTP) shows in its next report and applies from then on (each packet maps
+ * through the latest report; the offset estimate restarts; `clockSteps` counts them). Without `openAt` (no click
+ * time was sent) packets pass as they arrive: the gateway's gate, at the answer's arrival, is then the only one.
  */
 export class CaptureGate {
 	readonly #opts: CaptureGateOptions;
@@ -59,13 +88,18 @@ export class CaptureGate {
 	readonly #candidates = new Map<number, SenderReport>();
 	#ssrc: number | undefined;
 	#held: { packet: Buffer; header: RtpHeader; at: number }[] = [];
+	/** Let through, waiting closeMarginMs before they are passed on. */
+	#waiting: { packet: Buffer; header: RtpHeader; at: number; captureAt: number }[] = [];
 	#closeAt: number | undefined;
+	readonly #now: () => number;
 	readonly summary: CaptureSummary;
 
 	constructor(options: CaptureGateOptions) {
 		this.#opts = options;
+		this.#now = options.now ?? Date.now;
 		this.summary = {
 			openAt: options.openAt ?? null,
+			closeAt: null,
 			firstCaptureAt: null,
 			lastCaptureAt: null,
 			clockOffsetMs: null,
@@ -73,6 +107,7 @@ export class CaptureGate {
 			packetsAfterClose: 0,
 			packetsUndated: 0,
 			senderReports: 0,
+			clockSteps: 0,
 			minTransitMs: null,
 		};
 	}
@@ -105,8 +140,14 @@ export class CaptureGate {
 	#count(sr: SenderReport): void {
 		this.summary.senderReports++;
 		// The report left the sender before it arrived: the largest ntp − arrival is the least delayed estimate.
+		// A step of the sender's clock (NTP): its offset moves by more than any transit jitter. Forward, the largest
+		// estimate takes it; backward, the estimate restarts from this report (the old one would stay forever).
 		const offset = sr.ntpMs - sr.receivedAt;
-		if (this.summary.clockOffsetMs === null || offset > this.summary.clockOffsetMs) this.summary.clockOffsetMs = offset;
+		const known = this.summary.clockOffsetMs;
+		if (known !== null && Math.abs(offset - known) >= CLOCK_STEP_MS) {
+			this.summary.clockSteps++;
+			this.summary.clockOffsetMs = offset;
+		} else if (known === null || offset > known) this.summary.clockOffsetMs = offset;
 	}
 
 	/** The stream is known: every held packet is decided, in order. */
@@ -114,6 +155,7 @@ export class CaptureGate {
 		const held = this.#held;
 		this.#held = [];
 		for (const h of held) this.#decide(h.packet, h.header, h.at);
+		this.flush();
 	}
 
 	/**
@@ -139,19 +181,33 @@ export class CaptureGate {
 		return true;
 	}
 
-	/** Packets captured after this instant (sender's clock) are dropped from now on. */
-	close(at: number): void {
-		this.#closeAt = at;
+	/**
+	 * Packets captured after this instant are dropped from now on, including those let through in the last
+	 * `closeMarginMs` and not yet passed on. A number is on the sender's clock; a gateway-clock close is mapped to the
+	 * sender's clock through the reports (the least-delayed one: early by at most the shortest report transit, so
+	 * never later than the true instant). An earlier close stays: a close only ever moves earlier.
+	 */
+	close(at: number | CloseTime): void {
+		const t = typeof at === "number" ? { at, clock: "sender" as const } : at;
+		let senderAt = t.at;
+		if (t.clock === "gateway") {
+			const offset = this.summary.clockOffsetMs;
+			if (offset === null) return; // nothing dated: nothing was let through, and nothing more will be
+			senderAt = t.at + offset;
+		}
+		if (this.#closeAt === undefined || senderAt < this.#closeAt) this.#closeAt = senderAt;
+		this.summary.closeAt = this.#closeAt;
 	}
 
 	push(packet: Buffer, header: RtpHeader): void {
 		if (this.summary.openAt === null) {
 			// No click to gate on (a client that sent none; the recorder driven directly): as arrival gated it.
-			this.#opts.pass(packet, header);
+			this.#opts.pass(packet, header, this.captureMs(header.timestamp));
 			return;
 		}
+		const now = this.#now();
 		if (!this.#sr) {
-			this.#held.push({ packet, header, at: Date.now() });
+			this.#held.push({ packet, header, at: now });
 			if (this.#held.length > (this.#opts.maxHeld ?? 2000)) {
 				this.#held.shift();
 				this.summary.packetsUndated++;
@@ -159,13 +215,28 @@ export class CaptureGate {
 			if (this.#candidates.size > 0 && this.#choose()) this.#release();
 			return;
 		}
-		this.#decide(packet, header, Date.now());
+		this.#decide(packet, header, now);
+		this.flush(now);
 	}
 
-	/** Packets still waiting for a report are never recorded. */
+	/** Passes on what was let through at least closeMarginMs ago (call it on a timer too: packets may stop). */
+	flush(now = this.#now()): void {
+		const margin = this.#opts.closeMarginMs ?? 0;
+		let n = 0;
+		while (n < this.#waiting.length && (this.#waiting[n] as { at: number }).at <= now - margin) n++;
+		if (n > 0) this.#passOn(this.#waiting.splice(0, n));
+	}
+
+	/** The end: what waits is decided against the close and passed on; packets still undated are never recorded. */
 	end(): void {
 		this.summary.packetsUndated += this.#held.length;
 		this.#held = [];
+		this.#passOn(this.#waiting.splice(0));
+	}
+
+	/** Packets let through but not yet passed on (waiting closeMarginMs). */
+	get waiting(): number {
+		return this.#waiting.length;
 	}
 
 	get held(): number {
@@ -173,26 +244,33 @@ export class CaptureGate {
 	}
 
 	#decide(packet: Buffer, header: RtpHeader, arrivedAt: number): void {
-		// Padding only (bandwidth probing): no media, and its RTP time means nothing. It only keeps the sequence whole.
-		if (header.payloadLength === 0) {
-			this.#opts.pass(packet, header);
-			return;
-		}
-		const at = this.captureMs(header.timestamp) as number;
+		const at = header.payloadLength === 0 ? Number.NaN : (this.captureMs(header.timestamp) as number);
 		const s = this.summary;
 		if (s.openAt !== null && at < s.openAt) {
 			s.packetsBeforeOpen++;
 			return;
 		}
-		if (this.#closeAt !== undefined && at > this.#closeAt) {
-			s.packetsAfterClose++;
-			return;
+		this.#waiting.push({ packet, header, at: arrivedAt, captureAt: at });
+	}
+
+	#passOn(list: { packet: Buffer; header: RtpHeader; at: number; captureAt: number }[]): void {
+		const s = this.summary;
+		for (const { packet, header, at: arrivedAt, captureAt: at } of list) {
+			// Padding only (bandwidth probing): no media, and its RTP time means nothing. It only keeps the sequence whole.
+			if (Number.isNaN(at)) {
+				this.#opts.pass(packet, header, undefined);
+				continue;
+			}
+			if (this.#closeAt !== undefined && at > this.#closeAt) {
+				s.packetsAfterClose++;
+				continue;
+			}
+			if (s.firstCaptureAt === null || at < s.firstCaptureAt) s.firstCaptureAt = at;
+			const transit = arrivedAt - (at - (s.clockOffsetMs ?? 0));
+			if (s.minTransitMs === null || transit < s.minTransitMs) s.minTransitMs = transit;
+			if (s.lastCaptureAt === null || at > s.lastCaptureAt) s.lastCaptureAt = at;
+			this.#opts.pass(packet, header, at);
 		}
-		if (s.firstCaptureAt === null || at < s.firstCaptureAt) s.firstCaptureAt = at;
-		const transit = arrivedAt - (at - (s.clockOffsetMs ?? 0));
-		if (s.minTransitMs === null || transit < s.minTransitMs) s.minTransitMs = transit;
-		if (s.lastCaptureAt === null || at > s.lastCaptureAt) s.lastCaptureAt = at;
-		this.#opts.pass(packet, header);
 	}
 }
 

@@ -106,6 +106,7 @@ export class RecorderService {
 				return;
 			case "senderReport":
 				this.#tracks.get(msg.trackId)?.recorder.senderReport(msg);
+				this.#transcriptions.get(msg.trackId)?.senderReport(msg);
 				return;
 			case "closeTrack":
 				this.#closeTrack(msg).catch((err: unknown) => fail(err, msg.trackId));
@@ -222,7 +223,7 @@ export class RecorderService {
 	async #closeTrack(msg: CloseTrackMessage): Promise<void> {
 		const track = this.#tracks.get(msg.trackId);
 		if (!track) throw new RecorderError("unknown_track", `no open track ${msg.trackId}`);
-		await track.recorder.close();
+		await track.recorder.close(msg.closeAt);
 		this.#forget(msg.trackId);
 		this.#send({
 			type: "trackClosed",
@@ -297,6 +298,7 @@ export class RecorderService {
 				engine: createEngine(msg.engine, this.#config, policy),
 				config: this.#config,
 				partials: msg.options?.partials !== false,
+				...(msg.openAt !== undefined ? { openAt: msg.openAt } : {}),
 				log: this.#log,
 			});
 			const engine = msg.engine.type;
@@ -324,13 +326,14 @@ export class RecorderService {
 	async #closeTranscription(msg: CloseTranscriptionMessage): Promise<void> {
 		const transcriber = this.#transcriptions.get(msg.trackId);
 		if (!transcriber) throw new RecorderError("unknown_transcription", `no open transcription ${msg.trackId}`);
-		await transcriber.close();
+		await transcriber.close(msg.closeAt);
 		this.#transcriptions.delete(msg.trackId);
 		this.#send({
 			type: "transcriptionClosed",
 			...(msg.requestId ? { requestId: msg.requestId } : {}),
 			trackId: msg.trackId,
 			audioMs: transcriber.audioMs,
+			capture: transcriber.capture,
 		});
 	}
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../server/logger.js";
 import { ByteBudget } from "./ByteBudget.js";
-import { CaptureGate, type CaptureSummary, type SenderReport } from "./CaptureGate.js";
+import { CaptureGate, type CaptureSummary, CLOSE_MARGIN_MS, type CloseTime, type SenderReport } from "./CaptureGate.js";
 import { Depacketizer } from "./Depacketizer.js";
 import type { Frame, Hole } from "./DepacketizerTypes.js";
 import { UploadError } from "./errors.js";
@@ -96,6 +96,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		track.#gate = new CaptureGate({
 			clockRate: options.codec.clockRate,
 			openAt: options.openAt,
+			closeMarginMs: options.closeMarginMs ?? CLOSE_MARGIN_MS,
 			pass: (packet, header) => track.#depacketizer.push(packet, header),
 		});
 		track.#relay = await RtpRelay.create({
@@ -162,11 +163,12 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	}
 
 	/**
-	 * Graceful close: what the jitter window holds is written, the object
-	 * finished and stored. Resolves after its objectWritten (and `failed` when
+	 * Graceful close: what the jitter window holds is written (what the capture
+	 * gate let through and was captured by `closeAt`), the object finished and stored. Resolves after its objectWritten (and `failed` when
 	 * the last object could not be stored).
 	 */
-	close(): Promise<void> {
+	close(closeAt?: CloseTime): Promise<void> {
+		if (closeAt && this.#state === "open") this.#gate.close(closeAt);
 		if (this.#ending) return this.#ending;
 		this.#state = "closing";
 		this.#ending = this.#end();
@@ -253,6 +255,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	#onTick(): void {
 		if (this.#state !== "open") return;
+		this.#gate.flush();
 		const now = Date.now();
 		const failing = Math.min(
 			...[this.#current, ...this.#retiringSegments].map((s) => s?.uploader.failingSince ?? Number.POSITIVE_INFINITY),

@@ -23,6 +23,8 @@ export interface TrackRecorderOptions {
 	firstSeq?: number;
 	/** The person's click on the sender's clock (Unix ms): packets captured before it are dropped (issue 11). */
 	openAt?: number | undefined;
+	/** How long let-through packets wait for a late close (default CLOSE_MARGIN_MS; only with `openAt`). */
+	closeMarginMs?: number;
 	log: Logger;
 }
 
