@@ -1,4 +1,3 @@
-import type { CloseTime } from "./CaptureGate.js";
 import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -7,6 +6,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../server/logger.js";
+import type { CloseTime } from "./CaptureGate.js";
 import { RecorderError, type RecorderErrorCode } from "./errors.js";
 import type {
 	OpenTrackRequest,

@@ -1,7 +1,13 @@
 import { EventEmitter } from "node:events";
 import { finished } from "node:stream";
 import type { Logger } from "../../server/logger.js";
-import { CaptureGate, type CaptureSummary, CLOSE_MARGIN_MS, type CloseTime, type SenderReport } from "../CaptureGate.js";
+import {
+	CaptureGate,
+	type CaptureSummary,
+	CLOSE_MARGIN_MS,
+	type CloseTime,
+	type SenderReport,
+} from "../CaptureGate.js";
 import { FfmpegProcess } from "../FfmpegProcess.js";
 import type { FfmpegExit } from "../FfmpegProcessTypes.js";
 import { RtpRelay } from "../RtpRelay.js";
