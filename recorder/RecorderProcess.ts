@@ -382,7 +382,11 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 			}
 			case "transcriptionClosed":
 				this.#openTranscriptions.delete(msg.trackId);
-				this.emit("transcriptionClosed", { trackId: msg.trackId, audioMs: msg.audioMs });
+				this.emit("transcriptionClosed", {
+					trackId: msg.trackId,
+					audioMs: msg.audioMs,
+					...(msg.capture ? { capture: msg.capture } : {}),
+				});
 				return;
 			case "trackOpened":
 			case "transcriptionOpened":

@@ -185,13 +185,14 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 		}
 		this.#ending = (async () => {
 			clearInterval(this.#tick);
-			this.#relay.close();
 			this.#queue = [];
 			await this.#starting;
 			const run = this.#run;
 			this.#run = undefined;
 			if (run) this.#retire(run, false);
 			while (this.#retiring.size) await Promise.all([...this.#retiring]);
+			// Only now: the last packets the gate passed on at close are still being sent from its socket to ffmpeg.
+			this.#relay.close();
 			await this.#pcmChain;
 			if (this.#state === "closing") {
 				await this.#stream.end();
