@@ -135,6 +135,13 @@ describe("transcription", () => {
 			expect(wer.wer).toBeLessThanOrEqual(0.5);
 		}
 		expect(new Set(transcript.entries.map((e) => e.speaker)).size).toBe(2);
+		// On the recording's clock (issue 11): every line is dated by its speaker's sender reports (capture time,
+		// mapped to the gateway's clock), never later than it reached the gateway.
+		for (const e of transcript.entries) {
+			expect(e.clock).toBe("capture");
+			expect(Date.parse(e.start)).toBe(Math.round((e.captureStartAt as number) - (e.clockOffsetMs as number)));
+			expect(Math.abs(e.clockOffsetMs as number)).toBeLessThan(200); // one machine: one clock
+		}
 		// The link in the meeting opens the transcript page for a member (a new tab keeps the sign-in) …
 		const [tab] = await Promise.all([chrome.browser.waitForEvent("page"), pia.getByTestId("transcript-link").click()]);
 		pages.push(tab);
