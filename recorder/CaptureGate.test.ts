@@ -153,6 +153,32 @@ describe("CaptureGate (issue 11)", () => {
 		expect(strict.g.summary).toMatchObject({ clockSteps: 1, packetsBeforeOpen: 1 });
 	});
 
+	it("tells once when packets wait too long for a report, and still dates them if one comes", () => {
+		let clock = 5_000_000;
+		const told: { heldMs: number; packets: number; reports: number }[] = [];
+		const passed: number[] = [];
+		const g = new CaptureGate({
+			clockRate: 48_000,
+			openAt: 1,
+			maxHeld: 100,
+			undatableAfterMs: 10_000,
+			onUndatable: (i) => told.push(i),
+			now: () => clock,
+			pass: (_p, h) => passed.push(h.timestamp),
+		});
+		for (let i = 0; i < 600; i++) {
+			g.push(Buffer.alloc(1), header(960 * i)); // 20 ms audio, 12 s: more than maxHeld, older ones shed
+			clock += 20;
+		}
+		g.flush();
+		expect(told).toEqual([{ heldMs: 10_000, packets: 501, reports: 0 }]); // at 10 s, counting those shed
+		expect(g.summary.packetsUndated).toBe(500);
+		g.flush();
+		expect(told).toHaveLength(1);
+		g.senderReport({ ntpMs: clock - 2000, rtpTs: 960 * 500, receivedAt: clock - 1990 });
+		expect(passed).toHaveLength(100);
+	});
+
 	it("converts NTP to Unix ms", () => {
 		expect(ntpToUnixMs(2_208_988_800 + 1, 2 ** 31)).toBe(1500);
 	});

@@ -62,6 +62,12 @@ export interface CaptureGateOptions {
 	closeMarginMs?: number;
 	/** Clock for arrivals (tests). */
 	now?: () => number;
+	/**
+	 * Called once when packets have waited `undatableAfterMs` (default 10 s) and still no sender report dates them:
+	 * the track is not being recorded, and someone should know why. They stay held (a late report still dates them).
+	 */
+	onUndatable?: (info: { heldMs: number; packets: number; reports: number }) => void;
+	undatableAfterMs?: number;
 	/** `captureAt`: the packet's capture time (sender's clock), when dated (not for padding, nor without a click). */
 	pass: (packet: Buffer, header: RtpHeader, captureAt: number | undefined) => void;
 }
@@ -91,6 +97,9 @@ export class CaptureGate {
 	/** Let through, waiting closeMarginMs before they are passed on. */
 	#waiting: { packet: Buffer; header: RtpHeader; at: number; captureAt: number }[] = [];
 	#closeAt: number | undefined;
+	#undatableTold = false;
+	/** When the first packet no report could date arrived (held packets may be shed since). */
+	#undatedSince: number | undefined;
 	readonly #now: () => number;
 	readonly summary: CaptureSummary;
 
@@ -208,11 +217,13 @@ export class CaptureGate {
 		const now = this.#now();
 		if (!this.#sr) {
 			this.#held.push({ packet, header, at: now });
+			this.#undatedSince ??= now;
 			if (this.#held.length > (this.#opts.maxHeld ?? 2000)) {
 				this.#held.shift();
 				this.summary.packetsUndated++;
 			}
 			if (this.#candidates.size > 0 && this.#choose()) this.#release();
+			else this.flush(now);
 			return;
 		}
 		this.#decide(packet, header, now);
@@ -221,6 +232,21 @@ export class CaptureGate {
 
 	/** Passes on what was let through at least closeMarginMs ago (call it on a timer too: packets may stop). */
 	flush(now = this.#now()): void {
+		const since = this.#undatedSince;
+		if (
+			!this.#sr &&
+			since !== undefined &&
+			!this.#undatableTold &&
+			now - since >= (this.#opts.undatableAfterMs ?? 10_000)
+		) {
+			this.#undatableTold = true;
+			const reports = this.#candidates.size;
+			this.#opts.onUndatable?.({
+				heldMs: now - since,
+				packets: this.#held.length + this.summary.packetsUndated,
+				reports,
+			});
+		}
 		const margin = this.#opts.closeMarginMs ?? 0;
 		let n = 0;
 		while (n < this.#waiting.length && (this.#waiting[n] as { at: number }).at <= now - margin) n++;

@@ -369,6 +369,11 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 					this.emit("protocolError", e);
 				}
 				return;
+			case "trackUndatable": {
+				const { type: _t, ...u } = msg;
+				this.emit("trackUndatable", u);
+				return;
+			}
 			case "transcriptSegment": {
 				const { type: _t, ...seg } = msg;
 				this.emit("transcriptSegment", seg);

@@ -530,8 +530,23 @@ export const TranscriptionFailedSchema = z.object({
 });
 export type TranscriptionFailed = Omit<z.infer<typeof TranscriptionFailedSchema>, "type">;
 
+/**
+ * A track (recording or transcription) whose packets no sender report could date for `heldMs` (issue 11): none of
+ * it is recorded or transcribed until one does (`reports`: reports seen that matched none of its packets). Tell the
+ * hosts why.
+ */
+export const TrackUndatableSchema = z.object({
+	type: z.literal("trackUndatable"),
+	trackId: TrackIdSchema,
+	heldMs: z.number().nonnegative(),
+	packets: z.number().int().nonnegative(),
+	reports: z.number().int().nonnegative(),
+});
+export type TrackUndatable = Omit<z.infer<typeof TrackUndatableSchema>, "type">;
+
 export const ChildMessageSchema = z.discriminatedUnion("type", [
 	ReadySchema,
+	TrackUndatableSchema,
 	TrackOpenedSchema,
 	TrackClosedSchema,
 	ObjectWrittenSchema,

@@ -202,6 +202,7 @@ export class RecorderService {
 				}),
 			);
 			recorder.on("stopping", (f) => this.#send({ type: "trackStopping", trackId, ...f }));
+			recorder.on("undatable", (u) => this.#send({ type: "trackUndatable", trackId, ...u }));
 			recorder.on("failed", (f) => {
 				if (recorder.state === "failed") this.#forget(trackId);
 				this.#send({ type: "trackFailed", trackId, ...f, stats: recorder.stats });
@@ -303,6 +304,7 @@ export class RecorderService {
 			});
 			const engine = msg.engine.type;
 			transcriber.on("segment", (s) => this.#send({ type: "transcriptSegment", trackId, engine, ...s }));
+			transcriber.on("undatable", (u) => this.#send({ type: "trackUndatable", trackId, ...u }));
 			transcriber.on("failed", (f) => {
 				this.#transcriptions.delete(trackId);
 				this.#send({ type: "transcriptionFailed", trackId, ...f });

@@ -96,7 +96,9 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		track.#gate = new CaptureGate({
 			clockRate: options.codec.clockRate,
 			openAt: options.openAt,
-			closeMarginMs: options.closeMarginMs ?? CLOSE_MARGIN_MS,
+			closeMarginMs: options.closeMarginMs ?? options.config.closeMarginMs ?? CLOSE_MARGIN_MS,
+			undatableAfterMs: options.config.undatableAfterMs,
+			onUndatable: (info) => track.emit("undatable", info),
 			pass: (packet, header) => track.#depacketizer.push(packet, header),
 		});
 		track.#relay = await RtpRelay.create({

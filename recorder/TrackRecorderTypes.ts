@@ -54,4 +54,6 @@ export type TrackRecorderEvents = {
 	stopping: [failure: Omit<TrackFailed, "trackId">];
 	/** The track stopped for good (after its objects were reported). */
 	failed: [failure: Omit<TrackFailed, "trackId">];
+	/** No sender report dates its packets (issue 11): nothing is recorded until one does. */
+	undatable: [info: { heldMs: number; packets: number; reports: number }];
 };

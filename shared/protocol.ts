@@ -482,6 +482,19 @@ export interface ServerEvents {
 		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash";
 		frames?: number;
 	}) => void;
+	/**
+	 * To the hosts: a person's track is not being captured, and why (issue 11). `capture_undatable`: their client
+	 * sends no RTCP sender reports, so no packet's capture time can be established against their click: none of
+	 * that track is recorded (or transcribed) until reports come.
+	 */
+	captureWarning: (e: {
+		code: "capture_undatable";
+		kind: CaptureKind;
+		sessionId: string;
+		peerId: string;
+		displayName: string;
+		track: "audio" | "camera" | "screen";
+	}) => void;
 	/** To hosts: who is and isn't covered by the running session. */
 	captureCoverage: (e: { kind: CaptureKind; sessionId: string; entries: CoverageEntry[] }) => void;
 	/**

@@ -1,5 +1,6 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
@@ -162,5 +163,43 @@ describe("the gate per packet, on capture time", () => {
 		);
 		expect(afterClose).toHaveLength(2);
 		expect(spread).toBeLessThanOrEqual(40);
+	});
+
+	it("never records a track no sender report dates, and tells the host why", async () => {
+		// A sender whose reports never come: the gateway forwards none of them (as for a client that sends none).
+		const recorder = gw.recorder as RecorderProcess;
+		const forward = recorder.senderReport;
+		recorder.senderReport = () => undefined;
+		try {
+			const hostToken = acme.token("ct-host2");
+			const m = await api(gw, "POST", "/api/meetings", hostToken, { title: "No reports", settings: { lobby: false } });
+			const { id: meetingId, joinCode } = m.body as { id: string; joinCode: string };
+			const host = await join(joinCode, "Hana", hostToken);
+			const room = gw.rooms.get(meetingId);
+			await waitFor(() => [...(room?.peers.values() ?? [])].every((p) => p.producers.size === 2), 20_000, "sending");
+			await host.locator('[data-testid="capture-start"][data-kind="recording"]').click();
+			await host.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+			await host.getByTestId("notice-ack").click();
+			const session = gw.capture.session(meetingId, "recording");
+			// After 10 s of packets no report dates, the host's capture box says why that track isn't recorded.
+			const box = host.locator('#capture-message[data-code="capture_undatable"]');
+			await box.waitFor({ state: "visible", timeout: 25_000 });
+			expect(await box.textContent()).toMatch(/Hana's (audio|camera) is not being recorded/);
+			await host.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
+			const manifest = await waitFor(
+				async () =>
+					JSON.parse((await bucket.bytes(`rec/${meetingId}/${session?.id}/manifest.json`)).toString()) as Manifest,
+				60_000,
+				"manifest.json in the bucket",
+			);
+			expect(manifest.tracks).toHaveLength(2);
+			for (const t of manifest.tracks) {
+				expect(t.objects).toEqual([]);
+				expect(t.capture).toMatchObject({ senderReports: 0, firstCaptureAt: null });
+				expect(t.capture?.packetsUndated).toBeGreaterThan(0);
+			}
+		} finally {
+			recorder.senderReport = forward;
+		}
 	});
 });

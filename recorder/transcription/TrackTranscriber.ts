@@ -112,7 +112,9 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 		t.#gate = new CaptureGate({
 			clockRate: options.codec.clockRate,
 			openAt: options.openAt,
-			closeMarginMs: options.closeMarginMs ?? CLOSE_MARGIN_MS,
+			closeMarginMs: options.closeMarginMs ?? options.config.closeMarginMs ?? CLOSE_MARGIN_MS,
+			undatableAfterMs: options.config.undatableAfterMs,
+			onUndatable: (info) => t.emit("undatable", info),
 			pass: (packet, _header, captureAt) => t.#onRtp(packet, captureAt),
 		});
 		try {

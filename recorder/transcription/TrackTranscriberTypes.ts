@@ -34,4 +34,6 @@ export type TrackTranscriberEvents = {
 	segment: [segment: TrackSegment];
 	/** The transcription stopped for good. */
 	failed: [failure: TranscriptionFailure];
+	/** No sender report dates its packets (issue 11): nothing is transcribed until one does. */
+	undatable: [info: { heldMs: number; packets: number; reports: number }];
 };

@@ -188,6 +188,28 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		}
 	}
 
+	/**
+	 * Tells the hosts that one person's track is not captured because no sender report dates its packets (issue 11):
+	 * their client sends no RTCP sender reports, so nothing of it can be shown to follow their click.
+	 */
+	warnUndatable(
+		meetingId: string,
+		kind: CaptureKind,
+		sessionId: string,
+		peerId: string,
+		track: "audio" | "camera" | "screen",
+	): void {
+		const displayName = this.#meetings.get(meetingId)?.members.get(peerId)?.conn.displayName ?? "";
+		this.notifyHosts(meetingId, "captureWarning", {
+			code: "capture_undatable",
+			kind,
+			sessionId,
+			peerId,
+			displayName,
+			track,
+		});
+	}
+
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
 	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
 		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;

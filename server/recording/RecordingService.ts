@@ -124,6 +124,13 @@ export class RecordingService implements CaptureSink {
 				t?.media?.requestKeyFrame();
 			});
 			recorder.on("trackHole", ({ trackId, hole }) => this.#hole(trackId, hole));
+			recorder.on("trackUndatable", (u) => {
+				const t = this.#tracks.get(u.trackId);
+				const rec = this.#sessions.get(u.trackId.split("_")[0] ?? "");
+				if (!t || !rec) return;
+				this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is recorded");
+				this.#capture.warnUndatable(rec.meetingId, "recording", rec.session.id, t.peerId, t.kind);
+			});
 			// Stopping is reported the moment it happens (trackFailed comes after the recorder finished what it could).
 			recorder.on("trackStopping", (f) => this.#trackFailed(f));
 			recorder.on("trackFailed", (f) => {

@@ -169,6 +169,13 @@ export class TranscriptionService implements CaptureSink {
 				if (this.#o.capture.mayCapture(tap.session.meetingId, "transcription", tap.peerId)) void this.#open(tap);
 			}
 		});
+		options.recorder?.on("trackUndatable", (u) => {
+			const found = this.#tracks.get(u.trackId);
+			if (!found) return;
+			this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is transcribed");
+			const { session: s, track } = found;
+			options.capture.warnUndatable(s.meetingId, "transcription", s.session.id, track.peerId, "audio");
+		});
 		options.recorder?.on("transcriptionFailed", (f) => {
 			this.#log.error(f, "transcription of a track failed");
 			void this.#close(f.trackId, f.code);

@@ -145,6 +145,15 @@ export class Capture {
 					"recording_loss",
 				);
 			}),
+			signaling.on("captureWarning", (e) => {
+				this.#showMessage(
+					t(`capture.warning.${e.code}.${e.kind}`, {
+						name: e.displayName || t("capture.loss.someone"),
+						track: t(`capture.loss.track.${e.track}`),
+					}),
+					e.code,
+				);
+			}),
 			signaling.on("mediaHeld", ({ held, producerIds }) => {
 				// The gateway releases all of a person's held media at once (they consented, or capture stopped).
 				if (held) for (const id of producerIds) this.#held.add(id);
