@@ -22,6 +22,14 @@ export interface CloseTime {
 	clock: "sender" | "gateway";
 }
 
+/** A packet let through, waiting closeMarginMs before it is passed on. */
+interface Waiting {
+	packet: Buffer;
+	header: RtpHeader;
+	at: number;
+	captureAt: number;
+}
+
 /** What the gate did with a track's packets, on the sender's clock (Unix ms). */
 export interface CaptureSummary {
 	/** The person's click (the answer), on the sender's clock: nothing captured before it is recorded. */
@@ -95,7 +103,9 @@ export class CaptureGate {
 	#ssrc: number | undefined;
 	#held: { packet: Buffer; header: RtpHeader; at: number }[] = [];
 	/** Let through, waiting closeMarginMs before they are passed on. */
-	#waiting: { packet: Buffer; header: RtpHeader; at: number; captureAt: number }[] = [];
+	#waiting: Waiting[] = [];
+	/** The first of #waiting not passed on yet (a queue without shifting). */
+	#head = 0;
 	#closeAt: number | undefined;
 	#undatableTold = false;
 	/** When the first packet no report could date arrived (held packets may be shed since). */
@@ -247,22 +257,31 @@ export class CaptureGate {
 				reports,
 			});
 		}
-		const margin = this.#opts.closeMarginMs ?? 0;
-		let n = 0;
-		while (n < this.#waiting.length && (this.#waiting[n] as { at: number }).at <= now - margin) n++;
-		if (n > 0) this.#passOn(this.#waiting.splice(0, n));
+		const until = now - (this.#opts.closeMarginMs ?? 0);
+		const w = this.#waiting;
+		while (this.#head < w.length && (w[this.#head] as Waiting).at <= until) this.#passOne(w[this.#head++] as Waiting);
+		if (this.#head === w.length) {
+			w.length = 0;
+			this.#head = 0;
+		} else if (this.#head > 1024) {
+			w.splice(0, this.#head);
+			this.#head = 0;
+		}
 	}
 
 	/** The end: what waits is decided against the close and passed on; packets still undated are never recorded. */
 	end(): void {
 		this.summary.packetsUndated += this.#held.length;
 		this.#held = [];
-		this.#passOn(this.#waiting.splice(0));
+		const w = this.#waiting;
+		while (this.#head < w.length) this.#passOne(w[this.#head++] as Waiting);
+		w.length = 0;
+		this.#head = 0;
 	}
 
 	/** Packets let through but not yet passed on (waiting closeMarginMs). */
 	get waiting(): number {
-		return this.#waiting.length;
+		return this.#waiting.length - this.#head;
 	}
 
 	get held(): number {
@@ -276,27 +295,28 @@ export class CaptureGate {
 			s.packetsBeforeOpen++;
 			return;
 		}
-		this.#waiting.push({ packet, header, at: arrivedAt, captureAt: at });
+		const w: Waiting = { packet, header, at: arrivedAt, captureAt: at };
+		// No margin and nothing waiting: straight on (no queue).
+		if (!this.#opts.closeMarginMs && this.#head === this.#waiting.length) this.#passOne(w);
+		else this.#waiting.push(w);
 	}
 
-	#passOn(list: { packet: Buffer; header: RtpHeader; at: number; captureAt: number }[]): void {
+	#passOne({ packet, header, at: arrivedAt, captureAt: at }: Waiting): void {
 		const s = this.summary;
-		for (const { packet, header, at: arrivedAt, captureAt: at } of list) {
-			// Padding only (bandwidth probing): no media, and its RTP time means nothing. It only keeps the sequence whole.
-			if (Number.isNaN(at)) {
-				this.#opts.pass(packet, header, undefined);
-				continue;
-			}
-			if (this.#closeAt !== undefined && at > this.#closeAt) {
-				s.packetsAfterClose++;
-				continue;
-			}
-			if (s.firstCaptureAt === null || at < s.firstCaptureAt) s.firstCaptureAt = at;
-			const transit = arrivedAt - (at - (s.clockOffsetMs ?? 0));
-			if (s.minTransitMs === null || transit < s.minTransitMs) s.minTransitMs = transit;
-			if (s.lastCaptureAt === null || at > s.lastCaptureAt) s.lastCaptureAt = at;
-			this.#opts.pass(packet, header, at);
+		// Padding only (bandwidth probing): no media, and its RTP time means nothing. It only keeps the sequence whole.
+		if (Number.isNaN(at)) {
+			this.#opts.pass(packet, header, undefined);
+			return;
 		}
+		if (this.#closeAt !== undefined && at > this.#closeAt) {
+			s.packetsAfterClose++;
+			return;
+		}
+		if (s.firstCaptureAt === null || at < s.firstCaptureAt) s.firstCaptureAt = at;
+		const transit = arrivedAt - (at - (s.clockOffsetMs ?? 0));
+		if (s.minTransitMs === null || transit < s.minTransitMs) s.minTransitMs = transit;
+		if (s.lastCaptureAt === null || at > s.lastCaptureAt) s.lastCaptureAt = at;
+		this.#opts.pass(packet, header, at);
 	}
 }
 
