@@ -59,6 +59,23 @@ interface Track {
 	done: () => void;
 }
 
+/**
+ * One transcribed track's capture account (issue 11), as in the recording manifest's `capture`: the speaker's click
+ * and close on their clock, the first and last transcribed audio's capture times, and the packets dropped.
+ */
+export interface TranscriptCapture {
+	speaker: string;
+	clickAt: number | null;
+	closeAt: number | null;
+	firstCaptureAt: number | null;
+	lastCaptureAt: number | null;
+	clockOffsetMs: number | null;
+	packetsBeforeClick: number;
+	packetsAfterClose: number;
+	packetsUndated: number;
+	senderReports: number;
+}
+
 /** One final segment, attributed to its speaker by construction (one engine stream per person). */
 export interface TranscriptEntry {
 	speaker: string;
@@ -85,6 +102,8 @@ interface Session {
 	target: StorageTarget;
 	tracks: Map<string, Track>;
 	entries: TranscriptEntry[];
+	/** Per transcribed track, what the per-packet capture gate did (issue 11), from the recorder at its close. */
+	captures: TranscriptCapture[];
 	link: { id: string; expiresAt: string };
 	/** Final segments arrived since the transcript was last written. */
 	dirty: boolean;
@@ -128,7 +147,16 @@ export class TranscriptionService implements CaptureSink {
 				...where,
 				data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
 			});
-			const s: Session = { session, ...where, target, tracks: new Map(), entries: [], link, dirty: false };
+			const s: Session = {
+				session,
+				...where,
+				target,
+				tracks: new Map(),
+				entries: [],
+				captures: [],
+				link,
+				dirty: false,
+			};
 			this.#sessions.set(session.id, s);
 			// The transcript streams into the bucket while it grows: a crash loses at most the last interval.
 			s.checkpoint = setInterval(() => {
@@ -271,7 +299,21 @@ export class TranscriptionService implements CaptureSink {
 		track.stopReports?.();
 		try {
 			// Flushes: the last final comes before this resolves; audio captured after closeAt is dropped.
-			await this.#o.recorder?.closeTranscription(trackId, track.closeAt);
+			const closed = await this.#o.recorder?.closeTranscription(trackId, track.closeAt);
+			const c = closed?.capture;
+			if (c)
+				found.session.captures.push({
+					speaker: track.person,
+					clickAt: c.openAt,
+					closeAt: c.closeAt ?? null,
+					firstCaptureAt: c.firstCaptureAt,
+					lastCaptureAt: c.lastCaptureAt,
+					clockOffsetMs: c.clockOffsetMs,
+					packetsBeforeClick: c.packetsBeforeOpen,
+					packetsAfterClose: c.packetsAfterClose,
+					packetsUndated: c.packetsUndated,
+					senderReports: c.senderReports,
+				});
 		} catch (err) {
 			this.#log.warn({ err, trackId }, "closing a transcription track");
 		}
@@ -366,6 +408,8 @@ export class TranscriptionService implements CaptureSink {
 				engine: this.#o.tenant(s.tenantId).engine.type,
 				disclaimer,
 				entries,
+				// Per transcribed track (issue 11): nothing transcribed was captured before clickAt or after closeAt.
+				captures: s.captures,
 			},
 			null,
 			2,
