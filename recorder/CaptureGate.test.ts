@@ -179,6 +179,21 @@ describe("CaptureGate (issue 11)", () => {
 		expect(passed).toHaveLength(100);
 	});
 
+	it("gives the offset around an instant: a sender clock drifting against the gateway's is mapped locally", () => {
+		const t = Date.now();
+		const { g, push } = gate(t - 1);
+		push(0);
+		// One report a second for an hour's worth of drift compressed: the sender's clock gains 1 ms per report,
+		// and every third report is 8 ms late in transit.
+		for (let i = 0; i < 100; i++) {
+			const late = i % 3 === 0 ? 8 : 0;
+			g.senderReport({ ntpMs: t + i * 1000 + i, rtpTs: 48 * 1000 * i, receivedAt: t + i * 1000 + late });
+		}
+		expect(g.summary.clockOffsetMs).toBe(98); // the track's: the largest (report 98; 99 came late)
+		expect(g.offsetAround(t + 20_000, 5_000)).toBe(25); // around 20 s: reports 15…25, the least-delayed
+		expect(g.offsetAround(t + 10_000_000)).toBe(98); // no report near: the track's
+	});
+
 	it("converts NTP to Unix ms", () => {
 		expect(ntpToUnixMs(2_208_988_800 + 1, 2 ** 31)).toBe(1500);
 	});

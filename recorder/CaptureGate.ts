@@ -108,6 +108,10 @@ export class CaptureGate {
 	#head = 0;
 	#closeAt: number | undefined;
 	#undatableTold = false;
+	/** The least arrival − capture of any packet passed on (ms, mixed clocks); + the offset = minTransitMs. */
+	#minLag: number | undefined;
+	/** Recent reports' offsets (ntp − arrival) with their arrival, for offsets local to an instant (since the last step). */
+	#recent: { at: number; offset: number }[] = [];
 	/** When the first packet no report could date arrived (held packets may be shed since). */
 	#undatedSince: number | undefined;
 	readonly #now: () => number;
@@ -139,6 +143,20 @@ export class CaptureGate {
 		return sr.ntpMs + (diff * 1000) / this.#opts.clockRate;
 	}
 
+	/**
+	 * Sender clock − gateway clock (ms) around an instant (gateway clock): the least-delayed of the reports received
+	 * within ±`spanMs` of it (the last 128 since the last step), so a sender clock drifting against the gateway's
+	 * is mapped with the offset of that moment, not the track's (issue 11: each object is anchored with it). Falls back
+	 * to the track's estimate.
+	 */
+	offsetAround(at: number, spanMs = 15_000): number | undefined {
+		let best: number | undefined;
+		for (const r of this.#recent) {
+			if (Math.abs(r.at - at) <= spanMs && (best === undefined || r.offset > best)) best = r.offset;
+		}
+		return best ?? this.clockOffsetMs;
+	}
+
 	/** Sender clock − gateway clock (ms), or undefined. */
 	get clockOffsetMs(): number | undefined {
 		return this.summary.clockOffsetMs ?? undefined;
@@ -166,7 +184,12 @@ export class CaptureGate {
 		if (known !== null && Math.abs(offset - known) >= CLOCK_STEP_MS) {
 			this.summary.clockSteps++;
 			this.summary.clockOffsetMs = offset;
+			this.#recent = [];
 		} else if (known === null || offset > known) this.summary.clockOffsetMs = offset;
+		if (this.#minLag !== undefined && this.summary.clockOffsetMs !== null)
+			this.summary.minTransitMs = this.#minLag + this.summary.clockOffsetMs; // with the best offset so far
+		this.#recent.push({ at: sr.receivedAt, offset });
+		if (this.#recent.length > 128) this.#recent.splice(0, this.#recent.length - 128);
 	}
 
 	/** The stream is known: every held packet is decided, in order. */
@@ -313,8 +336,10 @@ export class CaptureGate {
 			return;
 		}
 		if (s.firstCaptureAt === null || at < s.firstCaptureAt) s.firstCaptureAt = at;
-		const transit = arrivedAt - (at - (s.clockOffsetMs ?? 0));
-		if (s.minTransitMs === null || transit < s.minTransitMs) s.minTransitMs = transit;
+		// Against the best offset estimate, also one that improves later (a first report delayed by load).
+		const lag = arrivedAt - at;
+		if (this.#minLag === undefined || lag < this.#minLag) this.#minLag = lag;
+		s.minTransitMs = this.#minLag + (s.clockOffsetMs ?? 0);
 		if (s.lastCaptureAt === null || at > s.lastCaptureAt) s.lastCaptureAt = at;
 		this.#opts.pass(packet, header, at);
 	}

@@ -416,6 +416,8 @@ export const ObjectWrittenSchema = z.object({
 	frames: z.number().int().nonnegative().optional(),
 	/** Its first frame's capture time on the sender's clock (Unix ms, issue 11), when a sender report dated it. */
 	firstCaptureAt: z.number().optional(),
+	/** Sender clock − gateway clock around its first frame (the reports within ±15 s): maps firstCaptureAt. */
+	clockOffsetMs: z.number().optional(),
 });
 export type ObjectWritten = Omit<z.infer<typeof ObjectWrittenSchema>, "type">;
 

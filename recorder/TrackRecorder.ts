@@ -27,7 +27,12 @@ interface Segment {
 	retiring: boolean;
 	/** Its first frame's capture time on the sender's clock (Unix ms), when dated. */
 	firstCaptureAt?: number | undefined;
+	/** The sender's clock offset around its first frame (from the reports within ±15 s of it), once known. */
+	clockOffsetMs?: number | undefined;
 }
+
+/** An object's clock offset is taken from the reports within this much of its first frame. */
+const OFFSET_SPAN_MS = 15_000;
 
 /** Key frame requests at most this often. */
 const KEYFRAME_REQUEST_MS = 500;
@@ -258,6 +263,9 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#onTick(): void {
 		if (this.#state !== "open") return;
 		this.#gate.flush();
+		const cur = this.#current;
+		if (cur && cur.clockOffsetMs === undefined && Date.now() - cur.startedAt >= OFFSET_SPAN_MS)
+			cur.clockOffsetMs = this.#gate.offsetAround(cur.startedAt, OFFSET_SPAN_MS);
 		const now = Date.now();
 		const failing = Math.min(
 			...[this.#current, ...this.#retiringSegments].map((s) => s?.uploader.failingSince ?? Number.POSITIVE_INFINITY),
@@ -389,9 +397,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			startedAt: new Date(seg.startedAt).toISOString(),
 			endedAt: new Date(Math.max(seg.endedAt, seg.startedAt)).toISOString(),
 			...(seg.firstCaptureAt !== undefined ? { firstCaptureAt: Math.round(seg.firstCaptureAt * 1000) / 1000 } : {}),
+			...(seg.firstCaptureAt !== undefined
+				? clockOffset(seg.clockOffsetMs ?? this.#gate.offsetAround(seg.startedAt, OFFSET_SPAN_MS))
+				: {}),
 			...(o.truncated ? { truncated: true } : {}),
 		});
 	}
+}
+
+function clockOffset(ms: number | undefined): { clockOffsetMs?: number } {
+	return ms === undefined ? {} : { clockOffsetMs: ms };
 }
 
 /** How many frames end within the first `bytes` bytes (`ends`: the file size after each frame, ascending). */

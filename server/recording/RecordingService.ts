@@ -873,8 +873,9 @@ function objectEntry(o: ObjectWritten, clockOffsetMs?: number): ManifestTrack["o
 		...(o.recovered ? { recovered: true } : {}),
 		...(o.frames !== undefined ? { frames: o.frames } : {}),
 		...(o.firstCaptureAt !== undefined ? { firstCaptureAt: o.firstCaptureAt } : {}),
-		...(o.firstCaptureAt !== undefined && clockOffsetMs !== undefined
-			? { firstFrameAt: Math.round((o.firstCaptureAt - clockOffsetMs) * 1000) / 1000 }
+		...(o.clockOffsetMs !== undefined ? { clockOffsetMs: o.clockOffsetMs } : {}),
+		...(o.firstCaptureAt !== undefined && (o.clockOffsetMs ?? clockOffsetMs) !== undefined
+			? { firstFrameAt: Math.round((o.firstCaptureAt - (o.clockOffsetMs ?? (clockOffsetMs as number))) * 1000) / 1000 }
 			: {}),
 	};
 }

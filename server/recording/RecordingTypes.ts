@@ -138,6 +138,8 @@ export interface ManifestTrack {
 		frames?: number;
 		/** Its first frame's capture time on the sender's clock (Unix ms), and on the gateway's clock (the session's one clock: line tracks up with it). */
 		firstCaptureAt?: number;
+		/** The sender clock's offset around this object's first frame (reports within ±15 s): firstFrameAt uses it. */
+		clockOffsetMs?: number;
 		firstFrameAt?: number;
 	}[];
 }
