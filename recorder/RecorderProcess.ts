@@ -6,6 +6,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Logger } from "../server/logger.js";
+import type { CloseTime } from "./CaptureGate.js";
 import { RecorderError, type RecorderErrorCode } from "./errors.js";
 import type {
 	OpenTrackRequest,
@@ -111,11 +112,14 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 	}
 
 	/** closeTrack, with what the per-packet capture gate did (issue 11). */
-	async closeTrackWithCapture(trackId: string): Promise<{ stats?: TrackStats; capture?: CaptureSummaryWire }> {
+	async closeTrackWithCapture(
+		trackId: string,
+		closeAt?: CloseTime,
+	): Promise<{ stats?: TrackStats; capture?: CaptureSummaryWire }> {
 		const { stopGraceMs, finishDeadlineMs } = this.config;
 		try {
 			const reply = await this.#request(
-				{ type: "closeTrack", trackId },
+				{ type: "closeTrack", trackId, ...(closeAt ? { closeAt } : {}) },
 				"trackClosed",
 				stopGraceMs + 2 * finishDeadlineMs + 10_000,
 			);
@@ -148,15 +152,19 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 	}
 
 	/** Ends a transcription: resolves after the engine's last final segment (and its `transcriptionClosed`). */
-	async closeTranscription(trackId: string): Promise<TranscriptionClosed> {
+	async closeTranscription(trackId: string, closeAt?: CloseTime): Promise<TranscriptionClosed> {
 		try {
 			const reply = await this.#request(
-				{ type: "closeTranscription", trackId },
+				{ type: "closeTranscription", trackId, ...(closeAt ? { closeAt } : {}) },
 				"transcriptionClosed",
 				this.config.idleTimeoutMs + this.config.stopGraceMs + 45_000,
 			);
 			if (reply.type !== "transcriptionClosed") throw new Error("unreachable");
-			return { trackId: reply.trackId, audioMs: reply.audioMs };
+			return {
+				trackId: reply.trackId,
+				audioMs: reply.audioMs,
+				...(reply.capture ? { capture: reply.capture } : {}),
+			};
 		} finally {
 			this.#openTranscriptions.delete(trackId);
 		}
@@ -361,6 +369,11 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 					this.emit("protocolError", e);
 				}
 				return;
+			case "trackUndatable": {
+				const { type: _t, ...u } = msg;
+				this.emit("trackUndatable", u);
+				return;
+			}
 			case "transcriptSegment": {
 				const { type: _t, ...seg } = msg;
 				this.emit("transcriptSegment", seg);
@@ -374,7 +387,11 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 			}
 			case "transcriptionClosed":
 				this.#openTranscriptions.delete(msg.trackId);
-				this.emit("transcriptionClosed", { trackId: msg.trackId, audioMs: msg.audioMs });
+				this.emit("transcriptionClosed", {
+					trackId: msg.trackId,
+					audioMs: msg.audioMs,
+					...(msg.capture ? { capture: msg.capture } : {}),
+				});
 				return;
 			case "trackOpened":
 			case "transcriptionOpened":

@@ -9,6 +9,7 @@ import type {
 	RecoverMessage,
 	TrackFailed,
 	TrackStats,
+	TrackUndatable,
 	TranscriptionClosed,
 	TranscriptionFailed,
 	TranscriptSegmentMessage,
@@ -50,6 +51,8 @@ export type RecorderProcessEvents = {
 	trackFailed: [failure: TrackFailed];
 	/** The track closed (after closeTrack or shutdown), every frame accounted for. */
 	trackClosed: [info: { trackId: string; stats?: TrackStats }];
+	/** No sender report dates a track's packets (issue 11): nothing of it is recorded/transcribed; tell the hosts. */
+	trackUndatable: [info: TrackUndatable];
 	/** A piece of a transcription's transcript: partials while someone speaks, then one final per utterance. */
 	transcriptSegment: [segment: TranscriptSegmentMessage];
 	/** The transcription stopped for good (engine or decoder); its earlier segments stand. */

@@ -232,10 +232,21 @@ export const SenderReportSchema = z.object({
 });
 export type SenderReportMessage = z.infer<typeof SenderReportSchema>;
 
+/**
+ * When capture ends (issue 11): the click that closed the gate (pause, stop, leave, decline) or the gateway's own
+ * close time where nobody clicked; `sender`: on the sender's clock, `gateway`: on the gateway's (the recorder maps it
+ * through the sender reports). Packets captured after it are dropped, also those already received.
+ */
+export const CloseTimeSchema = z.object({
+	at: z.number().finite().positive(),
+	clock: z.enum(["sender", "gateway"]),
+});
+
 export const CloseTrackSchema = z.object({
 	type: z.literal("closeTrack"),
 	requestId: RequestIdSchema.optional(),
 	trackId: TrackIdSchema,
+	closeAt: CloseTimeSchema.optional(),
 });
 
 export const RecoverSchema = z.object({
@@ -262,6 +273,8 @@ export const OpenTranscriptionSchema = z.object({
 	/** The SSRC the gateway's consumer sends with; other SSRCs are dropped. */
 	ssrc: z.number().int().min(0).max(0xffff_ffff),
 	engine: TranscriptionEngineSpecSchema,
+	/** The person's click on the sender's clock (Unix ms, issue 11): audio captured before it is never transcribed. */
+	openAt: z.number().finite().positive().optional(),
 	options: OpenTranscriptionOptionsSchema.optional(),
 });
 
@@ -270,6 +283,7 @@ export const CloseTranscriptionSchema = z.object({
 	type: z.literal("closeTranscription"),
 	requestId: RequestIdSchema.optional(),
 	trackId: TrackIdSchema,
+	closeAt: CloseTimeSchema.optional(),
 });
 
 export const ParentMessageSchema = z.discriminatedUnion("type", [
@@ -352,6 +366,8 @@ export const TrackHoleSchema = z.object({
 /** What the per-packet capture gate did with a track (issue 11), on the sender's clock (Unix ms). */
 export const CaptureSummarySchema = z.object({
 	openAt: z.number().nullable(),
+	/** The close (click, or the gateway's close mapped) on the sender's clock: nothing captured after it is kept. */
+	closeAt: z.number().nullable().optional(),
 	firstCaptureAt: z.number().nullable(),
 	lastCaptureAt: z.number().nullable(),
 	/** Sender clock − gateway clock, ms (null: no sender report came). */
@@ -360,6 +376,8 @@ export const CaptureSummarySchema = z.object({
 	packetsAfterClose: z.number().int().nonnegative(),
 	packetsUndated: z.number().int().nonnegative(),
 	senderReports: z.number().int().nonnegative(),
+	/** Steps of the sender's clock seen in its reports (the latest report dates the packets after one). */
+	clockSteps: z.number().int().nonnegative().optional(),
 	/** The least capture → arrival delay of any recorded packet, on the gateway's clock (ms). */
 	minTransitMs: z.number().nullable().optional(),
 });
@@ -398,6 +416,8 @@ export const ObjectWrittenSchema = z.object({
 	frames: z.number().int().nonnegative().optional(),
 	/** Its first frame's capture time on the sender's clock (Unix ms, issue 11), when a sender report dated it. */
 	firstCaptureAt: z.number().optional(),
+	/** Sender clock − gateway clock around its first frame (the reports within ±15 s): maps firstCaptureAt. */
+	clockOffsetMs: z.number().optional(),
 });
 export type ObjectWritten = Omit<z.infer<typeof ObjectWrittenSchema>, "type">;
 
@@ -467,6 +487,8 @@ export const TranscriptionClosedSchema = z.object({
 	trackId: TrackIdSchema,
 	/** Milliseconds of audio the engine got. */
 	audioMs: z.number().int().nonnegative(),
+	/** What the per-packet capture gate did (issue 11), as for a recorded track. */
+	capture: CaptureSummarySchema.optional(),
 });
 export type TranscriptionClosed = Omit<z.infer<typeof TranscriptionClosedSchema>, "type" | "requestId">;
 
@@ -483,6 +505,13 @@ export const TranscriptSegmentSchema = z.object({
 	endMs: z.number().int().nonnegative(),
 	words: z.array(TranscriptWordSchema).max(20_000).optional(),
 	streamStartedAt: isoTime,
+	/**
+	 * The segment's start and end as capture times (issue 11): on the sender's clock (Unix ms) and mapped to the
+	 * gateway's (the session's one clock, as objects' `firstFrameAt`). Absent when no sender report dated the audio.
+	 */
+	captureStartAt: z.number().finite().optional(),
+	captureEndAt: z.number().finite().optional(),
+	clockOffsetMs: z.number().finite().optional(),
 	/** Which engine produced it. */
 	engine: z.enum(["pocketsphinx", "aws", "vosk", "openai"]),
 });
@@ -503,8 +532,23 @@ export const TranscriptionFailedSchema = z.object({
 });
 export type TranscriptionFailed = Omit<z.infer<typeof TranscriptionFailedSchema>, "type">;
 
+/**
+ * A track (recording or transcription) whose packets no sender report could date for `heldMs` (issue 11): none of
+ * it is recorded or transcribed until one does (`reports`: reports seen that matched none of its packets). Tell the
+ * hosts why.
+ */
+export const TrackUndatableSchema = z.object({
+	type: z.literal("trackUndatable"),
+	trackId: TrackIdSchema,
+	heldMs: z.number().nonnegative(),
+	packets: z.number().int().nonnegative(),
+	reports: z.number().int().nonnegative(),
+});
+export type TrackUndatable = Omit<z.infer<typeof TrackUndatableSchema>, "type">;
+
 export const ChildMessageSchema = z.discriminatedUnion("type", [
 	ReadySchema,
+	TrackUndatableSchema,
 	TrackOpenedSchema,
 	TrackClosedSchema,
 	ObjectWrittenSchema,

@@ -106,6 +106,7 @@ export class RecorderService {
 				return;
 			case "senderReport":
 				this.#tracks.get(msg.trackId)?.recorder.senderReport(msg);
+				this.#transcriptions.get(msg.trackId)?.senderReport(msg);
 				return;
 			case "closeTrack":
 				this.#closeTrack(msg).catch((err: unknown) => fail(err, msg.trackId));
@@ -201,6 +202,7 @@ export class RecorderService {
 				}),
 			);
 			recorder.on("stopping", (f) => this.#send({ type: "trackStopping", trackId, ...f }));
+			recorder.on("undatable", (u) => this.#send({ type: "trackUndatable", trackId, ...u }));
 			recorder.on("failed", (f) => {
 				if (recorder.state === "failed") this.#forget(trackId);
 				this.#send({ type: "trackFailed", trackId, ...f, stats: recorder.stats });
@@ -222,7 +224,7 @@ export class RecorderService {
 	async #closeTrack(msg: CloseTrackMessage): Promise<void> {
 		const track = this.#tracks.get(msg.trackId);
 		if (!track) throw new RecorderError("unknown_track", `no open track ${msg.trackId}`);
-		await track.recorder.close();
+		await track.recorder.close(msg.closeAt);
 		this.#forget(msg.trackId);
 		this.#send({
 			type: "trackClosed",
@@ -297,10 +299,12 @@ export class RecorderService {
 				engine: createEngine(msg.engine, this.#config, policy),
 				config: this.#config,
 				partials: msg.options?.partials !== false,
+				...(msg.openAt !== undefined ? { openAt: msg.openAt } : {}),
 				log: this.#log,
 			});
 			const engine = msg.engine.type;
 			transcriber.on("segment", (s) => this.#send({ type: "transcriptSegment", trackId, engine, ...s }));
+			transcriber.on("undatable", (u) => this.#send({ type: "trackUndatable", trackId, ...u }));
 			transcriber.on("failed", (f) => {
 				this.#transcriptions.delete(trackId);
 				this.#send({ type: "transcriptionFailed", trackId, ...f });
@@ -324,13 +328,14 @@ export class RecorderService {
 	async #closeTranscription(msg: CloseTranscriptionMessage): Promise<void> {
 		const transcriber = this.#transcriptions.get(msg.trackId);
 		if (!transcriber) throw new RecorderError("unknown_transcription", `no open transcription ${msg.trackId}`);
-		await transcriber.close();
+		await transcriber.close(msg.closeAt);
 		this.#transcriptions.delete(msg.trackId);
 		this.#send({
 			type: "transcriptionClosed",
 			...(msg.requestId ? { requestId: msg.requestId } : {}),
 			trackId: msg.trackId,
 			audioMs: transcriber.audioMs,
+			capture: transcriber.capture,
 		});
 	}
 

@@ -82,6 +82,13 @@ export const RecorderConfigSchema = z
 		/** How long a missing RTP packet is waited for (reordering, retransmission) before it counts as lost. */
 		jitterMs: z.number().int().min(0).max(5000).default(200),
 		/**
+		 * Issue 11: how long packets the capture gate let through wait before they are recorded or transcribed, so a
+		 * close (pause, leave…) whose message arrives this late still drops what was captured after its click.
+		 */
+		closeMarginMs: z.number().int().min(0).max(10_000).default(1000),
+		/** Issue 11: packets held this long with no sender report to date them make the track undatable (hosts told). */
+		undatableAfterMs: z.number().int().min(1000).max(120_000).default(10_000),
+		/**
 		 * Recording: no frame for this long ends an object (the producer paused; the next frame starts a new one).
 		 * Transcription: no RTP for this long ends the decoder's input.
 		 */

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../server/logger.js";
 import { ByteBudget } from "./ByteBudget.js";
-import { CaptureGate, type CaptureSummary, type SenderReport } from "./CaptureGate.js";
+import { CaptureGate, type CaptureSummary, CLOSE_MARGIN_MS, type CloseTime, type SenderReport } from "./CaptureGate.js";
 import { Depacketizer } from "./Depacketizer.js";
 import type { Frame, Hole } from "./DepacketizerTypes.js";
 import { UploadError } from "./errors.js";
@@ -27,7 +27,12 @@ interface Segment {
 	retiring: boolean;
 	/** Its first frame's capture time on the sender's clock (Unix ms), when dated. */
 	firstCaptureAt?: number | undefined;
+	/** The sender's clock offset around its first frame (from the reports within ±15 s of it), once known. */
+	clockOffsetMs?: number | undefined;
 }
+
+/** An object's clock offset is taken from the reports within this much of its first frame. */
+const OFFSET_SPAN_MS = 15_000;
 
 /** Key frame requests at most this often. */
 const KEYFRAME_REQUEST_MS = 500;
@@ -96,6 +101,9 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		track.#gate = new CaptureGate({
 			clockRate: options.codec.clockRate,
 			openAt: options.openAt,
+			closeMarginMs: options.closeMarginMs ?? options.config.closeMarginMs ?? CLOSE_MARGIN_MS,
+			undatableAfterMs: options.config.undatableAfterMs,
+			onUndatable: (info) => track.emit("undatable", info),
 			pass: (packet, header) => track.#depacketizer.push(packet, header),
 		});
 		track.#relay = await RtpRelay.create({
@@ -162,11 +170,12 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	}
 
 	/**
-	 * Graceful close: what the jitter window holds is written, the object
-	 * finished and stored. Resolves after its objectWritten (and `failed` when
+	 * Graceful close: what the jitter window holds is written (what the capture
+	 * gate let through and was captured by `closeAt`), the object finished and stored. Resolves after its objectWritten (and `failed` when
 	 * the last object could not be stored).
 	 */
-	close(): Promise<void> {
+	close(closeAt?: CloseTime): Promise<void> {
+		if (closeAt && this.#state === "open") this.#gate.close(closeAt);
 		if (this.#ending) return this.#ending;
 		this.#state = "closing";
 		this.#ending = this.#end();
@@ -253,6 +262,10 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	#onTick(): void {
 		if (this.#state !== "open") return;
+		this.#gate.flush();
+		const cur = this.#current;
+		if (cur && cur.clockOffsetMs === undefined && Date.now() - cur.startedAt >= OFFSET_SPAN_MS)
+			cur.clockOffsetMs = this.#gate.offsetAround(cur.startedAt, OFFSET_SPAN_MS);
 		const now = Date.now();
 		const failing = Math.min(
 			...[this.#current, ...this.#retiringSegments].map((s) => s?.uploader.failingSince ?? Number.POSITIVE_INFINITY),
@@ -384,9 +397,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			startedAt: new Date(seg.startedAt).toISOString(),
 			endedAt: new Date(Math.max(seg.endedAt, seg.startedAt)).toISOString(),
 			...(seg.firstCaptureAt !== undefined ? { firstCaptureAt: Math.round(seg.firstCaptureAt * 1000) / 1000 } : {}),
+			...(seg.firstCaptureAt !== undefined
+				? clockOffset(seg.clockOffsetMs ?? this.#gate.offsetAround(seg.startedAt, OFFSET_SPAN_MS))
+				: {}),
 			...(o.truncated ? { truncated: true } : {}),
 		});
 	}
+}
+
+function clockOffset(ms: number | undefined): { clockOffsetMs?: number } {
+	return ms === undefined ? {} : { clockOffsetMs: ms };
 }
 
 /** How many frames end within the first `bytes` bytes (`ends`: the file size after each frame, ascending). */

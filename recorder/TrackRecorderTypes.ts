@@ -23,6 +23,8 @@ export interface TrackRecorderOptions {
 	firstSeq?: number;
 	/** The person's click on the sender's clock (Unix ms): packets captured before it are dropped (issue 11). */
 	openAt?: number | undefined;
+	/** How long let-through packets wait for a late close (default CLOSE_MARGIN_MS; only with `openAt`). */
+	closeMarginMs?: number;
 	log: Logger;
 }
 
@@ -52,4 +54,6 @@ export type TrackRecorderEvents = {
 	stopping: [failure: Omit<TrackFailed, "trackId">];
 	/** The track stopped for good (after its objects were reported). */
 	failed: [failure: Omit<TrackFailed, "trackId">];
+	/** No sender report dates its packets (issue 11): nothing is recorded until one does. */
+	undatable: [info: { heldMs: number; packets: number; reports: number }];
 };

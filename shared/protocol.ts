@@ -173,15 +173,17 @@ export const RequestSchemas = {
 	/** Names (or un-names) a co-host: they may turn recording on, pause and stop it, and see who is covered. */
 	setCoHost: z.object({ peerId: Id, coHost: z.boolean() }),
 	endMeeting: z.object({}),
-	leave: z.object({}),
+	/** `clickedAt`: the click on "Leave" (Date.now()): nothing of theirs captured after it is kept (issue 11). */
+	leave: z.object({ clickedAt: ClickedAt }),
 	/** Raises or lowers your own hand. */
 	raiseHand: z.object({ raised: z.boolean() }),
 	/** The host lowers someone's hand (answered their question). */
 	lowerHand: z.object({ peerId: Id }),
 	// Recording / transcription (the notice gate). Only the host turns recording on, pauses or stops it.
 	startCapture: z.object({ kind: CaptureKind }),
-	pauseCapture: z.object({ kind: CaptureKind }),
-	stopCapture: z.object({ kind: CaptureKind }),
+	/** `clickedAt`: the host's click (Date.now()): nothing captured after it is kept (issue 11). */
+	pauseCapture: z.object({ kind: CaptureKind, clickedAt: ClickedAt }),
+	stopCapture: z.object({ kind: CaptureKind, clickedAt: ClickedAt }),
 	/** The client put the notice on screen (sent when the modal renders). */
 	noticeShown: z.object({ noticeId: Id }),
 	/** The person dismissed the notice. Under `notice`, this opens their gate. */
@@ -192,7 +194,7 @@ export const RequestSchemas = {
 	 * The person declines (or withdraws consent): nothing more of theirs is captured in this session; they leave the
 	 * meeting, unless the tenant lets them stay unrecorded (`onDecline: "stay-unrecorded"`).
 	 */
-	decline: z.object({ noticeId: Id }),
+	decline: z.object({ noticeId: Id, clickedAt: ClickedAt }),
 	/** The host lifts the passcode lockout (too many wrong passcodes were tried): guests may use the passcode again. */
 	liftPasscodeLockout: z.object({}),
 } as const;
@@ -479,6 +481,19 @@ export interface ServerEvents {
 		to: string;
 		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash";
 		frames?: number;
+	}) => void;
+	/**
+	 * To the hosts: a person's track is not being captured, and why (issue 11). `capture_undatable`: their client
+	 * sends no RTCP sender reports, so no packet's capture time can be established against their click: none of
+	 * that track is recorded (or transcribed) until reports come.
+	 */
+	captureWarning: (e: {
+		code: "capture_undatable";
+		kind: CaptureKind;
+		sessionId: string;
+		peerId: string;
+		displayName: string;
+		track: "audio" | "camera" | "screen";
 	}) => void;
 	/** To hosts: who is and isn't covered by the running session. */
 	captureCoverage: (e: { kind: CaptureKind; sessionId: string; entries: CoverageEntry[] }) => void;

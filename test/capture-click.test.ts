@@ -95,4 +95,75 @@ describe("the click time of an answer", () => {
 		expect(codeOf(await ack(clickedAt))).toBe("ok");
 		expect(gw.capture.mayCapture(meetingId, "recording", samJoin.peerId)).toBe(true);
 	});
+
+	it("the close side: leave and pause carry their click; each closed tap gets its close time, never refused", async () => {
+		const skew = 3_000; // the host's clock runs 3 s ahead of the gateway's
+		const r = await api(gw, "POST", "/api/meetings", acme.token("close-host"), {
+			title: "Closes",
+			settings: { lobby: false },
+		});
+		const meetingId = (r.body as { id: string }).id;
+		const host = await connect(gw.url, acme.token("close-host"));
+		const ann = await connect(gw.url, acme.token("ann", "participant"));
+		const ben = await connect(gw.url, acme.token("ben", "participant"));
+		open.push(host, ann, ben);
+		const hostJoin = (await host.call("join", {
+			meetingId,
+			displayName: "Host",
+			clientTime: Date.now() + skew,
+		})) as JoinResult;
+		const people: { c: RawClient; peerId: string; ssrc: number }[] = [];
+		for (const [c, name, ssrc] of [
+			[host, "", 5151],
+			[ann, "Ann", 5252],
+			[ben, "Ben", 5353],
+		] as const) {
+			const peerId = name
+				? ((await c.call("join", { meetingId, displayName: name })) as JoinResult).peerId
+				: hostJoin.peerId;
+			const t = await c.call("createWebRtcTransport", { direction: "send" });
+			await c.call("produce", {
+				transportId: t.id,
+				kind: "audio",
+				source: "mic",
+				rtpParameters: {
+					codecs: [{ mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 }],
+					encodings: [{ ssrc }],
+				},
+			});
+			people.push({ c, peerId, ssrc });
+		}
+		const notices = people.map((p) => p.c.next("captureNotice") as Promise<NoticeView>);
+		await host.call("startCapture", { kind: "recording" });
+		for (const [i, p] of people.entries()) {
+			const n = await notices[i];
+			await p.c.call("acknowledgeNotice", {
+				noticeId: n?.id,
+				clickedAt: p.c === host ? Date.now() + skew : Date.now(),
+			});
+		}
+		const closes = (peerId: string) => taps.filter((x) => x.peerId === peerId && !x.open);
+		// Ann leaves: her tap closes at her own click, on her own clock.
+		const annClick = Date.now() - 200;
+		expect(codeOf(await ann.req("leave", { clickedAt: annClick }))).toBe("ok");
+		expect(closes(people[1]?.peerId as string).map((x) => x.closeAt)).toEqual([{ at: annClick, clock: "sender" }]);
+		// The host pauses: their own tap closes at their click (their clock); Ben's at it on the gateway's clock.
+		const hostClick = Date.now() + skew - 100;
+		expect(codeOf(await host.req("pauseCapture", { kind: "recording", clickedAt: hostClick }))).toBe("ok");
+		expect(closes(hostJoin.peerId).map((x) => x.closeAt)).toEqual([{ at: hostClick, clock: "sender" }]);
+		const benClose = closes(people[2]?.peerId as string)[0]?.closeAt;
+		expect(benClose?.clock).toBe("gateway");
+		expect(Math.abs((benClose?.at as number) - (hostClick - skew))).toBeLessThan(100); // off by the join's transit
+		// A close click that can't be true is not refused (the close happens): the gateway's time is used.
+		const again = [host, ben].map((c) => c.next("captureNotice") as Promise<NoticeView>);
+		await host.call("startCapture", { kind: "recording" });
+		await host.call("acknowledgeNotice", { noticeId: (await again[0])?.id, clickedAt: Date.now() + skew });
+		await ben.call("acknowledgeNotice", { noticeId: (await again[1])?.id, clickedAt: Date.now() });
+		const before = Date.now();
+		expect(codeOf(await ben.req("leave", { clickedAt: Date.now() + 60_000 }))).toBe("ok");
+		const lied = closes(people[2]?.peerId as string).at(-1)?.closeAt;
+		expect(lied?.clock).toBe("gateway");
+		expect(lied?.at as number).toBeGreaterThanOrEqual(before);
+		expect(lied?.at as number).toBeLessThanOrEqual(Date.now());
+	});
 });

@@ -1,5 +1,6 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
@@ -13,9 +14,11 @@ import { probeMedia } from "./helpers/webm.js";
  * Capture time, not arrival time (issue 11). The recorder drops every packet captured (RTP time mapped to the
  * sender's clock through its RTCP sender reports) before the person's click, however late the answer arrives.
  * Bob answers ~5 s after the recording started, and his answer is held back 400 ms on its way to the gateway (a
- * slow relay on his signaling WebSocket); the host answers at once. Everything is checked from the bucket alone:
- * the manifest's clicks and capture times, and the objects (each decodes, and lasts as long as the manifest's
- * first-to-last capture times say).
+ * slow relay on his signaling WebSocket); the host answers at once. The close side too: Bob clicks "Leave" and
+ * that message is held back the same way (his camera and microphone keep sending meanwhile); the host then clicks
+ * "Stop". Everything is checked from the bucket alone: the manifest's clicks, closes and capture times (nothing
+ * recorded before the click nor after the close), and the objects (each decodes, and lasts as long as the
+ * manifest's first-to-last capture times say).
  */
 const acme = testTenant("acme");
 const ANSWER_DELAY_MS = 400;
@@ -46,7 +49,8 @@ async function join(joinCode: string, name: string, token: string, answerDelayMs
 		await page.routeWebSocket(/socket\.io/, (ws) => {
 			const server = ws.connectToServer();
 			ws.onMessage((m) => {
-				if (typeof m === "string" && m.includes('"acknowledgeNotice"')) setTimeout(() => server.send(m), answerDelayMs);
+				if (typeof m === "string" && (m.includes('"acknowledgeNotice"') || m.includes('["leave"')))
+					setTimeout(() => server.send(m), answerDelayMs);
 				else server.send(m);
 			});
 			server.onMessage((m) => ws.send(m));
@@ -82,6 +86,10 @@ describe("the gate per packet, on capture time", () => {
 		await waitFor(() => gw.recorder?.openTracks.length === 4, 15_000, "4 tracks recording");
 		await new Promise((r) => setTimeout(r, 8_000));
 		const session = gw.capture.session(meetingId, "recording");
+		// Bob leaves; his "leave" reaches the gateway 400 ms after his click, while his media still flows.
+		await bob.locator("#leave-button").click();
+		await waitFor(() => room?.peers.size === 1, 15_000, "Bob gone");
+		await new Promise((r) => setTimeout(r, 1_000));
 		await host.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
 
 		const base = `rec/${meetingId}/${session?.id}`;
@@ -92,6 +100,8 @@ describe("the gate per packet, on capture time", () => {
 		);
 		expect(manifest.tracks).toHaveLength(4);
 		const margins: number[] = [];
+		const closeMargins: number[] = [];
+		const afterClose: number[] = [];
 		const lineUp: { track: string; lastFrameAt: number; arrivedAt: number }[] = [];
 		for (const track of manifest.tracks) {
 			const c = track.capture;
@@ -101,10 +111,18 @@ describe("the gate per packet, on capture time", () => {
 			expect(c.clickAt).not.toBeNull();
 			expect(c.firstCaptureAt).not.toBeNull();
 			expect(c.clockOffsetMs).not.toBeNull();
-			// The rule, per packet: nothing recorded was captured before the click.
+			// The rule, per packet: nothing recorded was captured before the click, nor after the close.
 			const margin = (c.firstCaptureAt as number) - (c.clickAt as number);
 			expect(margin).toBeGreaterThanOrEqual(0);
 			margins.push(margin);
+			expect(c.closeAt, `${track.kind}: close`).not.toBeNull();
+			expect(c.lastCaptureAt as number).toBeLessThanOrEqual(c.closeAt as number);
+			closeMargins.push((c.closeAt as number) - (c.lastCaptureAt as number));
+			if (track.closeReason !== "stopped") {
+				// Bob's tracks: what his camera and microphone sent while his "leave" was held back was dropped.
+				expect(c.packetsAfterClose, `${track.kind}: dropped after the leave click`).toBeGreaterThan(0);
+				afterClose.push(c.packetsAfterClose);
+			}
 			// Same machine: the sender's clock is the gateway's, up to the report's transit.
 			expect(Math.abs(c.clockOffsetMs as number)).toBeLessThan(200);
 			expect(track.objects.length).toBeGreaterThanOrEqual(1);
@@ -139,8 +157,49 @@ describe("the gate per packet, on capture time", () => {
 		console.log(
 			`capture-time: margins first capture − click (ms) p50 ${median(margins).toFixed(1)} min ${Math.min(...margins).toFixed(1)} ` +
 				`[${margins.map((x) => x.toFixed(1)).join(", ")}]; min transit (ms) ${transits.map((x) => x.toFixed(1)).join(", ")}; ` +
-				`spread ${spread.toFixed(1)} ms; last frame lag (ms) ${lags.map((x) => x.toFixed(1)).join(", ")}`,
+				`spread ${spread.toFixed(1)} ms; last frame lag (ms) ${lags.map((x) => x.toFixed(1)).join(", ")}; ` +
+				`close − last capture (ms) [${closeMargins.map((x) => x.toFixed(1)).join(", ")}]; ` +
+				`packets dropped after Bob's leave click [${afterClose.join(", ")}]`,
 		);
+		expect(afterClose).toHaveLength(2);
 		expect(spread).toBeLessThanOrEqual(40);
+	});
+
+	it("never records a track no sender report dates, and tells the host why", async () => {
+		// A sender whose reports never come: the gateway forwards none of them (as for a client that sends none).
+		const recorder = gw.recorder as RecorderProcess;
+		const forward = recorder.senderReport;
+		recorder.senderReport = () => undefined;
+		try {
+			const hostToken = acme.token("ct-host2");
+			const m = await api(gw, "POST", "/api/meetings", hostToken, { title: "No reports", settings: { lobby: false } });
+			const { id: meetingId, joinCode } = m.body as { id: string; joinCode: string };
+			const host = await join(joinCode, "Hana", hostToken);
+			const room = gw.rooms.get(meetingId);
+			await waitFor(() => [...(room?.peers.values() ?? [])].every((p) => p.producers.size === 2), 20_000, "sending");
+			await host.locator('[data-testid="capture-start"][data-kind="recording"]').click();
+			await host.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+			await host.getByTestId("notice-ack").click();
+			const session = gw.capture.session(meetingId, "recording");
+			// After 10 s of packets no report dates, the host's capture box says why that track isn't recorded.
+			const box = host.locator('#capture-message[data-code="capture_undatable"]');
+			await box.waitFor({ state: "visible", timeout: 25_000 });
+			expect(await box.textContent()).toMatch(/Hana's (audio|camera) is not being recorded/);
+			await host.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
+			const manifest = await waitFor(
+				async () =>
+					JSON.parse((await bucket.bytes(`rec/${meetingId}/${session?.id}/manifest.json`)).toString()) as Manifest,
+				60_000,
+				"manifest.json in the bucket",
+			);
+			expect(manifest.tracks).toHaveLength(2);
+			for (const t of manifest.tracks) {
+				expect(t.objects).toEqual([]);
+				expect(t.capture).toMatchObject({ senderReports: 0, firstCaptureAt: null });
+				expect(t.capture?.packetsUndated).toBeGreaterThan(0);
+			}
+		} finally {
+			recorder.senderReport = forward;
+		}
 	});
 });

@@ -1,3 +1,4 @@
+import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type {
@@ -129,6 +130,85 @@ describe("transcription through the recorder process (pocketsphinx)", () => {
 		expect(finalsAtClose).toBe(0);
 		expect(of("tr-flush").filter((s) => s.final).length).toBeGreaterThanOrEqual(1);
 		expect(wordErrorRate(report.text, finalText("tr-flush")).wer).toBeLessThanOrEqual(WER_BOUND);
+	});
+
+	it("is gated per packet and dated (issue 11): audio captured before the click or after the close never reaches the engine; segments carry capture times", async () => {
+		// The "gateway": a relay between the speech sender and the recorder that reports, like a sender report, the
+		// first packet's RTP time at a capture time 500 ms before the click, on a sender clock 60 s ahead of ours.
+		const SKEW = 60_000;
+		const openAt = Date.now() + SKEW + 5_000;
+		const x0 = openAt - 500; // the first packet's capture time (sender's clock)
+		const ports = await recorder.openTranscription({
+			trackId: "tr-gated",
+			codec: AUDIO,
+			ssrc: 7777,
+			engine: { type: "pocketsphinx" },
+			openAt,
+		});
+		const relay = dgram.createSocket("udp4");
+		const rtcp = dgram.createSocket("udp4");
+		await Promise.all([relay, rtcp].map((sock) => new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()))));
+		let first: { at: number; ts: number } | undefined;
+		let lastTs = 0;
+		relay.on("message", (m) => {
+			lastTs = m.readUInt32BE(4);
+			if (!first) {
+				first = { at: Date.now(), ts: m.readUInt32BE(4) };
+				relay.send(m, ports.rtpPort, "127.0.0.1");
+				recorder.senderReport("tr-gated", {
+					ssrc: 7777,
+					ntpMs: x0,
+					rtpTs: first.ts,
+					receivedAt: first.at,
+				});
+				return;
+			}
+			relay.send(m, ports.rtpPort, "127.0.0.1");
+		});
+		const sender = sendSpeech(report, {
+			rtpPort: relay.address().port,
+			rtcpPort: rtcp.address().port,
+			payloadType: 100,
+			ssrc: 7777,
+			leadSeconds: 1,
+			tailSeconds: 1,
+		});
+		try {
+			// Mid-sentence, the person clicks "leave"; the close reaches the recorder 300 ms (of audio) later.
+			await waitFor(() => first !== undefined, 10_000, "the first packet");
+			const f = first as { at: number; ts: number };
+			await new Promise((r) => setTimeout(r, Math.max(0, f.at + 1000 + report.speechEndMs * 0.6 - Date.now())));
+			const closeAt = x0 + (lastTs - f.ts) / 48 - 300;
+			const result = await recorder.closeTranscription("tr-gated", { at: closeAt, clock: "sender" });
+			const c = result.capture;
+			expect(c).toBeDefined();
+			expect(c?.packetsBeforeOpen).toBeGreaterThanOrEqual(20); // the first 500 ms: 25 packets of 20 ms
+			expect(c?.packetsAfterClose).toBeGreaterThanOrEqual(10); // the last 300 ms at least
+			expect(c?.firstCaptureAt as number).toBeGreaterThanOrEqual(openAt);
+			expect(c?.lastCaptureAt as number).toBeLessThanOrEqual(closeAt);
+			expect(c?.clockOffsetMs as number).toBeCloseTo(x0 - f.at, 6);
+			// What the engine got: from the click to the close, and the silence that ends a run.
+			const heardMs = closeAt - openAt + 600;
+			console.log(`gated transcription: engine got ${result.audioMs} ms, click → close + padding ${heardMs} ms`);
+			expect(Math.abs(result.audioMs - heardMs)).toBeLessThan(250);
+			// Capture times: the speech starts 1 s after the first packet (plus flite's lead-in), 500 ms after the click.
+			const segs = of("tr-gated").filter((s) => s.final);
+			expect(segs.length).toBeGreaterThanOrEqual(1);
+			for (const s of segs) {
+				expect(s.captureStartAt as number).toBeGreaterThanOrEqual(openAt);
+				expect(s.captureEndAt as number).toBeGreaterThanOrEqual(s.captureStartAt as number);
+				expect(s.clockOffsetMs).toBeCloseTo(x0 - f.at, 6);
+			}
+			const start = (segs[0]?.captureStartAt as number) - x0;
+			console.log(`gated transcription: first final at capture +${start.toFixed(0)} ms (speech at +1000 + lead-in)`);
+			expect(start).toBeGreaterThanOrEqual(900);
+			expect(start).toBeLessThan(2000);
+			expect(wordErrorRate(report.text, finalText("tr-gated")).wer).toBeGreaterThan(0.2); // cut by the close
+		} finally {
+			sender.stop();
+			relay.close();
+			rtcp.close();
+		}
 	});
 
 	it("validates the messages: a bad engine or codec is an error naming it; unknown and duplicate ids are refused", async () => {

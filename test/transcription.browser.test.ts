@@ -6,7 +6,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wordErrorRate } from "../recorder/transcription/wer.js";
 import type { Gateway } from "../server/Gateway.js";
-import type { TranscriptEntry } from "../server/transcription/TranscriptionService.js";
+import type { TranscriptCapture, TranscriptEntry } from "../server/transcription/TranscriptionService.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
@@ -116,7 +116,7 @@ describe("transcription", () => {
 
 		const key = `rec/${meetingId}/${session?.id}/transcript.json`;
 		const transcript = await waitFor(
-			() => bucket.json<{ disclaimer: string; entries: TranscriptEntry[] }>(key),
+			() => bucket.json<{ disclaimer: string; entries: TranscriptEntry[]; captures: TranscriptCapture[] }>(key),
 			30_000,
 			"transcript.json in the bucket",
 		);
@@ -135,6 +135,22 @@ describe("transcription", () => {
 			expect(wer.wer).toBeLessThanOrEqual(0.5);
 		}
 		expect(new Set(transcript.entries.map((e) => e.speaker)).size).toBe(2);
+		// On the recording's clock (issue 11): every line is dated by its speaker's sender reports (capture time,
+		// mapped to the gateway's clock), never later than it reached the gateway.
+		// From the transcript alone: nothing transcribed was captured before the speaker's click or after the close.
+		expect(transcript.captures).toHaveLength(2);
+		const clicks = new Map(transcript.captures.map((c) => [c.speaker, c]));
+		for (const c of transcript.captures) {
+			expect(c.senderReports).toBeGreaterThan(0);
+			expect(c.firstCaptureAt as number).toBeGreaterThanOrEqual(c.clickAt as number);
+			expect(c.lastCaptureAt as number).toBeLessThanOrEqual(c.closeAt as number);
+		}
+		for (const e of transcript.entries) {
+			expect(e.captureStartAt as number).toBeGreaterThanOrEqual(clicks.get(e.speaker)?.clickAt as number);
+			expect(e.clock).toBe("capture");
+			expect(Date.parse(e.start)).toBe(Math.round((e.captureStartAt as number) - (e.clockOffsetMs as number)));
+			expect(Math.abs(e.clockOffsetMs as number)).toBeLessThan(200); // one machine: one clock
+		}
 		// The link in the meeting opens the transcript page for a member (a new tab keeps the sign-in) …
 		const [tab] = await Promise.all([chrome.browser.waitForEvent("page"), pia.getByTestId("transcript-link").click()]);
 		pages.push(tab);

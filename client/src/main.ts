@@ -145,7 +145,8 @@ class App {
 		const meeting = this.#meeting;
 		this.#meeting = undefined;
 		if (meeting) await meeting.leave();
-		else if (this.#signaling?.open) await this.#signaling.request("leave", {}, 3000).catch(() => undefined);
+		else if (this.#signaling?.open)
+			await this.#signaling.request("leave", { clickedAt: Date.now() }, 3000).catch(() => undefined);
 		this.#disconnect();
 		this.#media.stopAll();
 		this.#show("left");

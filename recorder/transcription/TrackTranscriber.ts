@@ -1,6 +1,13 @@
 import { EventEmitter } from "node:events";
 import { finished } from "node:stream";
 import type { Logger } from "../../server/logger.js";
+import {
+	CaptureGate,
+	type CaptureSummary,
+	CLOSE_MARGIN_MS,
+	type CloseTime,
+	type SenderReport,
+} from "../CaptureGate.js";
 import { FfmpegProcess } from "../FfmpegProcess.js";
 import type { FfmpegExit } from "../FfmpegProcessTypes.js";
 import { RtpRelay } from "../RtpRelay.js";
@@ -42,6 +49,8 @@ const IDLE_MARGIN_MS = 300;
 interface Run {
 	ffmpeg: FfmpegProcess;
 	firstPacketAt?: number;
+	/** Its first packet's capture time (sender's clock), when dated. */
+	firstCaptureAt?: number;
 	lastPacketAt?: number;
 	/** First packet relayed since ffmpeg last wrote PCM (watchdog). */
 	inputSinceOutputAt?: number;
@@ -54,6 +63,8 @@ interface Run {
 interface Anchor {
 	pcmMs: number;
 	trackMs: number;
+	/** The same instant as a capture time (sender's clock, Unix ms), when the run's first packet was dated. */
+	captureAt?: number;
 }
 
 /**
@@ -61,20 +72,24 @@ interface Anchor {
  * its stdout → one engine stream. Like a recording segment, an ffmpeg runs while RTP flows and ends its input
  * idleTimeoutMs after the last packet (a muted producer); the next packet starts the next one, feeding the same
  * engine stream, so an utterance is never split by a restart of the engine. The engine counts time in audio it
- * got; the transcriber moves segments onto the track's clock (ms since its first packet), where pauses count.
+ * got; the transcriber moves segments onto the track's clock (ms since its first packet), where pauses count,
+ * and onto capture times (issue 11). Packets go through the same per-packet capture gate as a recording's
+ * (CaptureGate): audio captured before the person's click or after the close is never transcribed, and audio
+ * no sender report dates is held until one does (never transcribed without).
  */
 export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 	readonly trackId: string;
 	readonly #opts: TrackTranscriberOptions;
 	readonly #log: Logger;
 	#relay!: RtpRelay;
+	#gate!: CaptureGate;
 	#stream!: TranscriptionStream;
 	#state: "open" | "closing" | "failed" | "closed" = "open";
 	#run: Run | undefined;
 	/** Runs whose PCM is not all with the engine yet. */
 	#runs = new Set<Run>();
 	#starting: Promise<void> | undefined;
-	#queue: { packet: Buffer; at: number }[] = [];
+	#queue: { packet: Buffer; at: number; captureAt: number | undefined }[] = [];
 	#pcmChain: Promise<void> = Promise.resolve();
 	#anchors: Anchor[] = [];
 	#streamStart: number | undefined;
@@ -94,13 +109,23 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 	static async create(options: TrackTranscriberOptions): Promise<TrackTranscriber> {
 		const t = new TrackTranscriber(options);
 		t.#stream = await options.engine.open({ log: t.#log });
+		t.#gate = new CaptureGate({
+			clockRate: options.codec.clockRate,
+			openAt: options.openAt,
+			closeMarginMs: options.closeMarginMs ?? options.config.closeMarginMs ?? CLOSE_MARGIN_MS,
+			undatableAfterMs: options.config.undatableAfterMs,
+			onUndatable: (info) => t.emit("undatable", info),
+			pass: (packet, _header, captureAt) => t.#onRtp(packet, captureAt),
+		});
 		try {
 			t.#relay = await RtpRelay.create({
 				payloadType: options.codec.payloadType,
 				ssrc: options.ssrc,
 				video: false,
 				log: t.#log,
-				onRtp: (packet) => t.#onRtp(packet),
+				onRtp: (packet, _key, header) => {
+					if (t.#state === "open") t.#gate.push(packet, header);
+				},
 				onRtcp: () => undefined,
 			});
 		} catch (err) {
@@ -126,6 +151,16 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 		return this.#state;
 	}
 
+	/** A sender report of the producer (the gateway forwards them): dates the packets (issue 11). */
+	senderReport(sr: SenderReport): void {
+		if (this.#state === "open") this.#gate.senderReport(sr);
+	}
+
+	/** The per-packet capture gate's account, on the sender's clock. */
+	get capture(): CaptureSummary {
+		return this.#gate.summary;
+	}
+
 	/** Milliseconds of audio the engine got. */
 	get audioMs(): number {
 		return this.#stream.audioMs;
@@ -142,18 +177,24 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 	 * Graceful close: stops relaying; the decoder ends its input after idleTimeoutMs and its PCM reaches the
 	 * engine, which finishes the last utterance. Resolves after its final segment.
 	 */
-	close(): Promise<void> {
+	close(closeAt?: CloseTime): Promise<void> {
 		if (this.#ending) return this.#ending;
-		if (this.#state === "open") this.#state = "closing";
+		if (this.#state === "open") {
+			// What the gate let through and was captured by the close still goes to the engine; the rest never does.
+			if (closeAt) this.#gate.close(closeAt);
+			this.#gate.end();
+			this.#state = "closing";
+		}
 		this.#ending = (async () => {
 			clearInterval(this.#tick);
-			this.#relay.close();
 			this.#queue = [];
 			await this.#starting;
 			const run = this.#run;
 			this.#run = undefined;
 			if (run) this.#retire(run, false);
 			while (this.#retiring.size) await Promise.all([...this.#retiring]);
+			// Only now: the last packets the gate passed on at close are still being sent from its socket to ffmpeg.
+			this.#relay.close();
 			await this.#pcmChain;
 			if (this.#state === "closing") {
 				await this.#stream.end();
@@ -187,7 +228,7 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 
 	// ---- media ----
 
-	#onRtp(packet: Buffer): void {
+	#onRtp(packet: Buffer, captureAt: number | undefined): void {
 		if (this.#state !== "open") return;
 		const now = Date.now();
 		this.#streamStart ??= now;
@@ -199,17 +240,18 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 		}
 		const current = this.#run;
 		if (!current || current.ffmpeg.exited) {
-			this.#queue.push({ packet, at: now });
+			this.#queue.push({ packet, at: now, captureAt });
 			if (this.#queue.length > QUEUE_MAX_PACKETS) this.#queue.shift();
 			if (!current) void this.#startRun();
 			return;
 		}
-		this.#forward(current, packet, now);
+		this.#forward(current, packet, now, captureAt);
 	}
 
 	/** `now`: when the packet arrived (held packets keep their arrival time: it places the run on the clock). */
-	#forward(run: Run, packet: Buffer, now: number): void {
+	#forward(run: Run, packet: Buffer, now: number, captureAt: number | undefined): void {
 		this.#relay.sendRtp(packet, run.ffmpeg.rtpPort);
+		if (run.firstPacketAt === undefined) run.firstCaptureAt = captureAt;
 		run.firstPacketAt ??= now;
 		run.lastPacketAt = now;
 		run.inputSinceOutputAt ??= now;
@@ -244,7 +286,7 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 			void run.pumped.then(() => this.#runs.delete(run));
 			ffmpeg.on("exit", (info) => this.#onDecoderExit(run, info));
 			this.#run = run;
-			for (const { packet, at } of this.#queue.splice(0)) this.#forward(run, packet, at);
+			for (const { packet, at, captureAt } of this.#queue.splice(0)) this.#forward(run, packet, at, captureAt);
 		})().finally(() => {
 			this.#starting = undefined;
 		});
@@ -290,24 +332,34 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 	/** The engine's audio from here on started with this run's first packet. */
 	#anchor(run: Run): void {
 		const start = this.#streamStart ?? Date.now();
-		const anchor = { pcmMs: this.#stream.audioMs, trackMs: Math.max(0, (run.firstPacketAt ?? start) - start) };
+		const anchor: Anchor = { pcmMs: this.#stream.audioMs, trackMs: Math.max(0, (run.firstPacketAt ?? start) - start) };
+		if (run.firstCaptureAt !== undefined) anchor.captureAt = run.firstCaptureAt;
 		const last = this.#anchors[this.#anchors.length - 1];
 		// Never backwards on the track's clock (the previous run's audio plus padding may outlast its wall time).
 		if (last) anchor.trackMs = Math.max(anchor.trackMs, last.trackMs + (anchor.pcmMs - last.pcmMs));
+		if (last?.captureAt !== undefined && anchor.captureAt !== undefined)
+			anchor.captureAt = Math.max(anchor.captureAt, last.captureAt + (anchor.pcmMs - last.pcmMs));
 		this.#anchors.push(anchor);
 		if (this.#anchors.length > 256) this.#anchors.splice(0, this.#anchors.length - 256);
 	}
 
-	#toTrackMs(pcmMs: number): number {
-		let anchor: Anchor = { pcmMs: 0, trackMs: 0 };
+	#anchorAt(pcmMs: number): Anchor {
 		for (let i = this.#anchors.length - 1; i >= 0; i--) {
 			const a = this.#anchors[i] as Anchor;
-			if (a.pcmMs <= pcmMs) {
-				anchor = a;
-				break;
-			}
+			if (a.pcmMs <= pcmMs) return a;
 		}
+		return this.#anchors[0] ?? { pcmMs: 0, trackMs: 0 };
+	}
+
+	#toTrackMs(pcmMs: number): number {
+		const anchor = this.#anchorAt(pcmMs);
 		return Math.max(0, Math.round(anchor.trackMs + (pcmMs - anchor.pcmMs)));
+	}
+
+	/** The capture time (sender's clock, Unix ms) of an instant of the engine's audio, when its run was dated. */
+	#toCaptureAt(pcmMs: number): number | undefined {
+		const anchor = this.#anchorAt(pcmMs);
+		return anchor.captureAt === undefined ? undefined : anchor.captureAt + (pcmMs - anchor.pcmMs);
 	}
 
 	#onSegment(s: TranscriptSegment): void {
@@ -321,6 +373,14 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 			streamStartedAt: new Date(this.#streamStart ?? Date.now()).toISOString(),
 		};
 		if (out.endMs < out.startMs) out.endMs = out.startMs;
+		const captureStartAt = this.#toCaptureAt(s.startMs);
+		const captureEndAt = this.#toCaptureAt(s.endMs);
+		const offset = this.#gate.clockOffsetMs;
+		if (captureStartAt !== undefined && captureEndAt !== undefined) {
+			out.captureStartAt = round3(captureStartAt);
+			out.captureEndAt = round3(Math.max(captureEndAt, captureStartAt));
+			if (offset !== undefined) out.clockOffsetMs = offset;
+		}
 		if (s.words) {
 			out.words = s.words.map((w) => ({
 				...w,
@@ -335,6 +395,7 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 
 	#onTick(): void {
 		if (this.#state !== "open") return;
+		this.#gate.flush();
 		const run = this.#run;
 		const { watchdogMs } = this.#opts.config;
 		if (
@@ -389,4 +450,8 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 		this.#retiring.add(done);
 		void done.finally(() => this.#retiring.delete(done));
 	}
+}
+
+function round3(ms: number): number {
+	return Math.round(ms * 1000) / 1000;
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { types as ms } from "mediasoup";
+import type { CloseTime } from "../../recorder/CaptureGate.js";
 import type {
 	CaptureStatus,
 	CoverageEntry,
@@ -40,6 +41,26 @@ export interface TapChange {
 	producer: CaptureProducer;
 	/** The person's click that opened this gate, on their sender's clock (Unix ms), when the client sent it (issue 11). */
 	clickedAt?: number;
+	/** Closing: when capture ends for this producer — its person's own click, or the gateway's time (issue 11). */
+	closeAt?: CloseTime;
+}
+
+/**
+ * When an operation ended capture (issue 11): `at` on the gateway's clock (the acting person's click mapped through
+ * their join offset, or the gateway's own time where nobody clicked, e.g. a dropped connection); `by` and
+ * `byClickedAt`: who clicked, and their click on their own clock (exact for their own producers).
+ */
+export interface CaptureClose {
+	at: number;
+	by?: string;
+	byClickedAt?: number;
+}
+
+/** The close time of one person's producers: their own click on their own clock, else the gateway's time. */
+export function closeTimeFor(close: CaptureClose, peerId: string): CloseTime {
+	return close.by === peerId && close.byClickedAt !== undefined
+		? { at: close.byClickedAt, clock: "sender" }
+		: { at: close.at, clock: "gateway" };
 }
 
 /** What a capture session feeds (the recorder, a transcriber): asked before a session may start. */
@@ -52,7 +73,12 @@ export type CaptureServiceEvents = {
 	/** Open/close one producer's tap. The recorder and the transcriber only ever consume media on these. */
 	tap: [change: TapChange];
 	sessionstart: [session: CaptureSession, meeting: { tenantId: string; meetingId: string }];
-	sessionend: [session: CaptureSession, meeting: { tenantId: string; meetingId: string }, reason: string];
+	sessionend: [
+		session: CaptureSession,
+		meeting: { tenantId: string; meetingId: string },
+		reason: string,
+		close: CaptureClose,
+	];
 };
 
 export interface CaptureServiceOptions {
@@ -94,6 +120,8 @@ interface MeetingCapture {
 	taps: TapChange[];
 	/** `${kind}:${peerId}` → the click time its last answer carried (issue 11). */
 	clicks?: Map<string, number>;
+	/** When the current operation ends capture (issue 11). */
+	closing?: CaptureClose;
 }
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
@@ -160,6 +188,28 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		}
 	}
 
+	/**
+	 * Tells the hosts that one person's track is not captured because no sender report dates its packets (issue 11):
+	 * their client sends no RTCP sender reports, so nothing of it can be shown to follow their click.
+	 */
+	warnUndatable(
+		meetingId: string,
+		kind: CaptureKind,
+		sessionId: string,
+		peerId: string,
+		track: "audio" | "camera" | "screen",
+	): void {
+		const displayName = this.#meetings.get(meetingId)?.members.get(peerId)?.conn.displayName ?? "";
+		this.notifyHosts(meetingId, "captureWarning", {
+			code: "capture_undatable",
+			kind,
+			sessionId,
+			peerId,
+			displayName,
+			track,
+		});
+	}
+
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
 	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
 		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;
@@ -201,17 +251,25 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/** The person left (or was ejected, or their media room closed): every gate of theirs closes at once. */
-	left(meetingId: string, peerId: string): void {
+	left(meetingId: string, peerId: string, clickedAt?: number): void {
 		const mc = this.#meetings.get(meetingId);
-		if (!mc?.members.has(peerId)) return;
+		const member = mc?.members.get(peerId);
+		if (!mc || !member) return;
 		const wasNotRecorded =
 			mc.tenant.onDecline === "stay-unrecorded" && this.notRecorded(meetingId).some((n) => n.peerId === peerId);
-		this.#op(mc, () => {
-			for (const kind of KINDS) {
-				mc.controls[kind].leave(peerId);
-				mc.issuedAt[kind].delete(peerId);
-			}
-		});
+		this.#op(
+			mc,
+			() => {
+				for (const kind of KINDS) {
+					mc.controls[kind].leave(peerId);
+					mc.issuedAt[kind].delete(peerId);
+				}
+			},
+			undefined,
+			undefined,
+			undefined,
+			this.#closeClick(member.conn, clickedAt),
+		);
 		mc.members.delete(peerId);
 		mc.held.delete(peerId);
 		mc.controllers.delete(peerId);
@@ -239,9 +297,10 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		return this.#status(mc, kind);
 	}
 
-	pause(meeting: Meeting, by: Connection, kind: CaptureKind): CaptureStatus {
+	pause(meeting: Meeting, by: Connection, kind: CaptureKind, clickedAt?: number): CaptureStatus {
 		const mc = this.#state(meeting);
-		this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused");
+		const close = this.#closeClick(by, clickedAt);
+		this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused", undefined, close);
 		return this.#status(mc, kind);
 	}
 
@@ -251,6 +310,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		kind: CaptureKind,
 		reason = "stopped",
 		message?: string,
+		clickedAt?: number,
 	): CaptureStatus {
 		const mc = this.#meetings.get(meeting.id);
 		if (!mc || mc.controls[kind].state === "off") return { kind, state: "off" };
@@ -269,6 +329,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			actor,
 			reason,
 			message,
+			by !== null && typeof by !== "string" ? this.#closeClick(by, clickedAt) : undefined,
 		);
 		return this.#status(mc, kind);
 	}
@@ -343,19 +404,26 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	 * a tenant with `onDecline: "stay-unrecorded"` keeps them in (`stayed: true`): their held media is released (it
 	 * is seen and heard live, never captured) and everyone is told they are not recorded.
 	 */
-	decline(meetingId: string, conn: Connection, noticeId: string): { stayed: boolean } {
+	decline(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): { stayed: boolean } {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		const stayed = mc.tenant.onDecline === "stay-unrecorded";
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		if (before === "declined") return { stayed };
 		const type: EventType = before === "pending" ? "consent.declined" : "consent.withdrawn";
-		this.#op(mc, () => {
-			control.decline(conn.peerId, noticeId);
-			const entry = this.#personEvent(mc, type, conn, kind, noticeId);
-			if (entry.data) entry.data.stayed = stayed;
-			mc.pending.unshift(entry);
-		});
+		this.#op(
+			mc,
+			() => {
+				control.decline(conn.peerId, noticeId);
+				const entry = this.#personEvent(mc, type, conn, kind, noticeId);
+				if (entry.data) entry.data.stayed = stayed;
+				mc.pending.unshift(entry);
+			},
+			undefined,
+			undefined,
+			undefined,
+			this.#closeClick(conn, clickedAt),
+		);
 		if (stayed) {
 			this.#release(mc, conn.peerId);
 			this.#broadcastNotRecorded(mc);
@@ -513,7 +581,13 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			});
 			mc.issuedAt[kind].clear();
 			// The operation's own reason (e.g. storage_unavailable, meeting_ended) says more than "stopped".
-			this.emit("sessionend", session, this.#where(mc), reason === "stopped" ? (mc.opReason ?? reason) : reason);
+			this.emit(
+				"sessionend",
+				session,
+				this.#where(mc),
+				reason === "stopped" ? (mc.opReason ?? reason) : reason,
+				mc.closing ?? { at: Date.now() },
+			);
 		});
 		control.on("gate", ({ session, person: peerId, open, reason }) => {
 			const member = mc.members.get(peerId);
@@ -555,6 +629,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			person,
 			producer,
 			...(clickedAt !== undefined ? { clickedAt } : {}),
+			...(open ? {} : { closeAt: closeTimeFor(mc.closing ?? { at: Date.now() }, peerId) }),
 		});
 	}
 
@@ -587,21 +662,44 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/**
+	 * The click that ends capture (pause, stop, leave, decline; issue 11), as a close: never refused (the close
+	 * happens whatever the client says); a click the gateway can't believe (in the future, or older than
+	 * CLICK_MAX_AGE_MS on its clock through the join offset) is ignored and the gateway's time used instead.
+	 */
+	#closeClick(conn: Connection, clickedAt: number | undefined): CaptureClose {
+		const now = Date.now();
+		if (clickedAt === undefined || !Number.isFinite(clickedAt)) return { at: now };
+		const at = clickedAt + (conn.clockOffsetMs ?? 0);
+		if (at > now + CLICK_SKEW_MS || at < now - CLICK_MAX_AGE_MS) return { at: now };
+		return { at: Math.min(at, now), by: conn.peerId, byClickedAt: clickedAt };
+	}
+
+	/**
 	 * Runs one state change and commits what it produced: audit entries in one
 	 * transaction, then the taps (a tap never opens before its proof is written),
 	 * then the state broadcast when the change was a start/pause/stop.
 	 */
-	#op(mc: MeetingCapture, fn: () => unknown, actor?: string, reason?: string, message?: string): void {
+	#op(
+		mc: MeetingCapture,
+		fn: () => unknown,
+		actor?: string,
+		reason?: string,
+		message?: string,
+		close?: CaptureClose,
+	): void {
 		const states = KINDS.map((k) => mc.controls[k].state);
 		mc.pending = [];
 		mc.taps = [];
 		mc.opReason = reason;
+		mc.closing = close ?? { at: Date.now() };
 		try {
 			fn();
 		} catch (err) {
 			mc.pending = [];
 			mc.taps = [];
 			throw err;
+		} finally {
+			mc.closing = undefined;
 		}
 		const items = mc.pending;
 		const taps = mc.taps;

@@ -311,13 +311,13 @@ export class MeetingHub {
 	}
 
 	/** Leaves at once; the returned promise settles when the host seat (if any) is released in the store. */
-	async leave(conn: Connection): Promise<void> {
+	async leave(conn: Connection, clickedAt?: number): Promise<void> {
 		const meetingId = conn.meetingId;
 		if (!meetingId) return;
 		const live = this.#live.get(meetingId);
 		if (conn.state === "lobby" && live?.lobby.delete(conn.peerId)) this.#notifyLobby(meetingId);
 		if (conn.state === "joined") {
-			this.#capture.left(meetingId, conn.peerId);
+			this.#capture.left(meetingId, conn.peerId, clickedAt);
 			live?.members.delete(conn.peerId);
 			live?.coHosts.delete(conn.peerId);
 			if (live?.hands.delete(conn.peerId)) this.#notifyHands(live);
@@ -384,12 +384,12 @@ export class MeetingHub {
 		return this.#capture.start(await this.#captureController(conn, kind), conn, kind);
 	}
 
-	async pauseCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
-		return this.#capture.pause(await this.#captureController(conn, kind), conn, kind);
+	async pauseCapture(conn: Connection, kind: CaptureKind, clickedAt?: number): Promise<CaptureStatus> {
+		return this.#capture.pause(await this.#captureController(conn, kind), conn, kind, clickedAt);
 	}
 
-	async stopCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
-		return this.#capture.stop(await this.#captureController(conn, kind), conn, kind);
+	async stopCapture(conn: Connection, kind: CaptureKind, clickedAt?: number): Promise<CaptureStatus> {
+		return this.#capture.stop(await this.#captureController(conn, kind), conn, kind, "stopped", undefined, clickedAt);
 	}
 
 	/** The host names or un-names a co-host. */
@@ -446,8 +446,8 @@ export class MeetingHub {
 	}
 
 	/** Declining (or withdrawing) leaves the meeting (the terms' one recourse), unless the tenant lets people stay. */
-	decline(conn: Connection, noticeId: string): { stayed: boolean } {
-		const { stayed } = this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
+	decline(conn: Connection, noticeId: string, clickedAt?: number): { stayed: boolean } {
+		const { stayed } = this.#capture.decline(joinedMeetingId(conn), conn, noticeId, clickedAt);
 		if (!stayed) this.#eject(conn, "declined_capture");
 		return { stayed };
 	}

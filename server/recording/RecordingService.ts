@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { types as ms } from "mediasoup";
-import { ntpToUnixMs } from "../../recorder/CaptureGate.js";
+import { type CloseTime, ntpToUnixMs } from "../../recorder/CaptureGate.js";
 import {
 	type CaptureSummaryWire,
 	type HoleEntry,
@@ -13,7 +13,13 @@ import {
 } from "../../recorder/RecorderProtocol.js";
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
-import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
+import {
+	type CaptureClose,
+	type CaptureService,
+	type CaptureSink,
+	closeTimeFor,
+	type TapChange,
+} from "../compliance/CaptureService.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -102,13 +108,13 @@ export class RecordingService implements CaptureSink {
 		options.capture.on("sessionstart", (session, where) => {
 			if (session.kind === "recording") this.#sessionStarted(session, where);
 		});
-		options.capture.on("sessionend", (session, _where, reason) => {
-			if (session.kind === "recording") void this.#sessionEnded(session.id, reason);
+		options.capture.on("sessionend", (session, _where, reason, close) => {
+			if (session.kind === "recording") void this.#sessionEnded(session.id, reason, close);
 		});
 		options.capture.on("tap", (tap) => {
 			if (tap.session.kind !== "recording") return;
 			if (tap.open) void this.#open(tap);
-			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason);
+			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason, tap.closeAt);
 		});
 		const recorder = options.recorder;
 		if (recorder) {
@@ -118,6 +124,13 @@ export class RecordingService implements CaptureSink {
 				t?.media?.requestKeyFrame();
 			});
 			recorder.on("trackHole", ({ trackId, hole }) => this.#hole(trackId, hole));
+			recorder.on("trackUndatable", (u) => {
+				const t = this.#tracks.get(u.trackId);
+				const rec = this.#sessions.get(u.trackId.split("_")[0] ?? "");
+				if (!t || !rec) return;
+				this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is recorded");
+				this.#capture.warnUndatable(rec.meetingId, "recording", rec.session.id, t.peerId, t.kind);
+			});
 			// Stopping is reported the moment it happens (trackFailed comes after the recorder finished what it could).
 			recorder.on("trackStopping", (f) => this.#trackFailed(f));
 			recorder.on("trackFailed", (f) => {
@@ -452,9 +465,10 @@ export class RecordingService implements CaptureSink {
 		});
 	}
 
-	async #close(trackId: string, reason: string): Promise<void> {
+	async #close(trackId: string, reason: string, closeAt?: CloseTime): Promise<void> {
 		const track = this.#tracks.get(trackId);
 		if (!track || track.state === "closing" || track.state === "closed") return;
+		if (closeAt) track.closeAt ??= closeAt;
 		if (track.state === "opening") {
 			track.closeRequested = reason;
 			return;
@@ -471,7 +485,7 @@ export class RecordingService implements CaptureSink {
 	async #teardown(track: TrackRecord): Promise<void> {
 		track.media?.close();
 		if (track.state === "recording" || track.state === "closing") {
-			const closed = await this.#recorder?.closeTrackWithCapture(track.trackId).catch((err: unknown) => {
+			const closed = await this.#recorder?.closeTrackWithCapture(track.trackId, track.closeAt).catch((err: unknown) => {
 				this.#log.error({ err, trackId: track.trackId }, "recorder could not close a track");
 			});
 			if (closed?.stats) track.stats = closed.stats;
@@ -545,14 +559,15 @@ export class RecordingService implements CaptureSink {
 		}
 	}
 
-	async #sessionEnded(sessionId: string, reason: string): Promise<void> {
+	async #sessionEnded(sessionId: string, reason: string, close?: CaptureClose): Promise<void> {
 		const rec = this.#sessions.get(sessionId);
 		if (!rec || rec.endedAt) return;
 		rec.endedAt = new Date().toISOString();
 		rec.endReason = reason;
 		clearTimeout(rec.chatTimer);
 		// Taps of the session close with it (the gate emitted their closes); wait for the recorder to finish each.
-		for (const t of rec.tracks) if (t.state !== "closed") await this.#close(t.trackId, reason);
+		for (const t of rec.tracks)
+			if (t.state !== "closed") await this.#close(t.trackId, reason, close && closeTimeFor(close, t.peerId));
 		await Promise.all(rec.pending);
 		try {
 			await this.#writeSessionArtifacts(rec);
@@ -833,12 +848,15 @@ class GateClosedWhileOpening extends Error {}
 function manifestCapture(c: CaptureSummaryWire): NonNullable<ManifestTrack["capture"]> {
 	return {
 		clickAt: c.openAt,
+		closeAt: c.closeAt ?? null,
 		firstCaptureAt: c.firstCaptureAt,
 		lastCaptureAt: c.lastCaptureAt,
 		clockOffsetMs: c.clockOffsetMs,
 		packetsBeforeClick: c.packetsBeforeOpen,
+		packetsAfterClose: c.packetsAfterClose,
 		packetsUndated: c.packetsUndated,
 		senderReports: c.senderReports,
+		clockSteps: c.clockSteps ?? 0,
 		minTransitMs: c.minTransitMs ?? null,
 	};
 }
@@ -855,8 +873,9 @@ function objectEntry(o: ObjectWritten, clockOffsetMs?: number): ManifestTrack["o
 		...(o.recovered ? { recovered: true } : {}),
 		...(o.frames !== undefined ? { frames: o.frames } : {}),
 		...(o.firstCaptureAt !== undefined ? { firstCaptureAt: o.firstCaptureAt } : {}),
-		...(o.firstCaptureAt !== undefined && clockOffsetMs !== undefined
-			? { firstFrameAt: Math.round((o.firstCaptureAt - clockOffsetMs) * 1000) / 1000 }
+		...(o.clockOffsetMs !== undefined ? { clockOffsetMs: o.clockOffsetMs } : {}),
+		...(o.firstCaptureAt !== undefined && (o.clockOffsetMs ?? clockOffsetMs) !== undefined
+			? { firstFrameAt: Math.round((o.firstCaptureAt - (o.clockOffsetMs ?? (clockOffsetMs as number))) * 1000) / 1000 }
 			: {}),
 	};
 }

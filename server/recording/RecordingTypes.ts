@@ -1,3 +1,4 @@
+import type { CloseTime } from "../../recorder/CaptureGate.js";
 import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
 import type {
 	CaptureSummaryWire,
@@ -49,6 +50,8 @@ export interface TrackRecord {
 	state: "opening" | "recording" | "closing" | "closed";
 	/** A close that arrived while the track was opening. */
 	closeRequested?: string;
+	/** When capture ended (the click that closed the gate, or the gateway's time; issue 11), sent to the recorder. */
+	closeAt?: CloseTime;
 	/** The media leaving the SFU for the recorder. */
 	media?: PlainTap;
 	/** The tap it records (to reopen it after a recorder crash). */
@@ -103,18 +106,23 @@ export interface ManifestTrack {
 	holes: HoleEntry[];
 	/**
 	 * The per-packet capture gate (issue 11; docs/compliance.md), times as Unix ms on the sender's clock: the click
-	 * that opened the gate, the capture times of the first and last packet recorded (first ≥ click, always), the
-	 * sender clock's offset from the gateway's (sender − gateway), and the packets dropped. Absent: unknown (the
-	 * recorder died with the track).
+	 * that opened the gate, the close (the click that ended capture — pause, stop, leave, decline — or the gateway's
+	 * own close time mapped to the sender's clock where nobody clicked), the capture times of the first and last
+	 * packet recorded (first ≥ click and last ≤ close, always), the sender clock's offset from the gateway's (sender −
+	 * gateway), and the packets dropped. Absent: unknown (the recorder died with the track).
 	 */
 	capture?: {
 		clickAt: number | null;
+		closeAt: number | null;
 		firstCaptureAt: number | null;
 		lastCaptureAt: number | null;
 		clockOffsetMs: number | null;
 		packetsBeforeClick: number;
+		packetsAfterClose: number;
 		packetsUndated: number;
 		senderReports: number;
+		/** Steps of the sender's clock seen in its reports (each packet is dated by the latest report). */
+		clockSteps: number;
 		/** The least capture → arrival delay of any recorded packet (gateway clock, ms): equal across aligned tracks. */
 		minTransitMs: number | null;
 	};
@@ -130,6 +138,8 @@ export interface ManifestTrack {
 		frames?: number;
 		/** Its first frame's capture time on the sender's clock (Unix ms), and on the gateway's clock (the session's one clock: line tracks up with it). */
 		firstCaptureAt?: number;
+		/** The sender clock's offset around this object's first frame (reports within ±15 s): firstFrameAt uses it. */
+		clockOffsetMs?: number;
 		firstFrameAt?: number;
 	}[];
 }

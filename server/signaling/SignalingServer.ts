@@ -317,20 +317,20 @@ function handlers(hub: MeetingHub): Handlers {
 			await hub.endMeeting(conn);
 			return {};
 		},
-		leave: async (conn) => {
-			await hub.leave(conn);
+		leave: async (conn, d) => {
+			await hub.leave(conn, d.clickedAt);
 			return {};
 		},
 		startCapture: (conn, d) => hub.startCapture(conn, d.kind),
-		pauseCapture: (conn, d) => hub.pauseCapture(conn, d.kind),
-		stopCapture: (conn, d) => hub.stopCapture(conn, d.kind),
+		pauseCapture: (conn, d) => hub.pauseCapture(conn, d.kind, d.clickedAt),
+		stopCapture: (conn, d) => hub.stopCapture(conn, d.kind, d.clickedAt),
 		noticeShown: (conn, d) => {
 			hub.noticeShown(conn, d.noticeId);
 			return {};
 		},
 		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId, d.clickedAt),
 		consent: (conn, d) => hub.consent(conn, d.noticeId, d.clickedAt),
-		decline: (conn, d) => hub.decline(conn, d.noticeId),
+		decline: (conn, d) => hub.decline(conn, d.noticeId, d.clickedAt),
 		liftPasscodeLockout: (conn) => hub.liftPasscodeLockoutBy(conn),
 	};
 }

@@ -1,11 +1,19 @@
 import { createHash } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
+import type { CloseTime } from "../../recorder/CaptureGate.js";
 import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
 import type { TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../recorder/RecorderProtocol.js";
 import type { EventLog } from "../audit/EventLog.js";
-import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
+import {
+	type CaptureClose,
+	type CaptureService,
+	type CaptureSink,
+	closeTimeFor,
+	type TapChange,
+} from "../compliance/CaptureService.js";
 import type { CaptureSession } from "../compliance/CaptureTypes.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
+import { watchSenderReports } from "../compliance/senderReports.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
@@ -17,7 +25,7 @@ import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import { engineForPerson, personLocale } from "./engineChoice.js";
 import type { TranscriptLinks } from "./TranscriptLinks.js";
 
-type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on">;
+type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on" | "senderReport">;
 
 export interface TranscriptionServiceOptions {
 	targets: StorageTargetStore | undefined;
@@ -43,8 +51,29 @@ interface Track {
 	media?: PlainTap;
 	state: "opening" | "open" | "closed";
 	closeRequested?: string;
+	/** When capture ended (issue 11): sent to the recorder, which drops audio captured after it. */
+	closeAt?: CloseTime;
+	/** Stops forwarding the producer's sender reports. */
+	stopReports?: () => void;
 	settled: Promise<void>;
 	done: () => void;
+}
+
+/**
+ * One transcribed track's capture account (issue 11), as in the recording manifest's `capture`: the speaker's click
+ * and close on their clock, the first and last transcribed audio's capture times, and the packets dropped.
+ */
+export interface TranscriptCapture {
+	speaker: string;
+	clickAt: number | null;
+	closeAt: number | null;
+	firstCaptureAt: number | null;
+	lastCaptureAt: number | null;
+	clockOffsetMs: number | null;
+	packetsBeforeClick: number;
+	packetsAfterClose: number;
+	packetsUndated: number;
+	senderReports: number;
 }
 
 /** One final segment, attributed to its speaker by construction (one engine stream per person). */
@@ -54,6 +83,16 @@ export interface TranscriptEntry {
 	start: string;
 	end: string;
 	text: string;
+	/**
+	 * What `start`/`end` are (issue 11): `capture` — the audio's capture times, mapped from the speaker's clock to
+	 * the gateway's through their sender reports (the clock of the recording manifest's `firstFrameAt`), with the
+	 * capture times on the speaker's clock and that clock's offset; `arrival` — when the audio reached the gateway
+	 * (no sender report dated it: a client that sent no click time).
+	 */
+	clock: "capture" | "arrival";
+	captureStartAt?: number;
+	captureEndAt?: number;
+	clockOffsetMs?: number;
 }
 
 interface Session {
@@ -63,6 +102,8 @@ interface Session {
 	target: StorageTarget;
 	tracks: Map<string, Track>;
 	entries: TranscriptEntry[];
+	/** Per transcribed track, what the per-packet capture gate did (issue 11), from the recorder at its close. */
+	captures: TranscriptCapture[];
 	link: { id: string; expiresAt: string };
 	/** Final segments arrived since the transcript was last written. */
 	dirty: boolean;
@@ -106,7 +147,16 @@ export class TranscriptionService implements CaptureSink {
 				...where,
 				data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
 			});
-			const s: Session = { session, ...where, target, tracks: new Map(), entries: [], link, dirty: false };
+			const s: Session = {
+				session,
+				...where,
+				target,
+				tracks: new Map(),
+				entries: [],
+				captures: [],
+				link,
+				dirty: false,
+			};
 			this.#sessions.set(session.id, s);
 			// The transcript streams into the bucket while it grows: a crash loses at most the last interval.
 			s.checkpoint = setInterval(() => {
@@ -120,13 +170,13 @@ export class TranscriptionService implements CaptureSink {
 			s.checkpoint.unref();
 			this.#announce(s);
 		});
-		options.capture.on("sessionend", (session) => {
-			if (session.kind === "transcription") void this.#sessionEnded(session.id);
+		options.capture.on("sessionend", (session, _where, _reason, close) => {
+			if (session.kind === "transcription") void this.#sessionEnded(session.id, close);
 		});
 		options.capture.on("tap", (tap) => {
 			if (tap.session.kind !== "transcription" || tap.producer.appData.source !== "mic") return;
 			if (tap.open) void this.#open(tap);
-			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason);
+			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason, tap.closeAt);
 		});
 		options.recorder?.on("transcriptSegment", (s) => this.#segment(s));
 		// The recorder died: its engine streams are gone. Once it is back (the recording service restarts it),
@@ -136,6 +186,7 @@ export class TranscriptionService implements CaptureSink {
 			for (const { track } of lost) {
 				track.state = "closed";
 				track.media?.close();
+				track.stopReports?.();
 				this.#tracks.delete(track.trackId);
 				track.done();
 			}
@@ -145,6 +196,13 @@ export class TranscriptionService implements CaptureSink {
 			for (const tap of this.#lost.splice(0)) {
 				if (this.#o.capture.mayCapture(tap.session.meetingId, "transcription", tap.peerId)) void this.#open(tap);
 			}
+		});
+		options.recorder?.on("trackUndatable", (u) => {
+			const found = this.#tracks.get(u.trackId);
+			if (!found) return;
+			this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is transcribed");
+			const { session: s, track } = found;
+			options.capture.warnUndatable(s.meetingId, "transcription", s.session.id, track.peerId, "audio");
 		});
 		options.recorder?.on("transcriptionFailed", (f) => {
 			this.#log.error(f, "transcription of a track failed");
@@ -201,9 +259,13 @@ export class TranscriptionService implements CaptureSink {
 					this.#o.tenant(s.tenantId).engine,
 					personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: tap.peerId }),
 				),
+				...(tap.clickedAt !== undefined ? { openAt: tap.clickedAt } : {}),
 				options: { partials: true, ...this.#o.endpointPolicy },
 			});
 			track.state = "open";
+			// The producer's sender reports date each packet: the recorder's gate drops audio captured before the
+			// click (or after the close), as for a recording (issue 11).
+			track.stopReports = watchSenderReports(tap.producer, (sr) => recorder.senderReport(trackId, sr));
 			// The gate may have closed while the engine was loading: check again before any sample flows.
 			if (track.closeRequested || !this.#o.capture.mayCapture(s.meetingId, "transcription", tap.peerId)) {
 				await this.#close(trackId, track.closeRequested ?? "gate_closed");
@@ -214,6 +276,7 @@ export class TranscriptionService implements CaptureSink {
 		} catch (err) {
 			this.#log.error({ err, trackId }, "could not open a transcription track");
 			track.media?.close();
+			track.stopReports?.();
 			if (track.state === "open") await recorder.closeTranscription(trackId).catch(() => undefined);
 			track.state = "closed";
 			this.#tracks.delete(trackId);
@@ -221,10 +284,11 @@ export class TranscriptionService implements CaptureSink {
 		}
 	}
 
-	async #close(trackId: string, reason: string): Promise<void> {
+	async #close(trackId: string, reason: string, closeAt?: CloseTime): Promise<void> {
 		const found = this.#tracks.get(trackId);
 		if (!found) return;
 		const { track } = found;
+		if (closeAt) track.closeAt ??= closeAt;
 		if (track.state === "opening") {
 			track.closeRequested = reason;
 			return;
@@ -232,8 +296,24 @@ export class TranscriptionService implements CaptureSink {
 		if (track.state === "closed") return;
 		track.state = "closed";
 		track.media?.close(); // no sample more reaches the engine
+		track.stopReports?.();
 		try {
-			await this.#o.recorder?.closeTranscription(trackId); // flushes: the last final comes before this resolves
+			// Flushes: the last final comes before this resolves; audio captured after closeAt is dropped.
+			const closed = await this.#o.recorder?.closeTranscription(trackId, track.closeAt);
+			const c = closed?.capture;
+			if (c)
+				found.session.captures.push({
+					speaker: track.person,
+					clickAt: c.openAt,
+					closeAt: c.closeAt ?? null,
+					firstCaptureAt: c.firstCaptureAt,
+					lastCaptureAt: c.lastCaptureAt,
+					clockOffsetMs: c.clockOffsetMs,
+					packetsBeforeClick: c.packetsBeforeOpen,
+					packetsAfterClose: c.packetsAfterClose,
+					packetsUndated: c.packetsUndated,
+					senderReports: c.senderReports,
+				});
 		} catch (err) {
 			this.#log.warn({ err, trackId }, "closing a transcription track");
 		}
@@ -245,9 +325,13 @@ export class TranscriptionService implements CaptureSink {
 		const found = this.#tracks.get(seg.trackId);
 		if (!found || !seg.text.trim()) return;
 		const { session: s, track } = found;
+		// Capture times on the gateway's clock when a sender report dated the audio (issue 11); arrival otherwise.
 		const t0 = Date.parse(seg.streamStartedAt);
-		const start = new Date(t0 + seg.startMs).toISOString();
-		const end = new Date(t0 + seg.endMs).toISOString();
+		const dated = seg.captureStartAt !== undefined && seg.captureEndAt !== undefined && seg.clockOffsetMs !== undefined;
+		const startMs = dated ? (seg.captureStartAt as number) - (seg.clockOffsetMs as number) : t0 + seg.startMs;
+		const endMs = dated ? (seg.captureEndAt as number) - (seg.clockOffsetMs as number) : t0 + seg.endMs;
+		const start = new Date(Math.round(startMs)).toISOString();
+		const end = new Date(Math.round(endMs)).toISOString();
 		this.#o.capture.notifyMembers(s.meetingId, "caption", {
 			sessionId: s.session.id,
 			peerId: track.peerId,
@@ -257,7 +341,21 @@ export class TranscriptionService implements CaptureSink {
 			start,
 		});
 		if (seg.final) {
-			s.entries.push({ speaker: track.person, displayName: track.displayName, start, end, text: seg.text });
+			s.entries.push({
+				speaker: track.person,
+				displayName: track.displayName,
+				start,
+				end,
+				text: seg.text,
+				clock: dated ? "capture" : "arrival",
+				...(dated
+					? {
+							captureStartAt: seg.captureStartAt as number,
+							captureEndAt: seg.captureEndAt as number,
+							clockOffsetMs: seg.clockOffsetMs as number,
+						}
+					: {}),
+			});
 			s.dirty = true;
 		}
 	}
@@ -270,12 +368,16 @@ export class TranscriptionService implements CaptureSink {
 		});
 	}
 
-	async #sessionEnded(sessionId: string): Promise<void> {
+	async #sessionEnded(sessionId: string, close?: CaptureClose): Promise<void> {
 		const s = this.#sessions.get(sessionId);
 		if (!s || s.ended) return;
 		s.ended = true;
 		clearInterval(s.checkpoint);
-		await Promise.all([...s.tracks.values()].map((t) => this.#close(t.trackId, "session_ended")));
+		await Promise.all(
+			[...s.tracks.values()].map((t) =>
+				this.#close(t.trackId, "session_ended", close && closeTimeFor(close, t.peerId)),
+			),
+		);
 		await Promise.all([...s.tracks.values()].map((t) => t.settled));
 		this.#announce(s); // everyone present at the end gets the link too
 		try {
@@ -306,6 +408,8 @@ export class TranscriptionService implements CaptureSink {
 				engine: this.#o.tenant(s.tenantId).engine.type,
 				disclaimer,
 				entries,
+				// Per transcribed track (issue 11): nothing transcribed was captured before clickAt or after closeAt.
+				captures: s.captures,
 			},
 			null,
 			2,

@@ -226,6 +226,10 @@ export const en = {
 	"capture.loss.cause.storage_outage": "storage outage",
 	"capture.loss.cause.recorder_crash": "recorder crash",
 	"capture.loss.cause.gateway_crash": "gateway crash",
+	"capture.warning.capture_undatable.recording":
+		"{name}'s {track} is not being recorded: their app sends no timing reports, so the gateway can't tell what was captured after they answered the notice.",
+	"capture.warning.capture_undatable.transcription":
+		"{name} is not being transcribed: their app sends no timing reports, so the gateway can't tell what was said after they answered the notice.",
 	"capture.noStorage":
 		"Set up the storage bucket first: your organisation's administrator must register the bucket recordings go to before anything can be recorded.",
 	"capture.recorderUnavailable":

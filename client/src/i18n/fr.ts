@@ -219,6 +219,10 @@ export const fr: Catalogue = {
 	"capture.loss.cause.storage_outage": "stockage injoignable",
 	"capture.loss.cause.recorder_crash": "panne de l’enregistreur",
 	"capture.loss.cause.gateway_crash": "panne de la passerelle",
+	"capture.warning.capture_undatable.recording":
+		"{track} de {name} n’est pas enregistré(e) : son application n’envoie aucun rapport d’horloge, la passerelle ne peut donc pas savoir ce qui a été capté après sa réponse à l’avis.",
+	"capture.warning.capture_undatable.transcription":
+		"{name} n’est pas transcrit(e) : son application n’envoie aucun rapport d’horloge, la passerelle ne peut donc pas savoir ce qui a été dit après sa réponse à l’avis.",
 	"capture.noStorage":
 		"Configurez d’abord le compartiment de stockage\u00a0: l’administrateur de votre organisation doit inscrire le compartiment où vont les enregistrements avant que quoi que ce soit puisse être enregistré.",
 	"capture.recorderUnavailable":

@@ -121,7 +121,7 @@ export class Capture {
 				// this person captured before it is recorded, however late the answer arrives (issue 11).
 				acknowledge: (n) => signaling.request("acknowledgeNotice", { noticeId: n.id, clickedAt: Date.now() }),
 				consent: (n) => signaling.request("consent", { noticeId: n.id, clickedAt: Date.now() }),
-				decline: (n) => signaling.request("decline", { noticeId: n.id }),
+				decline: (n) => signaling.request("decline", { noticeId: n.id, clickedAt: Date.now() }),
 			},
 			() => hooks.declined(),
 		);
@@ -143,6 +143,15 @@ export class Capture {
 						cause: t(`capture.loss.cause.${e.cause}`),
 					}),
 					"recording_loss",
+				);
+			}),
+			signaling.on("captureWarning", (e) => {
+				this.#showMessage(
+					t(`capture.warning.${e.code}.${e.kind}`, {
+						name: e.displayName || t("capture.loss.someone"),
+						track: t(`capture.loss.track.${e.track}`),
+					}),
+					e.code,
 				);
 			}),
 			signaling.on("mediaHeld", ({ held, producerIds }) => {
@@ -264,7 +273,10 @@ export class Capture {
 		this.#busy.add(kind);
 		this.#renderControls();
 		try {
-			const status = await this.#signaling.request(name, { kind });
+			// Pause/stop carry the click: nothing captured after it is kept (issue 11).
+			const status = await (name === "startCapture"
+				? this.#signaling.request(name, { kind })
+				: this.#signaling.request(name, { kind, clickedAt: Date.now() }));
 			this.#apply(status);
 		} catch (err) {
 			if (!this.#closed) this.#showMessage(hostError(err), err instanceof SignalingError ? err.code : "error");

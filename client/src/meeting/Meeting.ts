@@ -202,7 +202,8 @@ export class Meeting {
 
 	/** Says `leave` to the gateway, then closes. */
 	async leave(): Promise<void> {
-		if (this.#signaling.open) await this.#signaling.request("leave", {}, 3000).catch(() => undefined);
+		const clickedAt = Date.now(); // the click on "Leave": nothing of this person captured after it is kept
+		if (this.#signaling.open) await this.#signaling.request("leave", { clickedAt }, 3000).catch(() => undefined);
 		this.close();
 	}
 
