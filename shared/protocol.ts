@@ -442,7 +442,8 @@ export interface ServerEvents {
 	 * You are out of the meeting, and why: denied at the lobby, removed by the
 	 * host, the meeting ended, or your host seat was taken over from another device.
 	 */
-	ejected: (e: { reason: EjectReason; message: string }) => void;
+	/** You are out. `operatorReason`: the service operator's words when they ended the meeting or suspended you. */
+	ejected: (e: { reason: EjectReason; message: string; operatorReason?: string }) => void;
 	/** The gateway lost this meeting's media worker: rejoin to continue. */
 	reconnect: (e: { reason: string }) => void;
 	/** To every member: recording or transcription changed state (on, paused, off). */
@@ -496,7 +497,12 @@ export type EjectReason =
 	| "removed"
 	| "meeting_ended"
 	| "host_seat_taken_over"
+	/** The service operator ended the meeting (their reason comes along). */
 	| "operator"
+	/** The service operator suspended (or terminated) your account or your organisation's. */
+	| "account_suspended"
+	/** The service operator revoked the token this connection signed in with. */
+	| "token_revoked"
 	/** The person declined the recording/transcription notice or withdrew consent: their recourse is to leave. */
 	| "declined_capture";
 

@@ -34,6 +34,9 @@ export const TenantSchema = z.object({
 });
 export type Tenant = z.infer<typeof TenantSchema>;
 
+/** The tenant's state: `suspended` refuses their tokens (`account_suspended`) until reinstated; `terminated` is final. */
+export type TenantState = "active" | "suspended" | "terminated";
+
 export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).max(10_000) });
 
 /** `admin`: the Customer's administrator (manages the tenant's storage target); not a meeting role. */
@@ -48,4 +51,8 @@ export interface Identity {
 	displayName?: string;
 	/** When set, the token is only good for this meeting. */
 	meetingScope?: string;
+	/** The token's `jti` (revocation by token; docs/operator.md). */
+	jti?: string;
+	/** The token's `iat`, seconds (revocation of "every token issued before T"). */
+	issuedAt?: number;
 }

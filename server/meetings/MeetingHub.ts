@@ -53,6 +53,16 @@ export interface MeetingHubOptions {
 	lobbyMax?: number;
 	/** Limits passcode guessing (per meeting and per address, in the store). */
 	passcodes: PasscodeGuard;
+	/**
+	 * What the operator decided (server/operator): a disabled meeting ID can't start or be joined
+	 * (`meeting_disabled`); a person cut off while joining is refused (`account_suspended`, `token_revoked`).
+	 */
+	access?: {
+		meetingDisabled(meetingId: string): Promise<boolean>;
+		cutOff(identity: Connection["identity"]): string | undefined;
+	};
+	/** Where this process has people (restart hygiene: a restarted process ends what its previous run left live). */
+	presence?: { enter(meetingId: string): Promise<void>; leave(meetingId: string): Promise<void> };
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -60,7 +70,9 @@ const EJECT_MESSAGES: Record<EjectReason, string> = {
 	removed: "The host removed you from this meeting.",
 	meeting_ended: "The host ended the meeting.",
 	host_seat_taken_over: "You took over your host seat on another device; this one left the meeting.",
-	operator: "The operator closed this meeting.",
+	operator: "The service operator ended this meeting.",
+	account_suspended: "Your account was suspended by the service operator.",
+	token_revoked: "Your sign-in was revoked by the service operator; sign in again.",
 	declined_capture:
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",
 };
@@ -86,9 +98,17 @@ export class MeetingHub {
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
 	readonly #passcodes: PasscodeGuard;
+	readonly #access: MeetingHubOptions["access"];
+	readonly #presence: MeetingHubOptions["presence"];
+	/** Meetings this process recorded its presence in (meeting_presence). */
+	readonly #present = new Set<string>();
+	/** When (performance.now()) this process last ended each meeting: a join under way since then is refused. */
+	readonly #endedAt = new Map<string, number>();
 
 	constructor(options: MeetingHubOptions) {
 		this.#passcodes = options.passcodes;
+		this.#access = options.access;
+		this.#presence = options.presence;
 		this.#graceMs = options.reconnectGraceMs ?? 30_000;
 		this.#lobbyMax = options.lobbyMax ?? 50;
 		this.#store = options.store;
@@ -129,11 +149,15 @@ export class MeetingHub {
 		},
 	): Promise<JoinResult> {
 		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
+		const joinStarted = performance.now();
 		if (req.clientTime !== undefined) conn.clockOffsetMs = Date.now() - req.clientTime;
 		const id = parseMeetingId(req.meetingId);
 		const found = id ? await this.#store.find(id) : undefined;
 		if (!found) throw new NotFoundError("meeting_not_found", "No meeting has this ID. Check the ID you were given.");
 		let meeting: Meeting = found;
+		if (await this.#access?.meetingDisabled(found.id)) {
+			throw new ForbiddenError("meeting_disabled", "The service operator disabled this meeting.");
+		}
 		if (conn.state === "lobby" && conn.meetingId !== meeting.id) {
 			throw new ConflictError("in_another_lobby", "This connection is waiting in another meeting's lobby.");
 		}
@@ -219,7 +243,17 @@ export class MeetingHub {
 			return { status: "lobby", peerId: conn.peerId, meeting: this.#info(meeting) };
 		}
 
+		if (this.#presence && !this.#present.has(meeting.id)) {
+			this.#present.add(meeting.id);
+			await this.#presence.enter(meeting.id);
+		}
 		const room = await this.#rooms.getOrCreate(meeting.id);
+		// The operator may have cut this person off (or ended the meeting) while the join was under way.
+		const cut = this.#access?.cutOff(identity);
+		if (cut) throw new ForbiddenError(cut, "Your account is suspended by the service operator.");
+		if ((this.#endedAt.get(meeting.id) ?? -1) >= joinStarted) {
+			throw new ConflictError("meeting_not_started", "The meeting ended while you were joining.");
+		}
 		if (live.lobby.delete(conn.peerId)) this.#notifyLobby(meeting.id);
 		const peer = new Peer({ id: conn.peerId, displayName, role: conn.role, notify: conn.notify });
 		room.addPeer(peer);
@@ -333,6 +367,7 @@ export class MeetingHub {
 			if (live.members.size + live.lobby.size + live.admitted.size + live.returning.size === 0) {
 				this.#live.delete(meetingId);
 				this.#meetings.delete(meetingId);
+				this.#absent(meetingId);
 			}
 		}
 		if (wasHost) {
@@ -537,23 +572,70 @@ export class MeetingHub {
 		await this.end(meeting.id, personKey(host));
 	}
 
-	/** Ends a meeting for everyone (host control or REST). Returns whether it was live. */
-	async end(meetingId: string, actor: string, reason: EjectReason = "meeting_ended"): Promise<boolean> {
+	/**
+	 * Ends a meeting for everyone (host control, REST, the operator). Returns whether it was live. Idempotent: a
+	 * meeting another process ended already still loses its people here (the operator's change feed calls this in
+	 * every process). `operatorReason`: the operator's words, shown to everyone with the ejection; `captureReason`:
+	 * why recordings and transcripts closed (their manifests say it).
+	 */
+	async end(
+		meetingId: string,
+		actor: string,
+		reason: EjectReason = "meeting_ended",
+		operatorReason?: string,
+		captureReason = "meeting_ended",
+	): Promise<boolean> {
+		this.#endedAt.set(meetingId, performance.now());
+		if (this.#endedAt.size > 10_000) this.#endedAt.delete(this.#endedAt.keys().next().value as string);
 		const ended = await this.#store.end(meetingId);
 		const live = this.#live.get(meetingId);
 		if (live) {
 			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
-				this.#eject(c, reason);
+				this.#eject(c, reason, operatorReason);
 			this.#live.delete(meetingId);
 		}
 		this.#meetings.delete(meetingId);
-		this.#capture.ended(meetingId, actor);
+		this.#absent(meetingId);
+		this.#capture.ended(meetingId, actor, captureReason);
 		this.#rooms.get(meetingId)?.close();
 		if (ended) {
 			const meeting = await this.#store.get(meetingId);
-			this.#record("meeting.ended", meeting, actor, { reason });
+			this.#record("meeting.ended", meeting, actor, {
+				reason,
+				...(operatorReason !== undefined ? { operatorReason } : {}),
+			});
 		}
 		return ended;
+	}
+
+	/** Ejects every connection of this process whose identity matches (the operator cut them off). Returns how many. */
+	ejectWhere(
+		match: (identity: Connection["identity"]) => boolean,
+		reason: EjectReason,
+		operatorReason?: string,
+	): number {
+		let n = 0;
+		for (const c of [...this.#connections.values()]) {
+			if (!match(c.identity)) continue;
+			this.#eject(c, reason, operatorReason);
+			n++;
+		}
+		return n;
+	}
+
+	/** Meetings this process has people in (or waiting), with how many are in each. */
+	localMeetings(): { meeting: Meeting; members: number; lobby: number }[] {
+		return [...this.#meetings.values()].map((meeting) => {
+			const live = this.#live.get(meeting.id);
+			return { meeting, members: live?.members.size ?? 0, lobby: live?.lobby.size ?? 0 };
+		});
+	}
+
+	#absent(meetingId: string): void {
+		if (!this.#present.delete(meetingId)) return;
+		this.#presence?.leave(meetingId).catch((err: unknown) => {
+			this.#log.warn({ err, meetingId }, "meeting presence not cleared (the store is unavailable)");
+		});
 	}
 
 	/** Who is waiting in a meeting's lobby (for hosts). */
@@ -579,8 +661,12 @@ export class MeetingHub {
 		for (const m of live.members.values()) if (m.role === "host") m.notify("lobbyChanged", { waiting });
 	}
 
-	#eject(conn: Connection, reason: EjectReason): void {
-		conn.notify("ejected", { reason, message: EJECT_MESSAGES[reason] });
+	#eject(conn: Connection, reason: EjectReason, operatorReason?: string): void {
+		conn.notify("ejected", {
+			reason,
+			message: EJECT_MESSAGES[reason],
+			...(operatorReason !== undefined ? { operatorReason } : {}),
+		});
 		void this.leave(conn);
 		conn.disconnect();
 	}
