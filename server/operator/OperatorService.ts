@@ -92,7 +92,7 @@ export class OperatorService {
 			created_at: at,
 			updated_at: at,
 		};
-		if (!(await this.#d.tenants.insert(row))) {
+		if (!(await this.#d.tenants.insert(row, true))) {
 			throw new ConflictError("tenant_exists", `A tenant ${id} exists already.`);
 		}
 		await this.#audit(op, id, "tenant.created", reason ?? "created", {});
@@ -145,7 +145,7 @@ export class OperatorService {
 		this.#tenant(id);
 		await this.#audit(op, id, "tenant.deleted", reason, {});
 		await this.#endTenantMeetings(op, id, reason);
-		const changed = await this.#d.tenants.delete(id);
+		const changed = await this.#d.tenants.delete(id, reason, new Date().toISOString());
 		await this.#d.publish("tenant", { tenantId: id }, { reason });
 		return { changed };
 	}

@@ -106,8 +106,8 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 		]);
 		const entries: { tenant: Tenant; state: TenantState; reason: string | null }[] = [];
 		for (const r of rows) {
-			const t = tenantOf(r);
-			if (t) entries.push({ tenant: t, state: r.state, reason: r.reason });
+			const t = r.state === "deleted" ? undefined : tenantOf(r);
+			if (t && r.state !== "deleted") entries.push({ tenant: t, state: r.state, reason: r.reason });
 			else this.#log.error({ tenantId: r.id }, "a tenant's stored configuration is invalid: skipped");
 		}
 		this.registry.replaceAll(entries);

@@ -207,8 +207,9 @@ export const MIGRATIONS: string[] = [
 	`
 	CREATE TABLE tenants (
 		id         TEXT PRIMARY KEY,
-		config     TEXT NOT NULL,      -- JSON: name, keys, capture, locale, limits
-		state      TEXT NOT NULL CHECK (state IN ('active', 'suspended', 'terminated')),
+		config     TEXT NOT NULL,      -- JSON: name, keys, capture, locale, limits ('{}' once deleted)
+		-- 'deleted': a tombstone, so the tenants file (a seed) can't bring a deleted tenant back at the next start
+		state      TEXT NOT NULL CHECK (state IN ('active', 'suspended', 'terminated', 'deleted')),
 		reason     TEXT,
 		created_at TEXT NOT NULL,
 		updated_at TEXT NOT NULL

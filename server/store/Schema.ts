@@ -21,7 +21,8 @@ export interface TenantsTable {
 	id: string;
 	/** JSON: the tenant without its ID (name, keys, capture, locale, limits). */
 	config: string;
-	state: "active" | "suspended" | "terminated";
+	/** `deleted`: a tombstone (the tenants file can't seed it back). */
+	state: "active" | "suspended" | "terminated" | "deleted";
 	reason: string | null;
 	created_at: string;
 	updated_at: string;
