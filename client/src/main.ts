@@ -157,10 +157,15 @@ class App {
 		s.on("admitted", () => {
 			if (s === this.#signaling && this.#last) void this.join(this.#last);
 		});
-		s.on("ejected", ({ reason, message }) => {
+		s.on("ejected", ({ reason, message, operatorReason }) => {
 			if (s !== this.#signaling) return;
 			this.#end();
-			this.#showError(reason, "", message);
+			// The service operator's own words, when they ended the meeting or suspended the account.
+			const why =
+				operatorReason && (reason === "operator" || reason === "account_suspended")
+					? t(`error.${reason}.reason`, { reason: operatorReason })
+					: "";
+			this.#showError(reason, why, message);
 		});
 		s.on("reconnect", ({ reason }) => {
 			if (s !== this.#signaling) return;

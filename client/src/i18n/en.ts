@@ -328,8 +328,15 @@ export const en = {
 	"error.meeting_ended": "The host ended the meeting.",
 	"error.host_seat_taken_over.title": "You continued on another device",
 	"error.host_seat_taken_over": "You took over your host seat on another device; this one left the meeting.",
-	"error.operator.title": "The meeting was closed",
-	"error.operator": "The operator closed this meeting.",
+	"error.operator.title": "The meeting was ended by the service operator",
+	"error.operator": "The service operator ended this meeting.",
+	"error.operator.reason": "The service operator ended this meeting. Reason given: {reason}",
+	"error.account_suspended.title": "Account suspended",
+	"error.account_suspended": "Your account, or your organisation’s, is suspended by the service operator.",
+	"error.account_suspended.reason":
+		"Your account, or your organisation’s, is suspended by the service operator. Reason given: {reason}",
+	"error.meeting_disabled.title": "This meeting is disabled",
+	"error.meeting_disabled": "The service operator disabled this meeting.",
 	"error.declined_capture.title": "You left because of the recording",
 	"error.declined_capture":
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",

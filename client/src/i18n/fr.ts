@@ -319,8 +319,15 @@ export const fr: Catalogue = {
 	"error.host_seat_taken_over.title": "Vous continuez sur un autre appareil",
 	"error.host_seat_taken_over":
 		"Vous avez repris votre place d’hôte sur un autre appareil\u202f; celui-ci a quitté la réunion.",
-	"error.operator.title": "La réunion a été fermée",
-	"error.operator": "L’exploitant a fermé cette réunion.",
+	"error.operator.title": "L’exploitant du service a mis fin à la réunion",
+	"error.operator": "L’exploitant du service a mis fin à cette réunion.",
+	"error.operator.reason": "L’exploitant du service a mis fin à cette réunion. Motif donné\u00a0: {reason}",
+	"error.account_suspended.title": "Compte suspendu",
+	"error.account_suspended": "Votre compte, ou celui de votre organisation, est suspendu par l’exploitant du service.",
+	"error.account_suspended.reason":
+		"Votre compte, ou celui de votre organisation, est suspendu par l’exploitant du service. Motif donné\u00a0: {reason}",
+	"error.meeting_disabled.title": "Cette réunion est désactivée",
+	"error.meeting_disabled": "L’exploitant du service a désactivé cette réunion.",
 	"error.declined_capture.title": "Vous êtes parti à cause de l’enregistrement",
 	"error.declined_capture":
 		"Vous avez refusé d’être enregistré ou transcrit\u00a0: vous avez donc quitté la réunion. Plus rien de vous n’a été capté.",
