@@ -260,6 +260,8 @@ export class Gateway {
 			access: {
 				meetingDisabled: async (id) => (await directory.access.meetingBlock(id)) !== undefined,
 				cutOff: (identity) => (identity.role === "guest" ? undefined : directory.cutOff(identity)),
+				limits: (id) => (tenants.has(id) ? tenants.get(id).limits : undefined),
+				liveMeetings: async (id) => (await directory.changes.liveMeetings(id)).length,
 			},
 			presence: {
 				enter: (id) => directory.changes.present(id, config.gatewayId, new Date().toISOString()),

@@ -406,3 +406,70 @@ describe("restart hygiene", () => {
 		}
 	});
 });
+
+describe("limits, applied live", () => {
+	it("max live meetings, participants, guests and recording: refused on the next start or join, nobody dropped", async () => {
+		const t = testTenant("limited");
+		const create = await api(a, "POST", "/api/operator/tenants", op, {
+			id: "limited",
+			name: "Limited",
+			keys: [{ alg: "HS256", secret: t.secret }],
+		});
+		expect(create.status).toBe(201);
+		await waitFor(
+			async () => (await api(b, "GET", "/api/meetings", t.token("h1"))).status === 200,
+			1500,
+			"the tenant on b",
+		);
+		const sched = async (host: string) =>
+			(
+				await api(b, "POST", "/api/meetings", t.token(host), {
+					title: "x",
+					settings: { lobby: false, allowGuests: true },
+				})
+			).body as { id: string; joinCode: string };
+		const m1 = await sched("h1");
+		const m2 = await sched("h2");
+		const host1 = await client(b, t.token("h1"));
+		await host1.call("join", { meetingId: m1.joinCode, displayName: "h1" });
+		const p1 = await client(b, t.token("p1", "participant"));
+		await p1.call("join", { meetingId: m1.joinCode, displayName: "p1" });
+
+		const put = await api(a, "PUT", "/api/operator/tenants/limited", op, {
+			limits: { maxLiveMeetings: 1, maxParticipants: 2, guests: false, recording: false },
+			reason: "plan downgrade",
+		});
+		expect(put.status).toBe(200);
+		// Reaches b (its copy of the tenant, within a poll): the second start is refused there, over REST and by a host joining.
+		await waitFor(() => b.tenants.get("limited").limits?.maxLiveMeetings === 1, 1500, "the limit on b");
+		expect((await api(b, "POST", `/api/meetings/${m2.id}/start`, t.token("h2"))).body.code).toBe(
+			"tenant_limit_reached",
+		);
+		const host2 = await client(b, t.token("h2"));
+		const r2 = await host2.req("join", { meetingId: m2.joinCode, displayName: "h2" });
+		expect(r2.ok ? "ok" : r2.error.code).toBe("tenant_limit_reached");
+		// Nobody in m1 was dropped; the next join beyond 2 people is refused, guests are, recording is.
+		const p2 = await client(b, t.token("p2", "participant"));
+		const j = await p2.req("join", { meetingId: m1.joinCode, displayName: "p2" });
+		expect(j.ok ? "ok" : j.error.code).toBe("meeting_full");
+		const guest = await client(b);
+		const g = await guest.req("join", { meetingId: m1.joinCode, displayName: "g" });
+		expect(g.ok ? "ok" : g.error.code).toBe("guests_not_allowed");
+		const rec = await host1.req("startCapture", { kind: "recording" });
+		expect(rec.ok ? "ok" : rec.error.code).toBe("recording_not_allowed");
+		expect(p1.socket.connected).toBe(true);
+		const actions = (await api(a, "GET", "/api/operator/tenants/limited/actions", op)).body.actions as {
+			action: string;
+			fields?: string[];
+		}[];
+		expect(actions.at(-1)).toMatchObject({ action: "tenant.updated", fields: ["limits"], reason: "plan downgrade" });
+
+		// Lifted: the second meeting starts.
+		await api(a, "PUT", "/api/operator/tenants/limited", op, { limits: {}, reason: "upgrade" });
+		await waitFor(
+			async () => (await api(b, "POST", `/api/meetings/${m2.id}/start`, t.token("h2"))).status === 200,
+			1500,
+			"lifted on b",
+		);
+	});
+});

@@ -102,6 +102,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		if (!wasLive && (await o.access?.meetingBlock(m.id)) !== undefined) {
 			throw new ForbiddenError("meeting_disabled", "The service operator disabled this meeting.");
 		}
+		if (!wasLive) await o.hub.assertMayStart(m.tenantId); // 409 tenant_limit_reached
 		const started = await o.store.start(m.id); // 409 host_has_live_meeting, naming it
 		if (!wasLive) {
 			o.events.append("meeting.started", {

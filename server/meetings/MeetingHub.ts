@@ -12,6 +12,7 @@ import type {
 	PasscodeLockout,
 } from "../../shared/protocol.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
+import type { TenantLimits } from "../auth/TenantTypes.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
 import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
@@ -60,6 +61,10 @@ export interface MeetingHubOptions {
 	access?: {
 		meetingDisabled(meetingId: string): Promise<boolean>;
 		cutOff(identity: Connection["identity"]): string | undefined;
+		/** The operator's limits of a tenant (applied on the next start or join). */
+		limits(tenantId: string): TenantLimits | undefined;
+		/** Live meetings the tenant holds now, in the store (all processes). */
+		liveMeetings(tenantId: string): Promise<number>;
 	};
 	/** Where this process has people (restart hygiene: a restarted process ends what its previous run left live). */
 	presence?: { enter(meetingId: string): Promise<void>; leave(meetingId: string): Promise<void> };
@@ -170,7 +175,9 @@ export class MeetingHub {
 		if (!displayName) throw new ConsentryError("name_required", "Enter your name to join.", 400);
 		const actor = personKey(conn);
 
+		const limits = this.#access?.limits(meeting.tenantId);
 		if (isHost && meeting.state !== "live") {
+			await this.assertMayStart(meeting.tenantId);
 			meeting = await this.#store.start(meeting.id); // may 409: one live meeting per host
 			this.#record("meeting.started", meeting, actor, { via: "join" });
 		}
@@ -183,8 +190,18 @@ export class MeetingHub {
 		if (await this.#store.isRemoved(meeting.id, actor)) {
 			throw new ForbiddenError("removed", "The host removed you from this meeting; you cannot rejoin it.");
 		}
+		if (
+			limits?.maxMeetingMinutes !== undefined &&
+			meeting.startedAt &&
+			Date.now() - Date.parse(meeting.startedAt) > limits.maxMeetingMinutes * 60_000
+		) {
+			throw new ForbiddenError(
+				"meeting_too_long",
+				"This meeting ran past its organisation's time limit; nobody new can join.",
+			);
+		}
 		if (guest) {
-			if (!meeting.settings.allowGuests) {
+			if (!meeting.settings.allowGuests || limits?.guests === false) {
 				throw new ForbiddenError("guests_not_allowed", "This meeting needs a sign-in link from its organisation.");
 			}
 			await this.#checkPasscode(conn, meeting, req.passcode, actor);
@@ -204,7 +221,11 @@ export class MeetingHub {
 				"Too many people are waiting to be let into this meeting right now. Try again in a few minutes.",
 			);
 		}
-		if (!isHost && !needsLobby && live.members.size >= meeting.settings.maxParticipants) {
+		if (
+			!isHost &&
+			!needsLobby &&
+			live.members.size >= Math.min(meeting.settings.maxParticipants, limits?.maxParticipants ?? Infinity)
+		) {
 			throw new ForbiddenError("meeting_full", "This meeting is full.");
 		}
 
@@ -416,7 +437,14 @@ export class MeetingHub {
 
 	/** Recording: the host or a co-host they named. Transcription: any member, unless the tenant restricts it likewise. */
 	async startCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
-		return this.#capture.start(await this.#captureController(conn, kind), conn, kind);
+		const meeting = await this.#captureController(conn, kind);
+		if (this.#access?.limits(meeting.tenantId)?.[kind] === false) {
+			throw new ForbiddenError(
+				`${kind}_not_allowed`,
+				`The service operator does not allow ${kind} for this organisation.`,
+			);
+		}
+		return this.#capture.start(meeting, conn, kind);
 	}
 
 	async pauseCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
@@ -508,7 +536,11 @@ export class MeetingHub {
 		const { meeting, live } = await this.#host(host);
 		const waiting = live.lobby.get(peerId);
 		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
-		if (live.members.size >= meeting.settings.maxParticipants) {
+		const cap = Math.min(
+			meeting.settings.maxParticipants,
+			this.#access?.limits(meeting.tenantId)?.maxParticipants ?? Infinity,
+		);
+		if (live.members.size >= cap) {
 			throw new ConflictError("meeting_full", "The meeting is full: someone must leave before you let anyone in.");
 		}
 		live.admitted.add(peerId);
@@ -570,6 +602,20 @@ export class MeetingHub {
 	async endMeeting(host: Connection): Promise<void> {
 		const { meeting } = await this.#host(host);
 		await this.end(meeting.id, personKey(host));
+	}
+
+	/** Throws 409 `tenant_limit_reached` when the tenant holds as many live meetings as the operator allows. */
+	async assertMayStart(tenantId: string): Promise<void> {
+		const max = this.#access?.limits(tenantId)?.maxLiveMeetings;
+		if (max === undefined || !this.#access) return;
+		const live = await this.#access.liveMeetings(tenantId);
+		if (live >= max) {
+			throw new ConflictError(
+				"tenant_limit_reached",
+				`Your organisation may hold ${max} live meeting${max === 1 ? "" : "s"} at once; end one first.`,
+				{ maxLiveMeetings: max },
+			);
+		}
 	}
 
 	/**

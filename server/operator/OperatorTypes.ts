@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TenantKeySchema, TenantSchema } from "../auth/TenantTypes.js";
+import { TenantKeySchema, TenantLimitsSchema, TenantSchema } from "../auth/TenantTypes.js";
 import { TenantCaptureSchema } from "../compliance/CaptureTypes.js";
 
 /** The operator's own verification keys (`CONSENTRY_OPERATOR_KEYS_FILE`): configured like a tenant's keys. */
@@ -37,6 +37,8 @@ export const UpdateTenantSchema = z
 		keys: z.array(TenantKeySchema).min(1).max(16).optional(),
 		capture: TenantCaptureSchema.optional(),
 		locale: z.enum(["en", "fr"]).optional(),
+		/** Limits, applied on the next start or join in every process (an empty object lifts them all). */
+		limits: TenantLimitsSchema.optional(),
 		reason: z.string().trim().min(1).max(500),
 	})
 	.refine((t) => t.keys === undefined || uniqueKids(t.keys), {

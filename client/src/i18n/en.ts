@@ -337,6 +337,10 @@ export const en = {
 		"Your account, or your organisation’s, is suspended by the service operator. Reason given: {reason}",
 	"error.meeting_disabled.title": "This meeting is disabled",
 	"error.meeting_disabled": "The service operator disabled this meeting.",
+	"error.tenant_limit_reached": "Your organisation holds as many live meetings as it may at once; end one first.",
+	"error.meeting_too_long": "This meeting ran past its organisation’s time limit; nobody new can join.",
+	"error.recording_not_allowed": "The service operator does not allow recording for your organisation.",
+	"error.transcription_not_allowed": "The service operator does not allow transcription for your organisation.",
 	"error.declined_capture.title": "You left because of the recording",
 	"error.declined_capture":
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",

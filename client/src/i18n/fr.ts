@@ -328,6 +328,12 @@ export const fr: Catalogue = {
 		"Votre compte, ou celui de votre organisation, est suspendu par l’exploitant du service. Motif donné\u00a0: {reason}",
 	"error.meeting_disabled.title": "Cette réunion est désactivée",
 	"error.meeting_disabled": "L’exploitant du service a désactivé cette réunion.",
+	"error.tenant_limit_reached":
+		"Votre organisation tient déjà autant de réunions en direct qu’elle le peut à la fois\u202f; terminez-en une d’abord.",
+	"error.meeting_too_long":
+		"Cette réunion a dépassé la durée permise à son organisation\u202f; personne de plus ne peut s’y joindre.",
+	"error.recording_not_allowed": "L’exploitant du service ne permet pas l’enregistrement à votre organisation.",
+	"error.transcription_not_allowed": "L’exploitant du service ne permet pas la transcription à votre organisation.",
 	"error.declined_capture.title": "Vous êtes parti à cause de l’enregistrement",
 	"error.declined_capture":
 		"Vous avez refusé d’être enregistré ou transcrit\u00a0: vous avez donc quitté la réunion. Plus rien de vous n’a été capté.",
