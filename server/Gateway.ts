@@ -239,7 +239,9 @@ export class Gateway {
 			log,
 		});
 		capture.registerSink("transcription", transcription);
-		const hub = new MeetingHub({
+		// The operator's service needs the hub and the hub asks it for warnings: it is set right after the hub.
+		let operator: OperatorService | undefined;
+		const hub: MeetingHub = new MeetingHub({
 			store,
 			seats,
 			events,
@@ -262,6 +264,9 @@ export class Gateway {
 				cutOff: (identity) => (identity.role === "guest" ? undefined : directory.cutOff(identity)),
 				limits: (id) => (tenants.has(id) ? tenants.get(id).limits : undefined),
 				liveMeetings: async (id) => (await directory.changes.liveMeetings(id)).length,
+				pendingWarnings: async (identity) => (operator ? operator.pendingWarnings(identity) : []),
+				acknowledgeWarning: async (identity, warningId) =>
+					operator ? operator.acknowledgeWarning(identity, warningId) : false,
 			},
 			presence: {
 				enter: (id) => directory.changes.present(id, config.gatewayId, new Date().toISOString()),
@@ -281,7 +286,7 @@ export class Gateway {
 				log.info({ meetingId: id }, "ended a meeting this gateway's previous run left live");
 			}
 		}
-		const operator = new OperatorService({ directory, hub, store, events, capture, log });
+		operator = new OperatorService({ directory, hub, store, events, capture, recording, links, log });
 		new SignalingServer({
 			io,
 			hub,

@@ -173,6 +173,8 @@ export const RequestSchemas = {
 	/** Names (or un-names) a co-host: they may turn recording on, pause and stop it, and see who is covered. */
 	setCoHost: z.object({ peerId: Id, coHost: z.boolean() }),
 	endMeeting: z.object({}),
+	/** The person acknowledges a warning the service operator gave them (`operatorWarning`); recorded. */
+	acknowledgeWarning: z.object({ warningId: Id }),
 	leave: z.object({}),
 	/** Raises or lowers your own hand. */
 	raiseHand: z.object({ raised: z.boolean() }),
@@ -378,6 +380,7 @@ export interface ResponseMap {
 	remove: Empty;
 	setCoHost: Empty;
 	endMeeting: Empty;
+	acknowledgeWarning: { acknowledged: boolean };
 	leave: Empty;
 	raiseHand: Empty;
 	lowerHand: Empty;
@@ -421,6 +424,10 @@ export interface ServerEvents {
 	consumerResumed: (e: { consumerId: string }) => void;
 	activeSpeaker: (e: { peerId: string | null }) => void;
 	chatMessage: (m: ChatMessage) => void;
+	/** The service operator removed a chat message: take it off the screen. */
+	chatRemoved: (e: { id: string }) => void;
+	/** A warning from the service operator: show it until the person acknowledges it (`acknowledgeWarning`). */
+	operatorWarning: (e: { id: string; message: string; at: string }) => void;
 	/** To hosts: who waits in the lobby now. */
 	lobbyChanged: (e: { waiting: LobbyEntry[] }) => void;
 	/** To hosts: the meeting's passcode joins were locked out (too many wrong passcodes), or the lockout was lifted. */
@@ -435,7 +442,7 @@ export interface ServerEvents {
 	/** The raised hands changed: the whole queue, first raised first (to everyone). */
 	handsChanged: (e: { hands: RaisedHand[] }) => void;
 	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */
-	producerClosed: (e: { producerId: string; reason: "host_stopped_share" }) => void;
+	producerClosed: (e: { producerId: string; reason: "host_stopped_share" | "operator_stopped_share" }) => void;
 	/** The host paused one of your producers. */
 	mutedByHost: (e: { producerId: string; kind: "audio" | "video" }) => void;
 	/**

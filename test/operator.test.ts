@@ -2,10 +2,12 @@ import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import jwt from "jsonwebtoken";
+import { io } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import { ROUTES } from "../server/openapi/routes.js";
 import type { JoinResult } from "../shared/protocol.js";
+import { saveStorageTarget, startBucket, storageEnv } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
 import { testOperator } from "./helpers/operator.js";
 import { connect, type RawClient } from "./helpers/signaling.js";
@@ -66,7 +68,12 @@ afterAll(async () => {
 /** Each operator route with its path parameters filled in. */
 const operatorRoutes = ROUTES.filter((r) => r.auth === "operator").map((r) => ({
 	method: r.method,
-	url: r.url.replace(":tenantId", "acme").replace(":subject", "someone").replace(":id", "abcdefghjk"),
+	url: r.url
+		.replace(":tenantId", "acme")
+		.replace(":subject", "someone")
+		.replace(":messageId", "00000000-0000-4000-8000-000000000000")
+		.replace(":linkId", "nolink")
+		.replace(":id", "abcdefghjk"),
 }));
 
 describe("operator identity", () => {
@@ -471,5 +478,134 @@ describe("limits, applied live", () => {
 			1500,
 			"lifted on b",
 		);
+	});
+});
+
+describe("warnings and content", () => {
+	it("a warning is shown now (and at the next connection) until acknowledged; the acknowledgement is recorded", async () => {
+		const now = await client(b, acme.token("w-user", "participant"));
+		const shown = now.next("operatorWarning", 2000);
+		const r = await api(a, "POST", "/api/operator/tenants/acme/warnings", op, {
+			subject: "w-user",
+			message: "Please stop posting adverts in meetings.",
+			reason: "abuse report 7",
+		});
+		expect(r.status).toBe(201);
+		const w = await shown;
+		expect(w).toMatchObject({ id: r.body.id, message: "Please stop posting adverts in meetings." });
+		// Not acknowledged: shown again at the next connection (on either instance), right after the handshake.
+		const early = io(a.url, {
+			transports: ["websocket"],
+			reconnection: false,
+			auth: { token: acme.token("w-user", "participant") },
+		});
+		const atConnect = await new Promise<{ id: string }>((resolve) => early.once("operatorWarning", resolve));
+		early.close();
+		expect(atConnect.id).toBe(w.id);
+		const later = await client(a, acme.token("w-user", "participant"));
+		expect(await later.call("acknowledgeWarning", { warningId: w.id })).toEqual({ acknowledged: true });
+		expect(await now.call("acknowledgeWarning", { warningId: w.id })).toEqual({ acknowledged: false });
+		const other = await client(b, acme.token("someone-else", "participant"));
+		const r2 = await other.req("acknowledgeWarning", { warningId: w.id });
+		expect(r2.ok ? "ok" : r2.error.code).toBe("warning_not_found");
+		const again = await client(b, acme.token("w-user", "participant"));
+		await expect(again.next("operatorWarning", 400)).rejects.toThrow(/no operatorWarning/);
+		const actions = (await api(a, "GET", "/api/operator-actions", acme.token("boss", "admin"))).body.actions as {
+			action: string;
+			warningId?: string;
+		}[];
+		expect(actions.filter((x) => x.warningId === w.id).map((x) => x.action)).toEqual([
+			"warning.issued",
+			"warning.acknowledged",
+		]);
+	});
+
+	it("removes a chat message from every screen and stops screen shares, on the instance holding the meeting", async () => {
+		const m = await schedule(b, "c-host", { settings: { lobby: false } });
+		const host = await client(b, acme.token("c-host"));
+		await host.call("join", { meetingId: m.joinCode, displayName: "h" });
+		const pat = await client(b, acme.token("pat", "participant"));
+		await pat.call("join", { meetingId: m.joinCode, displayName: "p" });
+		const got = host.next("chatMessage", 2000);
+		const { id } = await pat.call("chat", { text: "buy cheap watches" });
+		await got;
+		const removed = [host.next("chatRemoved", 2000), pat.next("chatRemoved", 2000)];
+		const r = await api(a, "POST", `/api/operator/meetings/${m.id}/chat/${id}/remove`, op, { reason: "spam" });
+		expect(r.body).toEqual({ changed: true });
+		expect(await Promise.all(removed)).toEqual([{ id }, { id }]);
+
+		const t = await pat.call("createWebRtcTransport", { direction: "send" });
+		await pat.call("produce", {
+			transportId: t.id,
+			kind: "video",
+			source: "screen",
+			rtpParameters: {
+				codecs: [{ mimeType: "video/VP8", payloadType: 101, clockRate: 90000 }],
+				encodings: [{ ssrc: 4242 }],
+			},
+		});
+		const closed = pat.next("producerClosed", 2000);
+		expect(
+			(await api(a, "POST", `/api/operator/meetings/${m.id}/stop-share`, op, { reason: "offensive" })).body,
+		).toEqual({ changed: true });
+		expect(await closed).toMatchObject({ reason: "operator_stopped_share" });
+		expect((await api(a, "POST", "/api/operator/transcript-links/nolink/revoke", op, { reason: "x" })).body.code).toBe(
+			"link_not_found",
+		);
+		await api(b, "POST", `/api/meetings/${m.id}/end`, acme.token("c-host"));
+	});
+});
+
+describe("removed content in what is written to the customer's bucket", () => {
+	it("a removed chat message is marked removed in chat.jsonl; the operator's end closes the recording saying why", async () => {
+		const bucket = await startBucket("op-recordings");
+		const t = testTenant("acme");
+		const gw = await startGateway({
+			tenants: [t],
+			env: { ...storageEnv(), CONSENTRY_OPERATOR_KEYS_FILE: operator.keysFile },
+		});
+		const people: RawClient[] = [];
+		try {
+			await saveStorageTarget(gw, t, bucket, "rec");
+			const m = (await api(gw, "POST", "/api/meetings", t.token("r-host"), { title: "x", settings: { lobby: false } }))
+				.body as { id: string; joinCode: string };
+			const host = await connect(gw.url, t.token("r-host"));
+			people.push(host);
+			await host.call("join", { meetingId: m.joinCode, displayName: "h" });
+			const noticeP = host.next("captureNotice", 5000);
+			const started = await host.call("startCapture", { kind: "recording" });
+			const notice = await noticeP;
+			await host.call("noticeShown", { noticeId: notice.id });
+			await host.call("acknowledgeNotice", { noticeId: notice.id });
+			await host.call("chat", { text: "welcome" });
+			const { id } = await host.call("chat", { text: "an insult" });
+			expect(
+				(await api(gw, "POST", `/api/operator/meetings/${m.id}/chat/${id}/remove`, op, { reason: "abusive" })).status,
+			).toBe(200);
+			const ejected = host.next("ejected", 5000);
+			await api(gw, "POST", `/api/operator/meetings/${m.id}/end`, op, { reason: "terms §3" });
+			expect(await ejected).toMatchObject({ reason: "operator", operatorReason: "terms §3" });
+			const base = `rec/${m.id}/${started.sessionId}`;
+			const manifest = (await waitFor(
+				() => bucket.json(`${base}/manifest.json`).catch(() => undefined),
+				15_000,
+				"the manifest",
+			)) as {
+				endReason: string;
+			};
+			expect(manifest.endReason).toBe("operator_ended");
+			const lines = (await bucket.bytes(`${base}/chat.jsonl`))
+				.toString()
+				.trim()
+				.split("\n")
+				.map((l) => JSON.parse(l) as { text: string; removed?: { by: string; reason: string } });
+			expect(lines.map((l) => l.text)).toEqual(["welcome", ""]);
+			expect(lines[1]?.removed).toMatchObject({ by: "operator", reason: "abusive" });
+			expect(JSON.stringify(lines)).not.toContain("insult");
+		} finally {
+			for (const c of people) c.close();
+			await gw.close();
+			await bucket.stop();
+		}
 	});
 });

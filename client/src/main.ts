@@ -167,6 +167,7 @@ class App {
 					: "";
 			this.#showError(reason, why, message);
 		});
+		s.on("operatorWarning", (w) => this.#warn(s, w));
 		s.on("reconnect", ({ reason }) => {
 			if (s !== this.#signaling) return;
 			// The gateway lost this meeting's media worker: the room is gone, this connection stays.
@@ -184,6 +185,44 @@ class App {
 		});
 		await s.connected();
 		return s;
+	}
+
+	/** Warnings from the service operator, one at a time: shown until acknowledged (the gateway records it). */
+	#warnings: { s: Signaling; id: string; message: string }[] = [];
+
+	#warn(s: Signaling, w: { id: string; message: string }): void {
+		if (this.#warnings.some((x) => x.id === w.id)) return;
+		this.#warnings.push({ s, ...w });
+		if (this.#warnings.length === 1) this.#showWarning();
+	}
+
+	#showWarning(): void {
+		const w = this.#warnings[0];
+		const dialog = $<HTMLDialogElement>("#warning-dialog");
+		if (!w) {
+			if (dialog.open) dialog.close();
+			return;
+		}
+		$("#warning-message").textContent = w.message;
+		$("#warning-error").textContent = "";
+		const ack = $<HTMLButtonElement>("#warning-ack");
+		ack.onclick = () => {
+			ack.disabled = true;
+			w.s
+				.request("acknowledgeWarning", { warningId: w.id })
+				.then(() => {
+					this.#warnings.shift();
+					this.#showWarning();
+				})
+				.catch(() => {
+					$("#warning-error").textContent = t("warning.failed");
+				})
+				.finally(() => {
+					ack.disabled = false;
+				});
+		};
+		dialog.addEventListener("cancel", (ev) => ev.preventDefault(), { once: true }); // Escape does not dismiss it
+		if (!dialog.open) dialog.showModal();
 	}
 
 	async #enter(signaling: Signaling, joined: Extract<JoinResult, { status: "joined" }>, name: string): Promise<void> {

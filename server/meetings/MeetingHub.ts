@@ -65,6 +65,10 @@ export interface MeetingHubOptions {
 		limits(tenantId: string): TenantLimits | undefined;
 		/** Live meetings the tenant holds now, in the store (all processes). */
 		liveMeetings(tenantId: string): Promise<number>;
+		/** The operator's warnings this person has not acknowledged yet (sent when they connect). */
+		pendingWarnings(identity: Connection["identity"]): Promise<{ id: string; message: string; at: string }[]>;
+		/** Records the person's acknowledgement (404 `warning_not_found` when it is not theirs). */
+		acknowledgeWarning(identity: Connection["identity"], warningId: string): Promise<boolean>;
 	};
 	/** Where this process has people (restart hygiene: a restarted process ends what its previous run left live). */
 	presence?: { enter(meetingId: string): Promise<void>; leave(meetingId: string): Promise<void> };
@@ -127,6 +131,57 @@ export class MeetingHub {
 
 	connected(conn: Connection): void {
 		this.#connections.set(conn.id, conn);
+		// The operator's warnings this person has not acknowledged: shown as soon as they are here.
+		if (conn.identity.role !== "guest" && this.#access) {
+			this.#access
+				.pendingWarnings(conn.identity)
+				.then((ws) => {
+					for (const w of ws) if (this.#connections.has(conn.id)) conn.notify("operatorWarning", w);
+				})
+				.catch((err: unknown) => this.#log.warn({ err }, "operator warnings not read (the store is unavailable)"));
+		}
+	}
+
+	/** The person acknowledges an operator warning (recorded in the store and the tenant's chain). */
+	async acknowledgeWarning(conn: Connection, warningId: string): Promise<{ acknowledged: boolean }> {
+		if (conn.identity.role === "guest" || !this.#access) {
+			throw new NotFoundError("warning_not_found", "There is no such warning for you.");
+		}
+		return { acknowledged: await this.#access.acknowledgeWarning(conn.identity, warningId) };
+	}
+
+	/** Sends an event to every connection of this process whose identity matches (operator warnings). */
+	notifyWhere(
+		match: (identity: Connection["identity"]) => boolean,
+		event: "operatorWarning",
+		payload: { id: string; message: string; at: string },
+	): number {
+		let n = 0;
+		for (const c of this.#connections.values()) {
+			if (!match(c.identity)) continue;
+			c.notify(event, payload);
+			n++;
+		}
+		return n;
+	}
+
+	/** The operator removed a chat message: off every screen in this process. */
+	removeChat(meetingId: string, messageId: string): void {
+		for (const m of this.#live.get(meetingId)?.members.values() ?? []) m.notify("chatRemoved", { id: messageId });
+	}
+
+	/** The operator stopped every screen share of a meeting held here. Returns how many were stopped. */
+	stopScreenShares(meetingId: string): number {
+		let n = 0;
+		for (const member of this.#live.get(meetingId)?.members.values() ?? []) {
+			for (const p of member.peer?.producers.values() ?? []) {
+				if (p.appData.source !== "screen") continue;
+				p.close();
+				member.notify("producerClosed", { producerId: p.id, reason: "operator_stopped_share" });
+				n++;
+			}
+		}
+		return n;
 	}
 
 	/**

@@ -4,7 +4,9 @@ import { LinkParams } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
 import { ActionsQuery, LiveMeetingsQuery } from "../operator/OperatorApi.js";
 import {
+	ChatParams,
 	CreateTenantSchema,
+	LinkIdParams,
 	MeetingParams,
 	OperatorMeetingSchema,
 	ReasonSchema,
@@ -12,6 +14,7 @@ import {
 	SubjectParams,
 	TenantParams,
 	UpdateTenantSchema,
+	WarningSchema,
 } from "../operator/OperatorTypes.js";
 import { storageTargetSchema } from "../storage/StorageTargetTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
@@ -333,6 +336,55 @@ const OPERATOR_ROUTES: RouteDoc[] = [
 			200: { description: "Enabled (or was).", schema: ActionResultSchema },
 			...operatorCommon,
 			...meetingNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/warnings",
+		summary:
+			"Warn a person (`subject`) or a whole tenant: shown now or at their next connection, until acknowledged (recorded)",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: WarningSchema,
+		responses: {
+			201: { description: "Issued.", schema: z.object({ changed: z.literal(true), id: z.string() }) },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/chat/:messageId/remove",
+		summary: "Remove a chat message: off every screen; marked removed in the recording's chat log from now on",
+		tag: "operator",
+		auth: "operator",
+		params: ChatParams,
+		body: ReasonSchema,
+		responses: { 200: { description: "Removed.", schema: ActionResultSchema }, ...operatorCommon, ...meetingNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/stop-share",
+		summary: "Stop every screen share of a meeting",
+		tag: "operator",
+		auth: "operator",
+		params: MeetingParams,
+		body: ReasonSchema,
+		responses: { 200: { description: "Stopped.", schema: ActionResultSchema }, ...operatorCommon, ...meetingNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/operator/transcript-links/:linkId/revoke",
+		summary: "Revoke a transcript link (`/t/{id}`)",
+		tag: "operator",
+		auth: "operator",
+		params: LinkIdParams,
+		body: ReasonSchema,
+		responses: {
+			200: { description: "Revoked (or was).", schema: ActionResultSchema },
+			...operatorCommon,
+			404: { description: "`link_not_found`.", schema: ErrorSchema },
 		},
 	},
 	{

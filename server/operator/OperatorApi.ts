@@ -8,7 +8,9 @@ import type { Logger } from "../logger.js";
 import { addressKey } from "../signaling/AddressLimits.js";
 import type { OperatorService } from "./OperatorService.js";
 import {
+	ChatParams,
 	CreateTenantSchema,
+	LinkIdParams,
 	MeetingParams,
 	type OperatorIdentity,
 	ReasonSchema,
@@ -16,6 +18,7 @@ import {
 	SubjectParams,
 	TenantParams,
 	UpdateTenantSchema,
+	WarningSchema,
 } from "./OperatorTypes.js";
 import type { OperatorVerifier } from "./OperatorVerifier.js";
 
@@ -150,6 +153,25 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 	http.post("/api/operator/meetings/:id/enable", async (req) => {
 		const op = operator(req);
 		return s.setMeetingDisabled(op, parse(MeetingParams, req.params, "meeting ID").id, false, reason(req));
+	});
+
+	http.post("/api/operator/tenants/:tenantId/warnings", async (req, reply) => {
+		const op = operator(req);
+		const { tenantId } = parse(TenantParams, req.params, "tenant ID");
+		return reply.status(201).send(await s.warn(op, tenantId, parse(WarningSchema, req.body ?? {}, "warning")));
+	});
+	http.post("/api/operator/meetings/:id/chat/:messageId/remove", async (req) => {
+		const op = operator(req);
+		const { id, messageId } = parse(ChatParams, req.params, "meeting and message IDs");
+		return s.removeChat(op, id, messageId, reason(req));
+	});
+	http.post("/api/operator/meetings/:id/stop-share", async (req) => {
+		const op = operator(req);
+		return s.stopShare(op, parse(MeetingParams, req.params, "meeting ID").id, reason(req));
+	});
+	http.post("/api/operator/transcript-links/:linkId/revoke", async (req) => {
+		const op = operator(req);
+		return s.revokeTranscriptLink(op, parse(LinkIdParams, req.params, "link ID").linkId, reason(req));
 	});
 
 	// The customer's side: their admin sees what the operator did to them (the same entries as in their audit export).

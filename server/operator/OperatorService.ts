@@ -1,18 +1,22 @@
+import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import type { EventLog } from "../audit/EventLog.js";
-import type { Tenant, TenantKey } from "../auth/TenantTypes.js";
+import type { Identity, Tenant, TenantKey } from "../auth/TenantTypes.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
 import { ConflictError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { MeetingHub } from "../meetings/MeetingHub.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
 import { parseMeetingId } from "../meetings/meetingId.js";
+import type { RecordingService } from "../recording/RecordingService.js";
+import type { TranscriptLinks } from "../transcription/TranscriptLinks.js";
 import type {
 	CreateTenantSchema,
 	OperatorIdentity,
 	OperatorMeeting,
 	RevocationSchema,
 	UpdateTenantSchema,
+	WarningSchema,
 } from "./OperatorTypes.js";
 import type { Change, TenantDirectory } from "./TenantDirectory.js";
 
@@ -22,6 +26,10 @@ export interface OperatorServiceOptions {
 	store: MeetingStore;
 	events: EventLog;
 	capture: CaptureService;
+	/** Marks removed chat messages in running recordings' chat logs. */
+	recording?: RecordingService;
+	/** Transcript links the operator may revoke. */
+	links?: TranscriptLinks;
 	log: Logger;
 }
 
@@ -57,6 +65,8 @@ export class OperatorService {
 	readonly #store: MeetingStore;
 	readonly #events: EventLog;
 	readonly #capture: CaptureService;
+	readonly #recording: RecordingService | undefined;
+	readonly #links: TranscriptLinks | undefined;
 	readonly #log: Logger;
 
 	constructor(o: OperatorServiceOptions) {
@@ -65,6 +75,8 @@ export class OperatorService {
 		this.#store = o.store;
 		this.#events = o.events;
 		this.#capture = o.capture;
+		this.#recording = o.recording;
+		this.#links = o.links;
 		this.#log = o.log.child({ component: "Operator" });
 		this.#d.on("change", (c) => {
 			this.#apply(c).catch((err: unknown) => this.#log.error({ err, seq: c.seq }, "operator change not applied"));
@@ -277,6 +289,89 @@ export class OperatorService {
 		return { changed };
 	}
 
+	// Warnings and content -----------------------------------------------------------------------------------------
+
+	/** Warns a person (or everyone of the tenant): shown to their live sessions now, at their next connection otherwise. */
+	async warn(
+		op: OperatorIdentity,
+		tenantId: string,
+		body: z.infer<typeof WarningSchema>,
+	): Promise<ActionResult & { id: string }> {
+		this.#tenant(tenantId);
+		const id = randomUUID();
+		const at = new Date().toISOString();
+		await this.#d.warnings.insert({
+			id,
+			tenant_id: tenantId,
+			subject: body.subject ?? null,
+			message: body.message,
+			created_at: at,
+		});
+		await this.#audit(op, tenantId, "warning.issued", body.reason, {
+			warningId: id,
+			message: body.message,
+			...(body.subject ? { person: `${tenantId}:${body.subject}` } : { everyone: true }),
+		});
+		await this.#d.publish(
+			"warning",
+			{ tenantId, ...(body.subject ? { subject: body.subject } : {}) },
+			{ warningId: id, message: body.message, at },
+		);
+		return { changed: true, id };
+	}
+
+	/** The warnings a person has not acknowledged. */
+	async pendingWarnings(who: Identity): Promise<{ id: string; message: string; at: string }[]> {
+		return (await this.#d.warnings.pendingFor(who.tenantId, who.subject)).map((w) => ({
+			id: w.id,
+			message: w.message,
+			at: w.created_at,
+		}));
+	}
+
+	/** The person acknowledged: recorded (once) in the store and in their tenant's chain. */
+	async acknowledgeWarning(who: Identity, warningId: string): Promise<boolean> {
+		const w = await this.#d.warnings.find(warningId);
+		if (!w || w.tenant_id !== who.tenantId || (w.subject !== null && w.subject !== who.subject)) {
+			throw new NotFoundError("warning_not_found", "There is no such warning for you.");
+		}
+		const person = `${who.tenantId}:${who.subject}`;
+		const changed = await this.#d.warnings.acknowledge(warningId, person, new Date().toISOString());
+		if (changed) {
+			await this.#events.append("operator.action", {
+				tenantId: who.tenantId,
+				actor: person,
+				data: { action: "warning.acknowledged", warningId, person },
+			});
+		}
+		return changed;
+	}
+
+	/** Removes a chat message: off every screen, marked removed in the recording's chat log from now on. */
+	async removeChat(op: OperatorIdentity, meetingId: string, messageId: string, reason: string): Promise<ActionResult> {
+		const m = await this.#meeting(meetingId);
+		await this.#audit(op, m.tenantId, "chat.remove", reason, { messageId }, m.id);
+		await this.#d.publish("chat_remove", { tenantId: m.tenantId, meetingId: m.id }, { messageId, reason });
+		return { changed: true };
+	}
+
+	/** Stops every screen share of a meeting, wherever it is held. */
+	async stopShare(op: OperatorIdentity, meetingId: string, reason: string): Promise<ActionResult> {
+		const m = await this.#meeting(meetingId);
+		await this.#audit(op, m.tenantId, "share.stop", reason, {}, m.id);
+		await this.#d.publish("share_stop", { tenantId: m.tenantId, meetingId: m.id }, { reason });
+		return { changed: true };
+	}
+
+	/** Revokes a transcript link (`/t/{id}`): it opens nothing from now on. */
+	async revokeTranscriptLink(op: OperatorIdentity, linkId: string, reason: string): Promise<ActionResult> {
+		const link = this.#links?.get(linkId);
+		if (!link) throw new NotFoundError("link_not_found", "No transcript link has this ID.");
+		const changed = this.#links?.revoke(linkId) ?? false;
+		if (changed) await this.#audit(op, link.tenantId, "transcript_link.revoke", reason, { linkId }, link.meetingId);
+		return { changed };
+	}
+
 	/** The operator's actions on one tenant, from its own audit chain (what the customer's admin sees). */
 	async actionsOn(tenantId: string, limit = 1000): Promise<unknown[]> {
 		return (await this.#events.list({ tenantId, type: "operator.action", limit })).map((e) => ({
@@ -297,8 +392,26 @@ export class OperatorService {
 			await this.#hub.end(c.meetingId, actor, "operator", reason, ENDED_CAPTURE);
 			return;
 		}
+		if (c.kind === "chat_remove" && c.meetingId && typeof c.data.messageId === "string") {
+			this.#hub.removeChat(c.meetingId, c.data.messageId);
+			this.#recording?.removeChat(c.meetingId, c.data.messageId, reason ?? "removed by the service operator");
+			return;
+		}
+		if (c.kind === "share_stop" && c.meetingId) {
+			this.#hub.stopScreenShares(c.meetingId);
+			return;
+		}
 		if (!c.tenantId) return;
 		const tenantId = c.tenantId;
+		if (c.kind === "warning" && typeof c.data.warningId === "string") {
+			const w = { id: c.data.warningId, message: String(c.data.message ?? ""), at: String(c.data.at ?? "") };
+			this.#hub.notifyWhere(
+				(id) => id.tenantId === tenantId && id.role !== "guest" && (c.subject === null || id.subject === c.subject),
+				"operatorWarning",
+				w,
+			);
+			return;
+		}
 		if (c.kind === "tenant") {
 			const active = this.#d.registry.has(tenantId) && this.#d.registry.state(tenantId).state === "active";
 			if (active) return;

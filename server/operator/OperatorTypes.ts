@@ -58,6 +58,17 @@ export const SubjectParams = TenantParams.extend({ subject: z.string().min(1).ma
 
 export const MeetingParams = z.object({ id: z.string().min(1).max(64) });
 
+export const ChatParams = MeetingParams.extend({ messageId: z.uuid() });
+
+export const LinkIdParams = z.object({ linkId: z.string().min(1).max(128) });
+
+/** A warning to one person (`subject`) or, without it, everyone of the tenant; shown until each acknowledges it. */
+export const WarningSchema = z.object({
+	subject: z.string().min(1).max(256).optional(),
+	message: z.string().trim().min(1).max(1000),
+	reason: z.string().trim().min(1).max(500),
+});
+
 /** Revoke one token (`jti`, with its `exp` so the deny-list entry can lapse) or every token of a subject issued before a time. */
 export const RevocationSchema = z.union([
 	z.object({
@@ -99,4 +110,10 @@ export type ChangeKind =
 	/** A token was revoked, or a subject's tokens issued before a time. */
 	| "revocation"
 	/** The operator ended a meeting: eject everyone in it here. */
-	| "meeting_end";
+	| "meeting_end"
+	/** A warning to a person or a whole tenant: show it to their sessions here. */
+	| "warning"
+	/** A chat message removed: off every screen, marked in the recording's chat log. */
+	| "chat_remove"
+	/** Every screen share of a meeting stopped. */
+	| "share_stop";

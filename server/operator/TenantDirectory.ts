@@ -7,6 +7,7 @@ import { AccessRepository } from "../store/AccessRepository.js";
 import { OperatorChangeRepository, type OperatorChangeRow } from "../store/OperatorChangeRepository.js";
 import type { Store } from "../store/Store.js";
 import { TenantRepository, type TenantRow } from "../store/TenantRepository.js";
+import { WarningRepository } from "../store/WarningRepository.js";
 import type { ChangeKind } from "./OperatorTypes.js";
 
 export interface TenantDirectoryOptions {
@@ -42,6 +43,7 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 	readonly tenants: TenantRepository;
 	readonly access: AccessRepository;
 	readonly changes: OperatorChangeRepository;
+	readonly warnings: WarningRepository;
 	readonly #log: Logger;
 	readonly #now: () => number;
 	readonly #pollMs: number;
@@ -58,6 +60,7 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 		this.tenants = new TenantRepository(o.store);
 		this.access = new AccessRepository(o.store);
 		this.changes = new OperatorChangeRepository(o.store);
+		this.warnings = new WarningRepository(o.store);
 		this.#log = o.log.child({ component: "TenantDirectory" });
 		this.#now = o.now ?? Date.now;
 		this.#pollMs = o.pollMs ?? 200;

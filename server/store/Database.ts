@@ -257,6 +257,21 @@ export const MIGRATIONS: string[] = [
 		meeting_id TEXT,
 		data       TEXT NOT NULL
 	);
+	-- Warnings the operator gave (a person, or a whole tenant when subject is NULL) and who acknowledged them.
+	CREATE TABLE operator_warnings (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL,
+		subject    TEXT,
+		message    TEXT NOT NULL,
+		created_at TEXT NOT NULL
+	);
+	CREATE INDEX operator_warnings_by_tenant ON operator_warnings (tenant_id, created_at);
+	CREATE TABLE warning_acks (
+		warning_id TEXT NOT NULL,
+		person     TEXT NOT NULL,      -- tenant:subject
+		at         TEXT NOT NULL,
+		PRIMARY KEY (warning_id, person)
+	);
 	`,
 ];
 /**

@@ -15,6 +15,23 @@ export interface Schema {
 	subject_cutoffs: SubjectCutoffsTable;
 	meeting_presence: MeetingPresenceTable;
 	operator_changes: OperatorChangesTable;
+	operator_warnings: OperatorWarningsTable;
+	warning_acks: WarningAcksTable;
+}
+
+export interface OperatorWarningsTable {
+	id: string;
+	tenant_id: string;
+	/** NULL: everyone of the tenant. */
+	subject: string | null;
+	message: string;
+	created_at: string;
+}
+
+export interface WarningAcksTable {
+	warning_id: string;
+	person: string;
+	at: string;
 }
 
 export interface TenantsTable {

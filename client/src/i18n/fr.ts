@@ -319,6 +319,10 @@ export const fr: Catalogue = {
 	"error.host_seat_taken_over.title": "Vous continuez sur un autre appareil",
 	"error.host_seat_taken_over":
 		"Vous avez repris votre place d’hôte sur un autre appareil\u202f; celui-ci a quitté la réunion.",
+	"warning.title": "Un avertissement de l’exploitant du service",
+	"warning.acknowledge": "J’en ai pris connaissance",
+	"warning.failed": "Votre accusé de lecture n’a pas atteint la passerelle\u202f; réessayez.",
+	"chat.removed": "Ce message a été retiré par l’exploitant du service.",
 	"error.operator.title": "L’exploitant du service a mis fin à la réunion",
 	"error.operator": "L’exploitant du service a mis fin à cette réunion.",
 	"error.operator.reason": "L’exploitant du service a mis fin à cette réunion. Motif donné\u00a0: {reason}",
