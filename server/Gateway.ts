@@ -298,7 +298,13 @@ export class Gateway {
 			trustProxy: config.trustProxy,
 		});
 		registerMeetingsApi(http, { store, hub, events, verifier, tenants, access: directory.access });
-		registerOperatorApi(http, { service: operator, verifier: operatorVerifier, tenantVerifier: verifier, log });
+		registerOperatorApi(http, {
+			service: operator,
+			verifier: operatorVerifier,
+			tenantVerifier: verifier,
+			log,
+			servesClient: existsSync(config.clientDir),
+		});
 		registerTranscriptsApi(http, {
 			links,
 			store,

@@ -6,6 +6,7 @@ import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
 import { LocalMedia } from "./LocalMedia.js";
 import { Meeting } from "./meeting/Meeting.js";
 import { closeMenus, wireMenus } from "./meeting/Menus.js";
+import { showOperatorConsole } from "./OperatorConsole.js";
 import { Signaling, SignalingError } from "./Signaling.js";
 import { showTranscriptPage } from "./TranscriptPage.js";
 import { forgetToken, readClaims, takeToken } from "./token.js";
@@ -367,6 +368,7 @@ document.addEventListener("click", (ev) => {
 
 const transcript = /^\/t\/([A-Za-z0-9_-]{16,64})$/.exec(location.pathname);
 if (transcript?.[1]) void showTranscriptPage(transcript[1], takeToken());
+else if (location.pathname === "/operator") showOperatorConsole(takeToken());
 else {
 	wireMenus();
 	new App();

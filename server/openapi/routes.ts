@@ -145,6 +145,14 @@ const meetingNotFound = { 404: { description: "`meeting_not_found`.", schema: Er
 const OPERATOR_ROUTES: RouteDoc[] = [
 	{
 		method: "GET",
+		url: "/operator",
+		summary: "The operator console (HTML; it calls the operator API with the operator's token)",
+		tag: "operator",
+		auth: "none",
+		responses: { 200: { description: "The browser client's page.", contentType: "text/html" } },
+	},
+	{
+		method: "GET",
 		url: "/api/operator/tenants",
 		summary: "Every tenant (never a key's secret)",
 		tag: "operator",

@@ -28,6 +28,8 @@ export interface OperatorApiOptions {
 	verifier: OperatorVerifier | undefined;
 	/** The tenants' verifier: the customer's admin lists the operator's actions on their tenant. */
 	tenantVerifier: TokenVerifier;
+	/** The gateway serves the browser client: `/operator` is its operator console. */
+	servesClient?: boolean;
 	log: Logger;
 }
 
@@ -85,6 +87,9 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 			throw err;
 		}
 	};
+	// The console: the client's page, which shows the console on this path and calls the API below.
+	if (o.servesClient) http.get("/operator", async (_req, reply) => reply.sendFile("index.html"));
+
 	const reason = (req: FastifyRequest) => parse(ReasonSchema, req.body ?? {}, "request").reason;
 	const s = o.service;
 
