@@ -104,3 +104,54 @@ describe("operator console", () => {
 		await join(m2.joinCode, "Hana", acme.token("host-3"));
 	});
 });
+
+describe("operator powers, seen in the page", () => {
+	it("a warning is shown and acknowledged; a removed chat message leaves every screen; max live meetings = 1 refuses a second start", async () => {
+		const op = operator.token();
+		const m = await schedule("host-4");
+		const host = await join(m.joinCode, "Hana", acme.token("host-4"));
+		const erin = await join(m.joinCode, "Erin", acme.token("erin", "participant"));
+
+		// Warning: a dialog the person must acknowledge; the acknowledgement is recorded.
+		const w = await api(gw, "POST", "/api/operator/tenants/acme/warnings", op, {
+			subject: "erin",
+			message: "Please keep to the meeting's topic.",
+			reason: "complaint 9",
+		});
+		expect(w.status).toBe(201);
+		const dialog = erin.getByTestId("operator-warning");
+		await dialog.getByText("Please keep to the meeting's topic.").waitFor({ timeout: 5000 });
+		await dialog.getByRole("button", { name: "I have read this" }).click();
+		await dialog.waitFor({ state: "hidden", timeout: 5000 });
+		const actions = (await api(gw, "GET", "/api/operator-actions", acme.token("boss", "admin"))).body.actions as {
+			action: string;
+			warningId?: string;
+		}[];
+		expect(actions.filter((a) => a.warningId === w.body.id).map((a) => a.action)).toEqual([
+			"warning.issued",
+			"warning.acknowledged",
+		]);
+
+		// Chat: a message removed by the operator goes from every screen.
+		await erin.getByLabel("Message").fill("visit my-spam.example");
+		await erin.getByLabel("Message").press("Enter");
+		const line = (p: Page) => p.getByTestId("chat-log").locator("li").filter({ hasText: "my-spam" });
+		await line(host).waitFor({ timeout: 5000 });
+		const id = await line(host).getAttribute("data-id");
+		const r = await api(gw, "POST", `/api/operator/meetings/${m.id}/chat/${id}/remove`, op, { reason: "spam" });
+		expect(r.status).toBe(200);
+		for (const p of [host, erin]) {
+			const removed = p.getByTestId("chat-log").locator(`li[data-id="${id}"][data-removed="true"]`);
+			await removed.waitFor({ timeout: 5000 });
+			await expect(removed.textContent()).resolves.toContain("removed by the service operator");
+			await expect(p.getByTestId("chat-log").textContent()).resolves.not.toContain("my-spam");
+		}
+
+		// Limit: one live meeting for the tenant; a second host's start is refused on their page.
+		await api(gw, "PUT", "/api/operator/tenants/acme", op, { limits: { maxLiveMeetings: 1 }, reason: "plan" });
+		const m2 = await schedule("host-5");
+		const second = await join(m2.joinCode, "Hugo", acme.token("host-5"), false);
+		await second.locator('[data-testid="error-screen"][data-code="tenant_limit_reached"]').waitFor({ timeout: 10_000 });
+		await api(gw, "PUT", "/api/operator/tenants/acme", op, { limits: {}, reason: "plan" });
+	});
+});
