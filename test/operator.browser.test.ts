@@ -61,6 +61,11 @@ describe("operator console", () => {
 		const bob = await join(m.joinCode, "Bob", acme.token("bob", "participant"));
 		const ops = await chrome.browser.newPage();
 		pages.push(ops);
+		const violations: string[] = [];
+		ops.on("console", (msg) => {
+			if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text());
+		});
+		ops.on("pageerror", (err) => violations.push(err.message));
 		await ops.goto(`${gw.url}/operator#token=${operator.token()}`);
 		const row = ops.locator(`[data-meeting="${m.id}"]`);
 		await row.waitFor({ timeout: 10_000 });
@@ -73,6 +78,7 @@ describe("operator console", () => {
 			await expect(screen.textContent()).resolves.toContain("Reported for abuse (case 42)");
 		}
 		await row.waitFor({ state: "detached", timeout: 10_000 });
+		expect(violations).toEqual([]); // the console runs under the gateway's CSP, like the meeting page
 	});
 
 	it("suspends the tenant mid-meeting: everyone out within a second, a new join refused; reinstated → joins work", async () => {
