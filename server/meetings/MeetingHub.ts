@@ -15,7 +15,7 @@ import type { EventLog, EventType } from "../audit/EventLog.js";
 import type { TenantLimits } from "../auth/TenantTypes.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
-import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
+import { AuthenticationError, ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Peer } from "../sfu/Peer.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
@@ -326,6 +326,7 @@ export class MeetingHub {
 		const room = await this.#rooms.getOrCreate(meeting.id);
 		// The operator may have cut this person off (or ended the meeting) while the join was under way.
 		const cut = this.#access?.cutOff(identity);
+		if (cut === "token_revoked") throw new AuthenticationError(cut, "This token was revoked.");
 		if (cut) throw new ForbiddenError(cut, "Your account is suspended by the service operator.");
 		if ((this.#endedAt.get(meeting.id) ?? -1) >= joinStarted) {
 			throw new ConflictError("meeting_not_started", "The meeting ended while you were joining.");
