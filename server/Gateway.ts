@@ -26,6 +26,10 @@ import { MeetingStore } from "./meetings/MeetingStore.js";
 import { PasscodeGuard } from "./meetings/PasscodeGuard.js";
 import { Metrics, registerMetricsRoute } from "./metrics/Metrics.js";
 import { collectRoutes, type RegisteredRoute, registerOpenApi } from "./openapi/OpenApi.js";
+import { registerOperatorApi } from "./operator/OperatorApi.js";
+import { OperatorService } from "./operator/OperatorService.js";
+import { OperatorVerifier } from "./operator/OperatorVerifier.js";
+import { TenantDirectory } from "./operator/TenantDirectory.js";
 import { AddressKey } from "./privacy/addresses.js";
 import { Playback } from "./recording/Playback.js";
 import { RecordingService } from "./recording/RecordingService.js";
@@ -56,6 +60,9 @@ export class Gateway {
 	readonly seats: HostSeats;
 	readonly events: EventLog;
 	readonly tenants: TenantRegistry;
+	/** Tenants and what the operator cut off, from the store, kept current through the change feed. */
+	readonly directory: TenantDirectory;
+	readonly operator: OperatorService;
 	/** The notice gate of every live meeting: the one way to media for recording and transcription. */
 	readonly capture: CaptureService;
 	readonly recording: RecordingService;
@@ -80,6 +87,8 @@ export class Gateway {
 		seats: HostSeats;
 		events: EventLog;
 		tenants: TenantRegistry;
+		directory: TenantDirectory;
+		operator: OperatorService;
 		capture: CaptureService;
 		recording: RecordingService;
 		transcription: TranscriptionService;
@@ -97,6 +106,8 @@ export class Gateway {
 		this.seats = p.seats;
 		this.events = p.events;
 		this.tenants = p.tenants;
+		this.directory = p.directory;
+		this.operator = p.operator;
 		this.capture = p.capture;
 		this.recording = p.recording;
 		this.transcription = p.transcription;
@@ -109,10 +120,23 @@ export class Gateway {
 	}
 
 	static async create(config: GatewayConfig, log: Logger): Promise<Gateway> {
-		const tenants = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile) : new TenantRegistry();
-		if (tenants.size === 0) log.warn("no tenants registered (CONSENTRY_TENANTS_FILE): nobody can host a meeting");
-		const verifier = new TokenVerifier(tenants, { audience: config.audience });
+		// The tenants file only seeds the store: the store's `tenants` table is the one source of truth (docs/operator.md).
+		const seed = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile).list() : [];
+		const operatorVerifier = config.operator.keysFile
+			? OperatorVerifier.fromFile(config.operator.keysFile, { audience: config.audience })
+			: undefined;
 		const cluster = await Store.open({ file: config.dbFile });
+		const tenants = new TenantRegistry();
+		const directory = await TenantDirectory.open({
+			store: cluster,
+			registry: tenants,
+			log,
+			pollMs: config.operator.pollMs,
+			seed,
+		});
+		if (tenants.size === 0)
+			log.warn("no tenants registered (CONSENTRY_TENANTS_FILE or the operator API): nobody can host a meeting");
+		const verifier = new TokenVerifier(tenants, { audience: config.audience, gate: directory });
 		const db = cluster.sqlite as Database;
 		const store = new MeetingStore(cluster);
 		const seats = new HostSeats(cluster);
@@ -217,7 +241,9 @@ export class Gateway {
 			log,
 		});
 		capture.registerSink("transcription", transcription);
-		const hub = new MeetingHub({
+		// The operator's service needs the hub and the hub asks it for warnings: it is set right after the hub.
+		let operator: OperatorService | undefined;
+		const hub: MeetingHub = new MeetingHub({
 			store,
 			seats,
 			events,
@@ -235,7 +261,34 @@ export class Gateway {
 				Date.now,
 				new AddressKey({ file: config.privacy.addressKeyFile, periodDays: config.privacy.addressKeyDays }),
 			),
+			access: {
+				meetingDisabled: async (id) => (await directory.access.meetingBlock(id)) !== undefined,
+				cutOff: (identity) => (identity.role === "guest" ? undefined : directory.cutOff(identity)),
+				limits: (id) => (tenants.has(id) ? tenants.get(id).limits : undefined),
+				liveMeetings: async (id) => (await directory.changes.liveMeetings(id)).length,
+				pendingWarnings: async (identity) => (operator ? operator.pendingWarnings(identity) : []),
+				acknowledgeWarning: async (identity, warningId) =>
+					operator ? operator.acknowledgeWarning(identity, warningId) : false,
+			},
+			presence: {
+				enter: (id) => directory.changes.present(id, config.gatewayId, new Date().toISOString()),
+				leave: (id) => directory.changes.absent(id, config.gatewayId),
+			},
 		});
+		// Restart hygiene: meetings a previous run of this gateway had people in, and no other process holds, ended.
+		for (const id of await directory.changes.orphanedBy(config.gatewayId)) {
+			if (await store.end(id)) {
+				const m = await store.get(id);
+				await events.append("meeting.ended", {
+					tenantId: m.tenantId,
+					meetingId: id,
+					actor: `gateway:${config.gatewayId}`,
+					data: { reason: "gateway_restart" },
+				});
+				log.info({ meetingId: id }, "ended a meeting this gateway's previous run left live");
+			}
+		}
+		operator = new OperatorService({ directory, hub, store, events, capture, recording, links, log });
 		new SignalingServer({
 			io,
 			hub,
@@ -246,7 +299,14 @@ export class Gateway {
 			addresses,
 			trustProxy: config.trustProxy,
 		});
-		registerMeetingsApi(http, { store, hub, events, verifier, tenants });
+		registerMeetingsApi(http, { store, hub, events, verifier, tenants, access: directory.access });
+		registerOperatorApi(http, {
+			service: operator,
+			verifier: operatorVerifier,
+			tenantVerifier: verifier,
+			log,
+			servesClient: existsSync(config.clientDir),
+		});
 		registerTranscriptsApi(http, {
 			links,
 			store,
@@ -303,6 +363,8 @@ export class Gateway {
 			seats,
 			events,
 			tenants,
+			directory,
+			operator,
 			capture,
 			recording,
 			transcription,
@@ -329,6 +391,7 @@ export class Gateway {
 		await this.recorder?.close();
 		await this.webhooks?.close();
 		this.metrics?.close();
+		this.directory.close();
 		await this.rooms.closeAll();
 		this.io.close();
 		await this.http.close();

@@ -28,6 +28,10 @@ const EnvSchema = z
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
+		/** JSON `{ "keys": [...] }`: the operator's token keys (docs/operator.md); unset = no operator API. */
+		CONSENTRY_OPERATOR_KEYS_FILE: z.string().min(1).optional(),
+		/** How often each gateway process reads the operator's change feed, ms (changes apply within this). */
+		CONSENTRY_OPERATOR_POLL_MS: z.coerce.number().int().min(20).max(5000).default(200),
 		/** 32 random bytes, base64: seals the customers' storage credentials at rest. */
 		CONSENTRY_MASTER_KEY: z.string().min(1).optional(),
 		/** Allow storage endpoints on private/loopback addresses (a bucket on the local network, tests). */
@@ -99,6 +103,8 @@ export interface GatewayConfig {
 	dbFile: string;
 	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
 	tenantsFile?: string;
+	/** The operator's keys file, and how often the change feed is read (docs/operator.md). */
+	operator: { keysFile?: string; pollMs: number };
 	/** The `aud` tokens must carry. */
 	audience: string;
 	/** Names this gateway process among those sharing the store. */
@@ -190,6 +196,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
+		operator: {
+			...(e.CONSENTRY_OPERATOR_KEYS_FILE ? { keysFile: e.CONSENTRY_OPERATOR_KEYS_FILE } : {}),
+			pollMs: e.CONSENTRY_OPERATOR_POLL_MS,
+		},
 		audience: e.CONSENTRY_AUDIENCE,
 		storage: {
 			...(e.CONSENTRY_MASTER_KEY ? { masterKey: e.CONSENTRY_MASTER_KEY } : {}),

@@ -173,6 +173,8 @@ export const RequestSchemas = {
 	/** Names (or un-names) a co-host: they may turn recording on, pause and stop it, and see who is covered. */
 	setCoHost: z.object({ peerId: Id, coHost: z.boolean() }),
 	endMeeting: z.object({}),
+	/** The person acknowledges a warning the service operator gave them (`operatorWarning`); recorded. */
+	acknowledgeWarning: z.object({ warningId: Id }),
 	/** `clickedAt`: the click on "Leave" (Date.now()): nothing of theirs captured after it is kept (issue 11). */
 	leave: z.object({ clickedAt: ClickedAt }),
 	/** Raises or lowers your own hand. */
@@ -380,6 +382,7 @@ export interface ResponseMap {
 	remove: Empty;
 	setCoHost: Empty;
 	endMeeting: Empty;
+	acknowledgeWarning: { acknowledged: boolean };
 	leave: Empty;
 	raiseHand: Empty;
 	lowerHand: Empty;
@@ -423,6 +426,10 @@ export interface ServerEvents {
 	consumerResumed: (e: { consumerId: string }) => void;
 	activeSpeaker: (e: { peerId: string | null }) => void;
 	chatMessage: (m: ChatMessage) => void;
+	/** The service operator removed a chat message: take it off the screen. */
+	chatRemoved: (e: { id: string }) => void;
+	/** A warning from the service operator: show it until the person acknowledges it (`acknowledgeWarning`). */
+	operatorWarning: (e: { id: string; message: string; at: string }) => void;
 	/** To hosts: who waits in the lobby now. */
 	lobbyChanged: (e: { waiting: LobbyEntry[] }) => void;
 	/** To hosts: the meeting's passcode joins were locked out (too many wrong passcodes), or the lockout was lifted. */
@@ -437,14 +444,15 @@ export interface ServerEvents {
 	/** The raised hands changed: the whole queue, first raised first (to everyone). */
 	handsChanged: (e: { hands: RaisedHand[] }) => void;
 	/** The server closed one of your producers (the host stopped your screen share): stop sending it. */
-	producerClosed: (e: { producerId: string; reason: "host_stopped_share" }) => void;
+	producerClosed: (e: { producerId: string; reason: "host_stopped_share" | "operator_stopped_share" }) => void;
 	/** The host paused one of your producers. */
 	mutedByHost: (e: { producerId: string; kind: "audio" | "video" }) => void;
 	/**
 	 * You are out of the meeting, and why: denied at the lobby, removed by the
 	 * host, the meeting ended, or your host seat was taken over from another device.
 	 */
-	ejected: (e: { reason: EjectReason; message: string }) => void;
+	/** You are out. `operatorReason`: the service operator's words when they ended the meeting or suspended you. */
+	ejected: (e: { reason: EjectReason; message: string; operatorReason?: string }) => void;
 	/** The gateway lost this meeting's media worker: rejoin to continue. */
 	reconnect: (e: { reason: string }) => void;
 	/** To every member: recording or transcription changed state (on, paused, off). */
@@ -511,7 +519,12 @@ export type EjectReason =
 	| "removed"
 	| "meeting_ended"
 	| "host_seat_taken_over"
+	/** The service operator ended the meeting (their reason comes along). */
 	| "operator"
+	/** The service operator suspended (or terminated) your account or your organisation's. */
+	| "account_suspended"
+	/** The service operator revoked the token this connection signed in with. */
+	| "token_revoked"
 	/** The person declined the recording/transcription notice or withdrew consent: their recourse is to leave. */
 	| "declined_capture";
 

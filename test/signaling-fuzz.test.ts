@@ -127,6 +127,7 @@ describe("signaling fuzz: no internal_error for any request", () => {
 			consent: { noticeId: "n" },
 			decline: { noticeId: "n" },
 			liftPasscodeLockout: {},
+			acknowledgeWarning: { warningId: "w1" },
 		};
 	})();
 

@@ -53,6 +53,8 @@ const ACTIONS: Record<string, ErrorAction[]> = {
 	meeting_ended: [],
 	host_seat_taken_over: [],
 	operator: [],
+	account_suspended: [],
+	meeting_disabled: ["back"],
 	declined_capture: ["rejoin"],
 };
 

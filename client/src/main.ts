@@ -6,6 +6,7 @@ import { fetchPublicMeeting, type JoinValues, JoinView } from "./JoinView.js";
 import { LocalMedia } from "./LocalMedia.js";
 import { Meeting } from "./meeting/Meeting.js";
 import { closeMenus, wireMenus } from "./meeting/Menus.js";
+import { showOperatorConsole } from "./OperatorConsole.js";
 import { showPlaybackPage } from "./PlaybackPage.js";
 import { showRecordingsPage } from "./RecordingsPage.js";
 import { Signaling, SignalingError } from "./Signaling.js";
@@ -160,11 +161,17 @@ class App {
 		s.on("admitted", () => {
 			if (s === this.#signaling && this.#last) void this.join(this.#last);
 		});
-		s.on("ejected", ({ reason, message }) => {
+		s.on("ejected", ({ reason, message, operatorReason }) => {
 			if (s !== this.#signaling) return;
 			this.#end();
-			this.#showError(reason, "", message);
+			// The service operator's own words, when they ended the meeting or suspended the account.
+			const why =
+				operatorReason && (reason === "operator" || reason === "account_suspended")
+					? t(`error.${reason}.reason`, { reason: operatorReason })
+					: "";
+			this.#showError(reason, why, message);
 		});
+		s.on("operatorWarning", (w) => this.#warn(s, w));
 		s.on("reconnect", ({ reason }) => {
 			if (s !== this.#signaling) return;
 			// The gateway lost this meeting's media worker: the room is gone, this connection stays.
@@ -182,6 +189,44 @@ class App {
 		});
 		await s.connected();
 		return s;
+	}
+
+	/** Warnings from the service operator, one at a time: shown until acknowledged (the gateway records it). */
+	#warnings: { s: Signaling; id: string; message: string }[] = [];
+
+	#warn(s: Signaling, w: { id: string; message: string }): void {
+		if (this.#warnings.some((x) => x.id === w.id)) return;
+		this.#warnings.push({ s, ...w });
+		if (this.#warnings.length === 1) this.#showWarning();
+	}
+
+	#showWarning(): void {
+		const w = this.#warnings[0];
+		const dialog = $<HTMLDialogElement>("#warning-dialog");
+		if (!w) {
+			if (dialog.open) dialog.close();
+			return;
+		}
+		$("#warning-message").textContent = w.message;
+		$("#warning-error").textContent = "";
+		const ack = $<HTMLButtonElement>("#warning-ack");
+		ack.onclick = () => {
+			ack.disabled = true;
+			w.s
+				.request("acknowledgeWarning", { warningId: w.id })
+				.then(() => {
+					this.#warnings.shift();
+					this.#showWarning();
+				})
+				.catch(() => {
+					$("#warning-error").textContent = t("warning.failed");
+				})
+				.finally(() => {
+					ack.disabled = false;
+				});
+		};
+		dialog.addEventListener("cancel", (ev) => ev.preventDefault(), { once: true }); // Escape does not dismiss it
+		if (!dialog.open) dialog.showModal();
 	}
 
 	async #enter(signaling: Signaling, joined: Extract<JoinResult, { status: "joined" }>, name: string): Promise<void> {
@@ -330,6 +375,7 @@ const recordings = /^\/recordings\/([A-Za-z0-9-]{1,64})$/.exec(location.pathname
 if (transcript?.[1]) void showTranscriptPage(transcript[1], takeToken());
 else if (recording?.[1]) void showPlaybackPage(recording[1], takeToken());
 else if (recordings?.[1]) void showRecordingsPage(recordings[1], takeToken());
+else if (location.pathname === "/operator") showOperatorConsole(takeToken());
 else {
 	wireMenus();
 	new App();

@@ -1,14 +1,15 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, NotFoundError } from "../errors.js";
-import { type Tenant, TenantSchema, TenantsFileSchema } from "./TenantTypes.js";
+import { type Tenant, TenantSchema, type TenantState, TenantsFileSchema } from "./TenantTypes.js";
 
 /**
- * The Customers (tenants) this gateway serves and the keys their tokens are
- * verified with. Loaded from a JSON file the operator keeps
- * (`CONSENTRY_TENANTS_FILE`); see docs/identity.md.
+ * The Customers (tenants) this gateway serves and the keys their tokens are verified with: this process's copy of
+ * the store's `tenants` table (server/operator/TenantDirectory.ts keeps it current within a second of an operator's
+ * change). The JSON file `CONSENTRY_TENANTS_FILE` only seeds the store; see docs/identity.md and docs/operator.md.
  */
 export class TenantRegistry {
-	readonly #tenants = new Map<string, Tenant>();
+	#tenants = new Map<string, Tenant>();
+	#states = new Map<string, { state: TenantState; reason: string | null }>();
 
 	constructor(tenants: Iterable<Tenant> = []) {
 		for (const t of tenants) this.add(t);
@@ -33,6 +34,28 @@ export class TenantRegistry {
 		const t = TenantSchema.parse(tenant);
 		if (this.#tenants.has(t.id)) throw new ConfigError(`tenant ${t.id} is registered twice`);
 		this.#tenants.set(t.id, t);
+	}
+
+	/** Replaces every tenant at once (a reload from the store). */
+	replaceAll(entries: readonly { tenant: Tenant; state: TenantState; reason: string | null }[]): void {
+		const tenants = new Map<string, Tenant>();
+		const states = new Map<string, { state: TenantState; reason: string | null }>();
+		for (const e of entries) {
+			tenants.set(e.tenant.id, e.tenant);
+			states.set(e.tenant.id, { state: e.state, reason: e.reason });
+		}
+		this.#tenants = tenants;
+		this.#states = states;
+	}
+
+	/** `active` unless the operator suspended or terminated the tenant. */
+	state(id: string): { state: TenantState; reason: string | null } {
+		return this.#states.get(id) ?? { state: "active", reason: null };
+	}
+
+	/** Every tenant registered, in ID order. */
+	list(): Tenant[] {
+		return [...this.#tenants.values()].sort((a, b) => a.id.localeCompare(b.id));
 	}
 
 	get(id: string): Tenant {

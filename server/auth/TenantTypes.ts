@@ -18,6 +18,33 @@ export const TenantKeySchema = z.discriminatedUnion("alg", [
 ]);
 export type TenantKey = z.infer<typeof TenantKeySchema>;
 
+/**
+ * What the operator allows a tenant (docs/operator.md#limits): applied live, on the next start or join (never by
+ * dropping people already in). Unset: no limit beyond the gateway's own.
+ */
+export const TenantLimitsSchema = z
+	.object({
+		/** Live meetings the tenant may hold at once: a start beyond it is refused (`tenant_limit_reached`). */
+		maxLiveMeetings: z.number().int().min(0).max(1_000_000).optional(),
+		/** People in one meeting (also caps each meeting's own setting): a join beyond it is `meeting_full`. */
+		maxParticipants: z.number().int().min(1).max(500).optional(),
+		/** Minutes a meeting may run: after that, nobody new joins (`meeting_too_long`); those in it stay. */
+		maxMeetingMinutes: z
+			.number()
+			.int()
+			.min(1)
+			.max(7 * 24 * 60)
+			.optional(),
+		/** false: recording can't be turned on (`recording_not_allowed`). */
+		recording: z.boolean().optional(),
+		/** false: transcription can't be turned on (`transcription_not_allowed`). */
+		transcription: z.boolean().optional(),
+		/** false: no guest joins (`guests_not_allowed`), whatever the meeting's setting. */
+		guests: z.boolean().optional(),
+	})
+	.strict();
+export type TenantLimits = z.infer<typeof TenantLimitsSchema>;
+
 export const TenantSchema = z.object({
 	/** The tenant's ID; tokens carry it as `iss`. */
 	id: z
@@ -31,8 +58,13 @@ export const TenantSchema = z.object({
 	capture: TenantCaptureSchema.optional(),
 	/** The language of the meeting pages for people whose browser prefers neither English nor French. */
 	locale: z.enum(["en", "fr"]).optional(),
+	/** What the operator allows this tenant (set through the operator API). */
+	limits: TenantLimitsSchema.optional(),
 });
 export type Tenant = z.infer<typeof TenantSchema>;
+
+/** The tenant's state: `suspended` refuses their tokens (`account_suspended`) until reinstated; `terminated` is final. */
+export type TenantState = "active" | "suspended" | "terminated";
 
 export const TenantsFileSchema = z.object({ tenants: z.array(TenantSchema).max(10_000) });
 
@@ -48,4 +80,8 @@ export interface Identity {
 	displayName?: string;
 	/** When set, the token is only good for this meeting. */
 	meetingScope?: string;
+	/** The token's `jti` (revocation by token; docs/operator.md). */
+	jti?: string;
+	/** The token's `iat`, seconds (revocation of "every token issued before T"). */
+	issuedAt?: number;
 }

@@ -51,6 +51,7 @@ describe("TokenVerifier", () => {
 			subject: "alice",
 			role: "host",
 			displayName: "Alice",
+			issuedAt: expect.any(Number),
 		});
 		const rs = jwt.sign(claims({ iss: "globex", role: "participant", meeting: "m1" }), rsa.privateKey, {
 			algorithm: "RS256",

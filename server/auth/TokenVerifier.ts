@@ -14,7 +14,15 @@ export interface TokenVerifierOptions {
 	maxLifetimeSec?: number;
 	/** The verifier's clock, ms since the epoch (tests). */
 	now?: () => number;
+	/**
+	 * What the operator cut off (server/operator/TenantDirectory.ts): throws `account_suspended` (403) for a suspended
+	 * or terminated tenant or person, `token_revoked` (401) for a revoked token. Runs after the signature checks.
+	 */
+	gate?: { check(identity: Identity): void };
 }
+
+/** The `iss` of the operator's tokens: no tenant can have it (tenant IDs have no ':'). */
+export const OPERATOR_ISSUER = "consentry:operator";
 
 const ClaimsSchema = z.object({
 	iss: z.string().min(1),
@@ -26,6 +34,7 @@ const ClaimsSchema = z.object({
 	role: z.enum(["host", "participant", "admin"]),
 	name: z.string().trim().min(1).max(64).optional(),
 	meeting: z.string().min(1).max(64).optional(),
+	jti: z.string().min(1).max(256).optional(),
 });
 
 /**
@@ -43,8 +52,10 @@ export class TokenVerifier {
 	readonly #maxLifetime: number;
 	readonly #now: () => number;
 	readonly #keyObjects = new WeakMap<TenantKey, KeyObject | Buffer>();
+	readonly #gate: TokenVerifierOptions["gate"];
 
 	constructor(tenants: TenantRegistry, options: TokenVerifierOptions) {
+		this.#gate = options.gate;
 		this.#tenants = tenants;
 		this.#audience = options.audience;
 		this.#skew = Math.min(120, Math.max(0, options.clockToleranceSec ?? 30));
@@ -63,6 +74,9 @@ export class TokenVerifier {
 		}
 		const { alg, kid } = decoded.header;
 		const iss = (decoded.payload as { iss?: unknown }).iss;
+		if (iss === OPERATOR_ISSUER) {
+			throw new ForbiddenError("operator_token_refused", "An operator token is no key to a tenant's routes.");
+		}
 		if (typeof iss !== "string" || !this.#tenants.has(iss)) {
 			throw new AuthenticationError("unknown_tenant", "The token's issuer is not a tenant of this gateway.");
 		}
@@ -106,13 +120,17 @@ export class TokenVerifier {
 		if (c.exp - now > this.#maxLifetime + this.#skew || (c.iat !== undefined && c.exp - c.iat > this.#maxLifetime)) {
 			throw new AuthenticationError("token_lifetime_too_long", `Tokens may live at most ${this.#maxLifetime} s.`);
 		}
-		return {
+		const identity: Identity = {
 			tenantId: tenant.id,
 			subject: c.sub,
 			role: c.role,
 			...(c.name ? { displayName: c.name } : {}),
 			...(c.meeting ? { meetingScope: c.meeting } : {}),
+			...(c.jti ? { jti: c.jti } : {}),
+			...(c.iat !== undefined ? { issuedAt: c.iat } : {}),
 		};
+		this.#gate?.check(identity);
+		return identity;
 	}
 
 	/** Throws 403 unless the identity may act in `meetingId` of `tenantId`. */
@@ -128,25 +146,28 @@ export class TokenVerifier {
 	#keyObject(key: TenantKey): KeyObject | Buffer {
 		let k = this.#keyObjects.get(key);
 		if (k) return k;
-		if (key.alg === "HS256") {
-			k = Buffer.from(key.secret, "utf8");
-		} else {
-			const pub = createPublicKey(key.publicKey);
-			const want = key.alg === "RS256" ? "rsa" : "ec";
-			if (pub.asymmetricKeyType !== want) {
-				throw new ConfigError(`a ${key.alg} key must be an ${want.toUpperCase()} public key`);
-			}
-			if (key.alg === "ES256" && pub.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
-				throw new ConfigError("an ES256 key must be on the P-256 curve");
-			}
-			k = pub;
-		}
+		k = keyObject(key);
 		this.#keyObjects.set(key, k);
 		return k;
 	}
 }
 
-function mapJwtError(err: unknown): AuthenticationError {
+/** The key material of a verification key, checked against its pinned algorithm. */
+export function keyObject(key: TenantKey): KeyObject | Buffer {
+	if (key.alg === "HS256") return Buffer.from(key.secret, "utf8");
+	const pub = createPublicKey(key.publicKey);
+	const want = key.alg === "RS256" ? "rsa" : "ec";
+	if (pub.asymmetricKeyType !== want) {
+		throw new ConfigError(`a ${key.alg} key must be an ${want.toUpperCase()} public key`);
+	}
+	if (key.alg === "ES256" && pub.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
+		throw new ConfigError("an ES256 key must be on the P-256 curve");
+	}
+	return pub;
+}
+
+/** A jsonwebtoken failure as the AuthenticationError (with its reason code) a caller sees. */
+export function mapJwtError(err: unknown): AuthenticationError {
 	if (err instanceof jwt.TokenExpiredError) return new AuthenticationError("token_expired", "The token has expired.");
 	if (err instanceof jwt.NotBeforeError)
 		return new AuthenticationError("token_not_yet_valid", "The token is not valid yet.");

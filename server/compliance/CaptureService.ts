@@ -340,11 +340,11 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		if (mc) this.stop(mc.meeting, null, kind, reason, message);
 	}
 
-	/** The meeting ended: everything it had on is off, its state goes. */
-	ended(meetingId: string, actor: string): void {
+	/** The meeting ended: everything it had on is off (`reason` lands in the manifests), its state goes. */
+	ended(meetingId: string, actor: string, reason = "meeting_ended"): void {
 		const mc = this.#meetings.get(meetingId);
 		if (!mc) return;
-		for (const kind of KINDS) this.stop(mc.meeting, actor, kind, "meeting_ended");
+		for (const kind of KINDS) this.stop(mc.meeting, actor, kind, reason);
 		if (mc.coverageTimer) clearTimeout(mc.coverageTimer);
 		this.#meetings.delete(meetingId);
 	}

@@ -23,6 +23,8 @@ export interface MeetingsApiOptions {
 	verifier: TokenVerifier;
 	/** Gives the public view the tenant's page language. */
 	tenants?: TenantRegistry;
+	/** Meeting IDs the operator disabled can't start (`meeting_disabled`). */
+	access?: { meetingBlock(meetingId: string): Promise<unknown> };
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
@@ -97,6 +99,10 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		const who = host(req);
 		const m = await own(req, who);
 		const wasLive = m.state === "live";
+		if (!wasLive && (await o.access?.meetingBlock(m.id)) !== undefined) {
+			throw new ForbiddenError("meeting_disabled", "The service operator disabled this meeting.");
+		}
+		if (!wasLive) await o.hub.assertMayStart(m.tenantId); // 409 tenant_limit_reached
 		const started = await o.store.start(m.id); // 409 host_has_live_meeting, naming it
 		if (!wasLive) {
 			o.events.append("meeting.started", {

@@ -12,9 +12,10 @@ import type {
 	PasscodeLockout,
 } from "../../shared/protocol.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
+import type { TenantLimits } from "../auth/TenantTypes.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
-import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
+import { AuthenticationError, ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Peer } from "../sfu/Peer.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
@@ -53,6 +54,24 @@ export interface MeetingHubOptions {
 	lobbyMax?: number;
 	/** Limits passcode guessing (per meeting and per address, in the store). */
 	passcodes: PasscodeGuard;
+	/**
+	 * What the operator decided (server/operator): a disabled meeting ID can't start or be joined
+	 * (`meeting_disabled`); a person cut off while joining is refused (`account_suspended`, `token_revoked`).
+	 */
+	access?: {
+		meetingDisabled(meetingId: string): Promise<boolean>;
+		cutOff(identity: Connection["identity"]): string | undefined;
+		/** The operator's limits of a tenant (applied on the next start or join). */
+		limits(tenantId: string): TenantLimits | undefined;
+		/** Live meetings the tenant holds now, in the store (all processes). */
+		liveMeetings(tenantId: string): Promise<number>;
+		/** The operator's warnings this person has not acknowledged yet (sent when they connect). */
+		pendingWarnings(identity: Connection["identity"]): Promise<{ id: string; message: string; at: string }[]>;
+		/** Records the person's acknowledgement (404 `warning_not_found` when it is not theirs). */
+		acknowledgeWarning(identity: Connection["identity"], warningId: string): Promise<boolean>;
+	};
+	/** Where this process has people (restart hygiene: a restarted process ends what its previous run left live). */
+	presence?: { enter(meetingId: string): Promise<void>; leave(meetingId: string): Promise<void> };
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -60,7 +79,9 @@ const EJECT_MESSAGES: Record<EjectReason, string> = {
 	removed: "The host removed you from this meeting.",
 	meeting_ended: "The host ended the meeting.",
 	host_seat_taken_over: "You took over your host seat on another device; this one left the meeting.",
-	operator: "The operator closed this meeting.",
+	operator: "The service operator ended this meeting.",
+	account_suspended: "Your account was suspended by the service operator.",
+	token_revoked: "Your sign-in was revoked by the service operator; sign in again.",
 	declined_capture:
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",
 };
@@ -86,9 +107,17 @@ export class MeetingHub {
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
 	readonly #passcodes: PasscodeGuard;
+	readonly #access: MeetingHubOptions["access"];
+	readonly #presence: MeetingHubOptions["presence"];
+	/** Meetings this process recorded its presence in (meeting_presence). */
+	readonly #present = new Set<string>();
+	/** When (performance.now()) this process last ended each meeting: a join under way since then is refused. */
+	readonly #endedAt = new Map<string, number>();
 
 	constructor(options: MeetingHubOptions) {
 		this.#passcodes = options.passcodes;
+		this.#access = options.access;
+		this.#presence = options.presence;
 		this.#graceMs = options.reconnectGraceMs ?? 30_000;
 		this.#lobbyMax = options.lobbyMax ?? 50;
 		this.#store = options.store;
@@ -102,6 +131,57 @@ export class MeetingHub {
 
 	connected(conn: Connection): void {
 		this.#connections.set(conn.id, conn);
+		// The operator's warnings this person has not acknowledged: shown as soon as they are here.
+		if (conn.identity.role !== "guest" && this.#access) {
+			this.#access
+				.pendingWarnings(conn.identity)
+				.then((ws) => {
+					for (const w of ws) if (this.#connections.has(conn.id)) conn.notify("operatorWarning", w);
+				})
+				.catch((err: unknown) => this.#log.warn({ err }, "operator warnings not read (the store is unavailable)"));
+		}
+	}
+
+	/** The person acknowledges an operator warning (recorded in the store and the tenant's chain). */
+	async acknowledgeWarning(conn: Connection, warningId: string): Promise<{ acknowledged: boolean }> {
+		if (conn.identity.role === "guest" || !this.#access) {
+			throw new NotFoundError("warning_not_found", "There is no such warning for you.");
+		}
+		return { acknowledged: await this.#access.acknowledgeWarning(conn.identity, warningId) };
+	}
+
+	/** Sends an event to every connection of this process whose identity matches (operator warnings). */
+	notifyWhere(
+		match: (identity: Connection["identity"]) => boolean,
+		event: "operatorWarning",
+		payload: { id: string; message: string; at: string },
+	): number {
+		let n = 0;
+		for (const c of this.#connections.values()) {
+			if (!match(c.identity)) continue;
+			c.notify(event, payload);
+			n++;
+		}
+		return n;
+	}
+
+	/** The operator removed a chat message: off every screen in this process. */
+	removeChat(meetingId: string, messageId: string): void {
+		for (const m of this.#live.get(meetingId)?.members.values() ?? []) m.notify("chatRemoved", { id: messageId });
+	}
+
+	/** The operator stopped every screen share of a meeting held here. Returns how many were stopped. */
+	stopScreenShares(meetingId: string): number {
+		let n = 0;
+		for (const member of this.#live.get(meetingId)?.members.values() ?? []) {
+			for (const p of member.peer?.producers.values() ?? []) {
+				if (p.appData.source !== "screen") continue;
+				p.close();
+				member.notify("producerClosed", { producerId: p.id, reason: "operator_stopped_share" });
+				n++;
+			}
+		}
+		return n;
 	}
 
 	/**
@@ -129,11 +209,15 @@ export class MeetingHub {
 		},
 	): Promise<JoinResult> {
 		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
+		const joinStarted = performance.now();
 		if (req.clientTime !== undefined) conn.clockOffsetMs = Date.now() - req.clientTime;
 		const id = parseMeetingId(req.meetingId);
 		const found = id ? await this.#store.find(id) : undefined;
 		if (!found) throw new NotFoundError("meeting_not_found", "No meeting has this ID. Check the ID you were given.");
 		let meeting: Meeting = found;
+		if (await this.#access?.meetingDisabled(found.id)) {
+			throw new ForbiddenError("meeting_disabled", "The service operator disabled this meeting.");
+		}
 		if (conn.state === "lobby" && conn.meetingId !== meeting.id) {
 			throw new ConflictError("in_another_lobby", "This connection is waiting in another meeting's lobby.");
 		}
@@ -146,7 +230,9 @@ export class MeetingHub {
 		if (!displayName) throw new ConsentryError("name_required", "Enter your name to join.", 400);
 		const actor = personKey(conn);
 
+		const limits = this.#access?.limits(meeting.tenantId);
 		if (isHost && meeting.state !== "live") {
+			await this.assertMayStart(meeting.tenantId);
 			meeting = await this.#store.start(meeting.id); // may 409: one live meeting per host
 			this.#record("meeting.started", meeting, actor, { via: "join" });
 		}
@@ -159,8 +245,18 @@ export class MeetingHub {
 		if (await this.#store.isRemoved(meeting.id, actor)) {
 			throw new ForbiddenError("removed", "The host removed you from this meeting; you cannot rejoin it.");
 		}
+		if (
+			limits?.maxMeetingMinutes !== undefined &&
+			meeting.startedAt &&
+			Date.now() - Date.parse(meeting.startedAt) > limits.maxMeetingMinutes * 60_000
+		) {
+			throw new ForbiddenError(
+				"meeting_too_long",
+				"This meeting ran past its organisation's time limit; nobody new can join.",
+			);
+		}
 		if (guest) {
-			if (!meeting.settings.allowGuests) {
+			if (!meeting.settings.allowGuests || limits?.guests === false) {
 				throw new ForbiddenError("guests_not_allowed", "This meeting needs a sign-in link from its organisation.");
 			}
 			await this.#checkPasscode(conn, meeting, req.passcode, actor);
@@ -180,7 +276,11 @@ export class MeetingHub {
 				"Too many people are waiting to be let into this meeting right now. Try again in a few minutes.",
 			);
 		}
-		if (!isHost && !needsLobby && live.members.size >= meeting.settings.maxParticipants) {
+		if (
+			!isHost &&
+			!needsLobby &&
+			live.members.size >= Math.min(meeting.settings.maxParticipants, limits?.maxParticipants ?? Infinity)
+		) {
 			throw new ForbiddenError("meeting_full", "This meeting is full.");
 		}
 
@@ -219,7 +319,18 @@ export class MeetingHub {
 			return { status: "lobby", peerId: conn.peerId, meeting: this.#info(meeting) };
 		}
 
+		if (this.#presence && !this.#present.has(meeting.id)) {
+			this.#present.add(meeting.id);
+			await this.#presence.enter(meeting.id);
+		}
 		const room = await this.#rooms.getOrCreate(meeting.id);
+		// The operator may have cut this person off (or ended the meeting) while the join was under way.
+		const cut = this.#access?.cutOff(identity);
+		if (cut === "token_revoked") throw new AuthenticationError(cut, "This token was revoked.");
+		if (cut) throw new ForbiddenError(cut, "Your account is suspended by the service operator.");
+		if ((this.#endedAt.get(meeting.id) ?? -1) >= joinStarted) {
+			throw new ConflictError("meeting_not_started", "The meeting ended while you were joining.");
+		}
 		if (live.lobby.delete(conn.peerId)) this.#notifyLobby(meeting.id);
 		const peer = new Peer({ id: conn.peerId, displayName, role: conn.role, notify: conn.notify });
 		room.addPeer(peer);
@@ -333,6 +444,7 @@ export class MeetingHub {
 			if (live.members.size + live.lobby.size + live.admitted.size + live.returning.size === 0) {
 				this.#live.delete(meetingId);
 				this.#meetings.delete(meetingId);
+				this.#absent(meetingId);
 			}
 		}
 		if (wasHost) {
@@ -381,7 +493,14 @@ export class MeetingHub {
 
 	/** Recording: the host or a co-host they named. Transcription: any member, unless the tenant restricts it likewise. */
 	async startCapture(conn: Connection, kind: CaptureKind): Promise<CaptureStatus> {
-		return this.#capture.start(await this.#captureController(conn, kind), conn, kind);
+		const meeting = await this.#captureController(conn, kind);
+		if (this.#access?.limits(meeting.tenantId)?.[kind] === false) {
+			throw new ForbiddenError(
+				`${kind}_not_allowed`,
+				`The service operator does not allow ${kind} for this organisation.`,
+			);
+		}
+		return this.#capture.start(meeting, conn, kind);
 	}
 
 	async pauseCapture(conn: Connection, kind: CaptureKind, clickedAt?: number): Promise<CaptureStatus> {
@@ -473,7 +592,11 @@ export class MeetingHub {
 		const { meeting, live } = await this.#host(host);
 		const waiting = live.lobby.get(peerId);
 		if (!waiting) throw new NotFoundError("not_in_lobby", "That person is no longer waiting.");
-		if (live.members.size >= meeting.settings.maxParticipants) {
+		const cap = Math.min(
+			meeting.settings.maxParticipants,
+			this.#access?.limits(meeting.tenantId)?.maxParticipants ?? Infinity,
+		);
+		if (live.members.size >= cap) {
 			throw new ConflictError("meeting_full", "The meeting is full: someone must leave before you let anyone in.");
 		}
 		live.admitted.add(peerId);
@@ -537,23 +660,84 @@ export class MeetingHub {
 		await this.end(meeting.id, personKey(host));
 	}
 
-	/** Ends a meeting for everyone (host control or REST). Returns whether it was live. */
-	async end(meetingId: string, actor: string, reason: EjectReason = "meeting_ended"): Promise<boolean> {
+	/** Throws 409 `tenant_limit_reached` when the tenant holds as many live meetings as the operator allows. */
+	async assertMayStart(tenantId: string): Promise<void> {
+		const max = this.#access?.limits(tenantId)?.maxLiveMeetings;
+		if (max === undefined || !this.#access) return;
+		const live = await this.#access.liveMeetings(tenantId);
+		if (live >= max) {
+			throw new ConflictError(
+				"tenant_limit_reached",
+				`Your organisation may hold ${max} live meeting${max === 1 ? "" : "s"} at once; end one first.`,
+				{ maxLiveMeetings: max },
+			);
+		}
+	}
+
+	/**
+	 * Ends a meeting for everyone (host control, REST, the operator). Returns whether it was live. Idempotent: a
+	 * meeting another process ended already still loses its people here (the operator's change feed calls this in
+	 * every process). `operatorReason`: the operator's words, shown to everyone with the ejection; `captureReason`:
+	 * why recordings and transcripts closed (their manifests say it).
+	 */
+	async end(
+		meetingId: string,
+		actor: string,
+		reason: EjectReason = "meeting_ended",
+		operatorReason?: string,
+		captureReason = "meeting_ended",
+	): Promise<boolean> {
+		this.#endedAt.set(meetingId, performance.now());
+		if (this.#endedAt.size > 10_000) this.#endedAt.delete(this.#endedAt.keys().next().value as string);
 		const ended = await this.#store.end(meetingId);
 		const live = this.#live.get(meetingId);
 		if (live) {
 			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
-				this.#eject(c, reason);
+				this.#eject(c, reason, operatorReason);
 			this.#live.delete(meetingId);
 		}
 		this.#meetings.delete(meetingId);
-		this.#capture.ended(meetingId, actor);
+		this.#absent(meetingId);
+		this.#capture.ended(meetingId, actor, captureReason);
 		this.#rooms.get(meetingId)?.close();
 		if (ended) {
 			const meeting = await this.#store.get(meetingId);
-			this.#record("meeting.ended", meeting, actor, { reason });
+			this.#record("meeting.ended", meeting, actor, {
+				reason,
+				...(operatorReason !== undefined ? { operatorReason } : {}),
+			});
 		}
 		return ended;
+	}
+
+	/** Ejects every connection of this process whose identity matches (the operator cut them off). Returns how many. */
+	ejectWhere(
+		match: (identity: Connection["identity"]) => boolean,
+		reason: EjectReason,
+		operatorReason?: string,
+	): number {
+		let n = 0;
+		for (const c of [...this.#connections.values()]) {
+			if (!match(c.identity)) continue;
+			this.#eject(c, reason, operatorReason);
+			n++;
+		}
+		return n;
+	}
+
+	/** Meetings this process has people in (or waiting), with how many are in each. */
+	localMeetings(): { meeting: Meeting; members: number; lobby: number }[] {
+		return [...this.#meetings.values()].map((meeting) => {
+			const live = this.#live.get(meeting.id);
+			return { meeting, members: live?.members.size ?? 0, lobby: live?.lobby.size ?? 0 };
+		});
+	}
+
+	#absent(meetingId: string): void {
+		if (!this.#present.delete(meetingId)) return;
+		this.#presence?.leave(meetingId).catch((err: unknown) => {
+			this.#log.warn({ err, meetingId }, "meeting presence not cleared (the store is unavailable)");
+		});
 	}
 
 	/** Who is waiting in a meeting's lobby (for hosts). */
@@ -579,8 +763,12 @@ export class MeetingHub {
 		for (const m of live.members.values()) if (m.role === "host") m.notify("lobbyChanged", { waiting });
 	}
 
-	#eject(conn: Connection, reason: EjectReason): void {
-		conn.notify("ejected", { reason, message: EJECT_MESSAGES[reason] });
+	#eject(conn: Connection, reason: EjectReason, operatorReason?: string): void {
+		conn.notify("ejected", {
+			reason,
+			message: EJECT_MESSAGES[reason],
+			...(operatorReason !== undefined ? { operatorReason } : {}),
+		});
 		void this.leave(conn);
 		conn.disconnect();
 	}

@@ -73,6 +73,7 @@ const SECURITY: Record<RouteDoc["auth"], JsonSchema[] | undefined> = {
 	admin: [{ adminToken: [] }],
 	member: [{ personToken: [] }],
 	metrics: [{}, { metricsToken: [] }],
+	operator: [{ operatorToken: [] }],
 };
 
 /** The OpenAPI 3.1 document of `routes`, request schemas generated from the zod schemas the server validates with. */
@@ -121,7 +122,9 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES, version = 
 				"Meetings, the customer's storage, transcripts, recordings and webhooks. Every call carries a JWT the Customer's own system signed for the person (`Authorization: Bearer <token>`; docs/identity.md); errors are `{code, message}`. Meeting signaling (socket.io) is described in shared/protocol.ts.",
 		},
 		servers: [{ url: "/" }],
-		tags: ["meetings", "transcripts", "recordings", "storage", "webhooks", "operations"].map((name) => ({ name })),
+		tags: ["meetings", "transcripts", "recordings", "storage", "webhooks", "operations", "operator"].map((name) => ({
+			name,
+		})),
 		paths,
 		components: {
 			schemas: components,
@@ -135,6 +138,12 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES, version = 
 					description: "The token of the meeting's host or of a person who was in it.",
 				},
 				metricsToken: { type: "http", scheme: "bearer", description: "CONSENTRY_METRICS_TOKEN." },
+				operatorToken: {
+					type: "http",
+					scheme: "bearer",
+					bearerFormat: "JWT",
+					description: "The service operator's token: `iss: consentry:operator`, `role: operator` (docs/operator.md).",
+				},
 			},
 		},
 	};

@@ -2,6 +2,20 @@ import { z } from "zod";
 import { IdParams } from "../http/MeetingsApi.js";
 import { LinkParams } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
+import { ActionsQuery, LiveMeetingsQuery } from "../operator/OperatorApi.js";
+import {
+	ChatParams,
+	CreateTenantSchema,
+	LinkIdParams,
+	MeetingParams,
+	OperatorMeetingSchema,
+	ReasonSchema,
+	RevocationSchema,
+	SubjectParams,
+	TenantParams,
+	UpdateTenantSchema,
+	WarningSchema,
+} from "../operator/OperatorTypes.js";
 import { SessionParams } from "../recording/PlaybackTypes.js";
 import { storageTargetSchema } from "../storage/StorageTargetTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
@@ -12,7 +26,7 @@ import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "..
  * registered on the gateway but missing here fails test/openapi.test.ts.
  */
 
-export type Auth = "none" | "host" | "admin" | "member" | "metrics";
+export type Auth = "none" | "host" | "admin" | "member" | "metrics" | "operator";
 
 export interface RouteDoc {
 	method: "GET" | "POST" | "PUT" | "DELETE";
@@ -90,6 +104,311 @@ const common = {
 	401: { description: "No token, or a bad or expired one.", schema: ErrorSchema },
 	403: { description: "The token's role may not do this.", schema: ErrorSchema },
 };
+
+const TenantViewSchema = z
+	.object({
+		id: z.string(),
+		name: z.string(),
+		state: z.enum(["active", "suspended", "terminated"]),
+		reason: z.string().nullable(),
+		keys: z.array(z.object({ kid: z.string().optional(), alg: z.enum(["HS256", "RS256", "ES256"]) })),
+		locale: z.enum(["en", "fr"]).optional(),
+		capture: z.object({}).loose().optional(),
+	})
+	.meta({ id: "Tenant" });
+
+const ActionResultSchema = z
+	.object({ changed: z.boolean().describe("false: it was so already (idempotent).") })
+	.loose();
+
+const OperatorActionSchema = z
+	.object({
+		seq: z.number().int(),
+		at: z.string(),
+		meetingId: z.string().nullable(),
+		operator: z.string().describe("Who: the operator person (their token's `sub`)."),
+		action: z.string().describe("What: `tenant.suspend`, `meeting.end`, `user.suspend`, `token.revoke`, …"),
+		reason: z.string(),
+		hash: z.string().describe("The entry's hash in the tenant's chain (docs/audit.md)."),
+	})
+	.loose()
+	.meta({ id: "OperatorAction" });
+
+const operatorCommon = {
+	400: { description: "Invalid request (`invalid_request`, with the failing fields).", schema: ErrorSchema },
+	401: { description: "No operator token, or a bad or expired one (a security event).", schema: ErrorSchema },
+	403: { description: "`operator_only`: a tenant's token (any role).", schema: ErrorSchema },
+	503: { description: "`operator_unconfigured`: no CONSENTRY_OPERATOR_KEYS_FILE.", schema: ErrorSchema },
+};
+const tenantNotFound = { 404: { description: "`tenant_not_found`.", schema: ErrorSchema } };
+const meetingNotFound = { 404: { description: "`meeting_not_found`.", schema: ErrorSchema } };
+
+const OPERATOR_ROUTES: RouteDoc[] = [
+	{
+		method: "GET",
+		url: "/operator",
+		summary: "The operator console (HTML; it calls the operator API with the operator's token)",
+		tag: "operator",
+		auth: "none",
+		responses: { 200: { description: "The browser client's page.", contentType: "text/html" } },
+	},
+	{
+		method: "GET",
+		url: "/api/operator/tenants",
+		summary: "Every tenant (never a key's secret)",
+		tag: "operator",
+		auth: "operator",
+		responses: {
+			200: { description: "Tenants.", schema: z.object({ tenants: z.array(TenantViewSchema) }) },
+			...operatorCommon,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants",
+		summary: "Create a tenant (takes effect in every gateway process within a second)",
+		tag: "operator",
+		auth: "operator",
+		body: CreateTenantSchema,
+		responses: {
+			201: { description: "Created.", schema: TenantViewSchema },
+			...operatorCommon,
+			409: { description: "`tenant_exists`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/operator/tenants/:tenantId",
+		summary: "One tenant",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		responses: { 200: { description: "The tenant.", schema: TenantViewSchema }, ...operatorCommon, ...tenantNotFound },
+	},
+	{
+		method: "PUT",
+		url: "/api/operator/tenants/:tenantId",
+		summary: "Change a tenant: name, keys (rotate with an overlap: old and new `kid` together), capture, locale",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: UpdateTenantSchema,
+		responses: {
+			200: { description: "The tenant now.", schema: TenantViewSchema },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "DELETE",
+		url: "/api/operator/tenants/:tenantId",
+		summary: "Delete a tenant: its meetings end, its tokens stop working; its audit chain stays",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: ReasonSchema,
+		responses: { 200: { description: "Deleted.", schema: ActionResultSchema }, ...operatorCommon, ...tenantNotFound },
+	},
+	...(["suspend", "reinstate", "terminate"] as const).flatMap((action): RouteDoc[] => [
+		{
+			method: "POST",
+			url: `/api/operator/tenants/:tenantId/${action}`,
+			summary:
+				action === "suspend"
+					? "Suspend a tenant: sessions out within a second, meetings ended, new tokens refused (`account_suspended`)"
+					: action === "reinstate"
+						? "Reinstate a suspended tenant"
+						: "Terminate a tenant (final: it can only be deleted afterwards)",
+			tag: "operator",
+			auth: "operator",
+			params: TenantParams,
+			body: ReasonSchema,
+			responses: {
+				200: { description: "Done (or so already).", schema: ActionResultSchema },
+				...operatorCommon,
+				...tenantNotFound,
+				409: { description: "`tenant_terminated`.", schema: ErrorSchema },
+			},
+		},
+		{
+			method: "POST",
+			url: `/api/operator/tenants/:tenantId/users/:subject/${action}`,
+			summary:
+				action === "suspend"
+					? "Suspend a person (tenant + subject): sessions out, their meetings ended, new tokens refused"
+					: action === "reinstate"
+						? "Reinstate a suspended person"
+						: "Terminate a person's account (final)",
+			tag: "operator",
+			auth: "operator",
+			params: SubjectParams,
+			body: ReasonSchema,
+			responses: {
+				200: { description: "Done (or so already).", schema: ActionResultSchema },
+				...operatorCommon,
+				...tenantNotFound,
+				409: { description: "`account_terminated`.", schema: ErrorSchema },
+			},
+		},
+	]),
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/revocations",
+		summary: "Revoke one token (`jti`) or every token of a subject issued before a time; live sessions with it go",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: RevocationSchema,
+		responses: {
+			200: { description: "Done (or so already).", schema: ActionResultSchema },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/operator/tenants/:tenantId/actions",
+		summary: "The operator's actions on a tenant, from its audit chain",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		query: ActionsQuery,
+		responses: {
+			200: { description: "Oldest first.", schema: z.object({ actions: z.array(OperatorActionSchema) }) },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/operator/meetings",
+		summary: "Live meetings across tenants: metadata only (tenant, host pseudonym, size, started, capture state)",
+		tag: "operator",
+		auth: "operator",
+		query: LiveMeetingsQuery,
+		responses: {
+			200: { description: "Live meetings.", schema: z.object({ meetings: z.array(OperatorMeetingSchema) }) },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/operator/meetings/:id",
+		summary: "One meeting's details (metadata only)",
+		tag: "operator",
+		auth: "operator",
+		params: MeetingParams,
+		responses: {
+			200: { description: "The meeting.", schema: z.object({}).loose() },
+			...operatorCommon,
+			...meetingNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/end",
+		summary: 'End a meeting now: everyone sees "ended by the service operator" and the reason',
+		tag: "operator",
+		auth: "operator",
+		params: MeetingParams,
+		body: ReasonSchema,
+		responses: {
+			200: { description: "Ended (or was not live).", schema: ActionResultSchema },
+			...operatorCommon,
+			...meetingNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/disable",
+		summary: "Disable a meeting ID: it can't start or be joined (`meeting_disabled`); a live one ends",
+		tag: "operator",
+		auth: "operator",
+		params: MeetingParams,
+		body: ReasonSchema,
+		responses: {
+			200: { description: "Disabled (or was).", schema: ActionResultSchema },
+			...operatorCommon,
+			...meetingNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/enable",
+		summary: "Re-enable a disabled meeting ID",
+		tag: "operator",
+		auth: "operator",
+		params: MeetingParams,
+		body: ReasonSchema,
+		responses: {
+			200: { description: "Enabled (or was).", schema: ActionResultSchema },
+			...operatorCommon,
+			...meetingNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/warnings",
+		summary:
+			"Warn a person (`subject`) or a whole tenant: shown now or at their next connection, until acknowledged (recorded)",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: WarningSchema,
+		responses: {
+			201: { description: "Issued.", schema: z.object({ changed: z.literal(true), id: z.string() }) },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/chat/:messageId/remove",
+		summary: "Remove a chat message: off every screen; marked removed in the recording's chat log from now on",
+		tag: "operator",
+		auth: "operator",
+		params: ChatParams,
+		body: ReasonSchema,
+		responses: { 200: { description: "Removed.", schema: ActionResultSchema }, ...operatorCommon, ...meetingNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/operator/meetings/:id/stop-share",
+		summary: "Stop every screen share of a meeting",
+		tag: "operator",
+		auth: "operator",
+		params: MeetingParams,
+		body: ReasonSchema,
+		responses: { 200: { description: "Stopped.", schema: ActionResultSchema }, ...operatorCommon, ...meetingNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/operator/transcript-links/:linkId/revoke",
+		summary: "Revoke a transcript link (`/t/{id}`)",
+		tag: "operator",
+		auth: "operator",
+		params: LinkIdParams,
+		body: ReasonSchema,
+		responses: {
+			200: { description: "Revoked (or was).", schema: ActionResultSchema },
+			...operatorCommon,
+			404: { description: "`link_not_found`.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/operator-actions",
+		summary: "What the service operator did to this customer (their admin; the same entries as in the audit export)",
+		tag: "operator",
+		auth: "admin",
+		query: ActionsQuery,
+		responses: {
+			200: { description: "Oldest first.", schema: z.object({ actions: z.array(OperatorActionSchema) }) },
+			...common,
+		},
+	},
+];
 
 export const ROUTES: RouteDoc[] = [
 	{
@@ -525,4 +844,5 @@ export const ROUTES: RouteDoc[] = [
 		auth: "none",
 		responses: { 200: { description: "JavaScript.", contentType: "text/javascript" } },
 	},
+	...OPERATOR_ROUTES,
 ];

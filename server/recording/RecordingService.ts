@@ -171,6 +171,32 @@ export class RecordingService implements CaptureSink {
 		if (!rec || !this.#capture.mayCapture(meetingId, "recording", msg.peerId)) return;
 		const pseudonym = this.#events.pseudonym(rec.tenantId, person);
 		rec.chat.push({ at: msg.at, from: pseudonym, text: msg.text });
+		rec.chatIds.push(msg.id);
+		this.#checkpointChat(rec);
+	}
+
+	/**
+	 * The service operator removed a chat message: its line in the running recording's chat log keeps its time and
+	 * sender, loses its text and says it was removed (what is written to the bucket from now on). Returns whether
+	 * a line was marked.
+	 */
+	removeChat(meetingId: string, messageId: string, reason: string): boolean {
+		const session = this.#capture.session(meetingId, "recording");
+		const rec = session ? this.#sessions.get(session.id) : undefined;
+		const i = rec ? rec.chatIds.indexOf(messageId) : -1;
+		const line = rec?.chat[i];
+		if (!rec || !line || line.removed) return false;
+		rec.chat[i] = {
+			at: line.at,
+			from: line.from,
+			text: "",
+			removed: { at: new Date().toISOString(), by: "operator", reason },
+		};
+		this.#checkpointChat(rec);
+		return true;
+	}
+
+	#checkpointChat(rec: SessionRecord): void {
 		// Into the bucket shortly after (a crash of the gateway then loses at most this delay of chat).
 		rec.chatTimer ??= setTimeout(() => {
 			rec.chatTimer = undefined;
@@ -346,6 +372,7 @@ export class RecordingService implements CaptureSink {
 			tracks: [],
 			seqBlocks: new Map(),
 			chat: [],
+			chatIds: [],
 			pending: new Set(),
 		});
 	}

@@ -65,7 +65,9 @@ export interface TrackRecord {
 export interface ChatLine {
 	at: string;
 	from: string | null;
+	/** Empty once the service operator removed the message (`removed` says when and why). */
 	text: string;
+	removed?: { at: string; by: "operator"; reason: string };
 }
 
 /** One recording session in progress. */
@@ -78,6 +80,8 @@ export interface SessionRecord {
 	/** How many tracks each `{person}-{kind}` had in this session (their seq blocks). */
 	seqBlocks: Map<string, number>;
 	chat: ChatLine[];
+	/** The chat message ID of each line of `chat` (the operator removes messages by ID). */
+	chatIds: string[];
 	/** chat.jsonl is brought up to date in the bucket shortly after each message (it survives a crash). */
 	chatTimer?: NodeJS.Timeout;
 	pending: Set<Promise<void>>;

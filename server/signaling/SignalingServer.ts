@@ -285,6 +285,7 @@ function handlers(hub: MeetingHub): Handlers {
 			return {};
 		},
 		chat: (conn, d) => hub.chat(conn, d.text),
+		acknowledgeWarning: (conn, d) => hub.acknowledgeWarning(conn, d.warningId),
 		admit: async (conn, d) => {
 			await hub.admit(conn, d.peerId);
 			return {};

@@ -200,8 +200,80 @@ export const MIGRATIONS: string[] = [
 		PRIMARY KEY (meeting_id, scope)
 	) WITHOUT ROWID;
 	`,
+	// 7 (issue #13): the operator's side (server/operator, docs/operator.md). Tenants live in the store (the tenants
+	// file is a seed); people (tenant + subject) the operator suspended or terminated; meeting IDs disabled; revoked
+	// tokens (jti) and "every token of this subject issued before T"; live meetings per gateway process (restart
+	// hygiene); and the change feed every gateway process polls to apply an operator's change within a second.
+	`
+	CREATE TABLE tenants (
+		id         TEXT PRIMARY KEY,
+		config     TEXT NOT NULL,      -- JSON: name, keys, capture, locale, limits ('{}' once deleted)
+		-- 'deleted': a tombstone, so the tenants file (a seed) can't bring a deleted tenant back at the next start
+		state      TEXT NOT NULL CHECK (state IN ('active', 'suspended', 'terminated', 'deleted')),
+		reason     TEXT,
+		created_at TEXT NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE subject_blocks (
+		tenant_id TEXT NOT NULL,
+		subject   TEXT NOT NULL,
+		state     TEXT NOT NULL CHECK (state IN ('suspended', 'terminated')),
+		reason    TEXT,
+		at        TEXT NOT NULL,
+		PRIMARY KEY (tenant_id, subject)
+	);
+	CREATE TABLE meeting_blocks (
+		meeting_id TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL,
+		reason     TEXT,
+		at         TEXT NOT NULL
+	);
+	CREATE TABLE token_revocations (
+		tenant_id  TEXT NOT NULL,
+		jti        TEXT NOT NULL,
+		expires_at INTEGER NOT NULL,   -- ms since the epoch: the row is useless after the token's own expiry
+		at         TEXT NOT NULL,
+		PRIMARY KEY (tenant_id, jti)
+	);
+	CREATE TABLE subject_cutoffs (
+		tenant_id     TEXT NOT NULL,
+		subject       TEXT NOT NULL,
+		issued_before INTEGER NOT NULL, -- seconds since the epoch: tokens with an older (or no) iat are refused
+		at            TEXT NOT NULL,
+		PRIMARY KEY (tenant_id, subject)
+	);
+	CREATE TABLE meeting_presence (
+		meeting_id TEXT NOT NULL,
+		gateway_id TEXT NOT NULL,
+		since      TEXT NOT NULL,
+		PRIMARY KEY (meeting_id, gateway_id)
+	);
+	CREATE TABLE operator_changes (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		at         INTEGER NOT NULL,   -- ms since the epoch
+		kind       TEXT NOT NULL,
+		tenant_id  TEXT,
+		subject    TEXT,
+		meeting_id TEXT,
+		data       TEXT NOT NULL
+	);
+	-- Warnings the operator gave (a person, or a whole tenant when subject is NULL) and who acknowledged them.
+	CREATE TABLE operator_warnings (
+		id         TEXT PRIMARY KEY,
+		tenant_id  TEXT NOT NULL,
+		subject    TEXT,
+		message    TEXT NOT NULL,
+		created_at TEXT NOT NULL
+	);
+	CREATE INDEX operator_warnings_by_tenant ON operator_warnings (tenant_id, created_at);
+	CREATE TABLE warning_acks (
+		warning_id TEXT NOT NULL,
+		person     TEXT NOT NULL,      -- tenant:subject
+		at         TEXT NOT NULL,
+		PRIMARY KEY (warning_id, person)
+	);
+	`,
 ];
-
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy
  * timeout let several gateway processes on one host share the file; every

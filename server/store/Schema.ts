@@ -8,6 +8,86 @@ export interface Schema {
 	passcode_attempts: PasscodeAttemptsTable;
 	webhook_settings: WebhookSettingsTable;
 	webhook_deliveries: WebhookDeliveriesTable;
+	tenants: TenantsTable;
+	subject_blocks: SubjectBlocksTable;
+	meeting_blocks: MeetingBlocksTable;
+	token_revocations: TokenRevocationsTable;
+	subject_cutoffs: SubjectCutoffsTable;
+	meeting_presence: MeetingPresenceTable;
+	operator_changes: OperatorChangesTable;
+	operator_warnings: OperatorWarningsTable;
+	warning_acks: WarningAcksTable;
+}
+
+export interface OperatorWarningsTable {
+	id: string;
+	tenant_id: string;
+	/** NULL: everyone of the tenant. */
+	subject: string | null;
+	message: string;
+	created_at: string;
+}
+
+export interface WarningAcksTable {
+	warning_id: string;
+	person: string;
+	at: string;
+}
+
+export interface TenantsTable {
+	id: string;
+	/** JSON: the tenant without its ID (name, keys, capture, locale, limits). */
+	config: string;
+	/** `deleted`: a tombstone (the tenants file can't seed it back). */
+	state: "active" | "suspended" | "terminated" | "deleted";
+	reason: string | null;
+	created_at: string;
+	updated_at: string;
+}
+
+export interface SubjectBlocksTable {
+	tenant_id: string;
+	subject: string;
+	state: "suspended" | "terminated";
+	reason: string | null;
+	at: string;
+}
+
+export interface MeetingBlocksTable {
+	meeting_id: string;
+	tenant_id: string;
+	reason: string | null;
+	at: string;
+}
+
+export interface TokenRevocationsTable {
+	tenant_id: string;
+	jti: string;
+	expires_at: Int8;
+	at: string;
+}
+
+export interface SubjectCutoffsTable {
+	tenant_id: string;
+	subject: string;
+	issued_before: Int8;
+	at: string;
+}
+
+export interface MeetingPresenceTable {
+	meeting_id: string;
+	gateway_id: string;
+	since: string;
+}
+
+export interface OperatorChangesTable {
+	seq: Generated<Int8>;
+	at: Int8;
+	kind: string;
+	tenant_id: string | null;
+	subject: string | null;
+	meeting_id: string | null;
+	data: string;
 }
 
 /** BIGINT columns come back from PostgreSQL as strings: read them through Number(). */

@@ -75,6 +75,17 @@ export class Chat {
 		if (stick || self) this.#log.scrollTop = this.#log.scrollHeight;
 	}
 
+	/** The service operator removed a message: its text goes from this screen, a note says so. */
+	remove(id: string): void {
+		for (const li of this.#log.querySelectorAll<HTMLLIElement>("li[data-id]")) {
+			if (li.dataset.id !== id) continue;
+			li.classList.add("removed");
+			li.dataset.removed = "true";
+			const text = li.querySelector(".text");
+			if (text) text.textContent = t("chat.removed");
+		}
+	}
+
 	async #submit(): Promise<void> {
 		const text = this.#text.value.trim();
 		if (!text || !this.#send) return;

@@ -219,6 +219,7 @@ export class Meeting {
 				this.#people.setSpeaker(peerId);
 			}),
 			s.on("chatMessage", (m) => this.#chat.add(m)),
+			s.on("chatRemoved", ({ id }) => this.#chat.remove(id)),
 			s.on("caption", (c) => this.#captions.add(c)),
 			s.on("transcriptLink", ({ path }) => this.#captions.link(path)),
 			s.on("lobbyChanged", ({ waiting }) => this.#lobbyChanged(waiting)),
