@@ -196,7 +196,4 @@ export class CaptureGate {
 	}
 }
 
-/** NTP (seconds since 1900 + 2⁻³² fractions) → Unix ms. */
-export function ntpToUnixMs(ntpSec: number, ntpFrac: number): number {
-	return (ntpSec - 2_208_988_800) * 1000 + (ntpFrac / 2 ** 32) * 1000;
-}
+export { ntpToUnixMs } from "../contracts/RecorderProtocol.js";

@@ -1,5 +1,5 @@
 import dgram from "node:dgram";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../contracts/logger.js";
 import { isRtcp, isVp8KeyframeStart, parseRtp, type RtpHeader } from "./rtp.js";
 
 export interface RtpRelayOptions {

@@ -1,11 +1,11 @@
 import { EventEmitter } from "node:events";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../contracts/logger.js";
+import { objectKey, type TrackFailed } from "../contracts/RecorderProtocol.js";
 import { ByteBudget } from "./ByteBudget.js";
 import { CaptureGate, type CaptureSummary, type SenderReport } from "./CaptureGate.js";
 import { Depacketizer } from "./Depacketizer.js";
 import type { Frame, Hole } from "./DepacketizerTypes.js";
 import { UploadError } from "./errors.js";
-import { objectKey, type TrackFailed } from "./RecorderProtocol.js";
 import { RtpRelay } from "./RtpRelay.js";
 import { SegmentUploader } from "./SegmentUploader.js";
 import type { SegmentOutcome } from "./SegmentUploaderTypes.js";

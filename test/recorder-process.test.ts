@@ -2,15 +2,15 @@ import { createHash } from "node:crypto";
 import dgram from "node:dgram";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type {
 	ErrorReply,
 	HoleEntry,
 	ObjectWritten,
 	OpenTrackMessage,
 	TrackFailed,
-} from "../recorder/RecorderProtocol.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+} from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import type { S3Server } from "./helpers/moto.js";
 import { childrenOf, describeFds, writableRegularFiles } from "./helpers/proc-fds.js";

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { finished } from "node:stream";
-import type { Logger } from "../../server/logger.js";
+import type { Logger } from "../../contracts/logger.js";
 import { FfmpegProcess } from "../FfmpegProcess.js";
 import type { FfmpegExit } from "../FfmpegProcessTypes.js";
 import { RtpRelay } from "../RtpRelay.js";

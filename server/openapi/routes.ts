@@ -1,8 +1,8 @@
 import { z } from "zod";
+import { storageTargetSchema } from "../../contracts/StorageTargetTypes.js";
 import { IdParams } from "../http/MeetingsApi.js";
 import { LinkParams } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
-import { storageTargetSchema } from "../storage/StorageTargetTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
 
 /**

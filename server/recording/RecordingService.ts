@@ -1,16 +1,17 @@
 import { createHash } from "node:crypto";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { types as ms } from "mediasoup";
-import { ntpToUnixMs } from "../../recorder/CaptureGate.js";
 import {
 	type CaptureSummaryWire,
 	type HoleEntry,
+	ntpToUnixMs,
 	type ObjectWritten,
 	parseObjectKey,
 	type SenderReportMessage,
 	type TrackFailed,
 	type TrackKind,
-} from "../../recorder/RecorderProtocol.js";
+} from "../../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
@@ -21,7 +22,6 @@ import type { Meeting } from "../meetings/MeetingTypes.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import { PlainTap } from "./PlainTap.js";
 import type { Recorder } from "./RecordingTypes.js";
 import {
@@ -62,7 +62,7 @@ const CHAT_CHECKPOINT_MS = 2000;
  * is configured (the operator provides no storage), and that reaches media only
  * through the notice gate's taps. For each open tap it creates a PlainTransport
  * and a consumer on the meeting's router and hands the RTP to the recorder
- * process (ffmpeg → S3 multipart, recorder/); when the gate closes, the tap is
+ * child process (in-process WebM → S3 multipart); when the gate closes, the tap is
  * closed at once. At the end of each session it writes, next to the recording,
  * the chat log, the meeting's audit export and a manifest tying every object to
  * the acknowledgement that covered it.

@@ -1,17 +1,17 @@
-import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
 import type {
 	CaptureSummaryWire,
 	HoleEntry,
 	ObjectWritten,
 	TrackKind,
 	TrackStats,
-} from "../../recorder/RecorderProtocol.js";
+} from "../../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { TapChange } from "../compliance/CaptureService.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import type { PlainTap } from "./PlainTap.js";
+import type { RecorderProcess } from "./RecorderProcess.js";
 
-/** The recorder process the gateway drives (recorder/RecorderProcess.ts). */
+/** The recorder process the gateway drives (./RecorderProcess.ts). */
 export type Recorder = Pick<
 	RecorderProcess,
 	| "alive"

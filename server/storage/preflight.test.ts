@@ -10,10 +10,10 @@ import {
 	S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import { type S3Server, startS3 } from "../../test/helpers/moto.js";
 import { freePort } from "../../test/helpers/ports.js";
 import { classifyS3Error, createS3Client, preflight, StorageError, ssePutParams } from "./preflight.js";
-import type { StorageTarget } from "./StorageTargetTypes.js";
 
 const local = { allowPrivate: true, allowHttp: true };
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
-import type { TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../recorder/RecorderProtocol.js";
+import type { TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { EventLog } from "../audit/EventLog.js";
 import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
 import type { CaptureSession } from "../compliance/CaptureTypes.js";
@@ -10,10 +10,10 @@ import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
 import { PlainTap } from "../recording/PlainTap.js";
+import type { RecorderProcess } from "../recording/RecorderProcess.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import { engineForPerson, personLocale } from "./engineChoice.js";
 import type { TranscriptLinks } from "./TranscriptLinks.js";
 

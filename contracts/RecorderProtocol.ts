@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { storageTargetSchema } from "../server/storage/StorageTargetTypes.js";
+import { storageTargetSchema } from "./StorageTargetTypes.js";
 
 /**
  * The IPC protocol between the gateway (parent) and the recorder child
@@ -231,6 +231,11 @@ export const SenderReportSchema = z.object({
 	receivedAt: z.number().finite().positive(),
 });
 export type SenderReportMessage = z.infer<typeof SenderReportSchema>;
+
+/** NTP (seconds since 1900 + 2⁻³² fractions) → Unix ms. */
+export function ntpToUnixMs(ntpSec: number, ntpFrac: number): number {
+	return (ntpSec - 2_208_988_800) * 1000 + (ntpFrac / 2 ** 32) * 1000;
+}
 
 export const CloseTrackSchema = z.object({
 	type: z.literal("closeTrack"),
