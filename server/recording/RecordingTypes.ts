@@ -6,9 +6,8 @@ import type {
 	TrackStats,
 } from "../../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
-import type { TapChange } from "../compliance/CaptureService.js";
+import type { TapTrack } from "../capture/TapOwnerTypes.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
-import type { PlainTap } from "./PlainTap.js";
 import type { RecorderProcess } from "./RecorderProcess.js";
 
 /** The recorder process the gateway drives (./RecorderProcess.ts). */
@@ -26,14 +25,11 @@ export type Recorder = Pick<
 	| "once"
 >;
 
-/** One producer recorded in one session. */
-export interface TrackRecord {
-	trackId: string;
-	peerId: string;
+/** One producer recorded in one session (its life from open to close: TapOwner). */
+export interface TrackRecord extends TapTrack {
 	/** The person's pseudonym (the object keys and the manifest name nobody). */
 	person: string;
 	kind: TrackKind;
-	producerId: string;
 	codec?: { mimeType: string; clockRate: number; channels?: number | undefined };
 	/** When media started flowing to the recorder (set again once it does), and when it stopped. */
 	openedAt: string;
@@ -46,16 +42,8 @@ export interface TrackRecord {
 	stats?: TrackStats;
 	/** What the per-packet capture gate did (issue 11), from the recorder at close. */
 	capture?: CaptureSummaryWire;
-	state: "opening" | "recording" | "closing" | "closed";
-	/** A close that arrived while the track was opening. */
-	closeRequested?: string;
-	/** The media leaving the SFU for the recorder. */
-	media?: PlainTap;
-	/** The tap it records (to reopen it after a recorder crash). */
-	tap?: TapChange;
-	/** Resolves when the track is closed and its last object reported. */
-	settled?: Promise<void>;
-	finish?: () => void;
+	/** Its objects' seq start at firstSeq (a block of its own: see SEQ_BLOCK). */
+	firstSeq: number;
 }
 
 /** One line of `chat.jsonl`: its sender by pseudonym only (never their display name). */
@@ -77,7 +65,6 @@ export interface SessionRecord {
 	chat: ChatLine[];
 	/** chat.jsonl is brought up to date in the bucket shortly after each message (it survives a crash). */
 	chatTimer?: NodeJS.Timeout;
-	pending: Set<Promise<void>>;
 	endedAt?: string;
 	endReason?: string;
 }

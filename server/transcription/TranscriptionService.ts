@@ -1,23 +1,23 @@
-import { createHash } from "node:crypto";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type { TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { EventLog } from "../audit/EventLog.js";
+import { CaptureBucket, sessionBase } from "../capture/CaptureBucket.js";
+import type { PlainTap } from "../capture/PlainTap.js";
+import { TapOwner } from "../capture/TapOwner.js";
+import type { TapTrack } from "../capture/TapOwnerTypes.js";
 import type { CaptureService, CaptureSink, TapChange } from "../compliance/CaptureService.js";
 import type { CaptureSession } from "../compliance/CaptureTypes.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
-import { PlainTap } from "../recording/PlainTap.js";
 import type { RecorderProcess } from "../recording/RecorderProcess.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
-import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import { engineForPerson, personLocale } from "./engineChoice.js";
 import type { TranscriptLinks } from "./TranscriptLinks.js";
 
-type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on">;
+type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on" | "once">;
 
 export interface TranscriptionServiceOptions {
 	targets: StorageTargetStore | undefined;
@@ -33,18 +33,11 @@ export interface TranscriptionServiceOptions {
 	log: Logger;
 }
 
-interface Track {
-	trackId: string;
-	/** The tap it transcribes (to reopen it after a recorder crash). */
-	tap: TapChange;
-	peerId: string;
+/** One person's microphone transcribed in one session (its life from open to close: TapOwner). */
+interface Track extends TapTrack {
+	session: Session;
 	person: string;
 	displayName: string;
-	media?: PlainTap;
-	state: "opening" | "open" | "closed";
-	closeRequested?: string;
-	settled: Promise<void>;
-	done: () => void;
 }
 
 /** One final segment, attributed to its speaker by construction (one engine stream per person). */
@@ -85,9 +78,7 @@ export class TranscriptionService implements CaptureSink {
 	readonly #o: TranscriptionServiceOptions;
 	readonly #log: Logger;
 	readonly #sessions = new Map<string, Session>();
-	readonly #tracks = new Map<string, { session: Session; track: Track }>();
-	/** Taps whose engine streams died with the recorder, to reopen once it is back. */
-	readonly #lost: TapChange[] = [];
+	readonly #taps: TapOwner<Track>;
 
 	constructor(options: TranscriptionServiceOptions) {
 		this.#o = options;
@@ -99,7 +90,7 @@ export class TranscriptionService implements CaptureSink {
 			const link = options.links.issue({
 				...where,
 				sessionId: session.id,
-				objectPrefix: objectPrefix(target, where.meetingId, session.id),
+				objectPrefix: sessionBase(target, where.meetingId, session.id),
 				ttlSeconds: options.tenant(where.tenantId).linkSeconds,
 			});
 			options.events.append("transcript.link_issued", {
@@ -123,32 +114,25 @@ export class TranscriptionService implements CaptureSink {
 		options.capture.on("sessionend", (session) => {
 			if (session.kind === "transcription") void this.#sessionEnded(session.id);
 		});
-		options.capture.on("tap", (tap) => {
-			if (tap.session.kind !== "transcription" || tap.producer.appData.source !== "mic") return;
-			if (tap.open) void this.#open(tap);
-			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason);
+		// Each microphone tap, from open to close (gate re-checked before media flows, closed the moment the gate
+		// closes, reopened after a recorder crash once the recording service has restarted it): TapOwner.
+		this.#taps = new TapOwner<Track>({
+			capture: options.capture,
+			rooms: options.rooms,
+			recorder: options.recorder,
+			log: options.log,
+			sink: {
+				kind: "transcription",
+				accepts: (tap) => tap.producer.appData.source === "mic",
+				create: (tap, base) => this.#create(tap, base),
+				open: (track, media) => this.#open(track, media),
+				close: (track, _reason, opened) => this.#close(track, opened),
+			},
 		});
 		options.recorder?.on("transcriptSegment", (s) => this.#segment(s));
-		// The recorder died: its engine streams are gone. Once it is back (the recording service restarts it),
-		// the taps the gate still allows get new streams.
-		options.recorder?.on("crashed", () => {
-			const lost = [...this.#tracks.values()];
-			for (const { track } of lost) {
-				track.state = "closed";
-				track.media?.close();
-				this.#tracks.delete(track.trackId);
-				track.done();
-			}
-			this.#lost.push(...lost.map((l) => l.track.tap));
-		});
-		options.recorder?.on("ready", () => {
-			for (const tap of this.#lost.splice(0)) {
-				if (this.#o.capture.mayCapture(tap.session.meetingId, "transcription", tap.peerId)) void this.#open(tap);
-			}
-		});
 		options.recorder?.on("transcriptionFailed", (f) => {
 			this.#log.error(f, "transcription of a track failed");
-			void this.#close(f.trackId, f.code);
+			void this.#taps.close(f.trackId, f.code);
 		});
 	}
 
@@ -174,77 +158,50 @@ export class TranscriptionService implements CaptureSink {
 		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id)));
 	}
 
-	async #open(tap: TapChange): Promise<void> {
+	#create(tap: TapChange, base: TapTrack): Track | undefined {
 		const s = this.#sessions.get(tap.session.id);
 		const room = this.#o.rooms.get(tap.session.meetingId);
-		const recorder = this.#o.recorder;
-		if (!s || !room || room.closed || !recorder) return;
-		const trackId = `${tap.session.id}_${tap.producer.id}`;
-		if (this.#tracks.has(trackId)) return;
-		const person = this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown";
-		const displayName = room.peers.get(tap.peerId)?.displayName ?? "";
-		let done: () => void = () => undefined;
-		const settled = new Promise<void>((resolve) => {
-			done = resolve;
-		});
-		const track: Track = { trackId, tap, peerId: tap.peerId, person, displayName, state: "opening", settled, done };
-		s.tracks.set(trackId, track);
-		this.#tracks.set(trackId, { session: s, track });
-		try {
-			const media = await PlainTap.create(room.router, tap.producer.id, trackId);
-			track.media = media;
-			const ports = await recorder.openTranscription({
-				trackId,
-				codec: media.codec,
-				ssrc: media.ssrc,
-				engine: engineForPerson(
-					this.#o.tenant(s.tenantId).engine,
-					personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: tap.peerId }),
-				),
-				options: { partials: true, ...this.#o.endpointPolicy },
-			});
-			track.state = "open";
-			// The gate may have closed while the engine was loading: check again before any sample flows.
-			if (track.closeRequested || !this.#o.capture.mayCapture(s.meetingId, "transcription", tap.peerId)) {
-				await this.#close(trackId, track.closeRequested ?? "gate_closed");
-				return;
-			}
-			await media.start(ports);
-			media.consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
-		} catch (err) {
-			this.#log.error({ err, trackId }, "could not open a transcription track");
-			track.media?.close();
-			if (track.state === "open") await recorder.closeTranscription(trackId).catch(() => undefined);
-			track.state = "closed";
-			this.#tracks.delete(trackId);
-			done();
-		}
+		if (!s || s.ended || !room) return undefined;
+		const track: Track = {
+			...base,
+			session: s,
+			person: this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown",
+			displayName: room.peers.get(tap.peerId)?.displayName ?? "",
+		};
+		s.tracks.set(track.trackId, track);
+		return track;
 	}
 
-	async #close(trackId: string, reason: string): Promise<void> {
-		const found = this.#tracks.get(trackId);
-		if (!found) return;
-		const { track } = found;
-		if (track.state === "opening") {
-			track.closeRequested = reason;
-			return;
-		}
-		if (track.state === "closed") return;
-		track.state = "closed";
-		track.media?.close(); // no sample more reaches the engine
+	/** The person's own engine stream in the recorder, in their language. */
+	async #open(track: Track, media: PlainTap): Promise<{ rtpPort: number; rtcpPort: number }> {
+		const s = track.session;
+		const recorder = this.#o.recorder as Transcriber;
+		return recorder.openTranscription({
+			trackId: track.trackId,
+			codec: media.codec,
+			ssrc: media.ssrc,
+			engine: engineForPerson(
+				this.#o.tenant(s.tenantId).engine,
+				personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: track.peerId }),
+			),
+			options: { partials: true, ...this.#o.endpointPolicy },
+		});
+	}
+
+	/** Flushes the engine: the last final segment arrives before this resolves. */
+	async #close(track: Track, opened: boolean): Promise<void> {
+		if (!opened) return;
 		try {
-			await this.#o.recorder?.closeTranscription(trackId); // flushes: the last final comes before this resolves
+			await this.#o.recorder?.closeTranscription(track.trackId);
 		} catch (err) {
-			this.#log.warn({ err, trackId }, "closing a transcription track");
+			this.#log.warn({ err, trackId: track.trackId }, "closing a transcription track");
 		}
-		this.#tracks.delete(trackId);
-		track.done();
 	}
 
 	#segment(seg: TranscriptSegmentMessage): void {
-		const found = this.#tracks.get(seg.trackId);
-		if (!found || !seg.text.trim()) return;
-		const { session: s, track } = found;
+		const track = this.#taps.get(seg.trackId);
+		if (!track || !seg.text.trim()) return;
+		const s = track.session;
 		const t0 = Date.parse(seg.streamStartedAt);
 		const start = new Date(t0 + seg.startMs).toISOString();
 		const end = new Date(t0 + seg.endMs).toISOString();
@@ -275,7 +232,7 @@ export class TranscriptionService implements CaptureSink {
 		if (!s || s.ended) return;
 		s.ended = true;
 		clearInterval(s.checkpoint);
-		await Promise.all([...s.tracks.values()].map((t) => this.#close(t.trackId, "session_ended")));
+		await Promise.all([...s.tracks.values()].map((t) => this.#taps.close(t.trackId, "session_ended")));
 		await Promise.all([...s.tracks.values()].map((t) => t.settled));
 		this.#announce(s); // everyone present at the end gets the link too
 		try {
@@ -292,7 +249,6 @@ export class TranscriptionService implements CaptureSink {
 	 * 30 s while the session runs (`final` false, overwritten), and once more at its end (audited).
 	 */
 	async #write(s: Session, final: boolean): Promise<void> {
-		const base = objectPrefix(s.target, s.meetingId, s.session.id);
 		const entries = [...s.entries].sort((a, b) => a.start.localeCompare(b.start));
 		const disclaimer = DEFAULT_TEXTS.en.transcriptionDisclaimer;
 		const json = `${JSON.stringify(
@@ -311,46 +267,25 @@ export class TranscriptionService implements CaptureSink {
 			2,
 		)}\n`;
 		const vtt = toWebVtt(entries, Date.parse(s.session.startedAt), disclaimer);
-		const client = createS3Client(s.target, { ...this.#o.endpointPolicy, maxAttempts: 5 });
+		const bucket = new CaptureBucket(s.target, this.#o.endpointPolicy, this.#o.events, {
+			tenantId: s.tenantId,
+			meetingId: s.meetingId,
+			kind: "transcription",
+			sessionId: s.session.id,
+		});
 		try {
 			for (const [name, text, type] of [
 				["transcript.json", json, "application/json"],
 				["transcript.vtt", vtt, "text/vtt"],
 			] as const) {
-				const body = Buffer.from(text);
-				const key = `${base}/${name}`;
-				await client.send(
-					new PutObjectCommand({
-						Bucket: s.target.bucket,
-						Key: key,
-						Body: body,
-						ContentLength: body.length,
-						ContentType: type,
-						...ssePutParams(s.target.encryption),
-					}),
-				);
-				if (!final) continue; // checkpoints are overwritten; the trail records the final objects
-				this.#o.events.append("storage.object_written", {
-					tenantId: s.tenantId,
-					meetingId: s.meetingId,
-					data: {
-						kind: "transcription",
-						sessionId: s.session.id,
-						bucket: s.target.bucket,
-						key,
-						size: body.length,
-						sha256: createHash("sha256").update(body).digest("hex"),
-					},
-				});
+				// Checkpoints are overwritten; the trail records the final objects.
+				if (final) await bucket.putAudited(name, text, type);
+				else await bucket.put(name, text, type);
 			}
 		} finally {
-			client.destroy();
+			bucket.destroy();
 		}
 	}
-}
-
-function objectPrefix(target: StorageTarget, meetingId: string, sessionId: string): string {
-	return `${target.prefix ? `${target.prefix}/` : ""}${meetingId}/${sessionId}`;
 }
 
 function toWebVtt(entries: TranscriptEntry[], t0: number, disclaimer: string): string {
