@@ -80,6 +80,20 @@ export class RtpRelay {
 		this.#rtcp.send(packet, port, "127.0.0.1");
 	}
 
+	/**
+	 * Reads what is already queued in the RTP socket before it closes: resolves once two turns of the event loop
+	 * brought no packet (the socket is empty: a readable socket is read in every turn), or after `maxMs`.
+	 */
+	async drain(maxMs: number): Promise<void> {
+		const until = Date.now() + maxMs;
+		for (let seen = -1; !this.#closed && Date.now() < until; ) {
+			if (seen === this.stats.received) return;
+			seen = this.stats.received;
+			await new Promise((r) => setImmediate(r));
+			await new Promise((r) => setImmediate(r));
+		}
+	}
+
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;

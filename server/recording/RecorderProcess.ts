@@ -112,12 +112,12 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 
 	/** closeTrack, with what the per-packet capture gate did (issue 11). */
 	async closeTrackWithCapture(trackId: string): Promise<{ stats?: TrackStats; capture?: CaptureSummaryWire }> {
-		const { stopGraceMs, finishDeadlineMs } = this.config;
+		const { stopGraceMs, finishDeadlineMs, closeDrainMs } = this.config;
 		try {
 			const reply = await this.#request(
 				{ type: "closeTrack", trackId },
 				"trackClosed",
-				stopGraceMs + 2 * finishDeadlineMs + 10_000,
+				stopGraceMs + closeDrainMs + 2 * finishDeadlineMs + 10_000,
 			);
 			if (reply.type !== "trackClosed") return {};
 			return { ...(reply.stats ? { stats: reply.stats } : {}), ...(reply.capture ? { capture: reply.capture } : {}) };
