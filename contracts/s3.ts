@@ -15,6 +15,7 @@ export type StorageErrorCode =
 	| "no_such_bucket"
 	| "wrong_region"
 	| "access_denied"
+	| "list_denied"
 	| "kms_denied"
 	| "encryption_rejected"
 	| "endpoint_unreachable"
@@ -198,6 +199,12 @@ export function classifyS3Error(err: unknown, target: StorageTarget, operation =
 		return fail(
 			"kms_denied",
 			`the KMS key${keyId} refused the ${operation} (${s3Code}); the credentials need kms:GenerateDataKey and kms:Decrypt on that key, and the key must be enabled and in region ${target.region}`,
+		);
+	}
+	if ((s3Code === "AccessDenied" || s3Code === "Forbidden" || status === 403) && operation === "list") {
+		return fail(
+			"list_denied",
+			`the credentials may not list ${where} (${s3Code || "403"}); after a crash the gateway lists the interrupted session's folder to finish its recordings: grant s3:ListBucket and s3:ListBucketMultipartUploads on arn:aws:s3:::${target.bucket}${target.prefix ? ` with the condition s3:prefix like "${target.prefix}/*"` : ""}`,
 		);
 	}
 	if (s3Code === "AccessDenied" || s3Code === "Forbidden" || status === 403) {

@@ -1,6 +1,12 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import {
+	DeleteObjectCommand,
+	GetObjectCommand,
+	ListMultipartUploadsCommand,
+	ListObjectsV2Command,
+	PutObjectCommand,
+} from "@aws-sdk/client-s3";
 import { assertEndpointAllowed, type EndpointPolicy } from "../../contracts/endpointGuard.js";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import { classifyS3Error, createS3Client, StorageError, sseGetParams, ssePutParams } from "../../contracts/s3.js";
@@ -27,7 +33,9 @@ export interface PreflightResult {
 /**
  * Proves the target works before it is saved or used: writes a small probe
  * object `{prefix}/.consentry-probe-<uuid>` with the target's encryption, reads
- * it back and compares, deletes it. One attempt per request, short timeouts.
+ * it back and compares, deletes it, and lists the prefix (objects and unfinished
+ * multipart uploads: what recovery after a crash needs; `list_denied` when it
+ * may not). One attempt per request, short timeouts.
  * Throws EndpointError (policy) or StorageError (what to fix).
  */
 export async function preflight(
@@ -83,6 +91,15 @@ export async function preflight(
 				"probe_mismatch",
 				`the probe object s3://${target.bucket}/${Key} read back differs from what was written (${got.length} vs ${body.length} bytes); the endpoint is not a faithful S3 store or a proxy rewrites bodies`,
 			);
+		}
+		// Recovery after a crash lists the session's folder (objects and unfinished uploads): without it a crash's
+		// recordings stay unfinished, so a target that may not list is refused now, not discovered then.
+		const Prefix = target.prefix ? `${target.prefix}/` : "";
+		try {
+			await client.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix, MaxKeys: 1 }));
+			await client.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix, MaxUploads: 1 }));
+		} catch (err) {
+			throw classifyS3Error(err, target, "list");
 		}
 		return { ok: true, latencyMs: Math.round(performance.now() - started), probeDeleted, probeKey: Key };
 	} finally {
