@@ -91,7 +91,7 @@ export const RecorderConfigSchema = z
 		 * Closing a track, what is already in its socket (sent before the gateway stopped the media) is still read and
 		 * recorded, until the socket is quiet or this long has passed.
 		 */
-		closeDrainMs: z.number().int().min(0).max(600_000).default(1000),
+		closeDrainMs: z.number().int().min(0).max(600_000).default(10_000),
 		/** After idleTimeoutMs, how long an ending ffmpeg may take before SIGKILL. */
 		stopGraceMs: z.number().int().min(100).max(120_000).default(10_000),
 		/** The Python with pocketsphinx (default: $CONSENTRY_STT_PYTHON, else the project's .venv-stt, else python3). */

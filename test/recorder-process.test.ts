@@ -254,6 +254,49 @@ describe("recorder process", () => {
 		expect(failures).toEqual([]);
 	});
 
+	it("a sender (or our event loop) stalled 2.5 s then delivering its backlog is not a pause: one object, no frame lost", async () => {
+		const ports = await recorder.openTrack(track("t-stall", VIDEO, 7878, "s-stall"));
+		// A relay that holds every packet for 2.5 s from the 2nd second on, then lets the backlog through at once: the
+		// media is contiguous (its RTP clock never paused), only its arrival is late.
+		const relay = dgram.createSocket("udp4");
+		await new Promise<void>((r) => relay.bind(0, "127.0.0.1", r));
+		const t0 = Date.now();
+		const held: Buffer[] = [];
+		let released = false;
+		relay.on("message", (msg) => {
+			const t = Date.now() - t0;
+			if (!released && t >= 2000 && t < 4500) {
+				held.push(msg);
+				return;
+			}
+			if (!released && held.length) {
+				released = true;
+				for (const h of held) relay.send(h, ports.rtpPort, "127.0.0.1");
+			}
+			relay.send(msg, ports.rtpPort, "127.0.0.1");
+		});
+		const sender = sendRtp({
+			kind: "video",
+			rtpPort: relay.address().port,
+			rtcpPort: ports.rtcpPort,
+			seconds: 6,
+			payloadType: 101,
+			ssrc: 7878,
+			gop: 60,
+		});
+		await sender.done;
+		const stats = await recorder.closeTrack("t-stall"); // right away: what is still in the socket is read first
+		relay.close();
+		expect(held.length).toBeGreaterThan(0);
+		expect(stats?.lostPackets).toBe(0);
+		expect(stats?.framesDropped).toBe(0);
+		expect(stats?.framesWritten).toBe(stats?.framesReceived);
+		const segs = objects.filter((o) => o.trackId === "t-stall");
+		expect(segs).toHaveLength(1);
+		expect((await verify(segs[0] as ObjectWritten)).codec).toBe("vp8");
+		expect(failures).toEqual([]);
+	});
+
 	it("answers an invalid message with an error naming the problem and keeps running", async () => {
 		const errors: ErrorReply[] = [];
 		recorder.on("protocolError", (e) => errors.push(e));

@@ -34,6 +34,8 @@ export class TapOwner<T extends TapTrack> {
 	readonly #log: Logger;
 	readonly #tracks = new Map<string, T>();
 	readonly #done = new Map<T, () => void>();
+	/** The gate's closing tap of a track that was still opening. */
+	readonly #closeChanges = new Map<T, TapChange>();
 	/** Producers whose sender reports are watched, and each one's latest report per stream (SSRC). */
 	readonly #lastSr = new Map<string, Map<number, SenderReport>>();
 
@@ -43,7 +45,7 @@ export class TapOwner<T extends TapTrack> {
 		options.capture.on("tap", (tap) => {
 			if (tap.session.kind !== options.sink.kind || !options.sink.accepts(tap)) return;
 			if (tap.open) void this.open(tap);
-			else void this.close(tapTrackId(tap), tap.reason);
+			else void this.close(tapTrackId(tap), tap.reason, tap);
 		});
 		options.recorder?.on("crashed", () => void this.#recorderCrashed());
 	}
@@ -108,15 +110,19 @@ export class TapOwner<T extends TapTrack> {
 		}
 	}
 
-	/** Closes a track: media stops at once, then the sink finishes it. While opening, the close is applied once open. */
-	async close(trackId: string, reason: string): Promise<void> {
+	/**
+	 * Closes a track: media stops at once, then the sink finishes it. While opening, the close is applied once open.
+	 * `change`: the gate's closing tap, when the gate closed it (the sink gets it: e.g. the close click's time).
+	 */
+	async close(trackId: string, reason: string, change?: TapChange): Promise<void> {
 		const track = this.#tracks.get(trackId);
 		if (!track || track.state === "closing" || track.state === "closed") return;
 		if (track.state === "opening") {
 			track.closeRequested ??= reason;
+			if (change) this.#closeChanges.set(track, change);
 			return;
 		}
-		await this.#finish(track, reason, true);
+		await this.#finish(track, reason, true, change);
 	}
 
 	/** Closes every live track (e.g. the gateway is closing), waiting until each is finished. */
@@ -126,11 +132,13 @@ export class TapOwner<T extends TapTrack> {
 		await Promise.all(tracks.map((t) => t.settled));
 	}
 
-	async #finish(track: T, reason: string, opened: boolean): Promise<void> {
+	async #finish(track: T, reason: string, opened: boolean, change?: TapChange): Promise<void> {
 		track.state = "closing";
 		track.media?.close(); // nothing more flows, before anything else
+		const closing = change ?? this.#closeChanges.get(track);
+		this.#closeChanges.delete(track);
 		try {
-			await this.#o.sink.close(track, reason, opened);
+			await this.#o.sink.close(track, reason, opened, closing);
 		} catch (err) {
 			this.#log.warn({ err, trackId: track.trackId }, "closing a capture track");
 		}
@@ -142,6 +150,7 @@ export class TapOwner<T extends TapTrack> {
 		if (this.#tracks.get(track.trackId) === track) this.#tracks.delete(track.trackId);
 		this.#done.get(track)?.();
 		this.#done.delete(track);
+		this.#closeChanges.delete(track);
 	}
 
 	/** The recorder died: every track is gone. Once it is back, the taps the gate still allows are reopened. */

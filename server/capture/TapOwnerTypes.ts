@@ -46,8 +46,9 @@ export interface TapSink<T extends TapTrack> {
 	/**
 	 * The track ends: its media is already stopped. Close its stream in the recorder when `opened` (the recorder
 	 * flushes and finishes its objects before this resolves). `reason`: the gate's, or `open_failed`, `producer_closed`…
+	 * `change`: the gate's closing tap when the gate closed it (absent: the session ended, the sink failed…).
 	 */
-	close(track: T, reason: string, opened: boolean): Promise<void>;
+	close(track: T, reason: string, opened: boolean, change?: TapChange): Promise<void>;
 	/** The recorder died with this track (at `at`, Unix ms); the owner reopens its tap once the recorder is back. */
 	lost?(track: T, at: number): void;
 	/** A sender report of the track's producer (they date its packets: issue 11); absent: the sink takes none. */
