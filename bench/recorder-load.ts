@@ -52,6 +52,7 @@ const { values } = parseArgs({
 		runs: { type: "string", default: "1" },
 		senders: { type: "string", default: "4" },
 		"burst-seconds": { type: "string", default: "12" },
+		"burst-drain-ms": { type: "string", default: "600000" },
 	},
 });
 const seconds = Number(values.seconds);
@@ -494,11 +495,18 @@ function udpCounters(): Record<string, number> {
  * depacketizer made of them, frames in the objects; and every hole by cause. Then CPU of each process over the burst.
  */
 async function burst(streams: number) {
-	// Closing drains each track's socket until it is quiet (up to 10 min here): a recorder the box starves of CPU
+	// Closing drains each track's socket until it is quiet (up to 10 min by default): a recorder the box starves of CPU
 	// reads its backlog before the count, so "received ÷ sent" says whether anything was lost, not how far it lagged.
-	const r = await startRecorder(600_000);
-	const holes = new Map<string, number>();
-	r.recorder.on("trackHole", ({ hole }) => holes.set(hole.cause, (holes.get(hole.cause) ?? 0) + (hole.frames ?? 0)));
+	const r = await startRecorder(Number(values["burst-drain-ms"]));
+	const holes = new Map<string, { holes: number; frames: number; ms: number }>();
+	r.recorder.on("trackHole", ({ hole }) => {
+		const h = holes.get(hole.cause) ?? { holes: 0, frames: 0, ms: 0 };
+		holes.set(hole.cause, {
+			holes: h.holes + 1,
+			frames: h.frames + (hole.frames ?? 0),
+			ms: h.ms + (Date.parse(hole.to) - Date.parse(hole.from)),
+		});
+	});
 	const udp0 = udpCounters();
 	const cpu0 = {
 		recorder: cpuSeconds(r.pid),
@@ -670,9 +678,9 @@ if (burstRes) {
 		`**Burst**: ${b.streams} audio + video streams (${b.tracks} tracks) opened at once (${b.openMs.toFixed(0)} ms for every openTrack), media started in the same instant, ${BURST_S} s from ${senders} sender threads: **${b.written} of ${b.received} frames received written (${pct(b.written / b.received)})**; received ÷ sent ${pct(b.received / b.sent)} (${b.sent} frames sent).`,
 	);
 	out.push(
-		`Stage by stage: packets the kernel took from the senders ${b.packetsSent} (refused ${b.sendErrors}; sender lateness p50 ${b.late.p50} ms, p99 ${b.late.p99} ms, max ${b.late.max} ms) → kernel UDP datagrams in ${b.kernel.in}, receive-buffer drops ${b.kernel.rcvbufErrors}, send-buffer drops ${b.kernel.sndbufErrors} (whole namespace) → packets the recorder read ${b.packetsReceived} (closing took ${f1(b.closeS)} s: the backlog the recorder still had to read when the media stopped), never arrived ${b.lostPackets} → frames ${b.received}, dropped (incomplete/undecodable) ${b.dropped} → written ${b.written}. Holes by cause (frames): ${
+		`Stage by stage: packets the kernel took from the senders ${b.packetsSent} (refused ${b.sendErrors}; sender lateness p50 ${b.late.p50} ms, p99 ${b.late.p99} ms, max ${b.late.max} ms) → kernel UDP datagrams in ${b.kernel.in}, receive-buffer drops ${b.kernel.rcvbufErrors}, send-buffer drops ${b.kernel.sndbufErrors} (whole namespace) → packets the recorder read ${b.packetsReceived} (closing took ${f1(b.closeS)} s: the backlog the recorder still had to read when the media stopped), never arrived ${b.lostPackets} → frames ${b.received}, dropped (incomplete/undecodable) ${b.dropped} → written ${b.written}. Holes by cause: ${
 			Object.entries(b.holes)
-				.map(([c, n]) => `${c} ${n}`)
+				.map(([c, h]) => `${c} ×${h.holes} (${h.frames} frames known, ${f1(h.ms / 1000)} s)`)
 				.join(", ") || "none"
 		}. CPU over the burst: recorder ${f2(b.cores.recorder)} core, moto ${f2(b.cores.moto)}, senders ${f2(b.cores.senders)}. ${b.failures} tracks failed${b.failureReasons.length ? ` (${b.failureReasons.join("; ")})` : ""}.`,
 	);

@@ -189,7 +189,19 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		clearInterval(this.#tick);
 		// Closing: what the gateway sent before it stopped the media and is still in our socket (we may lag behind
 		// under load) is recorded too. Failing: nothing more is taken.
-		if (!failure) await this.#relay.drain(this.#opts.config.closeDrainMs);
+		if (!failure && !(await this.#relay.drain(this.#opts.config.closeDrainMs))) {
+			// Still more than closeDrainMs behind: the rest is thrown away, but counted, and its time is a hole.
+			const to = Date.now();
+			const rest = await this.#relay.discardRest(2000);
+			if (rest.packets > 0) {
+				const spanMs =
+					rest.firstTs !== undefined && rest.lastTs !== undefined
+						? (((rest.lastTs - rest.firstTs) >>> 0) / this.#opts.codec.clockRate) * 1000
+						: 0;
+				this.#log.warn({ packets: rest.packets, spanMs }, "closing behind: packets thrown away unread");
+				this.#hole({ from: Math.round(to - spanMs), to, cause: "overflow" });
+			}
+		}
 		this.#relay.close();
 		// Closing: frames still in the jitter window go in before the object ends (failing: they are dropped).
 		this.#gate.end();
