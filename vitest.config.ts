@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
 	test: {
-		include: ["server/**/*.test.ts", "recorder/**/*.test.ts", "test/**/*.test.ts"],
+		include: ["server/**/*.test.ts", "recorder/**/*.test.ts", "contracts/**/*.test.ts", "test/**/*.test.ts"],
 		// Real media workers, Chromium and ffmpeg on a 2-core machine: one file at a time keeps timings honest.
 		fileParallelism: false,
 		testTimeout: 90_000,

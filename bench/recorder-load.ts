@@ -28,11 +28,12 @@ import { spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
-import type { ObjectWritten, TrackStats } from "../recorder/RecorderProtocol.js";
+import type { ObjectWritten, TrackStats } from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import { isVp8KeyframeStart, parseRtp } from "../recorder/rtp.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { startS3 } from "../test/helpers/moto.js";
 import { probeMedia } from "../test/helpers/webm.js";
 import { cpuSeconds } from "./bots/proc.js";
@@ -49,6 +50,9 @@ const { values } = parseArgs({
 		burst: { type: "string", default: "200" },
 		crashes: { type: "string", default: "20" },
 		runs: { type: "string", default: "1" },
+		senders: { type: "string", default: "4" },
+		"burst-seconds": { type: "string", default: "12" },
+		"burst-drain-ms": { type: "string", default: "600000" },
 	},
 });
 const seconds = Number(values.seconds);
@@ -60,7 +64,8 @@ const videoKbps = Number(values["video-kbps"]);
 const burstStreams = Number(values.burst);
 const crashes = Number(values.crashes);
 const runs = Number(values.runs);
-const BURST_S = 12;
+const BURST_S = Number(values["burst-seconds"]);
+const senders = Number(values.senders);
 const GOP_FRAMES = 60;
 const FPS = 30;
 const started = performance.now();
@@ -185,90 +190,99 @@ async function captureMedia(kind: "audio" | "video", secs: number): Promise<Medi
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Real-time replay of the captured packets to many tracks from one socket.
+// Real-time replay of the captured packets to many tracks, from --senders threads (bench/replay-worker.ts), each
+// with its own socket and event loop: one thread alone falls behind real time at a few hundred tracks on a busy box.
 
 interface ReplayTrack {
 	trackId: string;
 	media: Media;
-	port: number;
-	ssrc: number;
-	/** performance.now() at which packet 0 of loop 0 is due. */
-	start: number;
-	next: number;
-	seqBase: number;
-	tsBase: number;
-	stopping: boolean;
-	done: boolean;
+	/** Filled in when the replay stops. */
 	packets: number;
+	/** Packets the kernel accepted (send callbacks without error), and refused. */
+	acked: number;
+	errors: number;
 	frames: number;
 	payloadBytes: number;
 	/** Date.now() when its first packet went out. */
 	firstSentAt?: number;
 }
 
-class Replayer {
-	readonly #socket = dgram.createSocket({ type: "udp4", sendBufferSize: 4 * MiB });
-	readonly tracks: ReplayTrack[] = [];
-	#timer: NodeJS.Timeout | undefined;
+/** Messages to and from a sender thread (bench/replay-worker.mjs). */
+type ReplayWorkerIn =
+	| { type: "add"; tracks: { trackId: string; kind: "audio" | "video"; port: number; ssrc: number; start: number }[] }
+	| { type: "stop" };
+interface ReplayWorkerOut {
+	type: "stopped";
+	tracks: {
+		trackId: string;
+		packets: number;
+		acked: number;
+		errors: number;
+		frames: number;
+		payloadBytes: number;
+		firstSentAt?: number;
+	}[];
+	/** How late packets left against their schedule (ms): p50, p99, max over every packet. */
+	lateMs: { p50: number; p99: number; max: number };
+}
 
+class Replayer {
+	readonly #workers: Worker[];
+	readonly tracks: ReplayTrack[] = [];
+	#next = 0;
+	/** How late packets left against their schedule in the last replay (ms, worst sender thread). */
+	lateMs = { p50: 0, p99: 0, max: 0 };
+
+	constructor(senders: number, media: { audio: Media; video: Media }) {
+		const wire = (m: Media) => ({
+			kind: m.kind,
+			periodTs: m.periodTs,
+			periodS: m.periodS,
+			samples: m.samples.map((x) => ({ ...x, data: new Uint8Array(x.data) })),
+		});
+		const data = { audio: wire(media.audio), video: wire(media.video) };
+		this.#workers = Array.from(
+			{ length: senders },
+			() => new Worker(new URL("./replay-worker.mjs", import.meta.url), { workerData: data }),
+		);
+	}
+
+	/** Starts a track's replay at `start` (performance.now() time), on the next sender thread in turn. */
 	add(trackId: string, media: Media, port: number, ssrc: number, start: number): ReplayTrack {
-		const t: ReplayTrack = {
-			trackId,
-			media,
-			port,
-			ssrc,
-			start,
-			next: 0,
-			seqBase: Math.floor(Math.random() * 0xffff),
-			tsBase: Math.floor(Math.random() * 0xffffffff),
-			stopping: false,
-			done: false,
-			packets: 0,
-			frames: 0,
-			payloadBytes: 0,
-		};
+		const t: ReplayTrack = { trackId, media, packets: 0, acked: 0, errors: 0, frames: 0, payloadBytes: 0 };
 		this.tracks.push(t);
-		this.#timer ??= setInterval(() => this.#tick(), 1);
+		const w = this.#workers[this.#next++ % this.#workers.length] as Worker;
+		const msg: ReplayWorkerIn = {
+			type: "add",
+			tracks: [{ trackId, kind: media.kind, port, ssrc, start: performance.timeOrigin + start }],
+		};
+		w.postMessage(msg);
 		return t;
 	}
 
-	/** Stops every track at its next frame boundary and resolves when all have stopped. */
+	/** Stops every track at its next frame boundary; resolves once every packet was handed to the kernel. */
 	async stopAll(): Promise<void> {
-		for (const t of this.tracks) t.stopping = true;
-		while (this.tracks.some((t) => !t.done)) await sleep(10);
-		clearInterval(this.#timer);
-		this.#timer = undefined;
+		const byId = new Map(this.tracks.map((t) => [t.trackId, t]));
+		const outs = await Promise.all(
+			this.#workers.map(
+				(w) =>
+					new Promise<ReplayWorkerOut>((resolve) => {
+						w.once("message", resolve);
+						w.postMessage({ type: "stop" } satisfies ReplayWorkerIn);
+					}),
+			),
+		);
+		for (const o of outs) for (const c of o.tracks) Object.assign(byId.get(c.trackId) ?? {}, c);
+		this.lateMs = {
+			p50: Math.max(...outs.map((o) => o.lateMs.p50)),
+			p99: Math.max(...outs.map((o) => o.lateMs.p99)),
+			max: Math.max(...outs.map((o) => o.lateMs.max)),
+		};
 		this.tracks.length = 0;
 	}
 
-	close(): void {
-		clearInterval(this.#timer);
-		this.#socket.close();
-	}
-
-	#tick(): void {
-		const now = performance.now();
-		for (const t of this.tracks) {
-			const { samples, periodS, periodTs } = t.media;
-			while (!t.done) {
-				const loop = Math.floor(t.next / samples.length);
-				const s = samples[t.next % samples.length] as Sample;
-				if (t.start + (loop * periodS + s.t) * 1000 > now) break;
-				const b = Buffer.allocUnsafe(s.data.length);
-				s.data.copy(b);
-				b.writeUInt16BE((t.seqBase + t.next) & 0xffff, 2);
-				b.writeUInt32BE((t.tsBase + loop * periodTs + s.tsRel) >>> 0, 4);
-				b.writeUInt32BE(t.ssrc, 8);
-				this.#socket.send(b, t.port, "127.0.0.1");
-				t.firstSentAt ??= Date.now();
-				t.next++;
-				t.packets++;
-				t.payloadBytes += s.payloadBytes;
-				const endOfFrame = t.media.kind === "audio" || s.marker;
-				if (endOfFrame) t.frames++;
-				if (t.stopping && endOfFrame) t.done = true;
-			}
-		}
+	async close(): Promise<void> {
+		await Promise.all(this.#workers.map((w) => w.terminate()));
 	}
 }
 
@@ -313,7 +327,7 @@ const target: StorageTarget = {
 };
 const AUDIO = { kind: "audio", mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 } as const;
 const VIDEO = { kind: "video", mimeType: "video/VP8", payloadType: 101, clockRate: 90000 } as const;
-const replayer = new Replayer();
+const replayer = new Replayer(senders, { audio, video });
 let stepNo = 0;
 
 interface Rec {
@@ -324,8 +338,11 @@ interface Rec {
 	failures: string[];
 }
 
-async function startRecorder(): Promise<Rec> {
-	const recorder = await RecorderProcess.create({ config: { logLevel: "error" }, stderr: "ignore" });
+async function startRecorder(closeDrainMs?: number): Promise<Rec> {
+	const recorder = await RecorderProcess.create({
+		config: { logLevel: "error", ...(closeDrainMs !== undefined ? { closeDrainMs } : {}) },
+		stderr: "ignore",
+	});
 	const r: Rec = { recorder, pid: recorder.pid as number, objects: [], startedAt: new Map(), failures: [] };
 	recorder.on("objectWritten", (o) => r.objects.push(o));
 	recorder.on("trackStarted", (s) => r.startedAt.set(s.trackId, Date.parse(s.at)));
@@ -418,6 +435,7 @@ async function step(streams: number): Promise<StepResult> {
 	}
 	const mem = smaps(r.pid);
 	await replayer.stopAll();
+	await sleep(1000); // what was sent lands (socket buffers, jitter window) before the tracks close
 	const stats = await Promise.all(tracks.map((t) => r.recorder.closeTrack(t.trackId).catch(() => undefined)));
 	const firstFrameMs = tracks
 		.map((t, i) => (r.startedAt.get(t.trackId) ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
@@ -461,8 +479,41 @@ async function step(streams: number): Promise<StepResult> {
 	};
 }
 
+/** The kernel's UDP counters (this network namespace: other processes on the box count too). */
+function udpCounters(): Record<string, number> {
+	const lines = readFileSync("/proc/net/snmp", "utf8")
+		.split("\n")
+		.filter((l) => l.startsWith("Udp:"));
+	const names = (lines[0] ?? "").split(/\s+/).slice(1);
+	const vals = (lines[1] ?? "").split(/\s+/).slice(1).map(Number);
+	return Object.fromEntries(names.map((n, i) => [n, vals[i] ?? 0]));
+}
+
+/**
+ * Burst: every track opened at once and its media started in the same instant. Counts each frame at every stage:
+ * sent (the kernel accepted the packet), kernel UDP drops, packets that reached the recorder's sockets, frames the
+ * depacketizer made of them, frames in the objects; and every hole by cause. Then CPU of each process over the burst.
+ */
 async function burst(streams: number) {
-	const r = await startRecorder();
+	// Closing drains each track's socket until it is quiet (up to 10 min by default): a recorder the box starves of CPU
+	// reads its backlog before the count, so "received ÷ sent" says whether anything was lost, not how far it lagged.
+	const r = await startRecorder(Number(values["burst-drain-ms"]));
+	const holes = new Map<string, { holes: number; frames: number; ms: number }>();
+	r.recorder.on("trackHole", ({ hole }) => {
+		const h = holes.get(hole.cause) ?? { holes: 0, frames: 0, ms: 0 };
+		holes.set(hole.cause, {
+			holes: h.holes + 1,
+			frames: h.frames + (hole.frames ?? 0),
+			ms: h.ms + (Date.parse(hole.to) - Date.parse(hole.from)),
+		});
+	});
+	const udp0 = udpCounters();
+	const cpu0 = {
+		recorder: cpuSeconds(r.pid),
+		moto: cpuSeconds(s3server.pid),
+		me: process.cpuUsage(),
+		at: performance.now(),
+	};
 	const opening = performance.now();
 	const tracks = await openStreams(r.recorder, streams);
 	const openMs = performance.now() - opening;
@@ -470,21 +521,47 @@ async function burst(streams: number) {
 	const replays = tracks.map((o) => replayer.add(o.trackId, o.media, o.port, o.ssrc, t0));
 	await sleep(BURST_S * 1000);
 	await replayer.stopAll();
+	// What was sent is still on its way (socket buffers, the recorder's event loop, its jitter window): let it land.
+	await sleep(1500);
+	const dt = (performance.now() - cpu0.at) / 1000;
+	const me = process.cpuUsage(cpu0.me);
+	const cores = {
+		recorder: (cpuSeconds(r.pid) - cpu0.recorder) / dt,
+		moto: (cpuSeconds(s3server.pid) - cpu0.moto) / dt,
+		senders: (me.user + me.system) / 1e6 / dt,
+	};
+	const udp1 = udpCounters();
+	const closing = performance.now();
 	const stats = await Promise.all(tracks.map((t) => r.recorder.closeTrack(t.trackId).catch(() => undefined)));
+	const closeS = (performance.now() - closing) / 1000;
+	const udp2 = udpCounters();
 	await r.recorder.close();
-	const received = stats.reduce((n, s) => n + (s?.framesReceived ?? 0), 0);
-	const written = stats.reduce((n, s) => n + (s?.framesWritten ?? 0), 0);
-	const sent = replays.reduce((n, p) => n + p.frames, 0);
-	const lost = stats.reduce((n, s) => n + (s?.lostPackets ?? 0), 0);
+	const sum = (k: keyof TrackStats) => stats.reduce((n, s) => n + (s?.[k] ?? 0), 0);
+	const d = (k: string) => (udp1[k] ?? 0) - (udp0[k] ?? 0);
 	return {
 		streams,
 		tracks: tracks.length,
 		openMs,
-		received,
-		written,
-		sent,
-		lostPackets: lost,
+		sent: replays.reduce((n, p) => n + p.frames, 0),
+		packetsSent: replays.reduce((n, p) => n + p.acked, 0),
+		sendErrors: replays.reduce((n, p) => n + p.errors, 0),
+		late: replayer.lateMs,
+		kernel: {
+			in: d("InDatagrams"),
+			rcvbufErrors: (udp2.RcvbufErrors ?? 0) - (udp0.RcvbufErrors ?? 0),
+			sndbufErrors: d("SndbufErrors"),
+			inErrors: (udp2.InErrors ?? 0) - (udp0.InErrors ?? 0),
+		},
+		closeS,
+		packetsReceived: sum("packets"),
+		lostPackets: sum("lostPackets"),
+		received: sum("framesReceived"),
+		dropped: sum("framesDropped"),
+		written: sum("framesWritten"),
+		holes: Object.fromEntries(holes),
+		cores,
 		failures: r.failures.length,
+		failureReasons: [...new Set(r.failures.map((f) => f.slice(0, 160)))],
 	};
 }
 
@@ -559,9 +636,9 @@ for (let run = 0; run < runs; run++) {
 	}
 }
 const burstRes = burstStreams > 0 ? await burst(burstStreams) : undefined;
-if (burstRes) log(`burst: ${burstRes.written}/${burstRes.received} written/received, ${burstRes.sent} sent`);
+if (burstRes) log(`burst: ${JSON.stringify(burstRes)}`);
 const crashRes = crashes > 0 ? await crashRounds(crashes) : undefined;
-replayer.close();
+await replayer.close();
 s3.destroy();
 await s3server.stop();
 
@@ -595,9 +672,17 @@ if (reasons.size) {
 	out.push(`Track failures: ${[...reasons].map(([m, n]) => `${m} ×${n}`).join("; ")}.`);
 }
 if (burstRes) {
+	const b = burstRes;
 	out.push("");
 	out.push(
-		`**Burst**: ${burstRes.streams} audio + video streams (${burstRes.tracks} tracks) opened at once (${burstRes.openMs.toFixed(0)} ms for every openTrack), media started in the same instant, ${BURST_S} s: **${burstRes.written} of ${burstRes.received} frames received written (${pct(burstRes.written / burstRes.received)})**; ${burstRes.sent} sent (received ÷ sent ${pct(burstRes.received / burstRes.sent)}; packets lost on the way ${burstRes.lostPackets}); ${burstRes.failures} tracks failed.`,
+		`**Burst**: ${b.streams} audio + video streams (${b.tracks} tracks) opened at once (${b.openMs.toFixed(0)} ms for every openTrack), media started in the same instant, ${BURST_S} s from ${senders} sender threads: **${b.written} of ${b.received} frames received written (${pct(b.written / b.received)})**; received ÷ sent ${pct(b.received / b.sent)} (${b.sent} frames sent).`,
+	);
+	out.push(
+		`Stage by stage: packets the kernel took from the senders ${b.packetsSent} (refused ${b.sendErrors}; sender lateness p50 ${b.late.p50} ms, p99 ${b.late.p99} ms, max ${b.late.max} ms) → kernel UDP datagrams in ${b.kernel.in}, receive-buffer drops ${b.kernel.rcvbufErrors}, send-buffer drops ${b.kernel.sndbufErrors} (whole namespace) → packets the recorder read ${b.packetsReceived} (closing took ${f1(b.closeS)} s: the backlog the recorder still had to read when the media stopped), never arrived ${b.lostPackets} → frames ${b.received}, dropped (incomplete/undecodable) ${b.dropped} → written ${b.written}. Holes by cause: ${
+			Object.entries(b.holes)
+				.map(([c, h]) => `${c} ×${h.holes} (${h.frames} frames known, ${f1(h.ms / 1000)} s)`)
+				.join(", ") || "none"
+		}. CPU over the burst: recorder ${f2(b.cores.recorder)} core, moto ${f2(b.cores.moto)}, senders ${f2(b.cores.senders)}. ${b.failures} tracks failed${b.failureReasons.length ? ` (${b.failureReasons.join("; ")})` : ""}.`,
 	);
 }
 if (crashRes) {

@@ -20,11 +20,11 @@ import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
-import type { TranscriptSegmentMessage } from "../recorder/RecorderProtocol.js";
+import type { TranscriptSegmentMessage } from "../contracts/RecorderProtocol.js";
 import { PocketsphinxEngine } from "../recorder/transcription/PocketsphinxEngine.js";
 import type { TranscriptionStream, TranscriptSegment } from "../recorder/transcription/TranscriptionEngineTypes.js";
 import { wordErrorRate } from "../recorder/transcription/wer.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { SENTENCES, type Speech, sendSpeech, speak } from "../test/helpers/speech.js";
 import { machine, median, percentile } from "./stats.js";
 

@@ -1,3 +1,4 @@
+import type { CloseTime } from "../contracts/RecorderProtocol.js";
 import type { RtpHeader } from "./rtp.js";
 
 /** One RTCP sender report of the producer, as the gateway saw it (issue 11). */
@@ -10,16 +11,6 @@ export interface SenderReport {
 	rtpTs: number;
 	/** When the gateway received it (Unix ms, the gateway's clock). */
 	receivedAt: number;
-}
-
-/**
- * When a track's capture ends (issue 11): the click that closed it (pause, stop, leave, decline) or, where nobody
- * clicked (a dropped connection, a closed producer), the gateway's own close time. `sender`: on the sender's clock
- * (the person's own click); `gateway`: on the gateway's clock, mapped to the sender's through its sender reports.
- */
-export interface CloseTime {
-	at: number;
-	clock: "sender" | "gateway";
 }
 
 /** A packet let through, waiting closeMarginMs before it is passed on. */
@@ -345,7 +336,4 @@ export class CaptureGate {
 	}
 }
 
-/** NTP (seconds since 1900 + 2⁻³² fractions) → Unix ms. */
-export function ntpToUnixMs(ntpSec: number, ntpFrac: number): number {
-	return (ntpSec - 2_208_988_800) * 1000 + (ntpFrac / 2 ** 32) * 1000;
-}
+export { type CloseTime, ntpToUnixMs } from "../contracts/RecorderProtocol.js";

@@ -1,8 +1,8 @@
 import { DeleteObjectsCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import type { Logger } from "../server/logger.js";
-import { ssePutParams } from "../server/storage/preflight.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { checkpointKey } from "./RecorderProtocol.js";
+import type { Logger } from "../contracts/logger.js";
+import { checkpointKey } from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
+import { ssePutParams } from "../contracts/s3.js";
 import { isTransient } from "./SegmentUploader.js";
 
 /** What one object contributes to a checkpoint: its bytes [offset, offset + size). */

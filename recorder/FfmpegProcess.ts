@@ -3,11 +3,11 @@ import dgram from "node:dgram";
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../contracts/logger.js";
+import type { Codec } from "../contracts/RecorderProtocol.js";
 import { FfmpegError } from "./errors.js";
 import { childGuards, findExecutable, guardPrefix } from "./executables.js";
 import type { FfmpegExit, FfmpegProcessEvents, FfmpegProcessOptions } from "./FfmpegProcessTypes.js";
-import type { Codec } from "./RecorderProtocol.js";
 
 /**
  * One ffmpeg that turns one RTP stream into WebM on its stdout, without

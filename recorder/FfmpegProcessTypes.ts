@@ -1,5 +1,5 @@
-import type { Logger } from "../server/logger.js";
-import type { Codec } from "./RecorderProtocol.js";
+import type { Logger } from "../contracts/logger.js";
+import type { Codec } from "../contracts/RecorderProtocol.js";
 
 export interface FfmpegProcessOptions {
 	codec: Codec;

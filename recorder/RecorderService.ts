@@ -1,12 +1,8 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import { ConsentryError } from "../server/errors.js";
-import type { Logger } from "../server/logger.js";
-import { assertEndpointAllowed } from "../server/storage/endpointGuard.js";
-import { classifyS3Error, createS3Client } from "../server/storage/preflight.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { CheckpointWriter } from "./CheckpointWriter.js";
-import { RecorderError } from "./errors.js";
-import { findExecutable } from "./executables.js";
+import { assertEndpointAllowed } from "../contracts/endpointGuard.js";
+import { ConsentryError } from "../contracts/errors.js";
+import type { Logger } from "../contracts/logger.js";
+import type { RecorderConfig } from "../contracts/RecorderConfig.js";
 import {
 	type ChildMessage,
 	type CloseTrackMessage,
@@ -15,8 +11,12 @@ import {
 	type OpenTranscriptionMessage,
 	parseParentMessage,
 	type RecoverMessage,
-} from "./RecorderProtocol.js";
-import type { RecorderConfig } from "./RecorderTypes.js";
+} from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
+import { classifyS3Error, createS3Client } from "../contracts/s3.js";
+import { CheckpointWriter } from "./CheckpointWriter.js";
+import { RecorderError } from "./errors.js";
+import { findExecutable } from "./executables.js";
 import { recoverUploads } from "./recovery.js";
 import { TrackRecorder } from "./TrackRecorder.js";
 import { TrackTranscriber } from "./transcription/TrackTranscriber.js";

@@ -1,5 +1,5 @@
 import dgram from "node:dgram";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../contracts/logger.js";
 import { isRtcp, isVp8KeyframeStart, parseRtp, type RtpHeader } from "./rtp.js";
 
 export interface RtpRelayOptions {
@@ -16,6 +16,8 @@ export interface RtpRelayStats {
 	received: number;
 	dropped: number;
 	forwarded: number;
+	/** Packets read at close only to be counted (the recorder lagged more than its close drain). */
+	discarded: number;
 }
 
 /**
@@ -28,12 +30,14 @@ export interface RtpRelayStats {
 export class RtpRelay {
 	readonly rtpPort: number;
 	readonly rtcpPort: number;
-	readonly stats: RtpRelayStats = { received: 0, dropped: 0, forwarded: 0 };
+	readonly stats: RtpRelayStats = { received: 0, dropped: 0, forwarded: 0, discarded: 0 };
 	readonly #rtp: dgram.Socket;
 	readonly #rtcp: dgram.Socket;
 	readonly #opts: RtpRelayOptions;
 	#closed = false;
 	#warnedSsrc = false;
+	/** Counting only: the RTP timestamps of the first and last packet counted. */
+	#discarding: { firstTs?: number; lastTs?: number } | undefined;
 
 	private constructor(rtp: dgram.Socket, rtcp: dgram.Socket, options: RtpRelayOptions) {
 		this.#rtp = rtp;
@@ -80,6 +84,35 @@ export class RtpRelay {
 		this.#rtcp.send(packet, port, "127.0.0.1");
 	}
 
+	/**
+	 * Reads what is already queued in the RTP socket before it closes: resolves once two turns of the event loop
+	 * brought no packet (the socket is empty: a readable socket is read in every turn), or after `maxMs`.
+	 */
+	async drain(maxMs: number): Promise<boolean> {
+		const until = Date.now() + maxMs;
+		for (let seen = -1; !this.#closed; ) {
+			if (seen === this.stats.received) return true;
+			if (Date.now() >= until) return false;
+			seen = this.stats.received;
+			await new Promise((r) => setImmediate(r));
+			await new Promise((r) => setImmediate(r));
+		}
+		return true;
+	}
+
+	/**
+	 * After a drain that ran out of time: reads the rest only to count it (a few µs a packet), until the socket is
+	 * quiet or `maxMs`. Resolves to how many packets of the track were thrown away and the RTP time they spanned.
+	 */
+	async discardRest(maxMs: number): Promise<{ packets: number; firstTs?: number; lastTs?: number }> {
+		const before = this.stats.discarded;
+		this.#discarding = {};
+		await this.drain(maxMs);
+		const d = this.#discarding;
+		this.#discarding = undefined;
+		return { packets: this.stats.discarded - before, ...d };
+	}
+
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
@@ -93,6 +126,12 @@ export class RtpRelay {
 		const header = isRtcp(packet) ? undefined : parseRtp(packet);
 		if (!header || header.payloadType !== this.#opts.payloadType) {
 			this.stats.dropped++;
+			return;
+		}
+		if (this.#discarding && header.ssrc === this.#opts.ssrc) {
+			this.stats.discarded++;
+			this.#discarding.firstTs ??= header.timestamp;
+			this.#discarding.lastTs = header.timestamp;
 			return;
 		}
 		if (header.ssrc !== this.#opts.ssrc) {

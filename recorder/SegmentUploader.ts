@@ -6,12 +6,12 @@ import {
 	CreateMultipartUploadCommand,
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { ConsentryError } from "../server/errors.js";
-import type { Logger } from "../server/logger.js";
-import { classifyS3Error, sseGetParams, ssePutParams } from "../server/storage/preflight.js";
+import { ConsentryError } from "../contracts/errors.js";
+import type { Logger } from "../contracts/logger.js";
+import { MAX_PARTS } from "../contracts/RecorderConfig.js";
+import { classifyS3Error, sseGetParams, ssePutParams } from "../contracts/s3.js";
 import type { TailPiece, TailSource } from "./CheckpointWriter.js";
 import { UploadError } from "./errors.js";
-import { MAX_PARTS } from "./RecorderTypes.js";
 import type {
 	SegmentObject,
 	SegmentOutcome,

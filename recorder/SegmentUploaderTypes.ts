@@ -1,10 +1,10 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import type { Logger } from "../server/logger.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import type { Logger } from "../contracts/logger.js";
+import type { RecorderConfig } from "../contracts/RecorderConfig.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import type { ByteBudget } from "./ByteBudget.js";
 import type { CheckpointWriter } from "./CheckpointWriter.js";
 import type { UploadError } from "./errors.js";
-import type { RecorderConfig } from "./RecorderTypes.js";
 
 export type SegmentUploaderConfig = Pick<
 	RecorderConfig,

@@ -1,11 +1,11 @@
 import { EventEmitter } from "node:events";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../contracts/logger.js";
+import { objectKey, type TrackFailed } from "../contracts/RecorderProtocol.js";
 import { ByteBudget } from "./ByteBudget.js";
 import { CaptureGate, type CaptureSummary, CLOSE_MARGIN_MS, type CloseTime, type SenderReport } from "./CaptureGate.js";
 import { Depacketizer } from "./Depacketizer.js";
 import type { Frame, Hole } from "./DepacketizerTypes.js";
 import { UploadError } from "./errors.js";
-import { objectKey, type TrackFailed } from "./RecorderProtocol.js";
 import { RtpRelay } from "./RtpRelay.js";
 import { SegmentUploader } from "./SegmentUploader.js";
 import type { SegmentOutcome } from "./SegmentUploaderTypes.js";
@@ -22,6 +22,8 @@ interface Segment {
 	/** Arrival of its first and last frame (wall clock, ms). */
 	startedAt: number;
 	endedAt: number;
+	/** Its last frame's time on the track's clock (codec clock units). */
+	lastTimestamp: number;
 	/** Arrival time of each frame added (for the holes of an object cut short). */
 	frameTimes: number[];
 	retiring: boolean;
@@ -33,6 +35,13 @@ interface Segment {
 
 /** An object's clock offset is taken from the reports within this much of its first frame. */
 const OFFSET_SPAN_MS = 15_000;
+/**
+ * A tick this late means the event loop was stalled (a busy or starved process): packets that arrived meanwhile are
+ * still unread, so "no frame for a while" proves nothing then.
+ */
+const STALLED_TICK_MS = 1000;
+/** With no frame at all, the tick ends an object after this many idleTimeoutMs (a frame ends it sooner: #onFrame). */
+const SILENT_IDLE_FACTOR = 3;
 
 /** Key frame requests at most this often. */
 const KEYFRAME_REQUEST_MS = 500;
@@ -72,6 +81,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#retiring = new Set<Promise<void>>();
 	#retiringSegments = new Set<Segment>();
 	#tick: NodeJS.Timeout | undefined;
+	#lastTickAt = 0;
 	#ending: Promise<void> | undefined;
 	#framesWritten = 0;
 	#framesNoSegment = 0;
@@ -112,12 +122,13 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			video: track.#video,
 			log: track.#log,
 			onRtp: (packet, _keyframe, header) => {
-				if (track.#state === "open") track.#gate.push(packet, header);
+				if (track.#state === "open" || track.#state === "closing") track.#gate.push(packet, header);
 			},
 			// mediasoup's own reports on this leg map RTP time to its send time, not to capture time: the
 			// producer's reports come from the gateway (senderReport).
 			onRtcp: () => undefined,
 		});
+		track.#lastTickAt = Date.now();
 		track.#tick = setInterval(() => track.#onTick(), 250);
 		track.#tick.unref();
 		track.#log.info({ rtpPort: track.rtpPort, rtcpPort: track.rtcpPort, segmentMs: options.segmentMs }, "track open");
@@ -184,6 +195,21 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	async #end(failure?: { code: FailureCode; message: string }): Promise<void> {
 		clearInterval(this.#tick);
+		// Closing: what the gateway sent before it stopped the media and is still in our socket (we may lag behind
+		// under load) is recorded too. Failing: nothing more is taken.
+		if (!failure && !(await this.#relay.drain(this.#opts.config.closeDrainMs))) {
+			// Still more than closeDrainMs behind: the rest is thrown away, but counted, and its time is a hole.
+			const to = Date.now();
+			const rest = await this.#relay.discardRest(2000);
+			if (rest.packets > 0) {
+				const spanMs =
+					rest.firstTs !== undefined && rest.lastTs !== undefined
+						? (((rest.lastTs - rest.firstTs) >>> 0) / this.#opts.codec.clockRate) * 1000
+						: 0;
+				this.#log.warn({ packets: rest.packets, spanMs }, "closing behind: packets thrown away unread");
+				this.#hole({ from: Math.round(to - spanMs), to, cause: "overflow" });
+			}
+		}
 		this.#relay.close();
 		// Closing: frames still in the jitter window go in before the object ends (failing: they are dropped).
 		this.#gate.end();
@@ -229,8 +255,15 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#onFrame(frame: Frame): void {
 		if (this.#state !== "open" && this.#state !== "closing") return;
 		let seg = this.#current;
-		if (seg && frame.receivedAt - seg.endedAt >= this.#opts.config.idleTimeoutMs) {
-			// The producer paused: that object is done; this frame starts the next.
+		const idleMs = this.#opts.config.idleTimeoutMs;
+		if (
+			seg &&
+			frame.receivedAt - seg.endedAt >= idleMs &&
+			((frame.timestamp - seg.lastTimestamp) / this.#opts.codec.clockRate) * 1000 >= idleMs
+		) {
+			// The producer paused (its own clock jumped too, not only our arrival times: a stalled event loop or a
+			// late sender delivers contiguous media late, and must not split the object or cost frames until the next
+			// key frame): that object is done; this frame starts the next.
 			this.#current = undefined;
 			this.#retire(seg, {});
 			seg = undefined;
@@ -248,7 +281,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 				this.#requestKeyframe();
 				return;
 			}
-			seg = this.#startSegment(frame.receivedAt);
+			seg = this.#startSegment(frame.receivedAt, frame.timestamp);
 			seg.firstCaptureAt = this.#gate.captureMs(frame.rtpTimestamp);
 		}
 		seg.writer.add(frame);
@@ -258,6 +291,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		}
 		seg.frameTimes.push(frame.receivedAt);
 		seg.endedAt = frame.receivedAt;
+		seg.lastTimestamp = frame.timestamp;
 	}
 
 	#onTick(): void {
@@ -277,9 +311,15 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			);
 			return;
 		}
+		const stalled = now - this.#lastTickAt > STALLED_TICK_MS;
+		this.#lastTickAt = now;
 		const seg = this.#current;
 		if (!seg) return;
-		if (now - seg.endedAt >= this.#opts.config.idleTimeoutMs && this.#depacketizer.held === 0) {
+		if (
+			!stalled &&
+			now - seg.endedAt >= this.#opts.config.idleTimeoutMs * SILENT_IDLE_FACTOR &&
+			this.#depacketizer.held === 0
+		) {
 			this.#log.debug({ seq: seg.seq }, "object ended: no media");
 			this.#current = undefined;
 			this.#rolloverWanted = undefined;
@@ -292,7 +332,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	// ---- objects ----
 
-	#startSegment(at: number): Segment {
+	#startSegment(at: number, timestamp: number): Segment {
 		const seq = ++this.#seq;
 		const { config, key, target, client, codec } = this.#opts;
 		const log = this.#log.child({ seq });
@@ -313,7 +353,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			...(codec.channels ? { channels: codec.channels } : {}),
 			onBytes: (bytes) => uploader.write(bytes),
 		});
-		const seg: Segment = { seq, writer, uploader, startedAt: at, endedAt: at, frameTimes: [], retiring: false };
+		const seg: Segment = {
+			seq,
+			writer,
+			uploader,
+			startedAt: at,
+			endedAt: at,
+			lastTimestamp: timestamp,
+			frameTimes: [],
+			retiring: false,
+		};
 		uploader.on("part", ({ partNumber, size }) =>
 			this.emit("partUploaded", { trackId: this.trackId, seq, partNumber, size }),
 		);

@@ -1,10 +1,10 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import type { Logger } from "../server/logger.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import type { Logger } from "../contracts/logger.js";
+import type { RecorderConfig } from "../contracts/RecorderConfig.js";
+import type { Codec, ObjectWritten, PartUploaded, TrackFailed, TrackKey } from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import type { CheckpointWriter } from "./CheckpointWriter.js";
 import type { Hole } from "./DepacketizerTypes.js";
-import type { Codec, ObjectWritten, PartUploaded, TrackFailed, TrackKey } from "./RecorderProtocol.js";
-import type { RecorderConfig } from "./RecorderTypes.js";
 
 export interface TrackRecorderOptions {
 	trackId: string;

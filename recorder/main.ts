@@ -1,8 +1,8 @@
 import { pino } from "pino";
+import { RECORDER_CONFIG_ENV, RecorderConfigSchema } from "../contracts/RecorderConfig.js";
+import type { ChildMessage } from "../contracts/RecorderProtocol.js";
 import { ffmpegGuards } from "./FfmpegProcess.js";
-import type { ChildMessage } from "./RecorderProtocol.js";
 import { RecorderService } from "./RecorderService.js";
-import { RECORDER_CONFIG_ENV, RecorderConfigSchema } from "./RecorderTypes.js";
 
 /**
  * The recorder child process (fork target of RecorderProcess). Logs JSON lines

@@ -12,10 +12,10 @@ import {
 	type S3Client,
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import type { Logger } from "../server/logger.js";
-import { sseGetParams, ssePutParams } from "../server/storage/preflight.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
-import { isCheckpointKey, type ObjectWritten, parseObjectKey, type Recovered } from "./RecorderProtocol.js";
+import type { Logger } from "../contracts/logger.js";
+import { isCheckpointKey, type ObjectWritten, parseObjectKey, type Recovered } from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
+import { sseGetParams, ssePutParams } from "../contracts/s3.js";
 
 export interface RecoverOptions {
 	client: S3Client;

@@ -1,7 +1,7 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type { Gateway } from "../server/Gateway.js";
+import type { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";

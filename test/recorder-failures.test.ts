@@ -9,9 +9,9 @@ import {
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
-import type { ObjectWritten, OpenTrackMessage, PartUploaded, TrackFailed } from "../recorder/RecorderProtocol.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+import type { ObjectWritten, OpenTrackMessage, PartUploaded, TrackFailed } from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import type { S3Server } from "./helpers/moto.js";
 import { probe, sendRtp } from "./helpers/rtp-sender.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
-import type { HoleEntry, ObjectWritten, OpenTrackMessage, TrackFailed } from "../recorder/RecorderProtocol.js";
+import type { HoleEntry, ObjectWritten, OpenTrackMessage, TrackFailed } from "../contracts/RecorderProtocol.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import { sendRtp } from "./helpers/rtp-sender.js";
 import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";

@@ -2,15 +2,15 @@ import { createHash } from "node:crypto";
 import dgram from "node:dgram";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type {
 	ErrorReply,
 	HoleEntry,
 	ObjectWritten,
 	OpenTrackMessage,
 	TrackFailed,
-} from "../recorder/RecorderProtocol.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
+} from "../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import type { S3Server } from "./helpers/moto.js";
 import { childrenOf, describeFds, writableRegularFiles } from "./helpers/proc-fds.js";
@@ -251,6 +251,49 @@ describe("recorder process", () => {
 		expect(written).toBe(stats?.framesWritten);
 		expect((stats?.framesWritten ?? 0) + (stats?.framesDropped ?? 0)).toBe(stats?.framesReceived);
 		expect(stats?.framesWritten).toBeGreaterThan(seconds * 30 * 0.5);
+		expect(failures).toEqual([]);
+	});
+
+	it("a sender (or our event loop) stalled 2.5 s then delivering its backlog is not a pause: one object, no frame lost", async () => {
+		const ports = await recorder.openTrack(track("t-stall", VIDEO, 7878, "s-stall"));
+		// A relay that holds every packet for 2.5 s from the 2nd second on, then lets the backlog through at once: the
+		// media is contiguous (its RTP clock never paused), only its arrival is late.
+		const relay = dgram.createSocket("udp4");
+		await new Promise<void>((r) => relay.bind(0, "127.0.0.1", r));
+		const t0 = Date.now();
+		const held: Buffer[] = [];
+		let released = false;
+		relay.on("message", (msg) => {
+			const t = Date.now() - t0;
+			if (!released && t >= 2000 && t < 4500) {
+				held.push(msg);
+				return;
+			}
+			if (!released && held.length) {
+				released = true;
+				for (const h of held) relay.send(h, ports.rtpPort, "127.0.0.1");
+			}
+			relay.send(msg, ports.rtpPort, "127.0.0.1");
+		});
+		const sender = sendRtp({
+			kind: "video",
+			rtpPort: relay.address().port,
+			rtcpPort: ports.rtcpPort,
+			seconds: 6,
+			payloadType: 101,
+			ssrc: 7878,
+			gop: 60,
+		});
+		await sender.done;
+		const stats = await recorder.closeTrack("t-stall"); // right away: what is still in the socket is read first
+		relay.close();
+		expect(held.length).toBeGreaterThan(0);
+		expect(stats?.lostPackets).toBe(0);
+		expect(stats?.framesDropped).toBe(0);
+		expect(stats?.framesWritten).toBe(stats?.framesReceived);
+		const segs = objects.filter((o) => o.trackId === "t-stall");
+		expect(segs).toHaveLength(1);
+		expect((await verify(segs[0] as ObjectWritten)).codec).toBe("vp8");
 		expect(failures).toEqual([]);
 	});
 

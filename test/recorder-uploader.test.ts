@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { RecorderConfigSchema } from "../contracts/RecorderConfig.js";
+import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import { ByteBudget } from "../recorder/ByteBudget.js";
-import { RecorderConfigSchema } from "../recorder/RecorderTypes.js";
 import { SegmentUploader } from "../recorder/SegmentUploader.js";
 import { createLogger } from "../server/logger.js";
 import { createS3Client, sseGetParams } from "../server/storage/preflight.js";
-import type { StorageTarget } from "../server/storage/StorageTargetTypes.js";
 import { startBucket, type TestBucket, targetOf } from "./helpers/bucket.js";
 import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";
 

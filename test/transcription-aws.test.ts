@@ -1,9 +1,9 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
-import type { TranscriptionFailed, TranscriptSegmentMessage } from "../recorder/RecorderProtocol.js";
+import type { TranscriptionFailed, TranscriptSegmentMessage } from "../contracts/RecorderProtocol.js";
 import { AwsTranscribeEngine } from "../recorder/transcription/AwsTranscribeEngine.js";
 import type { TranscriptionFailure } from "../recorder/transcription/TranscriptionEngineTypes.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { type FakeTranscribeServer, startFakeTranscribe } from "./helpers/aws-transcribe-server.js";
 import { SENTENCES, type Speech, sendSpeech, speak } from "./helpers/speech.js";
 import { waitFor } from "./helpers/wait.js";

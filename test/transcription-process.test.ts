@@ -1,13 +1,13 @@
 import dgram from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
 import type {
 	ErrorReply,
 	TranscriptionClosed,
 	TranscriptionFailed,
 	TranscriptSegmentMessage,
-} from "../recorder/RecorderProtocol.js";
+} from "../contracts/RecorderProtocol.js";
 import { wordErrorRate } from "../recorder/transcription/wer.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { childrenOf, describeFds, writableRegularFiles } from "./helpers/proc-fds.js";
 import { SENTENCES, type Speech, sendSpeech, speak } from "./helpers/speech.js";
 import { waitFor } from "./helpers/wait.js";

@@ -1,10 +1,10 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecorderProcess } from "../recorder/RecorderProcess.js";
-import type { TranscriptionFailed, TranscriptSegmentMessage } from "../recorder/RecorderProtocol.js";
+import type { TranscriptionFailed, TranscriptSegmentMessage } from "../contracts/RecorderProtocol.js";
 import { OpenAiTranscriptionEngine } from "../recorder/transcription/OpenAiTranscriptionEngine.js";
 import type { TranscriptionFailure, TranscriptSegment } from "../recorder/transcription/TranscriptionEngineTypes.js";
 import { VoskEngine } from "../recorder/transcription/VoskEngine.js";
+import { RecorderProcess } from "../server/recording/RecorderProcess.js";
 import { SENTENCES, type Speech, sendSpeech, speak } from "./helpers/speech.js";
 import { type FakeVoskServer, type FakeWhisperServer, startFakeVosk, startFakeWhisper } from "./helpers/stt-servers.js";
 

@@ -7,8 +7,8 @@ import {
 	TranscribeStreamingClient,
 	type TranscriptResultStream,
 } from "@aws-sdk/client-transcribe-streaming";
-import type { Logger } from "../../server/logger.js";
-import { assertEndpointAllowed } from "../../server/storage/endpointGuard.js";
+import { assertEndpointAllowed } from "../../contracts/endpointGuard.js";
+import type { Logger } from "../../contracts/logger.js";
 import { RecorderError } from "../errors.js";
 import {
 	PCM_BYTES_PER_MS,

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
 import https from "node:https";
-import type { Logger } from "../../server/logger.js";
-import { assertEndpointAllowed, type EndpointPolicy, guardedLookup } from "../../server/storage/endpointGuard.js";
+import { assertEndpointAllowed, type EndpointPolicy, guardedLookup } from "../../contracts/endpointGuard.js";
+import type { Logger } from "../../contracts/logger.js";
 import {
 	PCM_BYTES_PER_MS,
 	PCM_SAMPLE_RATE,
@@ -54,7 +54,7 @@ interface VerboseJson {
 
 /**
  * An OpenAI-compatible transcription server (`POST /v1/audio/transcriptions`: whisper servers such as
- * faster-whisper-server/speaches, LocalAI, vLLM, whisper.cpp's server in OpenAI mode). The API is not streaming:
+ * faster-whisper-server (speaches), LocalAI, vLLM, whisper.cpp's server in OpenAI mode). The API is not streaming:
  * the stream is cut at pauses (an energy detector, 600 ms of quiet) into utterances of at most `maxUtteranceMs`,
  * each sent as a 16 kHz mono WAV with `response_format=verbose_json` and word timestamps; each answer becomes one
  * final segment, its times from the answer's segments/words placed at the utterance's offset. Requests go one

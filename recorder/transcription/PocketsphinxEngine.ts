@@ -5,7 +5,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import type { Logger } from "../../server/logger.js";
+import type { Logger } from "../../contracts/logger.js";
 import { RecorderError } from "../errors.js";
 import { findExecutable, guardPrefix } from "../executables.js";
 import {

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { finished } from "node:stream";
-import type { Logger } from "../../server/logger.js";
+import type { Logger } from "../../contracts/logger.js";
 import {
 	CaptureGate,
 	type CaptureSummary,

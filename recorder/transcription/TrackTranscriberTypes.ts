@@ -1,6 +1,6 @@
-import type { Logger } from "../../server/logger.js";
-import type { Codec } from "../RecorderProtocol.js";
-import type { RecorderConfig } from "../RecorderTypes.js";
+import type { Logger } from "../../contracts/logger.js";
+import type { RecorderConfig } from "../../contracts/RecorderConfig.js";
+import type { Codec } from "../../contracts/RecorderProtocol.js";
 import type { TranscriptionEngine, TranscriptionFailure, TranscriptSegment } from "./TranscriptionEngineTypes.js";
 
 export interface TrackTranscriberOptions {

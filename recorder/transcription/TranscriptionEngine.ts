@@ -1,5 +1,5 @@
-import type { TranscriptionEngineSpec } from "../RecorderProtocol.js";
-import type { RecorderConfig } from "../RecorderTypes.js";
+import type { RecorderConfig } from "../../contracts/RecorderConfig.js";
+import type { TranscriptionEngineSpec } from "../../contracts/RecorderProtocol.js";
 import { PocketsphinxEngine } from "./PocketsphinxEngine.js";
 import type { TranscriptionEngine } from "./TranscriptionEngineTypes.js";
 

@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import type { Logger } from "../../server/logger.js";
+import type { Logger } from "../../contracts/logger.js";
 
 /** What every engine reads: 16 kHz, mono, signed 16-bit little-endian PCM. */
 export const PCM_SAMPLE_RATE = 16_000;

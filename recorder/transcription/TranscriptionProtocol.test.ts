@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseChildMessage, parseParentMessage } from "../RecorderProtocol.js";
+import { parseChildMessage, parseParentMessage } from "../../contracts/RecorderProtocol.js";
 import { toSegment } from "./AwsTranscribeEngine.js";
 
 const AUDIO = { kind: "audio", mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 } as const;

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import WebSocket from "ws";
-import type { Logger } from "../../server/logger.js";
-import { assertEndpointAllowed, guardedLookup } from "../../server/storage/endpointGuard.js";
+import { assertEndpointAllowed, guardedLookup } from "../../contracts/endpointGuard.js";
+import type { Logger } from "../../contracts/logger.js";
 import { RecorderError } from "../errors.js";
 import {
 	PCM_BYTES_PER_MS,

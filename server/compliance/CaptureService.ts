@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { types as ms } from "mediasoup";
-import type { CloseTime } from "../../recorder/CaptureGate.js";
+import type { CloseTime } from "../../contracts/RecorderProtocol.js";
 import type {
 	CaptureStatus,
 	CoverageEntry,

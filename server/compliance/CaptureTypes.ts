@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TranscriptionEngineSpecSchema } from "../../recorder/RecorderProtocol.js";
+import { TranscriptionEngineSpecSchema } from "../../contracts/RecorderProtocol.js";
 import type { CaptureKind } from "../../shared/protocol.js";
 
 export type { CaptureKind };

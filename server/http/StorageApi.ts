@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { parseStorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { EventLog } from "../audit/EventLog.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import { preflight } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
-import { parseStorageTarget } from "../storage/StorageTargetTypes.js";
 import { assertUnscoped, bearerIdentity } from "./callers.js";
 
 export interface StorageApiOptions {

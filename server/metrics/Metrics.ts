@@ -1,9 +1,9 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { AuthenticationError, NotFoundError } from "../errors.js";
+import type { RecorderProcess } from "../recording/RecorderProcess.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import type { WorkerPool } from "../sfu/WorkerPool.js";
 import type { WebhookService } from "../webhooks/WebhookService.js";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storageTargetSchema } from "../../contracts/StorageTargetTypes.js";
 import { IdParams } from "../http/MeetingsApi.js";
 import { LinkParams } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
@@ -17,7 +18,6 @@ import {
 	WarningSchema,
 } from "../operator/OperatorTypes.js";
 import { SessionParams } from "../recording/PlaybackTypes.js";
-import { storageTargetSchema } from "../storage/StorageTargetTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
 
 /**

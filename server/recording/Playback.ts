@@ -1,11 +1,11 @@
 import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
 import { createS3Client } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import type {
 	Evidence,
 	EvidencePerson,

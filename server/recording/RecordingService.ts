@@ -1,18 +1,19 @@
-import { createHash } from "node:crypto";
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import type { types as ms } from "mediasoup";
-import { type CloseTime, ntpToUnixMs } from "../../recorder/CaptureGate.js";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import {
 	type CaptureSummaryWire,
 	type HoleEntry,
 	type ObjectWritten,
 	parseObjectKey,
-	type SenderReportMessage,
 	type TrackFailed,
 	type TrackKind,
-} from "../../recorder/RecorderProtocol.js";
+} from "../../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
+import { auditObjectWritten, CaptureBucket } from "../capture/CaptureBucket.js";
+import type { PlainTap } from "../capture/PlainTap.js";
+import { TapOwner } from "../capture/TapOwner.js";
+import type { TapTrack } from "../capture/TapOwnerTypes.js";
 import {
 	type CaptureClose,
 	type CaptureService,
@@ -25,10 +26,7 @@ import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
-import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
-import { PlainTap } from "./PlainTap.js";
 import type { Recorder } from "./RecordingTypes.js";
 import {
 	MANIFEST_KIND,
@@ -38,8 +36,6 @@ import {
 	type SessionRecord,
 	type TrackRecord,
 } from "./RecordingTypes.js";
-
-type SenderReportMessageBody = Omit<SenderReportMessage, "type" | "trackId" | "requestId">;
 
 export interface RecordingServiceOptions {
 	/** Undefined when the gateway has no master key: no tenant can have a storage target. */
@@ -68,7 +64,7 @@ const CHAT_CHECKPOINT_MS = 2000;
  * is configured (the operator provides no storage), and that reaches media only
  * through the notice gate's taps. For each open tap it creates a PlainTransport
  * and a consumer on the meeting's router and hands the RTP to the recorder
- * process (ffmpeg → S3 multipart, recorder/); when the gate closes, the tap is
+ * child process (in-process WebM → S3 multipart); when the gate closes, the tap is
  * closed at once. At the end of each session it writes, next to the recording,
  * the chat log, the meeting's audit export and a manifest tying every object to
  * the acknowledgement that covered it.
@@ -83,10 +79,8 @@ export class RecordingService implements CaptureSink {
 	readonly #segmentSeconds: number | undefined;
 	readonly #log: Logger;
 	readonly #sessions = new Map<string, SessionRecord>();
-	readonly #tracks = new Map<string, TrackRecord>();
-	/** Producers whose sender reports are watched, and each one's latest report (issue 11). */
-	readonly #watched = new Set<string>();
-	readonly #lastSr = new Map<string, Map<number, SenderReportMessageBody>>();
+	/** Every tap of a recording session, from open to close (gate re-check, start, close, reopen after a crash). */
+	readonly #taps: TapOwner<TrackRecord>;
 	/** Recoveries in progress: key prefix → tenant (recovered objects carry no track). */
 	readonly #recovering = new Map<string, string>();
 	/** Objects a recovery completed, by session (for the manifest of a session that ended in a crash). */
@@ -111,21 +105,30 @@ export class RecordingService implements CaptureSink {
 		options.capture.on("sessionend", (session, _where, reason, close) => {
 			if (session.kind === "recording") void this.#sessionEnded(session.id, reason, close);
 		});
-		options.capture.on("tap", (tap) => {
-			if (tap.session.kind !== "recording") return;
-			if (tap.open) void this.#open(tap);
-			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason, tap.closeAt);
+		this.#taps = new TapOwner<TrackRecord>({
+			capture: options.capture,
+			rooms: options.rooms,
+			recorder: options.recorder,
+			log: options.log,
+			sink: {
+				kind: "recording",
+				accepts: () => true,
+				create: (tap, base) => this.#create(tap, base),
+				open: (track, media) => this.#open(track, media),
+				started: (track) => this.#started(track),
+				close: (track, reason, opened, change) => this.#close(track, reason, opened, change),
+				lost: (track, at) => this.#lost(track, at),
+				senderReport: (track, sr) => this.#recorder?.senderReport(track.trackId, sr),
+			},
+			afterCrash: (lost) => this.#recorderCrashed(lost),
 		});
 		const recorder = options.recorder;
 		if (recorder) {
-			recorder.on("objectWritten", (o) => this.#objectWritten(o));
-			recorder.on("keyframeNeeded", ({ trackId }) => {
-				const t = this.#tracks.get(trackId);
-				t?.media?.requestKeyFrame();
-			});
+			recorder.on("objectWritten", (o) => void this.#objectWritten(o));
+			recorder.on("keyframeNeeded", ({ trackId }) => this.#taps.get(trackId)?.media?.requestKeyFrame());
 			recorder.on("trackHole", ({ trackId, hole }) => this.#hole(trackId, hole));
 			recorder.on("trackUndatable", (u) => {
-				const t = this.#tracks.get(u.trackId);
+				const t = this.#taps.get(u.trackId);
 				const rec = this.#sessions.get(u.trackId.split("_")[0] ?? "");
 				if (!t || !rec) return;
 				this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is recorded");
@@ -134,11 +137,10 @@ export class RecordingService implements CaptureSink {
 			// Stopping is reported the moment it happens (trackFailed comes after the recorder finished what it could).
 			recorder.on("trackStopping", (f) => this.#trackFailed(f));
 			recorder.on("trackFailed", (f) => {
-				const t = this.#tracks.get(f.trackId);
+				const t = this.#taps.get(f.trackId);
 				if (t && f.stats) t.stats = f.stats;
 				this.#trackFailed(f);
 			});
-			recorder.on("crashed", (info) => void this.#recorderCrashed(info.openTracks));
 		}
 	}
 
@@ -201,16 +203,11 @@ export class RecordingService implements CaptureSink {
 		rec.chatTimer ??= setTimeout(() => {
 			rec.chatTimer = undefined;
 			if (rec.endedAt) return;
-			const client = this.#client(rec.target);
-			void putText(
-				client,
-				rec.target,
-				`${sessionBase(rec.target, rec.meetingId, rec.session.id)}/chat.jsonl`,
-				chatText(rec.chat),
-				"application/x-ndjson",
-			)
+			const bucket = this.#bucket(rec.tenantId, rec.target, rec.meetingId, rec.session.id);
+			void bucket
+				.put("chat.jsonl", chatText(rec.chat), "application/x-ndjson")
 				.catch((err: unknown) => this.#log.warn({ err }, "could not checkpoint the chat log"))
-				.finally(() => client.destroy());
+				.finally(() => bucket.destroy());
 		}, CHAT_CHECKPOINT_MS);
 		rec.chatTimer.unref();
 	}
@@ -266,23 +263,22 @@ export class RecordingService implements CaptureSink {
 		}
 	}
 
-	/** The recorder died: its tracks are gone. Restart it, complete what they uploaded, reopen what the gate still allows. */
-	async #recorderCrashed(openTracks: string[]): Promise<void> {
+	/** The recorder died with this track: it ends here; its hole starts at the crash (TapOwner reopens its tap). */
+	#lost(t: TrackRecord, at: number): void {
+		t.closedAt = new Date(at).toISOString();
+		t.closeReason = "recorder_crashed";
+		this.#crashedAt.set(t.trackId, at);
+	}
+
+	/**
+	 * The recorder died and took these tracks: restart it, complete what they uploaded (recovery), then put each
+	 * one's hole in its manifest entry and warn the hosts. True: TapOwner reopens the taps the gate still allows.
+	 */
+	async #recorderCrashed(lost: TrackRecord[]): Promise<boolean> {
 		const recorder = this.#recorder;
-		if (!recorder) return;
-		this.#log.error({ openTracks: openTracks.length }, "recorder crashed; restarting it");
-		const lost = [...this.#tracks.values()];
+		if (!recorder) return false;
+		this.#log.error({ openTracks: lost.length }, "recorder crashed; restarting it");
 		const now = Date.now();
-		for (const t of lost) {
-			// Closed before its consumer closes, so the consumer's close doesn't ask the dead recorder to close it.
-			t.state = "closed";
-			t.closedAt = new Date(now).toISOString();
-			t.closeReason = "recorder_crashed";
-			this.#crashedAt.set(t.trackId, now);
-			this.#tracks.delete(t.trackId);
-			t.media?.close();
-			t.finish?.();
-		}
 		try {
 			await recorder.restart();
 			const byTenant = new Map<string, SessionRecord[]>();
@@ -309,7 +305,7 @@ export class RecordingService implements CaptureSink {
 					"Recording stopped: the recorder failed. What was recorded so far is saved.",
 				);
 			}
-			return;
+			return false;
 		}
 		for (const t of lost) {
 			// What a crashed track lost: from the end of what recovery saved to the crash.
@@ -321,15 +317,13 @@ export class RecordingService implements CaptureSink {
 			};
 			t.holes.push(hole);
 			this.#warn(t, hole);
-			if (t.tap && this.#capture.mayCapture(t.tap.session.meetingId, "recording", t.peerId)) {
-				void this.#open({ ...t.tap, reason: "recorder_restarted" });
-			}
 		}
+		return true;
 	}
 
 	/** A track lost data: into its manifest entry, and a live warning to the meeting's hosts. */
 	#hole(trackId: string, hole: HoleEntry): void {
-		const t = this.#tracks.get(trackId);
+		const t = this.#taps.get(trackId);
 		if (!t) return;
 		t.holes.push(hole);
 		this.#warn(t, hole);
@@ -357,7 +351,7 @@ export class RecordingService implements CaptureSink {
 
 	/** Closes every tap (gracefully: the recorder completes each object) and writes the open sessions' manifests. */
 	async close(): Promise<void> {
-		await Promise.all([...this.#tracks.keys()].map((id) => this.#close(id, "gateway_closing")));
+		await this.#taps.closeAll("gateway_closing");
 		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id, "gateway_closing")));
 	}
 
@@ -373,157 +367,87 @@ export class RecordingService implements CaptureSink {
 			seqBlocks: new Map(),
 			chat: [],
 			chatIds: [],
-			pending: new Set(),
 		});
 	}
 
-	async #open(tap: TapChange): Promise<void> {
+	/** The record of a newly opened tap: its person's pseudonym, its kind, its own block of object numbers. */
+	#create(tap: TapChange, base: TapTrack): TrackRecord | undefined {
 		const rec = this.#sessions.get(tap.session.id);
-		const recorder = this.#recorder;
-		const room = this.#rooms.get(tap.session.meetingId);
-		if (!rec || !recorder || !room || room.closed) return;
-		const trackId = `${tap.session.id}_${tap.producer.id}`;
-		if (this.#tracks.has(trackId)) return;
-		if (tap.producer.closed) return;
-		const kind: TrackKind = tap.producer.appData.source === "mic" ? "audio" : tap.producer.appData.source;
+		if (!rec || rec.endedAt) return undefined;
 		const person = this.#events.pseudonym(rec.tenantId, tap.person);
-		if (!person) return;
+		if (!person) return undefined;
+		const kind: TrackKind = tap.producer.appData.source === "mic" ? "audio" : tap.producer.appData.source;
 		const blockKey = `${person}-${kind}`;
 		const block = rec.seqBlocks.get(blockKey) ?? 0;
 		rec.seqBlocks.set(blockKey, block + 1);
 		const track: TrackRecord = {
-			trackId,
-			peerId: tap.peerId,
+			...base,
 			person,
 			kind,
-			producerId: tap.producer.id,
+			firstSeq: block * SEQ_BLOCK + 1,
 			openedAt: new Date().toISOString(),
 			objects: [],
 			holes: [],
-			state: "opening",
-			tap,
 		};
-		this.#tracks.set(trackId, track);
 		rec.tracks.push(track);
-		let done: () => void = () => undefined;
-		track.settled = new Promise<void>((resolve) => {
-			done = resolve;
-		});
-		rec.pending.add(track.settled);
-		try {
-			const media = await PlainTap.create(room.router, tap.producer.id, trackId);
-			track.media = media;
-			const codec = media.codec;
-			track.codec = { mimeType: codec.mimeType, clockRate: codec.clockRate, channels: codec.channels };
-			const ports = await recorder.openTrack({
-				trackId,
-				key: { prefix: rec.target.prefix ?? "", meetingId: rec.meetingId, sessionId: rec.session.id, person, kind },
-				codec,
-				ssrc: media.ssrc,
-				target: rec.target,
-				firstSeq: block * SEQ_BLOCK + 1,
-				...(tap.clickedAt !== undefined ? { openAt: tap.clickedAt } : {}),
-				options: {
-					...this.#policy,
-					...(this.#segmentSeconds ? { segmentSeconds: this.#segmentSeconds } : {}),
-				},
-			});
-			track.state = "recording";
-			this.#watchSenderReports(tap.producer);
-			for (const sr of this.#lastSr.get(tap.producer.id)?.values() ?? []) recorder.senderReport(trackId, sr);
-			// The gate may have closed while this was being set up: check again before any byte flows.
-			if (!this.#capture.mayCapture(rec.meetingId, "recording", tap.peerId) || track.closeRequested) {
-				throw new GateClosedWhileOpening();
-			}
-			await media.start(ports);
-			track.openedAt = new Date().toISOString(); // media flows to the recorder from now on
-			const crashedAt = this.#crashedAt.get(trackId);
-			if (crashedAt !== undefined && tap.reason === "recorder_restarted") {
-				this.#crashedAt.delete(trackId);
-				track.holes.push({ from: new Date(crashedAt).toISOString(), to: track.openedAt, cause: "recorder_crash" });
-			}
-			media.consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
-			this.#log.info({ trackId, kind, meetingId: rec.meetingId }, "recording track open");
-		} catch (err) {
-			if (!(err instanceof GateClosedWhileOpening)) this.#log.error({ err, trackId }, "recording track failed to open");
-			track.closeReason =
-				err instanceof GateClosedWhileOpening ? (track.closeRequested ?? "gate_closed") : "open_failed";
-			await this.#teardown(track);
-			done();
-		}
-		if (track.closeRequested && track.state === "recording") await this.#close(trackId, track.closeRequested);
-		if (track.state === "closed") done();
-		else track.finish = done;
+		return track;
 	}
 
-	/**
-	 * The producer's RTCP sender reports (its RTP time ↔ its sender's wall clock) go to the recorder for each of its
-	 * open tracks: they date every packet, so the recorder's per-packet gate can drop what was captured before the
-	 * person's click (issue 11). mediasoup reports them as `sr` trace events.
-	 */
-	#watchSenderReports(producer: TapChange["producer"]): void {
-		if (this.#watched.has(producer.id) || producer.closed) return;
-		this.#watched.add(producer.id);
-		producer.observer.once("close", () => {
-			this.#watched.delete(producer.id);
-			this.#lastSr.delete(producer.id);
-		});
-		const types = new Set<ms.ProducerTraceEventType>(["sr"]);
-		void producer.enableTraceEvent([...types]).catch(() => undefined);
-		producer.on("trace", (t) => {
-			if (t.type !== "sr" || t.direction !== "in") return;
-			const info = t.info as { ssrc: number; ntpSec: number; ntpFrac: number; rtpTs: number; packetCount: number };
-			// Only once the stream sent RTP (before that a report has no frame to anchor its RTP time to). Each stream
-			// (simulcast layer) has its own RTP time base: the recorder finds the one its consumer's RTP is on.
-			if (!(info.packetCount > 0)) return;
-			const sr = {
-				ssrc: info.ssrc >>> 0,
-				ntpMs: ntpToUnixMs(info.ntpSec, info.ntpFrac),
-				rtpTs: info.rtpTs >>> 0,
-				receivedAt: Date.now(),
-			};
-			const last = this.#lastSr.get(producer.id) ?? new Map();
-			last.set(sr.ssrc, sr);
-			this.#lastSr.set(producer.id, last);
-			for (const track of this.#tracks.values()) {
-				if (track.producerId === producer.id && track.state === "recording")
-					this.#recorder?.senderReport(track.trackId, sr);
-			}
+	/** The track's stream in the recorder: WebM objects under the session's keys, in the tenant's bucket. */
+	async #open(track: TrackRecord, media: PlainTap): Promise<{ rtpPort: number; rtcpPort: number }> {
+		const rec = this.#sessions.get(track.tap.session.id) as SessionRecord;
+		const recorder = this.#recorder as Recorder;
+		const codec = media.codec;
+		track.codec = { mimeType: codec.mimeType, clockRate: codec.clockRate, channels: codec.channels };
+		return recorder.openTrack({
+			trackId: track.trackId,
+			key: {
+				prefix: rec.target.prefix ?? "",
+				meetingId: rec.meetingId,
+				sessionId: rec.session.id,
+				person: track.person,
+				kind: track.kind,
+			},
+			codec,
+			ssrc: media.ssrc,
+			target: rec.target,
+			firstSeq: track.firstSeq,
+			...(track.tap.clickedAt !== undefined ? { openAt: track.tap.clickedAt } : {}),
+			options: {
+				...this.#policy,
+				...(this.#segmentSeconds ? { segmentSeconds: this.#segmentSeconds } : {}),
+			},
 		});
 	}
 
-	async #close(trackId: string, reason: string, closeAt?: CloseTime): Promise<void> {
-		const track = this.#tracks.get(trackId);
-		if (!track || track.state === "closing" || track.state === "closed") return;
-		if (closeAt) track.closeAt ??= closeAt;
-		if (track.state === "opening") {
-			track.closeRequested = reason;
-			return;
+	/** Media flows to the recorder from now on (after a recorder crash: the crash's hole ends here). */
+	#started(track: TrackRecord): void {
+		track.openedAt = new Date().toISOString();
+		const crashedAt = this.#crashedAt.get(track.trackId);
+		if (crashedAt !== undefined && track.tap.reason === "recorder_restarted") {
+			this.#crashedAt.delete(track.trackId);
+			track.holes.push({ from: new Date(crashedAt).toISOString(), to: track.openedAt, cause: "recorder_crash" });
 		}
-		track.state = "closing";
+		this.#log.info(
+			{ trackId: track.trackId, kind: track.kind, meetingId: track.tap.session.meetingId },
+			"recording track open",
+		);
+	}
+
+	/** The media has stopped: the recorder finishes the track's object, and reports its frames and capture times. */
+	async #close(track: TrackRecord, reason: string, opened: boolean, change?: TapChange): Promise<void> {
 		track.closeReason = reason;
-		// Stop the media first (nothing more flows once the gate closed), then let the recorder finish the object.
-		track.media?.close();
 		track.closedAt = new Date().toISOString();
-		await this.#teardown(track);
-		track.finish?.();
+		if (change?.closeAt) track.closeAt ??= change.closeAt;
+		if (!opened) return;
+		const closed = await this.#recorder?.closeTrackWithCapture(track.trackId, track.closeAt).catch((err: unknown) => {
+			this.#log.error({ err, trackId: track.trackId }, "recorder could not close a track");
+		});
+		if (closed?.stats) track.stats = closed.stats;
+		if (closed?.capture) track.capture = closed.capture;
 	}
 
-	async #teardown(track: TrackRecord): Promise<void> {
-		track.media?.close();
-		if (track.state === "recording" || track.state === "closing") {
-			const closed = await this.#recorder?.closeTrackWithCapture(track.trackId, track.closeAt).catch((err: unknown) => {
-				this.#log.error({ err, trackId: track.trackId }, "recorder could not close a track");
-			});
-			if (closed?.stats) track.stats = closed.stats;
-			if (closed?.capture) track.capture = closed.capture;
-		}
-		track.state = "closed";
-		track.closedAt ??= new Date().toISOString();
-		this.#tracks.delete(track.trackId);
-	}
-
-	#objectWritten(o: ObjectWritten): void {
+	async #objectWritten(o: ObjectWritten): Promise<void> {
 		const rec = this.#sessions.get(o.trackId?.split("_")[0] ?? "");
 		// After a crash the same trackId may be reopened; the object belongs to the track that was open at its seq.
 		const sessionTrack = rec?.tracks.filter((t) => t.trackId === o.trackId).at(-1);
@@ -553,22 +477,15 @@ export class RecordingService implements CaptureSink {
 			this.#log.warn({ key: o.key }, "object written for no known session");
 			return;
 		}
-		this.#events.append("storage.object_written", {
-			tenantId: where.tenantId,
-			meetingId: where.meetingId,
-			data: {
-				kind: "recording",
-				sessionId: where.sessionId,
-				trackId: o.trackId ?? null,
-				bucket: o.bucket,
-				...objectEntry(o),
-				...(o.recovered ? { recovered: true } : {}),
-			},
-		});
+		await auditObjectWritten(
+			this.#events,
+			{ ...where, kind: "recording", bucket: o.bucket },
+			{ trackId: o.trackId ?? null, ...objectEntry(o), ...(o.recovered ? { recovered: true } : {}) },
+		);
 	}
 
 	#trackFailed(f: TrackFailed): void {
-		const track = this.#tracks.get(f.trackId);
+		const track = this.#taps.get(f.trackId);
 		this.#log.error({ ...f }, "recording track failed");
 		if (!track) return;
 		const rec = this.#sessions.get(f.trackId.split("_")[0] ?? "");
@@ -582,7 +499,7 @@ export class RecordingService implements CaptureSink {
 				"Recording stopped: the organisation's storage bucket could not be reached. What was recorded so far is saved.",
 			);
 		} else {
-			void this.#close(f.trackId, f.code);
+			void this.#taps.close(f.trackId, f.code);
 		}
 	}
 
@@ -593,9 +510,12 @@ export class RecordingService implements CaptureSink {
 		rec.endReason = reason;
 		clearTimeout(rec.chatTimer);
 		// Taps of the session close with it (the gate emitted their closes); wait for the recorder to finish each.
-		for (const t of rec.tracks)
-			if (t.state !== "closed") await this.#close(t.trackId, reason, close && closeTimeFor(close, t.peerId));
-		await Promise.all(rec.pending);
+		for (const t of rec.tracks) {
+			if (t.state === "closed") continue;
+			if (close) t.closeAt ??= closeTimeFor(close, t.peerId);
+			await this.#taps.close(t.trackId, reason);
+		}
+		await Promise.all(rec.tracks.map((t) => t.settled));
 		try {
 			await this.#writeSessionArtifacts(rec);
 		} catch (err) {
@@ -650,8 +570,9 @@ export class RecordingService implements CaptureSink {
 		const sessionId = on.data.sessionId as string;
 		const policy = on.data.policy as CapturePolicy;
 		const prefix = target.prefix ?? "";
-		const base = sessionBase(target, meetingId, sessionId);
-		const client = this.#client(target);
+		const bucket = this.#bucket(tenantId, target, meetingId, sessionId);
+		const client = bucket.client;
+		const base = bucket.key("").slice(0, -1);
 		try {
 			// Objects in the bucket (completed by the orphaned recorder's last close, or by recovery just now).
 			const listed = new Map<string, { size: number; at: string }>();
@@ -793,12 +714,11 @@ export class RecordingService implements CaptureSink {
 		chat: { text: string; messages: number };
 		tracks: ManifestTrack[];
 	}): Promise<void> {
-		const base = sessionBase(a.target, a.meetingId, a.sessionId);
-		const client = createS3Client(a.target, { ...this.#policy, maxAttempts: 5 });
+		const bucket = this.#bucket(a.tenantId, a.target, a.meetingId, a.sessionId);
 		try {
-			const chat = await putText(client, a.target, `${base}/chat.jsonl`, a.chat.text, "application/x-ndjson");
-			const exported = this.#events.exportMeeting(a.tenantId, a.meetingId);
-			const audit = await putText(client, a.target, `${base}/audit.jsonl`, exported, "application/x-ndjson");
+			const chat = await bucket.put("chat.jsonl", a.chat.text, "application/x-ndjson");
+			const exported = await this.#events.exportMeeting(a.tenantId, a.meetingId);
+			const audit = await bucket.put("audit.jsonl", exported, "application/x-ndjson");
 			const header = JSON.parse(exported.slice(0, exported.indexOf("\n"))) as {
 				chainHead: unknown;
 				meetingHead: unknown;
@@ -821,25 +741,17 @@ export class RecordingService implements CaptureSink {
 				disclaimer:
 					"Each track's coveredBy names the audit entry (seq, hash) in which that person's client acknowledged the notice of this session, or consented, before any of their media was recorded; audit.jsonl holds the chain to verify it. framesReceived/framesWritten count the track's frames that reached the recorder and that are in its objects; holes lists, in wall-clock time, every stretch missing from them and why.",
 			};
-			const written = await putText(
-				client,
-				a.target,
-				`${base}/manifest.json`,
-				`${JSON.stringify(manifest, null, 2)}\n`,
-				"application/json",
-			);
-			this.#events.append("storage.object_written", {
-				tenantId: a.tenantId,
-				meetingId: a.meetingId,
-				data: { kind: "recording", sessionId: a.sessionId, bucket: a.target.bucket, ...written, manifest: true },
+			await bucket.putAudited("manifest.json", `${JSON.stringify(manifest, null, 2)}\n`, "application/json", {
+				manifest: true,
 			});
 		} finally {
-			client.destroy();
+			bucket.destroy();
 		}
 	}
 
-	#client(target: StorageTarget): S3Client {
-		return createS3Client(target, { ...this.#policy, maxAttempts: 5 });
+	/** The bucket side of one session: the gateway's own objects there, and their trail entries. */
+	#bucket(tenantId: string, target: StorageTarget, meetingId: string, sessionId: string): CaptureBucket {
+		return new CaptureBucket(target, this.#policy, this.#events, { tenantId, meetingId, kind: "recording", sessionId });
 	}
 
 	/** Pseudonyms of who declined this session's notice (never covered in it), from the trail. */
@@ -867,8 +779,6 @@ export class RecordingService implements CaptureSink {
 		return out;
 	}
 }
-
-class GateClosedWhileOpening extends Error {}
 
 /** How an object is named in the trail and the manifest. */
 /** The capture gate's account, as the manifest lists it (issue 11). */
@@ -917,31 +827,6 @@ function framesIn(objects: ObjectWritten[]): number | null {
 	return n;
 }
 
-function sessionBase(target: StorageTarget, meetingId: string, sessionId: string): string {
-	return `${target.prefix ? `${target.prefix}/` : ""}${meetingId}/${sessionId}`;
-}
-
 function chatText(chat: SessionRecord["chat"]): string {
 	return chat.map((c) => JSON.stringify(c)).join("\n") + (chat.length ? "\n" : "");
-}
-
-async function putText(
-	client: S3Client,
-	target: StorageTarget,
-	key: string,
-	text: string,
-	contentType: string,
-): Promise<{ key: string; size: number; sha256: string }> {
-	const body = Buffer.from(text);
-	await client.send(
-		new PutObjectCommand({
-			Bucket: target.bucket,
-			Key: key,
-			Body: body,
-			ContentLength: body.length,
-			ContentType: contentType,
-			...ssePutParams(target.encryption),
-		}),
-	);
-	return { key, size: body.length, sha256: createHash("sha256").update(body).digest("hex") };
 }

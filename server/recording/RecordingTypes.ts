@@ -1,18 +1,17 @@
-import type { CloseTime } from "../../recorder/CaptureGate.js";
-import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
 import type {
 	CaptureSummaryWire,
+	CloseTime,
 	HoleEntry,
 	ObjectWritten,
 	TrackKind,
 	TrackStats,
-} from "../../recorder/RecorderProtocol.js";
-import type { TapChange } from "../compliance/CaptureService.js";
+} from "../../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
+import type { TapTrack } from "../capture/TapOwnerTypes.js";
 import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
-import type { PlainTap } from "./PlainTap.js";
+import type { RecorderProcess } from "./RecorderProcess.js";
 
-/** The recorder process the gateway drives (recorder/RecorderProcess.ts). */
+/** The recorder process the gateway drives (./RecorderProcess.ts). */
 export type Recorder = Pick<
 	RecorderProcess,
 	| "alive"
@@ -27,14 +26,11 @@ export type Recorder = Pick<
 	| "once"
 >;
 
-/** One producer recorded in one session. */
-export interface TrackRecord {
-	trackId: string;
-	peerId: string;
+/** One producer recorded in one session (its life from open to close: TapOwner). */
+export interface TrackRecord extends TapTrack {
 	/** The person's pseudonym (the object keys and the manifest name nobody). */
 	person: string;
 	kind: TrackKind;
-	producerId: string;
 	codec?: { mimeType: string; clockRate: number; channels?: number | undefined };
 	/** When media started flowing to the recorder (set again once it does), and when it stopped. */
 	openedAt: string;
@@ -47,18 +43,10 @@ export interface TrackRecord {
 	stats?: TrackStats;
 	/** What the per-packet capture gate did (issue 11), from the recorder at close. */
 	capture?: CaptureSummaryWire;
-	state: "opening" | "recording" | "closing" | "closed";
-	/** A close that arrived while the track was opening. */
-	closeRequested?: string;
+	/** Its objects' seq start at firstSeq (a block of its own: see SEQ_BLOCK). */
+	firstSeq: number;
 	/** When capture ended (the click that closed the gate, or the gateway's time; issue 11), sent to the recorder. */
 	closeAt?: CloseTime;
-	/** The media leaving the SFU for the recorder. */
-	media?: PlainTap;
-	/** The tap it records (to reopen it after a recorder crash). */
-	tap?: TapChange;
-	/** Resolves when the track is closed and its last object reported. */
-	settled?: Promise<void>;
-	finish?: () => void;
 }
 
 /** One line of `chat.jsonl`: its sender by pseudonym only (never their display name). */
@@ -84,7 +72,6 @@ export interface SessionRecord {
 	chatIds: string[];
 	/** chat.jsonl is brought up to date in the bucket shortly after each message (it survives a crash). */
 	chatTimer?: NodeJS.Timeout;
-	pending: Set<Promise<void>>;
 	endedAt?: string;
 	endReason?: string;
 }

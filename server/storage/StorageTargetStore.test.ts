@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import { openDatabase } from "../store/Database.js";
 import { StorageTargetStore } from "./StorageTargetStore.js";
-import type { StorageTarget } from "./StorageTargetTypes.js";
 import { SecretBox } from "./secretBox.js";
 
 const SECRET = `SECRETKEY-${randomBytes(12).toString("hex")}`;

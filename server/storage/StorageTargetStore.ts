@@ -1,4 +1,3 @@
-import type { Database } from "../store/Database.js";
 import {
 	joinSecrets,
 	parseStorageTarget,
@@ -6,7 +5,8 @@ import {
 	type StorageTargetConfig,
 	type StorageTargetSecrets,
 	splitSecrets,
-} from "./StorageTargetTypes.js";
+} from "../../contracts/StorageTargetTypes.js";
+import type { Database } from "../store/Database.js";
 import type { SecretBox } from "./secretBox.js";
 
 interface Row {

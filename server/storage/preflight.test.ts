@@ -10,10 +10,10 @@ import {
 	S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import { type S3Server, startS3 } from "../../test/helpers/moto.js";
 import { freePort } from "../../test/helpers/ports.js";
 import { classifyS3Error, createS3Client, preflight, StorageError, ssePutParams } from "./preflight.js";
-import type { StorageTarget } from "./StorageTargetTypes.js";
 
 const local = { allowPrivate: true, allowHttp: true };
 
@@ -55,6 +55,17 @@ describe("preflight against a local S3 API server (moto)", () => {
 		expect(result.latencyMs).toBeGreaterThanOrEqual(0);
 		expect(result.probeKey).toMatch(/^consentry\/acme\/\.consentry-probe-[0-9a-f-]{36}$/);
 		expect(await keysUnder("consentry/")).toEqual([]);
+	});
+
+	it("list_denied when the credentials may write but not list (recovery after a crash could not finish anything)", async () => {
+		const proxy = await denyListProxy(s3server.port);
+		try {
+			const err = await preflight({ ...target, endpoint: proxy.endpoint }, local).catch((e: unknown) => e);
+			expect(err).toMatchObject({ code: "list_denied", status: 422 });
+			expect((err as Error).message).toContain("s3:ListBucket");
+		} finally {
+			await proxy.close();
+		}
 	});
 
 	it("no_such_bucket names the bucket", async () => {
@@ -144,7 +155,8 @@ describe("preflight against a local S3 API server (moto)", () => {
 			await proxy.close();
 		}
 		const md5 = createHash("md5").update(key).digest("base64");
-		const byMethod = Object.fromEntries(proxy.seen.map((r) => [r.method, r.headers]));
+		// The first request of each method: the GET is the probe read back (the listings come after).
+		const byMethod = Object.fromEntries([...proxy.seen].reverse().map((r) => [r.method, r.headers]));
 		expect(Object.keys(byMethod).sort()).toEqual(["DELETE", "GET", "PUT"]);
 		for (const method of ["PUT", "GET"]) {
 			expect(byMethod[method], method).toMatchObject({
@@ -248,6 +260,34 @@ describe("classifyS3Error (SDK error objects; moto does not check signatures, so
 		expect(classifyS3Error(tls, target).code).toBe("endpoint_tls_invalid");
 	});
 });
+
+/** An HTTP proxy in front of moto that answers 403 AccessDenied to every bucket listing (a policy without ListBucket). */
+async function denyListProxy(upstreamPort: number) {
+	const server = http.createServer((req, res) => {
+		const url = new URL(req.url ?? "/", "http://x");
+		if (req.method === "GET" && (url.searchParams.has("list-type") || url.searchParams.has("uploads"))) {
+			res.writeHead(403, { "content-type": "application/xml" });
+			res.end(
+				'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>',
+			);
+			return;
+		}
+		const up = http.request(
+			{ host: "127.0.0.1", port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
+			(upRes) => {
+				res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+				upRes.pipe(res);
+			},
+		);
+		up.on("error", () => res.destroy());
+		req.pipe(up);
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	return {
+		endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+		close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+	};
+}
 
 /** An HTTP proxy in front of moto that records each request's method and headers. */
 async function recordingProxy(upstreamPort: number) {

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { isBase64OfLength } from "../../contracts/StorageTargetTypes.js";
 import { ConfigError, ConsentryError } from "../errors.js";
-import { isBase64OfLength } from "./StorageTargetTypes.js";
 
 /**
  * AES-256-GCM encryption of secrets at rest under the gateway's master key

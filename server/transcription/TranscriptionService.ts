@@ -1,9 +1,10 @@
-import { createHash } from "node:crypto";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
-import type { CloseTime } from "../../recorder/CaptureGate.js";
-import type { RecorderProcess } from "../../recorder/RecorderProcess.js";
-import type { TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../recorder/RecorderProtocol.js";
+import type { CloseTime, TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../contracts/RecorderProtocol.js";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { EventLog } from "../audit/EventLog.js";
+import { CaptureBucket, sessionBase } from "../capture/CaptureBucket.js";
+import type { PlainTap } from "../capture/PlainTap.js";
+import { TapOwner } from "../capture/TapOwner.js";
+import type { TapTrack } from "../capture/TapOwnerTypes.js";
 import {
 	type CaptureClose,
 	type CaptureService,
@@ -13,19 +14,19 @@ import {
 } from "../compliance/CaptureService.js";
 import type { CaptureSession } from "../compliance/CaptureTypes.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
-import { watchSenderReports } from "../compliance/senderReports.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
-import { PlainTap } from "../recording/PlainTap.js";
+import type { RecorderProcess } from "../recording/RecorderProcess.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
-import { createS3Client, ssePutParams } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
-import type { StorageTarget } from "../storage/StorageTargetTypes.js";
 import { engineForPerson, personLocale } from "./engineChoice.js";
 import type { TranscriptLinks } from "./TranscriptLinks.js";
 
-type Transcriber = Pick<RecorderProcess, "alive" | "openTranscription" | "closeTranscription" | "on" | "senderReport">;
+type Transcriber = Pick<
+	RecorderProcess,
+	"alive" | "openTranscription" | "closeTranscription" | "on" | "once" | "senderReport"
+>;
 
 export interface TranscriptionServiceOptions {
 	targets: StorageTargetStore | undefined;
@@ -41,22 +42,13 @@ export interface TranscriptionServiceOptions {
 	log: Logger;
 }
 
-interface Track {
-	trackId: string;
-	/** The tap it transcribes (to reopen it after a recorder crash). */
-	tap: TapChange;
-	peerId: string;
+/** One person's microphone transcribed in one session (its life from open to close: TapOwner). */
+interface Track extends TapTrack {
+	session: Session;
 	person: string;
 	displayName: string;
-	media?: PlainTap;
-	state: "opening" | "open" | "closed";
-	closeRequested?: string;
 	/** When capture ended (issue 11): sent to the recorder, which drops audio captured after it. */
 	closeAt?: CloseTime;
-	/** Stops forwarding the producer's sender reports. */
-	stopReports?: () => void;
-	settled: Promise<void>;
-	done: () => void;
 }
 
 /**
@@ -126,9 +118,7 @@ export class TranscriptionService implements CaptureSink {
 	readonly #o: TranscriptionServiceOptions;
 	readonly #log: Logger;
 	readonly #sessions = new Map<string, Session>();
-	readonly #tracks = new Map<string, { session: Session; track: Track }>();
-	/** Taps whose engine streams died with the recorder, to reopen once it is back. */
-	readonly #lost: TapChange[] = [];
+	readonly #taps: TapOwner<Track>;
 
 	constructor(options: TranscriptionServiceOptions) {
 		this.#o = options;
@@ -140,7 +130,7 @@ export class TranscriptionService implements CaptureSink {
 			const link = options.links.issue({
 				...where,
 				sessionId: session.id,
-				objectPrefix: objectPrefix(target, where.meetingId, session.id),
+				objectPrefix: sessionBase(target, where.meetingId, session.id),
 				ttlSeconds: options.tenant(where.tenantId).linkSeconds,
 			});
 			options.events.append("transcript.link_issued", {
@@ -173,40 +163,35 @@ export class TranscriptionService implements CaptureSink {
 		options.capture.on("sessionend", (session, _where, _reason, close) => {
 			if (session.kind === "transcription") void this.#sessionEnded(session.id, close);
 		});
-		options.capture.on("tap", (tap) => {
-			if (tap.session.kind !== "transcription" || tap.producer.appData.source !== "mic") return;
-			if (tap.open) void this.#open(tap);
-			else void this.#close(`${tap.session.id}_${tap.producer.id}`, tap.reason, tap.closeAt);
+		// Each microphone tap, from open to close (gate re-checked before media flows, closed the moment the gate
+		// closes, reopened after a recorder crash once the recording service has restarted it): TapOwner.
+		this.#taps = new TapOwner<Track>({
+			capture: options.capture,
+			rooms: options.rooms,
+			recorder: options.recorder,
+			log: options.log,
+			sink: {
+				kind: "transcription",
+				accepts: (tap) => tap.producer.appData.source === "mic",
+				create: (tap, base) => this.#create(tap, base),
+				open: (track, media) => this.#open(track, media),
+				close: (track, _reason, opened, change) => this.#close(track, opened, change),
+				// The producer's sender reports date each packet: the recorder's gate drops audio captured before the
+				// click (or after the close), as for a recording (issue 11).
+				senderReport: (track, sr) => this.#o.recorder?.senderReport(track.trackId, sr),
+			},
 		});
 		options.recorder?.on("transcriptSegment", (s) => this.#segment(s));
-		// The recorder died: its engine streams are gone. Once it is back (the recording service restarts it),
-		// the taps the gate still allows get new streams.
-		options.recorder?.on("crashed", () => {
-			const lost = [...this.#tracks.values()];
-			for (const { track } of lost) {
-				track.state = "closed";
-				track.media?.close();
-				track.stopReports?.();
-				this.#tracks.delete(track.trackId);
-				track.done();
-			}
-			this.#lost.push(...lost.map((l) => l.track.tap));
-		});
-		options.recorder?.on("ready", () => {
-			for (const tap of this.#lost.splice(0)) {
-				if (this.#o.capture.mayCapture(tap.session.meetingId, "transcription", tap.peerId)) void this.#open(tap);
-			}
-		});
-		options.recorder?.on("trackUndatable", (u) => {
-			const found = this.#tracks.get(u.trackId);
-			if (!found) return;
-			this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is transcribed");
-			const { session: s, track } = found;
-			options.capture.warnUndatable(s.meetingId, "transcription", s.session.id, track.peerId, "audio");
-		});
 		options.recorder?.on("transcriptionFailed", (f) => {
 			this.#log.error(f, "transcription of a track failed");
-			void this.#close(f.trackId, f.code);
+			void this.#taps.close(f.trackId, f.code);
+		});
+		options.recorder?.on("trackUndatable", (u) => {
+			const track = this.#taps.get(u.trackId);
+			if (!track) return;
+			this.#log.warn({ ...u }, "no sender report dates this track: nothing of it is transcribed");
+			const s = track.session;
+			options.capture.warnUndatable(s.meetingId, "transcription", s.session.id, track.peerId, "audio");
 		});
 	}
 
@@ -232,77 +217,47 @@ export class TranscriptionService implements CaptureSink {
 		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id)));
 	}
 
-	async #open(tap: TapChange): Promise<void> {
+	#create(tap: TapChange, base: TapTrack): Track | undefined {
 		const s = this.#sessions.get(tap.session.id);
 		const room = this.#o.rooms.get(tap.session.meetingId);
-		const recorder = this.#o.recorder;
-		if (!s || !room || room.closed || !recorder) return;
-		const trackId = `${tap.session.id}_${tap.producer.id}`;
-		if (this.#tracks.has(trackId)) return;
-		const person = this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown";
-		const displayName = room.peers.get(tap.peerId)?.displayName ?? "";
-		let done: () => void = () => undefined;
-		const settled = new Promise<void>((resolve) => {
-			done = resolve;
-		});
-		const track: Track = { trackId, tap, peerId: tap.peerId, person, displayName, state: "opening", settled, done };
-		s.tracks.set(trackId, track);
-		this.#tracks.set(trackId, { session: s, track });
-		try {
-			const media = await PlainTap.create(room.router, tap.producer.id, trackId);
-			track.media = media;
-			const ports = await recorder.openTranscription({
-				trackId,
-				codec: media.codec,
-				ssrc: media.ssrc,
-				engine: engineForPerson(
-					this.#o.tenant(s.tenantId).engine,
-					personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: tap.peerId }),
-				),
-				...(tap.clickedAt !== undefined ? { openAt: tap.clickedAt } : {}),
-				options: { partials: true, ...this.#o.endpointPolicy },
-			});
-			track.state = "open";
-			// The producer's sender reports date each packet: the recorder's gate drops audio captured before the
-			// click (or after the close), as for a recording (issue 11).
-			track.stopReports = watchSenderReports(tap.producer, (sr) => recorder.senderReport(trackId, sr));
-			// The gate may have closed while the engine was loading: check again before any sample flows.
-			if (track.closeRequested || !this.#o.capture.mayCapture(s.meetingId, "transcription", tap.peerId)) {
-				await this.#close(trackId, track.closeRequested ?? "gate_closed");
-				return;
-			}
-			await media.start(ports);
-			media.consumer.observer.once("close", () => void this.#close(trackId, "producer_closed"));
-		} catch (err) {
-			this.#log.error({ err, trackId }, "could not open a transcription track");
-			track.media?.close();
-			track.stopReports?.();
-			if (track.state === "open") await recorder.closeTranscription(trackId).catch(() => undefined);
-			track.state = "closed";
-			this.#tracks.delete(trackId);
-			done();
-		}
+		if (!s || s.ended || !room) return undefined;
+		const track: Track = {
+			...base,
+			session: s,
+			person: this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown",
+			displayName: room.peers.get(tap.peerId)?.displayName ?? "",
+		};
+		s.tracks.set(track.trackId, track);
+		return track;
 	}
 
-	async #close(trackId: string, reason: string, closeAt?: CloseTime): Promise<void> {
-		const found = this.#tracks.get(trackId);
-		if (!found) return;
-		const { track } = found;
-		if (closeAt) track.closeAt ??= closeAt;
-		if (track.state === "opening") {
-			track.closeRequested = reason;
-			return;
-		}
-		if (track.state === "closed") return;
-		track.state = "closed";
-		track.media?.close(); // no sample more reaches the engine
-		track.stopReports?.();
+	/** The person's own engine stream in the recorder, in their language. */
+	async #open(track: Track, media: PlainTap): Promise<{ rtpPort: number; rtcpPort: number }> {
+		const s = track.session;
+		const recorder = this.#o.recorder as Transcriber;
+		return recorder.openTranscription({
+			trackId: track.trackId,
+			codec: media.codec,
+			ssrc: media.ssrc,
+			engine: engineForPerson(
+				this.#o.tenant(s.tenantId).engine,
+				personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: track.peerId }),
+			),
+			...(track.tap.clickedAt !== undefined ? { openAt: track.tap.clickedAt } : {}),
+			options: { partials: true, ...this.#o.endpointPolicy },
+		});
+	}
+
+	/** Flushes the engine: the last final segment arrives before this resolves. */
+	async #close(track: Track, opened: boolean, change?: TapChange): Promise<void> {
+		if (change?.closeAt) track.closeAt ??= change.closeAt;
+		if (!opened) return;
 		try {
 			// Flushes: the last final comes before this resolves; audio captured after closeAt is dropped.
-			const closed = await this.#o.recorder?.closeTranscription(trackId, track.closeAt);
+			const closed = await this.#o.recorder?.closeTranscription(track.trackId, track.closeAt);
 			const c = closed?.capture;
 			if (c)
-				found.session.captures.push({
+				track.session.captures.push({
 					speaker: track.person,
 					clickAt: c.openAt,
 					closeAt: c.closeAt ?? null,
@@ -315,16 +270,14 @@ export class TranscriptionService implements CaptureSink {
 					senderReports: c.senderReports,
 				});
 		} catch (err) {
-			this.#log.warn({ err, trackId }, "closing a transcription track");
+			this.#log.warn({ err, trackId: track.trackId }, "closing a transcription track");
 		}
-		this.#tracks.delete(trackId);
-		track.done();
 	}
 
 	#segment(seg: TranscriptSegmentMessage): void {
-		const found = this.#tracks.get(seg.trackId);
-		if (!found || !seg.text.trim()) return;
-		const { session: s, track } = found;
+		const track = this.#taps.get(seg.trackId);
+		if (!track || !seg.text.trim()) return;
+		const s = track.session;
 		// Capture times on the gateway's clock when a sender report dated the audio (issue 11); arrival otherwise.
 		const t0 = Date.parse(seg.streamStartedAt);
 		const dated = seg.captureStartAt !== undefined && seg.captureEndAt !== undefined && seg.clockOffsetMs !== undefined;
@@ -374,9 +327,10 @@ export class TranscriptionService implements CaptureSink {
 		s.ended = true;
 		clearInterval(s.checkpoint);
 		await Promise.all(
-			[...s.tracks.values()].map((t) =>
-				this.#close(t.trackId, "session_ended", close && closeTimeFor(close, t.peerId)),
-			),
+			[...s.tracks.values()].map((t) => {
+				if (close) t.closeAt ??= closeTimeFor(close, t.peerId);
+				return this.#taps.close(t.trackId, "session_ended");
+			}),
 		);
 		await Promise.all([...s.tracks.values()].map((t) => t.settled));
 		this.#announce(s); // everyone present at the end gets the link too
@@ -394,7 +348,6 @@ export class TranscriptionService implements CaptureSink {
 	 * 30 s while the session runs (`final` false, overwritten), and once more at its end (audited).
 	 */
 	async #write(s: Session, final: boolean): Promise<void> {
-		const base = objectPrefix(s.target, s.meetingId, s.session.id);
 		const entries = [...s.entries].sort((a, b) => a.start.localeCompare(b.start));
 		const disclaimer = DEFAULT_TEXTS.en.transcriptionDisclaimer;
 		const json = `${JSON.stringify(
@@ -415,46 +368,25 @@ export class TranscriptionService implements CaptureSink {
 			2,
 		)}\n`;
 		const vtt = toWebVtt(entries, Date.parse(s.session.startedAt), disclaimer);
-		const client = createS3Client(s.target, { ...this.#o.endpointPolicy, maxAttempts: 5 });
+		const bucket = new CaptureBucket(s.target, this.#o.endpointPolicy, this.#o.events, {
+			tenantId: s.tenantId,
+			meetingId: s.meetingId,
+			kind: "transcription",
+			sessionId: s.session.id,
+		});
 		try {
 			for (const [name, text, type] of [
 				["transcript.json", json, "application/json"],
 				["transcript.vtt", vtt, "text/vtt"],
 			] as const) {
-				const body = Buffer.from(text);
-				const key = `${base}/${name}`;
-				await client.send(
-					new PutObjectCommand({
-						Bucket: s.target.bucket,
-						Key: key,
-						Body: body,
-						ContentLength: body.length,
-						ContentType: type,
-						...ssePutParams(s.target.encryption),
-					}),
-				);
-				if (!final) continue; // checkpoints are overwritten; the trail records the final objects
-				this.#o.events.append("storage.object_written", {
-					tenantId: s.tenantId,
-					meetingId: s.meetingId,
-					data: {
-						kind: "transcription",
-						sessionId: s.session.id,
-						bucket: s.target.bucket,
-						key,
-						size: body.length,
-						sha256: createHash("sha256").update(body).digest("hex"),
-					},
-				});
+				// Checkpoints are overwritten; the trail records the final objects.
+				if (final) await bucket.putAudited(name, text, type);
+				else await bucket.put(name, text, type);
 			}
 		} finally {
-			client.destroy();
+			bucket.destroy();
 		}
 	}
-}
-
-function objectPrefix(target: StorageTarget, meetingId: string, sessionId: string): string {
-	return `${target.prefix ? `${target.prefix}/` : ""}${meetingId}/${sessionId}`;
 }
 
 function toWebVtt(entries: TranscriptEntry[], t0: number, disclaimer: string): string {

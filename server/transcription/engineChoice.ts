@@ -1,4 +1,4 @@
-import type { TranscriptionEngineSpec } from "../../recorder/RecorderProtocol.js";
+import type { TranscriptionEngineSpec } from "../../contracts/RecorderProtocol.js";
 import type { EventLog } from "../audit/EventLog.js";
 
 /** The locales a person joins with. */

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
+import { assertEndpointAllowed, type EndpointPolicy, guardedLookup } from "../../contracts/endpointGuard.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import type { Logger } from "../logger.js";
-import { assertEndpointAllowed, type EndpointPolicy, guardedLookup } from "../storage/endpointGuard.js";
 import { sign } from "./signature.js";
 import { backoffMs, type DeliveryRow, type WebhookStore } from "./WebhookStore.js";
 import { DEFAULT_RETRY, type WebhookEventType, type WebhookPayload, type WebhookRetryPolicy } from "./WebhookTypes.js";

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { z } from "zod";
+import { assertEndpointAllowed, type EndpointPolicy } from "../../contracts/endpointGuard.js";
 import type { EventLog } from "../audit/EventLog.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import { assertUnscoped, bearerIdentity } from "../http/callers.js";
-import { assertEndpointAllowed, type EndpointPolicy } from "../storage/endpointGuard.js";
 import type { WebhookService } from "./WebhookService.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "./WebhookTypes.js";
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { Gateway } from "../../server/Gateway.js";
-import type { StorageTarget } from "../../server/storage/StorageTargetTypes.js";
 import { api } from "./gateway.js";
 import { type S3Server, startS3 } from "./moto.js";
 import type { TestTenant } from "./tenants.js";

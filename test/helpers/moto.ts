@@ -18,6 +18,8 @@ export function motoServerCommand(): string {
 export interface S3Server {
 	endpoint: string;
 	port: number;
+	/** moto_server's process id (benchmarks read its CPU time). */
+	pid: number;
 	stop(): Promise<void>;
 	/** Stops answering (SIGSTOP) to simulate an outage; `resume()` brings it back. */
 	pause(): void;
@@ -58,6 +60,7 @@ export async function startS3(): Promise<S3Server> {
 	}
 	return {
 		endpoint,
+		pid: child.pid as number,
 		port,
 		pause: () => child.kill("SIGSTOP"),
 		resume: () => child.kill("SIGCONT"),

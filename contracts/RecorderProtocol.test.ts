@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { RecorderConfigSchema } from "./RecorderConfig.js";
 import { objectKey, parseChildMessage, parseObjectKey, parseParentMessage } from "./RecorderProtocol.js";
-import { RecorderConfigSchema } from "./RecorderTypes.js";
 
 const target = {
 	endpoint: "https://s3.eu-west-1.amazonaws.com",

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "./errors.js";
 
 /**
  * A tenant's storage target: the customer's own S3-compatible bucket. The

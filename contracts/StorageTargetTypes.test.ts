@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "./errors.js";
 import { parseStorageTarget } from "./StorageTargetTypes.js";
 
 const base = {

@@ -5,9 +5,19 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { Logger } from "../server/logger.js";
-import type { CloseTime } from "./CaptureGate.js";
-import { RecorderError, type RecorderErrorCode } from "./errors.js";
+import { RECORDER_CONFIG_ENV, type RecorderConfig, RecorderConfigSchema } from "../../contracts/RecorderConfig.js";
+import { RecorderError, type RecorderErrorCode } from "../../contracts/RecorderError.js";
+import {
+	type CaptureSummaryWire,
+	type ChildMessage,
+	type CloseTime,
+	ParentMessageSchema,
+	parseChildMessage,
+	type Recovered,
+	type TrackStats,
+	type TranscriptionClosed,
+} from "../../contracts/RecorderProtocol.js";
+import type { Logger } from "../logger.js";
 import type {
 	OpenTrackRequest,
 	OpenTranscriptionRequest,
@@ -15,16 +25,6 @@ import type {
 	RecorderProcessOptions,
 	RecoverRequest,
 } from "./RecorderProcessTypes.js";
-import {
-	type CaptureSummaryWire,
-	type ChildMessage,
-	ParentMessageSchema,
-	parseChildMessage,
-	type Recovered,
-	type TrackStats,
-	type TranscriptionClosed,
-} from "./RecorderProtocol.js";
-import { RECORDER_CONFIG_ENV, type RecorderConfig, RecorderConfigSchema } from "./RecorderTypes.js";
 
 interface Pending {
 	resolve: (msg: ChildMessage) => void;
@@ -35,8 +35,8 @@ interface Pending {
 
 /**
  * The gateway's handle on the recorder child process: forks recorder/main
- * (main.ts through tsx when this file runs as TypeScript, main.js beside it
- * in dist/), sends validated requests and resolves them from the replies, and
+ * (main.ts through tsx when this file runs as TypeScript, main.js in
+ * dist/recorder/), sends validated requests and resolves them from the replies, and
  * re-emits the child's reports as typed events. When the child dies without
  * being asked to, every pending request is rejected (`recorder_crashed`) and
  * `crashed` is emitted; restart() starts a new child.
@@ -116,12 +116,12 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 		trackId: string,
 		closeAt?: CloseTime,
 	): Promise<{ stats?: TrackStats; capture?: CaptureSummaryWire }> {
-		const { stopGraceMs, finishDeadlineMs } = this.config;
+		const { stopGraceMs, finishDeadlineMs, closeDrainMs } = this.config;
 		try {
 			const reply = await this.#request(
 				{ type: "closeTrack", trackId, ...(closeAt ? { closeAt } : {}) },
 				"trackClosed",
-				stopGraceMs + 2 * finishDeadlineMs + 10_000,
+				stopGraceMs + closeDrainMs + 2 * finishDeadlineMs + 10_000,
 			);
 			if (reply.type !== "trackClosed") return {};
 			return { ...(reply.stats ? { stats: reply.stats } : {}), ...(reply.capture ? { capture: reply.capture } : {}) };
@@ -402,12 +402,13 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 }
 
 /**
- * main.ts through tsx when running from TypeScript (dev, tests; tsx's on-disk
- * compile cache off, so the child writes nothing), main.js beside this file in dist/.
+ * recorder/main.ts through tsx when running from TypeScript (dev, tests; tsx's on-disk
+ * compile cache off, so the child writes nothing), dist/recorder/main.js when built. The recorder is
+ * reached only through this fork and the messages of contracts/RecorderProtocol.ts, never imported.
  */
 export function forkTarget(): { entry: string; execArgv: string[]; env: Record<string, string> } {
 	const here = fileURLToPath(import.meta.url);
-	const dir = path.dirname(here);
+	const dir = path.join(path.dirname(here), "..", "..", "recorder");
 	if (here.endsWith(".ts")) {
 		const tsx = createRequire(import.meta.url).resolve("tsx");
 		return {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { storageTargetSchema } from "../server/storage/StorageTargetTypes.js";
+import { storageTargetSchema } from "./StorageTargetTypes.js";
 
 /**
  * The IPC protocol between the gateway (parent) and the recorder child
@@ -241,6 +241,13 @@ export const CloseTimeSchema = z.object({
 	at: z.number().finite().positive(),
 	clock: z.enum(["sender", "gateway"]),
 });
+/** When capture ends, on the sender's or the gateway's clock (issue 11). */
+export type CloseTime = z.infer<typeof CloseTimeSchema>;
+
+/** NTP (seconds since 1900 + 2⁻³² fractions) → Unix ms. */
+export function ntpToUnixMs(ntpSec: number, ntpFrac: number): number {
+	return (ntpSec - 2_208_988_800) * 1000 + (ntpFrac / 2 ** 32) * 1000;
+}
 
 export const CloseTrackSchema = z.object({
 	type: z.literal("closeTrack"),

@@ -1,4 +1,4 @@
-import type { Logger } from "../server/logger.js";
+import type { RecorderConfigInput } from "../../contracts/RecorderConfig.js";
 import type {
 	ErrorReply,
 	HoleEntry,
@@ -13,8 +13,8 @@ import type {
 	TranscriptionClosed,
 	TranscriptionFailed,
 	TranscriptSegmentMessage,
-} from "./RecorderProtocol.js";
-import type { RecorderConfigInput } from "./RecorderTypes.js";
+} from "../../contracts/RecorderProtocol.js";
+import type { Logger } from "../logger.js";
 
 export interface RecorderProcessOptions {
 	/** The child's settings (validated here before it is started). */

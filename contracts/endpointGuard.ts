@@ -1,6 +1,6 @@
 import dns from "node:dns";
 import net from "node:net";
-import { ConsentryError } from "../errors.js";
+import { ConsentryError } from "./errors.js";
 
 /**
  * Refuses storage endpoints that would let a tenant aim the gateway at the

@@ -89,10 +89,16 @@ export const RecorderConfigSchema = z
 		/** Issue 11: packets held this long with no sender report to date them make the track undatable (hosts told). */
 		undatableAfterMs: z.number().int().min(1000).max(120_000).default(10_000),
 		/**
-		 * Recording: no frame for this long ends an object (the producer paused; the next frame starts a new one).
+		 * Recording: a frame that comes this long after the previous one, by its arrival and by the media's own clock
+		 * (the producer paused), starts a new object; with no frame at all, an object ends after 3× this.
 		 * Transcription: no RTP for this long ends the decoder's input.
 		 */
 		idleTimeoutMs: z.number().int().min(500).max(60_000).default(2000),
+		/**
+		 * Closing a track, what is already in its socket (sent before the gateway stopped the media) is still read and
+		 * recorded, until the socket is quiet or this long has passed.
+		 */
+		closeDrainMs: z.number().int().min(0).max(600_000).default(10_000),
 		/** After idleTimeoutMs, how long an ending ffmpeg may take before SIGKILL. */
 		stopGraceMs: z.number().int().min(100).max(120_000).default(10_000),
 		/** The Python with pocketsphinx (default: $CONSENTRY_STT_PYTHON, else the project's .venv-stt, else python3). */
