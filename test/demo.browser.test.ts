@@ -177,11 +177,20 @@ describe("the demo", () => {
 
 		// The customer's auditor checks it offline, as the README says: `npx consentry verify` passes on the meeting
 		// folder, and fails naming the object once one byte of it is changed.
-		const recordingFolder = (keys.find((k) => k.endsWith("/manifest.json")) as string).replace(/\/manifest\.json$/, "");
+		// The transcription session's proof lands beside its transcript once the session has ended.
+		const tfolder = (tkeys[0] as string).replace(/\/transcript\.json$/, "");
+		await waitFor(
+			async () => {
+				const r = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${tfolder}/` }));
+				return (r.Contents ?? []).some((o) => o.Key === `${tfolder}/audit.jsonl`) || undefined;
+			},
+			30_000,
+			"the transcription session's audit.jsonl",
+		);
 		const verify = () =>
 			spawnSync(
 				"npx",
-				["--no-install", "consentry", "verify", `s3://${bucket}/${recordingFolder}`, "--endpoint", endpoint],
+				["--no-install", "consentry", "verify", `s3://${bucket}/${meetingPrefix}`, "--endpoint", endpoint],
 				{
 					encoding: "utf8",
 					timeout: 120_000,

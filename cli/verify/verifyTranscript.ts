@@ -22,8 +22,8 @@ const NAMES = ["transcript.json", "transcript.vtt"] as const;
 
 /**
  * Verifies a transcription session's folder, `{prefix}/{meetingId}/{sessionId}` holding transcript.json and
- * transcript.vtt, against the meeting's latest audit export in the bucket (the audit.jsonl of the meeting's last
- * recording session: a transcription session has none of its own). Every line's speaker must have answered this
+ * transcript.vtt, against the meeting's latest audit export in the bucket (the gateway writes one beside the
+ * transcript at the session's end, and one with each recording session: the longest chain is taken). Every line's speaker must have answered this
  * session's notice before the line; the transcript objects must be the ones the trail recorded.
  */
 export async function verifyTranscript(bucket: Bucket, prefix: string, limits: VerifyLimits): Promise<SessionReport> {
@@ -51,7 +51,7 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 
 	const listing = await bucket.list(`${prefix}/`, limits.maxObjects);
 	for (const o of listing.objects)
-		if (!NAMES.some((n) => o.key === `${prefix}/${n}`))
+		if (!NAMES.some((n) => o.key === `${prefix}/${n}`) && o.key !== `${prefix}/audit.jsonl`)
 			f.fail("listing", o.key, `added: in the bucket (${o.size} bytes), not part of a transcript`);
 	for (const n of NAMES)
 		if (!listing.objects.some((o) => o.key === `${prefix}/${n}`))

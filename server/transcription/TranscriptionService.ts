@@ -345,7 +345,8 @@ export class TranscriptionService implements CaptureSink {
 
 	/**
 	 * transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket: every
-	 * 30 s while the session runs (`final` false, overwritten), and once more at its end (audited).
+	 * 30 s while the session runs (`final` false, overwritten), and once more at its end (audited), then the
+	 * meeting's audit export (`audit.jsonl`) beside them.
 	 */
 	async #write(s: Session, final: boolean): Promise<void> {
 		const entries = [...s.entries].sort((a, b) => a.start.localeCompare(b.start));
@@ -383,6 +384,15 @@ export class TranscriptionService implements CaptureSink {
 				if (final) await bucket.putAudited(name, text, type);
 				else await bucket.put(name, text, type);
 			}
+			// The proof next to the transcript: the meeting's trail so far (it holds this session, every speaker's
+			// answer and the transcript objects just recorded), so the customer checks it from the bucket alone
+			// (`consentry verify`), as for a recording session.
+			if (final)
+				await bucket.put(
+					"audit.jsonl",
+					await this.#o.events.exportMeeting(s.tenantId, s.meetingId),
+					"application/x-ndjson",
+				);
 		} finally {
 			bucket.destroy();
 		}
