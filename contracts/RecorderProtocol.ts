@@ -553,8 +553,30 @@ export const TrackUndatableSchema = z.object({
 });
 export type TrackUndatable = Omit<z.infer<typeof TrackUndatableSchema>, "type">;
 
+/**
+ * Every few seconds while tracks record: each track's buffer (bytes held for the bucket, out of its limit) and the
+ * upload requests retried since the previous report (the gateway's metrics).
+ */
+export const UploadStatsSchema = z.object({
+	type: z.literal("uploadStats"),
+	tracks: z
+		.array(
+			z.object({
+				trackId: TrackIdSchema,
+				bufferedBytes: z.number().int().nonnegative(),
+				bufferLimit: z.number().int().positive(),
+				retries: z.number().int().nonnegative(),
+			}),
+		)
+		.max(10_000),
+	/** Checkpoint uploads (the tails, every 2 s) retried since the previous report, all sessions together. */
+	checkpointRetries: z.number().int().nonnegative().default(0),
+});
+export type UploadStats = Omit<z.infer<typeof UploadStatsSchema>, "type">;
+
 export const ChildMessageSchema = z.discriminatedUnion("type", [
 	ReadySchema,
+	UploadStatsSchema,
 	TrackUndatableSchema,
 	TrackOpenedSchema,
 	TrackClosedSchema,

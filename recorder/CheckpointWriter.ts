@@ -37,6 +37,8 @@ interface Stored {
  * (CPU, S3 requests) small enough for hundreds of tracks.
  */
 export class CheckpointWriter {
+	/** Checkpoint uploads that failed transiently and were tried again (the gateway's metrics). */
+	retries = 0;
 	readonly #client: S3Client;
 	readonly #target: StorageTarget;
 	readonly #base: string;
@@ -132,6 +134,7 @@ export class CheckpointWriter {
 				return;
 			} catch (err) {
 				if (!isTransient(err) || this.#closed) throw err;
+				this.retries++;
 				await new Promise((r) => setTimeout(r, Math.random() * Math.min(5000, 250 * 2 ** attempt)));
 			}
 		}

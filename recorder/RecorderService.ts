@@ -34,10 +34,17 @@ interface OpenTrack {
 	client: S3Client;
 	/** The session's checkpoint writer it shares (key in #checkpoints). */
 	checkpoints?: string;
+	/** Upload retries already reported to the gateway (uploadStats). */
+	retriesReported?: number;
 }
+
+/** How often the gateway hears each track's buffer and upload retries (its metrics). */
+const UPLOAD_STATS_MS = 5000;
 
 interface SessionCheckpoints {
 	writer: CheckpointWriter;
+	/** Checkpoint retries already reported to the gateway (uploadStats). */
+	retriesReported?: number;
 	client: S3Client;
 	tracks: number;
 }
@@ -61,11 +68,31 @@ export class RecorderService {
 	readonly #transcriptions = new Map<string, TrackTranscriber>();
 	readonly #openingTranscriptions = new Set<string>();
 	#shutdown: Promise<void> | undefined;
+	readonly #statsTimer: NodeJS.Timeout;
 
 	constructor(options: RecorderServiceOptions) {
 		this.#config = options.config;
 		this.#log = options.log;
 		this.#send = options.send;
+		this.#statsTimer = setInterval(() => this.#reportUploads(), UPLOAD_STATS_MS);
+		this.#statsTimer.unref();
+	}
+
+	/** Each open track's buffer and the upload retries since the last report, for the gateway's metrics. */
+	#reportUploads(): void {
+		if (this.#tracks.size === 0) return;
+		let checkpointRetries = 0;
+		for (const c of this.#checkpoints.values()) {
+			checkpointRetries += c.writer.retries - (c.retriesReported ?? 0);
+			c.retriesReported = c.writer.retries;
+		}
+		const tracks = [...this.#tracks].map(([trackId, t]) => {
+			const u = t.recorder.uploadState;
+			const retries = u.uploadRetries - (t.retriesReported ?? 0);
+			t.retriesReported = u.uploadRetries;
+			return { trackId, bufferedBytes: u.bufferedBytes, bufferLimit: u.bufferLimit, retries };
+		});
+		this.#send({ type: "uploadStats", tracks, checkpointRetries });
 	}
 
 	get trackCount(): number {
@@ -128,6 +155,7 @@ export class RecorderService {
 
 	/** Closes every track gracefully (their last objects completed and reported), and every transcription. */
 	shutdown(): Promise<void> {
+		clearInterval(this.#statsTimer);
 		this.#shutdown ??= (async () => {
 			this.#log.info(
 				{ tracks: this.#tracks.size, transcriptions: this.#transcriptions.size },

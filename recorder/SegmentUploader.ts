@@ -393,6 +393,7 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 					throw new UploadError("storage_rejected", `could not ${what}: ${mapped.message}`, { cause: err });
 				}
 				this.#lastTransient = err;
+				this.emit("retry");
 				const delay = Math.random() * Math.min(this.#config.retryMaxMs, this.#config.retryBaseMs * 2 ** attempt);
 				if (attempt === 0 || attempt % 10 === 9) {
 					this.#log.warn(

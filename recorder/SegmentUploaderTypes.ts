@@ -69,4 +69,6 @@ export type SegmentUploaderEvents = {
 	overflow: [info: { bufferedBytes: number }];
 	/** The bucket refused a request for good (4xx): input was stopped. */
 	rejected: [error: UploadError];
+	/** A request failed transiently (5xx, timeout, connection) and will be tried again. */
+	retry: [];
 };

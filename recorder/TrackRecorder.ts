@@ -69,6 +69,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	readonly #opts: TrackRecorderOptions;
 	readonly #log: Logger;
 	readonly #budget: ByteBudget;
+	#uploadRetries = 0;
 	readonly #video: boolean;
 	#relay!: RtpRelay;
 	#depacketizer!: Depacketizer;
@@ -133,6 +134,14 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		track.#tick.unref();
 		track.#log.info({ rtpPort: track.rtpPort, rtcpPort: track.rtcpPort, segmentMs: options.segmentMs }, "track open");
 		return track;
+	}
+
+	/**
+	 * What the operator watches (metrics): bytes held for the bucket (out of `bufferLimit`) and the upload requests
+	 * retried so far.
+	 */
+	get uploadState(): { bufferedBytes: number; bufferLimit: number; uploadRetries: number } {
+		return { bufferedBytes: this.#budget.used, bufferLimit: this.#budget.limit, uploadRetries: this.#uploadRetries };
 	}
 
 	get rtpPort(): number {
@@ -363,6 +372,9 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			frameTimes: [],
 			retiring: false,
 		};
+		uploader.on("retry", () => {
+			this.#uploadRetries++;
+		});
 		uploader.on("part", ({ partNumber, size }) =>
 			this.emit("partUploaded", { trackId: this.trackId, seq, partNumber, size }),
 		);

@@ -90,6 +90,12 @@ describe("bucket outages", () => {
 				}),
 			);
 		}
+		// What the operator's metrics hear: each track's buffer and the upload retries (uploadStats every 5 s).
+		const uploads: {
+			tracks: { trackId: string; bufferedBytes: number; retries: number }[];
+			checkpointRetries: number;
+		}[] = [];
+		recorder.on("uploadStats", (s) => uploads.push(s));
 		await new Promise((r) => setTimeout(r, 4000));
 		await refusing.refuse(true);
 		blackhole.fault = () => "blackhole";
@@ -102,6 +108,13 @@ describe("bucket outages", () => {
 		if (process.env.OUTAGE_DEBUG) console.error("close took", Date.now() - closing);
 		expect(failures).toEqual([]);
 		expect(holes).toEqual([]);
+		// During the outage the recorder reported the buffer filling and the requests it retried.
+		const during = uploads.flatMap((u) => u.tracks);
+		expect(Math.max(...during.filter((t) => t.trackId === "hole-v").map((t) => t.bufferedBytes))).toBeGreaterThan(
+			100_000,
+		);
+		const retried = during.reduce((n, t) => n + t.retries, 0) + uploads.reduce((n, u) => n + u.checkpointRetries, 0);
+		expect(retried).toBeGreaterThan(0);
 		// The outage happened: requests were refused / taken and never answered.
 		expect(blackhole.requests.some((r) => r.outcome === "blackhole")).toBe(true);
 		for (const [i, t] of tracks.entries()) {

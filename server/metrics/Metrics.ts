@@ -1,6 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { UploadStats } from "../../contracts/RecorderProtocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { AuthenticationError, NotFoundError } from "../errors.js";
 import type { RecorderProcess } from "../recording/RecorderProcess.js";
@@ -37,6 +38,8 @@ export class Metrics {
 	readonly #uploadFailures: Counter<"code">;
 	readonly #holes: Counter<"cause">;
 	readonly #recorderCrashes: Counter;
+	readonly #uploadRetries: Counter;
+	#uploadStats: { at: number; tracks: UploadStats["tracks"] } | undefined;
 	readonly #transcriptionFailures: Counter<"code">;
 	readonly #finals: Counter<"engine">;
 	readonly #finalLag: Histogram<"engine">;
@@ -122,6 +125,35 @@ export class Metrics {
 			collect() {
 				this.set(o.recorder?.openTracks.length ?? 0);
 			},
+		});
+		// Buffers as the recorder last reported them (every 5 s while tracks record); stale after 15 s = none.
+		const uploads = () => {
+			const last = this.#uploadStats;
+			const open = new Set(o.recorder?.openTracks ?? []);
+			if (!last || Date.now() - last.at > 15_000) return [];
+			return last.tracks.filter((t) => open.has(t.trackId));
+		};
+		new Gauge({
+			name: "consentry_recorder_buffered_bytes",
+			help: "Bytes the recorder holds for the customers' buckets (not yet stored), all tracks together.",
+			registers,
+			collect() {
+				this.set(uploads().reduce((n, t) => n + t.bufferedBytes, 0));
+			},
+		});
+		new Gauge({
+			name: "consentry_recorder_buffer_fill_max",
+			help: "The fullest track buffer, as a fraction of its limit (at 1 the track stops cleanly: a bucket outage past the buffer).",
+			registers,
+			collect() {
+				this.set(uploads().reduce((m, t) => Math.max(m, t.bufferedBytes / t.bufferLimit), 0));
+			},
+		});
+		this.#uploadRetries = new Counter({
+			name: "consentry_recorder_upload_retries_total",
+			help: "Upload requests to the customers' buckets that failed transiently (5xx, timeout, connection) and were tried again, by request (part: multipart parts and their create/complete; checkpoint: the 2-s tail checkpoints).",
+			labelNames: ["request"] as const,
+			registers,
 		});
 		new Gauge({
 			name: "consentry_transcription_streams",
@@ -291,6 +323,12 @@ export class Metrics {
 		});
 		recorder.on("trackHole", ({ hole }) => this.#holes.inc({ cause: hole.cause }));
 		recorder.on("crashed", () => this.#recorderCrashes.inc());
+		recorder.on("uploadStats", (s) => {
+			this.#uploadStats = { at: Date.now(), tracks: s.tracks };
+			const parts = s.tracks.reduce((n, t) => n + t.retries, 0);
+			if (parts > 0) this.#uploadRetries.inc({ request: "part" }, parts);
+			if (s.checkpointRetries > 0) this.#uploadRetries.inc({ request: "checkpoint" }, s.checkpointRetries);
+		});
 		recorder.on("transcriptionFailed", (f) => this.#transcriptionFailures.inc({ code: f.code }));
 		recorder.on("transcriptSegment", (s) => {
 			if (!s.final) return;

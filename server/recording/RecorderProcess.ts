@@ -369,6 +369,9 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 					this.emit("protocolError", e);
 				}
 				return;
+			case "uploadStats":
+				this.emit("uploadStats", { tracks: msg.tracks, checkpointRetries: msg.checkpointRetries });
+				return;
 			case "trackUndatable": {
 				const { type: _t, ...u } = msg;
 				this.emit("trackUndatable", u);

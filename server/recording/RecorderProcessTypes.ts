@@ -13,6 +13,7 @@ import type {
 	TranscriptionClosed,
 	TranscriptionFailed,
 	TranscriptSegmentMessage,
+	UploadStats,
 } from "../../contracts/RecorderProtocol.js";
 import type { Logger } from "../logger.js";
 
@@ -53,6 +54,8 @@ export type RecorderProcessEvents = {
 	trackClosed: [info: { trackId: string; stats?: TrackStats }];
 	/** No sender report dates a track's packets (issue 11): nothing of it is recorded/transcribed; tell the hosts. */
 	trackUndatable: [info: TrackUndatable];
+	/** Every few seconds while tracks record: buffers and upload retries (metrics). */
+	uploadStats: [stats: UploadStats];
 	/** A piece of a transcription's transcript: partials while someone speaks, then one final per utterance. */
 	transcriptSegment: [segment: TranscriptSegmentMessage];
 	/** The transcription stopped for good (engine or decoder); its earlier segments stand. */
