@@ -8,5 +8,7 @@ export default defineConfig({
 		testTimeout: 90_000,
 		hookTimeout: 60_000,
 		reporters: process.env.CI ? ["verbose"] : ["default"],
+		// CONSENTRY_TEST_DATABASE=postgres: one throwaway PostgreSQL for the run, gateways on it (README, "Tests").
+		globalSetup: ["test/helpers/postgresGlobal.ts"],
 	},
 });

@@ -33,7 +33,6 @@ import { AddressLimits } from "./signaling/AddressLimits.js";
 import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
-import type { Database } from "./store/Database.js";
 import { Store } from "./store/Store.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
@@ -110,11 +109,10 @@ export class Gateway {
 		const tenants = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile) : new TenantRegistry();
 		if (tenants.size === 0) log.warn("no tenants registered (CONSENTRY_TENANTS_FILE): nobody can host a meeting");
 		const verifier = new TokenVerifier(tenants, { audience: config.audience });
-		const cluster = await Store.open({ file: config.dbFile });
-		const db = cluster.sqlite as Database;
+		const cluster = await Store.open(config.databaseUrl ? { url: config.databaseUrl } : { file: config.dbFile });
 		const store = new MeetingStore(cluster);
 		const seats = new HostSeats(cluster);
-		const events = new EventLog(db);
+		const events = await EventLog.open(cluster);
 		const stale = await seats.releaseAllOf(config.gatewayId);
 		if (stale) log.info({ stale }, "released host seats left by this gateway's previous run");
 		const pool = await WorkerPool.create(
@@ -167,12 +165,12 @@ export class Gateway {
 		io.engine.on("headers", (headers: Record<string, string>) => engineHeaders(headers, Boolean(config.http.tls)));
 		const rooms = new RoomRegistry(pool, config.rtc, log);
 		const targets = config.storage.masterKey
-			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
+			? new StorageTargetStore(cluster, new SecretBox(parseMasterKey(config.storage.masterKey)))
 			: undefined;
 		const tenantCapture = (id: string) =>
 			(tenants.has(id) ? tenants.get(id).capture : undefined) ?? DEFAULT_TENANT_CAPTURE;
 		const capture = new CaptureService({ events, tenantCapture, log });
-		const links = new TranscriptLinks(db);
+		const links = new TranscriptLinks(cluster);
 		// The recorder runs only where recordings can go somewhere: the customers' own buckets (sealed targets).
 		const recorder =
 			targets && config.recorder.enabled
@@ -317,6 +315,7 @@ export class Gateway {
 		this.io.close();
 		await this.http.close();
 		this.pool.close();
+		await this.events.settled(); // the trail's last entries (people leaving, sessions ending) committed
 		await this.#db.close();
 	}
 }

@@ -27,6 +27,11 @@ const EnvSchema = z
 		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
+		/** `postgres://…`: PostgreSQL instead of the SQLite file (several gateway nodes share it). */
+		CONSENTRY_DATABASE_URL: z
+			.string()
+			.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// (or postgresql://) URL")
+			.optional(),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
 		/** 32 random bytes, base64: seals the customers' storage credentials at rest. */
 		CONSENTRY_MASTER_KEY: z.string().min(1).optional(),
@@ -95,8 +100,10 @@ export interface GatewayConfig {
 	privacy: { addressKeyFile: string; addressKeyDays: number };
 	/** Directory holding the built browser client (vite build output). */
 	clientDir: string;
-	/** SQLite file holding meetings, seats and events (no media, ever). */
+	/** SQLite file holding meetings, seats and events (no media, ever); unused when `databaseUrl` is set. */
 	dbFile: string;
+	/** PostgreSQL instead of the SQLite file (CONSENTRY_DATABASE_URL). */
+	databaseUrl?: string;
 	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
 	tenantsFile?: string;
 	/** The `aud` tokens must carry. */
@@ -189,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		},
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
+		...(e.CONSENTRY_DATABASE_URL ? { databaseUrl: e.CONSENTRY_DATABASE_URL } : {}),
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
 		audience: e.CONSENTRY_AUDIENCE,
 		storage: {

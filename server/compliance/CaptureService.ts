@@ -94,6 +94,12 @@ interface MeetingCapture {
 	taps: TapChange[];
 	/** `${kind}:${peerId}` → the click time its last answer carried (issue 11). */
 	clicks?: Map<string, number>;
+	/** Taps numbered in the order the operations made them. */
+	tapNo: number;
+	/** `${sessionId}_${producerId}` → number of its last close (an open made before it is stale). */
+	closedAt: Map<string, number>;
+	/** Peers whose acknowledgement or consent is not committed yet (the gate stays shut for them till it is). */
+	uncommitted: Map<string, number>;
 }
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
@@ -162,7 +168,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
 	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
-		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;
+		const mc = this.#meetings.get(meetingId);
+		if (!mc || mc.uncommitted.has(peerId)) return false; // the proof isn't committed yet
+		return mc.controls[kind].mayCapture(peerId);
 	}
 
 	/** The running session of a kind, if on. */
@@ -177,16 +185,16 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/** A person joined the room: they are present for every kind; the notices of running sessions come back. */
-	joined(
+	async joined(
 		meeting: Meeting,
 		conn: Connection,
 		locale: Locale,
-	): { capture: CaptureStatus[]; notices: NoticeView[]; notRecorded?: NotRecorded[] } {
+	): Promise<{ capture: CaptureStatus[]; notices: NoticeView[]; notRecorded?: NotRecorded[] }> {
 		const mc = this.#state(meeting);
 		const member: Member = { conn, person: personKey(conn), locale };
 		mc.members.set(conn.peerId, member);
 		const notices: NoticeView[] = [];
-		this.#op(mc, () => {
+		await this.#op(mc, () => {
 			for (const kind of KINDS) {
 				const notice = mc.controls[kind].join(conn.peerId);
 				if (notice) {
@@ -200,13 +208,16 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		return { capture: KINDS.map((k) => this.#status(mc, k)), notices, ...(notRecorded.length ? { notRecorded } : {}) };
 	}
 
-	/** The person left (or was ejected, or their media room closed): every gate of theirs closes at once. */
-	left(meetingId: string, peerId: string): void {
+	/**
+	 * The person left (or was ejected, or their media room closed): every gate of theirs closes at once (the taps
+	 * close now; the promise settles once the trail has it).
+	 */
+	async left(meetingId: string, peerId: string): Promise<void> {
 		const mc = this.#meetings.get(meetingId);
 		if (!mc?.members.has(peerId)) return;
 		const wasNotRecorded =
 			mc.tenant.onDecline === "stay-unrecorded" && this.notRecorded(meetingId).some((n) => n.peerId === peerId);
-		this.#op(mc, () => {
+		const committed = this.#op(mc, () => {
 			for (const kind of KINDS) {
 				mc.controls[kind].leave(peerId);
 				mc.issuedAt[kind].delete(peerId);
@@ -217,6 +228,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		mc.controllers.delete(peerId);
 		if (wasNotRecorded) this.#broadcastNotRecorded(mc);
 		this.#scheduleCoverage(mc);
+		await committed;
 	}
 
 	/** Turns a kind on (start or resume): a new session and a new notice for everyone present. */
@@ -235,28 +247,29 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		if (mc.controls[kind].state === "on") throw new ConflictError("already_on", `${label(kind)} is already on.`);
 		await sink.assertCanStart(meeting);
 		const policy = resolvePolicy(mc.tenant, meeting.settings.capturePolicy);
-		this.#op(mc, () => mc.controls[kind].start(by.peerId, policy), personKey(by));
+		await this.#op(mc, () => mc.controls[kind].start(by.peerId, policy), personKey(by));
 		return this.#status(mc, kind);
 	}
 
-	pause(meeting: Meeting, by: Connection, kind: CaptureKind): CaptureStatus {
+	async pause(meeting: Meeting, by: Connection, kind: CaptureKind): Promise<CaptureStatus> {
 		const mc = this.#state(meeting);
-		this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused");
+		await this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused");
 		return this.#status(mc, kind);
 	}
 
-	stop(
+	/** Turns a kind off: its taps close at once; resolves once the trail has it. */
+	async stop(
 		meeting: Meeting,
 		by: Connection | string | null,
 		kind: CaptureKind,
 		reason = "stopped",
 		message?: string,
-	): CaptureStatus {
+	): Promise<CaptureStatus> {
 		const mc = this.#meetings.get(meeting.id);
 		if (!mc || mc.controls[kind].state === "off") return { kind, state: "off" };
 		const actor = by === null ? undefined : typeof by === "string" ? by : personKey(by);
 		const control = mc.controls[kind];
-		this.#op(
+		await this.#op(
 			mc,
 			() => {
 				// From pause no session is running (the pause ended it); the trail still says it is off now.
@@ -276,25 +289,29 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	/** The gateway turns a kind off on its own (e.g. the customer's bucket stayed unreachable): everyone is told why. */
 	stopBySystem(meetingId: string, kind: CaptureKind, reason: string, message: string): void {
 		const mc = this.#meetings.get(meetingId);
-		if (mc) this.stop(mc.meeting, null, kind, reason, message);
+		if (mc)
+			this.stop(mc.meeting, null, kind, reason, message).catch((err: unknown) =>
+				this.#log.error({ err, meetingId }, "could not record a stop"),
+			);
 	}
 
-	/** The meeting ended: everything it had on is off, its state goes. */
-	ended(meetingId: string, actor: string): void {
+	/** The meeting ended: everything it had on is off (taps closed at once), its state goes. */
+	async ended(meetingId: string, actor: string): Promise<void> {
 		const mc = this.#meetings.get(meetingId);
 		if (!mc) return;
-		for (const kind of KINDS) this.stop(mc.meeting, actor, kind, "meeting_ended");
+		const stops = KINDS.map((kind) => this.stop(mc.meeting, actor, kind, "meeting_ended"));
 		if (mc.coverageTimer) clearTimeout(mc.coverageTimer);
 		this.#meetings.delete(meetingId);
+		await Promise.all(stops);
 	}
 
 	/** The client reports the notice on screen. */
-	shown(meetingId: string, conn: Connection, noticeId: string): void {
+	async shown(meetingId: string, conn: Connection, noticeId: string): Promise<void> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		if (mc.shown.has(noticeId)) return;
 		mc.shown.add(noticeId);
 		const session = mc.controls[kind].session as CaptureSession;
-		this.#flush(mc, [
+		await this.#flush(mc, [
 			{
 				type: "notice.shown",
 				...this.#where(mc),
@@ -304,29 +321,30 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		]);
 	}
 
-	acknowledge(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
+	async acknowledge(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Promise<Coverage> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		this.#click(mc, kind, conn, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
-		this.#op(mc, () => {
+		const committed = this.#op(mc, () => {
 			after = control.acknowledge(conn.peerId, noticeId);
 			if (before === "pending" && after === "acknowledged") {
 				mc.pending.unshift(this.#personEvent(mc, "notice.acknowledged", conn, kind, noticeId));
 			}
 		});
 		if (before !== after) this.#scheduleCoverage(mc);
+		await committed;
 		return after;
 	}
 
-	consent(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
+	async consent(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Promise<Coverage> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		this.#click(mc, kind, conn, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
-		this.#op(mc, () => {
+		const committed = this.#op(mc, () => {
 			after = control.consent(conn.peerId, noticeId);
 			if (before !== "consented") mc.pending.unshift(this.#personEvent(mc, "consent.given", conn, kind, noticeId));
 		});
@@ -334,6 +352,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#release(mc, conn.peerId);
 			this.#scheduleCoverage(mc);
 		}
+		await committed;
 		return after;
 	}
 
@@ -343,14 +362,14 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	 * a tenant with `onDecline: "stay-unrecorded"` keeps them in (`stayed: true`): their held media is released (it
 	 * is seen and heard live, never captured) and everyone is told they are not recorded.
 	 */
-	decline(meetingId: string, conn: Connection, noticeId: string): { stayed: boolean } {
+	async decline(meetingId: string, conn: Connection, noticeId: string): Promise<{ stayed: boolean }> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		const stayed = mc.tenant.onDecline === "stay-unrecorded";
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		if (before === "declined") return { stayed };
 		const type: EventType = before === "pending" ? "consent.declined" : "consent.withdrawn";
-		this.#op(mc, () => {
+		const committed = this.#op(mc, () => {
 			control.decline(conn.peerId, noticeId);
 			const entry = this.#personEvent(mc, type, conn, kind, noticeId);
 			if (entry.data) entry.data.stayed = stayed;
@@ -361,6 +380,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#broadcastNotRecorded(mc);
 		}
 		this.#scheduleCoverage(mc);
+		await committed;
 		return { stayed };
 	}
 
@@ -427,7 +447,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#heldSet(mc, conn.peerId).add(producer.id);
 			conn.notify("mediaHeld", { held: true, producerIds: [producer.id] });
 		}
-		this.#op(mc, () => {
+		await this.#op(mc, () => {
 			for (const kind of KINDS) {
 				const control = mc.controls[kind];
 				if (control.mayCapture(conn.peerId)) {
@@ -447,7 +467,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 					this.#gate(mc, control.session as CaptureSession, conn.peerId, producer, false, "producer_closed");
 				}
 			}
-		});
+		}).catch((err: unknown) => this.#log.error({ err, meetingId: mc.meeting.id }, "could not record a gate closing"));
 	}
 
 	// Internals -----------------------------------------------------------------------------------------------------
@@ -474,6 +494,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			last: {},
 			pending: [],
 			taps: [],
+			tapNo: 0,
+			closedAt: new Map(),
+			uncommitted: new Map(),
 		};
 		for (const kind of KINDS) this.#wire(mc, kind);
 		this.#meetings.set(meeting.id, mc);
@@ -587,11 +610,15 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/**
-	 * Runs one state change and commits what it produced: audit entries in one
-	 * transaction, then the taps (a tap never opens before its proof is written),
-	 * then the state broadcast when the change was a start/pause/stop.
+	 * Runs one state change (synchronously: the gate's state moves at once) and commits what it produced. Taps that
+	 * close are emitted at once (closing early never captures anything it shouldn't); the audit entries go to the
+	 * log (committed together with whatever else arrives at the same time, in call order), and only once they are
+	 * committed are the taps that open emitted — a tap never opens before its proof is written — followed by the
+	 * state broadcast when the change was a start/pause/stop. An open that a later close overtook is dropped. Until
+	 * then the person counts as not covered ({@link mayCapture}). Throws when `fn` does; rejects (nothing opened)
+	 * when the commit fails.
 	 */
-	#op(mc: MeetingCapture, fn: () => unknown, actor?: string, reason?: string, message?: string): void {
+	#op(mc: MeetingCapture, fn: () => unknown, actor?: string, reason?: string, message?: string): Promise<void> {
 		const states = KINDS.map((k) => mc.controls[k].state);
 		mc.pending = [];
 		mc.taps = [];
@@ -604,7 +631,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			throw err;
 		}
 		const items = mc.pending;
-		const taps = mc.taps;
+		const taps = mc.taps.map((t) => ({ t, no: ++mc.tapNo }));
 		mc.pending = [];
 		mc.taps = [];
 		for (const it of items) {
@@ -612,22 +639,53 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			if (actor && !it.actor) it.actor = actor;
 			if (reason && it.type !== "session.on" && it.data) it.data.reason = reason;
 		}
-		this.#flush(mc, items);
-		for (const t of taps) this.emit("tap", t);
-		KINDS.forEach((kind, i) => {
-			if (mc.controls[kind].state !== states[i]) {
-				this.#broadcastState(mc, kind, reason, message);
-				if (mc.controls[kind].state !== "on") this.#release(mc);
-				if (mc.tenant.onDecline === "stay-unrecorded") this.#broadcastNotRecorded(mc);
-				this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
+		for (const { t, no } of taps) {
+			if (t.open) continue;
+			mc.closedAt.set(`${t.session.id}_${t.producer.id}`, no);
+			this.emit("tap", t);
+		}
+		const covering = [
+			...new Set(
+				items
+					.filter((it) => it.type === "notice.acknowledged" || it.type === "consent.given")
+					.map((it) => String(it.data?.peerId)),
+			),
+		];
+		for (const p of covering) mc.uncommitted.set(p, (mc.uncommitted.get(p) ?? 0) + 1);
+		const uncover = () => {
+			for (const p of covering) {
+				const n = (mc.uncommitted.get(p) ?? 1) - 1;
+				if (n > 0) mc.uncommitted.set(p, n);
+				else mc.uncommitted.delete(p);
 			}
-		});
+		};
+		return this.#flush(mc, items).then(
+			() => {
+				uncover();
+				for (const { t, no } of taps) {
+					if (!t.open || (mc.closedAt.get(`${t.session.id}_${t.producer.id}`) ?? 0) > no) continue;
+					this.emit("tap", t);
+				}
+				KINDS.forEach((kind, i) => {
+					if (mc.controls[kind].state !== states[i]) {
+						this.#broadcastState(mc, kind, reason, message);
+						if (mc.controls[kind].state !== "on") this.#release(mc);
+						if (mc.tenant.onDecline === "stay-unrecorded") this.#broadcastNotRecorded(mc);
+						this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
+					}
+				});
+			},
+			(err: unknown) => {
+				uncover();
+				throw err;
+			},
+		);
 	}
 
-	#flush(mc: MeetingCapture, items: (AppendInput & { type: EventType })[]): void {
+	async #flush(mc: MeetingCapture, items: (AppendInput & { type: EventType })[]): Promise<void> {
 		if (items.length === 0) return;
 		try {
-			this.#events.appendMany(items);
+			await this.#events.appendMany(items);
 		} catch (err) {
 			// No proof, no capture: the caller sees the failure and nothing opened (taps are emitted after this).
 			this.#log.error({ err, meetingId: mc.meeting.id }, "audit append failed");

@@ -14,6 +14,7 @@ import type {
 import type { EventLog, EventType } from "../audit/EventLog.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
+import type { Coverage } from "../compliance/CaptureTypes.js";
 import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Peer } from "../sfu/Peer.js";
@@ -231,14 +232,14 @@ export class MeetingHub {
 			// The media side went away under them (e.g. its worker died): they may rejoin straight away.
 			if (conn.identity.role !== "guest") live.returning.set(actor, Date.now() + this.#graceMs);
 			live.members.delete(conn.peerId);
-			this.#capture.left(meeting.id, conn.peerId);
+			this.#captureLeft(meeting.id, conn.peerId);
 			conn.onRoomClose = undefined;
 			this.#reset(conn);
 		};
 		room.once("close", conn.onRoomClose);
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
 		// Running sessions' notices come with the join: the client shows them before it publishes anything.
-		const { capture, notices, notRecorded } = this.#capture.joined(meeting, conn, req.locale ?? "en");
+		const { capture, notices, notRecorded } = await this.#capture.joined(meeting, conn, req.locale ?? "en");
 		return {
 			status: "joined",
 			peerId: peer.id,
@@ -317,7 +318,7 @@ export class MeetingHub {
 		const live = this.#live.get(meetingId);
 		if (conn.state === "lobby" && live?.lobby.delete(conn.peerId)) this.#notifyLobby(meetingId);
 		if (conn.state === "joined") {
-			this.#capture.left(meetingId, conn.peerId);
+			this.#captureLeft(meetingId, conn.peerId);
 			live?.members.delete(conn.peerId);
 			live?.coHosts.delete(conn.peerId);
 			if (live?.hands.delete(conn.peerId)) this.#notifyHands(live);
@@ -429,25 +430,23 @@ export class MeetingHub {
 	// Answers to notices come in bursts (everyone at once when a session starts): they need the connection's
 	// meeting, not a fresh read of the meeting from the store.
 
-	noticeShown(conn: Connection, noticeId: string): void {
-		this.#capture.shown(joinedMeetingId(conn), conn, noticeId);
+	// Each answers once the entry it made is committed (answers arriving together share one commit).
+
+	async noticeShown(conn: Connection, noticeId: string): Promise<void> {
+		await this.#capture.shown(joinedMeetingId(conn), conn, noticeId);
 	}
 
-	acknowledgeNotice(
-		conn: Connection,
-		noticeId: string,
-		clickedAt?: number,
-	): { coverage: ReturnType<CaptureService["acknowledge"]> } {
-		return { coverage: this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId, clickedAt) };
+	async acknowledgeNotice(conn: Connection, noticeId: string, clickedAt?: number): Promise<{ coverage: Coverage }> {
+		return { coverage: await this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
-	consent(conn: Connection, noticeId: string, clickedAt?: number): { coverage: ReturnType<CaptureService["consent"]> } {
-		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId, clickedAt) };
+	async consent(conn: Connection, noticeId: string, clickedAt?: number): Promise<{ coverage: Coverage }> {
+		return { coverage: await this.#capture.consent(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
 	/** Declining (or withdrawing) leaves the meeting (the terms' one recourse), unless the tenant lets people stay. */
-	decline(conn: Connection, noticeId: string): { stayed: boolean } {
-		const { stayed } = this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
+	async decline(conn: Connection, noticeId: string): Promise<{ stayed: boolean }> {
+		const { stayed } = await this.#capture.decline(joinedMeetingId(conn), conn, noticeId);
 		if (!stayed) this.#eject(conn, "declined_capture");
 		return { stayed };
 	}
@@ -547,7 +546,9 @@ export class MeetingHub {
 			this.#live.delete(meetingId);
 		}
 		this.#meetings.delete(meetingId);
-		this.#capture.ended(meetingId, actor);
+		this.#capture
+			.ended(meetingId, actor)
+			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record the end of capture"));
 		this.#rooms.get(meetingId)?.close();
 		if (ended) {
 			const meeting = await this.#store.get(meetingId);
@@ -664,8 +665,23 @@ export class MeetingHub {
 		};
 	}
 
+	/**
+	 * Appends a meetings-core entry (not a gate decision: nothing waits for it). Entries of this process land in
+	 * the chain in call order, before the capture entries that follow them; a failure is logged.
+	 */
+	/** The person is out of the capture at once (taps closed); the trail's entries follow, a failure logged. */
+	#captureLeft(meetingId: string, peerId: string): void {
+		this.#capture
+			.left(meetingId, peerId)
+			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record a person leaving the capture"));
+	}
+
 	#record(type: EventType, meeting: Meeting, actor: string, data: Record<string, unknown>): void {
-		this.#events.append(type, { tenantId: meeting.tenantId, meetingId: meeting.id, actor, data });
+		this.#events
+			.append(type, { tenantId: meeting.tenantId, meetingId: meeting.id, actor, data })
+			.catch((err: unknown) =>
+				this.#log.error({ err, type, meetingId: meeting.id }, "could not append an audit entry"),
+			);
 		this.#log.debug({ type, meetingId: meeting.id, actor }, "event");
 	}
 }

@@ -130,7 +130,7 @@ export class RecordingService implements CaptureSink {
 	}
 
 	async assertCanStart(meeting: Meeting): Promise<void> {
-		if (!this.#targets?.getConfig(meeting.tenantId)) {
+		if (!(await this.#targets?.load(meeting.tenantId))) {
 			throw new ConsentryError(
 				"no_storage_target",
 				"Recording needs your organisation's storage bucket, and none is set up. Ask your administrator to configure it (PUT /api/storage-target).",
@@ -156,8 +156,14 @@ export class RecordingService implements CaptureSink {
 		const session = this.#capture.session(meetingId, "recording");
 		const rec = session ? this.#sessions.get(session.id) : undefined;
 		if (!rec || !this.#capture.mayCapture(meetingId, "recording", msg.peerId)) return;
-		const pseudonym = this.#events.pseudonym(rec.tenantId, person);
-		rec.chat.push({ at: msg.at, from: pseudonym, text: msg.text });
+		const line = { at: msg.at, from: "", text: msg.text };
+		rec.chat.push(line); // in the order said; the sender's pseudonym is filled in from the store
+		void this.#events
+			.pseudonym(rec.tenantId, person)
+			.then((pseudonym) => {
+				line.from = pseudonym ?? "unknown";
+			})
+			.catch((err: unknown) => this.#log.warn({ err }, "could not read a chat sender's pseudonym"));
 		// Into the bucket shortly after (a crash of the gateway then loses at most this delay of chat).
 		rec.chatTimer ??= setTimeout(() => {
 			rec.chatTimer = undefined;
@@ -187,24 +193,21 @@ export class RecordingService implements CaptureSink {
 		if (!recorder || !this.#targets) return;
 		for (const tenantId of tenantIds) {
 			try {
-				const target = this.#targets.get(tenantId);
+				const target = await this.#targets.get(tenantId);
 				if (!target) continue;
 				const done = new Set(
-					this.#events
-						.list({ tenantId, type: "storage.object_written", limit: 100_000 })
+					(await this.#events.list({ tenantId, type: "storage.object_written", limit: 100_000 }))
 						.filter((e) => e.data.manifest === true && e.data.kind === "recording")
 						.map((e) => e.data.sessionId as string),
 				);
-				const unfinished = this.#events
-					.list({ tenantId, type: "session.on", limit: 100_000 })
-					.filter(
-						(e) =>
-							e.data.kind === "recording" &&
-							typeof e.data.sessionId === "string" &&
-							e.meetingId &&
-							!done.has(e.data.sessionId) &&
-							!this.#sessions.has(e.data.sessionId),
-					);
+				const unfinished = (await this.#events.list({ tenantId, type: "session.on", limit: 100_000 })).filter(
+					(e) =>
+						e.data.kind === "recording" &&
+						typeof e.data.sessionId === "string" &&
+						e.meetingId &&
+						!done.has(e.data.sessionId) &&
+						!this.#sessions.has(e.data.sessionId),
+				);
 				if (unfinished.length === 0) continue;
 				const sessions = unfinished.map((e) => ({
 					meetingId: e.meetingId as string,
@@ -323,7 +326,7 @@ export class RecordingService implements CaptureSink {
 	}
 
 	#sessionStarted(session: CaptureSession, where: { tenantId: string; meetingId: string }): void {
-		const target = this.#targets?.get(where.tenantId);
+		const target = this.#targets?.current(where.tenantId); // read by assertCanStart, just before
 		if (!target) return; // assertCanStart saw one; it was removed since: taps will find none and record nothing
 		this.#sessions.set(session.id, {
 			session,
@@ -346,8 +349,8 @@ export class RecordingService implements CaptureSink {
 		if (this.#tracks.has(trackId)) return;
 		if (tap.producer.closed) return;
 		const kind: TrackKind = tap.producer.appData.source === "mic" ? "audio" : tap.producer.appData.source;
-		const person = this.#events.pseudonym(rec.tenantId, tap.person);
-		if (!person) return;
+		const person = await this.#events.pseudonym(rec.tenantId, tap.person);
+		if (!person || this.#tracks.has(trackId)) return;
 		const blockKey = `${person}-${kind}`;
 		const block = rec.seqBlocks.get(blockKey) ?? 0;
 		rec.seqBlocks.set(blockKey, block + 1);
@@ -512,18 +515,20 @@ export class RecordingService implements CaptureSink {
 			this.#log.warn({ key: o.key }, "object written for no known session");
 			return;
 		}
-		this.#events.append("storage.object_written", {
-			tenantId: where.tenantId,
-			meetingId: where.meetingId,
-			data: {
-				kind: "recording",
-				sessionId: where.sessionId,
-				trackId: o.trackId ?? null,
-				bucket: o.bucket,
-				...objectEntry(o),
-				...(o.recovered ? { recovered: true } : {}),
-			},
-		});
+		void this.#events
+			.append("storage.object_written", {
+				tenantId: where.tenantId,
+				meetingId: where.meetingId,
+				data: {
+					kind: "recording",
+					sessionId: where.sessionId,
+					trackId: o.trackId ?? null,
+					bucket: o.bucket,
+					...objectEntry(o),
+					...(o.recovered ? { recovered: true } : {}),
+				},
+			})
+			.catch((err: unknown) => this.#log.error({ err, key: o.key }, "could not record an object written"));
 	}
 
 	#trackFailed(f: TrackFailed): void {
@@ -565,7 +570,7 @@ export class RecordingService implements CaptureSink {
 
 	/** chat.jsonl, audit.jsonl (the meeting's trail so far) and manifest.json, next to the session's recordings. */
 	async #writeSessionArtifacts(rec: SessionRecord): Promise<void> {
-		const proofs = this.#coverageProofs(rec.tenantId, rec.meetingId, rec.session.id, rec.session.policy.name);
+		const proofs = await this.#coverageProofs(rec.tenantId, rec.meetingId, rec.session.id, rec.session.policy.name);
 		await this.#writeArtifacts({
 			tenantId: rec.tenantId,
 			meetingId: rec.meetingId,
@@ -632,7 +637,7 @@ export class RecordingService implements CaptureSink {
 			} catch {
 				chat = undefined; // no message was said, or none reached the bucket
 			}
-			const trail = this.#events.list({ tenantId, meetingId });
+			const trail = await this.#events.list({ tenantId, meetingId });
 			const reported = new Map<string, ObjectWritten>();
 			for (const e of trail) {
 				if (e.type !== "storage.object_written" || e.data.sessionId !== sessionId || typeof e.data.key !== "string")
@@ -653,7 +658,7 @@ export class RecordingService implements CaptureSink {
 			for (const o of this.#recovered.get(sessionId) ?? []) reported.set(o.key, o);
 			this.#recovered.delete(sessionId);
 			const restartedAt = new Date().toISOString();
-			const proofs = this.#coverageProofs(tenantId, meetingId, sessionId, policy.name);
+			const proofs = await this.#coverageProofs(tenantId, meetingId, sessionId, policy.name);
 			const tracks: ManifestTrack[] = [];
 			const byKind = new Map<string, ManifestTrack[]>();
 			for (const e of trail) {
@@ -755,7 +760,7 @@ export class RecordingService implements CaptureSink {
 		const client = createS3Client(a.target, { ...this.#policy, maxAttempts: 5 });
 		try {
 			const chat = await putText(client, a.target, `${base}/chat.jsonl`, a.chat.text, "application/x-ndjson");
-			const exported = this.#events.exportMeeting(a.tenantId, a.meetingId);
+			const exported = await this.#events.exportMeeting(a.tenantId, a.meetingId);
 			const audit = await putText(client, a.target, `${base}/audit.jsonl`, exported, "application/x-ndjson");
 			const header = JSON.parse(exported.slice(0, exported.indexOf("\n"))) as {
 				chainHead: unknown;
@@ -772,7 +777,7 @@ export class RecordingService implements CaptureSink {
 				endedAt: a.endedAt,
 				endReason: a.endReason,
 				persons: [...new Set(a.tracks.map((t) => t.person))],
-				notRecorded: this.#declined(a.tenantId, a.meetingId, a.sessionId),
+				notRecorded: await this.#declined(a.tenantId, a.meetingId, a.sessionId),
 				tracks: a.tracks,
 				chat: { ...chat, messages: a.chat.messages },
 				audit: { ...audit, chainHead: header.chainHead, meetingHead: header.meetingHead },
@@ -786,7 +791,7 @@ export class RecordingService implements CaptureSink {
 				`${JSON.stringify(manifest, null, 2)}\n`,
 				"application/json",
 			);
-			this.#events.append("storage.object_written", {
+			await this.#events.append("storage.object_written", {
 				tenantId: a.tenantId,
 				meetingId: a.meetingId,
 				data: { kind: "recording", sessionId: a.sessionId, bucket: a.target.bucket, ...written, manifest: true },
@@ -801,23 +806,23 @@ export class RecordingService implements CaptureSink {
 	}
 
 	/** Pseudonyms of who declined this session's notice (never covered in it), from the trail. */
-	#declined(tenantId: string, meetingId: string, sessionId: string): string[] {
-		const evs = this.#events.list({ tenantId, meetingId, type: "consent.declined" });
+	async #declined(tenantId: string, meetingId: string, sessionId: string): Promise<string[]> {
+		const evs = await this.#events.list({ tenantId, meetingId, type: "consent.declined" });
 		return [...new Set(evs.filter((e) => e.data.sessionId === sessionId && e.actor).map((e) => e.actor as string))];
 	}
 
 	/** The trail entry in which each peer's gate for this session opened: their acknowledgement or consent. */
-	#coverageProofs(
+	async #coverageProofs(
 		tenantId: string,
 		meetingId: string,
 		sessionId: string,
 		policyName: string,
-	): Map<string, { type: string; seq: number; hash: string; at: string }> {
+	): Promise<Map<string, { type: string; seq: number; hash: string; at: string }>> {
 		const out = new Map<string, { type: string; seq: number; hash: string; at: string }>();
 		const wanted = policyName === "explicit-consent" ? "consent.given" : "notice.acknowledged";
-		const evs: AuditEvent[] = this.#events.list({ tenantId, meetingId, type: wanted });
+		const evs: AuditEvent[] = await this.#events.list({ tenantId, meetingId, type: wanted });
 		const alt: AuditEvent[] =
-			wanted === "notice.acknowledged" ? this.#events.list({ tenantId, meetingId, type: "consent.given" }) : [];
+			wanted === "notice.acknowledged" ? await this.#events.list({ tenantId, meetingId, type: "consent.given" }) : [];
 		for (const e of [...evs, ...alt]) {
 			if (e.data.sessionId !== sessionId || typeof e.data.peerId !== "string") continue;
 			if (!out.has(e.data.peerId)) out.set(e.data.peerId, { type: e.type, seq: e.seq, hash: e.hash, at: e.at });

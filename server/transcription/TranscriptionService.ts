@@ -94,18 +94,25 @@ export class TranscriptionService implements CaptureSink {
 		this.#log = options.log.child({ component: "TranscriptionService" });
 		options.capture.on("sessionstart", (session, where) => {
 			if (session.kind !== "transcription") return;
-			const target = options.targets?.get(where.tenantId);
+			const target = options.targets?.current(where.tenantId); // read by assertCanStart, just before
 			if (!target) return;
-			const link = options.links.issue({
+			const link = options.links.prepare({
 				...where,
 				sessionId: session.id,
 				objectPrefix: objectPrefix(target, where.meetingId, session.id),
 				ttlSeconds: options.tenant(where.tenantId).linkSeconds,
 			});
-			options.events.append("transcript.link_issued", {
-				...where,
-				data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
-			});
+			void options.links
+				.save(link)
+				.then(() =>
+					options.events.append("transcript.link_issued", {
+						...where,
+						data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
+					}),
+				)
+				.catch((err: unknown) =>
+					this.#log.error({ err, sessionId: session.id }, "could not issue the transcript link"),
+				);
 			const s: Session = { session, ...where, target, tracks: new Map(), entries: [], link, dirty: false };
 			this.#sessions.set(session.id, s);
 			// The transcript streams into the bucket while it grows: a crash loses at most the last interval.
@@ -153,7 +160,7 @@ export class TranscriptionService implements CaptureSink {
 	}
 
 	async assertCanStart(meeting: Meeting): Promise<void> {
-		if (!this.#o.targets?.getConfig(meeting.tenantId)) {
+		if (!(await this.#o.targets?.load(meeting.tenantId))) {
 			throw new ConsentryError(
 				"no_storage_target",
 				"Transcripts go to your organisation's storage bucket, and none is set up. Ask your administrator to configure it.",
@@ -181,7 +188,8 @@ export class TranscriptionService implements CaptureSink {
 		if (!s || !room || room.closed || !recorder) return;
 		const trackId = `${tap.session.id}_${tap.producer.id}`;
 		if (this.#tracks.has(trackId)) return;
-		const person = this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown";
+		const person = (await this.#o.events.pseudonym(s.tenantId, tap.person)) ?? "unknown";
+		if (this.#tracks.has(trackId)) return;
 		const displayName = room.peers.get(tap.peerId)?.displayName ?? "";
 		let done: () => void = () => undefined;
 		const settled = new Promise<void>((resolve) => {
@@ -199,7 +207,7 @@ export class TranscriptionService implements CaptureSink {
 				ssrc: media.ssrc,
 				engine: engineForPerson(
 					this.#o.tenant(s.tenantId).engine,
-					personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: tap.peerId }),
+					await personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: tap.peerId }),
 				),
 				options: { partials: true, ...this.#o.endpointPolicy },
 			});
@@ -330,7 +338,7 @@ export class TranscriptionService implements CaptureSink {
 					}),
 				);
 				if (!final) continue; // checkpoints are overwritten; the trail records the final objects
-				this.#o.events.append("storage.object_written", {
+				await this.#o.events.append("storage.object_written", {
 					tenantId: s.tenantId,
 					meetingId: s.meetingId,
 					data: {
