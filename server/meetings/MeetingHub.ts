@@ -539,6 +539,9 @@ export class MeetingHub {
 	/** Ends a meeting for everyone (host control or REST). Returns whether it was live. */
 	async end(meetingId: string, actor: string, reason: EjectReason = "meeting_ended"): Promise<boolean> {
 		const ended = await this.#store.end(meetingId);
+		// Read before anyone is ejected: from here on nothing waits, so the host who ended it gets the answer before
+		// their socket closes (ejected sockets close on the next turn of the event loop).
+		const meeting = ended ? await this.#store.get(meetingId) : undefined;
 		const live = this.#live.get(meetingId);
 		if (live) {
 			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
@@ -550,10 +553,7 @@ export class MeetingHub {
 			.ended(meetingId, actor)
 			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record the end of capture"));
 		this.#rooms.get(meetingId)?.close();
-		if (ended) {
-			const meeting = await this.#store.get(meetingId);
-			this.#record("meeting.ended", meeting, actor, { reason });
-		}
+		if (meeting) this.#record("meeting.ended", meeting, actor, { reason });
 		return ended;
 	}
 
