@@ -446,7 +446,20 @@ export class EventLog {
 			PSEUDONYM_RE.test(k) ? k : (pseudonyms.get(key2(tenantId, k)) as string);
 
 		const heads = new Map<string, ChainHead | null>();
+		// Every meeting's last entry, one query per tenant (a burst names many meetings).
 		const meetingHeads = new Map<string, string>();
+		const meetings = new Map<string, Set<string>>();
+		for (const g of groups)
+			for (const it of g) {
+				if (it.meetingId === null) continue;
+				const set = meetings.get(it.tenantId) ?? new Set<string>();
+				meetings.set(it.tenantId, set);
+				set.add(it.meetingId);
+			}
+		for (const [tenantId, set] of meetings) {
+			const found = await this.#repo.meetingHeads(trx, tenantId, [...set]);
+			for (const m of set) meetingHeads.set(key2(tenantId, m), found.get(m) ?? GENESIS);
+		}
 		const rows: NewEventRow[] = [];
 		const out: AuditEvent[][] = [];
 		for (const g of groups) {
@@ -463,7 +476,7 @@ export class EventLog {
 				let meetingPrevHash: string | null = null;
 				if (meetingId !== null) {
 					const mk = key2(tenantId, meetingId);
-					meetingPrevHash = meetingHeads.get(mk) ?? (await this.#repo.meetingHead(trx, tenantId, meetingId)) ?? GENESIS;
+					meetingPrevHash = meetingHeads.get(mk) ?? GENESIS;
 				}
 				const at = now;
 				const hash = entryHashFromColumns(

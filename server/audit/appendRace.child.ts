@@ -1,20 +1,16 @@
 // A separate gateway process with its own store connection, appending to the same chains as the others.
 // Usage: node --import tsx appendRace.child.ts <db file | postgres:// URL> <worker name> <count> <start at (epoch ms)>
-//        [pause every] [in flight]
+//        [pause every] [in flight] [tenants: two | one]
 // Appends <count> entries (singles and batches of 5, two tenants, three meetings), pausing 1 ms every
 // [pause every] entries (default 10; 0: never), with [in flight] appends outstanding at once (default 1: each
-// awaited before the next; more: group commit batches them), then prints {"appended":n,"ms":<time from start>}.
+// awaited before the next; more: group commit batches them), to two tenants (one: all to acme), then prints
+// {"appended":n,"ms":<time from start>,"commits":n}.
 import { Store } from "../store/Store.js";
 import { EventLog } from "./EventLog.js";
 
-const [where, worker, countArg, startAt, pauseArg = "10", inFlightArg = "1"] = process.argv.slice(2) as [
-	string,
-	string,
-	string,
-	string,
-	string?,
-	string?,
-];
+const [where, worker, countArg, startAt, pauseArg = "10", inFlightArg = "1", tenants = "two"] = process.argv.slice(
+	2,
+) as [string, string, string, string, string?, string?, string?];
 const pauseEvery = Number(pauseArg);
 const inFlight = Number(inFlightArg);
 const store = await Store.open(/^postgres/.test(where) ? { url: where } : { file: where });
@@ -32,7 +28,7 @@ const lane = async (): Promise<void> => {
 			const i = first + k;
 			return {
 				type: "gate.opened" as const,
-				tenantId: i % 4 === 3 ? "globex" : "acme",
+				tenantId: i % 4 === 3 && tenants === "two" ? "globex" : "acme",
 				meetingId: `m${i % 3}`,
 				actor: `acme:${worker}`,
 				data: { worker, i },

@@ -91,6 +91,20 @@ export class AuditRepository {
 		return r.rows[0]?.hash ?? null;
 	}
 
+	/** Hash of each meeting's last entry (meetings without entries left out), in one round trip. */
+	async meetingHeads(x: Kysely<Schema>, tenantId: string, meetingIds: readonly string[]): Promise<Map<string, string>> {
+		const out = new Map<string, string>();
+		for (let i = 0; i < meetingIds.length; i += 200) {
+			const parts = meetingIds.slice(i, i + 200).map(
+				(m) => sql`SELECT ${m} AS meeting_id, (SELECT hash FROM events ${this.#byMeeting()}
+					WHERE tenant_id = ${tenantId} AND meeting_id = ${m} ORDER BY seq DESC LIMIT 1) AS hash`,
+			);
+			const r = await sql<{ meeting_id: string; hash: string | null }>`${sql.join(parts, sql` UNION ALL `)}`.execute(x);
+			for (const row of r.rows) if (row.hash !== null) out.set(row.meeting_id, row.hash);
+		}
+		return out;
+	}
+
 	/** The secrets of these person keys that exist. */
 	async secrets(x: Kysely<Schema>, tenantId: string, personKeys: readonly string[]): Promise<SecretRow[]> {
 		if (personKeys.length === 0) return [];
