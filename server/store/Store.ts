@@ -16,6 +16,11 @@ export interface StoreOptions {
 	connectTimeoutMs?: number;
 	/** PostgreSQL: connections in the pool. */
 	poolSize?: number;
+	/**
+	 * PostgreSQL: how long a query may go unanswered before it fails as `store_unavailable` (ms). A server that hangs
+	 * (or a node cut off from it) then refuses new work quickly instead of leaving callers waiting.
+	 */
+	queryTimeoutMs?: number;
 }
 
 /**
@@ -46,6 +51,7 @@ export class Store {
 				connectionString: opts.url,
 				max: opts.poolSize ?? 10,
 				connectionTimeoutMillis: opts.connectTimeoutMs ?? 2000,
+				query_timeout: opts.queryTimeoutMs ?? 3000,
 			});
 			pool.on("error", () => undefined); // an idle connection lost: the next query reconnects (or fails, named)
 			const store = new Store(
@@ -134,7 +140,7 @@ function isUnavailable(err: unknown): boolean {
 	if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"].includes(code)) return true;
 	// PostgreSQL classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutting down / cannot connect now).
 	if (/^(08|53)/.test(code) || /^57P0/.test(code)) return true;
-	return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+	return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection timeout|Client has encountered a connection error/i.test(
 		e?.message ?? "",
 	);
 }
