@@ -109,7 +109,11 @@ export class Gateway {
 		const tenants = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile) : new TenantRegistry();
 		if (tenants.size === 0) log.warn("no tenants registered (CONSENTRY_TENANTS_FILE): nobody can host a meeting");
 		const verifier = new TokenVerifier(tenants, { audience: config.audience });
-		const cluster = await Store.open(config.databaseUrl ? { url: config.databaseUrl } : { file: config.dbFile });
+		const cluster = await Store.open(
+			config.databaseUrl
+				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs }
+				: { file: config.dbFile },
+		);
 		const store = new MeetingStore(cluster);
 		const seats = new HostSeats(cluster);
 		const events = await EventLog.open(cluster);

@@ -32,6 +32,8 @@ const EnvSchema = z
 			.string()
 			.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// (or postgresql://) URL")
 			.optional(),
+		/** PostgreSQL: a query unanswered this long fails as store_unavailable (ms). */
+		CONSENTRY_DATABASE_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(5000),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
 		/** 32 random bytes, base64: seals the customers' storage credentials at rest. */
 		CONSENTRY_MASTER_KEY: z.string().min(1).optional(),
@@ -104,6 +106,8 @@ export interface GatewayConfig {
 	dbFile: string;
 	/** PostgreSQL instead of the SQLite file (CONSENTRY_DATABASE_URL). */
 	databaseUrl?: string;
+	/** PostgreSQL: how long a query may go unanswered before it fails as store_unavailable (ms). */
+	databaseTimeoutMs: number;
 	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
 	tenantsFile?: string;
 	/** The `aud` tokens must carry. */
@@ -197,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
 		...(e.CONSENTRY_DATABASE_URL ? { databaseUrl: e.CONSENTRY_DATABASE_URL } : {}),
+		databaseTimeoutMs: e.CONSENTRY_DATABASE_TIMEOUT_MS,
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
 		audience: e.CONSENTRY_AUDIENCE,
 		storage: {

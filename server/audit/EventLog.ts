@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
+import { StoreUnavailableError } from "../errors.js";
 import { AuditRepository, type EventRow, type NewEventRow } from "../store/AuditRepository.js";
 import type { Schema } from "../store/Schema.js";
 import type { Store } from "../store/Store.js";
@@ -168,7 +169,7 @@ const key2 = (a: string, b: string) => `${a.length}:${a}${b}`;
  * caller's promise resolves only once its entries are committed, in the order
  * the appends were made (entries of one process land in call order). A failed
  * batch is retried one append at a time, so one bad append fails only its
- * caller. See docs/audit.md.
+ * caller (unless the store is unreachable: then the whole batch fails at once). See docs/audit.md.
  */
 export class EventLog {
 	readonly #repo: AuditRepository;
@@ -374,8 +375,9 @@ export class EventLog {
 		try {
 			results = await this.#commitGroups(batch.map((r) => r.items));
 		} catch (err) {
-			if (batch.length === 1) {
-				(batch[0] as Request).reject(err);
+			if (batch.length === 1 || err instanceof StoreUnavailableError) {
+				// (The store unreachable: every append of the batch fails at once, none waits for a retry.)
+				for (const r of batch) r.reject(err);
 				return;
 			}
 			// One append may be the cause: retry each alone, so only its own caller fails.

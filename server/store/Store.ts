@@ -51,7 +51,7 @@ export class Store {
 				connectionString: opts.url,
 				max: opts.poolSize ?? 10,
 				connectionTimeoutMillis: opts.connectTimeoutMs ?? 2000,
-				query_timeout: opts.queryTimeoutMs ?? 3000,
+				query_timeout: opts.queryTimeoutMs ?? 5000,
 			});
 			pool.on("error", () => undefined); // an idle connection lost: the next query reconnects (or fails, named)
 			const store = new Store(
