@@ -33,6 +33,7 @@ import { AddressLimits } from "./signaling/AddressLimits.js";
 import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
+import { ClusterBus } from "./store/ClusterBus.js";
 import { Store } from "./store/Store.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
@@ -65,6 +66,7 @@ export class Gateway {
 	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
 	readonly apiRoutes: readonly RegisteredRoute[];
 	readonly #db: Store;
+	readonly #bus: ClusterBus;
 	readonly #log: Logger;
 
 	private constructor(p: {
@@ -73,6 +75,7 @@ export class Gateway {
 		pool: WorkerPool;
 		rooms: RoomRegistry;
 		db: Store;
+		bus: ClusterBus;
 		store: MeetingStore;
 		seats: HostSeats;
 		events: EventLog;
@@ -102,6 +105,7 @@ export class Gateway {
 		this.metrics = p.metrics;
 		this.apiRoutes = p.apiRoutes;
 		this.#db = p.db;
+		this.#bus = p.bus;
 		this.#log = p.log;
 	}
 
@@ -217,7 +221,9 @@ export class Gateway {
 			log,
 		});
 		capture.registerSink("transcription", transcription);
+		const bus = await ClusterBus.open({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), log });
 		const hub = new MeetingHub({
+			bus,
 			store,
 			seats,
 			events,
@@ -285,6 +291,7 @@ export class Gateway {
 			pool,
 			rooms,
 			db: cluster,
+			bus,
 			store,
 			seats,
 			events,
@@ -319,6 +326,7 @@ export class Gateway {
 		this.io.close();
 		await this.http.close();
 		this.pool.close();
+		await this.#bus.close();
 		await this.events.settled(); // the trail's last entries (people leaving, sessions ending) committed
 		await this.#db.close();
 	}

@@ -19,6 +19,7 @@ import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "..
 import type { Logger } from "../logger.js";
 import { Peer } from "../sfu/Peer.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
+import type { ClusterBus } from "../store/ClusterBus.js";
 import { type Connection, personKey } from "./Connection.js";
 import type { HostSeats } from "./HostSeats.js";
 import type { MeetingStore } from "./MeetingStore.js";
@@ -54,6 +55,8 @@ export interface MeetingHubOptions {
 	lobbyMax?: number;
 	/** Limits passcode guessing (per meeting and per address, in the store). */
 	passcodes: PasscodeGuard;
+	/** Events between the nodes sharing the store (a seat taken over elsewhere ejects its holder here). */
+	bus?: ClusterBus;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -83,6 +86,7 @@ export class MeetingHub {
 	readonly #live = new Map<string, LiveState>();
 	/** Meetings with people here, as last read from the store (at a join; lock and end keep it current). */
 	readonly #meetings = new Map<string, Meeting>();
+	readonly #bus: ClusterBus | undefined;
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
@@ -95,6 +99,12 @@ export class MeetingHub {
 		this.#store = options.store;
 		this.#seats = options.seats;
 		this.#events = options.events;
+		this.#bus = options.bus;
+		this.#bus?.subscribe((m) => {
+			if (m.type !== "host_seat.taken_over") return;
+			const old = this.#connections.get(m.connectionId);
+			if (old) this.#eject(old, "host_seat_taken_over");
+		});
 		this.#rooms = options.rooms;
 		this.#capture = options.capture;
 		this.#onChat = options.onChat;
@@ -201,6 +211,11 @@ export class MeetingHub {
 				this.#record("host_seat.taken_over", meeting, actor, { from: holder.connectionId, to: conn.id });
 				const old = this.#connections.get(holder.connectionId);
 				if (old) this.#eject(old, "host_seat_taken_over");
+				// The old holder is on another node (or gone): the node holding it ejects it.
+				else
+					this.#bus
+						?.publish({ type: "host_seat.taken_over", connectionId: holder.connectionId })
+						.catch((err: unknown) => this.#log.warn({ err }, "could not tell the other nodes of a seat take-over"));
 			} else {
 				this.#record("host_seat.taken", meeting, actor, { connection: conn.id });
 			}
