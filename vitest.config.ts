@@ -1,12 +1,46 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * With CONSENTRY_TEST_DATABASE=postgres (`npm run test:postgres`, the second half of `npm test`): the suites whose
+ * gateways use the store, again on a throwaway PostgreSQL (the store-level suites already run on both engines in
+ * the first half). Browser suites: the two that drive the gate and the meeting core end to end; the others exercise
+ * the client, the recorder or the transcriber more than the store and run once (README, "Tests").
+ */
+export const POSTGRES_SUITES = [
+	"test/capture-click.test.ts",
+	"test/capture.test.ts",
+	"test/hands.test.ts",
+	"test/lobby.test.ts",
+	"test/meetings.test.ts",
+	"test/metrics.test.ts",
+	"test/openapi.test.ts",
+	"test/passcode.test.ts",
+	"test/privacy-logs.test.ts",
+	"test/rest-scope.test.ts",
+	"test/security-headers.test.ts",
+	"test/signaling-fuzz.test.ts",
+	"test/signaling-limits.test.ts",
+	"test/signaling.test.ts",
+	"test/storage-api.test.ts",
+	"test/transcript-links.test.ts",
+	"test/transcription-languages.test.ts",
+	"test/webhooks-api.test.ts",
+	"test/capture.browser.test.ts",
+	"test/meeting.browser.test.ts",
+];
+
 export default defineConfig({
 	test: {
-		include: ["server/**/*.test.ts", "recorder/**/*.test.ts", "contracts/**/*.test.ts", "test/**/*.test.ts"],
+		include:
+			process.env.CONSENTRY_TEST_DATABASE === "postgres"
+				? POSTGRES_SUITES
+				: ["server/**/*.test.ts", "recorder/**/*.test.ts", "contracts/**/*.test.ts", "test/**/*.test.ts"],
 		// Real media workers, Chromium and ffmpeg on a 2-core machine: one file at a time keeps timings honest.
 		fileParallelism: false,
 		testTimeout: 90_000,
 		hookTimeout: 60_000,
 		reporters: process.env.CI ? ["verbose"] : ["default"],
+		// CONSENTRY_TEST_DATABASE=postgres: one throwaway PostgreSQL for the run, gateways on it.
+		globalSetup: ["test/helpers/postgresGlobal.ts"],
 	},
 });

@@ -16,6 +16,7 @@ import { parseArgs, promisify } from "node:util";
 import { type AppendInput, EventLog, type EventType } from "../server/audit/EventLog.js";
 import { verifyExport } from "../server/audit/verify.js";
 import { openDatabase } from "../server/store/Database.js";
+import { Store } from "../server/store/Store.js";
 import { machine, median } from "./stats.js";
 
 const { values } = parseArgs({
@@ -32,8 +33,9 @@ const BATCH = 100;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-bench-audit-"));
 const file = path.join(dir, "audit.db");
-const db = openDatabase(file);
-const log = new EventLog(db);
+const store = await Store.open({ file });
+const log = await EventLog.open(store);
+const db = openDatabase(file); // a second connection, for the floor's bare transactions
 
 // Entries shaped like the gateway's: 200 people, 50 meetings, small data, a person named in some.
 let n = 0;
@@ -71,7 +73,7 @@ for (let r = 0; r < runs; r++) {
 	const t = performance.now();
 	for (let i = 0; i < SINGLE; i++) {
 		const e = next();
-		log.append(e.type, e);
+		await log.append(e.type, e);
 	}
 	single.push(rate(SINGLE, performance.now() - t));
 }
@@ -80,7 +82,7 @@ console.log(`single appends: ${single.map(fmt).join(", ")} entries/s → median 
 const batched: number[] = [];
 for (let r = 0; r < runs; r++) {
 	const t = performance.now();
-	for (let i = 0; i < BATCH_RUN; i += BATCH) log.appendMany(Array.from({ length: BATCH }, next));
+	for (let i = 0; i < BATCH_RUN; i += BATCH) await log.appendMany(Array.from({ length: BATCH }, next));
 	batched.push(rate(BATCH_RUN, performance.now() - t));
 }
 console.log(`batches of ${BATCH}: ${batched.map(fmt).join(", ")} entries/s → median ${fmt(median(batched))}`);
@@ -110,10 +112,10 @@ console.log(`4 processes, one file: ${multi.map(fmt).join(", ")} entries/s → m
 
 // Fill the tenant chain up to `total`, then verify it.
 const fillStart = performance.now();
-let have = log.head("acme")?.seq ?? 0;
+let have = (await log.head("acme"))?.seq ?? 0;
 while (have < total) {
 	const k = Math.min(1000, total - have);
-	log.appendMany(Array.from({ length: k }, next));
+	await log.appendMany(Array.from({ length: k }, next));
 	have += k;
 }
 const fillS = (performance.now() - fillStart) / 1000;
@@ -124,7 +126,7 @@ console.log(
 const verifyS: number[] = [];
 for (let r = 0; r < 3; r++) {
 	const t = performance.now();
-	const [res] = log.verify({ tenantId: "acme" });
+	const [res] = await log.verify({ tenantId: "acme" });
 	verifyS.push((performance.now() - t) / 1000);
 	if (!res?.ok || res.entries !== have) throw new Error(`verify failed: ${JSON.stringify(res)}`);
 }
@@ -136,7 +138,7 @@ const exportS: number[] = [];
 let exportEntries = 0;
 for (let r = 0; r < 3; r++) {
 	const t = performance.now();
-	const text = log.exportMeeting("acme", "meeting00007");
+	const text = await log.exportMeeting("acme", "meeting00007");
 	const mid = performance.now();
 	const res = verifyExport(text);
 	exportS.push((mid - t) / 1000);
@@ -147,4 +149,5 @@ console.log(`export one meeting (${fmt(exportEntries)} entries) from it: median 
 
 console.log(`\n${new Date().toISOString().slice(0, 10)} — ${machine()}`);
 db.close();
+await store.close();
 rmSync(dir, { recursive: true, force: true });

@@ -64,10 +64,10 @@ try {
 	await new Promise((r) => setTimeout(r, seconds * 1000));
 	await people[0]?.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
 	await waitFor(
-		() =>
-			gw.events
-				.list({ tenantId: "acme", meetingId, type: "storage.object_written" })
-				.some((e) => e.data.manifest === true),
+		async () =>
+			(await gw.events.list({ tenantId: "acme", meetingId, type: "storage.object_written" })).some(
+				(e) => e.data.manifest === true,
+			),
 		60_000,
 		"the manifest",
 	);

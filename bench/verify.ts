@@ -23,7 +23,7 @@ import { Bucket } from "../cli/verify/bucket.js";
 import { DEFAULT_LIMITS, verifySession } from "../cli/verify/verifySession.js";
 import { type AppendInput, EventLog, type EventType } from "../server/audit/EventLog.js";
 import type { Manifest, ManifestTrack } from "../server/recording/RecordingTypes.js";
-import { openDatabase } from "../server/store/Database.js";
+import { Store } from "../server/store/Store.js";
 import { startS3 } from "../test/helpers/moto.js";
 import { machine, median } from "./stats.js";
 
@@ -107,8 +107,8 @@ async function buildSession(): Promise<{
 	ms: number;
 }> {
 	const t0 = performance.now();
-	const db = openDatabase(path.join(dir, "audit.sqlite"));
-	const log = new EventLog(db);
+	const store = await Store.open({ file: path.join(dir, "audit.sqlite") });
+	const log = await EventLog.open(store);
 	const tenantId = "acme";
 	const meetingId = "k3m9x2p7q4wz";
 	const sessionId = randomUUID();
@@ -172,7 +172,7 @@ async function buildSession(): Promise<{
 		]);
 		if (!ack) throw new Error("no acknowledgement appended");
 		answeredAt = Date.parse(ack.at);
-		const person = log.pseudonym(tenantId, p.key) as string;
+		const person = (await log.pseudonym(tenantId, p.key)) as string;
 		await append(
 			(["audio", "camera"] as const).map((kind) => ({
 				type: "gate.opened" as const,
@@ -259,9 +259,10 @@ async function buildSession(): Promise<{
 	}
 	// 60 chat lines from the people covered, said while the session ran (between the last answer and its end).
 	const t = Date.now();
+	const pseudonyms = await Promise.all(people.map((p) => log.pseudonym(tenantId, p.key)));
 	const chat = Array.from({ length: 60 }, (_, i) => ({
 		at: new Date(answeredAt + ((t - answeredAt) * i) / 60).toISOString(),
-		from: log.pseudonym(tenantId, (people[i % PEOPLE] as (typeof people)[number]).key),
+		from: pseudonyms[i % PEOPLE] ?? null,
 		text: `message ${i}`,
 	}));
 	const chatText = chat.map((c) => JSON.stringify(c)).join("\n") + "\n";
@@ -272,7 +273,7 @@ async function buildSession(): Promise<{
 			data: {
 				kind: "recording",
 				sessionId,
-				person: people.find((p) => log.pseudonym(tenantId, p.key) === tr.person)?.key ?? "",
+				person: people.find((_, i) => pseudonyms[i] === tr.person)?.key ?? "",
 				producerId: tr.producerId,
 				reason: "stopped",
 			},
@@ -302,7 +303,7 @@ async function buildSession(): Promise<{
 	};
 	await putText(`${prefix}/manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`);
 	const entries = exported.split("\n").filter(Boolean).length - 1;
-	db.close();
+	await store.close();
 	return { prefix, keys, objects: keys.length, bytes, entries, ms: performance.now() - t0 };
 }
 

@@ -16,7 +16,6 @@ import { parseArgs } from "node:util";
 import { EventLog } from "../server/audit/EventLog.js";
 import { createLogger } from "../server/logger.js";
 import { SecretBox } from "../server/storage/secretBox.js";
-import type { Database } from "../server/store/Database.js";
 import { Store } from "../server/store/Store.js";
 import { WebhookService } from "../server/webhooks/WebhookService.js";
 import { WebhookStore } from "../server/webhooks/WebhookStore.js";
@@ -66,7 +65,7 @@ async function baseline(): Promise<number[]> {
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-bench-webhooks-"));
 const cluster = await Store.open({ file: path.join(dir, "store.sqlite") });
-const events = new EventLog(cluster.sqlite as Database);
+const events = await EventLog.open(cluster);
 const store = new WebhookStore(cluster, new SecretBox(randomBytes(32)));
 await store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, 0);
 const service = new WebhookService({
@@ -84,7 +83,11 @@ for (let i = 0; i < N; i++) {
 	const wait = due - performance.now();
 	if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 	sentAt.set(String(i), performance.now());
-	events.append("operator.action", { tenantId: "acme", meetingId: `m${i % 20}`, data: { action: "bench", n: i } });
+	await events.append("operator.action", {
+		tenantId: "acme",
+		meetingId: `m${i % 20}`,
+		data: { action: "bench", n: i },
+	});
 }
 const deadline = Date.now() + 60_000;
 while (received.size < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -39,7 +39,7 @@ import { AddressLimits } from "./signaling/AddressLimits.js";
 import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signaling/SignalingServer.js";
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
-import type { Database } from "./store/Database.js";
+import { ClusterBus } from "./store/ClusterBus.js";
 import { Store } from "./store/Store.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
@@ -75,6 +75,7 @@ export class Gateway {
 	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
 	readonly apiRoutes: readonly RegisteredRoute[];
 	readonly #db: Store;
+	readonly #bus: ClusterBus;
 	readonly #log: Logger;
 
 	private constructor(p: {
@@ -83,6 +84,7 @@ export class Gateway {
 		pool: WorkerPool;
 		rooms: RoomRegistry;
 		db: Store;
+		bus: ClusterBus;
 		store: MeetingStore;
 		seats: HostSeats;
 		events: EventLog;
@@ -116,6 +118,7 @@ export class Gateway {
 		this.metrics = p.metrics;
 		this.apiRoutes = p.apiRoutes;
 		this.#db = p.db;
+		this.#bus = p.bus;
 		this.#log = p.log;
 	}
 
@@ -125,7 +128,11 @@ export class Gateway {
 		const operatorVerifier = config.operator.keysFile
 			? OperatorVerifier.fromFile(config.operator.keysFile, { audience: config.audience })
 			: undefined;
-		const cluster = await Store.open({ file: config.dbFile });
+		const cluster = await Store.open(
+			config.databaseUrl
+				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs }
+				: { file: config.dbFile },
+		);
 		const tenants = new TenantRegistry();
 		const directory = await TenantDirectory.open({
 			store: cluster,
@@ -137,10 +144,9 @@ export class Gateway {
 		if (tenants.size === 0)
 			log.warn("no tenants registered (CONSENTRY_TENANTS_FILE or the operator API): nobody can host a meeting");
 		const verifier = new TokenVerifier(tenants, { audience: config.audience, gate: directory });
-		const db = cluster.sqlite as Database;
 		const store = new MeetingStore(cluster);
 		const seats = new HostSeats(cluster);
-		const events = new EventLog(db);
+		const events = await EventLog.open(cluster);
 		const stale = await seats.releaseAllOf(config.gatewayId);
 		if (stale) log.info({ stale }, "released host seats left by this gateway's previous run");
 		const pool = await WorkerPool.create(
@@ -193,12 +199,12 @@ export class Gateway {
 		io.engine.on("headers", (headers: Record<string, string>) => engineHeaders(headers, Boolean(config.http.tls)));
 		const rooms = new RoomRegistry(pool, config.rtc, log);
 		const targets = config.storage.masterKey
-			? new StorageTargetStore(db, new SecretBox(parseMasterKey(config.storage.masterKey)))
+			? new StorageTargetStore(cluster, new SecretBox(parseMasterKey(config.storage.masterKey)))
 			: undefined;
 		const tenantCapture = (id: string) =>
 			(tenants.has(id) ? tenants.get(id).capture : undefined) ?? DEFAULT_TENANT_CAPTURE;
 		const capture = new CaptureService({ events, tenantCapture, log });
-		const links = new TranscriptLinks(db);
+		const links = new TranscriptLinks(cluster);
 		// The recorder runs only where recordings can go somewhere: the customers' own buckets (sealed targets).
 		const recorder =
 			targets && config.recorder.enabled
@@ -241,9 +247,11 @@ export class Gateway {
 			log,
 		});
 		capture.registerSink("transcription", transcription);
+		const bus = await ClusterBus.open({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), log });
 		// The operator's service needs the hub and the hub asks it for warnings: it is set right after the hub.
 		let operator: OperatorService | undefined;
 		const hub: MeetingHub = new MeetingHub({
+			bus,
 			store,
 			seats,
 			events,
@@ -359,6 +367,7 @@ export class Gateway {
 			pool,
 			rooms,
 			db: cluster,
+			bus,
 			store,
 			seats,
 			events,
@@ -396,6 +405,8 @@ export class Gateway {
 		this.io.close();
 		await this.http.close();
 		this.pool.close();
+		await this.#bus.close();
+		await this.events.settled(); // the trail's last entries (people leaving, sessions ending) committed
 		await this.#db.close();
 	}
 }

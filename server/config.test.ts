@@ -54,6 +54,18 @@ describe("loadConfig", () => {
 		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: "/nonexistent/worker" })).toThrow(/scripts\/setup.sh/);
 	});
 
+	it("takes PostgreSQL from CONSENTRY_DATABASE_URL, and refuses anything but a postgres:// URL", () => {
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin }).databaseUrl).toBeUndefined();
+		const c = loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_URL: "postgres://u:p@db:5432/consentry" });
+		expect([c.databaseUrl, c.databaseTimeoutMs]).toEqual(["postgres://u:p@db:5432/consentry", 5000]);
+		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_URL: "mysql://db/x" })).toThrow(
+			/CONSENTRY_DATABASE_URL/,
+		);
+		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_TIMEOUT_MS: "10" })).toThrow(
+			/CONSENTRY_DATABASE_TIMEOUT_MS/,
+		);
+	});
+
 	it("requires TLS certificate and key together", () => {
 		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_TLS_CERT_FILE: "/x.pem" })).toThrow(/both/);
 	});

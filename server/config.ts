@@ -27,6 +27,13 @@ const EnvSchema = z
 		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
+		/** `postgres://…`: PostgreSQL instead of the SQLite file (several gateway nodes share it). */
+		CONSENTRY_DATABASE_URL: z
+			.string()
+			.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// (or postgresql://) URL")
+			.optional(),
+		/** PostgreSQL: a query unanswered this long fails as store_unavailable (ms). */
+		CONSENTRY_DATABASE_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(5000),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
 		/** JSON `{ "keys": [...] }`: the operator's token keys (docs/operator.md); unset = no operator API. */
 		CONSENTRY_OPERATOR_KEYS_FILE: z.string().min(1).optional(),
@@ -99,8 +106,12 @@ export interface GatewayConfig {
 	privacy: { addressKeyFile: string; addressKeyDays: number };
 	/** Directory holding the built browser client (vite build output). */
 	clientDir: string;
-	/** SQLite file holding meetings, seats and events (no media, ever). */
+	/** SQLite file holding meetings, seats and events (no media, ever); unused when `databaseUrl` is set. */
 	dbFile: string;
+	/** PostgreSQL instead of the SQLite file (CONSENTRY_DATABASE_URL). */
+	databaseUrl?: string;
+	/** PostgreSQL: how long a query may go unanswered before it fails as store_unavailable (ms). */
+	databaseTimeoutMs: number;
 	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
 	tenantsFile?: string;
 	/** The operator's keys file, and how often the change feed is read (docs/operator.md). */
@@ -195,6 +206,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		},
 		clientDir: e.CONSENTRY_CLIENT_DIR ?? defaultClientDir,
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
+		...(e.CONSENTRY_DATABASE_URL ? { databaseUrl: e.CONSENTRY_DATABASE_URL } : {}),
+		databaseTimeoutMs: e.CONSENTRY_DATABASE_TIMEOUT_MS,
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
 		operator: {
 			...(e.CONSENTRY_OPERATOR_KEYS_FILE ? { keysFile: e.CONSENTRY_OPERATOR_KEYS_FILE } : {}),

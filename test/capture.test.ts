@@ -54,7 +54,7 @@ describe("recording notice gate (signaling)", () => {
 			},
 		});
 	};
-	const trail = (meetingId: string): AuditEvent[] => gw.events.list({ tenantId: "acme", meetingId });
+	const trail = (meetingId: string): Promise<AuditEvent[]> => gw.events.list({ tenantId: "acme", meetingId });
 
 	beforeAll(async () => {
 		bucket = await startBucket("acme-recordings");
@@ -80,7 +80,7 @@ describe("recording notice gate (signaling)", () => {
 		expect(codeOf(await pia.req("startCapture", { kind: "recording" }))).toBe("host_only");
 		expect(codeOf(await host.req("startCapture", { kind: "transcription" }))).toBe("no_storage_target");
 		expect(codeOf(await host.req("startCapture", { kind: "filming" }))).toBe("invalid_request");
-		expect(trail(m.id).some((e) => e.type === "session.on")).toBe(false);
+		expect((await trail(m.id)).some((e) => e.type === "session.on")).toBe(false);
 	});
 
 	it("notices everyone, refuses new media until the notice is answered, and opens taps only after the proof", async () => {
@@ -138,7 +138,7 @@ describe("recording notice gate (signaling)", () => {
 		await host.call("acknowledgeNotice", { noticeId: hostNotice.id });
 
 		// The trail proves the order for every tap: notice sent, shown, acknowledged, then the gate.
-		const events = trail(m.id);
+		const events = await trail(m.id);
 		const types = (person: string) =>
 			events
 				.filter((e) => e.data.person === person || (e.actor === person && e.type.startsWith("notice.")))
@@ -162,7 +162,7 @@ describe("recording notice gate (signaling)", () => {
 			[true, "producer_added"],
 			[false, "left"],
 		]);
-		expect(trail(m.id).filter((e) => e.type === "gate.closed" && e.data.person === louPsn)).toHaveLength(1);
+		expect((await trail(m.id)).filter((e) => e.type === "gate.closed" && e.data.person === louPsn)).toHaveLength(1);
 
 		// Pause closes every gate; resuming is a new session that needs a new acknowledgement.
 		await host.call("pauseCapture", { kind: "recording" });
@@ -181,11 +181,9 @@ describe("recording notice gate (signaling)", () => {
 		await host.call("stopCapture", { kind: "recording" });
 		expect(await offP).toMatchObject({ kind: "recording", state: "off" });
 		expect(gw.capture.mayCapture(m.id, "recording", piaJoin.peerId)).toBe(false);
-		const kinds = trail(m.id)
-			.filter((e) => e.type.startsWith("session."))
-			.map((e) => e.type);
+		const kinds = (await trail(m.id)).filter((e) => e.type.startsWith("session.")).map((e) => e.type);
 		expect(kinds).toEqual(["session.on", "session.paused", "session.on", "session.off"]);
-		expect(gw.events.verify({ tenantId: "acme" })[0]).toMatchObject({ ok: true });
+		expect((await gw.events.verify({ tenantId: "acme" }))[0]).toMatchObject({ ok: true });
 	});
 
 	it("under explicit consent holds media until consent, and a person who declines leaves, never captured", async () => {
@@ -227,7 +225,7 @@ describe("recording notice gate (signaling)", () => {
 		expect(gw.capture.mayCapture(m.id, "recording", deeJoin.peerId)).toBe(false);
 		expect(taps.filter((t) => t.peerId === deeJoin.peerId)).toEqual([]);
 
-		const events = trail(m.id);
+		const events = await trail(m.id);
 		const deePsn = events.find((e) => e.type === "consent.declined")?.actor;
 		expect(deePsn).toMatch(/^psn_/);
 		expect(events.some((e) => e.type === "gate.opened" && e.data.person === deePsn)).toBe(false);
@@ -240,7 +238,9 @@ describe("recording notice gate (signaling)", () => {
 		const cyOut = cy.next("ejected");
 		await cy.call("decline", { noticeId: cyNotice.id });
 		expect(await cyOut).toMatchObject({ reason: "declined_capture" });
-		expect(trail(m.id).some((e) => e.type === "consent.withdrawn" && e.data.peerId === cyJoin.peerId)).toBe(true);
+		expect((await trail(m.id)).some((e) => e.type === "consent.withdrawn" && e.data.peerId === cyJoin.peerId)).toBe(
+			true,
+		);
 		expect(gw.capture.coverage(m.id, "recording").map((e) => e.displayName)).toEqual(["Host"]);
 	});
 
@@ -293,7 +293,7 @@ describe("recording notice gate (signaling)", () => {
 			expect(codeOf(await dee.c.req("consent", { noticeId: notice.id }))).toBe("declined");
 			expect(codeOf(await dee.c.req("acknowledgeNotice", { noticeId: notice.id }))).toBe("ok");
 			expect(gw2.capture.mayCapture(m.id, "recording", dee.j.peerId)).toBe(false);
-			const events = gw2.events.list({ tenantId: "stays", meetingId: m.id });
+			const events = await gw2.events.list({ tenantId: "stays", meetingId: m.id });
 			expect(events.find((e) => e.type === "consent.declined")?.data).toMatchObject({ stayed: true });
 			expect(events.some((e) => e.type === "gate.opened" && e.data.peerId === dee.j.peerId)).toBe(false);
 
@@ -333,7 +333,7 @@ describe("recording notice gate (signaling)", () => {
 		await host.call("setCoHost", { peerId: coraJoin.peerId, coHost: false });
 		expect(codeOf(await cora.req("startCapture", { kind: "recording" }))).toBe("host_only");
 		await host.call("stopCapture", { kind: "recording" });
-		const named = trail(m.id).filter((e) => e.type === "host.cohost_set");
+		const named = (await trail(m.id)).filter((e) => e.type === "host.cohost_set");
 		expect(named.map((e) => e.data.coHost)).toEqual([true, false]);
 		expect(named[0]?.data.person).toMatch(/^psn_/);
 		// A later joiner learns who the co-hosts are.
@@ -372,8 +372,8 @@ describe("recording notice gate (signaling)", () => {
 		await host.call("startCapture", { kind: "recording" });
 		expect(codeOf(await host.req("startCapture", { kind: "recording" }))).toBe("already_on");
 		await host.call("endMeeting", {});
-		await waitFor(async () => (trail(m.id).some((e) => e.type === "meeting.ended") ? true : undefined));
-		const off = trail(m.id).find((e) => e.type === "session.off");
+		await waitFor(async () => ((await trail(m.id)).some((e) => e.type === "meeting.ended") ? true : undefined));
+		const off = (await trail(m.id)).find((e) => e.type === "session.off");
 		expect(off?.data).toMatchObject({ kind: "recording", reason: "meeting_ended" });
 		expect(gw.capture.session(m.id, "recording")).toBeUndefined();
 	});

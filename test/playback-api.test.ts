@@ -69,7 +69,8 @@ async function recorded(
 	for (const [i, c] of [h, p].entries()) {
 		await c.call("acknowledgeNotice", { noticeId: ((await notices[i]) as NoticeView).id });
 	}
-	const sessionId = gw.events.list({ tenantId: t.id, meetingId, type: "session.on" })[0]?.data.sessionId as string;
+	const sessionId = (await gw.events.list({ tenantId: t.id, meetingId, type: "session.on" }))[0]?.data
+		.sessionId as string;
 	// While it records, the page says so (its files are not all written yet).
 	const running = await api(gw, "GET", `/api/recordings/${sessionId}`, t.token("pat", "participant"));
 	expect([running.status, running.body.code]).toEqual([
@@ -78,10 +79,10 @@ async function recorded(
 	]);
 	await h.call("stopCapture", { kind: "recording" });
 	await waitFor(
-		() =>
-			gw.events
-				.list({ tenantId: t.id, meetingId, type: "storage.object_written" })
-				.some((e) => e.data.manifest === true && e.data.sessionId === sessionId),
+		async () =>
+			(await gw.events.list({ tenantId: t.id, meetingId, type: "storage.object_written" })).some(
+				(e) => e.data.manifest === true && e.data.sessionId === sessionId,
+			),
 		20_000,
 		"the session's manifest",
 	);
@@ -143,7 +144,7 @@ describe("recording playback API", () => {
 		expect((await api(gw, "GET", listPath, brief.token("pat", "participant"))).status).toBe(404);
 		expect((await api(gw, "GET", listPath)).status).toBe(401);
 
-		const openings = gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_opened" });
+		const openings = await gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_opened" });
 		expect(openings).toHaveLength(4);
 		expect(openings.every((e) => e.data.sessionId === sessionId && String(e.actor).startsWith("psn_"))).toBe(true);
 
@@ -165,13 +166,13 @@ describe("recording playback API", () => {
 			const revoked = await api(gw, "GET", path, who);
 			expect([revoked.status, revoked.body.code]).toEqual([410, "recording_revoked"]);
 		}
-		expect(gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_revoked" })).toHaveLength(1);
-		expect(gw.events.verify({ tenantId: "acme" })[0]).toMatchObject({ ok: true });
+		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_revoked" })).toHaveLength(1);
+		expect((await gw.events.verify({ tenantId: "acme" }))[0]).toMatchObject({ ok: true });
 	});
 
 	it("is refused once the tenant's lifetime is over", async () => {
 		const { sessionId } = await recorded(brief, "brief-host");
-		const at = Date.parse(gw.events.list({ tenantId: "brief", type: "session.on" })[0]?.at as string);
+		const at = Date.parse((await gw.events.list({ tenantId: "brief", type: "session.on" }))[0]?.at as string);
 		await new Promise((r) => setTimeout(r, Math.max(0, at + 3100 - Date.now())));
 		const expired = await api(gw, "GET", `/api/recordings/${sessionId}`, brief.token("pat", "participant"));
 		expect([expired.status, expired.body.code]).toEqual([410, "recording_expired"]);
@@ -179,11 +180,12 @@ describe("recording playback API", () => {
 
 	it("shows each track's recorded intervals and holes from the manifest; refuses a manifest it did not write", async () => {
 		const { sessionId, meetingId } = await recorded(acme, "holes-host");
-		const key = gw.events
-			.list({ tenantId: "acme", meetingId, type: "storage.object_written" })
-			.find((e) => e.data.manifest === true)?.data.key as string;
+		const key = (await gw.events.list({ tenantId: "acme", meetingId, type: "storage.object_written" })).find(
+			(e) => e.data.manifest === true,
+		)?.data.key as string;
 		const manifest = await bucket.json<Record<string, unknown> & { persons: string[] }>(key);
-		const person = gw.events.list({ tenantId: "acme", meetingId, type: "notice.acknowledged" })[0]?.actor as string;
+		const person = (await gw.events.list({ tenantId: "acme", meetingId, type: "notice.acknowledged" }))[0]
+			?.actor as string;
 		const t0 = Date.parse(String(manifest.startedAt));
 		const at = (s: number) => new Date(t0 + s * 1000).toISOString();
 		const track = {

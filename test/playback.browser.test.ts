@@ -109,10 +109,14 @@ describe("playback page", () => {
 			await host.locator(`[data-testid="capture-stop"][data-kind="${kind}"]`).click();
 		}
 		const written = () => gw.events.list({ tenantId: "acme", meetingId, type: "storage.object_written" });
-		await waitFor(() => written().some((e) => e.data.manifest === true), 30_000, "the manifest");
-		await waitFor(() => written().some((e) => String(e.data.key).endsWith("transcript.json")), 30_000, "transcript");
+		await waitFor(async () => (await written()).some((e) => e.data.manifest === true), 30_000, "the manifest");
+		await waitFor(
+			async () => (await written()).some((e) => String(e.data.key).endsWith("transcript.json")),
+			30_000,
+			"transcript",
+		);
 
-		const manifestKey = written().find((e) => e.data.manifest === true)?.data.key as string;
+		const manifestKey = (await written()).find((e) => e.data.manifest === true)?.data.key as string;
 		const manifest = await bucket.json<{
 			tracks: { kind: string; objects: { startedAt: string; endedAt: string; firstFrameAt?: number }[] }[];
 		}>(manifestKey);
@@ -289,6 +293,6 @@ describe("playback page", () => {
 			),
 		);
 		// Every opening is in the tenant's chain.
-		expect(gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_opened" })).toHaveLength(1);
+		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "recording.playback_opened" })).toHaveLength(1);
 	});
 });

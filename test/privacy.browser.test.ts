@@ -184,7 +184,7 @@ describe("the gate covers everything captured", () => {
 
 		const base = `beta/${meetingId}/${session?.id}`;
 		const manifest = await manifestOf(base);
-		const events = gw.events.list({ tenantId: "beta", meetingId });
+		const events = await gw.events.list({ tenantId: "beta", meetingId });
 		const deePsn = events.find((e) => e.type === "consent.declined" && e.data.peerId === deeId)?.actor;
 		expect(deePsn).toMatch(/^psn_/);
 		expect(manifest.notRecorded).toEqual([deePsn]);

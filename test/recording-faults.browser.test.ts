@@ -127,9 +127,9 @@ describe("recording faults", () => {
 			.locator('[data-testid="capture-indicator"][data-kind="recording"]')
 			.waitFor({ state: "hidden", timeout: 5000 });
 		expect(gw.capture.session(meetingId, "recording")).toBeUndefined();
-		const off = gw.events
-			.list({ tenantId: "acme", meetingId, type: "session.off" })
-			.find((e) => e.data.sessionId === session?.id);
+		const off = (await gw.events.list({ tenantId: "acme", meetingId, type: "session.off" })).find(
+			(e) => e.data.sessionId === session?.id,
+		);
 		expect(off?.data.reason).toBe("storage_unavailable");
 		bucket.server.resume();
 		// What was recorded before the outage is in the bucket, and the manifest says why it ended.

@@ -89,7 +89,7 @@ describe("recording into the customer's bucket", () => {
 		expect(manifest.persons).toHaveLength(2);
 		expect(manifest.tracks.map((t) => t.kind).sort()).toEqual(["audio", "audio", "camera", "camera"]);
 
-		const events = gw.events.list({ tenantId: "acme", meetingId });
+		const events = await gw.events.list({ tenantId: "acme", meetingId });
 		const danPsn = events.find((e) => e.type === "notice.sent" && e.data.peerId === danId)?.data.person;
 		expect(danPsn).toMatch(/^psn_/);
 		expect(manifest.persons).not.toContain(danPsn);
@@ -123,7 +123,7 @@ describe("recording into the customer's bucket", () => {
 		const audit = (await bucket.bytes(`${base}/audit.jsonl`)).toString();
 		expect(createHash("sha256").update(audit).digest("hex")).toBe(manifest.audit.sha256);
 		expect(verifyExport(audit)).toMatchObject({ ok: true });
-		expect(gw.events.verify({ tenantId: "acme" })[0]).toMatchObject({ ok: true });
+		expect((await gw.events.verify({ tenantId: "acme" }))[0]).toMatchObject({ ok: true });
 		const written = events.filter((e) => e.type === "storage.object_written");
 		expect(written.length).toBeGreaterThanOrEqual(4);
 	});

@@ -50,7 +50,8 @@ async function transcribedMeeting(t: TestTenant, host: string): Promise<{ linkId
 	expect(link.path).toMatch(/^\/t\/[A-Za-z0-9_-]{22}$/);
 	await p.call("acknowledgeNotice", { noticeId: ((await noticeP) as NoticeView).id });
 	await h.call("stopCapture", { kind: "transcription" });
-	const session = gw.events.list({ tenantId: t.id, meetingId, type: "session.on" })[0]?.data.sessionId as string;
+	const session = (await gw.events.list({ tenantId: t.id, meetingId, type: "session.on" }))[0]?.data
+		.sessionId as string;
 	await waitFor(
 		() =>
 			bucket.s3.send(
@@ -82,16 +83,16 @@ describe("transcript links", () => {
 		expect((await api(gw, "GET", `/api/transcripts/${linkId}`)).status).toBe(401);
 		expect((await api(gw, "GET", "/api/transcripts/..%2F..%2Fetc", acme.token("pat", "participant"))).status).toBe(400);
 
-		const openings = gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_opened" });
+		const openings = await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_opened" });
 		expect(openings).toHaveLength(2);
-		expect(gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_issued" })).toHaveLength(1);
+		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_issued" })).toHaveLength(1);
 
 		// Only the host revokes; after that the link is refused.
 		expect((await api(gw, "DELETE", `/api/transcripts/${linkId}`, acme.token("pat", "participant"))).status).toBe(403);
 		expect((await api(gw, "DELETE", `/api/transcripts/${linkId}`, acme.token("links-host"))).status).toBe(200);
 		const revoked = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("pat", "participant"));
 		expect([revoked.status, revoked.body.code]).toEqual([410, "link_revoked"]);
-		expect(gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_revoked" })).toHaveLength(1);
+		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_revoked" })).toHaveLength(1);
 
 		// The page itself is the client app (it reads the API with the person's token).
 		const page = await fetch(`${gw.url}/t/${linkId}`);

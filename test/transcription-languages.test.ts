@@ -83,7 +83,7 @@ describe("per-person transcription language", () => {
 		expect(vosk.fr.connections[0]?.textMessages[0]).toContain('"sample_rate":16000');
 	});
 
-	it("names the engine in the notice, in the person's language", () => {
+	it("names the engine in the notice, in the person's language", async () => {
 		const enHost = new URL(vosk.en.endpoint).host;
 		const frHost = new URL(vosk.fr.endpoint).host;
 		expect(hostNotice.body).toContain(
@@ -92,7 +92,7 @@ describe("per-person transcription language", () => {
 		expect(piaNotice.locale).toBe("fr");
 		expect(piaNotice.body).toContain("Moteur: Vosk, sur le serveur de l'organisation");
 		// The trail records the hash of the exact text shown, engine included.
-		const sent = gw.events.list({ tenantId: "acme", type: "notice.sent" });
+		const sent = await gw.events.list({ tenantId: "acme", type: "notice.sent" });
 		expect(new Set(sent.map((e) => e.data.textSha256)).size).toBe(2);
 	});
 });

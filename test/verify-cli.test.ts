@@ -101,10 +101,10 @@ beforeAll(async () => {
 	// Transcription first: its final transcript objects are then in the trail the recording's audit.jsonl exports.
 	await host.c.call("stopCapture", { kind: "transcription" });
 	await waitFor(
-		() =>
-			gw.events
-				.list({ tenantId: "acme", meetingId, type: "storage.object_written" })
-				.filter((e) => e.data.kind === "transcription" && e.data.sessionId === tsession?.id).length === 2,
+		async () =>
+			(await gw.events.list({ tenantId: "acme", meetingId, type: "storage.object_written" })).filter(
+				(e) => e.data.kind === "transcription" && e.data.sessionId === tsession?.id,
+			).length === 2,
 		30_000,
 		"the transcript written",
 	);
@@ -112,9 +112,9 @@ beforeAll(async () => {
 	base = `${mbase}/${session?.id}`;
 	await waitFor(() => bucket.json(`${base}/manifest.json`).catch(() => undefined), 60_000, "manifest.json");
 	danPsn = String(
-		gw.events
-			.list({ tenantId: "acme", meetingId })
-			.find((e) => e.type === "notice.sent" && e.data.peerId === dan.peerId)?.data.person,
+		(await gw.events.list({ tenantId: "acme", meetingId })).find(
+			(e) => e.type === "notice.sent" && e.data.peerId === dan.peerId,
+		)?.data.person,
 	);
 	// The recorder deletes the session's last checkpoints as it closes: the session as it stays once they are gone.
 	await waitFor(async () => !(await keys()).some((k) => k.endsWith(".ckpt")), 15_000, "checkpoints deleted").catch(

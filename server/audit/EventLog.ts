@@ -1,8 +1,12 @@
 import { createHmac, randomBytes } from "node:crypto";
-import type { Database } from "../store/Database.js";
+import type { Kysely } from "kysely";
+import { StoreUnavailableError } from "../errors.js";
+import { AuditRepository, type EventRow, type NewEventRow } from "../store/AuditRepository.js";
+import type { Schema } from "../store/Schema.js";
+import type { Store } from "../store/Store.js";
 import { type ChainHead, canonicalJson, entryHashFromColumns, GENESIS, type Json, toJson } from "./chain.js";
-import { exportMeeting } from "./meetingExport.js";
-import { type VerifyResult, verifyDatabase } from "./verify.js";
+import { exportText } from "./meetingExport.js";
+import { type Row, type VerifyResult, verifyChain } from "./verify.js";
 
 /** Every event type the audit trail records. */
 export const EVENT_TYPES = [
@@ -103,21 +107,7 @@ export interface AppendInput {
 /** What a pseudonym looks like: `psn_` and the hex HMAC-SHA256 of the person key under the person's secret. */
 export const PSEUDONYM_RE = /^psn_[0-9a-f]{64}$/;
 
-/** A row of the `events` table as SQLite returns it. */
-export type EventRow = {
-	seq: number;
-	at: string;
-	tenant_id: string;
-	meeting_id: string | null;
-	type: EventType;
-	actor: string | null;
-	data: string;
-	prev_hash: string;
-	meeting_prev_hash: string | null;
-	hash: string;
-};
-
-const COLUMNS = "seq, at, tenant_id, meeting_id, type, actor, data, prev_hash, meeting_prev_hash, hash";
+export type { EventRow } from "../store/AuditRepository.js";
 
 function toEvent(r: EventRow): AuditEvent {
 	return {
@@ -125,73 +115,91 @@ function toEvent(r: EventRow): AuditEvent {
 		at: r.at,
 		tenantId: r.tenant_id,
 		meetingId: r.meeting_id,
-		type: r.type,
+		type: r.type as EventType,
 		actor: r.actor,
 		data: JSON.parse(r.data) as Record<string, unknown>,
-		prevHash: r.prev_hash,
+		prevHash: r.prev_hash as string,
 		meetingPrevHash: r.meeting_prev_hash,
-		hash: r.hash,
+		hash: r.hash as string,
 	};
 }
 
-/** What one write transaction has learnt (heads, pseudonyms): valid while it holds the write lock. */
-interface TxCache {
-	heads: Map<string, ChainHead | null>;
-	meetingHeads: Map<string, string>;
-	pseudonyms: Map<string, string>;
+const toTuple = (r: EventRow): Row => [
+	r.seq,
+	r.at,
+	r.tenant_id,
+	r.meeting_id,
+	r.type,
+	r.actor,
+	r.data,
+	r.prev_hash,
+	r.meeting_prev_hash,
+	r.hash,
+];
+
+type Item = AppendInput & { type: EventType };
+/** An item checked before it queues: its data is plain JSON (a bad item fails its own caller, not the batch). */
+interface Prepared {
+	type: EventType;
+	tenantId: string;
+	meetingId: string | null;
+	actor: string | null;
+	data: { [k: string]: Json };
 }
-const newCache = (): TxCache => ({ heads: new Map(), meetingHeads: new Map(), pseudonyms: new Map() });
+interface Request {
+	items: Prepared[];
+	resolve: (events: AuditEvent[]) => void;
+	reject: (err: unknown) => void;
+}
+
+/** Items one group commit takes at most (the rest wait for the next). */
+const MAX_BATCH = 2_000;
+
 const key2 = (a: string, b: string) => `${a.length}:${a}${b}`;
 
 /**
  * The audit trail: append-only, one hash chain per tenant (each entry also
  * links to its meeting's previous entry), persons as erasable pseudonyms.
- * Safe with several gateway processes on one database file: an append reads
- * the head and inserts in one IMMEDIATE transaction, and the database refuses
- * any insert that does not extend the head (primary key + trigger).
- * See docs/audit.md.
+ * The SQL is in server/store/AuditRepository.ts, on SQLite or PostgreSQL.
+ *
+ * **One total order per tenant, across processes and nodes.** An append reads
+ * its tenant's head and inserts inside `Store.transaction("audit:<tenant>")`:
+ * SQLite's write lock, or a PostgreSQL advisory lock held until the commit.
+ * The database also refuses any insert that does not extend the head (primary
+ * key + trigger), so no fork can be written even by a buggy writer.
+ *
+ * **Group commit.** Appends that arrive together (the same turn of the event
+ * loop, or while the previous commit is in flight) share one transaction; each
+ * caller's promise resolves only once its entries are committed, in the order
+ * the appends were made (entries of one process land in call order). A failed
+ * batch is retried one append at a time, so one bad append fails only its
+ * caller (unless the store is unreachable: then the whole batch fails at once). See docs/audit.md.
  */
 export class EventLog {
-	readonly #db: Database;
-	readonly #stmt;
-	readonly #appendTx: (items: readonly (AppendInput & { type: EventType })[]) => AuditEvent[];
+	readonly #repo: AuditRepository;
+	readonly #store: Store;
 	readonly #listeners = new Set<(events: readonly AuditEvent[]) => void>();
+	readonly #queue: Request[] = [];
+	#draining = false;
+	#batches = 0;
+	/** Settles once every append queued so far is committed (or failed): reads wait for it (read-your-writes). */
+	#tail: Promise<unknown> = Promise.resolve();
 
-	constructor(db: Database) {
-		this.#db = db;
-		this.#stmt = {
-			head: db.prepare("SELECT seq, hash FROM events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"),
-			// (The planner, without statistics, would rather scan the tenant's chain backwards.)
-			meetingHead: db.prepare(
-				"SELECT hash FROM events INDEXED BY events_by_meeting WHERE tenant_id = ? AND meeting_id = ? ORDER BY seq DESC LIMIT 1",
-			),
-			insert: db.prepare(
-				`INSERT INTO events (tenant_id, seq, at, meeting_id, type, actor, data, prev_hash, meeting_prev_hash, hash)
-				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			),
-			secret: db.prepare("SELECT secret, pseudonym FROM audit_person_secrets WHERE tenant_id = ? AND person_key = ?"),
-			addSecret: db.prepare(
-				"INSERT INTO audit_person_secrets (tenant_id, person_key, secret, pseudonym, created_at) VALUES (?, ?, ?, ?, ?)",
-			),
-			byPseudonym: db.prepare("SELECT person_key FROM audit_person_secrets WHERE tenant_id = ? AND pseudonym = ?"),
-			dropSecret: db.prepare("DELETE FROM audit_person_secrets WHERE tenant_id = ? AND person_key = ?"),
-		};
-		const tx = db.transaction((items: readonly (AppendInput & { type: EventType })[]) => {
-			const cache = newCache();
-			return items.map((item) => this.#appendOne(item, cache));
-		});
-		this.#appendTx = (items) => {
-			const appended = tx.immediate(items);
-			for (const listener of this.#listeners) {
-				try {
-					listener(appended);
-				} catch {
-					// A listener never breaks an append (webhooks, metrics): it is written.
-				}
-			}
-			return appended;
-		};
-		this.#sealLegacy();
+	private constructor(store: Store) {
+		this.#store = store;
+		this.#repo = new AuditRepository(store);
+	}
+
+	/** The audit log of `store`; seals rows written before the chain existed (once, on an old SQLite file). */
+	static async open(store: Store): Promise<EventLog> {
+		const log = new EventLog(store);
+		await log.#sealLegacy();
+		return log;
+	}
+
+	/** Group commits done so far (for tests and benchmarks: appends per commit). */
+	get commits(): number {
+		return this.#batches;
 	}
 
 	/**
@@ -203,187 +211,310 @@ export class EventLog {
 		return () => this.#listeners.delete(listener);
 	}
 
-	/** Appends one entry at the head of its tenant's chain, in its own transaction. */
-	append(type: EventType, e: AppendInput): AuditEvent {
-		return this.#appendTx([{ ...e, type }])[0] as AuditEvent;
+	/** Appends one entry at the head of its tenant's chain; resolves once it is committed. */
+	async append(type: EventType, e: AppendInput): Promise<AuditEvent> {
+		return (await this.#enqueue([{ ...e, type }]))[0] as AuditEvent;
 	}
 
 	/**
-	 * Appends several entries, in order, in one transaction (all or none): several
-	 * times faster per entry than single appends. For bursts, e.g. a session start
-	 * notifying everyone present.
+	 * Appends several entries, in order and contiguous in their tenant's chain, all or none, committed together:
+	 * several times faster per entry than single appends. For bursts, e.g. a session start notifying everyone present.
 	 */
-	appendMany(items: readonly (AppendInput & { type: EventType })[]): AuditEvent[] {
-		return items.length ? this.#appendTx(items) : [];
+	appendMany(items: readonly Item[]): Promise<AuditEvent[]> {
+		return items.length ? this.#enqueue(items) : Promise.resolve([]);
 	}
 
 	/** Entries in chain order; `afterSeq`: only those after this position (a reader's cursor). */
-	list(filter: {
+	async list(filter: {
 		tenantId: string;
 		meetingId?: string;
 		type?: EventType;
 		limit?: number;
 		afterSeq?: number;
-	}): AuditEvent[] {
-		const rows = this.#db
-			.prepare(
-				filter.meetingId === undefined
-					? `SELECT ${COLUMNS} FROM events WHERE tenant_id = @tenantId AND seq > @afterSeq
-					   AND (@type IS NULL OR type = @type) ORDER BY seq LIMIT @limit`
-					: `SELECT ${COLUMNS} FROM events INDEXED BY events_by_meeting
-					   WHERE tenant_id = @tenantId AND meeting_id = @meetingId AND seq > @afterSeq
-					   AND (@type IS NULL OR type = @type) ORDER BY seq LIMIT @limit`,
-			)
-			.all({
-				tenantId: filter.tenantId,
-				...(filter.meetingId === undefined ? {} : { meetingId: filter.meetingId }),
-				type: filter.type ?? null,
-				limit: filter.limit ?? 10_000,
-				afterSeq: filter.afterSeq ?? 0,
-			}) as EventRow[];
+	}): Promise<AuditEvent[]> {
+		await this.#settled();
+		const rows = await this.#repo.list({
+			tenantId: filter.tenantId,
+			...(filter.meetingId === undefined ? {} : { meetingId: filter.meetingId }),
+			...(filter.type === undefined ? {} : { type: filter.type }),
+			limit: filter.limit ?? 10_000,
+			afterSeq: filter.afterSeq ?? 0,
+		});
 		return rows.map(toEvent);
 	}
 
 	/** The tenant chain's last entry (null: no entries yet). Record it somewhere else to anchor the chain. */
-	head(tenantId: string): ChainHead | null {
-		return (this.#stmt.head.get(tenantId) as ChainHead | undefined) ?? null;
+	async head(tenantId: string): Promise<ChainHead | null> {
+		await this.#settled();
+		return this.#store.guard(() => this.#repo.head(this.#store.db, tenantId));
 	}
 
 	/** Recomputes the chains (one tenant, or all) and reports each one's first broken link. */
-	verify(opts: { tenantId?: string; anchor?: ChainHead } = {}): VerifyResult[] {
-		return verifyDatabase(this.#db, opts);
+	async verify(opts: { tenantId?: string; anchor?: ChainHead } = {}): Promise<VerifyResult[]> {
+		await this.#settled();
+		const tenants = opts.tenantId !== undefined ? [opts.tenantId] : await this.#repo.tenants();
+		const out: VerifyResult[] = [];
+		for (const t of tenants) {
+			const repo = this.#repo;
+			const rows = (async function* () {
+				for await (const r of repo.chain(t)) yield toTuple(r);
+			})();
+			out.push(await verifyChain(t, rows, opts.anchor ? { anchor: opts.anchor } : {}));
+		}
+		return out;
 	}
 
 	/** The meeting's entries as JSON Lines, verifiable offline (docs/audit.md). */
-	exportMeeting(tenantId: string, meetingId: string): string {
-		return exportMeeting(this.#db, tenantId, meetingId);
+	async exportMeeting(tenantId: string, meetingId: string): Promise<string> {
+		await this.#settled();
+		const rows = await this.#repo.meetingEntries(tenantId, meetingId);
+		const chainHead = await this.head(tenantId); // after the rows: at or after the meeting's last entry
+		return exportText(tenantId, meetingId, rows, chainHead);
 	}
 
 	/**
 	 * The person's pseudonym in this tenant's entries, or null when they have
 	 * none (never appeared, or erased). For access requests: find their entries.
 	 */
-	pseudonym(tenantId: string, personKey: string): string | null {
-		const row = this.#stmt.secret.get(tenantId, personKey) as { secret: Buffer } | undefined;
+	async pseudonym(tenantId: string, personKey: string): Promise<string | null> {
+		await this.#settled();
+		const row = await this.#repo.secretOf(tenantId, personKey);
 		return row ? pseudonymOf(row.secret, personKey) : null;
 	}
 
 	/** The person key behind a pseudonym, or null when it cannot be resolved (unknown or erased). */
-	resolvePseudonym(tenantId: string, pseudonym: string): string | null {
-		return (this.#stmt.byPseudonym.get(tenantId, pseudonym) as { person_key: string } | undefined)?.person_key ?? null;
+	resolvePseudonym(tenantId: string, pseudonym: string): Promise<string | null> {
+		return this.#repo.resolvePseudonym(tenantId, pseudonym);
 	}
 
 	/** Entries where the person is the actor or named in data (access requests). Empty once erased. */
-	listForPerson(tenantId: string, personKey: string, limit = 10_000): AuditEvent[] {
-		const psn = this.pseudonym(tenantId, personKey);
+	async listForPerson(tenantId: string, personKey: string, limit = 10_000): Promise<AuditEvent[]> {
+		const psn = await this.pseudonym(tenantId, personKey);
 		if (!psn) return [];
-		const rows = this.#db
-			.prepare(
-				`SELECT ${COLUMNS} FROM events WHERE tenant_id = ? AND (actor = ? OR instr(data, ?) > 0)
-				 ORDER BY seq LIMIT ?`,
-			)
-			.all(tenantId, psn, `"${psn}"`, limit) as EventRow[];
-		return rows.map(toEvent);
+		return (await this.#repo.listForPseudonym(tenantId, psn, limit)).map(toEvent);
 	}
 
 	/**
 	 * Erasure: destroys the person's secret, so their pseudonym can no longer be
 	 * linked to them. Entries are not touched and every chain still verifies.
-	 * Records a `person.erased` entry naming the (now unlinkable) pseudonym. If
-	 * the same person key appears again later, it gets a new, unrelated pseudonym.
-	 * Backups taken before the erasure still hold the secret: keep them short.
+	 * Records a `person.erased` entry naming the (now unlinkable) pseudonym, in the
+	 * same transaction. If the same person key appears again later, it gets a new,
+	 * unrelated pseudonym. Backups taken before the erasure still hold the secret:
+	 * keep them short.
 	 */
-	erasePerson(
+	async erasePerson(
 		tenantId: string,
 		personKey: string,
 		by?: { actor?: string; reason?: string },
-	): { erased: boolean; pseudonym: string | null } {
-		const secureDelete = this.#db.pragma("secure_delete", { simple: true }) as number;
-		this.#db.pragma("secure_delete = ON"); // overwrite the deleted secret's bytes in the page
-		let pseudonym: string | null;
+	): Promise<{ erased: boolean; pseudonym: string | null }> {
+		const erased = await this.#store.transaction(`audit:${tenantId}`, async (trx) => {
+			const row = (await this.#repo.secrets(trx, tenantId, [personKey]))[0];
+			if (!row) return null;
+			const psn = pseudonymOf(row.secret, personKey);
+			await this.#repo.dropSecret(trx, tenantId, personKey);
+			const entry: Prepared = {
+				type: "person.erased",
+				tenantId,
+				meetingId: null,
+				actor: by?.actor ?? null,
+				data: { pseudonym: psn, ...(by?.reason ? { reason: by.reason } : {}) },
+			};
+			return { psn, events: await this.#write(trx, [[entry]]) };
+		});
+		if (!erased) return { erased: false, pseudonym: null };
+		this.#notify(erased.events.flat());
+		await this.#repo.scrubAfterErase();
+		return { erased: true, pseudonym: erased.psn };
+	}
+
+	#enqueue(items: readonly Item[]): Promise<AuditEvent[]> {
+		let prepared: Prepared[];
 		try {
-			pseudonym = this.#db
-				.transaction((): string | null => {
-					const psn = this.pseudonym(tenantId, personKey);
-					if (!psn) return null;
-					this.#stmt.dropSecret.run(tenantId, personKey);
-					this.#appendOne(
-						{
-							type: "person.erased",
-							tenantId,
-							...(by?.actor ? { actor: by.actor } : {}),
-							data: { pseudonym: psn, ...(by?.reason ? { reason: by.reason } : {}) },
-						},
-						newCache(),
-					);
-					return psn;
-				})
-				.immediate();
+			prepared = items.map(prepare);
+		} catch (err) {
+			return Promise.reject(err);
+		}
+		const p = new Promise<AuditEvent[]>((resolve, reject) => {
+			this.#queue.push({ items: prepared, resolve, reject });
+			if (!this.#draining) {
+				this.#draining = true;
+				// Let the appends of this turn of the event loop (e.g. a burst of acknowledgements read from many
+				// sockets at once) join the first commit.
+				setImmediate(() => void this.#drain());
+			}
+		});
+		this.#tail = p.catch(() => undefined);
+		return p;
+	}
+
+	/** What this process appended before a read is visible to it (the appends are committed in call order). */
+	async #settled(): Promise<void> {
+		await this.#tail;
+	}
+
+	/** Settles once every append made so far is committed or failed (e.g. before closing the store). */
+	settled(): Promise<void> {
+		return this.#settled();
+	}
+
+	async #drain(): Promise<void> {
+		try {
+			while (this.#queue.length) {
+				const batch: Request[] = [];
+				let n = 0;
+				while (this.#queue.length && (n === 0 || n + (this.#queue[0] as Request).items.length <= MAX_BATCH)) {
+					const r = this.#queue.shift() as Request;
+					batch.push(r);
+					n += r.items.length;
+				}
+				await this.#commit(batch);
+			}
 		} finally {
-			this.#db.pragma(`secure_delete = ${secureDelete}`);
+			this.#draining = false;
 		}
-		// Move the zeroed page into the main file and empty the WAL, which still holds the old page.
-		if (pseudonym) this.#db.pragma("wal_checkpoint(TRUNCATE)");
-		return { erased: pseudonym !== null, pseudonym };
 	}
 
-	#appendOne(item: AppendInput & { type: EventType }, cache: TxCache): AuditEvent {
-		const { tenantId, type } = item;
-		const meetingId = item.meetingId ?? null;
-		const actor =
-			item.actor === undefined || item.actor === null ? null : this.#pseudonymize(tenantId, item.actor, cache);
-		const data = this.#pseudonymizeData(tenantId, toJson(item.data ?? {}), cache);
-		if (typeof data !== "object" || data === null || Array.isArray(data)) throw new TypeError("data must be an object");
-		const dataText = canonicalJson(data);
-		let head = cache.heads.get(tenantId);
-		if (head === undefined) head = (this.#stmt.head.get(tenantId) as ChainHead | undefined) ?? null;
-		const seq = (head?.seq ?? 0) + 1;
-		const prevHash = head?.hash ?? GENESIS;
-		let meetingPrevHash: string | null = null;
-		if (meetingId !== null) {
-			const mk = key2(tenantId, meetingId);
-			meetingPrevHash =
-				cache.meetingHeads.get(mk) ??
-				(this.#stmt.meetingHead.get(tenantId, meetingId) as { hash: string } | undefined)?.hash ??
-				GENESIS;
+	async #commit(batch: Request[]): Promise<void> {
+		let results: AuditEvent[][];
+		try {
+			results = await this.#commitGroups(batch.map((r) => r.items));
+		} catch (err) {
+			if (batch.length === 1 || err instanceof StoreUnavailableError) {
+				// (The store unreachable: every append of the batch fails at once, none waits for a retry.)
+				for (const r of batch) r.reject(err);
+				return;
+			}
+			// One append may be the cause: retry each alone, so only its own caller fails.
+			for (const r of batch) await this.#commit([r]);
+			return;
 		}
-		const at = new Date().toISOString();
-		const hash = entryHashFromColumns(seq, at, tenantId, meetingId, type, actor, dataText, prevHash, meetingPrevHash);
-		this.#stmt.insert.run(tenantId, seq, at, meetingId, type, actor, dataText, prevHash, meetingPrevHash, hash);
-		cache.heads.set(tenantId, { seq, hash });
-		if (meetingId !== null) cache.meetingHeads.set(key2(tenantId, meetingId), hash);
-		return { seq, at, tenantId, meetingId, type, actor, data, prevHash, meetingPrevHash, hash };
+		batch.forEach((r, i) => {
+			r.resolve(results[i] as AuditEvent[]);
+		});
+		this.#notify(results.flat());
 	}
 
-	/** The person's pseudonym, creating their secret on first sight. Inside the write transaction. */
-	#pseudonymize(tenantId: string, personKey: string, cache: TxCache): string {
-		if (PSEUDONYM_RE.test(personKey)) return personKey;
-		const k = key2(tenantId, personKey);
-		const known = cache.pseudonyms.get(k);
-		if (known) return known;
-		const row = this.#stmt.secret.get(tenantId, personKey) as { pseudonym: string } | undefined;
-		let pseudonym = row?.pseudonym;
-		if (!pseudonym) {
-			const secret = randomBytes(32);
-			pseudonym = pseudonymOf(secret, personKey);
-			this.#stmt.addSecret.run(tenantId, personKey, secret, pseudonym, new Date().toISOString());
-		}
-		cache.pseudonyms.set(k, pseudonym);
-		return pseudonym;
+	#commitGroups(groups: Prepared[][]): Promise<AuditEvent[][]> {
+		const tenants = new Set<string>();
+		for (const g of groups) for (const it of g) tenants.add(it.tenantId);
+		this.#batches++;
+		return this.#store.transaction(
+			[...tenants].map((t) => `audit:${t}`),
+			(trx) => this.#write(trx, groups),
+		);
 	}
 
-	#pseudonymizeData(tenantId: string, v: Json, cache: TxCache): Json {
-		if (Array.isArray(v)) return v.map((x) => this.#pseudonymizeData(tenantId, x, cache));
-		if (v === null || typeof v !== "object") return v;
-		const out: Record<string, Json> = {};
-		for (const [k, x] of Object.entries(v)) {
-			if (k === "person" && typeof x === "string") out[k] = this.#pseudonymize(tenantId, x, cache);
-			else if (k === "persons" && Array.isArray(x))
-				out[k] = x.map((p) =>
-					typeof p === "string" ? this.#pseudonymize(tenantId, p, cache) : this.#pseudonymizeData(tenantId, p, cache),
+	#notify(appended: readonly AuditEvent[]): void {
+		if (appended.length === 0) return;
+		for (const listener of this.#listeners) {
+			try {
+				listener(appended);
+			} catch {
+				// A listener never breaks an append (webhooks, metrics): it is written.
+			}
+		}
+	}
+
+	/**
+	 * Chains and inserts the groups' entries, in order, inside the caller's transaction (which holds every involved
+	 * tenant's lock): pseudonyms looked up (or created) in one query per tenant, heads read once, one INSERT.
+	 */
+	async #write(trx: Kysely<Schema>, groups: readonly Prepared[][]): Promise<AuditEvent[][]> {
+		const now = new Date().toISOString();
+		// Pseudonyms: every person key named, per tenant.
+		const keys = new Map<string, Set<string>>();
+		const want = (tenantId: string, k: string) => {
+			if (PSEUDONYM_RE.test(k)) return;
+			const set = keys.get(tenantId) ?? new Set<string>();
+			keys.set(tenantId, set);
+			set.add(k);
+		};
+		for (const g of groups)
+			for (const it of g) {
+				if (it.actor !== null) want(it.tenantId, it.actor);
+				collectPersons(it.data, (k) => want(it.tenantId, k));
+			}
+		const pseudonyms = new Map<string, string>();
+		for (const [tenantId, set] of keys) {
+			const list = [...set];
+			for (const r of await this.#repo.secrets(trx, tenantId, list))
+				pseudonyms.set(key2(tenantId, r.person_key), r.pseudonym);
+			const missing = list
+				.filter((k) => !pseudonyms.has(key2(tenantId, k)))
+				.map((person_key) => {
+					const secret = randomBytes(32);
+					return { person_key, secret, pseudonym: pseudonymOf(secret, person_key) };
+				});
+			await this.#repo.addSecrets(trx, tenantId, missing, now);
+			for (const m of missing) pseudonyms.set(key2(tenantId, m.person_key), m.pseudonym);
+		}
+		const psn = (tenantId: string, k: string) =>
+			PSEUDONYM_RE.test(k) ? k : (pseudonyms.get(key2(tenantId, k)) as string);
+
+		const heads = new Map<string, ChainHead | null>();
+		// Every meeting's last entry, one query per tenant (a burst names many meetings).
+		const meetingHeads = new Map<string, string>();
+		const meetings = new Map<string, Set<string>>();
+		for (const g of groups)
+			for (const it of g) {
+				if (it.meetingId === null) continue;
+				const set = meetings.get(it.tenantId) ?? new Set<string>();
+				meetings.set(it.tenantId, set);
+				set.add(it.meetingId);
+			}
+		for (const [tenantId, set] of meetings) {
+			const found = await this.#repo.meetingHeads(trx, tenantId, [...set]);
+			for (const m of set) meetingHeads.set(key2(tenantId, m), found.get(m) ?? GENESIS);
+		}
+		const rows: NewEventRow[] = [];
+		const out: AuditEvent[][] = [];
+		for (const g of groups) {
+			const events: AuditEvent[] = [];
+			for (const it of g) {
+				const { tenantId, meetingId, type } = it;
+				const actor = it.actor === null ? null : psn(tenantId, it.actor);
+				const data = pseudonymizeData(it.data, (k) => psn(tenantId, k)) as { [k: string]: Json };
+				const dataText = canonicalJson(data);
+				let head = heads.get(tenantId);
+				if (head === undefined) head = await this.#repo.head(trx, tenantId);
+				const seq = (head?.seq ?? 0) + 1;
+				const prevHash = head?.hash ?? GENESIS;
+				let meetingPrevHash: string | null = null;
+				if (meetingId !== null) {
+					const mk = key2(tenantId, meetingId);
+					meetingPrevHash = meetingHeads.get(mk) ?? GENESIS;
+				}
+				const at = now;
+				const hash = entryHashFromColumns(
+					seq,
+					at,
+					tenantId,
+					meetingId,
+					type,
+					actor,
+					dataText,
+					prevHash,
+					meetingPrevHash,
 				);
-			else out[k] = this.#pseudonymizeData(tenantId, x, cache);
+				rows.push({
+					tenant_id: tenantId,
+					seq,
+					at,
+					meeting_id: meetingId,
+					type,
+					actor,
+					data: dataText,
+					prev_hash: prevHash,
+					meeting_prev_hash: meetingPrevHash,
+					hash,
+				});
+				heads.set(tenantId, { seq, hash });
+				if (meetingId !== null) meetingHeads.set(key2(tenantId, meetingId), hash);
+				events.push({ seq, at, tenantId, meetingId, type, actor, data, prevHash, meetingPrevHash, hash });
+			}
+			out.push(events);
 		}
+		await this.#repo.insert(trx, rows);
 		return out;
 	}
 
@@ -393,72 +524,111 @@ export class EventLog {
 	 * pseudonymized, once. The database refuses unchained inserts, so this finds
 	 * nothing after the first gateway start on this version.
 	 */
-	#sealLegacy(): void {
-		if (!this.#db.prepare("SELECT 1 FROM events WHERE hash IS NULL LIMIT 1").get()) return;
-		this.#db
-			.transaction(() => {
-				const rows = this.#db
-					.prepare(
-						"SELECT tenant_id, seq, at, meeting_id, type, actor, data FROM events WHERE hash IS NULL ORDER BY tenant_id, seq",
-					)
-					.all() as {
-					tenant_id: string;
-					seq: number;
-					at: string;
-					meeting_id: string | null;
-					type: string;
-					actor: string | null;
-					data: string;
-				}[];
-				const seal = this.#db.prepare(
-					`UPDATE events SET actor = ?, data = ?, prev_hash = ?, meeting_prev_hash = ?, hash = ?
-					 WHERE tenant_id = ? AND seq = ?`,
-				);
-				const cache = newCache();
-				for (const r of rows) {
-					const actor = r.actor === null ? null : this.#pseudonymize(r.tenant_id, r.actor, cache);
-					let parsed: Json;
-					try {
-						parsed = JSON.parse(r.data) as Json;
-					} catch {
-						parsed = { unparsed: r.data };
-					}
-					if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) parsed = { value: parsed };
-					const dataText = canonicalJson(this.#pseudonymizeData(r.tenant_id, parsed, cache));
-					const prevHash =
-						r.seq === 1
-							? GENESIS
-							: ((
-									this.#db
-										.prepare("SELECT hash FROM events WHERE tenant_id = ? AND seq = ?")
-										.get(r.tenant_id, r.seq - 1) as { hash: string | null } | undefined
-								)?.hash ?? GENESIS);
-					const meetingPrevHash =
-						r.meeting_id === null
-							? null
-							: ((
-									this.#db
-										.prepare(
-											"SELECT hash FROM events INDEXED BY events_by_meeting WHERE tenant_id = ? AND meeting_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-										)
-										.get(r.tenant_id, r.meeting_id, r.seq) as { hash: string | null } | undefined
-								)?.hash ?? GENESIS);
-					const hash = entryHashFromColumns(
-						r.seq,
-						r.at,
-						r.tenant_id,
-						r.meeting_id,
-						r.type,
-						actor,
-						dataText,
-						prevHash,
-						meetingPrevHash,
-					);
-					seal.run(actor, dataText, prevHash, meetingPrevHash, hash, r.tenant_id, r.seq);
+	async #sealLegacy(): Promise<void> {
+		if (!(await this.#repo.hasUnsealed())) return;
+		await this.#store.transaction("audit:legacy", async (trx) => {
+			const rows = await this.#repo.unsealed(trx);
+			const now = new Date().toISOString();
+			const cache = new Map<string, string>();
+			const psn = async (tenantId: string, k: string): Promise<string> => {
+				if (PSEUDONYM_RE.test(k)) return k;
+				const ck = key2(tenantId, k);
+				let p = cache.get(ck) ?? (await this.#repo.secrets(trx, tenantId, [k]))[0]?.pseudonym;
+				if (!p) {
+					const secret = randomBytes(32);
+					p = pseudonymOf(secret, k);
+					await this.#repo.addSecrets(trx, tenantId, [{ person_key: k, secret, pseudonym: p }], now);
 				}
-			})
-			.immediate();
+				cache.set(ck, p);
+				return p;
+			};
+			for (const r of rows) {
+				const actor = r.actor === null ? null : await psn(r.tenant_id, r.actor);
+				let parsed: Json;
+				try {
+					parsed = JSON.parse(r.data) as Json;
+				} catch {
+					parsed = { unparsed: r.data };
+				}
+				if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) parsed = { value: parsed };
+				const persons: string[] = [];
+				collectPersons(parsed, (k) => persons.push(k));
+				const known = new Map<string, string>();
+				for (const k of persons) known.set(k, await psn(r.tenant_id, k));
+				const dataText = canonicalJson(pseudonymizeData(parsed, (k) => known.get(k) ?? k));
+				const prevHash = r.seq === 1 ? GENESIS : ((await this.#repo.hashAt(trx, r.tenant_id, r.seq - 1)) ?? GENESIS);
+				const meetingPrevHash =
+					r.meeting_id === null
+						? null
+						: ((await this.#repo.meetingHashBefore(trx, r.tenant_id, r.meeting_id, r.seq)) ?? GENESIS);
+				const hash = entryHashFromColumns(
+					r.seq,
+					r.at,
+					r.tenant_id,
+					r.meeting_id,
+					r.type,
+					actor,
+					dataText,
+					prevHash,
+					meetingPrevHash,
+				);
+				await this.#repo.seal(trx, {
+					tenant_id: r.tenant_id,
+					seq: r.seq,
+					actor,
+					data: dataText,
+					prev_hash: prevHash,
+					meeting_prev_hash: meetingPrevHash,
+					hash,
+				});
+			}
+		});
 	}
+}
+
+/** Checks an item's data is plain JSON (an object) before it queues. */
+function prepare(item: Item): Prepared {
+	const data = toJson(item.data ?? {});
+	if (typeof data !== "object" || data === null || Array.isArray(data)) throw new TypeError("data must be an object");
+	return {
+		type: item.type,
+		tenantId: item.tenantId,
+		meetingId: item.meetingId ?? null,
+		actor: item.actor === undefined || item.actor === null ? null : item.actor,
+		data,
+	};
+}
+
+/** Calls `found` with every person key in `data`: fields named `person` (a string) or `persons` (strings). */
+function collectPersons(v: Json, found: (personKey: string) => void): void {
+	if (Array.isArray(v)) {
+		for (const x of v) collectPersons(x, found);
+		return;
+	}
+	if (v === null || typeof v !== "object") return;
+	for (const [k, x] of Object.entries(v)) {
+		if (k === "person" && typeof x === "string") found(x);
+		else if (k === "persons" && Array.isArray(x)) {
+			for (const p of x) {
+				if (typeof p === "string") found(p);
+				else collectPersons(p, found);
+			}
+		} else collectPersons(x, found);
+	}
+}
+
+/** `data` with every person key replaced by `psn(key)` (the same fields {@link collectPersons} finds). */
+function pseudonymizeData(v: Json, psn: (personKey: string) => string): Json {
+	if (Array.isArray(v)) return v.map((x) => pseudonymizeData(x, psn));
+	if (v === null || typeof v !== "object") return v;
+	const out: Record<string, Json> = {};
+	for (const [k, x] of Object.entries(v)) {
+		if (k === "person" && typeof x === "string") out[k] = psn(x);
+		else if (k === "persons" && Array.isArray(x))
+			out[k] = x.map((p) => (typeof p === "string" ? psn(p) : pseudonymizeData(p, psn)));
+		else out[k] = pseudonymizeData(x, psn);
+	}
+	return out;
 }
 
 function pseudonymOf(secret: Buffer, personKey: string): string {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../store/Database.js";
+import { Store } from "../store/Store.js";
 import { EventLog } from "./EventLog.js";
 
 const script = fileURLToPath(new URL("../../scripts/audit.ts", import.meta.url));
@@ -21,12 +22,18 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 describe("scripts/audit.ts", () => {
 	let dir: string;
 	let db: string;
-	beforeAll(() => {
+	beforeAll(async () => {
 		dir = mkdtempSync(path.join(os.tmpdir(), "consentry-audit-cli-"));
 		db = path.join(dir, "gateway.db");
-		const log = new EventLog(openDatabase(db));
+		const store = await Store.open({ file: db });
+		const log = await EventLog.open(store);
 		for (let i = 0; i < 10; i++)
-			log.append("person.joined", { tenantId: i % 2 ? "acme" : "globex", meetingId: `m${i % 3}`, actor: `x:${i}` });
+			await log.append("person.joined", {
+				tenantId: i % 2 ? "acme" : "globex",
+				meetingId: `m${i % 3}`,
+				actor: `x:${i}`,
+			});
+		await store.close();
 	});
 	afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -59,9 +66,11 @@ describe("scripts/audit.ts", () => {
 
 	it("exits 1 on a tampered database with the first broken link, 2 on bad usage", async () => {
 		const tampered = path.join(dir, "tampered.db");
+		const store = await Store.open({ file: tampered });
+		const log = await EventLog.open(store);
+		for (let i = 0; i < 6; i++) await log.append("gate.opened", { tenantId: "acme", data: { i } });
+		await store.close();
 		const t = openDatabase(tampered);
-		const log = new EventLog(t);
-		for (let i = 0; i < 6; i++) log.append("gate.opened", { tenantId: "acme", data: { i } });
 		t.exec("DROP TRIGGER events_no_update");
 		t.exec(`UPDATE events SET data = '{"i":99}' WHERE seq = 4`);
 		t.close();

@@ -52,7 +52,7 @@ export interface VerifyResult {
 	break?: ChainBreak;
 }
 
-type Row = [
+export type Row = [
 	seq: number,
 	at: string,
 	tenant: string,
@@ -91,22 +91,66 @@ export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: Ch
 		)
 		.raw()
 		.iterate(tenantId) as IterableIterator<Row>;
-	let expectedSeq = 1;
-	let prevHash = GENESIS;
-	let anchorHash: string | undefined;
-	const meetings = new Map<string, string>();
-	const fail = (b: ChainBreak): VerifyResult => ({
-		ok: false,
-		tenantId,
-		entries: expectedSeq - 1,
-		head: expectedSeq > 1 ? { seq: expectedSeq - 1, hash: prevHash } : null,
-		break: b,
-	});
+	const v = new ChainVerifier(tenantId, opts);
 	for (const r of rows) {
-		const [seq, at, tenant, meeting, type, actor, data, prev, meetingPrev, hash] = r;
-		if (prev === null || hash === null) {
+		const broken = v.push(r);
+		if (broken) {
 			rows.return?.();
-			return fail({
+			return broken;
+		}
+	}
+	return v.finish();
+}
+
+/** {@link verifyTenant} over rows read from any engine (the store reads them a page at a time). */
+export async function verifyChain(
+	tenantId: string,
+	rows: AsyncIterable<Row>,
+	opts: { anchor?: ChainHead } = {},
+): Promise<VerifyResult> {
+	const v = new ChainVerifier(tenantId, opts);
+	for await (const r of rows) {
+		const broken = v.push(r);
+		if (broken) return broken;
+	}
+	return v.finish();
+}
+
+/**
+ * Recomputes one tenant's chain from its first entry, one row at a time in chain order, and reports the first
+ * broken link. With `anchor` (a head recorded earlier, e.g. from an export header), also checks that the chain
+ * still holds that entry with that hash: the only way to notice a chain rewritten from scratch or cut at its tail.
+ */
+export class ChainVerifier {
+	readonly #tenantId: string;
+	readonly #anchor: ChainHead | undefined;
+	#expectedSeq = 1;
+	#prevHash = GENESIS;
+	#anchorHash: string | undefined;
+	readonly #meetings = new Map<string, string>();
+
+	constructor(tenantId: string, opts: { anchor?: ChainHead } = {}) {
+		this.#tenantId = tenantId;
+		this.#anchor = opts.anchor;
+	}
+
+	#fail(b: ChainBreak): VerifyResult {
+		return {
+			ok: false,
+			tenantId: this.#tenantId,
+			entries: this.#expectedSeq - 1,
+			head: this.#expectedSeq > 1 ? { seq: this.#expectedSeq - 1, hash: this.#prevHash } : null,
+			break: b,
+		};
+	}
+
+	/** Checks the next row; returns the failed result at the first broken link (then stop). */
+	push(r: Row): VerifyResult | undefined {
+		const [seq, at, tenant, meeting, type, actor, data, prev, meetingPrev, hash] = r;
+		const expectedSeq = this.#expectedSeq;
+		const prevHash = this.#prevHash;
+		if (prev === null || hash === null) {
+			return this.#fail({
 				seq,
 				reason: "unchained",
 				expected: "an entry with a hash and a prev hash",
@@ -115,8 +159,7 @@ export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: Ch
 			});
 		}
 		if (seq !== expectedSeq) {
-			rows.return?.();
-			return fail({
+			return this.#fail({
 				seq: expectedSeq,
 				reason: "sequence",
 				expected: String(expectedSeq),
@@ -128,8 +171,7 @@ export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: Ch
 			});
 		}
 		if (prev !== prevHash) {
-			rows.return?.();
-			return fail({
+			return this.#fail({
 				seq,
 				reason: "link",
 				expected: prevHash,
@@ -137,10 +179,9 @@ export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: Ch
 				message: `entry ${seq} does not link to entry ${seq - 1}: its prev hash is not that entry's hash (entry ${seq - 1} was altered and re-hashed, or entries were removed, inserted or reordered here)`,
 			});
 		}
-		const expectedMeetingPrev = meeting === null ? null : (meetings.get(meeting) ?? GENESIS);
+		const expectedMeetingPrev = meeting === null ? null : (this.#meetings.get(meeting) ?? GENESIS);
 		if (meetingPrev !== expectedMeetingPrev) {
-			rows.return?.();
-			return fail({
+			return this.#fail({
 				seq,
 				reason: "meeting_link",
 				expected: String(expectedMeetingPrev),
@@ -150,8 +191,7 @@ export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: Ch
 		}
 		const computed = entryHashFromColumns(seq, at, tenant, meeting, type, actor, data, prev, meetingPrev);
 		if (computed !== hash) {
-			rows.return?.();
-			return fail({
+			return this.#fail({
 				seq,
 				reason: "hash",
 				expected: computed,
@@ -159,37 +199,42 @@ export function verifyTenant(db: Database, tenantId: string, opts: { anchor?: Ch
 				message: `entry ${seq} (${type}) does not match its hash: its content was altered`,
 			});
 		}
-		if (meeting !== null) meetings.set(meeting, hash);
-		if (opts.anchor && seq === opts.anchor.seq) anchorHash = hash;
-		prevHash = hash;
-		expectedSeq++;
+		if (meeting !== null) this.#meetings.set(meeting, hash);
+		if (this.#anchor && seq === this.#anchor.seq) this.#anchorHash = hash;
+		this.#prevHash = hash;
+		this.#expectedSeq++;
+		return undefined;
 	}
-	const result: VerifyResult = {
-		ok: true,
-		tenantId,
-		entries: expectedSeq - 1,
-		head: expectedSeq > 1 ? { seq: expectedSeq - 1, hash: prevHash } : null,
-	};
-	if (opts.anchor) {
-		const a = opts.anchor;
-		if (anchorHash === undefined)
-			return fail({
-				seq: a.seq,
-				reason: "anchor",
-				expected: a.hash,
-				found: "no such entry",
-				message: `the chain ends at entry ${expectedSeq - 1}, before the anchor's entry ${a.seq}: it was cut short`,
-			});
-		if (anchorHash !== a.hash)
-			return fail({
-				seq: a.seq,
-				reason: "anchor",
-				expected: a.hash,
-				found: anchorHash,
-				message: `entry ${a.seq} is not the one anchored earlier: the chain was rewritten up to there`,
-			});
+
+	/** The result once every row passed. */
+	finish(): VerifyResult {
+		const result: VerifyResult = {
+			ok: true,
+			tenantId: this.#tenantId,
+			entries: this.#expectedSeq - 1,
+			head: this.#expectedSeq > 1 ? { seq: this.#expectedSeq - 1, hash: this.#prevHash } : null,
+		};
+		const a = this.#anchor;
+		if (a) {
+			if (this.#anchorHash === undefined)
+				return this.#fail({
+					seq: a.seq,
+					reason: "anchor",
+					expected: a.hash,
+					found: "no such entry",
+					message: `the chain ends at entry ${this.#expectedSeq - 1}, before the anchor's entry ${a.seq}: it was cut short`,
+				});
+			if (this.#anchorHash !== a.hash)
+				return this.#fail({
+					seq: a.seq,
+					reason: "anchor",
+					expected: a.hash,
+					found: this.#anchorHash,
+					message: `entry ${a.seq} is not the one anchored earlier: the chain was rewritten up to there`,
+				});
+		}
+		return result;
 	}
-	return result;
 }
 
 /** Verifies every tenant's chain (or one), each on its own. */

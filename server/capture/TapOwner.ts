@@ -70,7 +70,7 @@ export class TapOwner<T extends TapTrack> {
 		const settled = new Promise<void>((resolve) => {
 			done = resolve;
 		});
-		const track = sink.create(tap, {
+		const track = await sink.create(tap, {
 			trackId,
 			tap,
 			peerId: tap.peerId,
@@ -78,7 +78,8 @@ export class TapOwner<T extends TapTrack> {
 			state: "opening",
 			settled,
 		});
-		if (!track) return;
+		// The sink may have read the store meanwhile: another open of the same tap, or its producer's end, wins.
+		if (!track || this.#tracks.has(trackId) || tap.producer.closed) return;
 		this.#tracks.set(trackId, track);
 		this.#done.set(track, done);
 		let opened = false;

@@ -38,7 +38,7 @@ export interface TapSink<T extends TapTrack> {
 	/** Whether this sink takes the tap at all (e.g. transcription: microphones only). */
 	accepts(tap: TapChange): boolean;
 	/** The sink's record of a new track, from the owner's base; undefined: nothing to do (no session, no person). */
-	create(tap: TapChange, base: TapTrack): T | undefined;
+	create(tap: TapChange, base: TapTrack): T | undefined | Promise<T | undefined>;
 	/** Opens the track's stream in the recorder; resolves to the ports the media goes to. */
 	open(track: T, media: PlainTap): Promise<{ rtpPort: number; rtcpPort: number }>;
 	/** Media flows to the recorder from now on. */

@@ -122,6 +122,12 @@ interface MeetingCapture {
 	clicks?: Map<string, number>;
 	/** When the current operation ends capture (issue 11). */
 	closing?: CaptureClose;
+	/** Taps numbered in the order the operations made them. */
+	tapNo: number;
+	/** `${sessionId}_${producerId}` → number of its last close (an open made before it is stale). */
+	closedAt: Map<string, number>;
+	/** Peers whose acknowledgement or consent is not committed yet (the gate stays shut for them till it is). */
+	uncommitted: Map<string, number>;
 }
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
@@ -212,7 +218,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	/** THE gate question: may this peer's media be captured for `kind` in this meeting right now? */
 	mayCapture(meetingId: string, kind: CaptureKind, peerId: string): boolean {
-		return this.#meetings.get(meetingId)?.controls[kind].mayCapture(peerId) ?? false;
+		const mc = this.#meetings.get(meetingId);
+		if (!mc || mc.uncommitted.has(peerId)) return false; // the proof isn't committed yet
+		return mc.controls[kind].mayCapture(peerId);
 	}
 
 	/** The running session of a kind, if on. */
@@ -227,16 +235,16 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/** A person joined the room: they are present for every kind; the notices of running sessions come back. */
-	joined(
+	async joined(
 		meeting: Meeting,
 		conn: Connection,
 		locale: Locale,
-	): { capture: CaptureStatus[]; notices: NoticeView[]; notRecorded?: NotRecorded[] } {
+	): Promise<{ capture: CaptureStatus[]; notices: NoticeView[]; notRecorded?: NotRecorded[] }> {
 		const mc = this.#state(meeting);
 		const member: Member = { conn, person: personKey(conn), locale };
 		mc.members.set(conn.peerId, member);
 		const notices: NoticeView[] = [];
-		this.#op(mc, () => {
+		await this.#op(mc, () => {
 			for (const kind of KINDS) {
 				const notice = mc.controls[kind].join(conn.peerId);
 				if (notice) {
@@ -250,14 +258,17 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		return { capture: KINDS.map((k) => this.#status(mc, k)), notices, ...(notRecorded.length ? { notRecorded } : {}) };
 	}
 
-	/** The person left (or was ejected, or their media room closed): every gate of theirs closes at once. */
-	left(meetingId: string, peerId: string, clickedAt?: number): void {
+	/**
+	 * The person left (or was ejected, or their media room closed): every gate of theirs closes at once (the taps
+	 * close now; the promise settles once the trail has it).
+	 */
+	async left(meetingId: string, peerId: string, clickedAt?: number): Promise<void> {
 		const mc = this.#meetings.get(meetingId);
 		const member = mc?.members.get(peerId);
 		if (!mc || !member) return;
 		const wasNotRecorded =
 			mc.tenant.onDecline === "stay-unrecorded" && this.notRecorded(meetingId).some((n) => n.peerId === peerId);
-		this.#op(
+		const committed = this.#op(
 			mc,
 			() => {
 				for (const kind of KINDS) {
@@ -275,6 +286,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		mc.controllers.delete(peerId);
 		if (wasNotRecorded) this.#broadcastNotRecorded(mc);
 		this.#scheduleCoverage(mc);
+		await committed;
 	}
 
 	/** Turns a kind on (start or resume): a new session and a new notice for everyone present. */
@@ -293,30 +305,31 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		if (mc.controls[kind].state === "on") throw new ConflictError("already_on", `${label(kind)} is already on.`);
 		await sink.assertCanStart(meeting);
 		const policy = resolvePolicy(mc.tenant, meeting.settings.capturePolicy);
-		this.#op(mc, () => mc.controls[kind].start(by.peerId, policy), personKey(by));
+		await this.#op(mc, () => mc.controls[kind].start(by.peerId, policy), personKey(by));
 		return this.#status(mc, kind);
 	}
 
-	pause(meeting: Meeting, by: Connection, kind: CaptureKind, clickedAt?: number): CaptureStatus {
+	async pause(meeting: Meeting, by: Connection, kind: CaptureKind, clickedAt?: number): Promise<CaptureStatus> {
 		const mc = this.#state(meeting);
 		const close = this.#closeClick(by, clickedAt);
-		this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused", undefined, close);
+		await this.#op(mc, () => mc.controls[kind].pause(), personKey(by), "paused", undefined, close);
 		return this.#status(mc, kind);
 	}
 
-	stop(
+	/** Turns a kind off: its taps close at once; resolves once the trail has it. */
+	async stop(
 		meeting: Meeting,
 		by: Connection | string | null,
 		kind: CaptureKind,
 		reason = "stopped",
 		message?: string,
 		clickedAt?: number,
-	): CaptureStatus {
+	): Promise<CaptureStatus> {
 		const mc = this.#meetings.get(meeting.id);
 		if (!mc || mc.controls[kind].state === "off") return { kind, state: "off" };
 		const actor = by === null ? undefined : typeof by === "string" ? by : personKey(by);
 		const control = mc.controls[kind];
-		this.#op(
+		await this.#op(
 			mc,
 			() => {
 				// From pause no session is running (the pause ended it); the trail still says it is off now.
@@ -337,25 +350,29 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	/** The gateway turns a kind off on its own (e.g. the customer's bucket stayed unreachable): everyone is told why. */
 	stopBySystem(meetingId: string, kind: CaptureKind, reason: string, message: string): void {
 		const mc = this.#meetings.get(meetingId);
-		if (mc) this.stop(mc.meeting, null, kind, reason, message);
+		if (mc)
+			this.stop(mc.meeting, null, kind, reason, message).catch((err: unknown) =>
+				this.#log.error({ err, meetingId }, "could not record a stop"),
+			);
 	}
 
 	/** The meeting ended: everything it had on is off (`reason` lands in the manifests), its state goes. */
-	ended(meetingId: string, actor: string, reason = "meeting_ended"): void {
+	async ended(meetingId: string, actor: string, reason = "meeting_ended"): Promise<void> {
 		const mc = this.#meetings.get(meetingId);
 		if (!mc) return;
-		for (const kind of KINDS) this.stop(mc.meeting, actor, kind, reason);
+		const stops = KINDS.map((kind) => this.stop(mc.meeting, actor, kind, reason));
 		if (mc.coverageTimer) clearTimeout(mc.coverageTimer);
 		this.#meetings.delete(meetingId);
+		await Promise.all(stops);
 	}
 
 	/** The client reports the notice on screen. */
-	shown(meetingId: string, conn: Connection, noticeId: string): void {
+	async shown(meetingId: string, conn: Connection, noticeId: string): Promise<void> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		if (mc.shown.has(noticeId)) return;
 		mc.shown.add(noticeId);
 		const session = mc.controls[kind].session as CaptureSession;
-		this.#flush(mc, [
+		await this.#flush(mc, [
 			{
 				type: "notice.shown",
 				...this.#where(mc),
@@ -365,29 +382,30 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		]);
 	}
 
-	acknowledge(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
+	async acknowledge(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Promise<Coverage> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		this.#click(mc, kind, conn, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
-		this.#op(mc, () => {
+		const committed = this.#op(mc, () => {
 			after = control.acknowledge(conn.peerId, noticeId);
 			if (before === "pending" && after === "acknowledged") {
 				mc.pending.unshift(this.#personEvent(mc, "notice.acknowledged", conn, kind, noticeId));
 			}
 		});
 		if (before !== after) this.#scheduleCoverage(mc);
+		await committed;
 		return after;
 	}
 
-	consent(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Coverage {
+	async consent(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): Promise<Coverage> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		this.#click(mc, kind, conn, clickedAt);
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		let after: Coverage = before ?? "pending";
-		this.#op(mc, () => {
+		const committed = this.#op(mc, () => {
 			after = control.consent(conn.peerId, noticeId);
 			if (before !== "consented") mc.pending.unshift(this.#personEvent(mc, "consent.given", conn, kind, noticeId));
 		});
@@ -395,6 +413,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#release(mc, conn.peerId);
 			this.#scheduleCoverage(mc);
 		}
+		await committed;
 		return after;
 	}
 
@@ -404,14 +423,19 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	 * a tenant with `onDecline: "stay-unrecorded"` keeps them in (`stayed: true`): their held media is released (it
 	 * is seen and heard live, never captured) and everyone is told they are not recorded.
 	 */
-	decline(meetingId: string, conn: Connection, noticeId: string, clickedAt?: number): { stayed: boolean } {
+	async decline(
+		meetingId: string,
+		conn: Connection,
+		noticeId: string,
+		clickedAt?: number,
+	): Promise<{ stayed: boolean }> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);
 		const stayed = mc.tenant.onDecline === "stay-unrecorded";
 		const control = mc.controls[kind];
 		const before = control.coverage(conn.peerId);
 		if (before === "declined") return { stayed };
 		const type: EventType = before === "pending" ? "consent.declined" : "consent.withdrawn";
-		this.#op(
+		const committed = this.#op(
 			mc,
 			() => {
 				control.decline(conn.peerId, noticeId);
@@ -429,6 +453,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#broadcastNotRecorded(mc);
 		}
 		this.#scheduleCoverage(mc);
+		await committed;
 		return { stayed };
 	}
 
@@ -495,7 +520,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#heldSet(mc, conn.peerId).add(producer.id);
 			conn.notify("mediaHeld", { held: true, producerIds: [producer.id] });
 		}
-		this.#op(mc, () => {
+		await this.#op(mc, () => {
 			for (const kind of KINDS) {
 				const control = mc.controls[kind];
 				if (control.mayCapture(conn.peerId)) {
@@ -515,7 +540,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 					this.#gate(mc, control.session as CaptureSession, conn.peerId, producer, false, "producer_closed");
 				}
 			}
-		});
+		}).catch((err: unknown) => this.#log.error({ err, meetingId: mc.meeting.id }, "could not record a gate closing"));
 	}
 
 	// Internals -----------------------------------------------------------------------------------------------------
@@ -542,6 +567,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			last: {},
 			pending: [],
 			taps: [],
+			tapNo: 0,
+			closedAt: new Map(),
+			uncommitted: new Map(),
 		};
 		for (const kind of KINDS) this.#wire(mc, kind);
 		this.#meetings.set(meeting.id, mc);
@@ -675,9 +703,13 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/**
-	 * Runs one state change and commits what it produced: audit entries in one
-	 * transaction, then the taps (a tap never opens before its proof is written),
-	 * then the state broadcast when the change was a start/pause/stop.
+	 * Runs one state change (synchronously: the gate's state moves at once) and commits what it produced. Taps that
+	 * close are emitted at once (closing early never captures anything it shouldn't); the audit entries go to the
+	 * log (committed together with whatever else arrives at the same time, in call order), and only once they are
+	 * committed are the taps that open emitted — a tap never opens before its proof is written — followed by the
+	 * state broadcast when the change was a start/pause/stop. An open that a later close overtook is dropped. Until
+	 * then the person counts as not covered ({@link mayCapture}). Throws when `fn` does; rejects (nothing opened)
+	 * when the commit fails. `close`: when the operation ends capture (issue 11), carried by its closing taps.
 	 */
 	#op(
 		mc: MeetingCapture,
@@ -686,7 +718,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		reason?: string,
 		message?: string,
 		close?: CaptureClose,
-	): void {
+	): Promise<void> {
 		const states = KINDS.map((k) => mc.controls[k].state);
 		mc.pending = [];
 		mc.taps = [];
@@ -702,7 +734,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			mc.closing = undefined;
 		}
 		const items = mc.pending;
-		const taps = mc.taps;
+		const taps = mc.taps.map((t) => ({ t, no: ++mc.tapNo }));
 		mc.pending = [];
 		mc.taps = [];
 		for (const it of items) {
@@ -710,22 +742,53 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			if (actor && !it.actor) it.actor = actor;
 			if (reason && it.type !== "session.on" && it.data) it.data.reason = reason;
 		}
-		this.#flush(mc, items);
-		for (const t of taps) this.emit("tap", t);
-		KINDS.forEach((kind, i) => {
-			if (mc.controls[kind].state !== states[i]) {
-				this.#broadcastState(mc, kind, reason, message);
-				if (mc.controls[kind].state !== "on") this.#release(mc);
-				if (mc.tenant.onDecline === "stay-unrecorded") this.#broadcastNotRecorded(mc);
-				this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
+		for (const { t, no } of taps) {
+			if (t.open) continue;
+			mc.closedAt.set(`${t.session.id}_${t.producer.id}`, no);
+			this.emit("tap", t);
+		}
+		const covering = [
+			...new Set(
+				items
+					.filter((it) => it.type === "notice.acknowledged" || it.type === "consent.given")
+					.map((it) => String(it.data?.peerId)),
+			),
+		];
+		for (const p of covering) mc.uncommitted.set(p, (mc.uncommitted.get(p) ?? 0) + 1);
+		const uncover = () => {
+			for (const p of covering) {
+				const n = (mc.uncommitted.get(p) ?? 1) - 1;
+				if (n > 0) mc.uncommitted.set(p, n);
+				else mc.uncommitted.delete(p);
 			}
-		});
+		};
+		return this.#flush(mc, items).then(
+			() => {
+				uncover();
+				for (const { t, no } of taps) {
+					if (!t.open || (mc.closedAt.get(`${t.session.id}_${t.producer.id}`) ?? 0) > no) continue;
+					this.emit("tap", t);
+				}
+				KINDS.forEach((kind, i) => {
+					if (mc.controls[kind].state !== states[i]) {
+						this.#broadcastState(mc, kind, reason, message);
+						if (mc.controls[kind].state !== "on") this.#release(mc);
+						if (mc.tenant.onDecline === "stay-unrecorded") this.#broadcastNotRecorded(mc);
+						this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
+					}
+				});
+			},
+			(err: unknown) => {
+				uncover();
+				throw err;
+			},
+		);
 	}
 
-	#flush(mc: MeetingCapture, items: (AppendInput & { type: EventType })[]): void {
+	async #flush(mc: MeetingCapture, items: (AppendInput & { type: EventType })[]): Promise<void> {
 		if (items.length === 0) return;
 		try {
-			this.#events.appendMany(items);
+			await this.#events.appendMany(items);
 		} catch (err) {
 			// No proof, no capture: the caller sees the failure and nothing opened (taps are emitted after this).
 			this.#log.error({ err, meetingId: mc.meeting.id }, "audit append failed");

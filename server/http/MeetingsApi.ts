@@ -76,7 +76,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 			...(body.passcode ? { passcode: body.passcode } : {}),
 			settings: MeetingSettingsSchema.parse(body.settings),
 		});
-		o.events.append("meeting.scheduled", {
+		await o.events.append("meeting.scheduled", {
 			tenantId: m.tenantId,
 			meetingId: m.id,
 			actor: `${who.tenantId}:${who.subject}`,
@@ -105,7 +105,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		if (!wasLive) await o.hub.assertMayStart(m.tenantId); // 409 tenant_limit_reached
 		const started = await o.store.start(m.id); // 409 host_has_live_meeting, naming it
 		if (!wasLive) {
-			o.events.append("meeting.started", {
+			await o.events.append("meeting.started", {
 				tenantId: m.tenantId,
 				meetingId: m.id,
 				actor: `${who.tenantId}:${who.subject}`,
@@ -124,7 +124,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 	http.get("/api/meetings/:id/events", async (req) => {
 		const who = host(req);
 		const m = await own(req, who);
-		return { events: o.events.list({ tenantId: m.tenantId, meetingId: m.id }) };
+		return { events: await o.events.list({ tenantId: m.tenantId, meetingId: m.id }) };
 	});
 
 	// Guessing the passcode is limited (docs/security.md): the host sees the lockout here and lifts it.

@@ -86,7 +86,7 @@ export function registerPlaybackApi(http: FastifyInstance, o: PlaybackApiOptions
 		if (Date.parse(s.expiresAt) <= Date.now()) {
 			throw new ConsentryError("recording_expired", "This recording's page has expired.", 410);
 		}
-		o.playback.target(s.tenantId); // no bucket / SSE-C: refused before anything is read
+		await o.playback.target(s.tenantId); // no bucket / SSE-C: refused before anything is read
 		const meeting = { id: s.meetingId, title: (await o.store.find(s.meetingId))?.title ?? "" };
 		const view = await o.playback.open(s, person, meeting);
 		await o.events.append("recording.playback_opened", {

@@ -48,8 +48,8 @@ export function registerStorageApi(http: FastifyInstance, o: StorageApiOptions):
 		const targets = store();
 		const target = parseStorageTarget(req.body ?? {}, { allowHttp: o.allowHttp });
 		const result = await preflight(target, { allowPrivate: o.allowPrivate, allowHttp: o.allowHttp });
-		targets.save(who.tenantId, target);
-		o.events.append("storage.target_saved", {
+		await targets.save(who.tenantId, target);
+		await o.events.append("storage.target_saved", {
 			tenantId: who.tenantId,
 			actor: `${who.tenantId}:${who.subject}`,
 			data: {
@@ -64,17 +64,20 @@ export function registerStorageApi(http: FastifyInstance, o: StorageApiOptions):
 
 	http.get("/api/storage-target", async (req) => {
 		const who = admin(req);
-		const config = store().getConfig(who.tenantId);
+		const config = await store().getConfig(who.tenantId);
 		if (!config) throw new NotFoundError("no_storage_target", "No storage target is registered for this customer.");
 		return config;
 	});
 
 	http.delete("/api/storage-target", async (req) => {
 		const who = admin(req);
-		if (!store().remove(who.tenantId)) {
+		if (!(await store().remove(who.tenantId))) {
 			throw new NotFoundError("no_storage_target", "No storage target is registered for this customer.");
 		}
-		o.events.append("storage.target_removed", { tenantId: who.tenantId, actor: `${who.tenantId}:${who.subject}` });
+		await o.events.append("storage.target_removed", {
+			tenantId: who.tenantId,
+			actor: `${who.tenantId}:${who.subject}`,
+		});
 		return { removed: true };
 	});
 }

@@ -40,10 +40,10 @@ export const LinkParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{16,64}
 export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiOptions): void {
 	const caller = (req: FastifyRequest): Identity =>
 		bearerIdentity(req, o.verifier, "Open the link from the meeting, signed in.");
-	const linkFor = (req: FastifyRequest, who: Identity): TranscriptLink => {
+	const linkFor = async (req: FastifyRequest, who: Identity): Promise<TranscriptLink> => {
 		const p = LinkParams.safeParse(req.params);
 		if (!p.success) throw new ValidationError("invalid transcript link");
-		const link = o.links.get(p.data.id);
+		const link = await o.links.get(p.data.id);
 		// Another organisation's link is "not found": links must not be probeable across tenants.
 		if (!link || link.tenantId !== who.tenantId)
 			throw new NotFoundError("link_not_found", "No transcript has this link.");
@@ -59,13 +59,13 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 
 	http.get("/api/transcripts/:id", async (req) => {
 		const who = caller(req);
-		const link = linkFor(req, who);
+		const link = await linkFor(req, who);
 		const person = `${who.tenantId}:${who.subject}`;
 		const member =
 			(await isHost(who, link)) ||
-			o.events
-				.listForPerson(who.tenantId, person)
-				.some((e) => e.type === "person.joined" && e.meetingId === link.meetingId);
+			(await o.events.listForPerson(who.tenantId, person)).some(
+				(e) => e.type === "person.joined" && e.meetingId === link.meetingId,
+			);
 		if (!member) {
 			throw new ForbiddenError("not_a_member", "Only the host and the people who were in this meeting can open it.");
 		}
@@ -73,7 +73,7 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		if (Date.parse(link.expiresAt) <= Date.now()) {
 			throw new ConsentryError("link_expired", "This transcript link has expired.", 410);
 		}
-		const target = o.targets?.get(link.tenantId);
+		const target = await o.targets?.get(link.tenantId);
 		if (!target) throw new ConsentryError("no_storage_target", "The organisation's storage bucket is not set up.", 409);
 		if (target.encryption.type === "SSE-C") {
 			throw new ConsentryError(
@@ -89,7 +89,7 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 					expiresIn: URL_SECONDS,
 				});
 			const files = { json: await url("transcript.json"), vtt: await url("transcript.vtt") };
-			o.events.append("transcript.link_opened", {
+			await o.events.append("transcript.link_opened", {
 				tenantId: link.tenantId,
 				meetingId: link.meetingId,
 				actor: person,
@@ -115,12 +115,12 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 
 	http.delete("/api/transcripts/:id", async (req) => {
 		const who = caller(req);
-		const link = linkFor(req, who);
+		const link = await linkFor(req, who);
 		if (!(await isHost(who, link)))
 			throw new ForbiddenError("host_only", "Only the meeting's host can revoke its links.");
-		const revoked = o.links.revoke(link.id);
+		const revoked = await o.links.revoke(link.id);
 		if (revoked) {
-			o.events.append("transcript.link_revoked", {
+			await o.events.append("transcript.link_revoked", {
 				tenantId: link.tenantId,
 				meetingId: link.meetingId,
 				actor: `${who.tenantId}:${who.subject}`,

@@ -15,10 +15,12 @@ import type { EventLog, EventType } from "../audit/EventLog.js";
 import type { TenantLimits } from "../auth/TenantTypes.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
+import type { Coverage } from "../compliance/CaptureTypes.js";
 import { AuthenticationError, ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { Peer } from "../sfu/Peer.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
+import type { ClusterBus } from "../store/ClusterBus.js";
 import { type Connection, personKey } from "./Connection.js";
 import type { HostSeats } from "./HostSeats.js";
 import type { MeetingStore } from "./MeetingStore.js";
@@ -72,6 +74,8 @@ export interface MeetingHubOptions {
 	};
 	/** Where this process has people (restart hygiene: a restarted process ends what its previous run left live). */
 	presence?: { enter(meetingId: string): Promise<void>; leave(meetingId: string): Promise<void> };
+	/** Events between the nodes sharing the store (a seat taken over elsewhere ejects its holder here). */
+	bus?: ClusterBus;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -103,6 +107,7 @@ export class MeetingHub {
 	readonly #live = new Map<string, LiveState>();
 	/** Meetings with people here, as last read from the store (at a join; lock and end keep it current). */
 	readonly #meetings = new Map<string, Meeting>();
+	readonly #bus: ClusterBus | undefined;
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
@@ -123,6 +128,12 @@ export class MeetingHub {
 		this.#store = options.store;
 		this.#seats = options.seats;
 		this.#events = options.events;
+		this.#bus = options.bus;
+		this.#bus?.subscribe((m) => {
+			if (m.type !== "host_seat.taken_over") return;
+			const old = this.#connections.get(m.connectionId);
+			if (old) this.#eject(old, "host_seat_taken_over");
+		});
 		this.#rooms = options.rooms;
 		this.#capture = options.capture;
 		this.#onChat = options.onChat;
@@ -300,6 +311,11 @@ export class MeetingHub {
 				this.#record("host_seat.taken_over", meeting, actor, { from: holder.connectionId, to: conn.id });
 				const old = this.#connections.get(holder.connectionId);
 				if (old) this.#eject(old, "host_seat_taken_over");
+				// The old holder is on another node (or gone): the node holding it ejects it.
+				else
+					this.#bus
+						?.publish({ type: "host_seat.taken_over", connectionId: holder.connectionId })
+						.catch((err: unknown) => this.#log.warn({ err }, "could not tell the other nodes of a seat take-over"));
 			} else {
 				this.#record("host_seat.taken", meeting, actor, { connection: conn.id });
 			}
@@ -342,14 +358,14 @@ export class MeetingHub {
 			// The media side went away under them (e.g. its worker died): they may rejoin straight away.
 			if (conn.identity.role !== "guest") live.returning.set(actor, Date.now() + this.#graceMs);
 			live.members.delete(conn.peerId);
-			this.#capture.left(meeting.id, conn.peerId);
+			this.#captureLeft(meeting.id, conn.peerId);
 			conn.onRoomClose = undefined;
 			this.#reset(conn);
 		};
 		room.once("close", conn.onRoomClose);
 		this.#record("person.joined", meeting, actor, { peerId: conn.peerId, role: conn.role });
 		// Running sessions' notices come with the join: the client shows them before it publishes anything.
-		const { capture, notices, notRecorded } = this.#capture.joined(meeting, conn, req.locale ?? "en");
+		const { capture, notices, notRecorded } = await this.#capture.joined(meeting, conn, req.locale ?? "en");
 		return {
 			status: "joined",
 			peerId: peer.id,
@@ -428,7 +444,7 @@ export class MeetingHub {
 		const live = this.#live.get(meetingId);
 		if (conn.state === "lobby" && live?.lobby.delete(conn.peerId)) this.#notifyLobby(meetingId);
 		if (conn.state === "joined") {
-			this.#capture.left(meetingId, conn.peerId, clickedAt);
+			this.#captureLeft(meetingId, conn.peerId, clickedAt);
 			live?.members.delete(conn.peerId);
 			live?.coHosts.delete(conn.peerId);
 			if (live?.hands.delete(conn.peerId)) this.#notifyHands(live);
@@ -548,25 +564,23 @@ export class MeetingHub {
 	// Answers to notices come in bursts (everyone at once when a session starts): they need the connection's
 	// meeting, not a fresh read of the meeting from the store.
 
-	noticeShown(conn: Connection, noticeId: string): void {
-		this.#capture.shown(joinedMeetingId(conn), conn, noticeId);
+	// Each answers once the entry it made is committed (answers arriving together share one commit).
+
+	async noticeShown(conn: Connection, noticeId: string): Promise<void> {
+		await this.#capture.shown(joinedMeetingId(conn), conn, noticeId);
 	}
 
-	acknowledgeNotice(
-		conn: Connection,
-		noticeId: string,
-		clickedAt?: number,
-	): { coverage: ReturnType<CaptureService["acknowledge"]> } {
-		return { coverage: this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId, clickedAt) };
+	async acknowledgeNotice(conn: Connection, noticeId: string, clickedAt?: number): Promise<{ coverage: Coverage }> {
+		return { coverage: await this.#capture.acknowledge(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
-	consent(conn: Connection, noticeId: string, clickedAt?: number): { coverage: ReturnType<CaptureService["consent"]> } {
-		return { coverage: this.#capture.consent(joinedMeetingId(conn), conn, noticeId, clickedAt) };
+	async consent(conn: Connection, noticeId: string, clickedAt?: number): Promise<{ coverage: Coverage }> {
+		return { coverage: await this.#capture.consent(joinedMeetingId(conn), conn, noticeId, clickedAt) };
 	}
 
 	/** Declining (or withdrawing) leaves the meeting (the terms' one recourse), unless the tenant lets people stay. */
-	decline(conn: Connection, noticeId: string, clickedAt?: number): { stayed: boolean } {
-		const { stayed } = this.#capture.decline(joinedMeetingId(conn), conn, noticeId, clickedAt);
+	async decline(conn: Connection, noticeId: string, clickedAt?: number): Promise<{ stayed: boolean }> {
+		const { stayed } = await this.#capture.decline(joinedMeetingId(conn), conn, noticeId, clickedAt);
 		if (!stayed) this.#eject(conn, "declined_capture");
 		return { stayed };
 	}
@@ -690,6 +704,9 @@ export class MeetingHub {
 		this.#endedAt.set(meetingId, performance.now());
 		if (this.#endedAt.size > 10_000) this.#endedAt.delete(this.#endedAt.keys().next().value as string);
 		const ended = await this.#store.end(meetingId);
+		// Read before anyone is ejected: from here on nothing waits, so the host who ended it gets the answer before
+		// their socket closes (ejected sockets close on the next turn of the event loop).
+		const meeting = ended ? await this.#store.get(meetingId) : undefined;
 		const live = this.#live.get(meetingId);
 		if (live) {
 			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
@@ -698,15 +715,15 @@ export class MeetingHub {
 		}
 		this.#meetings.delete(meetingId);
 		this.#absent(meetingId);
-		this.#capture.ended(meetingId, actor, captureReason);
+		this.#capture
+			.ended(meetingId, actor, captureReason)
+			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record the end of capture"));
 		this.#rooms.get(meetingId)?.close();
-		if (ended) {
-			const meeting = await this.#store.get(meetingId);
+		if (meeting)
 			this.#record("meeting.ended", meeting, actor, {
 				reason,
 				...(operatorReason !== undefined ? { operatorReason } : {}),
 			});
-		}
 		return ended;
 	}
 
@@ -852,8 +869,23 @@ export class MeetingHub {
 		};
 	}
 
+	/**
+	 * Appends a meetings-core entry (not a gate decision: nothing waits for it). Entries of this process land in
+	 * the chain in call order, before the capture entries that follow them; a failure is logged.
+	 */
+	/** The person is out of the capture at once (taps closed); the trail's entries follow, a failure logged. */
+	#captureLeft(meetingId: string, peerId: string, clickedAt?: number): void {
+		this.#capture
+			.left(meetingId, peerId, clickedAt)
+			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record a person leaving the capture"));
+	}
+
 	#record(type: EventType, meeting: Meeting, actor: string, data: Record<string, unknown>): void {
-		this.#events.append(type, { tenantId: meeting.tenantId, meetingId: meeting.id, actor, data });
+		this.#events
+			.append(type, { tenantId: meeting.tenantId, meetingId: meeting.id, actor, data })
+			.catch((err: unknown) =>
+				this.#log.error({ err, type, meetingId: meeting.id }, "could not append an audit entry"),
+			);
 		this.#log.debug({ type, meetingId: meeting.id, actor }, "event");
 	}
 }

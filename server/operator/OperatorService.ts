@@ -365,9 +365,9 @@ export class OperatorService {
 
 	/** Revokes a transcript link (`/t/{id}`): it opens nothing from now on. */
 	async revokeTranscriptLink(op: OperatorIdentity, linkId: string, reason: string): Promise<ActionResult> {
-		const link = this.#links?.get(linkId);
+		const link = await this.#links?.get(linkId);
 		if (!link) throw new NotFoundError("link_not_found", "No transcript link has this ID.");
-		const changed = this.#links?.revoke(linkId) ?? false;
+		const changed = (await this.#links?.revoke(linkId)) ?? false;
 		if (changed) await this.#audit(op, link.tenantId, "transcript_link.revoke", reason, { linkId }, link.meetingId);
 		return { changed };
 	}

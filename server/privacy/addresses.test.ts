@@ -66,13 +66,12 @@ describe("PasscodeGuard with an address key", () => {
 	it("stores no address in passcode_attempts, only its rotating hash", async () => {
 		const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-addrdb-"));
 		const store = await Store.open({ file: path.join(dir, "store.sqlite") });
-		const db = store.sqlite as NonNullable<typeof store.sqlite>;
 		const file = path.join(dir, "address-key.json");
 		const key = new AddressKey({ file, periodDays: 14 });
 		const guard = new PasscodeGuard(store, {}, Date.now, key);
 		await guard.reserve("mtg1", "203.0.113.7");
 		await guard.reserve("mtg1", "2001:db8::5");
-		const scopes = (db.prepare("SELECT scope FROM passcode_attempts").all() as { scope: string }[]).map((r) => r.scope);
+		const scopes = (await store.db.selectFrom("passcode_attempts").select("scope").execute()).map((r) => r.scope);
 		expect(scopes.sort()).toEqual(
 			[`addr:${key.hash("2001:db8::5")}`, `addr:${key.hash("203.0.113.7")}`, "meeting"].sort(),
 		);

@@ -117,8 +117,8 @@ export class Playback {
 	}
 
 	/** The tenant's storage target, refusing what cannot be presigned (SSE-C). */
-	target(tenantId: string): StorageTarget {
-		const target = this.#o.targets?.get(tenantId);
+	async target(tenantId: string): Promise<StorageTarget> {
+		const target = await this.#o.targets?.get(tenantId);
 		if (!target) throw new ConsentryError("no_storage_target", "The organisation's storage bucket is not set up.", 409);
 		if (target.encryption.type === "SSE-C") {
 			throw new ConsentryError(
@@ -132,7 +132,7 @@ export class Playback {
 
 	/** The origin the browser fetches this tenant's objects from (for the page's Content-Security-Policy). */
 	async mediaOrigin(tenantId: string): Promise<string | undefined> {
-		const target = this.#o.targets?.get(tenantId);
+		const target = await this.#o.targets?.get(tenantId);
 		if (!target || target.encryption.type === "SSE-C") return undefined;
 		const client = createS3Client(target, this.#o.endpointPolicy);
 		try {
@@ -158,7 +158,7 @@ export class Playback {
 				409,
 			);
 		}
-		const target = this.target(s.tenantId);
+		const target = await this.target(s.tenantId);
 		const client = createS3Client(target, { ...this.#o.endpointPolicy, maxAttempts: 3 });
 		try {
 			const manifest = parseManifest(await readText(client, s.manifest.bucket, s.manifest.key), s.sessionId);

@@ -29,6 +29,7 @@ import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type { Recorder } from "./RecordingTypes.js";
 import {
+	type ChatLine,
 	MANIFEST_KIND,
 	MANIFEST_VERSION,
 	type Manifest,
@@ -145,7 +146,7 @@ export class RecordingService implements CaptureSink {
 	}
 
 	async assertCanStart(meeting: Meeting): Promise<void> {
-		if (!this.#targets?.getConfig(meeting.tenantId)) {
+		if (!(await this.#targets?.load(meeting.tenantId))) {
 			throw new ConsentryError(
 				"no_storage_target",
 				"Recording needs your organisation's storage bucket, and none is set up. Ask your administrator to configure it (PUT /api/storage-target).",
@@ -171,9 +172,15 @@ export class RecordingService implements CaptureSink {
 		const session = this.#capture.session(meetingId, "recording");
 		const rec = session ? this.#sessions.get(session.id) : undefined;
 		if (!rec || !this.#capture.mayCapture(meetingId, "recording", msg.peerId)) return;
-		const pseudonym = this.#events.pseudonym(rec.tenantId, person);
-		rec.chat.push({ at: msg.at, from: pseudonym, text: msg.text });
+		const line: ChatLine = { at: msg.at, from: "", text: msg.text };
+		rec.chat.push(line); // in the order said; the sender's pseudonym is filled in from the store
 		rec.chatIds.push(msg.id);
+		void this.#events
+			.pseudonym(rec.tenantId, person)
+			.then((pseudonym) => {
+				line.from = pseudonym ?? "unknown";
+			})
+			.catch((err: unknown) => this.#log.warn({ err }, "could not read a chat sender's pseudonym"));
 		this.#checkpointChat(rec);
 	}
 
@@ -188,12 +195,8 @@ export class RecordingService implements CaptureSink {
 		const i = rec ? rec.chatIds.indexOf(messageId) : -1;
 		const line = rec?.chat[i];
 		if (!rec || !line || line.removed) return false;
-		rec.chat[i] = {
-			at: line.at,
-			from: line.from,
-			text: "",
-			removed: { at: new Date().toISOString(), by: "operator", reason },
-		};
+		line.text = "";
+		line.removed = { at: new Date().toISOString(), by: "operator", reason };
 		this.#checkpointChat(rec);
 		return true;
 	}
@@ -223,24 +226,21 @@ export class RecordingService implements CaptureSink {
 		if (!recorder || !this.#targets) return;
 		for (const tenantId of tenantIds) {
 			try {
-				const target = this.#targets.get(tenantId);
+				const target = await this.#targets.get(tenantId);
 				if (!target) continue;
 				const done = new Set(
-					this.#events
-						.list({ tenantId, type: "storage.object_written", limit: 100_000 })
+					(await this.#events.list({ tenantId, type: "storage.object_written", limit: 100_000 }))
 						.filter((e) => e.data.manifest === true && e.data.kind === "recording")
 						.map((e) => e.data.sessionId as string),
 				);
-				const unfinished = this.#events
-					.list({ tenantId, type: "session.on", limit: 100_000 })
-					.filter(
-						(e) =>
-							e.data.kind === "recording" &&
-							typeof e.data.sessionId === "string" &&
-							e.meetingId &&
-							!done.has(e.data.sessionId) &&
-							!this.#sessions.has(e.data.sessionId),
-					);
+				const unfinished = (await this.#events.list({ tenantId, type: "session.on", limit: 100_000 })).filter(
+					(e) =>
+						e.data.kind === "recording" &&
+						typeof e.data.sessionId === "string" &&
+						e.meetingId &&
+						!done.has(e.data.sessionId) &&
+						!this.#sessions.has(e.data.sessionId),
+				);
 				if (unfinished.length === 0) continue;
 				const sessions = unfinished.map((e) => ({
 					meetingId: e.meetingId as string,
@@ -356,7 +356,7 @@ export class RecordingService implements CaptureSink {
 	}
 
 	#sessionStarted(session: CaptureSession, where: { tenantId: string; meetingId: string }): void {
-		const target = this.#targets?.get(where.tenantId);
+		const target = this.#targets?.current(where.tenantId); // read by assertCanStart, just before
 		if (!target) return; // assertCanStart saw one; it was removed since: taps will find none and record nothing
 		this.#sessions.set(session.id, {
 			session,
@@ -371,11 +371,11 @@ export class RecordingService implements CaptureSink {
 	}
 
 	/** The record of a newly opened tap: its person's pseudonym, its kind, its own block of object numbers. */
-	#create(tap: TapChange, base: TapTrack): TrackRecord | undefined {
+	async #create(tap: TapChange, base: TapTrack): Promise<TrackRecord | undefined> {
 		const rec = this.#sessions.get(tap.session.id);
 		if (!rec || rec.endedAt) return undefined;
-		const person = this.#events.pseudonym(rec.tenantId, tap.person);
-		if (!person) return undefined;
+		const person = await this.#events.pseudonym(rec.tenantId, tap.person);
+		if (!person || rec.endedAt) return undefined;
 		const kind: TrackKind = tap.producer.appData.source === "mic" ? "audio" : tap.producer.appData.source;
 		const blockKey = `${person}-${kind}`;
 		const block = rec.seqBlocks.get(blockKey) ?? 0;
@@ -527,7 +527,7 @@ export class RecordingService implements CaptureSink {
 
 	/** chat.jsonl, audit.jsonl (the meeting's trail so far) and manifest.json, next to the session's recordings. */
 	async #writeSessionArtifacts(rec: SessionRecord): Promise<void> {
-		const proofs = this.#coverageProofs(rec.tenantId, rec.meetingId, rec.session.id, rec.session.policy.name);
+		const proofs = await this.#coverageProofs(rec.tenantId, rec.meetingId, rec.session.id, rec.session.policy.name);
 		await this.#writeArtifacts({
 			tenantId: rec.tenantId,
 			meetingId: rec.meetingId,
@@ -595,7 +595,7 @@ export class RecordingService implements CaptureSink {
 			} catch {
 				chat = undefined; // no message was said, or none reached the bucket
 			}
-			const trail = this.#events.list({ tenantId, meetingId });
+			const trail = await this.#events.list({ tenantId, meetingId });
 			const reported = new Map<string, ObjectWritten>();
 			for (const e of trail) {
 				if (e.type !== "storage.object_written" || e.data.sessionId !== sessionId || typeof e.data.key !== "string")
@@ -616,7 +616,7 @@ export class RecordingService implements CaptureSink {
 			for (const o of this.#recovered.get(sessionId) ?? []) reported.set(o.key, o);
 			this.#recovered.delete(sessionId);
 			const restartedAt = new Date().toISOString();
-			const proofs = this.#coverageProofs(tenantId, meetingId, sessionId, policy.name);
+			const proofs = await this.#coverageProofs(tenantId, meetingId, sessionId, policy.name);
 			const tracks: ManifestTrack[] = [];
 			const byKind = new Map<string, ManifestTrack[]>();
 			for (const e of trail) {
@@ -734,7 +734,7 @@ export class RecordingService implements CaptureSink {
 				endedAt: a.endedAt,
 				endReason: a.endReason,
 				persons: [...new Set(a.tracks.map((t) => t.person))],
-				notRecorded: this.#declined(a.tenantId, a.meetingId, a.sessionId),
+				notRecorded: await this.#declined(a.tenantId, a.meetingId, a.sessionId),
 				tracks: a.tracks,
 				chat: { ...chat, messages: a.chat.messages },
 				audit: { ...audit, chainHead: header.chainHead, meetingHead: header.meetingHead },
@@ -755,23 +755,23 @@ export class RecordingService implements CaptureSink {
 	}
 
 	/** Pseudonyms of who declined this session's notice (never covered in it), from the trail. */
-	#declined(tenantId: string, meetingId: string, sessionId: string): string[] {
-		const evs = this.#events.list({ tenantId, meetingId, type: "consent.declined" });
+	async #declined(tenantId: string, meetingId: string, sessionId: string): Promise<string[]> {
+		const evs = await this.#events.list({ tenantId, meetingId, type: "consent.declined" });
 		return [...new Set(evs.filter((e) => e.data.sessionId === sessionId && e.actor).map((e) => e.actor as string))];
 	}
 
 	/** The trail entry in which each peer's gate for this session opened: their acknowledgement or consent. */
-	#coverageProofs(
+	async #coverageProofs(
 		tenantId: string,
 		meetingId: string,
 		sessionId: string,
 		policyName: string,
-	): Map<string, { type: string; seq: number; hash: string; at: string }> {
+	): Promise<Map<string, { type: string; seq: number; hash: string; at: string }>> {
 		const out = new Map<string, { type: string; seq: number; hash: string; at: string }>();
 		const wanted = policyName === "explicit-consent" ? "consent.given" : "notice.acknowledged";
-		const evs: AuditEvent[] = this.#events.list({ tenantId, meetingId, type: wanted });
+		const evs: AuditEvent[] = await this.#events.list({ tenantId, meetingId, type: wanted });
 		const alt: AuditEvent[] =
-			wanted === "notice.acknowledged" ? this.#events.list({ tenantId, meetingId, type: "consent.given" }) : [];
+			wanted === "notice.acknowledged" ? await this.#events.list({ tenantId, meetingId, type: "consent.given" }) : [];
 		for (const e of [...evs, ...alt]) {
 			if (e.data.sessionId !== sessionId || typeof e.data.peerId !== "string") continue;
 			if (!out.has(e.data.peerId)) out.set(e.data.peerId, { type: e.type, seq: e.seq, hash: e.hash, at: e.at });

@@ -325,8 +325,8 @@ function handlers(hub: MeetingHub): Handlers {
 		startCapture: (conn, d) => hub.startCapture(conn, d.kind),
 		pauseCapture: (conn, d) => hub.pauseCapture(conn, d.kind, d.clickedAt),
 		stopCapture: (conn, d) => hub.stopCapture(conn, d.kind, d.clickedAt),
-		noticeShown: (conn, d) => {
-			hub.noticeShown(conn, d.noticeId);
+		noticeShown: async (conn, d) => {
+			await hub.noticeShown(conn, d.noticeId);
 			return {};
 		},
 		acknowledgeNotice: (conn, d) => hub.acknowledgeNotice(conn, d.noticeId, d.clickedAt),

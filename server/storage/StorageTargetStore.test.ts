@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
-import { openDatabase } from "../store/Database.js";
+import { ENGINES, openTestStore } from "../../test/helpers/stores.js";
+import { Store } from "../store/Store.js";
 import { StorageTargetStore } from "./StorageTargetStore.js";
 import { SecretBox } from "./secretBox.js";
 
@@ -34,17 +35,20 @@ function rawBytes(file: string): Buffer {
 }
 
 describe("StorageTargetStore", () => {
-	it("keeps credentials and the SSE-C key encrypted in the database file, and decrypts them on get", () => {
+	it("keeps credentials and the SSE-C key encrypted in the database file, and decrypts them on get", async () => {
 		dir = mkdtempSync(path.join(os.tmpdir(), "consentry-st-"));
 		const file = path.join(dir, "store.sqlite");
 		const masterKey = randomBytes(32);
-		const db = openDatabase(file);
+		const db = await Store.open({ file });
 		const store = new StorageTargetStore(db, new SecretBox(masterKey));
-		store.save("tenant-a", target);
-		expect(store.get("tenant-a")).toEqual(target);
-		expect(store.getConfig("tenant-a")).toMatchObject({ bucket: "acme-recordings", encryption: { type: "SSE-C" } });
-		expect(JSON.stringify(store.getConfig("tenant-a"))).not.toContain(SSEC);
-		db.close();
+		await store.save("tenant-a", target);
+		expect(await store.get("tenant-a")).toEqual(target);
+		expect(await store.getConfig("tenant-a")).toMatchObject({
+			bucket: "acme-recordings",
+			encryption: { type: "SSE-C" },
+		});
+		expect(JSON.stringify(await store.getConfig("tenant-a"))).not.toContain(SSEC);
+		await db.close();
 
 		const bytes = rawBytes(file);
 		expect(bytes.includes(Buffer.from("acme-recordings"))).toBe(true); // the scan sees clear text …
@@ -53,37 +57,47 @@ describe("StorageTargetStore", () => {
 		}
 		expect(bytes.includes(Buffer.from(SSEC, "base64"))).toBe(false);
 
-		const reopened = openDatabase(file);
-		expect(new StorageTargetStore(reopened, new SecretBox(masterKey)).get("tenant-a")).toEqual(target);
-		expect(() => new StorageTargetStore(reopened, new SecretBox(randomBytes(32))).get("tenant-a")).toThrow(
+		const reopened = await Store.open({ file });
+		expect(await new StorageTargetStore(reopened, new SecretBox(masterKey)).get("tenant-a")).toEqual(target);
+		await expect(new StorageTargetStore(reopened, new SecretBox(randomBytes(32))).get("tenant-a")).rejects.toThrow(
 			/sealed under another master key/,
 		);
-		reopened.close();
+		await reopened.close();
 	});
+});
 
-	it("replaces, keeps tenants apart, refuses a row's secrets pasted into another tenant, removes", () => {
-		const db = openDatabase(":memory:");
+describe.each(ENGINES)("StorageTargetStore (%s)", (engine) => {
+	it("replaces, keeps tenants apart, refuses a row's secrets pasted into another tenant, removes", async () => {
+		const db = await openTestStore(engine);
 		const store = new StorageTargetStore(db, new SecretBox(randomBytes(32)));
-		store.save("a", target);
+		await store.save("a", target);
 		const b: StorageTarget = { ...target, bucket: "bee-bucket", encryption: { type: "SSE-S3" } };
-		store.save("b", b);
-		store.save("a", { ...target, prefix: "" });
-		expect(store.get("a")?.prefix).toBe("");
-		expect(store.get("b")).toEqual(b);
-		db.prepare(
-			"UPDATE storage_targets SET secrets = (SELECT secrets FROM storage_targets WHERE tenant_id = 'a') WHERE tenant_id = 'b'",
-		).run();
-		expect(() => store.get("b")).toThrow(expect.objectContaining({ code: "secret_tampered" }));
-		expect(store.remove("a")).toBe(true);
-		expect(store.remove("a")).toBe(false);
-		expect(store.get("a")).toBeUndefined();
-		db.close();
+		await store.save("b", b);
+		await store.save("a", { ...target, prefix: "" });
+		expect((await store.get("a"))?.prefix).toBe("");
+		expect(store.current("a")?.prefix).toBe(""); // what the last read saw (the capture path's synchronous view)
+		expect(await store.get("b")).toEqual(b);
+		const aSecrets = await db.db
+			.selectFrom("storage_targets")
+			.select("secrets")
+			.where("tenant_id", "=", "a")
+			.executeTakeFirstOrThrow();
+		await db.db
+			.updateTable("storage_targets")
+			.set({ secrets: aSecrets.secrets })
+			.where("tenant_id", "=", "b")
+			.execute();
+		await expect(store.get("b")).rejects.toThrow(expect.objectContaining({ code: "secret_tampered" }));
+		expect(await store.remove("a")).toBe(true);
+		expect(await store.remove("a")).toBe(false);
+		expect(await store.get("a")).toBeUndefined();
+		await db.close();
 	});
 
-	it("validates the shape on save", () => {
-		const db = openDatabase(":memory:");
+	it("validates the shape on save", async () => {
+		const db = await openTestStore(engine);
 		const store = new StorageTargetStore(db, new SecretBox(randomBytes(32)));
-		expect(() => store.save("a", { ...target, prefix: "../etc" })).toThrow(/prefix/);
-		db.close();
+		await expect(store.save("a", { ...target, prefix: "../etc" })).rejects.toThrow(/prefix/);
+		await db.close();
 	});
 });

@@ -6,26 +6,26 @@ import {
 	type StorageTargetSecrets,
 	splitSecrets,
 } from "../../contracts/StorageTargetTypes.js";
-import type { Database } from "../store/Database.js";
+import { StorageTargetRepository, type StorageTargetRow } from "../store/StorageTargetRepository.js";
+import type { Store } from "../store/Store.js";
 import type { SecretBox } from "./secretBox.js";
 
-interface Row {
-	config: string;
-	secrets: Buffer;
-	updated_at: string;
-}
-
 /**
- * One storage target per tenant, in SQLite. The non-secret part is JSON in
- * clear; credentials and the SSE-C key are sealed with the SecretBox, bound to
- * the tenant id, so they never sit in the database file in clear.
+ * One storage target per tenant, in the store (server/store/StorageTargetRepository.ts). The non-secret part is
+ * JSON in clear; credentials and the SSE-C key are sealed with the SecretBox, bound to the tenant id, so they never
+ * sit in the database in clear.
+ *
+ * The capture path needs a tenant's target synchronously when a session starts: {@link load} (awaited by each
+ * start, before the session begins) reads it fresh from the store — so a target saved on another node counts at
+ * the next start — and {@link current} then answers from what it read.
  */
 export class StorageTargetStore {
-	readonly #db: Database;
+	readonly #repo: StorageTargetRepository;
 	readonly #box: SecretBox;
+	readonly #loaded = new Map<string, StorageTarget | undefined>();
 
-	constructor(db: Database, box: SecretBox) {
-		this.#db = db;
+	constructor(store: Store, box: SecretBox) {
+		this.#repo = new StorageTargetRepository(store);
 		this.#box = box;
 	}
 
@@ -34,41 +34,51 @@ export class StorageTargetStore {
 	 * (http is accepted here); the caller decides the endpoint policy
 	 * (parseStorageTarget, assertEndpointAllowed, preflight) before saving.
 	 */
-	save(tenantId: string, target: StorageTarget, now: Date = new Date()): void {
+	async save(tenantId: string, target: StorageTarget, now: Date = new Date()): Promise<void> {
 		const valid = parseStorageTarget(target, { allowHttp: true });
 		const { config, secrets } = splitSecrets(valid);
 		const sealed = this.#box.seal(JSON.stringify(secrets), context(tenantId));
-		this.#db
-			.prepare(
-				`INSERT INTO storage_targets (tenant_id, config, secrets, updated_at) VALUES (?, ?, ?, ?)
-				 ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config, secrets = excluded.secrets, updated_at = excluded.updated_at`,
-			)
-			.run(tenantId, JSON.stringify(config), sealed, now.toISOString());
+		await this.#repo.upsert(tenantId, {
+			config: JSON.stringify(config),
+			secrets: sealed,
+			updated_at: now.toISOString(),
+		});
+		this.#loaded.delete(tenantId);
 	}
 
 	/** The tenant's target with its secrets decrypted, or undefined. Throws SecretBoxError on a wrong key or tampering. */
-	get(tenantId: string): StorageTarget | undefined {
-		const row = this.#row(tenantId);
-		if (!row) return undefined;
-		const secrets = JSON.parse(this.#box.open(row.secrets, context(tenantId)).toString("utf8")) as StorageTargetSecrets;
-		return joinSecrets(JSON.parse(row.config) as StorageTargetConfig, secrets);
+	async get(tenantId: string): Promise<StorageTarget | undefined> {
+		const row = await this.#repo.get(tenantId);
+		const target = row ? this.#open(tenantId, row) : undefined;
+		this.#loaded.set(tenantId, target);
+		return target;
+	}
+
+	/** Reads the tenant's target fresh (see {@link current}); returns it. */
+	load(tenantId: string): Promise<StorageTarget | undefined> {
+		return this.get(tenantId);
+	}
+
+	/** The target the last {@link get}/{@link load} of this tenant read (undefined: none, or not read yet). */
+	current(tenantId: string): StorageTarget | undefined {
+		return this.#loaded.get(tenantId);
 	}
 
 	/** The tenant's target without secrets (for display), or undefined. Needs no decryption. */
-	getConfig(tenantId: string): (StorageTargetConfig & { updatedAt: string }) | undefined {
-		const row = this.#row(tenantId);
+	async getConfig(tenantId: string): Promise<(StorageTargetConfig & { updatedAt: string }) | undefined> {
+		const row = await this.#repo.get(tenantId);
 		return row ? { ...(JSON.parse(row.config) as StorageTargetConfig), updatedAt: row.updated_at } : undefined;
 	}
 
 	/** Deletes the tenant's target; true when there was one. */
-	remove(tenantId: string): boolean {
-		return this.#db.prepare("DELETE FROM storage_targets WHERE tenant_id = ?").run(tenantId).changes > 0;
+	async remove(tenantId: string): Promise<boolean> {
+		this.#loaded.delete(tenantId);
+		return this.#repo.remove(tenantId);
 	}
 
-	#row(tenantId: string): Row | undefined {
-		return this.#db
-			.prepare("SELECT config, secrets, updated_at FROM storage_targets WHERE tenant_id = ?")
-			.get(tenantId) as Row | undefined;
+	#open(tenantId: string, row: StorageTargetRow): StorageTarget {
+		const secrets = JSON.parse(this.#box.open(row.secrets, context(tenantId)).toString("utf8")) as StorageTargetSecrets;
+		return joinSecrets(JSON.parse(row.config) as StorageTargetConfig, secrets);
 	}
 }
 

@@ -286,6 +286,7 @@ export function openDatabase(file: string): Database {
 	db.pragma("busy_timeout = 5000");
 	db.pragma("foreign_keys = ON");
 	db.pragma("synchronous = NORMAL");
+	db.pragma("secure_delete = ON"); // a deleted row's bytes are overwritten (an erased person's secret, server/audit)
 	const migrate = db.transaction(() => {
 		const done = db.pragma("user_version", { simple: true }) as number;
 		if (done > MIGRATIONS.length) {

@@ -17,6 +17,10 @@ export interface Schema {
 	operator_changes: OperatorChangesTable;
 	operator_warnings: OperatorWarningsTable;
 	warning_acks: WarningAcksTable;
+	events: EventsTable;
+	audit_person_secrets: AuditPersonSecretsTable;
+	storage_targets: StorageTargetsTable;
+	transcript_links: TranscriptLinksTable;
 }
 
 export interface OperatorWarningsTable {
@@ -88,6 +92,49 @@ export interface OperatorChangesTable {
 	subject: string | null;
 	meeting_id: string | null;
 	data: string;
+}
+
+/** The audit chain (server/store/AuditRepository.ts): one hash chain per tenant, `seq` its position. */
+export interface EventsTable {
+	tenant_id: string;
+	seq: Int8;
+	at: string;
+	meeting_id: string | null;
+	type: string;
+	actor: string | null;
+	/** Canonical JSON. */
+	data: string;
+	prev_hash: string | null;
+	meeting_prev_hash: string | null;
+	hash: string | null;
+}
+
+export interface AuditPersonSecretsTable {
+	tenant_id: string;
+	person_key: string;
+	secret: Buffer;
+	pseudonym: string;
+	created_at: string;
+}
+
+export interface StorageTargetsTable {
+	tenant_id: string;
+	/** JSON without secrets. */
+	config: string;
+	/** Sealed (server/storage/secretBox.ts). */
+	secrets: Buffer;
+	updated_at: string;
+}
+
+export interface TranscriptLinksTable {
+	id: string;
+	tenant_id: string;
+	meeting_id: string;
+	session_id: string;
+	object_prefix: string;
+	created_at: string;
+	expires_at: string;
+	revoked_at: string | null;
 }
 
 /** BIGINT columns come back from PostgreSQL as strings: read them through Number(). */

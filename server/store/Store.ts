@@ -16,26 +16,28 @@ export interface StoreOptions {
 	connectTimeoutMs?: number;
 	/** PostgreSQL: connections in the pool. */
 	poolSize?: number;
+	/**
+	 * PostgreSQL: how long a query may go unanswered before it fails as `store_unavailable` (ms). A server that hangs
+	 * (or a node cut off from it) then refuses new work quickly instead of leaving callers waiting.
+	 */
+	queryTimeoutMs?: number;
 }
 
 /**
  * The gateway's store: one typed query builder (kysely) over SQLite (better-sqlite3, the default: nothing to
  * install) or PostgreSQL (`pg`, for several gateway nodes). Every query lives in a repository in this folder
  * (docs/architecture.md lists them); services call repositories, never SQL.
- *
- * While the rest of the SQL moves here, `sqlite` is the raw SQLite handle the not-yet-moved modules use; it
- * is the same connection the query builder uses, so their transactions see each other's writes.
  */
 export class Store {
 	readonly engine: Engine;
 	readonly db: Kysely<Schema>;
-	readonly sqlite: Database | undefined;
+	readonly #sqlite: Database | undefined;
 	readonly #pool: pg.Pool | undefined;
 
 	private constructor(engine: Engine, db: Kysely<Schema>, sqlite?: Database, pool?: pg.Pool) {
 		this.engine = engine;
 		this.db = db;
-		this.sqlite = sqlite;
+		this.#sqlite = sqlite;
 		this.#pool = pool;
 	}
 
@@ -49,6 +51,7 @@ export class Store {
 				connectionString: opts.url,
 				max: opts.poolSize ?? 10,
 				connectionTimeoutMillis: opts.connectTimeoutMs ?? 2000,
+				query_timeout: opts.queryTimeoutMs ?? 5000,
 			});
 			pool.on("error", () => undefined); // an idle connection lost: the next query reconnects (or fails, named)
 			const store = new Store(
@@ -72,7 +75,7 @@ export class Store {
 
 	/** The schema version the store is at (migrations applied). */
 	async schemaVersion(): Promise<number> {
-		if (this.sqlite) return this.sqlite.pragma("user_version", { simple: true }) as number;
+		if (this.#sqlite) return this.#sqlite.pragma("user_version", { simple: true }) as number;
 		const r = await sql<{ version: number }>`SELECT version FROM consentry_schema`.execute(this.db);
 		return Number(r.rows[0]?.version ?? 0);
 	}
@@ -93,17 +96,20 @@ export class Store {
 	}
 
 	/**
-	 * Runs `fn` as one write transaction: all or nothing, and serialized with every other writer of `lockKey`.
+	 * Runs `fn` as one write transaction: all or nothing, and serialized with every other writer of `lockKey` (or
+	 * of any of several keys).
 	 * SQLite: `BEGIN IMMEDIATE` (the file's write lock: processes on the host take turns) on the one connection.
 	 * PostgreSQL: a transaction holding the advisory lock of `lockKey` (`pg_advisory_xact_lock`), so a
 	 * read-modify-write of the same rows from several nodes takes turns; each statement sees what the previous
 	 * holder committed. Throw inside only to give up: prefer returning a result and throwing after the commit.
 	 */
-	transaction<T>(lockKey: string, fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+	transaction<T>(lockKey: string | readonly string[], fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
 		return this.guard(() => {
 			if (this.engine === "postgres") {
+				// Several keys: taken in one order (sorted) by every node, so two transactions never wait on each other.
+				const keys = typeof lockKey === "string" ? [lockKey] : [...new Set(lockKey)].sort();
 				return this.db.transaction().execute(async (trx) => {
-					await sql`SELECT pg_advisory_xact_lock(hashtext(${lockKey}))`.execute(trx);
+					for (const key of keys) await sql`SELECT pg_advisory_xact_lock(hashtext(${key}))`.execute(trx);
 					return fn(trx);
 				});
 			}
@@ -134,7 +140,7 @@ function isUnavailable(err: unknown): boolean {
 	if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"].includes(code)) return true;
 	// PostgreSQL classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutting down / cannot connect now).
 	if (/^(08|53)/.test(code) || /^57P0/.test(code)) return true;
-	return /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+	return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection timeout|Client has encountered a connection error/i.test(
 		e?.message ?? "",
 	);
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import type { Database } from "../store/Database.js";
+import type { Store } from "../store/Store.js";
+import { TranscriptLinkRepository } from "../store/TranscriptLinkRepository.js";
 
 export interface TranscriptLink {
 	id: string;
@@ -13,26 +14,35 @@ export interface TranscriptLink {
 	revokedAt: string | null;
 }
 
-type Row = {
-	id: string;
-	tenant_id: string;
-	meeting_id: string;
-	session_id: string;
-	object_prefix: string;
-	created_at: string;
-	expires_at: string;
-	revoked_at: string | null;
-};
-
 /** Transcript links in the gateway's store: an unguessable ID per transcription session. No transcript content. */
 export class TranscriptLinks {
-	readonly #db: Database;
+	readonly #repo: TranscriptLinkRepository;
 
-	constructor(db: Database) {
-		this.#db = db;
+	constructor(store: Store) {
+		this.#repo = new TranscriptLinkRepository(store);
 	}
 
-	issue(p: { tenantId: string; meetingId: string; sessionId: string; objectPrefix: string; ttlSeconds: number }) {
+	/** A new link (its ID is chosen here); resolves once it is in the store. */
+	async issue(p: {
+		tenantId: string;
+		meetingId: string;
+		sessionId: string;
+		objectPrefix: string;
+		ttlSeconds: number;
+	}): Promise<TranscriptLink> {
+		const link = this.prepare(p);
+		await this.save(link);
+		return link;
+	}
+
+	/** A new link, not saved yet: its ID can be announced while {@link save} writes it. */
+	prepare(p: {
+		tenantId: string;
+		meetingId: string;
+		sessionId: string;
+		objectPrefix: string;
+		ttlSeconds: number;
+	}): TranscriptLink {
 		const now = new Date();
 		const link: TranscriptLink = {
 			id: randomBytes(16).toString("base64url"),
@@ -44,17 +54,24 @@ export class TranscriptLinks {
 			expiresAt: new Date(now.getTime() + p.ttlSeconds * 1000).toISOString(),
 			revokedAt: null,
 		};
-		this.#db
-			.prepare(
-				`INSERT INTO transcript_links (id, tenant_id, meeting_id, session_id, object_prefix, created_at, expires_at)
-				 VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			)
-			.run(link.id, link.tenantId, link.meetingId, link.sessionId, link.objectPrefix, link.createdAt, link.expiresAt);
 		return link;
 	}
 
-	get(id: string): TranscriptLink | undefined {
-		const r = this.#db.prepare("SELECT * FROM transcript_links WHERE id = ?").get(id) as Row | undefined;
+	async save(link: TranscriptLink): Promise<void> {
+		await this.#repo.insert({
+			id: link.id,
+			tenant_id: link.tenantId,
+			meeting_id: link.meetingId,
+			session_id: link.sessionId,
+			object_prefix: link.objectPrefix,
+			created_at: link.createdAt,
+			expires_at: link.expiresAt,
+			revoked_at: null,
+		});
+	}
+
+	async get(id: string): Promise<TranscriptLink | undefined> {
+		const r = await this.#repo.get(id);
 		return r
 			? {
 					id: r.id,
@@ -70,10 +87,7 @@ export class TranscriptLinks {
 	}
 
 	/** Revokes a link; false when it was revoked already. */
-	revoke(id: string): boolean {
-		const r = this.#db
-			.prepare("UPDATE transcript_links SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-			.run(new Date().toISOString(), id);
-		return r.changes === 1;
+	revoke(id: string): Promise<boolean> {
+		return this.#repo.revoke(id, new Date().toISOString());
 	}
 }

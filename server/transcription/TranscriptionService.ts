@@ -125,18 +125,25 @@ export class TranscriptionService implements CaptureSink {
 		this.#log = options.log.child({ component: "TranscriptionService" });
 		options.capture.on("sessionstart", (session, where) => {
 			if (session.kind !== "transcription") return;
-			const target = options.targets?.get(where.tenantId);
+			const target = options.targets?.current(where.tenantId); // read by assertCanStart, just before
 			if (!target) return;
-			const link = options.links.issue({
+			const link = options.links.prepare({
 				...where,
 				sessionId: session.id,
 				objectPrefix: sessionBase(target, where.meetingId, session.id),
 				ttlSeconds: options.tenant(where.tenantId).linkSeconds,
 			});
-			options.events.append("transcript.link_issued", {
-				...where,
-				data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
-			});
+			void options.links
+				.save(link)
+				.then(() =>
+					options.events.append("transcript.link_issued", {
+						...where,
+						data: { linkId: link.id, sessionId: session.id, expiresAt: link.expiresAt },
+					}),
+				)
+				.catch((err: unknown) =>
+					this.#log.error({ err, sessionId: session.id }, "could not issue the transcript link"),
+				);
 			const s: Session = {
 				session,
 				...where,
@@ -196,7 +203,7 @@ export class TranscriptionService implements CaptureSink {
 	}
 
 	async assertCanStart(meeting: Meeting): Promise<void> {
-		if (!this.#o.targets?.getConfig(meeting.tenantId)) {
+		if (!(await this.#o.targets?.load(meeting.tenantId))) {
 			throw new ConsentryError(
 				"no_storage_target",
 				"Transcripts go to your organisation's storage bucket, and none is set up. Ask your administrator to configure it.",
@@ -217,14 +224,16 @@ export class TranscriptionService implements CaptureSink {
 		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id)));
 	}
 
-	#create(tap: TapChange, base: TapTrack): Track | undefined {
+	async #create(tap: TapChange, base: TapTrack): Promise<Track | undefined> {
 		const s = this.#sessions.get(tap.session.id);
 		const room = this.#o.rooms.get(tap.session.meetingId);
 		if (!s || s.ended || !room) return undefined;
+		const person = (await this.#o.events.pseudonym(s.tenantId, tap.person)) ?? "unknown";
+		if (s.ended) return undefined;
 		const track: Track = {
 			...base,
 			session: s,
-			person: this.#o.events.pseudonym(s.tenantId, tap.person) ?? "unknown",
+			person,
 			displayName: room.peers.get(tap.peerId)?.displayName ?? "",
 		};
 		s.tracks.set(track.trackId, track);
@@ -241,7 +250,7 @@ export class TranscriptionService implements CaptureSink {
 			ssrc: media.ssrc,
 			engine: engineForPerson(
 				this.#o.tenant(s.tenantId).engine,
-				personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: track.peerId }),
+				await personLocale(this.#o.events, { ...s, sessionId: s.session.id, peerId: track.peerId }),
 			),
 			...(track.tap.clickedAt !== undefined ? { openAt: track.tap.clickedAt } : {}),
 			options: { partials: true, ...this.#o.endpointPolicy },

@@ -25,13 +25,13 @@ export function engineForPerson(
 }
 
 /** The locale the person's notice of this session was sent in (the one they joined with), from the trail. */
-export function personLocale(
+export async function personLocale(
 	events: EventLog,
 	where: { tenantId: string; meetingId: string; sessionId: string; peerId: string },
-): PersonLocale | undefined {
-	const sent = events
-		.list({ tenantId: where.tenantId, meetingId: where.meetingId, type: "notice.sent", limit: 100_000 })
-		.findLast((e) => e.data.sessionId === where.sessionId && e.data.peerId === where.peerId);
+): Promise<PersonLocale | undefined> {
+	const sent = (
+		await events.list({ tenantId: where.tenantId, meetingId: where.meetingId, type: "notice.sent", limit: 100_000 })
+	).findLast((e) => e.data.sessionId === where.sessionId && e.data.peerId === where.peerId);
 	const locale = sent?.data.locale;
 	return locale === "en" || locale === "fr" ? locale : undefined;
 }

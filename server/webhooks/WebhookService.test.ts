@@ -8,7 +8,6 @@ import { startWebhookReceiver, type WebhookReceiver } from "../../test/helpers/w
 import { EventLog } from "../audit/EventLog.js";
 import { createLogger } from "../logger.js";
 import { SecretBox } from "../storage/secretBox.js";
-import type { Database } from "../store/Database.js";
 import { Store } from "../store/Store.js";
 import { verifySignature } from "./signature.js";
 import { WebhookService, type WebhookServiceOptions } from "./WebhookService.js";
@@ -25,7 +24,6 @@ const log = createLogger("silent");
 const policy = { allowHttp: true, allowPrivate: true };
 let dir: string;
 let cluster: Store;
-let db: Database;
 let events: EventLog;
 let store: WebhookStore;
 let receiver: WebhookReceiver;
@@ -46,18 +44,17 @@ function service(over: Partial<WebhookServiceOptions> = {}): WebhookService {
 }
 
 async function setEndpoint(url = receiver.url): Promise<string> {
-	return (await store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, events.head("acme")?.seq ?? 0))
+	return (await store.save("acme", { url, events: [...WEBHOOK_EVENTS] }, (await events.head("acme"))?.seq ?? 0))
 		.newSecret as string;
 }
 
 beforeEach(async () => {
 	dir = mkdtempSync(path.join(os.tmpdir(), "consentry-webhooks-"));
 	cluster = await Store.open({ file: path.join(dir, "store.sqlite") });
-	db = cluster.sqlite as Database;
-	events = new EventLog(db);
+	events = await EventLog.open(cluster);
 	store = new WebhookStore(cluster, new SecretBox(key));
 	receiver = await startWebhookReceiver();
-	events.append("meeting.started", { tenantId: "acme", meetingId: "before" }); // before the endpoint: never sent
+	await events.append("meeting.started", { tenantId: "acme", meetingId: "before" }); // before the endpoint: never sent
 });
 
 afterEach(async () => {
@@ -72,7 +69,7 @@ describe("webhooks", () => {
 		const secret = await setEndpoint();
 		expect(secret).toMatch(/^whsec_/);
 		service();
-		events.append("meeting.started", { tenantId: "acme", meetingId: "m1", actor: "acme:host" });
+		await events.append("meeting.started", { tenantId: "acme", meetingId: "m1", actor: "acme:host" });
 		const [hook] = await waitFor(() => (receiver.accepted.length ? receiver.accepted : undefined), 5000, "a delivery");
 		if (!hook) throw new Error("no hook");
 		expect(hook.payload).toMatchObject({ type: "meeting.started", meetingId: "m1", tenant: "acme" });
@@ -88,7 +85,9 @@ describe("webhooks", () => {
 		// Nothing from before the endpoint was set.
 		expect(receiver.received.some((h) => h.payload.meetingId === "before")).toBe(false);
 		// The secret is sealed in the store, never in clear.
-		const row = db.prepare("SELECT secret FROM webhook_settings").get() as { secret: Buffer };
+		const row = (await cluster.db.selectFrom("webhook_settings").select("secret").executeTakeFirstOrThrow()) as {
+			secret: Buffer;
+		};
 		expect(row.secret.includes(Buffer.from(secret))).toBe(false);
 	});
 
@@ -99,17 +98,25 @@ describe("webhooks", () => {
 			h.payload.meetingId === "m1" && h.payload.type === "meeting.started" && failures++ < 2 ? 500 : 200,
 		);
 		service();
-		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
-		events.append("session.on", { tenantId: "acme", meetingId: "m1", data: { kind: "recording", sessionId: "s1" } });
-		events.append("session.paused", {
+		await events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
+		await events.append("session.on", {
 			tenantId: "acme",
 			meetingId: "m1",
 			data: { kind: "recording", sessionId: "s1" },
 		});
-		events.append("session.on", { tenantId: "acme", meetingId: "m1", data: { kind: "recording", sessionId: "s2" } });
-		events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
-		events.append("meeting.started", { tenantId: "acme", meetingId: "m2" });
-		events.append("notice.sent", { tenantId: "acme", meetingId: "m1" }); // not a webhook event
+		await events.append("session.paused", {
+			tenantId: "acme",
+			meetingId: "m1",
+			data: { kind: "recording", sessionId: "s1" },
+		});
+		await events.append("session.on", {
+			tenantId: "acme",
+			meetingId: "m1",
+			data: { kind: "recording", sessionId: "s2" },
+		});
+		await events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
+		await events.append("meeting.started", { tenantId: "acme", meetingId: "m2" });
+		await events.append("notice.sent", { tenantId: "acme", meetingId: "m1" }); // not a webhook event
 		await waitFor(() => receiver.accepted.length === 6, 10_000, "6 deliveries");
 		const m1 = receiver.accepted.filter((h) => h.payload.meetingId === "m1");
 		expect(m1.map((h) => h.payload.type)).toEqual([
@@ -144,7 +151,7 @@ describe("webhooks", () => {
 			service();
 			const t0 = performance.now();
 			for (let i = 0; i < 50; i++)
-				events.append("meeting.started", { tenantId: "acme", meetingId: i % 2 ? "hang" : "redir" });
+				await events.append("meeting.started", { tenantId: "acme", meetingId: i % 2 ? "hang" : "redir" });
 			const appendMs = performance.now() - t0;
 			expect(appendMs).toBeLessThan(1000);
 			await waitFor(
@@ -176,8 +183,8 @@ describe("webhooks", () => {
 		await setEndpoint();
 		receiver.behave((h) => (h.payload.type === "meeting.started" ? 503 : 200));
 		service({ retry: { firstDelayMs: 30, maxDelayMs: 60, timeoutMs: 400, giveUpAfterMs: 800 } });
-		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
-		events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
+		await events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
+		await events.append("meeting.ended", { tenantId: "acme", meetingId: "m1" });
 		await waitFor(() => receiver.accepted.length === 1, 10_000, "the next event delivered");
 		// The receiver has it; the delivery is marked in the store once its answer is read.
 		await waitFor(
@@ -196,8 +203,8 @@ describe("webhooks", () => {
 		const port = receiver.port;
 		await receiver.stop(); // the endpoint is down
 		const first = service();
-		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
-		events.append("consent.declined", {
+		await events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
+		await events.append("consent.declined", {
 			tenantId: "acme",
 			meetingId: "m1",
 			actor: "acme:bob",
@@ -213,8 +220,7 @@ describe("webhooks", () => {
 
 		// A new process on the same store file, the endpoint back.
 		cluster = await Store.open({ file: path.join(dir, "store.sqlite") });
-		db = cluster.sqlite as Database;
-		events = new EventLog(db);
+		events = await EventLog.open(cluster);
 		store = new WebhookStore(cluster, new SecretBox(key));
 		receiver = await startWebhookReceiver(port);
 		service();
@@ -231,22 +237,22 @@ describe("webhooks", () => {
 	it("recording.ready and transcript.ready list the session's objects (keys, sizes, checksums) from the trail", async () => {
 		await setEndpoint();
 		service();
-		const obj = (kind: string, key: string, extra: Record<string, unknown> = {}) =>
-			events.append("storage.object_written", {
+		const obj = async (kind: string, key: string, extra: Record<string, unknown> = {}) =>
+			await events.append("storage.object_written", {
 				tenantId: "acme",
 				meetingId: "m1",
 				data: { kind, sessionId: "s1", bucket: "b", key, size: key.length, sha256: "a".repeat(64), ...extra },
 			});
-		obj("recording", "rec/m1/s1/psn_x-audio-1.webm", { trackId: "s1_p1" });
-		obj("recording", "rec/m1/s2/psn_x-audio-1.webm", { trackId: "s2_p1", sessionId: "s2" }); // another session
-		obj("recording", "rec/m1/s1/manifest.json", { manifest: true });
-		events.append("transcript.link_issued", {
+		await obj("recording", "rec/m1/s1/psn_x-audio-1.webm", { trackId: "s1_p1" });
+		await obj("recording", "rec/m1/s2/psn_x-audio-1.webm", { trackId: "s2_p1", sessionId: "s2" }); // another session
+		await obj("recording", "rec/m1/s1/manifest.json", { manifest: true });
+		await events.append("transcript.link_issued", {
 			tenantId: "acme",
 			meetingId: "m1",
 			data: { linkId: "L1nk_abcdefghijkl", sessionId: "s1" },
 		});
-		obj("transcription", "rec/m1/s1/transcript.json");
-		obj("transcription", "rec/m1/s1/transcript.vtt");
+		await obj("transcription", "rec/m1/s1/transcript.json");
+		await obj("transcription", "rec/m1/s1/transcript.vtt");
 		await waitFor(() => receiver.accepted.length === 2, 5000, "two deliveries");
 		const [recording, transcript] = receiver.accepted.map((h) => h.payload);
 		expect(recording).toMatchObject({
@@ -274,7 +280,7 @@ describe("webhooks", () => {
 	it("refuses an endpoint the guard forbids at delivery time too (loopback when private addresses are not allowed)", async () => {
 		await setEndpoint();
 		service({ endpointPolicy: { allowHttp: true, allowPrivate: false } });
-		events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
+		await events.append("meeting.started", { tenantId: "acme", meetingId: "m1" });
 		await waitFor(
 			async () => (await store.log("acme", { limit: 1 }))[0]?.lastError?.includes("loopback"),
 			5000,

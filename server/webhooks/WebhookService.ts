@@ -148,16 +148,20 @@ export class WebhookService {
 	/** New trail entries of every tenant with an endpoint → queued deliveries. */
 	async #project(): Promise<void> {
 		for (const { tenantId, cursorSeq } of await this.#o.store.cursors()) {
-			const head = this.#o.events.head(tenantId)?.seq ?? 0;
+			const head = (await this.#o.events.head(tenantId))?.seq ?? 0;
 			if (head <= cursorSeq) continue;
+			// Read and turned into events before the projection's transaction (which, on SQLite, holds the one
+			// connection); inside it, only what lies after the cursor as it is then is queued.
+			const entries = await this.#o.events.list({ tenantId, afterSeq: cursorSeq, limit: 1000 });
+			const made: { seq: number; payload?: WebhookPayload }[] = [];
+			for (const e of entries) {
+				const ev = await toWebhookEvent(e, this.#o.events);
+				made.push({ seq: e.seq, ...(ev ? { payload: payloadOf(e, ev.type, ev.data) } : {}) });
+			}
 			await this.#o.store.project(tenantId, (cursor, wanted) => {
-				const entries = this.#o.events.list({ tenantId, afterSeq: cursor, limit: 1000 });
-				const payloads: WebhookPayload[] = [];
-				for (const e of entries) {
-					const ev = toWebhookEvent(e, this.#o.events);
-					if (ev && wanted.includes(ev.type)) payloads.push(payloadOf(e, ev.type, ev.data));
-				}
-				return { upTo: entries.at(-1)?.seq ?? cursor, payloads };
+				const after = made.filter((m) => m.seq > cursor);
+				const payloads = after.flatMap((m) => (m.payload && wanted.includes(m.payload.type) ? [m.payload] : []));
+				return { upTo: Math.max(cursor, after.at(-1)?.seq ?? cursor), payloads };
 			});
 		}
 	}

@@ -63,9 +63,9 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 		const { view, newSecret } = await webhooks.store.save(
 			who.tenantId,
 			{ url: body.url, events, ...(body.secret ? { secret: body.secret } : {}), rotate: body.rotateSecret === true },
-			o.events.head(who.tenantId)?.seq ?? 0,
+			(await o.events.head(who.tenantId))?.seq ?? 0,
 		);
-		o.events.append("webhook.saved", {
+		await o.events.append("webhook.saved", {
 			tenantId: who.tenantId,
 			actor: `${who.tenantId}:${who.subject}`,
 			data: { url: body.url, events, secretChanged: Boolean(newSecret || body.secret) },
@@ -83,7 +83,7 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 	http.delete("/api/webhook", async (req) => {
 		const who = admin(req);
 		if (!(await service().store.remove(who.tenantId))) throw noWebhook();
-		o.events.append("webhook.removed", { tenantId: who.tenantId, actor: `${who.tenantId}:${who.subject}` });
+		await o.events.append("webhook.removed", { tenantId: who.tenantId, actor: `${who.tenantId}:${who.subject}` });
 		return { removed: true };
 	});
 

@@ -8,10 +8,10 @@ import type { WebhookEventType, WebhookPayload } from "./WebhookTypes.js";
  */
 
 /** The webhook event an audit entry makes, if any, with its data. */
-export function toWebhookEvent(
+export async function toWebhookEvent(
 	e: AuditEvent,
 	events: EventLog,
-): { type: WebhookEventType; data: Record<string, unknown> } | undefined {
+): Promise<{ type: WebhookEventType; data: Record<string, unknown> } | undefined> {
 	const d = e.data;
 	const kind = d.kind;
 	switch (e.type) {
@@ -23,7 +23,7 @@ export function toWebhookEvent(
 			if (kind !== "recording") return undefined;
 			return {
 				type: "recording.started",
-				data: { sessionId: d.sessionId, policy: d.policy ?? null, resumed: resumed(e, events) },
+				data: { sessionId: d.sessionId, policy: d.policy ?? null, resumed: await resumed(e, events) },
 			};
 		case "session.paused":
 			return kind === "recording" ? { type: "recording.paused", data: { sessionId: d.sessionId } } : undefined;
@@ -32,9 +32,9 @@ export function toWebhookEvent(
 				? { type: "recording.stopped", data: { sessionId: d.sessionId ?? null, reason: d.reason ?? "stopped" } }
 				: undefined;
 		case "storage.object_written":
-			if (kind === "recording" && d.manifest === true) return recordingReady(e, events);
+			if (kind === "recording" && d.manifest === true) return await recordingReady(e, events);
 			if (kind === "transcription" && typeof d.key === "string" && d.key.endsWith("/transcript.vtt"))
-				return transcriptReady(e, events);
+				return await transcriptReady(e, events);
 			return undefined;
 		case "consent.declined":
 			return { type: "consent.declined", data: { ...pick(d, ["kind", "sessionId"]), person: d.person ?? e.actor } };
@@ -65,10 +65,9 @@ function pick(d: Record<string, unknown>, keys: string[]): Record<string, unknow
 }
 
 /** Whether the recording session before this one in the meeting ended in a pause (this one is a resume). */
-function resumed(e: AuditEvent, events: EventLog): boolean {
+async function resumed(e: AuditEvent, events: EventLog): Promise<boolean> {
 	if (!e.meetingId) return false;
-	const before = events
-		.list({ tenantId: e.tenantId, meetingId: e.meetingId, limit: 100_000 })
+	const before = (await events.list({ tenantId: e.tenantId, meetingId: e.meetingId, limit: 100_000 }))
 		.filter(
 			(x) =>
 				x.seq < e.seq &&
@@ -80,10 +79,11 @@ function resumed(e: AuditEvent, events: EventLog): boolean {
 }
 
 /** The objects of one session of one kind, as the trail lists them (keys, sizes, checksums). */
-function sessionObjects(e: AuditEvent, events: EventLog, kind: string): Record<string, unknown>[] {
+async function sessionObjects(e: AuditEvent, events: EventLog, kind: string): Promise<Record<string, unknown>[]> {
 	if (!e.meetingId) return [];
-	return events
-		.list({ tenantId: e.tenantId, meetingId: e.meetingId, type: "storage.object_written", limit: 100_000 })
+	return (
+		await events.list({ tenantId: e.tenantId, meetingId: e.meetingId, type: "storage.object_written", limit: 100_000 })
+	)
 		.filter((x) => x.seq <= e.seq && x.data.kind === kind && x.data.sessionId === e.data.sessionId)
 		.map((x) => ({
 			key: x.data.key,
@@ -96,7 +96,7 @@ function sessionObjects(e: AuditEvent, events: EventLog, kind: string): Record<s
 		}));
 }
 
-function recordingReady(e: AuditEvent, events: EventLog) {
+async function recordingReady(e: AuditEvent, events: EventLog) {
 	const d = e.data;
 	return {
 		type: "recording.ready" as const,
@@ -104,26 +104,31 @@ function recordingReady(e: AuditEvent, events: EventLog) {
 			sessionId: d.sessionId,
 			bucket: d.bucket,
 			manifest: { key: d.key, size: d.size, sha256: d.sha256 },
-			objects: sessionObjects(e, events, "recording"),
+			objects: await sessionObjects(e, events, "recording"),
 			// The playback page for the host and the people who were in it (their own sign-in).
 			playbackPath: `/r/${d.sessionId}`,
 		},
 	};
 }
 
-function transcriptReady(e: AuditEvent, events: EventLog) {
+async function transcriptReady(e: AuditEvent, events: EventLog) {
 	const d = e.data;
 	const link = e.meetingId
-		? events
-				.list({ tenantId: e.tenantId, meetingId: e.meetingId, type: "transcript.link_issued", limit: 10_000 })
-				.find((x) => x.data.sessionId === d.sessionId)
+		? (
+				await events.list({
+					tenantId: e.tenantId,
+					meetingId: e.meetingId,
+					type: "transcript.link_issued",
+					limit: 10_000,
+				})
+			).find((x) => x.data.sessionId === d.sessionId)
 		: undefined;
 	return {
 		type: "transcript.ready" as const,
 		data: {
 			sessionId: d.sessionId,
 			bucket: d.bucket,
-			objects: sessionObjects(e, events, "transcription"),
+			objects: await sessionObjects(e, events, "transcription"),
 			...(typeof link?.data.linkId === "string" ? { linkPath: `/t/${link.data.linkId}` } : {}),
 		},
 	};

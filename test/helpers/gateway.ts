@@ -1,6 +1,8 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import pg from "pg";
 import { loadConfig } from "../../server/config.js";
 import { Gateway } from "../../server/Gateway.js";
 import { createLogger, type Logger } from "../../server/logger.js";
@@ -19,25 +21,67 @@ export const CROWD_ON_LOOPBACK: Record<string, string> = {
 	CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: "100000",
 };
 
+/** The engine gateways started by these helpers use: `CONSENTRY_TEST_DATABASE=postgres`, or SQLite (the default). */
+export const TEST_DATABASE: "sqlite" | "postgres" =
+	process.env.CONSENTRY_TEST_DATABASE === "postgres" ? "postgres" : "sqlite";
+
+const databases = new Map<string, Promise<string>>();
+
 /**
- * Starts a real gateway (real mediasoup worker, fresh SQLite store) on a free
- * loopback port, serving the given tenants.
+ * On PostgreSQL: the database standing for this SQLite file (gateways given the same file share one database, as
+ * processes sharing a file do), created on the run's throwaway server (test/helpers/postgresGlobal.ts).
+ */
+export function postgresFor(file: string): Promise<string> {
+	const base = process.env.CONSENTRY_TEST_POSTGRES;
+	if (!base) throw new Error("CONSENTRY_TEST_DATABASE=postgres needs the global setup's server (vitest.config.ts)");
+	let url = databases.get(file);
+	if (!url) {
+		const name = `gw_${process.pid}_${createHash("sha256").update(file).digest("hex").slice(0, 16)}`;
+		url = (async () => {
+			const c = new pg.Client({ connectionString: `${base}/postgres` });
+			await c.connect();
+			try {
+				await c.query(`CREATE DATABASE "${name}"`);
+			} finally {
+				await c.end();
+			}
+			return `${base}/${name}`;
+		})();
+		databases.set(file, url);
+	}
+	return url;
+}
+
+/**
+ * The store variables for a gateway whose SQLite file would be `file`: that file, or (CONSENTRY_TEST_DATABASE=postgres)
+ * its PostgreSQL database.
+ */
+export async function storeEnv(file: string): Promise<Record<string, string>> {
+	if (TEST_DATABASE === "sqlite") return { CONSENTRY_DB_FILE: file };
+	return { CONSENTRY_DB_FILE: file, CONSENTRY_DATABASE_URL: await postgresFor(file) };
+}
+
+/**
+ * Starts a real gateway (real mediasoup worker, fresh store: a SQLite file, or a fresh PostgreSQL database with
+ * CONSENTRY_TEST_DATABASE=postgres) on a free loopback port, serving the given tenants.
  */
 export async function startGateway(
 	options: { tenants?: TestTenant[]; env?: Record<string, string>; log?: Logger } = {},
 ): Promise<Gateway> {
 	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-gw-"));
+	const file = options.env?.CONSENTRY_DB_FILE ?? path.join(dir, "store.sqlite");
 	const config = loadConfig({
 		...process.env,
 		CONSENTRY_HTTP_HOST: "127.0.0.1",
 		CONSENTRY_HTTP_PORT: "0",
 		CONSENTRY_WORKERS: "1",
-		CONSENTRY_DB_FILE: path.join(dir, "store.sqlite"),
+		...(await storeEnv(file)),
 		CONSENTRY_AUDIENCE: AUDIENCE,
 		CONSENTRY_GATEWAY_ID: "test",
 		...CROWD_ON_LOOPBACK,
 		...(options.tenants?.length ? { CONSENTRY_TENANTS_FILE: writeTenantsFile(options.tenants) } : {}),
 		...options.env,
+		...(TEST_DATABASE === "postgres" ? { CONSENTRY_DATABASE_URL: await postgresFor(file) } : {}),
 	});
 	return Gateway.create(config, options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));
 }

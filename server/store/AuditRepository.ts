@@ -1,0 +1,305 @@
+import { type Kysely, sql } from "kysely";
+import type { Schema } from "./Schema.js";
+import type { Store } from "./Store.js";
+
+/** A row of the `events` table (the audit chain), numbers as numbers. */
+export type EventRow = {
+	seq: number;
+	at: string;
+	tenant_id: string;
+	meeting_id: string | null;
+	type: string;
+	actor: string | null;
+	data: string;
+	prev_hash: string | null;
+	meeting_prev_hash: string | null;
+	hash: string | null;
+};
+
+/** A chained row as inserted (every chain field set). */
+export type NewEventRow = {
+	[K in keyof EventRow]: K extends "prev_hash" | "hash" ? string : EventRow[K];
+};
+
+export interface SecretRow {
+	person_key: string;
+	secret: Buffer;
+	pseudonym: string;
+}
+
+/** Rows per INSERT statement (SQLite allows 32,766 bound values; 10 columns a row). */
+const INSERT_CHUNK = 500;
+/** Rows per page when a whole chain is read (verify): bounded memory on both engines. */
+export const CHAIN_PAGE = 2_000;
+
+const COLUMNS = [
+	"seq",
+	"at",
+	"tenant_id",
+	"meeting_id",
+	"type",
+	"actor",
+	"data",
+	"prev_hash",
+	"meeting_prev_hash",
+	"hash",
+] as const;
+
+function toRow(r: Record<string, unknown>): EventRow {
+	return { ...(r as EventRow), seq: Number(r.seq) };
+}
+
+/**
+ * The audit chain's SQL (tables `events` and `audit_person_secrets`), on both engines. The chain's rules (hashing,
+ * pseudonyms, group commit) are in server/audit/EventLog.ts, which calls these inside `Store.transaction` with the
+ * tenant's lock (`audit:<tenant>`): the writes of one tenant's chain take turns across every process and node, and
+ * the database refuses any insert that does not extend the head (primary key + trigger, both engines).
+ * Methods taking `x` run on the caller's transaction.
+ */
+export class AuditRepository {
+	readonly #s: Store;
+
+	constructor(store: Store) {
+		this.#s = store;
+	}
+
+	get store(): Store {
+		return this.#s;
+	}
+
+	/** SQLite's planner, without statistics, would rather scan the tenant's chain backwards than use this index. */
+	#byMeeting() {
+		return sql.raw(this.#s.engine === "sqlite" ? "INDEXED BY events_by_meeting" : "");
+	}
+
+	/** The tenant chain's last entry. */
+	async head(x: Kysely<Schema>, tenantId: string): Promise<{ seq: number; hash: string } | null> {
+		const r = await x
+			.selectFrom("events")
+			.select(["seq", "hash"])
+			.where("tenant_id", "=", tenantId)
+			.orderBy("seq", "desc")
+			.limit(1)
+			.executeTakeFirst();
+		return r ? { seq: Number(r.seq), hash: r.hash as string } : null;
+	}
+
+	/** Hash of the meeting's last entry, or null. */
+	async meetingHead(x: Kysely<Schema>, tenantId: string, meetingId: string): Promise<string | null> {
+		const r = await sql<{ hash: string | null }>`SELECT hash FROM events ${this.#byMeeting()}
+			WHERE tenant_id = ${tenantId} AND meeting_id = ${meetingId} ORDER BY seq DESC LIMIT 1`.execute(x);
+		return r.rows[0]?.hash ?? null;
+	}
+
+	/** Hash of each meeting's last entry (meetings without entries left out), in one round trip. */
+	async meetingHeads(x: Kysely<Schema>, tenantId: string, meetingIds: readonly string[]): Promise<Map<string, string>> {
+		const out = new Map<string, string>();
+		for (let i = 0; i < meetingIds.length; i += 200) {
+			const parts = meetingIds.slice(i, i + 200).map(
+				(m) => sql`SELECT ${m} AS meeting_id, (SELECT hash FROM events ${this.#byMeeting()}
+					WHERE tenant_id = ${tenantId} AND meeting_id = ${m} ORDER BY seq DESC LIMIT 1) AS hash`,
+			);
+			const r = await sql<{ meeting_id: string; hash: string | null }>`${sql.join(parts, sql` UNION ALL `)}`.execute(x);
+			for (const row of r.rows) if (row.hash !== null) out.set(row.meeting_id, row.hash);
+		}
+		return out;
+	}
+
+	/** The secrets of these person keys that exist. */
+	async secrets(x: Kysely<Schema>, tenantId: string, personKeys: readonly string[]): Promise<SecretRow[]> {
+		if (personKeys.length === 0) return [];
+		const out: SecretRow[] = [];
+		for (let i = 0; i < personKeys.length; i += INSERT_CHUNK) {
+			out.push(
+				...(await x
+					.selectFrom("audit_person_secrets")
+					.select(["person_key", "secret", "pseudonym"])
+					.where("tenant_id", "=", tenantId)
+					.where("person_key", "in", personKeys.slice(i, i + INSERT_CHUNK))
+					.execute()),
+			);
+		}
+		return out;
+	}
+
+	async addSecrets(x: Kysely<Schema>, tenantId: string, rows: readonly SecretRow[], at: string): Promise<void> {
+		for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+			await x
+				.insertInto("audit_person_secrets")
+				.values(rows.slice(i, i + INSERT_CHUNK).map((r) => ({ tenant_id: tenantId, created_at: at, ...r })))
+				.execute();
+		}
+	}
+
+	async dropSecret(x: Kysely<Schema>, tenantId: string, personKey: string): Promise<void> {
+		await x
+			.deleteFrom("audit_person_secrets")
+			.where("tenant_id", "=", tenantId)
+			.where("person_key", "=", personKey)
+			.execute();
+	}
+
+	/** Inserts chained rows, in order (the trigger checks each against the one before). */
+	async insert(x: Kysely<Schema>, rows: readonly NewEventRow[]): Promise<void> {
+		for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+			await x
+				.insertInto("events")
+				.values(rows.slice(i, i + INSERT_CHUNK))
+				.execute();
+		}
+	}
+
+	/** The person's secret row by person key (outside a transaction). */
+	secretOf(tenantId: string, personKey: string): Promise<SecretRow | undefined> {
+		return this.#s.guard(async () => (await this.secrets(this.#s.db, tenantId, [personKey]))[0]);
+	}
+
+	resolvePseudonym(tenantId: string, pseudonym: string): Promise<string | null> {
+		return this.#s.guard(async () => {
+			const r = await this.#s.db
+				.selectFrom("audit_person_secrets")
+				.select("person_key")
+				.where("tenant_id", "=", tenantId)
+				.where("pseudonym", "=", pseudonym)
+				.executeTakeFirst();
+			return r?.person_key ?? null;
+		});
+	}
+
+	/** Entries in chain order (see EventLog.list). */
+	list(f: {
+		tenantId: string;
+		meetingId?: string;
+		type?: string;
+		limit: number;
+		afterSeq: number;
+	}): Promise<EventRow[]> {
+		return this.#s.guard(async () => {
+			const cols = sql.raw(COLUMNS.join(", "));
+			const type = f.type === undefined ? sql`` : sql`AND type = ${f.type}`;
+			const r =
+				f.meetingId === undefined
+					? await sql<EventRow>`SELECT ${cols} FROM events WHERE tenant_id = ${f.tenantId} AND seq > ${f.afterSeq}
+						${type} ORDER BY seq LIMIT ${f.limit}`.execute(this.#s.db)
+					: await sql<EventRow>`SELECT ${cols} FROM events ${this.#byMeeting()}
+						WHERE tenant_id = ${f.tenantId} AND meeting_id = ${f.meetingId} AND seq > ${f.afterSeq}
+						${type} ORDER BY seq LIMIT ${f.limit}`.execute(this.#s.db);
+			return r.rows.map(toRow);
+		});
+	}
+
+	/** Entries naming this pseudonym, as actor or anywhere in data (as a JSON string). */
+	listForPseudonym(tenantId: string, pseudonym: string, limit: number): Promise<EventRow[]> {
+		return this.#s.guard(async () => {
+			const find = sql.raw(this.#s.engine === "sqlite" ? "instr" : "strpos");
+			const r = await sql<EventRow>`SELECT ${sql.raw(COLUMNS.join(", "))} FROM events
+				WHERE tenant_id = ${tenantId} AND (actor = ${pseudonym} OR ${find}(data, ${`"${pseudonym}"`}) > 0)
+				ORDER BY seq LIMIT ${limit}`.execute(this.#s.db);
+			return r.rows.map(toRow);
+		});
+	}
+
+	/** Tenants that have entries. */
+	tenants(): Promise<string[]> {
+		return this.#s.guard(async () =>
+			(await this.#s.db.selectFrom("events").select("tenant_id").distinct().orderBy("tenant_id").execute())
+				.map((r) => r.tenant_id)
+				.filter((t) => t !== null),
+		);
+	}
+
+	/** One tenant's whole chain, in order, a page at a time. */
+	async *chain(tenantId: string): AsyncGenerator<EventRow> {
+		let after = 0;
+		for (;;) {
+			const page = await this.list({ tenantId, afterSeq: after, limit: CHAIN_PAGE });
+			yield* page;
+			if (page.length < CHAIN_PAGE) return;
+			after = (page.at(-1) as EventRow).seq;
+		}
+	}
+
+	/** A meeting's chained entries (for an export). */
+	meetingEntries(tenantId: string, meetingId: string): Promise<EventRow[]> {
+		return this.#s.guard(async () => {
+			const r = await sql<EventRow>`SELECT ${sql.raw(COLUMNS.join(", "))} FROM events ${this.#byMeeting()}
+				WHERE tenant_id = ${tenantId} AND meeting_id = ${meetingId} AND hash IS NOT NULL ORDER BY seq`.execute(
+				this.#s.db,
+			);
+			return r.rows.map(toRow);
+		});
+	}
+
+	/** Whether rows written before the chain (migration 2) still wait for their hashes. */
+	hasUnsealed(): Promise<boolean> {
+		return this.#s.guard(
+			async () =>
+				(await this.#s.db.selectFrom("events").select("seq").where("hash", "is", null).limit(1).executeTakeFirst()) !==
+				undefined,
+		);
+	}
+
+	async unsealed(x: Kysely<Schema>): Promise<EventRow[]> {
+		const r = await x
+			.selectFrom("events")
+			.select([...COLUMNS])
+			.where("hash", "is", null)
+			.orderBy("tenant_id")
+			.orderBy("seq")
+			.execute();
+		return r.map((row) => toRow(row));
+	}
+
+	async hashAt(x: Kysely<Schema>, tenantId: string, seq: number): Promise<string | null> {
+		const r = await x
+			.selectFrom("events")
+			.select("hash")
+			.where("tenant_id", "=", tenantId)
+			.where("seq", "=", seq)
+			.executeTakeFirst();
+		return r?.hash ?? null;
+	}
+
+	async meetingHashBefore(x: Kysely<Schema>, tenantId: string, meetingId: string, seq: number): Promise<string | null> {
+		const r = await sql<{ hash: string | null }>`SELECT hash FROM events ${this.#byMeeting()}
+			WHERE tenant_id = ${tenantId} AND meeting_id = ${meetingId} AND seq < ${seq} ORDER BY seq DESC LIMIT 1`.execute(
+			x,
+		);
+		return r.rows[0]?.hash ?? null;
+	}
+
+	/** The one UPDATE the chain allows: sealing a pre-chain row, once. */
+	async seal(
+		x: Kysely<Schema>,
+		r: Pick<EventRow, "tenant_id" | "seq" | "actor" | "data"> & {
+			prev_hash: string;
+			meeting_prev_hash: string | null;
+			hash: string;
+		},
+	): Promise<void> {
+		await x
+			.updateTable("events")
+			.set({
+				actor: r.actor,
+				data: r.data,
+				prev_hash: r.prev_hash,
+				meeting_prev_hash: r.meeting_prev_hash,
+				hash: r.hash,
+			})
+			.where("tenant_id", "=", r.tenant_id)
+			.where("seq", "=", r.seq)
+			.execute();
+	}
+
+	/**
+	 * After an erasure, make the destroyed secret's bytes unrecoverable from the store's files as far as the engine
+	 * allows: SQLite (secure_delete is on) moves the zeroed page into the main file and empties the WAL; PostgreSQL
+	 * vacuums the table so the dead row's space is reclaimed.
+	 */
+	async scrubAfterErase(): Promise<void> {
+		await this.#s.guard(async () => {
+			if (this.#s.engine === "sqlite") await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(this.#s.db);
+			else await sql`VACUUM audit_person_secrets`.execute(this.#s.db);
+		});
+	}
+}
