@@ -70,14 +70,21 @@ export class TapOwner<T extends TapTrack> {
 		const settled = new Promise<void>((resolve) => {
 			done = resolve;
 		});
-		const track = await sink.create(tap, {
-			trackId,
-			tap,
-			peerId: tap.peerId,
-			producerId: tap.producer.id,
-			state: "opening",
-			settled,
-		});
+		let track: T | undefined;
+		try {
+			track = await sink.create(tap, {
+				trackId,
+				tap,
+				peerId: tap.peerId,
+				producerId: tap.producer.id,
+				state: "opening",
+				settled,
+			});
+		} catch (err) {
+			// E.g. the store is unreachable (the person's pseudonym): nothing is captured, and the gateway goes on.
+			this.#log.error({ err, trackId }, "could not open a track");
+			return;
+		}
 		// The sink may have read the store meanwhile: another open of the same tap, or its producer's end, wins.
 		if (!track || this.#tracks.has(trackId) || tap.producer.closed) return;
 		this.#tracks.set(trackId, track);
