@@ -1,6 +1,6 @@
-import type { ErrorBody } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { formatDate, locale, localeTag, type MessageKey, onLocaleChange, t, tMaybe } from "./i18n/index.js";
+import { getWithToken } from "./token.js";
 
 /** What `GET /api/recordings/{sessionId}` answers (server/recording/PlaybackTypes.ts), as far as the page reads it. */
 interface ManifestObject {
@@ -113,24 +113,12 @@ export async function showPlaybackPage(sessionId: string, token: string | undefi
 		render();
 		onLocaleChange(render);
 	};
-	if (!token) {
-		fail("token_missing", "");
+	const got = await getWithToken<Opened>(`/api/recordings/${encodeURIComponent(sessionId)}`, token);
+	if (!got.ok) {
+		fail(got.code, got.message);
 		return;
 	}
-	let res: Response;
-	try {
-		res = await fetch(`/api/recordings/${encodeURIComponent(sessionId)}`, {
-			headers: { authorization: `Bearer ${token}` },
-		});
-	} catch {
-		fail("network", "");
-		return;
-	}
-	const data = (await res.json().catch(() => ({}))) as Opened & Partial<ErrorBody>;
-	if (!res.ok) {
-		fail(data.code ?? "error", data.message ?? "");
-		return;
-	}
+	const data = got.data;
 	screen.dataset.code = "ok";
 	new Player(data, body);
 }

@@ -1,6 +1,6 @@
-import type { ErrorBody } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { formatDate, formatTime, locale, onLocaleChange, t, tMaybe } from "./i18n/index.js";
+import { getWithToken } from "./token.js";
 
 interface Listed {
 	recordings: {
@@ -42,17 +42,9 @@ export async function showRecordingsPage(meetingId: string, token: string | unde
 			body.replaceChildren(h("p", { class: "error", "data-testid": "playback-error", role: "alert" }, message));
 		});
 	};
-	if (!token) return fail("token_missing", "");
-	let res: Response;
-	try {
-		res = await fetch(`/api/meetings/${encodeURIComponent(meetingId)}/recordings`, {
-			headers: { authorization: `Bearer ${token}` },
-		});
-	} catch {
-		return fail("network", "");
-	}
-	const data = (await res.json().catch(() => ({}))) as Listed & Partial<ErrorBody>;
-	if (!res.ok) return fail(data.code ?? "error", data.message ?? "");
+	const got = await getWithToken<Listed>(`/api/meetings/${encodeURIComponent(meetingId)}/recordings`, token);
+	if (!got.ok) return fail(got.code, got.message);
+	const data = got.data;
 	screen.dataset.code = "ok";
 	show(() => {
 		const items = data.recordings.map((r) => {

@@ -1,6 +1,6 @@
-import type { ErrorBody } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { formatDate, locale, onLocaleChange, t, tMaybe } from "./i18n/index.js";
+import { getWithToken } from "./token.js";
 
 interface Opened {
 	meeting: { id: string; title: string };
@@ -44,24 +44,12 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 		};
 		render();
 	};
-	if (!token) {
-		fail("token_missing", "");
+	const got = await getWithToken<Opened>(`/api/transcripts/${encodeURIComponent(linkId)}`, token);
+	if (!got.ok) {
+		fail(got.code, got.message);
 		return;
 	}
-	let res: Response;
-	try {
-		res = await fetch(`/api/transcripts/${encodeURIComponent(linkId)}`, {
-			headers: { authorization: `Bearer ${token}` },
-		});
-	} catch {
-		fail("network", "");
-		return;
-	}
-	const data = (await res.json().catch(() => ({}))) as Opened & Partial<ErrorBody>;
-	if (!res.ok) {
-		fail(data.code ?? "error", data.message ?? "");
-		return;
-	}
+	const data = got.data;
 	screen.dataset.code = "ok";
 	render = () => {
 		const title = t("transcript.titleOf", { title: data.meeting.title });

@@ -1,3 +1,5 @@
+import type { ErrorBody } from "../../shared/protocol.js";
+
 const STORAGE_KEY = "consentry.token";
 
 /**
@@ -60,4 +62,21 @@ export function readClaims(token: string | undefined): TokenClaims | undefined {
 	} catch {
 		return undefined;
 	}
+}
+
+/** What a page's one signed-in GET answered: its body, or the gateway's error code (`token_missing`, `network`). */
+export type Fetched<T> = { ok: true; data: T } | { ok: false; code: string; message: string };
+
+/** GET `url` with the person's own token (the /t/, /r/ and /recordings/ pages). */
+export async function getWithToken<T>(url: string, token: string | undefined): Promise<Fetched<T>> {
+	if (!token) return { ok: false, code: "token_missing", message: "" };
+	let res: Response;
+	try {
+		res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+	} catch {
+		return { ok: false, code: "network", message: "" };
+	}
+	const data = (await res.json().catch(() => ({}))) as T & Partial<ErrorBody>;
+	if (!res.ok) return { ok: false, code: data.code ?? "error", message: data.message ?? "" };
+	return { ok: true, data };
 }
