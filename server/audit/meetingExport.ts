@@ -15,6 +15,7 @@ export function exportText(
 	meetingId: string,
 	rows: readonly EventRow[],
 	chainHead: ChainHead | null,
+	checkpoint?: EventRow,
 ): string {
 	const last = rows.at(-1);
 	const header: ExportHeader = {
@@ -27,25 +28,27 @@ export function exportText(
 		entries: rows.length,
 		meetingHead: last ? { seq: last.seq, hash: last.hash as string } : null,
 		chainHead,
+		...(checkpoint ? { checkpoint: entryLine(checkpoint) } : {}),
 	};
 	const lines = [JSON.stringify(header)];
-	for (const r of rows) {
-		const entry: ChainEntry = {
-			v: CHAIN_VERSION,
-			seq: r.seq,
-			at: r.at,
-			tenant: r.tenant_id,
-			meeting: r.meeting_id,
-			type: r.type,
-			actor: r.actor,
-			data: JSON.parse(r.data) as ChainEntry["data"],
-			prev: r.prev_hash as string,
-			meetingPrev: r.meeting_prev_hash,
-		};
-		const line: ExportEntryLine = { kind: "entry", hash: r.hash as string, entry };
-		lines.push(JSON.stringify(line));
-	}
+	for (const r of rows) lines.push(JSON.stringify(entryLine(r)));
 	return `${lines.join("\n")}\n`;
+}
+
+function entryLine(r: EventRow): ExportEntryLine {
+	const entry: ChainEntry = {
+		v: CHAIN_VERSION,
+		seq: r.seq,
+		at: r.at,
+		tenant: r.tenant_id,
+		meeting: r.meeting_id,
+		type: r.type,
+		actor: r.actor,
+		data: JSON.parse(r.data) as ChainEntry["data"],
+		prev: r.prev_hash as string,
+		meetingPrev: r.meeting_prev_hash,
+	};
+	return { kind: "entry", hash: r.hash as string, entry };
 }
 
 /** {@link exportText} straight from a SQLite file opened read-only (the offline CLI, scripts/audit.ts). */
