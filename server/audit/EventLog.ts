@@ -359,7 +359,13 @@ export class EventLog {
 		tenantId: string,
 		before: string | null,
 		opts: { batch?: number; reason?: string; by?: string; through?: number } = {},
-	): Promise<{ purged: number; throughSeq: number | null; checkpointSeq: number | null }> {
+	): Promise<{
+		purged: number;
+		throughSeq: number | null;
+		checkpointSeq: number | null;
+		/** Meetings none of whose entries remain: their rows can go too (RetentionService). */
+		meetingsGone: string[];
+	}> {
 		const batch = Math.max(1, opts.batch ?? 5_000);
 		await this.#settled();
 		const done = await this.#store.transaction(`audit:${tenantId}`, async (trx) => {
@@ -384,9 +390,11 @@ export class EventLog {
 				for (const m of Object.keys(heads ?? {})) candidates.add(m);
 			}
 			const meetingHeads: Record<string, string> = {};
+			const meetingsGone: string[] = [];
 			for (const m of [...candidates].sort()) {
 				const prev = await this.#repo.meetingPrevAfter(trx, tenantId, m, last.seq);
 				if (prev && prev !== GENESIS) meetingHeads[m] = prev;
+				if (prev === undefined) meetingsGone.push(m);
 			}
 			const entry: Prepared = {
 				type: "chain.checkpoint",
@@ -415,11 +423,16 @@ export class EventLog {
 				checkpoint.seq,
 				new Date(this.#now()).toISOString(),
 			);
-			return { purged: cut.length, throughSeq: last.seq, checkpoint };
+			return { purged: cut.length, throughSeq: last.seq, checkpoint, meetingsGone };
 		});
-		if (!done) return { purged: 0, throughSeq: null, checkpointSeq: null };
+		if (!done) return { purged: 0, throughSeq: null, checkpointSeq: null, meetingsGone: [] };
 		this.#notify([done.checkpoint]);
-		return { purged: done.purged, throughSeq: done.throughSeq, checkpointSeq: done.checkpoint.seq };
+		return {
+			purged: done.purged,
+			throughSeq: done.throughSeq,
+			checkpointSeq: done.checkpoint.seq,
+			meetingsGone: done.meetingsGone,
+		};
 	}
 
 	#enqueue(items: readonly Item[]): Promise<AuditEvent[]> {

@@ -10,9 +10,7 @@ const LEASE_MS = 2 * 60_000;
 const LEASE = "retention.purge";
 
 /** A tenant's retention when it sets none (docs/privacy.md, "Retention"), and the bounds a tenant may set. */
-export const DEFAULT_RETENTION_DAYS = 365;
-export const MIN_RETENTION_DAYS = 7;
-export const MAX_RETENTION_DAYS = 3650;
+export { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS } from "../auth/TenantTypes.js";
 
 export interface RetentionOptions {
 	store: Store;
@@ -93,6 +91,7 @@ export class RetentionService {
 				const cutoffMs = this.#now() - t.days * DAY_MS;
 				const before = new Date(cutoffMs).toISOString();
 				let entries = 0;
+				let meetings = 0;
 				for (;;) {
 					const r = await this.#o.events.purgeBefore(t.id, before, {
 						...(this.#o.batch ? { batch: this.#o.batch } : {}),
@@ -101,15 +100,11 @@ export class RetentionService {
 					});
 					if (r.purged === 0) break;
 					entries += r.purged;
+					// A meeting whose last entry is gone goes too (unless live): its row, removed persons, links…
+					meetings += await this.#repo.deleteMeetings(r.meetingsGone);
 					this.#o.afterBatch?.(t.id, r.purged);
 					// Still ours? (a lease lost to a stall: stop; the other holder goes on where this one stopped)
 					if (!(await this.#repo.lease(LEASE, this.#holder, LEASE_MS, this.#now()))) return report;
-				}
-				let meetings = 0;
-				for (;;) {
-					const ids = await this.#repo.expiredMeetings(t.id, before, 500);
-					if (ids.length === 0) break;
-					meetings += await this.#repo.deleteMeetings(ids);
 				}
 				const deliveries = await this.#repo.deleteSettledDeliveries(t.id, cutoffMs);
 				if (entries || meetings || deliveries) {

@@ -47,35 +47,25 @@ export class RetentionRepository {
 
 	// Meetings past retention ----------------------------------------------------------------------------------------
 
-	/** Meetings of the tenant over before `before` (ISO): ended then, or scheduled for (or created) then and never started. */
-	expiredMeetings(tenantId: string, before: string, limit: number): Promise<string[]> {
-		return this.#s.guard(async () =>
-			(
-				await this.#s.db
-					.selectFrom("meetings")
-					.select("id")
-					.where("tenant_id", "=", tenantId)
-					.where((eb) =>
-						eb.or([
-							eb.and([eb("state", "=", "ended"), eb("ended_at", "<", before)]),
-							eb.and([
-								eb("state", "=", "scheduled"),
-								eb("created_at", "<", before),
-								eb.or([eb("scheduled_for", "is", null), eb("scheduled_for", "<", before)]),
-							]),
-						]),
-					)
-					.limit(limit)
-					.execute()
-			).map((r) => r.id),
-		);
-	}
-
-	/** Deletes these meetings and what the store holds about them (removed persons, passcode attempts, links). */
-	deleteMeetings(ids: readonly string[]): Promise<number> {
-		if (ids.length === 0) return Promise.resolve(0);
+	/**
+	 * Deletes these meetings (none live: a live one stays) and what the store holds about them (removed persons,
+	 * passcode attempts, transcript links, presence).
+	 */
+	deleteMeetings(all: readonly string[]): Promise<number> {
+		if (all.length === 0) return Promise.resolve(0);
 		return this.#s.guard(() =>
 			this.#s.db.transaction().execute(async (trx) => {
+				const live = new Set(
+					(
+						await trx
+							.selectFrom("meetings")
+							.select("id")
+							.where("id", "in", all.slice(0, 30_000))
+							.where("state", "=", "live")
+							.execute()
+					).map((r) => r.id),
+				);
+				const ids = all.filter((id) => !live.has(id));
 				let n = 0;
 				for (let i = 0; i < ids.length; i += CHUNK) {
 					const part = ids.slice(i, i + CHUNK);
