@@ -12,7 +12,10 @@ export interface LogDestination {
  * personal data, so the log shipper must keep them at most 14 days (see
  * docs/privacy.md). With `files` (CONSENTRY_LOG_DIR), every line also goes there.
  */
-export function createLogger(level: string = process.env.CONSENTRY_LOG_LEVEL ?? "info", files?: LogDestination): Logger {
+export function createLogger(
+	level: string = process.env.CONSENTRY_LOG_LEVEL ?? "info",
+	files?: LogDestination,
+): Logger {
 	const opts = {
 		level,
 		base: { service: "consentry" },
