@@ -1,8 +1,13 @@
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ENGINES, openTestStore } from "../../test/helpers/stores.js";
 import { EventLog } from "../audit/EventLog.js";
-import { verifyExport } from "../audit/verify.js";
+import { exportMeeting as exportMeetingFromFile } from "../audit/meetingExport.js";
+import { verifyExport, verifyTenant } from "../audit/verify.js";
 import { createLogger } from "../logger.js";
+import { openDatabase } from "../store/Database.js";
 import type { Store } from "../store/Store.js";
 import { RetentionService } from "./RetentionService.js";
 
@@ -19,8 +24,8 @@ afterEach(async () => {
  * purgers, and a terminated tenant's wipe leaves only what the operator keeps.
  */
 describe.each(ENGINES)("retention purge on %s", (engine) => {
-	async function setup() {
-		const store = await openTestStore(engine);
+	async function setup(file?: string) {
+		const store = await openTestStore(engine, file ? { file } : {});
 		stores.push(store);
 		const clock = { t: Date.parse("2026-01-01T00:00:00Z") };
 		const events = await EventLog.open(store, { now: () => clock.t });
@@ -63,7 +68,9 @@ describe.each(ENGINES)("retention purge on %s", (engine) => {
 	}
 
 	it("cuts what is older than the tenant's retention; what remains verifies from the checkpoint", async () => {
-		const { events, purger } = await setup();
+		const file =
+			engine === "sqlite" ? path.join(mkdtempSync(path.join(os.tmpdir(), "consentry-ret-")), "s.db") : undefined;
+		const { events, purger } = await setup(file);
 		const before = await events.verify({ tenantId: "acme" });
 		expect(before[0]).toMatchObject({ ok: true, entries: 50 });
 		const anchor = (await events.head("acme")) as { seq: number; hash: string };
@@ -93,6 +100,16 @@ describe.each(ENGINES)("retention purge on %s", (engine) => {
 			ok: false,
 			break: { reason: "meeting_link" },
 		});
+		// The offline tools on the SQLite file (scripts/audit.ts): verify and a cut meeting's export.
+		if (file) {
+			const raw = openDatabase(file);
+			try {
+				expect(verifyTenant(raw, "acme")).toMatchObject({ ok: true, entries: 13 });
+				expect(verifyExport(exportMeetingFromFile(raw, "acme", "m-long"))).toMatchObject({ ok: true, entries: 5 });
+			} finally {
+				raw.close();
+			}
+		}
 		// New entries keep extending the chain, and a second run finds nothing more.
 		await events.append("person.joined", { tenantId: "acme", meetingId: "m-long", actor: "acme:u9" });
 		expect((await events.verify({ tenantId: "acme" }))[0]?.ok).toBe(true);
