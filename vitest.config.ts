@@ -19,6 +19,7 @@ export const POSTGRES_SUITES = [
 	"test/playback-api.test.ts",
 	"test/privacy-logs.test.ts",
 	"test/rest-scope.test.ts",
+	"test/retention.test.ts",
 	"test/security-headers.test.ts",
 	"test/signaling-fuzz.test.ts",
 	"test/signaling-limits.test.ts",

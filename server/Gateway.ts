@@ -30,9 +30,12 @@ import { OperatorService } from "./operator/OperatorService.js";
 import { OperatorVerifier } from "./operator/OperatorVerifier.js";
 import { TenantDirectory } from "./operator/TenantDirectory.js";
 import { AddressKey } from "./privacy/addresses.js";
+import type { LogFiles } from "./privacy/LogFiles.js";
+import { GATEWAY_CHAIN, SecurityHold } from "./privacy/SecurityHold.js";
 import { Playback } from "./recording/Playback.js";
 import { RecorderProcess } from "./recording/RecorderProcess.js";
 import { RecordingService } from "./recording/RecordingService.js";
+import { DEFAULT_RETENTION_DAYS, RetentionService } from "./retention/RetentionService.js";
 import { RoomRegistry } from "./sfu/RoomRegistry.js";
 import { WorkerPool } from "./sfu/WorkerPool.js";
 import { AddressLimits } from "./signaling/AddressLimits.js";
@@ -74,6 +77,11 @@ export class Gateway {
 	readonly metrics: Metrics | undefined;
 	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
 	readonly apiRoutes: readonly RegisteredRoute[];
+	/** Issue 14: the retention purge (store), the operator's security hold, and this process's log files (if any). */
+	readonly retention: RetentionService;
+	readonly hold: SecurityHold;
+	readonly logFiles: LogFiles | undefined;
+	#logSweep: NodeJS.Timeout | undefined;
 	readonly #db: Store;
 	readonly #bus: ClusterBus;
 	readonly #log: Logger;
@@ -98,6 +106,9 @@ export class Gateway {
 		webhooks: WebhookService | undefined;
 		metrics: Metrics | undefined;
 		apiRoutes: readonly RegisteredRoute[];
+		retention: RetentionService;
+		hold: SecurityHold;
+		logFiles: LogFiles | undefined;
 		log: Logger;
 	}) {
 		this.http = p.http;
@@ -117,12 +128,24 @@ export class Gateway {
 		this.webhooks = p.webhooks;
 		this.metrics = p.metrics;
 		this.apiRoutes = p.apiRoutes;
+		this.retention = p.retention;
+		this.hold = p.hold;
+		this.logFiles = p.logFiles;
 		this.#db = p.db;
 		this.#bus = p.bus;
 		this.#log = p.log;
 	}
 
-	static async create(config: GatewayConfig, log: Logger): Promise<Gateway> {
+	/**
+	 * `opts.logFiles`: the log files the logger also writes to (CONSENTRY_LOG_DIR; server/main.ts makes them): the
+	 * gateway sweeps them by age, minding the security hold. `opts.now`: the clock of audit entries, retention and
+	 * the hold (tests of retention set a fake one).
+	 */
+	static async create(
+		config: GatewayConfig,
+		log: Logger,
+		opts: { logFiles?: LogFiles; now?: () => number } = {},
+	): Promise<Gateway> {
 		// The tenants file only seeds the store: the store's `tenants` table is the one source of truth (docs/operator.md).
 		const seed = config.tenantsFile ? TenantRegistry.fromFile(config.tenantsFile).list() : [];
 		const operatorVerifier = config.operator.keysFile
@@ -146,7 +169,21 @@ export class Gateway {
 		const verifier = new TokenVerifier(tenants, { audience: config.audience, gate: directory });
 		const store = new MeetingStore(cluster);
 		const seats = new HostSeats(cluster);
-		const events = await EventLog.open(cluster);
+		const events = await EventLog.open(cluster, opts.now ? { now: opts.now } : {});
+		// Issue 14: retention of each tenant's meetings and entries (and the gateway-wide chain's), the security hold.
+		const retention = new RetentionService({
+			store: cluster,
+			events,
+			tenants: () => [
+				...tenants.list().map((t) => ({ id: t.id, days: t.retention?.days ?? DEFAULT_RETENTION_DAYS })),
+				{ id: GATEWAY_CHAIN, days: DEFAULT_RETENTION_DAYS },
+			],
+			gatewayId: config.gatewayId,
+			intervalMs: config.retention.intervalMs,
+			...(opts.now ? { now: opts.now } : {}),
+			log,
+		});
+		const hold = new SecurityHold({ repo: retention.repository, events, ...(opts.now ? { now: opts.now } : {}) });
 		const stale = await seats.releaseAllOf(config.gatewayId);
 		if (stale) log.info({ stale }, "released host seats left by this gateway's previous run");
 		const pool = await WorkerPool.create(
@@ -296,7 +333,18 @@ export class Gateway {
 				log.info({ meetingId: id }, "ended a meeting this gateway's previous run left live");
 			}
 		}
-		operator = new OperatorService({ directory, hub, store, events, capture, recording, links, log });
+		operator = new OperatorService({
+			directory,
+			hub,
+			store,
+			events,
+			capture,
+			recording,
+			links,
+			hold,
+			retention,
+			log,
+		});
 		new SignalingServer({
 			io,
 			hub,
@@ -361,7 +409,8 @@ export class Gateway {
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
-		return new Gateway({
+		retention.start();
+		const gateway = new Gateway({
 			http,
 			io,
 			pool,
@@ -381,8 +430,33 @@ export class Gateway {
 			webhooks,
 			metrics,
 			apiRoutes,
+			retention,
+			hold,
+			logFiles: opts.logFiles,
 			log,
 		});
+		if (opts.logFiles) {
+			await gateway.sweepLogs();
+			gateway.#logSweep = setInterval(() => {
+				gateway.sweepLogs().catch((err: unknown) => log.error({ err }, "log files sweep failed"));
+			}, opts.logFiles.sweepMs);
+			gateway.#logSweep.unref();
+		}
+		return gateway;
+	}
+
+	/**
+	 * Issue 14: deletes this gateway's log files past their window (CONSENTRY_LOG_RETENTION_DAYS), keeping the
+	 * security files while the operator's security hold runs (read from the store, so every process sees it).
+	 * Runs every sweep interval by itself; returns the files deleted.
+	 */
+	async sweepLogs(): Promise<string[]> {
+		const files = this.logFiles;
+		if (!files) return [];
+		files.setHold(await this.hold.activeUntil());
+		const deleted = files.sweep();
+		if (deleted.length) this.#log.info({ deleted, hold: files.holdUntil !== null }, "log files deleted by age");
+		return deleted;
 	}
 
 	/** The base URL the gateway listens on. */
@@ -395,6 +469,8 @@ export class Gateway {
 
 	async close(): Promise<void> {
 		this.#log.info("gateway closing");
+		if (this.#logSweep) clearInterval(this.#logSweep);
+		this.retention.close();
 		// Finish what is being recorded first: every object completed, every session's manifest written.
 		await Promise.all([this.recording.close(), this.transcription.close()]);
 		await this.recorder?.close();
@@ -406,6 +482,7 @@ export class Gateway {
 		await this.http.close();
 		this.pool.close();
 		await this.#bus.close();
+		await this.retention.settled();
 		await this.events.settled(); // the trail's last entries (people leaving, sessions ending) committed
 		await this.#db.close();
 	}

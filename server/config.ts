@@ -24,6 +24,20 @@ const EnvSchema = z
 		CONSENTRY_ADDRESS_KEY_FILE: z.string().min(1).optional(),
 		/** How long one address-hash key lives before it is replaced and destroyed: 1–14 days. */
 		CONSENTRY_ADDRESS_KEY_DAYS: z.coerce.number().int().min(1).max(14).default(7),
+		/** Issue 14: the gateway also writes its log lines to daily files here (server/privacy/LogFiles.ts). */
+		CONSENTRY_LOG_DIR: z.string().min(1).optional(),
+		/** Days the gateway's own log files are kept: 1–14 (004 §2.1); only a security hold keeps security lines longer. */
+		CONSENTRY_LOG_RETENTION_DAYS: z.coerce
+			.number()
+			.int()
+			.min(1)
+			.max(
+				14,
+				"at most 14 days: logs holding IP addresses are kept no longer (docs/privacy.md); to keep security lines longer during an investigation, set a security hold (operator API)",
+			)
+			.default(14),
+		/** Issue 14: how often the retention purge runs, minutes (0: never; one process at a time across the store). */
+		CONSENTRY_RETENTION_INTERVAL_MINUTES: z.coerce.number().min(0).max(1440).default(60),
 		CONSENTRY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
@@ -102,6 +116,10 @@ export interface GatewayConfig {
 	rtc: { listenIp: string; announcedAddress?: string; minPort: number; maxPort: number };
 	mediasoup: { workerBin: string; numWorkers: number };
 	logLevel: string;
+	/** Issue 14: the gateway's own log files (unset dir: stdout only) and how many days they are kept (≤ 14). */
+	logs: { dir?: string; retentionDays: number };
+	/** Issue 14: the retention purge's interval (0: off). */
+	retention: { intervalMs: number };
 	/** Client addresses kept only as a keyed hash whose key rotates (≤ 14 days) and is destroyed (docs/privacy.md). */
 	privacy: { addressKeyFile: string; addressKeyDays: number };
 	/** Directory holding the built browser client (vite build output). */
@@ -195,6 +213,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			numWorkers: e.CONSENTRY_WORKERS ?? os.availableParallelism(),
 		},
 		logLevel: e.CONSENTRY_LOG_LEVEL,
+		logs: {
+			...(e.CONSENTRY_LOG_DIR ? { dir: e.CONSENTRY_LOG_DIR } : {}),
+			retentionDays: e.CONSENTRY_LOG_RETENTION_DAYS,
+		},
+		retention: { intervalMs: Math.round(e.CONSENTRY_RETENTION_INTERVAL_MINUTES * 60_000) },
 		privacy: {
 			addressKeyFile:
 				e.CONSENTRY_ADDRESS_KEY_FILE ??

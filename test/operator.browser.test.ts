@@ -78,6 +78,17 @@ describe("operator console", () => {
 			await expect(screen.textContent()).resolves.toContain("Reported for abuse (case 42)");
 		}
 		await row.waitFor({ state: "detached", timeout: 10_000 });
+		// Issue 14: the console shows the security hold on log files (set through the operator API).
+		await ops.getByTestId("operator-hold").getByText("Security hold: none").waitFor({ timeout: 5000 });
+		const until = new Date(Date.now() + 7 * 86_400_000).toISOString();
+		const set = await fetch(`${gw.url}/api/operator/security-hold`, {
+			method: "PUT",
+			headers: { authorization: `Bearer ${operator.token()}`, "content-type": "application/json" },
+			body: JSON.stringify({ reason: "incident 7 under investigation", until }),
+		});
+		expect(set.status).toBe(200);
+		await ops.getByRole("button", { name: "Refresh" }).click();
+		await ops.getByTestId("operator-hold").getByText("incident 7 under investigation").waitFor({ timeout: 5000 });
 		expect(violations).toEqual([]); // the console runs under the gateway's CSP, like the meeting page
 	});
 

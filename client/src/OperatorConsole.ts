@@ -32,6 +32,7 @@ export function showOperatorConsole(token: string | undefined): void {
 	const error = $("#operator-error");
 	let tenants: TenantRow[] = [];
 	let meetings: MeetingRow[] = [];
+	let hold: { until: string; reason: string; setBy: string } | null = null;
 
 	const call = async (method: string, url: string, body?: unknown): Promise<Record<string, unknown>> => {
 		const res = await fetch(url, {
@@ -52,6 +53,10 @@ export function showOperatorConsole(token: string | undefined): void {
 	};
 
 	const render = () => {
+		// Issue 14: the security hold on log files (set and lifted through the operator API, docs/operator.md).
+		$("#operator-hold").textContent = hold
+			? t("op.hold.on", { until: formatTime(new Date(hold.until)), reason: hold.reason, by: hold.setBy })
+			: t("op.hold.none");
 		$("#operator-tenants").replaceChildren(
 			h("tr", {}, h("th", {}, t("op.tenant")), h("th", {}, t("op.state")), h("th", {}, "")),
 			...tenants.map((x) =>
@@ -150,9 +155,14 @@ export function showOperatorConsole(token: string | undefined): void {
 
 	const refresh = async () => {
 		try {
-			const [ts, ms] = await Promise.all([call("GET", "/api/operator/tenants"), call("GET", "/api/operator/meetings")]);
+			const [ts, ms, hs] = await Promise.all([
+				call("GET", "/api/operator/tenants"),
+				call("GET", "/api/operator/meetings"),
+				call("GET", "/api/operator/security-hold").catch(() => ({ hold: null })),
+			]);
 			tenants = ts.tenants as TenantRow[];
 			meetings = ms.meetings as MeetingRow[];
+			hold = hs.hold as typeof hold;
 			error.textContent = "";
 		} catch (err) {
 			fail(err);

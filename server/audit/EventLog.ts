@@ -71,6 +71,12 @@ export const EVENT_TYPES = [
 	"webhook.removed",
 	/** A person's pseudonym secret was destroyed (data.pseudonym); emitted by {@link EventLog.erasePerson}. */
 	"person.erased",
+	/**
+	 * Issue 14 retention: the chain's first entries were purged (retention, or a tenant's wipe). data: throughSeq and
+	 * throughHash (the last purged entry), purged (how many this cut), meetingHeads (meeting → hash of its last purged
+	 * entry, for meetings that go on after the cut), before, reason. Verifiers take it as the chain's new start.
+	 */
+	"chain.checkpoint",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -185,14 +191,18 @@ export class EventLog {
 	/** Settles once every append queued so far is committed (or failed): reads wait for it (read-your-writes). */
 	#tail: Promise<unknown> = Promise.resolve();
 
-	private constructor(store: Store) {
+	/** The clock entries are stamped with (tests of retention set a fake one). */
+	readonly #now: () => number;
+
+	private constructor(store: Store, now: () => number) {
 		this.#store = store;
 		this.#repo = new AuditRepository(store);
+		this.#now = now;
 	}
 
 	/** The audit log of `store`; seals rows written before the chain existed (once, on an old SQLite file). */
-	static async open(store: Store): Promise<EventLog> {
-		const log = new EventLog(store);
+	static async open(store: Store, opts: { now?: () => number } = {}): Promise<EventLog> {
+		const log = new EventLog(store, opts.now ?? Date.now);
 		await log.#sealLegacy();
 		return log;
 	}
@@ -269,7 +279,16 @@ export class EventLog {
 		await this.#settled();
 		const rows = await this.#repo.meetingEntries(tenantId, meetingId);
 		const chainHead = await this.head(tenantId); // after the rows: at or after the meeting's last entry
-		return exportText(tenantId, meetingId, rows, chainHead);
+		// A meeting cut by retention starts after a checkpoint: the export carries it (its new start).
+		const first = rows[0];
+		const checkpoint =
+			first && first.meeting_prev_hash !== GENESIS
+				? await this.#store.guard(async () => {
+						const p = await this.#repo.purgeOf(this.#store.db, tenantId);
+						return p ? this.#repo.entryAt(this.#store.db, tenantId, p.checkpointSeq) : undefined;
+					})
+				: undefined;
+		return exportText(tenantId, meetingId, rows, chainHead, checkpoint);
 	}
 
 	/**
@@ -325,6 +344,95 @@ export class EventLog {
 		this.#notify(erased.events.flat());
 		await this.#repo.scrubAfterErase();
 		return { erased: true, pseudonym: erased.psn };
+	}
+
+	/**
+	 * Issue 14 retention: purges one batch (at most `batch` entries) of the tenant chain's oldest entries written
+	 * before `before` (ISO time; all of them with `before: null`, a tenant's wipe), in one transaction under the
+	 * tenant's audit lock: a `chain.checkpoint` entry is appended at the head first (the hash and position of the last
+	 * purged entry, how many, and the meetings that go on after the cut with their last purged hash), then the prefix
+	 * is deleted (the database lets exactly that prefix go: `audit_purges`). A crash between batches leaves a chain
+	 * that verifies; the next run goes on. Only a prefix is ever cut: an old entry after a newer one waits.
+	 * Returns how many entries this batch purged (0: nothing (more) to purge).
+	 */
+	async purgeBefore(
+		tenantId: string,
+		before: string | null,
+		opts: { batch?: number; reason?: string; by?: string; through?: number } = {},
+	): Promise<{
+		purged: number;
+		throughSeq: number | null;
+		checkpointSeq: number | null;
+		/** Meetings none of whose entries remain: their rows can go too (RetentionService). */
+		meetingsGone: string[];
+	}> {
+		const batch = Math.max(1, opts.batch ?? 5_000);
+		await this.#settled();
+		const done = await this.#store.transaction(`audit:${tenantId}`, async (trx) => {
+			const rows = await this.#repo.prefix(trx, tenantId, batch);
+			let n = 0;
+			const through = opts.through ?? Number.POSITIVE_INFINITY;
+			for (const r of rows) {
+				if (r.seq > through || (before !== null && r.at >= before)) break;
+				n++;
+			}
+			const cut = rows.slice(0, n);
+			// Nothing of substance to cut (only earlier checkpoints): leave them, or each run would add one.
+			if (!cut.some((r) => r.type !== "chain.checkpoint")) return null;
+			const last = cut.at(-1) as (typeof rows)[number];
+			const previous = await this.#repo.purgeOf(trx, tenantId);
+			// Meetings that go on after the cut: their first remaining entry links to a purged one.
+			const candidates = new Set<string>();
+			for (const r of cut) if (r.meeting_id !== null) candidates.add(r.meeting_id);
+			if (previous) {
+				const cp = await this.#repo.entryAt(trx, tenantId, previous.checkpointSeq);
+				const heads = cp ? (JSON.parse(cp.data) as { meetingHeads?: Record<string, string> }).meetingHeads : undefined;
+				for (const m of Object.keys(heads ?? {})) candidates.add(m);
+			}
+			const meetingHeads: Record<string, string> = {};
+			const meetingsGone: string[] = [];
+			for (const m of [...candidates].sort()) {
+				const prev = await this.#repo.meetingPrevAfter(trx, tenantId, m, last.seq);
+				if (prev && prev !== GENESIS) meetingHeads[m] = prev;
+				if (prev === undefined) meetingsGone.push(m);
+			}
+			const entry: Prepared = {
+				type: "chain.checkpoint",
+				tenantId,
+				meetingId: null,
+				actor: null, // (a person key here would create a pseudonym secret: who purged is named in data.by)
+				data: {
+					...(opts.by ? { by: opts.by } : {}),
+					throughSeq: last.seq,
+					throughHash: last.hash,
+					purged: cut.length,
+					purgedTotal: (previous?.purged ?? 0) + cut.length,
+					before,
+					reason: opts.reason ?? "retention",
+					meetingHeads,
+				},
+			};
+			const events = await this.#write(trx, [[entry]]);
+			const checkpoint = events[0]?.[0] as AuditEvent;
+			await this.#repo.deletePrefix(
+				trx,
+				tenantId,
+				last.seq,
+				last.hash,
+				cut.length,
+				checkpoint.seq,
+				new Date(this.#now()).toISOString(),
+			);
+			return { purged: cut.length, throughSeq: last.seq, checkpoint, meetingsGone };
+		});
+		if (!done) return { purged: 0, throughSeq: null, checkpointSeq: null, meetingsGone: [] };
+		this.#notify([done.checkpoint]);
+		return {
+			purged: done.purged,
+			throughSeq: done.throughSeq,
+			checkpointSeq: done.checkpoint.seq,
+			meetingsGone: done.meetingsGone,
+		};
 	}
 
 	#enqueue(items: readonly Item[]): Promise<AuditEvent[]> {
@@ -420,7 +528,7 @@ export class EventLog {
 	 * tenant's lock): pseudonyms looked up (or created) in one query per tenant, heads read once, one INSERT.
 	 */
 	async #write(trx: Kysely<Schema>, groups: readonly Prepared[][]): Promise<AuditEvent[][]> {
-		const now = new Date().toISOString();
+		const now = new Date(this.#now()).toISOString();
 		// Pseudonyms: every person key named, per tenant.
 		const keys = new Map<string, Set<string>>();
 		const want = (tenantId: string, k: string) => {

@@ -128,6 +128,11 @@ export interface ExportHeader {
 	meetingHead: ChainHead | null;
 	/** The tenant chain's head at export time: an anchor to compare with the gateway later. */
 	chainHead: ChainHead | null;
+	/**
+	 * Issue 14 retention: the meeting's first entries were purged; this `chain.checkpoint` entry (with its hash)
+	 * names the hash of the meeting's last purged entry (`data.meetingHeads[meeting]`): the export's new start.
+	 */
+	checkpoint?: ExportEntryLine;
 }
 
 /** Every other line of a meeting export. */

@@ -18,6 +18,8 @@ import {
  * - `sequence`: a position is missing or appears twice;
  * - `unchained`: a row carries no chain fields;
  * - `anchor`: the chain does not contain a head recorded earlier (rewritten or truncated);
+ * - `checkpoint`: the chain starts after entry 1 (or a meeting after its first entry) and no `chain.checkpoint`
+ *   entry vouches for that cut (issue 14 retention: a purge always writes one);
  * - `format`, `scope`, `count`: an export that is not well formed, mixes tenants or
  *   meetings, or does not match its header.
  */
@@ -28,6 +30,7 @@ export type BreakReason =
 	| "sequence"
 	| "unchained"
 	| "anchor"
+	| "checkpoint"
 	| "format"
 	| "scope"
 	| "count";
@@ -49,6 +52,8 @@ export interface VerifyResult {
 	entries: number;
 	/** Last verified entry. */
 	head: ChainHead | null;
+	/** The chain was cut by retention: entries 1..throughSeq are gone, vouched for by the checkpoint at `checkpointSeq`. */
+	purged?: { throughSeq: number; checkpointSeq: number };
 	break?: ChainBreak;
 }
 
@@ -128,6 +133,11 @@ export class ChainVerifier {
 	#prevHash = GENESIS;
 	#anchorHash: string | undefined;
 	readonly #meetings = new Map<string, string>();
+	/** Issue 14 retention: where the chain starts when its first entries were purged, until a checkpoint vouches. */
+	#cut: ChainHead | undefined;
+	#vouched: { checkpointSeq: number; meetingHeads: Record<string, unknown> } | undefined;
+	/** Meetings whose first remaining entry links to a purged one: their `meetingPrev`, to match the checkpoint. */
+	readonly #pendingMeetings = new Map<string, { seq: number; hash: string }>();
 
 	constructor(tenantId: string, opts: { anchor?: ChainHead } = {}) {
 		this.#tenantId = tenantId;
@@ -138,7 +148,7 @@ export class ChainVerifier {
 		return {
 			ok: false,
 			tenantId: this.#tenantId,
-			entries: this.#expectedSeq - 1,
+			entries: this.#expectedSeq - 1 - (this.#cut?.seq ?? 0),
 			head: this.#expectedSeq > 1 ? { seq: this.#expectedSeq - 1, hash: this.#prevHash } : null,
 			break: b,
 		};
@@ -157,6 +167,13 @@ export class ChainVerifier {
 				found: `hash ${hash}, prev hash ${prev}`,
 				message: `entry ${seq} (${type} at ${at}) has no hash: written before the chain and not sealed yet (open the database with the gateway), or outside the audit log`,
 			});
+		}
+		// The first entries were purged (retention): the chain starts here; a checkpoint must vouch for the cut.
+		if (expectedSeq === 1 && seq > 1 && this.#cut === undefined) {
+			this.#cut = { seq: seq - 1, hash: prev };
+			this.#expectedSeq = seq;
+			this.#prevHash = prev;
+			return this.push(r);
 		}
 		if (seq !== expectedSeq) {
 			return this.#fail({
@@ -179,7 +196,18 @@ export class ChainVerifier {
 				message: `entry ${seq} does not link to entry ${seq - 1}: its prev hash is not that entry's hash (entry ${seq - 1} was altered and re-hashed, or entries were removed, inserted or reordered here)`,
 			});
 		}
-		const expectedMeetingPrev = meeting === null ? null : (this.#meetings.get(meeting) ?? GENESIS);
+		let expectedMeetingPrev = meeting === null ? null : (this.#meetings.get(meeting) ?? GENESIS);
+		if (
+			meeting !== null &&
+			this.#cut !== undefined &&
+			!this.#meetings.has(meeting) &&
+			meetingPrev !== null &&
+			meetingPrev !== GENESIS
+		) {
+			// A meeting that went on after the cut: its previous entry was purged; the checkpoint names it.
+			this.#pendingMeetings.set(meeting, { seq, hash: meetingPrev });
+			expectedMeetingPrev = meetingPrev;
+		}
 		if (meetingPrev !== expectedMeetingPrev) {
 			return this.#fail({
 				seq,
@@ -200,6 +228,12 @@ export class ChainVerifier {
 			});
 		}
 		if (meeting !== null) this.#meetings.set(meeting, hash);
+		if (type === "chain.checkpoint" && this.#cut !== undefined) {
+			const d = parseObject(data);
+			if (d && d.throughSeq === this.#cut.seq && d.throughHash === this.#cut.hash) {
+				this.#vouched = { checkpointSeq: seq, meetingHeads: parseObject(d.meetingHeads) ?? {} };
+			}
+		}
 		if (this.#anchor && seq === this.#anchor.seq) this.#anchorHash = hash;
 		this.#prevHash = hash;
 		this.#expectedSeq++;
@@ -208,14 +242,38 @@ export class ChainVerifier {
 
 	/** The result once every row passed. */
 	finish(): VerifyResult {
+		const cut = this.#cut;
 		const result: VerifyResult = {
 			ok: true,
 			tenantId: this.#tenantId,
-			entries: this.#expectedSeq - 1,
+			entries: this.#expectedSeq - 1 - (cut?.seq ?? 0),
 			head: this.#expectedSeq > 1 ? { seq: this.#expectedSeq - 1, hash: this.#prevHash } : null,
 		};
+		if (cut) {
+			const v = this.#vouched;
+			if (!v)
+				return this.#fail({
+					seq: cut.seq + 1,
+					reason: "checkpoint",
+					expected: `a chain.checkpoint entry for entries 1..${cut.seq} (hash ${cut.hash})`,
+					found: "none",
+					message: `the chain starts at entry ${cut.seq + 1}: entries 1..${cut.seq} are gone and no chain.checkpoint entry records that cut (the chain was truncated)`,
+				});
+			for (const [m, p] of this.#pendingMeetings) {
+				if (v.meetingHeads[m] !== p.hash)
+					return this.#fail({
+						seq: p.seq,
+						reason: "meeting_link",
+						expected: String(v.meetingHeads[m] ?? GENESIS),
+						found: p.hash,
+						message: `entry ${p.seq} links to an earlier entry of meeting ${m} that is gone, and the checkpoint does not name it`,
+					});
+			}
+			result.purged = { throughSeq: cut.seq, checkpointSeq: v.checkpointSeq };
+		}
 		const a = this.#anchor;
-		if (a) {
+		// An anchor inside the purged prefix can't be checked any more: the checkpoint is what remains of it.
+		if (a && !(cut && a.seq <= cut.seq)) {
 			if (this.#anchorHash === undefined)
 				return this.#fail({
 					seq: a.seq,
@@ -241,6 +299,18 @@ export class ChainVerifier {
 export function verifyDatabase(db: Database, opts: { tenantId?: string; anchor?: ChainHead } = {}): VerifyResult[] {
 	const tenants = opts.tenantId !== undefined ? [opts.tenantId] : tenantsOf(db);
 	return tenants.map((t) => verifyTenant(db, t, opts.anchor ? { anchor: opts.anchor } : {}));
+}
+
+function parseObject(v: unknown): Record<string, unknown> | undefined {
+	let x = v;
+	if (typeof v === "string") {
+		try {
+			x = JSON.parse(v);
+		} catch {
+			return undefined;
+		}
+	}
+	return isObj(x) ? x : undefined;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -289,6 +359,30 @@ export function verifyExport(text: string): VerifyResult {
 		return format(0, "the header names no tenant or meeting");
 	tenantId = header.tenant;
 	const meeting = header.meeting;
+	// Issue 14 retention: the meeting's first entries were purged; the checkpoint (hashed, of the same tenant) names
+	// the hash of its last purged entry, the export's new start.
+	let meetingStart = GENESIS;
+	if (header.checkpoint !== undefined) {
+		const cp = header.checkpoint as Record<string, unknown>;
+		const shape = isObj(cp) ? entryShapeError(cp.entry) : "not an object";
+		if (shape || typeof cp.hash !== "string") return format(0, `the header's checkpoint: ${shape ?? "no hash"}`);
+		const e = cp.entry as unknown as ChainEntry;
+		if (e.tenant !== tenantId || e.type !== "chain.checkpoint")
+			return format(0, "the header's checkpoint is not a chain.checkpoint entry of this tenant");
+		const computed = entryHash(e);
+		if (computed !== cp.hash)
+			return fail({
+				seq: e.seq,
+				reason: "hash",
+				expected: computed,
+				found: String(cp.hash),
+				message: `the checkpoint entry ${e.seq} does not match its hash: its content was altered`,
+			});
+		const named = parseObject(e.data.meetingHeads)?.[meeting];
+		if (typeof named !== "string" || !HASH_RE.test(named))
+			return format(0, `the header's checkpoint does not name meeting ${meeting}`);
+		meetingStart = named;
+	}
 
 	for (let i = 1; i < lines.length; i++) {
 		let line: unknown;
@@ -318,7 +412,7 @@ export function verifyExport(text: string): VerifyResult {
 				found: String(e.seq),
 				message: `entry ${e.seq} comes after entry ${last.seq}: entries are duplicated or out of order`,
 			});
-		const expectedMeetingPrev = last ? last.hash : GENESIS;
+		const expectedMeetingPrev = last ? last.hash : meetingStart;
 		if (e.meetingPrev !== expectedMeetingPrev)
 			return fail({
 				seq: e.seq,

@@ -45,6 +45,23 @@ export const TenantLimitsSchema = z
 	.strict();
 export type TenantLimits = z.infer<typeof TenantLimitsSchema>;
 
+/** Issue 14: how long the store keeps a tenant's meetings and audit entries (docs/privacy.md, "Retention"). */
+export const DEFAULT_RETENTION_DAYS = 365;
+export const MIN_RETENTION_DAYS = 7;
+export const MAX_RETENTION_DAYS = 3650;
+export const TenantRetentionSchema = z
+	.object({
+		days: z
+			.number()
+			.int()
+			.min(
+				MIN_RETENTION_DAYS,
+				`retention.days must be at least ${MIN_RETENTION_DAYS}: the customer needs that long to export a meeting's trail`,
+			)
+			.max(MAX_RETENTION_DAYS, `retention.days must be at most ${MAX_RETENTION_DAYS}`),
+	})
+	.strict();
+
 export const TenantSchema = z.object({
 	/** The tenant's ID; tokens carry it as `iss`. */
 	id: z
@@ -60,6 +77,8 @@ export const TenantSchema = z.object({
 	locale: z.enum(["en", "fr"]).optional(),
 	/** What the operator allows this tenant (set through the operator API). */
 	limits: TenantLimitsSchema.optional(),
+	/** Issue 14: days its meetings and audit entries stay in the store (default 365, at least 7). */
+	retention: TenantRetentionSchema.optional(),
 });
 export type Tenant = z.infer<typeof TenantSchema>;
 

@@ -24,7 +24,8 @@ export function registerAccessLog(http: FastifyInstance, log: Logger, trustProxy
 			status,
 			ms: Math.round(reply.elapsedTime),
 			client: truncateAddress(ip),
-			...(SECURITY_STATUSES.has(status) ? { address: ip ?? "unknown" } : {}),
+			// `security: true` sends the line to the security log file (server/privacy/LogFiles.ts).
+			...(SECURITY_STATUSES.has(status) ? { address: ip ?? "unknown", security: true } : {}),
 		};
 		if (SECURITY_STATUSES.has(status)) access.warn(line, "request refused");
 		else access.info(line, "request");

@@ -12,6 +12,7 @@ import {
 	OperatorMeetingSchema,
 	ReasonSchema,
 	RevocationSchema,
+	SecurityHoldSchema,
 	SubjectParams,
 	TenantParams,
 	UpdateTenantSchema,
@@ -277,6 +278,67 @@ const OPERATOR_ROUTES: RouteDoc[] = [
 			200: { description: "Oldest first.", schema: z.object({ actions: z.array(OperatorActionSchema) }) },
 			...operatorCommon,
 			...tenantNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/wipe",
+		summary: "Wipe a terminated tenant: every row of theirs goes; their chain keeps one tenant.wiped entry (issue 14)",
+		description:
+			"The tenant's meetings, seats, storage target, webhooks, links, blocks, warnings and pseudonym secrets are deleted; its audit chain is cut to one `operator.action` `tenant.wiped` entry that keeps the operator's `tenant.*` actions on it (with their hashes), then a `chain.checkpoint` (docs/privacy.md). Resumable.",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: ReasonSchema,
+		responses: {
+			200: {
+				description: "Wiped (`entries`: chain entries purged by this call).",
+				schema: z.object({ changed: z.boolean(), entries: z.number().int() }),
+			},
+			...operatorCommon,
+			...tenantNotFound,
+			409: { description: "`tenant_not_terminated`: terminate the tenant first.", schema: ErrorSchema },
+		},
+	},
+	{
+		method: "GET",
+		url: "/api/operator/security-hold",
+		summary: "The security hold on log files in force (or null) and the last holds",
+		tag: "operator",
+		auth: "operator",
+		responses: {
+			200: { description: "`hold` and `history`." },
+			...operatorCommon,
+		},
+	},
+	{
+		method: "PUT",
+		url: "/api/operator/security-hold",
+		summary: "Set the security hold: security log files are kept past their 14 days until `until` (≤ 90 days)",
+		description:
+			"Audited as an `operator.action` (`security_hold.set`) in the gateway-wide chain `_gateway`. Replaces a hold in force. Lapses by itself at `until`.",
+		tag: "operator",
+		auth: "operator",
+		body: SecurityHoldSchema,
+		responses: {
+			200: { description: "The hold set." },
+			...operatorCommon,
+			400: {
+				description: "`hold_too_long` (over 90 days), `hold_until_past`, or `invalid_request`.",
+				schema: ErrorSchema,
+			},
+		},
+	},
+	{
+		method: "DELETE",
+		url: "/api/operator/security-hold",
+		summary: "Lift the security hold now (audited); expired security log files go at the next sweep",
+		tag: "operator",
+		auth: "operator",
+		body: ReasonSchema,
+		responses: {
+			200: { description: "`changed: false`: there was no hold in force.", schema: z.object({ changed: z.boolean() }) },
+			...operatorCommon,
 		},
 	},
 	{

@@ -15,6 +15,7 @@ import {
 	type OperatorIdentity,
 	ReasonSchema,
 	RevocationSchema,
+	SecurityHoldSchema,
 	SubjectParams,
 	TenantParams,
 	UpdateTenantSchema,
@@ -137,6 +138,24 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 		const { tenantId } = parse(TenantParams, req.params, "tenant ID");
 		await s.tenant(tenantId);
 		return { actions: await s.actionsOn(tenantId, parse(ActionsQuery, req.query ?? {}, "query").limit) };
+	});
+	http.post("/api/operator/tenants/:tenantId/wipe", async (req) => {
+		const op = operator(req);
+		const { tenantId } = parse(TenantParams, req.params, "tenant ID");
+		return s.wipeTenant(op, tenantId, reason(req));
+	});
+	// Issue 14: the security hold on log files (gateway-wide; only the operator, like every route here).
+	http.get("/api/operator/security-hold", async (req) => {
+		operator(req);
+		return s.securityHold();
+	});
+	http.put("/api/operator/security-hold", async (req) => {
+		const op = operator(req);
+		return { hold: await s.setSecurityHold(op, parse(SecurityHoldSchema, req.body ?? {}, "security hold")) };
+	});
+	http.delete("/api/operator/security-hold", async (req) => {
+		const op = operator(req);
+		return s.liftSecurityHold(op, reason(req));
 	});
 	http.get("/api/operator/meetings", async (req) => {
 		operator(req);

@@ -8,7 +8,9 @@ import type { Logger } from "../logger.js";
 import type { MeetingHub } from "../meetings/MeetingHub.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
 import { parseMeetingId } from "../meetings/meetingId.js";
+import type { HoldView, SecurityHold } from "../privacy/SecurityHold.js";
 import type { RecordingService } from "../recording/RecordingService.js";
+import type { RetentionService } from "../retention/RetentionService.js";
 import type { TranscriptLinks } from "../transcription/TranscriptLinks.js";
 import type {
 	CreateTenantSchema,
@@ -30,6 +32,9 @@ export interface OperatorServiceOptions {
 	recording?: RecordingService;
 	/** Transcript links the operator may revoke. */
 	links?: TranscriptLinks;
+	/** Issue 14: the security hold on log files, and retention (a terminated tenant's wipe). */
+	hold?: SecurityHold;
+	retention?: RetentionService;
 	log: Logger;
 }
 
@@ -42,6 +47,7 @@ export interface TenantView {
 	keys: { kid?: string; alg: TenantKey["alg"] }[];
 	locale?: "en" | "fr";
 	capture?: Tenant["capture"];
+	retention?: Tenant["retention"];
 }
 
 /** The answer of every action: what it did (`changed: false`: it was so already, nothing was done twice). */
@@ -67,6 +73,8 @@ export class OperatorService {
 	readonly #capture: CaptureService;
 	readonly #recording: RecordingService | undefined;
 	readonly #links: TranscriptLinks | undefined;
+	readonly #hold: SecurityHold | undefined;
+	readonly #retention: RetentionService | undefined;
 	readonly #log: Logger;
 
 	constructor(o: OperatorServiceOptions) {
@@ -77,6 +85,8 @@ export class OperatorService {
 		this.#capture = o.capture;
 		this.#recording = o.recording;
 		this.#links = o.links;
+		this.#hold = o.hold;
+		this.#retention = o.retention;
 		this.#log = o.log.child({ component: "Operator" });
 		this.#d.on("change", (c) => {
 			this.#apply(c).catch((err: unknown) => this.#log.error({ err, seq: c.seq }, "operator change not applied"));
@@ -160,6 +170,56 @@ export class OperatorService {
 		const changed = await this.#d.tenants.delete(id, reason, new Date().toISOString());
 		await this.#d.publish("tenant", { tenantId: id }, { reason });
 		return { changed };
+	}
+
+	/**
+	 * Issue 14: wipes a terminated tenant (or finishes the wipe of a deleted one): every row of theirs in the store
+	 * goes, their chain is cut to one `tenant.wiped` entry that keeps the operator's actions on the tenant, and the
+	 * checkpoint of that cut (docs/privacy.md, "Retention"). Only a terminated tenant: 409 `tenant_not_terminated`.
+	 */
+	async wipeTenant(op: OperatorIdentity, id: string, reason: string): Promise<ActionResult & { entries: number }> {
+		if (!this.#retention) throw new ConflictError("wipe_unavailable", "Retention is not running on this gateway.");
+		const row = await this.#d.tenants.find(id);
+		if (!row) throw new NotFoundError("tenant_not_found", `No tenant ${id}.`);
+		if (row.state !== "terminated" && row.state !== "deleted") {
+			throw new ConflictError(
+				"tenant_not_terminated",
+				"Only a terminated tenant can be wiped: terminate it first (its meetings end, its tokens stop).",
+			);
+		}
+		await this.#endTenantMeetings(op, id, reason);
+		const { entries } = await this.#retention.wipeTenant(id, { operator: op.subject, reason });
+		this.#log.info({ security: true, operator: op.subject, action: "tenant.wiped", tenantId: id }, "operator action");
+		await this.#d.publish("tenant", { tenantId: id }, { reason });
+		return { changed: true, entries };
+	}
+
+	// Security hold (issue 14) ---------------------------------------------------------------------------------------
+
+	async securityHold(): Promise<{ hold: HoldView | null; history: HoldView[] }> {
+		const h = this.#requireHold();
+		return { hold: await h.current(), history: await h.history() };
+	}
+
+	async setSecurityHold(op: OperatorIdentity, body: { reason: string; until: string }): Promise<HoldView> {
+		const hold = await this.#requireHold().set(op.subject, body);
+		this.#log.warn(
+			{ security: true, operator: op.subject, action: "security_hold.set", until: hold.until },
+			"operator action",
+		);
+		return hold;
+	}
+
+	async liftSecurityHold(op: OperatorIdentity, reason: string): Promise<ActionResult> {
+		const r = await this.#requireHold().lift(op.subject, reason);
+		if (r.changed)
+			this.#log.warn({ security: true, operator: op.subject, action: "security_hold.lift" }, "operator action");
+		return r;
+	}
+
+	#requireHold(): SecurityHold {
+		if (!this.#hold) throw new ConflictError("hold_unavailable", "This gateway has no security hold.");
+		return this.#hold;
 	}
 
 	// Meetings -------------------------------------------------------------------------------------------------------
@@ -483,6 +543,7 @@ export class OperatorService {
 			keys: t.keys.map((k) => ({ ...(k.kid ? { kid: k.kid } : {}), alg: k.alg })),
 			...(t.locale ? { locale: t.locale } : {}),
 			...(t.capture ? { capture: t.capture } : {}),
+			...(t.retention ? { retention: t.retention } : {}),
 		};
 	}
 

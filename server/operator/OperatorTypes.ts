@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TenantKeySchema, TenantLimitsSchema, TenantSchema } from "../auth/TenantTypes.js";
+import { TenantKeySchema, TenantLimitsSchema, TenantRetentionSchema, TenantSchema } from "../auth/TenantTypes.js";
 import { TenantCaptureSchema } from "../compliance/CaptureTypes.js";
 
 /** The operator's own verification keys (`CONSENTRY_OPERATOR_KEYS_FILE`): configured like a tenant's keys. */
@@ -39,12 +39,20 @@ export const UpdateTenantSchema = z
 		locale: z.enum(["en", "fr"]).optional(),
 		/** Limits, applied on the next start or join in every process (an empty object lifts them all). */
 		limits: TenantLimitsSchema.optional(),
+		/** Issue 14: days the store keeps the tenant's meetings and audit entries (at least 7). */
+		retention: TenantRetentionSchema.optional(),
 		reason: z.string().trim().min(1).max(500),
 	})
 	.refine((t) => t.keys === undefined || uniqueKids(t.keys), {
 		message: "each key's kid must be unique",
 		path: ["keys"],
 	});
+
+/** Issue 14: the operator's security hold on log files (server/privacy/SecurityHold.ts): why, and until when. */
+export const SecurityHoldSchema = z.object({
+	reason: z.string().trim().min(1).max(500),
+	until: z.iso.datetime({ offset: true }).describe("When the hold lapses by itself: at most 90 days away."),
+});
 
 export const TenantParams = z.object({
 	tenantId: z

@@ -171,7 +171,10 @@ export class SignalingServer {
 			const d = packet.data;
 			const size = typeof d === "string" ? d.length : d instanceof Buffer ? d.byteLength : 0;
 			if (!addresses.takeBytes(address, size)) {
-				this.#log.warn({ address, connection: conn.id }, "address over its signaling byte budget: socket closed");
+				this.#log.warn(
+					{ security: true, address, connection: conn.id },
+					"address over its signaling byte budget: socket closed",
+				);
 				socket.disconnect(true);
 			}
 		});

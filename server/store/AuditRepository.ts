@@ -291,6 +291,95 @@ export class AuditRepository {
 			.execute();
 	}
 
+	// Issue 14 retention: a deliberate prefix purge ---------------------------------------------------------------
+
+	/** The tenant's last purge (entries 1..throughSeq are gone), or undefined. */
+	async purgeOf(
+		x: Kysely<Schema>,
+		tenantId: string,
+	): Promise<{ throughSeq: number; throughHash: string; purged: number; checkpointSeq: number } | undefined> {
+		const r = await x.selectFrom("audit_purges").selectAll().where("tenant_id", "=", tenantId).executeTakeFirst();
+		return r
+			? {
+					throughSeq: Number(r.through_seq),
+					throughHash: r.through_hash,
+					purged: Number(r.purged),
+					checkpointSeq: Number(r.checkpoint_seq),
+				}
+			: undefined;
+	}
+
+	/** The chain's first `limit` entries from its start (position, time, meeting, hash): what a purge would cut. */
+	async prefix(
+		x: Kysely<Schema>,
+		tenantId: string,
+		limit: number,
+	): Promise<{ seq: number; at: string; meeting_id: string | null; hash: string; type: string; data: string }[]> {
+		const r = await x
+			.selectFrom("events")
+			.select(["seq", "at", "meeting_id", "hash", "type", "data"])
+			.where("tenant_id", "=", tenantId)
+			.orderBy("seq")
+			.limit(limit)
+			.execute();
+		return r.map((row) => ({ ...row, seq: Number(row.seq), hash: row.hash as string }));
+	}
+
+	/** The meeting's first entry after `seq`: its `meeting_prev_hash` (undefined: the meeting has none after). */
+	async meetingPrevAfter(
+		x: Kysely<Schema>,
+		tenantId: string,
+		meetingId: string,
+		seq: number,
+	): Promise<string | null | undefined> {
+		const r = await sql<{ meeting_prev_hash: string | null }>`SELECT meeting_prev_hash FROM events ${this.#byMeeting()}
+			WHERE tenant_id = ${tenantId} AND meeting_id = ${meetingId} AND seq > ${seq} ORDER BY seq LIMIT 1`.execute(x);
+		return r.rows.length ? (r.rows[0]?.meeting_prev_hash ?? null) : undefined;
+	}
+
+	/**
+	 * Deletes entries 1..throughSeq of the tenant's chain: first records the purge (the delete trigger lets exactly
+	 * these rows go, on both engines), then deletes. Runs in the caller's transaction (the tenant's audit lock).
+	 */
+	async deletePrefix(
+		x: Kysely<Schema>,
+		tenantId: string,
+		throughSeq: number,
+		throughHash: string,
+		count: number,
+		checkpointSeq: number,
+		at: string,
+	): Promise<void> {
+		await x
+			.insertInto("audit_purges")
+			.values({
+				tenant_id: tenantId,
+				through_seq: throughSeq,
+				through_hash: throughHash,
+				purged: count,
+				checkpoint_seq: checkpointSeq,
+				at,
+			})
+			.onConflict((oc) =>
+				oc.column("tenant_id").doUpdateSet((eb) => ({
+					through_seq: throughSeq,
+					through_hash: throughHash,
+					purged: eb(eb.ref("audit_purges.purged"), "+", count),
+					checkpoint_seq: checkpointSeq,
+					at,
+				})),
+			)
+			.execute();
+		await x.deleteFrom("events").where("tenant_id", "=", tenantId).where("seq", "<=", throughSeq).execute();
+	}
+
+	/** The entry at `seq` (a checkpoint, for an export of a cut meeting or the next cut). */
+	async entryAt(x: Kysely<Schema>, tenantId: string, seq: number): Promise<EventRow | undefined> {
+		const r = await sql<EventRow>`SELECT ${sql.raw(COLUMNS.join(", "))} FROM events
+			WHERE tenant_id = ${tenantId} AND seq = ${seq}`.execute(x);
+		return r.rows[0] ? toRow(r.rows[0]) : undefined;
+	}
+
 	/**
 	 * After an erasure, make the destroyed secret's bytes unrecoverable from the store's files as far as the engine
 	 * allows: SQLite (secure_delete is on) moves the zeroed page into the main file and empties the WAL; PostgreSQL

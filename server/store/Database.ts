@@ -273,6 +273,42 @@ export const MIGRATIONS: string[] = [
 		PRIMARY KEY (warning_id, person)
 	);
 	`,
+	// 8 (issue 14 retention): the chain may lose a prefix, deliberately. `audit_purges` names, per tenant, the last
+	// position retention (or a tenant's wipe) purged; the delete trigger now lets exactly those rows go, nothing
+	// after them (so still no gap, no edit, no cut at the head). A `chain.checkpoint` entry at the head records each
+	// cut (server/audit/EventLog.ts purgeBefore). `security_holds`: the operator's switch that keeps the security log
+	// files past their 14 days (server/privacy/SecurityHold.ts). `job_leases`: one purge job at a time across the
+	// processes sharing the store.
+	`
+	CREATE TABLE audit_purges (
+		tenant_id    TEXT PRIMARY KEY,
+		through_seq  INTEGER NOT NULL,   -- entries 1..through_seq are gone
+		through_hash TEXT NOT NULL,      -- the hash of entry through_seq
+		purged       INTEGER NOT NULL,   -- entries purged so far, all cuts together
+		checkpoint_seq INTEGER NOT NULL, -- the chain.checkpoint entry that records the last cut
+		at           TEXT NOT NULL
+	);
+	DROP TRIGGER events_no_delete;
+	CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+	WHEN OLD.seq > coalesce((SELECT through_seq FROM audit_purges WHERE tenant_id = OLD.tenant_id), 0)
+	BEGIN
+		SELECT RAISE(ABORT, 'audit trail is append-only: events cannot be deleted');
+	END;
+	CREATE TABLE security_holds (
+		id         TEXT PRIMARY KEY,
+		reason     TEXT NOT NULL,
+		set_by     TEXT NOT NULL,      -- the operator's subject
+		set_at     TEXT NOT NULL,
+		until      TEXT NOT NULL,      -- ISO time: the hold lapses by itself then
+		ended_at   TEXT,               -- lifted early (or replaced by a new hold)
+		ended_by   TEXT
+	);
+	CREATE TABLE job_leases (
+		name   TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		until  INTEGER NOT NULL        -- ms since the epoch
+	);
+	`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy

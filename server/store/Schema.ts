@@ -21,6 +21,37 @@ export interface Schema {
 	audit_person_secrets: AuditPersonSecretsTable;
 	storage_targets: StorageTargetsTable;
 	transcript_links: TranscriptLinksTable;
+	audit_purges: AuditPurgesTable;
+	security_holds: SecurityHoldsTable;
+	job_leases: JobLeasesTable;
+}
+
+/** Issue 14 retention: the last chain position purged per tenant (the delete trigger lets only these rows go). */
+export interface AuditPurgesTable {
+	tenant_id: string;
+	through_seq: Int8;
+	through_hash: string;
+	purged: Int8;
+	checkpoint_seq: Int8;
+	at: string;
+}
+
+/** The operator's security hold on log files (server/privacy/SecurityHold.ts). */
+export interface SecurityHoldsTable {
+	id: string;
+	reason: string;
+	set_by: string;
+	set_at: string;
+	until: string;
+	ended_at: string | null;
+	ended_by: string | null;
+}
+
+/** One holder at a time of a named job (the retention purge) across the processes sharing the store. */
+export interface JobLeasesTable {
+	name: string;
+	holder: string;
+	until: Int8;
 }
 
 export interface OperatorWarningsTable {

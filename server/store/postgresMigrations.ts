@@ -228,4 +228,37 @@ export const POSTGRES_MIGRATIONS: string[] = [
 		PRIMARY KEY (warning_id, person)
 	);
 	`,
+	// 8 (issue 14 retention): a deliberate prefix purge of a tenant's chain (audit_purges + the delete rule), the
+	// operator's security hold on log files, and job leases (SQLite 8).
+	`
+	CREATE TABLE audit_purges (
+		tenant_id    TEXT PRIMARY KEY,
+		through_seq  BIGINT NOT NULL,
+		through_hash TEXT NOT NULL,
+		purged       BIGINT NOT NULL,
+		checkpoint_seq BIGINT NOT NULL,
+		at           TEXT NOT NULL
+	);
+	CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF TG_OP = 'DELETE' AND OLD.seq <= coalesce((SELECT through_seq FROM audit_purges WHERE tenant_id = OLD.tenant_id), 0) THEN
+			RETURN OLD;
+		END IF;
+		RAISE EXCEPTION 'audit trail is append-only: events cannot be %', CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'changed' END;
+	END $$;
+	CREATE TABLE security_holds (
+		id         TEXT PRIMARY KEY,
+		reason     TEXT NOT NULL,
+		set_by     TEXT NOT NULL,
+		set_at     TEXT NOT NULL,
+		until      TEXT NOT NULL,
+		ended_at   TEXT,
+		ended_by   TEXT
+	);
+	CREATE TABLE job_leases (
+		name   TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		until  BIGINT NOT NULL
+	);
+	`,
 ];

@@ -66,7 +66,13 @@ export async function storeEnv(file: string): Promise<Record<string, string>> {
  * CONSENTRY_TEST_DATABASE=postgres) on a free loopback port, serving the given tenants.
  */
 export async function startGateway(
-	options: { tenants?: TestTenant[]; env?: Record<string, string>; log?: Logger } = {},
+	options: {
+		tenants?: TestTenant[];
+		env?: Record<string, string>;
+		log?: Logger;
+		/** Issue 14: the gateway's log files and clock (Gateway.create's options). */
+		gateway?: Parameters<typeof Gateway.create>[2];
+	} = {},
 ): Promise<Gateway> {
 	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-gw-"));
 	const file = options.env?.CONSENTRY_DB_FILE ?? path.join(dir, "store.sqlite");
@@ -83,7 +89,7 @@ export async function startGateway(
 		...options.env,
 		...(TEST_DATABASE === "postgres" ? { CONSENTRY_DATABASE_URL: await postgresFor(file) } : {}),
 	});
-	return Gateway.create(config, options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent"));
+	return Gateway.create(config, options.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), options.gateway);
 }
 
 /** Calls the gateway's REST API as `token`; returns status and JSON body. */

@@ -355,6 +355,8 @@ export const en = {
 	"op.confirm.end": "End this meeting of {tenant} now? Everyone in it sees your reason.",
 	"op.confirm.disable": "Disable this meeting of {tenant}? It ends and can’t start again until re-enabled.",
 	"op.noMeetings": "No live meeting.",
+	"op.hold.none": "Security hold: none. Log files are deleted after their days.",
+	"op.hold.on": "Security hold until {until}: {reason} (set by {by}). Security log files are kept until then.",
 	"op.noToken": "Open this page with the operator token: /operator#token=…",
 	"op.error": "The gateway refused: {code}",
 	"op.error.operator_only": "This is not an operator token.",

@@ -348,6 +348,9 @@ export const fr: Catalogue = {
 	"op.confirm.disable":
 		"Désactiver cette réunion de {tenant}\u202f? Elle prend fin et ne pourra reprendre avant d’être réactivée.",
 	"op.noMeetings": "Aucune réunion en direct.",
+	"op.hold.none": "Conservation de sécurité\u00a0: aucune. Les journaux sont supprimés après leur délai.",
+	"op.hold.on":
+		"Conservation de sécurité jusqu’au {until}\u00a0: {reason} (par {by}). Les journaux de sécurité sont conservés jusque-là.",
 	"op.noToken": "Ouvrez cette page avec le jeton de l’exploitant\u00a0: /operator#token=…",
 	"op.error": "La passerelle a refusé\u00a0: {code}",
 	"op.error.operator_only": "Ce n’est pas un jeton d’exploitant.",
