@@ -287,21 +287,22 @@ export class DataSubjectRepository {
 
 	/** The pending erasure of this person in this tenant, if one is under way (a repeat request resumes it). */
 	pendingFor(tenantId: string, personKey: string | null, pseudonym: string | null): Promise<DsrRequestRow | undefined> {
-		return this.#s.guard(() => {
-			let q = this.#s.db
+		if (!personKey && !pseudonym) return Promise.resolve(undefined);
+		return this.#s.guard(() =>
+			this.#s.db
 				.selectFrom("dsr_requests")
 				.selectAll()
 				.where("tenant_id", "=", tenantId)
-				.where("state", "=", "pending");
-			q = q.where((eb) =>
-				eb.or([
-					...(personKey ? [eb("person_key", "=", personKey)] : []),
-					...(pseudonym ? [eb("pseudonym", "=", pseudonym)] : []),
-					eb.val(false),
-				]),
-			);
-			return q.orderBy("created_at").executeTakeFirst();
-		});
+				.where("state", "=", "pending")
+				.where((eb) =>
+					eb.or([
+						...(personKey ? [eb("person_key", "=", personKey)] : []),
+						...(pseudonym ? [eb("pseudonym", "=", pseudonym)] : []),
+					]),
+				)
+				.orderBy("created_at")
+				.executeTakeFirst(),
+		);
 	}
 
 	pending(limit = 100): Promise<DsrRequestRow[]> {
