@@ -1,13 +1,14 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import BetterSqlite3 from "better-sqlite3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
 import type { Signal } from "../bench/bots/signal.js";
+import { DSR_EXIT, dsrCommand } from "../cli/dsr/command.js";
 import { verifyCommand } from "../cli/verify/command.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { NoticeView } from "../shared/protocol.js";
@@ -36,6 +37,7 @@ let proxy: S3Proxy;
 let gw: Gateway;
 let media: SyntheticMedia;
 let dbFile: string;
+let env: Record<string, string>;
 const bots: Bot[] = [];
 const clients: RawClient[] = [];
 let meetingId: string;
@@ -58,10 +60,8 @@ beforeAll(async () => {
 	bucket = await startBucket("acme-dsr");
 	proxy = await startS3Proxy(bucket.server.endpoint);
 	dbFile = path.join(mkdtempSync(path.join(os.tmpdir(), "consentry-dsr-")), "store.sqlite");
-	gw = await startGateway({
-		tenants: [acme, other],
-		env: { ...storageEnv(), CONSENTRY_DB_FILE: dbFile, CONSENTRY_OPERATOR_KEYS_FILE: operator.keysFile },
-	});
+	env = { ...storageEnv(), CONSENTRY_DB_FILE: dbFile, CONSENTRY_OPERATOR_KEYS_FILE: operator.keysFile };
+	gw = await startGateway({ tenants: [acme, other], env });
 	await saveStorageTarget(gw, acme, bucket, "rec", { endpoint: proxy.endpoint });
 	media = new SyntheticMedia({ width: 320, height: 180, fps: 15 });
 	const m = await api(gw, "POST", "/api/meetings", acme.token("hana"), {
@@ -255,26 +255,33 @@ describe("data-subject requests", () => {
 		expect(acts.at(-1)?.data).toMatchObject({ action: "dsr.access", operator: "ops-alice", outcome: "held" });
 	});
 
-	it("erasure: the bucket failing leaves it pending with the store done; a retry finishes; nothing links Bob", async () => {
+	it("erasure (the CLI): the bucket failing leaves it pending with the store done; a retry finishes; nothing links Bob", async () => {
 		proxy.fault = () => 503;
-		const first = await api(gw, "POST", "/api/dsr/erasures", admin(), {
-			person: { subject: "bob" },
-			deleteObjects: true,
-			reason: "art. 17 request",
-		});
-		expect(first.status).toBe(202);
-		expect(first.body).toMatchObject({ state: "pending", steps: { store: true, bucket: "pending" } });
-		expect(String(first.body.error)).toMatch(/^bucket_unreachable/);
+		let out = "";
+		const cli = (...args: string[]) => {
+			out = "";
+			return dsrCommand([...args, "--gateway", gw.url, "--token", admin()], {
+				out: (t) => (out += t),
+				err: (t) => (out += t),
+			});
+		};
+		expect(await cli("erase", "--subject", "bob", "--delete-objects", "--reason", "art. 17 request")).toBe(
+			DSR_EXIT.pending,
+		);
+		const first = JSON.parse(out) as { requestId: string; error: string };
+		expect(first).toMatchObject({ state: "pending", steps: { store: true, bucket: "pending" } });
+		expect(first.error).toMatch(/^bucket_unreachable/);
 		// The store part is done already: no half-erased person.
 		expect(await gw.events.pseudonym("acme", "acme:bob")).toBeNull();
 		proxy.fault = undefined;
-		const id = first.body.requestId as string;
-		const status = await api(gw, "GET", `/api/dsr/erasures/${id}`, admin());
-		expect(status.body.state).toBe("pending");
+		const id = first.requestId;
+		expect(await cli("status", "--request", id)).toBe(DSR_EXIT.pending);
 		expect((await api(gw, "GET", `/api/dsr/erasures/${id}`, other.token("admin", "admin"))).status).toBe(404);
-		const done = await api(gw, "POST", `/api/dsr/erasures/${id}/retry`, admin());
-		expect(done.status).toBe(200);
-		expect(done.body).toMatchObject({ state: "done", error: null, steps: { store: true, bucket: "done" } });
+		expect(await cli("retry", "--request", id)).toBe(DSR_EXIT.done);
+		expect(JSON.parse(out)).toMatchObject({ state: "done", error: null, steps: { store: true, bucket: "done" } });
+		const erasures = await gw.events.list({ tenantId: "acme", type: "dsr.erasure" });
+		expect(erasures.map((e) => e.data.outcome)).toEqual(["pending", "done"]);
+		expect(JSON.stringify(erasures)).not.toContain(bobPsn);
 
 		// The store: neither Bob's subject nor his person key anywhere; his pseudonym only in the chain (immutable,
 		// unlinkable now) and in the request's own row.
@@ -304,6 +311,17 @@ describe("data-subject requests", () => {
 			expect(v.fails, base).toEqual([]);
 			expect(v.code).toBe(0);
 		}
+		// Any other change still fails: the erasure record edited, or an object of Hana's deleted.
+		const recordKey = `${recBase}/erasure-${id}.json`;
+		const record = await bucket.bytes(recordKey);
+		await bucket.s3.send(
+			new PutObjectCommand({ Bucket: bucket.name, Key: recordKey, Body: Buffer.concat([record, Buffer.from(" ")]) }),
+		);
+		expect((await verify(recBase)).fails.join("\n")).toMatch(
+			/no dsr.objects_erased entry in its trail names this record/,
+		);
+		await bucket.s3.send(new PutObjectCommand({ Bucket: bucket.name, Key: recordKey, Body: record }));
+		expect((await verify(recBase)).code).toBe(0);
 		// Access now: nothing held. A repeat erasure: done, nothing more.
 		expect((await api(gw, "POST", "/api/dsr/access", admin(), { person: { subject: "bob" } })).body.held).toBe(false);
 		const again = await api(gw, "POST", "/api/dsr/erasures", admin(), {
@@ -311,6 +329,31 @@ describe("data-subject requests", () => {
 			deleteObjects: true,
 		});
 		expect(again.body).toMatchObject({ state: "done" });
+	});
+
+	it("an erasure left pending by a stopped gateway is finished at the next start", async () => {
+		proxy.fault = () => 503;
+		const r = await api(gw, "POST", "/api/operator/tenants/acme/dsr/erasures", operator.token(), {
+			person: { subject: "hana" },
+			deleteObjects: true,
+			reason: "customer left",
+		});
+		expect(r.status).toBe(202);
+		const id = r.body.requestId as string;
+		await gw.close();
+		proxy.fault = undefined;
+		gw = await startGateway({ tenants: [acme, other], env });
+		await waitFor(
+			async () => (await api(gw, "GET", `/api/dsr/erasures/${id}`, admin())).body.state === "done",
+			20_000,
+			"the erasure finished at start-up",
+		);
+		expect((await keys()).filter((k) => /psn_[0-9a-f]{64}-(audio|camera)/.test(k))).toEqual([]);
+		// Two erasure records on the recording session (Bob's, Hana's): it still verifies, and so does the transcript.
+		for (const base of [recBase, trBase]) expect((await verify(base)).fails, base).toEqual([]);
+		expect((await gw.events.verify({ tenantId: "acme" })).every((v) => v.ok)).toBe(true);
+		const acts = await gw.events.list({ tenantId: "acme", type: "operator.action" });
+		expect(acts.at(-1)?.data).toMatchObject({ action: "dsr.erasure", outcome: "pending", reason: "customer left" });
 	});
 
 	it("refuses to erase a host whose meeting is live", async () => {
