@@ -96,12 +96,16 @@ beforeAll(async () => {
 		p.tnotice = p.c.next("captureNotice", 20_000) as Promise<NoticeView>;
 		p.tnotice.catch(() => undefined);
 	}
+	const speaking = new Set<string>();
+	host.c.socket.on("caption", (c: { peerId: string }) => speaking.add(c.peerId));
 	await host.c.call("startCapture", { kind: "transcription" });
 	for (const p of people)
 		await p.c.call("acknowledgeNotice", { noticeId: (await p.tnotice)?.id, clickedAt: Date.now() });
 	await bob.c.call("chat", { text: "Bob's words, on the record" });
 	await host.c.call("chat", { text: "Hana's words" });
-	await new Promise((r) => setTimeout(r, 4_000));
+	await new Promise((r) => setTimeout(r, 3_000));
+	// Both heard by the engine (a caption of each), so each has a line in the transcript.
+	await waitFor(() => speaking.size === 2, 20_000, "a caption of each speaker");
 	const session = gw.capture.session(meetingId, "recording");
 	const tsession = gw.capture.session(meetingId, "transcription");
 	recBase = `rec/${meetingId}/${session?.id}`;
@@ -356,14 +360,43 @@ describe("data-subject requests", () => {
 		expect(acts.at(-1)?.data).toMatchObject({ action: "dsr.erasure", outcome: "pending", reason: "customer left" });
 	});
 
-	it("refuses to erase a host whose meeting is live", async () => {
-		const m = await api(gw, "POST", "/api/meetings", acme.token("hana"), { title: "Live", settings: { lobby: false } });
+	it("a guest, by the pseudonym shown to them: refused while the meeting is live, then erased", async () => {
+		const m = await api(gw, "POST", "/api/meetings", acme.token("hana"), {
+			title: "Live",
+			settings: { lobby: false, allowGuests: true },
+		});
+		const id = m.body.id as string;
 		const c = await connect(gw.url, acme.token("hana"));
-		clients.push(c);
-		await c.call("join", { meetingId: m.body.id, displayName: "Hana" });
-		const r = await api(gw, "POST", "/api/dsr/erasures", admin(), { person: { subject: "hana" } });
-		expect(r.status).toBe(409);
-		expect(r.body.code).toBe("person_in_live_meeting");
-		c.close();
+		const g = await connect(gw.url);
+		clients.push(c, g);
+		await c.call("join", { meetingId: id, displayName: "Hana" });
+		// Guests wait in the lobby (the chain's lobby.entered names them by pseudonym).
+		const gj = (await g.call("join", { meetingId: id, displayName: "Gus" })) as { status: string; peerId: string };
+		expect(gj.status).toBe("lobby");
+		const joined = await waitFor(
+			async () =>
+				(await gw.events.list({ tenantId: "acme", meetingId: id, type: "lobby.entered" })).find(
+					(e) => e.data.peerId === gj.peerId,
+				),
+			5_000,
+			"the guest in the chain",
+		);
+		const guestPsn = String(joined?.actor);
+		const a = await api(gw, "POST", "/api/dsr/access", admin(), { person: { pseudonym: guestPsn } });
+		expect(a.body).toMatchObject({ held: true, person: { subject: null, pseudonym: guestPsn, guest: true } });
+		// Live: refused, for the guest and for the host.
+		for (const person of [{ pseudonym: guestPsn }, { subject: "hana" }]) {
+			const r = await api(gw, "POST", "/api/dsr/erasures", admin(), { person });
+			expect(r.status).toBe(409);
+			expect(r.body.code).toBe("person_in_live_meeting");
+		}
+		expect((await api(gw, "POST", `/api/meetings/${id}/end`, acme.token("hana"))).status).toBe(200);
+		const e = await api(gw, "POST", "/api/dsr/erasures", admin(), { person: { pseudonym: guestPsn } });
+		expect(e.body).toMatchObject({ state: "done", steps: { store: true, bucket: "not_asked" } });
+		expect(await gw.events.resolvePseudonym("acme", guestPsn)).toBeNull();
+		expect((await api(gw, "POST", "/api/dsr/access", admin(), { person: { pseudonym: guestPsn } })).body.held).toBe(
+			false,
+		);
+		expect((await gw.events.verify({ tenantId: "acme" })).every((v) => v.ok)).toBe(true);
 	});
 });
