@@ -261,6 +261,9 @@ describe("data-subject requests", () => {
 
 	it("erasure (the CLI): the bucket failing leaves it pending with the store done; a retry finishes; nothing links Bob", async () => {
 		proxy.fault = () => 503;
+		// Access with the bucket unreachable: the store's part, and the bucket named unreachable.
+		const partial = await api(gw, "POST", "/api/dsr/access", admin(), { person: { subject: "bob" } });
+		expect(partial.body).toMatchObject({ held: true, bucket: { state: "unreachable", objects: [] } });
 		let out = "";
 		const cli = (...args: string[]) => {
 			out = "";
