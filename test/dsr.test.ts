@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -13,12 +14,13 @@ import { verifyCommand } from "../cli/verify/command.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
-import { api, postgresFor, startGateway, TEST_DATABASE } from "./helpers/gateway.js";
+import { api, postgresFor, startGateway, storeEnv, TEST_DATABASE } from "./helpers/gateway.js";
 import { testOperator } from "./helpers/operator.js";
+import { freePort } from "./helpers/ports.js";
 import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";
 import { connect, type RawClient } from "./helpers/signaling.js";
 import { type FakeVoskServer, startFakeVosk } from "./helpers/stt-servers.js";
-import { testTenant } from "./helpers/tenants.js";
+import { AUDIENCE, testTenant, writeTenantsFile } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
 /**
@@ -161,6 +163,29 @@ async function verify(base: string): Promise<{ code: number; fails: string[] }> 
 			s.problems.filter((p) => p.severity === "fail").map((p) => `${p.check} ${p.subject}: ${p.message}`),
 		),
 	};
+}
+
+/** The newest pending erasure request, read from the store directly (SQLite file, or its PostgreSQL database). */
+async function pendingRequest(): Promise<
+	{ id: string; state: string; steps: string; person_key: string | null } | undefined
+> {
+	const q =
+		"SELECT id, state, steps, person_key FROM dsr_requests WHERE state = 'pending' ORDER BY created_at DESC LIMIT 1";
+	if (TEST_DATABASE === "sqlite") {
+		const db = new BetterSqlite3(dbFile, { readonly: true });
+		try {
+			return db.prepare(q).get() as never;
+		} finally {
+			db.close();
+		}
+	}
+	const c = new pg.Client({ connectionString: await postgresFor(dbFile) });
+	await c.connect();
+	try {
+		return (await c.query(q)).rows[0];
+	} finally {
+		await c.end();
+	}
 }
 
 /** Every row of every table of the store, as text, per table (SQLite file, or its PostgreSQL database). */
@@ -338,29 +363,70 @@ describe("data-subject requests", () => {
 		expect(again.body).toMatchObject({ state: "done" });
 	});
 
-	it("an erasure left pending by a stopped gateway is finished at the next start", async () => {
-		proxy.fault = () => 503;
-		const r = await api(gw, "POST", "/api/operator/tenants/acme/dsr/erasures", operator.token(), {
-			person: { subject: "hana" },
-			deleteObjects: true,
-			reason: "customer left",
-		});
-		expect(r.status).toBe(202);
-		const id = r.body.requestId as string;
+	it("a gateway killed mid-erasure (store step committed, bucket step hanging): the next start finishes it", async () => {
+		// The gateway as its own process (dist/server/main.js), on the same store, with the operator's keys.
 		await gw.close();
+		const port = await freePort();
+		const child = spawn(process.execPath, ["dist/server/main.js"], {
+			env: {
+				...process.env,
+				CONSENTRY_HTTP_HOST: "127.0.0.1",
+				CONSENTRY_HTTP_PORT: String(port),
+				CONSENTRY_WORKERS: "1",
+				CONSENTRY_AUDIENCE: AUDIENCE,
+				CONSENTRY_GATEWAY_ID: "test",
+				CONSENTRY_TENANTS_FILE: writeTenantsFile([acme, other]),
+				CONSENTRY_LOG_LEVEL: "warn",
+				...env,
+				...(await storeEnv(dbFile)),
+			},
+			stdio: ["ignore", "ignore", "inherit"],
+		});
+		const url = `http://127.0.0.1:${port}`;
+		let id = "";
+		try {
+			await waitFor(async () => (await fetch(`${url}/healthz`)).ok, 30_000, "the gateway process to answer");
+			proxy.fault = () => "blackhole"; // every bucket request taken and never answered
+			void fetch(`${url}/api/operator/tenants/acme/dsr/erasures`, {
+				method: "POST",
+				headers: { authorization: `Bearer ${operator.token()}`, "content-type": "application/json" },
+				body: JSON.stringify({ person: { subject: "hana" }, deleteObjects: true, reason: "customer left" }),
+			}).catch(() => undefined);
+			const row = await waitFor(
+				async () => {
+					const r = await pendingRequest();
+					return r && (JSON.parse(r.steps) as { store: boolean }).store ? r : undefined;
+				},
+				20_000,
+				"the store step committed",
+			);
+			expect(row).toMatchObject({ state: "pending", person_key: null });
+			id = row.id;
+		} finally {
+			child.kill("SIGKILL");
+			await new Promise((r) => child.once("exit", r));
+		}
+		// Killed between the steps: the store part done (Hana unlinkable), the bucket untouched.
+		expect((await keys()).some((k) => k.includes(`erasure-${id}`))).toBe(false);
 		proxy.fault = undefined;
 		gw = await startGateway({ tenants: [acme, other], env });
 		await waitFor(
 			async () => (await api(gw, "GET", `/api/dsr/erasures/${id}`, admin())).body.state === "done",
-			20_000,
+			30_000,
 			"the erasure finished at start-up",
 		);
+		expect(await gw.events.pseudonym("acme", "acme:hana")).toBeNull();
 		expect((await keys()).filter((k) => /psn_[0-9a-f]{64}-(audio|camera)/.test(k))).toEqual([]);
 		// Two erasure records on the recording session (Bob's, Hana's): it still verifies, and so does the transcript.
 		for (const base of [recBase, trBase]) expect((await verify(base)).fails, base).toEqual([]);
 		expect((await gw.events.verify({ tenantId: "acme" })).every((v) => v.ok)).toBe(true);
-		const acts = await gw.events.list({ tenantId: "acme", type: "operator.action" });
-		expect(acts.at(-1)?.data).toMatchObject({ action: "dsr.erasure", outcome: "pending", reason: "customer left" });
+		const resumed = await waitFor(
+			async () =>
+				(await gw.events.list({ tenantId: "acme", type: "dsr.erasure" })).find((e) => e.data.requestId === id),
+			5_000,
+			"the resumed request in the chain",
+		);
+		expect(resumed.data).toMatchObject({ outcome: "done", resumed: "start-up" });
 	});
 
 	it("a guest, by the pseudonym shown to them: refused while the meeting is live, then erased", async () => {

@@ -79,7 +79,21 @@ export class DataSubjectService {
 	/** Finishes the erasures a previous run left pending (a crash, an unreachable bucket). */
 	async resumePending(): Promise<number> {
 		const rows = await this.#repo.pending();
-		for (const r of rows) await this.#run(r.id).catch(() => undefined);
+		for (const r of rows) {
+			await this.#run(r.id).catch(() => undefined);
+			const after = await this.#repo.request(r.id);
+			// In the chain too: the request's outcome now (no actor: nobody asked again).
+			if (after)
+				await this.#events.append("dsr.erasure", {
+					tenantId: after.tenant_id,
+					data: {
+						requestId: after.id,
+						deleteObjects: after.delete_objects === 1 || (after.delete_objects as unknown) === "1",
+						outcome: after.state,
+						resumed: "start-up",
+					},
+				});
+		}
 		if (rows.length) this.#log.info({ requests: rows.length }, "resumed pending erasure requests");
 		return rows.length;
 	}
