@@ -9,6 +9,7 @@ import { defineConfig } from "vitest/config";
 export const POSTGRES_SUITES = [
 	"test/capture-click.test.ts",
 	"test/capture.test.ts",
+	"test/dsr.test.ts",
 	"test/hands.test.ts",
 	"test/lobby.test.ts",
 	"test/meetings.test.ts",

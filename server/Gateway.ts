@@ -13,6 +13,7 @@ import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
 import { ConsentryError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
+import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerPlaybackApi } from "./http/PlaybackApi.js";
 import { registerStorageApi } from "./http/StorageApi.js";
@@ -30,6 +31,7 @@ import { OperatorService } from "./operator/OperatorService.js";
 import { OperatorVerifier } from "./operator/OperatorVerifier.js";
 import { TenantDirectory } from "./operator/TenantDirectory.js";
 import { AddressKey } from "./privacy/addresses.js";
+import { DataSubjectService } from "./privacy/DataSubjectService.js";
 import type { LogFiles } from "./privacy/LogFiles.js";
 import { GATEWAY_CHAIN, SecurityHold } from "./privacy/SecurityHold.js";
 import { Playback } from "./recording/Playback.js";
@@ -73,6 +75,8 @@ export class Gateway {
 	readonly recorder: RecorderProcess | undefined;
 	/** Webhooks to the customers' endpoints (undefined without a master key to seal their secrets). */
 	readonly webhooks: WebhookService | undefined;
+	/** Data-subject requests (issue #14): access, export, erasure. */
+	readonly dsr: DataSubjectService;
 	/** Prometheus metrics (undefined when CONSENTRY_METRICS=false). */
 	readonly metrics: Metrics | undefined;
 	/** Every HTTP route registered (the OpenAPI coverage test compares it with /api/openapi.json). */
@@ -104,6 +108,7 @@ export class Gateway {
 		transcription: TranscriptionService;
 		recorder: RecorderProcess | undefined;
 		webhooks: WebhookService | undefined;
+		dsr: DataSubjectService;
 		metrics: Metrics | undefined;
 		apiRoutes: readonly RegisteredRoute[];
 		retention: RetentionService;
@@ -126,6 +131,7 @@ export class Gateway {
 		this.transcription = p.transcription;
 		this.recorder = p.recorder;
 		this.webhooks = p.webhooks;
+		this.dsr = p.dsr;
 		this.metrics = p.metrics;
 		this.apiRoutes = p.apiRoutes;
 		this.retention = p.retention;
@@ -356,8 +362,11 @@ export class Gateway {
 			trustProxy: config.trustProxy,
 		});
 		registerMeetingsApi(http, { store, hub, events, verifier, tenants, access: directory.access });
+		const dsr = await DataSubjectService.create({ store: cluster, events, targets, endpointPolicy, log });
+		registerDataSubjectApi(http, { service: dsr, verifier });
 		registerOperatorApi(http, {
 			service: operator,
+			dsr,
 			verifier: operatorVerifier,
 			tenantVerifier: verifier,
 			log,
@@ -410,6 +419,8 @@ export class Gateway {
 		await http.listen({ host: config.http.host, port: config.http.port });
 		void recording.recoverAll(tenants.ids());
 		retention.start();
+		// Erasures a previous run left half-way (a crash, an unreachable bucket) are finished now.
+		void dsr.resumePending().catch((err: unknown) => log.error({ err }, "could not resume pending erasures"));
 		const gateway = new Gateway({
 			http,
 			io,
@@ -428,6 +439,7 @@ export class Gateway {
 			transcription,
 			recorder,
 			webhooks,
+			dsr,
 			metrics,
 			apiRoutes,
 			retention,

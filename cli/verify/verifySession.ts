@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ChainEntry } from "../../server/audit/chain.js";
 import { verifyExport } from "../../server/audit/verify.js";
 import type { Bucket, Listed } from "./bucket.js";
+import { afterErasures, isErasureFile, readErasures } from "./erasures.js";
 import { ChatLineSchema, ManifestSchema, type VerifiedManifest } from "./manifestSchema.js";
 import { type CheckId, Findings, type SessionReport } from "./report.js";
 
@@ -128,21 +129,38 @@ export async function verifySession(
 		}
 	}
 
+	// Data-subject erasures (docs/privacy.md): each record, anchored by its tombstone in the chain, lists the objects
+	// it removed and the ones it rewrote without the person's lines; exactly those changes are accepted.
+	const erasures = await readErasures(bucket, prefix, listed, limits, f, manifest.audit.meetingHead);
+	const erased = new Set<string>();
+	let chatLinesErased = 0;
+	for (const [key, x] of expected) {
+		const now = afterErasures(key, x, erasures);
+		if (now.mismatch) f.fail("listing", key, now.mismatch);
+		else if (now.removed) erased.add(key);
+		else if (now.sha256 !== x.sha256 || now.size !== x.size) {
+			expected.set(key, { ...x, size: now.size, sha256: now.sha256, what: `${x.what} (rewritten by an erasure)` });
+			if (key === manifest.chat.key) chatLinesErased = now.linesRemoved;
+		}
+	}
+
 	// Nothing added, nothing deleted. A checkpoint the recorder left behind is no addition when every byte in it is a
 	// copy of the listed objects' bytes (checked below, once those are verified).
 	const leftovers: Listed[] = [];
 	for (const o of listed.values()) {
-		if (o.key === manifestKey || expected.has(o.key)) continue;
+		if (o.key === manifestKey || expected.has(o.key) || isErasureFile(prefix, o.key)) continue;
 		if (CHECKPOINT_NAME.test(o.key.slice(prefix.length + 1))) leftovers.push(o);
 		else f.fail("listing", o.key, `added: in the bucket (${o.size} bytes) but not in the manifest`);
 	}
 	for (const [key, x] of expected)
-		if (!listed.has(key) && !listing.truncated)
+		if (!listed.has(key) && !listing.truncated && !erased.has(key))
 			f.fail("listing", key, `deleted: the manifest lists this ${x.what}, the bucket does not hold it`);
+	for (const key of erased)
+		if (listed.has(key)) f.fail("listing", key, "an erasure record says it was removed, yet the bucket holds it");
 
 	// Sizes and SHA-256 of everything listed, streamed.
 	await pool([...expected], limits.concurrency, async ([key, x]) => {
-		if (!listed.has(key) && !listing.truncated) return; // reported as deleted
+		if (erased.has(key) || (!listed.has(key) && !listing.truncated)) return; // erased, or reported as deleted
 		const got = await bucket.hash(key);
 		if (!got) return f.fail("objects", key, "could not be read: it does not exist");
 		stats.objects++;
@@ -218,11 +236,11 @@ export async function verifySession(
 			chat.push({ line: i + 1, at: Date.parse(p.data.at), from: p.data.from });
 		}
 		stats.chatLines = chat.length;
-		if (chat.length !== manifest.chat.messages)
+		if (chat.length !== manifest.chat.messages - chatLinesErased)
 			f.fail(
 				"manifest",
 				manifest.chat.key,
-				`holds ${chat.length} lines, the manifest says ${manifest.chat.messages} messages`,
+				`holds ${chat.length} lines, the manifest says ${manifest.chat.messages} messages${chatLinesErased ? ` of which ${chatLinesErased} erased` : ""}`,
 			);
 	}
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import type { Bucket } from "./bucket.js";
+import type { Bucket, Listed } from "./bucket.js";
+import { afterErasures, isErasureFile, readErasures } from "./erasures.js";
 import { Findings, type SessionReport, TRANSCRIPT_CHECKS } from "./report.js";
 import { ANSWERS, type Entry, iso, lineOf, parseExport, safeVerifyExport, type VerifyLimits } from "./verifySession.js";
 
@@ -51,7 +52,11 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 
 	const listing = await bucket.list(`${prefix}/`, limits.maxObjects);
 	for (const o of listing.objects)
-		if (!NAMES.some((n) => o.key === `${prefix}/${n}`) && o.key !== `${prefix}/audit.jsonl`)
+		if (
+			!NAMES.some((n) => o.key === `${prefix}/${n}`) &&
+			o.key !== `${prefix}/audit.jsonl` &&
+			!isErasureFile(prefix, o.key)
+		)
 			f.fail("listing", o.key, `added: in the bucket (${o.size} bytes), not part of a transcript`);
 	for (const n of NAMES)
 		if (!listing.objects.some((o) => o.key === `${prefix}/${n}`))
@@ -124,6 +129,16 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 		);
 	const entries = parseExport(best.text).entries;
 	stats.auditEntries = entries.length;
+	// Data-subject erasures (docs/privacy.md): the rewrites of transcript.json/.vtt their records anchor are accepted.
+	const listedMap = new Map<string, Listed>(listing.objects.map((o) => [o.key, o]));
+	const erasures = await readErasures(
+		bucket,
+		prefix,
+		listedMap,
+		limits,
+		f,
+		parseExport(best.text).header?.meetingHead ?? null,
+	);
 	const S = transcript.session;
 	const mine = entries.filter((x) => x.e.data.sessionId === S && x.e.data.kind === "transcription");
 	const sub = (x: Entry) => `${best?.key} entry ${x.e.seq} (${x.e.type}, line ${x.line})`;
@@ -163,7 +178,9 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 			);
 			continue;
 		}
-		if (got && (got.size !== Number(w.e.data.size) || got.sha256 !== w.e.data.sha256))
+		const want = afterErasures(k, { size: Number(w.e.data.size), sha256: String(w.e.data.sha256) }, erasures);
+		if (want.mismatch) f.fail("objects", k, want.mismatch);
+		else if (got && (got.size !== want.size || got.sha256 !== want.sha256))
 			f.fail(
 				"objects",
 				k,

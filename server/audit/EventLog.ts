@@ -77,6 +77,15 @@ export const EVENT_TYPES = [
 	 * entry, for meetings that go on after the cut), before, reason. Verifiers take it as the chain's new start.
 	 */
 	"chain.checkpoint",
+	/**
+	 * Data-subject requests (issue #14, server/privacy): an access or export answered, an erasure requested or
+	 * finished (data: requestId, outcome; never the person), and, per capture session whose objects in the
+	 * customer's bucket an erasure removed or rewrote, the tombstone naming the erasure record (data.amendment).
+	 */
+	"dsr.access",
+	"dsr.export",
+	"dsr.erasure",
+	"dsr.objects_erased",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -324,19 +333,23 @@ export class EventLog {
 	async erasePerson(
 		tenantId: string,
 		personKey: string,
-		by?: { actor?: string; reason?: string },
+		by?: { actor?: string; reason?: string; data?: Record<string, Json> },
+		within?: { locks?: readonly string[]; run: (trx: Kysely<Schema>, pseudonym: string | null) => Promise<void> },
 	): Promise<{ erased: boolean; pseudonym: string | null }> {
-		const erased = await this.#store.transaction(`audit:${tenantId}`, async (trx) => {
+		await this.#settled();
+		const erased = await this.#store.transaction([`audit:${tenantId}`, ...(within?.locks ?? [])], async (trx) => {
 			const row = (await this.#repo.secrets(trx, tenantId, [personKey]))[0];
-			if (!row) return null;
-			const psn = pseudonymOf(row.secret, personKey);
+			const psn = row ? pseudonymOf(row.secret, personKey) : null;
+			// The caller's own rows (a data-subject erasure: every other table) go in the same transaction.
+			await within?.run(trx, psn);
+			if (!row || !psn) return null;
 			await this.#repo.dropSecret(trx, tenantId, personKey);
 			const entry: Prepared = {
 				type: "person.erased",
 				tenantId,
 				meetingId: null,
 				actor: by?.actor ?? null,
-				data: { pseudonym: psn, ...(by?.reason ? { reason: by.reason } : {}) },
+				data: { ...(by?.data ?? {}), pseudonym: psn, ...(by?.reason ? { reason: by.reason } : {}) },
 			};
 			return { psn, events: await this.#write(trx, [[entry]]) };
 		});

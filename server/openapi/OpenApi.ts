@@ -122,9 +122,11 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES, version = 
 				"Meetings, the customer's storage, transcripts, recordings and webhooks. Every call carries a JWT the Customer's own system signed for the person (`Authorization: Bearer <token>`; docs/identity.md); errors are `{code, message}`. Meeting signaling (socket.io) is described in shared/protocol.ts.",
 		},
 		servers: [{ url: "/" }],
-		tags: ["meetings", "transcripts", "recordings", "storage", "webhooks", "operations", "operator"].map((name) => ({
-			name,
-		})),
+		tags: ["meetings", "transcripts", "recordings", "storage", "webhooks", "operations", "operator", "privacy"].map(
+			(name) => ({
+				name,
+			}),
+		),
 		paths,
 		components: {
 			schemas: components,

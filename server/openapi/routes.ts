@@ -18,6 +18,13 @@ import {
 	UpdateTenantSchema,
 	WarningSchema,
 } from "../operator/OperatorTypes.js";
+import {
+	DsrAccessSchema,
+	DsrErasureSchema,
+	DsrRequestParams,
+	OperatorDsrAccessSchema,
+	OperatorDsrErasureSchema,
+} from "../privacy/DataSubjectTypes.js";
 import { SessionParams } from "../recording/PlaybackTypes.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "../webhooks/WebhookTypes.js";
 
@@ -472,6 +479,198 @@ const OPERATOR_ROUTES: RouteDoc[] = [
 	},
 ];
 
+/** Data-subject requests (issue #14; docs/privacy.md, "Data-subject requests"). */
+const DsrExportSchema = z
+	.object({
+		kind: z.literal("consentry.dsr.export"),
+		version: z.literal(1),
+		tenant: z.string(),
+		generatedAt: z.string(),
+		person: z.object({ subject: z.string().nullable(), pseudonym: z.string().nullable(), guest: z.boolean() }),
+		held: z.boolean().describe("false: nothing held (every list empty; the same answer as for an unknown person)."),
+		store: z.object({}).loose().describe("Rows of the gateway's tables naming the person, per table."),
+		audit: z.object({ entries: z.array(z.object({}).loose()), truncated: z.boolean() }),
+		meetings: z.array(z.string()),
+		bucket: z
+			.object({
+				state: z.enum(["listed", "no_storage_target", "unreachable", "not_applicable"]),
+				bucket: z.string().nullable(),
+				error: z.string().optional(),
+				objects: z.array(
+					z.object({
+						key: z.string(),
+						holds: z.enum(["media", "chat", "transcript"]),
+						meetingId: z.string(),
+						sessionId: z.string(),
+						foundBy: z.enum(["manifest", "listing"]),
+						size: z.number().optional(),
+						lines: z.number().optional(),
+						lineNumbers: z.array(z.number()).optional(),
+					}),
+				),
+			})
+			.describe("Pointers to every object in the customer's bucket holding their media, chat or transcript lines."),
+	})
+	.meta({ id: "DsrExport" });
+const DsrAccessViewSchema = z
+	.object({
+		kind: z.literal("consentry.dsr.access"),
+		version: z.literal(1),
+		requestId: z.string(),
+		tenant: z.string(),
+		person: z.object({}).loose(),
+		held: z.boolean(),
+		counts: z.record(z.string(), z.number()),
+		meetings: z.array(z.string()),
+		bucket: z.object({}).loose(),
+	})
+	.meta({ id: "DsrAccess" });
+const ErasureViewSchema = z
+	.object({
+		requestId: z.string(),
+		state: z.enum(["pending", "done"]),
+		deleteObjects: z.boolean(),
+		steps: z.object({
+			store: z.boolean(),
+			bucket: z.enum(["not_asked", "pending", "done"]),
+			sessionsDone: z.array(z.string()),
+			meetings: z.array(z.string()),
+			rows: z.record(z.string(), z.number()).optional(),
+			objectsRemoved: z.number().optional(),
+			objectsRewritten: z.number().optional(),
+		}),
+		error: z.string().nullable().describe("Why it is still pending (`bucket_unreachable: …`): a retry finishes it."),
+		createdAt: z.string(),
+		updatedAt: z.string(),
+	})
+	.meta({ id: "DsrErasure" });
+const liveConflict = {
+	409: {
+		description: "`person_in_live_meeting`: a meeting they host or are in is live; end it first.",
+		schema: ErrorSchema,
+	},
+};
+const erasureResponses = {
+	200: { description: "Done: every step finished.", schema: ErasureViewSchema },
+	202: {
+		description: "Pending: the store part is done; the bucket step failed (`error`); retry.",
+		schema: ErasureViewSchema,
+	},
+};
+const requestNotFound = {
+	404: { description: "`dsr_request_not_found` (also another tenant's).", schema: ErrorSchema },
+};
+const OperatorDsrParams = TenantParams.extend(DsrRequestParams.shape);
+
+const DSR_ROUTES: RouteDoc[] = [
+	{
+		method: "POST",
+		url: "/api/dsr/access",
+		summary:
+			"Access request: what the gateway holds about a person of the tenant, and where their data is in the bucket",
+		tag: "privacy",
+		auth: "admin",
+		body: DsrAccessSchema,
+		responses: {
+			200: { description: "The answer (held false: nothing held).", schema: DsrAccessViewSchema },
+			...common,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/dsr/export",
+		summary: "Export: everything held about the person as one JSON document (versioned schema)",
+		tag: "privacy",
+		auth: "admin",
+		body: DsrAccessSchema,
+		responses: { 200: { description: "The export (an attachment).", schema: DsrExportSchema }, ...common },
+	},
+	{
+		method: "POST",
+		url: "/api/dsr/erasures",
+		summary: "Erase a person: every table, their pseudonym secret, optionally their objects and lines in the bucket",
+		tag: "privacy",
+		auth: "admin",
+		body: DsrErasureSchema,
+		responses: { ...erasureResponses, ...common, ...liveConflict },
+	},
+	{
+		method: "GET",
+		url: "/api/dsr/erasures/:requestId",
+		summary: "An erasure request's state and steps",
+		tag: "privacy",
+		auth: "admin",
+		params: DsrRequestParams,
+		responses: { 200: { description: "The request.", schema: ErasureViewSchema }, ...common, ...requestNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/dsr/erasures/:requestId/retry",
+		summary: "Run a pending erasure's remaining steps again (idempotent)",
+		tag: "privacy",
+		auth: "admin",
+		params: DsrRequestParams,
+		responses: { ...erasureResponses, ...common, ...requestNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/dsr/access",
+		summary: "The operator's access request on a tenant's person (an operator.action in the tenant's chain)",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: OperatorDsrAccessSchema,
+		responses: {
+			200: { description: "The answer.", schema: DsrAccessViewSchema },
+			...operatorCommon,
+			...tenantNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/dsr/export",
+		summary: "The operator's export of a tenant's person",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: OperatorDsrAccessSchema,
+		responses: { 200: { description: "The export.", schema: DsrExportSchema }, ...operatorCommon, ...tenantNotFound },
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/dsr/erasures",
+		summary: "The operator erases a tenant's person",
+		tag: "operator",
+		auth: "operator",
+		params: TenantParams,
+		body: OperatorDsrErasureSchema,
+		responses: { ...erasureResponses, ...operatorCommon, ...tenantNotFound, ...liveConflict },
+	},
+	{
+		method: "GET",
+		url: "/api/operator/tenants/:tenantId/dsr/erasures/:requestId",
+		summary: "An erasure request of the tenant",
+		tag: "operator",
+		auth: "operator",
+		params: OperatorDsrParams,
+		responses: {
+			200: { description: "The request.", schema: ErasureViewSchema },
+			...operatorCommon,
+			...requestNotFound,
+		},
+	},
+	{
+		method: "POST",
+		url: "/api/operator/tenants/:tenantId/dsr/erasures/:requestId/retry",
+		summary: "The operator retries a pending erasure",
+		tag: "operator",
+		auth: "operator",
+		params: OperatorDsrParams,
+		body: ReasonSchema,
+		responses: { ...erasureResponses, ...operatorCommon, ...requestNotFound },
+	},
+];
+
 export const ROUTES: RouteDoc[] = [
 	{
 		method: "GET",
@@ -907,4 +1106,5 @@ export const ROUTES: RouteDoc[] = [
 		responses: { 200: { description: "JavaScript.", contentType: "text/javascript" } },
 	},
 	...OPERATOR_ROUTES,
+	...DSR_ROUTES,
 ];

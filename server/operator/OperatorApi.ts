@@ -5,6 +5,8 @@ import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { AuthenticationError, ConsentryError, ForbiddenError, ValidationError } from "../errors.js";
 import { assertUnscoped, bearerIdentity } from "../http/callers.js";
 import type { Logger } from "../logger.js";
+import type { DataSubjectService } from "../privacy/DataSubjectService.js";
+import { DsrRequestParams, OperatorDsrAccessSchema, OperatorDsrErasureSchema } from "../privacy/DataSubjectTypes.js";
 import { addressKey } from "../signaling/AddressLimits.js";
 import type { OperatorService } from "./OperatorService.js";
 import {
@@ -31,6 +33,8 @@ export interface OperatorApiOptions {
 	tenantVerifier: TokenVerifier;
 	/** The gateway serves the browser client: `/operator` is its operator console. */
 	servesClient?: boolean;
+	/** Data-subject requests (issue #14): the operator's access, export and erasure routes. */
+	dsr?: DataSubjectService;
 	log: Logger;
 }
 
@@ -197,6 +201,47 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 		const op = operator(req);
 		return s.revokeTranscriptLink(op, parse(LinkIdParams, req.params, "link ID").linkId, reason(req));
 	});
+
+	// Data-subject requests on a tenant's person (issue #14): each an `operator.action` in the tenant's chain.
+	const dsr = o.dsr;
+	if (dsr) {
+		const tenantOf = async (req: FastifyRequest) => {
+			const { tenantId } = parse(TenantParams, req.params, "tenant ID");
+			await s.tenant(tenantId); // 404 for an unknown tenant
+			return tenantId;
+		};
+		http.post("/api/operator/tenants/:tenantId/dsr/access", async (req) => {
+			const op = operator(req);
+			const tenantId = await tenantOf(req);
+			const body = parse(OperatorDsrAccessSchema, req.body ?? {}, "request");
+			return dsr.access(tenantId, body.person, { role: "operator", subject: op.subject }, body.reason);
+		});
+		http.post("/api/operator/tenants/:tenantId/dsr/export", async (req) => {
+			const op = operator(req);
+			const tenantId = await tenantOf(req);
+			const body = parse(OperatorDsrAccessSchema, req.body ?? {}, "request");
+			return dsr.export(tenantId, body.person, { role: "operator", subject: op.subject }, body.reason);
+		});
+		http.post("/api/operator/tenants/:tenantId/dsr/erasures", async (req, reply) => {
+			const op = operator(req);
+			const tenantId = await tenantOf(req);
+			const body = parse(OperatorDsrErasureSchema, req.body ?? {}, "request");
+			const v = await dsr.erase(tenantId, body, { role: "operator", subject: op.subject });
+			return reply.status(v.state === "done" ? 200 : 202).send(v);
+		});
+		http.get("/api/operator/tenants/:tenantId/dsr/erasures/:requestId", async (req) => {
+			operator(req);
+			const tenantId = await tenantOf(req);
+			return dsr.status(tenantId, parse(DsrRequestParams, req.params, "request ID").requestId);
+		});
+		http.post("/api/operator/tenants/:tenantId/dsr/erasures/:requestId/retry", async (req, reply) => {
+			const op = operator(req);
+			const tenantId = await tenantOf(req);
+			const { requestId } = parse(DsrRequestParams, req.params, "request ID");
+			const v = await dsr.retry(tenantId, requestId, { role: "operator", subject: op.subject }, reason(req));
+			return reply.status(v.state === "done" ? 200 : 202).send(v);
+		});
+	}
 
 	// The customer's side: their admin sees what the operator did to them (the same entries as in their audit export).
 	http.get("/api/operator-actions", async (req) => {

@@ -309,6 +309,26 @@ export const MIGRATIONS: string[] = [
 		until  INTEGER NOT NULL        -- ms since the epoch
 	);
 	`,
+	// 9 (issue #14, data-subject requests): one row per erasure request (server/privacy/DataSubjectService.ts), with
+	// the steps done so far, so an erasure interrupted by a crash or an unreachable bucket is finished by a retry or
+	// at the next start. `person_key` is held only until the store step commits (then NULL: the row re-links nobody).
+	`
+	CREATE TABLE dsr_requests (
+		id          TEXT PRIMARY KEY,
+		tenant_id   TEXT NOT NULL,
+		kind        TEXT NOT NULL CHECK (kind IN ('erase')),
+		state       TEXT NOT NULL CHECK (state IN ('pending', 'done')),
+		person_key  TEXT,
+		pseudonym   TEXT,
+		delete_objects INTEGER NOT NULL,
+		steps       TEXT NOT NULL,
+		requested_by TEXT NOT NULL,
+		last_error  TEXT,
+		created_at  TEXT NOT NULL,
+		updated_at  TEXT NOT NULL
+	);
+	CREATE INDEX dsr_requests_pending ON dsr_requests (state, tenant_id);
+	`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy

@@ -137,6 +137,7 @@ export class RetentionRepository {
 					"operator_warnings",
 					"operator_changes",
 					"audit_person_secrets",
+					"dsr_requests",
 				] as const;
 				for (const t of byTenant) {
 					const r = await trx.deleteFrom(t).where("tenant_id", "=", tenantId).executeTakeFirst();
@@ -166,6 +167,7 @@ export class RetentionRepository {
 				"operator_warnings",
 				"operator_changes",
 				"audit_person_secrets",
+				"dsr_requests",
 				"events",
 			] as const) {
 				const r = await this.#s.db

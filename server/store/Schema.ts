@@ -24,6 +24,7 @@ export interface Schema {
 	audit_purges: AuditPurgesTable;
 	security_holds: SecurityHoldsTable;
 	job_leases: JobLeasesTable;
+	dsr_requests: DsrRequestsTable;
 }
 
 /** Issue 14 retention: the last chain position purged per tenant (the delete trigger lets only these rows go). */
@@ -237,4 +238,24 @@ export interface RemovedPersonsTable {
 	meeting_id: string;
 	person: string;
 	removed_at: string;
+}
+
+/** Data-subject erasure requests (issue #14): server/store/DataSubjectRepository.ts. */
+export interface DsrRequestsTable {
+	id: string;
+	tenant_id: string;
+	kind: "erase";
+	state: "pending" | "done";
+	/** The person while the store step is pending; NULL once it committed. */
+	person_key: string | null;
+	/** Their (then unlinkable) pseudonym, for the bucket step. */
+	pseudonym: string | null;
+	delete_objects: number;
+	/** JSON: the steps done (server/privacy/DataSubjectTypes.ts, ErasureSteps). */
+	steps: string;
+	/** Who asked: `admin` or `operator` (never their identity: that is in the chain's entry). */
+	requested_by: string;
+	last_error: string | null;
+	created_at: string;
+	updated_at: string;
 }

@@ -408,7 +408,8 @@ export class TranscriptionService implements CaptureSink {
 	}
 }
 
-function toWebVtt(entries: TranscriptEntry[], t0: number, disclaimer: string): string {
+/** transcript.vtt from transcript.json's entries (also used to rewrite it after an erasure: server/privacy). */
+export function toWebVtt(entries: TranscriptEntry[], t0: number, disclaimer: string): string {
 	const ts = (iso: string) => {
 		const ms = Math.max(0, Date.parse(iso) - t0);
 		const h = Math.floor(ms / 3_600_000);
