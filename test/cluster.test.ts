@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventLog } from "../server/audit/EventLog.js";
+import { Store } from "../server/store/Store.js";
+import type { JoinResult } from "../shared/protocol.js";
+import { type GatewayNode, startCluster, type TestCluster } from "./helpers/cluster.js";
+import { connect, type RawClient } from "./helpers/signaling.js";
+import { testTenant } from "./helpers/tenants.js";
+
+/**
+ * Issue 12's invariants across nodes: 3 gateway processes (each its own pool, LISTEN connection and media worker) on
+ * one PostgreSQL. Runs in `npm run test:postgres` only (CLUSTER_SUITES in vitest.config.ts), on the run's throwaway
+ * server: `npm run test:postgres -- test/cluster.test.ts` runs it alone.
+ */
+describe("3 gateway nodes on one PostgreSQL", () => {
+	const acme = testTenant("acme");
+	let cluster: TestCluster;
+	const open: RawClient[] = [];
+
+	const call = async (node: GatewayNode, method: string, p: string, token: string, body?: unknown) => {
+		const res = await fetch(`${node.url}${p}`, {
+			method,
+			headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+			...(body ? { body: JSON.stringify(body) } : {}),
+		});
+		return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+	};
+
+	beforeAll(async () => {
+		cluster = await startCluster({ count: 3, tenants: [acme] });
+	}, 120_000);
+	afterAll(async () => {
+		for (const c of open) c.close();
+		await cluster?.stop();
+	}, 60_000);
+
+	it("100 concurrent starts for one host over 3 nodes: exactly 1 live meeting; the chain has one order, no fork", async () => {
+		const { nodes } = cluster;
+		const node = (i: number) => nodes[i % nodes.length] as GatewayNode;
+		// 300 meetings scheduled at once over the 3 nodes (each one an append to acme's chain): 100 for alice, the
+		// rest for 20 other hosts.
+		const scheduled = await Promise.all(
+			Array.from({ length: 300 }, (_, i) =>
+				call(node(i), "POST", "/api/meetings", acme.token(i % 3 === 0 ? "alice" : `host${i % 20}`), {
+					title: `m${i}`,
+					settings: { lobby: false },
+				}),
+			),
+		);
+		expect(scheduled.map((r) => r.status)).toEqual(Array(300).fill(201));
+		const alices = scheduled.filter((_, i) => i % 3 === 0).map((r) => r.body.id as string);
+		expect(alices).toHaveLength(100);
+
+		// alice's 100 meetings started at once, spread over the nodes.
+		const starts = await Promise.all(
+			alices.map((id, i) => call(node(i), "POST", `/api/meetings/${id}/start`, acme.token("alice"))),
+		);
+		const ok = starts.filter((r) => r.status === 200);
+		const refused = starts.filter((r) => r.status === 409);
+		expect(ok).toHaveLength(1);
+		expect(refused).toHaveLength(99);
+		const live = ok[0]?.body.id as string;
+		for (const r of refused) expect(r.body).toMatchObject({ code: "host_has_live_meeting", liveMeetingId: live });
+
+		const store = await Store.open({ url: cluster.databaseUrl });
+		try {
+			const rows = await store.db
+				.selectFrom("meetings")
+				.select("id")
+				.where("state", "=", "live")
+				.where("host_subject", "=", "alice")
+				.execute();
+			expect(rows.map((r) => r.id)).toEqual([live]);
+
+			// One total order: seq 1..n without a gap or a repeat, every link checked from genesis.
+			const log = await EventLog.open(store);
+			const [result] = await log.verify({ tenantId: "acme" });
+			expect(result).toMatchObject({ ok: true, tenantId: "acme" });
+			const events = await log.list({ tenantId: "acme", limit: 100_000 });
+			expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+			expect(result?.entries).toBe(events.length);
+			expect(events.filter((e) => e.type === "meeting.scheduled")).toHaveLength(300);
+			expect(events.filter((e) => e.type === "meeting.started").map((e) => e.meetingId)).toEqual([live]);
+			for (let i = 1; i < events.length; i++)
+				expect(events[i]?.prevHash).toBe((events[i - 1] as { hash: string }).hash);
+		} finally {
+			await store.close();
+		}
+	}, 120_000);
+
+	it("the host seat moves from node to node; the old connection is ejected within 1 s wherever it is", async () => {
+		const { nodes } = cluster;
+		const token = acme.token("hana");
+		const m = (await call(nodes[0] as GatewayNode, "POST", "/api/meetings", token, { title: "seat" })).body as {
+			id: string;
+		};
+		const first = await connect((nodes[0] as GatewayNode).url, token);
+		open.push(first);
+		const joined = (await first.call("join", { meetingId: m.id, displayName: "Hana" })) as JoinResult;
+		expect(joined.status).toBe("joined");
+		// 1 → 2 → 3 → 1: each hop ejects the connection on the node before.
+		const delays: number[] = [];
+		let holder = first;
+		for (const to of [1, 2, 0]) {
+			const next = await connect((nodes[to] as GatewayNode).url, token);
+			open.push(next);
+			const ejected = holder.next("ejected", 5000);
+			const t0 = performance.now();
+			const r = (await next.call("join", {
+				meetingId: m.id,
+				displayName: "Hana",
+				takeOverHostSeat: true,
+			})) as JoinResult;
+			expect(r.status).toBe("joined");
+			expect((await ejected).reason).toBe("host_seat_taken_over");
+			delays.push(performance.now() - t0);
+			holder = next;
+		}
+		console.log(`host seat take-over → old connection ejected (ms): ${delays.map((d) => d.toFixed(0)).join(", ")}`);
+		for (const d of delays) expect(d).toBeLessThanOrEqual(1000);
+	}, 60_000);
+});
