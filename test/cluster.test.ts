@@ -3,6 +3,7 @@ import { EventLog } from "../server/audit/EventLog.js";
 import { Store } from "../server/store/Store.js";
 import type { JoinResult } from "../shared/protocol.js";
 import { type GatewayNode, startCluster, type TestCluster } from "./helpers/cluster.js";
+import { testOperator } from "./helpers/operator.js";
 import { connect, type RawClient } from "./helpers/signaling.js";
 import { testTenant } from "./helpers/tenants.js";
 
@@ -13,6 +14,8 @@ import { testTenant } from "./helpers/tenants.js";
  */
 describe("3 gateway nodes on one PostgreSQL", () => {
 	const acme = testTenant("acme");
+	const beta = testTenant("beta");
+	const op = testOperator();
 	let cluster: TestCluster;
 	const open: RawClient[] = [];
 
@@ -26,7 +29,13 @@ describe("3 gateway nodes on one PostgreSQL", () => {
 	};
 
 	beforeAll(async () => {
-		cluster = await startCluster({ count: 3, tenants: [acme] });
+		cluster = await startCluster({
+			count: 3,
+			tenants: [acme, beta],
+			// The change feed's poll slowed to 5 s: an operator's action reaching another node within 1 s came over
+			// the cluster bus.
+			env: { CONSENTRY_OPERATOR_KEYS_FILE: op.keysFile, CONSENTRY_OPERATOR_POLL_MS: "5000" },
+		});
 	}, 120_000);
 	afterAll(async () => {
 		for (const c of open) c.close();
@@ -117,5 +126,35 @@ describe("3 gateway nodes on one PostgreSQL", () => {
 		}
 		console.log(`host seat take-over → old connection ejected (ms): ${delays.map((d) => d.toFixed(0)).join(", ")}`);
 		for (const d of delays) expect(d).toBeLessThanOrEqual(1000);
+	}, 60_000);
+
+	it("a tenant suspended through one node: its people on the other nodes are out within 1 s (the cluster bus, not the poll)", async () => {
+		const { nodes } = cluster;
+		const [n1, n2, n3] = nodes as [GatewayNode, GatewayNode, GatewayNode];
+		const people: RawClient[] = [];
+		for (const [i, node] of [n2, n3].entries()) {
+			const m = (
+				await call(node, "POST", "/api/meetings", beta.token(`host${i}`), {
+					title: "b",
+					settings: { lobby: false },
+				})
+			).body as { id: string };
+			for (const token of [beta.token(`host${i}`), beta.token(`guest${i}`, "participant")]) {
+				const c = await connect(node.url, token);
+				open.push(c);
+				expect(((await c.call("join", { meetingId: m.id, displayName: "x" })) as JoinResult).status).toBe("joined");
+				people.push(c);
+			}
+		}
+		const t0 = performance.now();
+		const out = people.map((c) => c.next("ejected", 3000).then(() => performance.now() - t0));
+		const r = await call(n1, "POST", "/api/operator/tenants/beta/suspend", op.token(), { reason: "cluster test" });
+		expect(r.body).toMatchObject({ changed: true });
+		const times = await Promise.all(out);
+		console.log(
+			`suspended on node 1 → people on nodes 2 and 3 out after (ms): ${times.map((t) => t.toFixed(0)).join(", ")}`,
+		);
+		for (const t of times) expect(t).toBeLessThan(1000);
+		expect((await call(n3, "GET", "/api/meetings", beta.token("host1"))).body.code).toBe("account_suspended");
 	}, 60_000);
 });
