@@ -273,6 +273,9 @@ export const MIGRATIONS: string[] = [
 		PRIMARY KEY (warning_id, person)
 	);
 	`,
+	// 8 (issue 12, audit chain): nothing on SQLite (its row trigger stays); on PostgreSQL the chain check runs once per
+	// INSERT statement (postgresMigrations.ts). Both engines keep the same version numbers.
+	`SELECT 1;`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy
