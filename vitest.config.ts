@@ -1,4 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
+
+/**
+ * Suites about several gateway nodes on one PostgreSQL (issue 12): they run in the PostgreSQL half only
+ * (`npm run test:postgres -- test/cluster.test.ts` to run one alone), not twice.
+ */
+export const CLUSTER_SUITES = ["test/cluster.test.ts"];
 
 /**
  * With CONSENTRY_TEST_DATABASE=postgres (`npm run test:postgres`, the second half of `npm test`): the suites whose
@@ -31,6 +37,7 @@ export const POSTGRES_SUITES = [
 	"test/webhooks-api.test.ts",
 	"test/capture.browser.test.ts",
 	"test/meeting.browser.test.ts",
+	...CLUSTER_SUITES,
 ];
 
 export default defineConfig({
@@ -39,6 +46,10 @@ export default defineConfig({
 			process.env.CONSENTRY_TEST_DATABASE === "postgres"
 				? POSTGRES_SUITES
 				: ["server/**/*.test.ts", "recorder/**/*.test.ts", "contracts/**/*.test.ts", "test/**/*.test.ts"],
+		exclude:
+			process.env.CONSENTRY_TEST_DATABASE === "postgres"
+				? configDefaults.exclude
+				: [...configDefaults.exclude, ...CLUSTER_SUITES],
 		// Real media workers, Chromium and ffmpeg on a 2-core machine: one file at a time keeps timings honest.
 		fileParallelism: false,
 		testTimeout: 90_000,

@@ -71,6 +71,8 @@ interface Row {
 	/** CPU seconds per measured cycle: the gateway process, and this process (the N clients). */
 	gatewayCpu: number;
 	clientsCpu: number;
+	/** The gateway's CPU seconds per person joining (connect + join, 25 at a time): the meeting's other store load. */
+	joinCpu: number;
 }
 const rows: Row[] = [];
 
@@ -83,6 +85,7 @@ try {
 			body: JSON.stringify({ title: `acks ${size}`, settings: { lobby: false, maxParticipants: Math.min(500, size) } }),
 		});
 		const meetingId = ((await res.json()) as { id: string }).id;
+		const joinCpu0 = cpuSeconds(gw.pid);
 		const clients: RawClient[] = [await connect(gw.url, hostToken)];
 		await clients[0]?.call("join", { meetingId, displayName: "Host" });
 		for (let p = 1; p < size; p += 25) {
@@ -94,9 +97,10 @@ try {
 			await Promise.all(batch.map((c, k) => c.call("join", { meetingId, displayName: `P${p + k}` })));
 			clients.push(...batch);
 		}
+		const joinCpu = (cpuSeconds(gw.pid) - joinCpu0) / size;
 		log(`${size} people in the meeting`);
 
-		const row: Row = { size, lastAck: [], eachAck: [], gatewayCpu: 0, clientsCpu: 0 };
+		const row: Row = { size, lastAck: [], eachAck: [], gatewayCpu: 0, clientsCpu: 0, joinCpu };
 		let t0 = 0;
 		let acked = 0;
 		let allAcked: () => void = () => undefined;
@@ -152,11 +156,11 @@ const out = [
 	`in the bench process acknowledging on arrival; ${runs} start/stop cycles per size after 2 warm-ups.`,
 	`Acknowledgements arriving together share one commit (group commit); each is answered once committed.`,
 	"",
-	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | CPU per cycle: gateway / clients |",
-	"|---:|---:|---:|---:|---:|---:|",
+	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | CPU per cycle: gateway / clients | gateway CPU per join |",
+	"|---:|---:|---:|---:|---:|---:|---:|",
 	...rows.map(
 		(r) =>
-			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms |`,
+			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${(r.joinCpu * 1000).toFixed(2)} ms |`,
 	),
 	"",
 ];

@@ -8,7 +8,11 @@
  *    (same run).
  * 2. A tenant change (PUT on A) until B's copy has it: p50/p99 over many changes.
  *
- *   npm run bench:operator [-- --meetings 20 --people 10 --runs 3 --changes 50]
+ * `--engine postgres`: the two instances on one throwaway durable PostgreSQL instead (each its own pool and LISTEN
+ * connection); `--bus off` then detaches B from the cluster bus, so changes reach it by the poll alone (the
+ * "before" of the bus, same run conditions).
+ *
+ *   npm run bench:operator [-- --meetings 20 --people 10 --runs 3 --changes 50 --engine sqlite|postgres --bus on|off]
  */
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -19,6 +23,7 @@ import { Gateway } from "../server/Gateway.js";
 import { createLogger } from "../server/logger.js";
 import { CROWD_ON_LOOPBACK } from "../test/helpers/gateway.js";
 import { testOperator } from "../test/helpers/operator.js";
+import { startPostgres } from "../test/helpers/postgres.js";
 import { connect, type RawClient } from "../test/helpers/signaling.js";
 import { AUDIENCE, testTenant, writeTenantsFile } from "../test/helpers/tenants.js";
 import { machine, median, percentile } from "./stats.js";
@@ -30,6 +35,8 @@ const { values } = parseArgs({
 		runs: { type: "string", default: "3" },
 		changes: { type: "string", default: "50" },
 		"poll-ms": { type: "string", default: "200" },
+		engine: { type: "string", default: "sqlite" },
+		bus: { type: "string", default: "on" },
 	},
 });
 const N = Number(values.meetings);
@@ -42,6 +49,8 @@ const victim = testTenant("victim");
 const bystander = testTenant("bystander");
 const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-bench-op-"));
 const log = createLogger("silent");
+const pgServer = values.engine === "postgres" ? await startPostgres({ durable: true }) : undefined;
+const databaseUrl = pgServer ? await pgServer.createDatabase("bench_operator") : undefined;
 const start = (id: string) =>
 	Gateway.create(
 		loadConfig({
@@ -50,6 +59,7 @@ const start = (id: string) =>
 			CONSENTRY_HTTP_PORT: "0",
 			CONSENTRY_WORKERS: "1",
 			CONSENTRY_DB_FILE: path.join(dir, "store.sqlite"),
+			...(databaseUrl ? { CONSENTRY_DATABASE_URL: databaseUrl } : {}),
 			CONSENTRY_AUDIENCE: AUDIENCE,
 			CONSENTRY_GATEWAY_ID: id,
 			CONSENTRY_TENANTS_FILE: writeTenantsFile([victim, bystander]),
@@ -62,6 +72,7 @@ const start = (id: string) =>
 	);
 const a = await start("bench-a");
 const b = await start("bench-b");
+if (values.bus === "off") b.directory.listen(undefined);
 
 async function call(gw: Gateway, method: string, url: string, token: string, body?: unknown) {
 	const res = await fetch(`${gw.url}${url}`, {
@@ -150,11 +161,12 @@ for (let i = 0; i < CHANGES; i++) {
 byHostConn.close();
 await b.close();
 await a.close();
+await pgServer?.stop();
 
 const f = (x: number) => x.toFixed(0);
 console.log(`\nmachine: ${machine()}`);
 console.log(
-	`poll interval ${values["poll-ms"]} ms; ${N} meetings × ${P} people, ${RUNS} runs, all on instance B, suspended through A`,
+	`${values.engine}${pgServer ? ` (durable), cluster bus ${values.bus}` : ""}; poll interval ${values["poll-ms"]} ms; ${N} meetings × ${P} people, ${RUNS} runs, all on instance B, suspended through A`,
 );
 console.log(
 	`suspend → last person ejected: runs ${lastOut.map(f).join(", ")} ms; all ${everyone.length} ejections: p50 ${f(median(everyone))} ms, p99 ${f(percentile(everyone, 99))} ms`,

@@ -291,6 +291,7 @@ export class Gateway {
 		});
 		capture.registerSink("transcription", transcription);
 		const bus = await ClusterBus.open({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), log });
+		directory.listen(bus); // operator actions and tenant changes reach the other nodes at once
 		// The operator's service needs the hub and the hub asks it for warnings: it is set right after the hub.
 		let operator: OperatorService | undefined;
 		const hub: MeetingHub = new MeetingHub({

@@ -56,6 +56,7 @@ describe("loadConfig", () => {
 
 	it("takes PostgreSQL from CONSENTRY_DATABASE_URL, and refuses anything but a postgres:// URL", () => {
 		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin }).databaseUrl).toBeUndefined();
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_URL: "" }).databaseUrl).toBeUndefined();
 		const c = loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_URL: "postgres://u:p@db:5432/consentry" });
 		expect([c.databaseUrl, c.databaseTimeoutMs]).toEqual(["postgres://u:p@db:5432/consentry", 5000]);
 		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_URL: "mysql://db/x" })).toThrow(

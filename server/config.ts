@@ -42,10 +42,14 @@ const EnvSchema = z
 		CONSENTRY_CLIENT_DIR: z.string().optional(),
 		CONSENTRY_DB_FILE: z.string().min(1).optional(),
 		/** `postgres://…`: PostgreSQL instead of the SQLite file (several gateway nodes share it). */
-		CONSENTRY_DATABASE_URL: z
-			.string()
-			.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// (or postgresql://) URL")
-			.optional(),
+		// Empty counts as unset (the compose file passes `${CONSENTRY_DATABASE_URL:-}`: SQLite unless the cluster is on).
+		CONSENTRY_DATABASE_URL: z.preprocess(
+			(v) => (v === "" ? undefined : v),
+			z
+				.string()
+				.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// (or postgresql://) URL")
+				.optional(),
+		),
 		/** PostgreSQL: a query unanswered this long fails as store_unavailable (ms). */
 		CONSENTRY_DATABASE_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(5000),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),

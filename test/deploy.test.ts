@@ -11,6 +11,8 @@ const root = path.join(import.meta.dirname, "..");
 
 interface Service {
 	image?: string;
+	profiles?: string[];
+	depends_on?: Record<string, { condition?: string; required?: boolean }>;
 	ports?: string[];
 	environment?: Record<string, string>;
 	logging?: { driver: string };
@@ -54,5 +56,46 @@ describe("docker-compose.yml", () => {
 		expect(caddy).toMatch(/auto_https disable_redirects/);
 		const journald = readFileSync(path.join(root, "deploy/journald/consentry-14d.conf"), "utf8");
 		expect(journald).toMatch(/^MaxRetentionSec=14day$/m);
+	});
+
+	it("the cluster profile: PostgreSQL and a second gateway node on it, distinct names and RTC ports (README, Scaling)", () => {
+		const { services } = compose();
+		const { gateway, postgres } = services;
+		const second = services["gateway-2"];
+		// One machine by default: the gateway on its SQLite file (an empty URL counts as unset, server/config.ts).
+		expect(gateway?.profiles).toBeUndefined();
+		expect(gateway?.environment?.CONSENTRY_DATABASE_URL).toBe(`\${CONSENTRY_DATABASE_URL:-}`);
+		expect(gateway?.depends_on?.postgres).toEqual({ condition: "service_healthy", required: false });
+		// The cluster: PostgreSQL, unpublished, and the second node, both only with --profile cluster.
+		expect(postgres?.image).toMatch(/^postgres:1[5-9]/);
+		expect(postgres?.profiles).toEqual(["cluster"]);
+		expect(postgres?.ports).toBeUndefined();
+		expect(second?.profiles).toEqual(["cluster"]);
+		expect(second?.depends_on?.postgres?.condition).toBe("service_healthy");
+		const env1 = gateway?.environment ?? {};
+		const env2 = second?.environment ?? {};
+		// The same store, keys and tenants; a URL it cannot run without (never a SQLite file of its own).
+		expect(env2.CONSENTRY_DATABASE_URL).toMatch(/^\$\{CONSENTRY_DATABASE_URL:-[^}]+\}$/);
+		expect(env2.CONSENTRY_DATABASE_URL?.replace(/^\$\{CONSENTRY_DATABASE_URL:-|\}$/g, "")).not.toMatch(/^postgres/);
+		for (const k of ["CONSENTRY_MASTER_KEY", "CONSENTRY_AUDIENCE", "CONSENTRY_TENANTS_FILE", "CONSENTRY_TRUST_PROXY"])
+			expect(env2[k], k).toBe(env1[k]);
+		expect(env1.CONSENTRY_GATEWAY_ID).toBeTruthy();
+		expect(env2.CONSENTRY_GATEWAY_ID).toBeTruthy();
+		expect(env2.CONSENTRY_GATEWAY_ID).not.toBe(env1.CONSENTRY_GATEWAY_ID);
+		// RTC port ranges (their defaults) that do not overlap, each published as configured.
+		const range = (env: Record<string, string>) =>
+			[env.CONSENTRY_RTC_MIN_PORT, env.CONSENTRY_RTC_MAX_PORT].map((v) => Number(/:-(\d+)\}$/.exec(String(v))?.[1]));
+		const [a0, a1] = range(env1) as [number, number];
+		const [b0, b1] = range(env2) as [number, number];
+		expect(a0 <= a1 && b0 <= b1 && (a1 < b0 || b1 < a0)).toBe(true);
+		expect(second?.ports).toContain(
+			`\${CONSENTRY_RTC2_MIN_PORT:-40100}-\${CONSENTRY_RTC2_MAX_PORT:-40199}:\${CONSENTRY_RTC2_MIN_PORT:-40100}-\${CONSENTRY_RTC2_MAX_PORT:-40199}/udp`,
+		);
+		// Distinct loopback HTTP ports; its own data volume.
+		const http = (s?: Service) => s?.ports?.find((p) => p.startsWith("127.0.0.1:"));
+		expect(http(second)).toBe("127.0.0.1:8081:8080");
+		expect(http(second)).not.toBe(http(gateway));
+		expect(second?.volumes?.some((v) => v.startsWith("gateway-2-data:"))).toBe(true);
+		expect(second?.logging?.driver).toBe("journald");
 	});
 });

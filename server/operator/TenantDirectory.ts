@@ -4,6 +4,7 @@ import { type Identity, type Tenant, TenantSchema, type TenantState } from "../a
 import { AuthenticationError, ForbiddenError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { AccessRepository } from "../store/AccessRepository.js";
+import type { ClusterBus } from "../store/ClusterBus.js";
 import { OperatorChangeRepository, type OperatorChangeRow } from "../store/OperatorChangeRepository.js";
 import type { Store } from "../store/Store.js";
 import { TenantRepository, type TenantRow } from "../store/TenantRepository.js";
@@ -35,8 +36,11 @@ export interface Change {
  * truth (tables `tenants`, `subject_blocks`, `token_revocations`, `subject_cutoffs`), this process keeps an
  * in-memory copy that token checks read synchronously, and the change feed (`operator_changes`) tells it when to
  * reload: a cheap `max(seq)` poll every `pollMs` (200 ms by default), so an operator's change reaches every process
- * sharing the store within a poll interval plus a reload, on SQLite as on PostgreSQL. Listeners get each change
- * once per process, after the copy is reloaded (to eject people, end meetings).
+ * sharing the store within a poll interval plus a reload, on SQLite as on PostgreSQL. With a cluster bus
+ * (`listen(bus)`; PostgreSQL's LISTEN/NOTIFY, server/store/ClusterBus.ts) the node that wrote a change also announces
+ * its position in the feed, and every other node reads the feed at once instead of at its next poll; the poll stays
+ * as the safety net (the bus is at most once). Listeners get each change once per process, after the copy is
+ * reloaded (to eject people, end meetings).
  */
 export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 	readonly registry: TenantRegistry;
@@ -53,6 +57,8 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 	#blocked = new Map<string, { state: "suspended" | "terminated"; reason: string | null }>();
 	#revoked = new Map<string, number>();
 	#cutoffs = new Map<string, number>();
+	#bus: ClusterBus | undefined;
+	#unlisten: (() => void) | undefined;
 
 	private constructor(o: TenantDirectoryOptions) {
 		super();
@@ -119,6 +125,25 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 		this.#cutoffs = new Map(cutoffs.map((c) => [key(c.tenant_id, c.subject), c.issued_before]));
 	}
 
+	/**
+	 * Hears the other nodes' changes as they are written (`operator.changed` on the bus) and announces this node's;
+	 * `undefined` stops (only the poll then carries changes between nodes).
+	 */
+	listen(bus: ClusterBus | undefined): void {
+		this.#unlisten?.();
+		this.#unlisten = undefined;
+		this.#bus = bus;
+		if (!bus) return;
+		this.#unlisten = bus.subscribe((m) => {
+			if (m.type !== "operator.changed" || m.seq <= this.#cursor) return;
+			void (async () => {
+				await this.poll();
+				// A poll already running may have read the head before that row: read again.
+				if (this.#cursor < m.seq) await this.poll();
+			})().catch((err: unknown) => this.#log.warn({ err }, "change feed read (cluster bus) failed"));
+		});
+	}
+
 	/** Reads the feed once: on anything new, reloads and tells the listeners. Concurrent calls share one read. */
 	poll(): Promise<void> {
 		this.#polling ??= this.#poll().finally(() => {
@@ -149,7 +174,7 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 		target: { tenantId?: string; subject?: string; meetingId?: string },
 		data: Record<string, unknown> = {},
 	): Promise<void> {
-		await this.changes.append({
+		const seq = await this.changes.append({
 			at: this.#now(),
 			kind,
 			tenant_id: target.tenantId ?? null,
@@ -160,6 +185,10 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 		// A poll already running may have read the head before this row: wait for it, then read again.
 		await this.poll();
 		await this.poll();
+		// The other nodes read the feed now rather than at their next poll (which still comes if this is lost).
+		await this.#bus
+			?.publish({ type: "operator.changed", seq })
+			.catch((err: unknown) => this.#log.warn({ err }, "cluster bus: announcing an operator change failed"));
 	}
 
 	/**
@@ -198,6 +227,7 @@ export class TenantDirectory extends EventEmitter<{ change: [Change] }> {
 	}
 
 	close(): void {
+		this.listen(undefined);
 		if (this.#timer) clearInterval(this.#timer);
 		this.#timer = undefined;
 	}

@@ -2,11 +2,20 @@ import { EventEmitter } from "node:events";
 import pg from "pg";
 
 /** A message between the gateway nodes sharing one store. */
-export type ClusterMessage = {
-	/** A host seat moved: the node holding `connectionId` ejects it (issue 12: within 1 s, whatever node). */
-	type: "host_seat.taken_over";
-	connectionId: string;
-};
+export type ClusterMessage =
+	| {
+			/** A host seat moved: the node holding `connectionId` ejects it (issue 12: within 1 s, whatever node). */
+			type: "host_seat.taken_over";
+			connectionId: string;
+	  }
+	| {
+			/**
+			 * An operator action or tenant change was written to the change feed (`operator_changes`) at `seq`: every
+			 * node reads the feed now instead of at its next poll (server/operator/TenantDirectory.ts).
+			 */
+			type: "operator.changed";
+			seq: number;
+	  };
 
 const CHANNEL = "consentry_cluster";
 
@@ -71,14 +80,20 @@ class PostgresBus extends ClusterBus {
 			if (this.#closed || this.#listener !== c) return;
 			this.#listener = undefined;
 			this.#log?.warn({ err }, "cluster bus: listening connection lost; reconnecting");
-			this.#retry = setTimeout(() => void this.start().catch(() => lost()), 1000);
-			this.#retry.unref();
+			this.#reconnect();
 		};
 		c.on("error", lost);
 		c.on("end", () => lost());
 		await c.connect();
 		await c.query(`LISTEN ${CHANNEL}`);
 		this.#listener = c;
+	}
+
+	/** Tries to listen again every second until it works (a failed attempt's client is not the listener). */
+	#reconnect(): void {
+		if (this.#closed) return;
+		this.#retry = setTimeout(() => void this.start().catch(() => this.#reconnect()), 1000);
+		this.#retry.unref();
 	}
 
 	async publish(m: ClusterMessage): Promise<void> {

@@ -329,6 +329,9 @@ export const MIGRATIONS: string[] = [
 	);
 	CREATE INDEX dsr_requests_pending ON dsr_requests (state, tenant_id);
 	`,
+	// 10 (issue 12, audit chain): nothing on SQLite (its row trigger stays); on PostgreSQL the chain check runs once per
+	// INSERT statement (postgresMigrations.ts). Both engines keep the same version numbers.
+	`SELECT 1;`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy

@@ -17,9 +17,11 @@ export class OperatorChangeRepository {
 		this.#s = store;
 	}
 
-	append(row: Omit<OperatorChangeRow, "seq">): Promise<void> {
+	/** Appends a change; returns its position in the feed. */
+	append(row: Omit<OperatorChangeRow, "seq">): Promise<number> {
 		return this.#s.guard(async () => {
-			await this.#s.db.insertInto("operator_changes").values(row).execute();
+			const r = await this.#s.db.insertInto("operator_changes").values(row).returning("seq").executeTakeFirstOrThrow();
+			return Number(r.seq);
 		});
 	}
 

@@ -40,6 +40,41 @@ describe.each(ENGINES)("Store on %s", (engine) => {
 });
 
 describe("Store on postgres", () => {
+	it("the audit chain's rule holds per INSERT statement: a row that does not extend its head fails the whole statement", async () => {
+		const store = await openTestStore("postgres");
+		const G = "0".repeat(64);
+		const row = (seq: number, prev: string, meetingPrev: string | null, hash: string | null = `h${seq}`) => ({
+			tenant_id: "acme",
+			seq,
+			at: "2026-12-01T00:00:00Z",
+			meeting_id: meetingPrev === null ? null : "m1",
+			type: "gate.opened",
+			actor: null,
+			data: "{}",
+			prev_hash: prev,
+			meeting_prev_hash: meetingPrev,
+			hash,
+		});
+		const insert = (...rows: ReturnType<typeof row>[]) => store.db.insertInto("events").values(rows).execute();
+		try {
+			// A valid chain written in one statement: 1 (meeting m1), 2 (no meeting), 3 (m1 again, after 1).
+			await insert(row(1, G, G), row(2, "h1", null), row(3, "h2", "h1"));
+			const refused = /extend its tenant chain/;
+			await expect(insert(row(4, G, null))).rejects.toThrow(refused); // wrong prev
+			await expect(insert(row(5, "h4", null))).rejects.toThrow(refused); // a gap
+			await expect(insert(row(4, "h3", G))).rejects.toThrow(refused); // not the meeting's last entry
+			await expect(insert(row(4, "h3", null, null))).rejects.toThrow(refused); // no hash
+			await expect(insert(row(4, "h3", "h3"), row(5, "h4", "WRONG"))).rejects.toThrow(refused); // one bad row
+			await expect(insert(row(3, "h2", "h1"))).rejects.toThrow(/duplicate key/); // a fork: the position is taken
+			await expect(store.db.updateTable("events").set({ data: "{}" }).execute()).rejects.toThrow(/append-only/);
+			await insert(row(4, "h3", "h3"), row(5, "h4", null));
+			const seqs = await store.db.selectFrom("events").select("seq").orderBy("seq").execute();
+			expect(seqs.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5]);
+		} finally {
+			await store.close();
+		}
+	});
+
 	it("refuses a database written by a newer gateway, and migrates only once", async () => {
 		const server = await postgresServer();
 		const url = await server.createDatabase("newer");
