@@ -30,7 +30,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import type { ObjectWritten, TrackStats } from "../contracts/RecorderProtocol.js";
+import type { ObjectWritten, StartStages, TrackStats } from "../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import { isVp8KeyframeStart, parseRtp } from "../recorder/rtp.js";
 import { RecorderProcess } from "../server/recording/RecorderProcess.js";
@@ -335,6 +335,7 @@ interface Rec {
 	pid: number;
 	objects: ObjectWritten[];
 	startedAt: Map<string, number>;
+	stages: Map<string, StartStages>;
 	failures: string[];
 }
 
@@ -343,9 +344,19 @@ async function startRecorder(closeDrainMs?: number): Promise<Rec> {
 		config: { logLevel: "error", ...(closeDrainMs !== undefined ? { closeDrainMs } : {}) },
 		stderr: "ignore",
 	});
-	const r: Rec = { recorder, pid: recorder.pid as number, objects: [], startedAt: new Map(), failures: [] };
+	const r: Rec = {
+		recorder,
+		pid: recorder.pid as number,
+		objects: [],
+		startedAt: new Map(),
+		stages: new Map(),
+		failures: [],
+	};
 	recorder.on("objectWritten", (o) => r.objects.push(o));
-	recorder.on("trackStarted", (s) => r.startedAt.set(s.trackId, Date.parse(s.at)));
+	recorder.on("trackStarted", (s) => {
+		r.startedAt.set(s.trackId, Date.parse(s.at));
+		if (s.stages) r.stages.set(s.trackId, s.stages);
+	});
 	recorder.on("trackFailed", (f) => r.failures.push(`${f.code}: ${f.message}`));
 	return r;
 }
@@ -401,6 +412,8 @@ interface StepResult {
 	perStreamRss: number;
 	replayCore: number;
 	firstFrameMs: number[];
+	/** Per stage of the first frame's path: ms from its first packet sent (p50 over the tracks). */
+	stageMs: { firstPacket: number; firstFrame: number; muxed: number };
 	overheadAudio: number;
 	overheadVideo: number;
 	framesReceived: number;
@@ -440,6 +453,13 @@ async function step(streams: number): Promise<StepResult> {
 	const firstFrameMs = tracks
 		.map((t, i) => (r.startedAt.get(t.trackId) ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
 		.filter(Number.isFinite);
+	const stageOf = (k: keyof StartStages) =>
+		median(
+			tracks
+				.map((t, i) => (r.stages.get(t.trackId)?.[k] ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
+				.filter(Number.isFinite),
+		);
+	const stageMs = { firstPacket: stageOf("firstPacket"), firstFrame: stageOf("firstFrame"), muxed: stageOf("muxed") };
 	const sizeOf = (kind: "audio" | "video") =>
 		r.objects.filter((o) => o.key.includes(kind === "audio" ? "-audio-" : "-camera-")).reduce((n, o) => n + o.size, 0);
 	const payloadOf = (kind: "audio" | "video") =>
@@ -468,6 +488,7 @@ async function step(streams: number): Promise<StepResult> {
 		perStreamRss: (mem.rss - idleRss) / streams,
 		replayCore: median(replayCores),
 		firstFrameMs,
+		stageMs,
 		overheadAudio: sizeOf("audio") / payloadOf("audio") - 1,
 		overheadVideo: sizeOf("video") / payloadOf("video") - 1,
 		framesReceived: sum(stats, "framesReceived"),
@@ -631,7 +652,7 @@ for (let run = 0; run < runs; run++) {
 		const res = await step(n);
 		stepRuns.set(n, [...(stepRuns.get(n) ?? []), res]);
 		log(
-			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms, written ${res.framesWritten}/${res.framesReceived}`,
+			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
 		);
 	}
 }

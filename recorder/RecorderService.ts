@@ -216,7 +216,9 @@ export class RecorderService {
 			recorder.on("objectWritten", (o) => this.#send({ type: "objectWritten", ...o }));
 			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
 			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
-			recorder.on("started", (at) => this.#send({ type: "trackStarted", trackId, at: new Date(at).toISOString() }));
+			recorder.on("started", (at, stages) =>
+				this.#send({ type: "trackStarted", trackId, at: new Date(at).toISOString(), stages }),
+			);
 			recorder.on("hole", (h) =>
 				this.#send({
 					type: "trackHole",
