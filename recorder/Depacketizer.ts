@@ -272,7 +272,7 @@ export class Depacketizer {
 		// would have dropped it), so it is complete.
 		if (this.#avc && this.#avc.rtpTimestamp !== header.timestamp) this.#finishH264();
 		const units = parsePayload(packet.subarray(header.payloadOffset, header.payloadOffset + header.payloadLength));
-		const asm = (this.#avc ??= {
+		this.#avc ??= {
 			nals: [],
 			bytes: 0,
 			rtpTimestamp: header.timestamp,
@@ -282,7 +282,8 @@ export class Depacketizer {
 			ssrc: header.ssrc,
 			fu: undefined,
 			broken: false,
-		});
+		};
+		const asm = this.#avc;
 		asm.lastSeq = header.sequence;
 		asm.at = h.at;
 		if (units.kind === "invalid") asm.broken = true;
