@@ -374,13 +374,18 @@ export class RecorderService {
 		await assertEndpointAllowed(msg.target.endpoint, policy);
 		const client = this.#client(msg.target, policy);
 		const live = new Set(msg.liveUploadIds ?? []);
-		for (const t of this.#tracks.values()) for (const id of t.recorder.uploadIds) live.add(id);
+		const liveKeys = new Set<string>();
+		for (const t of this.#tracks.values()) {
+			for (const id of t.recorder.uploadIds) live.add(id);
+			for (const k of t.recorder.liveKeys) liveKeys.add(k);
+		}
 		try {
 			const result = await recoverUploads({
 				client,
 				target: msg.target,
 				prefix: msg.prefix,
 				liveUploadIds: live,
+				liveKeys,
 				sessions: msg.sessions,
 				log: this.#log.child({ recover: msg.requestId ?? true }),
 				onObject: (o) =>

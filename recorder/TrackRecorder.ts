@@ -172,8 +172,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	/** The multipart uploads this track is writing (never touched by recover). */
 	get uploadIds(): string[] {
-		const id = this.#current?.uploader.uploadId;
-		return id ? [id] : [];
+		const ids: string[] = [];
+		for (const s of [this.#current, ...this.#retiringSegments]) if (s?.uploader.uploadId) ids.push(s.uploader.uploadId);
+		return ids;
+	}
+
+	/** The keys of the objects this track is writing, with or without an upload yet (never touched by recover). */
+	get liveKeys(): string[] {
+		const keys: string[] = [];
+		for (const s of [this.#current, ...this.#retiringSegments]) if (s) keys.push(s.uploader.key);
+		return keys;
 	}
 
 	/** A sender report of the producer (the gateway forwards them): dates the packets (issue 11). */
