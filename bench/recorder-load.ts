@@ -368,6 +368,8 @@ interface Opened {
 	ssrc: number;
 	port: number;
 	sessionId: string;
+	/** openTrack asked → trackOpened (its ports bound), ms. */
+	openMs: number;
 }
 
 async function openStreams(rec: RecorderProcess, streams: number): Promise<Opened[]> {
@@ -379,6 +381,7 @@ async function openStreams(rec: RecorderProcess, streams: number): Promise<Opene
 				[audio, video].map(async (media) => {
 					const trackId = `s${stepNo}-${i}-${media.kind === "audio" ? "a" : "v"}`;
 					const ssrc = 0x10000000 + stepNo * 1000 + i * 2 + (media.kind === "audio" ? 0 : 1);
+					const asked = performance.now();
 					const ports = await rec.openTrack({
 						trackId,
 						key: {
@@ -393,7 +396,15 @@ async function openStreams(rec: RecorderProcess, streams: number): Promise<Opene
 						target,
 						options: { allowHttp: true, allowPrivate: true },
 					});
-					return { trackId, media, stream: i, ssrc, port: ports.rtpPort, sessionId };
+					return {
+						trackId,
+						media,
+						stream: i,
+						ssrc,
+						port: ports.rtpPort,
+						sessionId,
+						openMs: performance.now() - asked,
+					};
 				}),
 			),
 		),
@@ -413,7 +424,7 @@ interface StepResult {
 	replayCore: number;
 	firstFrameMs: number[];
 	/** Per stage of the first frame's path: ms from its first packet sent (p50 over the tracks). */
-	stageMs: { firstPacket: number; firstFrame: number; muxed: number };
+	stageMs: { open: number; firstPacket: number; firstFrame: number; muxed: number };
 	overheadAudio: number;
 	overheadVideo: number;
 	framesReceived: number;
@@ -459,7 +470,12 @@ async function step(streams: number): Promise<StepResult> {
 				.map((t, i) => (r.stages.get(t.trackId)?.[k] ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
 				.filter(Number.isFinite),
 		);
-	const stageMs = { firstPacket: stageOf("firstPacket"), firstFrame: stageOf("firstFrame"), muxed: stageOf("muxed") };
+	const stageMs = {
+		open: median(tracks.map((t) => t.openMs)),
+		firstPacket: stageOf("firstPacket"),
+		firstFrame: stageOf("firstFrame"),
+		muxed: stageOf("muxed"),
+	};
 	const sizeOf = (kind: "audio" | "video") =>
 		r.objects.filter((o) => o.key.includes(kind === "audio" ? "-audio-" : "-camera-")).reduce((n, o) => n + o.size, 0);
 	const payloadOf = (kind: "audio" | "video") =>
@@ -652,7 +668,7 @@ for (let run = 0; run < runs; run++) {
 		const res = await step(n);
 		stepRuns.set(n, [...(stepRuns.get(n) ?? []), res]);
 		log(
-			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
+			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (openTrack ${res.stageMs.open.toFixed(0)} before; packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
 		);
 	}
 }
