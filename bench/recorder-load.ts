@@ -22,7 +22,7 @@
  * Prints a markdown section for docs/benchmarks.md on stdout, progress on stderr.
  *
  *   node --import tsx bench/recorder-load.ts [--streams 1,10,100,200] [--seconds 10] [--window 5] [--burst 200]
- *     [--crashes 20] [--capture 20] [--audio-kbps 32] [--video-kbps 1000] [--runs 1]
+ *     [--crashes 20] [--capture 20] [--audio-kbps 32] [--video-kbps 1000] [--runs 1] [--video-codec vp8|h264]
  */
 import { spawn } from "node:child_process";
 import dgram from "node:dgram";
@@ -47,6 +47,7 @@ const { values } = parseArgs({
 		capture: { type: "string", default: "20" },
 		"audio-kbps": { type: "string", default: "32" },
 		"video-kbps": { type: "string", default: "1000" },
+		"video-codec": { type: "string", default: "vp8" },
 		burst: { type: "string", default: "200" },
 		crashes: { type: "string", default: "20" },
 		runs: { type: "string", default: "1" },
@@ -61,6 +62,8 @@ const streamSteps = values.streams.split(",").filter(Boolean).map(Number);
 const captureS = Number(values.capture);
 const audioKbps = Number(values["audio-kbps"]);
 const videoKbps = Number(values["video-kbps"]);
+const h264 = values["video-codec"] === "h264";
+if (!["vp8", "h264"].includes(values["video-codec"])) throw new Error("--video-codec is vp8 or h264");
 const burstStreams = Number(values.burst);
 const crashes = Number(values.crashes);
 const runs = Number(values.runs);
@@ -125,7 +128,10 @@ async function captureMedia(kind: "audio" | "video", secs: number): Promise<Medi
 				]
 			: [
 					...["-f", "lavfi", "-i", `testsrc=size=640x480:rate=${FPS}`, "-t", String(secs)],
-					...["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", `${videoKbps}k`],
+					...(h264
+						? ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline"]
+						: ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"]),
+					...["-pix_fmt", "yuv420p", "-b:v", `${videoKbps}k`],
 					...["-g", String(GOP_FRAMES), "-keyint_min", String(GOP_FRAMES)],
 				];
 	const child = spawn(
@@ -155,8 +161,11 @@ async function captureMedia(kind: "audio" | "video", secs: number): Promise<Medi
 		const prev = headers[i - 1];
 		if (!h || !prev || h.sequence !== ((prev.sequence + 1) & 0xffff)) throw new Error(`${kind} capture lost packets`);
 	}
-	if (kind === "video" && !isVp8KeyframeStart(raw[0] as Buffer, first))
-		throw new Error("video does not start at a key frame");
+	// H.264 from ffmpeg's RTP muxer: an IDR starts with its SPS (a single NAL unit packet).
+	const startsKey = h264
+		? (((raw[0] as Buffer)[first.payloadOffset] as number) & 0x1f) === 7
+		: isVp8KeyframeStart(raw[0] as Buffer, first);
+	if (kind === "video" && !startsKey) throw new Error("video does not start at a key frame");
 	let samples = raw.map((data, i) => {
 		const h = headers[i] as NonNullable<(typeof headers)[number]>;
 		const tsRel = (h.timestamp - first.timestamp) >>> 0;
@@ -326,7 +335,12 @@ const target: StorageTarget = {
 	encryption: { type: "none" },
 };
 const AUDIO = { kind: "audio", mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 } as const;
-const VIDEO = { kind: "video", mimeType: "video/VP8", payloadType: 101, clockRate: 90000 } as const;
+const VIDEO = {
+	kind: "video",
+	mimeType: h264 ? "video/H264" : "video/VP8",
+	payloadType: 101,
+	clockRate: 90000,
+} as const;
 const replayer = new Replayer(senders, { audio, video });
 let stepNo = 0;
 
