@@ -438,7 +438,14 @@ interface StepResult {
 	replayCore: number;
 	firstFrameMs: number[];
 	/** Per stage of the first frame's path: ms from its first packet sent (p50 over the tracks). */
-	stageMs: { open: number; firstPacket: number; firstFrame: number; muxed: number };
+	stageMs: {
+		firstTenth: number;
+		lastTenth: number;
+		open: number;
+		firstPacket: number;
+		firstFrame: number;
+		muxed: number;
+	};
 	overheadAudio: number;
 	overheadVideo: number;
 	framesReceived: number;
@@ -484,7 +491,19 @@ async function step(streams: number): Promise<StepResult> {
 				.map((t, i) => (r.stages.get(t.trackId)?.[k] ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
 				.filter(Number.isFinite),
 		);
+	// The streams start `spacing` ms apart: the first tenth to start meets an idle recorder, the last tenth one that is
+	// already recording the other 90 %.
+	const byStart = (from: number, to: number) =>
+		median(
+			tracks
+				.map((t, i) => ({ t, i }))
+				.filter(({ t }) => t.stream >= from * streams && t.stream < to * streams)
+				.map(({ t, i }) => (r.startedAt.get(t.trackId) ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
+				.filter(Number.isFinite),
+		);
 	const stageMs = {
+		firstTenth: byStart(0, 0.1),
+		lastTenth: byStart(0.9, 1),
 		open: median(tracks.map((t) => t.openMs)),
 		firstPacket: stageOf("firstPacket"),
 		firstFrame: stageOf("firstFrame"),
@@ -682,7 +701,7 @@ for (let run = 0; run < runs; run++) {
 		const res = await step(n);
 		stepRuns.set(n, [...(stepRuns.get(n) ?? []), res]);
 		log(
-			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (openTrack ${res.stageMs.open.toFixed(0)} before; packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
+			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (first/last tenth to start ${res.stageMs.firstTenth.toFixed(0)}/${res.stageMs.lastTenth.toFixed(0)}; openTrack ${res.stageMs.open.toFixed(0)} before; packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
 		);
 	}
 }
