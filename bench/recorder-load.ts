@@ -161,10 +161,9 @@ async function captureMedia(kind: "audio" | "video", secs: number): Promise<Medi
 		const prev = headers[i - 1];
 		if (!h || !prev || h.sequence !== ((prev.sequence + 1) & 0xffff)) throw new Error(`${kind} capture lost packets`);
 	}
-	// H.264 from ffmpeg's RTP muxer: an IDR starts with its SPS (a single NAL unit packet).
-	const startsKey = h264
-		? (((raw[0] as Buffer)[first.payloadOffset] as number) & 0x1f) === 7
-		: isVp8KeyframeStart(raw[0] as Buffer, first);
+	// H.264 from ffmpeg's RTP muxer: an IDR starts with its SPS, alone or in a STAP-A (type 24) with the PPS.
+	const nal = (((raw[0] as Buffer)[first.payloadOffset] as number) & 0x1f) as number;
+	const startsKey = h264 ? nal === 7 || nal === 24 || nal === 5 : isVp8KeyframeStart(raw[0] as Buffer, first);
 	if (kind === "video" && !startsKey) throw new Error("video does not start at a key frame");
 	let samples = raw.map((data, i) => {
 		const h = headers[i] as NonNullable<(typeof headers)[number]>;
