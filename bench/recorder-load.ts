@@ -718,7 +718,7 @@ const out: string[] = [];
 out.push(`${new Date().toISOString().slice(0, 10)} — ${machine()} (at the end of the run).`);
 out.push("");
 out.push(
-	`Sample media replayed from memory: audio Opus ${f1(kbps(audio))} kbit/s of payload, video VP8 640×480 30 fps ${f1(kbps(video))} kbit/s (a key frame every 2 s). One stream = audio + video (2 tracks). ${runs} run(s) per step; per-step figures are medians over ${Math.round(seconds / windowS)} windows of ${windowS} s (and the median over runs).`,
+	`Sample media replayed from memory: audio Opus ${f1(kbps(audio))} kbit/s of payload, video ${h264 ? "H.264 (libx264 baseline, recorded as .mkv)" : "VP8"} 640×480 30 fps ${f1(kbps(video))} kbit/s (a key frame every 2 s). One stream = audio + video (2 tracks). ${runs} run(s) per step; per-step figures are medians over ${Math.round(seconds / windowS)} windows of ${windowS} s (and the median over runs).`,
 );
 out.push("");
 out.push(
