@@ -22,7 +22,7 @@
  * Prints a markdown section for docs/benchmarks.md on stdout, progress on stderr.
  *
  *   node --import tsx bench/recorder-load.ts [--streams 1,10,100,200] [--seconds 10] [--window 5] [--burst 200]
- *     [--crashes 20] [--capture 20] [--audio-kbps 32] [--video-kbps 1000] [--runs 1]
+ *     [--crashes 20] [--capture 20] [--audio-kbps 32] [--video-kbps 1000] [--runs 1] [--video-codec vp8|h264]
  */
 import { spawn } from "node:child_process";
 import dgram from "node:dgram";
@@ -30,7 +30,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import type { ObjectWritten, TrackStats } from "../contracts/RecorderProtocol.js";
+import type { ObjectWritten, StartStages, TrackStats } from "../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import { isVp8KeyframeStart, parseRtp } from "../recorder/rtp.js";
 import { RecorderProcess } from "../server/recording/RecorderProcess.js";
@@ -47,6 +47,7 @@ const { values } = parseArgs({
 		capture: { type: "string", default: "20" },
 		"audio-kbps": { type: "string", default: "32" },
 		"video-kbps": { type: "string", default: "1000" },
+		"video-codec": { type: "string", default: "vp8" },
 		burst: { type: "string", default: "200" },
 		crashes: { type: "string", default: "20" },
 		runs: { type: "string", default: "1" },
@@ -61,6 +62,8 @@ const streamSteps = values.streams.split(",").filter(Boolean).map(Number);
 const captureS = Number(values.capture);
 const audioKbps = Number(values["audio-kbps"]);
 const videoKbps = Number(values["video-kbps"]);
+const h264 = values["video-codec"] === "h264";
+if (!["vp8", "h264"].includes(values["video-codec"])) throw new Error("--video-codec is vp8 or h264");
 const burstStreams = Number(values.burst);
 const crashes = Number(values.crashes);
 const runs = Number(values.runs);
@@ -125,7 +128,10 @@ async function captureMedia(kind: "audio" | "video", secs: number): Promise<Medi
 				]
 			: [
 					...["-f", "lavfi", "-i", `testsrc=size=640x480:rate=${FPS}`, "-t", String(secs)],
-					...["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", `${videoKbps}k`],
+					...(h264
+						? ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline"]
+						: ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"]),
+					...["-pix_fmt", "yuv420p", "-b:v", `${videoKbps}k`],
 					...["-g", String(GOP_FRAMES), "-keyint_min", String(GOP_FRAMES)],
 				];
 	const child = spawn(
@@ -155,8 +161,10 @@ async function captureMedia(kind: "audio" | "video", secs: number): Promise<Medi
 		const prev = headers[i - 1];
 		if (!h || !prev || h.sequence !== ((prev.sequence + 1) & 0xffff)) throw new Error(`${kind} capture lost packets`);
 	}
-	if (kind === "video" && !isVp8KeyframeStart(raw[0] as Buffer, first))
-		throw new Error("video does not start at a key frame");
+	// H.264 from ffmpeg's RTP muxer: an IDR starts with its SPS, alone or in a STAP-A (type 24) with the PPS.
+	const nal = (((raw[0] as Buffer)[first.payloadOffset] as number) & 0x1f) as number;
+	const startsKey = h264 ? nal === 7 || nal === 24 || nal === 5 : isVp8KeyframeStart(raw[0] as Buffer, first);
+	if (kind === "video" && !startsKey) throw new Error("video does not start at a key frame");
 	let samples = raw.map((data, i) => {
 		const h = headers[i] as NonNullable<(typeof headers)[number]>;
 		const tsRel = (h.timestamp - first.timestamp) >>> 0;
@@ -326,7 +334,12 @@ const target: StorageTarget = {
 	encryption: { type: "none" },
 };
 const AUDIO = { kind: "audio", mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 } as const;
-const VIDEO = { kind: "video", mimeType: "video/VP8", payloadType: 101, clockRate: 90000 } as const;
+const VIDEO = {
+	kind: "video",
+	mimeType: h264 ? "video/H264" : "video/VP8",
+	payloadType: 101,
+	clockRate: 90000,
+} as const;
 const replayer = new Replayer(senders, { audio, video });
 let stepNo = 0;
 
@@ -335,6 +348,7 @@ interface Rec {
 	pid: number;
 	objects: ObjectWritten[];
 	startedAt: Map<string, number>;
+	stages: Map<string, StartStages>;
 	failures: string[];
 }
 
@@ -343,9 +357,19 @@ async function startRecorder(closeDrainMs?: number): Promise<Rec> {
 		config: { logLevel: "error", ...(closeDrainMs !== undefined ? { closeDrainMs } : {}) },
 		stderr: "ignore",
 	});
-	const r: Rec = { recorder, pid: recorder.pid as number, objects: [], startedAt: new Map(), failures: [] };
+	const r: Rec = {
+		recorder,
+		pid: recorder.pid as number,
+		objects: [],
+		startedAt: new Map(),
+		stages: new Map(),
+		failures: [],
+	};
 	recorder.on("objectWritten", (o) => r.objects.push(o));
-	recorder.on("trackStarted", (s) => r.startedAt.set(s.trackId, Date.parse(s.at)));
+	recorder.on("trackStarted", (s) => {
+		r.startedAt.set(s.trackId, Date.parse(s.at));
+		if (s.stages) r.stages.set(s.trackId, s.stages);
+	});
 	recorder.on("trackFailed", (f) => r.failures.push(`${f.code}: ${f.message}`));
 	return r;
 }
@@ -357,6 +381,8 @@ interface Opened {
 	ssrc: number;
 	port: number;
 	sessionId: string;
+	/** openTrack asked → trackOpened (its ports bound), ms. */
+	openMs: number;
 }
 
 async function openStreams(rec: RecorderProcess, streams: number): Promise<Opened[]> {
@@ -368,6 +394,7 @@ async function openStreams(rec: RecorderProcess, streams: number): Promise<Opene
 				[audio, video].map(async (media) => {
 					const trackId = `s${stepNo}-${i}-${media.kind === "audio" ? "a" : "v"}`;
 					const ssrc = 0x10000000 + stepNo * 1000 + i * 2 + (media.kind === "audio" ? 0 : 1);
+					const asked = performance.now();
 					const ports = await rec.openTrack({
 						trackId,
 						key: {
@@ -382,7 +409,15 @@ async function openStreams(rec: RecorderProcess, streams: number): Promise<Opene
 						target,
 						options: { allowHttp: true, allowPrivate: true },
 					});
-					return { trackId, media, stream: i, ssrc, port: ports.rtpPort, sessionId };
+					return {
+						trackId,
+						media,
+						stream: i,
+						ssrc,
+						port: ports.rtpPort,
+						sessionId,
+						openMs: performance.now() - asked,
+					};
 				}),
 			),
 		),
@@ -401,6 +436,15 @@ interface StepResult {
 	perStreamRss: number;
 	replayCore: number;
 	firstFrameMs: number[];
+	/** Per stage of the first frame's path: ms from its first packet sent (p50 over the tracks). */
+	stageMs: {
+		firstTenth: number;
+		lastTenth: number;
+		open: number;
+		firstPacket: number;
+		firstFrame: number;
+		muxed: number;
+	};
 	overheadAudio: number;
 	overheadVideo: number;
 	framesReceived: number;
@@ -440,6 +484,30 @@ async function step(streams: number): Promise<StepResult> {
 	const firstFrameMs = tracks
 		.map((t, i) => (r.startedAt.get(t.trackId) ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
 		.filter(Number.isFinite);
+	const stageOf = (k: keyof StartStages) =>
+		median(
+			tracks
+				.map((t, i) => (r.stages.get(t.trackId)?.[k] ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
+				.filter(Number.isFinite),
+		);
+	// The streams start `spacing` ms apart: the first tenth to start meets an idle recorder, the last tenth one that is
+	// already recording the other 90 %.
+	const byStart = (from: number, to: number) =>
+		median(
+			tracks
+				.map((t, i) => ({ t, i }))
+				.filter(({ t }) => t.stream >= from * streams && t.stream < to * streams)
+				.map(({ t, i }) => (r.startedAt.get(t.trackId) ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
+				.filter(Number.isFinite),
+		);
+	const stageMs = {
+		firstTenth: byStart(0, 0.1),
+		lastTenth: byStart(0.9, 1),
+		open: median(tracks.map((t) => t.openMs)),
+		firstPacket: stageOf("firstPacket"),
+		firstFrame: stageOf("firstFrame"),
+		muxed: stageOf("muxed"),
+	};
 	const sizeOf = (kind: "audio" | "video") =>
 		r.objects.filter((o) => o.key.includes(kind === "audio" ? "-audio-" : "-camera-")).reduce((n, o) => n + o.size, 0);
 	const payloadOf = (kind: "audio" | "video") =>
@@ -468,6 +536,7 @@ async function step(streams: number): Promise<StepResult> {
 		perStreamRss: (mem.rss - idleRss) / streams,
 		replayCore: median(replayCores),
 		firstFrameMs,
+		stageMs,
 		overheadAudio: sizeOf("audio") / payloadOf("audio") - 1,
 		overheadVideo: sizeOf("video") / payloadOf("video") - 1,
 		framesReceived: sum(stats, "framesReceived"),
@@ -631,7 +700,7 @@ for (let run = 0; run < runs; run++) {
 		const res = await step(n);
 		stepRuns.set(n, [...(stepRuns.get(n) ?? []), res]);
 		log(
-			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms, written ${res.framesWritten}/${res.framesReceived}`,
+			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (first/last tenth to start ${res.stageMs.firstTenth.toFixed(0)}/${res.stageMs.lastTenth.toFixed(0)}; openTrack ${res.stageMs.open.toFixed(0)} before; packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
 		);
 	}
 }
@@ -649,7 +718,7 @@ const out: string[] = [];
 out.push(`${new Date().toISOString().slice(0, 10)} — ${machine()} (at the end of the run).`);
 out.push("");
 out.push(
-	`Sample media replayed from memory: audio Opus ${f1(kbps(audio))} kbit/s of payload, video VP8 640×480 30 fps ${f1(kbps(video))} kbit/s (a key frame every 2 s). One stream = audio + video (2 tracks). ${runs} run(s) per step; per-step figures are medians over ${Math.round(seconds / windowS)} windows of ${windowS} s (and the median over runs).`,
+	`Sample media replayed from memory: audio Opus ${f1(kbps(audio))} kbit/s of payload, video ${h264 ? "H.264 (libx264 baseline, recorded as .mkv)" : "VP8"} 640×480 30 fps ${f1(kbps(video))} kbit/s (a key frame every 2 s). One stream = audio + video (2 tracks). ${runs} run(s) per step; per-step figures are medians over ${Math.round(seconds / windowS)} windows of ${windowS} s (and the median over runs).`,
 );
 out.push("");
 out.push(

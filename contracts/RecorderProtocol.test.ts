@@ -53,7 +53,10 @@ describe("recorder protocol", () => {
 	it("builds object keys and parses them back, prefix or none", () => {
 		const key = { prefix: "rec/x", meetingId: "m1", sessionId: "s1", person: "p-1", kind: "camera" as const };
 		expect(objectKey(key, 3)).toBe("rec/x/m1/s1/p-1-camera-3.webm");
-		expect(parseObjectKey("rec/x", objectKey(key, 3))).toEqual({ ...key, seq: 3 });
+		expect(parseObjectKey("rec/x", objectKey(key, 3))).toEqual({ ...key, seq: 3, container: "webm" });
+		expect(objectKey(key, 4, "mkv")).toBe("rec/x/m1/s1/p-1-camera-4.mkv");
+		expect(parseObjectKey("rec/x", objectKey(key, 4, "mkv"))).toEqual({ ...key, seq: 4, container: "mkv" });
+		expect(parseObjectKey("rec/x", "rec/x/m1/s1/p-1-camera-4.mp4")).toBeUndefined();
 		expect(objectKey({ ...key, prefix: "" }, 1)).toBe("m1/s1/p-1-camera-1.webm");
 		expect(parseObjectKey("", "m1/s1/p-1-camera-1.webm")?.sessionId).toBe("s1");
 		expect(parseObjectKey("rec/x", "rec/x/m1/s1/manifest.json")).toBeUndefined();

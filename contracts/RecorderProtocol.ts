@@ -31,7 +31,10 @@ export const KeyPrefixSchema = z
 export const TrackKindSchema = z.enum(["audio", "camera", "screen"]);
 export type TrackKind = z.infer<typeof TrackKindSchema>;
 
-/** Where a track's segments go: `{prefix}/{meetingId}/{sessionId}/{person}-{kind}-{seq}.webm`. */
+/**
+ * Where a track's segments go: `{prefix}/{meetingId}/{sessionId}/{person}-{kind}-{seq}.webm` (Opus, VP8), or `.mkv`
+ * (H.264: Matroska, as WebM carries only VP8/VP9/AV1; see `containerOf`).
+ */
 export const TrackKeySchema = z.object({
 	prefix: KeyPrefixSchema,
 	meetingId: safeSegment("meetingId"),
@@ -45,17 +48,23 @@ export type TrackKey = z.infer<typeof TrackKeySchema>;
 export const CodecSchema = z
 	.object({
 		kind: z.enum(["audio", "video"]),
-		mimeType: z.enum(["audio/opus", "video/VP8"]),
+		mimeType: z.enum(["audio/opus", "video/VP8", "video/H264"]),
 		payloadType: z.number().int().min(0).max(127),
 		clockRate: z.number().int().positive(),
 		channels: z.number().int().min(1).max(8).optional(),
+		/** H.264: the SDP's `sprop-parameter-sets` (base64 SPS and PPS), when the sender gave them out of band. */
+		spropParameterSets: z
+			.string()
+			.max(4096)
+			.regex(/^[A-Za-z0-9+/=]+(,[A-Za-z0-9+/=]+)*$/)
+			.optional(),
 	})
 	.refine((c) => (c.kind === "audio") === (c.mimeType === "audio/opus"), {
-		message: "kind must match mimeType (audio ↔ audio/opus, video ↔ video/VP8)",
+		message: "kind must match mimeType (audio ↔ audio/opus, video ↔ video/VP8 or video/H264)",
 		path: ["mimeType"],
 	})
 	.refine((c) => c.clockRate === (c.mimeType === "audio/opus" ? 48000 : 90000), {
-		message: "clockRate must be 48000 for Opus and 90000 for VP8",
+		message: "clockRate must be 48000 for Opus and 90000 for VP8 and H.264",
 		path: ["clockRate"],
 	});
 export type Codec = z.infer<typeof CodecSchema>;
@@ -357,10 +366,25 @@ export const HoleSchema = z.object({
 export type HoleEntry = z.infer<typeof HoleSchema>;
 
 /** A track's first frame is in the muxer (its media is being recorded from `at` on). */
+/** When a track's first frame passed each stage on its way into the muxer (Unix ms, the recorder's clock). */
+export const StartStagesSchema = z.object({
+	/** openTrack handled (ports bound). */
+	opened: z.number().optional(),
+	/** The first RTP packet read from the socket. */
+	firstPacket: z.number().optional(),
+	/** The first frame out of the depacketizer that starts an object (video: a key frame). */
+	firstFrame: z.number().optional(),
+	/** Its bytes out of the muxer (`at`). */
+	muxed: z.number().optional(),
+});
+export type StartStages = z.infer<typeof StartStagesSchema>;
+
 export const TrackStartedSchema = z.object({
 	type: z.literal("trackStarted"),
 	trackId: TrackIdSchema,
+	/** The track's first frame is muxed: its bytes are out of the muxer, on their way to the bucket. */
 	at: isoTime,
+	stages: StartStagesSchema.optional(),
 });
 
 /** Sent the moment a track loses data (so the host can be warned), and listed in the track's manifest entry. */
@@ -625,9 +649,22 @@ export function parseChildMessage(raw: unknown): ParseResult<ChildMessage> {
 	return { ok: false, error: `invalid message from the recorder: ${describe(result.error)}` };
 }
 
-/** The object key of segment `seq` of a track. */
-export function objectKey(key: TrackKey, seq: number): string {
-	const name = `${key.meetingId}/${key.sessionId}/${key.person}-${key.kind}-${seq}.webm`;
+/** The container a track's objects are written in: WebM for Opus and VP8, Matroska for H.264 (WebM can't carry it). */
+export type Container = "webm" | "mkv";
+
+export function containerOf(mimeType: Codec["mimeType"]): Container {
+	return mimeType === "video/H264" ? "mkv" : "webm";
+}
+
+/** The Content-Type an object of this container and track kind is stored with. */
+export function contentTypeOf(container: Container, kind: TrackKind): string {
+	if (container === "mkv") return kind === "audio" ? "audio/x-matroska" : "video/x-matroska";
+	return kind === "audio" ? "audio/webm" : "video/webm";
+}
+
+/** The object key of segment `seq` of a track (`container`: the file name's extension, default `webm`). */
+export function objectKey(key: TrackKey, seq: number, container: Container = "webm"): string {
+	const name = `${key.meetingId}/${key.sessionId}/${key.person}-${key.kind}-${seq}.${container}`;
 	return key.prefix ? `${key.prefix}/${name}` : name;
 }
 
@@ -646,21 +683,25 @@ export function isCheckpointKey(key: string): boolean {
 }
 
 /** The inverse of objectKey under `prefix`; undefined for keys the recorder did not write. */
-export function parseObjectKey(prefix: string, objectKeyValue: string): (TrackKey & { seq: number }) | undefined {
+export function parseObjectKey(
+	prefix: string,
+	objectKeyValue: string,
+): (TrackKey & { seq: number; container: Container }) | undefined {
 	const base = prefix ? `${prefix}/` : "";
 	if (!objectKeyValue.startsWith(base)) return undefined;
 	const m =
-		/^([A-Za-z0-9_-]{1,128})\/([A-Za-z0-9_-]{1,128})\/([A-Za-z0-9_-]{1,128})-(audio|camera|screen)-([1-9]\d{0,8})\.webm$/.exec(
+		/^([A-Za-z0-9_-]{1,128})\/([A-Za-z0-9_-]{1,128})\/([A-Za-z0-9_-]{1,128})-(audio|camera|screen)-([1-9]\d{0,8})\.(webm|mkv)$/.exec(
 			objectKeyValue.slice(base.length),
 		);
 	if (!m) return undefined;
-	const [, meetingId, sessionId, person, kind, seq] = m as unknown as [
+	const [, meetingId, sessionId, person, kind, seq, container] = m as unknown as [
 		string,
 		string,
 		string,
 		string,
 		TrackKind,
 		string,
+		Container,
 	];
-	return { prefix, meetingId, sessionId, person, kind, seq: Number(seq) };
+	return { prefix, meetingId, sessionId, person, kind, seq: Number(seq), container };
 }

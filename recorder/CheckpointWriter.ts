@@ -21,6 +21,12 @@ export interface TailPiece {
 export interface TailSource {
 	/** The bytes written since its last piece (undefined when none). */
 	takeTail(): TailPiece | undefined;
+	/**
+	 * The bucket refused a checkpoint holding its bytes for good (e.g. 403): it can't write this object either. Its
+	 * first request otherwise comes only once a part is full (uploads are created lazily), so this is how a refusing
+	 * bucket stops a track within one checkpoint interval.
+	 */
+	refused?(err: unknown): void;
 }
 
 interface Stored {
@@ -90,9 +96,13 @@ export class CheckpointWriter {
 		// During an outage at most two wait; the tails grow meanwhile and go in the next one.
 		if (this.#inflight >= 2) return;
 		const pieces: TailPiece[] = [];
+		const sources: TailSource[] = [];
 		for (const s of this.#sources) {
 			const p = s.takeTail();
-			if (p) pieces.push(p);
+			if (p) {
+				pieces.push(p);
+				sources.push(s);
+			}
 		}
 		if (pieces.length === 0) return;
 		const at = Date.now();
@@ -105,11 +115,15 @@ export class CheckpointWriter {
 		});
 		const index = Buffer.from(`${JSON.stringify({ v: 1, at, entries })}\n`);
 		const body = Buffer.concat([index, ...pieces.map((p) => p.body)]);
+		const owners = [...sources];
 		this.#inflight++;
 		void this.#put(key, body)
 			.then(
 				() => this.#stored.push({ key, objects: new Set(pieces.map((p) => p.key)) }),
-				(err: unknown) => this.#log.warn({ err: String(err), key }, "a checkpoint could not be stored"),
+				(err: unknown) => {
+					this.#log.warn({ err: String(err), key }, "a checkpoint could not be stored");
+					if (!isTransient(err)) for (const o of owners) o.refused?.(err);
+				},
 			)
 			.finally(() => {
 				this.#inflight--;

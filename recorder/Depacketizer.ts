@@ -1,4 +1,5 @@
 import type { DepacketizerOptions, DepacketizerStats, Frame } from "./DepacketizerTypes.js";
+import { NAL, nalType, parsePayload, parseSpropParameterSets, parseSps, toAvcc } from "./H264.js";
 import { type RtpHeader, seqDiff, TimestampUnwrapper } from "./rtp.js";
 
 interface Held {
@@ -14,6 +15,21 @@ interface Assembly {
 	rtpTimestamp: number;
 	firstSeq: number;
 	key: boolean;
+}
+
+/** An H.264 access unit being put together from its packets (RFC 6184). */
+interface AvcAssembly {
+	nals: Buffer[];
+	bytes: number;
+	rtpTimestamp: number;
+	firstSeq: number;
+	lastSeq: number;
+	at: number;
+	ssrc: number;
+	/** The fragmented NAL unit (FU-A) being joined: its header, then its pieces. */
+	fu: Buffer[] | undefined;
+	/** A piece is missing or malformed: the unit will be dropped. */
+	broken: boolean;
 }
 
 /** Sequence jumps larger than this are a new stream (a sender restart), not loss. */
@@ -32,6 +48,14 @@ const SEQ_JUMP = 1000;
  *   removed. A lost packet drops the frame it belonged to and every frame
  *   after it until the next key frame (they reference what was lost: writing
  *   them would make the file fail to decode), and asks for a key frame.
+ *
+ * - **H.264** (RFC 6184, packetization-mode 0 and 1): single NAL unit
+ *   packets, STAP-A (split) and FU-A (joined) gathered into one access unit
+ *   per RTP timestamp (ended by the marker, or by the next timestamp), written
+ *   in AVCC form (4-byte lengths). The latest SPS/PPS seen (in the stream, or
+ *   `sprop-parameter-sets`) go in front of every IDR that lacks them, so each
+ *   key frame stands alone. Loss: like VP8, everything until the next IDR is
+ *   dropped and a key frame asked for.
  *
  * Timestamps are unwrapped across 2³² and rebased when the stream restarts (a
  * new SSRC, or a sequence jump, e.g. the sender restarted), so the frames'
@@ -64,6 +88,12 @@ export class Depacketizer {
 	#lastTimestamp: number | undefined;
 	#lastFrameAt: number | undefined;
 	#asm: Assembly | undefined;
+	#avc: AvcAssembly | undefined;
+	/** The latest H.264 parameter sets (from the stream, or sprop-parameter-sets). */
+	#sps: Buffer | undefined;
+	#pps: Buffer | undefined;
+	/** The RTP timestamp of an access unit dropped on a loss: its remaining packets are ignored, not counted again. */
+	#droppedTs: number | undefined;
 	#waitingKey: boolean;
 	/** A loss not yet reported as a hole: since when, and how many frames it took. */
 	#lossFrom: number | undefined;
@@ -74,7 +104,8 @@ export class Depacketizer {
 		this.#o = options;
 		this.#now = options.now ?? Date.now;
 		this.#maxHeld = options.maxHeldPackets ?? 512;
-		this.#waitingKey = options.codec === "vp8";
+		this.#waitingKey = options.codec !== "opus";
+		for (const nal of parseSpropParameterSets(options.spropParameterSets)) this.#keepParameterSet(nal);
 	}
 
 	/** Takes one RTP packet of the track (payload type already checked). */
@@ -127,7 +158,7 @@ export class Depacketizer {
 			while (this.#held.size) this.#skipGap();
 			this.#drainInOrder();
 			this.#dropAssembly();
-			if (this.#o.codec === "vp8") this.#needKey();
+			if (this.#o.codec !== "opus") this.#needKey();
 		}
 		this.#ssrc = header.ssrc;
 		this.#expected = header.sequence;
@@ -200,7 +231,7 @@ export class Depacketizer {
 	#onLoss(frames: number): void {
 		this.#lossFrom ??= this.#lastFrameAt ?? this.#now();
 		this.#lossFrames += frames;
-		if (this.#o.codec === "vp8") {
+		if (this.#o.codec !== "opus") {
 			this.#dropAssembly();
 			this.#needKey();
 		}
@@ -228,7 +259,124 @@ export class Depacketizer {
 			});
 			return;
 		}
-		this.#deliverVp8(h);
+		if (this.#o.codec === "h264") this.#deliverH264(h);
+		else this.#deliverVp8(h);
+	}
+
+	#deliverH264(h: Held): void {
+		const { packet, header } = h;
+		if (header.payloadLength === 0) return; // padding only
+		if (this.#droppedTs === header.timestamp) return; // the rest of a unit already dropped
+		this.#droppedTs = undefined;
+		// A new timestamp while a unit is open: that unit got no marker, but nothing was lost in between (a loss
+		// would have dropped it), so it is complete.
+		if (this.#avc && this.#avc.rtpTimestamp !== header.timestamp) this.#finishH264();
+		const units = parsePayload(packet.subarray(header.payloadOffset, header.payloadOffset + header.payloadLength));
+		this.#avc ??= {
+			nals: [],
+			bytes: 0,
+			rtpTimestamp: header.timestamp,
+			firstSeq: header.sequence,
+			lastSeq: header.sequence,
+			at: h.at,
+			ssrc: header.ssrc,
+			fu: undefined,
+			broken: false,
+		};
+		const asm = this.#avc;
+		asm.lastSeq = header.sequence;
+		asm.at = h.at;
+		if (units.kind === "invalid") asm.broken = true;
+		else if (units.kind === "nals") {
+			if (asm.fu) asm.broken = true; // a fragmented unit never saw its end
+			asm.fu = undefined;
+			for (const n of units.nals) {
+				asm.nals.push(n);
+				asm.bytes += n.length;
+			}
+		} else if (units.start) {
+			if (asm.fu) asm.broken = true;
+			asm.fu = [Buffer.from([units.header]), units.data];
+		} else if (!asm.fu) {
+			asm.broken = true; // the middle or end of a unit whose start was lost
+		} else {
+			asm.fu.push(units.data);
+			if (units.end) {
+				const nal = Buffer.concat(asm.fu);
+				asm.fu = undefined;
+				asm.nals.push(nal);
+				asm.bytes += nal.length;
+			}
+		}
+		if (header.marker) this.#finishH264();
+	}
+
+	#keepParameterSet(nal: Buffer): void {
+		const t = nalType(nal);
+		if (t === NAL.SPS) this.#sps = Buffer.from(nal);
+		else if (t === NAL.PPS) this.#pps = Buffer.from(nal);
+	}
+
+	#finishH264(): void {
+		const asm = this.#avc;
+		if (!asm) return;
+		this.#avc = undefined;
+		if (asm.fu) asm.broken = true;
+		let key = false;
+		let vcl = false;
+		let sps: Buffer | undefined;
+		let pps: Buffer | undefined;
+		for (const n of asm.nals) {
+			const t = nalType(n);
+			if (t === NAL.SPS) sps = n;
+			else if (t === NAL.PPS) pps = n;
+			else if (t === NAL.IDR) key = vcl = true;
+			else if (t >= 1 && t <= 4) vcl = true;
+		}
+		if (asm.broken) {
+			this.stats.droppedFrames++;
+			this.#lossFrom ??= this.#lastFrameAt ?? asm.at;
+			this.#lossFrames++;
+			this.#needKey();
+			return;
+		}
+		if (sps) this.#keepParameterSet(sps);
+		if (pps) this.#keepParameterSet(pps);
+		if (!vcl) return; // parameter sets (or SEI) alone: kept, not a picture
+		if (key && !(this.#sps && this.#pps)) key = false; // an IDR nobody can decode without its parameter sets
+		if (this.#waitingKey && !key) {
+			this.stats.droppedFrames++;
+			if (this.#lastFrameAt !== undefined) {
+				this.#lossFrom ??= this.#lastFrameAt;
+				this.#lossFrames++;
+			}
+			this.#o.onKeyframeNeeded();
+			return;
+		}
+		const nals = asm.nals.filter((n) => {
+			const t = nalType(n);
+			return t !== NAL.AUD && t !== NAL.FILLER && (!key || (t !== NAL.SPS && t !== NAL.PPS));
+		});
+		const frame: Omit<Frame, "timestamp"> = {
+			data: toAvcc(key ? [this.#sps as Buffer, this.#pps as Buffer, ...nals] : nals),
+			key,
+			rtpTimestamp: asm.rtpTimestamp,
+			ssrc: asm.ssrc,
+			firstSeq: asm.firstSeq,
+			lastSeq: asm.lastSeq,
+			receivedAt: asm.at,
+		};
+		if (key) {
+			const sps = this.#sps as Buffer;
+			const info = parseSps(sps);
+			frame.parameterSets = { sps, pps: this.#pps as Buffer };
+			if (info) {
+				frame.width = info.width;
+				frame.height = info.height;
+			}
+		}
+		this.#waitingKey = false;
+		this.#emit(frame);
 	}
 
 	#deliverVp8(h: Held): void {
@@ -307,6 +455,12 @@ export class Depacketizer {
 	}
 
 	#dropAssembly(): void {
+		if (this.#avc) {
+			this.#droppedTs = this.#avc.rtpTimestamp;
+			this.#avc = undefined;
+			this.stats.droppedFrames++;
+			this.#lossFrames++;
+		}
 		if (!this.#asm) return;
 		this.#asm = undefined;
 		this.stats.droppedFrames++;

@@ -1,6 +1,9 @@
 /** One media frame reassembled from RTP: what goes into the container as one block. */
 export interface Frame {
-	/** The codec's frame: a VP8 frame (RFC 7741 payloads joined, descriptors removed) or one Opus packet. */
+	/**
+	 * The codec's frame: a VP8 frame (RFC 7741 payloads joined, descriptors removed), one Opus packet, or an H.264
+	 * access unit in AVCC form (each NAL unit after its 4-byte length; a key frame starts with its SPS and PPS).
+	 */
 	data: Buffer;
 	/** A VP8 key frame; every Opus packet is one. */
 	key: boolean;
@@ -17,9 +20,11 @@ export interface Frame {
 	lastSeq: number;
 	/** Wall clock (ms) when its last packet arrived. */
 	receivedAt: number;
-	/** VP8 key frames: the picture size from the frame header. */
+	/** VP8 and H.264 key frames: the picture size (VP8: the frame header; H.264: the SPS). */
 	width?: number;
 	height?: number;
+	/** H.264 key frames: the SPS and PPS it was encoded with (the container's decoder configuration). */
+	parameterSets?: { sps: Buffer; pps: Buffer };
 }
 
 /** A stretch of media that will not be in the recording, as wall-clock ms, with why. */
@@ -47,8 +52,10 @@ export interface DepacketizerStats {
 }
 
 export interface DepacketizerOptions {
-	codec: "opus" | "vp8";
-	/** Codec clock rate (48000 Opus, 90000 VP8). */
+	codec: "opus" | "vp8" | "h264";
+	/** H.264: the SDP's `sprop-parameter-sets` (base64 SPS/PPS), used until the stream sends its own. */
+	spropParameterSets?: string | undefined;
+	/** Codec clock rate (48000 Opus, 90000 VP8 and H.264). */
 	clockRate: number;
 	/** How long a missing packet is waited for (reordering, retransmission) before it counts as lost. */
 	jitterMs: number;

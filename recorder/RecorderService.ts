@@ -216,7 +216,9 @@ export class RecorderService {
 			recorder.on("objectWritten", (o) => this.#send({ type: "objectWritten", ...o }));
 			recorder.on("partUploaded", (p) => this.#send({ type: "partUploaded", ...p }));
 			recorder.on("keyframeNeeded", () => this.#send({ type: "keyframeNeeded", trackId }));
-			recorder.on("started", (at) => this.#send({ type: "trackStarted", trackId, at: new Date(at).toISOString() }));
+			recorder.on("started", (at, stages) =>
+				this.#send({ type: "trackStarted", trackId, at: new Date(at).toISOString(), stages }),
+			);
 			recorder.on("hole", (h) =>
 				this.#send({
 					type: "trackHole",
@@ -372,13 +374,18 @@ export class RecorderService {
 		await assertEndpointAllowed(msg.target.endpoint, policy);
 		const client = this.#client(msg.target, policy);
 		const live = new Set(msg.liveUploadIds ?? []);
-		for (const t of this.#tracks.values()) for (const id of t.recorder.uploadIds) live.add(id);
+		const liveKeys = new Set<string>();
+		for (const t of this.#tracks.values()) {
+			for (const id of t.recorder.uploadIds) live.add(id);
+			for (const k of t.recorder.liveKeys) liveKeys.add(k);
+		}
 		try {
 			const result = await recoverUploads({
 				client,
 				target: msg.target,
 				prefix: msg.prefix,
 				liveUploadIds: live,
+				liveKeys,
 				sessions: msg.sessions,
 				log: this.#log.child({ recover: msg.requestId ?? true }),
 				onObject: (o) =>

@@ -39,7 +39,8 @@ export interface SegmentUploaderOptions {
 export interface SegmentObject {
 	bucket: string;
 	key: string;
-	uploadId: string;
+	/** The multipart upload it was written through (none: stored with one PutObject). */
+	uploadId?: string;
 	size: number;
 	/** SHA-256 (hex) of exactly the object's bytes. */
 	sha256: string;

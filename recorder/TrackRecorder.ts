@@ -1,23 +1,29 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "../contracts/logger.js";
-import { objectKey, type TrackFailed } from "../contracts/RecorderProtocol.js";
+import {
+	containerOf,
+	contentTypeOf,
+	objectKey,
+	type StartStages,
+	type TrackFailed,
+} from "../contracts/RecorderProtocol.js";
 import { ByteBudget } from "./ByteBudget.js";
 import { CaptureGate, type CaptureSummary, CLOSE_MARGIN_MS, type CloseTime, type SenderReport } from "./CaptureGate.js";
 import { Depacketizer } from "./Depacketizer.js";
 import type { Frame, Hole } from "./DepacketizerTypes.js";
 import { UploadError } from "./errors.js";
+import { MatroskaWriter } from "./MatroskaWriter.js";
 import { RtpRelay } from "./RtpRelay.js";
 import { SegmentUploader } from "./SegmentUploader.js";
 import type { SegmentOutcome } from "./SegmentUploaderTypes.js";
 import type { TrackRecorderEvents, TrackRecorderOptions, TrackStats } from "./TrackRecorderTypes.js";
-import { WebmWriter } from "./WebmWriter.js";
 
 type FailureCode = TrackFailed["code"];
 
-/** One object: a WebM being muxed in process, streamed into one multipart upload. */
+/** One object: a WebM (Matroska for H.264) being muxed in process, streamed into one multipart upload. */
 interface Segment {
 	seq: number;
-	writer: WebmWriter;
+	writer: MatroskaWriter;
 	uploader: SegmentUploader;
 	/** Arrival of its first and last frame (wall clock, ms). */
 	startedAt: number;
@@ -48,7 +54,7 @@ const KEYFRAME_REQUEST_MS = 500;
 
 /**
  * Records one track, in process: the track's RTP (RtpRelay, 127.0.0.1) →
- * Depacketizer (jitter window, frames, loss) → WebmWriter (mediabunny,
+ * Depacketizer (jitter window, frames, loss) → MatroskaWriter (mediabunny,
  * append-only WebM) → SegmentUploader (the customer's bucket). No child
  * process; a frame is in the muxer as soon as its last packet arrived.
  *
@@ -71,6 +77,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	readonly #budget: ByteBudget;
 	#uploadRetries = 0;
 	readonly #video: boolean;
+	readonly #codec: "opus" | "vp8" | "h264";
 	#relay!: RtpRelay;
 	#depacketizer!: Depacketizer;
 	#gate!: CaptureGate;
@@ -87,6 +94,8 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 	#framesWritten = 0;
 	#framesNoSegment = 0;
 	#started = false;
+	/** When the first frame passed each stage (trackStarted). */
+	readonly #stages: StartStages = {};
 	readonly #holes: Hole[] = [];
 
 	private constructor(options: TrackRecorderOptions) {
@@ -96,14 +105,17 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		this.#log = options.log.child({ trackId: options.trackId });
 		this.#budget = new ByteBudget(options.config.maxBufferedBytes);
 		this.#video = options.codec.kind === "video";
+		this.#codec =
+			options.codec.mimeType === "video/H264" ? "h264" : options.codec.mimeType === "video/VP8" ? "vp8" : "opus";
 		this.#seq = (options.firstSeq ?? 1) - 1;
 	}
 
 	static async create(options: TrackRecorderOptions): Promise<TrackRecorder> {
 		const track = new TrackRecorder(options);
 		track.#depacketizer = new Depacketizer({
-			codec: track.#video ? "vp8" : "opus",
+			codec: track.#codec,
 			clockRate: options.codec.clockRate,
+			spropParameterSets: options.codec.spropParameterSets,
 			jitterMs: options.config.jitterMs,
 			onFrame: (frame) => track.#onFrame(frame),
 			onKeyframeNeeded: () => track.#requestKeyframe(),
@@ -123,6 +135,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			video: track.#video,
 			log: track.#log,
 			onRtp: (packet, _keyframe, header) => {
+				track.#stages.firstPacket ??= Date.now();
 				if (track.#state === "open" || track.#state === "closing") track.#gate.push(packet, header);
 			},
 			// mediasoup's own reports on this leg map RTP time to its send time, not to capture time: the
@@ -130,6 +143,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			onRtcp: () => undefined,
 		});
 		track.#lastTickAt = Date.now();
+		track.#stages.opened = track.#lastTickAt;
 		track.#tick = setInterval(() => track.#onTick(), 250);
 		track.#tick.unref();
 		track.#log.info({ rtpPort: track.rtpPort, rtcpPort: track.rtcpPort, segmentMs: options.segmentMs }, "track open");
@@ -158,8 +172,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 
 	/** The multipart uploads this track is writing (never touched by recover). */
 	get uploadIds(): string[] {
-		const id = this.#current?.uploader.uploadId;
-		return id ? [id] : [];
+		const ids: string[] = [];
+		for (const s of [this.#current, ...this.#retiringSegments]) if (s?.uploader.uploadId) ids.push(s.uploader.uploadId);
+		return ids;
+	}
+
+	/** The keys of the objects this track is writing, with or without an upload yet (never touched by recover). */
+	get liveKeys(): string[] {
+		const keys: string[] = [];
+		for (const s of [this.#current, ...this.#retiringSegments]) if (s) keys.push(s.uploader.key);
+		return keys;
 	}
 
 	/** A sender report of the producer (the gateway forwards them): dates the packets (issue 11). */
@@ -296,7 +318,12 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		seg.writer.add(frame);
 		if (!this.#started) {
 			this.#started = true;
-			this.emit("started", Date.now());
+			this.#stages.firstFrame = Date.now();
+			void seg.writer.drained().then(() => {
+				const at = Date.now();
+				this.#stages.muxed = at;
+				this.emit("started", at, this.#stages);
+			});
 		}
 		seg.frameTimes.push(frame.receivedAt);
 		seg.endedAt = frame.receivedAt;
@@ -348,16 +375,16 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		const uploader = new SegmentUploader({
 			client,
 			target,
-			key: objectKey(key, seq),
-			contentType: codec.kind === "audio" ? "audio/webm" : "video/webm",
+			key: objectKey(key, seq, containerOf(codec.mimeType)),
+			contentType: contentTypeOf(containerOf(codec.mimeType), key.kind),
 			budget: this.#budget,
 			config,
 			log,
 			framesAt: (bytes) => framesWithin(writer.frameEnds, bytes),
 			...(this.#opts.checkpoints ? { checkpoints: this.#opts.checkpoints } : {}),
 		});
-		const writer = new WebmWriter({
-			codec: this.#video ? "vp8" : "opus",
+		const writer = new MatroskaWriter({
+			codec: this.#codec,
 			clockRate: codec.clockRate,
 			...(codec.channels ? { channels: codec.channels } : {}),
 			onBytes: (bytes) => uploader.write(bytes),

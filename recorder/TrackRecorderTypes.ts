@@ -1,7 +1,14 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../contracts/logger.js";
 import type { RecorderConfig } from "../contracts/RecorderConfig.js";
-import type { Codec, ObjectWritten, PartUploaded, TrackFailed, TrackKey } from "../contracts/RecorderProtocol.js";
+import type {
+	Codec,
+	ObjectWritten,
+	PartUploaded,
+	StartStages,
+	TrackFailed,
+	TrackKey,
+} from "../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import type { CheckpointWriter } from "./CheckpointWriter.js";
 import type { Hole } from "./DepacketizerTypes.js";
@@ -47,7 +54,7 @@ export type TrackRecorderEvents = {
 	/** Video: the stream needs a key frame (a new object starts, or a loss): call consumer.requestKeyFrame(). */
 	keyframeNeeded: [];
 	/** The track's first frame is in the muxer (wall-clock ms). */
-	started: [at: number];
+	started: [at: number, stages: StartStages];
 	/** A stretch of the track that will not be in the bucket (as it becomes known). */
 	hole: [hole: Hole];
 	/** The track stopped recording for good, now (the objects it still completes are reported after). */

@@ -13,7 +13,13 @@ import {
 	UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import type { Logger } from "../contracts/logger.js";
-import { isCheckpointKey, type ObjectWritten, parseObjectKey, type Recovered } from "../contracts/RecorderProtocol.js";
+import {
+	contentTypeOf,
+	isCheckpointKey,
+	type ObjectWritten,
+	parseObjectKey,
+	type Recovered,
+} from "../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import { sseGetParams, ssePutParams } from "../contracts/s3.js";
 
@@ -24,6 +30,11 @@ export interface RecoverOptions {
 	prefix: string;
 	/** Uploads still being written (by this recorder or another): left alone, with their checkpoints. */
 	liveUploadIds: Iterable<string>;
+	/**
+	 * Objects still being written by this recorder, with or without an upload yet (an object's multipart upload is
+	 * created only once its first part is full: until then its checkpoints are all there is): left alone.
+	 */
+	liveKeys?: Iterable<string>;
 	/** Only these sessions' keys are touched. */
 	sessions: Iterable<{ meetingId: string; sessionId: string }>;
 	log: Logger;
@@ -77,6 +88,7 @@ async function recoverSession(
 	const { client, target, prefix, log } = options;
 	const base = `${prefix ? `${prefix}/` : ""}${session.meetingId}/${session.sessionId}/`;
 	const live = new Set(options.liveUploadIds);
+	const liveKeys = new Set(options.liveKeys ?? []);
 	const uploads = await listUploads(client, target.bucket, base);
 	const { completed, checkpoints, files } = await listObjects(client, target, base);
 	const keys = new Set<string>([...uploads.keys(), ...checkpoints.keys()]);
@@ -87,6 +99,7 @@ async function recoverSession(
 		if (!parsed || parsed.sessionId !== session.sessionId) continue;
 		const upload = uploads.get(key);
 		if (upload?.UploadId && live.has(upload.UploadId)) continue;
+		if (liveKeys.has(key)) continue;
 		const cps = (checkpoints.get(key) ?? []).sort((a, b) => a.offset - b.offset);
 		try {
 			if (!upload?.UploadId) {
@@ -99,7 +112,7 @@ async function recoverSession(
 								Key: key,
 								Body: tail.bytes,
 								ContentLength: tail.bytes.length,
-								ContentType: parsed.kind === "audio" ? "audio/webm" : "video/webm",
+								ContentType: contentTypeOf(parsed.container, parsed.kind),
 								...ssePutParams(target.encryption),
 							}),
 						);

@@ -19,6 +19,8 @@ const EnvSchema = z
 		CONSENTRY_RTC_ANNOUNCED_ADDRESS: z.string().optional(),
 		CONSENTRY_RTC_MIN_PORT: port.default(40000),
 		CONSENTRY_RTC_MAX_PORT: port.default(40999),
+		/** The video codec a browser sends when it can (issue 16): `vp8` (default) or `h264` (recorded as `.mkv`). */
+		CONSENTRY_VIDEO_CODEC: z.enum(["vp8", "h264"]).default("vp8"),
 		CONSENTRY_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
 		/** Where the key of the rotating address hash lives (default: next to the store); share it between gateways. */
 		CONSENTRY_ADDRESS_KEY_FILE: z.string().min(1).optional(),
@@ -117,7 +119,13 @@ const EnvSchema = z
 
 export interface GatewayConfig {
 	http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
-	rtc: { listenIp: string; announcedAddress?: string; minPort: number; maxPort: number };
+	rtc: {
+		listenIp: string;
+		announcedAddress?: string;
+		minPort: number;
+		maxPort: number;
+		preferredVideoCodec?: "vp8" | "h264";
+	};
 	mediasoup: { workerBin: string; numWorkers: number };
 	logLevel: string;
 	/** Issue 14: the gateway's own log files (unset dir: stdout only) and how many days they are kept (≤ 14). */
@@ -211,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			...(e.CONSENTRY_RTC_ANNOUNCED_ADDRESS ? { announcedAddress: e.CONSENTRY_RTC_ANNOUNCED_ADDRESS } : {}),
 			minPort: e.CONSENTRY_RTC_MIN_PORT,
 			maxPort: e.CONSENTRY_RTC_MAX_PORT,
+			preferredVideoCodec: e.CONSENTRY_VIDEO_CODEC,
 		},
 		mediasoup: {
 			workerBin,

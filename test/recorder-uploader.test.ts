@@ -101,6 +101,24 @@ describe("SegmentUploader", () => {
 		expect(sizes.reduce((a, b) => a + b, 0)).toBe(data.length);
 	});
 
+	it("an object that ends within its first part is one PutObject: no multipart upload, nothing asked before it ends", async () => {
+		const data = randomBytes(3 * MiB + 17);
+		const { up, client, budget } = uploader("a/small.webm");
+		for (let i = 0; i < data.length; i += 64 * 1024) up.write(data.subarray(i, i + 64 * 1024));
+		await new Promise((r) => setTimeout(r, 200));
+		expect(proxy.requests).toHaveLength(0); // the first frames cost no request
+		up.end();
+		const outcome = await up.finish();
+		client.destroy();
+		expect(outcome.error).toBeUndefined();
+		expect(outcome.object).toMatchObject({ size: data.length, parts: 1, truncated: false, sha256: sha256(data) });
+		expect(outcome.object?.uploadId).toBeUndefined();
+		expect(proxy.requests.map((r) => r.method)).toEqual(["PUT"]);
+		expect(proxy.requests[0]?.headers["x-amz-server-side-encryption-customer-key"]).toBe(sseKey);
+		expect(budget.used).toBe(0);
+		expect(sha256(await download("a/small.webm"))).toBe(sha256(data));
+	});
+
 	it("retries 5xx answers and dropped connections with backoff, and loses nothing", async () => {
 		let partAttempts = 0;
 		proxy.fault = (req) => {

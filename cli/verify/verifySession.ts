@@ -32,9 +32,12 @@ export const DEFAULT_LIMITS: VerifyLimits = {
 const CLICK_MAX_AGE_MS = 30_000;
 const CLICK_SKEW_MS = 2_000;
 export const ANSWERS = new Set(["notice.acknowledged", "consent.given"]);
-/** `{person}-{kind}-{seq}.webm`, as the recorder names a track's objects (recorder/RecorderProtocol.ts). */
 const CHECKPOINT_NAME = /^\d{1,16}-\d{1,12}\.ckpt$/;
-const OBJECT_NAME = /^([A-Za-z0-9_-]{1,128})-(audio|camera|screen)-([1-9]\d{0,8})\.webm$/;
+/**
+ * `{person}-{kind}-{seq}.webm` (Opus, VP8) or `.mkv` (H.264, Matroska), as the recorder names a track's objects
+ * (contracts/RecorderProtocol.ts, objectKey).
+ */
+const OBJECT_NAME = /^([A-Za-z0-9_-]{1,128})-(audio|camera|screen)-([1-9]\d{0,8})\.(webm|mkv)$/;
 
 export interface Entry {
 	line: number;
@@ -123,7 +126,11 @@ export async function verifySession(
 			expect(o.key, o.size, o.sha256, `object of track ${t.trackId}`);
 			const name = OBJECT_NAME.exec(o.key.slice(prefix.length + 1));
 			if (!name || name[1] !== t.person || name[2] !== t.kind || Number(name[3]) !== o.seq)
-				f.fail("manifest", o.key, `is not named ${t.person}-${t.kind}-${o.seq}.webm as its track and seq say`);
+				f.fail(
+					"manifest",
+					o.key,
+					`is not named ${t.person}-${t.kind}-${o.seq}.webm (or .mkv) as its track and seq say`,
+				);
 			if (o.sha256 === null && !o.recovered)
 				f.fail("manifest", o.key, "has no SHA-256 though it is not a recovered object");
 		}

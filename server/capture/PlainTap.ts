@@ -3,10 +3,12 @@ import type { types as ms } from "mediasoup";
 /** What the recorder process needs to know to receive a tap's RTP. */
 export interface TapCodec {
 	kind: "audio" | "video";
-	mimeType: "audio/opus" | "video/VP8";
+	mimeType: "audio/opus" | "video/VP8" | "video/H264";
 	payloadType: number;
 	clockRate: number;
 	channels?: number;
+	/** H.264: the producer's `sprop-parameter-sets`, when its SDP had them (browsers send SPS/PPS in band). */
+	spropParameterSets?: string;
 }
 
 /**
@@ -44,12 +46,15 @@ export class PlainTap {
 
 	get codec(): TapCodec {
 		const c = this.consumer.rtpParameters.codecs[0] as ms.RtpCodecParameters;
+		const h264 = c.mimeType.toLowerCase() === "video/h264";
+		const sprop = h264 ? c.parameters?.["sprop-parameter-sets"] : undefined;
 		return {
 			kind: this.consumer.kind,
-			mimeType: this.consumer.kind === "audio" ? "audio/opus" : "video/VP8",
+			mimeType: this.consumer.kind === "audio" ? "audio/opus" : h264 ? "video/H264" : "video/VP8",
 			payloadType: c.payloadType,
 			clockRate: c.clockRate,
 			...(c.channels ? { channels: c.channels } : {}),
+			...(typeof sprop === "string" && sprop ? { spropParameterSets: sprop } : {}),
 		};
 	}
 

@@ -343,7 +343,7 @@ export class RecorderProcess extends EventEmitter<RecorderProcessEvents> {
 				this.emit("keyframeNeeded", { trackId: msg.trackId });
 				return;
 			case "trackStarted":
-				this.emit("trackStarted", { trackId: msg.trackId, at: msg.at });
+				this.emit("trackStarted", { trackId: msg.trackId, at: msg.at, stages: msg.stages });
 				return;
 			case "trackHole":
 				this.emit("trackHole", { trackId: msg.trackId, hole: msg.hole });

@@ -7,6 +7,7 @@ import type {
 	OpenTranscriptionMessage,
 	PartUploaded,
 	RecoverMessage,
+	StartStages,
 	TrackFailed,
 	TrackStats,
 	TrackUndatable,
@@ -42,8 +43,8 @@ export type RecorderProcessEvents = {
 	partUploaded: [part: PartUploaded];
 	/** The track's video needs a key frame (a new object starts, or a packet was lost): call consumer.requestKeyFrame(). */
 	keyframeNeeded: [info: { trackId: string }];
-	/** A track's first frame is in the muxer. */
-	trackStarted: [info: { trackId: string; at: string }];
+	/** A track's first frame is muxed (`stages`: when it passed each step on the way, for the benchmark). */
+	trackStarted: [info: { trackId: string; at: string; stages?: StartStages | undefined }];
 	/** A stretch of a track that will not be in the bucket, the moment it is known (warn the host). */
 	trackHole: [info: { trackId: string; hole: HoleEntry }];
 	/** The track stopped recording for good, just now; objectWritten and trackFailed follow once it has finished. */

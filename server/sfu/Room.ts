@@ -3,7 +3,7 @@ import { errors as mediasoupErrors, type types as ms } from "mediasoup";
 import type { ConnectionQuality, MediaSource, ServerEvents, TransportInfo } from "../../shared/protocol.js";
 import { ConflictError, ForbiddenError, ValidationError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { mediaCodecs } from "./mediaCodecs.js";
+import { mediaCodecsFor } from "./mediaCodecs.js";
 import type { Peer } from "./Peer.js";
 import type { RoomEvents, RoomOptions, RtcListenOptions } from "./RoomTypes.js";
 
@@ -44,6 +44,7 @@ export class Room extends EventEmitter<RoomEvents> {
 	}
 
 	static async create(options: RoomOptions): Promise<Room> {
+		const mediaCodecs = mediaCodecsFor(options.rtc.preferredVideoCodec);
 		const router = await options.pool.createRouter({ mediaCodecs, appData: { meetingId: options.meetingId } });
 		const observer = await router.createActiveSpeakerObserver({ interval: 300 });
 		return new Room(options, router, observer);

@@ -6,6 +6,8 @@ export interface RtcListenOptions {
 	announcedAddress?: string;
 	minPort: number;
 	maxPort: number;
+	/** The video codec browsers send when they can (first in the router's list): VP8 unless configured. */
+	preferredVideoCodec?: "vp8" | "h264";
 }
 
 export interface RoomOptions {

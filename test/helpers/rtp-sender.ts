@@ -11,6 +11,8 @@ export interface RtpSenderOptions {
 	highBitrate?: boolean;
 	/** Video key-frame interval in frames (30 fps). Default 60. */
 	gop?: number;
+	/** Video codec: VP8 (libvpx, default) or H.264 (libx264, zerolatency: packetization-mode 1, SPS/PPS in band). */
+	videoCodec?: "vp8" | "h264";
 }
 
 export interface RtpSender {
@@ -22,7 +24,7 @@ export interface RtpSender {
 
 /**
  * A second ffmpeg that encodes a test signal in real time (-re) and sends it
- * as RTP to the recorder's ports: Opus (a 440 Hz sine) or VP8 (testsrc).
+ * as RTP to the recorder's ports: Opus (a 440 Hz sine), or VP8 or H.264 (testsrc).
  */
 export function sendRtp(o: RtpSenderOptions): RtpSender {
 	const input =
@@ -39,17 +41,35 @@ export function sendRtp(o: RtpSenderOptions): RtpSender {
 	const codec =
 		o.kind === "audio"
 			? ["-c:a", "libopus", "-ac", "2", "-ar", "48000", "-b:a", "64k"]
-			: [
-					"-c:v",
-					"libvpx",
-					"-deadline",
-					"realtime",
-					"-cpu-used",
-					"8",
-					...(o.highBitrate ? ["-b:v", "10M", "-qmin", "4", "-qmax", "20"] : ["-b:v", "500k"]),
-					"-g",
-					String(o.gop ?? 60),
-				];
+			: o.videoCodec === "h264"
+				? [
+						"-c:v",
+						"libx264",
+						"-preset",
+						"ultrafast",
+						"-tune",
+						"zerolatency",
+						"-profile:v",
+						"baseline",
+						"-pix_fmt",
+						"yuv420p",
+						...(o.highBitrate ? ["-b:v", "10M"] : ["-b:v", "500k"]),
+						"-g",
+						String(o.gop ?? 60),
+						"-bf",
+						"0",
+					]
+				: [
+						"-c:v",
+						"libvpx",
+						"-deadline",
+						"realtime",
+						"-cpu-used",
+						"8",
+						...(o.highBitrate ? ["-b:v", "10M", "-qmin", "4", "-qmax", "20"] : ["-b:v", "500k"]),
+						"-g",
+						String(o.gop ?? 60),
+					];
 	const child = spawn(
 		"ffmpeg",
 		[

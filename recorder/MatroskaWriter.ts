@@ -2,15 +2,18 @@ import {
 	EncodedAudioPacketSource,
 	EncodedPacket,
 	EncodedVideoPacketSource,
+	MkvOutputFormat,
 	Output,
 	StreamTarget,
 	type StreamTargetChunk,
 	WebMOutputFormat,
 } from "mediabunny";
 import type { Frame } from "./DepacketizerTypes.js";
+import { avcCodecString, avcDecoderConfig } from "./H264.js";
 
-export interface WebmWriterOptions {
-	codec: "opus" | "vp8";
+export interface MatroskaWriterOptions {
+	/** Opus and VP8 are written as WebM; H.264 as Matroska (`.mkv`: WebM carries only VP8/VP9/AV1 video). */
+	codec: "opus" | "vp8" | "h264";
 	clockRate: number;
 	channels?: number;
 	/** Each run of bytes the muxer writes, in file order (append-only: no byte is ever rewritten). */
@@ -42,15 +45,15 @@ function opusHead(channels: number): Uint8Array {
 }
 
 /**
- * One WebM file being written, in process, from frames: mediabunny's Matroska
+ * One WebM (Opus, VP8) or Matroska (H.264) file being written, in process, from frames: mediabunny's Matroska
  * muxer in append-only mode (unknown-size Segment and Clusters, Cues at the
  * end), so every byte it writes is final the moment it is written and the
  * file can be streamed and cut anywhere between two blocks and still play.
  * Frames are added in order (a queue: the muxer's API is async); block
  * timestamps are the frames' times from the file's first frame (ms resolution).
  */
-export class WebmWriter {
-	readonly #o: WebmWriterOptions;
+export class MatroskaWriter {
+	readonly #o: MatroskaWriterOptions;
 	readonly #output: Output;
 	readonly #audio: EncodedAudioPacketSource | undefined;
 	readonly #video: EncodedVideoPacketSource | undefined;
@@ -66,7 +69,7 @@ export class WebmWriter {
 	/** File size after each frame's block was written (for frames-written accounting of a cut file). */
 	readonly frameEnds: number[] = [];
 
-	constructor(options: WebmWriterOptions) {
+	constructor(options: MatroskaWriterOptions) {
 		this.#o = options;
 		const target = new StreamTarget(
 			new WritableStream<StreamTargetChunk>({
@@ -77,14 +80,17 @@ export class WebmWriter {
 			}),
 		);
 		this.#output = new Output({
-			format: new WebMOutputFormat({ appendOnly: true, minimumClusterDuration: 1 }),
+			format:
+				options.codec === "h264"
+					? new MkvOutputFormat({ appendOnly: true, minimumClusterDuration: 1 })
+					: new WebMOutputFormat({ appendOnly: true, minimumClusterDuration: 1 }),
 			target,
 		});
 		if (options.codec === "opus") {
 			this.#audio = new EncodedAudioPacketSource("opus");
 			this.#output.addAudioTrack(this.#audio);
 		} else {
-			this.#video = new EncodedVideoPacketSource("vp8");
+			this.#video = new EncodedVideoPacketSource(options.codec === "h264" ? "avc" : "vp8");
 			this.#output.addVideoTrack(this.#video);
 		}
 		this.#queue = this.#output.start();
@@ -118,7 +124,7 @@ export class WebmWriter {
 			this.#addOpus(frame);
 			return;
 		}
-		this.#write(frame.data, frame.key, frame.timestamp, 0, 1, frame.width, frame.height);
+		this.#write(frame.data, frame.key, frame.timestamp, 0, 1, frame.width, frame.height, frame.parameterSets);
 	}
 
 	/**
@@ -177,6 +183,7 @@ export class WebmWriter {
 		frames: number,
 		width?: number,
 		height?: number,
+		parameterSets?: { sps: Buffer; pps: Buffer },
 	): void {
 		const seconds = (timestamp - (this.#t0 ?? timestamp)) / this.#o.clockRate;
 		const isFirst = this.#first;
@@ -196,6 +203,23 @@ export class WebmWriter {
 										numberOfChannels: this.#o.channels ?? 2,
 										sampleRate: 48000,
 										description: opusHead(this.#o.channels ?? 2),
+									},
+								}
+							: undefined,
+					);
+				} else if (this.#o.codec === "h264") {
+					// The first frame is a key frame with its parameter sets (the depacketizer sees to it): the
+					// decoder configuration (avcC) is built from them; every later IDR carries its own in band too.
+					const ps = parameterSets as { sps: Buffer; pps: Buffer };
+					await (this.#video as EncodedVideoPacketSource).add(
+						packet,
+						isFirst
+							? {
+									decoderConfig: {
+										codec: avcCodecString(ps.sps),
+										codedWidth: width ?? 640,
+										codedHeight: height ?? 480,
+										description: avcDecoderConfig(ps.sps, ps.pps),
 									},
 								}
 							: undefined,
