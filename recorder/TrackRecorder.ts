@@ -37,6 +37,8 @@ interface Segment {
 	firstCaptureAt?: number | undefined;
 	/** The sender's clock offset around its first frame (from the reports within ±15 s of it), once known. */
 	clockOffsetMs?: number | undefined;
+	/** H.264: the SPS/PPS its header (avcC) was written with; other parameter sets start a new object. */
+	parameterSets?: { sps: Buffer; pps: Buffer } | undefined;
 }
 
 /** An object's clock offset is taken from the reports within this much of its first frame. */
@@ -299,6 +301,15 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			this.#retire(seg, {});
 			seg = undefined;
 		}
+		if (
+			seg?.parameterSets &&
+			frame.parameterSets &&
+			(!seg.parameterSets.sps.equals(frame.parameterSets.sps) || !seg.parameterSets.pps.equals(frame.parameterSets.pps))
+		) {
+			// H.264 parameter sets changed (the encoder adapted its resolution or profile): the object's header
+			// describes the old ones, so this key frame starts a new object that any player opens as written.
+			this.#rolloverWanted = "parameters_changed";
+		}
 		if (seg && this.#rolloverWanted && (!this.#video || frame.key)) {
 			this.#log.debug({ seq: seg.seq, reason: this.#rolloverWanted }, "rolling over into a new object");
 			this.#current = undefined;
@@ -314,6 +325,7 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 			}
 			seg = this.#startSegment(frame.receivedAt, frame.timestamp);
 			seg.firstCaptureAt = this.#gate.captureMs(frame.rtpTimestamp);
+			seg.parameterSets = frame.parameterSets;
 		}
 		seg.writer.add(frame);
 		if (!this.#started) {

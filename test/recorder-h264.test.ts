@@ -1,4 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { once } from "node:events";
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -163,4 +165,117 @@ describe("recorder: H.264", () => {
 		lost.push(await crashAt("s-h264-crash-3", 9000, true));
 		console.log(`H.264 crash: seconds lost per kill ${lost.map((s) => s.toFixed(2)).join(", ")}`);
 	});
+
+	/**
+	 * Chromium's encoder lowers its resolution under load: a new SPS arrives in band with the next IDR. The object's
+	 * header (avcC) describes the first one, so the recorder starts a new object at that key frame: two objects, each
+	 * opening as written with its own size, no frame lost.
+	 */
+	it("a resolution change mid-track (new SPS at an IDR) starts a new object; both decode with their own size", async () => {
+		const ssrc = 7950;
+		const ports = await recorder.openTrack(track("h-resize", ssrc, "s-h264-resize"));
+		const frames = [...annexBFrames("640x480"), ...annexBFrames("320x240")];
+		const sock = createSocket("udp4");
+		let seq = 1000;
+		const start = Date.now();
+		for (let i = 0; i < frames.length; i++) {
+			const packets = packetize(frames[i] as Buffer[]);
+			for (let k = 0; k < packets.length; k++) {
+				const header = Buffer.alloc(12);
+				header[0] = 0x80;
+				header[1] = (k === packets.length - 1 ? 0x80 : 0) | 102;
+				header.writeUInt16BE(seq++ & 0xffff, 2);
+				header.writeUInt32BE((i * 3000) >>> 0, 4);
+				header.writeUInt32BE(ssrc, 8);
+				sock.send(Buffer.concat([header, packets[k] as Buffer]), ports.rtpPort, "127.0.0.1");
+			}
+			// 30 fps in real time, so the recorder sees a live camera, not a burst.
+			const due = start + ((i + 1) * 1000) / 30;
+			await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+		}
+		sock.close();
+		const stats = await recorder.closeTrack("h-resize");
+		expect(stats).toMatchObject({ framesReceived: frames.length, framesWritten: frames.length, framesDropped: 0 });
+		const mine = objects.filter((x) => x.trackId === "h-resize").sort((a, b) => a.seq - b.seq);
+		expect(mine.map((o) => o.key)).toEqual([
+			"rec/meeting-1/s-h264-resize/p-264-camera-1.mkv",
+			"rec/meeting-1/s-h264-resize/p-264-camera-2.mkv",
+		]);
+		const sizes: string[] = [];
+		for (const o of mine) {
+			const bytes = await download(o.key);
+			const full = await probeMedia(bytes);
+			expect(full.decodeErrors).toBe("");
+			const p = probe(bytes);
+			sizes.push(`${p.width}x${p.height}`);
+			expect(p.packets).toBe(o.frames);
+		}
+		expect(sizes).toEqual(["640x480", "320x240"]);
+		expect(mine.reduce((n, o) => n + (o.frames ?? 0), 0)).toBe(frames.length);
+	});
 });
+
+/** 2 s of libx264 (baseline, zerolatency, an IDR every second) as access units of Annex B NAL units. */
+function annexBFrames(size: string): Buffer[][] {
+	const res = spawnSync(
+		"ffmpeg",
+		[
+			...["-v", "error", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=30:duration=2`],
+			...["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-profile:v", "baseline"],
+			...["-pix_fmt", "yuv420p", "-g", "30", "-bf", "0", "-f", "h264", "pipe:1"],
+		],
+		{ maxBuffer: 64 * 1024 * 1024 },
+	);
+	if (res.status !== 0) throw new Error(`ffmpeg failed: ${res.stderr.toString()}`);
+	const nals: Buffer[] = [];
+	const data = res.stdout;
+	let from = -1;
+	for (let i = 0; i + 3 <= data.length; i++) {
+		if (data[i] === 0 && data[i + 1] === 0 && data[i + 2] === 1) {
+			if (from >= 0) nals.push(trimZeros(data.subarray(from, i)));
+			from = i + 3;
+			i += 2;
+		}
+	}
+	if (from >= 0) nals.push(data.subarray(from));
+	// One slice per picture (x264's default here): an access unit ends with its slice (types 1 and 5).
+	const frames: Buffer[][] = [];
+	let au: Buffer[] = [];
+	for (const n of nals) {
+		const type = (n[0] as number) & 0x1f;
+		if (type === 9 || type === 6) continue; // access unit delimiters and SEI carry no picture
+		au.push(n);
+		if (type === 1 || type === 5) {
+			frames.push(au);
+			au = [];
+		}
+	}
+	return frames;
+}
+
+function trimZeros(b: Buffer): Buffer {
+	let end = b.length;
+	while (end > 0 && b[end - 1] === 0) end--;
+	return b.subarray(0, end);
+}
+
+/** RFC 6184 packetization mode 1: a NAL unit that fits is sent alone, a larger one as FU-A fragments. */
+function packetize(au: Buffer[]): Buffer[] {
+	const MAX = 1100;
+	const out: Buffer[] = [];
+	for (const nal of au) {
+		if (nal.length <= MAX) {
+			out.push(nal);
+			continue;
+		}
+		const header = nal[0] as number;
+		const body = nal.subarray(1);
+		for (let off = 0; off < body.length; off += MAX) {
+			const chunk = body.subarray(off, off + MAX);
+			const startBit = off === 0 ? 0x80 : 0;
+			const endBit = off + MAX >= body.length ? 0x40 : 0;
+			out.push(Buffer.concat([Buffer.from([(header & 0xe0) | 28, startBit | endBit | (header & 0x1f)]), chunk]));
+		}
+	}
+	return out;
+}
