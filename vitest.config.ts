@@ -29,6 +29,8 @@ export const POSTGRES_SUITES = [
 	"test/webhooks-api.test.ts",
 	"test/capture.browser.test.ts",
 	"test/meeting.browser.test.ts",
+	// Issue 12 placement: several gateway nodes on one PostgreSQL (skipped on the SQLite run, but for its one-node case).
+	"test/cluster-placement.test.ts",
 ];
 
 export default defineConfig({

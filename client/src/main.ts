@@ -1,4 +1,4 @@
-import type { JoinResult } from "../../shared/protocol.js";
+import { type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";
 import { chooseLocale, initLocale, locale, onLocaleChange, t } from "./i18n/index.js";
@@ -39,6 +39,13 @@ class App {
 	readonly #media = new LocalMedia();
 	readonly #join: JoinView;
 	#signaling: Signaling | undefined;
+	/**
+	 * Cluster (issue 12 placement): the node this page's signaling goes to (undefined: the page's own origin, where it
+	 * started), moved by the join's redirects; and the live nodes the last join named, to reconnect through when the
+	 * meeting's node is lost (any live node redirects to the meeting's new home).
+	 */
+	#node: string | undefined;
+	#nodes: string[] = [];
 	#meeting: Meeting | undefined;
 	#last: JoinValues | undefined;
 	#screen: Screen = "join";
@@ -88,16 +95,30 @@ class App {
 	/** `join` without the error screen: rejects with the refusal. */
 	async #tryJoin(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
 		this.#last = values;
-		const signaling = await this.#connect();
-		const res = await signaling.request("join", {
-			meetingId: values.meetingId,
-			displayName: values.displayName,
-			...(values.passcode ? { passcode: values.passcode } : {}),
-			...(options.takeOver ? { takeOverHostSeat: true } : {}),
-			locale: locale(),
-			clientTime: Date.now(),
-		});
+		let signaling = await this.#connect();
+		const ask = (s: Signaling): Promise<JoinAnswer> =>
+			s.request("join", {
+				meetingId: values.meetingId,
+				displayName: values.displayName,
+				...(values.passcode ? { passcode: values.passcode } : {}),
+				...(options.takeOver ? { takeOverHostSeat: true } : {}),
+				locale: locale(),
+				clientTime: Date.now(),
+			});
+		let res = await ask(signaling);
+		// Cluster: the meeting lives on another node. Same token, same join, there (at most a few hops).
+		for (let hops = 0; res.status === "redirect"; hops++) {
+			const r = JoinRedirectSchema.safeParse(res);
+			if (!r.success || hops >= 3)
+				throw new SignalingError({ code: "connection_failed", message: t("error.connection_failed") });
+			if (signaling !== this.#signaling) return;
+			this.#disconnect();
+			this.#node = r.data.redirect.url;
+			signaling = await this.#connect();
+			res = await ask(signaling);
+		}
 		if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
+		if (res.status === "joined" && res.cluster) this.#nodes = res.cluster.nodes;
 		if (res.status === "lobby") {
 			$("#lobby-meeting").textContent = res.meeting.title;
 			this.#show("lobby");
@@ -119,10 +140,15 @@ class App {
 			return;
 		}
 		this.#show("reconnect");
+		// Cluster: the node we were on first, then where the page started, then the other live nodes (one of them
+		// sends us to the meeting's new home if its node was lost).
+		const lost = this.#node;
+		const nodes = [...new Set([lost, undefined, ...this.#nodes.filter((u) => u !== location.origin)])];
 		for (const [i, delay] of RECONNECT_DELAYS_MS.entries()) {
 			$("#reconnect-detail").textContent = t("reconnect.attempt", { n: i + 1, max: RECONNECT_DELAYS_MS.length });
 			await new Promise((r) => setTimeout(r, delay));
 			if (this.#screen !== "reconnect") return; // the person left meanwhile
+			this.#node = nodes[i % nodes.length];
 			try {
 				this.#joining = true;
 				await this.#tryJoin(last);
@@ -156,7 +182,7 @@ class App {
 	async #connect(): Promise<Signaling> {
 		if (this.#signaling?.open) return this.#signaling;
 		this.#signaling?.close();
-		const s = new Signaling({ token: this.#token });
+		const s = new Signaling({ token: this.#token, ...(this.#node ? { url: this.#node } : {}) });
 		this.#signaling = s;
 		s.on("admitted", () => {
 			if (s === this.#signaling && this.#last) void this.join(this.#last);

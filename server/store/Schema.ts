@@ -21,6 +21,29 @@ export interface Schema {
 	audit_person_secrets: AuditPersonSecretsTable;
 	storage_targets: StorageTargetsTable;
 	transcript_links: TranscriptLinksTable;
+	cluster_nodes: ClusterNodesTable;
+	meeting_placements: MeetingPlacementsTable;
+}
+
+/** A gateway node of the cluster (issue 12 placement): its public URL, heartbeat and load. */
+export interface ClusterNodesTable {
+	node_id: string;
+	url: string;
+	/** ms since the epoch (PostgreSQL BIGINT arrives as a string: convert with Number()). */
+	started_at: number | string;
+	heartbeat_at: number | string;
+	meetings: number;
+	peers: number;
+	cpu: number;
+}
+
+/** Where a live meeting's router lives (issue 12 placement). */
+export interface MeetingPlacementsTable {
+	meeting_id: string;
+	node_id: string;
+	epoch: number;
+	placed_at: number | string;
+	cause: "placed" | "node_lost";
 }
 
 export interface OperatorWarningsTable {
