@@ -31,6 +31,7 @@ export const POSTGRES_SUITES = [
 	"test/meeting.browser.test.ts",
 	// Issue 12 placement: several gateway nodes on one PostgreSQL (skipped on the SQLite run, but for its one-node case).
 	"test/cluster-placement.test.ts",
+	"test/cluster-rehome.test.ts",
 ];
 
 export default defineConfig({

@@ -320,19 +320,17 @@ export class Gateway {
 			},
 		});
 		if (placement && node) {
-			placement.onRehomed((e) => {
+			placement.onRehomed(async (e) => {
+				// The lost node's connections hold no seat any more: the host comes back here without a take-over.
+				await seats.releaseAllOf(e.from);
 				hub.rehomed(e.meetingId);
-				void (async () => {
-					// The lost node's connections hold no seat any more: the host comes back here without a take-over.
-					await seats.releaseAllOf(e.from);
-					const m = await store.get(e.meetingId);
-					await events.append("meeting.rehomed", {
-						tenantId: m.tenantId,
-						meetingId: e.meetingId,
-						actor: `gateway:${config.gatewayId}`,
-						data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
-					});
-				})().catch((err: unknown) => log.error({ err, meetingId: e.meetingId }, "re-homing not recorded"));
+				const m = await store.get(e.meetingId);
+				await events.append("meeting.rehomed", {
+					tenantId: m.tenantId,
+					meetingId: e.meetingId,
+					actor: `gateway:${config.gatewayId}`,
+					data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
+				});
 			});
 			await placement.adoptOwn(node.startedAt);
 			clusterUrls = () => placement.nodeUrls();

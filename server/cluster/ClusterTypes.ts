@@ -29,5 +29,4 @@ export type RehomeListener = (e: {
 	from: string;
 	to: string;
 	epoch: number;
-	deadForMs: number;
-}) => void;
+}) => Promise<void> | void;

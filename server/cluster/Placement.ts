@@ -18,6 +18,8 @@ export class Placement {
 	readonly #log: Logger;
 	readonly #now: () => number;
 	readonly #listeners: RehomeListener[] = [];
+	/** Re-homings whose listeners still run: a join here waits for them (the lost node's seats released first). */
+	readonly #pending = new Map<string, Promise<void>>();
 
 	constructor(o: { repo: PlacementRepository; registry: NodeRegistry; log: Logger; now?: () => number }) {
 		this.#repo = o.repo;
@@ -43,7 +45,7 @@ export class Placement {
 	/** Where the meeting lives when it is placed on a live node already (one query; nothing written). */
 	async peek(meetingId: string): Promise<Home | undefined> {
 		const p = await this.#repo.find(meetingId);
-		return p && this.#alive(p) ? this.#home(p) : undefined;
+		return p && this.#alive(p) ? await this.#home(p) : undefined;
 	}
 
 	/**
@@ -53,7 +55,7 @@ export class Placement {
 	async home(meetingId: string): Promise<Home> {
 		for (let attempt = 0; attempt < 3; attempt++) {
 			const p = await this.#repo.find(meetingId);
-			if (p && this.#alive(p)) return this.#home(p);
+			if (p && this.#alive(p)) return await this.#home(p);
 			if (!this.#registry.healthy) throw new StoreUnavailableError();
 			if (!p) {
 				const target = choose(await this.#registry.liveNodes(), this.nodeId);
@@ -104,16 +106,20 @@ export class Placement {
 			from: p.nodeId,
 			to: this.nodeId,
 			epoch: p.epoch + 1,
-			deadForMs: at - p.placedAt,
 		};
 		this.#log.warn(e, "meeting re-homed here: its node was lost");
-		for (const l of this.#listeners) {
-			try {
-				l(e);
-			} catch (err) {
-				this.#log.error({ err, meetingId: p.meetingId }, "re-homing listener failed");
+		const run = (async () => {
+			for (const l of this.#listeners) {
+				try {
+					await l(e);
+				} catch (err) {
+					this.#log.error({ err, meetingId: p.meetingId }, "re-homing listener failed");
+				}
 			}
-		}
+		})();
+		this.#pending.set(p.meetingId, run);
+		await run;
+		if (this.#pending.get(p.meetingId) === run) this.#pending.delete(p.meetingId);
 	}
 
 	#alive(p: PlacementRow & { heartbeatAt?: number }): boolean {
@@ -121,9 +127,10 @@ export class Placement {
 		return p.heartbeatAt !== undefined && p.heartbeatAt >= this.#now() - this.#registry.deadMs;
 	}
 
-	#home(p: PlacementRow & { url?: string }): Home {
+	async #home(p: PlacementRow & { url?: string }): Promise<Home> {
 		if (p.nodeId === this.nodeId) {
 			if (!this.#registry.healthy) throw new StoreUnavailableError();
+			await this.#pending.get(p.meetingId);
 			return { local: true, nodeId: p.nodeId, epoch: p.epoch };
 		}
 		return { local: false, nodeId: p.nodeId, url: p.url ?? "", epoch: p.epoch };
