@@ -362,7 +362,15 @@ export class Gateway {
 			addresses,
 			trustProxy: config.trustProxy,
 		});
-		registerMeetingsApi(http, { store, hub, events, verifier, tenants, access: directory.access });
+		registerMeetingsApi(http, {
+			store,
+			hub,
+			events,
+			verifier,
+			tenants,
+			access: directory.access,
+			...(placement && config.cluster ? { placement, publicUrl: config.cluster.publicUrl } : {}),
+		});
 		registerOperatorApi(http, {
 			service: operator,
 			verifier: operatorVerifier,

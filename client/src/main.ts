@@ -95,6 +95,9 @@ class App {
 	/** `join` without the error screen: rejects with the refusal. */
 	async #tryJoin(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
 		this.#last = values;
+		// Cluster: the join page's lookup named the meeting's node: connect there first (no redirect to follow).
+		const known = this.#join.meeting?.node?.url;
+		if (!this.#signaling?.open && !this.#node && known && known !== location.origin) this.#node = known;
 		let signaling = await this.#connect();
 		const ask = (s: Signaling): Promise<JoinAnswer> =>
 			s.request("join", {
