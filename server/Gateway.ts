@@ -331,7 +331,27 @@ export class Gateway {
 					actor: `gateway:${config.gatewayId}`,
 					data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
 				});
+				// A recording that was on goes on here in a new session (a new notice; nobody covered until they answer
+				// it); the lost node's session is finished from the bucket, its gap caused by node_lost. Not awaited: joins
+				// don't wait for the bucket.
+				void continueRecording(m, e.from).catch((err: unknown) =>
+					log.error({ err, meetingId: e.meetingId }, "the recording of a re-homed meeting was not continued"),
+				);
 			});
+			const continueRecording = async (m: Awaited<ReturnType<typeof store.get>>, from: string) => {
+				const trail = await events.list({ tenantId: m.tenantId, meetingId: m.id });
+				const last = trail.filter((x) => x.type.startsWith("session.") && x.data.kind === "recording").at(-1);
+				if (last?.type === "session.on" && typeof last.data.sessionId === "string") {
+					await capture.continueAfterNodeLoss(m, "recording", `gateway:${config.gatewayId}`, {
+						continues: last.data.sessionId,
+						cause: "node_lost",
+						lostNode: from,
+					});
+				}
+				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest.
+				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS));
+				await recording.finishLost(m.tenantId, m.id);
+			};
 			await placement.adoptOwn(node.startedAt);
 			clusterUrls = () => placement.nodeUrls();
 			sweep = () => placement.sweep();
@@ -423,7 +443,8 @@ export class Gateway {
 		await registerOpenApi(http);
 
 		await http.listen({ host: config.http.host, port: config.http.port });
-		void recording.recoverAll(tenants.ids());
+		// Cluster: a meeting with a placement is placement's (re-homed and finished by finishLost), not a crash here.
+		void recording.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined);
 		return new Gateway({
 			http,
 			io,
@@ -476,6 +497,9 @@ export class Gateway {
 		await this.#db.close();
 	}
 }
+
+/** How long a re-homing waits before finishing the lost node's recordings (its orphaned recorder finishes first). */
+const LOST_RECORDER_GRACE_MS = 3000;
 
 /** The CPU the node's mediasoup workers used since the last call, in cores (for the cluster's heartbeat). */
 function workerCpu(pool: WorkerPool): () => Promise<number> {

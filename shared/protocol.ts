@@ -513,7 +513,7 @@ export interface ServerEvents {
 		track: "audio" | "camera" | "screen";
 		from: string;
 		to: string;
-		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash";
+		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash" | "node_lost";
 		frames?: number;
 	}) => void;
 	/**

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { joinVia, type NodeProcess, rejoin, startNodeProcess, stopNodeProcess } from "./helpers/cluster.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
 import type { RawClient } from "./helpers/signaling.js";
@@ -22,12 +23,28 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 	const nodes: NodeProcess[] = [];
 	const open: RawClient[] = [];
 	let db: pg.Client;
+	let bucket: TestBucket;
 
 	beforeAll(async () => {
 		databaseUrl = await postgresFor(file);
+		bucket = await startBucket("acme-rehome");
+		const env = storageEnv(); // one master key for the cluster
 		// One after the other: the first migrates the fresh database.
-		nodes.push(await startNodeProcess({ id: "node-a", databaseUrl, tenants: [acme] }));
-		nodes.push(await startNodeProcess({ id: "node-b", databaseUrl, tenants: [acme] }));
+		nodes.push(await startNodeProcess({ id: "node-a", databaseUrl, tenants: [acme], env }));
+		nodes.push(await startNodeProcess({ id: "node-b", databaseUrl, tenants: [acme], env }));
+		const r = await fetch(`${nodes[0]?.url}/api/storage-target`, {
+			method: "PUT",
+			headers: { authorization: `Bearer ${acme.token("it-admin", "admin")}`, "content-type": "application/json" },
+			body: JSON.stringify({
+				endpoint: bucket.server.endpoint,
+				region: "us-east-1",
+				bucket: bucket.name,
+				prefix: "rec",
+				forcePathStyle: true,
+				credentials: { accessKeyId: "AKIATEST", secretAccessKey: "secret-value" },
+			}),
+		});
+		expect(r.status).toBe(200);
 		db = new pg.Client({ connectionString: databaseUrl });
 		await db.connect();
 		// Each node reads the live nodes at its heartbeat (1 s): after one, A knows B too.
@@ -37,6 +54,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		for (const c of open) c.close();
 		await db?.end();
 		await Promise.all(nodes.map((n) => stopNodeProcess(n)));
+		await bucket?.stop();
 	});
 
 	const placement = async (meetingId: string) =>
@@ -76,6 +94,11 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		const inRoom = await part.client.call("join", { meetingId: id, displayName: "Piet" });
 		expect(inRoom.status).toBe("joined");
 		expect(host.answer.status === "joined" && host.answer.cluster?.nodes.sort()).toEqual([a.url, b.url].sort());
+
+		// The host turns recording on; both acknowledge (no media: these are signaling bots).
+		const on = await host.client.call("startCapture", { kind: "recording" });
+		expect(on.state).toBe("on");
+		const oldSession = on.sessionId as string;
 
 		// Kill -9 the meeting's node.
 		const hostLost = new Promise((r) => host.client.socket.once("disconnect", r));
@@ -131,5 +154,40 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 			cause: "node_lost",
 		});
 		expect(trail.some((e) => e.type === "host_seat.taken_over")).toBe(false);
+
+		// The recording goes on here in a new session that names the one it continues and the gap's cause; the people
+		// coming back get its notice (nobody covered until they answer it).
+		const continued = await waitFor(
+			async () => {
+				const r = await fetch(`${survivor.url}/api/meetings/${id}/events`, {
+					headers: { authorization: `Bearer ${hostToken}` },
+				});
+				const events = (
+					(await r.json()) as { events: { type: string; actor: string; data: Record<string, unknown> }[] }
+				).events;
+				return events.find((e) => e.type === "session.on" && e.data.continues === oldSession);
+			},
+			10_000,
+			"the recording continued on the new home",
+		);
+		expect(continued.data).toMatchObject({ kind: "recording", cause: "node_lost", lostNode: home.id });
+		const newSession = continued.data.sessionId as string;
+		expect(newSession).not.toBe(oldSession);
+		const noticed = [...h2.answer.notices, ...p2.answer.notices].map((n) => n.sessionId);
+		const late = noticed.includes(newSession)
+			? undefined
+			: await Promise.race([
+					h2.client.next("captureNotice", 10_000).then((n) => n.sessionId),
+					new Promise<string | undefined>((r) => setTimeout(() => r(undefined), 10_000)),
+				]);
+		expect([...noticed, late]).toContain(newSession);
+
+		// The lost node's session is finished from the bucket: its manifest says the node was lost.
+		const manifest = await waitFor(
+			async () => bucket.json<{ endReason: string }>(`rec/${id}/${oldSession}/manifest.json`).catch(() => undefined),
+			20_000,
+			"the lost session's manifest",
+		);
+		expect(manifest.endReason).toBe("node_lost");
 	}, 90_000);
 });

@@ -126,8 +126,9 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 				const r = await fetch(`${homeNode.url}/api/meetings/${m.id}/events`, {
 					headers: { authorization: `Bearer ${hostToken}` },
 				});
-				const events = ((await r.json()) as { events: { type: string; actor: string; data: Record<string, unknown> }[] })
-					.events;
+				const events = (
+					(await r.json()) as { events: { type: string; actor: string; data: Record<string, unknown> }[] }
+				).events;
 				return events.filter((e) => e.type === "notice.acknowledged").length >= 2 ? events : undefined;
 			},
 			15_000,
