@@ -323,8 +323,19 @@ export class Gateway {
 			placement.onRehomed(async (e) => {
 				// The lost node's connections hold no seat any more: the host comes back here without a take-over.
 				await seats.releaseAllOf(e.from);
-				hub.rehomed(e.meetingId);
 				const m = await store.get(e.meetingId);
+				// Who was in the meeting when its node was lost (joined, not left, by the trail) comes back as returning.
+				const inside = new Map<string, number>();
+				for (const x of await events.list({ tenantId: m.tenantId, meetingId: m.id })) {
+					if (!x.actor || (x.type !== "person.joined" && x.type !== "person.left")) continue;
+					inside.set(x.actor, (inside.get(x.actor) ?? 0) + (x.type === "person.joined" ? 1 : -1));
+				}
+				const persons: string[] = [];
+				for (const [psn, n] of inside) {
+					const person = n > 0 ? await events.resolvePseudonym(m.tenantId, psn) : null;
+					if (person && !person.startsWith("guest:")) persons.push(person);
+				}
+				hub.rehomed(e.meetingId, persons);
 				await events.append("meeting.rehomed", {
 					tenantId: m.tenantId,
 					meetingId: e.meetingId,

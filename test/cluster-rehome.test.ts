@@ -131,6 +131,13 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		];
 		expect(seen.length).toBeGreaterThanOrEqual(1);
 		for (const x of seen) expect(["Hana sees Piet", "Piet sees Hana"]).toContain(x);
+		// Only those who were in: someone new still waits in the lobby.
+		const newcomer = await joinVia(survivor.url, acme.token("zoe", "participant"), {
+			meetingId: id,
+			displayName: "Zoe",
+		});
+		open.push(newcomer.client);
+		expect(newcomer.answer.status).toBe("lobby");
 		const state = await fetch(`${survivor.url}/api/meetings/${id}`, {
 			headers: { authorization: `Bearer ${hostToken}` },
 		});

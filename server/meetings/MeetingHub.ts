@@ -40,8 +40,6 @@ interface LiveState {
 	coHosts: Set<string>;
 	/** Raised hands (peer ID → since), in the order they were raised. */
 	hands: Map<string, string>;
-	/** Cluster: the meeting was re-homed here (its node lost) — its members come straight back until then (ms). */
-	rehomedUntil: number;
 }
 
 export interface MeetingHubOptions {
@@ -297,7 +295,7 @@ export class MeetingHub {
 		}
 		const live = this.#liveState(meeting.id);
 		// Members of a meeting re-homed here (its node was lost) come back as if returning within the grace period.
-		const returning = (live.returning.get(actor) ?? 0) > Date.now() || (!guest && live.rehomedUntil > Date.now());
+		const returning = (live.returning.get(actor) ?? 0) > Date.now();
 		if (returning) live.returning.delete(actor);
 		if (!isHost && meeting.locked && !returning && !live.admitted.has(conn.peerId)) {
 			throw new ForbiddenError("meeting_locked", "The host locked this meeting; nobody new can join.");
@@ -771,11 +769,13 @@ export class MeetingHub {
 	}
 
 	/**
-	 * Cluster: this node became the home of a meeting whose node was lost. Its people (not guests, who have no stable
-	 * identity) come back within the grace period without the lobby or the lock stopping them, as after a drop-out.
+	 * Cluster: this node became the home of a meeting whose node was lost. The people who were in it there (person
+	 * keys; not guests, who have no stable identity) come back within the grace period without the lobby or the lock
+	 * stopping them, as after a drop-out. Nobody else does.
 	 */
-	rehomed(meetingId: string): void {
-		this.#liveState(meetingId).rehomedUntil = Date.now() + this.#graceMs;
+	rehomed(meetingId: string, persons: readonly string[]): void {
+		const live = this.#liveState(meetingId);
+		for (const p of persons) live.returning.set(p, Date.now() + this.#graceMs);
 	}
 
 	/** Meetings this process has people in (or waiting), with how many are in each. */
@@ -844,7 +844,6 @@ export class MeetingHub {
 				returning: new Map(),
 				coHosts: new Set(),
 				hands: new Map(),
-				rehomedUntil: 0,
 			};
 			this.#live.set(meetingId, s);
 		}
