@@ -360,7 +360,7 @@ export class Gateway {
 					});
 				}
 				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest.
-				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS));
+				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS).unref());
 				await recording.finishLost(m.tenantId, m.id);
 			};
 			await placement.adoptOwn(node.startedAt);
