@@ -17,7 +17,8 @@ import { waitFor } from "./helpers/wait.js";
  * reaches node A, the participant's first reaches node B (each page served by its node). The meeting lives on one of
  * them; the other's browser is sent there (a redirect in the join answer) and they meet: each sees the other's video.
  * Then the recording gate still holds across the cluster: the host starts recording, both acknowledge the notice, and
- * objects land in the tenant's bucket.
+ * objects land in the tenant's bucket. Last, the meeting's node is killed with -9: both browsers reconnect through the
+ * nodes they know, land on the new home and see each other's video again.
  */
 describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach different nodes (Chromium)", () => {
 	const acme = testTenant("acme");
@@ -87,7 +88,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 			what,
 		);
 
-	it("they meet on the meeting's node, and the notice and recording gate work there", async () => {
+	it("they meet on the meeting's node, the notice and recording gate work there, and they come back when it dies", async () => {
 		const [a, b] = nodes as [NodeProcess, NodeProcess];
 		const hostToken = acme.token("hana");
 		const created = await fetch(`${a.url}/api/meetings`, {
@@ -152,6 +153,23 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 			throw new Error(`${err.message}; in the bucket: ${JSON.stringify(ks)}; home node log: ${homeNode.log()}`);
 		});
 		expect(keys.length).toBeGreaterThan(2);
+		expect(pageErrors).toEqual([]);
+
+		// The meeting's node killed with -9: both browsers show "Reconnecting…", retry through the nodes they know,
+		// are sent to the new home and see each other's video again.
+		const survivor = nodes.find((n) => n.id !== home) as NodeProcess;
+		const killedAt = Date.now();
+		homeNode.kill("SIGKILL");
+		for (const page of [host, bob])
+			await page.locator("#reconnect-screen").waitFor({ state: "visible", timeout: 10_000 });
+		await Promise.all([connected(host), connected(bob)]);
+		await Promise.all([seesVideo(host, "the host to see Bob again"), seesVideo(bob, "Bob to see the host again")]);
+		const backIn = Date.now() - killedAt;
+		console.log(`browsers back in the meeting, with video, ${backIn} ms after the kill`);
+		expect(
+			(await db.query<{ node_id: string }>("SELECT node_id FROM meeting_placements WHERE meeting_id = $1", [m.id]))
+				.rows[0]?.node_id,
+		).toBe(survivor.id);
 		expect(pageErrors).toEqual([]);
 	}, 180_000);
 });

@@ -46,6 +46,7 @@ class App {
 	 */
 	#node: string | undefined;
 	#nodes: string[] = [];
+	#lookupUsed = false;
 	#meeting: Meeting | undefined;
 	#last: JoinValues | undefined;
 	#screen: Screen = "join";
@@ -96,7 +97,9 @@ class App {
 	async #tryJoin(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
 		this.#last = values;
 		// Cluster: the join page's lookup named the meeting's node: connect there first (no redirect to follow).
-		const known = this.#join.meeting?.node?.url;
+		// Only for the first join: later (a reconnect) the lookup may name a node since lost.
+		const known = this.#lookupUsed ? undefined : this.#join.meeting?.node?.url;
+		this.#lookupUsed = true;
 		if (!this.#signaling?.open && !this.#node && known && known !== location.origin) this.#node = known;
 		let signaling = await this.#connect();
 		const ask = (s: Signaling): Promise<JoinAnswer> =>
@@ -150,21 +153,24 @@ class App {
 		for (const [i, delay] of RECONNECT_DELAYS_MS.entries()) {
 			$("#reconnect-detail").textContent = t("reconnect.attempt", { n: i + 1, max: RECONNECT_DELAYS_MS.length });
 			await new Promise((r) => setTimeout(r, delay));
-			if (this.#screen !== "reconnect") return; // the person left meanwhile
-			this.#node = nodes[i % nodes.length];
-			try {
-				this.#joining = true;
-				await this.#tryJoin(last);
-				return;
-			} catch (err) {
-				const code = err instanceof SignalingError ? err.code : "internal_error";
-				if (!TRANSIENT.has(code)) {
-					this.#fail(err);
+			// Each try goes through the nodes in turn (a lost node refuses at once; one node: the one try as before).
+			for (const node of nodes) {
+				if (this.#screen !== "reconnect") return; // the person left meanwhile
+				this.#node = node;
+				try {
+					this.#joining = true;
+					await this.#tryJoin(last);
 					return;
+				} catch (err) {
+					const code = err instanceof SignalingError ? err.code : "internal_error";
+					if (!TRANSIENT.has(code)) {
+						this.#fail(err);
+						return;
+					}
+					this.#disconnect();
+				} finally {
+					this.#joining = false;
 				}
-				this.#disconnect();
-			} finally {
-				this.#joining = false;
 			}
 		}
 		this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
