@@ -38,6 +38,10 @@ export const POSTGRES_SUITES = [
 	"test/capture.browser.test.ts",
 	"test/meeting.browser.test.ts",
 	...CLUSTER_SUITES,
+	// Issue 12 placement: several gateway nodes on one PostgreSQL (skipped on the SQLite run, but for its one-node case).
+	"test/cluster-placement.test.ts",
+	"test/cluster-rehome.test.ts",
+	"test/cluster.browser.test.ts",
 ];
 
 export default defineConfig({

@@ -353,6 +353,8 @@ export const HoleCauseSchema = z.enum([
 	"storage_outage",
 	"recorder_crash",
 	"gateway_crash",
+	/** Cluster (issue 12 placement): the meeting's node was lost; the recording continues in a new session elsewhere. */
+	"node_lost",
 ]);
 
 /** A stretch of a track that is not in the bucket, in wall-clock time, with its cause. */

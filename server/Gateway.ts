@@ -8,6 +8,8 @@ import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
 import { EventLog } from "./audit/EventLog.js";
 import { TenantRegistry } from "./auth/TenantRegistry.js";
 import { TokenVerifier } from "./auth/TokenVerifier.js";
+import { NodeRegistry } from "./cluster/NodeRegistry.js";
+import { Placement } from "./cluster/Placement.js";
 import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
@@ -45,6 +47,7 @@ import { dropCoolingDown, SignalingServer, signalingAllowRequest } from "./signa
 import { StorageTargetStore } from "./storage/StorageTargetStore.js";
 import { parseMasterKey, SecretBox } from "./storage/secretBox.js";
 import { ClusterBus } from "./store/ClusterBus.js";
+import { PlacementRepository } from "./store/PlacementRepository.js";
 import { Store } from "./store/Store.js";
 import { TranscriptionService } from "./transcription/TranscriptionService.js";
 import { TranscriptLinks } from "./transcription/TranscriptLinks.js";
@@ -88,6 +91,9 @@ export class Gateway {
 	#logSweep: NodeJS.Timeout | undefined;
 	readonly #db: Store;
 	readonly #bus: ClusterBus;
+	/** Cluster placement (issue 12): this node in the registry and where meetings live; undefined on one node. */
+	readonly node: NodeRegistry | undefined;
+	readonly placement: Placement | undefined;
 	readonly #log: Logger;
 
 	private constructor(p: {
@@ -97,6 +103,8 @@ export class Gateway {
 		rooms: RoomRegistry;
 		db: Store;
 		bus: ClusterBus;
+		node: NodeRegistry | undefined;
+		placement: Placement | undefined;
 		store: MeetingStore;
 		seats: HostSeats;
 		events: EventLog;
@@ -139,6 +147,8 @@ export class Gateway {
 		this.logFiles = p.logFiles;
 		this.#db = p.db;
 		this.#bus = p.bus;
+		this.node = p.node;
+		this.placement = p.placement;
 		this.#log = p.log;
 	}
 
@@ -207,7 +217,12 @@ export class Gateway {
 		}) as unknown as FastifyInstance;
 		const apiRoutes = collectRoutes(http);
 
-		await registerSecurityHeaders(http, { tls: Boolean(config.http.tls) });
+		// Cluster: the live nodes' URLs (set once the node is registered below) may take this page's signaling.
+		let clusterUrls: () => readonly string[] = () => [];
+		await registerSecurityHeaders(http, {
+			tls: Boolean(config.http.tls),
+			...(config.cluster ? { clusterUrls: () => clusterUrls() } : {}),
+		});
 		registerAccessLog(http, log, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
@@ -292,10 +307,31 @@ export class Gateway {
 		capture.registerSink("transcription", transcription);
 		const bus = await ClusterBus.open({ ...(config.databaseUrl ? { url: config.databaseUrl } : {}), log });
 		directory.listen(bus); // operator actions and tenant changes reach the other nodes at once
+		// Cluster (issue 12 placement): this node registers with its public URL and a heartbeat; each meeting lives on
+		// one node. Sweeps for meetings of dead nodes run after each heartbeat (hub set below, before the first sweep).
+		let sweep: (() => Promise<void>) | undefined;
+		const cpu = workerCpu(pool);
+		const node = config.cluster
+			? await NodeRegistry.start({
+					repo: new PlacementRepository(cluster),
+					nodeId: config.gatewayId,
+					url: config.cluster.publicUrl,
+					heartbeatMs: config.cluster.heartbeatMs,
+					deadMs: config.cluster.deadMs,
+					load: async () => {
+						const live = rooms.live();
+						return { meetings: live.length, peers: live.reduce((n, r) => n + r.peers.size, 0), cpu: await cpu() };
+					},
+					afterBeat: async () => sweep?.(),
+					log,
+				})
+			: undefined;
+		const placement = node ? new Placement({ repo: new PlacementRepository(cluster), registry: node, log }) : undefined;
 		// The operator's service needs the hub and the hub asks it for warnings: it is set right after the hub.
 		let operator: OperatorService | undefined;
 		const hub: MeetingHub = new MeetingHub({
 			bus,
+			...(placement ? { placement } : {}),
 			store,
 			seats,
 			events,
@@ -327,8 +363,58 @@ export class Gateway {
 				leave: (id) => directory.changes.absent(id, config.gatewayId),
 			},
 		});
-		// Restart hygiene: meetings a previous run of this gateway had people in, and no other process holds, ended.
+		if (placement && node) {
+			placement.onRehomed(async (e) => {
+				// The lost node's connections hold no seat any more: the host comes back here without a take-over.
+				await seats.releaseAllOf(e.from);
+				const m = await store.get(e.meetingId);
+				// Who was in the meeting when its node was lost (joined, not left, by the trail) comes back as returning.
+				const inside = new Map<string, number>();
+				for (const x of await events.list({ tenantId: m.tenantId, meetingId: m.id })) {
+					if (!x.actor || (x.type !== "person.joined" && x.type !== "person.left")) continue;
+					inside.set(x.actor, (inside.get(x.actor) ?? 0) + (x.type === "person.joined" ? 1 : -1));
+				}
+				const persons: string[] = [];
+				for (const [psn, n] of inside) {
+					const person = n > 0 ? await events.resolvePseudonym(m.tenantId, psn) : null;
+					if (person && !person.startsWith("guest:")) persons.push(person);
+				}
+				hub.rehomed(e.meetingId, persons);
+				await events.append("meeting.rehomed", {
+					tenantId: m.tenantId,
+					meetingId: e.meetingId,
+					actor: `gateway:${config.gatewayId}`,
+					data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
+				});
+				// A recording that was on goes on here in a new session (a new notice; nobody covered until they answer
+				// it); the lost node's session is finished from the bucket, its gap caused by node_lost. Not awaited: joins
+				// don't wait for the bucket.
+				void continueRecording(m, e.from).catch((err: unknown) =>
+					log.error({ err, meetingId: e.meetingId }, "the recording of a re-homed meeting was not continued"),
+				);
+			});
+			const continueRecording = async (m: Awaited<ReturnType<typeof store.get>>, from: string) => {
+				const trail = await events.list({ tenantId: m.tenantId, meetingId: m.id });
+				const last = trail.filter((x) => x.type.startsWith("session.") && x.data.kind === "recording").at(-1);
+				if (last?.type === "session.on" && typeof last.data.sessionId === "string") {
+					await capture.continueAfterNodeLoss(m, "recording", `gateway:${config.gatewayId}`, {
+						continues: last.data.sessionId,
+						cause: "node_lost",
+						lostNode: from,
+					});
+				}
+				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest.
+				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS).unref());
+				await recording.finishLost(m.tenantId, m.id);
+			};
+			await placement.adoptOwn(node.startedAt);
+			clusterUrls = () => placement.nodeUrls();
+			sweep = () => placement.sweep();
+		}
+		// Restart hygiene: meetings a previous run of this gateway had people in, and no other process holds, ended
+		// (cluster: a meeting with a placement is placement's: it was or will be re-homed, never ended for this).
 		for (const id of await directory.changes.orphanedBy(config.gatewayId)) {
+			if (placement && (await placement.placed(id))) continue;
 			if (await store.end(id)) {
 				const m = await store.get(id);
 				await events.append("meeting.ended", {
@@ -362,7 +448,15 @@ export class Gateway {
 			addresses,
 			trustProxy: config.trustProxy,
 		});
-		registerMeetingsApi(http, { store, hub, events, verifier, tenants, access: directory.access });
+		registerMeetingsApi(http, {
+			store,
+			hub,
+			events,
+			verifier,
+			tenants,
+			access: directory.access,
+			...(placement && config.cluster ? { placement, publicUrl: config.cluster.publicUrl } : {}),
+		});
 		const dsr = await DataSubjectService.create({ store: cluster, events, targets, endpointPolicy, log });
 		registerDataSubjectApi(http, { service: dsr, verifier });
 		registerOperatorApi(http, {
@@ -418,7 +512,8 @@ export class Gateway {
 		await registerOpenApi(http);
 
 		await http.listen({ host: config.http.host, port: config.http.port });
-		void recording.recoverAll(tenants.ids());
+		// Cluster: a meeting with a placement is placement's (re-homed and finished by finishLost), not a crash here.
+		void recording.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined);
 		retention.start();
 		// Erasures a previous run left half-way (a crash, an unreachable bucket) are finished now.
 		void dsr.resumePending().catch((err: unknown) => log.error({ err }, "could not resume pending erasures"));
@@ -429,6 +524,8 @@ export class Gateway {
 			rooms,
 			db: cluster,
 			bus,
+			node,
+			placement,
 			store,
 			seats,
 			events,
@@ -490,6 +587,7 @@ export class Gateway {
 		await this.webhooks?.close();
 		this.metrics?.close();
 		this.directory.close();
+		await this.node?.close(); // out of the registry: the other nodes take its meetings at their next beat
 		await this.rooms.closeAll();
 		this.io.close();
 		await this.http.close();
@@ -499,4 +597,23 @@ export class Gateway {
 		await this.events.settled(); // the trail's last entries (people leaving, sessions ending) committed
 		await this.#db.close();
 	}
+}
+
+/** How long a re-homing waits before finishing the lost node's recordings (its orphaned recorder finishes first). */
+const LOST_RECORDER_GRACE_MS = 3000;
+
+/** The CPU the node's mediasoup workers used since the last call, in cores (for the cluster's heartbeat). */
+function workerCpu(pool: WorkerPool): () => Promise<number> {
+	let last = { at: performance.now(), ms: 0 };
+	return async () => {
+		let ms = 0;
+		for (const w of pool.workers) {
+			const u = await w.getResourceUsage().catch(() => undefined);
+			if (u) ms += u.ru_utime + u.ru_stime;
+		}
+		const at = performance.now();
+		const used = last.ms > 0 && at > last.at ? Math.max(0, (ms - last.ms) / (at - last.at)) : 0;
+		last = { at, ms };
+		return Math.round(used * 1000) / 1000;
+	};
 }

@@ -81,6 +81,17 @@ const EnvSchema = z
 			.string()
 			.regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, '.', '_' and '-' only")
 			.optional(),
+		/**
+		 * Cluster (issue 12 placement): the URL clients reach this node at (http(s)://host[:port], no path). With
+		 * CONSENTRY_DATABASE_URL it registers the node and places each meeting on one node (docs/architecture.md).
+		 */
+		CONSENTRY_PUBLIC_URL: z
+			.string()
+			.regex(/^https?:\/\/[^/\s?#]+$/, "must be http(s)://host[:port] without a path")
+			.optional(),
+		/** Cluster: how often a node writes its heartbeat (ms); it counts as dead after CONSENTRY_NODE_DEAD_MS without one. */
+		CONSENTRY_NODE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+		CONSENTRY_NODE_DEAD_MS: z.coerce.number().int().min(300).max(600_000).default(3000),
 		/** Signaling sockets one address may hold at once (IPv6: one /64). */
 		CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100_000).default(32),
 		/** New signaling connections one address may open: a burst of 2 s worth, then this many per second. */
@@ -115,6 +126,10 @@ const EnvSchema = z
 	.refine((e) => Boolean(e.CONSENTRY_TLS_CERT_FILE) === Boolean(e.CONSENTRY_TLS_KEY_FILE), {
 		message: "set both CONSENTRY_TLS_CERT_FILE and CONSENTRY_TLS_KEY_FILE, or neither",
 		path: ["CONSENTRY_TLS_CERT_FILE"],
+	})
+	.refine((e) => e.CONSENTRY_NODE_DEAD_MS >= 2 * e.CONSENTRY_NODE_HEARTBEAT_MS, {
+		message: "CONSENTRY_NODE_DEAD_MS must be at least twice CONSENTRY_NODE_HEARTBEAT_MS",
+		path: ["CONSENTRY_NODE_DEAD_MS"],
 	});
 
 export interface GatewayConfig {
@@ -150,6 +165,11 @@ export interface GatewayConfig {
 	audience: string;
 	/** Names this gateway process among those sharing the store. */
 	gatewayId: string;
+	/**
+	 * Cluster placement (issue 12): on when this node has a public URL and the store is PostgreSQL. Each meeting's
+	 * router lives on one node; the others redirect its joins there (server/cluster).
+	 */
+	cluster?: { publicUrl: string; heartbeatMs: number; deadMs: number };
 	storage: { masterKey?: string; allowPrivate: boolean; allowHttp: boolean };
 	recorder: { enabled: boolean; maxBufferedBytes: number; segmentMinutes: number; maxOutageMs: number };
 	/** /metrics: on or off, and the bearer token that opens it beyond loopback. */
@@ -279,6 +299,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			passcodeLockoutAfter: e.CONSENTRY_PASSCODE_LOCKOUT_AFTER,
 		},
 		trustProxy: e.CONSENTRY_TRUST_PROXY,
+		...(e.CONSENTRY_PUBLIC_URL && e.CONSENTRY_DATABASE_URL
+			? {
+					cluster: {
+						publicUrl: e.CONSENTRY_PUBLIC_URL,
+						heartbeatMs: e.CONSENTRY_NODE_HEARTBEAT_MS,
+						deadMs: e.CONSENTRY_NODE_DEAD_MS,
+					},
+				}
+			: {}),
 		gatewayId:
 			e.CONSENTRY_GATEWAY_ID ??
 			os

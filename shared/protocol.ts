@@ -282,8 +282,34 @@ export type JoinResult =
 			notRecorded?: NotRecorded[];
 			/** To the host, where the meeting has a passcode: how its attempts stand. */
 			passcodeLockout?: PasscodeLockout;
+			/**
+			 * Cluster (issue 12 placement): the node this meeting lives on and the live nodes' URLs, where the client
+			 * reconnects through if this node is lost (any of them redirects it to the meeting's new home).
+			 */
+			cluster?: { node: string; nodes: string[] };
 	  }
 	| { status: "lobby"; peerId: string; meeting: MeetingInfo };
+
+/** What `join` answers: joined, in the lobby, or (cluster) sent to the node the meeting lives on. */
+export type JoinAnswer = JoinResult | JoinRedirect;
+
+/**
+ * Cluster (issue 12 placement): the meeting lives on another node. The client opens a signaling connection to
+ * `redirect.url` with the same token and sends the same join there; nothing was joined or recorded on this node.
+ * Media then flows to that node's announced address. Checked with zod by the client before it follows it.
+ */
+export const JoinRedirectSchema = z.object({
+	status: z.literal("redirect"),
+	meetingId: z.string().min(1).max(64),
+	redirect: z.object({
+		url: z
+			.string()
+			.max(512)
+			.regex(/^https?:\/\/[^/\s?#]+$/, "a node URL is http(s)://host[:port]"),
+		node: z.string().min(1).max(64),
+	}),
+});
+export type JoinRedirect = z.infer<typeof JoinRedirectSchema>;
 
 export type CapturePolicyName = "notice" | "explicit-consent";
 
@@ -363,7 +389,7 @@ type Empty = Record<string, never>;
 
 /** What each request answers on success. */
 export interface ResponseMap {
-	join: JoinResult;
+	join: JoinAnswer;
 	createWebRtcTransport: TransportInfo;
 	connectWebRtcTransport: Empty;
 	setRtpCapabilities: Empty;
@@ -487,7 +513,7 @@ export interface ServerEvents {
 		track: "audio" | "camera" | "screen";
 		from: string;
 		to: string;
-		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash";
+		cause: "network_loss" | "overflow" | "storage_outage" | "recorder_crash" | "gateway_crash" | "node_lost";
 		frames?: number;
 	}) => void;
 	/**

@@ -21,6 +21,8 @@ export interface PublicMeeting {
 	locale?: Locale;
 	/** The organisation's own privacy notice (tenant setting), linked on the join page. */
 	privacyNoticeUrl?: string;
+	/** Cluster: the node the live meeting lives on (its signaling goes there). */
+	node?: { id: string; url: string };
 }
 
 const MEETING_ID = /^[A-Za-z0-9 -]+$/;

@@ -1,4 +1,4 @@
-import type { JoinResult } from "../../shared/protocol.js";
+import { type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";
 import { chooseLocale, initLocale, locale, onLocaleChange, t } from "./i18n/index.js";
@@ -39,6 +39,14 @@ class App {
 	readonly #media = new LocalMedia();
 	readonly #join: JoinView;
 	#signaling: Signaling | undefined;
+	/**
+	 * Cluster (issue 12 placement): the node this page's signaling goes to (undefined: the page's own origin, where it
+	 * started), moved by the join's redirects; and the live nodes the last join named, to reconnect through when the
+	 * meeting's node is lost (any live node redirects to the meeting's new home).
+	 */
+	#node: string | undefined;
+	#nodes: string[] = [];
+	#lookupUsed = false;
 	#meeting: Meeting | undefined;
 	#last: JoinValues | undefined;
 	#screen: Screen = "join";
@@ -88,16 +96,35 @@ class App {
 	/** `join` without the error screen: rejects with the refusal. */
 	async #tryJoin(values: JoinValues, options: { takeOver?: boolean } = {}): Promise<void> {
 		this.#last = values;
-		const signaling = await this.#connect();
-		const res = await signaling.request("join", {
-			meetingId: values.meetingId,
-			displayName: values.displayName,
-			...(values.passcode ? { passcode: values.passcode } : {}),
-			...(options.takeOver ? { takeOverHostSeat: true } : {}),
-			locale: locale(),
-			clientTime: Date.now(),
-		});
+		// Cluster: the join page's lookup named the meeting's node: connect there first (no redirect to follow).
+		// Only for the first join: later (a reconnect) the lookup may name a node since lost.
+		const known = this.#lookupUsed ? undefined : this.#join.meeting?.node?.url;
+		this.#lookupUsed = true;
+		if (!this.#signaling?.open && !this.#node && known && known !== location.origin) this.#node = known;
+		let signaling = await this.#connect();
+		const ask = (s: Signaling): Promise<JoinAnswer> =>
+			s.request("join", {
+				meetingId: values.meetingId,
+				displayName: values.displayName,
+				...(values.passcode ? { passcode: values.passcode } : {}),
+				...(options.takeOver ? { takeOverHostSeat: true } : {}),
+				locale: locale(),
+				clientTime: Date.now(),
+			});
+		let res = await ask(signaling);
+		// Cluster: the meeting lives on another node. Same token, same join, there (at most a few hops).
+		for (let hops = 0; res.status === "redirect"; hops++) {
+			const r = JoinRedirectSchema.safeParse(res);
+			if (!r.success || hops >= 3)
+				throw new SignalingError({ code: "connection_failed", message: t("error.connection_failed") });
+			if (signaling !== this.#signaling) return;
+			this.#disconnect();
+			this.#node = r.data.redirect.url;
+			signaling = await this.#connect();
+			res = await ask(signaling);
+		}
 		if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
+		if (res.status === "joined" && res.cluster) this.#nodes = res.cluster.nodes;
 		if (res.status === "lobby") {
 			$("#lobby-meeting").textContent = res.meeting.title;
 			this.#show("lobby");
@@ -119,23 +146,31 @@ class App {
 			return;
 		}
 		this.#show("reconnect");
+		// Cluster: the node we were on first, then where the page started, then the other live nodes (one of them
+		// sends us to the meeting's new home if its node was lost).
+		const lost = this.#node;
+		const nodes = [...new Set([lost, undefined, ...this.#nodes.filter((u) => u !== location.origin)])];
 		for (const [i, delay] of RECONNECT_DELAYS_MS.entries()) {
 			$("#reconnect-detail").textContent = t("reconnect.attempt", { n: i + 1, max: RECONNECT_DELAYS_MS.length });
 			await new Promise((r) => setTimeout(r, delay));
-			if (this.#screen !== "reconnect") return; // the person left meanwhile
-			try {
-				this.#joining = true;
-				await this.#tryJoin(last);
-				return;
-			} catch (err) {
-				const code = err instanceof SignalingError ? err.code : "internal_error";
-				if (!TRANSIENT.has(code)) {
-					this.#fail(err);
+			// Each try goes through the nodes in turn (a lost node refuses at once; one node: the one try as before).
+			for (const node of nodes) {
+				if (this.#screen !== "reconnect") return; // the person left meanwhile
+				this.#node = node;
+				try {
+					this.#joining = true;
+					await this.#tryJoin(last);
 					return;
+				} catch (err) {
+					const code = err instanceof SignalingError ? err.code : "internal_error";
+					if (!TRANSIENT.has(code)) {
+						this.#fail(err);
+						return;
+					}
+					this.#disconnect();
+				} finally {
+					this.#joining = false;
 				}
-				this.#disconnect();
-			} finally {
-				this.#joining = false;
 			}
 		}
 		this.#showError("connection_lost", t("error.connection_lost.detail", { reason }));
@@ -156,7 +191,7 @@ class App {
 	async #connect(): Promise<Signaling> {
 		if (this.#signaling?.open) return this.#signaling;
 		this.#signaling?.close();
-		const s = new Signaling({ token: this.#token });
+		const s = new Signaling({ token: this.#token, ...(this.#node ? { url: this.#node } : {}) });
 		this.#signaling = s;
 		s.on("admitted", () => {
 			if (s === this.#signaling && this.#last) void this.join(this.#last);

@@ -14,6 +14,8 @@ export const EVENT_TYPES = [
 	"meeting.scheduled",
 	"meeting.started",
 	"meeting.ended",
+	/** Cluster (issue 12 placement): the meeting's node was lost and another took it (data: from, to, epoch, cause). */
+	"meeting.rehomed",
 	"host_seat.taken",
 	"host_seat.refused",
 	"host_seat.taken_over",

@@ -115,6 +115,8 @@ interface MeetingCapture {
 	coverageTimer?: NodeJS.Timeout;
 	/** Why the current operation happens (start/pause/stop reasons), for the events it causes. */
 	opReason?: string | undefined;
+	/** Extra facts for the next session.on (cluster: the session a re-homed meeting's new one continues). */
+	startNote?: Record<string, unknown> | undefined;
 	/** Audit entries and taps produced by the current operation, flushed together at its end. */
 	pending: (AppendInput & { type: EventType })[];
 	taps: TapChange[];
@@ -306,6 +308,32 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		await sink.assertCanStart(meeting);
 		const policy = resolvePolicy(mc.tenant, meeting.settings.capturePolicy);
 		await this.#op(mc, () => mc.controls[kind].start(by.peerId, policy), personKey(by));
+		return this.#status(mc, kind);
+	}
+
+	/**
+	 * Cluster (issue 12 placement): a meeting whose node was lost had `kind` on; its new home turns it on again, as
+	 * the gateway (no host click: the host already decided), in a new session whose session.on names the one it
+	 * continues and why there is a gap (`note`). Nobody is covered until they acknowledge its notice here, as always.
+	 */
+	async continueAfterNodeLoss(
+		meeting: Meeting,
+		kind: CaptureKind,
+		actor: string,
+		note: Record<string, unknown>,
+	): Promise<CaptureStatus | undefined> {
+		const sink = this.#sinks[kind];
+		if (!sink) return undefined;
+		const mc = this.#state(meeting);
+		if (mc.controls[kind].state === "on") return undefined;
+		await sink.assertCanStart(meeting);
+		const policy = resolvePolicy(mc.tenant, meeting.settings.capturePolicy);
+		mc.startNote = note;
+		try {
+			await this.#op(mc, () => mc.controls[kind].start(actor, policy), actor);
+		} finally {
+			mc.startNote = undefined;
+		}
 		return this.#status(mc, kind);
 	}
 
@@ -586,8 +614,15 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 				type: "session.on",
 				...this.#where(mc),
 				...(actor ? { actor } : {}),
-				data: { kind, sessionId: session.id, policy: session.policy, startedAt: session.startedAt },
+				data: {
+					kind,
+					sessionId: session.id,
+					policy: session.policy,
+					startedAt: session.startedAt,
+					...(mc.startNote ?? {}),
+				},
 			});
+			mc.startNote = undefined;
 			const now = Date.now();
 			mc.issuedAt[kind].clear();
 			for (const notice of notices) {

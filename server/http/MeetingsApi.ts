@@ -4,6 +4,7 @@ import type { EventLog } from "../audit/EventLog.js";
 import type { TenantRegistry } from "../auth/TenantRegistry.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
+import type { Placement } from "../cluster/Placement.js";
 import { ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import type { MeetingHub } from "../meetings/MeetingHub.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
@@ -25,6 +26,10 @@ export interface MeetingsApiOptions {
 	tenants?: TenantRegistry;
 	/** Meeting IDs the operator disabled can't start (`meeting_disabled`). */
 	access?: { meetingBlock(meetingId: string): Promise<unknown> };
+	/** Cluster (issue 12 placement): the public view names the node a live meeting lives on (the client goes there). */
+	placement?: Placement;
+	/** This node's public URL (cluster). */
+	publicUrl?: string;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
@@ -138,7 +143,9 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 	http.get("/api/meetings/:id/public", async (req) => {
 		const { id } = parse(IdParams, req.params, "meeting ID");
 		const canonical = parseMeetingId(id);
-		const m = canonical ? await o.store.find(canonical) : undefined;
+		const [m, home] = canonical
+			? await Promise.all([o.store.find(canonical), o.placement?.peek(canonical)])
+			: [undefined, undefined];
 		if (!m) throw new NotFoundError("meeting_not_found", "No meeting has this ID.");
 		const tenant = o.tenants?.has(m.tenantId) ? o.tenants.get(m.tenantId) : undefined;
 		const locale = tenant?.locale;
@@ -152,6 +159,8 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 			lobby: m.settings.lobby,
 			...(locale ? { locale } : {}),
 			...(privacyNoticeUrl ? { privacyNoticeUrl } : {}),
+			// Where its signaling goes: the client connects there first instead of being redirected after a join.
+			...(home && m.state === "live" ? { node: { id: home.nodeId, url: home.local ? o.publicUrl : home.url } } : {}),
 		};
 	});
 }

@@ -31,12 +31,18 @@ export const CSP_DIRECTIVES = {
  * Register before any route. socket.io's own HTTP answers (long-polling) get nosniff and frame denial from
  * `engineHeaders`.
  */
-export async function registerSecurityHeaders(http: FastifyInstance, o: { tls: boolean }): Promise<void> {
+export async function registerSecurityHeaders(
+	http: FastifyInstance,
+	o: { tls: boolean; clusterUrls?: () => readonly string[] },
+): Promise<void> {
+	const clusterUrls = o.clusterUrls;
 	await http.register(fastifyHelmet, {
 		contentSecurityPolicy: {
 			useDefaults: false,
 			directives: {
 				...CSP_DIRECTIVES,
+				// Cluster (issue 12 placement): a join may be sent to another node; its signaling WebSocket is allowed.
+				...(clusterUrls ? { connectSrc: ["'self'", () => clusterSources(clusterUrls())] } : {}),
 				...(o.tls ? { upgradeInsecureRequests: [] } : {}),
 			},
 		},
@@ -46,6 +52,17 @@ export async function registerSecurityHeaders(http: FastifyInstance, o: { tls: b
 		crossOriginResourcePolicy: { policy: "same-origin" },
 		crossOriginOpenerPolicy: { policy: "same-origin" },
 	});
+}
+
+/** The cluster's node URLs as CSP sources: each as given (http/https) and as its WebSocket (ws/wss) origin. */
+export function clusterSources(urls: readonly string[]): string {
+	const out = new Set<string>();
+	for (const u of urls) {
+		if (!/^https?:\/\/[^/\s;,']+$/.test(u)) continue; // only what the registry's format allows, nothing to inject
+		out.add(u);
+		out.add(u.replace(/^http/, "ws"));
+	}
+	return [...out].join(" ");
 }
 
 /** For socket.io's engine (`headers` / `initial_headers` events): what its own HTTP answers carry. */

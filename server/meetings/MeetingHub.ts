@@ -5,7 +5,7 @@ import type {
 	CaptureStatus,
 	ChatMessage,
 	EjectReason,
-	JoinResult,
+	JoinAnswer,
 	LobbyEntry,
 	MediaSource,
 	MeetingInfo,
@@ -14,6 +14,7 @@ import type {
 import type { EventLog, EventType } from "../audit/EventLog.js";
 import type { TenantLimits } from "../auth/TenantTypes.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
+import type { Placement } from "../cluster/Placement.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
 import type { Coverage } from "../compliance/CaptureTypes.js";
 import { AuthenticationError, ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
@@ -76,6 +77,11 @@ export interface MeetingHubOptions {
 	presence?: { enter(meetingId: string): Promise<void>; leave(meetingId: string): Promise<void> };
 	/** Events between the nodes sharing the store (a seat taken over elsewhere ejects its holder here). */
 	bus?: ClusterBus;
+	/**
+	 * Cluster (issue 12 placement): which node each meeting's router lives on. A join for a meeting placed elsewhere
+	 * is answered with a redirect there; unset (one node, SQLite) every meeting lives here.
+	 */
+	placement?: Placement;
 }
 
 const EJECT_MESSAGES: Record<EjectReason, string> = {
@@ -108,6 +114,7 @@ export class MeetingHub {
 	/** Meetings with people here, as last read from the store (at a join; lock and end keep it current). */
 	readonly #meetings = new Map<string, Meeting>();
 	readonly #bus: ClusterBus | undefined;
+	readonly #placement: Placement | undefined;
 	readonly #connections = new Map<string, Connection>();
 	readonly #graceMs: number;
 	readonly #lobbyMax: number;
@@ -129,6 +136,7 @@ export class MeetingHub {
 		this.#seats = options.seats;
 		this.#events = options.events;
 		this.#bus = options.bus;
+		this.#placement = options.placement;
 		this.#bus?.subscribe((m) => {
 			if (m.type !== "host_seat.taken_over") return;
 			const old = this.#connections.get(m.connectionId);
@@ -218,14 +226,22 @@ export class MeetingHub {
 			locale?: "en" | "fr" | undefined;
 			clientTime?: number | undefined;
 		},
-	): Promise<JoinResult> {
+	): Promise<JoinAnswer> {
 		if (conn.state === "joined") throw new ConflictError("already_joined", "This connection already joined a meeting.");
 		const joinStarted = performance.now();
 		if (req.clientTime !== undefined) conn.clockOffsetMs = Date.now() - req.clientTime;
 		const id = parseMeetingId(req.meetingId);
-		const found = id ? await this.#store.find(id) : undefined;
+		// The meeting and (cluster) where it lives, read together: a redirect costs this node one round trip.
+		const [found, placed] = id
+			? await Promise.all([this.#store.find(id), this.#placement?.peek(id)])
+			: [undefined, undefined];
 		if (!found) throw new NotFoundError("meeting_not_found", "No meeting has this ID. Check the ID you were given.");
 		let meeting: Meeting = found;
+		if (placed && !placed.local && found.state === "live") {
+			// Lives on another node: everything else (access, passcode, lobby, seat) is decided there.
+			if (conn.identity.role !== "guest") TokenVerifier.assertScope(conn.identity, found.tenantId, found.id);
+			return { status: "redirect", meetingId: found.id, redirect: { url: placed.url, node: placed.nodeId } };
+		}
 		if (await this.#access?.meetingDisabled(found.id)) {
 			throw new ForbiddenError("meeting_disabled", "The service operator disabled this meeting.");
 		}
@@ -256,6 +272,11 @@ export class MeetingHub {
 		if (await this.#store.isRemoved(meeting.id, actor)) {
 			throw new ForbiddenError("removed", "The host removed you from this meeting; you cannot rejoin it.");
 		}
+		// Cluster: the first join places the meeting (least loaded live node); a dead home is taken over here.
+		const home = this.#placement ? (placed ?? (await this.#placement.home(meeting.id))) : undefined;
+		if (home && !home.local) {
+			return { status: "redirect", meetingId: meeting.id, redirect: { url: home.url, node: home.nodeId } };
+		}
 		if (
 			limits?.maxMeetingMinutes !== undefined &&
 			meeting.startedAt &&
@@ -273,6 +294,7 @@ export class MeetingHub {
 			await this.#checkPasscode(conn, meeting, req.passcode, actor);
 		}
 		const live = this.#liveState(meeting.id);
+		// Members of a meeting re-homed here (its node was lost) come back as if returning within the grace period.
 		const returning = (live.returning.get(actor) ?? 0) > Date.now();
 		if (returning) live.returning.delete(actor);
 		if (!isHost && meeting.locked && !returning && !live.admitted.has(conn.peerId)) {
@@ -380,6 +402,7 @@ export class MeetingHub {
 			notices,
 			...(notRecorded ? { notRecorded } : {}),
 			...(isHost && meeting.hasPasscode ? { passcodeLockout: await this.#passcodes.status(meeting.id) } : {}),
+			...(this.#placement ? { cluster: { node: this.#placement.nodeId, nodes: this.#placement.nodeUrls() } } : {}),
 		};
 	}
 
@@ -715,6 +738,9 @@ export class MeetingHub {
 		}
 		this.#meetings.delete(meetingId);
 		this.#absent(meetingId);
+		this.#placement?.release(meetingId).catch((err: unknown) => {
+			this.#log.warn({ err, meetingId }, "meeting placement not released (the store is unavailable)");
+		});
 		this.#capture
 			.ended(meetingId, actor, captureReason)
 			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record the end of capture"));
@@ -740,6 +766,16 @@ export class MeetingHub {
 			n++;
 		}
 		return n;
+	}
+
+	/**
+	 * Cluster: this node became the home of a meeting whose node was lost. The people who were in it there (person
+	 * keys; not guests, who have no stable identity) come back within the grace period without the lobby or the lock
+	 * stopping them, as after a drop-out. Nobody else does.
+	 */
+	rehomed(meetingId: string, persons: readonly string[]): void {
+		const live = this.#liveState(meetingId);
+		for (const p of persons) live.returning.set(p, Date.now() + this.#graceMs);
 	}
 
 	/** Meetings this process has people in (or waiting), with how many are in each. */

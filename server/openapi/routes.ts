@@ -817,6 +817,10 @@ export const ROUTES: RouteDoc[] = [
 					lobby: z.boolean(),
 					locale: z.enum(["en", "fr"]).optional(),
 					privacyNoticeUrl: z.string().optional().describe("The organisation's own privacy notice (tenant setting)."),
+					node: z
+						.object({ id: z.string(), url: z.string() })
+						.optional()
+						.describe("Cluster: the node a live meeting lives on; a client connects its signaling there."),
 				}),
 			},
 			404: { description: "`meeting_not_found`.", schema: ErrorSchema },

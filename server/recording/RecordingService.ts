@@ -221,45 +221,79 @@ export class RecordingService implements CaptureSink {
 	 * (parts + checkpoints of each tail), then the session's chat.jsonl, audit.jsonl and a manifest.json marked
 	 * `endReason: "gateway_crashed"`, with each track's hole, are written. Run at start; never throws.
 	 */
-	async recoverAll(tenantIds: readonly string[]): Promise<void> {
-		const recorder = this.#recorder;
-		if (!recorder || !this.#targets) return;
+	async recoverAll(tenantIds: readonly string[], elsewhere?: (meetingId: string) => Promise<boolean>): Promise<void> {
 		for (const tenantId of tenantIds) {
 			try {
-				const target = await this.#targets.get(tenantId);
-				if (!target) continue;
-				const done = new Set(
-					(await this.#events.list({ tenantId, type: "storage.object_written", limit: 100_000 }))
-						.filter((e) => e.data.manifest === true && e.data.kind === "recording")
-						.map((e) => e.data.sessionId as string),
-				);
-				const unfinished = (await this.#events.list({ tenantId, type: "session.on", limit: 100_000 })).filter(
-					(e) =>
-						e.data.kind === "recording" &&
-						typeof e.data.sessionId === "string" &&
-						e.meetingId &&
-						!done.has(e.data.sessionId) &&
-						!this.#sessions.has(e.data.sessionId),
-				);
-				if (unfinished.length === 0) continue;
-				const sessions = unfinished.map((e) => ({
-					meetingId: e.meetingId as string,
-					sessionId: e.data.sessionId as string,
-				}));
-				this.#recovering.set(target.prefix ?? "", tenantId);
-				const r = await recorder.recover({ target, prefix: target.prefix ?? "", sessions, options: this.#policy });
-				this.#recovering.clear();
-				this.#log.warn({ tenantId, sessions: sessions.length, ...r }, "finished the recordings a crash interrupted");
-				for (const e of unfinished) {
-					await this.#writeCrashedSession(tenantId, target, e).catch((err: unknown) =>
-						this.#log.error({ err, sessionId: e.data.sessionId }, "could not write a crashed session's manifest"),
-					);
-				}
+				await this.#recover(tenantId, undefined, CRASHED, elsewhere);
 			} catch (err) {
 				this.#log.error({ err, tenantId }, "could not recover unfinished recordings");
-			} finally {
-				this.#recovering.clear();
 			}
+		}
+	}
+
+	/**
+	 * Cluster (issue 12 placement): this node became the home of a meeting whose node was lost. The recording
+	 * sessions that node left unfinished are finished here as after a crash (its recorder's tails completed from the
+	 * bucket, then chat, audit and a manifest), with `endReason: "node_lost"` and each open track's hole caused by
+	 * `node_lost`. Returns those sessions (the caller continues the recording in a new one). Never throws.
+	 */
+	async finishLost(tenantId: string, meetingId: string): Promise<string[]> {
+		try {
+			return await this.#recover(tenantId, meetingId, NODE_LOST);
+		} catch (err) {
+			this.#log.error({ err, meetingId }, "could not finish the recordings of a lost node");
+			return [];
+		}
+	}
+
+	async #recover(
+		tenantId: string,
+		meetingId: string | undefined,
+		how: CrashKind,
+		elsewhere?: (meetingId: string) => Promise<boolean>,
+	): Promise<string[]> {
+		const recorder = this.#recorder;
+		if (!recorder || !this.#targets) return [];
+		try {
+			const target = await this.#targets.get(tenantId);
+			if (!target) return [];
+			const done = new Set(
+				(await this.#events.list({ tenantId, type: "storage.object_written", limit: 100_000 }))
+					.filter((e) => e.data.manifest === true && e.data.kind === "recording")
+					.map((e) => e.data.sessionId as string),
+			);
+			const candidates = (await this.#events.list({ tenantId, type: "session.on", limit: 100_000 })).filter(
+				(e) =>
+					e.data.kind === "recording" &&
+					typeof e.data.sessionId === "string" &&
+					e.meetingId &&
+					(meetingId === undefined || e.meetingId === meetingId) &&
+					!done.has(e.data.sessionId) &&
+					!this.#sessions.has(e.data.sessionId),
+			);
+			// Cluster: a session of a meeting that lives on another live node is that node's, not a crash.
+			const unfinished: typeof candidates = [];
+			for (const e of candidates) if (!(await elsewhere?.(e.meetingId as string))) unfinished.push(e);
+			if (unfinished.length === 0) return [];
+			const sessions = unfinished.map((e) => ({
+				meetingId: e.meetingId as string,
+				sessionId: e.data.sessionId as string,
+			}));
+			this.#recovering.set(target.prefix ?? "", tenantId);
+			const r = await recorder.recover({ target, prefix: target.prefix ?? "", sessions, options: this.#policy });
+			this.#recovering.clear();
+			this.#log.warn(
+				{ tenantId, sessions: sessions.length, ...r, endReason: how.endReason },
+				"finished interrupted recordings",
+			);
+			for (const e of unfinished) {
+				await this.#writeCrashedSession(tenantId, target, e, how).catch((err: unknown) =>
+					this.#log.error({ err, sessionId: e.data.sessionId }, "could not write a crashed session's manifest"),
+				);
+			}
+			return sessions.map((s) => s.sessionId);
+		} finally {
+			this.#recovering.clear();
 		}
 	}
 
@@ -565,7 +599,7 @@ export class RecordingService implements CaptureSink {
 	 * checkpointed). Each track still open at the crash ends with a `gateway_crash` hole from the end of what was
 	 * saved to the restart (the crash itself left no time behind; the hole is at most that long).
 	 */
-	async #writeCrashedSession(tenantId: string, target: StorageTarget, on: AuditEvent): Promise<void> {
+	async #writeCrashedSession(tenantId: string, target: StorageTarget, on: AuditEvent, how: CrashKind): Promise<void> {
 		const meetingId = on.meetingId as string;
 		const sessionId = on.data.sessionId as string;
 		const policy = on.data.policy as CapturePolicy;
@@ -680,8 +714,8 @@ export class RecordingService implements CaptureSink {
 				if (saved > endedAt) endedAt = saved;
 				if (!t.closedAt) {
 					t.closedAt = saved;
-					t.closeReason = "gateway_crashed";
-					t.holes.push({ from: saved, to: restartedAt, cause: "gateway_crash" });
+					t.closeReason = how.endReason;
+					t.holes.push({ from: saved, to: restartedAt, cause: how.cause });
 				}
 			}
 			await this.#writeArtifacts({
@@ -692,7 +726,7 @@ export class RecordingService implements CaptureSink {
 				policy,
 				startedAt: String(on.data.startedAt),
 				endedAt,
-				endReason: "gateway_crashed",
+				endReason: how.endReason,
 				chat: chat ?? { text: "", messages: 0 },
 				tracks,
 			});
@@ -830,3 +864,11 @@ function framesIn(objects: ObjectWritten[]): number | null {
 function chatText(chat: SessionRecord["chat"]): string {
 	return chat.map((c) => JSON.stringify(c)).join("\n") + (chat.length ? "\n" : "");
 }
+
+/** How an interrupted session ended: the gateway crashed (found at its restart) or its node was lost (cluster). */
+interface CrashKind {
+	endReason: "gateway_crashed" | "node_lost";
+	cause: "gateway_crash" | "node_lost";
+}
+const CRASHED: CrashKind = { endReason: "gateway_crashed", cause: "gateway_crash" };
+const NODE_LOST: CrashKind = { endReason: "node_lost", cause: "node_lost" };

@@ -332,6 +332,28 @@ export const MIGRATIONS: string[] = [
 	// 10 (issue 12, audit chain): nothing on SQLite (its row trigger stays); on PostgreSQL the chain check runs once per
 	// INSERT statement (postgresMigrations.ts). Both engines keep the same version numbers.
 	`SELECT 1;`,
+	// 11 (issue 12 placement): the cluster's nodes (each gateway with a public URL writes its heartbeat and load) and
+	// where each live meeting's router lives (one node per meeting: the primary key makes the first claim win; a
+	// re-homing is a compare-and-set on (node_id, epoch)). server/cluster, docs/architecture.md "Cluster".
+	`
+	CREATE TABLE cluster_nodes (
+		node_id      TEXT PRIMARY KEY,
+		url          TEXT NOT NULL,
+		started_at   INTEGER NOT NULL,  -- ms since the epoch
+		heartbeat_at INTEGER NOT NULL,  -- ms since the epoch (the node's clock); dead after CONSENTRY_NODE_DEAD_MS
+		meetings     INTEGER NOT NULL DEFAULT 0,
+		peers        INTEGER NOT NULL DEFAULT 0,
+		cpu          REAL NOT NULL DEFAULT 0    -- the node's mediasoup workers' CPU share over the last beat (0..workers)
+	);
+	CREATE TABLE meeting_placements (
+		meeting_id TEXT PRIMARY KEY,
+		node_id    TEXT NOT NULL,
+		epoch      INTEGER NOT NULL,    -- 1 at the first placement, +1 at each re-homing
+		placed_at  INTEGER NOT NULL,
+		cause      TEXT NOT NULL        -- 'placed' or 'node_lost'
+	);
+	CREATE INDEX meeting_placements_by_node ON meeting_placements (node_id);
+	`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy

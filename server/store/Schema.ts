@@ -25,6 +25,8 @@ export interface Schema {
 	security_holds: SecurityHoldsTable;
 	job_leases: JobLeasesTable;
 	dsr_requests: DsrRequestsTable;
+	cluster_nodes: ClusterNodesTable;
+	meeting_placements: MeetingPlacementsTable;
 }
 
 /** Issue 14 retention: the last chain position purged per tenant (the delete trigger lets only these rows go). */
@@ -53,6 +55,27 @@ export interface JobLeasesTable {
 	name: string;
 	holder: string;
 	until: Int8;
+}
+
+/** A gateway node of the cluster (issue 12 placement): its public URL, heartbeat and load. */
+export interface ClusterNodesTable {
+	node_id: string;
+	url: string;
+	/** ms since the epoch (PostgreSQL BIGINT arrives as a string: convert with Number()). */
+	started_at: number | string;
+	heartbeat_at: number | string;
+	meetings: number;
+	peers: number;
+	cpu: number;
+}
+
+/** Where a live meeting's router lives (issue 12 placement). */
+export interface MeetingPlacementsTable {
+	meeting_id: string;
+	node_id: string;
+	epoch: number;
+	placed_at: number | string;
+	cause: "placed" | "node_lost";
 }
 
 export interface OperatorWarningsTable {

@@ -1,5 +1,11 @@
 import { io, type Socket } from "socket.io-client";
-import type { ErrorBody, RequestName, Response, ResponseMap, ServerEvents } from "../../shared/protocol.js";
+import type { ErrorBody, JoinResult, RequestName, Response, ResponseMap, ServerEvents } from "../../shared/protocol.js";
+
+/**
+ * What `call` resolves with: a join is joined or in the lobby (a cluster's redirect is a failure for `call`: tests of
+ * placement read it with `req`).
+ */
+type CallData<N extends RequestName> = N extends "join" ? JoinResult : ResponseMap[N];
 
 /** A raw signaling client: what a browser's socket sends, without the browser. */
 export interface RawClient {
@@ -7,7 +13,7 @@ export interface RawClient {
 	/** Sends a request; resolves with the whole reply (ok or error). */
 	req<N extends RequestName>(name: N, data?: unknown): Promise<Response<N>>;
 	/** Sends a request; resolves with data, rejects with the error body. */
-	call<N extends RequestName>(name: N, data?: unknown): Promise<ResponseMap[N]>;
+	call<N extends RequestName>(name: N, data?: unknown): Promise<CallData<N>>;
 	/** Resolves with the next `event` the server sends. */
 	next<E extends keyof ServerEvents>(event: E, timeoutMs?: number): Promise<Parameters<ServerEvents[E]>[0]>;
 	close(): void;
@@ -31,7 +37,9 @@ export async function connect(url: string, token?: string): Promise<RawClient> {
 		call: async (name, data) => {
 			const r = await req(name, data);
 			if (!r.ok) throw Object.assign(new Error(r.error.message), { body: r.error });
-			return r.data;
+			if (name === "join" && (r.data as { status?: string }).status === "redirect")
+				throw Object.assign(new Error("redirected to another node"), { body: r.data });
+			return r.data as CallData<typeof name>;
 		},
 		next: (event, timeoutMs = 5000) =>
 			new Promise((resolve, reject) => {

@@ -226,6 +226,7 @@ export const en = {
 	"capture.loss.cause.storage_outage": "storage outage",
 	"capture.loss.cause.recorder_crash": "recorder crash",
 	"capture.loss.cause.gateway_crash": "gateway crash",
+	"capture.loss.cause.node_lost": "meeting server lost (moved to another)",
 	"capture.warning.capture_undatable.recording":
 		"{name}'s {track} is not being recorded: their app sends no timing reports, so the gateway can't tell what was captured after they answered the notice.",
 	"capture.warning.capture_undatable.transcription":

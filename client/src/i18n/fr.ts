@@ -219,6 +219,7 @@ export const fr: Catalogue = {
 	"capture.loss.cause.storage_outage": "stockage injoignable",
 	"capture.loss.cause.recorder_crash": "panne de l’enregistreur",
 	"capture.loss.cause.gateway_crash": "panne de la passerelle",
+	"capture.loss.cause.node_lost": "serveur de la réunion perdu (déplacée sur un autre)",
 	"capture.warning.capture_undatable.recording":
 		"{track} de {name} n’est pas enregistré(e) : son application n’envoie aucun rapport d’horloge, la passerelle ne peut donc pas savoir ce qui a été capté après sa réponse à l’avis.",
 	"capture.warning.capture_undatable.transcription":

@@ -1,0 +1,119 @@
+import type { Logger } from "../logger.js";
+import type { PlacementRepository } from "../store/PlacementRepository.js";
+import type { ClusterNode, NodeLoad } from "./ClusterTypes.js";
+
+export interface NodeRegistryOptions {
+	repo: PlacementRepository;
+	nodeId: string;
+	/** Where clients reach this node (CONSENTRY_PUBLIC_URL). */
+	url: string;
+	/** How often the heartbeat is written (ms). */
+	heartbeatMs: number;
+	/** A node without a heartbeat this long is dead (ms). */
+	deadMs: number;
+	/** This node's load now (read at each beat). */
+	load: () => Promise<NodeLoad> | NodeLoad;
+	/** Runs after each beat (placement's sweep for meetings of dead nodes). */
+	afterBeat?: () => Promise<void>;
+	log: Logger;
+	now?: () => number;
+}
+
+/**
+ * This gateway as a node of the cluster (issue 12 placement): it registers in the store with its public URL and
+ * writes a heartbeat with its load every `heartbeatMs`; a node without one for `deadMs` is dead. It keeps the live
+ * nodes as of its last beat (for placement and the clients' fallback list). A node whose own heartbeat could not be
+ * written for `deadMs` knows it may be counted dead by the others: `healthy` goes false and placement takes no new
+ * meeting on it (partitioned from the store, it stops accepting new work instead of breaking the one-home rule).
+ */
+export class NodeRegistry {
+	readonly nodeId: string;
+	readonly url: string;
+	readonly deadMs: number;
+	readonly #o: NodeRegistryOptions;
+	readonly #now: () => number;
+	/** When this run of the node started (ms): placements older than this on its ID are from a previous run. */
+	readonly startedAt: number;
+	#timer: NodeJS.Timeout | undefined;
+	#lastBeat = 0;
+	#nodes: ClusterNode[] = [];
+	#beating: Promise<void> | undefined;
+	#closed = false;
+
+	private constructor(o: NodeRegistryOptions) {
+		this.#o = o;
+		this.nodeId = o.nodeId;
+		this.url = o.url;
+		this.deadMs = o.deadMs;
+		this.#now = o.now ?? Date.now;
+		this.startedAt = this.#now();
+	}
+
+	/** Registers the node (its first heartbeat, awaited) and starts beating. */
+	static async start(o: NodeRegistryOptions): Promise<NodeRegistry> {
+		const r = new NodeRegistry(o);
+		await r.beat();
+		r.#timer = setInterval(() => {
+			if (!r.#beating) r.#beating = r.beat().finally(() => (r.#beating = undefined));
+		}, o.heartbeatMs);
+		r.#timer.unref();
+		return r;
+	}
+
+	/** Writes one heartbeat, reads the live nodes, then runs `afterBeat`. Failures are logged, never thrown. */
+	async beat(): Promise<void> {
+		if (this.#closed) return;
+		const at = this.#now();
+		try {
+			const load = await this.#o.load();
+			await this.#o.repo.beat({
+				nodeId: this.nodeId,
+				url: this.url,
+				startedAt: this.startedAt,
+				heartbeatAt: at,
+				...load,
+			});
+			this.#lastBeat = at;
+			const rows = await this.#o.repo.liveNodes(this.#now() - this.deadMs);
+			this.#nodes = rows.map((r) => ({
+				nodeId: r.nodeId,
+				url: r.url,
+				load: { meetings: r.meetings, peers: r.peers, cpu: r.cpu },
+				placed: r.placed,
+			}));
+		} catch (err) {
+			this.#o.log.warn({ err }, "cluster: heartbeat not written (the store is unreachable)");
+			return;
+		}
+		await this.#o.afterBeat?.().catch((err: unknown) => this.#o.log.warn({ err }, "cluster: sweep failed"));
+	}
+
+	/** This node's heartbeat reached the store within `deadMs`: the others count it alive. */
+	get healthy(): boolean {
+		return !this.#closed && this.#now() - this.#lastBeat < this.deadMs;
+	}
+
+	/** The live nodes as of the last beat (this one included while healthy). */
+	nodes(): readonly ClusterNode[] {
+		return this.#nodes;
+	}
+
+	/** Reads the live nodes now (placement decides on these, not on the last beat's list). */
+	async liveNodes(): Promise<ClusterNode[]> {
+		const rows = await this.#o.repo.liveNodes(this.#now() - this.deadMs);
+		return rows.map((r) => ({
+			nodeId: r.nodeId,
+			url: r.url,
+			load: { meetings: r.meetings, peers: r.peers, cpu: r.cpu },
+			placed: r.placed,
+		}));
+	}
+
+	/** Stops beating and leaves the cluster (a clean stop: nobody places a meeting here any more). */
+	async close(): Promise<void> {
+		this.#closed = true;
+		clearInterval(this.#timer);
+		await this.#beating?.catch(() => undefined);
+		await this.#o.repo.forget(this.nodeId).catch(() => undefined);
+	}
+}
