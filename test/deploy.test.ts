@@ -82,6 +82,14 @@ describe("docker-compose.yml", () => {
 		expect(env1.CONSENTRY_GATEWAY_ID).toBeTruthy();
 		expect(env2.CONSENTRY_GATEWAY_ID).toBeTruthy();
 		expect(env2.CONSENTRY_GATEWAY_ID).not.toBe(env1.CONSENTRY_GATEWAY_ID);
+		// Placement needs each node's own public URL (a meeting lives on one node; clients are sent there), and the
+		// TLS proxy serves each one.
+		expect(env1.CONSENTRY_PUBLIC_URL).toMatch(/^https:\/\//);
+		expect(env2.CONSENTRY_PUBLIC_URL).toMatch(/^https:\/\/.*:8443$/);
+		expect(env2.CONSENTRY_PUBLIC_URL).not.toBe(env1.CONSENTRY_PUBLIC_URL);
+		expect(services.tls?.ports).toContain("8443:8443/tcp");
+		const caddy = readFileSync(path.join(root, "deploy/Caddyfile"), "utf8");
+		expect(caddy).toMatch(/:8443 \{\n(?:\t.*\n)*\treverse_proxy gateway-2:8080\n\}/);
 		// RTC port ranges (their defaults) that do not overlap, each published as configured.
 		const range = (env: Record<string, string>) =>
 			[env.CONSENTRY_RTC_MIN_PORT, env.CONSENTRY_RTC_MAX_PORT].map((v) => Number(/:-(\d+)\}$/.exec(String(v))?.[1]));
