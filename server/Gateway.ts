@@ -327,6 +327,12 @@ export class Gateway {
 				})
 			: undefined;
 		const placement = node ? new Placement({ repo: new PlacementRepository(cluster), registry: node, log }) : undefined;
+		if (config.databaseUrl && !config.cluster)
+			log.warn(
+				"CONSENTRY_DATABASE_URL without CONSENTRY_PUBLIC_URL: this node registers no public URL and places no meeting; " +
+					"run one such node only (several nodes each need their own CONSENTRY_PUBLIC_URL, or a meeting's people " +
+					"reaching different nodes would not meet)",
+			);
 		// The operator's service needs the hub and the hub asks it for warnings: it is set right after the hub.
 		let operator: OperatorService | undefined;
 		const hub: MeetingHub = new MeetingHub({
