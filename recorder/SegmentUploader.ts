@@ -380,6 +380,8 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 			part.body = undefined;
 			this.#whole = true;
 			this.#opts.budget.release(part.size);
+			// Stored bytes, as a part's are (the metrics count what reached the bucket, either way).
+			if (part.size > 0) this.emit("part", { partNumber: part.number, size: part.size });
 		} catch (err) {
 			part.state = "failed";
 			this.#failed(err);

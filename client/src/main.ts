@@ -1,3 +1,4 @@
+import "./zodConfig.js";
 import { type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";

@@ -176,12 +176,12 @@ export class Metrics {
 		});
 		this.#recorderParts = new Counter({
 			name: "consentry_recorder_parts_uploaded_total",
-			help: "Multipart upload parts stored in the customers' buckets.",
+			help: "Media uploads stored in the customers' buckets: multipart parts, and objects that ended within their first part stored whole (one PutObject).",
 			registers,
 		});
 		this.#recorderPartBytes = new Counter({
 			name: "consentry_recorder_uploaded_bytes_total",
-			help: "Bytes stored in the customers' buckets as upload parts (grows while a recording runs).",
+			help: "Media bytes stored in the customers' buckets by those uploads (grows while a recording runs).",
 			registers,
 		});
 		this.#trackFailures = new Counter({
