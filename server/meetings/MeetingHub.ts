@@ -225,7 +225,8 @@ export class MeetingHub {
 	 */
 	async redirectFor(identity: Identity, meetingId: string): Promise<JoinRedirect | undefined> {
 		const id = this.#placement ? parseMeetingId(meetingId) : undefined;
-		if (!id) return undefined;
+		// Its room is here: no store round trip before the connection (the join checks everything as usual).
+		if (!id || this.#rooms.get(id)) return undefined;
 		const [found, placed] = await Promise.all([this.#store.find(id), this.#placement?.peek(id)]);
 		if (!found || !placed || placed.local || found.state !== "live") return undefined;
 		if (identity.role !== "guest") {
