@@ -228,6 +228,17 @@ console.log(
 );
 console.log(`p50 ratio lookup/direct: ${(p50("lookup") / p50("direct")).toFixed(2)}`);
 console.log(`p50 ratio direct/direct-unnamed: ${(p50("direct") / p50("direct-unnamed")).toFixed(2)}`);
+// Direct twice (named or not: the same path on the home node, whose room is there), pooled as the baseline; and each
+// kind's cost over direct paired by round (the kinds of a round ran back to back), robust to the load drifting.
+const directs = [...(samples.get("direct") ?? []), ...(samples.get("direct-unnamed") ?? [])];
+const paired = (k: Kind) =>
+	median((samples.get(k) ?? []).map((x, j) => x - ((samples.get("direct") ?? [])[j] ?? Number.NaN)));
+console.log(`direct pooled (named + unnamed) p50 ${f(median(directs))} ms`);
+for (const k of ["redirect", "handshake", "lookup"] as const) {
+	console.log(
+		`${k}: p50 / pooled direct p50 = ${(p50(k) / median(directs)).toFixed(2)}; added over direct, paired by round: median ${f(paired(k))} ms`,
+	);
+}
 console.log(`load avg at the end: ${os.loadavg()[0]?.toFixed(1)}`);
 
 if (FULL) target.host.close();
