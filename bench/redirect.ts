@@ -156,6 +156,7 @@ if (FULL) await sleep(1500); // the host's encoder running
 const KINDS = ["direct", "direct-unnamed", "redirect", "handshake", "lookup"] as const;
 type Kind = (typeof KINDS)[number];
 
+let fallbacks = 0;
 /** A signaling connection on the meeting's node, reached the way `kind` says; not joined yet. */
 async function reach(kind: Kind, token: string, name: string): Promise<{ signal: Signal; hops: number }> {
 	const named = kind === "redirect" || kind === "direct-unnamed" ? {} : { meetingId: target.id };
@@ -166,11 +167,15 @@ async function reach(kind: Kind, token: string, name: string): Promise<{ signal:
 	}
 	try {
 		const first = await gatewaySignal(start, token, named);
-		if (kind !== "redirect") return { signal: first, hops: 0 };
+		if (kind === "handshake") {
+			// A could not tell at the handshake (the store was slow to answer): the client sends the join and follows
+			// the join-answer redirect, as the browser client does. Counted.
+			fallbacks++;
+		} else if (kind !== "redirect") return { signal: first, hops: 0 };
 		const answer = await first.request("join", { meetingId: target.id, displayName: name });
 		const r = JoinRedirectSchema.parse(answer);
 		first.close();
-		return { signal: await gatewaySignal(r.redirect.url, token), hops: 1 };
+		return { signal: await gatewaySignal(r.redirect.url, token, named), hops: 1 };
 	} catch (err) {
 		const r = ConnectRedirectSchema.safeParse((err as { data?: unknown }).data);
 		if (!r.success) throw err;
@@ -181,32 +186,49 @@ async function reach(kind: Kind, token: string, name: string): Promise<{ signal:
 const samples = new Map<Kind, number[]>(KINDS.map((k) => [k, []]));
 const reached = new Map<Kind, number[]>(KINDS.map((k) => [k, []]));
 const warmup = FULL ? 3 : 10;
-for (let i = 0; i < SAMPLES + warmup; i++) {
-	for (let k = 0; k < KINDS.length; k++) {
-		const kind = KINDS[(i + k) % KINDS.length] as Kind;
-		const name = `${kind} ${i}`;
-		const token = acme.token(`${kind}-${i}`, "participant");
-		const t0 = performance.now();
-		const { signal, hops } = await reach(kind, token, name);
-		const tReached = performance.now();
-		if (hops !== (kind.startsWith("direct") || kind === "lookup" ? 0 : 1)) throw new Error(`unexpected ${kind}`);
-		let ms: number;
-		if (FULL) {
-			const bot = await Bot.join(signal, target.id, { displayName: name, send: true, recv: true });
-			ms = (await bot.firstFrame()) - t0;
-			bot.close();
-			await sleep(250);
-		} else {
-			const answer = await signal.request("join", { meetingId: target.id, displayName: name });
-			ms = performance.now() - t0;
-			if (answer.status !== "joined") throw new Error(`unexpected ${kind}: ${answer.status}`);
-			await signal.request("leave", {});
-			signal.close();
+/** Rounds dropped whole (their kinds stay paired) because one sample failed: the store stalled on this busy box. */
+const dropped: string[] = [];
+for (let i = 0, kept = 0; kept < SAMPLES + warmup; i++) {
+	const round = new Map<Kind, { ms: number; reached: number }>();
+	try {
+		for (let k = 0; k < KINDS.length; k++) {
+			const kind = KINDS[(i + k) % KINDS.length] as Kind;
+			const name = `${kind} ${i}`;
+			const token = acme.token(`${kind}-${i}`, "participant");
+			const t0 = performance.now();
+			const { signal, hops } = await reach(kind, token, name);
+			const tReached = performance.now();
+			if (hops !== (kind.startsWith("direct") || kind === "lookup" ? 0 : 1)) throw new Error(`unexpected ${kind}`);
+			let ms: number;
+			if (FULL) {
+				const bot = await Bot.join(signal, target.id, { displayName: name, send: true, recv: true }).catch(
+					(err: unknown) => {
+						signal.close();
+						throw err;
+					},
+				);
+				ms = await bot.firstFrame().finally(() => bot.close());
+				ms -= t0;
+				await sleep(250);
+			} else {
+				const answer = await signal.request("join", { meetingId: target.id, displayName: name });
+				ms = performance.now() - t0;
+				if (answer.status !== "joined") throw new Error(`unexpected ${kind}: ${answer.status}`);
+				await signal.request("leave", {});
+				signal.close();
+			}
+			round.set(kind, { ms, reached: tReached - t0 });
 		}
-		if (i >= warmup) {
-			samples.get(kind)?.push(ms);
-			reached.get(kind)?.push(tReached - t0);
-		}
+	} catch (err) {
+		dropped.push(err instanceof Error ? err.message : String(err));
+		if (dropped.length > 10) throw err;
+		await sleep(1000);
+		continue;
+	}
+	if (kept++ < warmup) continue;
+	for (const [kind, r] of round) {
+		samples.get(kind)?.push(r.ms);
+		reached.get(kind)?.push(r.reached);
 	}
 }
 
@@ -239,6 +261,8 @@ for (const k of ["redirect", "handshake", "lookup"] as const) {
 		`${k}: p50 / pooled direct p50 = ${(p50(k) / median(directs)).toFixed(2)}; added over direct, paired by round: median ${f(paired(k))} ms`,
 	);
 }
+console.log(`rounds dropped (a sample failed): ${dropped.length}${dropped.length ? ` (${dropped.join("; ")})` : ""}`);
+console.log(`handshakes A let through (the join-answer redirect followed instead): ${fallbacks}`);
 console.log(`load avg at the end: ${os.loadavg()[0]?.toFixed(1)}`);
 
 if (FULL) target.host.close();
