@@ -66,10 +66,19 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 		await bucket?.stop();
 	});
 
+	const redirects: string[] = [];
 	async function open(node: NodeProcess, joinCode: string, name: string, token: string): Promise<Page> {
 		const page = await chrome.browser.newPage();
 		pages.push(page);
 		page.on("pageerror", (err) => pageErrors.push(`${name}: ${err.message}`));
+		// Which redirect the page was sent by: a refused handshake (socket.io CONNECT_ERROR, `44…`) or a join answer.
+		page.on("websocket", (ws) =>
+			ws.on("framereceived", ({ payload }) => {
+				const text = String(payload);
+				if (text.startsWith("44") && text.includes('"code":"redirect"')) redirects.push(`${name}: handshake`);
+				else if (text.includes('"status":"redirect"')) redirects.push(`${name}: join`);
+			}),
+		);
 		await page.goto(`${node.url}/?${new URLSearchParams({ m: joinCode, name })}#token=${token}`);
 		return page;
 	}
@@ -112,7 +121,10 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 		expect(["node-a", "node-b"]).toContain(home);
 		await bob.getByRole("button", { name: "Join", exact: true }).click();
 		await connected(bob);
-		// Both browsers' signaling went to the meeting's node (one of them after a redirect).
+		// Both browsers' signaling went to the meeting's node (one of them after a redirect). The host's join started
+		// the meeting: placed on A, Bob's handshake naming it is refused with the redirect; placed on B, the host's join
+		// on A answered with the redirect (at its handshake the meeting was not live yet).
+		expect(redirects).toEqual(home === "node-a" ? ["Bob: handshake"] : ["Hana: join"]);
 		await seesVideo(host, "the host to see Bob's video");
 		await seesVideo(bob, "Bob to see the host's video");
 
