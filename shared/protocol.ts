@@ -311,6 +311,21 @@ export const JoinRedirectSchema = z.object({
 });
 export type JoinRedirect = z.infer<typeof JoinRedirectSchema>;
 
+/**
+ * Cluster (issue 12): the same redirect, earlier. A client may name the meeting it is about to join in the signaling
+ * handshake (`auth: { token, meetingId }`); a node where that live meeting does not live then refuses the connection
+ * at once with this as the socket.io `connect_error` data, so the client reconnects to `redirect.url` without a
+ * `join` round trip here. Without `meetingId` (or when the node can't tell) the join answers with `JoinRedirect` as
+ * before. Checked with zod by the client before it follows it.
+ */
+export const ConnectRedirectSchema = z.object({
+	code: z.literal("redirect"),
+	message: z.string().max(500),
+	meetingId: JoinRedirectSchema.shape.meetingId,
+	redirect: JoinRedirectSchema.shape.redirect,
+});
+export type ConnectRedirect = z.infer<typeof ConnectRedirectSchema>;
+
 export type CapturePolicyName = "notice" | "explicit-consent";
 
 /** Where recording (or transcription) of a meeting stands, as every member sees it. */

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
-import { type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../shared/protocol.js";
+import { ConnectRedirectSchema, type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../shared/protocol.js";
 import { api, startGateway, TEST_DATABASE } from "./helpers/gateway.js";
 import { freePort } from "./helpers/ports.js";
 import { connect, type RawClient } from "./helpers/signaling.js";
@@ -115,6 +115,36 @@ describe.skipIf(TEST_DATABASE !== "postgres")("meetings placed on nodes (two nod
 		expect((home === "node-a" ? a : b).rooms.get(id)?.peers.size).toBe(2);
 	});
 
+	it("a handshake naming the meeting: the other node refuses the connection with the redirect, the home connects", async () => {
+		const id = await meeting("hugo");
+		const host = await connect(a.url, acme.token("hugo"));
+		open.push(host);
+		const h = await joinFollowing(host, acme.token("hugo"), { meetingId: id, displayName: "Hugo" }, open);
+		const home = (h.answer as Joined).cluster?.node;
+		const [homeNode, other] = home === "node-a" ? [a, b] : [b, a];
+		const token = acme.token("pia", "participant");
+		// Refused at the handshake (no join round trip), with what the client needs to go on, zod-valid.
+		const refused = await connect(other.url, token, { meetingId: id }).then(
+			() => undefined,
+			(err: { data?: unknown }) => err.data,
+		);
+		const r = ConnectRedirectSchema.parse(refused);
+		expect(r.redirect).toEqual({ url: homeNode.url, node: home });
+		expect(r.meetingId).toBe(id);
+		const p = await connect(r.redirect.url, token, { meetingId: id });
+		open.push(p);
+		expect((await p.call("join", { meetingId: id, displayName: "Pia" })).status).toBe("joined");
+		// A meeting the node can't redirect for connects as before (the join answers).
+		const unknown = await connect(other.url, token, { meetingId: "zzz-zzzz-zzz" });
+		open.push(unknown);
+		// Bad input in the handshake is a clear 4xx refusal.
+		const bad = await connect(other.url, token, { meetingId: 42 }).then(
+			() => undefined,
+			(err: { data?: { code: string } }) => err.data?.code,
+		);
+		expect(bad).toBe("invalid_request");
+	});
+
 	it("places by load: each new meeting goes to a node with the fewest meetings", async () => {
 		const placed = async () => {
 			const nodes = (await a.node?.liveNodes()) ?? [];
@@ -180,6 +210,11 @@ describe.skipIf(TEST_DATABASE !== "postgres")("meetings placed on nodes (two nod
 		const r = await stranger.req("join", { meetingId: id, displayName: "Eve" });
 		expect(r.ok).toBe(false);
 		if (!r.ok) expect(r.error.code).toBe("token_wrong_meeting");
+		// Nor at the handshake: it connects, and the join refuses.
+		const named = await connect(home === "node-a" ? b.url : a.url, token, { meetingId: id });
+		open.push(named);
+		const r2 = await named.req("join", { meetingId: id, displayName: "Eve" });
+		expect(!r2.ok && r2.error.code).toBe("token_wrong_meeting");
 	});
 });
 
@@ -191,7 +226,7 @@ describe.skipIf(TEST_DATABASE === "postgres")("one node on SQLite: placement is 
 			expect(gw.node).toBeUndefined();
 			const m = (await api(gw, "POST", "/api/meetings", acme.token("hana"), { title: "t", settings: { lobby: false } }))
 				.body as { id: string };
-			const c = await connect(gw.url, acme.token("hana"));
+			const c = await connect(gw.url, acme.token("hana"), { meetingId: m.id });
 			const j = await c.call("join", { meetingId: m.id, displayName: "Hana" });
 			expect(j.status).toBe("joined");
 			expect("cluster" in j).toBe(false);

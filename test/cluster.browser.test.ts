@@ -15,7 +15,9 @@ import { waitFor } from "./helpers/wait.js";
 /**
  * Two gateway node processes on one PostgreSQL (issue 12 placement), in headless Chromium: the host's browser first
  * reaches node A, the participant's first reaches node B (each page served by its node). The meeting lives on one of
- * them; the other's browser is sent there (a redirect in the join answer) and they meet: each sees the other's video.
+ * them; the other's browser is sent there (refused at the handshake, which names the meeting, with the redirect; or,
+ * for the first join that places the meeting elsewhere, a redirect in the join answer) and they meet: each sees the
+ * other's video.
  * Then the recording gate still holds across the cluster: the host starts recording, both acknowledge the notice, and
  * objects land in the tenant's bucket. Last, the meeting's node is killed with -9: both browsers reconnect through the
  * nodes they know, land on the new home and see each other's video again.
@@ -64,10 +66,19 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 		await bucket?.stop();
 	});
 
+	const redirects: string[] = [];
 	async function open(node: NodeProcess, joinCode: string, name: string, token: string): Promise<Page> {
 		const page = await chrome.browser.newPage();
 		pages.push(page);
 		page.on("pageerror", (err) => pageErrors.push(`${name}: ${err.message}`));
+		// Which redirect the page was sent by: a refused handshake (socket.io CONNECT_ERROR, `44…`) or a join answer.
+		page.on("websocket", (ws) =>
+			ws.on("framereceived", ({ payload }) => {
+				const text = String(payload);
+				if (text.startsWith("44") && text.includes('"code":"redirect"')) redirects.push(`${name}: handshake`);
+				else if (text.includes('"status":"redirect"')) redirects.push(`${name}: join`);
+			}),
+		);
 		await page.goto(`${node.url}/?${new URLSearchParams({ m: joinCode, name })}#token=${token}`);
 		return page;
 	}
@@ -99,7 +110,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 		const m = (await created.json()) as { id: string; joinCode: string };
 
 		// The participant's page (from B) loads before the meeting is live: its lookup names no node yet, so its
-		// join goes to B and whichever node is not the meeting's answers with a redirect.
+		// join goes to B and whichever node is not the meeting's sends it on (at the handshake, or in the join answer).
 		const bob = await open(b, m.joinCode, "Bob", acme.token("bob", "participant"));
 		const host = await open(a, m.joinCode, "Hana", hostToken);
 		await host.getByRole("button", { name: "Join", exact: true }).click();
@@ -110,7 +121,10 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 		expect(["node-a", "node-b"]).toContain(home);
 		await bob.getByRole("button", { name: "Join", exact: true }).click();
 		await connected(bob);
-		// Both browsers' signaling went to the meeting's node (one of them after a redirect).
+		// Both browsers' signaling went to the meeting's node (one of them after a redirect). The host's join started
+		// the meeting: placed on A, Bob's handshake naming it is refused with the redirect; placed on B, the host's join
+		// on A answered with the redirect (at its handshake the meeting was not live yet).
+		expect(redirects).toEqual(home === "node-a" ? ["Bob: handshake"] : ["Hana: join"]);
 		await seesVideo(host, "the host to see Bob's video");
 		await seesVideo(bob, "Bob to see the host's video");
 

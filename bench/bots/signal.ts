@@ -24,14 +24,17 @@ export interface Signal {
 	close(): void;
 }
 
-/** Connects to the gateway's socket.io signaling with a tenant token; rejects with the handshake error. */
-export async function gatewaySignal(url: string, token: string): Promise<Signal> {
-	const socket = io(url, { transports: ["websocket"], reconnection: false, auth: { token } });
+/**
+ * Connects to the gateway's socket.io signaling with a tenant token (and any other handshake `auth` fields, e.g. the
+ * cluster's `meetingId`); rejects with the handshake error, its `data` kept (a cluster node's redirect).
+ */
+export async function gatewaySignal(url: string, token: string, auth: Record<string, unknown> = {}): Promise<Signal> {
+	const socket = io(url, { transports: ["websocket"], reconnection: false, auth: { token, ...auth } });
 	await new Promise<void>((resolve, reject) => {
 		socket.once("connect", () => resolve());
 		socket.once("connect_error", (err: Error & { data?: ErrorBody }) => {
 			socket.close();
-			reject(new Error(`signaling connect failed: ${err.message}`));
+			reject(Object.assign(new Error(`signaling connect failed: ${err.message}`), { data: err.data }));
 		});
 	});
 	return {

@@ -1,12 +1,13 @@
 import { io, type Socket } from "socket.io-client";
-import type {
-	ClientEvents,
-	ErrorBody,
-	RequestData,
-	RequestName,
-	Response,
-	ResponseMap,
-	ServerEvents,
+import {
+	type ClientEvents,
+	ConnectRedirectSchema,
+	type ErrorBody,
+	type RequestData,
+	type RequestName,
+	type Response,
+	type ResponseMap,
+	type ServerEvents,
 } from "../../shared/protocol.js";
 import { t } from "./i18n/index.js";
 
@@ -32,11 +33,18 @@ export class Signaling {
 	readonly socket: Socket<ServerEvents, ClientEvents>;
 	#closedByUs = false;
 
-	constructor(options: { token?: string | undefined; url?: string } = {}) {
+	/**
+	 * `meetingId`: the meeting this connection is for (cluster): a node where it does not live refuses the handshake
+	 * with a redirect (`connected()` rejects with code `redirect`, details `{ meetingId, redirect }`, zod-checked).
+	 */
+	constructor(options: { token?: string | undefined; url?: string; meetingId?: string | undefined } = {}) {
 		this.socket = io(options.url ?? location.origin, {
 			transports: ["websocket"],
 			reconnection: false,
-			auth: options.token ? { token: options.token } : {},
+			auth: {
+				...(options.token ? { token: options.token } : {}),
+				...(options.meetingId ? { meetingId: options.meetingId } : {}),
+			},
 		});
 	}
 
@@ -56,6 +64,11 @@ export class Signaling {
 			const onError = (err: Error & { data?: unknown }) => {
 				done();
 				this.close();
+				const redirect = ConnectRedirectSchema.safeParse(err.data);
+				if (redirect.success) {
+					reject(new SignalingError(redirect.data));
+					return;
+				}
 				const data = err.data as Partial<ErrorBody> | undefined;
 				reject(
 					new SignalingError(

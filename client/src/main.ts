@@ -1,5 +1,5 @@
 import "./zodConfig.js";
-import { type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../../shared/protocol.js";
+import { ConnectRedirectSchema, type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";
 import { chooseLocale, initLocale, locale, onLocaleChange, t } from "./i18n/index.js";
@@ -102,7 +102,7 @@ class App {
 		const known = this.#lookupUsed ? undefined : this.#join.meeting?.node?.url;
 		this.#lookupUsed = true;
 		if (!this.#signaling?.open && !this.#node && known && known !== location.origin) this.#node = known;
-		let signaling = await this.#connect();
+		let signaling = await this.#connectFor(values.meetingId);
 		const ask = (s: Signaling): Promise<JoinAnswer> =>
 			s.request("join", {
 				meetingId: values.meetingId,
@@ -121,7 +121,7 @@ class App {
 			if (signaling !== this.#signaling) return;
 			this.#disconnect();
 			this.#node = r.data.redirect.url;
-			signaling = await this.#connect();
+			signaling = await this.#connectFor(values.meetingId);
 			res = await ask(signaling);
 		}
 		if (signaling !== this.#signaling) return; // replaced meanwhile (left, ejected)
@@ -189,10 +189,28 @@ class App {
 		this.#show("left");
 	}
 
-	async #connect(): Promise<Signaling> {
+	/**
+	 * Connects for joining `meetingId`, naming it in the handshake. Cluster: a node where that meeting does not live
+	 * refuses the connection with a redirect (zod-checked by Signaling); follow it (at most a few hops).
+	 */
+	async #connectFor(meetingId: string): Promise<Signaling> {
+		for (let hops = 0; ; hops++) {
+			try {
+				return await this.#connect(meetingId);
+			} catch (err) {
+				if (!(err instanceof SignalingError) || err.code !== "redirect") throw err;
+				const r = ConnectRedirectSchema.safeParse({ code: err.code, message: err.message, ...err.details });
+				if (!r.success || hops >= 3)
+					throw new SignalingError({ code: "connection_failed", message: t("error.connection_failed") });
+				this.#node = r.data.redirect.url;
+			}
+		}
+	}
+
+	async #connect(meetingId?: string): Promise<Signaling> {
 		if (this.#signaling?.open) return this.#signaling;
 		this.#signaling?.close();
-		const s = new Signaling({ token: this.#token, ...(this.#node ? { url: this.#node } : {}) });
+		const s = new Signaling({ token: this.#token, meetingId, ...(this.#node ? { url: this.#node } : {}) });
 		this.#signaling = s;
 		s.on("admitted", () => {
 			if (s === this.#signaling && this.#last) void this.join(this.#last);

@@ -6,13 +6,14 @@ import type {
 	ChatMessage,
 	EjectReason,
 	JoinAnswer,
+	JoinRedirect,
 	LobbyEntry,
 	MediaSource,
 	MeetingInfo,
 	PasscodeLockout,
 } from "../../shared/protocol.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
-import type { TenantLimits } from "../auth/TenantTypes.js";
+import type { Identity, TenantLimits } from "../auth/TenantTypes.js";
 import { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { Placement } from "../cluster/Placement.js";
 import type { CaptureService } from "../compliance/CaptureService.js";
@@ -214,6 +215,25 @@ export class MeetingHub {
 		}
 		void this.leave(conn);
 		this.#connections.delete(conn.id);
+	}
+
+	/**
+	 * Cluster: the redirect a join for `meetingId` would get here because the meeting lives on another live node, or
+	 * undefined (one node, unknown or not live meeting, not placed elsewhere, a token for another tenant or meeting:
+	 * the join then answers as usual). The join's first check, run at the signaling handshake when the client names
+	 * the meeting there, so a client that reached the wrong node is sent on before a `join` round trip.
+	 */
+	async redirectFor(identity: Identity, meetingId: string): Promise<JoinRedirect | undefined> {
+		const id = this.#placement ? parseMeetingId(meetingId) : undefined;
+		// Its room is here: no store round trip before the connection (the join checks everything as usual).
+		if (!id || this.#rooms.get(id)) return undefined;
+		const [found, placed] = await Promise.all([this.#store.find(id), this.#placement?.peek(id)]);
+		if (!found || !placed || placed.local || found.state !== "live") return undefined;
+		if (identity.role !== "guest") {
+			if (identity.tenantId !== found.tenantId) return undefined;
+			if (identity.meetingScope && identity.meetingScope !== found.id) return undefined;
+		}
+		return { status: "redirect", meetingId: found.id, redirect: { url: placed.url, node: placed.nodeId } };
 	}
 
 	async join(

@@ -6,6 +6,7 @@ import type { Server as IoServer, Socket } from "socket.io";
 import type { z } from "zod";
 import {
 	type ClientEvents,
+	type ConnectRedirect,
 	type RequestName,
 	RequestSchemas,
 	type Response,
@@ -139,14 +140,30 @@ export class SignalingServer {
 					if (typeof token !== "string") throw new ValidationError("the handshake token must be a string");
 					socket.data.identity = options.verifier.verify(token);
 				}
-				next();
 			} catch (err) {
-				const e = new Error(err instanceof ConsentryError ? err.message : "Connection refused.") as Error & {
-					data: unknown;
-				};
-				e.data = toPublicError(err);
-				next(e);
+				next(refusal(err));
+				return;
 			}
+			// Cluster: the client named the meeting it is about to join; if it lives on another node, send it there now.
+			const meetingId = (socket.handshake.auth as { meetingId?: unknown } | undefined)?.meetingId;
+			if (meetingId === undefined || meetingId === null) {
+				next();
+				return;
+			}
+			if (typeof meetingId !== "string" || meetingId.length > 64) {
+				next(refusal(new ValidationError("the handshake meetingId must be a meeting ID")));
+				return;
+			}
+			this.#hub.redirectFor(socket.data.identity, meetingId).then(
+				(r) => {
+					if (!r) return next();
+					const e = new Error("This meeting lives on another node.") as Error & { data: ConnectRedirect };
+					e.data = { code: "redirect", message: e.message, meetingId: r.meetingId, redirect: r.redirect };
+					next(e);
+				},
+				// The store could not tell: connect; the join decides (and answers store_unavailable if it must).
+				() => next(),
+			);
 		});
 		io.on("connection", (socket) => this.#onConnection(socket, options.gatewayId));
 	}
@@ -225,6 +242,13 @@ export class SignalingServer {
 	async #handle<N extends RequestName>(conn: Connection, name: N, data: Parsed<N>): Promise<ResponseMap[N]> {
 		return (this.#handlers[name] as Handler<N>)(conn, data);
 	}
+}
+
+/** A handshake refusal: the socket.io `connect_error` the client sees, with the public error as its data. */
+function refusal(err: unknown): Error & { data: unknown } {
+	const e = new Error(err instanceof ConsentryError ? err.message : "Connection refused.") as Error & { data: unknown };
+	e.data = toPublicError(err);
+	return e;
 }
 
 /**

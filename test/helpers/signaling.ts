@@ -20,8 +20,12 @@ export interface RawClient {
 }
 
 /** Connects to the gateway, with a token or as a guest; rejects with the handshake's error body. */
-export async function connect(url: string, token?: string): Promise<RawClient> {
-	const socket = io(url, { transports: ["websocket"], reconnection: false, auth: token ? { token } : {} });
+export async function connect(url: string, token?: string, auth: Record<string, unknown> = {}): Promise<RawClient> {
+	const socket = io(url, {
+		transports: ["websocket"],
+		reconnection: false,
+		auth: { ...(token ? { token } : {}), ...auth },
+	});
 	await new Promise<void>((resolve, reject) => {
 		socket.once("connect", () => resolve());
 		socket.once("connect_error", (err: Error & { data?: ErrorBody }) => {
