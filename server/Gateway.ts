@@ -310,6 +310,8 @@ export class Gateway {
 		// Cluster (issue 12 placement): this node registers with its public URL and a heartbeat; each meeting lives on
 		// one node. Sweeps for meetings of dead nodes run after each heartbeat (hub set below, before the first sweep).
 		let sweep: (() => Promise<void>) | undefined;
+		let fence: (() => void) | undefined;
+		let recovered: ((fencedAt: number) => void) | undefined;
 		const cpu = workerCpu(pool);
 		const node = config.cluster
 			? await NodeRegistry.start({
@@ -323,6 +325,10 @@ export class Gateway {
 						return { meetings: live.length, peers: live.reduce((n, r) => n + r.peers.size, 0), cpu: await cpu() };
 					},
 					afterBeat: async () => sweep?.(),
+					// Fencing: cut off from the store for the dead time, another node may be taking this node's meetings.
+					// Its rooms close (people sent on with `node_fenced`), so one meeting never has two live rooms.
+					onFenced: () => fence?.(),
+					onRecovered: (fencedAt) => recovered?.(fencedAt),
 					log,
 				})
 			: undefined;
@@ -410,6 +416,13 @@ export class Gateway {
 			await placement.adoptOwn(node.startedAt);
 			clusterUrls = () => placement.nodeUrls();
 			sweep = () => placement.sweep();
+			fence = () => hub.fence();
+			// Back in reach of the store: meetings still placed here (nobody took them meanwhile) are taken again as
+			// re-homed, so a recording that was on continues in a new session, as after a restart.
+			recovered = (fencedAt) =>
+				void placement
+					.adoptOwn(fencedAt)
+					.catch((err: unknown) => log.warn({ err }, "cluster: meetings placed here not taken back"));
 		}
 		// Restart hygiene: meetings a previous run of this gateway had people in, and no other process holds, ended
 		// (cluster: a meeting with a placement is placement's: it was or will be re-homed, never ended for this).

@@ -15,6 +15,12 @@ export interface NodeRegistryOptions {
 	load: () => Promise<NodeLoad> | NodeLoad;
 	/** Runs after each beat (placement's sweep for meetings of dead nodes). */
 	afterBeat?: () => Promise<void>;
+	/**
+	 * Fencing: called once when this node's own heartbeat has not reached the store for `deadMs` (the others may
+	 * count it dead and take its meetings), and `recovered` once it reaches the store again.
+	 */
+	onFenced?: () => void;
+	onRecovered?: (fencedAt: number) => void;
 	log: Logger;
 	now?: () => number;
 }
@@ -39,6 +45,9 @@ export class NodeRegistry {
 	#nodes: ClusterNode[] = [];
 	#beating: Promise<void> | undefined;
 	#closed = false;
+	#fenceTimer: NodeJS.Timeout | undefined;
+	/** When this node fenced itself (ms), while it is fenced. */
+	#fencedAt: number | undefined;
 
 	private constructor(o: NodeRegistryOptions) {
 		this.#o = o;
@@ -57,6 +66,9 @@ export class NodeRegistry {
 			if (!r.#beating) r.#beating = r.beat().finally(() => (r.#beating = undefined));
 		}, o.heartbeatMs);
 		r.#timer.unref();
+		// The fence is watched apart from the beat: a write to an unreachable store can hang far longer than deadMs.
+		r.#fenceTimer = setInterval(() => r.#checkFence(), Math.max(50, Math.floor(o.heartbeatMs / 4)));
+		r.#fenceTimer.unref();
 		return r;
 	}
 
@@ -74,6 +86,7 @@ export class NodeRegistry {
 				...load,
 			});
 			this.#lastBeat = at;
+			this.#checkFence();
 			const rows = await this.#o.repo.liveNodes(this.#now() - this.deadMs);
 			this.#nodes = rows.map((r) => ({
 				nodeId: r.nodeId,
@@ -91,6 +104,28 @@ export class NodeRegistry {
 	/** This node's heartbeat reached the store within `deadMs`: the others count it alive. */
 	get healthy(): boolean {
 		return !this.#closed && this.#now() - this.#lastBeat < this.deadMs;
+	}
+
+	/** Whether this node fenced itself (its heartbeat missing for `deadMs`) and has not reached the store since. */
+	get fenced(): boolean {
+		return this.#fencedAt !== undefined;
+	}
+
+	#checkFence(): void {
+		if (this.#closed) return;
+		if (this.#fencedAt === undefined && !this.healthy) {
+			this.#fencedAt = this.#now();
+			this.#o.log.error(
+				{ lastBeat: new Date(this.#lastBeat).toISOString(), deadMs: this.deadMs },
+				"cluster: fenced: the store has not had this node's heartbeat for the dead time; its rooms close",
+			);
+			this.#o.onFenced?.();
+		} else if (this.#fencedAt !== undefined && this.healthy) {
+			const fencedAt = this.#fencedAt;
+			this.#fencedAt = undefined;
+			this.#o.log.warn("cluster: the store is reachable again: this node takes work again");
+			this.#o.onRecovered?.(fencedAt);
+		}
 	}
 
 	/** The live nodes as of the last beat (this one included while healthy). */
@@ -113,6 +148,7 @@ export class NodeRegistry {
 	async close(): Promise<void> {
 		this.#closed = true;
 		clearInterval(this.#timer);
+		clearInterval(this.#fenceTimer);
 		await this.#beating?.catch(() => undefined);
 		await this.#o.repo.forget(this.nodeId).catch(() => undefined);
 	}

@@ -92,6 +92,8 @@ const EJECT_MESSAGES: Record<EjectReason, string> = {
 	operator: "The service operator ended this meeting.",
 	account_suspended: "Your account was suspended by the service operator.",
 	token_revoked: "Your sign-in was revoked by the service operator; sign in again.",
+	node_fenced:
+		"This server lost its database, so another server continues the meeting: you are being reconnected there.",
 	declined_capture:
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",
 };
@@ -776,6 +778,29 @@ export class MeetingHub {
 	rehomed(meetingId: string, persons: readonly string[]): void {
 		const live = this.#liveState(meetingId);
 		for (const p of persons) live.returning.set(p, Date.now() + this.#graceMs);
+	}
+
+	/**
+	 * Cluster fencing (issue 12): this node has not reached the store for the dead time, so another node may already
+	 * be the home of its meetings. Every room here closes: its people (and those waiting) are ejected with
+	 * `node_fenced` (the client reconnects through the nodes it knows and lands on the meeting's home), running
+	 * captures end here (the new home continues them). Nothing is written to the store from here: the meeting is not
+	 * ended and nobody "left" it. Returns the meetings closed.
+	 */
+	fence(): string[] {
+		const ids = [...new Set([...this.#live.keys(), ...this.#meetings.keys(), ...this.#rooms.live().map((r) => r.meetingId)])];
+		for (const meetingId of ids) {
+			const live = this.#live.get(meetingId);
+			this.#meetings.delete(meetingId); // unknown here from now on: nothing is recorded for it by this node
+			this.#live.delete(meetingId);
+			this.#present.delete(meetingId);
+			this.#capture.fenced(meetingId);
+			for (const c of [...(live?.members.values() ?? []), ...[...(live?.lobby.values() ?? [])].map((l) => l.conn)])
+				this.#eject(c, "node_fenced");
+			this.#rooms.get(meetingId)?.close();
+		}
+		if (ids.length) this.#log.error({ meetings: ids }, "fenced: rooms closed, their people sent to the other nodes");
+		return ids;
 	}
 
 	/** Meetings this process has people in (or waiting), with how many are in each. */
