@@ -788,7 +788,9 @@ export class MeetingHub {
 	 * ended and nobody "left" it. Returns the meetings closed.
 	 */
 	fence(): string[] {
-		const ids = [...new Set([...this.#live.keys(), ...this.#meetings.keys(), ...this.#rooms.live().map((r) => r.meetingId)])];
+		const ids = [
+			...new Set([...this.#live.keys(), ...this.#meetings.keys(), ...this.#rooms.live().map((r) => r.meetingId)]),
+		];
 		for (const meetingId of ids) {
 			const live = this.#live.get(meetingId);
 			this.#meetings.delete(meetingId); // unknown here from now on: nothing is recorded for it by this node
