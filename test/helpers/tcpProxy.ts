@@ -34,18 +34,19 @@ export async function startTcpProxy(upstream: { host: string; port: number }): P
 	});
 	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
 	const port = (server.address() as net.AddressInfo).port;
+	const cutAll = () => {
+		cut = true;
+		for (const s of open) s.destroy();
+		open.clear();
+	};
 	return {
 		port,
-		cut() {
-			cut = true;
-			for (const s of open) s.destroy();
-			open.clear();
-		},
+		cut: cutAll,
 		restore() {
 			cut = false;
 		},
 		async close() {
-			this.cut();
+			cutAll();
 			await new Promise<void>((r) => server.close(() => r()));
 		},
 	};
