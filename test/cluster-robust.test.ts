@@ -70,6 +70,75 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 		return ((await r.json()) as { events: { type: string; data: Record<string, unknown> }[] }).events;
 	};
 
+	it("a host's REST call on a node that is not the meeting's home reaches the home (end, passcode lockout)", async () => {
+		const hostToken = acme.token("rita");
+		const partToken = acme.token("paul", "participant");
+		const created = await fetch(`${nodes[0]?.url}/api/meetings`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${hostToken}`, "content-type": "application/json" },
+			body: JSON.stringify({ title: "ended elsewhere", settings: { passcode: "4711", lobby: false } }),
+		});
+		const { id } = (await created.json()) as { id: string };
+		const host = await joinVia(nodes[0]?.url as string, hostToken, { meetingId: id, displayName: "Rita" });
+		open.push(host.client);
+		const place = await db.query<{ node_id: string }>("SELECT node_id FROM meeting_placements WHERE meeting_id = $1", [
+			id,
+		]);
+		const home = nodes.find((n) => n.id === place.rows[0]?.node_id) as NodeProcess;
+		const other = nodes.find((n) => n !== home) as NodeProcess;
+		const part = await joinVia(other.url, partToken, { meetingId: id, displayName: "Paul", passcode: "4711" });
+		open.push(part.client);
+		expect(part.answer.status).toBe("joined");
+		const on = await host.client.call("startCapture", { kind: "recording" });
+		expect(on.state).toBe("on");
+
+		// The meeting's passcode joins are locked out (as after guests' wrong guesses: test/passcode.test.ts); the host
+		// lifts the lockout over REST on the node that is not the home, and sees it lifted in the meeting there.
+		await db.query(
+			"INSERT INTO passcode_attempts (meeting_id, scope, failures, last_at, locked_at) VALUES ($1, 'meeting', 20, $2, $3)",
+			[id, Date.now(), new Date().toISOString()],
+		);
+		const locked = await fetch(`${other.url}/api/meetings/${id}/passcode-lockout`, {
+			headers: { authorization: `Bearer ${hostToken}` },
+		});
+		expect(((await locked.json()) as { locked: boolean }).locked).toBe(true);
+		const seen = host.client.next("passcodeLockout", 3000);
+		const lifted = await fetch(`${other.url}/api/meetings/${id}/passcode-lockout`, {
+			method: "DELETE",
+			headers: { authorization: `Bearer ${hostToken}` },
+		});
+		expect(lifted.status).toBe(200);
+		expect((await seen).locked).toBe(false);
+
+		// The host ends the meeting over REST on the node that is not its home: its people are ejected there.
+		const hostOut = host.client.next("ejected", 3000);
+		const partOut = part.client.next("ejected", 3000);
+		const at = Date.now();
+		const r = await fetch(`${other.url}/api/meetings/${id}/end`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${hostToken}` },
+		});
+		expect(r.status).toBe(200);
+		const [he, pe] = await Promise.all([hostOut, partOut]);
+		console.log(`ended over REST on ${other.id}: people on ${home.id} ejected in ${Date.now() - at} ms`);
+		expect(he.reason).toBe("meeting_ended");
+		expect(pe.reason).toBe("meeting_ended");
+		// The home ended the recording (its session.off); the meeting ended once.
+		const trail = await waitFor(
+			async () => {
+				const t = await events(other.url, id, hostToken);
+				return t.some((e) => e.type === "session.off" && e.data.sessionId === on.sessionId) ? t : undefined;
+			},
+			5000,
+			"the recording's end in the trail",
+		);
+		expect(trail.filter((e) => e.type === "meeting.ended")).toHaveLength(1);
+		expect(trail.find((e) => e.type === "session.off" && e.data.sessionId === on.sessionId)?.data.reason).toBe(
+			"meeting_ended",
+		);
+		expect((await db.query("SELECT 1 FROM meeting_placements WHERE meeting_id = $1", [id])).rowCount).toBe(0);
+	});
+
 	it("closes its room within the dead time; the other node continues the meeting and its recording", async () => {
 		const [a, b] = nodes as [NodeProcess, NodeProcess];
 		const hostToken = acme.token("hana");
