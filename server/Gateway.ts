@@ -392,8 +392,9 @@ export class Gateway {
 					actor: `gateway:${config.gatewayId}`,
 					data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
 				});
-				// A recording that was on goes on here in a new session (a new notice; nobody covered until they answer
-				// it); the lost node's session is finished from the bucket, its gap caused by node_lost. Not awaited: joins
+				// A recording or transcription that was on goes on here in a new session (a new notice; nobody covered
+				// until they answer it); the lost node's recording session is finished from the bucket, its gap caused by
+				// node_lost. Not awaited: joins
 				// don't wait for the bucket.
 				void continueRecording(m, e.from).catch((err: unknown) =>
 					log.error({ err, meetingId: e.meetingId }, "the recording of a re-homed meeting was not continued"),
@@ -401,13 +402,19 @@ export class Gateway {
 			});
 			const continueRecording = async (m: Awaited<ReturnType<typeof store.get>>, from: string) => {
 				const trail = await events.list({ tenantId: m.tenantId, meetingId: m.id });
-				const last = trail.filter((x) => x.type.startsWith("session.") && x.data.kind === "recording").at(-1);
-				if (last?.type === "session.on" && typeof last.data.sessionId === "string") {
-					await capture.continueAfterNodeLoss(m, "recording", `gateway:${config.gatewayId}`, {
-						continues: last.data.sessionId,
-						cause: "node_lost",
-						lostNode: from,
-					});
+				// Recording and transcription alike: a kind that was on goes on in a new session naming the lost one.
+				for (const kind of ["recording", "transcription"] as const) {
+					const last = trail.filter((x) => x.type.startsWith("session.") && x.data.kind === kind).at(-1);
+					if (last?.type !== "session.on" || typeof last.data.sessionId !== "string") continue;
+					await capture
+						.continueAfterNodeLoss(m, kind, `gateway:${config.gatewayId}`, {
+							continues: last.data.sessionId,
+							cause: "node_lost",
+							lostNode: from,
+						})
+						.catch((err: unknown) =>
+							log.error({ err, meetingId: m.id, kind }, "a capture of a re-homed meeting was not continued"),
+						);
 				}
 				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest.
 				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS).unref());

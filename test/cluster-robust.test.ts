@@ -139,7 +139,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 		expect((await db.query("SELECT 1 FROM meeting_placements WHERE meeting_id = $1", [id])).rowCount).toBe(0);
 	});
 
-	it("closes its room within the dead time; the other node continues the meeting and its recording", async () => {
+	it("closes its room within the dead time; the other node continues the meeting, its recording and its transcription", async () => {
 		const [a, b] = nodes as [NodeProcess, NodeProcess];
 		const hostToken = acme.token("hana");
 		const partToken = acme.token("piet", "participant");
@@ -167,6 +167,9 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 		const on = await host.client.call("startCapture", { kind: "recording" });
 		expect(on.state).toBe("on");
 		const oldSession = on.sessionId as string;
+		const onT = await host.client.call("startCapture", { kind: "transcription" });
+		expect(onT.state).toBe("on");
+		const oldTranscript = onT.sessionId as string;
 
 		// The partition: the home node's connections to PostgreSQL are cut; the node itself goes on running.
 		const hostOut = host.client.next("ejected", 10_000);
@@ -208,7 +211,18 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 			10_000,
 			"the recording continued on the new home",
 		);
-		expect(continued.data).toMatchObject({ cause: "node_lost", lostNode: home.id });
+		expect(continued.data).toMatchObject({ kind: "recording", cause: "node_lost", lostNode: home.id });
+		// So does the transcription: a new session naming the lost one, the gap's cause in the trail.
+		const transcribing = await waitFor(
+			async () =>
+				(await events(survivor.url, id, hostToken)).find(
+					(e) => e.type === "session.on" && e.data.continues === oldTranscript,
+				),
+			10_000,
+			"the transcription continued on the new home",
+		);
+		expect(transcribing.data).toMatchObject({ kind: "transcription", cause: "node_lost", lostNode: home.id });
+		expect(transcribing.data.sessionId).not.toBe(oldTranscript);
 		const manifest = await waitFor(
 			async () => bucket.json<{ endReason: string }>(`rec/${id}/${oldSession}/manifest.json`).catch(() => undefined),
 			20_000,
