@@ -48,6 +48,8 @@ export class NodeRegistry {
 	#fenceTimer: NodeJS.Timeout | undefined;
 	/** When this node fenced itself (ms), while it is fenced. */
 	#fencedAt: number | undefined;
+	/** How often the fence is checked: a quarter heartbeat (at most a quarter of the dead time). */
+	readonly #checkEveryMs: number;
 
 	private constructor(o: NodeRegistryOptions) {
 		this.#o = o;
@@ -56,6 +58,7 @@ export class NodeRegistry {
 		this.deadMs = o.deadMs;
 		this.#now = o.now ?? Date.now;
 		this.startedAt = this.#now();
+		this.#checkEveryMs = Math.max(50, Math.floor(Math.min(o.heartbeatMs, o.deadMs) / 4));
 	}
 
 	/** Registers the node (its first heartbeat, awaited) and starts beating. */
@@ -67,7 +70,7 @@ export class NodeRegistry {
 		}, o.heartbeatMs);
 		r.#timer.unref();
 		// The fence is watched apart from the beat: a write to an unreachable store can hang far longer than deadMs.
-		r.#fenceTimer = setInterval(() => r.#checkFence(), Math.max(50, Math.floor(o.heartbeatMs / 4)));
+		r.#fenceTimer = setInterval(() => r.#checkFence(), r.#checkEveryMs);
 		r.#fenceTimer.unref();
 		return r;
 	}
@@ -103,7 +106,7 @@ export class NodeRegistry {
 
 	/** This node's heartbeat reached the store within `deadMs`: the others count it alive. */
 	get healthy(): boolean {
-		return !this.#closed && this.#now() - this.#lastBeat < this.deadMs;
+		return !this.#closed && this.#fencedAt === undefined && this.#now() - this.#lastBeat < this.deadMs;
 	}
 
 	/** Whether this node fenced itself (its heartbeat missing for `deadMs`) and has not reached the store since. */
@@ -111,16 +114,21 @@ export class NodeRegistry {
 		return this.#fencedAt !== undefined;
 	}
 
+	/**
+	 * Fences one check interval before the others may count this node dead (`deadMs` after the last heartbeat that
+	 * reached the store, on the same clock), so its rooms are closed before another node can take their meetings.
+	 * Lifted by the first heartbeat that starts after the fence and reaches the store.
+	 */
 	#checkFence(): void {
 		if (this.#closed) return;
-		if (this.#fencedAt === undefined && !this.healthy) {
+		if (this.#fencedAt === undefined && this.#now() - this.#lastBeat >= this.deadMs - this.#checkEveryMs) {
 			this.#fencedAt = this.#now();
 			this.#o.log.error(
 				{ lastBeat: new Date(this.#lastBeat).toISOString(), deadMs: this.deadMs },
 				"cluster: fenced: the store has not had this node's heartbeat for the dead time; its rooms close",
 			);
 			this.#o.onFenced?.();
-		} else if (this.#fencedAt !== undefined && this.healthy) {
+		} else if (this.#fencedAt !== undefined && this.#lastBeat >= this.#fencedAt) {
 			const fencedAt = this.#fencedAt;
 			this.#fencedAt = undefined;
 			this.#o.log.warn("cluster: the store is reachable again: this node takes work again");
