@@ -4,6 +4,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { launchChromium } from "./helpers/chromium.js";
 import { joinVia, type NodeProcess, rejoin, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
 import type { RawClient } from "./helpers/signaling.js";
@@ -251,4 +252,50 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 		);
 		expect(back.hops).toEqual([survivor.id]);
 	}, 90_000);
+	it("a browser told node_fenced reconnects on its own and lands on the meeting's new home (Chromium)", async () => {
+		// The previous test's fenced node is back: wait until both nodes count each other alive.
+		await waitFor(
+			async () =>
+				(
+					await db
+						.query("SELECT 1 FROM cluster_nodes WHERE heartbeat_at >= $1", [Date.now() - 1500])
+						.catch(() => ({ rowCount: 0 }))
+				).rowCount === 2,
+			15_000,
+			"both nodes alive",
+		);
+		const hostToken = acme.token("bea");
+		const created = await fetch(`${nodes[0]?.url}/api/meetings`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${hostToken}`, "content-type": "application/json" },
+			body: JSON.stringify({ title: "browser fenced", settings: { lobby: false } }),
+		});
+		const m = (await created.json()) as { id: string; joinCode: string };
+		const chrome = await launchChromium();
+		try {
+			const page = await chrome.browser.newPage();
+			await page.goto(`${nodes[0]?.url}/?${new URLSearchParams({ m: m.joinCode, name: "Bea" })}#token=${hostToken}`);
+			await page.getByRole("button", { name: "Join", exact: true }).click();
+			const connected = () =>
+				page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 30_000 });
+			await connected();
+			const place = async () =>
+				(await db.query<{ node_id: string }>("SELECT node_id FROM meeting_placements WHERE meeting_id = $1", [m.id]))
+					.rows[0]?.node_id;
+			const homeId = await place();
+			const survivor = nodes.find((n) => n.id !== homeId) as NodeProcess;
+			const cutAt = Date.now();
+			proxies.get(homeId as string)?.cut();
+			// No error screen: the page reconnects by itself and is in the meeting again, on the other node.
+			await page.locator("#reconnect-screen").waitFor({ state: "visible", timeout: 10_000 });
+			await connected();
+			console.log(`browser back in the meeting ${Date.now() - cutAt} ms after its node was cut off`);
+			expect(await place()).toBe(survivor.id);
+			expect(await page.locator("#error-screen").isVisible()).toBe(false);
+		} finally {
+			proxies.get("node-a")?.restore();
+			proxies.get("node-b")?.restore();
+			await chrome.close();
+		}
+	});
 });
