@@ -41,6 +41,7 @@ export const POSTGRES_SUITES = [
 	// Issue 12 placement: several gateway nodes on one PostgreSQL (skipped on the SQLite run, but for its one-node case).
 	"test/cluster-placement.test.ts",
 	"test/cluster-rehome.test.ts",
+	"test/cluster-robust.test.ts",
 	"test/cluster.browser.test.ts",
 ];
 

@@ -310,6 +310,8 @@ export class Gateway {
 		// Cluster (issue 12 placement): this node registers with its public URL and a heartbeat; each meeting lives on
 		// one node. Sweeps for meetings of dead nodes run after each heartbeat (hub set below, before the first sweep).
 		let sweep: (() => Promise<void>) | undefined;
+		let fence: (() => void) | undefined;
+		let recovered: ((fencedAt: number) => void) | undefined;
 		const cpu = workerCpu(pool);
 		const node = config.cluster
 			? await NodeRegistry.start({
@@ -323,6 +325,10 @@ export class Gateway {
 						return { meetings: live.length, peers: live.reduce((n, r) => n + r.peers.size, 0), cpu: await cpu() };
 					},
 					afterBeat: async () => sweep?.(),
+					// Fencing: cut off from the store for the dead time, another node may be taking this node's meetings.
+					// Its rooms close (people sent on with `node_fenced`), so one meeting never has two live rooms.
+					onFenced: () => fence?.(),
+					onRecovered: (fencedAt) => recovered?.(fencedAt),
 					log,
 				})
 			: undefined;
@@ -392,8 +398,9 @@ export class Gateway {
 					actor: `gateway:${config.gatewayId}`,
 					data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
 				});
-				// A recording that was on goes on here in a new session (a new notice; nobody covered until they answer
-				// it); the lost node's session is finished from the bucket, its gap caused by node_lost. Not awaited: joins
+				// A recording or transcription that was on goes on here in a new session (a new notice; nobody covered
+				// until they answer it); the lost node's recording session is finished from the bucket, its gap caused by
+				// node_lost. Not awaited: joins
 				// don't wait for the bucket.
 				void continueRecording(m, e.from).catch((err: unknown) =>
 					log.error({ err, meetingId: e.meetingId }, "the recording of a re-homed meeting was not continued"),
@@ -401,13 +408,19 @@ export class Gateway {
 			});
 			const continueRecording = async (m: Awaited<ReturnType<typeof store.get>>, from: string) => {
 				const trail = await events.list({ tenantId: m.tenantId, meetingId: m.id });
-				const last = trail.filter((x) => x.type.startsWith("session.") && x.data.kind === "recording").at(-1);
-				if (last?.type === "session.on" && typeof last.data.sessionId === "string") {
-					await capture.continueAfterNodeLoss(m, "recording", `gateway:${config.gatewayId}`, {
-						continues: last.data.sessionId,
-						cause: "node_lost",
-						lostNode: from,
-					});
+				// Recording and transcription alike: a kind that was on goes on in a new session naming the lost one.
+				for (const kind of ["recording", "transcription"] as const) {
+					const last = trail.filter((x) => x.type.startsWith("session.") && x.data.kind === kind).at(-1);
+					if (last?.type !== "session.on" || typeof last.data.sessionId !== "string") continue;
+					await capture
+						.continueAfterNodeLoss(m, kind, `gateway:${config.gatewayId}`, {
+							continues: last.data.sessionId,
+							cause: "node_lost",
+							lostNode: from,
+						})
+						.catch((err: unknown) =>
+							log.error({ err, meetingId: m.id, kind }, "a capture of a re-homed meeting was not continued"),
+						);
 				}
 				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest.
 				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS).unref());
@@ -416,6 +429,13 @@ export class Gateway {
 			await placement.adoptOwn(node.startedAt);
 			clusterUrls = () => placement.nodeUrls();
 			sweep = () => placement.sweep();
+			fence = () => hub.fence();
+			// Back in reach of the store: meetings still placed here (nobody took them meanwhile) are taken again as
+			// re-homed, so a recording that was on continues in a new session, as after a restart.
+			recovered = (fencedAt) =>
+				void placement
+					.adoptOwn(fencedAt)
+					.catch((err: unknown) => log.warn({ err }, "cluster: meetings placed here not taken back"));
 		}
 		// Restart hygiene: meetings a previous run of this gateway had people in, and no other process holds, ended
 		// (cluster: a meeting with a placement is placement's: it was or will be re-homed, never ended for this).

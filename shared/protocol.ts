@@ -567,7 +567,12 @@ export type EjectReason =
 	/** The service operator revoked the token this connection signed in with. */
 	| "token_revoked"
 	/** The person declined the recording/transcription notice or withdrew consent: their recourse is to leave. */
-	| "declined_capture";
+	| "declined_capture"
+	/**
+	 * Cluster: the node lost its database long enough that another node may have taken the meeting; it closed its
+	 * rooms. Not final: reconnect through the other nodes (the meeting's new home takes you back without the lobby).
+	 */
+	| "node_fenced";
 
 export type ClientEvents = {
 	[N in RequestName]: (data: RequestData<N>, ack: (res: Response<N>) => void) => void;

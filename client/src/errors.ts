@@ -56,6 +56,7 @@ const ACTIONS: Record<string, ErrorAction[]> = {
 	account_suspended: [],
 	meeting_disabled: ["back"],
 	declined_capture: ["rejoin"],
+	node_fenced: ["rejoin"],
 };
 
 const isTokenCode = (code: string) => code.startsWith("token_") || code === "unknown_tenant";

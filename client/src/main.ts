@@ -19,7 +19,14 @@ type Screen = "join" | "lobby" | "meeting" | "reconnect" | "error" | "left";
 /** Tries to get back into the meeting after the connection dropped: 1, 2, 4, 8, 8 s apart. */
 const RECONNECT_DELAYS_MS = [1000, 2000, 4000, 8000, 8000];
 /** Refusals worth another try: the connection or the server, not the meeting's rules. */
-const TRANSIENT = new Set(["connection_failed", "timeout", "media_unavailable", "rate_limited", "internal_error"]);
+const TRANSIENT = new Set([
+	"connection_failed",
+	"timeout",
+	"media_unavailable",
+	"rate_limited",
+	"internal_error",
+	"store_unavailable",
+]);
 
 const SCREENS: Record<Screen, string> = {
 	join: "#join-screen",
@@ -139,7 +146,7 @@ class App {
 	 * the lobby: a "Reconnecting…" screen, and a few tries to get back in (within the gateway's grace
 	 * period a person comes straight back, without the lobby). Past the last try, the error screen.
 	 */
-	async #reconnect(reason: string): Promise<void> {
+	async #reconnect(reason: string, nodeFenced = false): Promise<void> {
 		const last = this.#last;
 		this.#end();
 		if (!last) {
@@ -150,7 +157,9 @@ class App {
 		// Cluster: the node we were on first, then where the page started, then the other live nodes (one of them
 		// sends us to the meeting's new home if its node was lost).
 		const lost = this.#node;
-		const nodes = [...new Set([lost, undefined, ...this.#nodes.filter((u) => u !== location.origin)])];
+		// A node that fenced itself (cut off from its database) is tried last: it refuses until it is back.
+		const others = [undefined, ...this.#nodes.filter((u) => u !== location.origin)];
+		const nodes = [...new Set(nodeFenced ? [...others.filter((u) => u !== lost), lost] : [lost, ...others])];
 		for (const [i, delay] of RECONNECT_DELAYS_MS.entries()) {
 			$("#reconnect-detail").textContent = t("reconnect.attempt", { n: i + 1, max: RECONNECT_DELAYS_MS.length });
 			await new Promise((r) => setTimeout(r, delay));
@@ -217,6 +226,11 @@ class App {
 		});
 		s.on("ejected", ({ reason, message, operatorReason }) => {
 			if (s !== this.#signaling) return;
+			// Cluster: this node lost its database and closed its rooms; another node continues the meeting.
+			if (reason === "node_fenced" && (this.#screen === "meeting" || this.#screen === "lobby")) {
+				void this.#reconnect(message, true);
+				return;
+			}
 			this.#end();
 			// The service operator's own words, when they ended the meeting or suspended the account.
 			const why =

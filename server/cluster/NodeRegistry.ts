@@ -15,6 +15,12 @@ export interface NodeRegistryOptions {
 	load: () => Promise<NodeLoad> | NodeLoad;
 	/** Runs after each beat (placement's sweep for meetings of dead nodes). */
 	afterBeat?: () => Promise<void>;
+	/**
+	 * Fencing: called once when this node's own heartbeat has not reached the store for `deadMs` (the others may
+	 * count it dead and take its meetings), and `recovered` once it reaches the store again.
+	 */
+	onFenced?: () => void;
+	onRecovered?: (fencedAt: number) => void;
 	log: Logger;
 	now?: () => number;
 }
@@ -39,6 +45,11 @@ export class NodeRegistry {
 	#nodes: ClusterNode[] = [];
 	#beating: Promise<void> | undefined;
 	#closed = false;
+	#fenceTimer: NodeJS.Timeout | undefined;
+	/** When this node fenced itself (ms), while it is fenced. */
+	#fencedAt: number | undefined;
+	/** How often the fence is checked: a quarter heartbeat (at most a quarter of the dead time). */
+	readonly #checkEveryMs: number;
 
 	private constructor(o: NodeRegistryOptions) {
 		this.#o = o;
@@ -47,6 +58,7 @@ export class NodeRegistry {
 		this.deadMs = o.deadMs;
 		this.#now = o.now ?? Date.now;
 		this.startedAt = this.#now();
+		this.#checkEveryMs = Math.max(50, Math.floor(Math.min(o.heartbeatMs, o.deadMs) / 4));
 	}
 
 	/** Registers the node (its first heartbeat, awaited) and starts beating. */
@@ -57,6 +69,9 @@ export class NodeRegistry {
 			if (!r.#beating) r.#beating = r.beat().finally(() => (r.#beating = undefined));
 		}, o.heartbeatMs);
 		r.#timer.unref();
+		// The fence is watched apart from the beat: a write to an unreachable store can hang far longer than deadMs.
+		r.#fenceTimer = setInterval(() => r.#checkFence(), r.#checkEveryMs);
+		r.#fenceTimer.unref();
 		return r;
 	}
 
@@ -74,6 +89,7 @@ export class NodeRegistry {
 				...load,
 			});
 			this.#lastBeat = at;
+			this.#checkFence();
 			const rows = await this.#o.repo.liveNodes(this.#now() - this.deadMs);
 			this.#nodes = rows.map((r) => ({
 				nodeId: r.nodeId,
@@ -90,7 +106,34 @@ export class NodeRegistry {
 
 	/** This node's heartbeat reached the store within `deadMs`: the others count it alive. */
 	get healthy(): boolean {
-		return !this.#closed && this.#now() - this.#lastBeat < this.deadMs;
+		return !this.#closed && this.#fencedAt === undefined && this.#now() - this.#lastBeat < this.deadMs;
+	}
+
+	/** Whether this node fenced itself (its heartbeat missing for `deadMs`) and has not reached the store since. */
+	get fenced(): boolean {
+		return this.#fencedAt !== undefined;
+	}
+
+	/**
+	 * Fences one check interval before the others may count this node dead (`deadMs` after the last heartbeat that
+	 * reached the store, on the same clock), so its rooms are closed before another node can take their meetings.
+	 * Lifted by the first heartbeat that starts after the fence and reaches the store.
+	 */
+	#checkFence(): void {
+		if (this.#closed) return;
+		if (this.#fencedAt === undefined && this.#now() - this.#lastBeat >= this.deadMs - this.#checkEveryMs) {
+			this.#fencedAt = this.#now();
+			this.#o.log.error(
+				{ lastBeat: new Date(this.#lastBeat).toISOString(), deadMs: this.deadMs },
+				"cluster: fenced: the store has not had this node's heartbeat for the dead time; its rooms close",
+			);
+			this.#o.onFenced?.();
+		} else if (this.#fencedAt !== undefined && this.#lastBeat >= this.#fencedAt) {
+			const fencedAt = this.#fencedAt;
+			this.#fencedAt = undefined;
+			this.#o.log.warn("cluster: the store is reachable again: this node takes work again");
+			this.#o.onRecovered?.(fencedAt);
+		}
 	}
 
 	/** The live nodes as of the last beat (this one included while healthy). */
@@ -113,6 +156,7 @@ export class NodeRegistry {
 	async close(): Promise<void> {
 		this.#closed = true;
 		clearInterval(this.#timer);
+		clearInterval(this.#fenceTimer);
 		await this.#beating?.catch(() => undefined);
 		await this.#o.repo.forget(this.nodeId).catch(() => undefined);
 	}

@@ -394,6 +394,26 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		await Promise.all(stops);
 	}
 
+	/**
+	 * Cluster fencing (issue 12): this node lost the store long enough that another node may have taken the meeting.
+	 * Every running session ends here at once (gates closed, taps closed: the recorder completes what it holds in the
+	 * bucket), with reason `node_fenced`, and nothing is written to the trail from here: the store is not reachable,
+	 * and the meeting's new home continues the recording and finishes this session from the bucket (`node_lost`).
+	 */
+	fenced(meetingId: string): void {
+		const mc = this.#meetings.get(meetingId);
+		if (!mc) return;
+		this.#meetings.delete(meetingId);
+		if (mc.coverageTimer) clearTimeout(mc.coverageTimer);
+		mc.opReason = "node_fenced";
+		mc.closing = { at: Date.now() };
+		for (const kind of KINDS) {
+			const control = mc.controls[kind];
+			if (control.state === "on") control.stop();
+		}
+		mc.pending.length = 0; // their entries never reach the trail from here
+	}
+
 	/** The client reports the notice on screen. */
 	async shown(meetingId: string, conn: Connection, noticeId: string): Promise<void> {
 		const { mc, kind } = this.#notice(meetingId, conn, noticeId);

@@ -93,6 +93,8 @@ const EJECT_MESSAGES: Record<EjectReason, string> = {
 	operator: "The service operator ended this meeting.",
 	account_suspended: "Your account was suspended by the service operator.",
 	token_revoked: "Your sign-in was revoked by the service operator; sign in again.",
+	node_fenced:
+		"This server lost its database, so another server continues the meeting: you are being reconnected there.",
 	declined_capture:
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",
 };
@@ -139,9 +141,18 @@ export class MeetingHub {
 		this.#bus = options.bus;
 		this.#placement = options.placement;
 		this.#bus?.subscribe((m) => {
-			if (m.type !== "host_seat.taken_over") return;
-			const old = this.#connections.get(m.connectionId);
-			if (old) this.#eject(old, "host_seat_taken_over");
+			if (m.type === "host_seat.taken_over") {
+				const old = this.#connections.get(m.connectionId);
+				if (old) this.#eject(old, "host_seat_taken_over");
+			} else if (m.type === "meeting.ended" && m.from !== this.#nodeId) {
+				// Ended in the store on another node (a REST call there): this node's people and captures end here.
+				this.#endHere(m.meetingId, m.actor, m.reason, m.operatorReason, m.captureReason);
+			} else if (m.type === "passcode.unlocked" && m.from !== this.#nodeId) {
+				this.#passcodes
+					.status(m.meetingId)
+					.then((now) => this.#notifyHosts(m.meetingId, "passcodeLockout", now))
+					.catch((err: unknown) => this.#log.warn({ err }, "passcode lockout not read (the store is unavailable)"));
+			}
 		});
 		this.#rooms = options.rooms;
 		this.#capture = options.capture;
@@ -470,6 +481,11 @@ export class MeetingHub {
 		if (was.locked) {
 			this.#record("passcode.unlocked", meeting, actor, { failures: was.failures });
 			this.#notifyHosts(meeting.id, "passcodeLockout", now);
+			// Cluster: the meeting's hosts may be on another node (a REST call reached this one).
+			if (this.#placement && this.#bus)
+				this.#bus
+					.publish({ type: "passcode.unlocked", meetingId: meeting.id, from: this.#placement.nodeId })
+					.catch((err: unknown) => this.#log.warn({ err }, "passcode unlock not sent to the other nodes"));
 		}
 		return now;
 	}
@@ -750,6 +766,40 @@ export class MeetingHub {
 		// Read before anyone is ejected: from here on nothing waits, so the host who ended it gets the answer before
 		// their socket closes (ejected sockets close on the next turn of the event loop).
 		const meeting = ended ? await this.#store.get(meetingId) : undefined;
+		this.#endHere(meetingId, actor, reason, operatorReason, captureReason);
+		this.#placement?.release(meetingId).catch((err: unknown) => {
+			this.#log.warn({ err, meetingId }, "meeting placement not released (the store is unavailable)");
+		});
+		// Cluster: the meeting's room may live on another node (a REST call reached this one): that node acts too.
+		if (this.#placement && this.#bus && (reason === "meeting_ended" || reason === "operator"))
+			this.#bus
+				.publish({
+					type: "meeting.ended",
+					meetingId,
+					from: this.#placement.nodeId,
+					actor,
+					reason,
+					...(operatorReason !== undefined ? { operatorReason } : {}),
+					captureReason,
+				})
+				.catch((err: unknown) => this.#log.warn({ err, meetingId }, "meeting end not sent to the other nodes"));
+		if (meeting)
+			this.#record("meeting.ended", meeting, actor, {
+				reason,
+				...(operatorReason !== undefined ? { operatorReason } : {}),
+			});
+		return ended;
+	}
+
+	/** What ending a meeting does on this node: its people and those waiting ejected, captures ended, room closed. */
+	#endHere(
+		meetingId: string,
+		actor: string,
+		reason: EjectReason,
+		operatorReason: string | undefined,
+		captureReason: string,
+	): void {
+		this.#endedAt.set(meetingId, performance.now());
 		const live = this.#live.get(meetingId);
 		if (live) {
 			for (const c of [...live.members.values(), ...[...live.lobby.values()].map((l) => l.conn)])
@@ -758,19 +808,10 @@ export class MeetingHub {
 		}
 		this.#meetings.delete(meetingId);
 		this.#absent(meetingId);
-		this.#placement?.release(meetingId).catch((err: unknown) => {
-			this.#log.warn({ err, meetingId }, "meeting placement not released (the store is unavailable)");
-		});
 		this.#capture
 			.ended(meetingId, actor, captureReason)
 			.catch((err: unknown) => this.#log.error({ err, meetingId }, "could not record the end of capture"));
 		this.#rooms.get(meetingId)?.close();
-		if (meeting)
-			this.#record("meeting.ended", meeting, actor, {
-				reason,
-				...(operatorReason !== undefined ? { operatorReason } : {}),
-			});
-		return ended;
 	}
 
 	/** Ejects every connection of this process whose identity matches (the operator cut them off). Returns how many. */
@@ -798,12 +839,41 @@ export class MeetingHub {
 		for (const p of persons) live.returning.set(p, Date.now() + this.#graceMs);
 	}
 
+	/**
+	 * Cluster fencing (issue 12): this node has not reached the store for the dead time, so another node may already
+	 * be the home of its meetings. Every room here closes: its people (and those waiting) are ejected with
+	 * `node_fenced` (the client reconnects through the nodes it knows and lands on the meeting's home), running
+	 * captures end here (the new home continues them). Nothing is written to the store from here: the meeting is not
+	 * ended and nobody "left" it. Returns the meetings closed.
+	 */
+	fence(): string[] {
+		const ids = [
+			...new Set([...this.#live.keys(), ...this.#meetings.keys(), ...this.#rooms.live().map((r) => r.meetingId)]),
+		];
+		for (const meetingId of ids) {
+			const live = this.#live.get(meetingId);
+			this.#meetings.delete(meetingId); // unknown here from now on: nothing is recorded for it by this node
+			this.#live.delete(meetingId);
+			this.#present.delete(meetingId);
+			this.#capture.fenced(meetingId);
+			for (const c of [...(live?.members.values() ?? []), ...[...(live?.lobby.values() ?? [])].map((l) => l.conn)])
+				this.#eject(c, "node_fenced");
+			this.#rooms.get(meetingId)?.close();
+		}
+		if (ids.length) this.#log.error({ meetings: ids }, "fenced: rooms closed, their people sent to the other nodes");
+		return ids;
+	}
+
 	/** Meetings this process has people in (or waiting), with how many are in each. */
 	localMeetings(): { meeting: Meeting; members: number; lobby: number }[] {
 		return [...this.#meetings.values()].map((meeting) => {
 			const live = this.#live.get(meeting.id);
 			return { meeting, members: live?.members.size ?? 0, lobby: live?.lobby.size ?? 0 };
 		});
+	}
+
+	get #nodeId(): string | undefined {
+		return this.#placement?.nodeId;
 	}
 
 	#absent(meetingId: string): void {

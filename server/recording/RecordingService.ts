@@ -550,6 +550,12 @@ export class RecordingService implements CaptureSink {
 			await this.#taps.close(t.trackId, reason);
 		}
 		await Promise.all(rec.tracks.map((t) => t.settled));
+		if (reason === "node_fenced") {
+			// Cluster fencing: this node lost the store; its objects are complete in the bucket. The meeting's new home
+			// writes this session's manifest from the bucket and the trail (`node_lost`), as for a node that died.
+			this.#sessions.delete(sessionId);
+			return;
+		}
 		try {
 			await this.#writeSessionArtifacts(rec);
 		} catch (err) {

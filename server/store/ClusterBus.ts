@@ -15,6 +15,26 @@ export type ClusterMessage =
 			 */
 			type: "operator.changed";
 			seq: number;
+	  }
+	| {
+			/**
+			 * A meeting was ended in the store by a node that is not its home (e.g. the host's REST call reached another
+			 * node): the node holding its room ejects its people with `reason` and closes its captures there.
+			 */
+			type: "meeting.ended";
+			meetingId: string;
+			/** The node that ended it (it acted on its own connections already). */
+			from: string;
+			actor: string;
+			reason: "meeting_ended" | "operator";
+			operatorReason?: string;
+			captureReason: string;
+	  }
+	| {
+			/** A meeting's passcode lockout was lifted on some node: the hosts in its room see the new state. */
+			type: "passcode.unlocked";
+			meetingId: string;
+			from: string;
 	  };
 
 const CHANNEL = "consentry_cluster";

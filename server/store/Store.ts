@@ -54,6 +54,10 @@ export class Store {
 				query_timeout: opts.queryTimeoutMs ?? 5000,
 			});
 			pool.on("error", () => undefined); // an idle connection lost: the next query reconnects (or fails, named)
+			// A connection lost while checked out (between a transaction's statements) emits its error on the client,
+			// where the pool listens only while it is idle: unheard, it would end the process. The query in flight
+			// fails on its own (store_unavailable) and the pool drops the broken client when it is released.
+			pool.on("connect", (client) => client.on("error", () => undefined));
 			const store = new Store(
 				"postgres",
 				new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) }),

@@ -378,6 +378,8 @@ export const en = {
 	"error.meeting_too_long": "This meeting ran past its organisation’s time limit; nobody new can join.",
 	"error.recording_not_allowed": "The service operator does not allow recording for your organisation.",
 	"error.transcription_not_allowed": "The service operator does not allow transcription for your organisation.",
+	"error.node_fenced.title": "Moved to another server",
+	"error.node_fenced": "This server lost its database; the meeting goes on on another server. Rejoin to get back in.",
 	"error.declined_capture.title": "You left because of the recording",
 	"error.declined_capture":
 		"You declined to be recorded or transcribed, so you left the meeting. Nothing more of yours was captured.",

@@ -374,6 +374,9 @@ export const fr: Catalogue = {
 		"Cette réunion a dépassé la durée permise à son organisation\u202f; personne de plus ne peut s’y joindre.",
 	"error.recording_not_allowed": "L’exploitant du service ne permet pas l’enregistrement à votre organisation.",
 	"error.transcription_not_allowed": "L’exploitant du service ne permet pas la transcription à votre organisation.",
+	"error.node_fenced.title": "Déplacé vers un autre serveur",
+	"error.node_fenced":
+		"Ce serveur a perdu sa base de données\u202f; la réunion continue sur un autre serveur. Rejoignez-la pour y revenir.",
 	"error.declined_capture.title": "Vous êtes parti à cause de l’enregistrement",
 	"error.declined_capture":
 		"Vous avez refusé d’être enregistré ou transcrit\u00a0: vous avez donc quitté la réunion. Plus rien de vous n’a été capté.",
