@@ -1,5 +1,5 @@
 import { type Kysely, sql } from "kysely";
-import pg from "pg";
+import type pg from "pg";
 import type { Schema } from "./Schema.js";
 import type { Store } from "./Store.js";
 
@@ -71,7 +71,12 @@ export interface ChainWrite {
 	rows: NewEventRow[];
 }
 
-const lit = (v: string | null): string => (v === null ? "NULL" : pg.escapeLiteral(v));
+/** A string as an SQL literal: what `pg.escapeLiteral` returns, with native replaces (a batch is ~1 MB of text). */
+const lit = (v: string | null): string => {
+	if (v === null) return "NULL";
+	const quoted = v.replaceAll("'", "''");
+	return v.includes("\\") ? ` E'${quoted.replaceAll("\\", "\\\\")}'` : `'${quoted}'`;
+};
 
 function toRow(r: Record<string, unknown>): EventRow {
 	return { ...(r as EventRow), seq: Number(r.seq) };
