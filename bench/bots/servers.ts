@@ -115,7 +115,16 @@ export class GatewayProcess implements SfuUnderTest {
 		const port = await freePort();
 		const child = spawn(
 			process.execPath,
-			["--expose-gc", "--import", "tsx", "--import", "./bench/bots/gc-probe.ts", "server/main.ts"],
+			[
+				"--expose-gc",
+				// BENCH_GATEWAY_NODE_ARGS: extra node flags for the gateway child (e.g. a profiler preload).
+				...(process.env.BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+				"--import",
+				"tsx",
+				"--import",
+				"./bench/bots/gc-probe.ts",
+				"server/main.ts",
+			],
 			{
 				cwd: root,
 				env: {

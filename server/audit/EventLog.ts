@@ -1,7 +1,15 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { Kysely } from "kysely";
 import { StoreUnavailableError } from "../errors.js";
-import { AuditRepository, type EventRow, type NewEventRow } from "../store/AuditRepository.js";
+import {
+	AuditRepository,
+	type ChainNeeds,
+	type ChainState,
+	type ChainWrite,
+	type EventRow,
+	type NewEventRow,
+	type SecretRow,
+} from "../store/AuditRepository.js";
 import type { Schema } from "../store/Schema.js";
 import type { Store } from "../store/Store.js";
 import { type ChainHead, canonicalJson, entryHashFromColumns, GENESIS, type Json, toJson } from "./chain.js";
@@ -518,13 +526,12 @@ export class EventLog {
 	}
 
 	#commitGroups(groups: Prepared[][]): Promise<AuditEvent[][]> {
-		const tenants = new Set<string>();
-		for (const g of groups) for (const it of g) tenants.add(it.tenantId);
+		const needs = this.#needs(groups);
+		const locks = needs.tenants.map((t) => `audit:${t}`);
 		this.#batches++;
-		return this.#store.transaction(
-			[...tenants].map((t) => `audit:${t}`),
-			(trx) => this.#write(trx, groups),
-		);
+		// PostgreSQL: two round trips while the tenants' locks are held (AuditRepository.appendLocked).
+		if (this.#store.engine === "postgres") return this.#repo.appendLocked(locks, needs, (s) => this.#build(groups, s));
+		return this.#store.transaction(locks, (trx) => this.#write(trx, groups));
 	}
 
 	#notify(appended: readonly AuditEvent[]): void {
@@ -540,55 +547,73 @@ export class EventLog {
 
 	/**
 	 * Chains and inserts the groups' entries, in order, inside the caller's transaction (which holds every involved
-	 * tenant's lock): pseudonyms looked up (or created) in one query per tenant, heads read once, one INSERT.
+	 * tenant's lock): heads, meeting heads and pseudonyms read once, new secrets and rows written in one go.
 	 */
 	async #write(trx: Kysely<Schema>, groups: readonly Prepared[][]): Promise<AuditEvent[][]> {
-		const now = new Date(this.#now()).toISOString();
-		// Pseudonyms: every person key named, per tenant.
-		const keys = new Map<string, Set<string>>();
-		const want = (tenantId: string, k: string) => {
-			if (PSEUDONYM_RE.test(k)) return;
-			const set = keys.get(tenantId) ?? new Set<string>();
-			keys.set(tenantId, set);
-			set.add(k);
+		const state = await this.#repo.readChain(trx, this.#needs(groups));
+		const { write, result } = this.#build(groups, state);
+		await this.#repo.writeChain(trx, write);
+		return result;
+	}
+
+	/** The tenants, person keys (not yet pseudonyms) and meetings the groups name. */
+	#needs(groups: readonly Prepared[][]): ChainNeeds {
+		const tenants = new Set<string>();
+		const persons = new Map<string, Set<string>>();
+		const meetings = new Map<string, Set<string>>();
+		const add = (m: Map<string, Set<string>>, t: string, v: string) => {
+			const set = m.get(t) ?? new Set<string>();
+			m.set(t, set);
+			set.add(v);
+		};
+		const want = (t: string, k: string) => {
+			if (!PSEUDONYM_RE.test(k)) add(persons, t, k);
 		};
 		for (const g of groups)
 			for (const it of g) {
+				tenants.add(it.tenantId);
 				if (it.actor !== null) want(it.tenantId, it.actor);
 				collectPersons(it.data, (k) => want(it.tenantId, k));
+				if (it.meetingId !== null) add(meetings, it.tenantId, it.meetingId);
 			}
+		const lists = (m: Map<string, Set<string>>) => new Map([...m].map(([t, set]) => [t, [...set]] as const));
+		return { tenants: [...tenants], persons: lists(persons), meetings: lists(meetings) };
+	}
+
+	/**
+	 * From the chains' state (read under the locks): the groups' entries chained in order (seq, prev and meeting
+	 * hashes, pseudonyms; a secret created for each person key without one) and what to write. Pure CPU.
+	 */
+	#build(groups: readonly Prepared[][], state: ChainState): { write: ChainWrite; result: AuditEvent[][] } {
+		const now = new Date(this.#now()).toISOString();
+		const secrets: ChainWrite["secrets"] = [];
 		const pseudonyms = new Map<string, string>();
-		for (const [tenantId, set] of keys) {
-			const list = [...set];
-			for (const r of await this.#repo.secrets(trx, tenantId, list))
-				pseudonyms.set(key2(tenantId, r.person_key), r.pseudonym);
-			const missing = list
-				.filter((k) => !pseudonyms.has(key2(tenantId, k)))
-				.map((person_key) => {
+		for (const g of groups)
+			for (const it of g) {
+				const found = state.pseudonyms.get(it.tenantId);
+				const missing = new Map<string, SecretRow>();
+				const see = (k: string) => {
+					if (PSEUDONYM_RE.test(k) || pseudonyms.has(key2(it.tenantId, k))) return;
+					const known = found?.get(k);
+					if (known) {
+						pseudonyms.set(key2(it.tenantId, k), known);
+						return;
+					}
 					const secret = randomBytes(32);
-					return { person_key, secret, pseudonym: pseudonymOf(secret, person_key) };
-				});
-			await this.#repo.addSecrets(trx, tenantId, missing, now);
-			for (const m of missing) pseudonyms.set(key2(tenantId, m.person_key), m.pseudonym);
-		}
+					const row = { person_key: k, secret, pseudonym: pseudonymOf(secret, k) };
+					missing.set(k, row);
+					pseudonyms.set(key2(it.tenantId, k), row.pseudonym);
+				};
+				if (it.actor !== null) see(it.actor);
+				collectPersons(it.data, see);
+				if (missing.size) secrets.push({ tenantId: it.tenantId, rows: [...missing.values()], at: now });
+			}
 		const psn = (tenantId: string, k: string) =>
 			PSEUDONYM_RE.test(k) ? k : (pseudonyms.get(key2(tenantId, k)) as string);
 
-		const heads = new Map<string, ChainHead | null>();
-		// Every meeting's last entry, one query per tenant (a burst names many meetings).
+		const heads = new Map<string, ChainHead | null>(state.heads);
 		const meetingHeads = new Map<string, string>();
-		const meetings = new Map<string, Set<string>>();
-		for (const g of groups)
-			for (const it of g) {
-				if (it.meetingId === null) continue;
-				const set = meetings.get(it.tenantId) ?? new Set<string>();
-				meetings.set(it.tenantId, set);
-				set.add(it.meetingId);
-			}
-		for (const [tenantId, set] of meetings) {
-			const found = await this.#repo.meetingHeads(trx, tenantId, [...set]);
-			for (const m of set) meetingHeads.set(key2(tenantId, m), found.get(m) ?? GENESIS);
-		}
+		for (const [t, m] of state.meetingHeads) for (const [id, hash] of m) meetingHeads.set(key2(t, id), hash);
 		const rows: NewEventRow[] = [];
 		const out: AuditEvent[][] = [];
 		for (const g of groups) {
@@ -598,15 +623,10 @@ export class EventLog {
 				const actor = it.actor === null ? null : psn(tenantId, it.actor);
 				const data = pseudonymizeData(it.data, (k) => psn(tenantId, k)) as { [k: string]: Json };
 				const dataText = canonicalJson(data);
-				let head = heads.get(tenantId);
-				if (head === undefined) head = await this.#repo.head(trx, tenantId);
+				const head = heads.get(tenantId) ?? null;
 				const seq = (head?.seq ?? 0) + 1;
 				const prevHash = head?.hash ?? GENESIS;
-				let meetingPrevHash: string | null = null;
-				if (meetingId !== null) {
-					const mk = key2(tenantId, meetingId);
-					meetingPrevHash = meetingHeads.get(mk) ?? GENESIS;
-				}
+				const meetingPrevHash = meetingId === null ? null : (meetingHeads.get(key2(tenantId, meetingId)) ?? GENESIS);
 				const at = now;
 				const hash = entryHashFromColumns(
 					seq,
@@ -637,8 +657,7 @@ export class EventLog {
 			}
 			out.push(events);
 		}
-		await this.#repo.insert(trx, rows);
-		return out;
+		return { write: { secrets, rows }, result: out };
 	}
 
 	/**

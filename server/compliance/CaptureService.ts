@@ -25,7 +25,7 @@ import {
 	resolvePolicy,
 	type TenantCapture,
 } from "./CaptureTypes.js";
-import { noticeText } from "./noticeTexts.js";
+import { noticeText, type ResolvedNoticeText } from "./noticeTexts.js";
 
 export type CaptureProducer = ms.Producer<{ source: MediaSource; peerId: string }>;
 
@@ -645,11 +645,13 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			mc.startNote = undefined;
 			const now = Date.now();
 			mc.issuedAt[kind].clear();
+			// One session's notices share their text per locale: resolved (and hashed) once, not once per person.
+			const texts = new Map<string, ResolvedNoticeText>();
 			for (const notice of notices) {
 				const member = mc.members.get(notice.person);
 				if (!member) continue;
 				mc.issuedAt[kind].set(notice.person, now);
-				const view = this.#noticeView(mc, member, notice, "session_start");
+				const view = this.#noticeView(mc, member, notice, "session_start", texts);
 				member.conn.notify("captureNotice", view);
 			}
 			if (session.policy.name === "explicit-consent")
@@ -871,8 +873,19 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		};
 	}
 
-	#noticeView(mc: MeetingCapture, member: Member, notice: Notice, via: "join" | "session_start"): NoticeView {
-		const text = noticeText(mc.tenant, notice.kind, notice.policy.name, member.locale);
+	#noticeView(
+		mc: MeetingCapture,
+		member: Member,
+		notice: Notice,
+		via: "join" | "session_start",
+		texts?: Map<string, ResolvedNoticeText>,
+	): NoticeView {
+		const textKey = `${notice.kind}|${notice.policy.name}|${member.locale}`;
+		let text = texts?.get(textKey);
+		if (!text) {
+			text = noticeText(mc.tenant, notice.kind, notice.policy.name, member.locale);
+			texts?.set(textKey, text);
+		}
 		mc.pending.push({
 			type: "notice.sent",
 			...this.#where(mc),

@@ -131,6 +131,27 @@ export class Store {
 		});
 	}
 
+	/**
+	 * PostgreSQL only: runs `fn` on one pooled connection of its own (raw `pg`), for a path that must save round
+	 * trips (several statements in one simple query, e.g. the audit chain's group commit). `fn` leaves the
+	 * connection as it found it (no open transaction); a connection `fn` failed on is dropped, not reused.
+	 */
+	async withConnection<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+		const pool = this.#pool;
+		if (!pool) throw new Error("withConnection: PostgreSQL only");
+		return this.guard(async () => {
+			const c = await pool.connect();
+			try {
+				const out = await fn(c);
+				c.release();
+				return out;
+			} catch (err) {
+				c.release(err instanceof Error ? err : new Error(String(err)));
+				throw err;
+			}
+		});
+	}
+
 	async close(): Promise<void> {
 		await this.db.destroy(); // ends the pool (PostgreSQL) or closes the SQLite handle
 		void this.#pool;
