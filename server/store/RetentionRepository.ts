@@ -8,6 +8,27 @@ export type SecurityHoldRow = Selectable<SecurityHoldsTable>;
 const CHUNK = 500;
 
 /**
+ * The tables holding a tenant's rows by `tenant_id` (outside the audit chain's `events`): what a tenant's wipe deletes
+ * and what its test counts. A new table with a `tenant_id` belongs here.
+ */
+const TENANT_TABLES = [
+	"meetings",
+	"host_seats",
+	"transcript_links",
+	"storage_targets",
+	"webhook_settings",
+	"webhook_deliveries",
+	"subject_blocks",
+	"meeting_blocks",
+	"token_revocations",
+	"subject_cutoffs",
+	"operator_warnings",
+	"operator_changes",
+	"audit_person_secrets",
+	"dsr_requests",
+] as const;
+
+/**
  * Issue 14 retention: the store side of retention (meetings past their tenant's retention and what hangs off them),
  * a tenant's wipe, the job lease that keeps the purge to one process at a time, and the operator's security hold
  * (tables `job_leases`, `security_holds`). The audit chain's own purge is in AuditRepository (EventLog.purgeBefore).
@@ -123,23 +144,7 @@ export class RetentionRepository {
 						.deleteFrom("warning_acks")
 						.where("warning_id", "in", warnings.slice(i, i + CHUNK))
 						.execute();
-				const byTenant = [
-					"meetings",
-					"host_seats",
-					"transcript_links",
-					"storage_targets",
-					"webhook_settings",
-					"webhook_deliveries",
-					"subject_blocks",
-					"meeting_blocks",
-					"token_revocations",
-					"subject_cutoffs",
-					"operator_warnings",
-					"operator_changes",
-					"audit_person_secrets",
-					"dsr_requests",
-				] as const;
-				for (const t of byTenant) {
+				for (const t of TENANT_TABLES) {
 					const r = await trx.deleteFrom(t).where("tenant_id", "=", tenantId).executeTakeFirst();
 					out[t] = Number(r.numDeletedRows);
 				}
@@ -153,23 +158,7 @@ export class RetentionRepository {
 	countTenantRows(tenantId: string): Promise<Record<string, number>> {
 		return this.#s.guard(async () => {
 			const out: Record<string, number> = {};
-			for (const t of [
-				"meetings",
-				"host_seats",
-				"transcript_links",
-				"storage_targets",
-				"webhook_settings",
-				"webhook_deliveries",
-				"subject_blocks",
-				"meeting_blocks",
-				"token_revocations",
-				"subject_cutoffs",
-				"operator_warnings",
-				"operator_changes",
-				"audit_person_secrets",
-				"dsr_requests",
-				"events",
-			] as const) {
+			for (const t of [...TENANT_TABLES, "events"] as const) {
 				const r = await this.#s.db
 					.selectFrom(t)
 					.select((eb) => eb.fn.countAll().as("n"))
