@@ -1,21 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { z } from "zod";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
-import { ForbiddenError, ValidationError } from "../errors.js";
+import { ForbiddenError } from "../errors.js";
 import type { DataSubjectService } from "../privacy/DataSubjectService.js";
 import { DsrAccessSchema, DsrErasureSchema, type DsrRequester, DsrRequestParams } from "../privacy/DataSubjectTypes.js";
 import { assertUnscoped, bearerIdentity } from "./callers.js";
+import { parse } from "./parseInput.js";
 
 export interface DataSubjectApiOptions {
 	service: DataSubjectService;
 	verifier: TokenVerifier;
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-	const r = schema.safeParse(value);
-	if (!r.success) throw ValidationError.fromIssues(`invalid ${what}`, r.error.issues);
-	return r.data;
 }
 
 /**

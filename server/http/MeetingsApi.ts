@@ -5,7 +5,7 @@ import type { TenantRegistry } from "../auth/TenantRegistry.js";
 import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import type { Placement } from "../cluster/Placement.js";
-import { ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { ForbiddenError, NotFoundError } from "../errors.js";
 import type { MeetingHub } from "../meetings/MeetingHub.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
 import {
@@ -16,6 +16,7 @@ import {
 } from "../meetings/MeetingTypes.js";
 import { formatMeetingId, parseMeetingId } from "../meetings/meetingId.js";
 import { assertMeetingScope, assertUnscoped, bearerIdentity } from "./callers.js";
+import { parse } from "./parseInput.js";
 
 export interface MeetingsApiOptions {
 	store: MeetingStore;
@@ -30,12 +31,6 @@ export interface MeetingsApiOptions {
 	placement?: Placement;
 	/** This node's public URL (cluster). */
 	publicUrl?: string;
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-	const r = schema.safeParse(value);
-	if (!r.success) throw ValidationError.fromIssues(`invalid ${what}`, r.error.issues);
-	return r.data;
 }
 
 export const IdParams = z.object({ id: z.string().min(1).max(64) });

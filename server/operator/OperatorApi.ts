@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
-import { AuthenticationError, ConsentryError, ForbiddenError, ValidationError } from "../errors.js";
+import { AuthenticationError, ConsentryError, ForbiddenError } from "../errors.js";
 import { assertUnscoped, bearerIdentity } from "../http/callers.js";
+import { parse } from "../http/parseInput.js";
 import type { Logger } from "../logger.js";
 import type { DataSubjectService } from "../privacy/DataSubjectService.js";
 import { DsrRequestParams, OperatorDsrAccessSchema, OperatorDsrErasureSchema } from "../privacy/DataSubjectTypes.js";
@@ -40,12 +41,6 @@ export interface OperatorApiOptions {
 
 export const LiveMeetingsQuery = z.object({ tenant: TenantParams.shape.tenantId.optional() });
 export const ActionsQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(1000) });
-
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-	const r = schema.safeParse(value);
-	if (!r.success) throw ValidationError.fromIssues(`invalid ${what}`, r.error.issues);
-	return r.data;
-}
 
 /**
  * The operator API (`/api/operator/…`, docs/operator.md): only the operator's token (its own keys, `iss`
