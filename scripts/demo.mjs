@@ -111,12 +111,14 @@ const fail = (message) => {
 	stopAll(1);
 	return new Promise(() => undefined); // the exit handlers end the process
 };
+// Generous: moto (Python) and the gateway take a while to start on a small or busy machine.
 const waitUntil = async (what, ok) => {
-	for (let i = 0; ; i++) {
+	const deadline = Date.now() + 90_000;
+	for (;;) {
 		try {
 			if (await ok()) return;
 		} catch {}
-		if (i > 150 || stopping) await fail(`${what} did not come up`);
+		if (Date.now() > deadline || stopping) await fail(`${what} did not come up within 90 s`);
 		await new Promise((r) => setTimeout(r, 200));
 	}
 };

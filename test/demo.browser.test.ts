@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -61,14 +61,16 @@ afterAll(async () => {
 });
 
 describe("the demo", () => {
-	it("records and transcribes out of the box: objects land in the demo bucket where it says, the webhook hears they are ready", async () => {
+	it("records and transcribes out of the box: objects land in the demo bucket where it says, the webhook hears they are ready", {
+		timeout: 240_000,
+	}, async () => {
 		try {
 			await waitFor(
 				() => {
 					if (demo.exitCode !== null) throw new Error(`the demo exited (${demo.exitCode})`);
 					return out.includes("Ctrl-C stops everything");
 				},
-				60_000,
+				120_000,
 				"the demo's links",
 			);
 		} catch (err) {
@@ -187,18 +189,35 @@ describe("the demo", () => {
 			30_000,
 			"the transcription session's audit.jsonl",
 		);
+		// Run without blocking this process: the demo's output comes through a pipe this process must keep reading.
 		const verify = () =>
-			spawnSync(
-				"npx",
-				["--no-install", "consentry", "verify", `s3://${bucket}/${meetingPrefix}`, "--endpoint", endpoint],
-				{
-					encoding: "utf8",
-					timeout: 120_000,
-					env: { ...process.env, AWS_ACCESS_KEY_ID: "demo", AWS_SECRET_ACCESS_KEY: "demo-secret" },
+			new Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string; ms: number }>(
+				(resolve) => {
+					const t0 = Date.now();
+					const child = spawn(
+						"npx",
+						["--no-install", "consentry", "verify", `s3://${bucket}/${meetingPrefix}`, "--endpoint", endpoint],
+						{ env: { ...process.env, AWS_ACCESS_KEY_ID: "demo", AWS_SECRET_ACCESS_KEY: "demo-secret" } },
+					);
+					let stdout = "";
+					let stderr = "";
+					child.stdout.on("data", (d: Buffer) => {
+						stdout += d.toString();
+					});
+					child.stderr.on("data", (d: Buffer) => {
+						stderr += d.toString();
+					});
+					const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+					child.once("close", (status, signal) => {
+						clearTimeout(timer);
+						resolve({ status, signal, stdout, stderr, ms: Date.now() - t0 });
+					});
 				},
 			);
-		const clean = verify();
-		expect(clean.stdout).toContain("verified");
+		const explain = (r: Awaited<ReturnType<typeof verify>>) =>
+			`consentry verify: status ${r.status}, signal ${r.signal}, after ${r.ms} ms\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-3000)}`;
+		const clean = await verify();
+		expect(clean.stdout, explain(clean)).toContain("verified");
 		expect(clean.status).toBe(0);
 		const victim = webms[0] as string;
 		const body = Buffer.from(
@@ -208,8 +227,8 @@ describe("the demo", () => {
 		const mid = body.length >> 1;
 		body.writeUInt8((body.readUInt8(mid) ^ 0xff) & 0xff, mid);
 		await s3.send(new PutObjectCommand({ Bucket: bucket, Key: victim, Body: body }));
-		const tampered = verify();
-		expect(tampered.status).toBe(1);
+		const tampered = await verify();
+		expect(tampered.status, explain(tampered)).toBe(1);
 		expect(tampered.stdout).toContain(victim.split("/").pop());
 
 		// The operator's metrics (the demo's gateway on loopback) saw the recorder write them.

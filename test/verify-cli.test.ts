@@ -94,6 +94,12 @@ beforeAll(async () => {
 	await bob.c.call("chat", { text: "hello, on the record" });
 	await dan.c.call("chat", { text: "Dan never answered: this must not be written" });
 	await new Promise((r) => setTimeout(r, 5_000));
+	// Under load the engine's streams start late: go on once both consenting speakers' audio (≥ 1 s each) reached it.
+	await waitFor(
+		() => vosk.connections.filter((c) => c.binaryBytes >= 32_000).length >= 2,
+		30_000,
+		"two speakers' audio at the engine",
+	);
 	const session = gw.capture.session(meetingId, "recording");
 	const tsession = gw.capture.session(meetingId, "transcription");
 	mbase = `rec/${meetingId}`;

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./ports.js";
@@ -32,15 +32,25 @@ export interface S3Server {
  */
 export async function startS3(): Promise<S3Server> {
 	const port = await freePort();
+	// moto logs a line per request on stderr. It goes to a file, not a pipe: a pipe fills while this process is
+	// blocked (a test's spawnSync of the verifier against this very server), and then moto stops answering.
+	const logDir = mkdtempSync(path.join(os.tmpdir(), "consentry-moto-"));
+	const logFile = path.join(logDir, "stderr.log");
+	const logFd = openSync(logFile, "a");
 	const child: ChildProcess = spawn(motoServerCommand(), ["-H", "127.0.0.1", "-p", String(port)], {
-		stdio: ["ignore", "ignore", "pipe"],
+		stdio: ["ignore", "ignore", logFd],
 	});
-	let stderr = "";
-	child.stderr?.on("data", (d: Buffer) => {
-		stderr = (stderr + d.toString()).slice(-4000);
-	});
+	closeSync(logFd);
+	const stderrTail = () => {
+		try {
+			return readFileSync(logFile, "utf8").slice(-4000);
+		} catch {
+			return "";
+		}
+	};
+	child.once("exit", () => setTimeout(() => rmSync(logDir, { recursive: true, force: true }), 1000).unref());
 	const exited = new Promise<never>((_, reject) =>
-		child.once("exit", (code) => reject(new Error(`moto_server exited (${code}): ${stderr}`))),
+		child.once("exit", (code) => reject(new Error(`moto_server exited (${code}): ${stderrTail()}`))),
 	);
 	exited.catch(() => undefined);
 	const endpoint = `http://127.0.0.1:${port}`;
@@ -53,7 +63,7 @@ export async function startS3(): Promise<S3Server> {
 			if (child.exitCode !== null) throw err;
 			if (Date.now() > deadline) {
 				child.kill("SIGKILL");
-				throw new Error(`moto_server did not start on ${endpoint}: ${stderr}`);
+				throw new Error(`moto_server did not start on ${endpoint}: ${stderrTail()}`);
 			}
 			await new Promise((r) => setTimeout(r, 100));
 		}
