@@ -1,5 +1,5 @@
 /**
- * Recorder load, in process (RTP → depacketizer → mediabunny WebM → S3, no ffmpeg per track): CPU and memory per
+ * Recorder load, in process (RTP → depacketizer → WebM (recorder/MatroskaWriter) → S3, no ffmpeg per track): CPU and memory per
  * recorded stream, tap open → first frame in the muxer, container overhead, a start burst, and the loss at random
  * kill -9 moments. The real recorder child (RecorderProcess, the gateway's default config) and a real S3 API (moto).
  *
@@ -11,6 +11,9 @@
  * - Steps N = --streams (1, 10, 100, 200): a fresh recorder, its idle CPU/RSS over 3 s, N streams opened and started
  *   over 1 s, 3 s of warm-up, then --seconds measured in --window sub-windows: CPU = utime + stime of the recorder
  *   (/proc), median over the sub-windows; RSS/PSS from smaps_rollup at the end; per stream = (recorder − idle) / N.
+ *   Also "whole run": the recorder's CPU from the first open to the last close (minus idle) per second of a stream's
+ *   media — its need, including a backlog it caught up on, whatever CPU share it got on a shared machine (it also
+ *   holds the objects' opening and final uploads, so it is above the steady-state figure).
  *   Then the replay stops, every track closes (its frames counted by the recorder), and the objects' sizes are
  *   compared with the RTP payload sent (container overhead, audio and video apart).
  * - Burst: --burst audio + video streams opened at once and their media started in the same instant, 12 s:
