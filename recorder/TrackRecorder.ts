@@ -56,7 +56,7 @@ const KEYFRAME_REQUEST_MS = 500;
 
 /**
  * Records one track, in process: the track's RTP (RtpRelay, 127.0.0.1) →
- * Depacketizer (jitter window, frames, loss) → MatroskaWriter (mediabunny,
+ * Depacketizer (jitter window, frames, loss) → MatroskaWriter (our EBML writer,
  * append-only WebM) → SegmentUploader (the customer's bucket). No child
  * process; a frame is in the muxer as soon as its last packet arrived.
  *
