@@ -1,5 +1,5 @@
 /**
- * Recorder load, in process (RTP → depacketizer → mediabunny WebM → S3, no ffmpeg per track): CPU and memory per
+ * Recorder load, in process (RTP → depacketizer → WebM (recorder/MatroskaWriter) → S3, no ffmpeg per track): CPU and memory per
  * recorded stream, tap open → first frame in the muxer, container overhead, a start burst, and the loss at random
  * kill -9 moments. The real recorder child (RecorderProcess, the gateway's default config) and a real S3 API (moto).
  *
@@ -11,6 +11,9 @@
  * - Steps N = --streams (1, 10, 100, 200): a fresh recorder, its idle CPU/RSS over 3 s, N streams opened and started
  *   over 1 s, 3 s of warm-up, then --seconds measured in --window sub-windows: CPU = utime + stime of the recorder
  *   (/proc), median over the sub-windows; RSS/PSS from smaps_rollup at the end; per stream = (recorder − idle) / N.
+ *   Also "whole run": the recorder's CPU from the first open to the last close (minus idle) per second of a stream's
+ *   media — its need, including a backlog it caught up on, whatever CPU share it got on a shared machine (it also
+ *   holds the objects' opening and final uploads, so it is above the steady-state figure).
  *   Then the replay stops, every track closes (its frames counted by the recorder), and the objects' sizes are
  *   compared with the RTP payload sent (container overhead, audio and video apart).
  * - Burst: --burst audio + video streams opened at once and their media started in the same instant, 12 s:
@@ -428,6 +431,8 @@ async function openStreams(rec: RecorderProcess, streams: number): Promise<Opene
 interface StepResult {
 	streams: number;
 	idleCore: number;
+	/** Core per stream over the whole run (open → close, backlog included) per second of a stream's media. */
+	wholeRunCore: number;
 	core: number;
 	perStreamCore: number;
 	idleRss: number;
@@ -462,6 +467,7 @@ async function step(streams: number): Promise<StepResult> {
 	await sleep(3000);
 	const idleCore = (cpuSeconds(r.pid) - i0.cpu) / ((performance.now() - i0.at) / 1000);
 	const idleRss = smaps(r.pid).rss;
+	const whole0 = { at: performance.now(), cpu: cpuSeconds(r.pid) };
 	const tracks = await openStreams(r.recorder, streams);
 	const t0 = performance.now() + 50;
 	const spacing = Math.min(1000 / streams, 100);
@@ -481,6 +487,13 @@ async function step(streams: number): Promise<StepResult> {
 	await replayer.stopAll();
 	await sleep(1000); // what was sent lands (socket buffers, jitter window) before the tracks close
 	const stats = await Promise.all(tracks.map((t) => r.recorder.closeTrack(t.trackId).catch(() => undefined)));
+	// The recorder's whole work from the first open to the last close (a backlog it built while starved of CPU and
+	// caught up on is in it), per second of media of a stream: its need, whatever share of the CPU it got meanwhile.
+	const wholeCpu = cpuSeconds(r.pid) - whole0.cpu - idleCore * ((performance.now() - whole0.at) / 1000);
+	const mediaSeconds = tracks.reduce(
+		(n, t, i) => n + (t.media.kind === "video" ? (stats[i]?.framesReceived ?? 0) / FPS : 0),
+		0,
+	);
 	const firstFrameMs = tracks
 		.map((t, i) => (r.startedAt.get(t.trackId) ?? Number.NaN) - (replays[i]?.firstSentAt ?? Number.NaN))
 		.filter(Number.isFinite);
@@ -530,6 +543,7 @@ async function step(streams: number): Promise<StepResult> {
 		idleCore,
 		core,
 		perStreamCore: (core - idleCore) / streams,
+		wholeRunCore: mediaSeconds > 0 ? wholeCpu / mediaSeconds : Number.NaN,
 		idleRss,
 		rss: mem.rss,
 		pss: mem.pss,
@@ -700,7 +714,7 @@ for (let run = 0; run < runs; run++) {
 		const res = await step(n);
 		stepRuns.set(n, [...(stepRuns.get(n) ?? []), res]);
 		log(
-			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream, RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (first/last tenth to start ${res.stageMs.firstTenth.toFixed(0)}/${res.stageMs.lastTenth.toFixed(0)}; openTrack ${res.stageMs.open.toFixed(0)} before; packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
+			`  ${n}: ${(res.core * 100).toFixed(1)} % core (idle ${(res.idleCore * 100).toFixed(1)}), ${(res.perStreamCore * 1000).toFixed(2)} mcore/stream (whole run ${(res.wholeRunCore * 1000).toFixed(2)}), RSS ${res.rss.toFixed(0)} MiB (${res.perStreamRss.toFixed(2)}/stream), first frame p50 ${median(res.firstFrameMs).toFixed(0)} ms (first/last tenth to start ${res.stageMs.firstTenth.toFixed(0)}/${res.stageMs.lastTenth.toFixed(0)}; openTrack ${res.stageMs.open.toFixed(0)} before; packet read ${res.stageMs.firstPacket.toFixed(0)}, frame ${res.stageMs.firstFrame.toFixed(0)}, muxed ${res.stageMs.muxed.toFixed(0)}), written ${res.framesWritten}/${res.framesReceived}`,
 		);
 	}
 }
@@ -722,14 +736,14 @@ out.push(
 );
 out.push("");
 out.push(
-	"| streams | recorder core (idle) | **core per stream** | RSS MiB (idle) | **RSS MiB per stream** | PSS MiB | replay core | first frame p50 / p95 ms | overhead audio / video | written ÷ received |",
+	"| streams | recorder core (idle) | **core per stream** | core per stream, whole run | RSS MiB (idle) | **RSS MiB per stream** | PSS MiB | replay core | first frame p50 / p95 ms | overhead audio / video | written ÷ received |",
 );
-out.push("|---|---|---|---|---|---|---|---|---|---|");
+out.push("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const [n, rs] of stepRuns) {
 	const m = (f: (r: StepResult) => number) => median(rs.map(f));
 	const ff = rs.flatMap((r) => r.firstFrameMs);
 	out.push(
-		`| ${n} | ${f2(m((r) => r.core))} (${f2(m((r) => r.idleCore))}) | **${m((r) => r.perStreamCore).toFixed(4)}** | ${f1(m((r) => r.rss))} (${f1(m((r) => r.idleRss))}) | **${f2(m((r) => r.perStreamRss))}** | ${f1(m((r) => r.pss))} | ${f2(m((r) => r.replayCore))} | ${ff.length ? `${median(ff).toFixed(0)} / ${percentile(ff, 95).toFixed(0)}` : "–"} | ${pct(m((r) => r.overheadAudio))} / ${pct(m((r) => r.overheadVideo))} | ${rs.reduce((a, r) => a + r.framesWritten, 0)} / ${rs.reduce((a, r) => a + r.framesReceived, 0)} (sent ${rs.reduce((a, r) => a + r.framesSent, 0)}); ${rs.reduce((a, r) => a + r.failures, 0)} failed, ${rs.reduce((a, r) => a + r.decodeErrors, 0)} decode errors |`,
+		`| ${n} | ${f2(m((r) => r.core))} (${f2(m((r) => r.idleCore))}) | **${m((r) => r.perStreamCore).toFixed(4)}** | ${m((r) => r.wholeRunCore).toFixed(4)} | ${f1(m((r) => r.rss))} (${f1(m((r) => r.idleRss))}) | **${f2(m((r) => r.perStreamRss))}** | ${f1(m((r) => r.pss))} | ${f2(m((r) => r.replayCore))} | ${ff.length ? `${median(ff).toFixed(0)} / ${percentile(ff, 95).toFixed(0)}` : "–"} | ${pct(m((r) => r.overheadAudio))} / ${pct(m((r) => r.overheadVideo))} | ${rs.reduce((a, r) => a + r.framesWritten, 0)} / ${rs.reduce((a, r) => a + r.framesReceived, 0)} (sent ${rs.reduce((a, r) => a + r.framesSent, 0)}); ${rs.reduce((a, r) => a + r.failures, 0)} failed, ${rs.reduce((a, r) => a + r.decodeErrors, 0)} decode errors |`,
 	);
 }
 const reasons = new Map<string, number>();

@@ -10,7 +10,9 @@ export interface TailPiece {
 	/** The object's key. */
 	key: string;
 	offset: number;
-	body: Buffer;
+	/** The bytes, as the muxer wrote them (joined only once, into the checkpoint's body). */
+	chunks: Buffer[];
+	size: number;
 	/** Frames the object holds up to the end of this piece, when known. */
 	frames?: number | undefined;
 	/** Called once the checkpoint holding it is stored, or given up (the memory can go back to the budget). */
@@ -109,12 +111,14 @@ export class CheckpointWriter {
 		const key = `${this.#base}/${checkpointKey(at, ++this.#n)}`;
 		let pos = 0;
 		const entries = pieces.map((p) => {
-			const e = { key: p.key, offset: p.offset, size: p.body.length, at: pos, frames: p.frames ?? null };
-			pos += p.body.length;
+			const e = { key: p.key, offset: p.offset, size: p.size, at: pos, frames: p.frames ?? null };
+			pos += p.size;
 			return e;
 		});
 		const index = Buffer.from(`${JSON.stringify({ v: 1, at, entries })}\n`);
-		const body = Buffer.concat([index, ...pieces.map((p) => p.body)]);
+		const chunks: Buffer[] = [index];
+		for (const p of pieces) for (const c of p.chunks) chunks.push(c);
+		const body = Buffer.concat(chunks, index.length + pos);
 		const owners = [...sources];
 		this.#inflight++;
 		void this.#put(key, body)

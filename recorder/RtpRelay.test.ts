@@ -27,9 +27,8 @@ describe("RtpRelay at close", () => {
 		const relay = await RtpRelay.create({
 			payloadType: 111,
 			ssrc: 42,
-			video: false,
 			log,
-			onRtp: (_p, _k, h) => got.push(h.sequence),
+			onRtp: (_p, h) => got.push(h.sequence),
 			onRtcp: () => undefined,
 		});
 		await sendAll(
@@ -46,9 +45,8 @@ describe("RtpRelay at close", () => {
 		const relay = await RtpRelay.create({
 			payloadType: 111,
 			ssrc: 42,
-			video: false,
 			log,
-			onRtp: (_p, _k, h) => got.push(h.sequence),
+			onRtp: (_p, h) => got.push(h.sequence),
 			onRtcp: () => undefined,
 		});
 		await sendAll(

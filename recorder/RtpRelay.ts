@@ -1,14 +1,13 @@
 import dgram from "node:dgram";
 import type { Logger } from "../contracts/logger.js";
-import { isRtcp, isVp8KeyframeStart, parseRtp, type RtpHeader } from "./rtp.js";
+import { isRtcp, parseRtp, type RtpHeader } from "./rtp.js";
 
 export interface RtpRelayOptions {
 	payloadType: number;
 	ssrc: number;
-	video: boolean;
 	log: Logger;
-	/** A well-formed RTP packet of the track (its parsed header); `keyframe` when it starts a VP8 key frame. */
-	onRtp: (packet: Buffer, keyframe: boolean, header: RtpHeader) => void;
+	/** A well-formed RTP packet of the track (its parsed header). */
+	onRtp: (packet: Buffer, header: RtpHeader) => void;
 	onRtcp: (packet: Buffer) => void;
 }
 
@@ -142,6 +141,6 @@ export class RtpRelay {
 			}
 			return;
 		}
-		this.#opts.onRtp(packet, this.#opts.video && isVp8KeyframeStart(packet, header), header);
+		this.#opts.onRtp(packet, header);
 	}
 }

@@ -279,22 +279,25 @@ export class SegmentUploader extends EventEmitter<SegmentUploaderEvents> impleme
 	 */
 	takeTail(): TailPiece | undefined {
 		if (this.#tailBytes === 0 || this.#inputEnded || this.#rejected) return undefined;
-		const body = this.#tail.length === 1 ? (this.#tail[0] as Buffer) : Buffer.concat(this.#tail, this.#tailBytes);
+		// The chunks as they are (the checkpoint joins everything once): its body is what the budget counts.
+		const chunks = this.#tail;
+		const size = this.#tailBytes;
 		const offset = this.#tailFrom;
 		this.#tail = [];
-		this.#tailFrom += this.#tailBytes;
+		this.#tailFrom += size;
 		this.#tailBytes = 0;
-		this.#opts.budget.take(body.length);
+		this.#opts.budget.take(size);
 		let released = false;
 		return {
 			key: this.key,
 			offset,
-			body,
-			frames: this.#opts.framesAt?.(offset + body.length),
+			chunks,
+			size,
+			frames: this.#opts.framesAt?.(offset + size),
 			done: () => {
 				if (released) return;
 				released = true;
-				this.#opts.budget.release(body.length);
+				this.#opts.budget.release(size);
 				this.#changed();
 			},
 		};

@@ -56,7 +56,7 @@ const KEYFRAME_REQUEST_MS = 500;
 
 /**
  * Records one track, in process: the track's RTP (RtpRelay, 127.0.0.1) →
- * Depacketizer (jitter window, frames, loss) → MatroskaWriter (mediabunny,
+ * Depacketizer (jitter window, frames, loss) → MatroskaWriter (our EBML writer,
  * append-only WebM) → SegmentUploader (the customer's bucket). No child
  * process; a frame is in the muxer as soon as its last packet arrived.
  *
@@ -134,9 +134,8 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		track.#relay = await RtpRelay.create({
 			payloadType: options.codec.payloadType,
 			ssrc: options.ssrc,
-			video: track.#video,
 			log: track.#log,
-			onRtp: (packet, _keyframe, header) => {
+			onRtp: (packet, header) => {
 				track.#stages.firstPacket ??= Date.now();
 				if (track.#state === "open" || track.#state === "closing") track.#gate.push(packet, header);
 			},
@@ -349,9 +348,8 @@ export class TrackRecorder extends EventEmitter<TrackRecorderEvents> {
 		if (cur && cur.clockOffsetMs === undefined && Date.now() - cur.startedAt >= OFFSET_SPAN_MS)
 			cur.clockOffsetMs = this.#gate.offsetAround(cur.startedAt, OFFSET_SPAN_MS);
 		const now = Date.now();
-		const failing = Math.min(
-			...[this.#current, ...this.#retiringSegments].map((s) => s?.uploader.failingSince ?? Number.POSITIVE_INFINITY),
-		);
+		let failing = this.#current?.uploader.failingSince ?? Number.POSITIVE_INFINITY;
+		for (const s of this.#retiringSegments) failing = Math.min(failing, s.uploader.failingSince ?? failing);
 		if (now - failing > this.#opts.config.maxOutageMs) {
 			this.#fail(
 				"storage_unavailable",

@@ -17,7 +17,7 @@ const MiB = 1024 * 1024;
 /**
  * H.264 end to end through the recorder child, with real parts: ffmpeg's libx264 (zerolatency, baseline, the RTP
  * muxer's packetization-mode 1: single NAL units and FU-A) → the recorder's depacketizer → Matroska (`.mkv`,
- * mediabunny) → the S3 API (moto). The objects decode with ffmpeg, hold every frame, and survive kill -9 like VP8.
+ * recorder/MatroskaWriter) → the S3 API (moto). The objects decode with ffmpeg, hold every frame, and survive kill -9 like VP8.
  */
 describe("recorder: H.264", () => {
 	let bucket: TestBucket;

@@ -121,9 +121,8 @@ export class TrackTranscriber extends EventEmitter<TrackTranscriberEvents> {
 			t.#relay = await RtpRelay.create({
 				payloadType: options.codec.payloadType,
 				ssrc: options.ssrc,
-				video: false,
 				log: t.#log,
-				onRtp: (packet, _key, header) => {
+				onRtp: (packet, header) => {
 					if (t.#state === "open") t.#gate.push(packet, header);
 				},
 				onRtcp: () => undefined,
