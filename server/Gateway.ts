@@ -414,7 +414,7 @@ export class Gateway {
 					if (last?.type !== "session.on" || typeof last.data.sessionId !== "string") continue;
 					await capture
 						.continueAfterNodeLoss(m, kind, `gateway:${config.gatewayId}`, {
-							continues: last.data.sessionId,
+							session: last.data.sessionId,
 							cause: "node_lost",
 							lostNode: from,
 						})
