@@ -201,7 +201,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 					.locator('#status[data-state="answerNotice"], #status[data-state="connected"]')
 					.waitFor({ timeout: 20_000 })
 					.catch(async (err: Error) => {
-						const text = await page.evaluate(() => document.body.innerText).catch(() => "");
+						const text = await page.evaluate(() => document.body.textContent ?? "").catch(() => "");
 						throw new Error(`${err.message}\npage: ${text.slice(0, 1500)}\nsurvivor log: ${survivor.log()}`);
 					});
 				return Date.now() - killedAt;
