@@ -280,7 +280,13 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 							.json<{
 								endReason: string;
 								continues?: { session: string; cause: string; lostNode: string };
-								tracks: { closeReason: string | null; holes: { cause: string; from: string; to: string }[] }[];
+								tracks: {
+									person: string;
+									kind: string;
+									closeReason: string | null;
+									holes: { cause: string; from: string; to: string }[];
+									objects: { startedAt: string; endedAt: string }[];
+								}[];
 							}>(`${folder}/${s}/manifest.json`)
 							.catch(() => undefined),
 					30_000,
@@ -301,6 +307,16 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		}
 		expect(newManifest?.endReason).toBe("stopped");
 		expect(newManifest?.continues).toMatchObject({ session: lost, cause: "node_lost", lostNode: home.id });
+		// The gap per track: from the end of what the lost session saved to the start of the continued session's first
+		// object (the people answered the new notice about a second after they were back).
+		const gaps = (lostManifest?.tracks ?? []).map((t) => {
+			const next = newManifest?.tracks.find((n) => n.person === t.person && n.kind === t.kind);
+			const savedTo = Math.max(...t.objects.map((o) => Date.parse(o.endedAt)));
+			const resumed = Math.min(...(next?.objects ?? []).map((o) => Date.parse(o.startedAt)));
+			return { kind: t.kind, lostBeforeKill: killedAt - savedTo, gap: resumed - savedTo };
+		});
+		console.log(`recording gap per track (ms): ${JSON.stringify(gaps)}`);
+		for (const g of gaps) expect(g.lostBeforeKill).toBeLessThanOrEqual(5000);
 
 		// Every media object decodes, in both sessions.
 		const media = keys.filter((k) => /\.(webm|mkv)$/.test(k));
