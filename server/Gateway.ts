@@ -4,6 +4,7 @@ import { Server as TlsServer } from "node:tls";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { Server as IoServer } from "socket.io";
+import { ORPHAN_GRACE_MS } from "../contracts/RecorderConfig.js";
 import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
 import { EventLog } from "./audit/EventLog.js";
 import { TenantRegistry } from "./auth/TenantRegistry.js";
@@ -625,8 +626,13 @@ export class Gateway {
 	}
 }
 
-/** How long a re-homing waits before finishing the lost node's recordings (its orphaned recorder finishes first). */
-const LOST_RECORDER_GRACE_MS = 3000;
+/**
+ * How long a re-homing waits before finishing the lost node's recordings: its orphaned recorder goes on completing
+ * the objects it held for up to ORPHAN_GRACE_MS after the node died (which is before this node took the meeting), and
+ * must be done before the objects are listed and the rest recovered. With 3 s the two raced under load: an object the
+ * orphan completed after the listing was missing from the lost session's manifest (test/cluster-kill.browser.test.ts).
+ */
+const LOST_RECORDER_GRACE_MS = ORPHAN_GRACE_MS + 1500;
 
 /** The CPU the node's mediasoup workers used since the last call, in cores (for the cluster's heartbeat). */
 function workerCpu(pool: WorkerPool): () => Promise<number> {

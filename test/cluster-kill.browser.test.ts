@@ -302,6 +302,11 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		expect(lostManifest?.endReason).toBe("node_lost");
 		expect(lostManifest?.tracks).toHaveLength(4);
 		for (const t of lostManifest?.tracks ?? []) {
+			// What the lost node saved of each track up to the kill is in the bucket, listed under its track.
+			expect(
+				t.objects.length,
+				`objects of the lost session's ${t.kind} track; bucket: ${JSON.stringify(keys.filter((k) => k.includes(lost)))}; manifest: ${JSON.stringify(lostManifest?.tracks)}`,
+			).toBeGreaterThanOrEqual(1);
 			expect(t.closeReason).toBe("node_lost");
 			expect(t.holes.map((h) => h.cause)).toContain("node_lost");
 		}
