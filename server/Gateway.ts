@@ -629,8 +629,8 @@ export class Gateway {
 /**
  * How long a re-homing waits before finishing the lost node's recordings: its orphaned recorder goes on completing
  * the objects it held for up to ORPHAN_GRACE_MS after the node died (which is before this node took the meeting), and
- * must be done before the objects are listed and the rest recovered. With 3 s the two raced under load: an object the
- * orphan completed after the listing was missing from the lost session's manifest (test/cluster-kill.browser.test.ts).
+ * must be done before the objects are listed and the rest recovered (with the earlier 3 s, an orphan slower than that
+ * under load could complete an object after the listing: not in the manifest, and `consentry verify` fails on it).
  */
 const LOST_RECORDER_GRACE_MS = ORPHAN_GRACE_MS + 1500;
 
