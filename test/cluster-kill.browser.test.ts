@@ -29,10 +29,11 @@ interface TrailEvent {
  * kill -9 of a meeting's home node with real media and a recording running (issue 12, item 3), as the people in it
  * and the customer see it: two gateway node processes on one PostgreSQL and a moto bucket, two Chromium participants
  * with fake camera and microphone, both recorded. The home node is killed with -9; then
- * - both pages are back in the meeting on the other node within 5 s of the kill, and media flows again there
- *   (a consumer of each page, on a transport to the new node, receives packets);
- * - the recording goes on in a new session on the new home, whose notice everyone answers again: nobody's gate opens
- *   and no object is written before they do;
+ * - both pages are back in the meeting on the other node within 5 s of the kill (joined, the continued recording's
+ *   notice on screen: the page publishes nothing before it is answered);
+ * - the recording goes on in a new session on the new home, whose notice everyone answers again: no consent carries
+ *   over, no gate opens and no object of it is written before they do, and each gate opens after its answer;
+ * - once answered, media flows again (a consumer of each page, on a transport to the new node, receives packets);
  * - the lost session is finished in the bucket with its proof (manifest.json `endReason: node_lost`, each open track
  *   with a `node_lost` hole; audit.jsonl), the new session's manifest names the session it continues and the cause;
  * - every media object in the bucket decodes with ffmpeg, and `consentry verify` passes on the meeting's folder.
