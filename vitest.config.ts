@@ -43,6 +43,8 @@ export const POSTGRES_SUITES = [
 	"test/cluster-rehome.test.ts",
 	"test/cluster-robust.test.ts",
 	"test/cluster.browser.test.ts",
+	// Issue 12 item 3: kill -9 of a recording meeting's node, real media in Chromium, the bucket's proof checked.
+	"test/cluster-kill.browser.test.ts",
 ];
 
 export default defineConfig({

@@ -8,6 +8,13 @@ export const MIN_PART_SIZE = 5 * MiB;
 export const MAX_PARTS = 10_000;
 
 /**
+ * How long a recorder whose gateway died (even kill -9: its IPC channel closes) goes on finishing what it holds
+ * before it exits; past this, nothing more of it reaches the bucket. Whoever finishes that gateway's sessions from the
+ * bucket (a cluster node that took its meetings) waits at least this long, so it never races the orphan's last writes.
+ */
+export const ORPHAN_GRACE_MS = 10_000;
+
+/**
  * The recorder child's settings, fixed for its lifetime (RecorderProcess
  * passes them in the CONSENTRY_RECORDER_CONFIG environment variable as JSON).
  */

@@ -1,5 +1,5 @@
 import { pino } from "pino";
-import { RECORDER_CONFIG_ENV, RecorderConfigSchema } from "../contracts/RecorderConfig.js";
+import { ORPHAN_GRACE_MS, RECORDER_CONFIG_ENV, RecorderConfigSchema } from "../contracts/RecorderConfig.js";
 import type { ChildMessage } from "../contracts/RecorderProtocol.js";
 import { ffmpegGuards } from "./FfmpegProcess.js";
 import { RecorderService } from "./RecorderService.js";
@@ -57,8 +57,7 @@ log.level = config.logLevel;
 const service = new RecorderService({ config, log, send });
 
 let exiting = false;
-/** Orphaned (the gateway died): finish what can be finished quickly, then go; checkpoints cover the rest. */
-const ORPHAN_GRACE_MS = 10_000;
+// Orphaned (the gateway died): finish what can be finished within ORPHAN_GRACE_MS, then go; checkpoints cover the rest.
 
 async function shutdownAndExit(why: string, code = 0, graceMs?: number): Promise<void> {
 	if (exiting) return;

@@ -4,6 +4,7 @@ import { Server as TlsServer } from "node:tls";
 import fastifyStatic from "@fastify/static";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { Server as IoServer } from "socket.io";
+import { ORPHAN_GRACE_MS } from "../contracts/RecorderConfig.js";
 import type { ClientEvents, ServerEvents } from "../shared/protocol.js";
 import { EventLog } from "./audit/EventLog.js";
 import { TenantRegistry } from "./auth/TenantRegistry.js";
@@ -414,7 +415,7 @@ export class Gateway {
 					if (last?.type !== "session.on" || typeof last.data.sessionId !== "string") continue;
 					await capture
 						.continueAfterNodeLoss(m, kind, `gateway:${config.gatewayId}`, {
-							continues: last.data.sessionId,
+							session: last.data.sessionId,
 							cause: "node_lost",
 							lostNode: from,
 						})
@@ -625,8 +626,13 @@ export class Gateway {
 	}
 }
 
-/** How long a re-homing waits before finishing the lost node's recordings (its orphaned recorder finishes first). */
-const LOST_RECORDER_GRACE_MS = 3000;
+/**
+ * How long a re-homing waits before finishing the lost node's recordings: its orphaned recorder goes on completing
+ * the objects it held for up to ORPHAN_GRACE_MS after the node died (which is before this node took the meeting), and
+ * must be done before the objects are listed and the rest recovered (with the earlier 3 s, an orphan slower than that
+ * under load could complete an object after the listing: not in the manifest, and `consentry verify` fails on it).
+ */
+const LOST_RECORDER_GRACE_MS = ORPHAN_GRACE_MS + 1500;
 
 /** The CPU the node's mediasoup workers used since the last call, in cores (for the cluster's heartbeat). */
 function workerCpu(pool: WorkerPool): () => Promise<number> {

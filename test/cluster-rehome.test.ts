@@ -192,7 +192,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		// The lost node's session is finished from the bucket: its manifest says the node was lost.
 		const manifest = await waitFor(
 			async () => bucket.json<{ endReason: string }>(`rec/${id}/${oldSession}/manifest.json`).catch(() => undefined),
-			20_000,
+			30_000, // the new home waits out the lost recorder's grace (11.5 s) before finishing the session
 			"the lost session's manifest",
 		);
 		expect(manifest.endReason).toBe("node_lost");

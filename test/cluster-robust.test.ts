@@ -226,7 +226,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 		expect(transcribing.data.sessionId).not.toBe(oldTranscript);
 		const manifest = await waitFor(
 			async () => bucket.json<{ endReason: string }>(`rec/${id}/${oldSession}/manifest.json`).catch(() => undefined),
-			20_000,
+			30_000, // the new home waits out the lost recorder's grace (11.5 s) before finishing the session
 			"the fenced session's manifest",
 		);
 		expect(manifest.endReason).toBe("node_lost");

@@ -36,6 +36,7 @@ export class NodeRegistry {
 	readonly nodeId: string;
 	readonly url: string;
 	readonly deadMs: number;
+	readonly heartbeatMs: number;
 	readonly #o: NodeRegistryOptions;
 	readonly #now: () => number;
 	/** When this run of the node started (ms): placements older than this on its ID are from a previous run. */
@@ -56,6 +57,7 @@ export class NodeRegistry {
 		this.nodeId = o.nodeId;
 		this.url = o.url;
 		this.deadMs = o.deadMs;
+		this.heartbeatMs = o.heartbeatMs;
 		this.#now = o.now ?? Date.now;
 		this.startedAt = this.#now();
 		this.#checkEveryMs = Math.max(50, Math.floor(Math.min(o.heartbeatMs, o.deadMs) / 4));

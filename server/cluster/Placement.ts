@@ -20,6 +20,8 @@ export class Placement {
 	readonly #listeners: RehomeListener[] = [];
 	/** Re-homings whose listeners still run: a join here waits for them (the lost node's seats released first). */
 	readonly #pending = new Map<string, Promise<void>>();
+	/** Meetings whose home's heartbeat is late: one wait for the verdict per meeting, shared by the joins asking. */
+	readonly #verdicts = new Map<string, Promise<Row | undefined>>();
 
 	constructor(o: { repo: PlacementRepository; registry: NodeRegistry; log: Logger; now?: () => number }) {
 		this.#repo = o.repo;
@@ -42,10 +44,43 @@ export class Placement {
 		return this.#registry.nodes().map((n) => n.url);
 	}
 
-	/** Where the meeting lives when it is placed on a live node already (one query; nothing written). */
+	/**
+	 * Where the meeting lives when it is placed on a live node already (one query; nothing written). When that node's
+	 * heartbeat is late (more than 1.5 beats old: it may be dying), waits for the verdict, at most until it would be
+	 * dead: a fresh beat (it lives: the answer is a redirect there) or none (dead: undefined, and the join re-homes the
+	 * meeting here). So a client reconnecting after its node died is let in as soon as the node counts dead, rather than
+	 * sent to the dead node and left to its next retry.
+	 */
 	async peek(meetingId: string): Promise<Home | undefined> {
-		const p = await this.#repo.find(meetingId);
+		let p: Row | undefined = await this.#repo.find(meetingId);
+		if (p && this.#late(p)) p = await this.#verdict(meetingId);
 		return p && this.#alive(p) ? await this.#home(p) : undefined;
+	}
+
+	/** Its node is another one, counted alive, but missed its last beat (or more). */
+	#late(p: Row): boolean {
+		return (
+			p.nodeId !== this.nodeId &&
+			this.#alive(p) &&
+			this.#now() - (p.heartbeatAt ?? 0) > this.#registry.heartbeatMs * 1.5
+		);
+	}
+
+	#verdict(meetingId: string): Promise<Row | undefined> {
+		let v = this.#verdicts.get(meetingId);
+		if (!v) {
+			v = (async () => {
+				const until = this.#now() + this.#registry.deadMs;
+				const every = Math.max(50, Math.floor(this.#registry.heartbeatMs / 4));
+				for (;;) {
+					await new Promise((r) => setTimeout(r, every));
+					const p = await this.#repo.find(meetingId);
+					if (!p || !this.#late(p) || this.#now() >= until) return p;
+				}
+			})().finally(() => this.#verdicts.delete(meetingId));
+			this.#verdicts.set(meetingId, v);
+		}
+		return v;
 	}
 
 	/**
@@ -122,7 +157,7 @@ export class Placement {
 		if (this.#pending.get(p.meetingId) === run) this.#pending.delete(p.meetingId);
 	}
 
-	#alive(p: PlacementRow & { heartbeatAt?: number }): boolean {
+	#alive(p: Row): boolean {
 		if (p.nodeId === this.nodeId) return true; // our own: healthy or not, it is ours until another node takes it
 		return p.heartbeatAt !== undefined && p.heartbeatAt >= this.#now() - this.#registry.deadMs;
 	}
@@ -136,6 +171,9 @@ export class Placement {
 		return { local: false, nodeId: p.nodeId, url: p.url ?? "", epoch: p.epoch };
 	}
 }
+
+/** A placement with its node's URL and last heartbeat, as `PlacementRepository.find` reads it. */
+type Row = PlacementRow & { url?: string; heartbeatAt?: number };
 
 /** The least loaded live node: fewest meetings placed, then fewest people, then least CPU, then by ID. */
 export function choose(nodes: readonly ClusterNode[], self: string): string {

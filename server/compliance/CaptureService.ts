@@ -23,6 +23,7 @@ import {
 	type Locale,
 	type Notice,
 	resolvePolicy,
+	type SessionContinuation,
 	type TenantCapture,
 } from "./CaptureTypes.js";
 import { noticeText, type ResolvedNoticeText } from "./noticeTexts.js";
@@ -116,7 +117,7 @@ interface MeetingCapture {
 	/** Why the current operation happens (start/pause/stop reasons), for the events it causes. */
 	opReason?: string | undefined;
 	/** Extra facts for the next session.on (cluster: the session a re-homed meeting's new one continues). */
-	startNote?: Record<string, unknown> | undefined;
+	startNote?: SessionContinuation | undefined;
 	/** Audit entries and taps produced by the current operation, flushed together at its end. */
 	pending: (AppendInput & { type: EventType })[];
 	taps: TapChange[];
@@ -320,7 +321,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		meeting: Meeting,
 		kind: CaptureKind,
 		actor: string,
-		note: Record<string, unknown>,
+		note: SessionContinuation,
 	): Promise<CaptureStatus | undefined> {
 		const sink = this.#sinks[kind];
 		if (!sink) return undefined;
@@ -639,9 +640,12 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 					sessionId: session.id,
 					policy: session.policy,
 					startedAt: session.startedAt,
-					...(mc.startNote ?? {}),
+					...(mc.startNote
+						? { continues: mc.startNote.session, cause: mc.startNote.cause, lostNode: mc.startNote.lostNode }
+						: {}),
 				},
 			});
+			if (mc.startNote) session.continues = mc.startNote;
 			mc.startNote = undefined;
 			const now = Date.now();
 			mc.issuedAt[kind].clear();

@@ -34,6 +34,20 @@ export interface CaptureSession {
 	/** Person key of who turned it on. */
 	startedBy: string;
 	startedAt: string;
+	/**
+	 * Cluster (issue 12): the session this one continues, and why there is a gap between them (its meeting's node was
+	 * lost). Set by {@link CaptureService.continueAfterNodeLoss}; the recording's manifest carries it.
+	 */
+	continues?: SessionContinuation;
+}
+
+/** A session a re-homed meeting's new home started to continue the one its lost node held. */
+export interface SessionContinuation {
+	/** The lost node's session (its manifest says `endReason: node_lost`). */
+	session: string;
+	cause: "node_lost";
+	/** The node that was lost. */
+	lostNode: string;
 }
 
 /** The notice of one session shown to one person. */

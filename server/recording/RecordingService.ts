@@ -21,7 +21,7 @@ import {
 	closeTimeFor,
 	type TapChange,
 } from "../compliance/CaptureService.js";
-import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
+import type { CapturePolicy, CaptureSession, SessionContinuation } from "../compliance/CaptureTypes.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
@@ -577,6 +577,7 @@ export class RecordingService implements CaptureSink {
 			startedAt: rec.session.startedAt,
 			endedAt: rec.endedAt ?? new Date().toISOString(),
 			endReason: rec.endReason ?? "stopped",
+			...(rec.session.continues ? { continues: rec.session.continues } : {}),
 			chat: { text: chatText(rec.chat), messages: rec.chat.length },
 			tracks: rec.tracks.map(
 				(t): ManifestTrack => ({
@@ -694,6 +695,9 @@ export class RecordingService implements CaptureSink {
 			for (const [key, info] of listed) {
 				const k = parseObjectKey(prefix, key);
 				if (!k) continue;
+				// An object the trail has no entry for: completed after the gateway was gone (its orphaned recorder ends
+				// what it holds; a killed cluster node's), or just before its entry was appended. Nobody here saw its
+				// bytes written, so it is listed as recovered, without a SHA-256 (as a recovered object is).
 				const o = reported.get(key) ?? {
 					bucket: target.bucket,
 					key,
@@ -701,6 +705,7 @@ export class RecordingService implements CaptureSink {
 					size: info.size,
 					startedAt: info.at,
 					endedAt: info.at,
+					recovered: true,
 				};
 				const candidates = byKind.get(`${k.person}-${k.kind}`) ?? [];
 				const t =
@@ -751,6 +756,7 @@ export class RecordingService implements CaptureSink {
 		startedAt: string;
 		endedAt: string;
 		endReason: string;
+		continues?: SessionContinuation;
 		chat: { text: string; messages: number };
 		tracks: ManifestTrack[];
 	}): Promise<void> {
@@ -773,6 +779,7 @@ export class RecordingService implements CaptureSink {
 				startedAt: a.startedAt,
 				endedAt: a.endedAt,
 				endReason: a.endReason,
+				...(a.continues ? { continues: a.continues } : {}),
 				persons: [...new Set(a.tracks.map((t) => t.person))],
 				notRecorded: await this.#declined(a.tenantId, a.meetingId, a.sessionId),
 				tracks: a.tracks,

@@ -8,7 +8,7 @@ import type {
 } from "../../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { TapTrack } from "../capture/TapOwnerTypes.js";
-import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
+import type { CapturePolicy, CaptureSession, SessionContinuation } from "../compliance/CaptureTypes.js";
 import type { RecorderProcess } from "./RecorderProcess.js";
 
 /** The recorder process the gateway drives (./RecorderProcess.ts). */
@@ -146,6 +146,11 @@ export interface Manifest {
 	startedAt: string;
 	endedAt: string;
 	endReason: string;
+	/**
+	 * Cluster (issue 12): this session continues `session`, which its meeting's lost node held (`cause: node_lost`):
+	 * the stretch between that session's last saved frames (its `node_lost` holes) and this one's first is the gap.
+	 */
+	continues?: SessionContinuation;
 	persons: string[];
 	/**
 	 * Pseudonyms of the people who declined this session's notice (consent.declined in the trail): present, never
