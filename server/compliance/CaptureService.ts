@@ -976,7 +976,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			...(message ? { message } : {}),
 		};
 		const skip =
-			noticed && status.state === "on" && status.sessionId === noticed.sessionId && !message ? noticed.peers : undefined;
+			noticed && status.state === "on" && status.sessionId === noticed.sessionId && !message
+				? noticed.peers
+				: undefined;
 		for (const m of mc.members.values()) {
 			if (skip?.has(m.conn.peerId)) continue;
 			m.conn.notify("captureState", status);
