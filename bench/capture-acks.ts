@@ -25,7 +25,7 @@ import type { NoticeView } from "../shared/protocol.js";
 import { startS3 } from "../test/helpers/moto.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 import { connect, type RawClient } from "../test/helpers/signaling.js";
-import { cpuSeconds } from "./bots/proc.js";
+import { cpuSeconds, syscalls } from "./bots/proc.js";
 import { GatewayProcess } from "./bots/servers.js";
 import { machine, median, percentile } from "./stats.js";
 
@@ -76,6 +76,8 @@ interface Row {
 	/** CPU seconds per measured cycle: the gateway process, and this process (the N clients). */
 	gatewayCpu: number;
 	clientsCpu: number;
+	/** The gateway's write system calls per measured cycle (socket writes, plus the store's file writes). */
+	gatewayWrites: number;
 	/** The gateway's CPU seconds per person joining (connect + join, 25 at a time): the meeting's other store load. */
 	joinCpu: number;
 }
@@ -105,7 +107,16 @@ try {
 		const joinCpu = (cpuSeconds(gw.pid) - joinCpu0) / size;
 		log(`${size} people in the meeting`);
 
-		const row: Row = { size, lastAck: [], eachAck: [], eachNotice: [], gatewayCpu: 0, clientsCpu: 0, joinCpu };
+		const row: Row = {
+			size,
+			lastAck: [],
+			eachAck: [],
+			eachNotice: [],
+			gatewayCpu: 0,
+			clientsCpu: 0,
+			gatewayWrites: 0,
+			joinCpu,
+		};
 		let t0 = 0;
 		let acked = 0;
 		let allAcked: () => void = () => undefined;
@@ -126,7 +137,7 @@ try {
 			});
 			const before = row.eachAck.length;
 			const beforeNotice = row.eachNotice.length;
-			const cpu0 = { gw: cpuSeconds(gw.pid), me: process.cpuUsage() };
+			const cpu0 = { gw: cpuSeconds(gw.pid), me: process.cpuUsage(), writes: syscalls(gw.pid).writes };
 			t0 = performance.now();
 			await host.call("startCapture", { kind: "recording" });
 			await done;
@@ -135,6 +146,7 @@ try {
 				const me = process.cpuUsage(cpu0.me);
 				row.gatewayCpu += (cpuSeconds(gw.pid) - cpu0.gw) / runs;
 				row.clientsCpu += (me.user + me.system) / 1e6 / runs;
+				row.gatewayWrites += (syscalls(gw.pid).writes - cpu0.writes) / runs;
 			}
 			if (r < 2) {
 				row.eachAck.length = before; // warm-up runs
@@ -169,11 +181,11 @@ const out = [
 	`in the bench process acknowledging on arrival; ${runs} start/stop cycles per size after 2 warm-ups.`,
 	`Acknowledgements arriving together share one commit (group commit); each is answered once committed.`,
 	"",
-	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | start → own notice p50 / p99 | CPU per cycle: gateway / clients | gateway CPU per ack | gateway CPU per join |",
-	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | start → own notice p50 / p99 | CPU per cycle: gateway / clients | gateway CPU per ack | gateway write syscalls per cycle | gateway CPU per join |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	...rows.map(
 		(r) =>
-			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(median(r.eachNotice))} / ${f(percentile(r.eachNotice, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${((r.gatewayCpu * 1000) / r.size).toFixed(2)} ms | ${(r.joinCpu * 1000).toFixed(2)} ms |`,
+			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(median(r.eachNotice))} / ${f(percentile(r.eachNotice, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${((r.gatewayCpu * 1000) / r.size).toFixed(2)} ms | ${f(r.gatewayWrites)} | ${(r.joinCpu * 1000).toFixed(2)} ms |`,
 	),
 	"",
 ];
