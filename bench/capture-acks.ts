@@ -8,7 +8,8 @@
  * storage target on a local S3 API (moto), since recording can't start
  * without one; the clients all run in this process. Per meeting size, `runs`
  * start → (all acknowledged) → stop cycles; for each: start→last ack, and
- * every person's start→own ack. Prints a markdown section for
+ * every person's start→own ack and start→own notice (the fan-out alone), and the gateway's CPU per cycle and per
+ * acknowledgement. Prints a markdown section for
  * docs/benchmarks.md on stdout, progress on stderr; stops by itself.
  *
  * `--engine postgres`: the gateway's store is a throwaway PostgreSQL (durable: fsync on) instead of its SQLite file.
@@ -16,6 +17,7 @@
  *   node --import tsx bench/capture-acks.ts [--sizes 50,200,500] [--runs 20] [--engine sqlite|postgres]
  */
 import { randomBytes } from "node:crypto";
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -23,7 +25,7 @@ import type { NoticeView } from "../shared/protocol.js";
 import { startS3 } from "../test/helpers/moto.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 import { connect, type RawClient } from "../test/helpers/signaling.js";
-import { cpuSeconds } from "./bots/proc.js";
+import { cpuSeconds, syscalls } from "./bots/proc.js";
 import { GatewayProcess } from "./bots/servers.js";
 import { machine, median, percentile } from "./stats.js";
 
@@ -38,6 +40,7 @@ const engine = values.engine === "postgres" ? "postgres" : "sqlite";
 const sizes = values.sizes.split(",").map(Number);
 const runs = Number(values.runs);
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const loadAtStart = os.loadavg()[0] ?? 0;
 
 const s3server = await startS3();
 const s3 = new S3Client({
@@ -68,9 +71,13 @@ interface Row {
 	size: number;
 	lastAck: number[];
 	eachAck: number[];
+	/** Start → each person's notice arriving at their client (the fan-out alone, before any acknowledgement). */
+	eachNotice: number[];
 	/** CPU seconds per measured cycle: the gateway process, and this process (the N clients). */
 	gatewayCpu: number;
 	clientsCpu: number;
+	/** The gateway's write system calls per measured cycle (socket writes, plus the store's file writes). */
+	gatewayWrites: number;
 	/** The gateway's CPU seconds per person joining (connect + join, 25 at a time): the meeting's other store load. */
 	joinCpu: number;
 }
@@ -100,12 +107,22 @@ try {
 		const joinCpu = (cpuSeconds(gw.pid) - joinCpu0) / size;
 		log(`${size} people in the meeting`);
 
-		const row: Row = { size, lastAck: [], eachAck: [], gatewayCpu: 0, clientsCpu: 0, joinCpu };
+		const row: Row = {
+			size,
+			lastAck: [],
+			eachAck: [],
+			eachNotice: [],
+			gatewayCpu: 0,
+			clientsCpu: 0,
+			gatewayWrites: 0,
+			joinCpu,
+		};
 		let t0 = 0;
 		let acked = 0;
 		let allAcked: () => void = () => undefined;
 		for (const c of clients) {
 			c.socket.on("captureNotice", (n: NoticeView) => {
+				row.eachNotice.push(performance.now() - t0);
 				void c.call("acknowledgeNotice", { noticeId: n.id }).then(() => {
 					row.eachAck.push(performance.now() - t0);
 					if (++acked === clients.length) allAcked();
@@ -119,7 +136,8 @@ try {
 				allAcked = resolve;
 			});
 			const before = row.eachAck.length;
-			const cpu0 = { gw: cpuSeconds(gw.pid), me: process.cpuUsage() };
+			const beforeNotice = row.eachNotice.length;
+			const cpu0 = { gw: cpuSeconds(gw.pid), me: process.cpuUsage(), writes: syscalls(gw.pid).writes };
 			t0 = performance.now();
 			await host.call("startCapture", { kind: "recording" });
 			await done;
@@ -128,10 +146,17 @@ try {
 				const me = process.cpuUsage(cpu0.me);
 				row.gatewayCpu += (cpuSeconds(gw.pid) - cpu0.gw) / runs;
 				row.clientsCpu += (me.user + me.system) / 1e6 / runs;
+				row.gatewayWrites += (syscalls(gw.pid).writes - cpu0.writes) / runs;
 			}
-			if (r < 2)
+			if (r < 2) {
 				row.eachAck.length = before; // warm-up runs
-			else row.lastAck.push(last);
+				row.eachNotice.length = beforeNotice;
+			} else {
+				row.lastAck.push(last);
+				log(
+					`  cycle ${r - 1}: last ack ${last.toFixed(0)} ms, last notice ${Math.max(...row.eachNotice.slice(beforeNotice)).toFixed(0)} ms`,
+				);
+			}
 			await host.call("stopCapture", { kind: "recording" });
 			// Let the stopped session's artifacts (audit export, manifest) be written before the next start.
 			await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -151,16 +176,16 @@ const f = (x: number) => x.toFixed(0);
 const out = [
 	`### Notice gate: host's start → every acknowledgement (${new Date().toISOString().slice(0, 10)})`,
 	"",
-	`Machine: ${machine()}. \`npm run bench:capture -- --engine ${engine}\` (bench/capture-acks.ts): gateway as a child`,
+	`Machine: ${machine()} (${loadAtStart.toFixed(1)} at the start). \`npm run bench:capture -- --engine ${engine}\` (bench/capture-acks.ts): gateway as a child`,
 	`process (one worker, storage target on moto, store: ${engine === "postgres" ? "PostgreSQL 15, durable" : "SQLite file"}), N socket.io clients`,
 	`in the bench process acknowledging on arrival; ${runs} start/stop cycles per size after 2 warm-ups.`,
 	`Acknowledgements arriving together share one commit (group commit); each is answered once committed.`,
 	"",
-	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | CPU per cycle: gateway / clients | gateway CPU per join |",
-	"|---:|---:|---:|---:|---:|---:|---:|",
+	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | start → own notice p50 / p99 | CPU per cycle: gateway / clients | gateway CPU per ack | gateway write syscalls per cycle | gateway CPU per join |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	...rows.map(
 		(r) =>
-			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${(r.joinCpu * 1000).toFixed(2)} ms |`,
+			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(median(r.eachNotice))} / ${f(percentile(r.eachNotice, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${((r.gatewayCpu * 1000) / r.size).toFixed(2)} ms | ${f(r.gatewayWrites)} | ${(r.joinCpu * 1000).toFixed(2)} ms |`,
 	),
 	"",
 ];

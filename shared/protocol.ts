@@ -496,9 +496,15 @@ export interface ServerEvents {
 	ejected: (e: { reason: EjectReason; message: string; operatorReason?: string }) => void;
 	/** The gateway lost this meeting's media worker: rejoin to continue. */
 	reconnect: (e: { reason: string }) => void;
-	/** To every member: recording or transcription changed state (on, paused, off). */
+	/**
+	 * To every member: recording or transcription changed state (on, paused, off). Not sent for a session's start to
+	 * the members who got its `captureNotice`: the notice says it (one message per person instead of two).
+	 */
 	captureState: (s: CaptureStatus & { reason?: string; message?: string }) => void;
-	/** To one person: a capture session started; show this notice (modal) and acknowledge it. */
+	/**
+	 * To one person: a capture session started; show this notice (modal) and acknowledge it. It also tells them the
+	 * session is on (the `captureState` with state `on` and the notice's kind, sessionId, startedBy, since, policy).
+	 */
 	captureNotice: (n: NoticeView) => void;
 	/**
 	 * A live caption: a segment of one person's speech from the transcription engine (partial while they speak,

@@ -96,13 +96,17 @@ describe("recording notice gate (signaling)", () => {
 
 		const noticeP = pia.next("captureNotice");
 		const hostNoticeP = host.next("captureNotice");
-		const stateP = pia.next("captureState");
+		const piaStates: unknown[] = [];
+		pia.socket.on("captureState", (s: unknown) => piaStates.push(s));
 		const started = await host.call("startCapture", { kind: "recording" });
 		expect(started).toMatchObject({ kind: "recording", state: "on", startedBy: "Host", policy: { name: "notice" } });
 		const notice = await noticeP;
 		expect(notice).toMatchObject({ kind: "recording", consentRequired: false, locale: "en", startedBy: "Host" });
 		expect(notice.title).toMatch(/recorded/);
-		expect(await stateP).toMatchObject({ state: "on", sessionId: started.sessionId });
+		// The notice says the session is on (kind, sessionId, startedBy, since, policy): no separate captureState.
+		expect(notice).toMatchObject({ sessionId: started.sessionId, since: started.since, policy: started.policy });
+		await pia.call("noticeShown", { noticeId: notice.id }); // (a round trip: anything sent before it has arrived)
+		expect(piaStates).toEqual([]);
 		expect(gw.capture.mayCapture(m.id, "recording", piaJoin.peerId)).toBe(false);
 		expect(taps.filter((t) => t.peerId === piaJoin.peerId)).toEqual([]);
 

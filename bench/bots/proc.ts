@@ -54,3 +54,16 @@ export function machineCpu(): { busy: number; total: number } {
 	const idle = (v[3] ?? 0) + (v[4] ?? 0);
 	return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
 }
+
+/** Read and write system calls the process has made so far (/proc/<pid>/io syscr, syscw: sockets and files alike). */
+export function syscalls(pid: number): { reads: number; writes: number } {
+	try {
+		const t = readFileSync(`/proc/${pid}/io`, "utf8");
+		return {
+			reads: Number(/syscr:\s+(\d+)/.exec(t)?.[1] ?? Number.NaN),
+			writes: Number(/syscw:\s+(\d+)/.exec(t)?.[1] ?? Number.NaN),
+		};
+	} catch {
+		return { reads: Number.NaN, writes: Number.NaN };
+	}
+}

@@ -152,7 +152,7 @@ export class GatewayProcess implements SfuUnderTest {
 		const warnings = new Map<string, number>();
 		const warn = (key: string) => warnings.set(key, (warnings.get(key) ?? 0) + 1);
 		const url = await new Promise<string>((resolve, reject) => {
-			const t = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${problems.join("\n")}`)), 30_000);
+			const t = setTimeout(() => reject(new Error(`gateway did not start in 60 s:\n${problems.join("\n")}`)), 60_000);
 			child.once("exit", (code) => {
 				clearTimeout(t);
 				reject(new Error(`gateway exited (${code}) while starting:\n${problems.join("\n")}`));
@@ -191,6 +191,11 @@ export class GatewayProcess implements SfuUnderTest {
 				if (problems.length > 50) problems.shift();
 				if (process.env.BENCH_VERBOSE) process.stderr.write(`[gateway] ${line}\n`);
 			});
+		}).catch((err: unknown) => {
+			// Not started in time (a busy machine): stop it rather than leave it running on its own.
+			child.kill("SIGTERM");
+			rmSync(dir, { recursive: true, force: true });
+			throw err;
 		});
 		const workers = childrenNamed(child.pid as number, "mediasoup-worker");
 		if (workers.length !== 1) throw new Error(`expected one mediasoup-worker child, found ${workers.length}`);

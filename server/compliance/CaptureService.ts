@@ -131,6 +131,11 @@ interface MeetingCapture {
 	closedAt: Map<string, number>;
 	/** Peers whose acknowledgement or consent is not committed yet (the gate stays shut for them till it is). */
 	uncommitted: Map<string, number>;
+	/**
+	 * Per kind, the peers the current operation sent a session's notice to: the notice tells them the session is on,
+	 * so the state broadcast after the commit skips them (one socket write per person instead of two).
+	 */
+	noticed: Partial<Record<CaptureKind, { sessionId: string; peers: Set<string> }>>;
 }
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
@@ -619,6 +624,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			tapNo: 0,
 			closedAt: new Map(),
 			uncommitted: new Map(),
+			noticed: {},
 		};
 		for (const kind of KINDS) this.#wire(mc, kind);
 		this.#meetings.set(meeting.id, mc);
@@ -651,12 +657,15 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			mc.issuedAt[kind].clear();
 			// One session's notices share their text per locale: resolved (and hashed) once, not once per person.
 			const texts = new Map<string, ResolvedNoticeText>();
+			const noticed = new Set<string>();
+			mc.noticed[kind] = { sessionId: session.id, peers: noticed };
 			for (const notice of notices) {
 				const member = mc.members.get(notice.person);
 				if (!member) continue;
 				mc.issuedAt[kind].set(notice.person, now);
 				const view = this.#noticeView(mc, member, notice, "session_start", texts);
 				member.conn.notify("captureNotice", view);
+				noticed.add(notice.person);
 			}
 			if (session.policy.name === "explicit-consent")
 				for (const peerId of mc.members.keys()) void this.#hold(mc, peerId);
@@ -783,6 +792,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		const states = KINDS.map((k) => mc.controls[k].state);
 		mc.pending = [];
 		mc.taps = [];
+		mc.noticed = {};
 		mc.opReason = reason;
 		mc.closing = close ?? { at: Date.now() };
 		try {
@@ -796,8 +806,10 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		}
 		const items = mc.pending;
 		const taps = mc.taps.map((t) => ({ t, no: ++mc.tapNo }));
+		const noticed = mc.noticed;
 		mc.pending = [];
 		mc.taps = [];
+		mc.noticed = {};
 		for (const it of items) {
 			if (!it.type.startsWith("session.")) continue;
 			if (actor && !it.actor) it.actor = actor;
@@ -832,7 +844,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 				}
 				KINDS.forEach((kind, i) => {
 					if (mc.controls[kind].state !== states[i]) {
-						this.#broadcastState(mc, kind, reason, message);
+						this.#broadcastState(mc, kind, reason, message, noticed[kind]);
 						if (mc.controls[kind].state !== "on") this.#release(mc);
 						if (mc.tenant.onDecline === "stay-unrecorded") this.#broadcastNotRecorded(mc);
 						this.#scheduleCoverage(mc, mc.controls[kind].state === "on" ? mc.tenant.ackTimeoutMs : 0);
@@ -951,13 +963,30 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		};
 	}
 
-	#broadcastState(mc: MeetingCapture, kind: CaptureKind, reason?: string, message?: string): void {
+	/**
+	 * Tells every member where a kind stands, except those in `noticed`: the notice of the session that just started,
+	 * sent to them by this operation, says it is on (protocol: `captureNotice`), unless there is more to say.
+	 */
+	#broadcastState(
+		mc: MeetingCapture,
+		kind: CaptureKind,
+		reason?: string,
+		message?: string,
+		noticed?: { sessionId: string; peers: ReadonlySet<string> },
+	): void {
 		const status: Parameters<ServerEvents["captureState"]>[0] = {
 			...this.#status(mc, kind),
 			...(reason ? { reason } : {}),
 			...(message ? { message } : {}),
 		};
-		for (const m of mc.members.values()) m.conn.notify("captureState", status);
+		const skip =
+			noticed && status.state === "on" && status.sessionId === noticed.sessionId && !message
+				? noticed.peers
+				: undefined;
+		for (const m of mc.members.values()) {
+			if (skip?.has(m.conn.peerId)) continue;
+			m.conn.notify("captureState", status);
+		}
 	}
 
 	#broadcastNotRecorded(mc: MeetingCapture): void {

@@ -244,6 +244,18 @@ export class Capture {
 
 	#notice(n: NoticeView): void {
 		if (this.#closed) return;
+		// A session's notice also says it is on: the gateway sends no separate captureState to whom it sends one.
+		const known = this.#status.get(n.kind);
+		if (known?.state !== "on" || known.sessionId !== n.sessionId) {
+			this.#apply({
+				kind: n.kind,
+				state: "on",
+				sessionId: n.sessionId,
+				startedBy: n.startedBy,
+				since: n.since,
+				policy: n.policy,
+			});
+		}
 		if (!this.#started) {
 			if (!this.#early.some((e) => e.id === n.id)) this.#early.push(n);
 			return;
