@@ -68,8 +68,13 @@ export interface ChainState {
 /** What a group commit writes: new secrets, then the chained rows in order. */
 export interface ChainWrite {
 	secrets: { tenantId: string; rows: SecretRow[]; at: string }[];
-	rows: NewEventRow[];
+	/** `fixed`: the row's {@link fixedLiterals}, made before the lock (PostgreSQL; else made while it is held). */
+	rows: (NewEventRow & { fixed?: string })[];
 }
+
+/** The columns of a row its chain position does not decide, in the order {@link fixedLiterals} writes them. */
+const FIXED = ["at", "tenant_id", "meeting_id", "type", "actor", "data"] as const;
+type FixedColumns = Pick<EventRow, (typeof FIXED)[number]>;
 
 /** A string as an SQL literal: what `pg.escapeLiteral` returns, with native replaces (a batch is ~1 MB of text). */
 const lit = (v: string | null): string => {
@@ -77,6 +82,14 @@ const lit = (v: string | null): string => {
 	const quoted = v.replaceAll("'", "''");
 	return v.includes("\\") ? ` E'${quoted.replaceAll("\\", "\\\\")}'` : `'${quoted}'`;
 };
+
+/**
+ * PostgreSQL group commit: a row's chain-independent columns ({@link FIXED}) as SQL literals, so that the text of
+ * the INSERT is made before the tenant's lock is taken and only the chain's four columns are added under it.
+ */
+export function fixedLiterals(r: FixedColumns): string {
+	return FIXED.map((c) => lit(r[c])).join(", ");
+}
 
 function toRow(r: Record<string, unknown>): EventRow {
 	return { ...(r as EventRow), seq: Number(r.seq) };
@@ -198,7 +211,11 @@ export class AuditRepository {
 	/** Writes a group commit's secrets and rows, on the caller's transaction. */
 	async writeChain(x: Kysely<Schema>, w: ChainWrite): Promise<void> {
 		for (const s of w.secrets) await this.addSecrets(x, s.tenantId, s.rows, s.at);
-		if (w.rows.length) await this.insert(x, w.rows);
+		if (w.rows.length)
+			await this.insert(
+				x,
+				w.rows.map(({ fixed, ...r }) => r),
+			);
 	}
 
 	/**
@@ -269,10 +286,10 @@ export class AuditRepository {
 				}
 				if (write.rows.length) {
 					second.push(
-						`INSERT INTO events (${COLUMNS.join(", ")}) VALUES ${write.rows
+						`INSERT INTO events (seq, prev_hash, meeting_prev_hash, hash, ${FIXED.join(", ")}) VALUES ${write.rows
 							.map(
 								(r) =>
-									`(${Math.trunc(r.seq)}, ${lit(r.at)}, ${lit(r.tenant_id)}, ${lit(r.meeting_id)}, ${lit(r.type)}, ${lit(r.actor)}, ${lit(r.data)}, ${lit(r.prev_hash)}, ${lit(r.meeting_prev_hash)}, ${lit(r.hash)})`,
+									`(${Math.trunc(r.seq)}, ${lit(r.prev_hash)}, ${lit(r.meeting_prev_hash)}, ${lit(r.hash)}, ${r.fixed ?? fixedLiterals(r)})`,
 							)
 							.join(",")}`,
 					);
