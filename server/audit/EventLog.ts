@@ -208,6 +208,9 @@ interface Chained {
 	used: Prebuilt["pseudonyms"];
 }
 
+/** Entries from which a batch reads the pseudonyms this process does not remember before the lock is requested. */
+const PREREAD_MIN = 32;
+
 /** Pseudonyms a process remembers at most (then it forgets them all and reads them again). */
 const KNOWN_MAX = 100_000;
 
@@ -574,7 +577,8 @@ export class EventLog {
 		// AuditRepository.appendLocked) the pseudonyms read there must be those guessed, else the batch is built again
 		// from what was read (a person erased or first seen by another node meanwhile): an erased person never gets
 		// the old pseudonym.
-		const guessed = await this.#guessPseudonyms(needs);
+		const entries = groups.reduce((sum, g) => sum + g.length, 0);
+		const guessed = await this.#guessPseudonyms(needs, entries >= PREREAD_MIN);
 		const pre = this.#prebuild(groups, (t, k) => guessed.get(key2(t, k)), true);
 		const { events, used } = await this.#repo.appendLocked(locks, needs, (state) => {
 			const ok = [...pre.pseudonyms.values()].every((p) => {
@@ -596,8 +600,12 @@ export class EventLog {
 		for (const u of used.values()) this.#known.set(key2(u.tenantId, u.key), u.psn);
 	}
 
-	/** The pseudonyms of the persons the batch names, as last seen: this process's memory, else read (no lock). */
-	async #guessPseudonyms(needs: ChainNeeds): Promise<Map<string, string>> {
+	/**
+	 * The pseudonyms of the persons the batch names, as last seen: this process's memory, else (`read`) read without
+	 * the lock. Unread ones are guessed new: if one exists after all, the batch is built under the lock (as small
+	 * batches, where an extra round trip would cost more than that, always were).
+	 */
+	async #guessPseudonyms(needs: ChainNeeds, read: boolean): Promise<Map<string, string>> {
 		const out = new Map<string, string>();
 		for (const [t, keys] of needs.persons) {
 			const unknown: string[] = [];
@@ -606,7 +614,7 @@ export class EventLog {
 				if (p) out.set(key2(t, k), p);
 				else unknown.push(k);
 			}
-			if (!unknown.length) continue;
+			if (!unknown.length || !read) continue;
 			for (const r of await this.#store.guard(() => this.#repo.secrets(this.#store.db, t, unknown)))
 				out.set(key2(t, r.person_key), r.pseudonym);
 		}

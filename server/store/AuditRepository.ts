@@ -226,9 +226,10 @@ export class AuditRepository {
 	 *    simple query takes its own snapshot in READ COMMITTED, so the SELECT sees what the lock's previous holder
 	 *    committed.
 	 * 2. The new secrets and the rows (one INSERT each: the chain trigger runs once), then `COMMIT`.
-	 * `build` turns what was read into what to write (hashing, in this process); its result is returned once
-	 * committed. Values travel as escaped literals (`lit`: a simple query takes no parameters). Any failure rolls
-	 * back. Measured: single appends ×2–3; batched appends of 3 nodes unchanged under load (docs/benchmarks.md).
+	 * `build` turns what was read into what to write (in this process; EventLog makes everything but the chain's
+	 * hashes before calling this, so `build` is short); its result is returned once committed. `fixed` rows carry
+	 * their other columns' literals ready-made. Values travel as escaped literals (`lit`: a simple query takes no
+	 * parameters). Any failure rolls back. Measured: docs/benchmarks.md.
 	 */
 	async appendLocked<T>(
 		lockKeys: readonly string[],
