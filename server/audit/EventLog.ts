@@ -8,6 +8,7 @@ import {
 	type ChainWrite,
 	type EventRow,
 	fixedLiterals,
+	type PseudonymReader,
 	type SecretRow,
 } from "../store/AuditRepository.js";
 import type { Schema } from "../store/Schema.js";
@@ -578,16 +579,25 @@ export class EventLog {
 		// from what was read (a person erased or first seen by another node meanwhile): an erased person never gets
 		// the old pseudonym.
 		const entries = groups.reduce((sum, g) => sum + g.length, 0);
-		const guessed = await this.#guessPseudonyms(needs, entries >= PREREAD_MIN);
-		const pre = this.#prebuild(groups, (t, k) => guessed.get(key2(t, k)), true);
-		const { events, used } = await this.#repo.appendLocked(locks, needs, (state) => {
-			const ok = [...pre.pseudonyms.values()].every((p) => {
-				const found = state.pseudonyms.get(p.tenantId)?.get(p.key);
-				return p.created ? found === undefined : found === p.psn;
-			});
-			const built = ok ? this.#chain(pre, state) : this.#build(groups, state);
-			return { write: built.write, result: built };
-		});
+		let pre: Prebuilt | undefined;
+		const prepare = async (read: PseudonymReader) => {
+			const guessed = await this.#guessPseudonyms(needs, entries >= PREREAD_MIN ? read : undefined);
+			pre = this.#prebuild(groups, (t, k) => guessed.get(key2(t, k)), true);
+		};
+		const { events, used } = await this.#repo.appendLocked(
+			locks,
+			needs,
+			(state) => {
+				if (!pre) throw new Error("audit: the batch was not prepared");
+				const ok = [...pre.pseudonyms.values()].every((p) => {
+					const found = state.pseudonyms.get(p.tenantId)?.get(p.key);
+					return p.created ? found === undefined : found === p.psn;
+				});
+				const built = ok ? this.#chain(pre, state) : this.#build(groups, state);
+				return { write: built.write, result: built };
+			},
+			prepare,
+		);
 		this.#remember(used);
 		return events;
 	}
@@ -605,7 +615,7 @@ export class EventLog {
 	 * the lock. Unread ones are guessed new: if one exists after all, the batch is built under the lock (as small
 	 * batches, where an extra round trip would cost more than that, always were).
 	 */
-	async #guessPseudonyms(needs: ChainNeeds, read: boolean): Promise<Map<string, string>> {
+	async #guessPseudonyms(needs: ChainNeeds, read: PseudonymReader | undefined): Promise<Map<string, string>> {
 		const out = new Map<string, string>();
 		for (const [t, keys] of needs.persons) {
 			const unknown: string[] = [];
@@ -615,8 +625,7 @@ export class EventLog {
 				else unknown.push(k);
 			}
 			if (!unknown.length || !read) continue;
-			for (const r of await this.#store.guard(() => this.#repo.secrets(this.#store.db, t, unknown)))
-				out.set(key2(t, r.person_key), r.pseudonym);
+			for (const [k, p] of await read(t, unknown)) out.set(key2(t, k), p);
 		}
 		return out;
 	}

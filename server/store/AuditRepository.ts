@@ -65,6 +65,9 @@ export interface ChainState {
 	pseudonyms: Map<string, Map<string, string>>;
 }
 
+/** Reads, without any lock, the pseudonyms of these person keys that have a secret (person key → pseudonym). */
+export type PseudonymReader = (tenantId: string, personKeys: readonly string[]) => Promise<Map<string, string>>;
+
 /** What a group commit writes: new secrets, then the chained rows in order. */
 export interface ChainWrite {
 	secrets: { tenantId: string; rows: SecretRow[]; at: string }[];
@@ -235,6 +238,7 @@ export class AuditRepository {
 		lockKeys: readonly string[],
 		needs: ChainNeeds,
 		build: (state: ChainState) => { write: ChainWrite; result: T },
+		before?: (pseudonyms: PseudonymReader) => Promise<void>,
 	): Promise<T> {
 		const keys = [...new Set(lockKeys)].sort();
 		const reads: string[] = [];
@@ -258,6 +262,14 @@ export class AuditRepository {
 			...(reads.length ? [reads.join(" UNION ALL ")] : []),
 		].join(";\n");
 		return this.#s.withConnection(async (c) => {
+			// Before the lock, on the same connection (one pool checkout per commit): the caller's own preparation.
+			await before?.(async (tenantId, keys) => {
+				const r = await c.query<{ person_key: string; pseudonym: string }>(
+					"SELECT person_key, pseudonym FROM audit_person_secrets WHERE tenant_id = $1 AND person_key = ANY($2::text[])",
+					[tenantId, keys],
+				);
+				return new Map(r.rows.map((row) => [row.person_key, row.pseudonym]));
+			});
 			try {
 				const res = (await c.query(first)) as unknown as pg.QueryResult[];
 				const state: ChainState = { heads: new Map(), meetingHeads: new Map(), pseudonyms: new Map() };
