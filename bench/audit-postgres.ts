@@ -97,6 +97,7 @@ try {
 	);
 
 	const multi: number[] = [];
+	let multiPerCommit = 0;
 	for (let r = 0; r < runs; r++) {
 		const startAt = Date.now() + 3000;
 		const res = await Promise.all(
@@ -112,14 +113,17 @@ try {
 					"0",
 					String(IN_FLIGHT),
 					"one",
-				]).then(({ stdout }) => JSON.parse(stdout) as { appended: number; ms: number; commits: number }),
+				]).then(({ stdout }) => JSON.parse(stdout) as { appended: number; ms: number; commits: number; cpuMs: number }),
 			),
 		);
 		multi.push(rate(3 * PER_PROC, Math.max(...res.map((x) => x.ms))));
-		console.error(`run ${r}: ${res.map((x) => `${x.appended} in ${x.ms} ms, ${x.commits} commits`).join("; ")}`);
+		multiPerCommit = (3 * PER_PROC) / res.reduce((sum, x) => sum + x.commits, 0);
+		console.error(
+			`run ${r}: ${res.map((x) => `${x.appended} in ${x.ms} ms, ${x.commits} commits, ${x.cpuMs} ms of CPU`).join("; ")}`,
+		);
 	}
 	console.log(
-		`3 processes, one tenant's chain, ${IN_FLIGHT} in flight each: ${multi.map(fmt).join(", ")} /s → median ${fmt(median(multi))}`,
+		`3 processes, one tenant's chain, ${IN_FLIGHT} in flight each: ${multi.map(fmt).join(", ")} /s → median ${fmt(median(multi))} (${multiPerCommit.toFixed(0)} entries per commit)`,
 	);
 	const [v] = await log.verify({ tenantId: "acme" });
 	console.log(`chain after the runs: ${v?.entries} entries, verifies: ${v?.ok}`);

@@ -7,12 +7,23 @@ import {
 	type ChainState,
 	type ChainWrite,
 	type EventRow,
-	type NewEventRow,
+	fixedLiterals,
+	type PseudonymReader,
 	type SecretRow,
 } from "../store/AuditRepository.js";
 import type { Schema } from "../store/Schema.js";
 import type { Store } from "../store/Store.js";
-import { type ChainHead, canonicalJson, entryHashFromColumns, GENESIS, type Json, toJson } from "./chain.js";
+import {
+	type ChainHead,
+	canonicalJson,
+	chainedHash,
+	type EntryHashParts,
+	entryHashFromColumns,
+	entryHashParts,
+	GENESIS,
+	type Json,
+	toJson,
+} from "./chain.js";
 import { exportText } from "./meetingExport.js";
 import { type Row, type VerifyResult, verifyChain } from "./verify.js";
 
@@ -176,6 +187,33 @@ interface Request {
 	resolve: (events: AuditEvent[]) => void;
 	reject: (err: unknown) => void;
 }
+
+/** An entry with everything its chain position does not decide (EventLog #prebuild). */
+interface PreRow {
+	cols: { at: string; tenant_id: string; meeting_id: string | null; type: string; actor: string | null; data: string };
+	data: { [k: string]: Json };
+	parts: EntryHashParts;
+	fixed?: string;
+}
+interface Prebuilt {
+	secrets: ChainWrite["secrets"];
+	rows: PreRow[];
+	/** Entries per group, in order. */
+	sizes: number[];
+	/** Every person key named (by tenant and key), its pseudonym, and whether its secret is new in this batch. */
+	pseudonyms: Map<string, { tenantId: string; key: string; psn: string; created: boolean }>;
+}
+interface Chained {
+	write: ChainWrite;
+	events: AuditEvent[][];
+	used: Prebuilt["pseudonyms"];
+}
+
+/** Entries from which a batch reads the pseudonyms this process does not remember before the lock is requested. */
+const PREREAD_MIN = 32;
+
+/** Pseudonyms a process remembers at most (then it forgets them all and reads them again). */
+const KNOWN_MAX = 100_000;
 
 /** Items one group commit takes at most (the rest wait for the next). */
 const MAX_BATCH = 2_000;
@@ -363,6 +401,7 @@ export class EventLog {
 			};
 			return { psn, events: await this.#write(trx, [[entry]]) };
 		});
+		this.#known.delete(key2(tenantId, personKey)); // (another process's memory is checked under the lock)
 		if (!erased) return { erased: false, pseudonym: null };
 		this.#notify(erased.events.flat());
 		await this.#repo.scrubAfterErase();
@@ -499,6 +538,10 @@ export class EventLog {
 					n += r.items.length;
 				}
 				await this.#commit(batch);
+				// Let the callers just answered append again, and sockets read meanwhile, before the next batch: without
+				// this turn the next commit took only the first few of them and a second, full one followed (measured:
+				// commits alternating ~270 and ~60 entries with 3 processes on one chain; docs/benchmarks.md).
+				await new Promise<void>((resolve) => setImmediate(resolve));
 			}
 		} finally {
 			this.#draining = false;
@@ -525,13 +568,66 @@ export class EventLog {
 		this.#notify(results.flat());
 	}
 
-	#commitGroups(groups: Prepared[][]): Promise<AuditEvent[][]> {
+	async #commitGroups(groups: Prepared[][]): Promise<AuditEvent[][]> {
 		const needs = this.#needs(groups);
 		const locks = needs.tenants.map((t) => `audit:${t}`);
 		this.#batches++;
-		// PostgreSQL: two round trips while the tenants' locks are held (AuditRepository.appendLocked).
-		if (this.#store.engine === "postgres") return this.#repo.appendLocked(locks, needs, (s) => this.#build(groups, s));
-		return this.#store.transaction(locks, (trx) => this.#write(trx, groups));
+		if (this.#store.engine !== "postgres") return this.#store.transaction(locks, (trx) => this.#write(trx, groups));
+		// PostgreSQL: everything but the chain's four columns is made before the tenant's lock is taken (pseudonyms as
+		// this process last saw them, canonical JSON, the INSERT's literals); under the lock (two round trips,
+		// AuditRepository.appendLocked) the pseudonyms read there must be those guessed, else the batch is built again
+		// from what was read (a person erased or first seen by another node meanwhile): an erased person never gets
+		// the old pseudonym.
+		const entries = groups.reduce((sum, g) => sum + g.length, 0);
+		let pre: Prebuilt | undefined;
+		const prepare = async (read: PseudonymReader) => {
+			const guessed = await this.#guessPseudonyms(needs, entries >= PREREAD_MIN ? read : undefined);
+			pre = this.#prebuild(groups, (t, k) => guessed.get(key2(t, k)), true);
+		};
+		const { events, used } = await this.#repo.appendLocked(
+			locks,
+			needs,
+			(state) => {
+				if (!pre) throw new Error("audit: the batch was not prepared");
+				const ok = [...pre.pseudonyms.values()].every((p) => {
+					const found = state.pseudonyms.get(p.tenantId)?.get(p.key);
+					return p.created ? found === undefined : found === p.psn;
+				});
+				const built = ok ? this.#chain(pre, state) : this.#build(groups, state);
+				return { write: built.write, result: built };
+			},
+			prepare,
+		);
+		this.#remember(used);
+		return events;
+	}
+
+	/** Pseudonyms this process has seen committed, by tenant and person key (re-checked under the lock each time). */
+	readonly #known = new Map<string, string>();
+
+	#remember(used: ReadonlyMap<string, { tenantId: string; key: string; psn: string }>): void {
+		if (this.#known.size > KNOWN_MAX) this.#known.clear();
+		for (const u of used.values()) this.#known.set(key2(u.tenantId, u.key), u.psn);
+	}
+
+	/**
+	 * The pseudonyms of the persons the batch names, as last seen: this process's memory, else (`read`) read without
+	 * the lock. Unread ones are guessed new: if one exists after all, the batch is built under the lock (as small
+	 * batches, where an extra round trip would cost more than that, always were).
+	 */
+	async #guessPseudonyms(needs: ChainNeeds, read: PseudonymReader | undefined): Promise<Map<string, string>> {
+		const out = new Map<string, string>();
+		for (const [t, keys] of needs.persons) {
+			const unknown: string[] = [];
+			for (const k of keys) {
+				const p = this.#known.get(key2(t, k));
+				if (p) out.set(key2(t, k), p);
+				else unknown.push(k);
+			}
+			if (!unknown.length || !read) continue;
+			for (const [k, p] of await read(t, unknown)) out.set(key2(t, k), p);
+		}
+		return out;
 	}
 
 	#notify(appended: readonly AuditEvent[]): void {
@@ -551,9 +647,9 @@ export class EventLog {
 	 */
 	async #write(trx: Kysely<Schema>, groups: readonly Prepared[][]): Promise<AuditEvent[][]> {
 		const state = await this.#repo.readChain(trx, this.#needs(groups));
-		const { write, result } = this.#build(groups, state);
+		const { write, events } = this.#build(groups, state);
 		await this.#repo.writeChain(trx, write);
-		return result;
+		return events;
 	}
 
 	/** The tenants, person keys (not yet pseudonyms) and meetings the groups name. */
@@ -580,84 +676,111 @@ export class EventLog {
 		return { tenants: [...tenants], persons: lists(persons), meetings: lists(meetings) };
 	}
 
+	/** The groups' entries chained from the state read under the locks (pseudonyms included). Pure CPU. */
+	#build(groups: readonly Prepared[][], state: ChainState): Chained {
+		return this.#chain(
+			this.#prebuild(groups, (t, k) => state.pseudonyms.get(t)?.get(k), false),
+			state,
+		);
+	}
+
 	/**
-	 * From the chains' state (read under the locks): the groups' entries chained in order (seq, prev and meeting
-	 * hashes, pseudonyms; a secret created for each person key without one) and what to write. Pure CPU.
+	 * Everything of the groups' entries their chain position does not decide: each person key's pseudonym (`known`,
+	 * else a new secret), the data with pseudonyms in canonical JSON, the time, the hashed text around the chain's
+	 * fields and (`literals`, PostgreSQL) the INSERT's literals of the other columns. Pure CPU.
 	 */
-	#build(groups: readonly Prepared[][], state: ChainState): { write: ChainWrite; result: AuditEvent[][] } {
-		const now = new Date(this.#now()).toISOString();
+	#prebuild(
+		groups: readonly Prepared[][],
+		known: (tenantId: string, personKey: string) => string | undefined,
+		literals: boolean,
+	): Prebuilt {
+		const at = new Date(this.#now()).toISOString();
 		const secrets: ChainWrite["secrets"] = [];
-		const pseudonyms = new Map<string, string>();
-		for (const g of groups)
+		const pseudonyms: Prebuilt["pseudonyms"] = new Map();
+		const rows: PreRow[] = [];
+		const sizes: number[] = [];
+		for (const g of groups) {
+			sizes.push(g.length);
 			for (const it of g) {
-				const found = state.pseudonyms.get(it.tenantId);
+				const { tenantId, meetingId, type } = it;
 				const missing = new Map<string, SecretRow>();
-				const see = (k: string) => {
-					if (PSEUDONYM_RE.test(k) || pseudonyms.has(key2(it.tenantId, k))) return;
-					const known = found?.get(k);
-					if (known) {
-						pseudonyms.set(key2(it.tenantId, k), known);
-						return;
+				const psn = (k: string): string => {
+					if (PSEUDONYM_RE.test(k)) return k;
+					const ck = key2(tenantId, k);
+					const seen = pseudonyms.get(ck);
+					if (seen) return seen.psn;
+					const found = known(tenantId, k);
+					if (found) {
+						pseudonyms.set(ck, { tenantId, key: k, psn: found, created: false });
+						return found;
 					}
 					const secret = randomBytes(32);
 					const row = { person_key: k, secret, pseudonym: pseudonymOf(secret, k) };
 					missing.set(k, row);
-					pseudonyms.set(key2(it.tenantId, k), row.pseudonym);
+					pseudonyms.set(ck, { tenantId, key: k, psn: row.pseudonym, created: true });
+					return row.pseudonym;
 				};
-				if (it.actor !== null) see(it.actor);
-				collectPersons(it.data, see);
-				if (missing.size) secrets.push({ tenantId: it.tenantId, rows: [...missing.values()], at: now });
+				const actor = it.actor === null ? null : psn(it.actor);
+				const data = pseudonymizeData(it.data, psn) as { [k: string]: Json };
+				const dataText = canonicalJson(data);
+				if (missing.size) secrets.push({ tenantId, rows: [...missing.values()], at });
+				const cols = { at, tenant_id: tenantId, meeting_id: meetingId, type, actor, data: dataText };
+				rows.push({
+					cols,
+					data,
+					parts: entryHashParts(at, tenantId, meetingId, type, actor, dataText),
+					...(literals ? { fixed: fixedLiterals(cols) } : {}),
+				});
 			}
-		const psn = (tenantId: string, k: string) =>
-			PSEUDONYM_RE.test(k) ? k : (pseudonyms.get(key2(tenantId, k)) as string);
+		}
+		return { secrets, rows, sizes, pseudonyms };
+	}
 
+	/** The prebuilt entries placed at the head of their chains (seq, prev and meeting hashes, hash), in order. */
+	#chain(pre: Prebuilt, state: ChainState): Chained {
 		const heads = new Map<string, ChainHead | null>(state.heads);
 		const meetingHeads = new Map<string, string>();
 		for (const [t, m] of state.meetingHeads) for (const [id, hash] of m) meetingHeads.set(key2(t, id), hash);
-		const rows: NewEventRow[] = [];
-		const out: AuditEvent[][] = [];
-		for (const g of groups) {
-			const events: AuditEvent[] = [];
-			for (const it of g) {
-				const { tenantId, meetingId, type } = it;
-				const actor = it.actor === null ? null : psn(tenantId, it.actor);
-				const data = pseudonymizeData(it.data, (k) => psn(tenantId, k)) as { [k: string]: Json };
-				const dataText = canonicalJson(data);
+		const rows: ChainWrite["rows"] = [];
+		const events: AuditEvent[][] = [];
+		let i = 0;
+		for (const size of pre.sizes) {
+			const group: AuditEvent[] = [];
+			for (const end = i + size; i < end; i++) {
+				const { cols, data, parts, fixed } = pre.rows[i] as PreRow;
+				const tenantId = cols.tenant_id;
+				const meetingId = cols.meeting_id;
 				const head = heads.get(tenantId) ?? null;
 				const seq = (head?.seq ?? 0) + 1;
 				const prevHash = head?.hash ?? GENESIS;
 				const meetingPrevHash = meetingId === null ? null : (meetingHeads.get(key2(tenantId, meetingId)) ?? GENESIS);
-				const at = now;
-				const hash = entryHashFromColumns(
-					seq,
-					at,
-					tenantId,
-					meetingId,
-					type,
-					actor,
-					dataText,
-					prevHash,
-					meetingPrevHash,
-				);
+				const hash = chainedHash(parts, seq, prevHash, meetingPrevHash);
 				rows.push({
-					tenant_id: tenantId,
+					...cols,
 					seq,
-					at,
-					meeting_id: meetingId,
-					type,
-					actor,
-					data: dataText,
 					prev_hash: prevHash,
 					meeting_prev_hash: meetingPrevHash,
 					hash,
+					...(fixed === undefined ? {} : { fixed }),
 				});
 				heads.set(tenantId, { seq, hash });
 				if (meetingId !== null) meetingHeads.set(key2(tenantId, meetingId), hash);
-				events.push({ seq, at, tenantId, meetingId, type, actor, data, prevHash, meetingPrevHash, hash });
+				group.push({
+					seq,
+					at: cols.at,
+					tenantId,
+					meetingId,
+					type: cols.type as EventType,
+					actor: cols.actor,
+					data,
+					prevHash,
+					meetingPrevHash,
+					hash,
+				});
 			}
-			out.push(events);
+			events.push(group);
 		}
-		return { write: { secrets, rows }, result: out };
+		return { write: { secrets: pre.secrets, rows }, events, used: pre.pseudonyms };
 	}
 
 	/**

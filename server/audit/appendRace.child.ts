@@ -4,7 +4,7 @@
 // Appends <count> entries (singles and batches of 5, two tenants, three meetings), pausing 1 ms every
 // [pause every] entries (default 10; 0: never), with [in flight] appends outstanding at once (default 1: each
 // awaited before the next; more: group commit batches them), to two tenants (one: all to acme), then prints
-// {"appended":n,"ms":<time from start>,"commits":n}.
+// {"appended":n,"ms":<time from start>,"commits":n,"cpuMs":<this process's CPU time from start>}.
 import { Store } from "../store/Store.js";
 import { EventLog } from "./EventLog.js";
 
@@ -17,6 +17,7 @@ const store = await Store.open(/^postgres/.test(where) ? { url: where } : { file
 const log = await EventLog.open(store);
 const count = Number(countArg);
 while (Date.now() < Number(startAt)); // start together: maximal contention
+const cpu0 = process.cpuUsage();
 let next = 0;
 let appended = 0;
 const lane = async (): Promise<void> => {
@@ -43,4 +44,7 @@ const lane = async (): Promise<void> => {
 await Promise.all(Array.from({ length: inFlight }, lane));
 const ms = Date.now() - Number(startAt);
 await store.close();
-process.stdout.write(JSON.stringify({ appended, ms, commits: log.commits }));
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(
+	JSON.stringify({ appended, ms, commits: log.commits, cpuMs: Math.round((cpu.user + cpu.system) / 1000) }),
+);

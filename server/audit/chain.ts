@@ -109,9 +109,36 @@ export function entryHashFromColumns(
 	prev: string,
 	meetingPrev: string | null,
 ): string {
-	return sha256Hex(
-		`{"actor":${str(actor)},"at":${str(at)},"data":${dataCanonical},"meeting":${str(meeting)},"meetingPrev":${str(meetingPrev)},"prev":${str(prev)},"seq":${JSON.stringify(seq)},"tenant":${str(tenant)},"type":${str(type)},"v":${CHAIN_VERSION}}`,
-	);
+	return chainedHash(entryHashParts(at, tenant, meeting, type, actor, dataCanonical), seq, prev, meetingPrev);
+}
+
+/**
+ * The text {@link entryHashFromColumns} hashes, cut around the three fields only the chain's head decides
+ * (meetingPrev, prev, seq, which sort next to each other): what comes before and after them. Built before the
+ * tenant's lock is taken, so under it only {@link chainedHash} is left.
+ */
+export interface EntryHashParts {
+	head: string;
+	tail: string;
+}
+
+export function entryHashParts(
+	at: string,
+	tenant: string,
+	meeting: string | null,
+	type: string,
+	actor: string | null,
+	dataCanonical: string,
+): EntryHashParts {
+	return {
+		head: `{"actor":${str(actor)},"at":${str(at)},"data":${dataCanonical},"meeting":${str(meeting)},"meetingPrev":`,
+		tail: `,"tenant":${str(tenant)},"type":${str(type)},"v":${CHAIN_VERSION}}`,
+	};
+}
+
+/** The entry's hash from its {@link EntryHashParts} and its place in the chain. */
+export function chainedHash(parts: EntryHashParts, seq: number, prev: string, meetingPrev: string | null): string {
+	return sha256Hex(`${parts.head}${str(meetingPrev)},"prev":${str(prev)},"seq":${JSON.stringify(seq)}${parts.tail}`);
 }
 
 /** First line of a meeting export (JSON Lines). */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ENGINES, openTestStore } from "../../test/helpers/stores.js";
-import type { Store } from "../store/Store.js";
+import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
+import { Store } from "../store/Store.js";
 import { EventLog } from "./EventLog.js";
 
 const stores: Store[] = [];
@@ -64,5 +64,68 @@ describe.each(ENGINES)("EventLog group commit (%s)", (engine) => {
 		]);
 		expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
 		for (const v of await log.verify()) expect(v.ok).toBe(true);
+	});
+});
+
+/**
+ * PostgreSQL builds a batch before taking the tenant's lock, with the pseudonyms its process last saw (or read
+ * without the lock), and checks them under it: two gateway nodes (two stores on one database) must never write an
+ * erased person's old pseudonym, nor two pseudonyms for one person.
+ */
+describe("EventLog group commit across nodes: pseudonyms made before the lock (postgres)", () => {
+	const twoNodes = async (): Promise<[EventLog, EventLog, EventLog]> => {
+		const url = await (await postgresServer()).createDatabase(`gc_${process.pid}_${Date.now()}`);
+		const [a, b] = [await Store.open({ url }), await Store.open({ url })];
+		stores.push(a, b);
+		const logA = await EventLog.open(a);
+		return [logA, await EventLog.open(b), logA];
+	};
+
+	it("an erasure on another node: the next entry gets a new pseudonym, also when it waits for the lock", async () => {
+		const [a, b] = await twoNodes();
+		const first = await a.append("person.joined", { tenantId: "t", meetingId: "m", actor: "t:alice" });
+		// Node B erases alice: node A still remembers her old pseudonym.
+		expect(await b.erasePerson("t", "t:alice")).toMatchObject({ erased: true, pseudonym: first.actor });
+		const second = await a.append("person.joined", { tenantId: "t", meetingId: "m", actor: "t:alice" });
+		expect(second.actor).toMatch(/^psn_/);
+		expect(second.actor).not.toBe(first.actor);
+		expect(await b.pseudonym("t", "t:alice")).toBe(second.actor);
+
+		// Node A builds its batch (alice's pseudonym as it knows it) while node B's erasure holds the tenant's lock;
+		// the batch commits after the erasure: alice's entry must not carry the erased pseudonym.
+		let during: Promise<unknown> | undefined;
+		await b.erasePerson("t", "t:alice", undefined, {
+			run: async () => {
+				during = Promise.all([
+					a.append("gate.opened", { tenantId: "t", meetingId: "m", actor: "t:alice", data: { person: "t:bob" } }),
+					a.append("gate.opened", { tenantId: "t", meetingId: "m", actor: "t:bob" }),
+				]);
+				await new Promise((r) => setTimeout(r, 300)); // A's batch is built and waits for the lock
+			},
+		});
+		const [onAlice, onBob] = (await during) as [{ actor: string; data: { person: string } }, { actor: string }];
+		expect(onAlice.actor).not.toBe(second.actor);
+		expect(onAlice.actor).toBe(await b.pseudonym("t", "t:alice"));
+		expect(onAlice.data.person).toBe(onBob.actor);
+		const erased = (await b.list({ tenantId: "t", type: "person.erased" })).map((e) => e.data.pseudonym);
+		expect(erased).toEqual([first.actor, second.actor]);
+		// No entry after an erasure names the pseudonym it erased.
+		const all = await a.list({ tenantId: "t" });
+		for (const e of all.filter((x) => x.type === "person.erased")) {
+			expect(all.filter((x) => x.seq > e.seq).some((x) => x.actor === e.data.pseudonym)).toBe(false);
+		}
+		for (const v of await a.verify()) expect(v.ok).toBe(true);
+	});
+
+	it("a person first seen on two nodes at once gets one pseudonym", async () => {
+		const [a, b] = await twoNodes();
+		const made = await Promise.all(
+			Array.from({ length: 6 }, (_, i) =>
+				(i % 2 ? a : b).append("person.joined", { tenantId: "t", meetingId: "m", actor: "t:carol", data: { i } }),
+			),
+		);
+		expect(new Set(made.map((e) => e.actor)).size).toBe(1);
+		expect(made[0]?.actor).toBe(await a.pseudonym("t", "t:carol"));
+		for (const v of await b.verify()) expect(v.ok).toBe(true);
 	});
 });

@@ -65,11 +65,19 @@ export interface ChainState {
 	pseudonyms: Map<string, Map<string, string>>;
 }
 
+/** Reads, without any lock, the pseudonyms of these person keys that have a secret (person key → pseudonym). */
+export type PseudonymReader = (tenantId: string, personKeys: readonly string[]) => Promise<Map<string, string>>;
+
 /** What a group commit writes: new secrets, then the chained rows in order. */
 export interface ChainWrite {
 	secrets: { tenantId: string; rows: SecretRow[]; at: string }[];
-	rows: NewEventRow[];
+	/** `fixed`: the row's {@link fixedLiterals}, made before the lock (PostgreSQL; else made while it is held). */
+	rows: (NewEventRow & { fixed?: string })[];
 }
+
+/** The columns of a row its chain position does not decide, in the order {@link fixedLiterals} writes them. */
+const FIXED = ["at", "tenant_id", "meeting_id", "type", "actor", "data"] as const;
+type FixedColumns = Pick<EventRow, (typeof FIXED)[number]>;
 
 /** A string as an SQL literal: what `pg.escapeLiteral` returns, with native replaces (a batch is ~1 MB of text). */
 const lit = (v: string | null): string => {
@@ -77,6 +85,14 @@ const lit = (v: string | null): string => {
 	const quoted = v.replaceAll("'", "''");
 	return v.includes("\\") ? ` E'${quoted.replaceAll("\\", "\\\\")}'` : `'${quoted}'`;
 };
+
+/**
+ * PostgreSQL group commit: a row's chain-independent columns ({@link FIXED}) as SQL literals, so that the text of
+ * the INSERT is made before the tenant's lock is taken and only the chain's four columns are added under it.
+ */
+export function fixedLiterals(r: FixedColumns): string {
+	return FIXED.map((c) => lit(r[c])).join(", ");
+}
 
 function toRow(r: Record<string, unknown>): EventRow {
 	return { ...(r as EventRow), seq: Number(r.seq) };
@@ -198,7 +214,11 @@ export class AuditRepository {
 	/** Writes a group commit's secrets and rows, on the caller's transaction. */
 	async writeChain(x: Kysely<Schema>, w: ChainWrite): Promise<void> {
 		for (const s of w.secrets) await this.addSecrets(x, s.tenantId, s.rows, s.at);
-		if (w.rows.length) await this.insert(x, w.rows);
+		if (w.rows.length)
+			await this.insert(
+				x,
+				w.rows.map(({ fixed, ...r }) => r),
+			);
 	}
 
 	/**
@@ -209,14 +229,16 @@ export class AuditRepository {
 	 *    simple query takes its own snapshot in READ COMMITTED, so the SELECT sees what the lock's previous holder
 	 *    committed.
 	 * 2. The new secrets and the rows (one INSERT each: the chain trigger runs once), then `COMMIT`.
-	 * `build` turns what was read into what to write (hashing, in this process); its result is returned once
-	 * committed. Values travel as escaped literals (`lit`: a simple query takes no parameters). Any failure rolls
-	 * back. Measured: single appends ×2–3; batched appends of 3 nodes unchanged under load (docs/benchmarks.md).
+	 * `build` turns what was read into what to write (in this process; EventLog makes everything but the chain's
+	 * hashes before calling this, so `build` is short); its result is returned once committed. `fixed` rows carry
+	 * their other columns' literals ready-made. Values travel as escaped literals (`lit`: a simple query takes no
+	 * parameters). Any failure rolls back. Measured: docs/benchmarks.md.
 	 */
 	async appendLocked<T>(
 		lockKeys: readonly string[],
 		needs: ChainNeeds,
 		build: (state: ChainState) => { write: ChainWrite; result: T },
+		before?: (pseudonyms: PseudonymReader) => Promise<void>,
 	): Promise<T> {
 		const keys = [...new Set(lockKeys)].sort();
 		const reads: string[] = [];
@@ -240,6 +262,14 @@ export class AuditRepository {
 			...(reads.length ? [reads.join(" UNION ALL ")] : []),
 		].join(";\n");
 		return this.#s.withConnection(async (c) => {
+			// Before the lock, on the same connection (one pool checkout per commit): the caller's own preparation.
+			await before?.(async (tenantId, keys) => {
+				const r = await c.query<{ person_key: string; pseudonym: string }>(
+					"SELECT person_key, pseudonym FROM audit_person_secrets WHERE tenant_id = $1 AND person_key = ANY($2::text[])",
+					[tenantId, keys],
+				);
+				return new Map(r.rows.map((row) => [row.person_key, row.pseudonym]));
+			});
 			try {
 				const res = (await c.query(first)) as unknown as pg.QueryResult[];
 				const state: ChainState = { heads: new Map(), meetingHeads: new Map(), pseudonyms: new Map() };
@@ -269,10 +299,10 @@ export class AuditRepository {
 				}
 				if (write.rows.length) {
 					second.push(
-						`INSERT INTO events (${COLUMNS.join(", ")}) VALUES ${write.rows
+						`INSERT INTO events (seq, prev_hash, meeting_prev_hash, hash, ${FIXED.join(", ")}) VALUES ${write.rows
 							.map(
 								(r) =>
-									`(${Math.trunc(r.seq)}, ${lit(r.at)}, ${lit(r.tenant_id)}, ${lit(r.meeting_id)}, ${lit(r.type)}, ${lit(r.actor)}, ${lit(r.data)}, ${lit(r.prev_hash)}, ${lit(r.meeting_prev_hash)}, ${lit(r.hash)})`,
+									`(${Math.trunc(r.seq)}, ${lit(r.prev_hash)}, ${lit(r.meeting_prev_hash)}, ${lit(r.hash)}, ${r.fixed ?? fixedLiterals(r)})`,
 							)
 							.join(",")}`,
 					);
