@@ -1,3 +1,5 @@
+import dgram from "node:dgram";
+import type { AddressInfo } from "node:net";
 import type { types as ms } from "mediasoup";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
@@ -72,7 +74,7 @@ describe("cascade pipe between two routers", () => {
 		await expect(linkA.connect(stranger)).rejects.toMatchObject({ code: "cascade_peer_refused", status: 403 });
 	});
 
-	it("people on either router receive each other's audio and video; a latecomer gets what was piped before", async () => {
+	it("people on either router receive each other's audio and video; a latecomer gets what was piped before; a tap on A records a person on B", async () => {
 		await Promise.all([linkA.connect(wire(linkB.local)), linkB.connect(wire(linkA.local))]);
 		expect(linkA.transport.tuple.remotePort).toBe(linkB.local.port);
 
@@ -102,6 +104,24 @@ describe("cascade pipe between two routers", () => {
 		await carol.firstFrame(20_000);
 		// Carol hears Alice (piped) and Bob (local on B): 4 consumers.
 		await waitFor(() => carol.consumers.size === 4, 10_000);
+
+		// What a recording tap on A (the meeting's home) does: a PlainTransport consumer of a person on B, piped in.
+		const bobAudio = [...linkA.accepted].find((id) => bob.producers.some((p) => p.id === id && p.kind === "audio"));
+		if (!bobAudio) throw new Error("bob's audio was not piped to A");
+		const sink = dgram.createSocket("udp4");
+		await new Promise<void>((r) => sink.bind(0, "127.0.0.1", r));
+		let tapped = 0;
+		sink.on("message", () => tapped++);
+		const tap = await roomA.router.createPlainTransport({
+			listenInfo: { protocol: "udp", ip: "127.0.0.1" },
+			rtcpMux: true,
+		});
+		await tap.connect({ ip: "127.0.0.1", port: (sink.address() as AddressInfo).port });
+		await tap.consume({ producerId: bobAudio, rtpCapabilities: roomA.router.rtpCapabilities });
+		await waitFor(() => tapped > 20, 10_000);
+		tap.close();
+		sink.close();
+
 		const stats = (await linkA.transport.getStats())[0] as ms.PipeTransportStat;
 		expect(stats.bytesSent).toBeGreaterThan(1_000);
 		expect(stats.bytesReceived).toBeGreaterThan(1_000);
