@@ -1,16 +1,19 @@
 /**
- * One meeting on one node vs cascaded over two (server/sfu/Cascade.ts): N headless bots (wrtc, each sending a
- * 160×90 camera at 10 fps and a microphone, each receiving everyone) join one meeting whose media is either one
- * router on one mediasoup worker ("1 node") or two routers on two workers joined by a cascade pipe, the bots split
- * between them ("2 nodes"). Reports, per layout, how many of the N×(N−1) remote video tracks decoded a frame, the
- * RTP packets each bot receives per second, and each worker's CPU (share of one core) over a steady window: a
- * node's capacity is bounded by its worker, so the busiest worker's share is what limits the meeting.
+ * One meeting on one node vs cascaded over two (server/sfu/Cascade.ts): S speakers (headless wrtc bots sending a
+ * 160×90 camera at 10 fps and a microphone) and L listeners (receive only) join one meeting whose media is either one
+ * router on one mediasoup worker ("1 node") or two routers on two workers joined by a cascade pipe, everyone split
+ * alternately between them ("2 nodes"). Everyone receives every other speaker. Reports, per layout, how many of the
+ * remote video tracks decoded a frame, the RTP packets delivered per second, and each worker's CPU (share of one
+ * core) over a steady window: a node's capacity is bounded by its worker, so the busiest worker's share is what
+ * limits the meeting. (A large meeting is a few speakers and many listeners; everyone sending to everyone grows as
+ * N² and the bots' own decoding saturates this machine first.)
  *
  * The bots run in this process (their encoding and decoding are most of the machine's load) and talk to the rooms
  * directly (bench/bots/roomSignal.ts): the meeting rules and socket.io are not in the measurement.
  *
- *   npm run bench:cascade -- [--bots 12,24] [--seconds 10]
+ *   npm run bench:cascade -- [--listeners 8,24] [--speakers 4] [--seconds 10]
  */
+import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { types as ms } from "mediasoup";
 import { loadConfig } from "../server/config.js";
@@ -26,11 +29,13 @@ import { machine, median } from "./stats.js";
 
 const { values } = parseArgs({
 	options: {
-		bots: { type: "string", default: "12,24" },
+		listeners: { type: "string", default: "8,24" },
+		speakers: { type: "string", default: "4" },
 		seconds: { type: "string", default: "10" },
 	},
 });
-const sizes = values.bots.split(",").map(Number);
+const sizes = values.listeners.split(",").map(Number);
+const speakers = Number(values.speakers);
 const seconds = Number(values.seconds);
 const config = loadConfig({ ...process.env, CONSENTRY_WORKERS: "1" });
 const log = createLogger("silent");
@@ -40,10 +45,12 @@ const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 interface Result {
 	nodes: number;
 	bots: number;
+	listeners: number;
 	joinedMs: number;
 	videoDecoded: number;
 	videoExpected: number;
 	pktsPerBot: number;
+	pktsTotal: number;
 	workerCore: number[];
 	pipeKbps: number;
 }
@@ -53,7 +60,8 @@ async function cpuMs(w: ms.Worker): Promise<number> {
 	return u.ru_utime + u.ru_stime;
 }
 
-async function run(nodes: 1 | 2, n: number, media: SyntheticMedia): Promise<Result> {
+async function run(nodes: 1 | 2, listeners: number, media: SyntheticMedia): Promise<Result> {
+	const n = speakers + listeners;
 	const pools = await Promise.all(
 		Array.from({ length: nodes }, () =>
 			WorkerPool.create({ numWorkers: 1, workerBin: config.mediasoup.workerBin }, log),
@@ -77,7 +85,7 @@ async function run(nodes: 1 | 2, n: number, media: SyntheticMedia): Promise<Resu
 	}
 	const t0 = performance.now();
 	const bots: Bot[] = [];
-	for (let i = 0; i < n; i++) {
+	for (let i = 0; i < speakers; i++) {
 		const room = rooms[i % nodes] as Room;
 		const bot = await Bot.join(roomSignal(room, `bot${i}`), "m-bench", {
 			displayName: `bot${i}`,
@@ -87,7 +95,18 @@ async function run(nodes: 1 | 2, n: number, media: SyntheticMedia): Promise<Resu
 		await bot.publish(media, { audio: true, video: true, maxVideoBitrate: 100_000 });
 		bots.push(bot);
 	}
-	const expected = n * (n - 1);
+	for (let i = speakers; i < n; i += 4) {
+		const batch = Array.from({ length: Math.min(4, n - i) }, (_, k) => {
+			const id = `bot${i + k}`;
+			return Bot.join(roomSignal(rooms[(i + k) % nodes] as Room, id), "m-bench", {
+				displayName: id,
+				send: false,
+				recv: true,
+			});
+		});
+		bots.push(...(await Promise.all(batch)));
+	}
+	const expected = speakers * (speakers - 1) + listeners * speakers;
 	const deadline = Date.now() + 90_000;
 	while (Date.now() < deadline && bots.reduce((s, b) => s + b.videoFramesSeen, 0) < expected) {
 		await new Promise((r) => setTimeout(r, 250));
@@ -103,13 +122,21 @@ async function run(nodes: 1 | 2, n: number, media: SyntheticMedia): Promise<Resu
 	const pk1 = await Promise.all(bots.map((b) => b.packets()));
 	const pipe1 = links[0] ? ((await links[0].transport.getStats())[0] as ms.PipeTransportStat) : undefined;
 	const wallMs = performance.now() - w0;
+	if (process.env.CASCADE_DEBUG)
+		console.error(
+			pk1.map(
+				(p, i) => `${bots[i]?.describe()} ${Math.round(((p.received - (pk0[i]?.received ?? 0)) * 1000) / wallMs)}`,
+			),
+		);
 	const result: Result = {
 		nodes,
 		bots: n,
+		listeners,
 		joinedMs,
 		videoDecoded: bots.reduce((s, b) => s + b.videoFramesSeen, 0),
 		videoExpected: expected,
 		pktsPerBot: median(pk1.map((p, i) => ((p.received - (pk0[i]?.received ?? 0)) * 1000) / wallMs)),
+		pktsTotal: pk1.reduce((s, p, i) => s + ((p.received - (pk0[i]?.received ?? 0)) * 1000) / wallMs, 0),
 		workerCore: cpu1.map((c, i) => (c - (cpu0[i] ?? 0)) / wallMs),
 		pipeKbps:
 			pipe0 && pipe1
@@ -123,26 +150,47 @@ async function run(nodes: 1 | 2, n: number, media: SyntheticMedia): Promise<Resu
 	return result;
 }
 
-const media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
+// Each layout runs in its own process: a second run after the first one's bots closed delivers a fraction of the
+// packets (wrtc's threads of the closed peer connections), whatever the layout.
+const one = process.env.CASCADE_RUN;
+if (one) {
+	const [nodes, listeners] = one.split(":").map(Number);
+	const media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
+	const r = await run(nodes === 2 ? 2 : 1, listeners ?? 0, media);
+	media.stop();
+	process.stdout.write(`${JSON.stringify(r)}\n`);
+	process.exit(0);
+}
 const results: Result[] = [];
-for (const n of sizes) {
+for (const listeners of sizes) {
 	for (const nodes of [1, 2] as const) {
-		const r = await run(nodes, n, media);
+		const out = execFileSync(
+			process.execPath,
+			[...process.execArgv, process.argv[1] as string, ...process.argv.slice(2)],
+			{
+				env: { ...process.env, CASCADE_RUN: `${nodes}:${listeners}` },
+				encoding: "utf8",
+				stdio: ["ignore", "pipe", "inherit"],
+				timeout: 240_000,
+			},
+		);
+		const r = JSON.parse(out.trim().split("\n").pop() as string) as Result;
 		results.push(r);
 		console.error(JSON.stringify(r));
 	}
 }
-media.stop();
 
 console.log(`# Cascade: one meeting on 1 node vs 2 nodes (${new Date().toISOString().slice(0, 10)}, ${machine()})`);
-console.log(`bots send 160×90 10 fps ≤ 100 kbps video + Opus, receive everyone; ${seconds} s steady window`);
 console.log(
-	"| bots | nodes | video tracks decoded | RTP pkts/s per bot (median) | worker CPU per node (share of a core) | busiest worker | pipe kbit/s (both ways) |",
+	`${speakers} speakers send 160×90 10 fps ≤ 100 kbps video + Opus; listeners receive only; ${seconds} s steady window`,
 );
-console.log("|---:|---:|---:|---:|---|---:|---:|");
+console.log(
+	"| people | nodes | video tracks decoded | RTP pkts/s delivered (all bots) | worker CPU per node (share of a core) | busiest worker | worker µs per delivered packet (all nodes) | pipe kbit/s (both ways) |",
+);
+console.log("|---:|---:|---:|---:|---|---:|---:|---:|");
 for (const r of results) {
 	console.log(
-		`| ${r.bots} | ${r.nodes} | ${r.videoDecoded}/${r.videoExpected} | ${Math.round(r.pktsPerBot)} | ${r.workerCore.map((c) => c.toFixed(3)).join(" + ")} | ${Math.max(...r.workerCore).toFixed(3)} | ${r.nodes === 2 ? Math.round(r.pipeKbps) : "–"} |`,
+		`| ${r.bots} | ${r.nodes} | ${r.videoDecoded}/${r.videoExpected} | ${Math.round(r.pktsTotal)} | ${r.workerCore.map((c) => c.toFixed(3)).join(" + ")} | ${Math.max(...r.workerCore).toFixed(3)} | ${((r.workerCore.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, r.pktsTotal)).toFixed(1)} | ${r.nodes === 2 ? Math.round(r.pipeKbps) : "–"} |`,
 	);
 }
 process.exit(0);
