@@ -1,57 +1,64 @@
 /**
- * One meeting on one node vs cascaded over two (server/sfu/Cascade.ts): S speakers (headless wrtc bots sending a
- * 160×90 camera at 10 fps and a microphone) and L listeners (receive only) join one meeting whose media is either one
- * router on one mediasoup worker ("1 node") or two routers on two workers joined by a cascade pipe, everyone split
- * alternately between them ("2 nodes"). Everyone receives every other speaker. Reports, per layout, how many of the
- * remote video tracks decoded a frame, the RTP packets delivered per second, and each worker's CPU (share of one
- * core) over a steady window: a node's capacity is bounded by its worker, so the busiest worker's share is what
- * limits the meeting. (A large meeting is a few speakers and many listeners; everyone sending to everyone grows as
- * N² and the bots' own decoding saturates this machine first.)
+ * One meeting on one node vs cascaded over two (server/sfu/Cascade.ts), at the media layer and at the scale the
+ * issue names (300 people): S speakers each send one RTP stream (Opus payload type, `--pps` packets/s of `--bytes`
+ * bytes: a speaker's audio and video together) through the real `Room.produce`; every other person is a listener
+ * whose receive side is an SRTP PlainTransport (the per-receiver encryption a WebRtcTransport does, without ICE/DTLS
+ * or a browser) consuming every speaker. "1 node": one router on one mediasoup worker; "2 nodes": two routers on two
+ * workers joined by a CascadeLink, speakers and listeners split alternately. Reports each worker's CPU (share of one
+ * core) over a steady window and the packets the workers delivered: a node's capacity is bounded by its worker, so
+ * the busiest worker's share is what limits the meeting. The listeners' packets go to a UDP port nobody reads (a
+ * Python process holding it), so no JavaScript receives them. Wrtc bots (real encoders and decoders) in
+ * `npm run bench:cascade:bots`.
  *
- * The bots run in this process (their encoding and decoding are most of the machine's load) and talk to the rooms
- * directly (bench/bots/roomSignal.ts): the meeting rules and socket.io are not in the measurement.
- *
- *   npm run bench:cascade -- [--listeners 8,24] [--speakers 4] [--seconds 10]
+ *   npm run bench:cascade -- [--people 60,150,300] [--speakers 4] [--pps 100] [--bytes 900] [--seconds 6]
  */
-import { execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import dgram from "node:dgram";
+import { once } from "node:events";
 import { parseArgs } from "node:util";
 import type { types as ms } from "mediasoup";
 import { loadConfig } from "../server/config.js";
 import { createLogger } from "../server/logger.js";
 import { CascadeLink } from "../server/sfu/Cascade.js";
+import { Peer } from "../server/sfu/Peer.js";
 import { Room } from "../server/sfu/Room.js";
 import type { RtcListenOptions } from "../server/sfu/RoomTypes.js";
 import { WorkerPool } from "../server/sfu/WorkerPool.js";
-import { Bot } from "./bots/Bot.js";
-import { SyntheticMedia } from "./bots/media.js";
-import { roomSignal } from "./bots/roomSignal.js";
-import { machine, median } from "./stats.js";
+import { machine } from "./stats.js";
 
 const { values } = parseArgs({
 	options: {
-		listeners: { type: "string", default: "8,24" },
+		people: { type: "string", default: "60,150,300" },
 		speakers: { type: "string", default: "4" },
-		seconds: { type: "string", default: "10" },
+		pps: { type: "string", default: "100" },
+		bytes: { type: "string", default: "900" },
+		seconds: { type: "string", default: "6" },
 	},
 });
-const sizes = values.listeners.split(",").map(Number);
+const sizes = values.people.split(",").map(Number);
 const speakers = Number(values.speakers);
+const pps = Number(values.pps);
+const bytes = Number(values.bytes);
 const seconds = Number(values.seconds);
 const config = loadConfig({ ...process.env, CONSENTRY_WORKERS: "1" });
 const log = createLogger("silent");
 const rtc: RtcListenOptions = { listenIp: "127.0.0.1", minPort: config.rtc.minPort, maxPort: config.rtc.maxPort };
 const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
+// A UDP port that is held and never read: the kernel drops what overflows its buffer, nothing here spends CPU on it.
+const hole = spawn("python3", [
+	"-c",
+	"import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,4096)\ns.bind(('127.0.0.1',0))\nprint(s.getsockname()[1],flush=True)\ntime.sleep(86400)",
+]);
+const sinkPort = Number(String((await once(hole.stdout, "data"))[0]).trim());
+
 interface Result {
 	nodes: number;
-	bots: number;
-	listeners: number;
-	joinedMs: number;
-	videoDecoded: number;
-	videoExpected: number;
-	pktsPerBot: number;
-	pktsTotal: number;
+	people: number;
+	setupMs: number;
 	workerCore: number[];
+	deliveredPps: number;
+	expectedPps: number;
 	pipeKbps: number;
 }
 
@@ -60,8 +67,19 @@ async function cpuMs(w: ms.Worker): Promise<number> {
 	return u.ru_utime + u.ru_stime;
 }
 
-async function run(nodes: 1 | 2, listeners: number, media: SyntheticMedia): Promise<Result> {
-	const n = speakers + listeners;
+function rtp(seq: number, ssrc: number): Buffer {
+	const b = Buffer.alloc(12 + bytes);
+	b[0] = 0x80;
+	b[1] = 100;
+	b.writeUInt16BE(seq & 0xffff, 2);
+	b.writeUInt32BE((seq * 960) >>> 0, 4);
+	b.writeUInt32BE(ssrc, 8);
+	b.fill(0xab, 12);
+	return b;
+}
+
+async function run(nodes: 1 | 2, people: number): Promise<Result> {
+	const t0 = performance.now();
 	const pools = await Promise.all(
 		Array.from({ length: nodes }, () =>
 			WorkerPool.create({ numWorkers: 1, workerBin: config.mediasoup.workerBin }, log),
@@ -83,114 +101,121 @@ async function run(nodes: 1 | 2, listeners: number, media: SyntheticMedia): Prom
 		await Promise.all([a.connect(wire(b.local)), b.connect(wire(a.local))]);
 		links.push(a, b);
 	}
-	const t0 = performance.now();
-	const bots: Bot[] = [];
+	// Speakers: a Peer whose send side is a comedia PlainTransport, producing through Room.produce (so the cascade
+	// link offers it like any participant's producer).
+	const ingress: { port: number; ssrc: number }[] = [];
+	const producerIds: string[] = [];
 	for (let i = 0; i < speakers; i++) {
 		const room = rooms[i % nodes] as Room;
-		const bot = await Bot.join(roomSignal(room, `bot${i}`), "m-bench", {
-			displayName: `bot${i}`,
-			send: true,
-			recv: true,
+		const peer = new Peer({ id: `s${i}`, displayName: `s${i}`, role: "participant", notify: () => undefined });
+		room.addPeer(peer);
+		const t = await room.router.createPlainTransport({
+			listenInfo: { protocol: "udp", ip: "127.0.0.1" },
+			rtcpMux: true,
+			comedia: true,
+			appData: { direction: "send" },
 		});
-		await bot.publish(media, { audio: true, video: true, maxVideoBitrate: 100_000 });
-		bots.push(bot);
-	}
-	for (let i = speakers; i < n; i += 4) {
-		const batch = Array.from({ length: Math.min(4, n - i) }, (_, k) => {
-			const id = `bot${i + k}`;
-			return Bot.join(roomSignal(rooms[(i + k) % nodes] as Room, id), "m-bench", {
-				displayName: id,
-				send: false,
-				recv: true,
-			});
-		});
-		bots.push(...(await Promise.all(batch)));
-	}
-	const expected = speakers * (speakers - 1) + listeners * speakers;
-	const deadline = Date.now() + 90_000;
-	while (Date.now() < deadline && bots.reduce((s, b) => s + b.videoFramesSeen, 0) < expected) {
-		await new Promise((r) => setTimeout(r, 250));
-	}
-	const joinedMs = performance.now() - t0;
-	const workers = pools.map((p) => p.workers[0] as ms.Worker);
-	const cpu0 = await Promise.all(workers.map(cpuMs));
-	const pk0 = await Promise.all(bots.map((b) => b.packets()));
-	const pipe0 = links[0] ? ((await links[0].transport.getStats())[0] as ms.PipeTransportStat) : undefined;
-	const w0 = performance.now();
-	await new Promise((r) => setTimeout(r, seconds * 1000));
-	const cpu1 = await Promise.all(workers.map(cpuMs));
-	const pk1 = await Promise.all(bots.map((b) => b.packets()));
-	const pipe1 = links[0] ? ((await links[0].transport.getStats())[0] as ms.PipeTransportStat) : undefined;
-	const wallMs = performance.now() - w0;
-	if (process.env.CASCADE_DEBUG)
-		console.error(
-			pk1.map(
-				(p, i) => `${bots[i]?.describe()} ${Math.round(((p.received - (pk0[i]?.received ?? 0)) * 1000) / wallMs)}`,
+		peer.transports.set(t.id, t as unknown as ms.WebRtcTransport);
+		const ssrc = 1000 + i;
+		producerIds.push(
+			await room.produce(
+				peer,
+				t.id,
+				"audio",
+				{
+					codecs: [{ mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 }],
+					encodings: [{ ssrc }],
+				},
+				"mic",
 			),
 		);
+		ingress.push({ port: t.tuple.localPort, ssrc });
+	}
+	if (nodes === 2) {
+		const deadline = Date.now() + 10_000;
+		while (links.some((l) => l.accepted.size + l.offered.size < speakers) && Date.now() < deadline) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+	}
+	// Listeners: an SRTP PlainTransport each, consuming every speaker in its router (local or piped).
+	const consumers: ms.Consumer[][] = rooms.map(() => []);
+	for (let j = 0; j < people - speakers; j++) {
+		const k = j % nodes;
+		const router = (rooms[k] as Room).router;
+		const t = await router.createPlainTransport({
+			listenInfo: { protocol: "udp", ip: "127.0.0.1" },
+			rtcpMux: true,
+			comedia: false,
+			enableSrtp: true,
+		});
+		await t.connect({ ip: "127.0.0.1", port: sinkPort, srtpParameters: t.srtpParameters });
+		for (const producerId of producerIds) {
+			consumers[k]?.push(await t.consume({ producerId, rtpCapabilities: router.rtpCapabilities }));
+		}
+	}
+	const setupMs = performance.now() - t0;
+	const src = dgram.createSocket("udp4");
+	let seq = 0;
+	const perTick = Math.max(1, Math.round(pps / 50));
+	const timer = setInterval(() => {
+		for (let n = 0; n < perTick; n++, seq++) for (const s of ingress) src.send(rtp(seq, s.ssrc), s.port, "127.0.0.1");
+	}, 20);
+	await new Promise((r) => setTimeout(r, 1500)); // warm up
+	const count = async () => {
+		let n = 0;
+		for (const list of consumers)
+			for (const c of list) for (const s of await c.getStats()) if (s.type === "outbound-rtp") n += s.packetCount;
+		return n;
+	};
+	const workers = pools.map((p) => p.workers[0] as ms.Worker);
+	const pipeBytes = async () => {
+		const s = links[0] ? ((await links[0].transport.getStats())[0] as ms.PipeTransportStat) : undefined;
+		return s ? s.bytesSent + s.bytesReceived : 0;
+	};
+	const [c0, p0, b0] = await Promise.all([Promise.all(workers.map(cpuMs)), count(), pipeBytes()]);
+	const w0 = performance.now();
+	await new Promise((r) => setTimeout(r, seconds * 1000));
+	const [c1, p1, b1] = await Promise.all([Promise.all(workers.map(cpuMs)), count(), pipeBytes()]);
+	const wallMs = performance.now() - w0;
+	clearInterval(timer);
+	src.close();
 	const result: Result = {
 		nodes,
-		bots: n,
-		listeners,
-		joinedMs,
-		videoDecoded: bots.reduce((s, b) => s + b.videoFramesSeen, 0),
-		videoExpected: expected,
-		pktsPerBot: median(pk1.map((p, i) => ((p.received - (pk0[i]?.received ?? 0)) * 1000) / wallMs)),
-		pktsTotal: pk1.reduce((s, p, i) => s + ((p.received - (pk0[i]?.received ?? 0)) * 1000) / wallMs, 0),
-		workerCore: cpu1.map((c, i) => (c - (cpu0[i] ?? 0)) / wallMs),
-		pipeKbps:
-			pipe0 && pipe1
-				? ((pipe1.bytesSent + pipe1.bytesReceived - pipe0.bytesSent - pipe0.bytesReceived) * 8) / wallMs
-				: 0,
+		people,
+		setupMs,
+		workerCore: c1.map((c, i) => (c - (c0[i] ?? 0)) / wallMs),
+		deliveredPps: ((p1 - p0) * 1000) / wallMs,
+		expectedPps: (people - speakers) * speakers * pps,
+		pipeKbps: ((b1 - b0) * 8) / wallMs,
 	};
-	for (const b of bots) b.close();
 	for (const l of links) l.close();
 	for (const r of rooms) r.close();
 	for (const p of pools) p.close();
 	return result;
 }
 
-// Each layout runs in its own process: a second run after the first one's bots closed delivers a fraction of the
-// packets (wrtc's threads of the closed peer connections), whatever the layout.
-const one = process.env.CASCADE_RUN;
-if (one) {
-	const [nodes, listeners] = one.split(":").map(Number);
-	const media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
-	const r = await run(nodes === 2 ? 2 : 1, listeners ?? 0, media);
-	media.stop();
-	process.stdout.write(`${JSON.stringify(r)}\n`);
-	process.exit(0);
-}
 const results: Result[] = [];
-for (const listeners of sizes) {
+for (const people of sizes) {
 	for (const nodes of [1, 2] as const) {
-		const out = execFileSync(
-			process.execPath,
-			[...process.execArgv, process.argv[1] as string, ...process.argv.slice(2)],
-			{
-				env: { ...process.env, CASCADE_RUN: `${nodes}:${listeners}` },
-				encoding: "utf8",
-				stdio: ["ignore", "pipe", "inherit"],
-				timeout: 240_000,
-			},
-		);
-		const r = JSON.parse(out.trim().split("\n").pop() as string) as Result;
+		const r = await run(nodes, people);
 		results.push(r);
 		console.error(JSON.stringify(r));
 	}
 }
+hole.kill();
 
-console.log(`# Cascade: one meeting on 1 node vs 2 nodes (${new Date().toISOString().slice(0, 10)}, ${machine()})`);
+console.log(`# Cascade at the media layer (${new Date().toISOString().slice(0, 10)}, ${machine()})`);
 console.log(
-	`${speakers} speakers send 160×90 10 fps ≤ 100 kbps video + Opus; listeners receive only; ${seconds} s steady window`,
+	`${speakers} speakers × ${pps} packets/s of ${bytes} B; every other person receives every speaker over SRTP; ${seconds} s window`,
 );
 console.log(
-	"| people | nodes | video tracks decoded | RTP pkts/s delivered (all bots) | worker CPU per node (share of a core) | busiest worker | worker µs per delivered packet (all nodes) | pipe kbit/s (both ways) |",
+	"| people | nodes | packets/s delivered (of expected) | worker CPU per node (share of a core) | busiest worker | worker µs per delivered packet | pipe kbit/s (both ways) |",
 );
-console.log("|---:|---:|---:|---:|---|---:|---:|---:|");
+console.log("|---:|---:|---:|---|---:|---:|---:|");
 for (const r of results) {
+	const total = r.workerCore.reduce((a, b) => a + b, 0);
 	console.log(
-		`| ${r.bots} | ${r.nodes} | ${r.videoDecoded}/${r.videoExpected} | ${Math.round(r.pktsTotal)} | ${r.workerCore.map((c) => c.toFixed(3)).join(" + ")} | ${Math.max(...r.workerCore).toFixed(3)} | ${((r.workerCore.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, r.pktsTotal)).toFixed(1)} | ${r.nodes === 2 ? Math.round(r.pipeKbps) : "–"} |`,
+		`| ${r.people} | ${r.nodes} | ${Math.round(r.deliveredPps)} (${Math.round((100 * r.deliveredPps) / r.expectedPps)} %) | ${r.workerCore.map((c) => c.toFixed(3)).join(" + ")} | ${Math.max(...r.workerCore).toFixed(3)} | ${((total * 1e6) / Math.max(1, r.deliveredPps)).toFixed(2)} | ${r.nodes === 2 ? Math.round(r.pipeKbps) : "–"} |`,
 	);
 }
 process.exit(0);
