@@ -157,10 +157,12 @@ async function run(nodes: 1 | 2, people: number): Promise<Result> {
 	const setupMs = performance.now() - t0;
 	const src = dgram.createSocket("udp4");
 	let seq = 0;
+	// Every 20 ms a burst of pps/50 packets per speaker; below 50 packets/s one packet every 1000/pps ms.
 	const perTick = Math.max(1, Math.round(pps / 50));
+	const tickMs = pps >= 50 ? 20 : 1000 / pps;
 	const timer = setInterval(() => {
 		for (let n = 0; n < perTick; n++, seq++) for (const s of ingress) src.send(rtp(seq, s.ssrc), s.port, "127.0.0.1");
-	}, 20);
+	}, tickMs);
 	await new Promise((r) => setTimeout(r, 1500)); // warm up
 	// Delivery: packets a sampled consumer sent per packet a speaker sent (the sender here may fall behind `--pps` on a
 	// loaded machine; the share is of what it did send). It is read on a sample of each router's consumers (every n-th): reading thousands of stats would queue
