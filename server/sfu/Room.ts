@@ -22,6 +22,8 @@ export class Room extends EventEmitter<RoomEvents> {
 	readonly #speakerObserver: ms.ActiveSpeakerObserver;
 	#closed = false;
 	readonly #qualityTimers = new Map<Peer, ReturnType<typeof setTimeout>>();
+	/** Producers of people on another node of this meeting, arriving through a cascade pipe (server/sfu/Cascade.ts). */
+	readonly #piped = new Map<string, ms.Producer<{ source: MediaSource; peerId: string }>>();
 
 	private constructor(options: RoomOptions, router: ms.Router, speakerObserver: ms.ActiveSpeakerObserver) {
 		super();
@@ -127,6 +129,31 @@ export class Room extends EventEmitter<RoomEvents> {
 			if (other === peer) continue;
 			for (const producer of other.producers.values()) await this.#consume(peer, producer);
 		}
+		for (const producer of this.#piped.values()) await this.#consume(peer, producer);
+	}
+
+	/** Every producer of this room's own peers (what a cascade pipe offers the other node). */
+	localProducers(): ms.Producer<{ source: MediaSource; peerId: string }>[] {
+		return [...this.#peers.values()].flatMap((p) => [...p.producers.values()]);
+	}
+
+	/**
+	 * A producer piped in from another node of this meeting (its `appData` names the remote person): forwarded to
+	 * every peer here like a local one, until it closes.
+	 */
+	async addPipedProducer(producer: ms.Producer<{ source: MediaSource; peerId: string }>): Promise<void> {
+		if (this.#closed) throw new ConflictError("meeting_closed", "This meeting's media session has closed.");
+		this.#piped.set(producer.id, producer);
+		producer.observer.once("close", () => this.#piped.delete(producer.id));
+		if (producer.kind === "audio")
+			await this.#speakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);
+		await Promise.all(
+			[...this.#peers.values()].map((peer) =>
+				this.#consume(peer, producer).catch((err: unknown) =>
+					this.#log.warn({ err, peerId: peer.id, producerId: producer.id }, "could not forward a piped producer"),
+				),
+			),
+		);
 	}
 
 	async produce(
@@ -165,6 +192,7 @@ export class Room extends EventEmitter<RoomEvents> {
 		producer.on("score", () => this.#scored(peer));
 		producer.observer.once("close", () => peer.producers.delete(producer.id));
 		if (kind === "audio") await this.#speakerObserver.addProducer({ producerId: producer.id }).catch(() => undefined);
+		this.emit("producer", producer);
 		// One receiver's failure (e.g. its transport closing right now) must not fail the sender's produce.
 		await Promise.all(
 			[...this.#peers.values()]

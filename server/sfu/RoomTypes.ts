@@ -1,3 +1,5 @@
+import type { types as ms } from "mediasoup";
+import type { MediaSource } from "../../shared/protocol.js";
 import type { Logger } from "../logger.js";
 import type { WorkerPool } from "./WorkerPool.js";
 
@@ -20,4 +22,6 @@ export interface RoomOptions {
 export type RoomEvents = {
 	/** The room closed (last peer left, its worker died, or it was closed explicitly). */
 	close: [];
+	/** One of this room's peers started sending (a cascade pipe offers it to the meeting's other node). */
+	producer: [producer: ms.Producer<{ source: MediaSource; peerId: string }>];
 };

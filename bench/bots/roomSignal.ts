@@ -1,0 +1,82 @@
+/**
+ * A bot's signaling straight into a server/sfu Room in this process (no socket.io, no meeting rules): each request
+ * and event crosses as JSON, as it would over the wire. Used where the media layer alone is under test (the cascade
+ * pipe between two routers: test/cascade.test.ts, bench/cascade.ts).
+ */
+import type { types as ms } from "mediasoup";
+import { Peer } from "../../server/sfu/Peer.js";
+import type { Room } from "../../server/sfu/Room.js";
+import type { MediaSource } from "../../shared/protocol.js";
+import type { NewConsumer, Signal } from "./signal.js";
+
+const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+/** The fields of the requests a bot sends (validated by the gateway's zod contract; here the bot is trusted). */
+interface Fields {
+	direction: "send" | "recv";
+	transportId: string;
+	dtlsParameters: ms.DtlsParameters;
+	rtpCapabilities: ms.RtpCapabilities;
+	kind: ms.MediaKind;
+	rtpParameters: ms.RtpParameters;
+	source: MediaSource;
+	consumerId: string;
+}
+
+export function roomSignal(room: Room, peerId: string): Signal & { peer: () => Peer | undefined } {
+	let peer: Peer | undefined;
+	const listeners: ((e: NewConsumer) => void)[] = [];
+	const need = (): Peer => {
+		if (!peer) throw new Error("join first");
+		return peer;
+	};
+	const handle = async (name: string, d: Fields): Promise<unknown> => {
+		switch (name) {
+			case "join":
+				peer = new Peer({
+					id: peerId,
+					displayName: peerId,
+					role: "participant",
+					notify: (event, ...args) => {
+						if (event !== "newConsumer") return;
+						const e = wire(args[0] as NewConsumer);
+						setImmediate(() => {
+							for (const fn of listeners) fn(e);
+						});
+					},
+				});
+				room.addPeer(peer);
+				return { status: "joined", routerRtpCapabilities: room.router.rtpCapabilities };
+			case "createWebRtcTransport":
+				return room.createWebRtcTransport(need(), d.direction);
+			case "connectWebRtcTransport":
+				await room.connectWebRtcTransport(need(), d.transportId, d.dtlsParameters);
+				return {};
+			case "setRtpCapabilities":
+				await room.setRtpCapabilities(need(), d.rtpCapabilities);
+				return {};
+			case "produce":
+				return { producerId: await room.produce(need(), d.transportId, d.kind, d.rtpParameters, d.source) };
+			case "resumeConsumer":
+				await room.resumeConsumer(need(), d.consumerId);
+				return {};
+			case "leave":
+				room.removePeer(peerId);
+				return {};
+			default:
+				throw new Error(`unknown request ${name}`);
+		}
+	};
+	return {
+		async request(name, data) {
+			return wire(await handle(name, wire(data) as Fields)) as never;
+		},
+		onNewConsumer(fn) {
+			listeners.push(fn);
+		},
+		close() {
+			if (peer && !room.closed) room.removePeer(peerId);
+		},
+		peer: () => peer,
+	};
+}
