@@ -8,15 +8,17 @@ export const ENGINES: readonly Engine[] = ["sqlite", "postgres"];
 let server: Promise<PostgresServer> | undefined;
 let n = 0;
 
+// Registered when the test file imports this module (collection time). A hook registered from inside a running
+// test, where the server is first asked for, is never run: each file left its PostgreSQL running.
+afterAll(async () => {
+	const started = server;
+	server = undefined;
+	if (started) await (await started).stop();
+});
+
 /** This test file's throwaway PostgreSQL, started on first use and stopped after the file's tests. */
 export function postgresServer(): Promise<PostgresServer> {
-	if (!server) {
-		server = startPostgres();
-		const started = server;
-		afterAll(async () => {
-			await (await started).stop();
-		});
-	}
+	server ??= startPostgres();
 	return server;
 }
 
