@@ -1,43 +1,7 @@
-import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { probeMedia } from "../test/helpers/webm.js";
+import { probeMedia, vp8Frames } from "../test/helpers/webm.js";
 import type { Frame } from "./DepacketizerTypes.js";
 import { MatroskaWriter } from "./MatroskaWriter.js";
-
-/** `seconds` of libvpx VP8 at 30 fps (a key frame every second) as frames, with the key frames' sizes. */
-function vp8Frames(size: string, seconds: number): Buffer[] {
-	const res = spawnSync(
-		"ffmpeg",
-		[
-			...["-v", "error", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=30:duration=${seconds}`],
-			...[
-				"-c:v",
-				"libvpx",
-				"-b:v",
-				"300k",
-				"-g",
-				"30",
-				"-deadline",
-				"realtime",
-				"-cpu-used",
-				"8",
-				"-f",
-				"ivf",
-				"pipe:1",
-			],
-		],
-		{ maxBuffer: 64 * 1024 * 1024 },
-	);
-	if (res.status !== 0) throw new Error(`ffmpeg failed: ${res.stderr.toString()}`);
-	const ivf = res.stdout;
-	const frames: Buffer[] = [];
-	for (let p = ivf.readUInt16LE(6); p + 12 <= ivf.length; ) {
-		const n = ivf.readUInt32LE(p);
-		frames.push(ivf.subarray(p + 12, p + 12 + n));
-		p += 12 + n;
-	}
-	return frames;
-}
 
 function vp8Frame(data: Buffer, i: number): Frame {
 	const key = ((data[0] as number) & 1) === 0;

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -55,4 +55,29 @@ export async function probeMedia(bytes: Uint8Array): Promise<Probe> {
 	} finally {
 		rmSync(dir, { recursive: true, force: true });
 	}
+}
+
+/**
+ * `seconds` of libvpx VP8 at 30 fps (a key frame every second, `bitrate` e.g. "300k") encoded by ffmpeg into IVF,
+ * returned as frames.
+ */
+export function vp8Frames(size: string, seconds: number, bitrate = "300k"): Buffer[] {
+	const res = spawnSync(
+		"ffmpeg",
+		[
+			...["-v", "error", "-f", "lavfi", "-i", `testsrc=size=${size}:rate=30:duration=${seconds}`],
+			...["-c:v", "libvpx", "-b:v", bitrate, "-g", "30", "-deadline", "realtime", "-cpu-used", "8"],
+			...["-f", "ivf", "pipe:1"],
+		],
+		{ maxBuffer: 64 * 1024 * 1024 },
+	);
+	if (res.status !== 0) throw new Error(`ffmpeg failed: ${res.stderr.toString()}`);
+	const ivf = res.stdout;
+	const frames: Buffer[] = [];
+	for (let p = ivf.readUInt16LE(6); p + 12 <= ivf.length; ) {
+		const n = ivf.readUInt32LE(p);
+		frames.push(ivf.subarray(p + 12, p + 12 + n));
+		p += 12 + n;
+	}
+	return frames;
 }
