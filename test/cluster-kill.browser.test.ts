@@ -7,7 +7,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import pg from "pg";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
@@ -60,19 +60,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 				nodes.push(await startNodeProcess({ id: "node-b", databaseUrl, tenants: [acme], env }));
 			})(),
 		]);
-		const r = await fetch(`${nodes[0]?.url}/api/storage-target`, {
-			method: "PUT",
-			headers: { authorization: `Bearer ${acme.token("it-admin", "admin")}`, "content-type": "application/json" },
-			body: JSON.stringify({
-				endpoint: bucket.server.endpoint,
-				region: "us-east-1",
-				bucket: bucket.name,
-				prefix: "rec",
-				forcePathStyle: true,
-				credentials: { accessKeyId: "AKIATEST", secretAccessKey: "secret-value" },
-			}),
-		});
-		expect(r.status).toBe(200);
+		await saveStorageTarget(nodes[0] as NodeProcess, acme, bucket, "rec");
 		db = new pg.Client({ connectionString: databaseUrl });
 		await db.connect();
 		// Every peer connection a page makes, to read its receivers' statistics (which node's transport receives).

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { joinVia, type NodeProcess, rejoin, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
 import type { RawClient } from "./helpers/signaling.js";
@@ -32,19 +32,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		// One after the other: the first migrates the fresh database.
 		nodes.push(await startNodeProcess({ id: "node-a", databaseUrl, tenants: [acme], env }));
 		nodes.push(await startNodeProcess({ id: "node-b", databaseUrl, tenants: [acme], env }));
-		const r = await fetch(`${nodes[0]?.url}/api/storage-target`, {
-			method: "PUT",
-			headers: { authorization: `Bearer ${acme.token("it-admin", "admin")}`, "content-type": "application/json" },
-			body: JSON.stringify({
-				endpoint: bucket.server.endpoint,
-				region: "us-east-1",
-				bucket: bucket.name,
-				prefix: "rec",
-				forcePathStyle: true,
-				credentials: { accessKeyId: "AKIATEST", secretAccessKey: "secret-value" },
-			}),
-		});
-		expect(r.status).toBe(200);
+		await saveStorageTarget(nodes[0] as NodeProcess, acme, bucket, "rec");
 		db = new pg.Client({ connectionString: databaseUrl });
 		await db.connect();
 		// Each node reads the live nodes at its heartbeat (1 s): after one, A knows B too.

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { launchChromium } from "./helpers/chromium.js";
 import { joinVia, type NodeProcess, rejoin, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
@@ -40,19 +40,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 			proxies.set(id, proxy);
 			nodes.push(await startNodeProcess({ id, databaseUrl: viaProxy(databaseUrl, proxy), tenants: [acme], env }));
 		}
-		const r = await fetch(`${nodes[0]?.url}/api/storage-target`, {
-			method: "PUT",
-			headers: { authorization: `Bearer ${acme.token("it-admin", "admin")}`, "content-type": "application/json" },
-			body: JSON.stringify({
-				endpoint: bucket.server.endpoint,
-				region: "us-east-1",
-				bucket: bucket.name,
-				prefix: "rec",
-				forcePathStyle: true,
-				credentials: { accessKeyId: "AKIATEST", secretAccessKey: "secret-value" },
-			}),
-		});
-		expect(r.status).toBe(200);
+		await saveStorageTarget(nodes[0] as NodeProcess, acme, bucket, "rec");
 		db = new pg.Client({ connectionString: databaseUrl });
 		await db.connect();
 		await new Promise((r) => setTimeout(r, 1500)); // each node has read the other at a heartbeat

@@ -5,7 +5,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import pg from "pg";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
@@ -39,19 +39,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("host and participant first reach 
 		nodes.push(await startNodeProcess({ id: "node-a", databaseUrl, tenants: [acme], env }));
 		nodes.push(await startNodeProcess({ id: "node-b", databaseUrl, tenants: [acme], env }));
 		const [a] = nodes as [NodeProcess];
-		const r = await fetch(`${a.url}/api/storage-target`, {
-			method: "PUT",
-			headers: { authorization: `Bearer ${acme.token("it-admin", "admin")}`, "content-type": "application/json" },
-			body: JSON.stringify({
-				endpoint: bucket.server.endpoint,
-				region: "us-east-1",
-				bucket: bucket.name,
-				prefix: "cluster",
-				forcePathStyle: true,
-				credentials: { accessKeyId: "AKIATEST", secretAccessKey: "secret-value" },
-			}),
-		});
-		expect(r.status).toBe(200);
+		await saveStorageTarget(a, acme, bucket, "cluster");
 		db = new pg.Client({ connectionString: databaseUrl });
 		await db.connect();
 		chrome = await launchChromium();

@@ -69,7 +69,7 @@ export function storageEnv(): Record<string, string> {
 
 /** The tenant's administrator registers the bucket as its storage target (the preflight must pass). */
 export async function saveStorageTarget(
-	gw: Gateway,
+	gw: Pick<Gateway, "url">,
 	tenant: TestTenant,
 	bucket: TestBucket,
 	prefix: string,

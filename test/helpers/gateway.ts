@@ -94,7 +94,7 @@ export async function startGateway(
 
 /** Calls the gateway's REST API as `token`; returns status and JSON body. */
 export async function api(
-	gateway: Gateway,
+	gateway: Pick<Gateway, "url">,
 	method: string,
 	urlPath: string,
 	token?: string,
