@@ -24,7 +24,7 @@ import type { RtcListenOptions } from "../server/sfu/RoomTypes.js";
 import { WorkerPool } from "../server/sfu/WorkerPool.js";
 import { Bot } from "./bots/Bot.js";
 import { SyntheticMedia } from "./bots/media.js";
-import { roomSignal } from "./bots/roomSignal.js";
+import { relayCascade, roomSignal, wire } from "./bots/roomSignal.js";
 import { machine, median } from "./stats.js";
 
 const { values } = parseArgs({
@@ -40,7 +40,6 @@ const seconds = Number(values.seconds);
 const config = loadConfig({ ...process.env, CONSENTRY_WORKERS: "1" });
 const log = createLogger("silent");
 const rtc: RtcListenOptions = { listenIp: "127.0.0.1", minPort: config.rtc.minPort, maxPort: config.rtc.maxPort };
-const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 interface Result {
 	nodes: number;
@@ -73,13 +72,7 @@ async function run(nodes: 1 | 2, listeners: number, media: SyntheticMedia): Prom
 		const pipe = { listenIp: "127.0.0.1", portRange: { min: rtc.minPort, max: rtc.maxPort }, peerIp: "127.0.0.1" };
 		const [a, b] = await Promise.all(rooms.map((r) => CascadeLink.open(r, pipe)));
 		if (!a || !b) throw new Error("no link");
-		for (const [from, to] of [
-			[a, b],
-			[b, a],
-		] as const) {
-			from.on("offer", (o) => void to.accept(wire(o)));
-			from.on("change", (c) => void to.apply(wire(c)));
-		}
+		relayCascade(a, b);
 		await Promise.all([a.connect(wire(b.local)), b.connect(wire(a.local))]);
 		links.push(a, b);
 	}

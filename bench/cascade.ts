@@ -24,6 +24,7 @@ import { Peer } from "../server/sfu/Peer.js";
 import { Room } from "../server/sfu/Room.js";
 import type { RtcListenOptions } from "../server/sfu/RoomTypes.js";
 import { WorkerPool } from "../server/sfu/WorkerPool.js";
+import { relayCascade, wire } from "./bots/roomSignal.js";
 import { machine } from "./stats.js";
 
 const { values } = parseArgs({
@@ -43,7 +44,6 @@ const seconds = Number(values.seconds);
 const config = loadConfig({ ...process.env, CONSENTRY_WORKERS: "1" });
 const log = createLogger("silent");
 const rtc: RtcListenOptions = { listenIp: "127.0.0.1", minPort: config.rtc.minPort, maxPort: config.rtc.maxPort };
-const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 // A UDP port that is held and never read: the kernel drops what overflows its buffer, nothing here spends CPU on it.
 // The holder exits when this process's end of its stdin closes (so also if this process dies).
@@ -92,13 +92,7 @@ async function run(nodes: 1 | 2, people: number): Promise<Result> {
 		const pipe = { listenIp: "127.0.0.1", portRange: { min: rtc.minPort, max: rtc.maxPort }, peerIp: "127.0.0.1" };
 		const [a, b] = await Promise.all(rooms.map((r) => CascadeLink.open(r, pipe)));
 		if (!a || !b) throw new Error("no link");
-		for (const [from, to] of [
-			[a, b],
-			[b, a],
-		] as const) {
-			from.on("offer", (o) => void to.accept(wire(o)));
-			from.on("change", (c) => void to.apply(wire(c)));
-		}
+		relayCascade(a, b);
 		await Promise.all([a.connect(wire(b.local)), b.connect(wire(a.local))]);
 		links.push(a, b);
 	}

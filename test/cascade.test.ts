@@ -4,7 +4,7 @@ import type { types as ms } from "mediasoup";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
-import { roomSignal } from "../bench/bots/roomSignal.js";
+import { relayCascade, roomSignal, wire } from "../bench/bots/roomSignal.js";
 import { loadConfig } from "../server/config.js";
 import { createLogger } from "../server/logger.js";
 import { CascadeLink } from "../server/sfu/Cascade.js";
@@ -13,8 +13,6 @@ import { Room } from "../server/sfu/Room.js";
 import type { RtcListenOptions } from "../server/sfu/RoomTypes.js";
 import { WorkerPool } from "../server/sfu/WorkerPool.js";
 import { waitFor } from "./helpers/wait.js";
-
-const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 /**
  * One meeting's media over two routers on two mediasoup worker processes, joined by a cascade pipe (PipeTransports
@@ -45,13 +43,7 @@ describe("cascade pipe between two routers", () => {
 		linkA = await CascadeLink.open(roomA, pipe);
 		linkB = await CascadeLink.open(roomB, pipe);
 		// The control channel: every message crosses as JSON.
-		for (const [from, to] of [
-			[linkA, linkB],
-			[linkB, linkA],
-		] as const) {
-			from.on("offer", (o) => void to.accept(wire(o)));
-			from.on("change", (c) => void to.apply(wire(c)));
-		}
+		relayCascade(linkA, linkB);
 		media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
 	});
 

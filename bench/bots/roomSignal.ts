@@ -4,12 +4,25 @@
  * pipe between two routers: test/cascade.test.ts, bench/cascade.ts).
  */
 import type { types as ms } from "mediasoup";
+import type { CascadeLink } from "../../server/sfu/Cascade.js";
 import { Peer } from "../../server/sfu/Peer.js";
 import type { Room } from "../../server/sfu/Room.js";
 import type { MediaSource } from "../../shared/protocol.js";
 import type { NewConsumer, Signal } from "./signal.js";
 
-const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+/** A value as it arrives after crossing a wire as JSON. */
+export const wire = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
+/** The two ends of a cascade pipe's control channel, in one process: every offer and change crosses as JSON. */
+export function relayCascade(a: CascadeLink, b: CascadeLink): void {
+	for (const [from, to] of [
+		[a, b],
+		[b, a],
+	] as const) {
+		from.on("offer", (o) => void to.accept(wire(o)));
+		from.on("change", (c) => void to.apply(wire(c)));
+	}
+}
 
 /** The fields of the requests a bot sends (validated by the gateway's zod contract; here the bot is trusted). */
 interface Fields {
