@@ -18,13 +18,11 @@ import { parseArgs } from "node:util";
 import type { types as ms } from "mediasoup";
 import { loadConfig } from "../server/config.js";
 import { createLogger } from "../server/logger.js";
-import { CascadeLink } from "../server/sfu/Cascade.js";
-import { Room } from "../server/sfu/Room.js";
+import type { Room } from "../server/sfu/Room.js";
 import type { RtcListenOptions } from "../server/sfu/RoomTypes.js";
-import { WorkerPool } from "../server/sfu/WorkerPool.js";
 import { Bot } from "./bots/Bot.js";
 import { SyntheticMedia } from "./bots/media.js";
-import { relayCascade, roomSignal, wire } from "./bots/roomSignal.js";
+import { openCascadeRooms, roomSignal } from "./bots/roomSignal.js";
 import { machine, median } from "./stats.js";
 
 const { values } = parseArgs({
@@ -61,21 +59,12 @@ async function cpuMs(w: ms.Worker): Promise<number> {
 
 async function run(nodes: 1 | 2, listeners: number, media: SyntheticMedia): Promise<Result> {
 	const n = speakers + listeners;
-	const pools = await Promise.all(
-		Array.from({ length: nodes }, () =>
-			WorkerPool.create({ numWorkers: 1, workerBin: config.mediasoup.workerBin }, log),
-		),
-	);
-	const rooms = await Promise.all(pools.map((pool) => Room.create({ meetingId: "m-bench", pool, rtc, log })));
-	const links: CascadeLink[] = [];
-	if (nodes === 2) {
-		const pipe = { listenIp: "127.0.0.1", portRange: { min: rtc.minPort, max: rtc.maxPort }, peerIp: "127.0.0.1" };
-		const [a, b] = await Promise.all(rooms.map((r) => CascadeLink.open(r, pipe)));
-		if (!a || !b) throw new Error("no link");
-		relayCascade(a, b);
-		await Promise.all([a.connect(wire(b.local)), b.connect(wire(a.local))]);
-		links.push(a, b);
-	}
+	const { pools, rooms, links } = await openCascadeRooms(nodes, {
+		workerBin: config.mediasoup.workerBin,
+		rtc,
+		log,
+		meetingId: "m-bench",
+	});
 	const t0 = performance.now();
 	const bots: Bot[] = [];
 	for (let i = 0; i < speakers; i++) {

@@ -19,12 +19,10 @@ import { parseArgs } from "node:util";
 import type { types as ms } from "mediasoup";
 import { loadConfig } from "../server/config.js";
 import { createLogger } from "../server/logger.js";
-import { CascadeLink } from "../server/sfu/Cascade.js";
 import { Peer } from "../server/sfu/Peer.js";
-import { Room } from "../server/sfu/Room.js";
+import type { Room } from "../server/sfu/Room.js";
 import type { RtcListenOptions } from "../server/sfu/RoomTypes.js";
-import { WorkerPool } from "../server/sfu/WorkerPool.js";
-import { relayCascade, wire } from "./bots/roomSignal.js";
+import { openCascadeRooms } from "./bots/roomSignal.js";
 import { machine } from "./stats.js";
 
 const { values } = parseArgs({
@@ -81,21 +79,12 @@ function rtp(seq: number, ssrc: number): Buffer {
 
 async function run(nodes: 1 | 2, people: number): Promise<Result> {
 	const t0 = performance.now();
-	const pools = await Promise.all(
-		Array.from({ length: nodes }, () =>
-			WorkerPool.create({ numWorkers: 1, workerBin: config.mediasoup.workerBin }, log),
-		),
-	);
-	const rooms = await Promise.all(pools.map((pool) => Room.create({ meetingId: "m-bench", pool, rtc, log })));
-	const links: CascadeLink[] = [];
-	if (nodes === 2) {
-		const pipe = { listenIp: "127.0.0.1", portRange: { min: rtc.minPort, max: rtc.maxPort }, peerIp: "127.0.0.1" };
-		const [a, b] = await Promise.all(rooms.map((r) => CascadeLink.open(r, pipe)));
-		if (!a || !b) throw new Error("no link");
-		relayCascade(a, b);
-		await Promise.all([a.connect(wire(b.local)), b.connect(wire(a.local))]);
-		links.push(a, b);
-	}
+	const { pools, rooms, links } = await openCascadeRooms(nodes, {
+		workerBin: config.mediasoup.workerBin,
+		rtc,
+		log,
+		meetingId: "m-bench",
+	});
 	// Speakers: a Peer whose send side is a comedia PlainTransport, producing through Room.produce (so the cascade
 	// link offers it like any participant's producer).
 	const ingress: { port: number; ssrc: number }[] = [];

@@ -4,9 +4,12 @@
  * pipe between two routers: test/cascade.test.ts, bench/cascade.ts).
  */
 import type { types as ms } from "mediasoup";
-import type { CascadeLink } from "../../server/sfu/Cascade.js";
+import type { Logger } from "../../server/logger.js";
+import { CascadeLink } from "../../server/sfu/Cascade.js";
 import { Peer } from "../../server/sfu/Peer.js";
-import type { Room } from "../../server/sfu/Room.js";
+import { Room } from "../../server/sfu/Room.js";
+import type { RtcListenOptions } from "../../server/sfu/RoomTypes.js";
+import { WorkerPool } from "../../server/sfu/WorkerPool.js";
 import type { MediaSource } from "../../shared/protocol.js";
 import type { NewConsumer, Signal } from "./signal.js";
 
@@ -92,4 +95,30 @@ export function roomSignal(room: Room, peerId: string): Signal & { peer: () => P
 		},
 		peer: () => peer,
 	};
+}
+
+/**
+ * One meeting's room on each of `nodes` worker processes (a worker stands for a node); with two, their cascade
+ * links are opened, relayed and connected. For the benches that compare one node with two.
+ */
+export async function openCascadeRooms(
+	nodes: 1 | 2,
+	o: { workerBin: string; rtc: RtcListenOptions; log: Logger; meetingId: string },
+): Promise<{ pools: WorkerPool[]; rooms: Room[]; links: CascadeLink[] }> {
+	const pools = await Promise.all(
+		Array.from({ length: nodes }, () => WorkerPool.create({ numWorkers: 1, workerBin: o.workerBin }, o.log)),
+	);
+	const rooms = await Promise.all(
+		pools.map((pool) => Room.create({ meetingId: o.meetingId, pool, rtc: o.rtc, log: o.log })),
+	);
+	const links: CascadeLink[] = [];
+	if (nodes === 2) {
+		const pipe = { listenIp: "127.0.0.1", portRange: { min: o.rtc.minPort, max: o.rtc.maxPort }, peerIp: "127.0.0.1" };
+		const [a, b] = await Promise.all(rooms.map((r) => CascadeLink.open(r, pipe)));
+		if (!a || !b) throw new Error("no link");
+		relayCascade(a, b);
+		await Promise.all([a.connect(wire(b.local)), b.connect(wire(a.local))]);
+		links.push(a, b);
+	}
+	return { pools, rooms, links };
 }
