@@ -89,7 +89,9 @@ fi
 
 # 5. builds ------------------------------------------------------------------------------
 log "building server and client"
-npx --no-install tsc -p tsconfig.build.json
+# build:server also marks the `consentry` bin executable: tsc writes it 0644, and npx, which linked it into its cache
+# on the first run from this folder, never looks at it again, so a fresh build would answer "Permission denied".
+npm run -s build:server
 npx --no-install vite build --logLevel error
 
 log "ready in $(($(date +%s) - start)) s (worker: $WORKER_BIN)"

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -105,5 +105,17 @@ describe("docker-compose.yml", () => {
 		expect(http(second)).not.toBe(http(gateway));
 		expect(second?.volumes?.some((v) => v.startsWith("gateway-2-data:"))).toBe(true);
 		expect(second?.logging?.driver).toBe("journald");
+	});
+});
+
+describe("the build", () => {
+	it("leaves every npm bin executable, so `npx consentry` runs after a rebuild in a folder npx already knows", () => {
+		// npx links a project's own bin into its cache on the first run from a folder and never looks again: a later
+		// fresh build that wrote it 0644 (as tsc does) answers "sh: consentry: Permission denied".
+		const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { bin: Record<string, string> };
+		for (const file of Object.values(pkg.bin)) {
+			const { mode } = statSync(path.join(root, file));
+			expect(mode & 0o111, `${file} mode ${mode.toString(8)}`).toBe(0o111);
+		}
 	});
 });
