@@ -104,7 +104,7 @@ async function record(name: string): Promise<{ meetingId: string; recorderPid: n
 		.waitFor({ state: "visible", timeout: 10_000 });
 	await page.getByRole("textbox", { name: "Message" }).fill("said while recording");
 	await page.locator("#chat-form").getByRole("button", { name: "Send" }).click();
-	await page.getByTestId("chat-log").getByText("said while recording").waitFor({ timeout: 5000 });
+	await page.getByTestId("chat-log").getByText("said while recording").waitFor({ timeout: 15_000 }); // setup, not a bound under test
 	const recorderPid = await waitFor(
 		() => childrenOf(gateway?.pid as number).find((c) => c.comm === "node" || c.comm.startsWith("node"))?.pid,
 		10_000,

@@ -27,5 +27,7 @@ export async function openTestStore(engine: Engine, opts: { file?: string } = {}
 	if (engine === "sqlite") return Store.open({ file: opts.file ?? ":memory:" });
 	const pg = await postgresServer();
 	const url = await pg.createDatabase(`s${process.pid}_${n++}`);
-	return Store.open({ url, connectTimeoutMs: 1000 });
+	// Generous: on a busy machine a new backend (or a free pool slot) can take over a second; outage tests that want
+	// a quick store_unavailable open their own store with a short timeout.
+	return Store.open({ url, connectTimeoutMs: 10_000 });
 }
