@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 
 /**
  * The compose deployment is HTTPS by default (a TLS proxy with HSTS, plain HTTP on loopback only) and its logs go
- * where an age limit applies. Docker is not needed: the YAML is parsed (PyYAML, which moto brings) and checked.
+ * where an age limit applies. Docker is not needed: the YAML is parsed (PyYAML: Debian's python3-yaml, which scripts/setup.sh installs) and checked.
  */
 const root = path.join(import.meta.dirname, "..");
 
