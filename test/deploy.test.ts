@@ -108,6 +108,27 @@ describe("docker-compose.yml", () => {
 	});
 });
 
+describe("the README's compose commands", () => {
+	it("name every variable the compose file cannot start without; the cluster's also the database's", () => {
+		const readme = readFileSync(path.join(root, "README.md"), "utf8");
+		const yml = readFileSync(path.join(root, "docker-compose.yml"), "utf8");
+		const required = [...new Set([...yml.matchAll(/\$\{([A-Z0-9_]+):\?/g)].map((m) => m[1] as string))];
+		expect(required).toContain("CONSENTRY_MASTER_KEY");
+		const one = /`([^`]*docker compose up -d)`/.exec(readme)?.[1] ?? "";
+		for (const v of required) expect(one, v).toContain(`${v}=`);
+		// The cluster profile: node 2 refuses to start without the URL, PostgreSQL without its password.
+		const cluster = /`([^`]*docker compose --profile cluster up[^`]*)`/.exec(readme)?.[1] ?? "";
+		expect(cluster).toContain("POSTGRES_PASSWORD=");
+		expect(cluster).toMatch(/CONSENTRY_DATABASE_URL=postgres:\/\/consentry:[^@\s]+@postgres:5432\/consentry /);
+	});
+
+	it("the image is built from the sources only: nothing scripts/setup.sh built on the host goes into it", () => {
+		const ignored = readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n");
+		// .venv-stt: a host venv's interpreter links point outside the image, and the Dockerfile's venv step then fails.
+		for (const p of ["node_modules", "dist", "data", ".venv-stt"]) expect(ignored, p).toContain(p);
+	});
+});
+
 describe("the build", () => {
 	it("leaves every npm bin executable, so `npx consentry` runs after a rebuild in a folder npx already knows", () => {
 		// npx links a project's own bin into its cache on the first run from a folder and never looks again: a later
