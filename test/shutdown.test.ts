@@ -27,7 +27,9 @@ afterAll(() => {
 
 describe("stopping a gateway process", () => {
 	for (const signal of ["SIGINT", "SIGTERM"] as const) {
-		it(`${signal}: the rooms close in the gateway's order, not as a media worker's death`, { timeout: 60_000 }, async () => {
+		it(`${signal}: the rooms close in the gateway's order, not as a media worker's death`, {
+			timeout: 60_000,
+		}, async () => {
 			const acme = testTenant("acme");
 			const port = await freePort();
 			const url = `http://127.0.0.1:${port}`;
