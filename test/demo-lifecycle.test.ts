@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -25,9 +25,9 @@ interface Demo {
 	exited: Promise<number | null>;
 }
 
-function startDemo(httpPort: number, s3Port: number): Demo {
+function startDemo(httpPort: number, s3Port: number, command = [process.execPath, "scripts/demo.mjs"]): Demo {
 	// Its own process group, as a command started in a terminal is: the group a Ctrl-C goes to.
-	const child = spawn(process.execPath, ["scripts/demo.mjs"], {
+	const child = spawn(command[0] as string, command.slice(1), {
 		env: {
 			...process.env,
 			CONSENTRY_DEMO_DIR: dir,
@@ -59,13 +59,22 @@ async function ready(demo: Demo): Promise<{ demo: number; gateway: number; s3: n
 		120_000,
 		"the demo's links",
 	);
-	return JSON.parse(readFileSync(path.join(dir, "demo.pids"), "utf8"));
+	const pids = JSON.parse(readFileSync(path.join(dir, "demo.pids"), "utf8"));
+	leftovers.push(pids.demo, pids.gateway, pids.s3); // whatever a failing step leaves, afterAll ends
+	return pids;
 }
 
 const alive = (pid: number) => {
 	try {
 		process.kill(pid, 0);
 		return true;
+	} catch {
+		return false;
+	}
+};
+const ofThisFolder = (pid: number) => {
+	try {
+		return readlinkSync(`/proc/${pid}/cwd`) === process.cwd();
 	} catch {
 		return false;
 	}
@@ -84,12 +93,13 @@ const portFree = (port: number) =>
 
 afterAll(async () => {
 	for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-	for (const pid of leftovers) if (alive(pid)) process.kill(pid, "SIGKILL");
+	// Only a process still of this folder: never one that got a recorded id after ours ended.
+	for (const pid of leftovers) if (alive(pid) && ofThisFolder(pid)) process.kill(pid, "SIGKILL");
 	rmSync(dir, { recursive: true, force: true });
 });
 
 describe("the demo in a terminal", () => {
-	it("Ctrl-C stops it all; a killed demo's leftovers are stopped by the next start; a busy port is named", {
+	it("Ctrl-C or SIGTERM stops it all; a killed demo's leftovers are stopped by the next start; a busy port is named", {
 		timeout: 240_000,
 	}, async () => {
 		const [httpPort, s3Port] = [await freePort(), await freePort()];
@@ -113,7 +123,6 @@ describe("the demo in a terminal", () => {
 		// 2. A demo killed outright (kill -9) leaves its gateway and S3 server running, holding the ports.
 		const second = startDemo(httpPort, s3Port);
 		const left = await ready(second);
-		leftovers.push(left.gateway, left.s3);
 		second.child.kill("SIGKILL");
 		await second.exited;
 		expect(alive(left.gateway) && alive(left.s3)).toBe(true);
@@ -137,7 +146,23 @@ describe("the demo in a terminal", () => {
 		expect(await third.exited, third.out()).toBe(0);
 		await waitFor(() => !alive(now.gateway) && !alive(now.s3), 15_000, "the third demo's processes gone");
 
-		// 3. A port another program holds is named before anything starts.
+		// 3. `npm run demo` stopped with SIGTERM to npm (a script runner, a service manager): npm passes it to the shell
+		// that runs the script, which must be the demo by then (`exec`), or the demo and its servers go on without it.
+		const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> };
+		const script = pkg.scripts.demo as string;
+		expect(script).toContain("scripts/setup.sh && ");
+		const viaShell = startDemo(httpPort, s3Port, ["sh", "-c", script.replace("scripts/setup.sh", "true")]);
+		const shelled = await ready(viaShell);
+		expect(shelled.demo).toBe(viaShell.child.pid);
+		viaShell.child.kill("SIGTERM");
+		expect(await viaShell.exited, viaShell.out()).toBe(0);
+		await waitFor(
+			() => !alive(shelled.gateway) && !alive(shelled.s3),
+			15_000,
+			"the shell-started demo's processes gone",
+		);
+
+		// 4. A port another program holds is named before anything starts.
 		const holder = net.createServer();
 		await new Promise<void>((resolve) => holder.listen(httpPort, "127.0.0.1", resolve));
 		try {
