@@ -108,6 +108,26 @@ describe("docker-compose.yml", () => {
 	});
 });
 
+describe("the README's configuration table", () => {
+	it("names every variable the gateway reads, and only those", () => {
+		const readme = readFileSync(path.join(root, "README.md"), "utf8");
+		const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("\nPer tenant, the tenants file"));
+		const rows = section.split("\n").filter((l) => l.startsWith("| `"));
+		// A row's first cell names its variables; a few more are explained inside a related row (a timeout beside its URL).
+		const names = (text: string) => [...text.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]);
+		const columns = new Set(rows.flatMap((l) => names(l.split("|")[1] ?? "")));
+		const mentioned = new Set(rows.flatMap((l) => names(l)));
+		const source = readFileSync(path.join(root, "server/config.ts"), "utf8");
+		const schema = source.slice(source.indexOf("const EnvSchema"), source.indexOf(".refine("));
+		const read = new Set([...schema.matchAll(/^\t\t([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+		expect(read.size).toBeGreaterThan(40);
+		for (const v of read)
+			expect(mentioned.has(v), `${v} is read by server/config.ts but not in the README's table`).toBe(true);
+		for (const v of columns)
+			expect(read.has(v), `${v} is in the README's table but server/config.ts never reads it`).toBe(true);
+	});
+});
+
 describe("the README's compose commands", () => {
 	it("name every variable the compose file cannot start without; the cluster's also the database's", () => {
 		const readme = readFileSync(path.join(root, "README.md"), "utf8");
