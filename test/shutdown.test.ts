@@ -17,12 +17,14 @@ import { waitFor } from "./helpers/wait.js";
  */
 const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-shutdown-"));
 const open: RawClient[] = [];
+const tenantFiles: string[] = [];
 let child: ChildProcess | undefined;
 
 afterAll(() => {
 	for (const c of open) c.close();
 	if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 	rmSync(dir, { recursive: true, force: true });
+	for (const f of tenantFiles) rmSync(path.dirname(f), { recursive: true, force: true });
 });
 
 describe("stopping a gateway process", () => {
@@ -32,6 +34,8 @@ describe("stopping a gateway process", () => {
 		}, async () => {
 			const acme = testTenant("acme");
 			const port = await freePort();
+			const tenantsFile = writeTenantsFile([acme]);
+			tenantFiles.push(tenantsFile);
 			const url = `http://127.0.0.1:${port}`;
 			const proc = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
 				env: {
@@ -41,7 +45,7 @@ describe("stopping a gateway process", () => {
 					CONSENTRY_WORKERS: "1",
 					CONSENTRY_DB_FILE: path.join(dir, `${signal}.sqlite`),
 					CONSENTRY_AUDIENCE: AUDIENCE,
-					CONSENTRY_TENANTS_FILE: writeTenantsFile([acme]),
+					CONSENTRY_TENANTS_FILE: tenantsFile,
 					CONSENTRY_RECORDER: "false",
 					CONSENTRY_LOG_LEVEL: "info",
 					...CROWD_ON_LOOPBACK,
