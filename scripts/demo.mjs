@@ -6,9 +6,12 @@
 // State lives in data/demo/ (CONSENTRY_DEMO_DIR; delete it to start afresh): the
 // tenant's token key, the gateway's master key and its SQLite store. The demo S3
 // server keeps objects in memory: they are gone once the demo stops.
+// A demo that was killed (kill -9, a crash) or whose terminal was closed leaves its gateway or S3 server
+// running: the next start in the same folder stops them first (their ids are in data/demo/demo.pids).
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
@@ -40,6 +43,61 @@ const keptSecret = (name, make) => {
 	return readFileSync(file, "utf8");
 };
 mkdirSync(dir, { recursive: true });
+
+// ---- What an earlier demo in this folder left running, and the ports --------------------------------------------
+const pidFile = path.join(dir, "demo.pids");
+/** `pid` is a live process of this folder whose command line holds `marker` (never a pid the system gave another). */
+const ours = (pid, marker) => {
+	try {
+		return (
+			readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker) &&
+			readlinkSync(`/proc/${pid}/cwd`) === process.cwd()
+		);
+	} catch {
+		return false;
+	}
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let earlier = {};
+try {
+	earlier = JSON.parse(readFileSync(pidFile, "utf8"));
+} catch {}
+if (earlier.demo && earlier.demo !== process.pid && ours(earlier.demo, "demo.mjs")) {
+	console.error(
+		`a demo is already running in this folder (pid ${earlier.demo}): stop it first (Ctrl-C in its terminal)`,
+	);
+	process.exit(1);
+}
+// The gateway first (it completes what it was recording into the bucket), then the S3 server.
+for (const [what, pid, marker] of [
+	["gateway", earlier.gateway, "dist/server/main.js"],
+	["demo S3 server", earlier.s3, "moto_server"],
+]) {
+	if (!pid || !ours(pid, marker)) continue;
+	console.error(`stopping the ${what} an earlier demo left running (pid ${pid})`);
+	process.kill(pid, "SIGTERM");
+	for (let i = 0; i < 300 && ours(pid, marker); i++) await sleep(100);
+	if (ours(pid, marker)) process.kill(pid, "SIGKILL");
+	for (let i = 0; i < 50 && ours(pid, marker); i++) await sleep(100);
+}
+rmSync(pidFile, { force: true });
+/** Whether nothing listens on 127.0.0.1:`port` (the gateway and the S3 server bind there). */
+const free = (port) =>
+	new Promise((resolve) => {
+		const srv = net.createServer();
+		srv.once("error", () => resolve(false));
+		srv.listen(Number(port), "127.0.0.1", () => srv.close(() => resolve(true)));
+	});
+for (const [port, variable] of [
+	[httpPort, "CONSENTRY_HTTP_PORT"],
+	[s3Port, "CONSENTRY_DEMO_S3_PORT"],
+]) {
+	if (!(await free(port))) {
+		console.error(`port ${port} on 127.0.0.1 is in use by another program: stop it, or set ${variable} to a free port`);
+		process.exit(1);
+	}
+}
+
 // A demo tenant with its own HS256 secret.
 const tenantsFile = path.join(dir, "tenants.json");
 keptSecret("tenants.json", () =>
@@ -73,6 +131,13 @@ const stopAll = (code) => {
 };
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
+process.on("SIGHUP", () => stopAll(0)); // the terminal was closed
+// Whatever ends this process (an error included), no child outlives it; the pid file goes once both are gone.
+process.on("exit", () => {
+	const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
+	for (const c of alive) c.kill("SIGTERM");
+	if (alive.length === 0) rmSync(pidFile, { force: true });
+});
 
 // Its own process group, so a Ctrl-C in the terminal does not stop it before the gateway has finished.
 const s3 = spawn(moto, ["-H", "127.0.0.1", "-p", s3Port], { stdio: ["ignore", "ignore", "ignore"], detached: true });
@@ -84,8 +149,12 @@ s3.on("exit", (code) => {
 	}
 });
 
+// Its own process group too: a Ctrl-C in the terminal reaches every process of the terminal's group, and the
+// gateway's mediasoup workers (its children) would close at once, before the gateway has finished what it records.
+// This process stops it instead (SIGTERM: it completes the recordings, then closes its workers).
 const gateway = spawn(process.execPath, ["dist/server/main.js"], {
 	stdio: "inherit",
+	detached: true,
 	env: {
 		...process.env,
 		CONSENTRY_HTTP_HOST: "127.0.0.1",
@@ -101,6 +170,7 @@ const gateway = spawn(process.execPath, ["dist/server/main.js"], {
 	},
 });
 children.push(gateway);
+writeFileSync(pidFile, JSON.stringify({ demo: process.pid, gateway: gateway.pid, s3: s3.pid }));
 gateway.on("exit", (code) => {
 	if (!stopping) stopAll(code ?? 1);
 	if (s3.exitCode === null && s3.signalCode === null) s3.kill("SIGTERM");
@@ -118,7 +188,8 @@ const waitUntil = async (what, ok) => {
 		try {
 			if (await ok()) return;
 		} catch {}
-		if (Date.now() > deadline || stopping) await fail(`${what} did not come up within 90 s`);
+		if (stopping) await new Promise(() => undefined); // a child exited and said why; the exit handlers end this
+		if (Date.now() > deadline) await fail(`${what} did not come up within 90 s`);
 		await new Promise((r) => setTimeout(r, 200));
 	}
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything consentry needs on Debian 12 with Node 20 and npm, idempotently:
-#   1. Debian packages: the mediasoup worker's build deps, ffmpeg, chromium, flite
+#   1. Debian packages: the mediasoup worker's build deps, ffmpeg, chromium, flite, postgresql, python3-yaml
 #   2. moto (local S3 API server for tests and the demo), from pip; pocketsphinx (transcription) into .venv-stt/
 #   3. the mediasoup worker, built from the npm package against Debian's libraries
 #      (cached in ~/.cache/consentry, keyed by mediasoup version + patch hash)
@@ -16,7 +16,7 @@ start=$(date +%s)
 APT_PACKAGES=(
 	g++ make patch pkg-config python3 python3-venv meson ninja-build
 	libuv1-dev libssl-dev libsrtp2-dev libflatbuffers-dev flatbuffers-compiler libabsl-dev
-	ffmpeg chromium flite postgresql
+	ffmpeg chromium flite postgresql python3-yaml
 )
 MOTO_VERSION=5.2.1
 export CONSENTRY_CACHE_DIR="${CONSENTRY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/consentry}"

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 
 /**
  * The compose deployment is HTTPS by default (a TLS proxy with HSTS, plain HTTP on loopback only) and its logs go
- * where an age limit applies. Docker is not needed: the YAML is parsed (PyYAML, which moto brings) and checked.
+ * where an age limit applies. Docker is not needed: the YAML is parsed (PyYAML: Debian's python3-yaml, which scripts/setup.sh installs) and checked.
  */
 const root = path.join(import.meta.dirname, "..");
 
@@ -105,6 +105,47 @@ describe("docker-compose.yml", () => {
 		expect(http(second)).not.toBe(http(gateway));
 		expect(second?.volumes?.some((v) => v.startsWith("gateway-2-data:"))).toBe(true);
 		expect(second?.logging?.driver).toBe("journald");
+	});
+});
+
+describe("the README's configuration table", () => {
+	it("names every variable the gateway reads, and only those", () => {
+		const readme = readFileSync(path.join(root, "README.md"), "utf8");
+		const section = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("\nPer tenant, the tenants file"));
+		const rows = section.split("\n").filter((l) => l.startsWith("| `"));
+		// A row's first cell names its variables; a few more are explained inside a related row (a timeout beside its URL).
+		const names = (text: string) => [...text.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]);
+		const columns = new Set(rows.flatMap((l) => names(l.split("|")[1] ?? "")));
+		const mentioned = new Set(rows.flatMap((l) => names(l)));
+		const source = readFileSync(path.join(root, "server/config.ts"), "utf8");
+		const schema = source.slice(source.indexOf("const EnvSchema"), source.indexOf(".refine("));
+		const read = new Set([...schema.matchAll(/^\t\t([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+		expect(read.size).toBeGreaterThan(40);
+		for (const v of read)
+			expect(mentioned.has(v), `${v} is read by server/config.ts but not in the README's table`).toBe(true);
+		for (const v of columns)
+			expect(read.has(v), `${v} is in the README's table but server/config.ts never reads it`).toBe(true);
+	});
+});
+
+describe("the README's compose commands", () => {
+	it("name every variable the compose file cannot start without; the cluster's also the database's", () => {
+		const readme = readFileSync(path.join(root, "README.md"), "utf8");
+		const yml = readFileSync(path.join(root, "docker-compose.yml"), "utf8");
+		const required = [...new Set([...yml.matchAll(/\$\{([A-Z0-9_]+):\?/g)].map((m) => m[1] as string))];
+		expect(required).toContain("CONSENTRY_MASTER_KEY");
+		const one = /`([^`]*docker compose up -d)`/.exec(readme)?.[1] ?? "";
+		for (const v of required) expect(one, v).toContain(`${v}=`);
+		// The cluster profile: node 2 refuses to start without the URL, PostgreSQL without its password.
+		const cluster = /`([^`]*docker compose --profile cluster up[^`]*)`/.exec(readme)?.[1] ?? "";
+		expect(cluster).toContain("POSTGRES_PASSWORD=");
+		expect(cluster).toMatch(/CONSENTRY_DATABASE_URL=postgres:\/\/consentry:[^@\s]+@postgres:5432\/consentry /);
+	});
+
+	it("the image is built from the sources only: nothing scripts/setup.sh built on the host goes into it", () => {
+		const ignored = readFileSync(path.join(root, ".dockerignore"), "utf8").split("\n");
+		// .venv-stt: a host venv's interpreter links point outside the image, and the Dockerfile's venv step then fails.
+		for (const p of ["node_modules", "dist", "data", ".venv-stt"]) expect(ignored, p).toContain(p);
 	});
 });
 

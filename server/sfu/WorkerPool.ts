@@ -5,6 +5,8 @@ import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { WorkerPoolEvents, WorkerPoolOptions } from "./WorkerPoolTypes.js";
 
+const SHUTDOWN_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
+
 /**
  * A fixed set of mediasoup workers (one per core). Routers are placed on the
  * least loaded worker. A worker that dies is replaced after a short delay and
@@ -72,11 +74,19 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 	}
 
 	async #spawn(index: number): Promise<void> {
-		const worker = await mediasoup.createWorker({
+		// mediasoup's worker adds SIGINT and SIGTERM listeners that close it the moment the process gets either: every
+		// room would then tell its people the worker died before the gateway's own shutdown (Gateway.close: what is
+		// being recorded first, the workers last) had begun. The gateway closes its workers itself: those listeners go.
+		const before = new Set(SHUTDOWN_SIGNALS.flatMap((s) => process.listeners(s)));
+		const creating = mediasoup.createWorker({
 			workerBin: this.#options.workerBin,
 			logLevel: this.#options.logLevel,
 			appData: { index, routers: 0 },
 		});
+		// Added by the worker's constructor, which createWorker runs before its first await.
+		for (const signal of SHUTDOWN_SIGNALS)
+			for (const listener of process.listeners(signal)) if (!before.has(listener)) process.off(signal, listener);
+		const worker = await creating;
 		this.#slots[index] = worker;
 		this.#log.info({ pid: worker.pid, index }, "mediasoup worker started");
 		worker.on("died", (error) => {
