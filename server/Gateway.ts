@@ -14,7 +14,7 @@ import { Placement } from "./cluster/Placement.js";
 import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
-import { ConsentryError, toPublicError } from "./errors.js";
+import { ConsentryError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
@@ -171,7 +171,7 @@ export class Gateway {
 		const cluster = await Store.open(
 			config.databaseUrl
 				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs }
-				: { file: config.dbFile },
+				: { file: config.dbFile, busyTimeoutMs: config.databaseTimeoutMs },
 		);
 		const tenants = new TenantRegistry();
 		const directory = await TenantDirectory.open({
@@ -590,7 +590,17 @@ export class Gateway {
 	async sweepLogs(): Promise<string[]> {
 		const files = this.logFiles;
 		if (!files) return [];
-		files.setHold(await this.hold.activeUntil());
+		try {
+			files.setHold(await this.hold.activeUntil());
+		} catch (err) {
+			if (!(err instanceof StoreUnavailableError)) throw err;
+			// The store down: sweep anyway, with the hold as last read (it lapses by itself at its end). Stopping the
+			// sweep would keep ordinary lines' addresses past their window for as long as the outage lasts.
+			this.#log.warn(
+				{ hold: files.holdUntil !== null },
+				"log files sweep: the store is unavailable, last known hold kept",
+			);
+		}
 		const deleted = files.sweep();
 		if (deleted.length) this.#log.info({ deleted, hold: files.holdUntil !== null }, "log files deleted by age");
 		return deleted;

@@ -97,11 +97,14 @@ export class RetentionService {
 						...(this.#o.batch ? { batch: this.#o.batch } : {}),
 						reason: "retention",
 						by: `gateway:${this.#o.gatewayId}`,
+						// A meeting whose last entry is gone goes too (unless live): its row, removed persons, links… in
+						// the batch's own transaction, so a store failing between the two can't strand a meeting whose
+						// entries (the only thing that would name it for a later run) are already gone.
+						withCut: (trx, gone) => this.#repo.deleteMeetings(gone, trx),
 					});
 					if (r.purged === 0) break;
 					entries += r.purged;
-					// A meeting whose last entry is gone goes too (unless live): its row, removed persons, links…
-					meetings += await this.#repo.deleteMeetings(r.meetingsGone);
+					meetings += r.cutRows;
 					this.#o.afterBatch?.(t.id, r.purged);
 					// Still ours? (a lease lost to a stall: stop; the other holder goes on where this one stopped)
 					if (!(await this.#repo.lease(LEASE, this.#holder, LEASE_MS, this.#now()))) return report;
