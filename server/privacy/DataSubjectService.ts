@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import type { EndpointPolicy } from "../../contracts/endpointGuard.js";
 import type { Kysely } from "kysely";
+import type { EndpointPolicy } from "../../contracts/endpointGuard.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";

@@ -1,15 +1,15 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
 import BetterSqlite3 from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
 import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
 import { EventLog } from "../audit/EventLog.js";
 import { exportMeeting as exportMeetingFromFile } from "../audit/meetingExport.js";
 import { verifyExport, verifyTenant } from "../audit/verify.js";
+import { StoreUnavailableError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { openDatabase } from "../store/Database.js";
-import { StoreUnavailableError } from "../errors.js";
 import { type Engine, Store } from "../store/Store.js";
 import { RetentionService } from "./RetentionService.js";
 
