@@ -484,7 +484,14 @@ export class Gateway {
 			access: directory.access,
 			...(placement && config.cluster ? { placement, publicUrl: config.cluster.publicUrl } : {}),
 		});
-		const dsr = await DataSubjectService.create({ store: cluster, events, targets, endpointPolicy, log });
+		const dsr = await DataSubjectService.create({
+			store: cluster,
+			events,
+			targets,
+			endpointPolicy,
+			log,
+			gatewayId: config.gatewayId,
+		});
 		registerDataSubjectApi(http, { service: dsr, verifier });
 		registerOperatorApi(http, {
 			service: operator,

@@ -33,6 +33,8 @@ export interface DataSubjectServiceOptions {
 	targets: StorageTargetStore | undefined;
 	endpointPolicy: EndpointPolicy;
 	log: Logger;
+	/** This gateway process's ID (CONSENTRY_GATEWAY_ID): names the holder of the erasures it runs. */
+	gatewayId?: string;
 }
 
 /** Audit entries an access or export lists at most. */
@@ -67,7 +69,8 @@ export class DataSubjectService {
 	readonly #repo: DataSubjectRepository;
 	readonly #store: Store;
 	readonly #leases: RetentionRepository;
-	readonly #holder = `dsr:${randomUUID()}`;
+	readonly #holder: string;
+	readonly #gatewayId: string;
 	readonly #events: EventLog;
 	readonly #targets: StorageTargetStore | undefined;
 	readonly #policy: EndpointPolicy;
@@ -78,6 +81,8 @@ export class DataSubjectService {
 		this.#repo = new DataSubjectRepository(o.store);
 		this.#store = o.store;
 		this.#leases = new RetentionRepository(o.store);
+		this.#gatewayId = o.gatewayId ?? "gateway";
+		this.#holder = `${this.#gatewayId}:${process.pid}:${randomUUID().slice(0, 8)}`;
 		this.#events = o.events;
 		this.#targets = o.targets;
 		this.#policy = o.endpointPolicy;
@@ -90,6 +95,8 @@ export class DataSubjectService {
 
 	/** Finishes the erasures a previous run left pending (a crash, an unreachable bucket). */
 	async resumePending(): Promise<number> {
+		// The erasures this gateway's previous run (killed mid-way) was running are free again at once.
+		await this.#leases.releaseHeldBy("dsr:", `${this.#gatewayId}:`);
 		const rows = await this.#repo.pending();
 		for (const r of rows) {
 			// (One another process runs now is left to it: no wait at start-up.)

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import type { Schema, SecurityHoldsTable } from "./Schema.js";
 import type { Store } from "./Store.js";
 
@@ -57,6 +57,21 @@ export class RetentionRepository {
 				)
 				.executeTakeFirst();
 			return Number(r.numInsertedOrUpdatedRows ?? 0n) === 1;
+		});
+	}
+
+	/**
+	 * Drops the leases named `namePrefix…` held by `holderPrefix…`: a process starting again frees what its previous
+	 * run (same gateway ID, dead now) held, instead of waiting for the leases to run out.
+	 */
+	releaseHeldBy(namePrefix: string, holderPrefix: string): Promise<number> {
+		return this.#s.guard(async () => {
+			const r = await this.#s.db
+				.deleteFrom("job_leases")
+				.where(sql<string>`substr(name, 1, ${namePrefix.length})`, "=", namePrefix)
+				.where(sql<string>`substr(holder, 1, ${holderPrefix.length})`, "=", holderPrefix)
+				.executeTakeFirst();
+			return Number(r.numDeletedRows);
 		});
 	}
 
