@@ -13,6 +13,7 @@ import { GATEWAY_CHAIN } from "../server/privacy/SecurityHold.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
 import { testOperator } from "./helpers/operator.js";
+import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";
 import { ENGINES, postgresServer } from "./helpers/stores.js";
 import { testTenant } from "./helpers/tenants.js";
 
@@ -35,12 +36,14 @@ describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 	const burstGateways: Gateway[] = [];
 	let env: Record<string, string>;
 	let bucket: TestBucket;
+	let proxy: S3Proxy;
 	let files: LogFiles;
 	let down: () => void;
 	let up: () => void;
 
 	beforeAll(async () => {
 		bucket = await startBucket(`acme-faults-${engine}`);
+		proxy = await startS3Proxy(bucket.server.endpoint);
 		const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-faults-"));
 		const file = path.join(dir, "store.sqlite");
 		env = {
@@ -76,7 +79,7 @@ describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 			log: createLogger(process.env.TEST_LOG_LEVEL ?? "silent", files),
 			gateway: { logFiles: files },
 		});
-		await saveStorageTarget(gw, acme, bucket, "rec");
+		await saveStorageTarget(gw, acme, bucket, "rec", { endpoint: proxy.endpoint });
 	}, 60_000);
 
 	afterAll(async () => {
@@ -84,6 +87,7 @@ describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 		await gw?.close();
 		for (const g of burstGateways) await g.close();
 		files?.close();
+		await proxy?.close();
 		await bucket?.stop();
 	});
 
@@ -185,6 +189,51 @@ describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 		expect(await keys(`${bob.base}/`)).not.toContain(`${bob.base}/${bob.psn}-audio-1.webm`);
 		expect((await gw.events.verify()).every((r) => r.ok)).toBe(true);
 		expect(await gw.retention.runOnce()).toMatchObject({ entries: 0 });
+	});
+
+	it("the store down in the middle of the bucket step: 503; the record says what went; the same request by pseudonym finishes it, once", async () => {
+		const dave = await seed("dave");
+		let downed = false;
+		// The store goes down as the first object is deleted: after the erasure record and the rewrites, before
+		// the chain's tombstone.
+		proxy.fault = (req) => {
+			if (req.method === "DELETE" && !downed) {
+				downed = true;
+				down();
+			}
+			return undefined;
+		};
+		let first: Awaited<ReturnType<typeof api>>;
+		try {
+			first = await api(gw, "POST", "/api/dsr/erasures", admin(), { person: { subject: "dave" }, deleteObjects: true });
+		} finally {
+			proxy.fault = undefined;
+			if (downed) up();
+		}
+		expect(downed).toBe(true);
+		expect([first.status, first.body.code]).toEqual([503, "store_unavailable"]);
+		// The store step is done (one transaction), the bucket step half: its record, written first, names the object
+		// deleted; no tombstone yet.
+		expect(await gw.events.pseudonym("acme", "acme:dave")).toBeNull();
+		const records = (await keys(`${dave.base}/`)).filter((k) => /erasure-dsr_[0-9a-f]+\.json$/.test(k));
+		expect(records.length).toBe(1);
+		const record = await bucket.json<{ removed: { key: string }[] }>(records[0] as string);
+		expect(record.removed.map((r) => r.key)).toEqual([`${dave.base}/${dave.psn}-audio-1.webm`]);
+		const tombstones = async () =>
+			(await chainOf(gw, "acme", "dsr.objects_erased")).filter((e) => e.meetingId === dave.meetingId);
+		expect(await tombstones()).toEqual([]);
+		// The same request (by the pseudonym: nothing links the subject any more) finishes it.
+		const again = await api(gw, "POST", "/api/dsr/erasures", admin(), {
+			person: { pseudonym: dave.psn },
+			deleteObjects: true,
+		});
+		expect([again.status, again.body.state]).toEqual([200, "done"]);
+		expect((await tombstones()).length).toBe(1);
+		expect((await keys(`${dave.base}/`)).filter((k) => k.includes("erasure-"))).toEqual(
+			[records[0] as string, (records[0] as string).replace(/\.json$/, ".audit.jsonl")].sort(),
+		);
+		expect(await keys(`${dave.base}/`)).not.toContain(`${dave.base}/${dave.psn}-audio-1.webm`);
+		expect((await gw.events.verify()).every((r) => r.ok)).toBe(true);
 	});
 
 	// (CONSENTRY_TEST_BURSTS=n runs the burst n times, each for a new person: a race shows up over repeats.)

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { EventLog } from "../audit/EventLog.js";
+import { StoreUnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { RetentionRepository } from "../store/RetentionRepository.js";
 import type { Store } from "../store/Store.js";
@@ -64,7 +65,15 @@ export class RetentionService {
 	start(): void {
 		if (this.#o.intervalMs <= 0 || this.#timer) return;
 		this.#timer = setInterval(() => {
-			this.runOnce().catch((err: unknown) => this.#o.log.error({ err }, "retention purge failed"));
+			this.runOnce().catch((err: unknown) => {
+				// The store down: every batch committed is whole; the next run goes on where this one stopped.
+				if (err instanceof StoreUnavailableError)
+					this.#o.log.warn(
+						{ err: err.message },
+						"retention purge stopped: the store is unavailable; the next run goes on",
+					);
+				else this.#o.log.error({ err }, "retention purge failed");
+			});
 		}, this.#o.intervalMs);
 		this.#timer.unref();
 	}
