@@ -22,7 +22,8 @@ import { testTenant } from "./helpers/tenants.js";
  * runs once, in the first half of `npm test`): the store down while the operator sets or lifts the security hold,
  * while a data-subject request is made and while the retention job runs — each answers 503 `store_unavailable`,
  * nothing is half-done, and once the store is back the same requests succeed. Then a burst of erasures and exports
- * of one person from two gateway processes on one store: one erasure takes effect, every answer is clear, no
+ * of one person from two gateways on one store (two Gateway instances in this process, each with its own store
+ * connections, lease holder and request bookkeeping): one erasure takes effect, every answer is clear, no
  * export is half-erased, the chain verifies and the bucket's objects are erased once, with one erasure record.
  */
 const acme = testTenant("acme");
@@ -32,7 +33,7 @@ const admin = () => acme.token("it-admin", "admin");
 
 describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 	let gw: Gateway;
-	/** The burst's two gateway processes (the store's default timeout: 5 s). */
+	/** The burst's two gateways (the store's default timeout: 5 s). */
 	const burstGateways: Gateway[] = [];
 	let env: Record<string, string>;
 	let bucket: TestBucket;
@@ -238,7 +239,7 @@ describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 
 	// (CONSENTRY_TEST_BURSTS=n runs the burst n times, each for a new person: a race shows up over repeats.)
 	it.each(Array.from({ length: Number(process.env.CONSENTRY_TEST_BURSTS ?? 1) }, (_, i) => (i ? `carl${i}` : "carl")))(
-		"a burst for one person from two gateway processes: one erasure takes effect, exports are whole or empty, objects erased once (%s)",
+		"a burst for one person from two gateways on one store: one erasure takes effect, exports are whole or empty, objects erased once (%s)",
 		async (who) => {
 			if (burstGateways.length === 0) {
 				// Two more gateway processes on the same store, with the store's default timeout (5 s): the outage's
@@ -306,7 +307,7 @@ describe.each(ENGINES)("privacy duties under faults, on %s", (engine) => {
 			);
 			expect(tombstones.length).toBe(1);
 			expect((await gw.events.verify()).every((r) => r.ok)).toBe(true);
-			console.log(`[privacy-faults ${engine}] 20 erasures + 6 exports of one person, 2 processes: ${ms} ms`);
+			console.log(`[privacy-faults ${engine}] 20 erasures + 6 exports of one person, 2 gateways: ${ms} ms`);
 		},
 	);
 });
