@@ -6,7 +6,12 @@
  * read per session, S3's. SQLite (a real file, WAL) and PostgreSQL (a throwaway durable server). Each run a new
  * person; medians of runs.
  *
- *   node --import tsx bench/dsr.ts [--runs 3] [--sizes 1000,10000] [--no-postgres]
+ * Then a burst (issue 14 faults): `--burst` erasure requests (by subject) and a quarter as many exports of one
+ * person with 1,000 entries, all at once: the time until every one is answered, against one erasure alone of an
+ * equal person in the same run; checks that one erasure took effect (one `person.erased`) and that each export
+ * is whole or empty.
+ *
+ *   node --import tsx bench/dsr.ts [--runs 3] [--sizes 1000,10000] [--burst 20] [--no-postgres]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -26,6 +31,7 @@ const { values } = parseArgs({
 		runs: { type: "string", default: "3" },
 		sizes: { type: "string", default: "1000,10000" },
 		"no-postgres": { type: "boolean", default: false },
+		burst: { type: "string", default: "20" },
 	},
 });
 const runs = Number(values.runs);
@@ -94,6 +100,40 @@ async function measure(name: string, store: Store): Promise<void> {
 		const f = (k: string) => `${median(t[k] ?? []).toFixed(0)} ms`;
 		console.log(
 			`${name.padEnd(24)} ${String(n).padStart(6)} entries (chain ${chain}): access ${f("access")}, export ${f("export")}, erase ${f("erase")}`,
+		);
+	}
+	const burst = Number(values.burst);
+	if (burst > 0) {
+		const n = 1000;
+		const one: number[] = [];
+		const all: number[] = [];
+		for (let r = 0; r < runs; r++) {
+			const alone = `b${r}_alone`;
+			const crowd = `b${r}_crowd`;
+			await populate(store, events, alone, n);
+			await populate(store, events, crowd, n);
+			let t0 = performance.now();
+			await dsr.erase("acme", { person: { subject: alone }, deleteObjects: false }, by);
+			one.push(performance.now() - t0);
+			const psn = await events.pseudonym("acme", `acme:${crowd}`);
+			t0 = performance.now();
+			const [erasures, exports] = await Promise.all([
+				Promise.all(
+					Array.from({ length: burst }, () =>
+						dsr.erase("acme", { person: { subject: crowd }, deleteObjects: false }, by),
+					),
+				),
+				Promise.all(Array.from({ length: Math.ceil(burst / 4) }, () => dsr.export("acme", { subject: crowd }, by))),
+			]);
+			all.push(performance.now() - t0);
+			const effective = (await events.list({ tenantId: "acme", type: "person.erased", limit: 100_000 })).filter(
+				(e) => e.data.pseudonym === psn,
+			);
+			if (effective.length !== 1 || erasures.some((e) => e.state !== "done")) throw new Error("burst: not one erasure");
+			if (exports.some((d) => d.audit.entries.length !== (d.held ? n : 0))) throw new Error("burst: a half export");
+		}
+		console.log(
+			`${name.padEnd(24)} burst of ${burst} erasures + ${Math.ceil(burst / 4)} exports of one person (${n} entries): all answered in ${median(all).toFixed(0)} ms; one erasure alone ${median(one).toFixed(0)} ms`,
 		);
 	}
 	await events.settled();

@@ -14,7 +14,7 @@ import { Placement } from "./cluster/Placement.js";
 import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
-import { ConsentryError, toPublicError } from "./errors.js";
+import { ConsentryError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
@@ -171,7 +171,7 @@ export class Gateway {
 		const cluster = await Store.open(
 			config.databaseUrl
 				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs }
-				: { file: config.dbFile },
+				: { file: config.dbFile, busyTimeoutMs: config.databaseTimeoutMs },
 		);
 		const tenants = new TenantRegistry();
 		const directory = await TenantDirectory.open({
@@ -484,7 +484,14 @@ export class Gateway {
 			access: directory.access,
 			...(placement && config.cluster ? { placement, publicUrl: config.cluster.publicUrl } : {}),
 		});
-		const dsr = await DataSubjectService.create({ store: cluster, events, targets, endpointPolicy, log });
+		const dsr = await DataSubjectService.create({
+			store: cluster,
+			events,
+			targets,
+			endpointPolicy,
+			log,
+			gatewayId: config.gatewayId,
+		});
 		registerDataSubjectApi(http, { service: dsr, verifier });
 		registerOperatorApi(http, {
 			service: operator,
@@ -590,7 +597,17 @@ export class Gateway {
 	async sweepLogs(): Promise<string[]> {
 		const files = this.logFiles;
 		if (!files) return [];
-		files.setHold(await this.hold.activeUntil());
+		try {
+			files.setHold(await this.hold.activeUntil());
+		} catch (err) {
+			if (!(err instanceof StoreUnavailableError)) throw err;
+			// The store down: sweep anyway, with the hold as last read (it lapses by itself at its end). Stopping the
+			// sweep would keep ordinary lines' addresses past their window for as long as the outage lasts.
+			this.#log.warn(
+				{ hold: files.holdUntil !== null },
+				"log files sweep: the store is unavailable, last known hold kept",
+			);
+		}
 		const deleted = files.sweep();
 		if (deleted.length) this.#log.info({ deleted, hold: files.holdUntil !== null }, "log files deleted by age");
 		return deleted;

@@ -52,7 +52,7 @@ const EnvSchema = z
 				.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// (or postgresql://) URL")
 				.optional(),
 		),
-		/** PostgreSQL: a query unanswered this long fails as store_unavailable (ms). */
+		/** PostgreSQL: a query unanswered this long fails as store_unavailable (ms); SQLite: the busy timeout. */
 		CONSENTRY_DATABASE_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(5000),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
 		/** JSON `{ "keys": [...] }`: the operator's token keys (docs/operator.md); unset = no operator API. */
@@ -155,7 +155,10 @@ export interface GatewayConfig {
 	dbFile: string;
 	/** PostgreSQL instead of the SQLite file (CONSENTRY_DATABASE_URL). */
 	databaseUrl?: string;
-	/** PostgreSQL: how long a query may go unanswered before it fails as store_unavailable (ms). */
+	/**
+	 * PostgreSQL: how long a query may go unanswered before it fails as store_unavailable (ms). SQLite: how long a
+	 * statement waits for another process's lock on the file (busy timeout) before it fails the same way.
+	 */
 	databaseTimeoutMs: number;
 	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
 	tenantsFile?: string;

@@ -174,6 +174,8 @@ const toTuple = (r: EventRow): Row => [
 ];
 
 type Item = AppendInput & { type: EventType };
+/** One entry to append: its type and what {@link AppendInput} says. */
+export type AppendItem = Item;
 /** An item checked before it queues: its data is plain JSON (a bad item fails its own caller, not the batch). */
 interface Prepared {
 	type: EventType;
@@ -291,6 +293,31 @@ export class EventLog {
 		return items.length ? this.#enqueue(items) : Promise.resolve([]);
 	}
 
+	/**
+	 * Writes the caller's own rows and the entries that record them in **one** transaction (all or nothing), under
+	 * the audit lock of each tenant in `tenants` (and `locks`): `fn` runs on the transaction and returns its result
+	 * and the entries to append (none: nothing to record), each of one of those tenants. For an action whose record
+	 * must never be missing, nor exist without the action (e.g. the operator's security hold). A store that fails
+	 * midway leaves neither.
+	 */
+	async appendWith<T>(
+		tenants: readonly string[],
+		fn: (trx: Kysely<Schema>) => Promise<{ result: T; entries: readonly AppendItem[] }>,
+		locks: readonly string[] = [],
+	): Promise<{ result: T; events: AuditEvent[] }> {
+		await this.#settled();
+		const done = await this.#store.transaction([...tenants.map((t) => `audit:${t}`), ...locks], async (trx) => {
+			const { result, entries } = await fn(trx);
+			const prepared = entries.map(prepare);
+			for (const p of prepared)
+				if (!tenants.includes(p.tenantId)) throw new Error(`appendWith: ${p.tenantId} is not among the locked tenants`);
+			const events = prepared.length ? ((await this.#write(trx, [prepared]))[0] ?? []) : [];
+			return { result, events };
+		});
+		this.#notify(done.events);
+		return done;
+	}
+
 	/** Entries in chain order; `afterSeq`: only those after this position (a reader's cursor). */
 	async list(filter: {
 		tenantId: string;
@@ -352,22 +379,27 @@ export class EventLog {
 	 * The person's pseudonym in this tenant's entries, or null when they have
 	 * none (never appeared, or erased). For access requests: find their entries.
 	 */
-	async pseudonym(tenantId: string, personKey: string): Promise<string | null> {
-		await this.#settled();
-		const row = await this.#repo.secretOf(tenantId, personKey);
+	async pseudonym(tenantId: string, personKey: string, x?: Kysely<Schema>): Promise<string | null> {
+		// (On a caller's executor the caller settles first: waiting here, inside its snapshot, for appends that need
+		// the connection the snapshot holds would never end on SQLite.)
+		if (!x) await this.#settled();
+		const row = await this.#repo.secretOf(tenantId, personKey, x);
 		return row ? pseudonymOf(row.secret, personKey) : null;
 	}
 
 	/** The person key behind a pseudonym, or null when it cannot be resolved (unknown or erased). */
-	resolvePseudonym(tenantId: string, pseudonym: string): Promise<string | null> {
-		return this.#repo.resolvePseudonym(tenantId, pseudonym);
+	resolvePseudonym(tenantId: string, pseudonym: string, x?: Kysely<Schema>): Promise<string | null> {
+		return this.#repo.resolvePseudonym(tenantId, pseudonym, x);
 	}
 
-	/** Entries where the person is the actor or named in data (access requests). Empty once erased. */
-	async listForPerson(tenantId: string, personKey: string, limit = 10_000): Promise<AuditEvent[]> {
-		const psn = await this.pseudonym(tenantId, personKey);
+	/**
+	 * Entries where the person is the actor or named in data (access requests). Empty once erased. `x`: read on
+	 * this executor (a snapshot: Store.snapshot), as `pseudonym` and `resolvePseudonym`.
+	 */
+	async listForPerson(tenantId: string, personKey: string, limit = 10_000, x?: Kysely<Schema>): Promise<AuditEvent[]> {
+		const psn = await this.pseudonym(tenantId, personKey, x);
 		if (!psn) return [];
-		return (await this.#repo.listForPseudonym(tenantId, psn, limit)).map(toEvent);
+		return (await this.#repo.listForPseudonym(tenantId, psn, limit, x)).map(toEvent);
 	}
 
 	/**
@@ -404,7 +436,9 @@ export class EventLog {
 		this.#known.delete(key2(tenantId, personKey)); // (another process's memory is checked under the lock)
 		if (!erased) return { erased: false, pseudonym: null };
 		this.#notify(erased.events.flat());
-		await this.#repo.scrubAfterErase();
+		// Hygiene after the commit (the erasure itself is done): a store too slow or gone for it now must not turn a
+		// committed erasure into a failure; the next erasure's scrub covers this one's bytes too.
+		await this.#repo.scrubAfterErase().catch(() => undefined);
 		return { erased: true, pseudonym: erased.psn };
 	}
 
@@ -415,18 +449,27 @@ export class EventLog {
 	 * purged entry, how many, and the meetings that go on after the cut with their last purged hash), then the prefix
 	 * is deleted (the database lets exactly that prefix go: `audit_purges`). A crash between batches leaves a chain
 	 * that verifies; the next run goes on. Only a prefix is ever cut: an old entry after a newer one waits.
-	 * Returns how many entries this batch purged (0: nothing (more) to purge).
+	 * Returns how many entries this batch purged (0: nothing (more) to purge). `withCut` runs in the same
+	 * transaction with the meetings none of whose entries remain (their rows go with the entries, or neither does).
 	 */
 	async purgeBefore(
 		tenantId: string,
 		before: string | null,
-		opts: { batch?: number; reason?: string; by?: string; through?: number } = {},
+		opts: {
+			batch?: number;
+			reason?: string;
+			by?: string;
+			through?: number;
+			withCut?: (trx: Kysely<Schema>, meetingsGone: readonly string[]) => Promise<number>;
+		} = {},
 	): Promise<{
 		purged: number;
 		throughSeq: number | null;
 		checkpointSeq: number | null;
 		/** Meetings none of whose entries remain: their rows can go too (RetentionService). */
 		meetingsGone: string[];
+		/** What `withCut` returned (0 without it). */
+		cutRows: number;
 	}> {
 		const batch = Math.max(1, opts.batch ?? 5_000);
 		await this.#settled();
@@ -485,15 +528,17 @@ export class EventLog {
 				checkpoint.seq,
 				new Date(this.#now()).toISOString(),
 			);
-			return { purged: cut.length, throughSeq: last.seq, checkpoint, meetingsGone };
+			const cutRows = opts.withCut ? await opts.withCut(trx, meetingsGone) : 0;
+			return { purged: cut.length, throughSeq: last.seq, checkpoint, meetingsGone, cutRows };
 		});
-		if (!done) return { purged: 0, throughSeq: null, checkpointSeq: null, meetingsGone: [] };
+		if (!done) return { purged: 0, throughSeq: null, checkpointSeq: null, meetingsGone: [], cutRows: 0 };
 		this.#notify([done.checkpoint]);
 		return {
 			purged: done.purged,
 			throughSeq: done.throughSeq,
 			checkpointSeq: done.checkpoint.seq,
 			meetingsGone: done.meetingsGone,
+			cutRows: done.cutRows,
 		};
 	}
 

@@ -1,7 +1,8 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
 import type { EndpointPolicy } from "../../contracts/endpointGuard.js";
 import type { EventLog, EventType } from "../audit/EventLog.js";
-import { ConflictError, NotFoundError } from "../errors.js";
+import { ConflictError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import {
@@ -10,6 +11,8 @@ import {
 	type HeldRows,
 	type PersonRef,
 } from "../store/DataSubjectRepository.js";
+import { RetentionRepository } from "../store/RetentionRepository.js";
+import type { Schema } from "../store/Schema.js";
 import type { Store } from "../store/Store.js";
 import { DataSubjectBucket } from "./DataSubjectBucket.js";
 import {
@@ -30,10 +33,16 @@ export interface DataSubjectServiceOptions {
 	targets: StorageTargetStore | undefined;
 	endpointPolicy: EndpointPolicy;
 	log: Logger;
+	/** This gateway process's ID (CONSENTRY_GATEWAY_ID): names the holder of the erasures it runs. */
+	gatewayId?: string;
 }
 
 /** Audit entries an access or export lists at most. */
 const MAX_ENTRIES = 100_000;
+/** How long the process running an erasure's steps holds it (`job_leases`, renewed after each bucket session). */
+const RUN_LEASE_MS = 60_000;
+/** How long a request for an erasure another process is running waits for its outcome (then: 202 pending). */
+const RUN_WAIT_MS = 20_000;
 
 /** A summary of an export: what an access request answers (the export has every row and entry). */
 export interface AccessView {
@@ -58,6 +67,10 @@ export interface AccessView {
  */
 export class DataSubjectService {
 	readonly #repo: DataSubjectRepository;
+	readonly #store: Store;
+	readonly #leases: RetentionRepository;
+	readonly #holder: string;
+	readonly #gatewayId: string;
 	readonly #events: EventLog;
 	readonly #targets: StorageTargetStore | undefined;
 	readonly #policy: EndpointPolicy;
@@ -66,6 +79,10 @@ export class DataSubjectService {
 
 	private constructor(o: DataSubjectServiceOptions) {
 		this.#repo = new DataSubjectRepository(o.store);
+		this.#store = o.store;
+		this.#leases = new RetentionRepository(o.store);
+		this.#gatewayId = o.gatewayId ?? "gateway";
+		this.#holder = `${this.#gatewayId}:${process.pid}:${randomUUID().slice(0, 8)}`;
 		this.#events = o.events;
 		this.#targets = o.targets;
 		this.#policy = o.endpointPolicy;
@@ -78,9 +95,12 @@ export class DataSubjectService {
 
 	/** Finishes the erasures a previous run left pending (a crash, an unreachable bucket). */
 	async resumePending(): Promise<number> {
+		// The erasures this gateway's previous run (killed mid-way) was running are free again at once.
+		await this.#leases.releaseHeldBy("dsr:", `${this.#gatewayId}:`);
 		const rows = await this.#repo.pending();
 		for (const r of rows) {
-			await this.#run(r.id).catch(() => undefined);
+			// (One another process runs now is left to it: no wait at start-up.)
+			await this.#run(r.id, undefined, false).catch(() => undefined);
 			const after = await this.#repo.request(r.id);
 			// In the chain too: the request's outcome now (no actor: nobody asked again).
 			if (after)
@@ -127,29 +147,53 @@ export class DataSubjectService {
 		};
 	}
 
-	async #resolve(tenantId: string, who: DsrPerson): Promise<PersonRef | null> {
+	async #resolve(tenantId: string, who: DsrPerson, x?: Kysely<Schema>): Promise<PersonRef | null> {
 		if ("subject" in who) {
 			const personKey = `${tenantId}:${who.subject}`;
 			return {
 				tenantId,
 				subject: who.subject,
 				personKey,
-				pseudonym: await this.#events.pseudonym(tenantId, personKey),
+				pseudonym: await this.#events.pseudonym(tenantId, personKey, x),
 			};
 		}
-		const personKey = await this.#events.resolvePseudonym(tenantId, who.pseudonym);
+		const personKey = await this.#events.resolvePseudonym(tenantId, who.pseudonym, x);
 		if (!personKey) return null;
 		const subject = personKey.startsWith(`${tenantId}:`) ? personKey.slice(tenantId.length + 1) : null;
 		return { tenantId, subject, personKey, pseudonym: who.pseudonym };
 	}
 
+	/**
+	 * The export: what the store holds, read on one snapshot (an erasure committing meanwhile is either wholly
+	 * before it or wholly after), then the bucket's pointers. If the person was erased while the bucket was listed
+	 * (its bucket step may have begun), the export is made again, after the erasure: never half-erased.
+	 */
 	async #build(tenantId: string, who: DsrPerson): Promise<DsrExport> {
-		const p = await this.#resolve(tenantId, who);
-		const store = p ? await this.#repo.held(p) : emptyHeld();
+		for (let attempt = 0; ; attempt++) {
+			const doc = await this.#buildOnce(tenantId, who);
+			const psn = doc.person.pseudonym;
+			if (attempt > 0 || !psn || doc.bucket.state === "not_applicable") return doc;
+			const still =
+				"subject" in who
+					? (await this.#events.pseudonym(tenantId, `${tenantId}:${who.subject}`)) === psn
+					: (await this.#events.resolvePseudonym(tenantId, psn)) !== null;
+			if (still) return doc;
+		}
+	}
+
+	async #buildOnce(tenantId: string, who: DsrPerson): Promise<DsrExport> {
+		await this.#events.settled(); // (what this process appended first: the snapshot must not wait for it)
+		const { p, store, list } = await this.#store.snapshot(async (x) => {
+			const p = await this.#resolve(tenantId, who, x);
+			return {
+				p,
+				store: p ? await this.#repo.held(p, x) : emptyHeld(),
+				list: p?.pseudonym ? await this.#events.listForPerson(tenantId, p.personKey, MAX_ENTRIES, x) : [],
+			};
+		});
 		const entries: ExportedEntry[] = [];
 		let truncated = false;
 		if (p?.pseudonym) {
-			const list = await this.#events.listForPerson(tenantId, p.personKey, MAX_ENTRIES);
 			truncated = list.length >= MAX_ENTRIES;
 			for (const e of list)
 				entries.push({
@@ -234,7 +278,8 @@ export class DataSubjectService {
 			sessionsDone: [],
 			meetings,
 		};
-		await this.#repo.insertRequest({
+		// One pending erasure per person: a request made meanwhile (a burst, another gateway process) is joined.
+		const joined = await this.#repo.insertUnlessPending({
 			id,
 			tenant_id: tenantId,
 			kind: "erase",
@@ -249,7 +294,7 @@ export class DataSubjectService {
 			created_at: now,
 			updated_at: now,
 		});
-		return this.#runAndAudit(tenantId, id, by, body.reason);
+		return this.#runAndAudit(tenantId, joined?.id ?? id, by, body.reason);
 	}
 
 	/** The request's state (404 for another tenant's, or an unknown ID). */
@@ -277,16 +322,36 @@ export class DataSubjectService {
 		return v;
 	}
 
-	/** One run of a request's steps at a time in this process (a retry while it runs waits for it). */
-	#run(id: string, by?: DsrRequester): Promise<void> {
+	/**
+	 * One run of a request's steps at a time: in this process (a retry while it runs waits for it), and across the
+	 * processes sharing the store (a lease on the request, `job_leases`): a request another process is running is
+	 * waited for (`wait`, up to {@link RUN_WAIT_MS}; then it answers as it stands, pending).
+	 */
+	#run(id: string, by?: DsrRequester, wait = true): Promise<void> {
 		const running = this.#running.get(id);
 		if (running) return running;
-		const p = this.#steps(id, by).finally(() => this.#running.delete(id));
+		const p = this.#leased(id, by, wait).finally(() => this.#running.delete(id));
 		this.#running.set(id, p);
 		return p;
 	}
 
-	async #steps(id: string, by?: DsrRequester): Promise<void> {
+	async #leased(id: string, by: DsrRequester | undefined, wait: boolean): Promise<void> {
+		const name = `dsr:${id}`;
+		const renew = () => this.#leases.lease(name, this.#holder, RUN_LEASE_MS, Date.now());
+		const deadline = Date.now() + RUN_WAIT_MS;
+		while (!(await renew())) {
+			const row = await this.#repo.request(id);
+			if (!row || row.state === "done" || !wait || Date.now() > deadline) return;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		try {
+			await this.#steps(id, by, renew);
+		} finally {
+			await this.#leases.release(name, this.#holder).catch(() => undefined);
+		}
+	}
+
+	async #steps(id: string, by: DsrRequester | undefined, renew: () => Promise<boolean>): Promise<void> {
 		const row = await this.#repo.request(id);
 		if (!row || row.state === "done") return;
 		const steps = JSON.parse(row.steps) as ErasureSteps;
@@ -348,9 +413,14 @@ export class DataSubjectService {
 							steps.objectsRemoved = (steps.objectsRemoved ?? 0) + r.removed;
 							steps.objectsRewritten = (steps.objectsRewritten ?? 0) + r.rewritten;
 							await this.#save(id, steps, null);
+							// Lost the lease (a stall past it): another process goes on from here.
+							if (!(await renew())) return;
 						}
 					}
 				} catch (err) {
+					// The store, not the bucket: 503 store_unavailable to the caller; the request stays pending with the
+					// sessions finished so far, and the next request, retry or start-up goes on (each step is idempotent).
+					if (err instanceof StoreUnavailableError) throw err;
 					const error = `bucket_unreachable: ${errorText(err)}`;
 					this.#log.warn({ requestId: id, err: errorText(err) }, "erasure left pending: the bucket step failed");
 					await this.#save(id, steps, error);

@@ -82,25 +82,43 @@ export class SecurityHold {
 			ended_at: null,
 			ended_by: null,
 		};
-		await this.#repo.setHold(row);
-		await this.#events.append("operator.action", {
-			tenantId: GATEWAY_CHAIN,
-			data: { operator, action: "security_hold.set", reason: body.reason, holdId: row.id, until: row.until },
+		// The hold and its entry in one transaction: never a hold nobody can see being set, nor an entry for a hold
+		// that was not (a store that fails midway leaves neither: 503 store_unavailable, set it again).
+		await this.#events.appendWith([GATEWAY_CHAIN], async (trx) => {
+			await this.#repo.setHold(row, trx);
+			return {
+				result: undefined,
+				entries: [
+					{
+						type: "operator.action",
+						tenantId: GATEWAY_CHAIN,
+						data: { operator, action: "security_hold.set", reason: body.reason, holdId: row.id, until: row.until },
+					},
+				],
+			};
 		});
 		return this.#view(row);
 	}
 
-	/** Lifts the hold in force now; `changed: false` when there was none. */
+	/** Lifts the hold in force now; `changed: false` when there was none. Lifted and audited in one transaction. */
 	async lift(operator: string, reason: string): Promise<{ changed: boolean }> {
-		const current = await this.current();
-		const changed = await this.#repo.liftHold(operator, new Date(this.#now()).toISOString());
-		if (changed) {
-			await this.#events.append("operator.action", {
-				tenantId: GATEWAY_CHAIN,
-				data: { operator, action: "security_hold.lift", reason, holdId: current?.id ?? null },
-			});
-		}
-		return { changed };
+		const nowIso = new Date(this.#now()).toISOString();
+		const { result } = await this.#events.appendWith([GATEWAY_CHAIN], async (trx) => {
+			const lifted = await this.#repo.liftHold(operator, nowIso, trx);
+			return {
+				result: lifted !== undefined,
+				entries: lifted
+					? [
+							{
+								type: "operator.action" as const,
+								tenantId: GATEWAY_CHAIN,
+								data: { operator, action: "security_hold.lift", reason, holdId: lifted.id },
+							},
+						]
+					: [],
+			};
+		});
+		return { changed: result };
 	}
 
 	#view(r: SecurityHoldRow): HoldView {

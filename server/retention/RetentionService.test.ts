@@ -1,14 +1,16 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import BetterSqlite3 from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { ENGINES, openTestStore } from "../../test/helpers/stores.js";
+import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
 import { EventLog } from "../audit/EventLog.js";
 import { exportMeeting as exportMeetingFromFile } from "../audit/meetingExport.js";
 import { verifyExport, verifyTenant } from "../audit/verify.js";
+import { StoreUnavailableError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { openDatabase } from "../store/Database.js";
-import type { Store } from "../store/Store.js";
+import { type Engine, Store } from "../store/Store.js";
 import { RetentionService } from "./RetentionService.js";
 
 const DAY = 86_400_000;
@@ -24,8 +26,8 @@ afterEach(async () => {
  * purgers, and a terminated tenant's wipe leaves only what the operator keeps.
  */
 describe.each(ENGINES)("retention purge on %s", (engine) => {
-	async function setup(file?: string) {
-		const store = await openTestStore(engine, file ? { file } : {});
+	async function setup(file?: string, given?: Store) {
+		const store = given ?? (await openTestStore(engine, file ? { file } : {}));
 		stores.push(store);
 		const clock = { t: Date.parse("2026-01-01T00:00:00Z") };
 		const events = await EventLog.open(store, { now: () => clock.t });
@@ -133,6 +135,58 @@ describe.each(ENGINES)("retention purge on %s", (engine) => {
 		expect((await events.list({ tenantId: "acme", type: "person.joined" })).length).toBe(0);
 	});
 
+	it("the store down mid-run: store_unavailable, nothing half-done; the next run completes what was due", async () => {
+		const o = await outageStore(engine);
+		const { store, events, clock, purger } = await setup(undefined, o.store);
+		const at = new Date(clock.t - 40 * DAY).toISOString();
+		for (const id of ["m-old", "m-long"])
+			await store.db
+				.insertInto("meetings")
+				.values({
+					id,
+					tenant_id: "acme",
+					host_subject: "u0",
+					title: id,
+					scheduled_for: null,
+					settings: "{}",
+					passcode_hash: null,
+					state: "ended",
+					created_at: at,
+					started_at: at,
+					ended_at: at,
+				})
+				.execute();
+		await store.db
+			.insertInto("removed_persons")
+			.values({ meeting_id: "m-old", person: "acme:u1", removed_at: at })
+			.execute();
+		let batches = 0;
+		const job = purger({
+			batch: 8,
+			afterBatch: () => {
+				if (++batches === 1) o.down();
+			},
+		});
+		const t0 = Date.now();
+		await expect(job.runOnce()).rejects.toBeInstanceOf(StoreUnavailableError);
+		expect(Date.now() - t0).toBeLessThan(5_000);
+		o.up();
+		// One batch went, whole: its checkpoint is in the chain, which verifies; nothing else moved.
+		expect((await events.verify({ tenantId: "acme" }))[0]).toMatchObject({ ok: true, purged: { throughSeq: 8 } });
+		expect((await store.db.selectFrom("meetings").select("id").orderBy("id").execute()).map((r) => r.id)).toEqual([
+			"m-long",
+			"m-old",
+		]);
+		// The next run of the job (the same process: its lease, which the outage kept it from releasing) completes it.
+		const report = await job.runOnce();
+		expect(report?.entries).toBe(32);
+		expect((await events.verify({ tenantId: "acme" }))[0]).toMatchObject({ ok: true, purged: { throughSeq: 40 } });
+		expect((await events.list({ tenantId: "acme", type: "person.joined" })).length).toBe(0);
+		// m-old's entries all went, so did its row and what hung off it; m-long goes on after the cut.
+		expect((await store.db.selectFrom("meetings").select("id").execute()).map((r) => r.id)).toEqual(["m-long"]);
+		expect(await store.db.selectFrom("removed_persons").selectAll().execute()).toEqual([]);
+	});
+
 	it("two purgers at once: one runs, the other finds the lease taken", async () => {
 		const { events, purger } = await setup();
 		const a = purger({ id: "gw-a", batch: 5 });
@@ -218,3 +272,31 @@ describe.each(ENGINES)("retention purge on %s", (engine) => {
 		expect((await events.verify({ tenantId: "globex" }))[0]).toMatchObject({ ok: true, entries: 1 });
 	});
 });
+
+/**
+ * A store that can be taken down under its user: SQLite's file locked by another process (`BEGIN EXCLUSIVE`) past a
+ * short busy timeout; PostgreSQL stopped (SIGSTOP of the server and its backends) past a short query timeout.
+ */
+async function outageStore(engine: Engine): Promise<{ store: Store; down(): void; up(): void }> {
+	if (engine === "sqlite") {
+		const file = path.join(mkdtempSync(path.join(os.tmpdir(), "consentry-ret-")), "s.db");
+		const store = await Store.open({ file, busyTimeoutMs: 300 });
+		let other: BetterSqlite3.Database | undefined;
+		return {
+			store,
+			down: () => {
+				other = new BetterSqlite3(file);
+				other.exec("BEGIN EXCLUSIVE");
+			},
+			up: () => {
+				other?.exec("ROLLBACK");
+				other?.close();
+				other = undefined;
+			},
+		};
+	}
+	const server = await postgresServer();
+	const url = await server.createDatabase(`outage_${process.pid}_${Date.now()}`);
+	const store = await Store.open({ url, connectTimeoutMs: 800, queryTimeoutMs: 800 });
+	return { store, down: () => server.pause(), up: () => server.resume() };
+}

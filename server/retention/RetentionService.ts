@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { EventLog } from "../audit/EventLog.js";
+import { StoreUnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { RetentionRepository } from "../store/RetentionRepository.js";
 import type { Store } from "../store/Store.js";
@@ -64,7 +65,15 @@ export class RetentionService {
 	start(): void {
 		if (this.#o.intervalMs <= 0 || this.#timer) return;
 		this.#timer = setInterval(() => {
-			this.runOnce().catch((err: unknown) => this.#o.log.error({ err }, "retention purge failed"));
+			this.runOnce().catch((err: unknown) => {
+				// The store down: every batch committed is whole; the next run goes on where this one stopped.
+				if (err instanceof StoreUnavailableError)
+					this.#o.log.warn(
+						{ err: err.message },
+						"retention purge stopped: the store is unavailable; the next run goes on",
+					);
+				else this.#o.log.error({ err }, "retention purge failed");
+			});
 		}, this.#o.intervalMs);
 		this.#timer.unref();
 	}
@@ -97,11 +106,14 @@ export class RetentionService {
 						...(this.#o.batch ? { batch: this.#o.batch } : {}),
 						reason: "retention",
 						by: `gateway:${this.#o.gatewayId}`,
+						// A meeting whose last entry is gone goes too (unless live): its row, removed persons, links… in
+						// the batch's own transaction, so a store failing between the two can't strand a meeting whose
+						// entries (the only thing that would name it for a later run) are already gone.
+						withCut: (trx, gone) => this.#repo.deleteMeetings(gone, trx),
 					});
 					if (r.purged === 0) break;
 					entries += r.purged;
-					// A meeting whose last entry is gone goes too (unless live): its row, removed persons, links…
-					meetings += await this.#repo.deleteMeetings(r.meetingsGone);
+					meetings += r.cutRows;
 					this.#o.afterBatch?.(t.id, r.purged);
 					// Still ours? (a lease lost to a stall: stop; the other holder goes on where this one stopped)
 					if (!(await this.#repo.lease(LEASE, this.#holder, LEASE_MS, this.#now()))) return report;

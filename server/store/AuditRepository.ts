@@ -318,13 +318,13 @@ export class AuditRepository {
 	}
 
 	/** The person's secret row by person key (outside a transaction). */
-	secretOf(tenantId: string, personKey: string): Promise<SecretRow | undefined> {
-		return this.#s.guard(async () => (await this.secrets(this.#s.db, tenantId, [personKey]))[0]);
+	secretOf(tenantId: string, personKey: string, x: Kysely<Schema> = this.#s.db): Promise<SecretRow | undefined> {
+		return this.#s.guard(async () => (await this.secrets(x, tenantId, [personKey]))[0]);
 	}
 
-	resolvePseudonym(tenantId: string, pseudonym: string): Promise<string | null> {
+	resolvePseudonym(tenantId: string, pseudonym: string, x: Kysely<Schema> = this.#s.db): Promise<string | null> {
 		return this.#s.guard(async () => {
-			const r = await this.#s.db
+			const r = await x
 				.selectFrom("audit_person_secrets")
 				.select("person_key")
 				.where("tenant_id", "=", tenantId)
@@ -357,12 +357,17 @@ export class AuditRepository {
 	}
 
 	/** Entries naming this pseudonym, as actor or anywhere in data (as a JSON string). */
-	listForPseudonym(tenantId: string, pseudonym: string, limit: number): Promise<EventRow[]> {
+	listForPseudonym(
+		tenantId: string,
+		pseudonym: string,
+		limit: number,
+		x: Kysely<Schema> = this.#s.db,
+	): Promise<EventRow[]> {
 		return this.#s.guard(async () => {
 			const find = sql.raw(this.#s.engine === "sqlite" ? "instr" : "strpos");
 			const r = await sql<EventRow>`SELECT ${sql.raw(COLUMNS.join(", "))} FROM events
 				WHERE tenant_id = ${tenantId} AND (actor = ${pseudonym} OR ${find}(data, ${`"${pseudonym}"`}) > 0)
-				ORDER BY seq LIMIT ${limit}`.execute(this.#s.db);
+				ORDER BY seq LIMIT ${limit}`.execute(x);
 			return r.rows.map(toRow);
 		});
 	}

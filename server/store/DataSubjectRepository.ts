@@ -54,10 +54,10 @@ export class DataSubjectRepository {
 		return sql.raw(this.#s.engine === "sqlite" ? "instr" : "strpos");
 	}
 
-	/** Every row naming the person, in every table but the audit chain. */
-	held(p: PersonRef): Promise<HeldRows> {
+	/** Every row naming the person, in every table but the audit chain (`x`: on this executor, e.g. a snapshot). */
+	held(p: PersonRef, x: Kysely<Schema> = this.#s.db): Promise<HeldRows> {
 		return this.#s.guard(async () => {
-			const db = this.#s.db;
+			const db = x;
 			const sub = p.subject;
 			const none = <T>(): Promise<T[]> => Promise.resolve([]);
 			const meetingsHosted =
@@ -273,23 +273,36 @@ export class DataSubjectRepository {
 
 	// Erasure requests ------------------------------------------------------------------------------------------------
 
-	insertRequest(row: DsrRequestRow): Promise<void> {
-		return this.#s.guard(async () => {
-			await this.#s.db.insertInto("dsr_requests").values(row).execute();
-		});
-	}
-
 	request(id: string): Promise<DsrRequestRow | undefined> {
 		return this.#s.guard(() =>
 			this.#s.db.selectFrom("dsr_requests").selectAll().where("id", "=", id).executeTakeFirst(),
 		);
 	}
 
+	/**
+	 * Inserts the erasure request unless one of the same person is pending, which it returns instead: the check
+	 * and the insert under one lock (`dsr:<tenant>`, every process), so a burst of requests for one person makes
+	 * one request, which the others join.
+	 */
+	insertUnlessPending(row: DsrRequestRow): Promise<DsrRequestRow | undefined> {
+		return this.#s.transaction(`dsr:${row.tenant_id}`, async (trx) => {
+			const pending = await this.pendingFor(row.tenant_id, row.person_key, row.pseudonym, trx);
+			if (pending) return pending;
+			await trx.insertInto("dsr_requests").values(row).execute();
+			return undefined;
+		});
+	}
+
 	/** The pending erasure of this person in this tenant, if one is under way (a repeat request resumes it). */
-	pendingFor(tenantId: string, personKey: string | null, pseudonym: string | null): Promise<DsrRequestRow | undefined> {
+	pendingFor(
+		tenantId: string,
+		personKey: string | null,
+		pseudonym: string | null,
+		x: Kysely<Schema> = this.#s.db,
+	): Promise<DsrRequestRow | undefined> {
 		if (!personKey && !pseudonym) return Promise.resolve(undefined);
 		return this.#s.guard(() =>
-			this.#s.db
+			x
 				.selectFrom("dsr_requests")
 				.selectAll()
 				.where("tenant_id", "=", tenantId)

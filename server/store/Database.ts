@@ -360,11 +360,12 @@ export const MIGRATIONS: string[] = [
  * timeout let several gateway processes on one host share the file; every
  * write that must be atomic is one statement or one transaction.
  */
-export function openDatabase(file: string): Database {
+export function openDatabase(file: string, opts: { busyTimeoutMs?: number } = {}): Database {
 	if (file !== ":memory:") mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
 	const db = new BetterSqlite3(file);
 	db.pragma("journal_mode = WAL");
-	db.pragma("busy_timeout = 5000");
+	// How long a statement waits for another process's lock before it fails (SQLITE_BUSY → store_unavailable).
+	db.pragma(`busy_timeout = ${Math.max(0, Math.round(opts.busyTimeoutMs ?? 5000))}`);
 	db.pragma("foreign_keys = ON");
 	db.pragma("synchronous = NORMAL");
 	db.pragma("secure_delete = ON"); // a deleted row's bytes are overwritten (an erased person's secret, server/audit)

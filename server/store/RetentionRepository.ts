@@ -1,5 +1,5 @@
-import type { Selectable } from "kysely";
-import type { SecurityHoldsTable } from "./Schema.js";
+import { type Kysely, type Selectable, sql } from "kysely";
+import type { Schema, SecurityHoldsTable } from "./Schema.js";
 import type { Store } from "./Store.js";
 
 export type SecurityHoldRow = Selectable<SecurityHoldsTable>;
@@ -60,6 +60,21 @@ export class RetentionRepository {
 		});
 	}
 
+	/**
+	 * Drops the leases named `namePrefix…` held by `holderPrefix…`: a process starting again frees what its previous
+	 * run (same gateway ID, dead now) held, instead of waiting for the leases to run out.
+	 */
+	releaseHeldBy(namePrefix: string, holderPrefix: string): Promise<number> {
+		return this.#s.guard(async () => {
+			const r = await this.#s.db
+				.deleteFrom("job_leases")
+				.where(sql<string>`substr(name, 1, ${namePrefix.length})`, "=", namePrefix)
+				.where(sql<string>`substr(holder, 1, ${holderPrefix.length})`, "=", holderPrefix)
+				.executeTakeFirst();
+			return Number(r.numDeletedRows);
+		});
+	}
+
 	release(name: string, holder: string): Promise<void> {
 		return this.#s.guard(async () => {
 			await this.#s.db.deleteFrom("job_leases").where("name", "=", name).where("holder", "=", holder).execute();
@@ -70,36 +85,37 @@ export class RetentionRepository {
 
 	/**
 	 * Deletes these meetings (none live: a live one stays) and what the store holds about them (removed persons,
-	 * passcode attempts, transcript links, presence).
+	 * passcode attempts, transcript links, presence): on the caller's transaction `x` (the retention purge deletes
+	 * them with the entries that named them, all or nothing), or in one of its own.
 	 */
-	deleteMeetings(all: readonly string[]): Promise<number> {
+	deleteMeetings(all: readonly string[], x?: Kysely<Schema>): Promise<number> {
 		if (all.length === 0) return Promise.resolve(0);
-		return this.#s.guard(() =>
-			this.#s.db.transaction().execute(async (trx) => {
-				const live = new Set(
-					(
-						await trx
-							.selectFrom("meetings")
-							.select("id")
-							.where("id", "in", all.slice(0, 30_000))
-							.where("state", "=", "live")
-							.execute()
-					).map((r) => r.id),
-				);
-				const ids = all.filter((id) => !live.has(id));
-				let n = 0;
-				for (let i = 0; i < ids.length; i += CHUNK) {
-					const part = ids.slice(i, i + CHUNK);
-					await trx.deleteFrom("removed_persons").where("meeting_id", "in", part).execute();
-					await trx.deleteFrom("passcode_attempts").where("meeting_id", "in", part).execute();
-					await trx.deleteFrom("transcript_links").where("meeting_id", "in", part).execute();
-					await trx.deleteFrom("meeting_presence").where("meeting_id", "in", part).execute();
-					const r = await trx.deleteFrom("meetings").where("id", "in", part).executeTakeFirst();
-					n += Number(r.numDeletedRows);
-				}
-				return n;
-			}),
-		);
+		const run = async (trx: Kysely<Schema>) => {
+			const live = new Set(
+				(
+					await trx
+						.selectFrom("meetings")
+						.select("id")
+						.where("id", "in", all.slice(0, 30_000))
+						.where("state", "=", "live")
+						.execute()
+				).map((r) => r.id),
+			);
+			const ids = all.filter((id) => !live.has(id));
+			let n = 0;
+			for (let i = 0; i < ids.length; i += CHUNK) {
+				const part = ids.slice(i, i + CHUNK);
+				await trx.deleteFrom("removed_persons").where("meeting_id", "in", part).execute();
+				await trx.deleteFrom("passcode_attempts").where("meeting_id", "in", part).execute();
+				await trx.deleteFrom("transcript_links").where("meeting_id", "in", part).execute();
+				await trx.deleteFrom("meeting_presence").where("meeting_id", "in", part).execute();
+				const r = await trx.deleteFrom("meetings").where("id", "in", part).executeTakeFirst();
+				n += Number(r.numDeletedRows);
+			}
+			return n;
+		};
+		if (x) return run(x);
+		return this.#s.guard(() => this.#s.db.transaction().execute(run));
 	}
 
 	/** Settled webhook deliveries (delivered, failed, cancelled) created before `beforeMs`. */
@@ -186,32 +202,46 @@ export class RetentionRepository {
 		);
 	}
 
-	/** Sets a hold, lifting any other in force (one hold at a time). */
-	setHold(row: SecurityHoldRow): Promise<void> {
-		return this.#s.guard(() =>
-			this.#s.db.transaction().execute(async (trx) => {
-				await trx
-					.updateTable("security_holds")
-					.set({ ended_at: row.set_at, ended_by: row.set_by })
-					.where("ended_at", "is", null)
-					.where("until", ">", row.set_at)
-					.execute();
-				await trx.insertInto("security_holds").values(row).execute();
-			}),
-		);
+	/**
+	 * Sets a hold, lifting any other in force (one hold at a time): on the caller's transaction `x` (SecurityHold
+	 * records it in the same one), or in one of its own.
+	 */
+	setHold(row: SecurityHoldRow, x?: Kysely<Schema>): Promise<void> {
+		const run = async (trx: Kysely<Schema>) => {
+			await trx
+				.updateTable("security_holds")
+				.set({ ended_at: row.set_at, ended_by: row.set_by })
+				.where("ended_at", "is", null)
+				.where("until", ">", row.set_at)
+				.execute();
+			await trx.insertInto("security_holds").values(row).execute();
+		};
+		if (x) return run(x);
+		return this.#s.guard(() => this.#s.db.transaction().execute(run));
 	}
 
-	/** Lifts the hold in force; returns whether there was one. */
-	liftHold(by: string, nowIso: string): Promise<boolean> {
-		return this.#s.guard(async () => {
-			const r = await this.#s.db
+	/** Lifts the hold in force (on the caller's transaction `x`, if given); returns the one lifted, if any. */
+	async liftHold(by: string, nowIso: string, x?: Kysely<Schema>): Promise<SecurityHoldRow | undefined> {
+		const run = async (db: Kysely<Schema>) => {
+			const current = await db
+				.selectFrom("security_holds")
+				.selectAll()
+				.where("ended_at", "is", null)
+				.where("until", ">", nowIso)
+				.orderBy("set_at", "desc")
+				.limit(1)
+				.executeTakeFirst();
+			if (!current) return undefined;
+			await db
 				.updateTable("security_holds")
 				.set({ ended_at: nowIso, ended_by: by })
 				.where("ended_at", "is", null)
 				.where("until", ">", nowIso)
-				.executeTakeFirst();
-			return Number(r.numUpdatedRows) > 0;
-		});
+				.execute();
+			return current;
+		};
+		if (x) return run(x);
+		return this.#s.guard(() => run(this.#s.db));
 	}
 
 	holds(limit: number): Promise<SecurityHoldRow[]> {

@@ -1,3 +1,7 @@
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import BetterSqlite3 from "better-sqlite3";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
@@ -129,6 +133,44 @@ describe("Store on postgres", () => {
 			expect(ok.rows[0]?.one).toBe(1);
 		} finally {
 			server.resume();
+			await store.close();
+		}
+	});
+});
+
+describe("Store on sqlite", () => {
+	it("answers store_unavailable when another process holds the file's lock past the busy timeout; reads go on; a snapshot sees one state", async () => {
+		const file = path.join(mkdtempSync(path.join(os.tmpdir(), "consentry-store-")), "s.db");
+		const store = await Store.open({ file, busyTimeoutMs: 200 });
+		const other = new BetterSqlite3(file);
+		try {
+			const write = () =>
+				store.guard(() =>
+					store.db
+						.insertInto("job_leases")
+						.values({ name: `n${Math.random()}`, holder: "h", until: 1 })
+						.execute(),
+				);
+			await write();
+			other.exec("BEGIN EXCLUSIVE");
+			const t0 = Date.now();
+			const refused = await write().catch((e: unknown) => e);
+			expect(refused).toBeInstanceOf(StoreUnavailableError);
+			expect(Date.now() - t0).toBeLessThan(2000);
+			// (WAL: reads are not held up by another process's write lock.)
+			expect((await store.db.selectFrom("job_leases").selectAll().execute()).length).toBe(1);
+			other.exec("ROLLBACK");
+			// A snapshot: a write committed by another process meanwhile is not seen inside it.
+			const seen = await store.snapshot(async (x) => {
+				const before = (await x.selectFrom("job_leases").selectAll().execute()).length;
+				other.prepare("INSERT INTO job_leases (name, holder, until) VALUES ('o', 'h', 1)").run();
+				return [before, (await x.selectFrom("job_leases").selectAll().execute()).length];
+			});
+			expect(seen).toEqual([1, 1]);
+			await write();
+			expect((await store.db.selectFrom("job_leases").selectAll().execute()).length).toBe(3);
+		} finally {
+			other.close();
 			await store.close();
 		}
 	});

@@ -21,6 +21,11 @@ export interface StoreOptions {
 	 * (or a node cut off from it) then refuses new work quickly instead of leaving callers waiting.
 	 */
 	queryTimeoutMs?: number;
+	/**
+	 * SQLite: how long a statement waits for another process's lock on the file (busy timeout) before it fails as
+	 * `store_unavailable` (ms, default 5000). better-sqlite3 waits synchronously: the process stalls that long.
+	 */
+	busyTimeoutMs?: number;
 }
 
 /**
@@ -73,7 +78,7 @@ export class Store {
 			return store;
 		}
 		if (!opts.file) throw new ConfigError("the store needs a SQLite file or a PostgreSQL URL");
-		const raw = openDatabase(opts.file);
+		const raw = openDatabase(opts.file, opts.busyTimeoutMs !== undefined ? { busyTimeoutMs: opts.busyTimeoutMs } : {});
 		return new Store("sqlite", new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) }), raw);
 	}
 
@@ -86,7 +91,8 @@ export class Store {
 
 	/**
 	 * Runs a store call, naming an unreachable store: PostgreSQL down, refusing connections or too slow to hand
-	 * one out → {@link StoreUnavailableError} (503 `store_unavailable`). Constraint violations and the like pass
+	 * one out; the SQLite file locked by another process past the busy timeout, or failing (I/O error, disk full,
+	 * read-only, can't be opened) → {@link StoreUnavailableError} (503 `store_unavailable`). Constraint violations and the like pass
 	 * through unchanged: the callers decide what they mean.
 	 */
 	async guard<T>(fn: () => Promise<T>): Promise<T> {
@@ -132,6 +138,30 @@ export class Store {
 	}
 
 	/**
+	 * Runs `fn`'s reads on one consistent snapshot of the store: every query sees the same committed state, none of a
+	 * transaction that commits meanwhile (e.g. a data-subject export never half before, half after an erasure).
+	 * SQLite: a deferred read transaction (WAL: writers are not held up). PostgreSQL: `REPEATABLE READ READ ONLY`.
+	 * `fn` must read through the executor it is given only.
+	 */
+	snapshot<T>(fn: (x: Kysely<Schema>) => Promise<T>): Promise<T> {
+		return this.guard(() => {
+			if (this.engine === "postgres")
+				return this.db.transaction().setIsolationLevel("repeatable read").setAccessMode("read only").execute(fn);
+			return this.db.connection().execute(async (conn) => {
+				await sql`BEGIN`.execute(conn);
+				try {
+					const result = await fn(conn);
+					await sql`COMMIT`.execute(conn);
+					return result;
+				} catch (err) {
+					await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+					throw err;
+				}
+			});
+		});
+	}
+
+	/**
 	 * PostgreSQL only: runs `fn` on one pooled connection of its own (raw `pg`), for a path that must save round
 	 * trips (several statements in one simple query, e.g. the audit chain's group commit). `fn` leaves the
 	 * connection as it found it (no open transaction); a connection `fn` failed on is dropped, not reused.
@@ -163,6 +193,9 @@ function isUnavailable(err: unknown): boolean {
 	const e = err as { code?: string; message?: string };
 	const code = e?.code ?? "";
 	if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE"].includes(code)) return true;
+	// SQLite: the file locked by another process past the busy timeout, or the file/disk failing. (Not CORRUPT,
+	// CONSTRAINT and the like: those are not an outage.)
+	if (/^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN|PROTOCOL|NOLFS)/.test(code)) return true;
 	// PostgreSQL classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutting down / cannot connect now).
 	if (/^(08|53)/.test(code) || /^57P0/.test(code)) return true;
 	return /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection timeout|Client has encountered a connection error/i.test(
