@@ -3,10 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Bot } from "../bench/bots/Bot.js";
+import { SyntheticMedia } from "../bench/bots/media.js";
+import type { Signal } from "../bench/bots/signal.js";
+import type { JoinResult, NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { joinVia, type NodeProcess, rejoin, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
-import type { RawClient } from "./helpers/signaling.js";
+import { codeOf, type RawClient } from "./helpers/signaling.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -15,6 +19,9 @@ import { waitFor } from "./helpers/wait.js";
  * with -9. Within 5 s the other node takes the meeting (the missing heartbeat, then a compare-and-set on the
  * placement); the people's sockets drop, they reconnect through the node they know and are sent to the new home; the
  * meeting goes on (same ID, still live, the host seat free for its host), and the trail says why (`node_lost`).
+ * Then an attack on the new home: clients that publish and chat there before answering the continued recording's
+ * notice (a returning person, who had answered the lost session's, and a newcomer with real media) are refused
+ * (`notice_pending`) and nothing of theirs is captured; once they answer, they are.
  */
 describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (two node processes)", () => {
 	const acme = testTenant("acme");
@@ -22,6 +29,8 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 	let databaseUrl: string;
 	const nodes: NodeProcess[] = [];
 	const open: RawClient[] = [];
+	const bots: Bot[] = [];
+	let media: SyntheticMedia | undefined;
 	let db: pg.Client;
 	let bucket: TestBucket;
 
@@ -39,6 +48,8 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		await new Promise((r) => setTimeout(r, 1500));
 	}, 120_000);
 	afterAll(async () => {
+		for (const b of bots) b.close();
+		media?.stop();
 		for (const c of open) c.close();
 		await db?.end();
 		await Promise.all(nodes.map((n) => stopNodeProcess(n)));
@@ -102,6 +113,9 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 			rejoin(urls, partToken, { meetingId: id, displayName: "Piet" }),
 		]);
 		open.push(h2.client, p2.client);
+		// Every notice the returning participant gets from here (the continued session's may come after the join).
+		const pietNotices: NoticeView[] = [...p2.answer.notices];
+		p2.client.socket.on("captureNotice", (n: NoticeView) => pietNotices.push(n));
 		const rehomedIn = Math.max(h2.at, p2.at) - killedAt;
 		console.log(`re-homed and both people back in ${rehomedIn} ms (host ${h2.tries} tries, participant ${p2.tries})`);
 		expect(rehomedIn).toBeLessThanOrEqual(5000);
@@ -177,6 +191,94 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 				]);
 		expect([...noticed, late]).toContain(newSession);
 
+		// The attack: publishing and chatting on the new home before answering its notice. Piet answered the lost
+		// session's notice on the lost node; that consent does not carry over.
+		const events = async () => {
+			const r = await fetch(`${survivor.url}/api/meetings/${id}/events`, {
+				headers: { authorization: `Bearer ${hostToken}` },
+			});
+			return ((await r.json()) as { events: { seq: number; type: string; data: Record<string, unknown> }[] }).events;
+		};
+		const pietNotice = await waitFor(
+			async () => pietNotices.find((n) => n.sessionId === newSession),
+			10_000,
+			"the continued session's notice to the returning participant",
+		);
+		const pietTransport = await p2.client.call("createWebRtcTransport", { direction: "send" });
+		const produceMic = () =>
+			p2.client.req("produce", {
+				transportId: pietTransport.id,
+				kind: "audio",
+				source: "mic",
+				rtpParameters: {
+					codecs: [{ mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 }],
+					encodings: [{ ssrc: 4242 }],
+				},
+			});
+		expect(codeOf(await produceMic())).toBe("notice_pending");
+		// Chat is not refused (it is shown live) but not captured: not in the recording's chat log.
+		expect(codeOf(await p2.client.req("chat", { text: "piet, before answering" }))).toBe("ok");
+
+		// Zoe, new here, is let in from the lobby and joins the new home while it records, with a real camera and
+		// microphone (a WebRTC bot): her join answer carries the notice; publishing before answering is refused.
+		const zoeAdmitted = newcomer.client.next("admitted");
+		await h2.client.call("admit", { peerId: (newcomer.answer as { peerId: string }).peerId });
+		await zoeAdmitted;
+		let zoeJoin: JoinResult | undefined;
+		const zoeSignal: Signal = {
+			request: async (name, data) => {
+				const r = await newcomer.client.call(name, data);
+				if (name === "join") zoeJoin = r as JoinResult;
+				return r as never;
+			},
+			onNewConsumer: (fn) => newcomer.client.socket.on("newConsumer", fn),
+			close: () => newcomer.client.close(),
+		};
+		const zoe = await Bot.join(zoeSignal, id, { displayName: "Zoe", send: true, recv: false });
+		bots.push(zoe);
+		const zoeNotice = (zoeJoin?.status === "joined" ? zoeJoin.notices : []).find((n) => n.sessionId === newSession);
+		expect(zoeNotice, "the notice in Zoe's join answer").toBeDefined();
+		media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
+		await expect(zoe.publish(media, { audio: true, video: false, maxVideoBitrate: 0 })).rejects.toMatchObject({
+			body: { code: "notice_pending" },
+		});
+		await expect(zoe.publish(media, { audio: false, video: true, maxVideoBitrate: 150_000 })).rejects.toMatchObject({
+			body: { code: "notice_pending" },
+		});
+		expect(codeOf(await newcomer.client.req("chat", { text: "zoe, before answering" }))).toBe("ok");
+		// Past the chat log's checkpoint delay (2 s): nothing of theirs in the new session, in the trail or the bucket.
+		await new Promise((r) => setTimeout(r, 2500));
+		const gates = (evs: Awaited<ReturnType<typeof events>>) =>
+			evs.filter((e) => e.type === "gate.opened" && e.data.sessionId === newSession);
+		const beforeAnswers = await events();
+		expect(gates(beforeAnswers)).toEqual([]);
+		const chatKey = `rec/${id}/${newSession}/chat.jsonl`;
+		expect(await bucket.bytes(chatKey).catch(() => undefined)).toBeUndefined();
+
+		// Answered: both publish, their gates open after their answers, and what they say is in the chat log.
+		await p2.client.call("acknowledgeNotice", { noticeId: pietNotice.id, clickedAt: Date.now() });
+		await newcomer.client.call("acknowledgeNotice", { noticeId: zoeNotice?.id, clickedAt: Date.now() });
+		expect(codeOf(await produceMic())).toBe("ok");
+		await zoe.publish(media, { audio: true, video: true, maxVideoBitrate: 150_000 });
+		await p2.client.call("chat", { text: "piet, after answering" });
+		await newcomer.client.call("chat", { text: "zoe, after answering" });
+		const afterAnswers = await waitFor(
+			async () => {
+				const evs = await events();
+				return gates(evs).length >= 3 ? evs : undefined;
+			},
+			15_000,
+			"the gates of Piet's microphone and Zoe's camera and microphone",
+		);
+		for (const g of gates(afterAnswers)) {
+			const answer = afterAnswers.find(
+				(e) => e.type === "notice.acknowledged" && e.data.sessionId === newSession && e.data.peerId === g.data.peerId,
+			);
+			expect(answer, `the answer before ${String(g.data.peerId)}'s gate`).toBeDefined();
+			expect(answer?.seq).toBeLessThan(g.seq);
+		}
+		await waitFor(async () => (await zoe.packets()).sent > 50, 15_000, "Zoe's media flowing");
+
 		// The lost node's session is finished from the bucket: its manifest says the node was lost.
 		const manifest = await waitFor(
 			async () => bucket.json<{ endReason: string }>(`rec/${id}/${oldSession}/manifest.json`).catch(() => undefined),
@@ -184,5 +286,42 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 			"the lost session's manifest",
 		);
 		expect(manifest.endReason).toBe("node_lost");
+
+		// The continued session, stopped: Zoe's media is in it from her answer on, its chat log holds only what was
+		// said after answering.
+		await new Promise((r) => setTimeout(r, 2000));
+		await h2.client.call("stopCapture", { kind: "recording" });
+		const continuedManifest = await waitFor(
+			async () =>
+				bucket
+					.json<{
+						continues?: { session: string };
+						tracks: {
+							kind: string;
+							openedAt: string;
+							coveredBy: { type: string; seq: number } | null;
+							objects: unknown[];
+						}[];
+					}>(`rec/${id}/${newSession}/manifest.json`)
+					.catch(() => undefined),
+			30_000,
+			"the continued session's manifest",
+		);
+		expect(continuedManifest.continues?.session).toBe(oldSession);
+		const zoeAnswer = afterAnswers.find(
+			(e) =>
+				e.type === "notice.acknowledged" &&
+				e.data.sessionId === newSession &&
+				e.data.peerId === (zoeJoin as { peerId?: string }).peerId,
+		);
+		const zoeTracks = continuedManifest.tracks.filter((t) => t.coveredBy?.seq === zoeAnswer?.seq);
+		expect(zoeTracks.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
+		for (const t of zoeTracks) expect(t.objects.length).toBeGreaterThanOrEqual(1);
+		const chat = (await bucket.bytes(chatKey)).toString("utf8");
+		const said = chat
+			.split("\n")
+			.filter(Boolean)
+			.map((l) => (JSON.parse(l) as { text: string }).text);
+		expect(said.sort()).toEqual(["piet, after answering", "zoe, after answering"]);
 	}, 90_000);
 });

@@ -11,8 +11,8 @@ import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { auditObjectWritten, CaptureBucket } from "../capture/CaptureBucket.js";
-import type { PlainTap } from "../capture/PlainTap.js";
 import { CRASHED, type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
+import type { PlainTap } from "../capture/PlainTap.js";
 import { TapOwner } from "../capture/TapOwner.js";
 import type { TapTrack } from "../capture/TapOwnerTypes.js";
 import {
@@ -868,4 +868,3 @@ function framesIn(objects: ObjectWritten[]): number | null {
 function chatText(chat: SessionRecord["chat"]): string {
 	return chat.map((c) => JSON.stringify(c)).join("\n") + (chat.length ? "\n" : "");
 }
-
