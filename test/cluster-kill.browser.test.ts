@@ -417,7 +417,15 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 				),
 			),
 		);
-		const tkeys = await keysUnder(`${folder}/${lostT}/`);
+		// Its audit export is written right after the transcript; nothing else is in its folder.
+		const tkeys = await waitFor(
+			async () => {
+				const k = await keysUnder(`${folder}/${lostT}/`);
+				return k.includes(`${folder}/${lostT}/audit.jsonl`) ? k : undefined;
+			},
+			5000,
+			"the lost transcript's audit.jsonl",
+		);
 		expect(tkeys.sort()).toEqual(
 			["audit.jsonl", "transcript.json", "transcript.vtt"].map((n) => `${folder}/${lostT}/${n}`),
 		);
