@@ -435,10 +435,16 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		]);
 		expect(lostTranscript?.entries.length).toBeGreaterThanOrEqual(checkpoint.entries.length);
 		expect(new Set(lostTranscript?.entries.map((e) => e.speaker)).size).toBe(2);
+		// Every final segment the engine gave the lost node more than a checkpoint delay (2 s) and an upload before the
+		// kill is in it (1 s of slack for a loaded machine), and nothing else.
+		const engineFinals = vosk.connections.flatMap((c) => c.finals).filter((at) => at < killedAt);
+		const due = engineFinals.filter((at) => at <= killedAt - 3000).length;
+		expect(lostTranscript?.entries.length).toBeGreaterThanOrEqual(due);
+		expect(lostTranscript?.entries.length).toBeLessThanOrEqual(engineFinals.length);
 		const transcriptLost = killedAt - Date.parse(lostTranscript?.endedAt ?? "");
 		const lastLine = killedAt - Math.max(...(lostTranscript?.entries ?? []).map((e) => Date.parse(e.end)));
 		console.log(
-			`lost transcript: ${lostTranscript?.entries.length} lines (${checkpoint.entries.length} in the checkpoint read 3 s before the kill), complete up to ${transcriptLost} ms before the kill (its last line ended ${lastLine} ms before)`,
+			`lost transcript: ${lostTranscript?.entries.length} lines (${checkpoint.entries.length} in the checkpoint read 3 s before the kill; the engine gave ${engineFinals.length} finals before the kill, ${due} of them more than 3 s before), complete up to ${transcriptLost} ms before the kill (its last line ended ${lastLine} ms before)`,
 		);
 		expect(transcriptLost).toBeLessThanOrEqual(10_000);
 		expect(newTranscript?.endReason).toBe("stopped");
