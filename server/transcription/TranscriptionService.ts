@@ -248,7 +248,7 @@ export class TranscriptionService implements CaptureSink {
 
 	/** Ends every running session's transcription (engines flushed, transcripts written): the gateway is closing. */
 	async close(): Promise<void> {
-		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id)));
+		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id, undefined, "gateway_closing")));
 	}
 
 	async #create(tap: TapChange, base: TapTrack): Promise<Track | undefined> {
@@ -453,7 +453,7 @@ export class TranscriptionService implements CaptureSink {
 		});
 	}
 
-	async #sessionEnded(sessionId: string, close?: CaptureClose, reason = "gateway_stopped"): Promise<void> {
+	async #sessionEnded(sessionId: string, close: CaptureClose | undefined, reason: string): Promise<void> {
 		const s = this.#sessions.get(sessionId);
 		if (!s || s.ended) return;
 		s.ended = true;
