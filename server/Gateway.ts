@@ -542,7 +542,10 @@ export class Gateway {
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		// Cluster: a meeting with a placement is placement's (re-homed and finished by finishLost), not a crash here.
-		void recording.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined);
+		void recording
+			.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined)
+			// Then the transcripts (after the recordings, as for a lost node: each with its proof beside it).
+			.then(() => transcription.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined));
 		retention.start();
 		// Erasures a previous run left half-way (a crash, an unreachable bucket) are finished now.
 		void dsr.resumePending().catch((err: unknown) => log.error({ err }, "could not resume pending erasures"));

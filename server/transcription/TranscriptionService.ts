@@ -3,7 +3,7 @@ import type { CloseTime, TranscriptionEngineSpec, TranscriptSegmentMessage } fro
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { CaptureBucket, sessionBase } from "../capture/CaptureBucket.js";
-import { type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
+import { CRASHED, type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
 import type { PlainTap } from "../capture/PlainTap.js";
 import { TapOwner } from "../capture/TapOwner.js";
 import type { TapTrack } from "../capture/TapOwnerTypes.js";
@@ -379,6 +379,25 @@ export class TranscriptionService implements CaptureSink {
 	 * folder. Returns those sessions. Never throws.
 	 */
 	async finishLost(tenantId: string, meetingId: string): Promise<string[]> {
+		return this.#finish(tenantId, meetingId, NODE_LOST);
+	}
+
+	/**
+	 * After a restart of the gateway: every transcription session of these tenants that never got its final transcript
+	 * (the gateway or the whole host died) is finished from the bucket the same way, with `endReason:
+	 * "gateway_crashed"` and a `gateway_crash` hole (as RecordingService `recoverAll` does for recordings; a meeting
+	 * placed on a cluster node, `elsewhere`, is left to its re-homing). Run at start; never throws.
+	 */
+	async recoverAll(tenantIds: readonly string[], elsewhere?: (meetingId: string) => Promise<boolean>): Promise<void> {
+		for (const tenantId of tenantIds) await this.#finish(tenantId, undefined, CRASHED, elsewhere);
+	}
+
+	async #finish(
+		tenantId: string,
+		meetingId: string | undefined,
+		how: CrashKind,
+		elsewhere?: (meetingId: string) => Promise<boolean>,
+	): Promise<string[]> {
 		try {
 			const target = await this.#o.targets?.get(tenantId);
 			if (!target) return [];
@@ -387,20 +406,22 @@ export class TranscriptionService implements CaptureSink {
 				kind: "transcription",
 				meetingId,
 				live: (id) => this.#sessions.has(id),
+				elsewhere,
 			});
 			const done: string[] = [];
 			for (const on of lost) {
 				try {
-					await this.#finishFromBucket(tenantId, target, on, NODE_LOST);
+					await this.#finishFromBucket(tenantId, target, on, how);
 					done.push(on.data.sessionId as string);
 				} catch (err) {
-					this.#log.error({ err, sessionId: on.data.sessionId }, "could not finish a lost node's transcript");
+					this.#log.error({ err, sessionId: on.data.sessionId }, "could not finish an interrupted transcript");
 				}
 			}
-			if (done.length) this.#log.warn({ meetingId, sessions: done }, "finished the transcripts of a lost node");
+			if (done.length)
+				this.#log.warn({ tenantId, sessions: done, endReason: how.endReason }, "finished interrupted transcripts");
 			return done;
 		} catch (err) {
-			this.#log.error({ err, meetingId }, "could not finish the transcripts of a lost node");
+			this.#log.error({ err, tenantId, meetingId }, "could not finish interrupted transcripts");
 			return [];
 		}
 	}
