@@ -111,7 +111,7 @@ async function record(
 		.waitFor({ state: "visible", timeout: 10_000 });
 	await page.getByRole("textbox", { name: "Message" }).fill("said while recording");
 	await page.locator("#chat-form").getByRole("button", { name: "Send" }).click();
-	await page.getByTestId("chat-log").getByText("said while recording").waitFor({ timeout: 5000 });
+	await page.getByTestId("chat-log").getByText("said while recording").waitFor({ timeout: 15_000 }); // setup, not a bound under test
 	if (transcribe) {
 		await page.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
 		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
