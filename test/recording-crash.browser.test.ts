@@ -112,6 +112,11 @@ async function record(
 	await page.getByRole("textbox", { name: "Message" }).fill("said while recording");
 	await page.locator("#chat-form").getByRole("button", { name: "Send" }).click();
 	await page.getByTestId("chat-log").getByText("said while recording").waitFor({ timeout: 15_000 }); // setup, not a bound under test
+	const recorderPid = await waitFor(
+		() => childrenOf(gateway?.pid as number).find((c) => c.comm === "node" || c.comm.startsWith("node"))?.pid,
+		10_000,
+		"the recorder process",
+	);
 	if (transcribe) {
 		await page.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
 		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
@@ -120,11 +125,6 @@ async function record(
 			.locator('[data-testid="capture-indicator"][data-kind="transcription"]')
 			.waitFor({ state: "visible", timeout: 10_000 });
 	}
-	const recorderPid = await waitFor(
-		() => childrenOf(gateway?.pid as number).find((c) => c.comm === "node" || c.comm.startsWith("node"))?.pid,
-		10_000,
-		"the recorder process",
-	);
 	return { meetingId, recorderPid, token };
 }
 
