@@ -400,9 +400,8 @@ export class Gateway {
 					data: { from: e.from, to: e.to, epoch: e.epoch, cause: "node_lost" },
 				});
 				// A recording or transcription that was on goes on here in a new session (a new notice; nobody covered
-				// until they answer it); the lost node's recording session is finished from the bucket, its gap caused by
-				// node_lost. Not awaited: joins
-				// don't wait for the bucket.
+				// until they answer it); the lost node's recording and transcription sessions are finished from the
+				// bucket, their gap caused by node_lost. Not awaited: joins don't wait for the bucket.
 				void continueRecording(m, e.from).catch((err: unknown) =>
 					log.error({ err, meetingId: e.meetingId }, "the recording of a re-homed meeting was not continued"),
 				);
@@ -423,9 +422,12 @@ export class Gateway {
 							log.error({ err, meetingId: m.id, kind }, "a capture of a re-homed meeting was not continued"),
 						);
 				}
-				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest.
+				// The lost node's recorder may still be finishing what it held: give it a moment, then finish the rest:
+				// each capture sink its own sessions (recording: objects + manifest; transcription: the transcript as last
+				// checkpointed), each with its proof beside it.
 				await new Promise((r) => setTimeout(r, LOST_RECORDER_GRACE_MS).unref());
 				await recording.finishLost(m.tenantId, m.id);
+				await transcription.finishLost(m.tenantId, m.id);
 			};
 			await placement.adoptOwn(node.startedAt);
 			clusterUrls = () => placement.nodeUrls();
@@ -547,7 +549,10 @@ export class Gateway {
 
 		await http.listen({ host: config.http.host, port: config.http.port });
 		// Cluster: a meeting with a placement is placement's (re-homed and finished by finishLost), not a crash here.
-		void recording.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined);
+		void recording
+			.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined)
+			// Then the transcripts (after the recordings, as for a lost node: each with its proof beside it).
+			.then(() => transcription.recoverAll(tenants.ids(), placement ? (id) => placement.placed(id) : undefined));
 		retention.start();
 		// Erasures a previous run left half-way (a crash, an unreachable bucket) are finished now.
 		void dsr.resumePending().catch((err: unknown) => log.error({ err }, "could not resume pending erasures"));

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,6 +11,8 @@ import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./h
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
+import { speak } from "./helpers/speech.js";
+import { type FakeVoskServer, startFakeVosk } from "./helpers/stt-servers.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 import { probeMedia } from "./helpers/webm.js";
@@ -26,9 +28,11 @@ interface TrailEvent {
 }
 
 /**
- * kill -9 of a meeting's home node with real media and a recording running (issue 12, item 3), as the people in it
- * and the customer see it: two gateway node processes on one PostgreSQL and a moto bucket, two Chromium participants
- * with fake camera and microphone, both recorded. The home node is killed with -9; then
+ * kill -9 of a meeting's home node with real media, a recording and a transcription running (issue 12, item 3), as the
+ * people in it and the customer see it: two gateway node processes on one PostgreSQL and a moto bucket, two Chromium
+ * participants with fake camera and a microphone saying a short sentence every 3 s, both recorded and transcribed
+ * (a Vosk-protocol engine, test/helpers/stt-servers.ts: it times a scripted text on the speech it gets). The home
+ * node is killed with -9; then
  * - both pages are back in the meeting on the other node within 5 s of the kill (joined, the continued recording's
  *   notice on screen: the page publishes nothing before it is answered);
  * - the recording goes on in a new session on the new home, whose notice everyone answers again: no consent carries
@@ -36,24 +40,47 @@ interface TrailEvent {
  * - once answered, media flows again (a consumer of each page, on a transport to the new node, receives packets);
  * - the lost session is finished in the bucket with its proof (manifest.json `endReason: node_lost`, each open track
  *   with a `node_lost` hole; audit.jsonl), the new session's manifest names the session it continues and the cause;
- * - every media object in the bucket decodes with ffmpeg, and `consentry verify` passes on the meeting's folder.
+ * - the lost transcription session is finished in the bucket too: its transcript as last checkpointed (at most a
+ *   checkpoint delay, 2 s, plus an utterance before the kill), `endReason: node_lost` with a `node_lost` hole from
+ *   there, the proof beside it; the continued transcription names it;
+ * - every media object in the bucket decodes with ffmpeg, and `consentry verify` passes on the meeting's folder (two
+ *   recording and two transcription sessions).
  */
 describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's node, in Chromium", () => {
-	const acme = testTenant("acme");
-	const file = path.join(mkdtempSync(path.join(os.tmpdir(), "consentry-cluster-kill-")), "store.sqlite");
+	const engine = { type: "vosk", endpoint: "", languageCode: "en-US" };
+	const acme = testTenant("acme", { transcriptionEngine: engine });
+	const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-cluster-kill-"));
+	const file = path.join(dir, "store.sqlite");
 	let bucket: TestBucket;
+	let vosk: FakeVoskServer;
 	let chrome: LaunchedBrowser;
 	let db: pg.Client;
 	const nodes: NodeProcess[] = [];
 	const pages: Page[] = [];
 	const pageErrors: string[] = [];
 
+	/** The microphone: a short sentence, then 1.5 s of quiet (the engine's final comes 0.6 s into it), looped. */
+	function speechFile(): string {
+		const said = speak("please send the report").pcm;
+		const pcm = Buffer.concat([said, Buffer.alloc(1500 * 32)]);
+		const out = path.join(dir, "speech.wav");
+		const r = spawnSync(
+			"ffmpeg",
+			["-v", "error", "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", "pipe:0", "-ar", "48000", "-y", out],
+			{ input: pcm },
+		);
+		if (r.status !== 0) throw new Error(r.stderr.toString());
+		return out;
+	}
+
 	beforeAll(async () => {
 		const databaseUrl = await postgresFor(file);
 		const env = storageEnv(); // one master key for the cluster: either node opens the sealed target
+		vosk = await startFakeVosk("please send the report");
+		engine.endpoint = vosk.endpoint;
 		[bucket, chrome] = await Promise.all([
 			startBucket("acme-kill"),
-			launchChromium(),
+			launchChromium({ fakeAudioFile: speechFile(), loopAudio: true }),
 			// One after the other: the first migrates the fresh database.
 			(async () => {
 				nodes.push(await startNodeProcess({ id: "node-a", databaseUrl, tenants: [acme], env }));
@@ -84,6 +111,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		await db?.end();
 		await Promise.all(nodes.map((n) => stopNodeProcess(n)));
 		await bucket?.stop();
+		await vosk?.close();
 	});
 
 	async function open(node: NodeProcess, joinCode: string, name: string, token: string): Promise<Page> {
@@ -114,11 +142,20 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 	const pcCount = (page: Page) =>
 		page.evaluate(() => (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.length);
 
-	/** Answers the recording notice on the page. */
-	async function acknowledge(page: Page): Promise<void> {
-		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
-		await page.getByTestId("notice-ack").click();
-		await page.getByTestId("capture-notice").waitFor({ state: "hidden" });
+	/** Answers the page's notices (they show one at a time), `n` of them. */
+	async function acknowledge(page: Page, n = 1): Promise<void> {
+		const notice = page.getByTestId("capture-notice");
+		for (let i = 0; i < n; i++) {
+			await notice.waitFor({ state: "visible", timeout: 15_000 });
+			const id = await notice.getAttribute("data-notice-id");
+			await page.getByTestId("notice-ack").click();
+			// The next notice is on screen, or none.
+			await page.waitForFunction((id) => {
+				const d = document.querySelector<HTMLDialogElement>("#notice-dialog");
+				return !d?.open || d.dataset.noticeId !== id;
+			}, id);
+		}
+		await notice.waitFor({ state: "hidden" });
 	}
 
 	const keysUnder = async (prefix: string) => {
@@ -173,7 +210,28 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 			"four gates open on the home node",
 		);
 		const lost = before.find((e) => e.type === "session.on")?.data.sessionId as string;
-		// A few seconds recorded: the recorder has checkpointed (at least one checkpoint interval, 2 s).
+		// Transcription on too; both answer its notice; the transcript reaches the bucket as it grows (2 s after each
+		// final segment). Meanwhile the recorder has checkpointed (at least one checkpoint interval, 2 s).
+		await host.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
+		await Promise.all([acknowledge(host), acknowledge(bob)]);
+		const lostT = (
+			await waitFor(
+				async () => (await trail(home)).find((e) => e.type === "session.on" && e.data.kind === "transcription"),
+				10_000,
+				"the transcription on",
+			)
+		).data.sessionId as string;
+		const checkpoint = await waitFor(
+			async () => {
+				const t = await bucket
+					.json<{ entries: { speaker: string }[] }>(`rec/${m.id}/${lostT}/transcript.json`)
+					.catch(() => undefined);
+				return t && new Set(t.entries.map((e) => e.speaker)).size >= 2 ? t : undefined;
+			},
+			30_000,
+			"a transcript checkpoint with both speakers",
+		);
+		// Killed mid-stream: people go on speaking, and the transcript into the bucket, after the checkpoint just read.
 		await new Promise((r) => setTimeout(r, 3000));
 		const pcsBefore = await Promise.all([host, bob].map(pcCount));
 
@@ -204,14 +262,21 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		).rows[0];
 		expect(placed).toMatchObject({ node_id: survivor.id, epoch: 2, cause: "node_lost" });
 
-		// The recording went on here in a new session naming the lost one and why; its notice is on both screens.
-		const onEvent = await waitFor(
-			async () => (await trail(survivor)).find((e) => e.type === "session.on" && e.data.continues === lost),
-			10_000,
-			"the recording continued on the new home",
+		// The recording and the transcription went on here in new sessions naming the lost ones and why; their notices
+		// are on both screens.
+		const [onEvent, onEventT] = await Promise.all(
+			[lost, lostT].map((s) =>
+				waitFor(
+					async () => (await trail(survivor)).find((e) => e.type === "session.on" && e.data.continues === s),
+					10_000,
+					`session ${s} continued on the new home`,
+				),
+			),
 		);
-		expect(onEvent.data).toMatchObject({ kind: "recording", cause: "node_lost", lostNode: home.id });
-		const continued = onEvent.data.sessionId as string;
+		expect(onEvent?.data).toMatchObject({ kind: "recording", cause: "node_lost", lostNode: home.id });
+		expect(onEventT?.data).toMatchObject({ kind: "transcription", cause: "node_lost", lostNode: home.id });
+		const continued = onEvent?.data.sessionId as string;
+		const continuedT = onEventT?.data.sessionId as string;
 		for (const page of [host, bob])
 			await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
 
@@ -223,7 +288,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		expect(gatesOf(await trail(survivor), continued)).toEqual([]);
 		expect((await keysUnder(`rec/${m.id}/${continued}/`)).filter((k) => /\.(webm|mkv)$/.test(k))).toEqual([]);
 
-		await Promise.all([acknowledge(host), acknowledge(bob)]);
+		await Promise.all([acknowledge(host, 2), acknowledge(bob, 2)]);
 		const after = await waitFor(
 			async () => {
 				const events = await trail(survivor);
@@ -255,8 +320,22 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 			expect(answer, `the answer before ${String(g.data.peerId)}'s gate`).toBeDefined();
 			expect((answer as TrailEvent).seq).toBeLessThan(g.seq);
 		}
-		await new Promise((r) => setTimeout(r, 3000));
+		// Both people heard again: the continued transcript in the bucket has lines of both. (Audio is recorded from the
+		// first sender report that dates it, which may come seconds after the gate opened: the recording and the
+		// transcription taps of a microphone get the same reports, so both audio tracks are now being recorded too.)
+		await waitFor(
+			async () => {
+				const t = await bucket
+					.json<{ entries: { speaker: string }[] }>(`rec/${m.id}/${continuedT}/transcript.json`)
+					.catch(() => undefined);
+				return t && new Set(t.entries.map((e) => e.speaker)).size >= 2 ? t : undefined;
+			},
+			30_000,
+			"the continued transcript with both speakers",
+		);
+		await new Promise((r) => setTimeout(r, 1000));
 		await host.locator('[data-testid="capture-stop"][data-kind="recording"]').click();
+		await host.locator('[data-testid="capture-stop"][data-kind="transcription"]').click();
 
 		// The customer's bucket: both sessions' proof, the lost one ended by node_lost with its gap, the continued one
 		// naming it.
@@ -316,6 +395,62 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		// At most 5 s before the kill lost (one checkpoint interval plus an upload), but for a track with no frame saved.
 		for (const g of gaps) if (g.objects > 0) expect(g.lostBeforeKill).toBeLessThanOrEqual(5000);
 
+		// The lost transcription session, finished from the bucket by the new home: the transcript as last checkpointed
+		// (everything in the checkpoint read before the kill, and up to at most a checkpoint delay and an utterance
+		// before the kill), ended by node_lost with the gap from there, its proof beside it; the continued one names it.
+		type Transcript = {
+			endReason?: string;
+			endedAt?: string;
+			continues?: { session: string; cause: string; lostNode: string };
+			holes?: { from: string; to: string; cause: string }[];
+			entries: { speaker: string; start: string; end: string; text: string }[];
+		};
+		const [lostTranscript, newTranscript] = await Promise.all(
+			[lostT, continuedT].map((s) =>
+				waitFor(
+					async () => {
+						const t = await bucket.json<Transcript>(`${folder}/${s}/transcript.json`).catch(() => undefined);
+						return t?.endReason ? t : undefined;
+					},
+					30_000,
+					`the final transcript of session ${s}`,
+				),
+			),
+		);
+		// Its audit export is written right after the transcript; nothing else is in its folder.
+		const tkeys = await waitFor(
+			async () => {
+				const k = await keysUnder(`${folder}/${lostT}/`);
+				return k.includes(`${folder}/${lostT}/audit.jsonl`) ? k : undefined;
+			},
+			5000,
+			"the lost transcript's audit.jsonl",
+		);
+		expect(tkeys.sort()).toEqual(
+			["audit.jsonl", "transcript.json", "transcript.vtt"].map((n) => `${folder}/${lostT}/${n}`),
+		);
+		expect(lostTranscript?.endReason).toBe("node_lost");
+		expect(lostTranscript?.holes).toEqual([
+			{ from: lostTranscript?.endedAt, to: expect.any(String), cause: "node_lost" },
+		]);
+		expect(lostTranscript?.entries.length).toBeGreaterThanOrEqual(checkpoint.entries.length);
+		expect(new Set(lostTranscript?.entries.map((e) => e.speaker)).size).toBe(2);
+		// Every final segment the engine gave the lost node more than a checkpoint delay (2 s) and an upload before the
+		// kill is in it (1 s of slack for a loaded machine), and nothing else.
+		const engineFinals = vosk.connections.flatMap((c) => c.finals).filter((at) => at < killedAt);
+		const due = engineFinals.filter((at) => at <= killedAt - 3000).length;
+		expect(lostTranscript?.entries.length).toBeGreaterThanOrEqual(due);
+		expect(lostTranscript?.entries.length).toBeLessThanOrEqual(engineFinals.length);
+		const transcriptLost = killedAt - Date.parse(lostTranscript?.endedAt ?? "");
+		const lastLine = killedAt - Math.max(...(lostTranscript?.entries ?? []).map((e) => Date.parse(e.end)));
+		console.log(
+			`lost transcript: ${lostTranscript?.entries.length} lines (${checkpoint.entries.length} in the checkpoint read 3 s before the kill; the engine gave ${engineFinals.length} finals before the kill, ${due} of them more than 3 s before), complete up to ${transcriptLost} ms before the kill (its last line ended ${lastLine} ms before)`,
+		);
+		expect(transcriptLost).toBeLessThanOrEqual(10_000);
+		expect(newTranscript?.endReason).toBe("stopped");
+		expect(newTranscript?.continues).toEqual({ session: lostT, cause: "node_lost", lostNode: home.id });
+		expect(new Set(newTranscript?.entries.map((e) => e.speaker)).size).toBe(2);
+
 		// Every media object decodes, in both sessions.
 		const media = keys.filter((k) => /\.(webm|mkv)$/.test(k));
 		const lostObjects = (lostManifest?.tracks ?? []).reduce((n, t) => n + t.objects.length, 0);
@@ -338,6 +473,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		}));
 		expect(verified.stdout).not.toMatch(/^exit /);
 		expect(verified.stdout).toContain("verified");
+		for (const s of [lost, continued, lostT, continuedT]) expect(verified.stdout).toContain(s);
 		expect(pageErrors).toEqual([]);
 	}, 150_000);
 });

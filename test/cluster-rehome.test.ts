@@ -3,10 +3,16 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Bot } from "../bench/bots/Bot.js";
+import { SyntheticMedia } from "../bench/bots/media.js";
+import type { Signal } from "../bench/bots/signal.js";
+import { verifyCommand } from "../cli/verify/command.js";
+import type { JoinResult, NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { joinVia, type NodeProcess, rejoin, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
-import type { RawClient } from "./helpers/signaling.js";
+import { codeOf, type RawClient } from "./helpers/signaling.js";
+import { type FakeVoskServer, startFakeVosk } from "./helpers/stt-servers.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -15,19 +21,31 @@ import { waitFor } from "./helpers/wait.js";
  * with -9. Within 5 s the other node takes the meeting (the missing heartbeat, then a compare-and-set on the
  * placement); the people's sockets drop, they reconnect through the node they know and are sent to the new home; the
  * meeting goes on (same ID, still live, the host seat free for its host), and the trail says why (`node_lost`).
+ * Then an attack on the new home: clients that publish and chat there before answering the continued recording's
+ * notice (a returning person, who had answered the lost session's, and a newcomer with real media) are refused
+ * (`notice_pending`) and nothing of theirs is captured; once they answer, they are. The meeting is also transcribed
+ * (a Vosk-protocol engine) with nobody speaking before the kill: the lost transcription session, which never had a
+ * checkpoint, is finished in the bucket as an empty transcript ended by `node_lost`, and `consentry verify` passes on
+ * the meeting's folder.
  */
 describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (two node processes)", () => {
-	const acme = testTenant("acme");
+	const engine = { type: "vosk", endpoint: "", languageCode: "en-US" };
+	const acme = testTenant("acme", { transcriptionEngine: engine });
+	let vosk: FakeVoskServer;
 	const file = path.join(mkdtempSync(path.join(os.tmpdir(), "consentry-rehome-")), "store.sqlite");
 	let databaseUrl: string;
 	const nodes: NodeProcess[] = [];
 	const open: RawClient[] = [];
+	const bots: Bot[] = [];
+	let media: SyntheticMedia | undefined;
 	let db: pg.Client;
 	let bucket: TestBucket;
 
 	beforeAll(async () => {
 		databaseUrl = await postgresFor(file);
 		bucket = await startBucket("acme-rehome");
+		vosk = await startFakeVosk("hello everyone");
+		engine.endpoint = vosk.endpoint;
 		const env = storageEnv(); // one master key for the cluster
 		// One after the other: the first migrates the fresh database.
 		nodes.push(await startNodeProcess({ id: "node-a", databaseUrl, tenants: [acme], env }));
@@ -39,10 +57,13 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		await new Promise((r) => setTimeout(r, 1500));
 	}, 120_000);
 	afterAll(async () => {
+		for (const b of bots) b.close();
+		media?.stop();
 		for (const c of open) c.close();
 		await db?.end();
 		await Promise.all(nodes.map((n) => stopNodeProcess(n)));
 		await bucket?.stop();
+		await vosk?.close();
 	});
 
 	const placement = async (meetingId: string) =>
@@ -87,6 +108,8 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		const on = await host.client.call("startCapture", { kind: "recording" });
 		expect(on.state).toBe("on");
 		const oldSession = on.sessionId as string;
+		const onT = await host.client.call("startCapture", { kind: "transcription" });
+		const oldT = onT.sessionId as string;
 
 		// Kill -9 the meeting's node.
 		const hostLost = new Promise((r) => host.client.socket.once("disconnect", r));
@@ -97,9 +120,20 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 
 		// The clients reconnect as the browser does: the node they were on, then the others they were told of.
 		const urls = [home.url, survivor.url];
+		// Every notice the returning participant gets: in the join answer, or as an event, which may come before the
+		// answer (a session that starts while the join is answered), so listened to from the connection on.
+		const pietNotices: NoticeView[] = [];
 		const [h2, p2] = await Promise.all([
 			rejoin(urls, hostToken, { meetingId: id, displayName: "Hana" }),
-			rejoin(urls, partToken, { meetingId: id, displayName: "Piet" }),
+			rejoin(
+				urls,
+				partToken,
+				{ meetingId: id, displayName: "Piet" },
+				{ connected: (c) => c.socket.on("captureNotice", (n: NoticeView) => pietNotices.push(n)) },
+			).then((r) => {
+				pietNotices.push(...r.answer.notices);
+				return r;
+			}),
 		]);
 		open.push(h2.client, p2.client);
 		const rehomedIn = Math.max(h2.at, p2.at) - killedAt;
@@ -150,6 +184,12 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		});
 		expect(trail.some((e) => e.type === "host_seat.taken_over")).toBe(false);
 
+		const events = async () => {
+			const r = await fetch(`${survivor.url}/api/meetings/${id}/events`, {
+				headers: { authorization: `Bearer ${hostToken}` },
+			});
+			return ((await r.json()) as { events: { seq: number; type: string; data: Record<string, unknown> }[] }).events;
+		};
 		// The recording goes on here in a new session that names the one it continues and the gap's cause; the people
 		// coming back get its notice (nobody covered until they answer it).
 		const continued = await waitFor(
@@ -167,6 +207,13 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 		);
 		expect(continued.data).toMatchObject({ kind: "recording", cause: "node_lost", lostNode: home.id });
 		const newSession = continued.data.sessionId as string;
+		const newT = (
+			await waitFor(
+				async () => (await events()).find((e) => e.type === "session.on" && e.data.continues === oldT),
+				10_000,
+				"the transcription continued on the new home",
+			)
+		).data.sessionId as string;
 		expect(newSession).not.toBe(oldSession);
 		const noticed = [...h2.answer.notices, ...p2.answer.notices].map((n) => n.sessionId);
 		const late = noticed.includes(newSession)
@@ -177,6 +224,98 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 				]);
 		expect([...noticed, late]).toContain(newSession);
 
+		// The attack: publishing and chatting on the new home before answering its notice. Piet answered the lost
+		// session's notice on the lost node; that consent does not carry over.
+		const pietNotice = await waitFor(
+			async () => pietNotices.find((n) => n.sessionId === newSession),
+			10_000,
+			"the continued session's notice to the returning participant",
+		);
+		const pietNoticeT = await waitFor(
+			async () => pietNotices.find((n) => n.sessionId === newT),
+			10_000,
+			"the continued transcription's notice to the returning participant",
+		);
+		const pietTransport = await p2.client.call("createWebRtcTransport", { direction: "send" });
+		const produceMic = () =>
+			p2.client.req("produce", {
+				transportId: pietTransport.id,
+				kind: "audio",
+				source: "mic",
+				rtpParameters: {
+					codecs: [{ mimeType: "audio/opus", payloadType: 100, clockRate: 48000, channels: 2 }],
+					encodings: [{ ssrc: 4242 }],
+				},
+			});
+		expect(codeOf(await produceMic())).toBe("notice_pending");
+		// Chat is not refused (it is shown live) but not captured: not in the recording's chat log.
+		expect(codeOf(await p2.client.req("chat", { text: "piet, before answering" }))).toBe("ok");
+
+		// Zoe, new here, is let in from the lobby and joins the new home while it records, with a real camera and
+		// microphone (a WebRTC bot): her join answer carries the notice; publishing before answering is refused.
+		const zoeAdmitted = newcomer.client.next("admitted");
+		await h2.client.call("admit", { peerId: (newcomer.answer as { peerId: string }).peerId });
+		await zoeAdmitted;
+		let zoeJoin: JoinResult | undefined;
+		const zoeSignal: Signal = {
+			request: async (name, data) => {
+				const r = await newcomer.client.call(name, data);
+				if (name === "join") zoeJoin = r as JoinResult;
+				return r as never;
+			},
+			onNewConsumer: (fn) => newcomer.client.socket.on("newConsumer", fn),
+			close: () => newcomer.client.close(),
+		};
+		const zoe = await Bot.join(zoeSignal, id, { displayName: "Zoe", send: true, recv: false });
+		bots.push(zoe);
+		const zoeNotices = zoeJoin?.status === "joined" ? zoeJoin.notices : [];
+		const zoeNotice = zoeNotices.find((n) => n.sessionId === newSession);
+		const zoeNoticeT = zoeNotices.find((n) => n.sessionId === newT);
+		expect(zoeNotice, "the notice in Zoe's join answer").toBeDefined();
+		expect(zoeNoticeT, "the transcription's notice in Zoe's join answer").toBeDefined();
+		media = new SyntheticMedia({ width: 160, height: 90, fps: 10 });
+		await expect(zoe.publish(media, { audio: true, video: false, maxVideoBitrate: 0 })).rejects.toMatchObject({
+			body: { code: "notice_pending" },
+		});
+		await expect(zoe.publish(media, { audio: false, video: true, maxVideoBitrate: 150_000 })).rejects.toMatchObject({
+			body: { code: "notice_pending" },
+		});
+		expect(codeOf(await newcomer.client.req("chat", { text: "zoe, before answering" }))).toBe("ok");
+		// Past the chat log's checkpoint delay (2 s): nothing of theirs in the new session, in the trail or the bucket.
+		await new Promise((r) => setTimeout(r, 2500));
+		const gates = (evs: Awaited<ReturnType<typeof events>>) =>
+			evs.filter((e) => e.type === "gate.opened" && e.data.sessionId === newSession);
+		const beforeAnswers = await events();
+		expect(gates(beforeAnswers)).toEqual([]);
+		const chatKey = `rec/${id}/${newSession}/chat.jsonl`;
+		expect(await bucket.bytes(chatKey).catch(() => undefined)).toBeUndefined();
+
+		// Answered: both publish, their gates open after their answers, and what they say is in the chat log.
+		for (const n of [pietNotice, pietNoticeT])
+			await p2.client.call("acknowledgeNotice", { noticeId: n.id, clickedAt: Date.now() });
+		for (const n of [zoeNotice, zoeNoticeT])
+			await newcomer.client.call("acknowledgeNotice", { noticeId: n?.id, clickedAt: Date.now() });
+		expect(codeOf(await produceMic())).toBe("ok");
+		await zoe.publish(media, { audio: true, video: true, maxVideoBitrate: 150_000 });
+		await p2.client.call("chat", { text: "piet, after answering" });
+		await newcomer.client.call("chat", { text: "zoe, after answering" });
+		const afterAnswers = await waitFor(
+			async () => {
+				const evs = await events();
+				return gates(evs).length >= 3 ? evs : undefined;
+			},
+			15_000,
+			"the gates of Piet's microphone and Zoe's camera and microphone",
+		);
+		for (const g of gates(afterAnswers)) {
+			const answer = afterAnswers.find(
+				(e) => e.type === "notice.acknowledged" && e.data.sessionId === newSession && e.data.peerId === g.data.peerId,
+			);
+			expect(answer, `the answer before ${String(g.data.peerId)}'s gate`).toBeDefined();
+			expect(answer?.seq).toBeLessThan(g.seq);
+		}
+		await waitFor(async () => (await zoe.packets()).sent > 50, 15_000, "Zoe's media flowing");
+
 		// The lost node's session is finished from the bucket: its manifest says the node was lost.
 		const manifest = await waitFor(
 			async () => bucket.json<{ endReason: string }>(`rec/${id}/${oldSession}/manifest.json`).catch(() => undefined),
@@ -184,5 +323,92 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 			"the lost session's manifest",
 		);
 		expect(manifest.endReason).toBe("node_lost");
+		// The lost transcription session, finished right after it: nobody spoke before the kill, so no checkpoint was
+		// written; its transcript is empty, ended by node_lost, the whole session a node_lost hole, its proof beside it.
+		const lostTranscript = await waitFor(
+			async () =>
+				bucket
+					.json<{
+						startedAt: string;
+						endedAt?: string;
+						endReason?: string;
+						holes?: { from: string; cause: string }[];
+						entries: unknown[];
+					}>(`rec/${id}/${oldT}/transcript.json`)
+					.catch(() => undefined),
+			10_000,
+			"the lost transcript",
+		);
+		expect(lostTranscript).toMatchObject({
+			endReason: "node_lost",
+			endedAt: lostTranscript.startedAt,
+			holes: [{ from: lostTranscript.startedAt, cause: "node_lost" }],
+			entries: [],
+		});
+		// Its audit export is written right after the transcript.
+		await waitFor(
+			() => bucket.bytes(`rec/${id}/${oldT}/audit.jsonl`).catch(() => undefined),
+			5000,
+			"the lost transcript's audit.jsonl",
+		);
+
+		// The continued session, stopped: Zoe's media is in it from her answer on, its chat log holds only what was
+		// said after answering.
+		await new Promise((r) => setTimeout(r, 2000));
+		await h2.client.call("stopCapture", { kind: "recording" });
+		await h2.client.call("stopCapture", { kind: "transcription" });
+		const continuedManifest = await waitFor(
+			async () =>
+				bucket
+					.json<{
+						continues?: { session: string };
+						tracks: {
+							kind: string;
+							openedAt: string;
+							coveredBy: { type: string; seq: number } | null;
+							objects: unknown[];
+						}[];
+					}>(`rec/${id}/${newSession}/manifest.json`)
+					.catch(() => undefined),
+			30_000,
+			"the continued session's manifest",
+		);
+		expect(continuedManifest.continues?.session).toBe(oldSession);
+		const zoeAnswer = afterAnswers.find(
+			(e) =>
+				e.type === "notice.acknowledged" &&
+				e.data.sessionId === newSession &&
+				e.data.peerId === (zoeJoin as { peerId?: string }).peerId,
+		);
+		const zoeTracks = continuedManifest.tracks.filter((t) => t.coveredBy?.seq === zoeAnswer?.seq);
+		expect(zoeTracks.map((t) => t.kind).sort()).toEqual(["audio", "camera"]);
+		for (const t of zoeTracks) expect(t.objects.length).toBeGreaterThanOrEqual(1);
+		const chat = (await bucket.bytes(chatKey)).toString("utf8");
+		const said = chat
+			.split("\n")
+			.filter(Boolean)
+			.map((l) => (JSON.parse(l) as { text: string }).text);
+		expect(said.sort()).toEqual(["piet, after answering", "zoe, after answering"]);
+
+		// The customer's auditor: the meeting's folder (two recording, two transcription sessions) verifies.
+		const newTranscript = await waitFor(
+			async () =>
+				bucket
+					.json<{ endReason?: string; continues?: unknown }>(`rec/${id}/${newT}/transcript.json`)
+					.then((t) => (t.endReason ? t : undefined))
+					.catch(() => undefined),
+			15_000,
+			"the continued transcript",
+		);
+		expect(newTranscript.continues).toEqual({ session: oldT, cause: "node_lost", lostNode: home.id });
+		let out = "";
+		process.env.AWS_ACCESS_KEY_ID ??= "x";
+		process.env.AWS_SECRET_ACCESS_KEY ??= "x";
+		const code = await verifyCommand([`s3://${bucket.name}/rec/${id}`, "--endpoint", bucket.server.endpoint], {
+			out: (t) => (out += t),
+			err: (t) => (out += t),
+		});
+		expect(code, out).toBe(0);
+		for (const s of [oldSession, newSession, oldT, newT]) expect(out).toContain(s);
 	}, 90_000);
 });

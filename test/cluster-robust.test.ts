@@ -218,6 +218,24 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node cut off from Pos
 			"the fenced session's manifest",
 		);
 		expect(manifest.endReason).toBe("node_lost");
+		// Its transcript went to the bucket at the fence, as a checkpoint (the node can't write the trail); the new home
+		// finished it from there right after the recording: ended by node_lost, the gap from that checkpoint on.
+		const transcript = await waitFor(
+			async () =>
+				bucket
+					.json<{ endedAt: string; endReason?: string; holes?: { from: string; cause: string }[] }>(
+						`rec/${id}/${oldTranscript}/transcript.json`,
+					)
+					.then((t) => (t.endReason ? t : undefined))
+					.catch(() => undefined),
+			10_000,
+			"the fenced transcription's transcript",
+		);
+		expect(transcript).toMatchObject({
+			endReason: "node_lost",
+			holes: [{ from: transcript.endedAt, cause: "node_lost" }],
+		});
+		expect(Date.parse(transcript.endedAt)).toBeGreaterThanOrEqual(cutAt); // written by the fenced node, at its fence
 		// The fenced node wrote nothing after the cut: no one "left", the meeting did not end, no session.off.
 		const trail = await events(survivor.url, id, hostToken);
 		expect(trail.some((e) => e.type === "meeting.ended")).toBe(false);

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyCommand } from "../cli/verify/command.js";
 import { verifyExport } from "../server/audit/verify.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
 import { startBucket, type TestBucket } from "./helpers/bucket.js";
@@ -85,8 +86,14 @@ afterAll(async () => {
 	await bucket?.stop();
 });
 
-/** A host records themselves (mic + camera) and says something in the chat; resolves once both tracks record. */
-async function record(name: string): Promise<{ meetingId: string; recorderPid: number; token: string }> {
+/**
+ * A host records themselves (mic + camera) and says something in the chat; resolves once both tracks record. With
+ * `transcribe`, transcription is on too (the embedded engine), its notice answered.
+ */
+async function record(
+	name: string,
+	transcribe = false,
+): Promise<{ meetingId: string; recorderPid: number; token: string }> {
 	const token = acme.token(name);
 	const m = await api("POST", "/api/meetings", token, { title: name, settings: { lobby: false } });
 	const { id: meetingId, joinCode } = m.body as { id: string; joinCode: string };
@@ -110,18 +117,26 @@ async function record(name: string): Promise<{ meetingId: string; recorderPid: n
 		10_000,
 		"the recorder process",
 	);
+	if (transcribe) {
+		await page.locator('[data-testid="capture-start"][data-kind="transcription"]').click();
+		await page.getByTestId("capture-notice").waitFor({ state: "visible", timeout: 15_000 });
+		await page.getByTestId("notice-ack").click();
+		await page
+			.locator('[data-testid="capture-indicator"][data-kind="transcription"]')
+			.waitFor({ state: "visible", timeout: 10_000 });
+	}
 	return { meetingId, recorderPid, token };
 }
 
-async function sessionOf(meetingId: string, token: string): Promise<string> {
+async function sessionOf(meetingId: string, token: string, kind = "recording"): Promise<string> {
 	return waitFor(
 		async () => {
 			const r = await api("GET", `/api/meetings/${meetingId}/events`, token);
 			const events = (r.body.events ?? []) as { type: string; data: { kind?: string; sessionId?: string } }[];
-			return events.find((e) => e.type === "session.on" && e.data.kind === "recording")?.data.sessionId;
+			return events.find((e) => e.type === "session.on" && e.data.kind === kind)?.data.sessionId;
 		},
 		10_000,
-		"the recording session in the trail",
+		`the ${kind} session in the trail`,
 	);
 }
 
@@ -180,9 +195,10 @@ describe("a gateway killed with -9 while recording", () => {
 		await checkAfterCrash(meetingId, sessionId, killedAt);
 	});
 
-	it("the gateway alone killed: its recorder finishes what it holds and exits; the restart writes the proof", async () => {
-		const { meetingId, recorderPid, token } = await record("crash-gateway");
+	it("the gateway alone killed: its recorder finishes what it holds and exits; the restart writes the proof, of the transcription too", async () => {
+		const { meetingId, recorderPid, token } = await record("crash-gateway", true);
 		const sessionId = await sessionOf(meetingId, token);
+		const transcriptionId = await sessionOf(meetingId, token, "transcription");
 		await new Promise((r) => setTimeout(r, 5000));
 		const killedAt = Date.now();
 		process.kill(gateway?.pid as number, "SIGKILL");
@@ -190,5 +206,33 @@ describe("a gateway killed with -9 while recording", () => {
 		await waitFor(() => !isRunning(recorderPid), 12_000, "the orphaned recorder to exit");
 		gateway = await startGatewayProcess();
 		await checkAfterCrash(meetingId, sessionId, killedAt);
+		// The transcription session is finished from the bucket after the recording: its transcript as last
+		// checkpointed (or empty), ended by the crash with the gap from there, its proof beside it.
+		const tbase = `rec/${meetingId}/${transcriptionId}`;
+		const transcript = await waitFor(
+			() =>
+				bucket
+					.json<{ endedAt: string; endReason?: string; holes?: { from: string; cause: string }[] }>(
+						`${tbase}/transcript.json`,
+					)
+					.then((t) => (t.endReason ? t : undefined)),
+			30_000,
+			"the transcript after the restart",
+		);
+		expect(transcript).toMatchObject({
+			endReason: "gateway_crashed",
+			holes: [{ from: transcript.endedAt, cause: "gateway_crash" }],
+		});
+		await waitFor(() => bucket.bytes(`${tbase}/audit.jsonl`).catch(() => undefined), 5000, "its audit.jsonl");
+		// The customer's auditor: the meeting's folder (the recording and the transcription) verifies.
+		let out = "";
+		process.env.AWS_ACCESS_KEY_ID ??= "x";
+		process.env.AWS_SECRET_ACCESS_KEY ??= "x";
+		const code = await verifyCommand([`s3://${bucket.name}/rec/${meetingId}`, "--endpoint", bucket.server.endpoint], {
+			out: (t) => (out += t),
+			err: (t) => (out += t),
+		});
+		expect(code, out).toBe(0);
+		expect(out).toContain(transcriptionId);
 	});
 });

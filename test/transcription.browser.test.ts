@@ -115,11 +115,18 @@ describe("transcription", () => {
 		await pia.locator('[data-testid="capture-stop"][data-kind="transcription"]').click();
 
 		const key = `rec/${meetingId}/${session?.id}/transcript.json`;
+		// The final transcript (checkpoints, written 2 s after each final segment while it ran, have no endReason).
 		const transcript = await waitFor(
-			() => bucket.json<{ disclaimer: string; entries: TranscriptEntry[]; captures: TranscriptCapture[] }>(key),
+			() =>
+				bucket
+					.json<{ disclaimer: string; endReason?: string; entries: TranscriptEntry[]; captures: TranscriptCapture[] }>(
+						key,
+					)
+					.then((t) => (t.endReason ? t : undefined)),
 			30_000,
-			"transcript.json in the bucket",
+			"the final transcript.json in the bucket",
 		);
+		expect(transcript.endReason).toBe("stopped");
 		expect(transcript.disclaimer).toMatch(/incomplete or wrong/);
 		// Every page's fake microphone plays the same speech: Hana and Pia answered and are transcribed, each
 		// from their own stream; Dan never answered and is not, though he said the same words.

@@ -1,5 +1,11 @@
 import "./zodConfig.js";
-import { ConnectRedirectSchema, type JoinAnswer, JoinRedirectSchema, type JoinResult } from "../../shared/protocol.js";
+import {
+	ConnectRedirectSchema,
+	type JoinAnswer,
+	JoinRedirectSchema,
+	type JoinResult,
+	type NoticeView,
+} from "../../shared/protocol.js";
 import { $, h } from "./dom.js";
 import { ACTION_LABEL, type ErrorAction, errorInfo } from "./errors.js";
 import { chooseLocale, initLocale, locale, onLocaleChange, t } from "./i18n/index.js";
@@ -110,15 +116,27 @@ class App {
 		this.#lookupUsed = true;
 		if (!this.#signaling?.open && !this.#node && known && known !== location.origin) this.#node = known;
 		let signaling = await this.#connectFor(values.meetingId);
-		const ask = (s: Signaling): Promise<JoinAnswer> =>
-			s.request("join", {
-				meetingId: values.meetingId,
-				displayName: values.displayName,
-				...(values.passcode ? { passcode: values.passcode } : {}),
-				...(options.takeOver ? { takeOverHostSeat: true } : {}),
-				locale: locale(),
-				clientTime: Date.now(),
-			});
+		const ask = async (s: Signaling): Promise<JoinAnswer> => {
+			// A session that starts while the join is being answered sends this person its notice as an event, which
+			// may arrive before the answer (seen after a cluster re-homing, where the new home starts its sessions as
+			// people come back); the meeting listens only from the answer on. Kept, and shown with the answer's.
+			const early: NoticeView[] = [];
+			const stop = s.on("captureNotice", (n) => early.push(n));
+			try {
+				const res = await s.request("join", {
+					meetingId: values.meetingId,
+					displayName: values.displayName,
+					...(values.passcode ? { passcode: values.passcode } : {}),
+					...(options.takeOver ? { takeOverHostSeat: true } : {}),
+					locale: locale(),
+					clientTime: Date.now(),
+				});
+				if (res.status !== "joined" || early.length === 0) return res;
+				return { ...res, notices: [...res.notices, ...early.filter((n) => !res.notices.some((x) => x.id === n.id))] };
+			} finally {
+				stop();
+			}
+		};
 		let res = await ask(signaling);
 		// Cluster: the meeting lives on another node. Same token, same join, there (at most a few hops).
 		for (let hops = 0; res.status === "redirect"; hops++) {

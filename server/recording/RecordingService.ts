@@ -11,6 +11,7 @@ import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { auditObjectWritten, CaptureBucket } from "../capture/CaptureBucket.js";
+import { CRASHED, type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
 import type { PlainTap } from "../capture/PlainTap.js";
 import { TapOwner } from "../capture/TapOwner.js";
 import type { TapTrack } from "../capture/TapOwnerTypes.js";
@@ -257,23 +258,13 @@ export class RecordingService implements CaptureSink {
 		try {
 			const target = await this.#targets.get(tenantId);
 			if (!target) return [];
-			const done = new Set(
-				(await this.#events.list({ tenantId, type: "storage.object_written", limit: 100_000 }))
-					.filter((e) => e.data.manifest === true && e.data.kind === "recording")
-					.map((e) => e.data.sessionId as string),
-			);
-			const candidates = (await this.#events.list({ tenantId, type: "session.on", limit: 100_000 })).filter(
-				(e) =>
-					e.data.kind === "recording" &&
-					typeof e.data.sessionId === "string" &&
-					e.meetingId &&
-					(meetingId === undefined || e.meetingId === meetingId) &&
-					!done.has(e.data.sessionId) &&
-					!this.#sessions.has(e.data.sessionId),
-			);
-			// Cluster: a session of a meeting that lives on another live node is that node's, not a crash.
-			const unfinished: typeof candidates = [];
-			for (const e of candidates) if (!(await elsewhere?.(e.meetingId as string))) unfinished.push(e);
+			const unfinished = await unfinishedSessions(this.#events, {
+				tenantId,
+				kind: "recording",
+				meetingId,
+				live: (id) => this.#sessions.has(id),
+				elsewhere,
+			});
 			if (unfinished.length === 0) return [];
 			const sessions = unfinished.map((e) => ({
 				meetingId: e.meetingId as string,
@@ -877,11 +868,3 @@ function framesIn(objects: ObjectWritten[]): number | null {
 function chatText(chat: SessionRecord["chat"]): string {
 	return chat.map((c) => JSON.stringify(c)).join("\n") + (chat.length ? "\n" : "");
 }
-
-/** How an interrupted session ended: the gateway crashed (found at its restart) or its node was lost (cluster). */
-interface CrashKind {
-	endReason: "gateway_crashed" | "node_lost";
-	cause: "gateway_crash" | "node_lost";
-}
-const CRASHED: CrashKind = { endReason: "gateway_crashed", cause: "gateway_crash" };
-const NODE_LOST: CrashKind = { endReason: "node_lost", cause: "node_lost" };

@@ -1,7 +1,9 @@
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { CloseTime, TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
-import type { EventLog } from "../audit/EventLog.js";
+import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { CaptureBucket, sessionBase } from "../capture/CaptureBucket.js";
+import { CRASHED, type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
 import type { PlainTap } from "../capture/PlainTap.js";
 import { TapOwner } from "../capture/TapOwner.js";
 import type { TapTrack } from "../capture/TapOwnerTypes.js";
@@ -12,7 +14,7 @@ import {
 	closeTimeFor,
 	type TapChange,
 } from "../compliance/CaptureService.js";
-import type { CaptureSession } from "../compliance/CaptureTypes.js";
+import type { CapturePolicy, CaptureSession, SessionContinuation } from "../compliance/CaptureTypes.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -87,6 +89,35 @@ export interface TranscriptEntry {
 	clockOffsetMs?: number;
 }
 
+/**
+ * transcript.json: the transcript and, at a session's end, how it ended. Its checkpoints (written while the session
+ * runs) carry `checkpointedAt` instead of `endedAt`/`endReason`: the transcript holds every final segment the gateway
+ * had received by then.
+ */
+export interface TranscriptDocument {
+	kind: "consentry.transcript";
+	version: 1;
+	meeting: string;
+	session: string;
+	policy: CapturePolicy;
+	startedAt: string;
+	/** When the session ended; for one finished from the bucket (its node lost), when its last checkpoint was written. */
+	endedAt?: string;
+	/** Why it ended (`stopped`, `meeting_ended`, … as the trail's `session.off`; `node_lost`: finished from the bucket). */
+	endReason?: string;
+	/** Cluster (issue 12): the session this one continues after its meeting's node was lost (as the recording manifest). */
+	continues?: SessionContinuation;
+	/** A checkpoint: when it was written. */
+	checkpointedAt?: string;
+	/** What is missing from the transcript and why: from its last checkpoint to when it was finished (`node_lost`). */
+	holes?: { from: string; to: string; cause: string }[];
+	engine: string;
+	disclaimer: string;
+	entries: TranscriptEntry[];
+	/** Per transcribed track (issue 11): nothing transcribed was captured before clickAt or after closeAt. */
+	captures: TranscriptCapture[];
+}
+
 interface Session {
 	session: CaptureSession;
 	tenantId: string;
@@ -97,14 +128,20 @@ interface Session {
 	/** Per transcribed track, what the per-packet capture gate did (issue 11), from the recorder at its close. */
 	captures: TranscriptCapture[];
 	link: { id: string; expiresAt: string };
-	/** Final segments arrived since the transcript was last written. */
-	dirty: boolean;
+	/** A checkpoint is due (a final segment arrived since the transcript was last written). */
 	checkpoint?: NodeJS.Timeout;
+	/** The writes of this session's transcript, one after the other (a checkpoint never lands after the final). */
+	writes: Promise<void>;
 	ended?: boolean;
+	endedAt?: string;
+	endReason?: string;
 }
 
-/** While a session runs, the transcript in the bucket is brought up to date this often. */
-const CHECKPOINT_MS = 30_000;
+/**
+ * While a session runs, the transcript in the bucket is brought up to date this long after a final segment (as the
+ * recording's chat log): a gateway that dies, or a cluster node lost, loses at most this much of it plus an upload.
+ */
+const CHECKPOINT_MS = 2000;
 
 /**
  * Transcription, as a capture sink: each covered person's microphone goes, only
@@ -152,23 +189,13 @@ export class TranscriptionService implements CaptureSink {
 				entries: [],
 				captures: [],
 				link,
-				dirty: false,
+				writes: Promise.resolve(),
 			};
 			this.#sessions.set(session.id, s);
-			// The transcript streams into the bucket while it grows: a crash loses at most the last interval.
-			s.checkpoint = setInterval(() => {
-				if (!s.dirty || s.ended) return;
-				s.dirty = false;
-				this.#write(s, false).catch((err: unknown) => {
-					s.dirty = true;
-					this.#log.warn({ err, sessionId: s.session.id }, "transcript checkpoint failed; retrying");
-				});
-			}, CHECKPOINT_MS);
-			s.checkpoint.unref();
 			this.#announce(s);
 		});
-		options.capture.on("sessionend", (session, _where, _reason, close) => {
-			if (session.kind === "transcription") void this.#sessionEnded(session.id, close);
+		options.capture.on("sessionend", (session, _where, reason, close) => {
+			if (session.kind === "transcription") void this.#sessionEnded(session.id, close, reason);
 		});
 		// Each microphone tap, from open to close (gate re-checked before media flows, closed the moment the gate
 		// closes, reopened after a recorder crash once the recording service has restarted it): TapOwner.
@@ -221,7 +248,7 @@ export class TranscriptionService implements CaptureSink {
 
 	/** Ends every running session's transcription (engines flushed, transcripts written): the gateway is closing. */
 	async close(): Promise<void> {
-		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id)));
+		await Promise.all([...this.#sessions.keys()].map((id) => this.#sessionEnded(id, undefined, "gateway_closing")));
 	}
 
 	async #create(tap: TapChange, base: TapTrack): Promise<Track | undefined> {
@@ -318,8 +345,125 @@ export class TranscriptionService implements CaptureSink {
 						}
 					: {}),
 			});
-			s.dirty = true;
+			this.#checkpointSoon(s);
 		}
+	}
+
+	/** The transcript streams into the bucket while it grows: CHECKPOINT_MS after a final segment (retried). */
+	#checkpointSoon(s: Session): void {
+		if (s.ended || s.checkpoint) return;
+		s.checkpoint = setTimeout(() => {
+			s.checkpoint = undefined;
+			if (s.ended) return;
+			void this.#enqueue(s, false).catch((err: unknown) => {
+				this.#log.warn({ err, sessionId: s.session.id }, "transcript checkpoint failed; retrying");
+				this.#checkpointSoon(s);
+			});
+		}, CHECKPOINT_MS);
+		s.checkpoint.unref();
+	}
+
+	/** Writes the session's transcript after the writes before it (so the order in the bucket is the order asked). */
+	#enqueue(s: Session, final: boolean): Promise<void> {
+		const next = s.writes.then(() => this.#write(s, final));
+		s.writes = next.catch(() => undefined);
+		return next;
+	}
+
+	/**
+	 * Cluster (issue 12 placement): this node became the home of a meeting whose node was lost. The transcription
+	 * sessions that node left unfinished are finished here from the bucket, as the recording's (RecordingService
+	 * `finishLost`, the same search for unfinished sessions): the transcript as last checkpointed (or an empty one if
+	 * none was), with `endReason: "node_lost"`, `endedAt` at that checkpoint and a `node_lost` hole from there to now,
+	 * written as final (in the trail), then the meeting's audit export beside it, so `consentry verify` checks the
+	 * folder. Returns those sessions. Never throws.
+	 */
+	async finishLost(tenantId: string, meetingId: string): Promise<string[]> {
+		return this.#finish(tenantId, meetingId, NODE_LOST);
+	}
+
+	/**
+	 * After a restart of the gateway: every transcription session of these tenants that never got its final transcript
+	 * (the gateway or the whole host died) is finished from the bucket the same way, with `endReason:
+	 * "gateway_crashed"` and a `gateway_crash` hole (as RecordingService `recoverAll` does for recordings; a meeting
+	 * placed on a cluster node, `elsewhere`, is left to its re-homing). Run at start; never throws.
+	 */
+	async recoverAll(tenantIds: readonly string[], elsewhere?: (meetingId: string) => Promise<boolean>): Promise<void> {
+		for (const tenantId of tenantIds) await this.#finish(tenantId, undefined, CRASHED, elsewhere);
+	}
+
+	async #finish(
+		tenantId: string,
+		meetingId: string | undefined,
+		how: CrashKind,
+		elsewhere?: (meetingId: string) => Promise<boolean>,
+	): Promise<string[]> {
+		try {
+			const target = await this.#o.targets?.get(tenantId);
+			if (!target) return [];
+			const lost = await unfinishedSessions(this.#o.events, {
+				tenantId,
+				kind: "transcription",
+				meetingId,
+				live: (id) => this.#sessions.has(id),
+				elsewhere,
+			});
+			const done: string[] = [];
+			for (const on of lost) {
+				try {
+					await this.#finishFromBucket(tenantId, target, on, how);
+					done.push(on.data.sessionId as string);
+				} catch (err) {
+					this.#log.error({ err, sessionId: on.data.sessionId }, "could not finish an interrupted transcript");
+				}
+			}
+			if (done.length)
+				this.#log.warn({ tenantId, sessions: done, endReason: how.endReason }, "finished interrupted transcripts");
+			return done;
+		} catch (err) {
+			this.#log.error({ err, tenantId, meetingId }, "could not finish interrupted transcripts");
+			return [];
+		}
+	}
+
+	async #finishFromBucket(tenantId: string, target: StorageTarget, on: AuditEvent, how: CrashKind): Promise<void> {
+		const meetingId = on.meetingId as string;
+		const sessionId = on.data.sessionId as string;
+		const bucket = this.#bucket(tenantId, target, meetingId, sessionId);
+		let saved: Partial<TranscriptDocument> | undefined;
+		try {
+			const res = await bucket.client.send(
+				new GetObjectCommand({ Bucket: target.bucket, Key: bucket.key("transcript.json") }),
+			);
+			const text = await (res.Body as { transformToString(): Promise<string> }).transformToString();
+			saved = JSON.parse(text) as Partial<TranscriptDocument>;
+		} catch (err) {
+			// No checkpoint: nothing final was said before the node was lost (or it never reached the bucket).
+			if ((err as { name?: string }).name !== "NoSuchKey") throw err;
+		} finally {
+			bucket.destroy();
+		}
+		const now = new Date().toISOString();
+		const startedAt = String(on.data.startedAt ?? on.at);
+		const endedAt = saved?.checkpointedAt ?? saved?.endedAt ?? startedAt;
+		const { checkpointedAt: _checkpointed, ...rest } = saved ?? {};
+		const doc: TranscriptDocument = {
+			kind: "consentry.transcript",
+			version: 1,
+			meeting: meetingId,
+			session: sessionId,
+			policy: on.data.policy as CapturePolicy,
+			startedAt,
+			engine: this.#o.tenant(tenantId).engine.type,
+			disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
+			entries: [],
+			captures: [],
+			...rest,
+			endedAt,
+			endReason: how.endReason,
+			holes: [...(saved?.holes ?? []), { from: endedAt, to: now, cause: how.cause }],
+		};
+		await this.#put({ tenantId, meetingId, sessionId }, target, doc, true);
 	}
 
 	#announce(s: Session): void {
@@ -330,11 +474,13 @@ export class TranscriptionService implements CaptureSink {
 		});
 	}
 
-	async #sessionEnded(sessionId: string, close?: CaptureClose): Promise<void> {
+	async #sessionEnded(sessionId: string, close: CaptureClose | undefined, reason: string): Promise<void> {
 		const s = this.#sessions.get(sessionId);
 		if (!s || s.ended) return;
 		s.ended = true;
-		clearInterval(s.checkpoint);
+		s.endedAt = new Date().toISOString();
+		s.endReason = reason;
+		clearTimeout(s.checkpoint);
 		await Promise.all(
 			[...s.tracks.values()].map((t) => {
 				if (close) t.closeAt ??= closeTimeFor(close, t.peerId);
@@ -344,7 +490,10 @@ export class TranscriptionService implements CaptureSink {
 		await Promise.all([...s.tracks.values()].map((t) => t.settled));
 		this.#announce(s); // everyone present at the end gets the link too
 		try {
-			await this.#write(s, true);
+			// Cluster fencing: this node lost the store (nothing reaches the trail from here). Its transcript goes to the
+			// bucket complete, as a checkpoint; the meeting's new home finishes it from there (`node_lost`), as for a
+			// node that died.
+			await this.#enqueue(s, reason !== "node_fenced");
 		} catch (err) {
 			this.#log.error({ err, sessionId }, "could not write the transcript");
 		} finally {
@@ -353,37 +502,40 @@ export class TranscriptionService implements CaptureSink {
 	}
 
 	/**
-	 * transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket: every
-	 * 30 s while the session runs (`final` false, overwritten), and once more at its end (audited), then the
-	 * meeting's audit export (`audit.jsonl`) beside them.
+	 * transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket: CHECKPOINT_MS
+	 * after each final segment while the session runs (`checkpointedAt`, overwritten), and once more at its end
+	 * (`endedAt`, `endReason`; audited), then the meeting's audit export (`audit.jsonl`) beside them.
 	 */
 	async #write(s: Session, final: boolean): Promise<void> {
-		const entries = [...s.entries].sort((a, b) => a.start.localeCompare(b.start));
-		const disclaimer = DEFAULT_TEXTS.en.transcriptionDisclaimer;
-		const json = `${JSON.stringify(
-			{
-				kind: "consentry.transcript",
-				version: 1,
-				meeting: s.meetingId,
-				session: s.session.id,
-				policy: s.session.policy,
-				startedAt: s.session.startedAt,
-				engine: this.#o.tenant(s.tenantId).engine.type,
-				disclaimer,
-				entries,
-				// Per transcribed track (issue 11): nothing transcribed was captured before clickAt or after closeAt.
-				captures: s.captures,
-			},
-			null,
-			2,
-		)}\n`;
-		const vtt = toWebVtt(entries, Date.parse(s.session.startedAt), disclaimer);
-		const bucket = new CaptureBucket(s.target, this.#o.endpointPolicy, this.#o.events, {
-			tenantId: s.tenantId,
-			meetingId: s.meetingId,
-			kind: "transcription",
-			sessionId: s.session.id,
-		});
+		const doc: TranscriptDocument = {
+			kind: "consentry.transcript",
+			version: 1,
+			meeting: s.meetingId,
+			session: s.session.id,
+			policy: s.session.policy,
+			startedAt: s.session.startedAt,
+			...(final
+				? { endedAt: s.endedAt ?? new Date().toISOString(), endReason: s.endReason ?? "stopped" }
+				: { checkpointedAt: new Date().toISOString() }),
+			...(s.session.continues ? { continues: s.session.continues } : {}),
+			engine: this.#o.tenant(s.tenantId).engine.type,
+			disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
+			entries: [...s.entries].sort((a, b) => a.start.localeCompare(b.start)),
+			captures: s.captures,
+		};
+		await this.#put({ tenantId: s.tenantId, meetingId: s.meetingId, sessionId: s.session.id }, s.target, doc, final);
+	}
+
+	/** Writes a transcript document (JSON and WebVTT); a final one audited, with the meeting's audit export beside it. */
+	async #put(
+		where: { tenantId: string; meetingId: string; sessionId: string },
+		target: StorageTarget,
+		doc: TranscriptDocument,
+		final: boolean,
+	): Promise<void> {
+		const json = `${JSON.stringify(doc, null, 2)}\n`;
+		const vtt = toWebVtt(doc.entries, Date.parse(doc.startedAt), doc.disclaimer);
+		const bucket = this.#bucket(where.tenantId, target, where.meetingId, where.sessionId);
 		try {
 			for (const [name, text, type] of [
 				["transcript.json", json, "application/json"],
@@ -399,12 +551,21 @@ export class TranscriptionService implements CaptureSink {
 			if (final)
 				await bucket.put(
 					"audit.jsonl",
-					await this.#o.events.exportMeeting(s.tenantId, s.meetingId),
+					await this.#o.events.exportMeeting(where.tenantId, where.meetingId),
 					"application/x-ndjson",
 				);
 		} finally {
 			bucket.destroy();
 		}
+	}
+
+	#bucket(tenantId: string, target: StorageTarget, meetingId: string, sessionId: string): CaptureBucket {
+		return new CaptureBucket(target, this.#o.endpointPolicy, this.#o.events, {
+			tenantId,
+			meetingId,
+			kind: "transcription",
+			sessionId,
+		});
 	}
 }
 

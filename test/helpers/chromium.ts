@@ -28,12 +28,15 @@ export interface LaunchedBrowser {
 
 /**
  * Launches Debian's Chromium through playwright-core with a fresh profile.
- * `fakeAudioFile` feeds a WAV file as the microphone.
+ * `fakeAudioFile` feeds a WAV file as the microphone, once (silence after it) or, with `loopAudio`, over and over.
  */
-export async function launchChromium(options: { fakeAudioFile?: string } = {}): Promise<LaunchedBrowser> {
+export async function launchChromium(
+	options: { fakeAudioFile?: string; loopAudio?: boolean } = {},
+): Promise<LaunchedBrowser> {
 	const userDataDir = mkdtempSync(path.join(os.tmpdir(), "consentry-chromium-"));
 	const args = [...CHROMIUM_ARGS];
-	if (options.fakeAudioFile) args.push(`--use-file-for-fake-audio-capture=${options.fakeAudioFile}%noloop`);
+	if (options.fakeAudioFile)
+		args.push(`--use-file-for-fake-audio-capture=${options.fakeAudioFile}${options.loopAudio ? "" : "%noloop"}`);
 	const context = await chromium.launchPersistentContext(userDataDir, {
 		executablePath: CHROMIUM_PATH,
 		headless: true,

@@ -76,14 +76,17 @@ export async function stopNodeProcess(n: NodeProcess | undefined): Promise<void>
 
 /**
  * A bot's join as the browser client does it: on `url`, following the cluster's redirects (same token, same join).
- * Returns the connection it joined on and the answer; rejects with the refusal (body in `body`).
+ * Returns the connection it joined on and the answer; rejects with the refusal (body in `body`). `connected` sees each
+ * connection before its join is sent (to listen to events that may come before the answer, e.g. a notice).
  */
 export async function joinVia(
 	url: string,
 	token: string | undefined,
 	body: Record<string, unknown>,
+	connected?: (client: RawClient) => void,
 ): Promise<{ client: RawClient; answer: Joined | Extract<JoinResult, { status: "lobby" }>; hops: string[] }> {
 	let client = await connect(url, token);
+	connected?.(client);
 	const hops: string[] = [];
 	for (let i = 0; i < 4; i++) {
 		const r = await client.req("join", body);
@@ -97,6 +100,7 @@ export async function joinVia(
 		hops.push(redirect.redirect.node);
 		client.close();
 		client = await connect(redirect.redirect.url, token);
+		connected?.(client);
 	}
 	client.close();
 	throw new Error("too many redirects");
@@ -110,7 +114,7 @@ export async function rejoin(
 	urls: readonly string[],
 	token: string | undefined,
 	body: Record<string, unknown>,
-	o: { everyMs?: number; timeoutMs?: number } = {},
+	o: { everyMs?: number; timeoutMs?: number; connected?: (client: RawClient) => void } = {},
 ): Promise<{ client: RawClient; answer: Joined; at: number; tries: number }> {
 	const deadline = Date.now() + (o.timeoutMs ?? 15_000);
 	let tries = 0;
@@ -119,7 +123,7 @@ export async function rejoin(
 		const url = urls[tries % urls.length] as string;
 		tries++;
 		try {
-			const j = await joinVia(url, token, body);
+			const j = await joinVia(url, token, body, o.connected);
 			if (j.answer.status === "joined") return { client: j.client, answer: j.answer, at: Date.now(), tries };
 			j.client.close();
 		} catch (err) {

@@ -39,7 +39,15 @@ function spread(words: string[], startMs: number, endMs: number) {
 export interface FakeVoskServer {
 	/** ws://127.0.0.1:port */
 	endpoint: string;
-	connections: { config: unknown; binaryBytes: number; chunks: number; eof: boolean; textMessages: string[] }[];
+	connections: {
+		config: unknown;
+		binaryBytes: number;
+		chunks: number;
+		eof: boolean;
+		textMessages: string[];
+		/** When each final result with text was sent (Date.now()). */
+		finals: number[];
+	}[];
 	close(): Promise<void>;
 }
 
@@ -50,7 +58,14 @@ export async function startFakeVosk(script: string): Promise<FakeVoskServer> {
 	await new Promise<void>((r) => wss.once("listening", () => r()));
 	const connections: FakeVoskServer["connections"] = [];
 	wss.on("connection", (ws) => {
-		const c = { config: undefined as unknown, binaryBytes: 0, chunks: 0, eof: false, textMessages: [] as string[] };
+		const c = {
+			config: undefined as unknown,
+			binaryBytes: 0,
+			chunks: 0,
+			eof: false,
+			textMessages: [] as string[],
+			finals: [] as number[],
+		};
 		connections.push(c);
 		let ms = 0;
 		let speechStart: number | undefined;
@@ -58,6 +73,7 @@ export async function startFakeVosk(script: string): Promise<FakeVoskServer> {
 		const final = () => {
 			const start = speechStart as number;
 			speechStart = undefined;
+			c.finals.push(Date.now());
 			return JSON.stringify({ result: spread(words, start, lastSpeech).map((w) => ({ ...w, conf: 1 })), text: script });
 		};
 		ws.on("message", (data, isBinary) => {
