@@ -270,15 +270,6 @@ export class EventLog {
 	}
 
 	/**
-	 * PostgreSQL: group commits tried in one round trip from the heads this process predicted, and how many of them
-	 * the database refused (then written the two-round-trip way). For tests and benchmarks.
-	 */
-	get predicted(): { tried: number; refused: number } {
-		return { ...this.#predicted };
-	}
-	readonly #predicted = { tried: 0, refused: 0 };
-
-	/**
 	 * Calls `listener` with the entries of each append once they are committed (webhooks, metrics). It must be
 	 * quick and never throw; it sees only this process's appends. Returns a function that removes it.
 	 */
@@ -411,7 +402,6 @@ export class EventLog {
 			return { psn, events: await this.#write(trx, [[entry]]) };
 		});
 		this.#known.delete(key2(tenantId, personKey)); // (another process's memory is checked under the lock)
-		this.#heads.delete(tenantId); // (written outside the group commit: its next batch reads the head)
 		if (!erased) return { erased: false, pseudonym: null };
 		this.#notify(erased.events.flat());
 		await this.#repo.scrubAfterErase();
@@ -497,7 +487,6 @@ export class EventLog {
 			);
 			return { purged: cut.length, throughSeq: last.seq, checkpoint, meetingsGone };
 		});
-		this.#heads.delete(tenantId); // (written outside the group commit: its next batch reads the head)
 		if (!done) return { purged: 0, throughSeq: null, checkpointSeq: null, meetingsGone: [] };
 		this.#notify([done.checkpoint]);
 		return {
@@ -590,39 +579,12 @@ export class EventLog {
 		// from what was read (a person erased or first seen by another node meanwhile): an erased person never gets
 		// the old pseudonym.
 		const entries = groups.reduce((sum, g) => sum + g.length, 0);
-		// One round trip when this process wrote every head the batch extends (its last commit): the database refuses
-		// the rows if another writer moved one meanwhile, and the batch goes the two-round-trip way below.
-		const predicted = this.#predict(needs);
-		if (predicted) {
-			const guessed = await this.#guessPseudonyms(needs, undefined);
-			const unknown = [...needs.persons].some(([t, keys]) => keys.some((k) => !guessed.has(key2(t, k))));
-			if (!unknown || entries < PREREAD_MIN) {
-				const built = this.#chain(
-					this.#prebuild(groups, (t, k) => guessed.get(key2(t, k)), true),
-					predicted,
-				);
-				const expect = new Map<string, Map<string, string>>();
-				for (const u of built.used.values()) {
-					if (u.created) continue;
-					const m = expect.get(u.tenantId) ?? new Map<string, string>();
-					expect.set(u.tenantId, m.set(u.key, u.psn));
-				}
-				this.#predicted.tried++;
-				if (await this.#repo.appendPredicted(locks, built.write, expect)) {
-					this.#remember(built.used);
-					this.#track(built.write.rows);
-					return built.events;
-				}
-				this.#predicted.refused++;
-			}
-			for (const t of needs.tenants) this.#heads.delete(t);
-		}
 		let pre: Prebuilt | undefined;
 		const prepare = async (read: PseudonymReader) => {
 			const guessed = await this.#guessPseudonyms(needs, entries >= PREREAD_MIN ? read : undefined);
 			pre = this.#prebuild(groups, (t, k) => guessed.get(key2(t, k)), true);
 		};
-		const { events, used, write } = await this.#repo.appendLocked(
+		const { events, used } = await this.#repo.appendLocked(
 			locks,
 			needs,
 			(state) => {
@@ -637,40 +599,7 @@ export class EventLog {
 			prepare,
 		);
 		this.#remember(used);
-		this.#track(write.rows);
 		return events;
-	}
-
-	/** PostgreSQL: each tenant's head and each meeting's last hash as this process's last commit left them. */
-	readonly #heads = new Map<string, ChainHead>();
-	readonly #meetingHeads = new Map<string, string>();
-
-	#track(rows: ChainWrite["rows"]): void {
-		if (this.#meetingHeads.size > KNOWN_MAX) this.#meetingHeads.clear();
-		for (const r of rows) {
-			this.#heads.set(r.tenant_id, { seq: r.seq, hash: r.hash });
-			if (r.meeting_id !== null) this.#meetingHeads.set(key2(r.tenant_id, r.meeting_id), r.hash);
-		}
-	}
-
-	/** The chain state a batch would read under the lock, if this process wrote every part of it last; else none. */
-	#predict(needs: ChainNeeds): ChainState | undefined {
-		const state: ChainState = { heads: new Map(), meetingHeads: new Map(), pseudonyms: new Map() };
-		for (const t of needs.tenants) {
-			const head = this.#heads.get(t);
-			if (!head) return undefined;
-			state.heads.set(t, head);
-		}
-		for (const [t, list] of needs.meetings) {
-			const m = new Map<string, string>();
-			for (const id of list) {
-				const hash = this.#meetingHeads.get(key2(t, id));
-				if (hash === undefined) return undefined;
-				m.set(id, hash);
-			}
-			state.meetingHeads.set(t, m);
-		}
-		return state;
 	}
 
 	/** Pseudonyms this process has seen committed, by tenant and person key (re-checked under the lock each time). */

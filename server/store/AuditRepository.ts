@@ -94,33 +94,6 @@ export function fixedLiterals(r: FixedColumns): string {
 	return FIXED.map((c) => lit(r[c])).join(", ");
 }
 
-/** PostgreSQL: a group commit's INSERTs as SQL text (one for the new secrets per tenant, one for all the rows). */
-function writeStatements(write: ChainWrite): string[] {
-	const out: string[] = [];
-	for (const s of write.secrets) {
-		if (!s.rows.length) continue;
-		out.push(
-			`INSERT INTO audit_person_secrets (tenant_id, person_key, secret, pseudonym, created_at) VALUES ${s.rows
-				.map(
-					(r) =>
-						`(${lit(s.tenantId)}, ${lit(r.person_key)}, decode('${r.secret.toString("hex")}', 'hex'), ${lit(r.pseudonym)}, ${lit(s.at)})`,
-				)
-				.join(",")}`,
-		);
-	}
-	if (write.rows.length) {
-		out.push(
-			`INSERT INTO events (seq, prev_hash, meeting_prev_hash, hash, ${FIXED.join(", ")}) VALUES ${write.rows
-				.map(
-					(r) =>
-						`(${Math.trunc(r.seq)}, ${lit(r.prev_hash)}, ${lit(r.meeting_prev_hash)}, ${lit(r.hash)}, ${r.fixed ?? fixedLiterals(r)})`,
-				)
-				.join(",")}`,
-		);
-	}
-	return out;
-}
-
 function toRow(r: Record<string, unknown>): EventRow {
 	return { ...(r as EventRow), seq: Number(r.seq) };
 }
@@ -312,57 +285,33 @@ export class AuditRepository {
 					} else state.pseudonyms.get(t)?.set(r.n as string, r.h as string);
 				}
 				const { write, result } = build(state);
-				const second = writeStatements(write);
+				const second: string[] = [];
+				for (const s of write.secrets) {
+					if (!s.rows.length) continue;
+					second.push(
+						`INSERT INTO audit_person_secrets (tenant_id, person_key, secret, pseudonym, created_at) VALUES ${s.rows
+							.map(
+								(r) =>
+									`(${lit(s.tenantId)}, ${lit(r.person_key)}, decode('${r.secret.toString("hex")}', 'hex'), ${lit(r.pseudonym)}, ${lit(s.at)})`,
+							)
+							.join(",")}`,
+					);
+				}
+				if (write.rows.length) {
+					second.push(
+						`INSERT INTO events (seq, prev_hash, meeting_prev_hash, hash, ${FIXED.join(", ")}) VALUES ${write.rows
+							.map(
+								(r) =>
+									`(${Math.trunc(r.seq)}, ${lit(r.prev_hash)}, ${lit(r.meeting_prev_hash)}, ${lit(r.hash)}, ${r.fixed ?? fixedLiterals(r)})`,
+							)
+							.join(",")}`,
+					);
+				}
 				second.push("COMMIT");
 				await c.query(second.join(";\n"));
 				return result;
 			} catch (err) {
 				await c.query("ROLLBACK").catch(() => undefined);
-				throw err;
-			}
-		});
-	}
-
-	/**
-	 * PostgreSQL: a group commit in ONE round trip, chained from heads the caller predicted (this process's own last
-	 * commit): `BEGIN`, the tenants' locks, a check that every pseudonym the batch reuses is still that person's
-	 * (`expect`: a count that must match, else a division by zero aborts), the new secrets, the rows and `COMMIT`. The
-	 * database decides whether the prediction held: if another writer moved a head (an append, an erasure, a purge) the
-	 * chain trigger refuses the rows; a person guessed new who has a secret trips its primary key; a changed or erased
-	 * pseudonym fails the check. Then everything is rolled back and `false` is returned (the caller goes the
-	 * two-round-trip way of {@link appendLocked}); other failures throw.
-	 */
-	async appendPredicted(
-		lockKeys: readonly string[],
-		write: ChainWrite,
-		expect: ReadonlyMap<string, ReadonlyMap<string, string>>,
-	): Promise<boolean> {
-		const keys = [...new Set(lockKeys)].sort();
-		const q = [
-			"BEGIN ISOLATION LEVEL READ COMMITTED",
-			...keys.map((k) => `SELECT pg_advisory_xact_lock(hashtext(${lit(k)}))`),
-		];
-		for (const [t, byKey] of expect) {
-			if (!byKey.size) continue;
-			// Not constant (count(*)), so the division happens at run time, only on a mismatch.
-			q.push(
-				`SELECT 1 / (CASE WHEN count(*) = ${byKey.size} THEN 1 ELSE 0 END) FROM audit_person_secrets WHERE tenant_id = ${lit(t)} AND (person_key, pseudonym) IN (${[
-					...byKey,
-				]
-					.map(([k, p]) => `(${lit(k)}, ${lit(p)})`)
-					.join(",")})`,
-			);
-		}
-		q.push(...writeStatements(write), "COMMIT");
-		return this.#s.withConnection(async (c) => {
-			try {
-				await c.query(q.join(";\n"));
-				return true;
-			} catch (err) {
-				await c.query("ROLLBACK").catch(() => undefined);
-				const code = (err as { code?: string }).code;
-				// P0001: the chain trigger; 23505: a position or a secret already taken; 22012: the pseudonym check.
-				if (code === "P0001" || code === "23505" || code === "22012") return false;
 				throw err;
 			}
 		});
