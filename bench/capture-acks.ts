@@ -9,7 +9,7 @@
  * without one; the clients all run in this process. Per meeting size, `runs`
  * start → (all acknowledged) → stop cycles; for each: start→last ack, and
  * every person's start→own ack and start→own notice (the fan-out alone), and the gateway's CPU per cycle and per
- * acknowledgement. Prints a markdown section for
+ * acknowledgement (and, on PostgreSQL, the server's CPU per cycle, its backends included). Prints a markdown section for
  * docs/benchmarks.md on stdout, progress on stderr; stops by itself.
  *
  * `--engine postgres`: the gateway's store is a throwaway PostgreSQL (durable: fsync on) instead of its SQLite file.
@@ -25,7 +25,7 @@ import type { NoticeView } from "../shared/protocol.js";
 import { startS3 } from "../test/helpers/moto.js";
 import { startPostgres } from "../test/helpers/postgres.js";
 import { connect, type RawClient } from "../test/helpers/signaling.js";
-import { cpuSeconds, syscalls } from "./bots/proc.js";
+import { cpuSeconds, syscalls, treeCpuSeconds } from "./bots/proc.js";
 import { GatewayProcess } from "./bots/servers.js";
 import { machine, median, percentile } from "./stats.js";
 
@@ -78,6 +78,8 @@ interface Row {
 	clientsCpu: number;
 	/** The gateway's write system calls per measured cycle (socket writes, plus the store's file writes). */
 	gatewayWrites: number;
+	/** `--engine postgres`: CPU seconds of the PostgreSQL server and its backends per measured cycle. */
+	storeCpu: number;
 	/** The gateway's CPU seconds per person joining (connect + join, 25 at a time): the meeting's other store load. */
 	joinCpu: number;
 }
@@ -115,6 +117,7 @@ try {
 			gatewayCpu: 0,
 			clientsCpu: 0,
 			gatewayWrites: 0,
+			storeCpu: 0,
 			joinCpu,
 		};
 		let t0 = 0;
@@ -137,7 +140,12 @@ try {
 			});
 			const before = row.eachAck.length;
 			const beforeNotice = row.eachNotice.length;
-			const cpu0 = { gw: cpuSeconds(gw.pid), me: process.cpuUsage(), writes: syscalls(gw.pid).writes };
+			const cpu0 = {
+				gw: cpuSeconds(gw.pid),
+				me: process.cpuUsage(),
+				writes: syscalls(gw.pid).writes,
+				store: pgServer ? treeCpuSeconds(pgServer.pid) : 0,
+			};
 			t0 = performance.now();
 			await host.call("startCapture", { kind: "recording" });
 			await done;
@@ -147,6 +155,7 @@ try {
 				row.gatewayCpu += (cpuSeconds(gw.pid) - cpu0.gw) / runs;
 				row.clientsCpu += (me.user + me.system) / 1e6 / runs;
 				row.gatewayWrites += (syscalls(gw.pid).writes - cpu0.writes) / runs;
+				if (pgServer) row.storeCpu += (treeCpuSeconds(pgServer.pid) - cpu0.store) / runs;
 			}
 			if (r < 2) {
 				row.eachAck.length = before; // warm-up runs
@@ -181,11 +190,11 @@ const out = [
 	`in the bench process acknowledging on arrival; ${runs} start/stop cycles per size after 2 warm-ups.`,
 	`Acknowledgements arriving together share one commit (group commit); each is answered once committed.`,
 	"",
-	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | start → own notice p50 / p99 | CPU per cycle: gateway / clients | gateway CPU per ack | gateway write syscalls per cycle | gateway CPU per join |",
-	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	"| people | start → last ack p50 | p99 (max of runs) | start → own ack p50 | p99 | start → own notice p50 / p99 | CPU per cycle: gateway / clients | gateway CPU per ack | gateway write syscalls per cycle | gateway CPU per join | PostgreSQL CPU per cycle |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	...rows.map(
 		(r) =>
-			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(median(r.eachNotice))} / ${f(percentile(r.eachNotice, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${((r.gatewayCpu * 1000) / r.size).toFixed(2)} ms | ${f(r.gatewayWrites)} | ${(r.joinCpu * 1000).toFixed(2)} ms |`,
+			`| ${r.size} | ${f(median(r.lastAck))} ms | ${f(percentile(r.lastAck, 99))} ms | ${f(median(r.eachAck))} ms | ${f(percentile(r.eachAck, 99))} ms | ${f(median(r.eachNotice))} / ${f(percentile(r.eachNotice, 99))} ms | ${f(r.gatewayCpu * 1000)} / ${f(r.clientsCpu * 1000)} ms | ${((r.gatewayCpu * 1000) / r.size).toFixed(2)} ms | ${f(r.gatewayWrites)} | ${(r.joinCpu * 1000).toFixed(2)} ms | ${pgServer ? `${f(r.storeCpu * 1000)} ms` : "–"} |`,
 	),
 	"",
 ];

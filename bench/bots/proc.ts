@@ -25,6 +25,23 @@ export function cpuSeconds(pid: number): number {
 	return (Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
 
+/**
+ * CPU seconds of a process and all its direct children so far: the live children's own (utime + stime) plus, in the
+ * parent's cutime + cstime, those it has reaped. A difference of two readings is the tree's CPU in between, also when
+ * children came and went (e.g. a PostgreSQL server and its backends, one per connection).
+ */
+export function treeCpuSeconds(pid: number): number {
+	const f = statFields(pid);
+	if (!f) return Number.NaN;
+	let ticks = Number(f[13]) + Number(f[14]) + Number(f[15]) + Number(f[16]);
+	for (const d of readdirSync("/proc")) {
+		if (!/^\d+$/.test(d)) continue;
+		const c = statFields(Number(d));
+		if (c && Number(c[3]) === pid) ticks += Number(c[13]) + Number(c[14]);
+	}
+	return ticks / CLK_TCK;
+}
+
 /** Resident set size in MiB (VmRSS), or NaN once the process is gone. */
 export function rssMiB(pid: number): number {
 	try {

@@ -354,6 +354,9 @@ export const MIGRATIONS: string[] = [
 	);
 	CREATE INDEX meeting_placements_by_node ON meeting_placements (node_id);
 	`,
+	// 12 (issue 12, notice fan-out): nothing on SQLite (its row trigger's lookups use the primary key); on PostgreSQL
+	// the statement trigger checks rows against the statement's own rows (postgresMigrations.ts).
+	`SELECT 1;`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy

@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import BetterSqlite3 from "better-sqlite3";
+import fc from "fast-check";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { ENGINES, openTestStore, postgresServer } from "../../test/helpers/stores.js";
@@ -74,6 +75,129 @@ describe("Store on postgres", () => {
 			await insert(row(4, "h3", "h3"), row(5, "h4", null));
 			const seqs = await store.db.selectFrom("events").select("seq").orderBy("seq").execute();
 			expect(seqs.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5]);
+		} finally {
+			await store.close();
+		}
+	});
+
+	it("the chain trigger (checking rows against the statement's own rows) accepts exactly what the per-row rule accepts", async () => {
+		// Property: for any existing chain (a contiguous range of positions per tenant, as retention leaves it) and any
+		// INSERT statement (valid batches after the head or in a purged prefix, then mutated: wrong or missing hashes,
+		// gaps, taken positions, rows in any order), the trigger accepts the statement exactly when every inserted row
+		// links to the entry before it (seq - 1) and to its meeting's previous entry, as the rule reads (the model).
+		const store = await openTestStore("postgres");
+		const G = "0".repeat(64);
+		type R = {
+			t: string;
+			seq: number;
+			m: string | null;
+			prev: string | null;
+			mprev: string | null;
+			hash: string | null;
+		};
+		const key = (r: { t: string; seq: number }) => `${r.t}:${r.seq}`;
+		const accepts = (existing: readonly R[], batch: readonly R[]): boolean => {
+			const all = new Map<string, R>();
+			for (const r of existing) all.set(key(r), r);
+			for (const r of batch) {
+				if (all.has(key(r))) return false; // the primary key
+				all.set(key(r), r);
+			}
+			return batch.every((n) => {
+				if (n.hash === null || n.prev === null) return false;
+				const want = n.seq === 1 ? G : (all.get(`${n.t}:${n.seq - 1}`)?.hash ?? null);
+				if (n.prev !== want) return false;
+				if (n.m === null) return n.mprev === null;
+				let last: R | undefined;
+				for (const r of all.values())
+					if (r.t === n.t && r.m === n.m && r.seq < n.seq && (!last || r.seq > last.seq)) last = r;
+				return n.mprev === (last?.hash ?? G);
+			});
+		};
+		const meeting = fc.constantFrom<string | null>(null, "m1", "m2");
+		const tenantPlan = fc.record({
+			lo: fc.integer({ min: 1, max: 4 }),
+			existing: fc.array(meeting, { maxLength: 5 }),
+			prefix: fc.array(meeting, { maxLength: 4 }),
+			after: fc.array(meeting, { maxLength: 6 }),
+		});
+		const mutation = fc.record({
+			row: fc.nat(),
+			field: fc.constantFrom("prev", "mprev", "hash", "seq", "none", "none"),
+			pick: fc.nat(),
+		});
+		const lit = (v: string | null) => (v === null ? "NULL" : `'${v}'`);
+		try {
+			await store.withConnection(async (c) => {
+				await fc.assert(
+					fc.asyncProperty(
+						fc.record({
+							a: tenantPlan,
+							b: tenantPlan,
+							mutations: fc.array(mutation, { maxLength: 2 }),
+							order: fc.nat(),
+						}),
+						async ({ a, b, mutations, order }) => {
+							const existing: R[] = [];
+							const batch: R[] = [];
+							for (const [t, plan] of [["a", a] as const, ["b", b] as const]) {
+								for (const [i, m] of plan.existing.entries())
+									existing.push({ t, seq: plan.lo + i, m, prev: "x", mprev: null, hash: `${t}e${plan.lo + i}` });
+								const hi = plan.lo + plan.existing.length - 1;
+								// A valid batch: a purged prefix written again from genesis, and/or rows after the head.
+								const rows = [
+									...plan.prefix.map((m, i) => ({ m, seq: 1 + i })),
+									...plan.after.map((m, i) => ({ m, seq: hi + 1 + i })),
+								];
+								for (const { m, seq } of rows) batch.push({ t, seq, m, prev: null, mprev: null, hash: `${t}n${seq}` });
+								const all = [...existing, ...batch].filter((r) => r.t === t);
+								for (const n of batch.filter((r) => r.t === t)) {
+									n.prev = n.seq === 1 ? G : (all.find((r) => r.seq === n.seq - 1)?.hash ?? G);
+									const before = all.filter((r) => r.m === n.m && r.seq < n.seq).sort((x, y) => y.seq - x.seq)[0];
+									n.mprev = n.m === null ? null : (before?.hash ?? G);
+								}
+							}
+							const hashes = [G, null, ...[...existing, ...batch].map((r) => r.hash)];
+							for (const mu of mutations) {
+								const n = batch[mu.row % Math.max(1, batch.length)];
+								if (!n || mu.field === "none") continue;
+								if (mu.field === "seq") n.seq += (mu.pick % 3) - 1 || 2;
+								else n[mu.field] = hashes[mu.pick % hashes.length] ?? null;
+							}
+							if (!batch.length) return;
+							const shuffled = batch
+								.map((r, i) => ({ r, k: (i * 7 + order) % batch.length }))
+								.sort((x, y) => x.k - y.k);
+							const values = (rs: readonly R[]) =>
+								rs
+									.map(
+										(r) =>
+											`(${lit(r.t)}, ${r.seq}, '2026-12-02T00:00:00Z', ${lit(r.m)}, 'gate.opened', NULL, '{}', ${lit(r.prev)}, ${lit(r.mprev)}, ${lit(r.hash)})`,
+									)
+									.join(",");
+							const cols = "(tenant_id, seq, at, meeting_id, type, actor, data, prev_hash, meeting_prev_hash, hash)";
+							await c.query("BEGIN");
+							try {
+								// The chain as it stands (written with the triggers off: any range, as after a purge).
+								await c.query("SET LOCAL session_replication_role = replica");
+								if (existing.length) await c.query(`INSERT INTO events ${cols} VALUES ${values(existing)}`);
+								await c.query("SET LOCAL session_replication_role = origin");
+								const ok = await c.query(`INSERT INTO events ${cols} VALUES ${values(shuffled.map((x) => x.r))}`).then(
+									() => true,
+									(e: Error) => {
+										if (!/extend its tenant chain|duplicate key/.test(e.message)) throw e;
+										return false;
+									},
+								);
+								expect(ok).toBe(accepts(existing, batch));
+							} finally {
+								await c.query("ROLLBACK");
+							}
+						},
+					),
+					{ numRuns: 300 },
+				);
+			});
 		} finally {
 			await store.close();
 		}

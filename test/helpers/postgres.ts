@@ -19,6 +19,8 @@ export interface PostgresServer {
 	/** `postgres://…` of a fresh database on it. */
 	url: string;
 	port: number;
+	/** The server's process (its backends, one per connection, are its children). */
+	pid: number;
 	/** A new empty database (for a test that wants its own). */
 	createDatabase(name: string): Promise<string>;
 	/** Stops answering (SIGSTOP, server and backends) to simulate an outage; `resume()` brings it back. */
@@ -114,6 +116,7 @@ export async function startPostgres(opts: { durable?: boolean } = {}): Promise<P
 	return {
 		url,
 		port,
+		pid: child.pid as number,
 		createDatabase,
 		// The server and its backends (one process per connection), found by parent PID: the whole engine hangs.
 		pause: () => {
