@@ -123,17 +123,22 @@ export class Store {
 					return fn(trx);
 				});
 			}
-			return this.db.connection().execute(async (conn) => {
-				await sql`BEGIN IMMEDIATE`.execute(conn);
-				try {
-					const result = await fn(conn);
-					await sql`COMMIT`.execute(conn);
-					return result;
-				} catch (err) {
-					await sql`ROLLBACK`.execute(conn).catch(() => undefined);
-					throw err;
-				}
-			});
+			return this.#sqliteTransaction("BEGIN IMMEDIATE", fn);
+		});
+	}
+
+	/** SQLite: `fn` on one connection between `begin` (deferred or IMMEDIATE) and COMMIT, rolled back if it throws. */
+	#sqliteTransaction<T>(begin: "BEGIN" | "BEGIN IMMEDIATE", fn: (x: Kysely<Schema>) => Promise<T>): Promise<T> {
+		return this.db.connection().execute(async (conn) => {
+			await sql.raw(begin).execute(conn);
+			try {
+				const result = await fn(conn);
+				await sql`COMMIT`.execute(conn);
+				return result;
+			} catch (err) {
+				await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+				throw err;
+			}
 		});
 	}
 
@@ -147,17 +152,7 @@ export class Store {
 		return this.guard(() => {
 			if (this.engine === "postgres")
 				return this.db.transaction().setIsolationLevel("repeatable read").setAccessMode("read only").execute(fn);
-			return this.db.connection().execute(async (conn) => {
-				await sql`BEGIN`.execute(conn);
-				try {
-					const result = await fn(conn);
-					await sql`COMMIT`.execute(conn);
-					return result;
-				} catch (err) {
-					await sql`ROLLBACK`.execute(conn).catch(() => undefined);
-					throw err;
-				}
-			});
+			return this.#sqliteTransaction("BEGIN", fn);
 		});
 	}
 
