@@ -190,16 +190,7 @@ export class RetentionRepository {
 
 	/** The hold in force at `nowIso` (set, not lifted, not lapsed), or undefined. */
 	activeHold(nowIso: string): Promise<SecurityHoldRow | undefined> {
-		return this.#s.guard(() =>
-			this.#s.db
-				.selectFrom("security_holds")
-				.selectAll()
-				.where("ended_at", "is", null)
-				.where("until", ">", nowIso)
-				.orderBy("set_at", "desc")
-				.limit(1)
-				.executeTakeFirst(),
-		);
+		return this.#s.guard(() => holdInForce(this.#s.db, nowIso));
 	}
 
 	/**
@@ -223,14 +214,7 @@ export class RetentionRepository {
 	/** Lifts the hold in force (on the caller's transaction `x`, if given); returns the one lifted, if any. */
 	async liftHold(by: string, nowIso: string, x?: Kysely<Schema>): Promise<SecurityHoldRow | undefined> {
 		const run = async (db: Kysely<Schema>) => {
-			const current = await db
-				.selectFrom("security_holds")
-				.selectAll()
-				.where("ended_at", "is", null)
-				.where("until", ">", nowIso)
-				.orderBy("set_at", "desc")
-				.limit(1)
-				.executeTakeFirst();
+			const current = await holdInForce(db, nowIso);
 			if (!current) return undefined;
 			await db
 				.updateTable("security_holds")
@@ -249,4 +233,16 @@ export class RetentionRepository {
 			this.#s.db.selectFrom("security_holds").selectAll().orderBy("set_at", "desc").limit(limit).execute(),
 		);
 	}
+}
+
+/** The hold in force at `nowIso` (set, not lifted, not lapsed; the newest if several), read through `db`. */
+function holdInForce(db: Kysely<Schema>, nowIso: string): Promise<SecurityHoldRow | undefined> {
+	return db
+		.selectFrom("security_holds")
+		.selectAll()
+		.where("ended_at", "is", null)
+		.where("until", ">", nowIso)
+		.orderBy("set_at", "desc")
+		.limit(1)
+		.executeTakeFirst();
 }
