@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { Bucket } from "../cli/verify/bucket.js";
+import { verifyCommand } from "../cli/verify/command.js";
 import { DEFAULT_LIMITS, verifySession } from "../cli/verify/verifySession.js";
 import { type AppendInput, EventLog, type EventType } from "../server/audit/EventLog.js";
 import type { Manifest, ManifestTrack } from "../server/recording/RecordingTypes.js";
@@ -62,6 +63,8 @@ try {
 	const bucket = new Bucket({ bucket: BUCKET, endpoint: s3server.endpoint });
 	const baseline: number[] = [];
 	const verify: number[] = [];
+	const meeting: number[] = [];
+	const meetingFolder = built.prefix.split("/").slice(0, -1).join("/");
 	for (let i = 0; i < RUNS; i++) {
 		let t = performance.now();
 		const queue = [...built.keys];
@@ -75,8 +78,17 @@ try {
 		const r = await verifySession(bucket, built.prefix, DEFAULT_LIMITS);
 		verify.push(performance.now() - t);
 		if (!r.ok) throw new Error(`the bench session does not verify: ${JSON.stringify(r.problems.slice(0, 5))}`);
+		// What the customer runs: `consentry verify s3://BUCKET/PREFIX/MEETING` (finds the sessions, checks the folder).
+		t = performance.now();
+		let out = "";
+		const code = await verifyCommand([`s3://${BUCKET}/${meetingFolder}`, "--endpoint", s3server.endpoint, "--json"], {
+			out: (x) => (out += x),
+			err: (x) => (out += x),
+		});
+		meeting.push(performance.now() - t);
+		if (code !== 0) throw new Error(`the bench meeting does not verify (exit ${code}): ${out.slice(0, 2000)}`);
 		console.log(
-			`run ${i + 1}: read+hash only ${(baseline[i] as number).toFixed(0)} ms, verify ${(verify[i] as number).toFixed(0)} ms (${r.problems.length} warnings)`,
+			`run ${i + 1}: read+hash only ${(baseline[i] as number).toFixed(0)} ms, verify session ${(verify[i] as number).toFixed(0)} ms (${r.problems.length} warnings), verify meeting folder ${(meeting[i] as number).toFixed(0)} ms`,
 		);
 	}
 	bucket.destroy();
@@ -86,6 +98,9 @@ try {
 	);
 	console.log(
 		`  verify: median ${(median(verify) / 1000).toFixed(2)} s = ${(mb / (median(verify) / 1000)).toFixed(0)} MB/s (runs: ${verify.map((x) => (x / 1000).toFixed(2)).join(", ")} s)`,
+	);
+	console.log(
+		`  consentry verify on the meeting folder (the command, JSON out): median ${(median(meeting) / 1000).toFixed(2)} s = ${(mb / (median(meeting) / 1000)).toFixed(0)} MB/s (runs: ${meeting.map((x) => (x / 1000).toFixed(2)).join(", ")} s)`,
 	);
 	console.log(
 		`  baseline, read + SHA-256 of every object only: median ${(median(baseline) / 1000).toFixed(2)} s = ${(mb / (median(baseline) / 1000)).toFixed(0)} MB/s`,
