@@ -532,6 +532,18 @@ describe("consentry verify on a real recording", () => {
 			);
 		});
 
+		it("the storage prefix (one folder per meeting) is no meeting folder: nothing there (exit 2)", async () => {
+			let err = "";
+			const code = await verifyCommand([`s3://${bucket.name}/rec`, "--endpoint", bucket.server.endpoint], {
+				out: () => undefined,
+				err: (t) => (err += t),
+			});
+			expect(code).toBe(EXIT.couldNotRun);
+			expect(err).toContain(
+				`no session at s3://${bucket.name}/rec/ (nothing there, nor in the folders below it; a storage prefix`,
+			);
+		});
+
 		it("a stray object directly in the meeting folder: exit 1, named", async () => {
 			await put(`${mbase}/notes.txt`, "hello");
 			const r = await meeting();

@@ -116,7 +116,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
 			throw new NothingThere(
 				values.session
 					? `no session ${values.session} under s3://${name}/${path}`
-					: `no session at s3://${name}/${path}/ (nothing there, nor in the folders below it)`,
+					: `no session at s3://${name}/${path}/ (nothing there, nor in the folders below it; a storage prefix holds one folder per meeting: give a meeting's folder, or find a session with --session ID)`,
 			);
 		const reports: SessionReport[] = [];
 		for (const s of sessions) reports.push(await verifyOne(bucket, s, limits));

@@ -56,7 +56,7 @@ export async function surveyMeeting(
 	meetingFolder: string,
 	limits: VerifyLimits,
 	only?: string,
-): Promise<{ sessions: Found[]; folder: FolderReport }> {
+): Promise<{ sessions: Found[]; folder: FolderReport; meetingLike: boolean }> {
 	const problems: FolderProblem[] = [];
 	const base = `${meetingFolder}/`;
 	const listing = await bucket.list(base, limits.maxObjects);
@@ -87,6 +87,25 @@ export async function surveyMeeting(
 		if (only !== undefined && sid !== only) continue;
 		folders.set(sid, [...(folders.get(sid) ?? []), o]);
 	}
+
+	// A session's folder holds objects right in it; a folder whose sub-folders hold only folders is a storage prefix
+	// (one folder per meeting), not a meeting's folder.
+	const meetingLike = [...folders].some(([sid, objects]) =>
+		objects.some((o) => !o.key.slice(base.length + sid.length + 1).includes("/")),
+	);
+	if (!meetingLike && only === undefined)
+		return {
+			sessions: [],
+			meetingLike,
+			folder: {
+				bucket: bucket.name,
+				prefix: meetingFolder,
+				objects: 0,
+				sessions: { finished: 0, unfinished: 0 },
+				trail: null,
+				problems: [],
+			},
+		};
 
 	const trail = await latestTrail(bucket, listing.objects, meetingFolder, limits);
 	const known = trail ? trailSessions(trail.entries, bucket.name, base) : new Map<string, TrailSession>();
@@ -200,6 +219,7 @@ export async function surveyMeeting(
 	}
 
 	return {
+		meetingLike,
 		sessions: sessions.sort((a, b) => a.prefix.localeCompare(b.prefix)),
 		folder: {
 			bucket: bucket.name,
