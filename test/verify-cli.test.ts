@@ -528,7 +528,7 @@ describe("consentry verify on a real recording", () => {
 				}),
 			]);
 			expect(r.text).toContain(
-				"PASS  every object is in a finished session's folder, and every session the trail records is there",
+				"PASS  nothing stray, unfinished or deleted: every object is in a finished session's folder, every session the trail records is there",
 			);
 		});
 
@@ -649,6 +649,20 @@ describe("consentry verify on a real recording", () => {
 			expect(failures(tr)).toEqual([]);
 			expect(folder(tr)).toEqual([
 				`fail deleted ${tbase}/audit.jsonl: deleted: missing (the gateway writes the meeting's trail beside every final transcript; it can be missing without tampering only if its gateway stopped between the two writes)`,
+			]);
+		});
+
+		it("a copy of the trail rewritten (the transcription's audit.jsonl, an entry edited): exit 1, named", async () => {
+			const key = `${tbase}/audit.jsonl`;
+			const lines = (golden.get(key) as Buffer).toString().split("\n");
+			const i = lines.findIndex((l) => l.includes('"type":"notice.acknowledged"'));
+			lines[i] = (lines[i] as string).replace(/"at":"[^"]+"/, '"at":"2020-01-01T00:00:00.000Z"');
+			await put(key, lines.join("\n"));
+			const r = await meeting();
+			await restore();
+			expect(r.code).toBe(EXIT.failed);
+			expect(folder(r)).toEqual([
+				expect.stringMatching(new RegExp(`^fail trail ${esc(key)} entry \\d+ \\(line ${i + 1}\\): hash: .*altered`)),
 			]);
 		});
 

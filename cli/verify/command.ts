@@ -130,7 +130,8 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
 	} catch (err) {
 		const known = err instanceof UsageError || err instanceof BucketUnreachable || err instanceof NothingThere;
 		const message = known ? (err as Error).message : `unexpected error: ${(err as Error)?.stack ?? String(err)}`;
-		if (json) io.out(`${JSON.stringify({ ok: false, error: { code: codeOf(err), message } }, null, 2)}\n`);
+		if (json)
+			io.out(`${JSON.stringify({ ok: false, outcome: "error", error: { code: codeOf(err), message } }, null, 2)}\n`);
 		io.err(`consentry verify: ${message}\n${err instanceof UsageError ? `\n${VERIFY_USAGE}\n` : ""}`);
 		return EXIT.couldNotRun;
 	} finally {

@@ -27,8 +27,10 @@ export interface FolderProblem {
 
 export interface FolderReport {
 	bucket: string;
-	/** The meeting folder, no trailing slash. */
+	/** The meeting folder, or with `session` the session's folder, no trailing slash. */
 	prefix: string;
+	/** Set when one session's folder was checked (within its meeting's folder), not the whole meeting folder. */
+	session?: string;
 	/** Every object under it. */
 	objects: number;
 	/** Finished session folders (verified one by one), unfinished ones. */
@@ -125,7 +127,14 @@ export async function surveyMeeting(
 			const checkpoint = await transcriptCheckpoint(bucket, transcript.key, limits);
 			if (!checkpoint) {
 				sessions.push({ kind: "transcription", prefix: folder });
-				await checkTranscriptTrail(bucket, folder, has("audit.jsonl"), trail, limits, problems);
+				if (!has("audit.jsonl"))
+					problems.push({
+						severity: "fail",
+						kind: "deleted",
+						subject: `${folder}/audit.jsonl`,
+						message:
+							"deleted: missing (the gateway writes the meeting's trail beside every final transcript; it can be missing without tampering only if its gateway stopped between the two writes)",
+					});
 				continue;
 			}
 			unfinished++;
@@ -188,6 +197,16 @@ export async function surveyMeeting(
 	// transcription's by verifyTranscript; any other is checked here.
 	if (trail?.broken && !sessions.some((x) => trail.key.startsWith(`${x.prefix}/`)))
 		problems.push({ severity: "fail", kind: "trail", subject: trail.key, message: trail.broken });
+	// Every other copy of the trail in the folder(s) checked: the meeting's one chain, so the same entry at each place
+	// as in the latest (a copy rewritten to differ, or a latest forged to hide a session, shows here); its own chain
+	// verified unless a manifest anchors it (its session's audit-chain check does that).
+	if (trail && !trail.broken)
+		for (const objects of folders.values())
+			for (const o of objects) {
+				if (!o.key.endsWith("/audit.jsonl") || o.key === trail.key) continue;
+				const anchored = objects.some((x) => x.key === o.key.replace(/audit\.jsonl$/, "manifest.json"));
+				await checkTrailCopy(bucket, o.key, trail, !anchored, limits, problems);
+			}
 
 	// Sessions the trail records as written here, whose folder is gone.
 	for (const [sid, t] of known) {
@@ -223,7 +242,8 @@ export async function surveyMeeting(
 		sessions: sessions.sort((a, b) => a.prefix.localeCompare(b.prefix)),
 		folder: {
 			bucket: bucket.name,
-			prefix: meetingFolder,
+			prefix: only === undefined ? meetingFolder : `${base}${only}`,
+			...(only !== undefined ? { session: only } : {}),
 			objects: only === undefined ? listing.objects.length : [...folders.values()].flat().length,
 			sessions: { finished: sessions.length, unfinished },
 			trail: trail?.key ?? null,
@@ -320,62 +340,49 @@ async function latestTrail(
 	};
 }
 
-/**
- * A finished transcription session's audit.jsonl (the meeting's trail when its transcript was written): it must be
- * there (the gateway writes it beside every final transcript), and, unless it is the latest trail (which
- * verifyTranscript checks), its chain must verify and be the latest one's beginning.
- */
-async function checkTranscriptTrail(
+/** A copy of the meeting's trail besides the latest: its chain (unless anchored elsewhere), and the latest's beginning. */
+async function checkTrailCopy(
 	bucket: Bucket,
-	folder: string,
-	own: Listed | undefined,
-	latest: { key: string; entries: Entry[] } | undefined,
+	key: string,
+	latest: { key: string; entries: Entry[] },
+	verifyChain: boolean,
 	limits: VerifyLimits,
 	problems: FolderProblem[],
 ): Promise<void> {
-	const key = `${folder}/audit.jsonl`;
-	if (!own) {
-		problems.push({
-			severity: "fail",
-			kind: "deleted",
-			subject: key,
-			message:
-				"deleted: missing (the gateway writes the meeting's trail beside every final transcript; it can be missing without tampering only if its gateway stopped between the two writes)",
-		});
-		return;
-	}
-	if (latest?.key === key) return;
 	const read = await bucket.read(key, limits.maxAuditBytes);
 	if (!read || "tooLarge" in read) {
-		problems.push({
-			severity: "fail",
-			kind: "trail",
-			subject: key,
-			message: read
-				? `larger than ${limits.maxAuditBytes} bytes: not read (raise --max-audit-bytes)`
-				: "vanished while checked",
-		});
+		if (verifyChain)
+			problems.push({
+				severity: "fail",
+				kind: "trail",
+				subject: key,
+				message: read
+					? `larger than ${limits.maxAuditBytes} bytes: not read (raise --max-audit-bytes)`
+					: "vanished while checked",
+			});
 		return;
 	}
 	const text = read.bytes.toString("utf8");
-	const chain = safeVerifyExport(text);
-	if (!chain.ok && chain.break) {
-		problems.push({
-			severity: "fail",
-			kind: "trail",
-			subject: `${key} ${chain.break.seq ? `entry ${chain.break.seq}` : "header"}${lineOf(text, chain.break.seq)}`,
-			message: `${chain.break.reason}: ${chain.break.message}`,
-		});
-		return;
+	if (verifyChain) {
+		const chain = safeVerifyExport(text);
+		if (!chain.ok && chain.break) {
+			problems.push({
+				severity: "fail",
+				kind: "trail",
+				subject: `${key} ${chain.break.seq ? `entry ${chain.break.seq}` : "header"}${lineOf(text, chain.break.seq)}`,
+				message: `${chain.break.reason}: ${chain.break.message}`,
+			});
+			return;
+		}
 	}
-	const hashes = new Map(latest?.entries.map((x) => [x.e.seq, x.hash]));
+	const hashes = new Map(latest.entries.map((x) => [x.e.seq, x.hash]));
 	const differs = parseExport(text).entries.find((x) => hashes.has(x.e.seq) && hashes.get(x.e.seq) !== x.hash);
 	if (differs)
 		problems.push({
 			severity: "fail",
 			kind: "trail",
 			subject: `${key} entry ${differs.e.seq} (line ${differs.line})`,
-			message: `not the entry the meeting's latest trail (${latest?.key}) holds at that place: one of the two was rewritten`,
+			message: `not the entry the meeting's latest trail (${latest.key}) holds at that place: one of the two was rewritten`,
 		});
 }
 

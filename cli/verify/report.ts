@@ -133,10 +133,14 @@ export function formatReport(reports: SessionReport[], folders: FolderReport[] =
 		const fails = f.problems.filter((p) => p.severity === "fail").length;
 		const pending = f.problems.filter((p) => p.severity === "pending").length;
 		out.push(
-			`${fails ? "NOT VERIFIED" : pending ? "UNFINISHED" : "VERIFIED"}  s3://${f.bucket}/${f.prefix}/  (the folder: ${f.objects} objects, ${f.sessions.finished} finished and ${f.sessions.unfinished} unfinished session folder(s); trail ${f.trail ?? "none in the bucket"})`,
+			f.session === undefined
+				? `${fails ? "NOT VERIFIED" : pending ? "UNFINISHED" : "VERIFIED"}  s3://${f.bucket}/${f.prefix}/  (the meeting's folder: ${f.objects} objects, ${f.sessions.finished} finished and ${f.sessions.unfinished} unfinished session folder(s); trail ${f.trail ?? "none in the bucket"})`
+				: `${fails ? "NOT VERIFIED" : pending ? "UNFINISHED" : "VERIFIED"}  s3://${f.bucket}/${f.prefix}/  (the session's folder: ${f.objects} objects, ${f.sessions.unfinished ? "unfinished" : "finished"}; trail ${f.trail ?? "none in the bucket"})`,
 		);
 		if (f.problems.length === 0)
-			out.push("  PASS  every object is in a finished session's folder, and every session the trail records is there");
+			out.push(
+				"  PASS  nothing stray, unfinished or deleted: every object is in a finished session's folder, every session the trail records is there",
+			);
 		for (const p of f.problems)
 			out.push(`  ${p.severity === "fail" ? "✗" : p.severity === "pending" ? "…" : "!"} ${p.subject}: ${p.message}`);
 		out.push("");
