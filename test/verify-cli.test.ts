@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
@@ -708,6 +708,27 @@ describe("consentry verify on a real recording", () => {
 			const folderKeys = async () => (await keys()).filter((k) => k.startsWith(`${mbase}/${live}/`));
 			await waitFor(async () => (await folderKeys()).length > 0, 20_000, "the live session's first checkpoint");
 			const running = await meeting();
+			// The npm bin's process exits 3 (async: this process runs the gateway that is recording).
+			const bin = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+				const child = spawn(
+					process.execPath,
+					[
+						"--import",
+						"tsx",
+						"cli/consentry.ts",
+						"verify",
+						`s3://${bucket.name}/${mbase}`,
+						"--endpoint",
+						bucket.server.endpoint,
+					],
+					{ env: { ...process.env, AWS_ACCESS_KEY_ID: "AKIATEST", AWS_SECRET_ACCESS_KEY: "x" } },
+				);
+				let stdout = "";
+				child.stdout.on("data", (d: Buffer) => {
+					stdout += d.toString();
+				});
+				child.once("close", (status) => resolve({ status, stdout }));
+			});
 			await put(`${mbase}/${live}/notes.txt`, "hi");
 			const stray = await meeting();
 			await del(`${mbase}/${live}/notes.txt`);
@@ -727,6 +748,9 @@ describe("consentry verify on a real recording", () => {
 			expect(running.code).toBe(EXIT.unfinished);
 			expect(running.json).toMatchObject({ ok: false, outcome: "unfinished" });
 			expect(running.text).toContain(`… ${mbase}/${live}/: no manifest yet — rerun after the meeting ends`);
+			expect(bin.status).toBe(3);
+			expect(bin.stdout).toContain(`UNFINISHED  s3://${bucket.name}/${mbase}/`);
+			expect(bin.stdout).toContain("1 unfinished (no manifest yet — rerun after the meeting ends)");
 			expect(stray.code).toBe(EXIT.failed);
 			expect(folder(stray)).toContainEqual(
 				`fail stray ${mbase}/${live}/notes.txt: stray: 2 bytes in an unfinished session's folder, not an object a capture session writes`,
