@@ -87,7 +87,9 @@ export async function surveyMeeting(
 		}
 		const sid = rest.slice(0, slash);
 		if (only !== undefined && sid !== only) continue;
-		folders.set(sid, [...(folders.get(sid) ?? []), o]);
+		const list = folders.get(sid);
+		if (list) list.push(o);
+		else folders.set(sid, [o]);
 	}
 
 	// A session's folder holds objects right in it; a folder whose sub-folders hold only folders is a storage prefix
