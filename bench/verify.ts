@@ -7,7 +7,8 @@
  * trail appended with the real EventLog (hash chain, pseudonyms, the entries CaptureService and RecordingService
  * append) and exported with its meeting export. Object bytes are synthetic (the verifier only hashes them).
  * Baseline in the same run: reading and hashing every object once, as many at once as the verifier does, with nothing
- * else (the floor for any verifier).
+ * else (the floor for any verifier). Also the command on the meeting's folder (what the customer runs), and the
+ * folder check alone (cli/verify/meetingFolder.ts) on this meeting and on a folder of 4,000 objects in 40 sessions.
  *
  *   node --import tsx bench/verify.ts [--runs 3] [--people 4] [--video-kbps 800]
  */
@@ -20,6 +21,8 @@ import { parseArgs } from "node:util";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { Bucket } from "../cli/verify/bucket.js";
+import { verifyCommand } from "../cli/verify/command.js";
+import { surveyMeeting } from "../cli/verify/meetingFolder.js";
 import { DEFAULT_LIMITS, verifySession } from "../cli/verify/verifySession.js";
 import { type AppendInput, EventLog, type EventType } from "../server/audit/EventLog.js";
 import type { Manifest, ManifestTrack } from "../server/recording/RecordingTypes.js";
@@ -40,6 +43,8 @@ const VIDEO_KBPS = Number(values["video-kbps"]);
 const AUDIO_KBPS = 32;
 const SEGMENT_S = 600;
 const SEGMENTS = 6;
+const FOLDER_SESSIONS = 40;
+const FOLDER_OBJECTS = 100;
 
 process.env.AWS_ACCESS_KEY_ID = "AKIABENCH";
 process.env.AWS_SECRET_ACCESS_KEY = "bench";
@@ -62,6 +67,8 @@ try {
 	const bucket = new Bucket({ bucket: BUCKET, endpoint: s3server.endpoint });
 	const baseline: number[] = [];
 	const verify: number[] = [];
+	const meeting: number[] = [];
+	const meetingFolder = built.prefix.split("/").slice(0, -1).join("/");
 	for (let i = 0; i < RUNS; i++) {
 		let t = performance.now();
 		const queue = [...built.keys];
@@ -75,10 +82,40 @@ try {
 		const r = await verifySession(bucket, built.prefix, DEFAULT_LIMITS);
 		verify.push(performance.now() - t);
 		if (!r.ok) throw new Error(`the bench session does not verify: ${JSON.stringify(r.problems.slice(0, 5))}`);
+		// What the customer runs: `consentry verify s3://BUCKET/PREFIX/MEETING` (finds the sessions, checks the folder).
+		t = performance.now();
+		let out = "";
+		const code = await verifyCommand([`s3://${BUCKET}/${meetingFolder}`, "--endpoint", s3server.endpoint, "--json"], {
+			out: (x) => (out += x),
+			err: (x) => (out += x),
+		});
+		meeting.push(performance.now() - t);
+		if (code !== 0) throw new Error(`the bench meeting does not verify (exit ${code}): ${out.slice(0, 2000)}`);
 		console.log(
-			`run ${i + 1}: read+hash only ${(baseline[i] as number).toFixed(0)} ms, verify ${(verify[i] as number).toFixed(0)} ms (${r.problems.length} warnings)`,
+			`run ${i + 1}: read+hash only ${(baseline[i] as number).toFixed(0)} ms, verify session ${(verify[i] as number).toFixed(0)} ms (${r.problems.length} warnings), verify meeting folder ${(meeting[i] as number).toFixed(0)} ms`,
 		);
 	}
+	// The folder check alone (list the meeting's folder, find its latest trail, name what is stray/unfinished/deleted),
+	// on this meeting, then on a large one: FOLDER_SESSIONS session folders of FOLDER_OBJECTS objects each.
+	const survey = async (folder: string) => {
+		const t0 = performance.now();
+		await surveyMeeting(bucket, folder, DEFAULT_LIMITS);
+		return performance.now() - t0;
+	};
+	const surveyHere: number[] = [];
+	for (let i = 0; i < RUNS; i++) surveyHere.push(await survey(meetingFolder));
+	const large = "consentry/largemeeting";
+	const tiny: string[] = [];
+	for (let s = 0; s < FOLDER_SESSIONS; s++)
+		for (let o = 1; o <= FOLDER_OBJECTS; o++) tiny.push(`${large}/${randomUUID()}/psn_${s}-audio-${o}.webm`);
+	await Promise.all(
+		Array.from({ length: 8 }, async (_, w) => {
+			for (let i = w; i < tiny.length; i += 8)
+				await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: tiny[i], Body: "x" }));
+		}),
+	);
+	const surveyLarge: number[] = [];
+	for (let i = 0; i < RUNS; i++) surveyLarge.push(await survey(large));
 	bucket.destroy();
 	const mb = built.bytes / 1e6;
 	console.log(
@@ -86,6 +123,12 @@ try {
 	);
 	console.log(
 		`  verify: median ${(median(verify) / 1000).toFixed(2)} s = ${(mb / (median(verify) / 1000)).toFixed(0)} MB/s (runs: ${verify.map((x) => (x / 1000).toFixed(2)).join(", ")} s)`,
+	);
+	console.log(
+		`  consentry verify on the meeting folder (the command, JSON out): median ${(median(meeting) / 1000).toFixed(2)} s = ${(mb / (median(meeting) / 1000)).toFixed(0)} MB/s (runs: ${meeting.map((x) => (x / 1000).toFixed(2)).join(", ")} s)`,
+	);
+	console.log(
+		`  the folder check alone: this meeting ${median(surveyHere).toFixed(0)} ms (runs: ${surveyHere.map((x) => x.toFixed(0)).join(", ")}); a folder of ${FOLDER_SESSIONS * FOLDER_OBJECTS} objects in ${FOLDER_SESSIONS} session folders ${median(surveyLarge).toFixed(0)} ms (runs: ${surveyLarge.map((x) => x.toFixed(0)).join(", ")})`,
 	);
 	console.log(
 		`  baseline, read + SHA-256 of every object only: median ${(median(baseline) / 1000).toFixed(2)} s = ${(mb / (median(baseline) / 1000)).toFixed(0)} MB/s`,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The customer's command line (npm bin `consentry`). Subcommands:
-//   consentry verify …   check a recording session in the customer's bucket, offline (docs/compliance.md)
+//   consentry verify …   check a session's or a meeting's folder in the customer's bucket, offline (docs/compliance.md)
 //   consentry dsr …      data-subject requests (access, export, erasure) through the gateway's API (docs/privacy.md)
 import "./quietWarnings.js";
 import { DSR_USAGE, dsrCommand } from "./dsr/command.js";
@@ -9,7 +9,7 @@ import { VERIFY_USAGE, verifyCommand } from "./verify/command.js";
 const USAGE = `usage: consentry <command> [options]
 
 commands:
-  verify    check a recording session in your bucket, without the gateway (consentry verify --help)
+  verify    check a session's or a meeting's folder in your bucket, without the gateway (consentry verify --help)
   dsr       data-subject requests: access, export, erase a person (consentry dsr --help)`;
 
 const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };

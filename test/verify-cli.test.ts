@@ -1,10 +1,11 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
 import type { Signal } from "../bench/bots/signal.js";
 import { EXIT, verifyCommand } from "../cli/verify/command.js";
+import type { FolderReport } from "../cli/verify/meetingFolder.js";
 import type { SessionReport } from "../cli/verify/report.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
@@ -157,9 +158,11 @@ async function restore(): Promise<void> {
 	for (const [k, v] of golden) await put(k, v);
 }
 
-async function verify(
-	...extra: string[]
-): Promise<{ code: number; json: { ok: boolean; sessions: SessionReport[] }; text: string }> {
+async function verify(...extra: string[]): Promise<{
+	code: number;
+	json: { ok: boolean; outcome: string; sessions: SessionReport[]; folders: FolderReport[] };
+	text: string;
+}> {
 	let out = "";
 	const where = extra[0]?.startsWith("s3://") ? (extra.shift() as string) : `s3://${bucket.name}/${base}`;
 	const args = [where, "--endpoint", bucket.server.endpoint, ...extra];
@@ -167,6 +170,11 @@ async function verify(
 	let text = "";
 	await verifyCommand(args, { out: (t) => (text += t), err: () => undefined });
 	return { code, json: JSON.parse(out), text };
+}
+
+/** What the folder check named, as "severity kind subject: message" lines. */
+function folder(r: { json: { folders: FolderReport[] } }): string[] {
+	return r.json.folders.flatMap((f) => f.problems.map((p) => `${p.severity} ${p.kind} ${p.subject}: ${p.message}`));
 }
 
 /** The failures of a report, as "check subject: message" lines. */
@@ -498,5 +506,259 @@ describe("consentry verify on a real recording", () => {
 		expect(failures(meeting)).toEqual([]);
 		expect(meeting.json.sessions.map((x) => x.kind).sort()).toEqual(["recording", "transcription"]);
 		expect(meeting.code).toBe(EXIT.verified);
+	});
+
+	describe("the meeting folder: every object verified, or named with why not", () => {
+		const meeting = () => verify(`s3://${bucket.name}/${mbase}`);
+		const sid = () => base.split("/").at(-1) as string;
+		const tsid = () => tbase.split("/").at(-1) as string;
+		const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+		it("untouched: every object in a finished session, every session of the trail there (exit 0)", async () => {
+			const r = await meeting();
+			expect(folder(r)).toEqual([]);
+			expect(r.code).toBe(EXIT.verified);
+			expect(r.json).toMatchObject({ ok: true, outcome: "verified" });
+			expect(r.json.folders).toEqual([
+				expect.objectContaining({
+					prefix: mbase,
+					objects: golden.size,
+					sessions: { finished: 2, unfinished: 0 },
+					trail: `${base}/audit.jsonl`,
+				}),
+			]);
+			expect(r.text).toContain(
+				"PASS  nothing stray, unfinished or deleted: every object is in a finished session's folder, every session the trail records is there",
+			);
+		});
+
+		it("the storage prefix (one folder per meeting) is no meeting folder: nothing there (exit 2)", async () => {
+			let err = "";
+			const code = await verifyCommand([`s3://${bucket.name}/rec`, "--endpoint", bucket.server.endpoint], {
+				out: () => undefined,
+				err: (t) => (err += t),
+			});
+			expect(code).toBe(EXIT.couldNotRun);
+			expect(err).toContain(
+				`no session at s3://${bucket.name}/rec/ (nothing there, nor in the folders below it; a storage prefix`,
+			);
+		});
+
+		it("a stray object directly in the meeting folder: exit 1, named", async () => {
+			await put(`${mbase}/notes.txt`, "hello");
+			const r = await meeting();
+			await restore();
+			expect(r.code).toBe(EXIT.failed);
+			expect(r.json.outcome).toBe("failed");
+			expect(failures(r)).toEqual([]);
+			expect(folder(r)).toEqual([
+				`fail stray ${mbase}/notes.txt: stray: 5 bytes directly in the meeting folder, in no session's folder (the gateway writes only into session folders)`,
+			]);
+			expect(r.text).toContain(`✗ ${mbase}/notes.txt: stray:`);
+			expect(r.text).toContain("0 of 2 session(s) failed verification; 1 problem(s) in the folder");
+		});
+
+		it("a stray object in a session folder no manifest lists: exit 1, named (recording and transcription)", async () => {
+			await put(`${base}/extra.bin`, "12345678");
+			await put(`${tbase}/extra.bin`, "1234");
+			const r = await meeting();
+			await restore();
+			expect(r.code).toBe(EXIT.failed);
+			expect([...failures(r)].sort()).toEqual(
+				[
+					`listing ${base}/extra.bin: added: in the bucket (8 bytes) but not in the manifest`,
+					`listing ${tbase}/extra.bin: added: in the bucket (4 bytes), not part of a transcript`,
+				].sort(),
+			);
+			expect(folder(r)).toEqual([]);
+		});
+
+		it("a whole session folder deleted, that the trail records: exit 1, named", async () => {
+			for (const k of await keys()) if (k.startsWith(`${tbase}/`)) await del(k);
+			const r = await meeting();
+			await restore();
+			expect(r.code).toBe(EXIT.failed);
+			expect(failures(r)).toEqual([]);
+			expect(folder(r)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^fail deleted ${esc(tbase)}/: deleted: the trail records transcription session ${tsid()} \\(${esc(base)}/audit\\.jsonl entry \\d+, session\\.on at [^,]+ \\(line \\d+\\), ended ${esc(base)}/audit\\.jsonl entry \\d+, session\\.off at [^,]+ \\(line \\d+\\), 2 object\\(s\\) written in this folder\\), the bucket holds nothing of it$`,
+					),
+				),
+			]);
+		});
+
+		it("the last session's folder deleted with its trail: only an earlier trail knows it started (exit 3, not a pass)", async () => {
+			for (const k of await keys()) if (k.startsWith(`${base}/`)) await del(k);
+			const r = await meeting();
+			await restore();
+			// The transcription's trail was exported while the recording still ran: it holds its start, nothing after.
+			expect(folder(r)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^pending unfinished ${esc(base)}/: no manifest yet — rerun after the meeting ends \\(the trail records recording session ${sid()} started, ${esc(tbase)}/audit\\.jsonl entry \\d+, session\\.on .*: if the meeting has ended, its folder was deleted\\)$`,
+					),
+				),
+			]);
+			expect(r.code).toBe(EXIT.unfinished);
+			expect(r.json).toMatchObject({ ok: false, outcome: "unfinished" });
+		});
+
+		it("a manifest deleted from a finished session: exit 1 (the trail records its end), not 'unfinished'", async () => {
+			await del(`${base}/manifest.json`);
+			const r = await meeting();
+			const alone = await verify();
+			await restore();
+			const want = expect.stringMatching(
+				new RegExp(
+					`^fail deleted ${esc(base)}/manifest\\.json: deleted: no manifest\\.json, though the trail records this recording session ended \\(${esc(base)}/audit\\.jsonl entry \\d+, session\\.off at `,
+				),
+			);
+			expect(folder(r)).toEqual([want]);
+			expect(r.code).toBe(EXIT.failed);
+			// The session's folder alone (PATH is the session): the same.
+			expect(folder(alone)).toEqual([want]);
+			expect(alone.code).toBe(EXIT.failed);
+		});
+
+		it("an object the manifest lists, deleted: exit 1, named", async () => {
+			const key = manifest().tracks.find((t) => t.kind === "camera")?.objects[0]?.key as string;
+			await del(key);
+			const r = await meeting();
+			await restore();
+			expect(r.code).toBe(EXIT.failed);
+			expect(failures(r)).toEqual([
+				`listing ${key}: deleted: the manifest lists this object of track ${manifest().tracks.find((t) => t.kind === "camera")?.trackId}, the bucket does not hold it`,
+			]);
+			expect(folder(r)).toEqual([]);
+		});
+
+		it("audit.jsonl deleted: the recording's (its manifest lists it) and the transcription's: exit 1, named", async () => {
+			await del(`${base}/audit.jsonl`);
+			const rec = await meeting();
+			await restore();
+			await del(`${tbase}/audit.jsonl`);
+			const tr = await meeting();
+			await restore();
+			expect(rec.code).toBe(EXIT.failed);
+			expect(failures(rec)).toEqual([
+				`listing ${base}/audit.jsonl: deleted: the manifest lists this audit.jsonl, the bucket does not hold it`,
+				`audit-chain ${base}/audit.jsonl: missing: nothing can be checked against the trail`,
+			]);
+			expect(tr.code).toBe(EXIT.failed);
+			expect(failures(tr)).toEqual([]);
+			expect(folder(tr)).toEqual([
+				`fail deleted ${tbase}/audit.jsonl: deleted: missing (the gateway writes the meeting's trail beside every final transcript; it can be missing without tampering only if its gateway stopped between the two writes)`,
+			]);
+		});
+
+		it("a copy of the trail rewritten (the transcription's audit.jsonl, an entry edited): exit 1, named", async () => {
+			const key = `${tbase}/audit.jsonl`;
+			const lines = (golden.get(key) as Buffer).toString().split("\n");
+			const i = lines.findIndex((l) => l.includes('"type":"notice.acknowledged"'));
+			lines[i] = (lines[i] as string).replace(/"at":"[^"]+"/, '"at":"2020-01-01T00:00:00.000Z"');
+			await put(key, lines.join("\n"));
+			const r = await meeting();
+			await restore();
+			expect(r.code).toBe(EXIT.failed);
+			expect(folder(r)).toEqual([
+				expect.stringMatching(new RegExp(`^fail trail ${esc(key)} entry \\d+ \\(line ${i + 1}\\): hash: .*altered`)),
+			]);
+		});
+
+		it("a transcript.json that is a checkpoint: unfinished (exit 3) in a new folder, exit 1 where the trail records the end", async () => {
+			const t = JSON.parse((golden.get(`${tbase}/transcript.json`) as Buffer).toString()) as Record<string, unknown>;
+			const { endedAt: _e, endReason: _r, ...rest } = t;
+			const ckpt = JSON.stringify({ ...rest, checkpointedAt: "2026-12-02T04:00:00.000Z" });
+			const other = "0b9d3c62-7a51-4c1e-9f4e-2d8a1e5b6c70";
+			await put(`${mbase}/${other}/transcript.json`, JSON.stringify({ ...JSON.parse(ckpt), session: other }));
+			const fresh = await meeting();
+			await restore();
+			await put(`${tbase}/transcript.json`, ckpt);
+			const replaced = await meeting();
+			await restore();
+			expect(folder(fresh)).toEqual([
+				`pending unfinished ${mbase}/${other}/: transcription session still being written (transcript.json is a checkpoint of 2026-12-02T04:00:00.000Z): no final transcript yet — rerun after the meeting ends`,
+			]);
+			expect(failures(fresh)).toEqual([]);
+			expect(fresh.code).toBe(EXIT.unfinished);
+			expect(fresh.text).toContain(
+				"All 2 finished session(s) verified; 1 unfinished (no manifest yet — rerun after the meeting ends).",
+			);
+			expect(folder(replaced)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^fail deleted ${esc(tbase)}/transcript\\.json: a checkpoint \\(written 2026-12-02T04:00:00\\.000Z\\), not the final transcript, though the trail records the session ended`,
+					),
+				),
+			]);
+			expect(replaced.code).toBe(EXIT.failed);
+		});
+
+		it("a session still recording (real: a new session, its checkpoints in the bucket): exit 3, named; a stray in it: exit 1; once it ends: exit 0", async () => {
+			const meetingId = mbase.split("/").at(-1) as string;
+			const [host, bob] = clients as [RawClient, RawClient];
+			const notices = [host, bob].map((c) => c.next("captureNotice", 20_000) as Promise<NoticeView>);
+			const dan = (clients[2] as RawClient).next("captureNotice", 20_000);
+			dan.catch(() => undefined);
+			await host.call("startCapture", { kind: "recording" });
+			for (const [i, c] of [host, bob].entries())
+				await c.call("acknowledgeNotice", { noticeId: (await notices[i])?.id, clickedAt: Date.now() });
+			const live = gw.capture.session(meetingId, "recording")?.id as string;
+			const folderKeys = async () => (await keys()).filter((k) => k.startsWith(`${mbase}/${live}/`));
+			await waitFor(async () => (await folderKeys()).length > 0, 20_000, "the live session's first checkpoint");
+			const running = await meeting();
+			// The npm bin's process exits 3 (async: this process runs the gateway that is recording).
+			const bin = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+				const child = spawn(
+					process.execPath,
+					[
+						"--import",
+						"tsx",
+						"cli/consentry.ts",
+						"verify",
+						`s3://${bucket.name}/${mbase}`,
+						"--endpoint",
+						bucket.server.endpoint,
+					],
+					{ env: { ...process.env, AWS_ACCESS_KEY_ID: "AKIATEST", AWS_SECRET_ACCESS_KEY: "x" } },
+				);
+				let stdout = "";
+				child.stdout.on("data", (d: Buffer) => {
+					stdout += d.toString();
+				});
+				child.once("close", (status) => resolve({ status, stdout }));
+			});
+			await put(`${mbase}/${live}/notes.txt`, "hi");
+			const stray = await meeting();
+			await del(`${mbase}/${live}/notes.txt`);
+			await host.call("stopCapture", { kind: "recording" });
+			await waitFor(() => bucket.json(`${mbase}/${live}/manifest.json`).catch(() => undefined), 60_000, "manifest");
+			await waitFor(async () => !(await folderKeys()).some((k) => k.endsWith(".ckpt")), 15_000, "checkpoints gone");
+			const done = await meeting();
+
+			expect(folder(running)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^pending unfinished ${esc(mbase)}/${live}/: no manifest yet — rerun after the meeting ends \\(a session still recording, or its node stopped and has not finished it yet: \\d+ object\\(s\\), last written 20`,
+					),
+				),
+			]);
+			expect(failures(running)).toEqual([]);
+			expect(running.code).toBe(EXIT.unfinished);
+			expect(running.json).toMatchObject({ ok: false, outcome: "unfinished" });
+			expect(running.text).toContain(`… ${mbase}/${live}/: no manifest yet — rerun after the meeting ends`);
+			expect(bin.status).toBe(3);
+			expect(bin.stdout).toContain(`UNFINISHED  s3://${bucket.name}/${mbase}/`);
+			expect(bin.stdout).toContain("1 unfinished (no manifest yet — rerun after the meeting ends)");
+			expect(stray.code).toBe(EXIT.failed);
+			expect(folder(stray)).toContainEqual(
+				`fail stray ${mbase}/${live}/notes.txt: stray: 2 bytes in an unfinished session's folder, not an object a capture session writes`,
+			);
+			expect(failures(done)).toEqual([]);
+			expect(folder(done)).toEqual([]);
+			expect(done.code).toBe(EXIT.verified);
+			expect(done.json.sessions).toHaveLength(3);
+		}, 120_000);
 	});
 });

@@ -32,6 +32,8 @@ export class BucketUnreachable extends Error {
 export interface Listed {
 	key: string;
 	size: number;
+	/** When it was last written (ms since the epoch), if the listing says. */
+	lastModified?: number;
 }
 
 /** Read-only access to the customer's bucket: listing, capped reads, streamed hashes. */
@@ -72,7 +74,11 @@ export class Bucket {
 			for (const o of page.Contents ?? []) {
 				if (o.Key === undefined) continue;
 				if (objects.length >= max) return { objects, truncated: true };
-				objects.push({ key: o.Key, size: o.Size ?? 0 });
+				objects.push({
+					key: o.Key,
+					size: o.Size ?? 0,
+					...(o.LastModified ? { lastModified: o.LastModified.getTime() } : {}),
+				});
 			}
 			token = page.IsTruncated ? page.NextContinuationToken : undefined;
 		} while (token);
@@ -81,7 +87,13 @@ export class Bucket {
 
 	/** The folders right below `prefix` (`…/x/`), at most `max`. */
 	async folders(prefix: string, max: number): Promise<string[]> {
-		const out: string[] = [];
+		return (await this.children(prefix, max)).folders;
+	}
+
+	/** What lies right below `prefix`: its objects (at most `max`) and its folders (`…/x/`, at most `max`). */
+	async children(prefix: string, max: number): Promise<{ objects: string[]; folders: string[] }> {
+		const folders: string[] = [];
+		const objects: string[] = [];
 		let token: string | undefined;
 		do {
 			const page = await this.#send(
@@ -91,10 +103,11 @@ export class Bucket {
 					),
 				`list ${prefix}`,
 			);
-			for (const p of page.CommonPrefixes ?? []) if (p.Prefix && out.length < max) out.push(p.Prefix);
-			token = page.IsTruncated && out.length < max ? page.NextContinuationToken : undefined;
+			for (const p of page.CommonPrefixes ?? []) if (p.Prefix && folders.length < max) folders.push(p.Prefix);
+			for (const o of page.Contents ?? []) if (o.Key && objects.length < max) objects.push(o.Key);
+			token = page.IsTruncated && folders.length < max && objects.length < max ? page.NextContinuationToken : undefined;
 		} while (token);
-		return out;
+		return { objects, folders };
 	}
 
 	/**

@@ -1,16 +1,23 @@
 import { parseArgs } from "node:util";
 import { Bucket, BucketUnreachable } from "./bucket.js";
+import { type FolderReport, type Found, surveyMeeting } from "./meetingFolder.js";
 import { Findings, formatReport, type SessionReport } from "./report.js";
 import { DEFAULT_LIMITS, type VerifyLimits, verifySession } from "./verifySession.js";
 import { verifyTranscript } from "./verifyTranscript.js";
 
-/** Exit codes: everything verified; something failed verification; the verifier could not run. */
-export const EXIT = { verified: 0, failed: 1, couldNotRun: 2 } as const;
+/**
+ * Exit codes: everything verified; something failed verification; the verifier could not run; nothing wrong found,
+ * but a session is unfinished (no manifest yet: not a pass, rerun after the meeting ends).
+ */
+export const EXIT = { verified: 0, failed: 1, couldNotRun: 2, unfinished: 3 } as const;
+export type Outcome = "verified" | "failed" | "unfinished";
 
 export const VERIFY_USAGE = `usage: consentry verify <s3://BUCKET/PATH | --bucket BUCKET --prefix PATH> [options]
 
 PATH is a session's folder ({prefix}/{meetingId}/{sessionId}: a recording, or a transcription) or a meeting's
-folder (every session in it is verified). With --session ID, PATH is the storage prefix and the session is found under it.
+folder: every session in it is verified, and every other object in it is named (stray: in no session; a session
+folder without its manifest: unfinished; a session the meeting's trail records, gone: deleted). With --session ID,
+PATH is the storage prefix and the session is found under it.
 
   --endpoint URL            S3 endpoint (MinIO, R2, a local server…); default: AWS
   --region REGION           default: AWS_REGION, or us-east-1
@@ -23,7 +30,9 @@ folder (every session in it is verified). With --session ID, PATH is the storage
   --max-manifest-bytes N, --max-audit-bytes N, --max-chat-bytes N, --max-objects N   caps (hostile buckets)
 
 Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), AWS_PROFILE, ~/.aws, … (AWS SDK v3).
-Exit code: 0 every check passed; 1 verification failed; 2 could not run (bad arguments, bucket unreachable).`;
+Exit code: 0 every object verified; 1 verification failed (altered, missing, stray, deleted); 2 could not run (bad
+arguments, bucket unreachable, nothing there); 3 unfinished: a session has no manifest yet (still recording, or its
+node stopped before finishing it) and nothing else is wrong — not a pass: rerun after the meeting ends.`;
 
 class UsageError extends Error {}
 
@@ -102,22 +111,27 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
 			...(values.profile ? { profile: values.profile } : {}),
 			...(values["sse-c-key"] ? { sseCustomerKey: values["sse-c-key"] } : {}),
 		});
-		const sessions = await findSessions(bucket, path, values.session);
-		if (sessions.length === 0)
+		const { sessions, folders } = await findSessions(bucket, path, values.session, limits);
+		if (sessions.length === 0 && folders.every((f) => f.problems.length === 0))
 			throw new NothingThere(
 				values.session
 					? `no session ${values.session} under s3://${name}/${path}`
-					: `no session at s3://${name}/${path}/ (no manifest.json or transcript.json there, nor in the folders below it)`,
+					: `no session at s3://${name}/${path}/ (nothing there, nor in the folders below it; a storage prefix holds one folder per meeting: give a meeting's folder, or find a session with --session ID)`,
 			);
 		const reports: SessionReport[] = [];
 		for (const s of sessions) reports.push(await verifyOne(bucket, s, limits));
-		const ok = reports.every((r) => r.ok);
-		io.out(json ? `${JSON.stringify({ ok, sessions: reports }, null, 2)}\n` : formatReport(reports));
-		return ok ? EXIT.verified : EXIT.failed;
+		const outcome = outcomeOf(reports, folders);
+		io.out(
+			json
+				? `${JSON.stringify({ ok: outcome === "verified", outcome, sessions: reports, folders }, null, 2)}\n`
+				: formatReport(reports, folders),
+		);
+		return EXIT[outcome];
 	} catch (err) {
 		const known = err instanceof UsageError || err instanceof BucketUnreachable || err instanceof NothingThere;
 		const message = known ? (err as Error).message : `unexpected error: ${(err as Error)?.stack ?? String(err)}`;
-		if (json) io.out(`${JSON.stringify({ ok: false, error: { code: codeOf(err), message } }, null, 2)}\n`);
+		if (json)
+			io.out(`${JSON.stringify({ ok: false, outcome: "error", error: { code: codeOf(err), message } }, null, 2)}\n`);
 		io.err(`consentry verify: ${message}\n${err instanceof UsageError ? `\n${VERIFY_USAGE}\n` : ""}`);
 		return EXIT.couldNotRun;
 	} finally {
@@ -174,34 +188,47 @@ function int(v: string | undefined, name: string, dflt: number, min: number, max
 	return n;
 }
 
-type Found = { kind: "recording" | "transcription"; prefix: string };
-
-/** What a folder holds: a recording session (manifest.json), a transcription session (transcript.json), or neither. */
-async function sessionAt(bucket: Bucket, folder: string): Promise<Found | undefined> {
-	const listed = await bucket.list(`${folder}/`, 100_000);
-	const has = (name: string) => listed.objects.some((o) => o.key === `${folder}/${name}`);
-	if (has("manifest.json")) return { kind: "recording", prefix: folder };
-	if (has("transcript.json")) return { kind: "transcription", prefix: folder };
-	return undefined;
-}
-
-/** The session folders to verify: PATH itself, the sessions of a meeting folder, or the session named. */
-async function findSessions(bucket: Bucket, path: string, session: string | undefined): Promise<Found[]> {
+/**
+ * The sessions to verify and the folders surveyed: a session's folder (PATH, or `--session ID` under PATH) is
+ * surveyed alone within its meeting's folder; a meeting's folder as a whole (everything in it accounted for).
+ */
+async function findSessions(
+	bucket: Bucket,
+	path: string,
+	session: string | undefined,
+	limits: VerifyLimits,
+): Promise<{ sessions: Found[]; folders: FolderReport[] }> {
 	const base = path ? `${path}/` : "";
-	const out: Found[] = [];
+	const sessions: Found[] = [];
+	const folders: FolderReport[] = [];
+	const survey = async (meetingFolder: string, only?: string) => {
+		const r = await surveyMeeting(bucket, meetingFolder, limits, only);
+		sessions.push(...r.sessions);
+		if (r.folder.objects > 0 || r.folder.problems.length > 0) folders.push(r.folder);
+	};
 	if (session !== undefined) {
 		for (const meeting of await bucket.folders(base, 1_000_000)) {
-			const found = await sessionAt(bucket, `${meeting}${session}`);
-			if (found) out.push(found);
+			const here = await bucket.children(`${meeting}${session}/`, 1);
+			if (here.objects.length || here.folders.length) await survey(meeting.replace(/\/$/, ""), session);
 		}
-		return out;
+		return { sessions, folders };
 	}
-	if (!path) return [];
-	const direct = await sessionAt(bucket, path);
-	if (direct) return [direct];
-	for (const folder of await bucket.folders(base, 100_000)) {
-		const found = await sessionAt(bucket, folder.replace(/\/$/, ""));
-		if (found) out.push(found);
-	}
-	return out;
+	if (!path) return { sessions, folders };
+	const here = await bucket.children(base, 100_000);
+	const parent = path.split("/").slice(0, -1).join("/");
+	const final = here.objects.some((k) => k === `${base}manifest.json` || k === `${base}transcript.json`);
+	// A session's folder (finished, or not yet: objects and no folders below); else a meeting's.
+	if (parent && (final || (here.objects.length > 0 && here.folders.length === 0)))
+		await survey(parent, path.split("/").at(-1));
+	else if (here.objects.length || here.folders.length) await survey(path);
+	return { sessions, folders };
+}
+
+/** verified: every object under the folder is proven; failed: something breaks the proof; unfinished: a session has
+ * no manifest yet and nothing else is wrong (not a pass: rerun after the meeting ends). */
+function outcomeOf(reports: SessionReport[], folders: FolderReport[]): keyof typeof EXIT & Outcome {
+	const problems = folders.flatMap((f) => f.problems);
+	if (reports.some((r) => !r.ok) || problems.some((p) => p.severity === "fail")) return "failed";
+	if (problems.some((p) => p.severity === "pending")) return "unfinished";
+	return "verified";
 }

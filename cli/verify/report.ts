@@ -1,3 +1,5 @@
+import type { FolderReport } from "./meetingFolder.js";
+
 /** What one check concluded. */
 export type Status = "pass" | "fail" | "warn" | "skip";
 
@@ -107,8 +109,8 @@ export class Findings {
 
 const MARK: Record<Status, string> = { pass: "PASS", fail: "FAIL", warn: "WARN", skip: "SKIP" };
 
-/** The human report: one line per check, then every problem naming its object or line. */
-export function formatReport(reports: SessionReport[]): string {
+/** The human report: one line per check, then every problem naming its object or line; then each meeting folder. */
+export function formatReport(reports: SessionReport[], folders: FolderReport[] = []): string {
 	const out: string[] = [];
 	for (const r of reports) {
 		out.push(
@@ -127,11 +129,34 @@ export function formatReport(reports: SessionReport[]): string {
 		}
 		out.push("");
 	}
+	for (const f of folders) {
+		const fails = f.problems.filter((p) => p.severity === "fail").length;
+		const pending = f.problems.filter((p) => p.severity === "pending").length;
+		out.push(
+			f.session === undefined
+				? `${fails ? "NOT VERIFIED" : pending ? "UNFINISHED" : "VERIFIED"}  s3://${f.bucket}/${f.prefix}/  (the meeting's folder: ${f.objects} objects, ${f.sessions.finished} finished and ${f.sessions.unfinished} unfinished session folder(s); trail ${f.trail ?? "none in the bucket"})`
+				: `${fails ? "NOT VERIFIED" : pending ? "UNFINISHED" : "VERIFIED"}  s3://${f.bucket}/${f.prefix}/  (the session's folder: ${f.objects} objects, ${f.sessions.unfinished ? "unfinished" : "finished"}; trail ${f.trail ?? "none in the bucket"})`,
+		);
+		if (f.problems.length === 0)
+			out.push(
+				"  PASS  nothing stray, unfinished or deleted: every object is in a finished session's folder, every session the trail records is there",
+			);
+		for (const p of f.problems)
+			out.push(`  ${p.severity === "fail" ? "✗" : p.severity === "pending" ? "…" : "!"} ${p.subject}: ${p.message}`);
+		out.push("");
+	}
 	const failed = reports.filter((r) => !r.ok).length;
-	out.push(
-		failed === 0
-			? `All ${reports.length} session(s) verified.`
-			: `${failed} of ${reports.length} session(s) failed verification.`,
-	);
+	const problems = folders.flatMap((f) => f.problems);
+	const folderFails = problems.filter((p) => p.severity === "fail").length;
+	const unfinished = problems.filter((p) => p.severity === "pending").length;
+	if (failed || folderFails)
+		out.push(
+			`${failed} of ${reports.length} session(s) failed verification${folderFails ? `; ${folderFails} problem(s) in the folder (stray or deleted objects, deleted sessions)` : ""}.`,
+		);
+	else if (unfinished)
+		out.push(
+			`All ${reports.length} finished session(s) verified; ${unfinished} unfinished (no manifest yet — rerun after the meeting ends). Nothing wrong found so far, nothing proven for the unfinished ones.`,
+		);
+	else out.push(`All ${reports.length} session(s) verified.`);
 	return `${out.join("\n")}\n`;
 }

@@ -11,7 +11,7 @@ export interface VerifyLimits {
 	maxManifestBytes: number;
 	maxAuditBytes: number;
 	maxChatBytes: number;
-	/** Most keys listed under one session. */
+	/** Most keys listed under one session's folder, and under a meeting's folder (its folder check). */
 	maxObjects: number;
 	/** Objects hashed at once. */
 	concurrency: number;
