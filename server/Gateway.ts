@@ -14,11 +14,12 @@ import { Placement } from "./cluster/Placement.js";
 import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
-import { ConsentryError, StoreUnavailableError, toPublicError } from "./errors.js";
+import { ConsentryError, RateLimitError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerPlaybackApi } from "./http/PlaybackApi.js";
+import { RestLimiter } from "./http/RestLimiter.js";
 import { registerStorageApi } from "./http/StorageApi.js";
 import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
 import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
@@ -225,8 +226,13 @@ export class Gateway {
 			...(config.cluster ? { clusterUrls: () => clusterUrls() } : {}),
 		});
 		registerAccessLog(http, log, config.trustProxy);
+		// Cost before trust on REST: per address on every route registered below (before any token is verified) and
+		// per caller on the costly ones (docs/security.md, "REST API").
+		const restLimiter = await RestLimiter.register(http, config.rest, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
+			if (err instanceof RateLimitError && err.retryAfterSec !== undefined)
+				reply.header("retry-after", String(err.retryAfterSec));
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
 			const status = (err as { statusCode?: number }).statusCode;
 			if (status && status >= 400 && status < 500) {
@@ -235,9 +241,16 @@ export class Gateway {
 			log.error({ err }, "unhandled HTTP error");
 			return reply.status(500).send(toPublicError(err));
 		});
-		http.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: "not_found", message: "No such page." }));
+		http.setNotFoundHandler({ preHandler: RestLimiter.notFoundHook(http) }, (_req, reply) =>
+			reply.status(404).send({ code: "not_found", message: "No such page." }),
+		);
 
-		http.get("/healthz", async () => ({ ok: true, workers: pool.size, rooms: rooms.size }));
+		// Not rate limited: in memory only, and a load balancer's probe must never be refused for others' floods.
+		http.get("/healthz", { config: { rateLimit: false } }, async () => ({
+			ok: true,
+			workers: pool.size,
+			rooms: rooms.size,
+		}));
 
 		if (existsSync(config.clientDir)) {
 			await http.register(fastifyStatic, { root: config.clientDir, index: "index.html" });
@@ -478,6 +491,7 @@ export class Gateway {
 			trustProxy: config.trustProxy,
 		});
 		registerMeetingsApi(http, {
+			limiter: restLimiter,
 			store,
 			hub,
 			events,
@@ -494,8 +508,9 @@ export class Gateway {
 			log,
 			gatewayId: config.gatewayId,
 		});
-		registerDataSubjectApi(http, { service: dsr, verifier });
+		registerDataSubjectApi(http, { service: dsr, verifier, limiter: restLimiter });
 		registerOperatorApi(http, {
+			limiter: restLimiter,
 			service: operator,
 			dsr,
 			verifier: operatorVerifier,
@@ -527,6 +542,7 @@ export class Gateway {
 			tls: Boolean(config.http.tls),
 		});
 		registerStorageApi(http, {
+			limiter: restLimiter,
 			targets,
 			events,
 			verifier,
@@ -542,7 +558,7 @@ export class Gateway {
 					log: log.child({ component: "webhooks" }),
 				})
 			: undefined;
-		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy });
+		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy, limiter: restLimiter });
 		const metrics = config.metrics.enabled ? new Metrics({ rooms, pool, events, recorder, webhooks }) : undefined;
 		if (metrics) registerMetricsRoute(http, metrics, config.metrics);
 		await registerOpenApi(http);

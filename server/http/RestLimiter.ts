@@ -1,0 +1,106 @@
+import fastifyRateLimit from "@fastify/rate-limit";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { RestLimits } from "../config.js";
+import { RateLimitError } from "../errors.js";
+import { clientAddress } from "../signaling/SignalingServer.js";
+
+/**
+ * The costly kinds of REST work, each with its own budget per caller and window:
+ * - `dsr`: data-subject requests (access, export, erasure, retry), the customer's admin's and the operator's;
+ * - `changes`: storage-target and webhook changes, webhook pings, the operator's tenant wipes (each probes or
+ *   reaches outside the gateway, or writes much);
+ * - `meetings`: meeting creation.
+ */
+export type CostlyKind = "dsr" | "changes" | "meetings";
+
+/** Who spends a costly budget: a tenant's person (tenant + subject) or an operator (subject). */
+export type Caller = { tenantId: string; subject: string } | { role: "operator"; subject: string };
+
+/** Addresses (and callers) the limiter remembers at once: beyond, the least recently seen are forgotten. */
+const ADDRESSES_REMEMBERED = 100_000;
+const CALLERS_REMEMBERED = 20_000;
+
+const KIND_WORDS: Record<CostlyKind, string> = {
+	dsr: "data-subject requests",
+	changes: "storage and webhook changes",
+	meetings: "new meetings",
+};
+
+/**
+ * The REST API's rate limits (docs/security.md, "REST API"), on @fastify/rate-limit's fixed windows, per gateway
+ * process (a cluster's nodes each count their own):
+ * - per client address (the signaling's notion: IPv4, IPv6 /64, X-Forwarded-For's last hop behind a trusted proxy),
+ *   every route (assets, pages, API, /metrics, unknown paths) but `/healthz`, in an `onRequest` hook: before the body
+ *   is read, before any token is verified or the store is asked;
+ * - per authenticated caller for the costly kinds (`spend`), right after the caller's token is verified and before
+ *   any work.
+ * Over a limit: 429 `rate_limited` with `Retry-After` (seconds) and `retryAfterSec`, nothing done.
+ */
+export class RestLimiter {
+	readonly #callers = new WeakMap<FastifyRequest, string>();
+	readonly #checks: Record<CostlyKind, ReturnType<FastifyInstance["createRateLimit"]>>;
+
+	private constructor(http: FastifyInstance, limits: RestLimits) {
+		const check = (max: number) => {
+			const options: Parameters<FastifyInstance["createRateLimit"]>[0] & { cache: number } = {
+				max,
+				timeWindow: limits.windowMs,
+				cache: CALLERS_REMEMBERED,
+				keyGenerator: (req) => this.#callers.get(req) ?? "",
+			};
+			return http.createRateLimit(options);
+		};
+		this.#checks = {
+			dsr: check(limits.dsrPerCaller),
+			changes: check(limits.changesPerCaller),
+			meetings: check(limits.meetingsPerCaller),
+		};
+	}
+
+	/**
+	 * Registers the per-address limit on every route registered after this (register it before the routes; a route
+	 * with `config: { rateLimit: false }` is left out) and on the not-found handler (`notFoundHook`).
+	 */
+	static async register(http: FastifyInstance, limits: RestLimits, trustProxy: boolean): Promise<RestLimiter> {
+		await http.register(fastifyRateLimit, {
+			global: true,
+			hook: "onRequest",
+			max: limits.requestsPerAddress,
+			timeWindow: limits.windowMs,
+			cache: ADDRESSES_REMEMBERED,
+			keyGenerator: (req) => `address:${clientAddress(req.raw, trustProxy)}`,
+			errorResponseBuilder: (_req, context) => {
+				const sec = Math.max(1, Math.ceil(context.ttl / 1000));
+				return new RateLimitError(
+					`Too many requests from this address; retry in ${sec} s.`,
+					"rate_limited",
+					sec,
+				) as unknown as object;
+			},
+		});
+		return new RestLimiter(http, limits);
+	}
+
+	/** The per-address limit as a hook, for the not-found handler (it has no route for the global hook). */
+	static notFoundHook(http: FastifyInstance) {
+		return http.rateLimit();
+	}
+
+	/**
+	 * Takes one from `caller`'s budget of `kind`; 429 `rate_limited` (with `Retry-After`) when it is spent. Call it
+	 * right after the caller is known (token verified) and before any work, so a refused request does nothing.
+	 */
+	async spend(req: FastifyRequest, caller: Caller, kind: CostlyKind): Promise<void> {
+		const key = "tenantId" in caller ? `${caller.tenantId}\u0000${caller.subject}` : `operator\u0000${caller.subject}`;
+		this.#callers.set(req, `${kind}\u0000${key}`);
+		const r = await this.#checks[kind](req);
+		if (!r.isAllowed && r.isExceeded) {
+			const sec = Math.max(1, r.ttlInSeconds);
+			throw new RateLimitError(
+				`Too many ${KIND_WORDS[kind]} from this caller; retry in ${sec} s.`,
+				"rate_limited",
+				sec,
+			);
+		}
+	}
+}

@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { TokenVerifier } from "../server/auth/TokenVerifier.js";
+import type { Gateway } from "../server/Gateway.js";
+import { storageEnv } from "./helpers/bucket.js";
+import { startGateway } from "./helpers/gateway.js";
+import { testTenant } from "./helpers/tenants.js";
+
+/**
+ * The REST API's rate limits (server/http/RestLimiter.ts, docs/security.md "REST API") on a real gateway over real
+ * HTTP. Requests come "from" different addresses through a trusted proxy's X-Forwarded-For. Per address: 20 requests
+ * per 3 s window; per caller: 5 data-subject requests, 3 changes, 3 new meetings per window.
+ */
+describe("REST rate limits", () => {
+	const acme = testTenant("acme");
+	let gw: Gateway;
+	const WINDOW_S = 3;
+	const PER_ADDRESS = 20;
+
+	/** One request from `address`; status, body, Retry-After. */
+	const call = async (address: string, method: string, path: string, token?: string, body?: unknown) => {
+		const res = await fetch(`${gw.url}${path}`, {
+			method,
+			headers: {
+				"x-forwarded-for": `203.0.113.9, ${address}`,
+				...(token ? { authorization: `Bearer ${token}` } : {}),
+				...(body !== undefined ? { "content-type": "application/json" } : {}),
+			},
+			...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+		});
+		const text = await res.text();
+		return {
+			status: res.status,
+			body: (text.startsWith("{") ? JSON.parse(text) : {}) as Record<string, unknown>,
+			retryAfter: res.headers.get("retry-after"),
+		};
+	};
+	const statuses = (rs: { status: number }[]) => {
+		const n = new Map<number, number>();
+		for (const r of rs) n.set(r.status, (n.get(r.status) ?? 0) + 1);
+		return Object.fromEntries(n);
+	};
+	/** Every refusal is 429 `rate_limited` with a Retry-After of 1..window seconds that the body repeats. */
+	const expectRefusals = (rs: Awaited<ReturnType<typeof call>>[]) => {
+		for (const r of rs.filter((x) => x.status === 429)) {
+			expect(r.body.code).toBe("rate_limited");
+			const after = Number(r.retryAfter);
+			expect(after).toBeGreaterThanOrEqual(1);
+			expect(after).toBeLessThanOrEqual(WINDOW_S);
+			expect(r.body.retryAfterSec).toBe(after);
+		}
+		expect(rs.some((r) => r.status >= 500 || r.body.code === "internal_error")).toBe(false);
+	};
+
+	beforeAll(async () => {
+		gw = await startGateway({
+			tenants: [acme],
+			env: {
+				...storageEnv(),
+				CONSENTRY_TRUST_PROXY: "true",
+				CONSENTRY_REST_WINDOW_SECONDS: String(WINDOW_S),
+				CONSENTRY_REST_REQUESTS_PER_ADDRESS: String(PER_ADDRESS),
+				CONSENTRY_REST_DSR_PER_CALLER: "5",
+				CONSENTRY_REST_CHANGES_PER_CALLER: "3",
+				CONSENTRY_REST_MEETINGS_PER_CALLER: "3",
+			},
+		});
+	});
+	afterAll(async () => {
+		await gw?.close();
+	});
+
+	it("a flood from one address gets 429 rate_limited with Retry-After; other addresses and /healthz go on; the window recovers", async () => {
+		const host = acme.token("hana");
+		const flood = await Promise.all(
+			Array.from({ length: PER_ADDRESS * 2 }, () => call("198.51.100.1", "GET", "/api/meetings", host)),
+		);
+		expect(statuses(flood)).toEqual({ 200: PER_ADDRESS, 429: PER_ADDRESS });
+		expectRefusals(flood);
+		// Every route of the address is cut, an unknown path and the OpenAPI document too…
+		for (const path of ["/api/meetings", "/no/such/page", "/api/openapi.json"]) {
+			const r = await call("198.51.100.1", "GET", path, host);
+			expect(r.status).toBe(429);
+			expectRefusals([r]);
+		}
+		// …but not its health check, nor another address.
+		expect((await call("198.51.100.1", "GET", "/healthz")).status).toBe(200);
+		expect((await call("198.51.100.2", "GET", "/api/meetings", host)).status).toBe(200);
+		// An IPv6 address counts by its /64: a neighbour in the same /64 is cut too, the next /64 is not.
+		const v6 = await Promise.all(
+			Array.from({ length: PER_ADDRESS }, (_, i) => call(`2001:db8:1:2::${i + 1}`, "GET", "/api/openapi.json")),
+		);
+		expect(statuses(v6)).toEqual({ 200: PER_ADDRESS });
+		expect((await call("2001:db8:1:2:ffff::9", "GET", "/api/openapi.json")).status).toBe(429);
+		expect((await call("2001:db8:1:3::1", "GET", "/api/openapi.json")).status).toBe(200);
+		// After Retry-After seconds the address is served again.
+		const refused = await call("198.51.100.1", "GET", "/api/meetings", host);
+		expect(refused.status).toBe(429);
+		await new Promise((r) => setTimeout(r, Number(refused.retryAfter) * 1000 + 100));
+		expect((await call("198.51.100.1", "GET", "/api/meetings", host)).status).toBe(200);
+	});
+
+	it("a flood of bad tokens is refused before each token is verified", async () => {
+		const verify = vi.spyOn(TokenVerifier.prototype, "verify"); // counts, calls the real verification
+		try {
+			const rs = [];
+			for (let batch = 0; batch < 4; batch++) {
+				rs.push(
+					...(await Promise.all(
+						Array.from({ length: 50 }, () => call("198.51.100.3", "GET", "/api/meetings", "not.a.token")),
+					)),
+				);
+			}
+			expect(statuses(rs)).toEqual({ 401: PER_ADDRESS, 429: 200 - PER_ADDRESS });
+			expectRefusals(rs);
+			// 200 bad tokens, PER_ADDRESS verifications: the rest were refused before any.
+			expect(verify).toHaveBeenCalledTimes(PER_ADDRESS);
+		} finally {
+			verify.mockRestore();
+		}
+	});
+
+	it("a flood of erasures from one admin token is cut per caller, from any address; only the allowed ones take effect", async () => {
+		const admin = acme.token("it-admin", "admin");
+		const before = (await gw.events.list({ tenantId: "acme", type: "dsr.erasure" })).length;
+		// Each from its own address: the per-address budget is not what stops them.
+		const rs = await Promise.all(
+			Array.from({ length: 12 }, (_, i) =>
+				call(`198.51.101.${i + 1}`, "POST", "/api/dsr/erasures", admin, { person: { subject: `ghost-${i}` } }),
+			),
+		);
+		expect(statuses(rs)).toEqual({ 200: 5, 429: 7 });
+		expectRefusals(rs);
+		expect(rs.find((r) => r.status === 429)?.body.message).toMatch(/data-subject requests/);
+		// The trail holds exactly the five that were allowed, each for a person who was answered 200.
+		const erased = (await gw.events.list({ tenantId: "acme", type: "dsr.erasure" })).slice(before);
+		expect(erased).toHaveLength(5);
+		// Access and export share the caller's budget; another admin of the tenant has their own.
+		const exp = await call("198.51.101.50", "POST", "/api/dsr/export", admin, { person: { subject: "ghost-0" } });
+		expect(exp.status).toBe(429);
+		const other = acme.token("other-admin", "admin");
+		expect(
+			(await call("198.51.101.51", "POST", "/api/dsr/access", other, { person: { subject: "ghost-0" } })).status,
+		).toBe(200);
+		// A bad request is refused as such (400), not counted as work done; after the window the admin goes on.
+		await new Promise((r) => setTimeout(r, Number(rs.find((r) => r.status === 429)?.retryAfter) * 1000 + 100));
+		const again = await call("198.51.101.52", "POST", "/api/dsr/erasures", admin, { person: { subject: "ghost-x" } });
+		expect(again.status).toBe(200);
+		expect((await gw.events.list({ tenantId: "acme", type: "dsr.erasure" })).slice(before)).toHaveLength(6);
+	});
+
+	it("meeting creation and storage changes have their own per-caller budgets", async () => {
+		const host = acme.token("mia");
+		const created = await Promise.all(
+			Array.from({ length: 5 }, (_, i) =>
+				call(`198.51.102.${i + 1}`, "POST", "/api/meetings", host, { title: `m${i}`, settings: { lobby: false } }),
+			),
+		);
+		expect(statuses(created)).toEqual({ 201: 3, 429: 2 });
+		expectRefusals(created);
+		expect((await call("198.51.102.9", "GET", "/api/meetings", host)).body.meetings).toHaveLength(3);
+		// Storage-target removal (no target here: 404 after the budget is taken), then refused before any store work.
+		const admin = acme.token("st-admin", "admin");
+		const removed = [];
+		for (let i = 0; i < 5; i++) removed.push(await call(`198.51.103.${i + 1}`, "DELETE", "/api/storage-target", admin));
+		expect(removed.map((r) => r.status)).toEqual([404, 404, 404, 429, 429]);
+		expectRefusals(removed);
+	});
+});
