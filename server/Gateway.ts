@@ -219,6 +219,9 @@ export class Gateway {
 		}) as unknown as FastifyInstance;
 		const apiRoutes = collectRoutes(http);
 
+		// Cost before trust on REST: per address, the first hook of every request (before any other hook, any body or
+		// token) and per caller on the costly routes (docs/security.md, "REST API").
+		const restLimiter = await RestLimiter.register(http, config.rest, config.trustProxy);
 		// Cluster: the live nodes' URLs (set once the node is registered below) may take this page's signaling.
 		let clusterUrls: () => readonly string[] = () => [];
 		await registerSecurityHeaders(http, {
@@ -226,13 +229,12 @@ export class Gateway {
 			...(config.cluster ? { clusterUrls: () => clusterUrls() } : {}),
 		});
 		registerAccessLog(http, log, config.trustProxy);
-		// Cost before trust on REST: per address on every route registered below (before any token is verified) and
-		// per caller on the costly ones (docs/security.md, "REST API").
-		const restLimiter = await RestLimiter.register(http, config.rest, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
-			if (err instanceof RateLimitError && err.retryAfterSec !== undefined)
-				reply.header("retry-after", String(err.retryAfterSec));
+			if (err instanceof RateLimitError && err.retryAfterSec !== undefined) {
+				// A per-address refusal comes before the security headers' hook: the one that matters for JSON is set here.
+				reply.header("retry-after", String(err.retryAfterSec)).header("x-content-type-options", "nosniff");
+			}
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
 			const status = (err as { statusCode?: number }).statusCode;
 			if (status && status >= 400 && status < 500) {
@@ -241,9 +243,7 @@ export class Gateway {
 			log.error({ err }, "unhandled HTTP error");
 			return reply.status(500).send(toPublicError(err));
 		});
-		http.setNotFoundHandler({ preHandler: RestLimiter.notFoundHook(http) }, (_req, reply) =>
-			reply.status(404).send({ code: "not_found", message: "No such page." }),
-		);
+		http.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: "not_found", message: "No such page." }));
 
 		// Not rate limited: in memory only, and a load balancer's probe must never be refused for others' floods.
 		http.get("/healthz", { config: { rateLimit: false } }, async () => ({

@@ -58,17 +58,19 @@ export class RestLimiter {
 	}
 
 	/**
-	 * Registers the per-address limit on every route registered after this (register it before the routes; a route
-	 * with `config: { rateLimit: false }` is left out) and on the not-found handler (`notFoundHook`).
+	 * Registers the per-address limit as the first `onRequest` hook of every request (register it before any other
+	 * hook: a refused request costs no security-header, routing-hook or body work). A route with
+	 * `config: { rateLimit: false }` is left out.
 	 */
 	static async register(http: FastifyInstance, limits: RestLimits, trustProxy: boolean): Promise<RestLimiter> {
 		await http.register(fastifyRateLimit, {
-			global: true,
-			hook: "onRequest",
+			// Not per route: one instance-wide hook (below), ahead of the others, that also covers unknown paths.
+			global: false,
 			max: limits.requestsPerAddress,
 			timeWindow: limits.windowMs,
 			cache: ADDRESSES_REMEMBERED,
 			keyGenerator: (req) => `address:${clientAddress(req.raw, trustProxy)}`,
+			allowList: (req) => req.routeOptions.config?.rateLimit === false,
 			errorResponseBuilder: (_req, context) => {
 				const sec = Math.max(1, Math.ceil(context.ttl / 1000));
 				return new RateLimitError(
@@ -78,12 +80,8 @@ export class RestLimiter {
 				) as unknown as object;
 			},
 		});
+		http.addHook("onRequest", http.rateLimit());
 		return new RestLimiter(http, limits);
-	}
-
-	/** The per-address limit as a hook, for the not-found handler (it has no route for the global hook). */
-	static notFoundHook(http: FastifyInstance) {
-		return http.rateLimit();
 	}
 
 	/**
