@@ -19,7 +19,7 @@ import { registerAccessLog } from "./http/accessLog.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerPlaybackApi } from "./http/PlaybackApi.js";
-import { RestLimiter } from "./http/RestLimiter.js";
+import { FloodRefusal, RestLimiter } from "./http/RestLimiter.js";
 import { registerStorageApi } from "./http/StorageApi.js";
 import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
 import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
@@ -234,6 +234,8 @@ export class Gateway {
 			if (err instanceof RateLimitError && err.retryAfterSec !== undefined) {
 				// A per-address refusal comes before the security headers' hook: the one that matters for JSON is set here.
 				reply.header("retry-after", String(err.retryAfterSec)).header("x-content-type-options", "nosniff");
+				// A flood's connection is closed after this answer (not behind a proxy, whose connections are shared).
+				if (err instanceof FloodRefusal && !config.trustProxy) reply.header("connection", "close");
 			}
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
 			const status = (err as { statusCode?: number }).statusCode;

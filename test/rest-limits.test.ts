@@ -1,3 +1,4 @@
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TokenVerifier } from "../server/auth/TokenVerifier.js";
 import type { Gateway } from "../server/Gateway.js";
@@ -164,5 +165,59 @@ describe("REST rate limits", () => {
 		for (let i = 0; i < 5; i++) removed.push(await call(`198.51.103.${i + 1}`, "DELETE", "/api/storage-target", admin));
 		expect(removed.map((r) => r.status)).toEqual([404, 404, 404, 429, 429]);
 		expectRefusals(removed);
+	});
+});
+
+describe("a REST flood that goes on past twice the limit (no proxy in front)", () => {
+	const acme = testTenant("acme");
+	let gw: Gateway;
+
+	/** One GET from `localAddress` over `agent`: status and Connection header, or the socket error's code. */
+	const get = (agent: http.Agent, path: string) =>
+		new Promise<{ status: number; connection?: string; error?: string }>((resolve) => {
+			const req = http.get(`${gw.url}${path}`, { agent }, (res) => {
+				res.resume();
+				res.on("end", () =>
+					resolve({
+						status: res.statusCode ?? 0,
+						...(res.headers.connection ? { connection: res.headers.connection } : {}),
+					}),
+				);
+			});
+			req.on("error", (err: NodeJS.ErrnoException) => resolve({ status: 0, error: err.code ?? err.message }));
+		});
+
+	beforeAll(async () => {
+		gw = await startGateway({
+			tenants: [acme],
+			env: { CONSENTRY_REST_WINDOW_SECONDS: "3", CONSENTRY_REST_REQUESTS_PER_ADDRESS: "10" },
+		});
+	});
+	afterAll(async () => {
+		await gw?.close();
+	});
+
+	it("is cut at the connection: answered 429 and closed, then its new connections dropped until the window ends", async () => {
+		const flooder = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: "127.0.0.3" });
+		const other = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: "127.0.0.4" });
+		try {
+			const rs = [];
+			for (let i = 0; i < 21; i++) rs.push(await get(flooder, "/api/openapi.json"));
+			expect(rs.slice(0, 10).every((r) => r.status === 200)).toBe(true);
+			// Over the limit: 429 on a connection kept open (a browser that heeds Retry-After never sees more)…
+			expect(rs.slice(10, 20).every((r) => r.status === 429 && r.connection !== "close")).toBe(true);
+			// …past twice the limit: the answer closes the connection, and new connections are dropped at once.
+			expect(rs[20]).toMatchObject({ status: 429, connection: "close" });
+			const dropped = await get(flooder, "/healthz");
+			expect(dropped.status).toBe(0);
+			expect(dropped.error).toMatch(/ECONNRESET|EPIPE|socket hang up/);
+			// Another address is served meanwhile; after the window the flooder is too.
+			expect((await get(other, "/api/openapi.json")).status).toBe(200);
+			await new Promise((r) => setTimeout(r, 3_100));
+			expect((await get(flooder, "/api/openapi.json")).status).toBe(200);
+		} finally {
+			flooder.destroy();
+			other.destroy();
+		}
 	});
 });

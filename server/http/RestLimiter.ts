@@ -1,7 +1,9 @@
+import type { Socket } from "node:net";
 import fastifyRateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RestLimits } from "../config.js";
 import { RateLimitError } from "../errors.js";
+import { addressKey } from "../signaling/AddressLimits.js";
 import { clientAddress } from "../signaling/SignalingServer.js";
 
 /**
@@ -27,6 +29,13 @@ const KIND_WORDS: Record<CostlyKind, string> = {
 };
 
 /**
+ * A refusal of an address that went on past twice its limit in one window, not heeding `Retry-After` (a flood, not
+ * a browser): its connection is closed after this answer and, not behind a proxy, its new TCP connections are
+ * dropped until the window ends.
+ */
+export class FloodRefusal extends RateLimitError {}
+
+/**
  * The REST API's rate limits (docs/security.md, "REST API"), on @fastify/rate-limit's fixed windows, per gateway
  * process (a cluster's nodes each count their own):
  * - per client address (the signaling's notion: IPv4, IPv6 /64, X-Forwarded-For's last hop behind a trusted proxy),
@@ -38,9 +47,11 @@ const KIND_WORDS: Record<CostlyKind, string> = {
  */
 export class RestLimiter {
 	readonly #callers = new WeakMap<FastifyRequest, string>();
+	/** Flooding addresses (addressKey) → until when (Date.now() ms) their new TCP connections are dropped. */
+	readonly #flooding = new Map<string, number>();
 	readonly #checks: Record<CostlyKind, ReturnType<FastifyInstance["createRateLimit"]>>;
 
-	private constructor(http: FastifyInstance, limits: RestLimits) {
+	private constructor(http: FastifyInstance, limits: RestLimits, trustProxy: boolean) {
 		const check = (max: number) => {
 			const options: Parameters<FastifyInstance["createRateLimit"]>[0] & { cache: number } = {
 				max,
@@ -50,6 +61,12 @@ export class RestLimiter {
 			};
 			return http.createRateLimit(options);
 		};
+		// Not behind a proxy (there every connection is the proxy's): a flooding address's new connections are dropped
+		// before any HTTP or TLS work, the cheapest refusal there is (as the signaling's cool-down).
+		if (!trustProxy)
+			http.server.on("connection", (socket: Socket) => {
+				if (this.#flooding.size > 0 && this.flooding(addressKey(socket.remoteAddress))) socket.destroy();
+			});
 		this.#checks = {
 			dsr: check(limits.dsrPerCaller),
 			changes: check(limits.changesPerCaller),
@@ -63,6 +80,7 @@ export class RestLimiter {
 	 * `config: { rateLimit: false }` is left out.
 	 */
 	static async register(http: FastifyInstance, limits: RestLimits, trustProxy: boolean): Promise<RestLimiter> {
+		let limiter: RestLimiter | undefined;
 		await http.register(fastifyRateLimit, {
 			// Not per route: one instance-wide hook (below), ahead of the others, that also covers unknown paths.
 			global: false,
@@ -71,17 +89,37 @@ export class RestLimiter {
 			cache: ADDRESSES_REMEMBERED,
 			keyGenerator: (req) => `address:${clientAddress(req.raw, trustProxy)}`,
 			allowList: (req) => req.routeOptions.config?.rateLimit === false,
-			errorResponseBuilder: (_req, context) => {
+			// Past twice the limit in one window: a flood (FloodRefusal).
+			ban: limits.requestsPerAddress,
+			errorResponseBuilder: (req, context) => {
 				const sec = Math.max(1, Math.ceil(context.ttl / 1000));
-				return new RateLimitError(
-					`Too many requests from this address; retry in ${sec} s.`,
-					"rate_limited",
-					sec,
-				) as unknown as object;
+				const message = `Too many requests from this address; retry in ${sec} s.`;
+				if (!context.ban) return new RateLimitError(message, "rate_limited", sec) as unknown as object;
+				if (limiter) limiter.#flood(clientAddress(req.raw, trustProxy), Date.now() + context.ttl);
+				return new FloodRefusal(message, "rate_limited", sec) as unknown as object;
 			},
 		});
 		http.addHook("onRequest", http.rateLimit());
-		return new RestLimiter(http, limits);
+		limiter = new RestLimiter(http, limits, trustProxy);
+		return limiter;
+	}
+
+	/** Whether this address (addressKey) flooded in the current window: its new connections are dropped. */
+	flooding(key: string): boolean {
+		const until = this.#flooding.get(key);
+		if (until === undefined) return false;
+		if (until > Date.now()) return true;
+		this.#flooding.delete(key);
+		return false;
+	}
+
+	#flood(key: string, until: number): void {
+		if (!this.#flooding.has(key) && this.#flooding.size >= ADDRESSES_REMEMBERED) {
+			const now = Date.now();
+			for (const [k, u] of this.#flooding) if (u <= now) this.#flooding.delete(k);
+			if (this.#flooding.size >= ADDRESSES_REMEMBERED) return;
+		}
+		this.#flooding.set(key, until);
 	}
 
 	/**
