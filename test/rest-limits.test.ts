@@ -1,4 +1,6 @@
 import http from "node:http";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { TokenVerifier } from "../server/auth/TokenVerifier.js";
 import type { Gateway } from "../server/Gateway.js";
@@ -14,6 +16,8 @@ import { testTenant } from "./helpers/tenants.js";
 describe("REST rate limits", () => {
 	const acme = testTenant("acme");
 	let gw: Gateway;
+	/** The gateway's log lines. */
+	const lines: Record<string, unknown>[] = [];
 	const WINDOW_S = 3;
 	const PER_ADDRESS = 20;
 
@@ -53,8 +57,15 @@ describe("REST rate limits", () => {
 	};
 
 	beforeAll(async () => {
+		const sink = new Writable({
+			write(chunk, _enc, done) {
+				for (const l of chunk.toString().split("\n")) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+				done();
+			},
+		});
 		gw = await startGateway({
 			tenants: [acme],
+			log: pino({ level: "info", base: { service: "consentry" } }, sink),
 			env: {
 				...storageEnv(),
 				CONSENTRY_TRUST_PROXY: "true",
@@ -94,8 +105,16 @@ describe("REST rate limits", () => {
 		expect((await call("2001:db8:1:2:ffff::9", "GET", "/api/openapi.json")).status).toBe(429);
 		expect((await call("2001:db8:1:3::1", "GET", "/api/openapi.json")).status).toBe(200);
 		// After Retry-After seconds the address is served again.
+		await new Promise((r) => setTimeout(r, 1000));
 		const refused = await call("198.51.100.1", "GET", "/api/meetings", host);
 		expect(refused.status).toBe(429);
+		await new Promise((r) => setImmediate(r));
+		// The 429s are logged at most once a second per address, not once each; each line counts those not logged
+		// before it: PER_ADDRESS + 4 refusals so far, in a second or two.
+		const logged = lines.filter((l) => l.status === 429 && l.address === "198.51.100.1");
+		expect(logged.length).toBeGreaterThanOrEqual(2);
+		expect(logged.length).toBeLessThanOrEqual(4);
+		expect(logged.reduce((n, l) => n + 1 + Number(l.notLogged ?? 0), 0)).toBe(PER_ADDRESS + 4);
 		await new Promise((r) => setTimeout(r, Number(refused.retryAfter) * 1000 + 100));
 		expect((await call("198.51.100.1", "GET", "/api/meetings", host)).status).toBe(200);
 	});
