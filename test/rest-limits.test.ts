@@ -6,6 +6,7 @@ import { TokenVerifier } from "../server/auth/TokenVerifier.js";
 import type { Gateway } from "../server/Gateway.js";
 import { storageEnv } from "./helpers/bucket.js";
 import { startGateway } from "./helpers/gateway.js";
+import { testOperator } from "./helpers/operator.js";
 import { testTenant } from "./helpers/tenants.js";
 
 /**
@@ -15,6 +16,7 @@ import { testTenant } from "./helpers/tenants.js";
  */
 describe("REST rate limits", () => {
 	const acme = testTenant("acme");
+	const operator = testOperator();
 	let gw: Gateway;
 	/** The gateway's log lines. */
 	const lines: Record<string, unknown>[] = [];
@@ -68,6 +70,7 @@ describe("REST rate limits", () => {
 			log: pino({ level: "info", base: { service: "consentry" } }, sink),
 			env: {
 				...storageEnv(),
+				CONSENTRY_OPERATOR_KEYS_FILE: operator.keysFile,
 				CONSENTRY_TRUST_PROXY: "true",
 				CONSENTRY_REST_WINDOW_SECONDS: String(WINDOW_S),
 				CONSENTRY_REST_REQUESTS_PER_ADDRESS: String(PER_ADDRESS),
@@ -166,6 +169,25 @@ describe("REST rate limits", () => {
 		const again = await call("198.51.101.52", "POST", "/api/dsr/erasures", admin, { person: { subject: "ghost-x" } });
 		expect(again.status).toBe(200);
 		expect((await gw.events.list({ tenantId: "acme", type: "dsr.erasure" })).slice(before)).toHaveLength(6);
+	});
+
+	it("the operator's data-subject requests have the operator's own budget", async () => {
+		const op = operator.token("ops-limits");
+		const rs = await Promise.all(
+			Array.from({ length: 7 }, (_, i) =>
+				call(`198.51.104.${i + 1}`, "POST", "/api/operator/tenants/acme/dsr/access", op, {
+					person: { subject: `ghost-${i}` },
+					reason: "ticket 42",
+				}),
+			),
+		);
+		expect(statuses(rs)).toEqual({ 200: 5, 429: 2 });
+		expectRefusals(rs);
+		// Only the allowed ones are in the tenant's chain (each an operator.action).
+		const actions = (await gw.events.list({ tenantId: "acme", type: "operator.action" })).filter(
+			(e) => e.data.operator === "ops-limits",
+		);
+		expect(actions).toHaveLength(5);
 	});
 
 	it("meeting creation and storage changes have their own per-caller budgets", async () => {
