@@ -39,8 +39,9 @@ export class FloodRefusal extends RateLimitError {}
  * The REST API's rate limits (docs/security.md, "REST API"), on @fastify/rate-limit's fixed windows, per gateway
  * process (a cluster's nodes each count their own):
  * - per client address (the signaling's notion: IPv4, IPv6 /64, X-Forwarded-For's last hop behind a trusted proxy),
- *   every route (assets, pages, API, /metrics, unknown paths) but `/healthz`, in an `onRequest` hook: before the body
- *   is read, before any token is verified or the store is asked;
+ *   every route (assets, pages, API, /metrics, unknown paths) but `/healthz`, in the first `onRequest` hook: before
+ *   the body is read, before any token is verified or the store is asked; past twice the limit in a window, a
+ *   FloodRefusal (connection closed, new ones dropped until the window ends, unless behind a proxy);
  * - per authenticated caller for the costly kinds (`spend`), right after the caller's token is verified and before
  *   any work.
  * Over a limit: 429 `rate_limited` with `Retry-After` (seconds) and `retryAfterSec`, nothing done.
