@@ -14,11 +14,12 @@ import { Placement } from "./cluster/Placement.js";
 import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
-import { ConsentryError, StoreUnavailableError, toPublicError } from "./errors.js";
+import { ConsentryError, RateLimitError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerPlaybackApi } from "./http/PlaybackApi.js";
+import { FloodRefusal, RestLimiter } from "./http/RestLimiter.js";
 import { registerStorageApi } from "./http/StorageApi.js";
 import { engineHeaders, registerSecurityHeaders } from "./http/securityHeaders.js";
 import { registerTranscriptsApi } from "./http/TranscriptsApi.js";
@@ -218,6 +219,9 @@ export class Gateway {
 		}) as unknown as FastifyInstance;
 		const apiRoutes = collectRoutes(http);
 
+		// Cost before trust on REST: per address, the first hook of every request (before any other hook, any body or
+		// token) and per caller on the costly routes (docs/security.md, "REST API").
+		const restLimiter = await RestLimiter.register(http, config.rest, config.trustProxy);
 		// Cluster: the live nodes' URLs (set once the node is registered below) may take this page's signaling.
 		let clusterUrls: () => readonly string[] = () => [];
 		await registerSecurityHeaders(http, {
@@ -227,6 +231,12 @@ export class Gateway {
 		registerAccessLog(http, log, config.trustProxy);
 
 		http.setErrorHandler((err, _req, reply) => {
+			if (err instanceof RateLimitError && err.retryAfterSec !== undefined) {
+				// A per-address refusal comes before the security headers' hook: the one that matters for JSON is set here.
+				reply.header("retry-after", String(err.retryAfterSec)).header("x-content-type-options", "nosniff");
+				// A flood's connection is closed after this answer (not behind a proxy, whose connections are shared).
+				if (err instanceof FloodRefusal && !config.trustProxy) reply.header("connection", "close");
+			}
 			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
 			const status = (err as { statusCode?: number }).statusCode;
 			if (status && status >= 400 && status < 500) {
@@ -237,7 +247,12 @@ export class Gateway {
 		});
 		http.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: "not_found", message: "No such page." }));
 
-		http.get("/healthz", async () => ({ ok: true, workers: pool.size, rooms: rooms.size }));
+		// Not rate limited: in memory only, and a load balancer's probe must never be refused for others' floods.
+		http.get("/healthz", { config: { rateLimit: false } }, async () => ({
+			ok: true,
+			workers: pool.size,
+			rooms: rooms.size,
+		}));
 
 		if (existsSync(config.clientDir)) {
 			await http.register(fastifyStatic, { root: config.clientDir, index: "index.html" });
@@ -478,6 +493,7 @@ export class Gateway {
 			trustProxy: config.trustProxy,
 		});
 		registerMeetingsApi(http, {
+			limiter: restLimiter,
 			store,
 			hub,
 			events,
@@ -494,8 +510,9 @@ export class Gateway {
 			log,
 			gatewayId: config.gatewayId,
 		});
-		registerDataSubjectApi(http, { service: dsr, verifier });
+		registerDataSubjectApi(http, { service: dsr, verifier, limiter: restLimiter });
 		registerOperatorApi(http, {
+			limiter: restLimiter,
 			service: operator,
 			dsr,
 			verifier: operatorVerifier,
@@ -527,6 +544,7 @@ export class Gateway {
 			tls: Boolean(config.http.tls),
 		});
 		registerStorageApi(http, {
+			limiter: restLimiter,
 			targets,
 			events,
 			verifier,
@@ -542,7 +560,7 @@ export class Gateway {
 					log: log.child({ component: "webhooks" }),
 				})
 			: undefined;
-		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy });
+		registerWebhooksApi(http, { webhooks, events, verifier, endpointPolicy, limiter: restLimiter });
 		const metrics = config.metrics.enabled ? new Metrics({ rooms, pool, events, recorder, webhooks }) : undefined;
 		if (metrics) registerMetricsRoute(http, metrics, config.metrics);
 		await registerOpenApi(http);

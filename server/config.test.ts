@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS, loadConfig } from "./config.js";
+import { DEFAULT_LIMITS, DEFAULT_REST_LIMITS, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 
 const bin = process.execPath; // any executable file will do for these checks
@@ -48,6 +48,23 @@ describe("loadConfig", () => {
 		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_SIGNALING_MAX_MESSAGE_KIB: "1" })).toThrow(
 			/CONSENTRY_SIGNALING_MAX_MESSAGE_KIB/,
 		);
+	});
+
+	it("reads the REST limits (docs/security.md, REST API), with the documented defaults, and refuses nonsense", () => {
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin }).rest).toEqual(DEFAULT_REST_LIMITS);
+		const c = loadConfig({
+			MEDIASOUP_WORKER_BIN: bin,
+			CONSENTRY_REST_WINDOW_SECONDS: "2",
+			CONSENTRY_REST_REQUESTS_PER_ADDRESS: "50",
+			CONSENTRY_REST_DSR_PER_CALLER: "4",
+		});
+		expect(c.rest).toMatchObject({ windowMs: 2000, requestsPerAddress: 50, dsrPerCaller: 4, meetingsPerCaller: 300 });
+		for (const [v, bad] of [
+			["CONSENTRY_REST_WINDOW_SECONDS", "0"],
+			["CONSENTRY_REST_REQUESTS_PER_ADDRESS", "0"],
+			["CONSENTRY_REST_CHANGES_PER_CALLER", "many"],
+		] as const)
+			expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, [v]: bad })).toThrow(new RegExp(v));
 	});
 
 	it("refuses a missing or non-executable worker binary with the fix", () => {

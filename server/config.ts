@@ -114,6 +114,16 @@ const EnvSchema = z
 		CONSENTRY_PASSCODE_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(1000).default(3),
 		/** Wrong passcodes (all addresses) that lock a meeting's passcode joins until its host lifts the lockout. */
 		CONSENTRY_PASSCODE_LOCKOUT_AFTER: z.coerce.number().int().min(1).max(100_000).default(20),
+		/** The REST API's window: each REST limit below counts requests per this many seconds (fixed windows). */
+		CONSENTRY_REST_WINDOW_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+		/** REST requests one address (IPv4, or IPv6 /64) may send per window, every route but /healthz together. */
+		CONSENTRY_REST_REQUESTS_PER_ADDRESS: z.coerce.number().int().min(1).max(10_000_000).default(1200),
+		/** Data-subject requests (access, export, erasure, retry) one caller (tenant + subject, or operator) per window. */
+		CONSENTRY_REST_DSR_PER_CALLER: z.coerce.number().int().min(1).max(10_000_000).default(30),
+		/** Storage-target and webhook changes, webhook pings and the operator's tenant wipes, per caller and window. */
+		CONSENTRY_REST_CHANGES_PER_CALLER: z.coerce.number().int().min(1).max(10_000_000).default(30),
+		/** Meetings one caller (tenant + subject) may create per window. */
+		CONSENTRY_REST_MEETINGS_PER_CALLER: z.coerce.number().int().min(1).max(10_000_000).default(300),
 		/** Take the client address from the last X-Forwarded-For hop (only behind a trusted TLS proxy). */
 		CONSENTRY_TRUST_PROXY: z.stringbool().default(false),
 		/** Defaults to where scripts/setup.sh puts the worker it built: mediasoup's own default path. */
@@ -179,9 +189,29 @@ export interface GatewayConfig {
 	metrics: { enabled: boolean; token?: string };
 	/** What one address (and unauthenticated sockets) may cost the gateway (docs/security.md). */
 	limits: GatewayLimits;
+	/** What one address and one caller may ask of the REST API per window (docs/security.md, "REST API"). */
+	rest: RestLimits;
 	/** Client addresses from X-Forwarded-For's last hop (a trusted proxy in front). */
 	trustProxy: boolean;
 }
+
+/** The REST API's limits (server/http/RestLimits.ts): requests per window, by address and by caller. */
+export interface RestLimits {
+	windowMs: number;
+	requestsPerAddress: number;
+	dsrPerCaller: number;
+	changesPerCaller: number;
+	meetingsPerCaller: number;
+}
+
+/** The REST limits when nothing is configured. */
+export const DEFAULT_REST_LIMITS: RestLimits = {
+	windowMs: 60_000,
+	requestsPerAddress: 1200,
+	dsrPerCaller: 30,
+	changesPerCaller: 30,
+	meetingsPerCaller: 300,
+};
 
 export interface GatewayLimits {
 	maxConnectionsPerAddress: number;
@@ -300,6 +330,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 			lobbyMax: e.CONSENTRY_LOBBY_MAX,
 			passcodeFailuresPerAddress: e.CONSENTRY_PASSCODE_FAILURES_PER_ADDRESS,
 			passcodeLockoutAfter: e.CONSENTRY_PASSCODE_LOCKOUT_AFTER,
+		},
+		rest: {
+			windowMs: e.CONSENTRY_REST_WINDOW_SECONDS * 1000,
+			requestsPerAddress: e.CONSENTRY_REST_REQUESTS_PER_ADDRESS,
+			dsrPerCaller: e.CONSENTRY_REST_DSR_PER_CALLER,
+			changesPerCaller: e.CONSENTRY_REST_CHANGES_PER_CALLER,
+			meetingsPerCaller: e.CONSENTRY_REST_MEETINGS_PER_CALLER,
 		},
 		trustProxy: e.CONSENTRY_TRUST_PROXY,
 		...(e.CONSENTRY_PUBLIC_URL && e.CONSENTRY_DATABASE_URL

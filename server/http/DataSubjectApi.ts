@@ -6,10 +6,13 @@ import type { DataSubjectService } from "../privacy/DataSubjectService.js";
 import { DsrAccessSchema, DsrErasureSchema, type DsrRequester, DsrRequestParams } from "../privacy/DataSubjectTypes.js";
 import { assertUnscoped, bearerIdentity } from "./callers.js";
 import { parse } from "./parseInput.js";
+import type { RestLimiter } from "./RestLimiter.js";
 
 export interface DataSubjectApiOptions {
 	service: DataSubjectService;
 	verifier: TokenVerifier;
+	/** Each request takes one from its admin's `dsr` budget (docs/security.md, "REST API"). */
+	limiter: RestLimiter;
 }
 
 /**
@@ -30,17 +33,20 @@ export function registerDataSubjectApi(http: FastifyInstance, o: DataSubjectApiO
 	http.post("/api/dsr/access", async (req) => {
 		const who = admin(req);
 		const body = parse(DsrAccessSchema, req.body ?? {}, "request");
+		await o.limiter.spend(req, who, "dsr");
 		return o.service.access(who.tenantId, body.person, by(who));
 	});
 	http.post("/api/dsr/export", async (req, reply) => {
 		const who = admin(req);
 		const body = parse(DsrAccessSchema, req.body ?? {}, "request");
+		await o.limiter.spend(req, who, "dsr");
 		const doc = await o.service.export(who.tenantId, body.person, by(who));
 		return reply.header("content-disposition", `attachment; filename="dsr-export-${who.tenantId}.json"`).send(doc);
 	});
 	http.post("/api/dsr/erasures", async (req, reply) => {
 		const who = admin(req);
 		const body = parse(DsrErasureSchema, req.body ?? {}, "request");
+		await o.limiter.spend(req, who, "dsr");
 		const v = await o.service.erase(who.tenantId, body, by(who));
 		return reply.status(v.state === "done" ? 200 : 202).send(v);
 	});
@@ -51,6 +57,7 @@ export function registerDataSubjectApi(http: FastifyInstance, o: DataSubjectApiO
 	http.post("/api/dsr/erasures/:requestId/retry", async (req, reply) => {
 		const who = admin(req);
 		const { requestId } = parse(DsrRequestParams, req.params, "request ID");
+		await o.limiter.spend(req, who, "dsr");
 		const v = await o.service.retry(who.tenantId, requestId, by(who));
 		return reply.status(v.state === "done" ? 200 : 202).send(v);
 	});

@@ -17,8 +17,11 @@ import {
 import { formatMeetingId, parseMeetingId } from "../meetings/meetingId.js";
 import { assertMeetingScope, assertUnscoped, bearerIdentity } from "./callers.js";
 import { parse } from "./parseInput.js";
+import type { RestLimiter } from "./RestLimiter.js";
 
 export interface MeetingsApiOptions {
+	/** The REST limits: costly requests take one from their caller's budget (docs/security.md, "REST API"). */
+	limiter: RestLimiter;
 	store: MeetingStore;
 	hub: MeetingHub;
 	events: EventLog;
@@ -68,6 +71,7 @@ export function registerMeetingsApi(http: FastifyInstance, o: MeetingsApiOptions
 		const who = host(req);
 		assertUnscoped(who, "create meetings");
 		const body = parse(ScheduleMeetingSchema, req.body ?? {}, "meeting");
+		await o.limiter.spend(req, who, "meetings");
 		const m = await o.store.create({
 			tenantId: who.tenantId,
 			hostSubject: who.subject,

@@ -7,8 +7,11 @@ import { ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import { preflight } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import { assertUnscoped, bearerIdentity } from "./callers.js";
+import type { RestLimiter } from "./RestLimiter.js";
 
 export interface StorageApiOptions {
+	/** The REST limits: costly requests take one from their caller's budget (docs/security.md, "REST API"). */
+	limiter: RestLimiter;
 	/** Undefined when the gateway has no master key: every call answers 503 saying so. */
 	targets: StorageTargetStore | undefined;
 	events: EventLog;
@@ -47,6 +50,7 @@ export function registerStorageApi(http: FastifyInstance, o: StorageApiOptions):
 		const who = admin(req);
 		const targets = store();
 		const target = parseStorageTarget(req.body ?? {}, { allowHttp: o.allowHttp });
+		await o.limiter.spend(req, who, "changes");
 		const result = await preflight(target, { allowPrivate: o.allowPrivate, allowHttp: o.allowHttp });
 		await targets.save(who.tenantId, target);
 		await o.events.append("storage.target_saved", {
@@ -71,7 +75,9 @@ export function registerStorageApi(http: FastifyInstance, o: StorageApiOptions):
 
 	http.delete("/api/storage-target", async (req) => {
 		const who = admin(req);
-		if (!(await store().remove(who.tenantId))) {
+		const targets = store();
+		await o.limiter.spend(req, who, "changes");
+		if (!(await targets.remove(who.tenantId))) {
 			throw new NotFoundError("no_storage_target", "No storage target is registered for this customer.");
 		}
 		await o.events.append("storage.target_removed", {

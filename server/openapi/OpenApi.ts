@@ -5,7 +5,7 @@ import fastifyStatic from "@fastify/static";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { projectRoot } from "../paths.js";
-import { ErrorSchema, ROUTES, type RouteDoc } from "./routes.js";
+import { ErrorSchema, RATE_LIMITED, ROUTES, type RouteDoc } from "./routes.js";
 
 /** A route as fastify registered it. */
 export interface RegisteredRoute {
@@ -84,7 +84,9 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES, version = 
 	for (const r of routes) {
 		const p = r.url.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
 		const responses: Record<string, JsonSchema> = {};
-		for (const [status, res] of Object.entries(r.responses)) {
+		const all: RouteDoc["responses"] =
+			r.url === "/healthz" ? r.responses : { ...r.responses, 429: r.responses[429] ?? RATE_LIMITED };
+		for (const [status, res] of Object.entries(all)) {
 			const type = res.contentType ?? "application/json";
 			responses[status] = {
 				description: res.description,

@@ -59,8 +59,20 @@ export const ErrorSchema = z
 			.array(z.object({ path: z.string(), message: z.string() }))
 			.optional()
 			.describe("invalid_request: each failing field."),
+		retryAfterSec: z
+			.number()
+			.int()
+			.optional()
+			.describe("rate_limited: seconds until trying again may succeed (as the Retry-After header)."),
 	})
 	.meta({ id: "Error" });
+
+/** Every route but /healthz may answer this (docs/security.md, "REST API"). */
+export const RATE_LIMITED = {
+	description:
+		"`rate_limited`: too many requests from this address (or, on data-subject requests, storage and webhook changes and meeting creation, from this caller) in the window; the `Retry-After` header says when to try again.",
+	schema: ErrorSchema,
+};
 
 const MeetingViewSchema = z
 	.object({

@@ -5,6 +5,7 @@ import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { AuthenticationError, ConsentryError, ForbiddenError } from "../errors.js";
 import { assertUnscoped, bearerIdentity } from "../http/callers.js";
 import { parse } from "../http/parseInput.js";
+import type { RestLimiter } from "../http/RestLimiter.js";
 import type { Logger } from "../logger.js";
 import type { DataSubjectService } from "../privacy/DataSubjectService.js";
 import { DsrRequestParams, OperatorDsrAccessSchema, OperatorDsrErasureSchema } from "../privacy/DataSubjectTypes.js";
@@ -27,6 +28,8 @@ import {
 import type { OperatorVerifier } from "./OperatorVerifier.js";
 
 export interface OperatorApiOptions {
+	/** The REST limits: costly requests take one from their caller's budget (docs/security.md, "REST API"). */
+	limiter: RestLimiter;
 	service: OperatorService;
 	/** Undefined: no operator keys configured (CONSENTRY_OPERATOR_KEYS_FILE): every operator route answers 503. */
 	verifier: OperatorVerifier | undefined;
@@ -141,6 +144,7 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 	http.post("/api/operator/tenants/:tenantId/wipe", async (req) => {
 		const op = operator(req);
 		const { tenantId } = parse(TenantParams, req.params, "tenant ID");
+		await o.limiter.spend(req, op, "changes");
 		return s.wipeTenant(op, tenantId, reason(req));
 	});
 	// Issue 14: the security hold on log files (gateway-wide; only the operator, like every route here).
@@ -207,18 +211,21 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 		};
 		http.post("/api/operator/tenants/:tenantId/dsr/access", async (req) => {
 			const op = operator(req);
+			await o.limiter.spend(req, op, "dsr");
 			const tenantId = await tenantOf(req);
 			const body = parse(OperatorDsrAccessSchema, req.body ?? {}, "request");
 			return dsr.access(tenantId, body.person, { role: "operator", subject: op.subject }, body.reason);
 		});
 		http.post("/api/operator/tenants/:tenantId/dsr/export", async (req) => {
 			const op = operator(req);
+			await o.limiter.spend(req, op, "dsr");
 			const tenantId = await tenantOf(req);
 			const body = parse(OperatorDsrAccessSchema, req.body ?? {}, "request");
 			return dsr.export(tenantId, body.person, { role: "operator", subject: op.subject }, body.reason);
 		});
 		http.post("/api/operator/tenants/:tenantId/dsr/erasures", async (req, reply) => {
 			const op = operator(req);
+			await o.limiter.spend(req, op, "dsr");
 			const tenantId = await tenantOf(req);
 			const body = parse(OperatorDsrErasureSchema, req.body ?? {}, "request");
 			const v = await dsr.erase(tenantId, body, { role: "operator", subject: op.subject });
@@ -231,6 +238,7 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 		});
 		http.post("/api/operator/tenants/:tenantId/dsr/erasures/:requestId/retry", async (req, reply) => {
 			const op = operator(req);
+			await o.limiter.spend(req, op, "dsr");
 			const tenantId = await tenantOf(req);
 			const { requestId } = parse(DsrRequestParams, req.params, "request ID");
 			const v = await dsr.retry(tenantId, requestId, { role: "operator", subject: op.subject }, reason(req));

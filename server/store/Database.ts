@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import path from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { ConfigError } from "../errors.js";
@@ -364,7 +364,10 @@ export const MIGRATIONS: string[] = [
  * write that must be atomic is one statement or one transaction.
  */
 export function openDatabase(file: string, opts: { busyTimeoutMs?: number } = {}): Database {
-	if (file !== ":memory:") mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+	if (file !== ":memory:" && file !== "") {
+		mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+		ownerOnly(file);
+	}
 	const db = new BetterSqlite3(file);
 	db.pragma("journal_mode = WAL");
 	// How long a statement waits for another process's lock before it fails (SQLITE_BUSY → store_unavailable).
@@ -384,6 +387,30 @@ export function openDatabase(file: string, opts: { busyTimeoutMs?: number } = {}
 	});
 	migrate.immediate();
 	return db;
+}
+
+/**
+ * The store holds client addresses (hashed), audit secrets and the trail: its file is its owner's only (0600).
+ * Created so before SQLite opens it (SQLite would create it 0644), and SQLite gives the `-wal` and `-shm` files it
+ * makes the database file's mode. A file (or `-wal`/`-shm`) this process owns with wider bits, left by an earlier
+ * version, is narrowed. Anything else that goes wrong here is left for SQLite's open to report.
+ */
+function ownerOnly(file: string): void {
+	try {
+		const fd = openSync(file, constants.O_CREAT | constants.O_RDONLY, 0o600);
+		closeSync(fd);
+	} catch {
+		return;
+	}
+	for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+		try {
+			if (!existsSync(f)) continue;
+			const st = statSync(f);
+			if (st.mode & 0o077 && st.uid === process.getuid?.()) chmodSync(f, st.mode & 0o700);
+		} catch {
+			// not ours to change (another user's file): SQLite opens it as it can
+		}
+	}
 }
 
 /** True when `err` is the store (SQLite or PostgreSQL) refusing a write because of a UNIQUE/PRIMARY KEY constraint. */

@@ -6,10 +6,13 @@ import type { Identity } from "../auth/TenantTypes.js";
 import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import { assertUnscoped, bearerIdentity } from "../http/callers.js";
+import type { RestLimiter } from "../http/RestLimiter.js";
 import type { WebhookService } from "./WebhookService.js";
 import { DeliveriesQuerySchema, WEBHOOK_EVENTS, WebhookSettingsSchema } from "./WebhookTypes.js";
 
 export interface WebhooksApiOptions {
+	/** The REST limits: costly requests take one from their caller's budget (docs/security.md, "REST API"). */
+	limiter: RestLimiter;
 	/** Undefined when the gateway has no master key: every call answers 503 saying so. */
 	webhooks: WebhookService | undefined;
 	events: EventLog;
@@ -58,6 +61,7 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 		const who = admin(req);
 		const webhooks = service();
 		const body = parse(WebhookSettingsSchema, req.body ?? {}, "webhook");
+		await o.limiter.spend(req, who, "changes");
 		await assertEndpointAllowed(body.url, o.endpointPolicy); // 422 endpoint_forbidden / endpoint_unresolvable
 		const events = body.events ? [...new Set(body.events)] : [...WEBHOOK_EVENTS];
 		const { view, newSecret } = await webhooks.store.save(
@@ -82,7 +86,9 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 
 	http.delete("/api/webhook", async (req) => {
 		const who = admin(req);
-		if (!(await service().store.remove(who.tenantId))) throw noWebhook();
+		const webhooks = service();
+		await o.limiter.spend(req, who, "changes");
+		if (!(await webhooks.store.remove(who.tenantId))) throw noWebhook();
 		await o.events.append("webhook.removed", { tenantId: who.tenantId, actor: `${who.tenantId}:${who.subject}` });
 		return { removed: true };
 	});
@@ -90,6 +96,7 @@ export function registerWebhooksApi(http: FastifyInstance, o: WebhooksApiOptions
 	http.post("/api/webhook/ping", async (req, reply) => {
 		const who = admin(req);
 		const webhooks = service();
+		await o.limiter.spend(req, who, "changes");
 		if (!(await webhooks.store.view(who.tenantId))) throw noWebhook();
 		return reply.status(202).send({ queued: true, deliveryId: await webhooks.ping(who.tenantId) });
 	});

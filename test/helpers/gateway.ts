@@ -9,8 +9,8 @@ import { createLogger, type Logger } from "../../server/logger.js";
 import { AUDIENCE, type TestTenant, writeTenantsFile } from "./tenants.js";
 
 /**
- * Per-address limits wide enough for a crowd on one address: every test client and bot connects from loopback,
- * standing for many people. Tests of the limits themselves set their own (`env` wins).
+ * Per-address (signaling and REST) and per-caller REST limits wide enough for a crowd on one address: every test
+ * client and bot connects from loopback, standing for many people. Tests of the limits themselves set their own (`env` wins).
  */
 export const CROWD_ON_LOOPBACK: Record<string, string> = {
 	CONSENTRY_MAX_CONNECTIONS_PER_ADDRESS: "10000",
@@ -19,6 +19,12 @@ export const CROWD_ON_LOOPBACK: Record<string, string> = {
 	CONSENTRY_MAX_GUEST_CONNECTIONS: "10000",
 	CONSENTRY_REQUESTS_PER_ADDRESS_PER_SECOND: "100000",
 	CONSENTRY_SIGNALING_KIB_PER_ADDRESS_PER_SECOND: "100000",
+	// The REST API's limits (server/http/RestLimiter.ts): a crowd of test clients, and test callers that create
+	// meetings and make data-subject requests by the hundred.
+	CONSENTRY_REST_REQUESTS_PER_ADDRESS: "10000000",
+	CONSENTRY_REST_DSR_PER_CALLER: "10000000",
+	CONSENTRY_REST_CHANGES_PER_CALLER: "10000000",
+	CONSENTRY_REST_MEETINGS_PER_CALLER: "10000000",
 };
 
 /** The engine gateways started by these helpers use: `CONSENTRY_TEST_DATABASE=postgres`, or SQLite (the default). */
