@@ -517,6 +517,7 @@ export class Gateway {
 			dsr,
 			verifier: operatorVerifier,
 			tenantVerifier: verifier,
+			trustProxy: config.trustProxy,
 			log,
 			servesClient: existsSync(config.clientDir),
 		});

@@ -3,8 +3,7 @@ import fastifyRateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { RestLimits } from "../config.js";
 import { RateLimitError } from "../errors.js";
-import { addressKey } from "../signaling/AddressLimits.js";
-import { clientAddress } from "../signaling/SignalingServer.js";
+import { addressKey, clientAddress } from "../signaling/AddressLimits.js";
 
 /**
  * The costly kinds of REST work, each with its own budget per caller and window:

@@ -9,7 +9,7 @@ import type { RestLimiter } from "../http/RestLimiter.js";
 import type { Logger } from "../logger.js";
 import type { DataSubjectService } from "../privacy/DataSubjectService.js";
 import { DsrRequestParams, OperatorDsrAccessSchema, OperatorDsrErasureSchema } from "../privacy/DataSubjectTypes.js";
-import { addressKey } from "../signaling/AddressLimits.js";
+import { clientAddress } from "../signaling/AddressLimits.js";
 import type { OperatorService } from "./OperatorService.js";
 import {
 	ChatParams,
@@ -39,6 +39,8 @@ export interface OperatorApiOptions {
 	servesClient?: boolean;
 	/** Data-subject requests (issue #14): the operator's access, export and erasure routes. */
 	dsr?: DataSubjectService;
+	/** `CONSENTRY_TRUST_PROXY`: the security events name the client's address from `X-Forwarded-For`, as every limit does. */
+	trustProxy?: boolean;
 	log: Logger;
 }
 
@@ -55,7 +57,7 @@ export function registerOperatorApi(http: FastifyInstance, o: OperatorApiOptions
 	const log = o.log.child({ component: "OperatorApi" });
 	const seen = new Set<string>();
 	const operator = (req: FastifyRequest): OperatorIdentity => {
-		const address = addressKey(req.socket.remoteAddress);
+		const address = clientAddress(req.raw, o.trustProxy);
 		try {
 			if (!o.verifier) {
 				throw new ConsentryError(

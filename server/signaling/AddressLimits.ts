@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import net from "node:net";
 import type { GatewayLimits } from "../config.js";
 import { RateLimiter } from "./RateLimiter.js";
@@ -195,4 +196,14 @@ export class AddressLimits {
 			}
 		}
 	}
+}
+
+/** The address a request comes from: the peer, or X-Forwarded-For's last hop behind a trusted proxy. */
+export function clientAddress(req: IncomingMessage, trustProxy = false): string {
+	if (trustProxy) {
+		const xff = req.headers["x-forwarded-for"];
+		const last = (Array.isArray(xff) ? xff.join(",") : (xff ?? "")).split(",").at(-1)?.trim();
+		if (last) return addressKey(last);
+	}
+	return addressKey(req.socket.remoteAddress);
 }

@@ -20,7 +20,7 @@ import { ConsentryError, RateLimitError, toPublicError, ValidationError } from "
 import type { Logger } from "../logger.js";
 import type { Connection } from "../meetings/Connection.js";
 import type { MeetingHub } from "../meetings/MeetingHub.js";
-import { AddressLimits, type AddressRefusal, addressKey } from "./AddressLimits.js";
+import { AddressLimits, type AddressRefusal, addressKey, clientAddress } from "./AddressLimits.js";
 import { overBudget } from "./payloadBudget.js";
 import { RateLimiter } from "./RateLimiter.js";
 
@@ -56,16 +56,6 @@ export interface SignalingServerOptions {
 	addresses?: AddressLimits;
 	/** Client addresses from X-Forwarded-For's last hop. */
 	trustProxy?: boolean;
-}
-
-/** The address a request comes from: the peer, or X-Forwarded-For's last hop behind a trusted proxy. */
-export function clientAddress(req: IncomingMessage, trustProxy = false): string {
-	if (trustProxy) {
-		const xff = req.headers["x-forwarded-for"];
-		const last = (Array.isArray(xff) ? xff.join(",") : (xff ?? "")).split(",").at(-1)?.trim();
-		if (last) return addressKey(last);
-	}
-	return addressKey(req.socket.remoteAddress);
 }
 
 /**
