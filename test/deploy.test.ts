@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -158,5 +158,55 @@ describe("the build", () => {
 			const { mode } = statSync(path.join(root, file));
 			expect(mode & 0o111, `${file} mode ${mode.toString(8)}`).toBe(0o111);
 		}
+	});
+});
+
+describe("the documentation's links", () => {
+	/** GitHub's anchor for a heading: lower case, punctuation dropped (not `-` or `_`), each space a `-`. */
+	const slug = (heading: string) =>
+		heading
+			.replace(/`/g, "")
+			.trim()
+			.toLowerCase()
+			.replace(/[^\p{L}\p{N}\s_-]/gu, "")
+			.replace(/\s/g, "-");
+	const prose = (file: string) => readFileSync(file, "utf8").replace(/```[\s\S]*?```/g, "");
+	const anchors = (file: string) => {
+		const seen = new Map<string, number>();
+		const out = new Set<string>();
+		for (const m of prose(file).matchAll(/^#{1,6}\s+(.*)$/gm)) {
+			const s = slug(m[1] ?? "");
+			const n = seen.get(s) ?? 0;
+			seen.set(s, n + 1);
+			out.add(n ? `${s}-${n}` : s);
+		}
+		return out;
+	};
+
+	it("every relative link in README.md and docs/*.md (and the READMEs they link) reaches a file, and its anchor a heading", () => {
+		const files = [
+			"README.md",
+			"recorder/README.md",
+			"scripts/mediasoup-worker/README.md",
+			...readdirSync(path.join(root, "docs"))
+				.filter((f) => f.endsWith(".md"))
+				.map((f) => `docs/${f}`),
+		];
+		const broken: string[] = [];
+		let checked = 0;
+		for (const file of files) {
+			for (const m of prose(path.join(root, file)).matchAll(/\]\(([^)\s]+)\)/g)) {
+				const href = m[1] ?? "";
+				if (/^[a-z][a-z0-9+.-]*:/i.test(href)) continue; // https:, mailto:
+				const [target = "", anchor] = href.split("#");
+				const to = target ? path.join(path.dirname(path.join(root, file)), target) : path.join(root, file);
+				checked++;
+				if (!existsSync(to)) broken.push(`${file}: ${href} (no such file)`);
+				else if (anchor && to.endsWith(".md") && !anchors(to).has(anchor))
+					broken.push(`${file}: ${href} (no such heading)`);
+			}
+		}
+		expect(checked).toBeGreaterThan(50);
+		expect(broken).toEqual([]);
 	});
 });
