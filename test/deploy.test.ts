@@ -128,6 +128,20 @@ describe("the README's configuration table", () => {
 	});
 });
 
+describe("docker-compose.yml and server/config.ts", () => {
+	it("every variable the compose file sets for a gateway node is one the gateway reads", () => {
+		const { services } = compose();
+		const source = readFileSync(path.join(root, "server/config.ts"), "utf8");
+		const schema = source.slice(source.indexOf("const EnvSchema"), source.indexOf(".refine("));
+		const read = new Set([...schema.matchAll(/^\t\t([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+		for (const name of ["gateway", "gateway-2"]) {
+			const env = Object.keys(services[name]?.environment ?? {});
+			expect(env.length).toBeGreaterThan(10);
+			for (const v of env) expect(read.has(v), `${name}: ${v} is not read by server/config.ts`).toBe(true);
+		}
+	});
+});
+
 describe("the README's compose commands", () => {
 	it("name every variable the compose file cannot start without; the cluster's also the database's", () => {
 		const readme = readFileSync(path.join(root, "README.md"), "utf8");
