@@ -127,6 +127,8 @@ describe("the demo in a terminal", () => {
 		expect(await first.exited, first.out()).toBe(0);
 		await waitFor(() => ![pids.gateway, pids.s3, ...workers].some(alive), 15_000, "every process of the demo gone");
 		expect(first.out()).not.toMatch(/worker died/);
+		// Nothing alarming a newcomer cannot act on (the AWS SDK's Node 22 notice, once per process).
+		expect(first.out()).not.toContain("NodeVersionSupportWarning");
 		expect(await portFree(httpPort)).toBe(true);
 		expect(await portFree(s3Port)).toBe(true);
 		expect(existsSync(path.join(dir, "demo.pids"))).toBe(false);
