@@ -223,4 +223,17 @@ describe("the documentation's links", () => {
 		expect(checked).toBeGreaterThan(50);
 		expect(broken).toEqual([]);
 	});
+
+	it("every repository path they name in code (`server/…`, `test/…`, …) exists", () => {
+		const files = ["README.md", "recorder/README.md", ...readdirSync(path.join(root, "docs")).map((f) => `docs/${f}`)];
+		const top = "scripts|test|bench|server|cli|recorder|deploy|shared|contracts|client|docs";
+		const named = new Set<string>();
+		for (const file of files.filter((f) => f.endsWith(".md")))
+			for (const m of prose(path.join(root, file)).matchAll(new RegExp(`\`((?:${top})/[A-Za-z0-9_./-]+)\``, "g")))
+				named.add(m[1] as string);
+		expect(named.size).toBeGreaterThan(100);
+		// A module may be named without its extension (`recorder/main`).
+		const missing = [...named].filter((p) => !["", ".ts"].some((ext) => existsSync(path.join(root, p + ext))));
+		expect(missing).toEqual([]);
+	});
 });
