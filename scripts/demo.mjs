@@ -4,7 +4,7 @@
 // work at once), and the gateway on http://127.0.0.1:8080 with a meeting ready to join.
 // Ctrl-C stops everything (the gateway first, so what is being recorded lands).
 // State lives in data/demo/ (CONSENTRY_DEMO_DIR; delete it to start afresh): the
-// tenant's token key, the gateway's master key and its SQLite store. The demo S3
+// tenant's token key, the gateway's master key, its SQLite store and the demo meeting's id. The demo S3
 // server keeps objects in memory: they are gone once the demo stops.
 // A demo that was killed (kill -9, a crash) or whose terminal was closed leaves its gateway or S3 server
 // running: the next start in the same folder stops them first (their ids are in data/demo/demo.pids).
@@ -17,6 +17,10 @@ import path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import jwt from "jsonwebtoken";
 
+// The AWS SDK warns on Node 20 (nine lines, once in this process, the gateway and the recorder) that its versions
+// published after January 2027 will need Node 22: the lockfile pins the SDK, so nothing a demo user can act on (as
+// in `consentry verify`, cli/quietWarnings.ts). Its own switch, read when a client is made; the children inherit it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 const httpPort = process.env.CONSENTRY_HTTP_PORT ?? "8080";
 const s3Port = process.env.CONSENTRY_DEMO_S3_PORT ?? "4566";
 const base = `http://127.0.0.1:${httpPort}`;
@@ -225,19 +229,26 @@ const saved = await fetch(`${base}/api/storage-target`, {
 });
 if (!saved.ok) await fail(`the gateway refused the demo bucket: ${saved.status} ${await saved.text()}`);
 
-// A demo meeting.
+// The demo meeting: the one an earlier start made (its id kept in the demo folder) while it has not ended — never
+// another meeting of the demo host's, such as one made with the README's curl examples (other settings: no guests).
 const hostToken = token("demo-host", "host", "Demo Host");
 const auth = { authorization: `Bearer ${hostToken}`, "content-type": "application/json" };
-const existing = (await (await fetch(`${base}/api/meetings`, { headers: auth })).json()).meetings ?? [];
-const meeting =
-	existing.find((m) => m.state !== "ended") ??
-	(await (
-		await fetch(`${base}/api/meetings`, {
-			method: "POST",
-			headers: auth,
-			body: JSON.stringify({ title: "Demo meeting", settings: { lobby: true, allowGuests: true } }),
-		})
-	).json());
+const meetingFile = path.join(dir, "meeting.id");
+const kept = existsSync(meetingFile) ? readFileSync(meetingFile, "utf8").trim() : "";
+const earlierMeeting = kept
+	? await fetch(`${base}/api/meetings/${encodeURIComponent(kept)}`, { headers: auth })
+	: undefined;
+let meeting = earlierMeeting?.ok ? await earlierMeeting.json() : undefined;
+if (!meeting || meeting.state === "ended") {
+	const made = await fetch(`${base}/api/meetings`, {
+		method: "POST",
+		headers: auth,
+		body: JSON.stringify({ title: "Demo meeting", settings: { lobby: true, allowGuests: true } }),
+	});
+	if (!made.ok) await fail(`the gateway refused the demo meeting: ${made.status} ${await made.text()}`);
+	meeting = await made.json();
+	writeFileSync(meetingFile, `${meeting.id}\n`);
+}
 
 console.log(`
   consentry demo — meeting "${meeting.title}" (${meeting.joinCode})

@@ -108,6 +108,17 @@ describe("the demo in a terminal", () => {
 		const first = startDemo(httpPort, s3Port);
 		const pids = await ready(first);
 		expect(pids.demo).toBe(first.child.pid);
+		// The README's curl example with the demo host's token: another meeting of the same host (no guests).
+		const meetingOf = (out: string) => /meeting "(.*)" \(([a-z0-9-]+)\)/.exec(out)?.slice(1, 3);
+		const hostToken = /host \(.*\):\n\s+\S+#token=(\S+)/.exec(first.out())?.[1];
+		const weekly = await fetch(`http://127.0.0.1:${httpPort}/api/meetings`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${hostToken}`, "content-type": "application/json" },
+			body: JSON.stringify({ title: "Weekly", settings: { lobby: true } }),
+		});
+		expect(weekly.status).toBe(201);
+		const demoMeeting = meetingOf(first.out());
+		expect(demoMeeting?.[0]).toBe("Demo meeting");
 		const group = groupOf(pids.demo);
 		const workers = childrenOf(pids.gateway);
 		expect(workers.length).toBeGreaterThanOrEqual(2); // a media worker and the recorder
@@ -116,6 +127,8 @@ describe("the demo in a terminal", () => {
 		expect(await first.exited, first.out()).toBe(0);
 		await waitFor(() => ![pids.gateway, pids.s3, ...workers].some(alive), 15_000, "every process of the demo gone");
 		expect(first.out()).not.toMatch(/worker died/);
+		// Nothing alarming a newcomer cannot act on (the AWS SDK's Node 22 notice, once per process).
+		expect(first.out()).not.toContain("NodeVersionSupportWarning");
 		expect(await portFree(httpPort)).toBe(true);
 		expect(await portFree(s3Port)).toBe(true);
 		expect(existsSync(path.join(dir, "demo.pids"))).toBe(false);
@@ -123,6 +136,8 @@ describe("the demo in a terminal", () => {
 		// 2. A demo killed outright (kill -9) leaves its gateway and S3 server running, holding the ports.
 		const second = startDemo(httpPort, s3Port);
 		const left = await ready(second);
+		// It offers the same demo meeting again, never the host's other one.
+		expect(meetingOf(second.out())).toEqual(demoMeeting);
 		second.child.kill("SIGKILL");
 		await second.exited;
 		expect(alive(left.gateway) && alive(left.s3)).toBe(true);

@@ -99,6 +99,14 @@ describe("the demo", () => {
 		expect(put.status).toBe(200);
 
 		page = await chrome.browser.newPage();
+		// Every request the pages make is answered (a newcomer's console shows no 404, not even the favicon's).
+		// (A browser's own favicon request is no network event of the page's: its console's error line is.)
+		const failed: string[] = [];
+		const watch = (p: Page) =>
+			p.on("console", (m) => {
+				if (m.type() === "error" && /Failed to load resource/.test(m.text())) failed.push(m.location().url);
+			});
+		watch(page);
 		await page.goto(hostLink);
 		await page.getByRole("button", { name: "Join", exact: true }).click();
 		await page.getByTestId("meeting-screen").getByRole("status").getByText("Connected").waitFor({ timeout: 20_000 });
@@ -152,12 +160,14 @@ describe("the demo", () => {
 		).json()) as { recordings: { page: string; ready: boolean }[] };
 		expect(sessions.recordings).toHaveLength(1);
 		const playback = await chrome.browser.newPage();
+		watch(playback);
 		const listPage = new RegExp(`\\n\\s+(${base}/recordings/${meetingId}#token=\\S+)`).exec(out)?.[1] as string;
 		await playback.goto(listPage);
 		await playback.getByTestId("recording-item").getByRole("link").click();
 		await playback.waitForURL(`${base}${sessions.recordings[0]?.page}`);
 		await playback.locator('[data-testid="playback-screen"][data-code="ok"]').waitFor({ timeout: 15_000 });
 		expect(await playback.getByTestId("playback-track").count()).toBe(webms.length);
+		expect(failed).toEqual([]);
 		await playback.close();
 
 		// Transcription works out of the box too (the embedded engine): its transcript lands next to the recording.

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -128,6 +128,20 @@ describe("the README's configuration table", () => {
 	});
 });
 
+describe("docker-compose.yml and server/config.ts", () => {
+	it("every variable the compose file sets for a gateway node is one the gateway reads", () => {
+		const { services } = compose();
+		const source = readFileSync(path.join(root, "server/config.ts"), "utf8");
+		const schema = source.slice(source.indexOf("const EnvSchema"), source.indexOf(".refine("));
+		const read = new Set([...schema.matchAll(/^\t\t([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+		for (const name of ["gateway", "gateway-2"]) {
+			const env = Object.keys(services[name]?.environment ?? {});
+			expect(env.length).toBeGreaterThan(10);
+			for (const v of env) expect(read.has(v), `${name}: ${v} is not read by server/config.ts`).toBe(true);
+		}
+	});
+});
+
 describe("the README's compose commands", () => {
 	it("name every variable the compose file cannot start without; the cluster's also the database's", () => {
 		const readme = readFileSync(path.join(root, "README.md"), "utf8");
@@ -158,5 +172,68 @@ describe("the build", () => {
 			const { mode } = statSync(path.join(root, file));
 			expect(mode & 0o111, `${file} mode ${mode.toString(8)}`).toBe(0o111);
 		}
+	});
+});
+
+describe("the documentation's links", () => {
+	/** GitHub's anchor for a heading: lower case, punctuation dropped (not `-` or `_`), each space a `-`. */
+	const slug = (heading: string) =>
+		heading
+			.replace(/`/g, "")
+			.trim()
+			.toLowerCase()
+			.replace(/[^\p{L}\p{N}\s_-]/gu, "")
+			.replace(/\s/g, "-");
+	const prose = (file: string) => readFileSync(file, "utf8").replace(/```[\s\S]*?```/g, "");
+	const anchors = (file: string) => {
+		const seen = new Map<string, number>();
+		const out = new Set<string>();
+		for (const m of prose(file).matchAll(/^#{1,6}\s+(.*)$/gm)) {
+			const s = slug(m[1] ?? "");
+			const n = seen.get(s) ?? 0;
+			seen.set(s, n + 1);
+			out.add(n ? `${s}-${n}` : s);
+		}
+		return out;
+	};
+
+	it("every relative link in README.md and docs/*.md (and the READMEs they link) reaches a file, and its anchor a heading", () => {
+		const files = [
+			"README.md",
+			"recorder/README.md",
+			"scripts/mediasoup-worker/README.md",
+			...readdirSync(path.join(root, "docs"))
+				.filter((f) => f.endsWith(".md"))
+				.map((f) => `docs/${f}`),
+		];
+		const broken: string[] = [];
+		let checked = 0;
+		for (const file of files) {
+			for (const m of prose(path.join(root, file)).matchAll(/\]\(([^)\s]+)\)/g)) {
+				const href = m[1] ?? "";
+				if (/^[a-z][a-z0-9+.-]*:/i.test(href)) continue; // https:, mailto:
+				const [target = "", anchor] = href.split("#");
+				const to = target ? path.join(path.dirname(path.join(root, file)), target) : path.join(root, file);
+				checked++;
+				if (!existsSync(to)) broken.push(`${file}: ${href} (no such file)`);
+				else if (anchor && to.endsWith(".md") && !anchors(to).has(anchor))
+					broken.push(`${file}: ${href} (no such heading)`);
+			}
+		}
+		expect(checked).toBeGreaterThan(50);
+		expect(broken).toEqual([]);
+	});
+
+	it("every repository path they name in code (`server/…`, `test/…`, …) exists", () => {
+		const files = ["README.md", "recorder/README.md", ...readdirSync(path.join(root, "docs")).map((f) => `docs/${f}`)];
+		const top = "scripts|test|bench|server|cli|recorder|deploy|shared|contracts|client|docs";
+		const named = new Set<string>();
+		for (const file of files.filter((f) => f.endsWith(".md")))
+			for (const m of prose(path.join(root, file)).matchAll(new RegExp(`\`((?:${top})/[A-Za-z0-9_./-]+)\``, "g")))
+				named.add(m[1] as string);
+		expect(named.size).toBeGreaterThan(100);
+		// A module may be named without its extension (`recorder/main`).
+		const missing = [...named].filter((p) => !["", ".ts"].some((ext) => existsSync(path.join(root, p + ext))));
+		expect(missing).toEqual([]);
 	});
 });
