@@ -1,0 +1,47 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ConsentryError, ValidationError } from "../errors.js";
+
+/**
+ * Fastify's own refusals of a client's request (a bad URL escape, a path parameter past the router's limit, a body
+ * past the limit, a content type no parser takes, invalid JSON), in the project's error shape with stable codes:
+ * never Fastify's `{ error, code: "FST_…", statusCode }` nor an echo of the (possibly 10 KB) path. Undefined for
+ * what is not a client's mistake (the caller logs it and answers `internal_error`).
+ */
+export function clientError(err: unknown): ConsentryError | undefined {
+	if (err instanceof ConsentryError) return err;
+	const e = err as Partial<FastifyError>;
+	switch (e.code) {
+		case "FST_ERR_BAD_URL":
+			return new ConsentryError("invalid_url", "The URL has a malformed percent-escape.", 400);
+		case "FST_ERR_MAX_PARAM_LENGTH":
+			return new ConsentryError("url_too_long", "A path parameter is too long.", 414);
+		case "FST_ERR_CTP_BODY_TOO_LARGE":
+			return new ConsentryError("body_too_large", "The request body is too large.", 413);
+		case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+			return new ConsentryError(
+				"unsupported_media_type",
+				"Send the request body as JSON (`Content-Type: application/json`).",
+				415,
+			);
+	}
+	const status = e.statusCode;
+	if (status && status >= 400 && status < 500) {
+		// Invalid JSON, a prototype key, an empty JSON body, a bad Content-Length: the message names the mistake.
+		return new ConsentryError("invalid_request", e.message ?? "Invalid request.", status);
+	}
+	return undefined;
+}
+
+/** Fastify's `frameworkErrors`: the router's refusals (bad URL, parameter too long) answered like every other error. */
+export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+	const e = clientError(err) ?? new ValidationError("invalid request");
+	reply.status(e.status).send(e.toJSON());
+}
+
+/**
+ * The REST API reads JSON bodies only: Fastify's default `text/plain` parser is removed, so a body of any other
+ * type is 415 `unsupported_media_type` (not a string handed to a schema that wants an object).
+ */
+export function jsonBodiesOnly(http: FastifyInstance): void {
+	http.removeContentTypeParser("text/plain");
+}
