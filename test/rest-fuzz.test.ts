@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { gzipSync } from "node:zlib";
 import Database from "better-sqlite3";
 import jwt from "jsonwebtoken";
 import pino from "pino";
@@ -67,6 +68,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+	reader?.close();
 	await gw?.close();
 	await bucket?.stop();
 });
@@ -81,6 +83,7 @@ async function send(
 	if (opts.auth !== undefined) headers.authorization = opts.auth;
 	else if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 	if (opts.body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
+	const before = watchStore ? JSON.stringify(counts()) : "";
 	const res = await fetch(`${gw.url}${url}`, {
 		method,
 		headers,
@@ -90,6 +93,15 @@ async function send(
 	});
 	const answer = { status: res.status, text: await res.text(), contentType: res.headers.get("content-type") ?? "" };
 	sent.push({ what: `${method} ${url.slice(0, 200)}`, answer });
+	if (watchStore && answer.status >= 400) {
+		const after = JSON.stringify(counts());
+		want(
+			after === before,
+			`${method} ${url.slice(0, 120)}`,
+			answer,
+			`refused, yet the store changed: ${before} → ${after}`,
+		);
+	}
 	return answer;
 }
 
@@ -198,6 +210,13 @@ const forged = jwt.sign({ role: "admin" }, "not-the-key-of-acme-at-all-000000000
 	subject: "mallory",
 	expiresIn: 600,
 });
+const otherAudience = jwt.sign({ role: "admin" }, acme.secret, {
+	algorithm: "HS256",
+	issuer: "acme",
+	audience: "another-gateway",
+	subject: "acme-admin",
+	expiresIn: 600,
+});
 const forgedOperator = jwt.sign({ role: "operator" }, "not-the-operator-key-000000000000000", {
 	algorithm: "HS256",
 	keyid: "op-1",
@@ -214,24 +233,27 @@ const opExpired = jwt.sign({ role: "operator", exp: Math.floor(Date.now() / 1000
 	subject: "ops-alice",
 });
 
-/** Row counts of every table (the store, read beside the gateway): what a refused request must not change. */
+/** The store, read beside the gateway (SQLite in WAL mode: each read sees what is committed). */
+let reader: Database.Database | undefined;
+let countAll: Database.Statement | undefined;
+/** Row counts of every table: what a refused request must not change. */
 function counts(): Record<string, number> {
-	const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-	try {
-		const tables = db
-			.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-			.all() as { name: string }[];
-		const out: Record<string, number> = {};
-		for (const { name } of tables) {
-			// Heartbeats and leases of the gateway's own are not the caller's doing.
-			if (["cluster_nodes", "job_leases"].includes(name)) continue;
-			out[name] = (db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n;
-		}
-		return out;
-	} finally {
-		db.close();
+	if (!reader || !countAll) {
+		reader = new Database(dbFile, { readonly: true, fileMustExist: true });
+		const tables = (
+			reader.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as {
+				name: string;
+			}[]
+		)
+			.map((t) => t.name)
+			// Heartbeats and leases are the gateway's own doing, not a caller's.
+			.filter((n) => !["cluster_nodes", "job_leases"].includes(n));
+		countAll = reader.prepare(tables.map((n) => `SELECT '${n}' AS t, count(*) AS n FROM "${n}"`).join(" UNION ALL "));
 	}
+	return Object.fromEntries((countAll.all() as { t: string; n: number }[]).map((r) => [r.t, r.n]));
 }
+/** While set, every request is framed by the store's counts: a refused one (4xx) must have changed none. */
+let watchStore = false;
 
 const HOSTILE_VALUES: unknown[] = [
 	null,
@@ -323,6 +345,7 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 
 	it("refuses every wrong caller with the right status, stores nothing for them, logs no error", async () => {
 		const before = counts();
+		watchStore = true;
 		const operatorOnTenant: string[] = [];
 		for (const r of ROUTES) {
 			const url = fill(r.url);
@@ -341,6 +364,9 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 				["expired", { token: r.auth === "operator" ? opExpired : expired }],
 				["forged", { token: forged }],
 				["forged operator", { token: forgedOperator }],
+				["tenant key, role operator", { token: acme.token("x", "admin", { role: "operator" }) }],
+				["tenant key, role guest", { token: acme.token("x", "admin", { role: "guest" }) }],
+				["tenant key, another audience", { token: otherAudience }],
 				["10 KB token", { token: "a".repeat(10 * 1024) }],
 			] as const) {
 				const a = await call(opts);
@@ -349,7 +375,11 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 				// (docs/operator.md): a tenant-issued token on an operator route is 403 `operator_only`, an operator-issued
 				// one on a tenant route 403 `operator_token_refused`, forged or not. Every other bad token is 401.
 				const otherIssuer =
-					(["alg none", "forged"].includes(name) && r.auth === "operator") ||
+					(name !== "forged operator" &&
+						"token" in opts &&
+						!name.includes("KB") &&
+						name !== "expired" &&
+						r.auth === "operator") ||
 					(name === "forged operator" && r.auth !== "operator");
 				want(a.status === (otherIssuer ? 403 : 401), `${where} (${name})`, a, otherIssuer ? "want 403" : "want 401");
 			}
@@ -394,12 +424,14 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 			}
 		}
 		expect(operatorOnTenant.length).toBeGreaterThan(20);
+		watchStore = false;
 		// Nothing a refused caller asked for was stored, not even an audit line.
 		expect(counts()).toEqual(before);
 		noProblems();
 	}, 60_000);
 
 	it("answers hostile bodies, params and queries with a clean 4xx (or a correct 2xx), never 5xx", async () => {
+		watchStore = true;
 		for (const r of ROUTES) {
 			const token = rightToken(r);
 			const where = `${r.method} ${r.url}`;
@@ -448,9 +480,15 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 					...(b.contentType ? { contentType: b.contentType } : {}),
 				});
 				assertSane(`${where} (${b.name})`, a);
-				if (b.name.includes("past the body limit")) want(a.status === 413, `${where} (${b.name})`, a, "want 413");
+				if (b.name.includes("past the body limit"))
+					want(a.status === 413 && a.text.includes('"body_too_large"'), `${where} (${b.name})`, a, "want 413");
 				if (["text/plain", "xml", "form", "multipart"].includes(b.name) && r.body) {
-					want(a.status === 415, `${where} (${b.name}) → ${a.text}`, a, "want 415");
+					want(
+						a.status === 415 && a.text.includes('"unsupported_media_type"'),
+						`${where} (${b.name}) → ${a.text}`,
+						a,
+						"want 415",
+					);
 				}
 				if (["invalid JSON", "truncated JSON"].includes(b.name) && r.body) {
 					want(a.status === 400, `${where} (${b.name}) → ${a.text}`, a, "want 400");
@@ -465,10 +503,81 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 				}
 			}
 		}
+		watchStore = false;
 		noProblems();
 		expect(Object.prototype).not.toHaveProperty("polluted");
 		expect(Object.prototype).not.toHaveProperty("admin");
 	}, 120_000);
+
+	it("answers what no route takes: other methods, unknown paths, traversal to files, chunked and compressed bodies", async () => {
+		watchStore = true;
+		const admin = acme.token("acme-admin", "admin");
+		const byUrl = new Map<string, Set<string>>();
+		for (const r of ROUTES) byUrl.set(r.url, (byUrl.get(r.url) ?? new Set()).add(r.method));
+		for (const [url, methods] of byUrl) {
+			for (const m of ["GET", "POST", "PUT", "DELETE", "PATCH"].filter((x) => !methods.has(x))) {
+				const a = await send(m, fill(url), { token: admin, ...(m === "GET" ? {} : { body: "{}" }) });
+				assertSane(`${m} ${url} (no such route)`, a);
+				want([404, 405].includes(a.status), `${m} ${url}`, a, "want 404/405");
+			}
+		}
+		for (const p of [
+			"/api/nope",
+			"/../../../../etc/passwd",
+			"/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+			"/assets/..%2f..%2f..%2fpackage.json",
+			"/..%5c..%5cpackage.json",
+			"/%00",
+			"/api/meetings/%2e%2e%2f%2e%2e%2fhealthz",
+			`/${"a".repeat(10 * 1024)}`,
+		]) {
+			const a = await send("GET", p, { token: acme.token("acme-host") });
+			assertSane(`GET ${p.slice(0, 60)}`, a);
+			want(a.status === 404 || a.status === 400, `GET ${p.slice(0, 60)}`, a, "want 404/400");
+			want(
+				!a.text.includes("root:") && !a.text.includes('"dependencies"'),
+				`GET ${p.slice(0, 60)}`,
+				a,
+				"a file leaked",
+			);
+		}
+		// A body past the limit sent in chunks (no Content-Length): cut at the limit all the same.
+		const chunks = new ReadableStream<Uint8Array>({
+			start(c) {
+				for (let i = 0; i < 40; i++)
+					c.enqueue(new TextEncoder().encode(`${i ? "," : '{"title":"'}${"x".repeat(4096)}`));
+				c.enqueue(new TextEncoder().encode('"}'));
+				c.close();
+			},
+		});
+		const chunked = await fetch(`${gw.url}/api/meetings`, {
+			method: "POST",
+			headers: { authorization: `Bearer ${acme.token("acme-host")}`, "content-type": "application/json" },
+			body: chunks,
+			duplex: "half",
+		} as RequestInit);
+		const answer = {
+			status: chunked.status,
+			text: await chunked.text(),
+			contentType: chunked.headers.get("content-type") ?? "",
+		};
+		assertSane("POST /api/meetings (chunked past the limit)", answer);
+		want(answer.status === 413, "POST /api/meetings (chunked past the limit)", answer, "want 413");
+		// A compressed body (the gateway reads none): refused, never inflated.
+		const gz = await fetch(`${gw.url}/api/meetings`, {
+			method: "POST",
+			headers: {
+				authorization: `Bearer ${acme.token("acme-host")}`,
+				"content-type": "application/json",
+				"content-encoding": "gzip",
+			},
+			body: new Uint8Array(gzipSync(Buffer.from(JSON.stringify({ title: "z".repeat(60_000) })))),
+		});
+		const gza = { status: gz.status, text: await gz.text(), contentType: gz.headers.get("content-type") ?? "" };
+		assertSane("POST /api/meetings (gzip)", gza);
+		watchStore = false;
+		noProblems();
+	});
 
 	it("keeps each tenant's data its own: globex's admin sees nothing of acme's", async () => {
 		const globexAdmin = globex.token("globex-admin", "admin");
@@ -486,8 +595,11 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 		const list = await api(gw, "GET", "/api/meetings", acme.token("acme-host"));
 		expect(list.status).toBe(200);
 		expect(JSON.stringify(list.body)).toContain(meetingId);
+		const meetingsBefore = counts().meetings ?? 0;
 		const made = await api(gw, "POST", "/api/meetings", acme.token("acme-host"), { title: "after the barrage" });
 		expect(made.status).toBe(201);
+		// The store's counts see what is stored (the watch above was not blind).
+		expect(counts().meetings).toBe(meetingsBefore + 1);
 		const errors = lines.filter((l) => typeof l.level === "number" && l.level >= 50);
 		expect(errors.map((l) => `${l.msg} ${JSON.stringify(l.err ?? "").slice(0, 300)}`)).toEqual([]);
 		expect(sent.length).toBeGreaterThan(3000);

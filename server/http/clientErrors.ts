@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { ConsentryError, ValidationError } from "../errors.js";
+import { ConsentryError, NotFoundError, ValidationError } from "../errors.js";
 
 /**
  * Fastify's own refusals of a client's request (a bad URL escape, a path parameter past the router's limit, a body
@@ -25,6 +25,9 @@ export function clientError(err: unknown): ConsentryError | undefined {
 			);
 	}
 	const status = e.statusCode;
+	// The client's files (@fastify/static): a path it will not serve (a NUL, an escaped `..` or `\\`, a name too long)
+	// is refused with a bare 403 — for the caller, as for any other missing file, there is no such page.
+	if (status === 403 || status === 404) return new NotFoundError("not_found", "No such page.");
 	if (status && status >= 400 && status < 500) {
 		// Invalid JSON, a prototype key, an empty JSON body, a bad Content-Length: the message names the mistake.
 		return new ConsentryError("invalid_request", e.message ?? "Invalid request.", status);
