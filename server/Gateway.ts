@@ -16,8 +16,9 @@ import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
 import { RateLimitError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
-import { clientError, frameworkErrors, jsonBodiesOnly } from "./http/clientErrors.js";
+import { clientError, frameworkErrors } from "./http/clientErrors.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
+import { registerJsonBodies } from "./http/jsonBodies.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerPlaybackApi } from "./http/PlaybackApi.js";
 import { FloodRefusal, RestLimiter } from "./http/RestLimiter.js";
@@ -246,7 +247,7 @@ export class Gateway {
 			log.error({ err }, "unhandled HTTP error");
 			return reply.status(500).send(toPublicError(err));
 		});
-		jsonBodiesOnly(http);
+		registerJsonBodies(http);
 		http.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: "not_found", message: "No such page." }));
 
 		// Not rate limited: in memory only, and a load balancer's probe must never be refused for others' floods.

@@ -93,6 +93,11 @@ async function send(
 	});
 	const answer = { status: res.status, text: await res.text(), contentType: res.headers.get("content-type") ?? "" };
 	sent.push({ what: `${method} ${url.slice(0, 200)}`, answer });
+	if (process.env.FUZZ_DUMP && answer.status < 300)
+		(await import("node:fs")).appendFileSync(
+			process.env.FUZZ_DUMP,
+			`${answer.status} ${method} ${url.slice(0, 100)} ${typeof opts.body === "string" ? opts.body.slice(0, 150) : "<bytes>"}\n`,
+		);
 	if (watchStore && answer.status >= 400) {
 		const after = JSON.stringify(counts());
 		want(
@@ -255,6 +260,8 @@ function counts(): Record<string, number> {
 /** While set, every request is framed by the store's counts: a refused one (4xx) must have changed none. */
 let watchStore = false;
 
+/** Strings that are not text: a NUL, lone surrogates. */
+const NOT_TEXT: unknown[] = ["\u0000", "a\u0000b", "\ud800", "\udfff x"];
 const HOSTILE_VALUES: unknown[] = [
 	null,
 	true,
@@ -444,6 +451,7 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 						...(hasBody(r) ? { body: JSON.stringify(base) } : {}),
 					});
 					assertSane(`${where} :${p}=${v.slice(0, 40)}`, a);
+					if (v.includes("%00")) want(a.status === 400, `${where} :${p}=${v}`, a, "want 400 for a NUL");
 				}
 				// Another tenant's real meeting ID in globex's hands: covered above; here a foreign tenant ID for the operator.
 			}
@@ -490,7 +498,7 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 						"want 415",
 					);
 				}
-				if (["invalid JSON", "truncated JSON"].includes(b.name) && r.body) {
+				if (["invalid JSON", "truncated JSON", "non-UTF-8 bytes"].includes(b.name) && r.body) {
 					want(a.status === 400, `${where} (${b.name}) → ${a.text}`, a, "want 400");
 				}
 			}
@@ -500,6 +508,9 @@ describe("REST fuzz: every route, every wrong caller, hostile input", () => {
 					const body = JSON.stringify({ ...(base as object), [k]: v });
 					const a = await send(r.method, fill(r.url, victim), { ...(token ? { token } : {}), body });
 					assertSane(`${where} {${k}: ${JSON.stringify(v)?.slice(0, 40)}}`, a);
+					// No NUL, no lone surrogate reaches a handler (nor the store: PostgreSQL refuses them).
+					if (NOT_TEXT.includes(v))
+						want(a.status === 400, `${where} {${k}: ${JSON.stringify(v)}}`, a, "want 400 for not-text");
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ConsentryError, NotFoundError, ValidationError } from "../errors.js";
 
 /**
@@ -39,12 +39,4 @@ export function clientError(err: unknown): ConsentryError | undefined {
 export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
 	const e = clientError(err) ?? new ValidationError("invalid request");
 	reply.status(e.status).send(e.toJSON());
-}
-
-/**
- * The REST API reads JSON bodies only: Fastify's default `text/plain` parser is removed, so a body of any other
- * type is 415 `unsupported_media_type` (not a string handed to a schema that wants an object).
- */
-export function jsonBodiesOnly(http: FastifyInstance): void {
-	http.removeContentTypeParser("text/plain");
 }
