@@ -14,9 +14,11 @@ import { Placement } from "./cluster/Placement.js";
 import { CaptureService } from "./compliance/CaptureService.js";
 import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
-import { ConsentryError, RateLimitError, StoreUnavailableError, toPublicError } from "./errors.js";
+import { RateLimitError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
+import { clientError, frameworkErrors } from "./http/clientErrors.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
+import { registerJsonBodies } from "./http/jsonBodies.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
 import { registerPlaybackApi } from "./http/PlaybackApi.js";
 import { FloodRefusal, RestLimiter } from "./http/RestLimiter.js";
@@ -213,6 +215,8 @@ export class Gateway {
 			// Fastify's request lines carry the full client address: the gateway writes its own (http/accessLog.ts).
 			logController: new LogController({ disableRequestLogging: true }),
 			bodyLimit: 64 * 1024,
+			// The router's refusals (a malformed percent-escape, a parameter too long) in the project's error shape.
+			frameworkErrors,
 			...(config.http.tls
 				? { https: { cert: readFileSync(config.http.tls.certFile), key: readFileSync(config.http.tls.keyFile) } }
 				: {}),
@@ -237,14 +241,13 @@ export class Gateway {
 				// A flood's connection is closed after this answer (not behind a proxy, whose connections are shared).
 				if (err instanceof FloodRefusal && !config.trustProxy) reply.header("connection", "close");
 			}
-			if (err instanceof ConsentryError) return reply.status(err.status).send(err.toJSON());
-			const status = (err as { statusCode?: number }).statusCode;
-			if (status && status >= 400 && status < 500) {
-				return reply.status(status).send({ code: "invalid_request", message: (err as Error).message });
-			}
+			// A client's mistake (ours, or Fastify's: body too large, wrong content type, invalid JSON) is a 4xx with a code.
+			const client = clientError(err);
+			if (client) return reply.status(client.status).send(client.toJSON());
 			log.error({ err }, "unhandled HTTP error");
 			return reply.status(500).send(toPublicError(err));
 		});
+		registerJsonBodies(http);
 		http.setNotFoundHandler((_req, reply) => reply.status(404).send({ code: "not_found", message: "No such page." }));
 
 		// Not rate limited: in memory only, and a load balancer's probe must never be refused for others' floods.

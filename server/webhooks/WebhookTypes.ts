@@ -25,7 +25,11 @@ export const WebhookSettingsSchema = z
 		url: z
 			.url({ protocol: /^https?$/ })
 			.max(2048)
-			.refine((u) => !new URL(u).username && !new URL(u).password, "must not contain credentials"),
+			// zod runs this check even when the URL check above failed: an unparsable URL is that check's issue, not a throw.
+			.refine((u) => {
+				const url = URL.parse(u);
+				return !url || (!url.username && !url.password);
+			}, "must not contain credentials"),
 		/** Which events to send (default: all). */
 		events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length).optional(),
 		/** The signing secret, if the customer wants to choose it (otherwise the gateway makes one). */
