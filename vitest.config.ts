@@ -25,6 +25,7 @@ export const POSTGRES_SUITES = [
 	"test/passcode.test.ts",
 	"test/playback-api.test.ts",
 	"test/privacy-logs.test.ts",
+	"test/rest-fuzz.test.ts",
 	"test/rest-scope.test.ts",
 	"test/retention.test.ts",
 	"test/security-headers.test.ts",
