@@ -162,7 +162,7 @@ export class Store {
 	/**
 	 * SQLite only: runs one statement once per row of parameters, all or nothing, prepared once per store (not once
 	 * per call, as a query built for a given number of rows must be). For a hot path where building and preparing a
-	 * statement costs more than running it (the audit chain's inserts: ~7 µs per entry saved, docs/benchmarks.md).
+	 * statement costs more than running it (the audit chain's inserts: ~3 µs of CPU per entry saved, docs/benchmarks.md).
 	 * Inside the caller's transaction when there is one (the one connection), else in its own.
 	 */
 	runEachSqlite(text: string, rows: readonly (readonly unknown[])[]): void {
