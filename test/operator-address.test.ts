@@ -1,8 +1,6 @@
-import { Writable } from "node:stream";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
-import { startGateway } from "./helpers/gateway.js";
+import { capturedLog, startGateway } from "./helpers/gateway.js";
 import { testOperator } from "./helpers/operator.js";
 
 /**
@@ -10,18 +8,11 @@ import { testOperator } from "./helpers/operator.js";
  * trusted proxy (CONSENTRY_TRUST_PROXY) the last X-Forwarded-For hop, not the proxy's own address; without one, the peer.
  */
 const operator = testOperator();
-const lines: Record<string, unknown>[] = [];
-const sink = new Writable({
-	write(chunk: Buffer, _enc, done) {
-		for (const l of chunk.toString("utf8").split("\n")) if (l.trim()) lines.push(JSON.parse(l));
-		done();
-	},
-});
+const { log, lines } = capturedLog();
 let proxied: Gateway;
 let direct: Gateway;
 
 beforeAll(async () => {
-	const log = pino({ level: "info" }, sink);
 	proxied = await startGateway({
 		env: { CONSENTRY_OPERATOR_KEYS_FILE: operator.keysFile, CONSENTRY_TRUST_PROXY: "true" },
 		log,

@@ -1,17 +1,15 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import Database from "better-sqlite3";
 import jwt from "jsonwebtoken";
 import pg from "pg";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
 import { ROUTES, type RouteDoc } from "../server/openapi/routes.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
-import { api, postgresFor, startGateway, TEST_DATABASE } from "./helpers/gateway.js";
+import { api, capturedLog, postgresFor, startGateway, TEST_DATABASE } from "./helpers/gateway.js";
 import { testOperator } from "./helpers/operator.js";
 import { AUDIENCE, testTenant } from "./helpers/tenants.js";
 
@@ -33,13 +31,7 @@ const initech = testTenant("initech");
 const operator = testOperator();
 /** What only acme's data carries: it must never appear in an answer to anyone else. */
 const SECRET_TITLE = "ACME-CONFIDENTIAL-TITLE-7f3c";
-const lines: Record<string, unknown>[] = [];
-const sink = new Writable({
-	write(chunk: Buffer, _enc, done) {
-		for (const l of chunk.toString("utf8").split("\n")) if (l.trim()) lines.push(JSON.parse(l));
-		done();
-	},
-});
+const { log: captured, lines } = capturedLog();
 let gw: Gateway;
 let bucket: TestBucket;
 let dbFile: string;
@@ -58,7 +50,7 @@ beforeAll(async () => {
 	gw = await startGateway({
 		tenants: [acme, globex, initech],
 		env: { ...storageEnv(), CONSENTRY_OPERATOR_KEYS_FILE: operator.keysFile, CONSENTRY_DB_FILE: dbFile },
-		log: pino({ level: "info" }, sink),
+		log: captured,
 	});
 	await saveStorageTarget(gw, acme, bucket, "fuzz");
 	const m = await api(gw, "POST", "/api/meetings", acme.token("acme-host"), { title: SECRET_TITLE });

@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { Writable } from "node:stream";
 import pg from "pg";
+import pino from "pino";
 import { loadConfig } from "../../server/config.js";
 import { Gateway } from "../../server/Gateway.js";
 import { createLogger, type Logger } from "../../server/logger.js";
@@ -115,4 +117,19 @@ export async function api(
 		...(body !== undefined ? { body: JSON.stringify(body) } : {}),
 	});
 	return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/**
+ * A logger whose JSON lines are kept in memory (`lines`), for tests that check what the gateway logged: security
+ * events, or that a barrage of refused requests logged no error.
+ */
+export function capturedLog(level = "info"): { log: Logger; lines: Record<string, unknown>[] } {
+	const lines: Record<string, unknown>[] = [];
+	const sink = new Writable({
+		write(chunk: Buffer, _enc, done) {
+			for (const l of chunk.toString("utf8").split("\n")) if (l.trim()) lines.push(JSON.parse(l));
+			done();
+		},
+	});
+	return { log: pino({ level }, sink) as unknown as Logger, lines };
 }
