@@ -120,29 +120,24 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 
 		// The clients reconnect as the browser does: the node they were on, then the others they were told of.
 		const urls = [home.url, survivor.url];
-		// Every notice the returning participant gets: in the join answer, or as an event, which may come before the
-		// answer (a session that starts while the join is answered), so listened to from the connection on.
+		// Every notice a returning person gets: in the join answer, or as an event, which may come before the answer
+		// (a session that starts while the join is answered) or while the checks below run, so listened to from the
+		// connection on.
+		const rejoinNoticed = async (token: string, displayName: string, notices: NoticeView[]) => {
+			const r = await rejoin(
+				urls,
+				token,
+				{ meetingId: id, displayName },
+				{ connected: (c) => c.socket.on("captureNotice", (n: NoticeView) => notices.push(n)) },
+			);
+			notices.push(...r.answer.notices);
+			return r;
+		};
 		const pietNotices: NoticeView[] = [];
 		const hanaNotices: NoticeView[] = [];
 		const [h2, p2] = await Promise.all([
-			rejoin(
-				urls,
-				hostToken,
-				{ meetingId: id, displayName: "Hana" },
-				{ connected: (c) => c.socket.on("captureNotice", (n: NoticeView) => hanaNotices.push(n)) },
-			).then((r) => {
-				hanaNotices.push(...r.answer.notices);
-				return r;
-			}),
-			rejoin(
-				urls,
-				partToken,
-				{ meetingId: id, displayName: "Piet" },
-				{ connected: (c) => c.socket.on("captureNotice", (n: NoticeView) => pietNotices.push(n)) },
-			).then((r) => {
-				pietNotices.push(...r.answer.notices);
-				return r;
-			}),
+			rejoinNoticed(hostToken, "Hana", hanaNotices),
+			rejoinNoticed(partToken, "Piet", pietNotices),
 		]);
 		open.push(h2.client, p2.client);
 		const rehomedIn = Math.max(h2.at, p2.at) - killedAt;
@@ -224,8 +219,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("a meeting's node killed with -9 (
 			)
 		).data.sessionId as string;
 		expect(newSession).not.toBe(oldSession);
-		// The host gets it too (in the join answer or as an event, listened to from the connection on: it may come
-		// while the checks above run).
+		// The host gets it too.
 		await waitFor(
 			async () => hanaNotices.find((n) => n.sessionId === newSession),
 			10_000,
