@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEvent } from "../server/audit/EventLog.js";
+import { sentNotices } from "../server/audit/notices.js";
 import type { TapChange } from "../server/compliance/CaptureService.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { JoinResult, NoticeView } from "../shared/protocol.js";
@@ -145,18 +146,28 @@ describe("recording notice gate (signaling)", () => {
 		const events = await trail(m.id);
 		const types = (person: string) =>
 			events
-				.filter((e) => e.data.person === person || (e.actor === person && e.type.startsWith("notice.")))
+				.filter(
+					(e) =>
+						e.data.person === person ||
+						sentNotices(e).some((n) => n.person === person) ||
+						(e.actor === person && e.type.startsWith("notice.")),
+				)
 				.map((e) => e.type);
 		const piaPsn = events.find((e) => e.type === "notice.acknowledged" && e.data.peerId === piaJoin.peerId)?.actor;
 		expect(piaPsn).toMatch(/^psn_/);
-		expect(types(piaPsn as string)).toEqual(["notice.sent", "notice.shown", "notice.acknowledged", "gate.opened"]);
+		expect(types(piaPsn as string)).toEqual(["notices.sent", "notice.shown", "notice.acknowledged", "gate.opened"]);
 		const on = events.find((e) => e.type === "session.on");
 		expect(on?.data).toMatchObject({
 			kind: "recording",
 			sessionId: started.sessionId,
 			policy: { name: "notice", version: 1 },
 		});
-		expect(events.filter((e) => e.type === "notice.sent")).toHaveLength(3);
+		// The start's notices to everyone then in the meeting are one entry; a later joiner's is their own.
+		expect(events.filter((e) => e.type === "notices.sent")).toHaveLength(1);
+		expect(
+			events.flatMap(sentNotices).map((n) => n.via),
+			"three notices, one per person",
+		).toHaveLength(3);
 
 		// Leaving closes the gate at once.
 		const louPsn = events.find((e) => e.type === "notice.acknowledged" && e.data.peerId === louJoin.peerId)?.actor;

@@ -246,12 +246,19 @@ describe("data-subject requests", () => {
 			kind: string;
 			version: number;
 			held: boolean;
-			audit: { entries: { type: string }[] };
+			audit: { entries: { type: string; data: Record<string, unknown>; omitted?: { recipients: number } }[] };
 		};
 		expect(doc).toMatchObject({ kind: "consentry.dsr.export", version: 1, held: true });
 		expect(doc.audit.entries.map((e) => e.type)).toEqual(
-			expect.arrayContaining(["person.joined", "notice.acknowledged", "gate.opened"]),
+			expect.arrayContaining(["person.joined", "notices.sent", "notice.acknowledged", "gate.opened"]),
 		);
+		// The starts' notices to both people are one entry each; Bob's copy keeps his own line only, and says so.
+		const started = doc.audit.entries.filter((e) => e.type === "notices.sent");
+		expect(started).toHaveLength(2); // recording, transcription
+		for (const e of started) {
+			expect(e.data.recipients).toEqual([expect.objectContaining({ person: bobPsn })]);
+			expect(e.omitted).toEqual({ recipients: 1 });
+		}
 		// Every request is in the chain: who asked and the outcome, never the person.
 		const asked = await gw.events.list({ tenantId: "acme", type: "dsr.access" });
 		expect(asked.at(-1)?.data).toMatchObject({ outcome: "held" });

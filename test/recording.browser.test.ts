@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sentNotices } from "../server/audit/notices.js";
 import { verifyExport } from "../server/audit/verify.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
@@ -90,7 +91,7 @@ describe("recording into the customer's bucket", () => {
 		expect(manifest.tracks.map((t) => t.kind).sort()).toEqual(["audio", "audio", "camera", "camera"]);
 
 		const events = await gw.events.list({ tenantId: "acme", meetingId });
-		const danPsn = events.find((e) => e.type === "notice.sent" && e.data.peerId === danId)?.data.person;
+		const danPsn = events.flatMap(sentNotices).find((n) => n.peerId === danId)?.person;
 		expect(danPsn).toMatch(/^psn_/);
 		expect(manifest.persons).not.toContain(danPsn);
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NOTICE_SENT_TYPES, sentNotices } from "../server/audit/notices.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { JoinResult, NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
@@ -92,7 +93,9 @@ describe("per-person transcription language", () => {
 		expect(piaNotice.locale).toBe("fr");
 		expect(piaNotice.body).toContain("Moteur: Vosk, sur le serveur de l'organisation");
 		// The trail records the hash of the exact text shown, engine included.
-		const sent = await gw.events.list({ tenantId: "acme", type: "notice.sent" });
-		expect(new Set(sent.map((e) => e.data.textSha256)).size).toBe(2);
+		const sent = (
+			await Promise.all(NOTICE_SENT_TYPES.map((type) => gw.events.list({ tenantId: "acme", type })))
+		).flatMap((es) => es.flatMap(sentNotices));
+		expect(new Set(sent.map((n) => n.textSha256)).size).toBe(2);
 	});
 });

@@ -7,6 +7,7 @@ import type { Signal } from "../bench/bots/signal.js";
 import { EXIT, verifyCommand } from "../cli/verify/command.js";
 import type { FolderReport } from "../cli/verify/meetingFolder.js";
 import type { SessionReport } from "../cli/verify/report.js";
+import { sentNotices } from "../server/audit/notices.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { Manifest } from "../server/recording/RecordingTypes.js";
 import type { NoticeView } from "../shared/protocol.js";
@@ -119,9 +120,8 @@ beforeAll(async () => {
 	base = `${mbase}/${session?.id}`;
 	await waitFor(() => bucket.json(`${base}/manifest.json`).catch(() => undefined), 60_000, "manifest.json");
 	danPsn = String(
-		(await gw.events.list({ tenantId: "acme", meetingId })).find(
-			(e) => e.type === "notice.sent" && e.data.peerId === dan.peerId,
-		)?.data.person,
+		(await gw.events.list({ tenantId: "acme", meetingId })).flatMap(sentNotices).find((n) => n.peerId === dan.peerId)
+			?.person,
 	);
 	// The recorder deletes the session's last checkpoints as it closes: the session as it stays once they are gone.
 	await waitFor(async () => !(await keys()).some((k) => k.endsWith(".ckpt")), 15_000, "checkpoints deleted").catch(

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { ChainEntry } from "../../server/audit/chain.js";
+import { sentNotices } from "../../server/audit/notices.js";
 import { verifyExport } from "../../server/audit/verify.js";
 import type { Bucket, Listed } from "./bucket.js";
 import { afterErasures, isErasureFile, readErasures } from "./erasures.js";
@@ -395,8 +396,8 @@ function checkAgainstTrail(
 		if (x.e.type === "consent.declined" && x.e.actor) declined.set(x.e.actor, x);
 		if (x.e.type === "consent.withdrawn" && x.e.actor && !withdrawn.has(x.e.actor)) withdrawn.set(x.e.actor, x);
 	}
-	const notices = new Map<string, Entry>();
-	for (const x of mine) if (x.e.type === "notice.sent") notices.set(String(x.e.data.noticeId), x);
+	const notices = new Map<string, { x: Entry; person: string }>();
+	for (const x of mine) for (const n of sentNotices(x.e)) notices.set(n.noticeId, { x, person: n.person });
 
 	// notRecorded must be exactly who declined (a manifest edited to hide a decline, or to invent one).
 	for (const p of declined.keys())
@@ -511,8 +512,9 @@ function checkAgainstTrail(
 				? proof
 				: answer;
 		const A = at(covering);
-		const notice = notices.get(String(covering.e.data.noticeId));
-		if (!notice || notice.e.data.person !== t.person)
+		const sent = notices.get(String(covering.e.data.noticeId));
+		const notice = sent?.person === t.person ? sent.x : undefined;
+		if (!notice)
 			f.fail("coverage", tid, `the answer (${sub(covering)}) answers no notice sent to ${t.person} in this session`);
 		const gate = gates.find((g) => g.e.data.producerId === t.producerId && g.e.data.person === t.person);
 		if (!gate) f.fail("coverage", tid, `no gate.opened for producer ${t.producerId} of ${t.person} in audit.jsonl`);

@@ -61,8 +61,13 @@ export const EVENT_TYPES = [
 	"session.on",
 	"session.paused",
 	"session.off",
-	/** The gateway sent a person the notice of a session. */
+	/** The gateway sent a person the notice of a session (at their join; data.person, noticeId, locale, textSha256). */
 	"notice.sent",
+	/**
+	 * The gateway sent a session's notice to everyone in the meeting at its start, one entry for all (data.recipients:
+	 * person, peerId, noticeId, locale; data.texts: the text's SHA-256 per locale). Read both with server/audit/notices.ts.
+	 */
+	"notices.sent",
 	/** The person's client reported the notice on screen. */
 	"notice.shown",
 	"notice.acknowledged",

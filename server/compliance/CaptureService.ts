@@ -10,6 +10,7 @@ import type {
 	ServerEvents,
 } from "../../shared/protocol.js";
 import type { AppendInput, EventLog, EventType } from "../audit/EventLog.js";
+import type { NoticesSentData } from "../audit/notices.js";
 import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type Connection, personKey } from "../meetings/Connection.js";
@@ -655,18 +656,28 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			mc.startNote = undefined;
 			const now = Date.now();
 			mc.issuedAt[kind].clear();
-			// One session's notices share their text per locale: resolved (and hashed) once, not once per person.
+			// One session's notices share their text per locale: resolved (and hashed) once, not once per person; and
+			// they are recorded in one `notices.sent` entry for everyone (server/audit/notices.ts), after session.on.
 			const texts = new Map<string, ResolvedNoticeText>();
+			const sent: NoticesSentData = {
+				kind,
+				sessionId: session.id,
+				via: "session_start",
+				consentRequired: notices[0]?.consentRequired ?? false,
+				texts: {},
+				recipients: [],
+			};
 			const noticed = new Set<string>();
 			mc.noticed[kind] = { sessionId: session.id, peers: noticed };
 			for (const notice of notices) {
 				const member = mc.members.get(notice.person);
 				if (!member) continue;
 				mc.issuedAt[kind].set(notice.person, now);
-				const view = this.#noticeView(mc, member, notice, "session_start", texts);
+				const view = this.#noticeView(mc, member, notice, "session_start", texts, sent);
 				member.conn.notify("captureNotice", view);
 				noticed.add(notice.person);
 			}
+			if (sent.recipients.length > 0) mc.pending.push({ type: "notices.sent", ...this.#where(mc), data: { ...sent } });
 			if (session.policy.name === "explicit-consent")
 				for (const peerId of mc.members.keys()) void this.#hold(mc, peerId);
 			this.emit("sessionstart", session, this.#where(mc));
@@ -895,6 +906,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		notice: Notice,
 		via: "join" | "session_start",
 		texts?: Map<string, ResolvedNoticeText>,
+		batch?: NoticesSentData,
 	): NoticeView {
 		const textKey = `${notice.kind}|${notice.policy.name}|${member.locale}`;
 		let text = texts?.get(textKey);
@@ -902,21 +914,30 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			text = noticeText(mc.tenant, notice.kind, notice.policy.name, member.locale);
 			texts?.set(textKey, text);
 		}
-		mc.pending.push({
-			type: "notice.sent",
-			...this.#where(mc),
-			data: {
-				kind: notice.kind,
-				sessionId: notice.sessionId,
-				noticeId: notice.id,
+		if (batch) {
+			batch.texts[member.locale] = text.sha256;
+			batch.recipients.push({
 				person: member.person,
 				peerId: member.conn.peerId,
-				via,
+				noticeId: notice.id,
 				locale: member.locale,
-				textSha256: text.sha256,
-				consentRequired: notice.consentRequired,
-			},
-		});
+			});
+		} else
+			mc.pending.push({
+				type: "notice.sent",
+				...this.#where(mc),
+				data: {
+					kind: notice.kind,
+					sessionId: notice.sessionId,
+					noticeId: notice.id,
+					person: member.person,
+					peerId: member.conn.peerId,
+					via,
+					locale: member.locale,
+					textSha256: text.sha256,
+					consentRequired: notice.consentRequired,
+				},
+			});
 		return {
 			id: notice.id,
 			sessionId: notice.sessionId,

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { UploadStats } from "../../contracts/RecorderProtocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
+import { sentNotices } from "../audit/notices.js";
 import { AuthenticationError, NotFoundError } from "../errors.js";
 import type { RecorderProcess } from "../recording/RecorderProcess.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
@@ -275,18 +276,21 @@ export class Metrics {
 		this.#unhook();
 	}
 
-	/** Notice answer latency, from the trail: notice.sent → its answer (same notice id). */
+	/** Notice answer latency, from the trail: the notice sent (notice.sent or notices.sent) → its answer (same notice id). */
 	#onAudit(e: AuditEvent): void {
-		const noticeId = e.data.noticeId;
-		if (typeof noticeId !== "string") return;
-		if (e.type === "notice.sent") {
-			if (this.#noticeSentAt.size >= NOTICE_MEMORY) {
-				const oldest = this.#noticeSentAt.keys().next().value;
-				if (oldest !== undefined) this.#noticeSentAt.delete(oldest);
+		if (e.type === "notice.sent" || e.type === "notices.sent") {
+			const at = Date.parse(e.at);
+			for (const { noticeId } of sentNotices(e)) {
+				if (this.#noticeSentAt.size >= NOTICE_MEMORY) {
+					const oldest = this.#noticeSentAt.keys().next().value;
+					if (oldest !== undefined) this.#noticeSentAt.delete(oldest);
+				}
+				this.#noticeSentAt.set(noticeId, at);
 			}
-			this.#noticeSentAt.set(noticeId, Date.parse(e.at));
 			return;
 		}
+		const noticeId = e.data.noticeId;
+		if (typeof noticeId !== "string") return;
 		const answer =
 			e.type === "notice.acknowledged"
 				? "acknowledged"

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
 import type { EndpointPolicy } from "../../contracts/endpointGuard.js";
-import type { EventLog, EventType } from "../audit/EventLog.js";
+import type { AuditEvent, EventLog, EventType } from "../audit/EventLog.js";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
@@ -195,16 +195,7 @@ export class DataSubjectService {
 		let truncated = false;
 		if (p?.pseudonym) {
 			truncated = list.length >= MAX_ENTRIES;
-			for (const e of list)
-				entries.push({
-					seq: e.seq,
-					at: e.at,
-					meetingId: e.meetingId,
-					type: e.type,
-					actor: e.actor,
-					data: e.data,
-					hash: e.hash,
-				});
+			for (const e of list) entries.push(ownPart(e, p.pseudonym));
 		}
 		const meetings = [
 			...new Set([
@@ -526,4 +517,25 @@ function emptyHeld(): HeldRows {
 		transcriptLinks: [],
 		webhookDeliveries: [],
 	};
+}
+
+/**
+ * An audit entry as the person's access export holds it: whole, except that an entry naming many people at once (a
+ * `notices.sent`: everyone notified at a session's start) keeps only this person's own recipient line, and says how
+ * many it left out. Others' pseudonyms and connections are not the person's data.
+ */
+function ownPart(e: AuditEvent, pseudonym: string): ExportedEntry {
+	const entry: ExportedEntry = {
+		seq: e.seq,
+		at: e.at,
+		meetingId: e.meetingId,
+		type: e.type,
+		actor: e.actor,
+		data: e.data,
+		hash: e.hash,
+	};
+	if (e.type !== "notices.sent" || !Array.isArray(e.data.recipients)) return entry;
+	const all = e.data.recipients as { person?: unknown }[];
+	const own = all.filter((r) => r?.person === pseudonym);
+	return { ...entry, data: { ...e.data, recipients: own }, omitted: { recipients: all.length - own.length } };
 }

@@ -70,6 +70,12 @@ export interface ExportedEntry {
 	actor: string | null;
 	data: Record<string, unknown>;
 	hash: string;
+	/**
+	 * Others' details left out of this copy: a `notices.sent` entry (a session's notices to everyone at its start)
+	 * keeps only the person's own line of `data.recipients`, and `omitted.recipients` counts the others. `hash` is the
+	 * stored entry's: it verifies against the full entry in an audit export of the chain, not against this copy.
+	 */
+	omitted?: { recipients: number };
 }
 
 /**

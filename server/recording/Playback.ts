@@ -2,6 +2,7 @@ import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from "@a
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
+import { sentNotices } from "../audit/notices.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
 import { createS3Client } from "../storage/preflight.js";
@@ -329,7 +330,8 @@ function evidence(
 	for (const e of events) {
 		if (e.type === "person.joined" && e.actor && typeof e.data.role === "string") roles.set(e.actor, e.data.role);
 		if (e.data.sessionId !== s.sessionId) continue;
-		if (e.type === "notice.sent" && typeof e.data.person === "string") person(e.data.person).notifiedAt ??= e.at;
+		if (e.type === "notice.sent" || e.type === "notices.sent")
+			for (const n of sentNotices(e)) person(n.person).notifiedAt ??= e.at;
 		else if (e.type === "notice.shown" && e.actor) person(e.actor).shownAt ??= e.at;
 		else if (ANSWERS.has(e.type) && e.actor) {
 			const p = person(e.actor);

@@ -1,5 +1,6 @@
 import type { TranscriptionEngineSpec } from "../../contracts/RecorderProtocol.js";
 import type { EventLog } from "../audit/EventLog.js";
+import { NOTICE_SENT_TYPES, sentNotices } from "../audit/notices.js";
 
 /** The locales a person joins with. */
 export type PersonLocale = "en" | "fr";
@@ -29,10 +30,17 @@ export async function personLocale(
 	events: EventLog,
 	where: { tenantId: string; meetingId: string; sessionId: string; peerId: string },
 ): Promise<PersonLocale | undefined> {
-	const sent = (
-		await events.list({ tenantId: where.tenantId, meetingId: where.meetingId, type: "notice.sent", limit: 100_000 })
-	).findLast((e) => e.data.sessionId === where.sessionId && e.data.peerId === where.peerId);
-	const locale = sent?.data.locale;
+	const sent = await Promise.all(
+		NOTICE_SENT_TYPES.map((type) =>
+			events.list({ tenantId: where.tenantId, meetingId: where.meetingId, type, limit: 100_000 }),
+		),
+	);
+	const mine = sent
+		.flat()
+		.sort((a, b) => a.seq - b.seq)
+		.flatMap((e) => sentNotices(e))
+		.findLast((n) => n.sessionId === where.sessionId && n.peerId === where.peerId);
+	const locale = mine?.locale;
 	return locale === "en" || locale === "fr" ? locale : undefined;
 }
 

@@ -1,0 +1,87 @@
+/**
+ * The notices a trail entry records as sent, whatever its shape: the gateway records a notice sent to one person (at
+ * a join) as a `notice.sent` entry, and the notices of a session's start — everyone in the meeting at that moment —
+ * as one `notices.sent` entry carrying them all in `data.recipients` (one entry instead of one per person: a start in
+ * a 500-person meeting writes 2 entries, not 501). Every reader of the trail (the gateway's metrics and playback
+ * evidence, `consentry verify`, access exports) asks this one function, so both shapes (and trails written before
+ * `notices.sent` existed) read the same.
+ */
+
+/** One notice sent to one person, as the trail records it. */
+export interface SentNotice {
+	noticeId: string;
+	/** The person (a pseudonym in a stored entry, a person key before it is stored). */
+	person: string;
+	peerId: string;
+	kind: string;
+	sessionId: string;
+	via: string;
+	locale?: string;
+	/** SHA-256 of the exact notice text sent (title, body, disclaimer) in that locale. */
+	textSha256?: string;
+	consentRequired?: boolean;
+}
+
+/** What a `notices.sent` entry's data holds (person keys become pseudonyms when stored, as everywhere). */
+export interface NoticesSentData {
+	kind: string;
+	sessionId: string;
+	via: "session_start";
+	consentRequired: boolean;
+	/** The notice text's SHA-256 per locale sent. */
+	texts: Record<string, string>;
+	recipients: { person: string; peerId: string; noticeId: string; locale: string }[];
+}
+
+type Data = Record<string, unknown>;
+const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+
+/** The notices `entry` records as sent: none for any other type of entry. */
+export function sentNotices(entry: { type: string; data: Data }): SentNotice[] {
+	const d = entry.data;
+	if (entry.type === "notice.sent") {
+		const noticeId = str(d.noticeId);
+		const person = str(d.person);
+		if (!noticeId || !person) return [];
+		return [
+			{
+				noticeId,
+				person,
+				peerId: str(d.peerId) ?? "",
+				kind: str(d.kind) ?? "recording",
+				sessionId: str(d.sessionId) ?? "",
+				via: str(d.via) ?? "",
+				...(str(d.locale) ? { locale: str(d.locale) } : {}),
+				...(str(d.textSha256) ? { textSha256: str(d.textSha256) } : {}),
+				...(typeof d.consentRequired === "boolean" ? { consentRequired: d.consentRequired } : {}),
+			},
+		];
+	}
+	if (entry.type !== "notices.sent" || !Array.isArray(d.recipients)) return [];
+	const texts = (d.texts && typeof d.texts === "object" ? d.texts : {}) as Data;
+	const out: SentNotice[] = [];
+	for (const r of d.recipients as unknown[]) {
+		if (!r || typeof r !== "object") continue;
+		const x = r as Data;
+		const noticeId = str(x.noticeId);
+		const person = str(x.person);
+		if (!noticeId || !person) continue;
+		const locale = str(x.locale);
+		const textSha256 = locale ? str(texts[locale]) : undefined;
+		out.push({
+			noticeId,
+			person,
+			peerId: str(x.peerId) ?? "",
+			kind: str(d.kind) ?? "recording",
+			sessionId: str(d.sessionId) ?? "",
+			via: str(d.via) ?? "session_start",
+			...(locale ? { locale } : {}),
+			...(textSha256 ? { textSha256 } : {}),
+			...(typeof d.consentRequired === "boolean" ? { consentRequired: d.consentRequired } : {}),
+		});
+	}
+	return out;
+}
+
+/** Types of entry that record notices sent ({@link sentNotices} reads them). */
+export const NOTICE_SENT_TYPES = ["notice.sent", "notices.sent"] as const;
