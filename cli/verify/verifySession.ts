@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { ChainEntry } from "../../server/audit/chain.js";
-import { sentNotices } from "../../server/audit/notices.js";
+import { answersIn, type NoticeAnswer, sentNotices } from "../../server/audit/notices.js";
 import { verifyExport } from "../../server/audit/verify.js";
 import type { Bucket, Listed } from "./bucket.js";
 import { afterErasures, isErasureFile, readErasures } from "./erasures.js";
@@ -32,7 +32,10 @@ export const DEFAULT_LIMITS: VerifyLimits = {
 /** How far before its arrival the gateway accepts a click, and how far after (CaptureService: CLICK_*). */
 const CLICK_MAX_AGE_MS = 30_000;
 const CLICK_SKEW_MS = 2_000;
-export const ANSWERS = new Set(["notice.acknowledged", "consent.given"]);
+/** `person`'s answer among those entry `x` records (its own entry, or a line of a notices.acknowledged). */
+export function answerOf(x: Entry, person: string): NoticeAnswer | undefined {
+	return answersIn(x.e).find((a) => a.person === person);
+}
 const CHECKPOINT_NAME = /^\d{1,16}-\d{1,12}\.ckpt$/;
 /**
  * `{person}-{kind}-{seq}.webm` (Opus, VP8) or `.mkv` (H.264, Matroska), as the recorder names a track's objects
@@ -381,15 +384,11 @@ function checkAgainstTrail(
 	const consentOnly = m.policy.name === "explicit-consent";
 
 	// Who answered (first answer per person), who declined or withdrew, the notices sent.
+	// (An answer is its person's own entry, or one of several in a notices.acknowledged: server/audit/notices.ts.)
 	const answered = new Map<string, Entry>();
 	for (const x of mine)
-		if (
-			ANSWERS.has(x.e.type) &&
-			x.e.actor &&
-			(!consentOnly || x.e.type === "consent.given") &&
-			!answered.has(x.e.actor)
-		)
-			answered.set(x.e.actor, x);
+		for (const a of answersIn(x.e))
+			if ((!consentOnly || a.type === "consent.given") && !answered.has(a.person)) answered.set(a.person, x);
 	const declined = new Map<string, Entry>();
 	const withdrawn = new Map<string, Entry>();
 	for (const x of mine) {
@@ -489,9 +488,8 @@ function checkAgainstTrail(
 				`coveredBy names entry ${cb.seq} with hash ${cb.hash.slice(0, 12)}…, which audit.jsonl does not hold`,
 			);
 		else if (
-			!ANSWERS.has(proof.e.type) ||
+			!answerOf(proof, t.person) ||
 			proof.e.type !== cb.type ||
-			proof.e.actor !== t.person ||
 			proof.e.data.sessionId !== S ||
 			proof.e.at !== cb.at ||
 			(consentOnly && proof.e.type !== "consent.given")
@@ -503,16 +501,11 @@ function checkAgainstTrail(
 			);
 		// The answer that opened this track's gate (a person who left and came back answered again), else their first.
 		const covering =
-			proof &&
-			cb &&
-			proof.hash === cb.hash &&
-			ANSWERS.has(proof.e.type) &&
-			proof.e.actor === t.person &&
-			proof.e.data.sessionId === S
+			proof && cb && proof.hash === cb.hash && answerOf(proof, t.person) && proof.e.data.sessionId === S
 				? proof
 				: answer;
 		const A = at(covering);
-		const sent = notices.get(String(covering.e.data.noticeId));
+		const sent = notices.get(answerOf(covering, t.person)?.noticeId ?? "");
 		const notice = sent?.person === t.person ? sent.x : undefined;
 		if (!notice)
 			f.fail("coverage", tid, `the answer (${sub(covering)}) answers no notice sent to ${t.person} in this session`);
@@ -631,15 +624,16 @@ function checkAgainstTrail(
 	for (const y of entries)
 		if (y.e.type === "person.left" || (y.e.type === "consent.withdrawn" && y.e.data.sessionId === S))
 			leaves.set(y.e.data.peerId, [...(leaves.get(y.e.data.peerId) ?? []), y]);
-	for (const x of mine) {
-		if (!ANSWERS.has(x.e.type) || !x.e.actor || (consentOnly && x.e.type !== "consent.given")) continue;
-		const end = leaves.get(x.e.data.peerId)?.find((y) => y.e.seq > x.e.seq);
-		const to = Math.min(
-			end ? at(end) : Number.POSITIVE_INFINITY,
-			sessionEnd ? at(sessionEnd) : Number.POSITIVE_INFINITY,
-		);
-		covered.set(x.e.actor, [...(covered.get(x.e.actor) ?? []), [at(x), to]]);
-	}
+	for (const x of mine)
+		for (const a of answersIn(x.e)) {
+			if (consentOnly && a.type !== "consent.given") continue;
+			const end = leaves.get(a.peerId)?.find((y) => y.e.seq > x.e.seq);
+			const to = Math.min(
+				end ? at(end) : Number.POSITIVE_INFINITY,
+				sessionEnd ? at(sessionEnd) : Number.POSITIVE_INFINITY,
+			);
+			covered.set(a.person, [...(covered.get(a.person) ?? []), [at(x), to]]);
+		}
 
 	// Every chat line is of someone covered at that moment.
 	for (const l of chat) {

@@ -1,8 +1,9 @@
 import { z } from "zod";
+import { answersIn } from "../../server/audit/notices.js";
 import type { Bucket, Listed } from "./bucket.js";
 import { afterErasures, isErasureFile, readErasures } from "./erasures.js";
 import { Findings, type SessionReport, TRANSCRIPT_CHECKS } from "./report.js";
-import { ANSWERS, type Entry, iso, lineOf, parseExport, safeVerifyExport, type VerifyLimits } from "./verifySession.js";
+import { type Entry, iso, lineOf, parseExport, safeVerifyExport, type VerifyLimits } from "./verifySession.js";
 
 const isoTime = z.iso.datetime({ offset: true });
 
@@ -193,13 +194,8 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 	const answered = new Map<string, Entry>();
 	const declined = new Set<string>();
 	for (const x of mine) {
-		if (
-			ANSWERS.has(x.e.type) &&
-			x.e.actor &&
-			(!consentOnly || x.e.type === "consent.given") &&
-			!answered.has(x.e.actor)
-		)
-			answered.set(x.e.actor, x);
+		for (const a of answersIn(x.e))
+			if ((!consentOnly || a.type === "consent.given") && !answered.has(a.person)) answered.set(a.person, x);
 		if (x.e.type === "consent.declined" && x.e.actor) declined.add(x.e.actor);
 	}
 	transcript.entries.forEach((e, i) => {

@@ -71,6 +71,11 @@ export const EVENT_TYPES = [
 	/** The person's client reported the notice on screen. */
 	"notice.shown",
 	"notice.acknowledged",
+	/**
+	 * Acknowledgements of one session's notice that reached the gateway while the meeting's previous entries were
+	 * being committed, recorded together (data.answers: person, peerId, noticeId). Read with server/audit/notices.ts.
+	 */
+	"notices.acknowledged",
 	"consent.given",
 	"consent.declined",
 	"consent.withdrawn",

@@ -85,3 +85,64 @@ export function sentNotices(entry: { type: string; data: Data }): SentNotice[] {
 
 /** Types of entry that record notices sent ({@link sentNotices} reads them). */
 export const NOTICE_SENT_TYPES = ["notice.sent", "notices.sent"] as const;
+
+/** One person's answer to a notice, as the trail records it. */
+export interface NoticeAnswer {
+	type: "notice.acknowledged" | "consent.given";
+	/** The person (a pseudonym in a stored entry). */
+	person: string;
+	peerId: string;
+	noticeId: string;
+	kind: string;
+	sessionId: string;
+}
+
+/** What a `notices.acknowledged` entry's data holds. */
+export interface NoticesAcknowledgedData {
+	kind: string;
+	sessionId: string;
+	policy: { name: string; version: number };
+	answers: { person: string; peerId: string; noticeId: string }[];
+}
+
+/**
+ * The answers `entry` records: a `notice.acknowledged` or `consent.given` of one person (its actor), or every answer of
+ * a `notices.acknowledged` — acknowledgements that reached the gateway while the meeting's previous entries were being
+ * committed, recorded together in one entry (`data.answers`). None for any other type of entry.
+ */
+export function answersIn(entry: { type: string; actor?: string | null; data: Data }): NoticeAnswer[] {
+	const d = entry.data;
+	if (entry.type === "notice.acknowledged" || entry.type === "consent.given") {
+		if (!entry.actor) return [];
+		return [
+			{
+				type: entry.type,
+				person: entry.actor,
+				peerId: str(d.peerId) ?? "",
+				noticeId: str(d.noticeId) ?? "",
+				kind: str(d.kind) ?? "recording",
+				sessionId: str(d.sessionId) ?? "",
+			},
+		];
+	}
+	if (entry.type !== "notices.acknowledged" || !Array.isArray(d.answers)) return [];
+	const out: NoticeAnswer[] = [];
+	for (const a of d.answers as unknown[]) {
+		if (!a || typeof a !== "object") continue;
+		const x = a as Data;
+		const person = str(x.person);
+		if (!person) continue;
+		out.push({
+			type: "notice.acknowledged",
+			person,
+			peerId: str(x.peerId) ?? "",
+			noticeId: str(x.noticeId) ?? "",
+			kind: str(d.kind) ?? "recording",
+			sessionId: str(d.sessionId) ?? "",
+		});
+	}
+	return out;
+}
+
+/** Types of entry that record answers ({@link answersIn} reads them). */
+export const ANSWER_TYPES = ["notice.acknowledged", "notices.acknowledged", "consent.given"] as const;

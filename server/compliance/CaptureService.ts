@@ -10,7 +10,7 @@ import type {
 	ServerEvents,
 } from "../../shared/protocol.js";
 import type { AppendInput, EventLog, EventType } from "../audit/EventLog.js";
-import type { NoticesSentData } from "../audit/notices.js";
+import type { NoticesAcknowledgedData, NoticesSentData } from "../audit/notices.js";
 import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type Connection, personKey } from "../meetings/Connection.js";
@@ -137,6 +137,67 @@ interface MeetingCapture {
 	 * so the state broadcast after the commit skips them (one socket write per person instead of two).
 	 */
 	noticed: Partial<Record<CaptureKind, { sessionId: string; peers: Set<string> }>>;
+	/**
+	 * Operations' audit entries waiting for the meeting's commit in flight, in call order ({@link coalesceAnswers}
+	 * records the acknowledgements among them in one entry), and whether a commit is in flight.
+	 */
+	commits: { items: Item[]; resolve: () => void; reject: (err: unknown) => void }[];
+	committing: boolean;
+}
+
+type Item = AppendInput & { type: EventType };
+
+/**
+ * The audit entries of operations committed together, in their order, with every run of consecutive
+ * acknowledgements of one session (each an operation's `notice.acknowledged` and the `gate.opened` entries it caused)
+ * recorded as one `notices.acknowledged` entry (data.answers, one per person; server/audit/notices.ts) followed by
+ * those gates: a 500-person start's acknowledgements become a few entries instead of 500. Each gate still follows the
+ * answer that opened it, and nothing else moves. A run of one stays a `notice.acknowledged`.
+ */
+export function coalesceAnswers(ops: readonly (readonly Item[])[]): Item[] {
+	const out: Item[] = [];
+	let run: (readonly Item[])[] = [];
+	const end = () => {
+		const first = run[0]?.[0];
+		if (run.length >= 2 && first) {
+			const data: NoticesAcknowledgedData = {
+				kind: String(first.data?.kind),
+				sessionId: String(first.data?.sessionId),
+				policy: first.data?.policy as NoticesAcknowledgedData["policy"],
+				answers: run.map((op) => {
+					const d = op[0]?.data ?? {};
+					return { person: String(op[0]?.actor), peerId: String(d.peerId), noticeId: String(d.noticeId) };
+				}),
+			};
+			out.push({
+				type: "notices.acknowledged",
+				tenantId: first.tenantId,
+				...(first.meetingId ? { meetingId: first.meetingId } : {}),
+				data: { ...data },
+			});
+			for (const op of run) out.push(...op.slice(1));
+		} else for (const op of run) out.push(...op);
+		run = [];
+	};
+	for (const op of ops) {
+		const head = op[0];
+		const ack =
+			head?.type === "notice.acknowledged" &&
+			typeof head.actor === "string" &&
+			op.every((it, i) => i === 0 || it.type === "gate.opened");
+		const joins =
+			ack &&
+			run.length > 0 &&
+			run[0]?.[0]?.data?.sessionId === head.data?.sessionId &&
+			run[0]?.[0]?.data?.kind === head.data?.kind &&
+			run[0]?.[0]?.tenantId === head.tenantId &&
+			run[0]?.[0]?.meetingId === head.meetingId;
+		if (!joins) end();
+		if (ack) run.push(op);
+		else out.push(...op);
+	}
+	end();
+	return out;
 }
 
 const KINDS: readonly CaptureKind[] = ["recording", "transcription"];
@@ -626,6 +687,8 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			closedAt: new Map(),
 			uncommitted: new Map(),
 			noticed: {},
+			commits: [],
+			committing: false,
 		};
 		for (const kind of KINDS) this.#wire(mc, kind);
 		this.#meetings.set(meeting.id, mc);
@@ -869,15 +932,55 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		);
 	}
 
-	async #flush(mc: MeetingCapture, items: (AppendInput & { type: EventType })[]): Promise<void> {
-		if (items.length === 0) return;
+	/**
+	 * Commits one operation's audit entries; resolves once they are committed. An operation arriving while the
+	 * meeting's previous commit is in flight waits for it, and then everything that waited is committed at once, the
+	 * acknowledgements among it as one entry ({@link coalesceAnswers}). If that fails, each waiting operation is
+	 * retried on its own, in order, so one failing does not fail the others.
+	 */
+	#flush(mc: MeetingCapture, items: Item[]): Promise<void> {
+		if (items.length === 0) return Promise.resolve();
+		return new Promise<void>((resolve, reject) => {
+			mc.commits.push({ items, resolve, reject });
+			if (!mc.committing) void this.#commitWaiting(mc);
+		});
+	}
+
+	async #commitWaiting(mc: MeetingCapture): Promise<void> {
+		mc.committing = true;
 		try {
-			await this.#events.appendMany(items);
-		} catch (err) {
-			// No proof, no capture: the caller sees the failure and nothing opened (taps are emitted after this).
-			this.#log.error({ err, meetingId: mc.meeting.id }, "audit append failed");
-			throw err;
+			while (mc.commits.length > 0) {
+				const batch = mc.commits.splice(0);
+				try {
+					await this.#events.appendMany(
+						batch.length === 1 ? (batch[0]?.items ?? []) : coalesceAnswers(batch.map((b) => b.items)),
+					);
+					for (const b of batch) b.resolve();
+					continue;
+				} catch (err) {
+					if (batch.length === 1) {
+						this.#failed(mc, err, batch[0]);
+						continue;
+					}
+				}
+				for (const b of batch) {
+					try {
+						await this.#events.appendMany(b.items);
+						b.resolve();
+					} catch (err) {
+						this.#failed(mc, err, b);
+					}
+				}
+			}
+		} finally {
+			mc.committing = false;
 		}
+	}
+
+	/** No proof, no capture: the caller sees the failure and nothing opened (taps are emitted after the commit). */
+	#failed(mc: MeetingCapture, err: unknown, op: MeetingCapture["commits"][number] | undefined): void {
+		this.#log.error({ err, meetingId: mc.meeting.id }, "audit append failed");
+		op?.reject(err);
 	}
 
 	#where(mc: MeetingCapture): { tenantId: string; meetingId: string } {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { UploadStats } from "../../contracts/RecorderProtocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
-import { sentNotices } from "../audit/notices.js";
+import { answersIn, sentNotices } from "../audit/notices.js";
 import { AuthenticationError, NotFoundError } from "../errors.js";
 import type { RecorderProcess } from "../recording/RecorderProcess.js";
 import type { RoomRegistry } from "../sfu/RoomRegistry.js";
@@ -289,6 +289,10 @@ export class Metrics {
 			}
 			return;
 		}
+		if (e.type === "notices.acknowledged") {
+			for (const a of answersIn(e)) this.#answered(a.noticeId, a.kind, "acknowledged", e.at);
+			return;
+		}
 		const noticeId = e.data.noticeId;
 		if (typeof noticeId !== "string") return;
 		const answer =
@@ -299,13 +303,14 @@ export class Metrics {
 					: e.type === "consent.declined"
 						? "declined"
 						: undefined;
+		if (answer) this.#answered(noticeId, String(e.data.kind ?? "unknown"), answer, e.at);
+	}
+
+	#answered(noticeId: string, kind: string, answer: string, at: string): void {
 		const sent = this.#noticeSentAt.get(noticeId);
-		if (!answer || sent === undefined) return;
+		if (sent === undefined) return;
 		this.#noticeSentAt.delete(noticeId);
-		this.#noticeAnswer.observe(
-			{ kind: String(e.data.kind ?? "unknown"), answer },
-			Math.max(0, Date.parse(e.at) - sent) / 1000,
-		);
+		this.#noticeAnswer.observe({ kind, answer }, Math.max(0, Date.parse(at) - sent) / 1000);
 	}
 
 	/**

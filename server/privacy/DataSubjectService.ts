@@ -521,8 +521,9 @@ function emptyHeld(): HeldRows {
 
 /**
  * An audit entry as the person's access export holds it: whole, except that an entry naming many people at once (a
- * `notices.sent`: everyone notified at a session's start) keeps only this person's own recipient line, and says how
- * many it left out. Others' pseudonyms and connections are not the person's data.
+ * `notices.sent`: everyone notified at a session's start; a `notices.acknowledged`: answers committed together)
+ * keeps only this person's own line, and says how many it left out. Others' pseudonyms and connections are not the
+ * person's data.
  */
 function ownPart(e: AuditEvent, pseudonym: string): ExportedEntry {
 	const entry: ExportedEntry = {
@@ -534,8 +535,9 @@ function ownPart(e: AuditEvent, pseudonym: string): ExportedEntry {
 		data: e.data,
 		hash: e.hash,
 	};
-	if (e.type !== "notices.sent" || !Array.isArray(e.data.recipients)) return entry;
-	const all = e.data.recipients as { person?: unknown }[];
-	const own = all.filter((r) => r?.person === pseudonym);
-	return { ...entry, data: { ...e.data, recipients: own }, omitted: { recipients: all.length - own.length } };
+	const field = e.type === "notices.sent" ? "recipients" : e.type === "notices.acknowledged" ? "answers" : undefined;
+	const all = field ? e.data[field] : undefined;
+	if (!field || !Array.isArray(all)) return entry;
+	const own = (all as { person?: unknown }[]).filter((r) => r?.person === pseudonym);
+	return { ...entry, data: { ...e.data, [field]: own }, omitted: { [field]: all.length - own.length } };
 }

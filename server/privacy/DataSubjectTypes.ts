@@ -72,10 +72,11 @@ export interface ExportedEntry {
 	hash: string;
 	/**
 	 * Others' details left out of this copy: a `notices.sent` entry (a session's notices to everyone at its start)
-	 * keeps only the person's own line of `data.recipients`, and `omitted.recipients` counts the others. `hash` is the
-	 * stored entry's: it verifies against the full entry in an audit export of the chain, not against this copy.
+	 * keeps only the person's own line of `data.recipients`, a `notices.acknowledged` (answers committed together)
+	 * only theirs of `data.answers`; `omitted` counts the others. `hash` is the stored entry's: it verifies against
+	 * the full entry in an audit export of the chain, not against this copy.
 	 */
-	omitted?: { recipients: number };
+	omitted?: { recipients?: number; answers?: number };
 }
 
 /**

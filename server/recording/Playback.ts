@@ -2,7 +2,7 @@ import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from "@a
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
-import { sentNotices } from "../audit/notices.js";
+import { answersIn, sentNotices } from "../audit/notices.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
 import { createS3Client } from "../storage/preflight.js";
@@ -333,6 +333,11 @@ function evidence(
 		if (e.type === "notice.sent" || e.type === "notices.sent")
 			for (const n of sentNotices(e)) person(n.person).notifiedAt ??= e.at;
 		else if (e.type === "notice.shown" && e.actor) person(e.actor).shownAt ??= e.at;
+		else if (e.type === "notices.acknowledged")
+			for (const a of answersIn(e)) {
+				const p = person(a.person);
+				p.answer ??= { type: a.type, at: e.at };
+			}
 		else if (ANSWERS.has(e.type) && e.actor) {
 			const p = person(e.actor);
 			if (!p.answer || e.type !== "notice.acknowledged") p.answer = { type: e.type, at: e.at };

@@ -10,6 +10,7 @@ import {
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { ChatMessage } from "../../shared/protocol.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
+import { ANSWER_TYPES, answersIn } from "../audit/notices.js";
 import { auditObjectWritten, CaptureBucket } from "../capture/CaptureBucket.js";
 import { CRASHED, type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
 import type { PlainTap } from "../capture/PlainTap.js";
@@ -806,14 +807,19 @@ export class RecordingService implements CaptureSink {
 		policyName: string,
 	): Promise<Map<string, { type: string; seq: number; hash: string; at: string }>> {
 		const out = new Map<string, { type: string; seq: number; hash: string; at: string }>();
-		const wanted = policyName === "explicit-consent" ? "consent.given" : "notice.acknowledged";
-		const evs: AuditEvent[] = await this.#events.list({ tenantId, meetingId, type: wanted });
-		const alt: AuditEvent[] =
-			wanted === "notice.acknowledged" ? await this.#events.list({ tenantId, meetingId, type: "consent.given" }) : [];
-		for (const e of [...evs, ...alt]) {
-			if (e.data.sessionId !== sessionId || typeof e.data.peerId !== "string") continue;
-			if (!out.has(e.data.peerId)) out.set(e.data.peerId, { type: e.type, seq: e.seq, hash: e.hash, at: e.at });
-		}
+		// Under explicit consent only a consent opens the gate; under notice an acknowledgement (alone, or with others
+		// in one notices.acknowledged) or a consent. The first in the chain per peer.
+		const types = policyName === "explicit-consent" ? (["consent.given"] as const) : ANSWER_TYPES;
+		const evs = (
+			await Promise.all(types.map((type) => this.#events.list({ tenantId, meetingId, type, limit: 100_000 })))
+		)
+			.flat()
+			.sort((a, b) => a.seq - b.seq);
+		for (const e of evs)
+			for (const a of answersIn(e)) {
+				if (a.sessionId !== sessionId || !a.peerId || out.has(a.peerId)) continue;
+				out.set(a.peerId, { type: e.type, seq: e.seq, hash: e.hash, at: e.at });
+			}
 		return out;
 	}
 }
