@@ -15,6 +15,7 @@ export const CLUSTER_SUITES = ["test/cluster.test.ts"];
 export const POSTGRES_SUITES = [
 	"test/capture-click.test.ts",
 	"test/capture.test.ts",
+	"test/answers-batch.test.ts",
 	"test/dsr.test.ts",
 	"test/hands.test.ts",
 	"test/lobby.test.ts",
