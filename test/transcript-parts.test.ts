@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,6 +9,7 @@ import { EXIT, verifyCommand } from "../cli/verify/command.js";
 import { EventLog } from "../server/audit/EventLog.js";
 import { NODE_LOST } from "../server/capture/LostSessions.js";
 import { DEFAULT_POLICY } from "../server/compliance/CaptureTypes.js";
+import { DataSubjectBucket } from "../server/privacy/DataSubjectBucket.js";
 import { Store } from "../server/store/Store.js";
 import type { TranscriptDocument, TranscriptEntry, TranscriptPart } from "../server/transcription/TranscriptTypes.js";
 import { finishTranscriptFromBucket, TranscriptWriter } from "../server/transcription/TranscriptWriter.js";
@@ -247,6 +248,50 @@ describe("transcript checkpoints", () => {
 		const t = await bucket.json<TranscriptDocument>(`${base}/transcript.json`);
 		expect(t.entries.map((e) => e.text)).toEqual([w.entries[0]?.text, w.entries[2]?.text]);
 		expect(t.holes?.map((h) => h.cause)).toEqual(["checkpoint_missing", "node_lost"]);
+		const ok = await verify(base);
+		expect(ok.code, ok.out).toBe(EXIT.verified);
+	});
+
+	it("an erasure removes the parts left beside a final transcript that hold the person's lines; verify passes", async () => {
+		const s = await session();
+		const base = `rec/${s.meetingId}/${s.sessionId}`;
+		const [ana, ben] = s.speakers as [string, string];
+		const w = writerFor(s);
+		for (const who of [ana, ben, ana]) {
+			w.add(line(who, s.startedAt));
+			await w.checkpoint();
+		}
+		// Its gateway stopped between the final write and the parts' deletion: the parts are back.
+		const parts = await Promise.all([1, 2, 3].map((n) => bucket.bytes(`${base}/transcript.part-00000${n}.json`)));
+		await w.finish({ endedAt: new Date().toISOString(), endReason: "stopped" });
+		for (const [i, b] of parts.entries()) await put(`${base}/transcript.part-00000${i + 1}.json`, b.toString());
+		expect((await verify(base)).code).toBe(EXIT.verified);
+
+		const dsr = new DataSubjectBucket(targetOf(bucket, "rec"), policy);
+		try {
+			const folder = (await dsr.sessions(s.meetingId)).find((f) => f.sessionId === s.sessionId);
+			if (!folder) throw new Error("no session folder");
+			const pointers = await dsr.locate([s.meetingId], ben);
+			expect(pointers.filter((p) => p.key.includes("transcript.part-")).map((p) => p.key)).toEqual([
+				`${base}/transcript.part-000002.json`,
+			]);
+			await dsr.eraseSession(folder, ben, {
+				requestId: `dsr_${randomBytes(16).toString("hex")}`,
+				tenantId,
+				events,
+			});
+		} finally {
+			dsr.destroy();
+		}
+		const left = (await keys(base)).map((o) => o.key.slice(base.length + 1));
+		expect(left.filter((k) => k.startsWith("transcript.part-"))).toEqual([
+			"transcript.part-000001.json",
+			"transcript.part-000003.json",
+		]);
+		expect((await bucket.json<TranscriptDocument>(`${base}/transcript.json`)).entries.map((e) => e.speaker)).toEqual([
+			ana,
+			ana,
+		]);
 		const ok = await verify(base);
 		expect(ok.code, ok.out).toBe(EXIT.verified);
 	});
