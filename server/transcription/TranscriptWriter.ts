@@ -136,12 +136,13 @@ export class TranscriptWriter {
 
 	/**
 	 * Cluster fencing: this node lost the store (nothing reaches the trail from here). What the parts lack goes to the
-	 * bucket as a last part; the meeting's new home finishes the session from the parts (`node_lost`), as for a node
-	 * that died. No write after it.
+	 * bucket as a last part — written even if empty: its `checkpointedAt` says the transcript was whole up to the fence;
+	 * the meeting's new home finishes the session from the parts (`node_lost`, ended then), as for a node that died.
+	 * No write after it.
 	 */
 	finishAsCheckpoint(): Promise<void> {
 		this.#close();
-		return this.#last(() => this.#writePart());
+		return this.#last(() => this.#writePart(true));
 	}
 
 	#close(): void {
@@ -160,9 +161,9 @@ export class TranscriptWriter {
 		return next;
 	}
 
-	async #writePart(): Promise<void> {
+	async #writePart(evenEmpty = false): Promise<void> {
 		const upTo = { entries: this.entries.length, captures: this.captures.length };
-		if (upTo.entries === this.#written.entries && upTo.captures === this.#written.captures) return;
+		if (!evenEmpty && upTo.entries === this.#written.entries && upTo.captures === this.#written.captures) return;
 		const n = this.#written.parts + 1;
 		const part: TranscriptPart = {
 			kind: "consentry.transcript.part",
