@@ -324,9 +324,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		// transcription taps of a microphone get the same reports, so both audio tracks are now being recorded too.)
 		await waitFor(
 			async () => {
-				const t = await bucket
-					.json<{ entries: { speaker: string }[] }>(`rec/${m.id}/${continuedT}/transcript.json`)
-					.catch(() => undefined);
+				const t = await transcriptSoFar(bucket, `rec/${m.id}/${continuedT}`).catch(() => undefined);
 				return t && new Set(t.entries.map((e) => e.speaker)).size >= 2 ? t : undefined;
 			},
 			30_000,
