@@ -250,6 +250,43 @@ describe("transcript checkpoints", () => {
 		expect(t.holes?.map((h) => h.cause)).toEqual(["checkpoint_missing", "node_lost"]);
 		const ok = await verify(base);
 		expect(ok.code, ok.out).toBe(EXIT.verified);
+
+		// A session of an older gateway (its checkpoint the whole transcript.json, `checkpointedAt`) is finished as before.
+		const old = await session();
+		const oldBase = `rec/${old.meetingId}/${old.sessionId}`;
+		const checkpointedAt = new Date().toISOString();
+		const entries = [line(old.speakers[0] as string, old.startedAt), line(old.speakers[1] as string, old.startedAt)];
+		await put(
+			`${oldBase}/transcript.json`,
+			JSON.stringify({
+				kind: "consentry.transcript",
+				version: 1,
+				meeting: old.meetingId,
+				session: old.sessionId,
+				policy: DEFAULT_POLICY,
+				startedAt: old.startedAt,
+				checkpointedAt,
+				engine: "vosk",
+				disclaimer: "x",
+				entries,
+				captures: [],
+			}),
+		);
+		await finishTranscriptFromBucket(
+			{ target: targetOf(bucket, "rec"), endpointPolicy: policy, events, log },
+			{
+				where: { tenantId, meetingId: old.meetingId, sessionId: old.sessionId },
+				startedAt: old.startedAt,
+				policy: DEFAULT_POLICY,
+				engine: "vosk",
+				disclaimer: "x",
+			},
+			NODE_LOST,
+		);
+		const finished = await bucket.json<TranscriptDocument>(`${oldBase}/transcript.json`);
+		expect(finished).toMatchObject({ endedAt: checkpointedAt, endReason: "node_lost", entries });
+		expect(finished.checkpointedAt).toBeUndefined();
+		expect((await verify(oldBase)).code).toBe(EXIT.verified);
 	});
 
 	it("an erasure removes the parts left beside a final transcript that hold the person's lines; verify passes", async () => {
