@@ -14,7 +14,8 @@
  * Reported per mark: bytes uploaded and PUTs in that minute of talk, the process CPU (user + system, the gateway
  * side: moto is another process) and wall time per checkpoint (medians over the minute); over the hour: bytes and
  * PUTs in all. Then, for the incremental writer at the hour: the final write (transcript.json + .vtt audited,
- * audit.jsonl, the parts deleted), and the session finished from the bucket after a node loss (all parts read).
+ * audit.jsonl, the parts deleted), `consentry verify` on a session of that length still being written (every part
+ * read), and the session finished from the bucket after a node loss (all parts read).
  *
  *   node --import tsx bench/transcript-checkpoints.ts [--minutes 60] [--seed 7]
  */
@@ -25,6 +26,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { pino } from "pino";
+import { EXIT, verifyCommand } from "../cli/verify/command.js";
 import type { StorageTarget } from "../contracts/StorageTargetTypes.js";
 import { EventLog } from "../server/audit/EventLog.js";
 import { CaptureBucket } from "../server/capture/CaptureBucket.js";
@@ -281,8 +283,19 @@ try {
 		actor: "acme:ana",
 		data: { kind: "transcription", sessionId: lostId, policy: DEFAULT_POLICY, startedAt: header.startedAt },
 	});
-	let u = process.cpuUsage();
+	// The customer's auditor meanwhile: `consentry verify` on the session's folder (unfinished: every part read).
+	process.env.AWS_ACCESS_KEY_ID ??= target.credentials.accessKeyId;
+	process.env.AWS_SECRET_ACCESS_KEY ??= target.credentials.secretAccessKey;
 	let t = performance.now();
+	let verifyOut = "";
+	const verifyCode = await verifyCommand(
+		[`s3://${BUCKET}/rec/${meetingId}/${lostId}`, "--endpoint", s3server.endpoint, "--json"],
+		{ out: (x) => (verifyOut += x), err: (x) => (verifyOut += x) },
+	);
+	const verifyMs = performance.now() - t;
+	if (verifyCode !== EXIT.unfinished) throw new Error(`verify on the unfinished session: ${verifyCode} ${verifyOut}`);
+	let u = process.cpuUsage();
+	t = performance.now();
 	const recovered = await finishTranscriptFromBucket(
 		{ target, endpointPolicy, events, log },
 		{
@@ -337,7 +350,7 @@ try {
 	console.log(
 		`At the end (${writer.parts} parts): the final write (transcript.json ${fmtB(
 			Buffer.byteLength(JSON.stringify(writer.entries, null, 2)),
-		)} + .vtt audited, audit.jsonl, parts deleted in ${writer.uploads.deletes} DeleteObjects) ${final.ms.toFixed(0)} ms wall, ${final.cpuMs.toFixed(0)} ms CPU; a session lost at the end finished from its ${recovered.parts} parts (listed, read 8 at a time, final written, parts deleted) in ${(recovery.ms / 1000).toFixed(2)} s wall, ${recovery.cpuMs.toFixed(0)} ms CPU.`,
+		)} + .vtt audited, audit.jsonl, parts deleted in ${writer.uploads.deletes} DeleteObjects) ${final.ms.toFixed(0)} ms wall, ${final.cpuMs.toFixed(0)} ms CPU; a session lost at the end finished from its ${recovered.parts} parts (listed, read 8 at a time, final written, parts deleted) in ${(recovery.ms / 1000).toFixed(2)} s wall, ${recovery.cpuMs.toFixed(0)} ms CPU; before that, \`consentry verify\` on its folder (unfinished, every part read and checked) took ${(verifyMs / 1000).toFixed(2)} s.`,
 	);
 } finally {
 	await store.close();
