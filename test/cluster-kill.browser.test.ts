@@ -7,7 +7,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import pg from "pg";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
+import { saveStorageTarget, startBucket, storageEnv, type TestBucket, transcriptSoFar } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { type NodeProcess, startNodeProcess, stopNodeProcess } from "./helpers/clusterNodes.js";
 import { postgresFor, TEST_DATABASE } from "./helpers/gateway.js";
@@ -223,9 +223,8 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		).data.sessionId as string;
 		const checkpoint = await waitFor(
 			async () => {
-				const t = await bucket
-					.json<{ entries: { speaker: string }[] }>(`rec/${m.id}/${lostT}/transcript.json`)
-					.catch(() => undefined);
+				// The transcript so far: its checkpoint parts together.
+				const t = await transcriptSoFar(bucket, `rec/${m.id}/${lostT}`).catch(() => undefined);
 				return t && new Set(t.entries.map((e) => e.speaker)).size >= 2 ? t : undefined;
 			},
 			30_000,
@@ -325,9 +324,7 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 		// transcription taps of a microphone get the same reports, so both audio tracks are now being recorded too.)
 		await waitFor(
 			async () => {
-				const t = await bucket
-					.json<{ entries: { speaker: string }[] }>(`rec/${m.id}/${continuedT}/transcript.json`)
-					.catch(() => undefined);
+				const t = await transcriptSoFar(bucket, `rec/${m.id}/${continuedT}`).catch(() => undefined);
 				return t && new Set(t.entries.map((e) => e.speaker)).size >= 2 ? t : undefined;
 			},
 			30_000,
@@ -417,11 +414,14 @@ describe.skipIf(TEST_DATABASE !== "postgres")("kill -9 of a recording meeting's 
 				),
 			),
 		);
-		// Its audit export is written right after the transcript; nothing else is in its folder.
+		// Its audit export is written right after the transcript, then its checkpoint parts deleted; nothing else is in
+		// its folder.
 		const tkeys = await waitFor(
 			async () => {
 				const k = await keysUnder(`${folder}/${lostT}/`);
-				return k.includes(`${folder}/${lostT}/audit.jsonl`) ? k : undefined;
+				return k.includes(`${folder}/${lostT}/audit.jsonl`) && !k.some((x) => x.includes("/transcript.part-"))
+					? k
+					: undefined;
 			},
 			5000,
 			"the lost transcript's audit.jsonl",

@@ -49,6 +49,16 @@ async function transcribedMeeting(t: TestTenant, host: string): Promise<{ linkId
 	const link = await linkP;
 	expect(link.path).toMatch(/^\/t\/[A-Za-z0-9_-]{22}$/);
 	await p.call("acknowledgeNotice", { noticeId: ((await noticeP) as NoticeView).id });
+	// While it runs the transcript is in checkpoint parts: the link opens, and says the files are not written yet.
+	const during = await waitFor(
+		async () => {
+			const r = await api(gw, "GET", `/api/transcripts/${link.path.slice(3)}`, t.token(host));
+			return r.status === 200 ? r : undefined;
+		},
+		10_000,
+		"the link saved",
+	);
+	expect(during.body.ready).toBe(false);
 	await h.call("stopCapture", { kind: "transcription" });
 	const session = (await gw.events.list({ tenantId: t.id, meetingId, type: "session.on" }))[0]?.data
 		.sessionId as string;
@@ -68,6 +78,7 @@ describe("transcript links", () => {
 		const { linkId, meetingId } = await transcribedMeeting(acme, "links-host");
 		const opened = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("pat", "participant"));
 		expect(opened.status).toBe(200);
+		expect(opened.body.ready).toBe(true);
 		expect(opened.body.disclaimer).toMatch(/incomplete or wrong/);
 		const files = opened.body.files as { json: string; vtt: string };
 		const json = (await (await fetch(files.json)).json()) as { kind: string; entries: unknown[]; disclaimer: string };
@@ -84,7 +95,7 @@ describe("transcript links", () => {
 		expect((await api(gw, "GET", "/api/transcripts/..%2F..%2Fetc", acme.token("pat", "participant"))).status).toBe(400);
 
 		const openings = await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_opened" });
-		expect(openings).toHaveLength(2);
+		expect(openings).toHaveLength(3); // once while it ran, twice after
 		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_issued" })).toHaveLength(1);
 
 		// Only the host revokes; after that the link is refused.

@@ -695,6 +695,61 @@ describe("consentry verify on a real recording", () => {
 			expect(replaced.code).toBe(EXIT.failed);
 		});
 
+		it("transcript checkpoint parts: only parts is unfinished (exit 3), exit 1 where the trail records the end; parts left beside the final transcript pass if they agree with it", async () => {
+			const t = JSON.parse((golden.get(`${tbase}/transcript.json`) as Buffer).toString()) as {
+				meeting: string;
+				session: string;
+				entries: unknown[];
+			};
+			expect(t.entries.length).toBeGreaterThan(0);
+			const part = (session: string, n: number, entries: unknown[]) =>
+				JSON.stringify({ ...t, kind: "consentry.transcript.part", session, part: n, entries });
+			const other = "5c1e8a2d-3b4f-4e6a-9d7c-1f2e3a4b5c6d";
+			await put(`${mbase}/${other}/transcript.part-000001.json`, part(other, 1, t.entries));
+			const fresh = await meeting();
+			await restore();
+			// The final transcript replaced by its parts (deleted, parts left): the trail records the end.
+			await del(`${tbase}/transcript.json`);
+			await put(`${tbase}/transcript.part-000001.json`, part(t.session, 1, t.entries));
+			const replaced = await meeting();
+			await restore();
+			// A gateway stopped between the final write and deleting the parts: they agree; then one altered.
+			await put(`${tbase}/transcript.part-000001.json`, part(t.session, 1, t.entries.slice(0, 1)));
+			const left = await meeting();
+			await put(
+				`${tbase}/transcript.part-000002.json`,
+				part(t.session, 2, [{ ...(t.entries[0] as object), text: "something nobody said" }]),
+			);
+			const altered = await meeting();
+			await restore();
+			expect(folder(fresh)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^pending unfinished ${esc(mbase)}/${other}/: transcription session still being written \\(1 checkpoint part\\(s\\)`,
+					),
+				),
+			]);
+			expect(fresh.code).toBe(EXIT.unfinished);
+			expect(folder(replaced)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^fail deleted ${esc(tbase)}/transcript\\.json: deleted: no transcript\\.json \\(1 checkpoint part\\(s\\)\\), though the trail records this transcription session ended`,
+					),
+				),
+			]);
+			expect(replaced.code).toBe(EXIT.failed);
+			expect(failures(left)).toEqual([]);
+			expect(left.code).toBe(EXIT.verified);
+			expect(failures(altered)).toEqual([
+				expect.stringMatching(
+					new RegExp(
+						`^listing ${esc(tbase)}/transcript\\.part-000002\\.json: 1 of its 1 entries are not in the final transcript\\.json beside it`,
+					),
+				),
+			]);
+			expect(altered.code).toBe(EXIT.failed);
+		});
+
 		it("a session still recording (real: a new session, its checkpoints in the bucket): exit 3, named; a stray in it: exit 1; once it ends: exit 0", async () => {
 			const meetingId = mbase.split("/").at(-1) as string;
 			const [host, bob] = clients as [RawClient, RawClient];

@@ -1,10 +1,12 @@
 import type { Bucket, Listed } from "./bucket.js";
 import { isErasureFile } from "./erasures.js";
+import { checkParts, partNumber } from "./transcriptParts.js";
 import { type Entry, lineOf, parseExport, safeVerifyExport, type VerifyLimits } from "./verifySession.js";
 
 /**
  * The meeting folder as a whole (`{prefix}/{meetingId}/`): every object in it is in a session folder, every session
- * folder is finished (its manifest.json, or its final transcript.json) or named as unfinished, and every session the
+ * folder is finished (its manifest.json, or its final transcript.json) or named as unfinished (a transcription's
+ * checkpoint parts all there, from the first to the last: cli/verify/transcriptParts.ts), and every session the
  * meeting's trail in the bucket records as written here still has its folder. The sessions themselves are verified
  * one by one (verifySession, verifyTranscript); this is what lies between them.
  */
@@ -125,6 +127,7 @@ export async function surveyMeeting(
 			continue;
 		}
 		const transcript = has("transcript.json");
+		const parts = objects.filter((o) => partNumber(o.key.slice(folder.length + 1)) !== undefined);
 		if (transcript) {
 			const checkpoint = await transcriptCheckpoint(bucket, transcript.key, limits);
 			if (!checkpoint) {
@@ -155,6 +158,33 @@ export async function surveyMeeting(
 							message: `transcription session still being written (transcript.json is a checkpoint of ${checkpoint}): no final transcript yet — rerun after the meeting ends`,
 						},
 			);
+		} else if (parts.length) {
+			// A transcription session's checkpoints: no final transcript.json yet.
+			unfinished++;
+			const last = Math.max(0, ...parts.map((o) => o.lastModified ?? 0));
+			const lastWritten = last ? `, the last written ${new Date(last).toISOString()}` : "";
+			problems.push(
+				t?.end
+					? {
+							severity: "fail",
+							kind: "deleted",
+							subject: `${folder}/transcript.json`,
+							message: `deleted: no transcript.json (${parts.length} checkpoint part(s)), though the trail records this transcription session ended (${where(trail, t.end)}) — or its gateway stopped while writing it (then rerun after the gateway restarts: it finishes the session from the bucket)`,
+						}
+					: {
+							severity: "pending",
+							kind: "unfinished",
+							subject: `${folder}/`,
+							message: `transcription session still being written (${parts.length} checkpoint part(s)${lastWritten}): no final transcript yet — rerun after the meeting ends`,
+						},
+			);
+			for (const p of await checkParts(bucket, folder, parts, limits))
+				problems.push({
+					severity: "fail",
+					kind: p.kind === "deleted" ? "deleted" : "stray",
+					subject: p.subject,
+					message: p.message,
+				});
 		} else {
 			unfinished++;
 			const last = Math.max(0, ...objects.map((o) => o.lastModified ?? 0));
@@ -182,6 +212,7 @@ export async function surveyMeeting(
 				!(
 					OBJECT_NAME.test(name) ||
 					CHECKPOINT_NAME.test(name) ||
+					partNumber(name) !== undefined ||
 					SESSION_FILES.has(name) ||
 					isErasureFile(folder, o.key)
 				)

@@ -20,7 +20,8 @@ export type CheckId = keyof typeof CHECKS;
 /** The same checks, as they apply to a transcription session's folder (transcript.json, transcript.vtt). */
 export const TRANSCRIPT_CHECKS: Record<CheckId, string> = {
 	manifest: "transcript.json is present, well formed and names this session",
-	listing: "the folder holds only transcript.json and transcript.vtt",
+	listing:
+		"the folder holds only transcript.json and transcript.vtt (and checkpoint parts left beside them, each agreeing with transcript.json)",
 	objects: "transcript.json and transcript.vtt match the size and SHA-256 the trail recorded for them",
 	"audit-chain": "the meeting's latest audit.jsonl in the bucket verifies and covers this session",
 	"audit-objects": "the trail records the final transcript objects of this session",

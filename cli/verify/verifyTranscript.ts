@@ -3,6 +3,7 @@ import { answersIn } from "../../server/audit/notices.js";
 import type { Bucket, Listed } from "./bucket.js";
 import { afterErasures, isErasureFile, readErasures } from "./erasures.js";
 import { Findings, type SessionReport, TRANSCRIPT_CHECKS } from "./report.js";
+import { checkParts, partNumber } from "./transcriptParts.js";
 import { type Entry, iso, lineOf, parseExport, safeVerifyExport, type VerifyLimits } from "./verifySession.js";
 
 const isoTime = z.iso.datetime({ offset: true });
@@ -56,7 +57,8 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 		if (
 			!NAMES.some((n) => o.key === `${prefix}/${n}`) &&
 			o.key !== `${prefix}/audit.jsonl` &&
-			!isErasureFile(prefix, o.key)
+			!isErasureFile(prefix, o.key) &&
+			partNumber(o.key.slice(prefix.length + 1)) === undefined
 		)
 			f.fail("listing", o.key, `added: in the bucket (${o.size} bytes), not part of a transcript`);
 	for (const n of NAMES)
@@ -91,6 +93,19 @@ export async function verifyTranscript(bucket: Bucket, prefix: string, limits: V
 					`names meeting ${p.data.meeting}, session ${p.data.session}, but sits in ${folderMeeting}/${folderSession}`,
 				);
 		}
+	}
+	// Checkpoint parts left beside the final transcript (its gateway stopped before deleting them): each must agree.
+	const partObjects = listing.objects.filter((o) => partNumber(o.key.slice(prefix.length + 1)) !== undefined);
+	if (partObjects.length) {
+		if (!transcript)
+			f.fail(
+				"listing",
+				`${prefix}/`,
+				`${partObjects.length} checkpoint part(s) not checked: no usable transcript.json`,
+			);
+		else
+			for (const p of await checkParts(bucket, prefix, partObjects, limits, transcript))
+				f.fail("listing", p.subject, p.message);
 	}
 	if (!transcript) {
 		for (const c of ["objects", "audit-chain", "audit-objects", "coverage", "capture-time", "unanswered"] as const)

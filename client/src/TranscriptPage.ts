@@ -10,6 +10,8 @@ interface Opened {
 	/** The disclaimer in each language (newer gateways). */
 	disclaimers?: Partial<Record<"en" | "fr", string>>;
 	files: { json: string; vtt: string };
+	/** False while transcription still runs: the files are written at its end (older gateways: absent). */
+	ready?: boolean;
 	urlsExpireInSeconds: number;
 }
 
@@ -62,6 +64,9 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 				{ class: "notice", "data-testid": "transcript-disclaimer" },
 				data.disclaimers?.[locale()] ?? data.disclaimer,
 			),
+			...(data.ready === false
+				? [h("p", { class: "hint", "data-testid": "transcript-in-progress" }, t("transcript.inProgress"))]
+				: []),
 			h(
 				"p",
 				null,

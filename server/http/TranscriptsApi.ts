@@ -1,4 +1,4 @@
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
@@ -89,6 +89,19 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 					expiresIn: URL_SECONDS,
 				});
 			const files = { json: await url("transcript.json"), vtt: await url("transcript.vtt") };
+			// While the session runs its transcript is in checkpoint parts; transcript.json and .vtt are written once,
+			// at its end (server/transcription/TranscriptWriter.ts): until then the URLs lead nowhere yet.
+			const ready = await client
+				.send(new HeadObjectCommand({ Bucket: target.bucket, Key: `${link.objectPrefix}/transcript.json` }))
+				.then(
+					() => true,
+					(err: { name?: string; $metadata?: { httpStatusCode?: number } }) => {
+						if (err?.name === "NotFound" || err?.$metadata?.httpStatusCode === 404) return false;
+						throw new ConsentryError("storage_unavailable", "The organisation's bucket could not be reached.", 502, {
+							cause: err,
+						});
+					},
+				);
 			await o.events.append("transcript.link_opened", {
 				tenantId: link.tenantId,
 				meetingId: link.meetingId,
@@ -106,6 +119,8 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 					fr: DEFAULT_TEXTS.fr.transcriptionDisclaimer,
 				},
 				files,
+				/** False while the session still runs (or before its end was written): the files are not there yet. */
+				ready,
 				urlsExpireInSeconds: URL_SECONDS,
 			};
 		} finally {

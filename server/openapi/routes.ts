@@ -863,6 +863,9 @@ export const ROUTES: RouteDoc[] = [
 					expiresAt: z.string(),
 					disclaimer: z.string(),
 					files: z.object({ json: z.string(), vtt: z.string() }),
+					ready: z
+						.boolean()
+						.describe("false while the session still runs: transcript.json and .vtt are written at its end"),
 					urlsExpireInSeconds: z.number().int(),
 				}),
 			},
@@ -870,6 +873,7 @@ export const ROUTES: RouteDoc[] = [
 			404: { description: "`link_not_found`.", schema: ErrorSchema },
 			409: { description: "`no_storage_target`, `presign_unavailable` (SSE-C).", schema: ErrorSchema },
 			410: { description: "`link_revoked`, `link_expired`.", schema: ErrorSchema },
+			502: { description: "`storage_unavailable`: the bucket could not be reached.", schema: ErrorSchema },
 		},
 	},
 	{

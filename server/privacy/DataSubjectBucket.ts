@@ -11,6 +11,7 @@ import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import { createS3Client, sseGetParams, ssePutParams } from "../../contracts/s3.js";
 import type { EventLog } from "../audit/EventLog.js";
 import { toWebVtt } from "../transcription/TranscriptionService.js";
+import { TRANSCRIPT_PART_NAME } from "../transcription/TranscriptTypes.js";
 import { type BucketPointer, ERASURE_RECORD_KIND, ERASURE_RECORD_VERSION } from "./DataSubjectTypes.js";
 
 /** `{person}-{kind}-{seq}.webm`: a track's object (recorder/RecorderProtocol.ts objectKey). */
@@ -151,7 +152,11 @@ export class DataSubjectBucket {
 		pointers: BucketPointer[];
 		media: { key: string; size: number; sha256: string | null }[];
 		rewrites: Rewrite[];
+		partRewrites: { key: string; text: string }[];
+		partRemovals: string[];
 	}> {
+		const partRewrites: { key: string; text: string }[] = [];
+		const partRemovals: string[] = [];
 		const pointers: BucketPointer[] = [];
 		const media = new Map<
 			string,
@@ -258,7 +263,40 @@ export class DataSubjectBucket {
 				}
 			}
 		}
-		return { pointers, media: [...media.values()], rewrites };
+		// Transcript checkpoint parts (server/transcription/TranscriptWriter.ts). Beside a final transcript.json they are
+		// copies its gateway stopped before deleting: one holding the person's lines is deleted whole. Without it (a
+		// session not finished yet) they are the transcript: rewritten without the person's lines, as the session is
+		// finished from them. Neither is in the erasure record (which lists the objects the trail anchors): verify
+		// checks parts against the final transcript, and needs none of them.
+		const finalTranscript = f.keys.has(tKey);
+		for (const [key, size] of f.keys) {
+			if (!TRANSCRIPT_PART_NAME.test(key.slice(f.base.length + 1))) continue;
+			const before = await this.#get(key);
+			let part: { entries?: { speaker?: string }[] } | undefined;
+			try {
+				part = before ? JSON.parse(before.toString("utf8")) : undefined;
+			} catch {
+				part = undefined;
+			}
+			const n = (part?.entries ?? []).filter((e) => e.speaker === psn).length;
+			if (!before || !part || n === 0) continue;
+			pointers.push({
+				key,
+				holds: "transcript",
+				meetingId: f.meetingId,
+				sessionId: f.sessionId,
+				foundBy: "listing",
+				size,
+				lines: n,
+			});
+			if (finalTranscript) partRemovals.push(key);
+			else
+				partRewrites.push({
+					key,
+					text: `${JSON.stringify({ ...part, entries: (part.entries ?? []).filter((e) => e.speaker !== psn) })}\n`,
+				});
+		}
+		return { pointers, media: [...media.values()], rewrites, partRewrites, partRemovals };
 	}
 
 	/** Pointers to every object of these meetings' sessions holding the person's data. */
@@ -282,7 +320,13 @@ export class DataSubjectBucket {
 		let record = f.keys.has(recordKey) ? ((await this.#json(recordKey)) as ErasureRecord | undefined) : undefined;
 		const found = await this.#find(f, psn);
 		if (!record) {
-			if (found.media.length === 0 && found.rewrites.length === 0) return { removed: 0, rewritten: 0 };
+			if (
+				found.media.length === 0 &&
+				found.rewrites.length === 0 &&
+				found.partRewrites.length === 0 &&
+				found.partRemovals.length === 0
+			)
+				return { removed: 0, rewritten: 0 };
 			record = {
 				kind: ERASURE_RECORD_KIND,
 				version: ERASURE_RECORD_VERSION,
@@ -310,6 +354,9 @@ export class DataSubjectBucket {
 				Buffer.from(r.text),
 				r.key.endsWith(".vtt") ? "text/vtt" : r.key.endsWith(".json") ? "application/json" : "application/x-ndjson",
 			);
+		for (const p of found.partRewrites) await this.#put(p.key, Buffer.from(p.text), "application/json");
+		for (const key of found.partRemovals)
+			await this.#s3.send(new DeleteObjectCommand({ Bucket: this.target.bucket, Key: key }));
 		for (const m of record.removed)
 			await this.#s3.send(new DeleteObjectCommand({ Bucket: this.target.bucket, Key: m.key }));
 		const recordBytes = await this.#get(recordKey);

@@ -1,8 +1,7 @@
-import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { CloseTime, TranscriptionEngineSpec, TranscriptSegmentMessage } from "../../contracts/RecorderProtocol.js";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { AuditEvent, EventLog } from "../audit/EventLog.js";
-import { CaptureBucket, sessionBase } from "../capture/CaptureBucket.js";
+import { sessionBase } from "../capture/CaptureBucket.js";
 import { CRASHED, type CrashKind, NODE_LOST, unfinishedSessions } from "../capture/LostSessions.js";
 import type { PlainTap } from "../capture/PlainTap.js";
 import { TapOwner } from "../capture/TapOwner.js";
@@ -14,7 +13,7 @@ import {
 	closeTimeFor,
 	type TapChange,
 } from "../compliance/CaptureService.js";
-import type { CapturePolicy, CaptureSession, SessionContinuation } from "../compliance/CaptureTypes.js";
+import type { CapturePolicy, CaptureSession } from "../compliance/CaptureTypes.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -24,6 +23,10 @@ import type { RoomRegistry } from "../sfu/RoomRegistry.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import { engineForPerson, personLocale } from "./engineChoice.js";
 import type { TranscriptLinks } from "./TranscriptLinks.js";
+import { finishTranscriptFromBucket, TranscriptWriter } from "./TranscriptWriter.js";
+
+export type { TranscriptCapture, TranscriptDocument, TranscriptEntry, TranscriptPart } from "./TranscriptTypes.js";
+export { CHECKPOINT_MS, toWebVtt } from "./TranscriptWriter.js";
 
 type Transcriber = Pick<
 	RecorderProcess,
@@ -53,103 +56,27 @@ interface Track extends TapTrack {
 	closeAt?: CloseTime;
 }
 
-/**
- * One transcribed track's capture account (issue 11), as in the recording manifest's `capture`: the speaker's click
- * and close on their clock, the first and last transcribed audio's capture times, and the packets dropped.
- */
-export interface TranscriptCapture {
-	speaker: string;
-	clickAt: number | null;
-	closeAt: number | null;
-	firstCaptureAt: number | null;
-	lastCaptureAt: number | null;
-	clockOffsetMs: number | null;
-	packetsBeforeClick: number;
-	packetsAfterClose: number;
-	packetsUndated: number;
-	senderReports: number;
-}
-
-/** One final segment, attributed to its speaker by construction (one engine stream per person). */
-export interface TranscriptEntry {
-	speaker: string;
-	displayName: string;
-	start: string;
-	end: string;
-	text: string;
-	/**
-	 * What `start`/`end` are (issue 11): `capture` — the audio's capture times, mapped from the speaker's clock to
-	 * the gateway's through their sender reports (the clock of the recording manifest's `firstFrameAt`), with the
-	 * capture times on the speaker's clock and that clock's offset; `arrival` — when the audio reached the gateway
-	 * (no sender report dated it: a client that sent no click time).
-	 */
-	clock: "capture" | "arrival";
-	captureStartAt?: number;
-	captureEndAt?: number;
-	clockOffsetMs?: number;
-}
-
-/**
- * transcript.json: the transcript and, at a session's end, how it ended. Its checkpoints (written while the session
- * runs) carry `checkpointedAt` instead of `endedAt`/`endReason`: the transcript holds every final segment the gateway
- * had received by then.
- */
-export interface TranscriptDocument {
-	kind: "consentry.transcript";
-	version: 1;
-	meeting: string;
-	session: string;
-	policy: CapturePolicy;
-	startedAt: string;
-	/** When the session ended; for one finished from the bucket (its node lost), when its last checkpoint was written. */
-	endedAt?: string;
-	/** Why it ended (`stopped`, `meeting_ended`, … as the trail's `session.off`; `node_lost`: finished from the bucket). */
-	endReason?: string;
-	/** Cluster (issue 12): the session this one continues after its meeting's node was lost (as the recording manifest). */
-	continues?: SessionContinuation;
-	/** A checkpoint: when it was written. */
-	checkpointedAt?: string;
-	/** What is missing from the transcript and why: from its last checkpoint to when it was finished (`node_lost`). */
-	holes?: { from: string; to: string; cause: string }[];
-	engine: string;
-	disclaimer: string;
-	entries: TranscriptEntry[];
-	/** Per transcribed track (issue 11): nothing transcribed was captured before clickAt or after closeAt. */
-	captures: TranscriptCapture[];
-}
-
 interface Session {
 	session: CaptureSession;
 	tenantId: string;
 	meetingId: string;
 	target: StorageTarget;
 	tracks: Map<string, Track>;
-	entries: TranscriptEntry[];
-	/** Per transcribed track, what the per-packet capture gate did (issue 11), from the recorder at its close. */
-	captures: TranscriptCapture[];
+	/** The transcript: its entries, and its checkpoints and final write in the bucket. */
+	transcript: TranscriptWriter;
 	link: { id: string; expiresAt: string };
-	/** A checkpoint is due (a final segment arrived since the transcript was last written). */
-	checkpoint?: NodeJS.Timeout;
-	/** The writes of this session's transcript, one after the other (a checkpoint never lands after the final). */
-	writes: Promise<void>;
 	ended?: boolean;
-	endedAt?: string;
-	endReason?: string;
 }
-
-/**
- * While a session runs, the transcript in the bucket is brought up to date this long after a final segment (as the
- * recording's chat log): a gateway that dies, or a cluster node lost, loses at most this much of it plus an upload.
- */
-const CHECKPOINT_MS = 2000;
 
 /**
  * Transcription, as a capture sink: each covered person's microphone goes, only
  * through the notice gate's taps, to an engine stream of their own in the
  * recorder process; segments come back as live captions for everyone in the
- * meeting, and the final ones make the transcript (JSON and WebVTT) streamed to
- * the customer's bucket next to the recordings (every 30 s, and at the
- * session's end). The gateway keeps no copy beyond the running session's text.
+ * meeting, and the final ones make the transcript, streamed to the customer's
+ * bucket next to the recordings: 2 s after each final segment, a checkpoint
+ * part with what is new (TranscriptWriter); at the session's end the whole of
+ * it as transcript.json and transcript.vtt. The gateway keeps no copy beyond the
+ * running session's text.
  */
 export class TranscriptionService implements CaptureSink {
 	readonly #o: TranscriptionServiceOptions;
@@ -186,10 +113,23 @@ export class TranscriptionService implements CaptureSink {
 				...where,
 				target,
 				tracks: new Map(),
-				entries: [],
-				captures: [],
+				transcript: new TranscriptWriter({
+					target,
+					endpointPolicy: options.endpointPolicy,
+					events: options.events,
+					where: { ...where, sessionId: session.id },
+					header: {
+						meeting: where.meetingId,
+						session: session.id,
+						policy: session.policy,
+						startedAt: session.startedAt,
+						...(session.continues ? { continues: session.continues } : {}),
+						engine: options.tenant(where.tenantId).engine.type,
+						disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
+					},
+					log: this.#log,
+				}),
 				link,
-				writes: Promise.resolve(),
 			};
 			this.#sessions.set(session.id, s);
 			this.#announce(s);
@@ -293,7 +233,7 @@ export class TranscriptionService implements CaptureSink {
 			const closed = await this.#o.recorder?.closeTranscription(track.trackId, track.closeAt);
 			const c = closed?.capture;
 			if (c)
-				track.session.captures.push({
+				track.session.transcript.addCapture({
 					speaker: track.person,
 					clickAt: c.openAt,
 					closeAt: c.closeAt ?? null,
@@ -330,7 +270,7 @@ export class TranscriptionService implements CaptureSink {
 			start,
 		});
 		if (seg.final) {
-			s.entries.push({
+			s.transcript.add({
 				speaker: track.person,
 				displayName: track.displayName,
 				start,
@@ -345,29 +285,7 @@ export class TranscriptionService implements CaptureSink {
 						}
 					: {}),
 			});
-			this.#checkpointSoon(s);
 		}
-	}
-
-	/** The transcript streams into the bucket while it grows: CHECKPOINT_MS after a final segment (retried). */
-	#checkpointSoon(s: Session): void {
-		if (s.ended || s.checkpoint) return;
-		s.checkpoint = setTimeout(() => {
-			s.checkpoint = undefined;
-			if (s.ended) return;
-			void this.#enqueue(s, false).catch((err: unknown) => {
-				this.#log.warn({ err, sessionId: s.session.id }, "transcript checkpoint failed; retrying");
-				this.#checkpointSoon(s);
-			});
-		}, CHECKPOINT_MS);
-		s.checkpoint.unref();
-	}
-
-	/** Writes the session's transcript after the writes before it (so the order in the bucket is the order asked). */
-	#enqueue(s: Session, final: boolean): Promise<void> {
-		const next = s.writes.then(() => this.#write(s, final));
-		s.writes = next.catch(() => undefined);
-		return next;
 	}
 
 	/**
@@ -427,43 +345,17 @@ export class TranscriptionService implements CaptureSink {
 	}
 
 	async #finishFromBucket(tenantId: string, target: StorageTarget, on: AuditEvent, how: CrashKind): Promise<void> {
-		const meetingId = on.meetingId as string;
-		const sessionId = on.data.sessionId as string;
-		const bucket = this.#bucket(tenantId, target, meetingId, sessionId);
-		let saved: Partial<TranscriptDocument> | undefined;
-		try {
-			const res = await bucket.client.send(
-				new GetObjectCommand({ Bucket: target.bucket, Key: bucket.key("transcript.json") }),
-			);
-			const text = await (res.Body as { transformToString(): Promise<string> }).transformToString();
-			saved = JSON.parse(text) as Partial<TranscriptDocument>;
-		} catch (err) {
-			// No checkpoint: nothing final was said before the node was lost (or it never reached the bucket).
-			if ((err as { name?: string }).name !== "NoSuchKey") throw err;
-		} finally {
-			bucket.destroy();
-		}
-		const now = new Date().toISOString();
-		const startedAt = String(on.data.startedAt ?? on.at);
-		const endedAt = saved?.checkpointedAt ?? saved?.endedAt ?? startedAt;
-		const { checkpointedAt: _checkpointed, ...rest } = saved ?? {};
-		const doc: TranscriptDocument = {
-			kind: "consentry.transcript",
-			version: 1,
-			meeting: meetingId,
-			session: sessionId,
-			policy: on.data.policy as CapturePolicy,
-			startedAt,
-			engine: this.#o.tenant(tenantId).engine.type,
-			disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
-			entries: [],
-			captures: [],
-			...rest,
-			endedAt,
-			endReason: how.endReason,
-			holes: [...(saved?.holes ?? []), { from: endedAt, to: now, cause: how.cause }],
-		};
-		await this.#put({ tenantId, meetingId, sessionId }, target, doc, true);
+		await finishTranscriptFromBucket(
+			{ target, endpointPolicy: this.#o.endpointPolicy, events: this.#o.events, log: this.#log },
+			{
+				where: { tenantId, meetingId: on.meetingId as string, sessionId: on.data.sessionId as string },
+				startedAt: String(on.data.startedAt ?? on.at),
+				policy: on.data.policy as CapturePolicy,
+				engine: this.#o.tenant(tenantId).engine.type,
+				disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
+			},
+			how,
+		);
 	}
 
 	#announce(s: Session): void {
@@ -478,9 +370,7 @@ export class TranscriptionService implements CaptureSink {
 		const s = this.#sessions.get(sessionId);
 		if (!s || s.ended) return;
 		s.ended = true;
-		s.endedAt = new Date().toISOString();
-		s.endReason = reason;
-		clearTimeout(s.checkpoint);
+		const endedAt = new Date().toISOString();
 		await Promise.all(
 			[...s.tracks.values()].map((t) => {
 				if (close) t.closeAt ??= closeTimeFor(close, t.peerId);
@@ -493,94 +383,12 @@ export class TranscriptionService implements CaptureSink {
 			// Cluster fencing: this node lost the store (nothing reaches the trail from here). Its transcript goes to the
 			// bucket complete, as a checkpoint; the meeting's new home finishes it from there (`node_lost`), as for a
 			// node that died.
-			await this.#enqueue(s, reason !== "node_fenced");
+			if (reason === "node_fenced") await s.transcript.finishAsCheckpoint();
+			else await s.transcript.finish({ endedAt, endReason: reason });
 		} catch (err) {
 			this.#log.error({ err, sessionId }, "could not write the transcript");
 		} finally {
 			this.#sessions.delete(sessionId);
 		}
 	}
-
-	/**
-	 * transcript.json and transcript.vtt under `{prefix}/{meetingId}/{sessionId}/`, in the customer's bucket: CHECKPOINT_MS
-	 * after each final segment while the session runs (`checkpointedAt`, overwritten), and once more at its end
-	 * (`endedAt`, `endReason`; audited), then the meeting's audit export (`audit.jsonl`) beside them.
-	 */
-	async #write(s: Session, final: boolean): Promise<void> {
-		const doc: TranscriptDocument = {
-			kind: "consentry.transcript",
-			version: 1,
-			meeting: s.meetingId,
-			session: s.session.id,
-			policy: s.session.policy,
-			startedAt: s.session.startedAt,
-			...(final
-				? { endedAt: s.endedAt ?? new Date().toISOString(), endReason: s.endReason ?? "stopped" }
-				: { checkpointedAt: new Date().toISOString() }),
-			...(s.session.continues ? { continues: s.session.continues } : {}),
-			engine: this.#o.tenant(s.tenantId).engine.type,
-			disclaimer: DEFAULT_TEXTS.en.transcriptionDisclaimer,
-			entries: [...s.entries].sort((a, b) => a.start.localeCompare(b.start)),
-			captures: s.captures,
-		};
-		await this.#put({ tenantId: s.tenantId, meetingId: s.meetingId, sessionId: s.session.id }, s.target, doc, final);
-	}
-
-	/** Writes a transcript document (JSON and WebVTT); a final one audited, with the meeting's audit export beside it. */
-	async #put(
-		where: { tenantId: string; meetingId: string; sessionId: string },
-		target: StorageTarget,
-		doc: TranscriptDocument,
-		final: boolean,
-	): Promise<void> {
-		const json = `${JSON.stringify(doc, null, 2)}\n`;
-		const vtt = toWebVtt(doc.entries, Date.parse(doc.startedAt), doc.disclaimer);
-		const bucket = this.#bucket(where.tenantId, target, where.meetingId, where.sessionId);
-		try {
-			for (const [name, text, type] of [
-				["transcript.json", json, "application/json"],
-				["transcript.vtt", vtt, "text/vtt"],
-			] as const) {
-				// Checkpoints are overwritten; the trail records the final objects.
-				if (final) await bucket.putAudited(name, text, type);
-				else await bucket.put(name, text, type);
-			}
-			// The proof next to the transcript: the meeting's trail so far (it holds this session, every speaker's
-			// answer and the transcript objects just recorded), so the customer checks it from the bucket alone
-			// (`consentry verify`), as for a recording session.
-			if (final)
-				await bucket.put(
-					"audit.jsonl",
-					await this.#o.events.exportMeeting(where.tenantId, where.meetingId),
-					"application/x-ndjson",
-				);
-		} finally {
-			bucket.destroy();
-		}
-	}
-
-	#bucket(tenantId: string, target: StorageTarget, meetingId: string, sessionId: string): CaptureBucket {
-		return new CaptureBucket(target, this.#o.endpointPolicy, this.#o.events, {
-			tenantId,
-			meetingId,
-			kind: "transcription",
-			sessionId,
-		});
-	}
-}
-
-/** transcript.vtt from transcript.json's entries (also used to rewrite it after an erasure: server/privacy). */
-export function toWebVtt(entries: TranscriptEntry[], t0: number, disclaimer: string): string {
-	const ts = (iso: string) => {
-		const ms = Math.max(0, Date.parse(iso) - t0);
-		const h = Math.floor(ms / 3_600_000);
-		const m = Math.floor(ms / 60_000) % 60;
-		const sec = Math.floor(ms / 1000) % 60;
-		const pad = (n: number, w = 2) => String(n).padStart(w, "0");
-		return `${pad(h)}:${pad(m)}:${pad(sec)}.${pad(ms % 1000, 3)}`;
-	};
-	const cues = entries.map(
-		(e) => `${ts(e.start)} --> ${ts(e.end)}\n<v ${e.displayName.replace(/[<>]/g, "")}>${e.text}`,
-	);
-	return `WEBVTT\n\nNOTE ${disclaimer.replace(/-->/g, "→")}\n\n${cues.join("\n\n")}\n`;
 }

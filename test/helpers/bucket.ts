@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import type { StorageTarget } from "../../contracts/StorageTargetTypes.js";
 import type { Gateway } from "../../server/Gateway.js";
 import { api } from "./gateway.js";
@@ -85,4 +85,21 @@ export async function saveStorageTarget(
 		...extra,
 	});
 	if (r.status !== 200) throw new Error(`storage target refused: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/**
+ * A running transcription session's transcript as its checkpoints hold it (`transcript.part-NNNNNN.json` in its
+ * folder `base`, server/transcription/TranscriptWriter.ts): every part's entries, in order; undefined before the first.
+ */
+export async function transcriptSoFar<E = { speaker: string; start: string; end: string; text: string }>(
+	bucket: TestBucket,
+	base: string,
+): Promise<{ parts: number; entries: E[] } | undefined> {
+	const listed = await bucket.s3.send(
+		new ListObjectsV2Command({ Bucket: bucket.name, Prefix: `${base}/transcript.part-` }),
+	);
+	const keys = (listed.Contents ?? []).map((o) => o.Key as string).sort();
+	if (keys.length === 0) return undefined;
+	const parts = await Promise.all(keys.map((k) => bucket.json<{ entries: E[] }>(k).catch(() => ({ entries: [] }))));
+	return { parts: keys.length, entries: parts.flatMap((p) => p.entries) };
 }

@@ -257,6 +257,8 @@ export const en = {
 	"transcript.opening": "Opening…",
 	"transcript.json": "Transcript (JSON)",
 	"transcript.vtt": "Captions (WebVTT)",
+	"transcript.inProgress":
+		"Transcription is still running: the transcript and captions files are written when it stops. Open this page again then.",
 	"transcript.expiry": "These links work for {minutes} minutes; this page gives new ones until {date}.",
 	"transcript.noToken": "Open this link from the meeting (signed in with your organisation's link).",
 	"transcript.network": "The gateway could not be reached. Try again.",

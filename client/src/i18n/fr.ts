@@ -250,6 +250,8 @@ export const fr: Catalogue = {
 	"transcript.opening": "Ouverture…",
 	"transcript.json": "Transcription (JSON)",
 	"transcript.vtt": "Sous-titres (WebVTT)",
+	"transcript.inProgress":
+		"La transcription est encore en cours : les fichiers de la transcription et des sous-titres sont écrits quand elle s’arrête. Rouvrez cette page ensuite.",
 	"transcript.expiry":
 		"Ces liens fonctionnent pendant {minutes} minutes\u202f; cette page en donne de nouveaux jusqu’au {date}.",
 	"transcript.noToken": "Ouvrez ce lien depuis la réunion (connecté avec le lien de votre organisation).",
