@@ -9,7 +9,6 @@ import {
 	type EventRow,
 	fixedLiterals,
 	type PseudonymReader,
-	type SecretRow,
 } from "../store/AuditRepository.js";
 import type { Schema } from "../store/Schema.js";
 import type { Store } from "../store/Store.js";
@@ -749,39 +748,40 @@ export class EventLog {
 		const pseudonyms: Prebuilt["pseudonyms"] = new Map();
 		const rows: PreRow[] = [];
 		const sizes: number[] = [];
+		let tenantId = "";
+		// One closure for the whole batch (of the entry's tenant). New secrets are written in the order they are made,
+		// consecutive ones of a tenant in one statement (as many rows, in the same order, as one statement per entry).
+		const psn = (k: string): string => {
+			if (PSEUDONYM_RE.test(k)) return k;
+			const ck = key2(tenantId, k);
+			const seen = pseudonyms.get(ck);
+			if (seen) return seen.psn;
+			const found = known(tenantId, k);
+			if (found) {
+				pseudonyms.set(ck, { tenantId, key: k, psn: found, created: false });
+				return found;
+			}
+			const secret = randomBytes(32);
+			const row = { person_key: k, secret, pseudonym: pseudonymOf(secret, k) };
+			const last = secrets.at(-1);
+			if (last?.tenantId === tenantId) last.rows.push(row);
+			else secrets.push({ tenantId, rows: [row], at });
+			pseudonyms.set(ck, { tenantId, key: k, psn: row.pseudonym, created: true });
+			return row.pseudonym;
+		};
 		for (const g of groups) {
 			sizes.push(g.length);
 			for (const it of g) {
-				const { tenantId, meetingId, type } = it;
-				const missing = new Map<string, SecretRow>();
-				const psn = (k: string): string => {
-					if (PSEUDONYM_RE.test(k)) return k;
-					const ck = key2(tenantId, k);
-					const seen = pseudonyms.get(ck);
-					if (seen) return seen.psn;
-					const found = known(tenantId, k);
-					if (found) {
-						pseudonyms.set(ck, { tenantId, key: k, psn: found, created: false });
-						return found;
-					}
-					const secret = randomBytes(32);
-					const row = { person_key: k, secret, pseudonym: pseudonymOf(secret, k) };
-					missing.set(k, row);
-					pseudonyms.set(ck, { tenantId, key: k, psn: row.pseudonym, created: true });
-					return row.pseudonym;
-				};
+				const { meetingId, type } = it;
+				tenantId = it.tenantId;
 				const actor = it.actor === null ? null : psn(it.actor);
 				// (The same object pseudonymizeData would copy when no field names a person: it.data is this append's own.)
 				const data = it.plain ? it.data : (pseudonymizeData(it.data, psn) as { [k: string]: Json });
 				const dataText = canonicalJson(data);
-				if (missing.size) secrets.push({ tenantId, rows: [...missing.values()], at });
 				const cols = { at, tenant_id: tenantId, meeting_id: meetingId, type, actor, data: dataText };
-				rows.push({
-					cols,
-					data,
-					parts: entryHashParts(at, tenantId, meetingId, type, actor, dataText),
-					...(literals ? { fixed: fixedLiterals(cols) } : {}),
-				});
+				const row: PreRow = { cols, data, parts: entryHashParts(at, tenantId, meetingId, type, actor, dataText) };
+				if (literals) row.fixed = fixedLiterals(cols);
+				rows.push(row);
 			}
 		}
 		return { secrets, rows, sizes, pseudonyms };
@@ -806,14 +806,20 @@ export class EventLog {
 				const prevHash = head?.hash ?? GENESIS;
 				const meetingPrevHash = meetingId === null ? null : (meetingHeads.get(key2(tenantId, meetingId)) ?? GENESIS);
 				const hash = chainedHash(parts, seq, prevHash, meetingPrevHash);
-				rows.push({
-					...cols,
+				const row: ChainWrite["rows"][number] = {
+					at: cols.at,
+					tenant_id: tenantId,
+					meeting_id: meetingId,
+					type: cols.type,
+					actor: cols.actor,
+					data: cols.data,
 					seq,
 					prev_hash: prevHash,
 					meeting_prev_hash: meetingPrevHash,
 					hash,
-					...(fixed === undefined ? {} : { fixed }),
-				});
+				};
+				if (fixed !== undefined) row.fixed = fixed;
+				rows.push(row);
 				heads.set(tenantId, { seq, hash });
 				if (meetingId !== null) meetingHeads.set(key2(tenantId, meetingId), hash);
 				group.push({
