@@ -9,7 +9,6 @@ import {
 	type EventRow,
 	fixedLiterals,
 	type PseudonymReader,
-	type SecretRow,
 } from "../store/AuditRepository.js";
 import type { Schema } from "../store/Schema.js";
 import type { Store } from "../store/Store.js";
@@ -193,6 +192,11 @@ interface Prepared {
 	meetingId: string | null;
 	actor: string | null;
 	data: { [k: string]: Json };
+	/**
+	 * True: `data` (this append's own copy) has no field named `person`, `persons` or `__proto__` anywhere, so it is
+	 * hashed and stored as it is: no person keys to collect, no pseudonymizing copy. Unset: the general path.
+	 */
+	plain?: boolean;
 }
 interface Request {
 	items: Prepared[];
@@ -724,7 +728,7 @@ export class EventLog {
 			for (const it of g) {
 				tenants.add(it.tenantId);
 				if (it.actor !== null) want(it.tenantId, it.actor);
-				collectPersons(it.data, (k) => want(it.tenantId, k));
+				if (!it.plain) collectPersons(it.data, (k) => want(it.tenantId, k));
 				if (it.meetingId !== null) add(meetings, it.tenantId, it.meetingId);
 			}
 		const lists = (m: Map<string, Set<string>>) => new Map([...m].map(([t, set]) => [t, [...set]] as const));
@@ -754,38 +758,40 @@ export class EventLog {
 		const pseudonyms: Prebuilt["pseudonyms"] = new Map();
 		const rows: PreRow[] = [];
 		const sizes: number[] = [];
+		let tenantId = "";
+		// One closure for the whole batch (of the entry's tenant). New secrets are written in the order they are made,
+		// consecutive ones of a tenant in one statement (as many rows, in the same order, as one statement per entry).
+		const psn = (k: string): string => {
+			if (PSEUDONYM_RE.test(k)) return k;
+			const ck = key2(tenantId, k);
+			const seen = pseudonyms.get(ck);
+			if (seen) return seen.psn;
+			const found = known(tenantId, k);
+			if (found) {
+				pseudonyms.set(ck, { tenantId, key: k, psn: found, created: false });
+				return found;
+			}
+			const secret = randomBytes(32);
+			const row = { person_key: k, secret, pseudonym: pseudonymOf(secret, k) };
+			const last = secrets.at(-1);
+			if (last?.tenantId === tenantId) last.rows.push(row);
+			else secrets.push({ tenantId, rows: [row], at });
+			pseudonyms.set(ck, { tenantId, key: k, psn: row.pseudonym, created: true });
+			return row.pseudonym;
+		};
 		for (const g of groups) {
 			sizes.push(g.length);
 			for (const it of g) {
-				const { tenantId, meetingId, type } = it;
-				const missing = new Map<string, SecretRow>();
-				const psn = (k: string): string => {
-					if (PSEUDONYM_RE.test(k)) return k;
-					const ck = key2(tenantId, k);
-					const seen = pseudonyms.get(ck);
-					if (seen) return seen.psn;
-					const found = known(tenantId, k);
-					if (found) {
-						pseudonyms.set(ck, { tenantId, key: k, psn: found, created: false });
-						return found;
-					}
-					const secret = randomBytes(32);
-					const row = { person_key: k, secret, pseudonym: pseudonymOf(secret, k) };
-					missing.set(k, row);
-					pseudonyms.set(ck, { tenantId, key: k, psn: row.pseudonym, created: true });
-					return row.pseudonym;
-				};
+				const { meetingId, type } = it;
+				tenantId = it.tenantId;
 				const actor = it.actor === null ? null : psn(it.actor);
-				const data = pseudonymizeData(it.data, psn) as { [k: string]: Json };
+				// (The same object pseudonymizeData would copy when no field names a person: it.data is this append's own.)
+				const data = it.plain ? it.data : (pseudonymizeData(it.data, psn) as { [k: string]: Json });
 				const dataText = canonicalJson(data);
-				if (missing.size) secrets.push({ tenantId, rows: [...missing.values()], at });
 				const cols = { at, tenant_id: tenantId, meeting_id: meetingId, type, actor, data: dataText };
-				rows.push({
-					cols,
-					data,
-					parts: entryHashParts(at, tenantId, meetingId, type, actor, dataText),
-					...(literals ? { fixed: fixedLiterals(cols) } : {}),
-				});
+				const row: PreRow = { cols, data, parts: entryHashParts(at, tenantId, meetingId, type, actor, dataText) };
+				if (literals) row.fixed = fixedLiterals(cols);
+				rows.push(row);
 			}
 		}
 		return { secrets, rows, sizes, pseudonyms };
@@ -810,14 +816,20 @@ export class EventLog {
 				const prevHash = head?.hash ?? GENESIS;
 				const meetingPrevHash = meetingId === null ? null : (meetingHeads.get(key2(tenantId, meetingId)) ?? GENESIS);
 				const hash = chainedHash(parts, seq, prevHash, meetingPrevHash);
-				rows.push({
-					...cols,
+				const row: ChainWrite["rows"][number] = {
+					at: cols.at,
+					tenant_id: tenantId,
+					meeting_id: meetingId,
+					type: cols.type,
+					actor: cols.actor,
+					data: cols.data,
 					seq,
 					prev_hash: prevHash,
 					meeting_prev_hash: meetingPrevHash,
 					hash,
-					...(fixed === undefined ? {} : { fixed }),
-				});
+				};
+				if (fixed !== undefined) row.fixed = fixed;
+				rows.push(row);
 				heads.set(tenantId, { seq, hash });
 				if (meetingId !== null) meetingHeads.set(key2(tenantId, meetingId), hash);
 				group.push({
@@ -906,9 +918,11 @@ export class EventLog {
 	}
 }
 
-/** Checks an item's data is plain JSON (an object) before it queues. */
+/** Checks an item's data is plain JSON (an object) before it queues, and takes its own copy of it. */
 function prepare(item: Item): Prepared {
-	const data = toJson(item.data ?? {});
+	const shape = { named: false };
+	const copied = jsonCopy(item.data ?? {}, shape, 0);
+	const data = copied === undefined ? toJson(item.data ?? {}) : copied;
 	if (typeof data !== "object" || data === null || Array.isArray(data)) throw new TypeError("data must be an object");
 	return {
 		type: item.type,
@@ -916,7 +930,59 @@ function prepare(item: Item): Prepared {
 		meetingId: item.meetingId ?? null,
 		actor: item.actor === undefined || item.actor === null ? null : item.actor,
 		data,
+		...(copied !== undefined && !shape.named ? { plain: true } : {}),
 	};
+}
+
+/** Deeper than this, {@link jsonCopy} leaves the value to `toJson` (which also names a cycle). */
+const COPY_DEPTH_MAX = 64;
+
+/**
+ * `v` copied as `JSON.parse(JSON.stringify(v))` (toJson) would copy it, without the text in between (the audit
+ * trail's hot path: every append's data), or undefined when `v` holds anything that round trip would change or
+ * drop (undefined, functions, symbols, bigint, non-finite numbers, holes, dates and other non-plain objects, a
+ * `__proto__` key, an inherited `toJSON`, depth beyond {@link COPY_DEPTH_MAX}): the caller then uses toJson.
+ * `-0` becomes 0, as the round trip makes it. `shape.named` is set when a key is `person`, `persons` or
+ * `__proto__`. server/audit/fastPaths.test.ts compares it with toJson over random values.
+ */
+export function jsonCopy(v: unknown, shape: { named: boolean }, depth: number): Json | undefined {
+	switch (typeof v) {
+		case "string":
+		case "boolean":
+			return v;
+		case "number":
+			if (!Number.isFinite(v)) return undefined;
+			return v === 0 ? 0 : v;
+		case "object": {
+			if (v === null) return null;
+			if (depth >= COPY_DEPTH_MAX || "toJSON" in v) return undefined;
+			const proto = Object.getPrototypeOf(v);
+			if (Array.isArray(v)) {
+				if (proto !== Array.prototype) return undefined;
+				const out: Json[] = new Array(v.length);
+				for (let i = 0; i < v.length; i++) {
+					if (!Object.hasOwn(v, i)) return undefined;
+					const x = jsonCopy(v[i], shape, depth + 1);
+					if (x === undefined) return undefined;
+					out[i] = x;
+				}
+				return out;
+			}
+			if (proto !== Object.prototype && proto !== null) return undefined;
+			const obj = v as Record<string, unknown>;
+			const out: { [k: string]: Json } = {};
+			for (const k of Object.keys(obj)) {
+				if (k === "person" || k === "persons") shape.named = true;
+				else if (k === "__proto__") return undefined;
+				const x = jsonCopy(obj[k], shape, depth + 1);
+				if (x === undefined) return undefined;
+				out[k] = x;
+			}
+			return out;
+		}
+		default:
+			return undefined;
+	}
 }
 
 /** Calls `found` with every person key in `data`: fields named `person` (a string) or `persons` (strings). */
@@ -926,7 +992,8 @@ function collectPersons(v: Json, found: (personKey: string) => void): void {
 		return;
 	}
 	if (v === null || typeof v !== "object") return;
-	for (const [k, x] of Object.entries(v)) {
+	for (const k of Object.keys(v)) {
+		const x = v[k] as Json;
 		if (k === "person" && typeof x === "string") found(x);
 		else if (k === "persons" && Array.isArray(x)) {
 			for (const p of x) {
@@ -942,7 +1009,8 @@ function pseudonymizeData(v: Json, psn: (personKey: string) => string): Json {
 	if (Array.isArray(v)) return v.map((x) => pseudonymizeData(x, psn));
 	if (v === null || typeof v !== "object") return v;
 	const out: Record<string, Json> = {};
-	for (const [k, x] of Object.entries(v)) {
+	for (const k of Object.keys(v)) {
+		const x = v[k] as Json;
 		if (k === "person" && typeof x === "string") out[k] = psn(x);
 		else if (k === "persons" && Array.isArray(x))
 			out[k] = x.map((p) => (typeof p === "string" ? psn(p) : pseudonymizeData(p, psn)));

@@ -49,6 +49,15 @@ const COLUMNS = [
 /** SQLite: one chained row (AuditRepository.insert). */
 const INSERT_EVENT_SQLITE = `INSERT INTO events (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map(() => "?").join(", ")})`;
 
+/** SQLite, under the tenants' locks (AuditRepository.readChain): the same reads as {@link AuditRepository.head}, … */
+const HEAD_SQLITE = "SELECT seq, hash FROM events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1";
+/** … {@link AuditRepository.meetingHead} … */
+const MEETING_HEAD_SQLITE =
+	"SELECT hash FROM events INDEXED BY events_by_meeting WHERE tenant_id = ? AND meeting_id = ? ORDER BY seq DESC LIMIT 1";
+/** … and the pseudonyms of up to this many person keys per statement (unused places bound to NULL: no match). */
+const PSEUDONYMS_CHUNK = 100;
+const PSEUDONYMS_SQLITE = `SELECT person_key, pseudonym FROM audit_person_secrets WHERE tenant_id = ? AND person_key IN (${Array.from({ length: PSEUDONYMS_CHUNK }, () => "?").join(", ")})`;
+
 /** What a group commit must read at the head of its tenants' chains (under their locks). */
 export interface ChainNeeds {
 	/** The tenants written (each one's lock is held; its head is read). */
@@ -198,7 +207,18 @@ export class AuditRepository {
 			// per group commit (the SQLite work runs on the gateway's thread; measured in docs/benchmarks.md).
 			this.#s.runEachSqlite(
 				INSERT_EVENT_SQLITE,
-				rows.map((r) => COLUMNS.map((c) => r[c])),
+				rows.map((r) => [
+					r.seq,
+					r.at,
+					r.tenant_id,
+					r.meeting_id,
+					r.type,
+					r.actor,
+					r.data,
+					r.prev_hash,
+					r.meeting_prev_hash,
+					r.hash,
+				]),
 			);
 			return;
 		}
@@ -212,6 +232,7 @@ export class AuditRepository {
 
 	/** Reads what a group commit needs, on the caller's transaction (which holds the tenants' locks). */
 	async readChain(x: Kysely<Schema>, needs: ChainNeeds): Promise<ChainState> {
+		if (this.#s.engine === "sqlite") return this.#readChainSqlite(needs);
 		const state: ChainState = { heads: new Map(), meetingHeads: new Map(), pseudonyms: new Map() };
 		for (const t of needs.tenants) state.heads.set(t, await this.head(x, t));
 		for (const [t, list] of needs.meetings) state.meetingHeads.set(t, await this.meetingHeads(x, t, list));
@@ -223,14 +244,44 @@ export class AuditRepository {
 		return state;
 	}
 
+	/**
+	 * SQLite: {@link readChain}'s reads as cached statements (the same queries as head, meetingHead and secrets; no
+	 * query built and prepared per group commit, no secret read where only the pseudonym is needed), on the one
+	 * connection, inside the caller's transaction (BEGIN IMMEDIATE: the file's write lock is held).
+	 */
+	#readChainSqlite(needs: ChainNeeds): ChainState {
+		const state: ChainState = { heads: new Map(), meetingHeads: new Map(), pseudonyms: new Map() };
+		for (const t of needs.tenants) {
+			const r = this.#s.allSqlite<{ seq: number; hash: string }>(HEAD_SQLITE, [t])[0];
+			state.heads.set(t, r ? { seq: Number(r.seq), hash: r.hash } : null);
+		}
+		for (const [t, list] of needs.meetings) {
+			const found = new Map<string, string>();
+			for (const m of list) {
+				const hash = this.#s.allSqlite<{ hash: string | null }>(MEETING_HEAD_SQLITE, [t, m])[0]?.hash;
+				if (hash !== undefined && hash !== null) found.set(m, hash);
+			}
+			state.meetingHeads.set(t, found);
+		}
+		for (const [t, list] of needs.persons) {
+			const found = new Map<string, string>();
+			for (let i = 0; i < list.length; i += PSEUDONYMS_CHUNK) {
+				const params: unknown[] = [t];
+				for (let j = i; j < i + PSEUDONYMS_CHUNK; j++) params.push(j < list.length ? list[j] : null);
+				for (const r of this.#s.allSqlite<{ person_key: string; pseudonym: string }>(PSEUDONYMS_SQLITE, params))
+					found.set(r.person_key, r.pseudonym);
+			}
+			state.pseudonyms.set(t, found);
+		}
+		return state;
+	}
+
 	/** Writes a group commit's secrets and rows, on the caller's transaction. */
 	async writeChain(x: Kysely<Schema>, w: ChainWrite): Promise<void> {
 		for (const s of w.secrets) await this.addSecrets(x, s.tenantId, s.rows, s.at);
-		if (w.rows.length)
-			await this.insert(
-				x,
-				w.rows.map(({ fixed, ...r }) => r),
-			);
+		if (!w.rows.length) return;
+		// (SQLite's insert binds the columns it names: no copy without `fixed` needed there.)
+		await this.insert(x, this.#s.engine === "sqlite" ? w.rows : w.rows.map(({ fixed, ...r }) => r));
 	}
 
 	/**

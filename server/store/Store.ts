@@ -129,14 +129,21 @@ export class Store {
 
 	/** SQLite: `fn` on one connection between `begin` (deferred or IMMEDIATE) and COMMIT, rolled back if it throws. */
 	#sqliteTransaction<T>(begin: "BEGIN" | "BEGIN IMMEDIATE", fn: (x: Kysely<Schema>) => Promise<T>): Promise<T> {
+		// (BEGIN, COMMIT and ROLLBACK as cached statements on the one handle, while kysely's connection is held: not
+		// built, compiled and prepared anew for every transaction, e.g. each audit group commit.)
 		return this.db.connection().execute(async (conn) => {
-			await sql.raw(begin).execute(conn);
+			this.#statement(begin).run([]);
 			try {
 				const result = await fn(conn);
-				await sql`COMMIT`.execute(conn);
+				this.#statement("COMMIT").run([]);
 				return result;
 			} catch (err) {
-				await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+				try {
+					// (After a failed COMMIT SQLite may have rolled back already: then there is nothing to roll back.)
+					if (this.#sqlite?.inTransaction) this.#statement("ROLLBACK").run([]);
+				} catch {
+					// as before: a failed ROLLBACK leaves the caller's error to report
+				}
 				throw err;
 			}
 		});
@@ -168,17 +175,33 @@ export class Store {
 	runEachSqlite(text: string, rows: readonly (readonly unknown[])[]): void {
 		const db = this.#sqlite;
 		if (!db) throw new Error("runEachSqlite: SQLite only");
-		let stmt = this.#statements.get(text);
-		if (!stmt) {
-			stmt = db.prepare(text);
-			this.#statements.set(text, stmt);
-		}
-		const prepared = stmt;
+		const prepared = this.#statement(text);
 		const run = () => {
 			for (const r of rows) prepared.run(r as unknown[]);
 		};
 		if (db.inTransaction) run();
 		else db.transaction(run)();
+	}
+
+	/**
+	 * SQLite only: the rows of one cached statement (prepared once per store, as {@link runEachSqlite}'s), on the one
+	 * connection: inside the caller's transaction when there is one. For a hot read (the audit chain's heads and
+	 * pseudonyms, read under the lock at each group commit).
+	 */
+	allSqlite<T>(text: string, params: readonly unknown[]): T[] {
+		if (!this.#sqlite) throw new Error("allSqlite: SQLite only");
+		return this.#statement(text).all(params as unknown[]) as T[];
+	}
+
+	#statement(text: string): ReturnType<Database["prepare"]> {
+		const db = this.#sqlite;
+		if (!db) throw new Error("SQLite only");
+		let stmt = this.#statements.get(text);
+		if (!stmt) {
+			stmt = db.prepare(text);
+			this.#statements.set(text, stmt);
+		}
+		return stmt;
 	}
 
 	/**
