@@ -1,10 +1,12 @@
 /**
- * The notices a trail entry records as sent, whatever its shape: the gateway records a notice sent to one person (at
- * a join) as a `notice.sent` entry, and the notices of a session's start — everyone in the meeting at that moment —
- * as one `notices.sent` entry carrying them all in `data.recipients` (one entry instead of one per person: a start in
- * a 500-person meeting writes 2 entries, not 501). Every reader of the trail (the gateway's metrics and playback
- * evidence, `consentry verify`, access exports) asks this one function, so both shapes (and trails written before
- * `notices.sent` existed) read the same.
+ * The notices and answers a trail entry records, whatever its shape. A notice sent to one person (at a join) is a
+ * `notice.sent`; the notices of a session's start, to everyone in the meeting at that moment, are one `notices.sent`
+ * carrying them all in `data.recipients` (a start in a 500-person meeting writes 2 entries, not 501). An answer is a
+ * `notice.acknowledged` or `consent.given` whose actor is the person; acknowledgements that waited for the meeting's
+ * commit in flight are one `notices.acknowledged` carrying them in `data.answers` (CaptureService's coalesceAnswers).
+ * Every reader of the trail (`consentry verify`, the recording's coveredBy, playback evidence, metrics, the engine's
+ * language, access exports) asks {@link sentNotices} and {@link answersIn}, so every shape — and trails written
+ * before the many-person entries existed — reads the same.
  */
 
 /** One notice sent to one person, as the trail records it. */
