@@ -132,6 +132,18 @@ export class CaptureControl extends EventEmitter<CaptureControlEvents> {
 		return st.coverage;
 	}
 
+	/**
+	 * The proof of an answer could not be committed (the store failed): the person's coverage goes back from `from`
+	 * (what the answer made it) to `to` (what it was), unless something changed it since. So nothing counts them
+	 * covered without the proof — no new producer's gate, no chat line, no packet — and answering again writes it. No
+	 * gate event: the failed answer's own gates were never opened (taps open only after the commit).
+	 */
+	revert(person: string, noticeId: string, from: Coverage, to: Coverage): void {
+		const st = this.#state === "on" ? this.#people.get(person) : undefined;
+		if (!st || st.notice.id !== noticeId || st.coverage !== from) return;
+		st.coverage = to;
+	}
+
 	/** The single question the recorder and the transcriber ask. */
 	mayCapture(person: string): boolean {
 		if (this.#state !== "on" || !this.#present.has(person)) return false;

@@ -11,7 +11,7 @@ import type {
 } from "../../shared/protocol.js";
 import type { AppendInput, EventLog, EventType } from "../audit/EventLog.js";
 import type { NoticesAcknowledgedData, NoticesSentData } from "../audit/notices.js";
-import { ConflictError, ConsentryError, ForbiddenError, NotFoundError } from "../errors.js";
+import { ConflictError, ConsentryError, ForbiddenError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type Connection, personKey } from "../meetings/Connection.js";
 import type { Meeting } from "../meetings/MeetingTypes.js";
@@ -511,7 +511,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			}
 		});
 		if (before !== after) this.#scheduleCoverage(mc);
-		await committed;
+		await this.#proven(mc, control, conn, noticeId, committed, after, before ?? "pending");
 		return after;
 	}
 
@@ -529,7 +529,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 			this.#release(mc, conn.peerId);
 			this.#scheduleCoverage(mc);
 		}
-		await committed;
+		await this.#proven(mc, control, conn, noticeId, committed, after, before ?? "pending");
 		return after;
 	}
 
@@ -933,10 +933,35 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 	}
 
 	/**
+	 * Waits for an answer's commit; if it failed, the person is not covered after all (CaptureControl.revert: no gate,
+	 * chat line or packet counts them covered without the proof) and may answer again, and the failure is rethrown.
+	 */
+	async #proven(
+		mc: MeetingCapture,
+		control: CaptureControl,
+		conn: Connection,
+		noticeId: string,
+		committed: Promise<void>,
+		after: Coverage,
+		before: Coverage,
+	): Promise<void> {
+		try {
+			await committed;
+		} catch (err) {
+			if (after !== before) {
+				control.revert(conn.peerId, noticeId, after, before);
+				this.#scheduleCoverage(mc);
+			}
+			throw err;
+		}
+	}
+
+	/**
 	 * Commits one operation's audit entries; resolves once they are committed. An operation arriving while the
 	 * meeting's previous commit is in flight waits for it, and then everything that waited is committed at once, the
 	 * acknowledgements among it as one entry ({@link coalesceAnswers}). If that fails, each waiting operation is
-	 * retried on its own, in order, so one failing does not fail the others.
+	 * retried on its own, in order, so one failing does not fail the others; all fail at once when the store is
+	 * unreachable (`store_unavailable`), as the audit log's own group commit does.
 	 */
 	#flush(mc: MeetingCapture, items: Item[]): Promise<void> {
 		if (items.length === 0) return Promise.resolve();
@@ -958,8 +983,9 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 					for (const b of batch) b.resolve();
 					continue;
 				} catch (err) {
-					if (batch.length === 1) {
-						this.#failed(mc, err, batch[0]);
+					// The store unreachable: every waiting operation fails at once (a retry each would only wait again).
+					if (batch.length === 1 || err instanceof StoreUnavailableError) {
+						for (const b of batch) this.#failed(mc, err, b);
 						continue;
 					}
 				}
