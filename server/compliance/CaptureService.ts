@@ -934,7 +934,8 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 
 	/**
 	 * Waits for an answer's commit; if it failed, the person is not covered after all (CaptureControl.revert: no gate,
-	 * chat line or packet counts them covered without the proof) and may answer again, and the failure is rethrown.
+	 * chat line or packet counts them covered without the proof; under explicit consent their media is held again)
+	 * and may answer again, and the failure is rethrown.
 	 */
 	async #proven(
 		mc: MeetingCapture,
@@ -950,6 +951,7 @@ export class CaptureService extends EventEmitter<CaptureServiceEvents> {
 		} catch (err) {
 			if (after !== before) {
 				control.revert(conn.peerId, noticeId, after, before);
+				void this.#hold(mc, conn.peerId); // under explicit consent their media is held again (a no-op otherwise)
 				this.#scheduleCoverage(mc);
 			}
 			throw err;
