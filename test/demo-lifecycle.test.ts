@@ -64,10 +64,17 @@ async function ready(demo: Demo): Promise<{ demo: number; gateway: number; s3: n
 	return pids;
 }
 
+/** Whether the process still runs: an exited one waiting to be reaped by its new parent (a zombie) does not. */
 const alive = (pid: number) => {
 	try {
 		process.kill(pid, 0);
-		return true;
+	} catch {
+		return false;
+	}
+	try {
+		// /proc/PID/stat: "pid (comm) state …"; the state follows the last ")".
+		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+		return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 	} catch {
 		return false;
 	}
