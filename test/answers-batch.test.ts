@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
-import type { Signal } from "../bench/bots/signal.js";
 import { EXIT, verifyCommand } from "../cli/verify/command.js";
 import type { SessionReport } from "../cli/verify/report.js";
 import { answersIn } from "../server/audit/notices.js";
@@ -10,7 +9,7 @@ import type { Manifest } from "../server/recording/RecordingTypes.js";
 import type { NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { connect, type RawClient } from "./helpers/signaling.js";
+import { connect, type RawClient, signalOf } from "./helpers/signaling.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -30,14 +29,6 @@ const bots: Bot[] = [];
 const clients: RawClient[] = [];
 let meetingId: string;
 let base: string;
-
-function signalOf(c: RawClient): Signal {
-	return {
-		request: (name, data) => c.call(name, data) as never,
-		onNewConsumer: (fn) => c.socket.on("newConsumer", fn),
-		close: () => c.close(),
-	};
-}
 
 beforeAll(async () => {
 	acme = testTenant("acme");

@@ -8,7 +8,6 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
-import type { Signal } from "../bench/bots/signal.js";
 import { DSR_EXIT, dsrCommand } from "../cli/dsr/command.js";
 import { verifyCommand } from "../cli/verify/command.js";
 import type { Gateway } from "../server/Gateway.js";
@@ -18,7 +17,7 @@ import { api, postgresFor, startGateway, storeEnv, TEST_DATABASE } from "./helpe
 import { testOperator } from "./helpers/operator.js";
 import { freePort } from "./helpers/ports.js";
 import { type S3Proxy, startS3Proxy } from "./helpers/s3-proxy.js";
-import { connect, type RawClient } from "./helpers/signaling.js";
+import { connect, type RawClient, signalOf } from "./helpers/signaling.js";
 import { type FakeVoskServer, startFakeVosk } from "./helpers/stt-servers.js";
 import { AUDIENCE, testTenant, writeTenantsFile } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
@@ -47,14 +46,6 @@ let recBase: string;
 let trBase: string;
 let bobPsn: string;
 const admin = () => acme.token("it-admin", "admin");
-
-function signalOf(c: RawClient): Signal {
-	return {
-		request: (name, data) => c.call(name, data) as never,
-		onNewConsumer: (fn) => c.socket.on("newConsumer", fn),
-		close: () => c.close(),
-	};
-}
 
 beforeAll(async () => {
 	vosk = await startFakeVosk("hello everyone");

@@ -3,7 +3,6 @@ import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aw
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
-import type { Signal } from "../bench/bots/signal.js";
 import { EXIT, verifyCommand } from "../cli/verify/command.js";
 import type { FolderReport } from "../cli/verify/meetingFolder.js";
 import type { SessionReport } from "../cli/verify/report.js";
@@ -13,7 +12,7 @@ import type { Manifest } from "../server/recording/RecordingTypes.js";
 import type { NoticeView } from "../shared/protocol.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket } from "./helpers/bucket.js";
 import { api, startGateway } from "./helpers/gateway.js";
-import { connect, type RawClient } from "./helpers/signaling.js";
+import { connect, type RawClient, signalOf } from "./helpers/signaling.js";
 import { type FakeVoskServer, startFakeVosk } from "./helpers/stt-servers.js";
 import { testTenant } from "./helpers/tenants.js";
 import { waitFor } from "./helpers/wait.js";
@@ -37,14 +36,6 @@ let tbase: string;
 let mbase: string;
 let danPsn: string;
 const golden = new Map<string, Buffer>();
-
-function signalOf(c: RawClient): Signal {
-	return {
-		request: (name, data) => c.call(name, data) as never,
-		onNewConsumer: (fn) => c.socket.on("newConsumer", fn),
-		close: () => c.close(),
-	};
-}
 
 beforeAll(async () => {
 	vosk = await startFakeVosk("hello everyone");

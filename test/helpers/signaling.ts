@@ -1,4 +1,5 @@
 import { io, type Socket } from "socket.io-client";
+import type { Signal } from "../../bench/bots/signal.js";
 import type { ErrorBody, JoinResult, RequestName, Response, ResponseMap, ServerEvents } from "../../shared/protocol.js";
 
 /**
@@ -60,4 +61,13 @@ export async function connect(url: string, token?: string, auth: Record<string, 
 /** The error code of a reply (or "ok"). */
 export function codeOf(r: Response<RequestName>): string {
 	return r.ok ? "ok" : r.error.code;
+}
+
+/** A raw client as a media bot's signaling (bench/bots/Bot.ts): its requests, its new consumers, its close. */
+export function signalOf(c: RawClient): Signal {
+	return {
+		request: (name, data) => c.call(name, data) as never,
+		onNewConsumer: (fn) => c.socket.on("newConsumer", fn),
+		close: () => c.close(),
+	};
 }
