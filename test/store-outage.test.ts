@@ -1,3 +1,4 @@
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bot } from "../bench/bots/Bot.js";
 import { SyntheticMedia } from "../bench/bots/media.js";
@@ -267,6 +268,8 @@ describe("explicit consent while PostgreSQL stops answering", () => {
 		await new Promise((r) => setTimeout(r, 1_500));
 		expect(piaTaps()).toEqual([]);
 		expect(gw.recorder?.openTracks ?? []).toEqual([]);
+		const listed = await bucket.s3.send(new ListObjectsV2Command({ Bucket: bucket.name, Prefix: `rec/${m.id}/` }));
+		expect((listed.Contents ?? []).map((o) => o.Key).filter((k) => k?.endsWith(".webm"))).toEqual([]);
 		expect(producers().every((p) => p.paused)).toBe(true);
 		expect(gw.capture.mayCapture(m.id, "recording", peerId)).toBe(false);
 
