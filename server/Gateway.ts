@@ -173,7 +173,7 @@ export class Gateway {
 			: undefined;
 		const cluster = await Store.open(
 			config.databaseUrl
-				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs }
+				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs, poolSize: config.databasePoolSize }
 				: { file: config.dbFile, busyTimeoutMs: config.databaseTimeoutMs },
 		);
 		const tenants = new TenantRegistry();
