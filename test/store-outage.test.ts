@@ -274,14 +274,17 @@ describe("explicit consent while PostgreSQL stops answering", () => {
 		expect(gw.capture.mayCapture(m.id, "recording", peerId)).toBe(false);
 
 		// Consenting again covers her, and only now is her media captured.
+		const started = new Set<string>();
+		gw.recorder?.on("trackStarted", (t) => started.add(t.trackId));
 		const clickedAt = Date.now();
 		expect(await pia.call("consent", { noticeId: notice.id, clickedAt })).toEqual({ coverage: "consented" });
 		expect(gw.capture.mayCapture(m.id, "recording", peerId)).toBe(true);
 		await waitFor(() => held.length === 4 && producers().every((p) => !p.paused), 5_000, "Pia's media released");
 		await waitFor(() => gw.recorder?.openTracks.length === 2, 20_000, "Pia's tracks recording");
 		expect(piaTaps().filter((t) => t.open).length).toBe(2);
-		// Until the first sender report dates the audio (libwebrtc sends one every few seconds), none is recorded.
-		await new Promise((r) => setTimeout(r, 6_000));
+		// Each track's first frame muxed (the audio's once a sender report dates it: one every few seconds), then more.
+		await waitFor(() => started.size === 2, 20_000, "both of Pia's tracks recording frames");
+		await new Promise((r) => setTimeout(r, 1_500));
 		const session = gw.capture.session(m.id, "recording");
 		await host.call("stopCapture", { kind: "recording" });
 		const base = `rec/${m.id}/${session?.id}`;
