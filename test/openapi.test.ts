@@ -101,9 +101,9 @@ const listed = (r: RouteDoc): number[] =>
 	Object.keys(doc.paths[r.url.replace(/:([A-Za-z0-9_]+)/g, "{$1}")]?.[r.method.toLowerCase()]?.responses ?? {}).map(
 		Number,
 	);
-/** The route's URL with each path parameter filled (`long`: this one too long for the router). */
-const fill = (url: string, long?: string) =>
-	url.replace(/:(\w+)/g, (_m, name: string) => (name === long ? "x".repeat(MAX_PARAM_LENGTH + 1) : "abcdefghjk"));
+/** The route's URL with each path parameter filled (`odd`: this one with `value`, by default too long for the router). */
+const fill = (url: string, odd?: string, value = "x".repeat(MAX_PARAM_LENGTH + 1)) =>
+	url.replace(/:(\w+)/g, (_m, name: string) => (name === odd ? value : "abcdefghjk"));
 const tokenFor = (r: RouteDoc): string | undefined =>
 	r.auth === "operator"
 		? operator.token()
@@ -116,7 +116,8 @@ const tokenFor = (r: RouteDoc): string | undefined =>
 /**
  * What the gateway refuses before any handler runs (server/http/clientErrors.ts, jsonBodies.ts) is in the document
  * for every route it applies to: each route, called with the right token, answers a body past the limit, a body
- * that is not JSON and a path parameter past the router's limit with exactly a status the document lists for it.
+ * that is not JSON, a path parameter past the router's limit and one holding a NUL with exactly a status the
+ * document lists for it.
  */
 describe("OpenAPI error statuses against the real gateway", () => {
 	const send = async (r: RouteDoc, url: string, body?: { text: string; type: string }) => {
@@ -176,5 +177,17 @@ describe("OpenAPI error statuses against the real gateway", () => {
 			`/api/meetings/${"x".repeat(MAX_PARAM_LENGTH)}`,
 		);
 		expect(at.status).not.toBe(414);
+	});
+
+	it("a path parameter holding a NUL (400), on every route with parameters", async () => {
+		const wrong: string[] = [];
+		for (const r of registered().filter((x) => x.url.includes("/:"))) {
+			for (const [, name] of r.url.matchAll(/:(\w+)/g)) {
+				const a = await send(r, fill(r.url, name, "a%00b"));
+				if (a.status !== 400 || a.code !== "invalid_request" || !listed(r).includes(a.status))
+					wrong.push(`${r.method} ${r.url} (:${name}): ${a.status} ${a.code} (listed: ${listed(r).join(",")})`);
+			}
+		}
+		expect(wrong).toEqual([]);
 	});
 });
