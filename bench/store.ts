@@ -7,6 +7,11 @@
  * WAL, synchronous=NORMAL, as the gateway opens it. Medians of runs; stops by itself in under a minute.
  *
  *   node --import tsx bench/store.ts [--runs 3] [--ms 1500]
+ *
+ * What the pool size (CONSENTRY_DATABASE_POOL_SIZE) changes: PostgreSQL only, one row per pool size, `--in-flight`
+ * calls outstanding (more than the smaller pools hold, as a busy gateway's requests are):
+ *
+ *   node --import tsx bench/store.ts --pools 4,10,20 [--in-flight 32]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -21,7 +26,12 @@ import { startPostgres } from "../test/helpers/postgres.js";
 import { machine, median } from "./stats.js";
 
 const { values } = parseArgs({
-	options: { runs: { type: "string", default: "3" }, ms: { type: "string", default: "1500" } },
+	options: {
+		runs: { type: "string", default: "3" },
+		ms: { type: "string", default: "1500" },
+		pools: { type: "string" },
+		"in-flight": { type: "string", default: "32" },
+	},
 });
 const runs = Number(values.runs);
 const ms = Number(values.ms);
@@ -90,13 +100,22 @@ console.log(machine());
 const dir = mkdtempSync(path.join(os.tmpdir(), "consentry-bench-store-"));
 const pg = await startPostgres({ durable: true });
 try {
-	const lite = await Store.open({ file: path.join(dir, "store.sqlite") });
-	await measure("SQLite (file, WAL)", lite, 1);
-	await lite.close();
-	for (const inFlight of [1, 16]) {
-		const store = await Store.open({ url: await pg.createDatabase(`bench${inFlight}`), poolSize: 16 });
-		await measure("PostgreSQL 15 (durable)", store, inFlight);
-		await store.close();
+	if (values.pools) {
+		const inFlight = Number(values["in-flight"]);
+		for (const [i, poolSize] of values.pools.split(",").map(Number).entries()) {
+			const store = await Store.open({ url: await pg.createDatabase(`benchpool${i}_${poolSize}`), poolSize });
+			await measure(`PostgreSQL, pool ${poolSize}`, store, inFlight);
+			await store.close();
+		}
+	} else {
+		const lite = await Store.open({ file: path.join(dir, "store.sqlite") });
+		await measure("SQLite (file, WAL)", lite, 1);
+		await lite.close();
+		for (const inFlight of [1, 16]) {
+			const store = await Store.open({ url: await pg.createDatabase(`bench${inFlight}`), poolSize: 16 });
+			await measure("PostgreSQL 15 (durable)", store, inFlight);
+			await store.close();
+		}
 	}
 } finally {
 	await pg.stop();

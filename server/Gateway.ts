@@ -16,7 +16,7 @@ import { DEFAULT_TENANT_CAPTURE } from "./compliance/CaptureTypes.js";
 import type { GatewayConfig } from "./config.js";
 import { RateLimitError, StoreUnavailableError, toPublicError } from "./errors.js";
 import { registerAccessLog } from "./http/accessLog.js";
-import { clientError, frameworkErrors } from "./http/clientErrors.js";
+import { BODY_LIMIT_BYTES, clientError, frameworkErrors, MAX_PARAM_LENGTH } from "./http/clientErrors.js";
 import { registerDataSubjectApi } from "./http/DataSubjectApi.js";
 import { registerJsonBodies } from "./http/jsonBodies.js";
 import { registerMeetingsApi } from "./http/MeetingsApi.js";
@@ -173,7 +173,7 @@ export class Gateway {
 			: undefined;
 		const cluster = await Store.open(
 			config.databaseUrl
-				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs }
+				? { url: config.databaseUrl, queryTimeoutMs: config.databaseTimeoutMs, poolSize: config.databasePoolSize }
 				: { file: config.dbFile, busyTimeoutMs: config.databaseTimeoutMs },
 		);
 		const tenants = new TenantRegistry();
@@ -214,7 +214,8 @@ export class Gateway {
 			loggerInstance: log.child({ component: "http" }),
 			// Fastify's request lines carry the full client address: the gateway writes its own (http/accessLog.ts).
 			logController: new LogController({ disableRequestLogging: true }),
-			bodyLimit: 64 * 1024,
+			bodyLimit: BODY_LIMIT_BYTES,
+			routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
 			// The router's refusals (a malformed percent-escape, a parameter too long) in the project's error shape.
 			frameworkErrors,
 			...(config.http.tls

@@ -84,6 +84,25 @@ describe("loadConfig", () => {
 		);
 	});
 
+	it("takes the PostgreSQL pool size from CONSENTRY_DATABASE_POOL_SIZE (default 10, empty = unset), refuses nonsense", () => {
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin }).databasePoolSize).toBe(10);
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_POOL_SIZE: "4" }).databasePoolSize).toBe(4);
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_POOL_SIZE: " 20 " }).databasePoolSize).toBe(20);
+		expect(loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_POOL_SIZE: "" }).databasePoolSize).toBe(10);
+		for (const [bad, why] of [
+			["0", /at least 1 connection/],
+			["-3", /at least 1 connection/],
+			["2.5", /whole number/],
+			["ten", /whole number/],
+			["100000", /at most 1000 connections/],
+		] as const) {
+			expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_POOL_SIZE: bad }), bad).toThrow(
+				/CONSENTRY_DATABASE_POOL_SIZE/,
+			);
+			expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_DATABASE_POOL_SIZE: bad }), bad).toThrow(why);
+		}
+	});
+
 	it("requires TLS certificate and key together", () => {
 		expect(() => loadConfig({ MEDIASOUP_WORKER_BIN: bin, CONSENTRY_TLS_CERT_FILE: "/x.pem" })).toThrow(/both/);
 	});

@@ -5,6 +5,7 @@ import * as mediasoup from "mediasoup";
 import { z } from "zod";
 import { ConfigError } from "./errors.js";
 import { defaultClientDir, projectRoot } from "./paths.js";
+import { DEFAULT_DATABASE_POOL_SIZE } from "./store/Store.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -54,6 +55,19 @@ const EnvSchema = z
 		),
 		/** PostgreSQL: a query unanswered this long fails as store_unavailable (ms); SQLite: the busy timeout. */
 		CONSENTRY_DATABASE_TIMEOUT_MS: z.coerce.number().int().min(500).max(120_000).default(5000),
+		/**
+		 * PostgreSQL: connections in this process's pool (the cluster bus's LISTEN connection is one more). Each node's
+		 * pool counts against the server's max_connections (100 by default).
+		 */
+		CONSENTRY_DATABASE_POOL_SIZE: z.preprocess(
+			(v) => (typeof v === "string" && v.trim() === "" ? undefined : v), // empty counts as unset (compose)
+			z.coerce
+				.number({ error: "must be a whole number of connections" })
+				.int("must be a whole number of connections")
+				.min(1, "must be at least 1 connection")
+				.max(1000, "must be at most 1000 connections per gateway process (PostgreSQL allows 100 by default)")
+				.default(DEFAULT_DATABASE_POOL_SIZE),
+		),
 		CONSENTRY_TENANTS_FILE: z.string().min(1).optional(),
 		/** JSON `{ "keys": [...] }`: the operator's token keys (docs/operator.md); unset = no operator API. */
 		CONSENTRY_OPERATOR_KEYS_FILE: z.string().min(1).optional(),
@@ -170,6 +184,8 @@ export interface GatewayConfig {
 	 * statement waits for another process's lock on the file (busy timeout) before it fails the same way.
 	 */
 	databaseTimeoutMs: number;
+	/** PostgreSQL: connections in this process's pool (CONSENTRY_DATABASE_POOL_SIZE). */
+	databasePoolSize: number;
 	/** JSON file registering tenants and their token keys; unset = no tenant yet (guests only of nothing). */
 	tenantsFile?: string;
 	/** The operator's keys file, and how often the change feed is read (docs/operator.md). */
@@ -297,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
 		dbFile: e.CONSENTRY_DB_FILE ?? path.join(projectRoot, "data", "consentry.sqlite"),
 		...(e.CONSENTRY_DATABASE_URL ? { databaseUrl: e.CONSENTRY_DATABASE_URL } : {}),
 		databaseTimeoutMs: e.CONSENTRY_DATABASE_TIMEOUT_MS,
+		databasePoolSize: e.CONSENTRY_DATABASE_POOL_SIZE,
 		...(e.CONSENTRY_TENANTS_FILE ? { tenantsFile: e.CONSENTRY_TENANTS_FILE } : {}),
 		operator: {
 			...(e.CONSENTRY_OPERATOR_KEYS_FILE ? { keysFile: e.CONSENTRY_OPERATOR_KEYS_FILE } : {}),

@@ -1,6 +1,11 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ConsentryError, NotFoundError, ValidationError } from "../errors.js";
 
+/** The largest request body the REST API reads (Fastify's `bodyLimit`): past it, 413 `body_too_large`. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+/** The longest path parameter the router takes (Fastify's `maxParamLength`, its default): past it, 414 `url_too_long`. */
+export const MAX_PARAM_LENGTH = 100;
+
 /**
  * Fastify's own refusals of a client's request (a bad URL escape, a path parameter past the router's limit, a body
  * past the limit, a content type no parser takes, invalid JSON), in the project's error shape with stable codes:

@@ -5,7 +5,7 @@ import fastifyStatic from "@fastify/static";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { projectRoot } from "../paths.js";
-import { ErrorSchema, RATE_LIMITED, ROUTES, type RouteDoc } from "./routes.js";
+import { ErrorSchema, RATE_LIMITED, REFUSED_BEFORE_HANDLER, ROUTES, type RouteDoc } from "./routes.js";
 
 /** A route as fastify registered it. */
 export interface RegisteredRoute {
@@ -76,6 +76,20 @@ const SECURITY: Record<RouteDoc["auth"], JsonSchema[] | undefined> = {
 	operator: [{ operatorToken: [] }],
 };
 
+/**
+ * The error statuses a route answers before its handler runs, whatever it is (routes.ts, REFUSED_BEFORE_HANDLER):
+ * 429 on every route but /healthz; 413 and 415 where a body is read (every method but GET); 400 and 414 where the
+ * path has parameters, and on a GET 404 too (a parameter too long for the route: the client's files' path).
+ */
+export function refusedBeforeHandler(r: Pick<RouteDoc, "method" | "url">): RouteDoc["responses"] {
+	const out: RouteDoc["responses"] = {};
+	if (r.url !== "/healthz") out[429] = RATE_LIMITED;
+	if (r.method !== "GET") Object.assign(out, REFUSED_BEFORE_HANDLER.body);
+	if (r.url.includes("/:")) Object.assign(out, REFUSED_BEFORE_HANDLER.params);
+	if (r.url.includes("/:") && r.method === "GET") Object.assign(out, REFUSED_BEFORE_HANDLER.paramsOnGet);
+	return out;
+}
+
 /** The OpenAPI 3.1 document of `routes`, request schemas generated from the zod schemas the server validates with. */
 export function openApiDocument(routes: readonly RouteDoc[] = ROUTES, version = "0.1.0"): JsonSchema {
 	const components: Record<string, JsonSchema> = {};
@@ -84,8 +98,7 @@ export function openApiDocument(routes: readonly RouteDoc[] = ROUTES, version = 
 	for (const r of routes) {
 		const p = r.url.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
 		const responses: Record<string, JsonSchema> = {};
-		const all: RouteDoc["responses"] =
-			r.url === "/healthz" ? r.responses : { ...r.responses, 429: r.responses[429] ?? RATE_LIMITED };
+		const all: RouteDoc["responses"] = { ...refusedBeforeHandler(r), ...r.responses };
 		for (const [status, res] of Object.entries(all)) {
 			const type = res.contentType ?? "application/json";
 			responses[status] = {

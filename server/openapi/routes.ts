@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { storageTargetSchema } from "../../contracts/StorageTargetTypes.js";
+import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from "../http/clientErrors.js";
 import { IdParams } from "../http/MeetingsApi.js";
 import { LinkParams } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
@@ -72,6 +73,46 @@ export const RATE_LIMITED = {
 	description:
 		"`rate_limited`: too many requests from this address (or, on data-subject requests, storage and webhook changes and meeting creation, from this caller) in the window; the `Retry-After` header says when to try again.",
 	schema: ErrorSchema,
+};
+
+/**
+ * What the gateway refuses before any handler runs (server/http/clientErrors.ts, jsonBodies.ts), whatever the route:
+ * openApiDocument adds each to every route it applies to (a route's own description of the status wins).
+ */
+export const REFUSED_BEFORE_HANDLER: Record<"body" | "params" | "paramsOnGet", RouteDoc["responses"]> = {
+	/** Every method but GET reads a body, whether or not the route takes one. */
+	body: {
+		413: {
+			description: `\`body_too_large\`: the request body is larger than ${BODY_LIMIT_BYTES / 1024} KiB (however it is sent, chunked too).`,
+			schema: ErrorSchema,
+		},
+		415: {
+			description: "`unsupported_media_type`: a request body that is not `application/json`.",
+			schema: ErrorSchema,
+		},
+	},
+	/** A route with path parameters. */
+	params: {
+		400: {
+			description:
+				"`invalid_url`: a malformed percent-escape in the path; `invalid_request`: a path parameter holds a NUL or a lone surrogate.",
+			schema: ErrorSchema,
+		},
+		414: {
+			description: `\`url_too_long\`: a path parameter is longer than ${MAX_PARAM_LENGTH} characters.`,
+			schema: ErrorSchema,
+		},
+	},
+	/**
+	 * A GET with path parameters: where the gateway serves the client's files (a catch-all GET route), a path whose
+	 * parameter is too long for this route is the files' instead, and no such file exists.
+	 */
+	paramsOnGet: {
+		404: {
+			description: `\`not_found\`: a path parameter is longer than ${MAX_PARAM_LENGTH} characters and the gateway serves the client's files (no such page).`,
+			schema: ErrorSchema,
+		},
+	},
 };
 
 const MeetingViewSchema = z

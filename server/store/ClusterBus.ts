@@ -87,7 +87,11 @@ class PostgresBus extends ClusterBus {
 	}
 
 	async start(): Promise<void> {
-		const c = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 2000 });
+		const c = new pg.Client({
+			connectionString: this.#url,
+			connectionTimeoutMillis: 2000,
+			fallback_application_name: "consentry-bus",
+		});
 		c.on("notification", (n) => {
 			if (n.channel !== CHANNEL || !n.payload) return;
 			try {
@@ -118,7 +122,12 @@ class PostgresBus extends ClusterBus {
 
 	async publish(m: ClusterMessage): Promise<void> {
 		if (!this.#publisher) {
-			const c = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 2000, query_timeout: 5000 });
+			const c = new pg.Client({
+				connectionString: this.#url,
+				connectionTimeoutMillis: 2000,
+				query_timeout: 5000,
+				fallback_application_name: "consentry-bus",
+			});
 			c.on("error", () => {
 				if (this.#publisher === c) this.#publisher = undefined;
 			});

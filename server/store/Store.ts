@@ -7,6 +7,9 @@ import type { Schema } from "./Schema.js";
 
 export type Engine = "sqlite" | "postgres";
 
+/** PostgreSQL: connections in a process's pool unless CONSENTRY_DATABASE_POOL_SIZE says otherwise. */
+export const DEFAULT_DATABASE_POOL_SIZE = 10;
+
 export interface StoreOptions {
 	/** SQLite file (the default engine), or ":memory:". */
 	file?: string;
@@ -14,7 +17,7 @@ export interface StoreOptions {
 	url?: string;
 	/** PostgreSQL: how long a query may wait for a connection before answering `store_unavailable` (ms). */
 	connectTimeoutMs?: number;
-	/** PostgreSQL: connections in the pool. */
+	/** PostgreSQL: connections in the pool (CONSENTRY_DATABASE_POOL_SIZE; default DEFAULT_DATABASE_POOL_SIZE). */
 	poolSize?: number;
 	/**
 	 * PostgreSQL: how long a query may go unanswered before it fails as `store_unavailable` (ms). A server that hangs
@@ -54,7 +57,9 @@ export class Store {
 			}
 			const pool = new pg.Pool({
 				connectionString: opts.url,
-				max: opts.poolSize ?? 10,
+				max: opts.poolSize ?? DEFAULT_DATABASE_POOL_SIZE,
+				// How the pool's connections show in pg_stat_activity (unless the URL or PGAPPNAME names them).
+				fallback_application_name: "consentry",
 				connectionTimeoutMillis: opts.connectTimeoutMs ?? 2000,
 				query_timeout: opts.queryTimeoutMs ?? 5000,
 			});
