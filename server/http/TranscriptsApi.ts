@@ -11,8 +11,8 @@ import type { MeetingStore } from "../meetings/MeetingStore.js";
 import { createS3Client } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type { TranscriptLink, TranscriptLinks } from "../transcription/TranscriptLinks.js";
-import { CHECKPOINT_MS } from "../transcription/TranscriptWriter.js";
 import { TRANSCRIPT_PART_NAME, transcriptPartName } from "../transcription/TranscriptTypes.js";
+import { CHECKPOINT_MS } from "../transcription/TranscriptWriter.js";
 import { assertMeetingScope, bearerIdentity } from "./callers.js";
 import { parse } from "./parseInput.js";
 
