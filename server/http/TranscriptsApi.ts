@@ -15,6 +15,7 @@ import { TRANSCRIPT_PART_NAME, transcriptPartName } from "../transcription/Trans
 import { CHECKPOINT_MS } from "../transcription/TranscriptWriter.js";
 import { assertMeetingScope, bearerIdentity } from "./callers.js";
 import { parse } from "./parseInput.js";
+import { widenedCsp } from "./securityHeaders.js";
 
 export interface TranscriptsApiOptions {
 	links: TranscriptLinks;
@@ -25,6 +26,8 @@ export interface TranscriptsApiOptions {
 	endpointPolicy: { allowHttp: boolean; allowPrivate: boolean };
 	/** Whether the built client is served (then /t/{id} opens its transcript page). */
 	servesClient: boolean;
+	/** Whether the gateway serves TLS itself (the page's CSP then upgrades insecure requests, as helmet's does). */
+	tls?: boolean;
 }
 
 /** The transcript so far of a running session, a page of its checkpoint parts (`GET /api/transcripts/{id}`'s `live`). */
@@ -119,11 +122,32 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		assertMeetingScope(who, { tenantId: link.tenantId, id: link.meetingId });
 		return link;
 	};
+	/** The origin the page fetches the tenant's objects from (none for SSE-C: nothing is presigned). */
+	const bucketOrigin = async (tenantId: string): Promise<string | undefined> => {
+		const target = await o.targets?.get(tenantId);
+		if (!target || target.encryption.type === "SSE-C") return undefined;
+		const client = createS3Client(target, o.endpointPolicy);
+		try {
+			const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: target.bucket, Key: "x" }), {
+				expiresIn: 60,
+			});
+			return new URL(url).origin;
+		} finally {
+			client.destroy();
+		}
+	};
 	const isHost = async (who: Identity, link: TranscriptLink) =>
 		who.role === "host" && (await o.store.find(link.meetingId))?.hostSubject === who.subject;
 
 	if (o.servesClient) {
-		http.get("/t/:id", async (_req, reply) => reply.sendFile("index.html"));
+		http.get("/t/:id", async (req, reply) => {
+			// The page reads the transcript from the organisation's bucket: its CSP allows fetches to that one origin.
+			const p = LinkParams.safeParse(req.params);
+			const link = p.success ? await o.links.get(p.data.id).catch(() => undefined) : undefined;
+			const origin = link ? await bucketOrigin(link.tenantId).catch(() => undefined) : undefined;
+			reply.header("content-security-policy", widenedCsp("connectSrc", origin, o.tls ?? false));
+			return reply.sendFile("index.html");
+		});
 	}
 
 	http.get("/api/transcripts/:id", async (req) => {
