@@ -59,6 +59,7 @@ async function transcribedMeeting(t: TestTenant, host: string): Promise<{ linkId
 		"the link saved",
 	);
 	expect(during.body.ready).toBe(false);
+	expect(during.body.live).toMatchObject({ after: 0, parts: [], next: 0, more: false }); // nobody spoke yet
 	await h.call("stopCapture", { kind: "transcription" });
 	const session = (await gw.events.list({ tenantId: t.id, meetingId, type: "session.on" }))[0]?.data
 		.sessionId as string;
@@ -103,6 +104,8 @@ describe("transcript links", () => {
 		expect((await api(gw, "DELETE", `/api/transcripts/${linkId}`, acme.token("links-host"))).status).toBe(200);
 		const revoked = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("pat", "participant"));
 		expect([revoked.status, revoked.body.code]).toEqual([410, "link_revoked"]);
+		const polled = await api(gw, "GET", `/api/transcripts/${linkId}?after=1`, acme.token("pat", "participant"));
+		expect([polled.status, polled.body.code]).toEqual([410, "link_revoked"]);
 		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_revoked" })).toHaveLength(1);
 
 		// The page itself is the client app (it reads the API with the person's token).
@@ -115,5 +118,8 @@ describe("transcript links", () => {
 		await new Promise((r) => setTimeout(r, 2200));
 		const expired = await api(gw, "GET", `/api/transcripts/${linkId}`, brief.token("pat", "participant"));
 		expect([expired.status, expired.body.code]).toEqual([410, "link_expired"]);
+		// A page following the session (a poll with a cursor) is refused the same way.
+		const polled = await api(gw, "GET", `/api/transcripts/${linkId}?after=3`, brief.token("pat", "participant"));
+		expect([polled.status, polled.body.code]).toEqual([410, "link_expired"]);
 	});
 });

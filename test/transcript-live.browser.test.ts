@@ -6,6 +6,7 @@ import { SyntheticMedia } from "../bench/bots/media.js";
 import type { Gateway } from "../server/Gateway.js";
 import type { TranscriptDocument, TranscriptPart } from "../server/transcription/TranscriptTypes.js";
 import type { NoticeView } from "../shared/protocol.js";
+import { axeViolations } from "./helpers/axe.js";
 import { saveStorageTarget, startBucket, storageEnv, type TestBucket, transcriptSoFar } from "./helpers/bucket.js";
 import { type LaunchedBrowser, launchChromium } from "./helpers/chromium.js";
 import { api, startGateway } from "./helpers/gateway.js";
@@ -159,22 +160,24 @@ describe("the transcript link while transcription runs", () => {
 		await lines.first().waitFor({ timeout: 15_000 });
 		expect(await lines.first().textContent()).toMatch(/^0:\d\d Pat we agreed to ship on friday$/);
 		const shown = await lines.count();
+		expect(await axeViolations(page)).toEqual([]);
 		expect(shown).toBeGreaterThanOrEqual(3);
 		// It follows: new lines appear without reloading.
 		await expect.poll(() => lines.count(), { timeout: 20_000 }).toBeGreaterThan(shown);
 		expect(await page.getByTestId("transcript-json").count()).toBe(0); // not written yet
 
 		// A part gone from the bucket: a page opened now marks where it was (in French too).
-		await bucket.s3.send(
-			new DeleteObjectCommand({ Bucket: bucket.name, Key: `${base}/transcript.part-000002.json` }),
-		);
+		await bucket.s3.send(new DeleteObjectCommand({ Bucket: bucket.name, Key: `${base}/transcript.part-000002.json` }));
 		const fresh = await chrome.browser.newPage();
 		pages.push(fresh);
 		await fresh.goto(`${gw.url}/t/${linkId}#token=${acme.token("live-host")}`);
 		await fresh.getByTestId("transcript-gap").waitFor({ timeout: 15_000 });
 		expect(await fresh.getByTestId("transcript-gap").count()).toBe(1);
 		await fresh.getByRole("button", { name: "Passer au français" }).click();
-		await fresh.getByTestId("transcript-in-progress").getByText(/encore en cours/).waitFor();
+		await fresh
+			.getByTestId("transcript-in-progress")
+			.getByText(/encore en cours/)
+			.waitFor();
 		expect(await fresh.getByTestId("transcript-gap").textContent()).toMatch(/manque ici/);
 
 		// The session stops: transcript.json is written, the parts deleted; both pages switch to it, no error.

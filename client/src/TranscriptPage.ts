@@ -139,7 +139,9 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 	/** The lines shown, and the parts found missing, in time order; each keeps its element. */
 	const items: { at: string; seq: number; el: HTMLElement }[] = [];
 	let seq = 0;
-	const list = h("ol", { class: "pb-lines tr-lines", "data-testid": "transcript-lines", role: "log" });
+	const list = h("ol", { class: "pb-lines" });
+	/** The lines are a log: a screen reader announces the new ones. */
+	const log = h("div", { class: "tr-lines", "data-testid": "transcript-lines", role: "log" }, list);
 
 	const lineEl = (l: Line) => {
 		const at = h("span", { class: "pb-at" });
@@ -209,7 +211,7 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 			state === "live" && items.length === 0 && !unreadable
 				? h("p", { class: "hint", "data-testid": "transcript-empty" }, t("transcript.empty"))
 				: null,
-			items.length ? list : null,
+			items.length ? log : null,
 			...(state === "final"
 				? [
 						h(

@@ -109,7 +109,6 @@ export async function startFakeVosk(
 				} else if (speechStart !== undefined && ms - lastSpeech >= 600) ended = true;
 				if (o.finalEveryMs && speechStart !== undefined && ms - speechStart >= o.finalEveryMs) {
 					ws.send(final());
-					continue;
 				}
 			}
 			if (ended) ws.send(final());
