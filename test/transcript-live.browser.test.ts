@@ -180,15 +180,37 @@ describe("the transcript link while transcription runs", () => {
 			.waitFor();
 		expect(await fresh.getByTestId("transcript-gap").textContent()).toMatch(/manque ici/);
 
-		// The session stops: transcript.json is written, the parts deleted; both pages switch to it, no error.
+		// The race: a page has listed the parts but not read them yet when the session ends and they are deleted. (Its
+		// reads of the bucket are held until then — the real bucket then answers them, 404.)
+		const racer = await chrome.browser.newPage();
+		pages.push(racer);
+		let release: () => void = () => undefined;
+		const released = new Promise<void>((r) => {
+			release = r;
+		});
+		let held = 0;
+		await racer.route(/transcript\.part-\d+\.json/, async (route) => {
+			held++;
+			await released;
+			await route.continue();
+		});
+		await racer.goto(`${gw.url}/t/${linkId}#token=${acme.token("pat", "participant")}`);
+		await waitFor(() => held > 0, 15_000, "the racer's reads of the parts held");
+
+		// The session stops: transcript.json is written, the parts deleted; every page switches to it, no error.
 		await host.call("stopCapture", { kind: "transcription" });
 		await page.getByTestId("transcript-final").waitFor({ timeout: 30_000 });
 		await fresh.getByTestId("transcript-final").waitFor({ timeout: 30_000 });
+		await waitFor(async () => (await transcriptSoFar(bucket, base)) === undefined, 30_000, "the parts deleted");
+		release();
+		await racer.getByTestId("transcript-final").waitFor({ timeout: 15_000 });
+		expect(await racer.getByTestId("transcript-error").count()).toBe(0);
 		const doc = await bucket.json<TranscriptDocument>(`${base}/transcript.json`);
 		expect(doc.entries.length).toBeGreaterThanOrEqual(shown);
 		expect(await lines.count()).toBe(doc.entries.length);
 		expect(await fresh.getByTestId("transcript-line").count()).toBe(doc.entries.length);
 		expect(await fresh.getByTestId("transcript-gap").count()).toBe(0);
+		expect(await racer.getByTestId("transcript-line").count()).toBe(doc.entries.length);
 		expect(await page.getByTestId("transcript-error").count()).toBe(0);
 		expect(await page.getByTestId("transcript-json").getAttribute("href")).toMatch(/transcript\.json/);
 		expect(await fresh.getByTestId("transcript-final").textContent()).toMatch(/arrêtée/);
