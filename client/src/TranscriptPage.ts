@@ -50,6 +50,8 @@ interface TranscriptFile {
 const FETCHES = 6;
 /** After a network failure, ask the gateway again this long after. */
 const RETRY_MS = 5000;
+/** When the bucket refused to be read, read the parts again this long after. */
+const UNREADABLE_RETRY_MS = 30_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pad = (n: number) => String(n).padStart(2, "0");
@@ -255,23 +257,26 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 	/** Parts read so far (their numbers) and the highest number seen. */
 	const read = new Set<number>();
 	let highest = 0;
-	/** Reads a page of parts from the bucket; false if one of them is gone (the session ended meanwhile). */
-	const readParts = async (live: LiveParts): Promise<boolean> => {
-		let gone = false;
+	/**
+	 * Reads a page of parts from the bucket and shows their lines: `ok`, or `gone` (a part listed a moment ago was
+	 * deleted: the session has ended) or `unreadable` (the bucket refused the page or could not be reached) — then
+	 * nothing of this page is shown, and it is read again.
+	 */
+	const readParts = async (live: LiveParts): Promise<"ok" | "gone" | "unreadable"> => {
+		let outcome: "ok" | "gone" | "unreadable" = "ok";
 		const todo = live.parts.filter((p) => !read.has(p.part));
 		let next = 0;
 		const got = new Map<number, TranscriptFile>();
 		const worker = async () => {
-			while (next < todo.length && !unreadable) {
+			while (next < todo.length && outcome === "ok") {
 				const p = todo[next++] as { part: number; url: string };
 				const doc = await readFile(p.url);
-				if (doc === "gone") gone = true;
-				else if (doc === "unreadable") unreadable = true;
-				else got.set(p.part, doc);
+				if (typeof doc === "object") got.set(p.part, doc);
+				else outcome = doc;
 			}
 		};
 		await Promise.all(Array.from({ length: Math.min(FETCHES, todo.length) }, worker));
-		if (gone || unreadable) return !gone;
+		if (outcome !== "ok") return outcome;
 		// A number skipped in the listing is a part missing from the bucket: marked where it would have been.
 		let prevAt: string | undefined;
 		for (const p of live.parts) {
@@ -284,13 +289,15 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 			highest = Math.max(highest, p.part);
 			prevAt = doc.checkpointedAt;
 		}
-		return true;
+		return "ok";
 	};
 
 	/** Follows the running session: parts after the last one read, until the final transcript is there. */
 	const follow = async (first: Opened) => {
 		let answer: Opened | undefined = first;
 		let after = 0;
+		/** The last page of parts could not be read: asked again once at once before saying so. */
+		let failedOnce = false;
 		for (;;) {
 			if (!answer) {
 				const next = await ask(after);
@@ -314,15 +321,27 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 				render();
 				return;
 			}
-			const complete = unreadable || (await readParts(live));
-			redraw();
-			if (!complete) {
-				// A part listed a moment ago is gone: the session ended and its parts were deleted; ask again soon.
+			const outcome = await readParts(live);
+			if (outcome === "ok") {
+				failedOnce = false;
+				unreadable = false;
+				redraw();
+				after = live.next;
+				if (!live.more) await sleep(live.pollSeconds * 1000);
+				continue;
+			}
+			// A part listed a moment ago is gone, or could not be read (a bucket whose CORS rule does not cover its
+			// error answers makes a deleted part look so): the session may have ended and its parts been deleted.
+			// Ask again soon; the answer then says the final transcript is there.
+			if (outcome === "gone" || !failedOnce) {
+				failedOnce = true;
 				await sleep(500);
 				continue;
 			}
-			if (!unreadable) after = live.next;
-			if (!live.more || unreadable) await sleep(live.pollSeconds * 1000);
+			// Twice unreadable: the bucket refuses this page (no CORS rule) or cannot be reached. Said; tried again later.
+			unreadable = true;
+			redraw();
+			await sleep(UNREADABLE_RETRY_MS);
 		}
 	};
 
