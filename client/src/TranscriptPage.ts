@@ -50,6 +50,10 @@ interface TranscriptFile {
 const FETCHES = 6;
 /** After a network failure, ask the gateway again this long after. */
 const RETRY_MS = 5000;
+/** Answers of the gateway that pass: the page keeps what it shows and asks again. */
+const TRANSIENT = new Set(["network", "rate_limited", "storage_unavailable", "store_unavailable"]);
+/** While nothing new comes (nobody speaks), the page asks less often, up to this. */
+const IDLE_POLL_MS = 10_000;
 /** When the bucket refused to be read, read the parts again this long after. */
 const UNREADABLE_RETRY_MS = 30_000;
 
@@ -298,14 +302,18 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 		let after = 0;
 		/** The last page of parts could not be read: asked again once at once before saying so. */
 		let failedOnce = false;
+		/** Answers in a row that brought no new part. */
+		let idle = 0;
 		for (;;) {
 			if (!answer) {
 				const next = await ask(after);
 				if (failed) return;
 				if (!next.ok) {
-					if (next.code !== "network") return fail(next.code, next.message);
+					// What passes (no network, too many requests from this address, the bucket or the store out for a
+					// moment) keeps the lines shown and asks again; anything else (expired, revoked, …) is said instead.
+					if (!TRANSIENT.has(next.code)) return fail(next.code, next.message);
 					retrying = true;
-					render();
+					redraw();
 					await sleep(RETRY_MS);
 					continue;
 				}
@@ -327,7 +335,8 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 				unreadable = false;
 				redraw();
 				after = live.next;
-				if (!live.more) await sleep(live.pollSeconds * 1000);
+				idle = live.parts.length ? 0 : idle + 1;
+				if (!live.more) await sleep(Math.min(IDLE_POLL_MS, live.pollSeconds * 1000 * 2 ** Math.min(idle, 3)));
 				continue;
 			}
 			// A part listed a moment ago is gone, or could not be read (a bucket whose CORS rule does not cover its
