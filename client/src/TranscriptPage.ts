@@ -196,7 +196,7 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 		document.title = title;
 		screen.dataset.state = state;
 		drawItems();
-		body.replaceChildren(
+		const shown: (Node | null)[] = [
 			// The accuracy disclaimer is the gateway's text, in the page's language.
 			h(
 				"p",
@@ -241,7 +241,8 @@ export async function showTranscriptPage(linkId: string, token: string | undefin
 						),
 					]
 				: []),
-		);
+		];
+		body.replaceChildren(...shown.filter((n): n is Node => n !== null));
 	};
 
 	/** The final transcript replaces the lines so far (the parts are deleted once it is written). */
