@@ -85,6 +85,12 @@ beforeAll(async () => {
 	const l = await announced;
 	linkId = l.path.slice(3);
 	base = `live/${meetingId}/${l.sessionId}`;
+	// Under load the engine's stream starts late: go on once Pat's audio (≥ 1 s) reached it, and its first line.
+	await waitFor(
+		() => vosk.connections.some((c) => c.binaryBytes >= 32_000),
+		45_000,
+		`Pat's audio at the engine (engine connections: ${vosk.connections.length})`,
+	);
 	chrome = await launchChromium();
 }, 90_000);
 
