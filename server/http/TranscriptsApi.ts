@@ -227,7 +227,9 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 					after,
 					parts,
 					next: parts.at(-1)?.part ?? after,
-					more: listed.IsTruncated === true,
+					// Truncated by keys that are no part (strays under the same prefix) gives no cursor to move on: asked again
+					// later, never in a loop.
+					more: listed.IsTruncated === true && parts.length > 0,
 					pollSeconds: POLL_SECONDS,
 				};
 			}
