@@ -58,6 +58,10 @@ try {
 	const meetingId = m.body.id as string;
 	const host = await connect(gw.url, hostToken);
 	await host.call("join", { meetingId, displayName: "Hana" });
+	// A participant: their polls also check membership in the trail (the host's don't need to).
+	const patToken = acme.token("pat", "participant");
+	const pat = await connect(gw.url, patToken);
+	await pat.call("join", { meetingId, displayName: "Pat" });
 	const announced = host.next("transcriptLink", 20_000) as Promise<{ sessionId: string; path: string }>;
 	await host.call("startCapture", { kind: "transcription" });
 	const { sessionId, path } = await announced;
@@ -96,11 +100,11 @@ try {
 	}
 	if (writer.parts !== PARTS) throw new Error(`wrote ${writer.parts} parts`);
 
-	const timed = async (query: string) => {
+	const timed = async (query: string, token = hostToken) => {
 		const cpu = process.cpuUsage();
 		const moto = motoCpuMs(bucket.server.pid);
 		const start = performance.now();
-		const r = await api(gw, "GET", `/api/transcripts/${linkId}${query}`, hostToken);
+		const r = await api(gw, "GET", `/api/transcripts/${linkId}${query}`, token);
 		const wall = performance.now() - start;
 		const used = process.cpuUsage(cpu);
 		if (r.status !== 200) throw new Error(`${query}: ${r.status} ${JSON.stringify(r.body)}`);
@@ -131,6 +135,10 @@ try {
 	rows.push(await rounds("first open (no cursor, 100 parts presigned, audited)", () => timed("")));
 	rows.push(await rounds(`poll, nothing new (after=${PARTS})`, () => timed(`?after=${PARTS}`)));
 	rows.push(await rounds(`poll, one new part (after=${PARTS - 1})`, () => timed(`?after=${PARTS - 1}`)));
+	await timed("", patToken); // Pat's opening (their polls are then not audited)
+	rows.push(
+		await rounds(`participant's poll, one new part (after=${PARTS - 1})`, () => timed(`?after=${PARTS - 1}`, patToken)),
+	);
 
 	// Baseline: a poll without a cursor that lists and presigns every part (what the cursor avoids).
 	const client = createS3Client(target, { allowHttp: true, allowPrivate: true });
@@ -205,7 +213,7 @@ try {
 	console.log(`\n### Transcript link while a session runs (bench:transcript-link)\n`);
 	console.log(`${new Date().toISOString().slice(0, 10)}, ${machine()}; load ${load0} → ${load1} (1-min avg).`);
 	console.log(
-		`A running transcription session with ${PARTS} checkpoint parts in moto; medians of ${ROUNDS} requests (after one warm-up) to the real gateway's \`GET /api/transcripts/{id}\`, the host's token; CPU of the bench process (gateway + its HTTP client) and of moto (mean: /proc counts 10 ms ticks).\n`,
+		`A running transcription session with ${PARTS} checkpoint parts in moto; medians of ${ROUNDS} requests (after one warm-up) to the real gateway's \`GET /api/transcripts/{id}\`, the host's token (one row a participant's, whose membership is read from the trail); CPU of the bench process (gateway + its HTTP client) and of moto (mean: /proc counts 10 ms ticks).\n`,
 	);
 	console.log("| request | wall | process CPU | moto CPU |");
 	console.log("|---|---|---|---|");
@@ -215,6 +223,7 @@ try {
 		`\nA page opened late catches up in ${catchUp.requests} requests of 100 parts (${catchUp.wall.toFixed(0)} ms in all, median of 3), then reads the ${PARTS} parts from the bucket 6 at a time in ${catchUp.read.toFixed(0)} ms.`,
 	);
 	host.close();
+	pat.close();
 } finally {
 	await gw.close();
 	await bucket.stop();
