@@ -533,6 +533,7 @@ export class Gateway {
 			verifier,
 			endpointPolicy,
 			servesClient: existsSync(config.clientDir),
+			tls: Boolean(config.http.tls),
 		});
 		registerPlaybackApi(http, {
 			playback: new Playback({

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Gateway } from "../server/Gateway.js";
@@ -18,14 +19,19 @@ import { waitFor } from "./helpers/wait.js";
 const acme = testTenant("acme");
 /** Links that expire after 2 s. */
 const brief = testTenant("brief", { transcriptLinkSeconds: 2 });
+/** Its bucket encrypts with the customer's own key (SSE-C): nothing can be presigned. */
+const ssec = testTenant("ssec");
 let bucket: TestBucket;
 let gw: Gateway;
 const open: RawClient[] = [];
 
 beforeAll(async () => {
 	bucket = await startBucket("transcripts");
-	gw = await startGateway({ tenants: [acme, brief], env: storageEnv() });
+	gw = await startGateway({ tenants: [acme, brief, ssec], env: storageEnv() });
 	for (const t of [acme, brief]) await saveStorageTarget(gw, t, bucket, t.id);
+	await saveStorageTarget(gw, ssec, bucket, "ssec", {
+		encryption: { type: "SSE-C", key: randomBytes(32).toString("base64") },
+	});
 });
 
 afterAll(async () => {
@@ -59,6 +65,7 @@ async function transcribedMeeting(t: TestTenant, host: string): Promise<{ linkId
 		"the link saved",
 	);
 	expect(during.body.ready).toBe(false);
+	expect(during.body.live).toMatchObject({ after: 0, parts: [], next: 0, more: false }); // nobody spoke yet
 	await h.call("stopCapture", { kind: "transcription" });
 	const session = (await gw.events.list({ tenantId: t.id, meetingId, type: "session.on" }))[0]?.data
 		.sessionId as string;
@@ -103,11 +110,15 @@ describe("transcript links", () => {
 		expect((await api(gw, "DELETE", `/api/transcripts/${linkId}`, acme.token("links-host"))).status).toBe(200);
 		const revoked = await api(gw, "GET", `/api/transcripts/${linkId}`, acme.token("pat", "participant"));
 		expect([revoked.status, revoked.body.code]).toEqual([410, "link_revoked"]);
+		const polled = await api(gw, "GET", `/api/transcripts/${linkId}?after=1`, acme.token("pat", "participant"));
+		expect([polled.status, polled.body.code]).toEqual([410, "link_revoked"]);
 		expect(await gw.events.list({ tenantId: "acme", meetingId, type: "transcript.link_revoked" })).toHaveLength(1);
 
 		// The page itself is the client app (it reads the API with the person's token).
 		const page = await fetch(`${gw.url}/t/${linkId}`);
 		expect(page.headers.get("content-type")).toMatch(/text\/html/);
+		// It reads the transcript from the bucket: its CSP lets it fetch from the bucket's origin, nowhere else.
+		expect(page.headers.get("content-security-policy")).toContain(`connect-src 'self' ${bucket.server.endpoint};`);
 	});
 
 	it("is refused once expired (the tenant's link lifetime)", async () => {
@@ -115,5 +126,36 @@ describe("transcript links", () => {
 		await new Promise((r) => setTimeout(r, 2200));
 		const expired = await api(gw, "GET", `/api/transcripts/${linkId}`, brief.token("pat", "participant"));
 		expect([expired.status, expired.body.code]).toEqual([410, "link_expired"]);
+		// A page following the session (a poll with a cursor) is refused the same way.
+		const polled = await api(gw, "GET", `/api/transcripts/${linkId}?after=3`, brief.token("pat", "participant"));
+		expect([polled.status, polled.body.code]).toEqual([410, "link_expired"]);
+	});
+
+	it("an SSE-C bucket: the link explains, while the session runs (a poll with a cursor) as after", async () => {
+		const m = await api(gw, "POST", "/api/meetings", ssec.token("ssec-host"), {
+			title: "SSE-C",
+			settings: { lobby: false },
+		});
+		const h = await connect(gw.url, ssec.token("ssec-host"));
+		open.push(h);
+		await h.call("join", { meetingId: m.body.id, displayName: "Host" });
+		const linkP = h.next("transcriptLink");
+		await h.call("startCapture", { kind: "transcription" });
+		const linkId = ((await linkP) as { path: string }).path.slice(3);
+		for (const q of ["", "?after=0", "?after=5&limit=10"]) {
+			const r = await waitFor(
+				async () => {
+					const r = await api(gw, "GET", `/api/transcripts/${linkId}${q}`, ssec.token("ssec-host"));
+					return r.status === 404 ? undefined : r; // the link is saved as it is announced
+				},
+				10_000,
+				"the link saved",
+			);
+			expect([q, r.status, r.body.code]).toEqual([q, 409, "presign_unavailable"]);
+		}
+		// Its page's CSP names no bucket origin (nothing to fetch from the bucket).
+		const page = await fetch(`${gw.url}/t/${linkId}`);
+		expect(page.headers.get("content-security-policy")).toMatch(/connect-src 'self';/);
+		await h.call("stopCapture", { kind: "transcription" });
 	});
 });

@@ -8,7 +8,7 @@ import type { Playback } from "../recording/Playback.js";
 import { type PlaybackSession, SessionParams } from "../recording/PlaybackTypes.js";
 import { assertMeetingScope, bearerIdentity } from "./callers.js";
 import { IdParams } from "./MeetingsApi.js";
-import { CSP_DIRECTIVES } from "./securityHeaders.js";
+import { widenedCsp } from "./securityHeaders.js";
 
 export interface PlaybackApiOptions {
 	playback: Playback;
@@ -25,13 +25,7 @@ export interface PlaybackApiOptions {
 
 /** The gateway's CSP with `media-src` widened to one more origin (the bucket the page plays from). */
 export function playbackCsp(mediaOrigin: string | undefined, tls: boolean): string {
-	const directives: Record<string, readonly string[]> = { ...CSP_DIRECTIVES };
-	if (mediaOrigin) directives.mediaSrc = [...CSP_DIRECTIVES.mediaSrc, mediaOrigin];
-	const parts = Object.entries(directives).map(
-		([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${v.join(" ")}`,
-	);
-	if (tls) parts.push("upgrade-insecure-requests");
-	return parts.join(";");
+	return widenedCsp("mediaSrc", mediaOrigin, tls);
 }
 
 /**

@@ -24,6 +24,20 @@ export const CSP_DIRECTIVES = {
 } as const;
 
 /**
+ * The gateway's CSP with one directive widened to one more origin (a page that reads the organisation's bucket:
+ * playback's media, the transcript page's fetches), as helmet writes it; `upgrade-insecure-requests` when TLS.
+ */
+export function widenedCsp(directive: keyof typeof CSP_DIRECTIVES, origin: string | undefined, tls: boolean): string {
+	const directives: Record<string, readonly string[]> = { ...CSP_DIRECTIVES };
+	if (origin) directives[directive] = [...CSP_DIRECTIVES[directive], origin];
+	const parts = Object.entries(directives).map(
+		([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${v.join(" ")}`,
+	);
+	if (tls) parts.push("upgrade-insecure-requests");
+	return parts.join(";");
+}
+
+/**
  * Security headers on every HTTP response, by @fastify/helmet (a maintained plugin, not hand-set headers): the CSP
  * above, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, the
  * cross-origin isolation headers helmet sets by default, and — only when the gateway serves TLS itself —

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { storageTargetSchema } from "../../contracts/StorageTargetTypes.js";
 import { BODY_LIMIT_BYTES, MAX_PARAM_LENGTH } from "../http/clientErrors.js";
 import { IdParams } from "../http/MeetingsApi.js";
-import { LinkParams } from "../http/TranscriptsApi.js";
+import { LinkParams, LinkQuery } from "../http/TranscriptsApi.js";
 import { ScheduleMeetingSchema } from "../meetings/MeetingTypes.js";
 import { ActionsQuery, LiveMeetingsQuery } from "../operator/OperatorApi.js";
 import {
@@ -892,9 +892,12 @@ export const ROUTES: RouteDoc[] = [
 		method: "GET",
 		url: "/api/transcripts/:id",
 		summary: "Open a transcript link: short-lived presigned URLs to the transcript in the customer's bucket (audited)",
+		description:
+			"While the session runs, `live` lists the transcript so far: its checkpoint parts (`transcript.part-NNNNNN.json`, each holding the lines since the one before) after the cursor `after`, at most `limit` per answer, each presigned. A page follows the meeting by asking again with `after=live.next` (at once when `live.more`, else after `live.pollSeconds`) until `ready` turns true; then the final files replace the parts (which are deleted). An opening (no `after`) is audited as `transcript.link_opened`; a poll with `after` only when the node has not audited that person's opening of the link in the last 15 minutes.",
 		tag: "transcripts",
 		auth: "member",
 		params: LinkParams,
+		query: LinkQuery,
 		responses: {
 			200: {
 				description: "Presigned URLs.",
@@ -907,6 +910,22 @@ export const ROUTES: RouteDoc[] = [
 					ready: z
 						.boolean()
 						.describe("false while the session still runs: transcript.json and .vtt are written at its end"),
+					live: z
+						.object({
+							after: z.number().int().describe("The cursor asked with (0: from the first part)."),
+							parts: z
+								.array(z.object({ part: z.number().int(), url: z.string() }))
+								.describe(
+									"Parts numbered above `after`, in order, each with a presigned URL; a number skipped is a part missing from the bucket.",
+								),
+							next: z.number().int().describe("The cursor to ask with next: the last part listed, or `after`."),
+							more: z.boolean().describe("More parts are already there: ask again at once with `after=next`."),
+							pollSeconds: z.number().int().describe("Otherwise ask again after this long."),
+						})
+						.nullable()
+						.describe(
+							"While the session runs (`ready` false): the transcript so far, a page of checkpoint parts; null once ready.",
+						),
 					urlsExpireInSeconds: z.number().int(),
 				}),
 			},

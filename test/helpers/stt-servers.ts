@@ -52,7 +52,13 @@ export interface FakeVoskServer {
 }
 
 /** A Vosk server: `{"config": …}`, binary PCM answered by `{"partial"}` / `{"text","result"}`, `{"eof" : 1}`. */
-export async function startFakeVosk(script: string): Promise<FakeVoskServer> {
+export async function startFakeVosk(
+	script: string,
+	o: {
+		/** Also end a stretch of speech after this much of it (a continuous tone then gives a final every so often). */
+		finalEveryMs?: number;
+	} = {},
+): Promise<FakeVoskServer> {
 	const words = script.split(/\s+/).filter(Boolean);
 	const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
 	await new Promise<void>((r) => wss.once("listening", () => r()));
@@ -101,6 +107,9 @@ export async function startFakeVosk(script: string): Promise<FakeVoskServer> {
 					speechStart ??= ms - 20;
 					lastSpeech = ms;
 				} else if (speechStart !== undefined && ms - lastSpeech >= 600) ended = true;
+				if (o.finalEveryMs && speechStart !== undefined && ms - speechStart >= o.finalEveryMs) {
+					ws.send(final());
+				}
 			}
 			if (ended) ws.send(final());
 			else if (speechStart !== undefined) {

@@ -258,7 +258,15 @@ export const en = {
 	"transcript.json": "Transcript (JSON)",
 	"transcript.vtt": "Captions (WebVTT)",
 	"transcript.inProgress":
+		"Transcription is still running: below is the transcript so far, and new lines appear as people speak. When it stops, this page shows the whole transcript.",
+	"transcript.notWritten":
 		"Transcription is still running: the transcript and captions files are written when it stops. Open this page again then.",
+	"transcript.final": "Transcription has stopped: this is the whole transcript.",
+	"transcript.empty": "Nothing has been transcribed yet.",
+	"transcript.gap": "A part of the transcript is missing here (it is no longer in the organisation's bucket).",
+	"transcript.retrying": "The gateway cannot be reached right now: trying again…",
+	"transcript.unreadable":
+		"This page cannot read the transcript from your organisation's bucket (the bucket may not allow this page to read it). Once transcription stops, download the files below.",
 	"transcript.expiry": "These links work for {minutes} minutes; this page gives new ones until {date}.",
 	"transcript.noToken": "Open this link from the meeting (signed in with your organisation's link).",
 	"transcript.network": "The gateway could not be reached. Try again.",

@@ -251,7 +251,16 @@ export const fr: Catalogue = {
 	"transcript.json": "Transcription (JSON)",
 	"transcript.vtt": "Sous-titres (WebVTT)",
 	"transcript.inProgress":
-		"La transcription est encore en cours : les fichiers de la transcription et des sous-titres sont écrits quand elle s’arrête. Rouvrez cette page ensuite.",
+		"La transcription est encore en cours\u00a0: voici la transcription jusqu’ici, et les nouvelles lignes s’ajoutent à mesure que les gens parlent. Quand elle s’arrête, cette page montre la transcription entière.",
+	"transcript.notWritten":
+		"La transcription est encore en cours\u00a0: les fichiers de la transcription et des sous-titres sont écrits quand elle s’arrête. Rouvrez cette page ensuite.",
+	"transcript.final": "La transcription est arrêtée\u00a0: voici la transcription entière.",
+	"transcript.empty": "Rien n’a encore été transcrit.",
+	"transcript.gap":
+		"Une partie de la transcription manque ici (elle n’est plus dans le compartiment de l’organisation).",
+	"transcript.retrying": "Impossible de joindre la passerelle pour l’instant\u00a0: nouvel essai…",
+	"transcript.unreadable":
+		"Cette page ne peut pas lire la transcription dans le compartiment de votre organisation (il ne permet peut-être pas à cette page de la lire). Quand la transcription sera arrêtée, téléchargez les fichiers ci-dessous.",
 	"transcript.expiry":
 		"Ces liens fonctionnent pendant {minutes} minutes\u202f; cette page en donne de nouveaux jusqu’au {date}.",
 	"transcript.noToken": "Ouvrez ce lien depuis la réunion (connecté avec le lien de votre organisation).",
