@@ -416,6 +416,12 @@ export class EventLog {
 		return (await this.#repo.listForPseudonym(tenantId, psn, limit, x)).map(toEvent);
 	}
 
+	/** Whether this person (`tenant:subject`) joined the meeting: a `person.joined` entry of theirs in it. */
+	async joined(tenantId: string, personKey: string, meetingId: string): Promise<boolean> {
+		const psn = await this.pseudonym(tenantId, personKey);
+		return psn !== null && (await this.#repo.hasJoined(tenantId, meetingId, psn));
+	}
+
 	/**
 	 * Erasure: destroys the person's secret, so their pseudonym can no longer be
 	 * linked to them. Entries are not touched and every chain still verifies.

@@ -156,9 +156,7 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		const query = parse(LinkQuery, req.query ?? {}, "query");
 		const member =
 			(await isHost(who, link)) ||
-			(await o.events.listForPerson(who.tenantId, `${who.tenantId}:${who.subject}`)).some(
-				(e) => e.type === "person.joined" && e.meetingId === link.meetingId,
-			);
+			(await o.events.joined(who.tenantId, `${who.tenantId}:${who.subject}`, link.meetingId));
 		if (!member) {
 			throw new ForbiddenError("not_a_member", "Only the host and the people who were in this meeting can open it.");
 		}

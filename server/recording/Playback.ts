@@ -112,9 +112,8 @@ export class Playback {
 	}
 
 	/** Whether this person (`tenant:subject`) was in the meeting: a `person.joined` of theirs. */
-	async wasMember(tenantId: string, personKey: string, meetingId: string): Promise<boolean> {
-		const mine = await this.#o.events.listForPerson(tenantId, personKey);
-		return mine.some((e) => e.type === "person.joined" && e.meetingId === meetingId);
+	wasMember(tenantId: string, personKey: string, meetingId: string): Promise<boolean> {
+		return this.#o.events.joined(tenantId, personKey, meetingId);
 	}
 
 	/** The tenant's storage target, refusing what cannot be presigned (SSE-C). */

@@ -435,6 +435,19 @@ export class AuditRepository {
 		});
 	}
 
+	/**
+	 * Whether this pseudonym has a `person.joined` entry in the meeting: one probe of the partial index `events_joins`
+	 * (migration 13), whatever the tenant's chain or the meeting's length.
+	 */
+	hasJoined(tenantId: string, meetingId: string, pseudonym: string): Promise<boolean> {
+		return this.#s.guard(async () => {
+			// The type is a literal: a partial index is used only for a query that names its condition.
+			const r = await sql<{ one: number }>`SELECT 1 AS one FROM events WHERE tenant_id = ${tenantId}
+				AND actor = ${pseudonym} AND meeting_id = ${meetingId} AND type = 'person.joined' LIMIT 1`.execute(this.#s.db);
+			return r.rows.length > 0;
+		});
+	}
+
 	/** Tenants that have entries. */
 	tenants(): Promise<string[]> {
 		return this.#s.guard(async () =>

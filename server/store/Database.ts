@@ -357,6 +357,9 @@ export const MIGRATIONS: string[] = [
 	// 12 (issue 12, notice fan-out): nothing on SQLite (its row trigger's lookups use the primary key); on PostgreSQL
 	// the statement trigger checks rows against the statement's own rows (postgresMigrations.ts).
 	`SELECT 1;`,
+	// 13 (transcript links, playback): "was this person in the meeting?", asked on every request of a transcript page
+	// following a running session, reads one index entry: each person's `person.joined` entries by meeting.
+	`CREATE INDEX events_joins ON events (tenant_id, actor, meeting_id) WHERE type = 'person.joined';`,
 ];
 /**
  * Opens (creating if needed) the gateway's SQLite store. WAL mode and a busy

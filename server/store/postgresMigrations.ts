@@ -368,4 +368,7 @@ export const POSTGRES_MIGRATIONS: string[] = [
 		RETURN NULL;
 	END $$;
 	`,
+	// 13 (SQLite 13, transcript links, playback): each person's `person.joined` entries by meeting ("was this person in
+	// the meeting?", asked on every request of a transcript page following a running session).
+	`CREATE INDEX events_joins ON events (tenant_id, actor, meeting_id) WHERE type = 'person.joined';`,
 ];
