@@ -1,3 +1,4 @@
+import { clock } from "./clock.js";
 import { $, h } from "./dom.js";
 import { formatDate, locale, localeTag, type MessageKey, onLocaleChange, t, tMaybe } from "./i18n/index.js";
 import { getWithToken } from "./token.js";
@@ -66,14 +67,6 @@ interface TrackPlayer {
 const SEEK_DRIFT_S = 0.4;
 const TICK_MS = 50;
 
-const pad = (n: number) => String(n).padStart(2, "0");
-/** `m:ss` (or `h:mm:ss`) of a timeline position. */
-function clock(ms: number): string {
-	const s = Math.max(0, Math.floor(ms / 1000));
-	const hh = Math.floor(s / 3600);
-	const mm = Math.floor((s % 3600) / 60);
-	return hh ? `${hh}:${pad(mm)}:${pad(s % 60)}` : `${mm}:${pad(s % 60)}`;
-}
 /** A wall-clock time with seconds, in the page's language. */
 function when(at: string | null | undefined): string {
 	if (!at) return "";

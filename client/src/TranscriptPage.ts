@@ -1,3 +1,4 @@
+import { clock } from "./clock.js";
 import { $, h } from "./dom.js";
 import { formatDate, locale, onLocaleChange, t, tMaybe } from "./i18n/index.js";
 import { getWithToken } from "./token.js";
@@ -58,14 +59,6 @@ const IDLE_POLL_MS = 10_000;
 const UNREADABLE_RETRY_MS = 30_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pad = (n: number) => String(n).padStart(2, "0");
-/** `m:ss` (or `h:mm:ss`) from the session's start. */
-function clock(ms: number): string {
-	const s = Math.max(0, Math.floor(ms / 1000));
-	const hh = Math.floor(s / 3600);
-	const mm = Math.floor((s % 3600) / 60);
-	return hh ? `${hh}:${pad(mm)}:${pad(s % 60)}` : `${mm}:${pad(s % 60)}`;
-}
 
 /** A file of the bucket through its presigned URL: its JSON, `gone` (deleted meanwhile), or `unreadable`. */
 async function readFile(url: string): Promise<TranscriptFile | "gone" | "unreadable"> {

@@ -8,6 +8,7 @@ import type { TokenVerifier } from "../auth/TokenVerifier.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import type { MeetingStore } from "../meetings/MeetingStore.js";
+import { bucketOrigin } from "../storage/bucketOrigin.js";
 import { createS3Client } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type { TranscriptLink, TranscriptLinks } from "../transcription/TranscriptLinks.js";
@@ -122,20 +123,6 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 		assertMeetingScope(who, { tenantId: link.tenantId, id: link.meetingId });
 		return link;
 	};
-	/** The origin the page fetches the tenant's objects from (none for SSE-C: nothing is presigned). */
-	const bucketOrigin = async (tenantId: string): Promise<string | undefined> => {
-		const target = await o.targets?.get(tenantId);
-		if (!target || target.encryption.type === "SSE-C") return undefined;
-		const client = createS3Client(target, o.endpointPolicy);
-		try {
-			const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: target.bucket, Key: "x" }), {
-				expiresIn: 60,
-			});
-			return new URL(url).origin;
-		} finally {
-			client.destroy();
-		}
-	};
 	const isHost = async (who: Identity, link: TranscriptLink) =>
 		who.role === "host" && (await o.store.find(link.meetingId))?.hostSubject === who.subject;
 
@@ -144,7 +131,12 @@ export function registerTranscriptsApi(http: FastifyInstance, o: TranscriptsApiO
 			// The page reads the transcript from the organisation's bucket: its CSP allows fetches to that one origin.
 			const p = LinkParams.safeParse(req.params);
 			const link = p.success ? await o.links.get(p.data.id).catch(() => undefined) : undefined;
-			const origin = link ? await bucketOrigin(link.tenantId).catch(() => undefined) : undefined;
+			const origin = link
+				? await o.targets
+						?.get(link.tenantId)
+						.then((t) => bucketOrigin(t, o.endpointPolicy))
+						.catch(() => undefined)
+				: undefined;
 			reply.header("content-security-policy", widenedCsp("connectSrc", origin, o.tls ?? false));
 			return reply.sendFile("index.html");
 		});

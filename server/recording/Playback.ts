@@ -5,6 +5,7 @@ import type { AuditEvent, EventLog } from "../audit/EventLog.js";
 import { answersIn, sentNotices } from "../audit/notices.js";
 import { DEFAULT_TEXTS } from "../compliance/noticeTexts.js";
 import { ConsentryError } from "../errors.js";
+import { bucketOrigin } from "../storage/bucketOrigin.js";
 import { createS3Client } from "../storage/preflight.js";
 import type { StorageTargetStore } from "../storage/StorageTargetStore.js";
 import type {
@@ -132,17 +133,7 @@ export class Playback {
 
 	/** The origin the browser fetches this tenant's objects from (for the page's Content-Security-Policy). */
 	async mediaOrigin(tenantId: string): Promise<string | undefined> {
-		const target = await this.#o.targets?.get(tenantId);
-		if (!target || target.encryption.type === "SSE-C") return undefined;
-		const client = createS3Client(target, this.#o.endpointPolicy);
-		try {
-			const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: target.bucket, Key: "x" }), {
-				expiresIn: 60,
-			});
-			return new URL(url).origin;
-		} finally {
-			client.destroy();
-		}
+		return bucketOrigin(await this.#o.targets?.get(tenantId), this.#o.endpointPolicy);
 	}
 
 	/** Everything the page needs: the manifest, presigned URLs, the transcript lines and the evidence. */
